@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// The installed `icmpcap` command: runs the compiled CLI (build with `npm run build`).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const cli = new URL('../dist/electron/core/cli.js', import.meta.url);
+if (!existsSync(fileURLToPath(cli))) {
+  process.stderr.write('icmpcap: not built yet: run `npm run build` in the icmpcap folder\n');
+  process.exit(2);
+}
+const { main } = await import(cli.href);
+await main(process.argv.slice(2));

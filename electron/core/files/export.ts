@@ -1,0 +1,258 @@
+/**
+ * Exports records to pcapng, pcap, CSV or NDJSON, streaming with constant memory. The file appears under its
+ * name only when the export succeeded; a cancelled or failed export leaves nothing behind.
+ */
+import type { DecodedRecord } from '../record.js';
+import { ExportFileSink } from './file-sink.js';
+import { pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap-write.js';
+import {
+  directionFlags,
+  enhancedPacketBlockSize,
+  interfaceDescriptionBlock,
+  LINKTYPE_RAW,
+  sectionHeaderBlock,
+  writeEnhancedPacketBlock,
+} from './pcapng-write.js';
+import { defaultOsName } from './system.js';
+import { csvHeader, csvLine, ndjsonLine, type TextRow } from './text-write.js';
+import { MAX_RECORD_DATA } from './packet.js';
+
+export type ExportFormat = 'pcapng' | 'pcap' | 'csv' | 'ndjson';
+export const EXPORT_FORMATS: readonly ExportFormat[] = ['pcapng', 'pcap', 'csv', 'ndjson'];
+
+export interface ExportRow {
+  /** Row number shown to the user (1-based in the UI). */
+  no: number;
+  record: DecodedRecord;
+  ifname: string;
+  rttMs?: number;
+  /** Time since the capture started; when missing, since the first exported row. */
+  relativeNs?: bigint;
+}
+
+export interface ExportOptions {
+  format: ExportFormat;
+  path: string;
+  /** Rows expected, passed through to `onProgress`. */
+  total?: number;
+  /** Called at most about ten times a second, and once at the end. */
+  onProgress?: (done: number, total?: number) => void;
+  signal?: AbortSignal;
+  /** shb_userappl for pcapng (default `icmpcap`). */
+  application?: string;
+}
+
+export interface ExportResult {
+  records: number;
+  bytes: number;
+  path: string;
+}
+
+/** Formats rows: `prepare` returns the most bytes the row takes, then `write` puts it into the sink. */
+interface RowWriter {
+  header(sink: ExportFileSink): void;
+  prepare(row: ExportRow): number;
+  write(row: ExportRow, sink: ExportFileSink): void;
+}
+
+const PROGRESS_INTERVAL_MS = 100;
+/** Rows between checks of the abort signal and the clock. */
+const CHECK_EVERY = 256;
+
+export async function exportRecords(
+  rows: AsyncIterable<ExportRow> | Iterable<ExportRow>,
+  opts: ExportOptions,
+): Promise<ExportResult> {
+  const writer = createRowWriter(opts);
+  const { signal, onProgress, total } = opts;
+  signal?.throwIfAborted();
+  const sink = await ExportFileSink.create(opts.path);
+  let records = 0;
+  let lastProgress = performance.now();
+  const afterRow = (): void => {
+    if (++records % CHECK_EVERY !== 0) return;
+    signal?.throwIfAborted();
+    if (onProgress && performance.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
+      lastProgress = performance.now();
+      onProgress(records, total);
+    }
+  };
+  /** Returns a promise only when the sink must hand a buffer to the disk first. */
+  const writeRow = (row: ExportRow): Promise<void> | undefined => {
+    const size = writer.prepare(row);
+    if (sink.room < size) {
+      return sink.reserve(size).then(() => {
+        signal?.throwIfAborted();
+        writer.write(row, sink);
+        afterRow();
+      });
+    }
+    writer.write(row, sink);
+    afterRow();
+    return undefined;
+  };
+
+  try {
+    writer.header(sink);
+    if (Symbol.asyncIterator in rows) {
+      for await (const row of rows) {
+        const pending = writeRow(row);
+        if (pending) await pending;
+      }
+    } else {
+      for (const row of rows) {
+        const pending = writeRow(row);
+        if (pending) await pending;
+      }
+    }
+    signal?.throwIfAborted();
+    const bytes = await sink.commit();
+    onProgress?.(records, total);
+    return { records, bytes, path: opts.path };
+  } catch (err) {
+    await sink.discard();
+    throw err;
+  }
+}
+
+function createRowWriter(opts: ExportOptions): RowWriter {
+  switch (opts.format) {
+    case 'pcapng':
+      return new PcapngRowWriter(opts.application ?? 'icmpcap');
+    case 'pcap':
+      return new PcapRowWriter();
+    case 'csv':
+      return new TextRowWriter(csvHeader(), csvLine);
+    case 'ndjson':
+      return new TextRowWriter('', ndjsonLine);
+    default:
+      throw new Error(
+        `Unknown export format "${String(opts.format)}": use one of ${EXPORT_FORMATS.join(', ')}`,
+      );
+  }
+}
+
+/** Splits a 64-bit timestamp into 32-bit halves without allocating BigInts. */
+const splitView = new DataView(new ArrayBuffer(8));
+function splitTimestamp(tsNs: bigint): void {
+  splitView.setBigUint64(0, tsNs, true);
+}
+const tsHi = (): number => splitView.getUint32(4, true);
+const tsLo = (): number => splitView.getUint32(0, true);
+
+class PcapngRowWriter implements RowWriter {
+  /** ifindex -> interfaces seen with that index (by name), to give each (ifindex, name) one IDB. */
+  private readonly interfaces = new Map<number, { name: string; id: number }[]>();
+  private interfaceCount = 0;
+  private pendingIdb: Uint8Array | null = null;
+  private currentId = 0;
+
+  constructor(private readonly application: string) {}
+
+  header(sink: ExportFileSink): void {
+    sink.writeBytes(sectionHeaderBlock({ application: this.application, os: defaultOsName() }));
+  }
+
+  private interfaceId(row: ExportRow): number {
+    const ifindex = row.record.ifindex;
+    let known = this.interfaces.get(ifindex);
+    if (known === undefined) {
+      known = [];
+      this.interfaces.set(ifindex, known);
+    }
+    for (const entry of known) if (entry.name === row.ifname) return entry.id;
+    const id = this.interfaceCount++;
+    known.push({ name: row.ifname, id });
+    this.pendingIdb = interfaceDescriptionBlock({
+      name: row.ifname,
+      linkType: LINKTYPE_RAW,
+      snaplen: MAX_RECORD_DATA,
+    });
+    return id;
+  }
+
+  prepare(row: ExportRow): number {
+    // Resolving the interface here lets a new interface's IDB count in the room this row needs.
+    this.currentId = this.interfaceId(row);
+    const idbSize = this.pendingIdb?.length ?? 0;
+    return idbSize + enhancedPacketBlockSize(row.record.data.length, directionFlags(row.record.dir));
+  }
+
+  write(row: ExportRow, sink: ExportFileSink): void {
+    if (this.pendingIdb !== null) {
+      sink.writeBytes(this.pendingIdb);
+      this.pendingIdb = null;
+    }
+    const r = row.record;
+    splitTimestamp(r.tsNs);
+    sink.pos = writeEnhancedPacketBlock(
+      sink.view,
+      sink.buf,
+      sink.pos,
+      this.currentId,
+      tsHi(),
+      tsLo(),
+      r.data,
+      0,
+      r.data.length,
+      r.origLen,
+      directionFlags(r.dir),
+    );
+  }
+}
+
+class PcapRowWriter implements RowWriter {
+  header(sink: ExportFileSink): void {
+    sink.writeBytes(pcapFileHeader(LINKTYPE_RAW, MAX_RECORD_DATA));
+  }
+
+  prepare(row: ExportRow): number {
+    return pcapRecordSize(row.record.data.length);
+  }
+
+  write(row: ExportRow, sink: ExportFileSink): void {
+    const r = row.record;
+    const seconds = r.tsNs / 1_000_000_000n;
+    const nanoseconds = Number(r.tsNs - seconds * 1_000_000_000n);
+    sink.pos = writePcapRecord(
+      sink.view,
+      sink.buf,
+      sink.pos,
+      Number(seconds),
+      nanoseconds,
+      r.data,
+      r.origLen,
+    );
+  }
+}
+
+class TextRowWriter implements RowWriter {
+  private firstTs: bigint | null = null;
+  private line = '';
+
+  constructor(
+    private readonly headerText: string,
+    private readonly format: (row: TextRow) => string,
+  ) {}
+
+  header(sink: ExportFileSink): void {
+    sink.writeText(this.headerText);
+  }
+
+  prepare(row: ExportRow): number {
+    this.firstTs ??= row.record.tsNs;
+    const relativeNs = row.relativeNs ?? row.record.tsNs - this.firstTs;
+    this.line = this.format({
+      no: row.no,
+      record: row.record,
+      ifname: row.ifname,
+      rttMs: row.rttMs,
+      relativeNs,
+    });
+    return this.line.length * 3;
+  }
+
+  write(_row: ExportRow, sink: ExportFileSink): void {
+    sink.writeText(this.line);
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * A buffered, crash-tidy file writer for exports: bytes go to `.<name>.partial-<random>` in the target
+ * directory through two 1 MiB buffers (one filling while the other is written, so a slow disk holds the
+ * producer back instead of growing memory) and the file is renamed into place only by `commit`.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const BUFFER_SIZE = 1 << 20;
+
+export class ExportFileSink {
+  /** The buffer being filled; write at `pos`, after making room with `reserve`. */
+  buf: Buffer;
+  view: DataView;
+  pos = 0;
+  private spare: Buffer;
+  private pending: Promise<unknown> | null = null;
+  private written = 0;
+
+  private constructor(
+    private readonly handle: fs.promises.FileHandle,
+    readonly tempPath: string,
+    readonly finalPath: string,
+  ) {
+    this.buf = Buffer.allocUnsafe(BUFFER_SIZE);
+    this.view = viewOf(this.buf);
+    this.spare = Buffer.allocUnsafe(BUFFER_SIZE);
+  }
+
+  static async create(finalPath: string): Promise<ExportFileSink> {
+    const dir = path.dirname(path.resolve(finalPath));
+    const name = path.basename(finalPath);
+    if (name === '' || name === '.' || name === '..') {
+      throw new Error(`Cannot export to ${finalPath}: choose a file name, not a directory`);
+    }
+    const tempPath = path.join(dir, `.${name}.partial-${randomBytes(6).toString('hex')}`);
+    try {
+      const stat = await fs.promises.stat(finalPath).catch(() => null);
+      if (stat?.isDirectory()) throw Object.assign(new Error('it is a directory'), { code: 'EISDIR' });
+      const handle = await fs.promises.open(tempPath, 'wx', 0o644);
+      return new ExportFileSink(handle, tempPath, finalPath);
+    } catch (err) {
+      throw new Error(`Cannot write the export to ${finalPath}: ${explain(err, dir)}`, { cause: err });
+    }
+  }
+
+  /** Bytes handed to the file so far plus those still buffered. */
+  get bytes(): number {
+    return this.written + this.pos;
+  }
+
+  get room(): number {
+    return this.buf.length - this.pos;
+  }
+
+  /** Makes room for `size` bytes in `buf` at `pos`: hands the full buffer to the disk and swaps buffers. */
+  async reserve(size: number): Promise<void> {
+    if (this.room >= size) return;
+    await this.pending; // backpressure: at most one buffer in flight
+    const full = this.buf.subarray(0, this.pos);
+    this.pending = this.writeAll(full);
+    this.written += this.pos;
+    let next = this.spare;
+    if (next.length < size) next = Buffer.allocUnsafe(size);
+    this.spare = this.buf;
+    this.buf = next;
+    this.view = viewOf(next);
+    this.pos = 0;
+  }
+
+  writeBytes(bytes: Uint8Array): void {
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  /** Writes a string; the caller reserved `text.length * 3` bytes (the UTF-8 worst case for UTF-16 units). */
+  writeText(text: string): void {
+    this.pos += this.buf.write(text, this.pos, 'utf8');
+  }
+
+  /** Flushes, closes and renames the file into place. */
+  async commit(): Promise<number> {
+    await this.pending;
+    this.pending = null;
+    await this.writeAll(this.buf.subarray(0, this.pos));
+    this.written += this.pos;
+    this.pos = 0;
+    await this.handle.close();
+    try {
+      await fs.promises.rename(this.tempPath, this.finalPath);
+    } catch (err) {
+      await fs.promises.rm(this.tempPath, { force: true });
+      throw new Error(
+        `Cannot write the export to ${this.finalPath}: ${explain(err, path.dirname(this.finalPath))}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    return this.written;
+  }
+
+  /** Closes and deletes the temporary file; the chosen name is never touched. */
+  async discard(): Promise<void> {
+    await this.pending?.catch(() => undefined);
+    this.pending = null;
+    await this.handle.close().catch(() => undefined);
+    await fs.promises.rm(this.tempPath, { force: true });
+  }
+
+  private async writeAll(bytes: Buffer): Promise<void> {
+    let done = 0;
+    while (done < bytes.length) {
+      const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done);
+      done += bytesWritten;
+    }
+  }
+}
+
+function viewOf(buffer: Buffer): DataView {
+  return new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+function explain(err: unknown, dir: string): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOENT':
+      return `the folder ${dir} does not exist; choose an existing folder`;
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return `no permission to write in ${dir}; choose a folder you can write to`;
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return `the disk holding ${dir} is full; free some space or choose another disk`;
+    case 'EISDIR':
+      return 'that path is a folder; choose a file name';
+    case 'ENOTDIR':
+      return `${dir} is not a folder; choose an existing folder`;
+    default:
+      return `${(err as Error).message}; choose another location`;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * pcapng block writers shared by the exporter and the capture spool. All blocks are written in one byte
+ * order per section (little-endian by default; big-endian exists so tests can prove the reader handles both).
+ */
+import { Direction } from '../record.js';
+import { BLOCK, BYTE_ORDER_MAGIC, EPB_FLAG_INBOUND, EPB_FLAG_OUTBOUND, OPT, pad4 } from './pcapng-format.js';
+
+export const LINKTYPE_RAW = 101;
+/** if_tsresol 9: timestamps count nanoseconds, so records keep their full precision. */
+const TSRESOL_NANOSECONDS = 9;
+
+interface Option {
+  code: number;
+  value: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+
+function textOption(code: number, text: string): Option {
+  return { code, value: encoder.encode(text) };
+}
+
+function optionsSize(options: Option[]): number {
+  if (options.length === 0) return 0;
+  return options.reduce((sum, o) => sum + 4 + pad4(o.value.length), 0) + 4;
+}
+
+function writeOptions(view: DataView, at: number, options: Option[], le: boolean): number {
+  if (options.length === 0) return at;
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  for (const option of options) {
+    view.setUint16(at, option.code, le);
+    view.setUint16(at + 2, option.value.length, le);
+    bytes.set(option.value, at + 4);
+    bytes.fill(0, at + 4 + option.value.length, at + 4 + pad4(option.value.length));
+    at += 4 + pad4(option.value.length);
+  }
+  view.setUint32(at, OPT.END, le); // opt_endofopt: code 0, length 0
+  return at + 4;
+}
+
+/** A whole block: type, total length, `body` then options, total length again. */
+function block(
+  type: number,
+  bodySize: number,
+  options: Option[],
+  le: boolean,
+  fillBody: (v: DataView) => void,
+) {
+  const total = 12 + bodySize + optionsSize(options);
+  const buffer = new Uint8Array(total);
+  const view = new DataView(buffer.buffer);
+  view.setUint32(0, type, le);
+  view.setUint32(4, total, le);
+  fillBody(new DataView(buffer.buffer, 8, bodySize));
+  writeOptions(view, 8 + bodySize, options, le);
+  view.setUint32(total - 4, total, le);
+  return buffer;
+}
+
+export interface SectionHeaderOptions {
+  /** shb_userappl, e.g. `icmpcap 0.1.0`. */
+  application: string;
+  /** shb_os; defaults to the running kernel (`Linux 6.1.0-...`). */
+  os?: string;
+  hardware?: string;
+  littleEndian?: boolean;
+}
+
+export function sectionHeaderBlock(opts: SectionHeaderOptions): Uint8Array {
+  const le = opts.littleEndian ?? true;
+  const options = [textOption(OPT.SHB_USERAPPL, opts.application)];
+  if (opts.os) options.push(textOption(OPT.SHB_OS, opts.os));
+  if (opts.hardware) options.push(textOption(OPT.SHB_HARDWARE, opts.hardware));
+  return block(BLOCK.SECTION_HEADER, 16, options, le, (body) => {
+    body.setUint32(0, BYTE_ORDER_MAGIC, le);
+    body.setUint16(4, 1, le); // version 1.0
+    body.setUint16(6, 0, le);
+    body.setBigInt64(8, -1n, le); // section length not specified: we stream
+  });
+}
+
+export interface InterfaceOptions {
+  name: string;
+  linkType?: number;
+  snaplen?: number;
+  littleEndian?: boolean;
+}
+
+export function interfaceDescriptionBlock(opts: InterfaceOptions): Uint8Array {
+  const le = opts.littleEndian ?? true;
+  const options = [
+    textOption(OPT.IF_NAME, opts.name),
+    { code: OPT.IF_TSRESOL, value: Uint8Array.of(TSRESOL_NANOSECONDS) },
+  ];
+  return block(BLOCK.INTERFACE_DESCRIPTION, 8, options, le, (body) => {
+    body.setUint16(0, opts.linkType ?? LINKTYPE_RAW, le);
+    body.setUint16(2, 0, le);
+    body.setUint32(4, opts.snaplen ?? 0, le);
+  });
+}
+
+/** epb_flags for a record direction; 0 (no option written) when the direction is not in or out. */
+export function directionFlags(dir: number): number {
+  if (dir === Direction.In) return EPB_FLAG_INBOUND;
+  if (dir === Direction.Out) return EPB_FLAG_OUTBOUND;
+  return 0;
+}
+
+/** Bytes an Enhanced Packet Block takes for `capLen` packet bytes. */
+export function enhancedPacketBlockSize(capLen: number, flags: number): number {
+  return 32 + pad4(capLen) + (flags !== 0 ? 12 : 0);
+}
+
+/**
+ * Writes an Enhanced Packet Block at `at` (hot path: no allocation). `packet[start, start + capLen)` are the
+ * captured bytes; the timestamp comes in 32-bit halves of nanoseconds. Returns the offset after the block.
+ */
+export function writeEnhancedPacketBlock(
+  view: DataView,
+  bytes: Uint8Array,
+  at: number,
+  interfaceId: number,
+  tsHi: number,
+  tsLo: number,
+  packet: Uint8Array,
+  start: number,
+  capLen: number,
+  origLen: number,
+  flags: number,
+  le = true,
+): number {
+  const total = enhancedPacketBlockSize(capLen, flags);
+  view.setUint32(at, BLOCK.ENHANCED_PACKET, le);
+  view.setUint32(at + 4, total, le);
+  view.setUint32(at + 8, interfaceId, le);
+  view.setUint32(at + 12, tsHi, le);
+  view.setUint32(at + 16, tsLo, le);
+  view.setUint32(at + 20, capLen, le);
+  view.setUint32(at + 24, origLen, le);
+  bytes.set(packet.subarray(start, start + capLen), at + 28);
+  let p = at + 28 + capLen;
+  const padded = at + 28 + pad4(capLen);
+  while (p < padded) bytes[p++] = 0;
+  if (flags !== 0) {
+    view.setUint16(p, OPT.EPB_FLAGS, le);
+    view.setUint16(p + 2, 4, le);
+    view.setUint32(p + 4, flags, le);
+    view.setUint32(p + 8, OPT.END, le);
+    p += 12;
+  }
+  view.setUint32(p, total, le);
+  return p + 4;
+}

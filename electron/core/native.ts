@@ -1,0 +1,35 @@
+/**
+ * Loads the native addon (native/). The addon's own `.d.ts` (native/index.d.ts) types it; this module
+ * only finds and loads it, and turns a missing build into an error that says what to do.
+ */
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import type * as NativeAddon from '../../native/index.js';
+import { projectRoot } from './paths.js';
+
+export type Native = typeof NativeAddon;
+export type {
+  OpenConfig,
+  Session as NativeSession,
+  SessionEvent,
+  SessionStats,
+  BatchInfo,
+} from '../../native/index.js';
+
+let loaded: Native | undefined;
+
+export function loadNative(): Native {
+  if (loaded) return loaded;
+  const require = createRequire(import.meta.url);
+  const path = join(projectRoot(), 'native', 'index.js');
+  try {
+    loaded = require(path) as Native;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `icmpcap: cannot load the native addon (${path}): ${reason}. Build it with \`npm install\` ` +
+        '(or `npm run build:native`); it needs g++, make and python3.',
+    );
+  }
+  return loaded;
+}

@@ -1,0 +1,183 @@
+/**
+ * The record format every source emits (kernel rings, AF_PACKET, capture files), decoded with DataView.
+ * Layout: kernel/include/uapi/linux/icmpcap.h, `struct icmpcap_record`: a 72-byte header followed by
+ * `capLen` bytes of the packet from the IP header on; records start on 8-byte boundaries.
+ * A batch from the native addon is an ArrayBuffer of whole records back to back.
+ */
+
+export const RECORD_HEADER_SIZE = 72;
+export const RECORD_ALIGN = 8;
+
+export const REC_F_PAD = 0x0001;
+export const REC_F_TRUNCATED = 0x0002;
+export const REC_F_HAS_ECHO = 0x0004;
+
+export const Hook = {
+  PreRouting: 0,
+  LocalIn: 1,
+  Forward: 2,
+  LocalOut: 3,
+  PostRouting: 4,
+  None: 255,
+} as const;
+export type Hook = (typeof Hook)[keyof typeof Hook];
+
+export const Direction = {
+  In: 0,
+  Out: 1,
+  Forward: 2,
+  Unknown: 3,
+} as const;
+export type Direction = (typeof Direction)[keyof typeof Direction];
+
+export const OFF = {
+  len: 0,
+  flags: 4,
+  hook: 6,
+  dir: 7,
+  tsNs: 8,
+  ifindex: 16,
+  origLen: 20,
+  capLen: 24,
+  family: 26,
+  ttl: 27,
+  type: 28,
+  code: 29,
+  id: 30,
+  seq: 32,
+  saddr: 40,
+  daddr: 56,
+  data: 72,
+} as const;
+
+export function alignRecord(len: number): number {
+  return (len + (RECORD_ALIGN - 1)) & ~(RECORD_ALIGN - 1);
+}
+
+/** One record's header fields, decoded. Used off the hot path (details, exports, tests). */
+export interface DecodedRecord {
+  flags: number;
+  hook: number;
+  dir: number;
+  tsNs: bigint;
+  ifindex: number;
+  origLen: number;
+  capLen: number;
+  family: 4 | 6;
+  ttl: number;
+  type: number;
+  code: number;
+  id: number;
+  seq: number;
+  hasEcho: boolean;
+  src: string;
+  dst: string;
+  /** The captured bytes, from the IP header on (a view into the batch, not a copy). */
+  data: Uint8Array;
+}
+
+export class RecordFormatError extends Error {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
+    super(`${message} at byte ${offset} of the batch`);
+    this.name = 'RecordFormatError';
+  }
+}
+
+/**
+ * Walks the records of a batch, calling `visit(view, offset)` for each non-pad record.
+ * Validates each length so a damaged batch ends in a RecordFormatError rather than garbage.
+ */
+export function forEachRecord(
+  buffer: ArrayBuffer,
+  visit: (view: DataView, offset: number) => void,
+  byteOffset = 0,
+  byteLength = buffer.byteLength - byteOffset,
+): number {
+  const view = new DataView(buffer, byteOffset, byteLength);
+  let offset = 0;
+  let count = 0;
+  while (offset + 8 <= byteLength) {
+    const len = view.getUint32(offset + OFF.len, true);
+    const flags = view.getUint16(offset + OFF.flags, true);
+    if (flags & REC_F_PAD) {
+      if (len < 8 || offset + len > byteLength) throw new RecordFormatError(`bad pad length ${len}`, offset);
+      offset += alignRecord(len);
+      continue;
+    }
+    if (len < RECORD_HEADER_SIZE || offset + len > byteLength) {
+      throw new RecordFormatError(`bad record length ${len}`, offset);
+    }
+    const capLen = view.getUint16(offset + OFF.capLen, true);
+    if (RECORD_HEADER_SIZE + capLen !== len) {
+      throw new RecordFormatError(`captured length ${capLen} does not match record length ${len}`, offset);
+    }
+    visit(view, offset);
+    count++;
+    offset += alignRecord(len);
+  }
+  return count;
+}
+
+export function formatAddress(bytes: Uint8Array, family: 4 | 6): string {
+  if (family === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  return formatIpv6(bytes);
+}
+
+/** RFC 5952 text form: lower case, longest run of two or more zero groups as `::`, IPv4-mapped kept. */
+export function formatIpv6(b: Uint8Array): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i] ?? 0) << 8) | (b[i + 1] ?? 0));
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  }
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  const head = hex.slice(0, bestStart).join(':');
+  const tail = hex.slice(bestStart + bestLen).join(':');
+  return `${head}::${tail}`;
+}
+
+export function decodeRecord(view: DataView, offset: number): DecodedRecord {
+  const family = view.getUint8(offset + OFF.family) === 6 ? 6 : 4;
+  const flags = view.getUint16(offset + OFF.flags, true);
+  const capLen = view.getUint16(offset + OFF.capLen, true);
+  const base = view.byteOffset + offset;
+  const bytes = new Uint8Array(view.buffer);
+  return {
+    flags,
+    hook: view.getUint8(offset + OFF.hook),
+    dir: view.getUint8(offset + OFF.dir),
+    tsNs: view.getBigUint64(offset + OFF.tsNs, true),
+    ifindex: view.getUint32(offset + OFF.ifindex, true),
+    origLen: view.getUint32(offset + OFF.origLen, true),
+    capLen,
+    family,
+    ttl: view.getUint8(offset + OFF.ttl),
+    type: view.getUint8(offset + OFF.type),
+    code: view.getUint8(offset + OFF.code),
+    id: view.getUint16(offset + OFF.id, true),
+    seq: view.getUint16(offset + OFF.seq, true),
+    hasEcho: (flags & REC_F_HAS_ECHO) !== 0,
+    src: formatAddress(bytes.subarray(base + OFF.saddr, base + OFF.saddr + 16), family),
+    dst: formatAddress(bytes.subarray(base + OFF.daddr, base + OFF.daddr + 16), family),
+    data: bytes.subarray(base + OFF.data, base + OFF.data + capLen),
+  };
+}

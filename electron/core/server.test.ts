@@ -1,0 +1,104 @@
+/** Browser mode's guards: token, origin and host checks, and hostile messages answered with errors. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { type RunningServer, startServer } from './server.js';
+import { CaptureService } from './service.js';
+
+let server: RunningServer;
+let service: CaptureService;
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'icmpcap-static-'));
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>icmpcap</title>');
+  service = new CaptureService({ native: new Error('no addon in this test'), version: '1.2.3' });
+  server = await startServer({ service, staticDir: dir });
+});
+
+afterAll(async () => {
+  service.close();
+  await server.close();
+});
+
+function connect(query: string, headers: Record<string, string> = {}): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws${query}`, { headers });
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => reject(new Error(String(res.statusCode))));
+    ws.once('error', reject);
+  });
+}
+
+function ask(ws: WebSocket, payload: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve) => {
+    const onMessage = (data: WebSocket.RawData) => {
+      const msg = JSON.parse((data as Buffer).toString()) as Record<string, unknown>;
+      if ('event' in msg) return;
+      ws.off('message', onMessage);
+      resolve(msg);
+    };
+    ws.on('message', onMessage);
+    ws.send(payload);
+  });
+}
+
+describe('browser-mode server', () => {
+  it('listens on 127.0.0.1 and prints a URL with the token', () => {
+    expect(server.host).toBe('127.0.0.1');
+    expect(server.url).toBe(`http://127.0.0.1:${server.port}/#token=${server.token}`);
+    expect(server.token.length).toBeGreaterThanOrEqual(32);
+  });
+
+  it('refuses a WebSocket without the right token', async () => {
+    await expect(connect('')).rejects.toThrow('401');
+    await expect(connect('?token=wrong')).rejects.toThrow('401');
+    await expect(connect(`?token=${server.token}x`)).rejects.toThrow('401');
+  });
+
+  it('refuses pages from other origins and other host names, even with the token', async () => {
+    await expect(connect(`?token=${server.token}`, { Origin: 'http://evil.example' })).rejects.toThrow('403');
+    await expect(
+      connect(`?token=${server.token}`, { Host: `rebound.example:${server.port}` }),
+    ).rejects.toThrow('403');
+  });
+
+  it('answers a request from the same origin with the token', async () => {
+    const ws = await connect(`?token=${server.token}`, { Origin: `http://127.0.0.1:${server.port}` });
+    const reply = await ask(ws, JSON.stringify({ id: 1, method: 'hello' }));
+    expect(reply).toMatchObject({ id: 1, result: { version: '1.2.3', transport: 'websocket' } });
+    ws.close();
+  });
+
+  it('answers hostile messages with clear errors and keeps the connection usable', async () => {
+    const ws = await connect(`?token=${server.token}`);
+    expect(await ask(ws, 'not json')).toMatchObject({ id: null, error: { code: 'bad-request' } });
+    expect(await ask(ws, JSON.stringify({ method: 'hello' }))).toMatchObject({
+      error: { code: 'bad-request' },
+    });
+    expect(await ask(ws, JSON.stringify({ id: 2, method: '__proto__' }))).toMatchObject({
+      id: 2,
+      error: { code: 'unknown-method' },
+    });
+    expect(
+      await ask(ws, JSON.stringify({ id: 3, method: 'view.rows', params: { start: 0, count: 1e9 } })),
+    ).toMatchObject({
+      id: 3,
+      error: { code: 'bad-request' },
+    });
+    expect(
+      await ask(ws, JSON.stringify({ id: 4, method: 'capture.start', params: { interfaces: ['a b'] } })),
+    ).toMatchObject({ id: 4, error: { code: 'bad-request' } });
+    expect(await ask(ws, JSON.stringify({ id: 5, method: 'hello' }))).toMatchObject({ id: 5, result: {} });
+    ws.close();
+  });
+
+  it('serves the page with a strict CSP and nothing outside its folder', async () => {
+    const res = await fetch(`http://127.0.0.1:${server.port}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+    const escape = await fetch(`http://127.0.0.1:${server.port}/..%2f..%2fetc%2fpasswd`);
+    expect(escape.status).toBe(404);
+  });
+});

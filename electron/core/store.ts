@@ -1,0 +1,119 @@
+/**
+ * The in-memory columnar index of a capture: a few typed-array columns per record, in chunks of 64 Ki
+ * records so growth never copies and never leaves a half-empty doubling behind. Addresses and interface
+ * names are interned, so a record costs the same whether it is IPv4 or IPv6. The raw bytes live in the
+ * spool file on disk; `spoolOffset` points at them.
+ *
+ * Bytes per record: tsRel 8 + src 4 + dst 4 + meta 4 + idSeq 4 + misc 4 + len 4 + spoolOffset 8 +
+ * rtt 4 = 44.
+ */
+
+export const CHUNK_SHIFT = 16;
+export const CHUNK_SIZE = 1 << CHUNK_SHIFT;
+export const CHUNK_MASK = CHUNK_SIZE - 1;
+
+export interface Chunk {
+  /** ns since the capture's base time (exact to the ns for 104 days). */
+  tsRel: Float64Array;
+  src: Uint32Array;
+  dst: Uint32Array;
+  /** type | code << 8 | dir << 16 | family << 24 (family 4 or 6) */
+  meta: Uint32Array;
+  /** id << 16 | seq; 0xffffffff... no: hasEcho is in misc */
+  idSeq: Uint32Array;
+  /** ttl | ifIdx << 8 (interned interface, 16 bits) | flags << 24 */
+  misc: Uint32Array;
+  /** origLen | capLen << 16 */
+  len: Uint32Array;
+  spoolOffset: Float64Array;
+  /** RTT in ms for replies matched to a request, NaN otherwise. */
+  rtt: Float32Array;
+}
+
+export const MISC_F_HAS_ECHO = 1 << 24;
+export const MISC_F_TRUNCATED = 2 << 24;
+
+function newChunk(): Chunk {
+  return {
+    tsRel: new Float64Array(CHUNK_SIZE),
+    src: new Uint32Array(CHUNK_SIZE),
+    dst: new Uint32Array(CHUNK_SIZE),
+    meta: new Uint32Array(CHUNK_SIZE),
+    idSeq: new Uint32Array(CHUNK_SIZE),
+    misc: new Uint32Array(CHUNK_SIZE),
+    len: new Uint32Array(CHUNK_SIZE),
+    spoolOffset: new Float64Array(CHUNK_SIZE),
+    rtt: new Float32Array(CHUNK_SIZE),
+  };
+}
+
+export const BYTES_PER_RECORD = 8 + 4 + 4 + 4 + 4 + 4 + 4 + 8 + 4;
+
+/** Interns strings to small integers; index 0 is reserved for "none". */
+export class Interner {
+  private readonly ids = new Map<string, number>();
+  readonly values: string[] = [''];
+
+  intern(value: string): number {
+    let id = this.ids.get(value);
+    if (id === undefined) {
+      id = this.values.length;
+      this.values.push(value);
+      this.ids.set(value, id);
+    }
+    return id;
+  }
+
+  get(id: number): string {
+    return this.values[id] ?? '';
+  }
+
+  lookup(value: string): number | undefined {
+    return this.ids.get(value);
+  }
+
+  get size(): number {
+    return this.values.length;
+  }
+}
+
+export class RecordStore {
+  readonly chunks: Chunk[] = [];
+  private count = 0;
+  /** Absolute time of tsRel == 0, in ns since the epoch. */
+  baseNs: bigint | null = null;
+
+  get length(): number {
+    return this.count;
+  }
+
+  /** Reserves the next slot and returns its chunk and offset; the caller fills the columns. */
+  next(): { chunk: Chunk; i: number; index: number } {
+    const index = this.count;
+    const c = index >>> CHUNK_SHIFT;
+    let chunk = this.chunks[c];
+    if (chunk === undefined) {
+      chunk = newChunk();
+      this.chunks.push(chunk);
+    }
+    this.count++;
+    return { chunk, i: index & CHUNK_MASK, index };
+  }
+
+  chunkOf(index: number): Chunk {
+    const chunk = this.chunks[index >>> CHUNK_SHIFT];
+    if (chunk === undefined || index >= this.count) throw new RangeError(`record ${index} does not exist`);
+    return chunk;
+  }
+
+  clear(): void {
+    this.chunks.length = 0;
+    this.count = 0;
+    this.baseNs = null;
+  }
+
+  /** Bytes held by the columns (what `service.bytes_per_record` divides). */
+  get bytesAllocated(): number {
+    return this.chunks.length * CHUNK_SIZE * BYTES_PER_RECORD;
+  }
+}

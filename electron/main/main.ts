@@ -1,0 +1,21 @@
+/** Electron entry point: the real `electron` module, the capture service and the built renderer. */
+import * as electron from 'electron';
+import { join } from 'node:path';
+import { loadNative } from '../core/native.js';
+import { projectRoot } from '../core/paths.js';
+import { CaptureService } from '../core/service.js';
+import { version } from '../core/cli.js';
+import { runApp } from './app.js';
+
+const root = projectRoot();
+let native;
+try {
+  native = loadNative();
+} catch (err) {
+  native = err instanceof Error ? err : new Error(String(err));
+}
+const service = new CaptureService({ native, version: version() });
+await runApp(electron, service, {
+  preload: join(root, 'dist', 'preload', 'preload', 'preload.js'),
+  indexHtml: join(root, 'dist', 'renderer', 'index.html'),
+});

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note OR MIT */
+/*
+ * icmpcap user-space ABI: the record format, the shared ring layout and the
+ * generic netlink control interface of icmpcap.ko.
+ *
+ * Shared verbatim by kernel/ (the producer) and native/ (the consumer, and the
+ * AF_PACKET and file sources, which emit the same record format so every
+ * source looks the same to JavaScript).
+ *
+ * Rules: only <linux/types.h> types, explicit padding, no pointers, no long,
+ * no timeval. The ABI grows by adding; a field never changes its meaning.
+ * Sizes are pinned with BUILD_BUG_ON in the module and static_assert in
+ * native/.
+ */
+#ifndef _UAPI_LINUX_ICMPCAP_H
+#define _UAPI_LINUX_ICMPCAP_H
+
+#include <linux/types.h>
+
+#define ICMPCAP_ABI_VERSION 1
+#define ICMPCAP_DEVICE_NAME "icmpcap" /* /dev/icmpcap */
+#define ICMPCAP_GENL_NAME "icmpcap"
+#define ICMPCAP_GENL_VERSION 1
+#define ICMPCAP_GENL_MCGRP_EVENTS "events"
+
+/* ------------------------------------------------------------------------
+ * Record: one per captured ICMP/ICMPv6 packet.
+ *
+ * A record is a fixed header followed by cap_len bytes of the packet starting
+ * at the IP header. Records start on 8-byte boundaries: the next record starts
+ * at ICMPCAP_ALIGN(len). Multi-byte fields are in host byte order (including
+ * icmp_id and icmp_seq, converted from the wire); addresses are in network
+ * byte order as on the wire, IPv4 in the first 4 bytes of the 16.
+ * ------------------------------------------------------------------------ */
+#define ICMPCAP_REC_ALIGN 8
+#define ICMPCAP_ALIGN(x) (((x) + (ICMPCAP_REC_ALIGN - 1)) & ~(__u32)(ICMPCAP_REC_ALIGN - 1))
+
+/* flags */
+#define ICMPCAP_REC_F_PAD 0x0001       /* filler up to the end of the data area: skip len bytes */
+#define ICMPCAP_REC_F_TRUNCATED 0x0002 /* cap_len < orig_len (snap length reached) */
+#define ICMPCAP_REC_F_HAS_ECHO 0x0004  /* icmp_id/icmp_seq are meaningful (echo request/reply) */
+
+/* hook: where the packet was seen */
+enum icmpcap_hook {
+	ICMPCAP_HOOK_PRE_ROUTING = 0,
+	ICMPCAP_HOOK_LOCAL_IN = 1,
+	ICMPCAP_HOOK_FORWARD = 2,
+	ICMPCAP_HOOK_LOCAL_OUT = 3,
+	ICMPCAP_HOOK_POST_ROUTING = 4,
+	ICMPCAP_HOOK_NONE = 255, /* not from a netfilter hook (AF_PACKET, file) */
+};
+
+/* direction */
+enum icmpcap_dir {
+	ICMPCAP_DIR_IN = 0,
+	ICMPCAP_DIR_OUT = 1,
+	ICMPCAP_DIR_FORWARD = 2,
+	ICMPCAP_DIR_UNKNOWN = 3,
+};
+
+/* family: the IP version (4 or 6), not AF_* numbers */
+#define ICMPCAP_FAMILY_IPV4 4
+#define ICMPCAP_FAMILY_IPV6 6
+
+struct icmpcap_record {
+	__u32 len;	/*  0: header + cap_len, unpadded */
+	__u16 flags;	/*  4: ICMPCAP_REC_F_* */
+	__u8 hook;	/*  6: enum icmpcap_hook */
+	__u8 dir;	/*  7: enum icmpcap_dir */
+	__u64 ts_ns;	/*  8: CLOCK_REALTIME, nanoseconds since the epoch */
+	__u32 ifindex;	/* 16: interface index in the capturing netns (file sources: interface id) */
+	__u32 orig_len; /* 20: length of the packet from the IP header on */
+	__u16 cap_len;	/* 24: bytes of the packet that follow this header */
+	__u8 family;	/* 26: 4 or 6 */
+	__u8 ttl;	/* 27: IPv4 TTL or IPv6 hop limit */
+	__u8 icmp_type; /* 28 */
+	__u8 icmp_code; /* 29 */
+	__u16 icmp_id;	/* 30: echo identifier, host order (0 unless F_HAS_ECHO) */
+	__u16 icmp_seq; /* 32: echo sequence, host order (0 unless F_HAS_ECHO) */
+	__u16 __pad0;	/* 34: zero */
+	__u32 __pad1;	/* 36: zero */
+	__u8 saddr[16]; /* 40 */
+	__u8 daddr[16]; /* 56 */
+	/* 72: __u8 data[cap_len]; */
+};
+#define ICMPCAP_RECORD_HDR_SIZE 72
+
+/*
+ * Netfilter sources (icmpcap.ko): hook/dir/ifindex per hook:
+ *   PRE_ROUTING, LOCAL_IN: dir IN, ifindex = input device
+ *   FORWARD:               dir FORWARD, ifindex = input device
+ *   LOCAL_OUT:             dir OUT, ifindex = output device of the route
+ *   POST_ROUTING:          dir FORWARD for forwarded packets, else OUT;
+ *                          ifindex = output device
+ * An ifindex filter matches the input or the output device. Non-first
+ * fragments are not captured (no ICMP header). ts_ns is taken in the hook.
+ */
+
+/* A pad record needs only its first 8 bytes (len, flags). */
+#define ICMPCAP_PAD_MIN_SIZE 8
+
+/* ------------------------------------------------------------------------
+ * Ring: one single-producer/single-consumer ring per possible CPU.
+ *
+ * Each ring is mapped separately from /dev/icmpcap: ring i at offset
+ * i * ring_stride, length exactly ring_stride, where
+ * ring_stride = ICMPCAP_RING_HDR_SIZE + data_size (data_size a power of two,
+ * reported by ICMPCAP_CMD_GET_INFO and ICMPCAP_CMD_SUBSCRIBE).
+ *
+ * producer_pos and consumer_pos are free-running byte positions; the byte at
+ * position p lives at data[p & (data_size - 1)]. The kernel publishes records
+ * by storing producer_pos with release semantics after writing them; the
+ * consumer loads producer_pos with acquire semantics, reads records, and then
+ * stores consumer_pos with release semantics; the kernel loads consumer_pos
+ * with acquire semantics before reusing space. A record never wraps: when it
+ * does not fit before the end of the data area, the kernel writes a record
+ * with ICMPCAP_REC_F_PAD covering the rest and starts at data offset 0.
+ * A full ring drops the record and counts it; unread data is never
+ * overwritten. The kernel never trusts consumer_pos: a value that is ahead of
+ * producer_pos or more than data_size behind it is treated as "ring full".
+ * ------------------------------------------------------------------------ */
+#define ICMPCAP_RING_HDR_SIZE 4096
+
+struct icmpcap_ring_header {
+	__u64 producer_pos;  /*   0: written by the kernel */
+	__u8 __pad0[56];
+	__u64 consumer_pos;  /*  64: written by user space */
+	__u8 __pad1[56];
+	__u64 data_size;     /* 128: bytes in the data area, a power of two */
+	__u32 cpu;	     /* 136: CPU this ring belongs to */
+	__u32 abi_version;   /* 140: ICMPCAP_ABI_VERSION */
+	__u64 dropped;	     /* 144: records dropped because this ring was full */
+	__u64 captured;	     /* 152: records written to this ring */
+	/* rest of the page reserved, zero */
+};
+
+/* ------------------------------------------------------------------------
+ * Generic netlink control interface: family ICMPCAP_GENL_NAME ("icmpcap"),
+ * version ICMPCAP_GENL_VERSION, multicast group ICMPCAP_GENL_MCGRP_EVENTS
+ * ("events"). Resolve the family id and the group id with CTRL_CMD_GETFAMILY
+ * of the "nlctrl" family as usual. The family is namespace-aware: a
+ * subscription hooks the network namespace of the netlink socket that sent
+ * SUBSCRIBE and sees that namespace's traffic only.
+ *
+ * Permission (every command, and open() of /dev/icmpcap): CAP_NET_ADMIN, or
+ * membership of the group given by the module parameter group= (default 0:
+ * root only), or membership of the group owning the /dev/icmpcap node (when
+ * udev gave it a group other than root). Others get EPERM and nothing
+ * changes.
+ *
+ * How to capture:
+ *   1. fd = open("/dev/icmpcap", O_RDWR | O_CLOEXEC)      (EPERM: not allowed)
+ *   2. SUBSCRIBE with ICMPCAP_A_DEV_FD = fd plus any configuration attribute;
+ *      request NLM_F_ACK or read the reply: it carries ABI_VERSION, NR_RINGS,
+ *      DATA_SIZE, RING_STRIDE, SUB_ID. Check ABI_VERSION == ICMPCAP_ABI_VERSION.
+ *   3. For i in [0, NR_RINGS): mmap(NULL, RING_STRIDE, PROT_READ | PROT_WRITE,
+ *      MAP_SHARED, fd, i * RING_STRIDE). Each ring starts with
+ *      struct icmpcap_ring_header (cpu, data_size, abi_version filled in).
+ *   4. poll(fd, POLLIN): readable when any ring holds unread data. Wakeups come
+ *      at most once per batch (watermark or timer), so drain every ring
+ *      completely before polling again. POLLHUP: the subscription ended
+ *      (socket closed, UNSUBSCRIBE); the rings stay mapped and readable.
+ *   5. The subscription ends with UNSUBSCRIBE, when the netlink socket that
+ *      subscribed is closed, or when the last reference to the device file
+ *      goes (close + munmap). The rings are freed when the file is released.
+ *
+ * One subscription per open file description; any number of open files, each
+ * with its own rings and its own filter (multiple concurrent subscribers). A
+ * file whose subscription ended cannot subscribe again (EBUSY): open the
+ * device again. The device file keeps the module loaded (rmmod: EBUSY) while
+ * it is open or mapped.
+ *
+ * mmap errors: ENXIO no subscription on this file yet; EINVAL length is not
+ * exactly RING_STRIDE, offset is not i * RING_STRIDE with i < NR_RINGS, or
+ * MAP_PRIVATE; EPERM PROT_EXEC. The mapping may be read-only (PROT_READ) for
+ * a passive observer; the consumer needs PROT_WRITE to store consumer_pos.
+ * The kernel never reads anything from the shared page but consumer_pos.
+ *
+ * Other errors: EINVAL bad attribute value (extack message says which);
+ * EBADF DEV_FD not open; ENOTTY DEV_FD is not /dev/icmpcap; EBUSY file already
+ * subscribed (or subscription ended); ENOENT no subscription on this file
+ * (UNSUBSCRIBE, UPDATE_FILTER); ENOMEM rings too large.
+ * ------------------------------------------------------------------------ */
+enum icmpcap_cmd {
+	ICMPCAP_CMD_UNSPEC = 0,
+	/*
+	 * Request: DEV_FD (required) + config attributes (all optional, defaults
+	 * in brackets): HOOKS [PRE_ROUTING|LOCAL_OUT], FAMILIES [IPV4|IPV6],
+	 * SNAPLEN [256], RING_DATA_SIZE [1 MiB], TYPES_V4, TYPES_V6, CODES
+	 * [all], IFINDEXES [all], DIRECTIONS [all], WAKEUP_BYTES [data_size/4],
+	 * WAKEUP_RECORDS [0: off], WAKEUP_USEC [2000].
+	 * Reply (cmd SUBSCRIBE): ABI_VERSION, NR_RINGS, DATA_SIZE, RING_STRIDE,
+	 * SUB_ID, plus the effective configuration (same attributes as GET_INFO).
+	 */
+	ICMPCAP_CMD_SUBSCRIBE = 1,
+	/* Request: DEV_FD. Unhooks; the rings stay mapped. Reply: none (ack). */
+	ICMPCAP_CMD_UNSUBSCRIBE = 2,
+	/*
+	 * Request: DEV_FD + any config attribute except RING_DATA_SIZE; absent
+	 * attributes keep their value. Filters change atomically (RCU). A change
+	 * of HOOKS or FAMILIES re-registers the hooks (packets in between may be
+	 * missed). Reply: the effective configuration, like SUBSCRIBE.
+	 */
+	ICMPCAP_CMD_UPDATE_FILTER = 3,
+	/*
+	 * Request: DEV_FD optional. Reply: ABI_VERSION, NR_RINGS,
+	 * NR_SUBSCRIPTIONS (all namespaces), and with a subscribed DEV_FD the
+	 * geometry (DATA_SIZE, RING_STRIDE, SUB_ID) and the configuration.
+	 */
+	ICMPCAP_CMD_GET_INFO = 4,
+	/*
+	 * Request: DEV_FD. Reply: CAPTURED, DROPPED (totals), PERCPU_CAPTURED,
+	 * PERCPU_DROPPED (arrays of __u64, one per ring), SUB_ID.
+	 */
+	ICMPCAP_CMD_GET_STATS = 5,
+	/*
+	 * Notification on the "events" group, in the subscriber's namespace:
+	 * EVENT_TYPE, SUB_ID, and for OVERFLOW: DROPPED (total so far), for
+	 * SUBSCRIPTION_END: END_REASON. OVERFLOW is sent at most once per
+	 * wakeup timer period while drops grow.
+	 */
+	ICMPCAP_CMD_EVENT = 6,
+	/*
+	 * Test builds only (make ICMPCAP_TEST=1; otherwise EOPNOTSUPP). Request:
+	 * DEV_FD, TEST_COUNT (records per online CPU), TEST_RATE (records/s
+	 * per CPU, 0: as fast as possible), TEST_CAP_LEN [64], TEST_MODE [RING].
+	 * Runs one kthread per online CPU, blocks until all finish, replies
+	 * TEST_GENERATED, CAPTURED, DROPPED (this run), TEST_ELAPSED_NS.
+	 * TEST_MODE NETLINK sends each record as one unicast ICMPCAP_CMD_RECORD
+	 * message (attribute RECORD) to the requesting socket instead, without
+	 * blocking; a full socket drops and counts (the classic design, for the
+	 * benchmark).
+	 */
+	ICMPCAP_CMD_TEST_PRODUCE = 7,
+	/* Kernel -> user, TEST_MODE NETLINK only: RECORD. */
+	ICMPCAP_CMD_RECORD = 8,
+	__ICMPCAP_CMD_MAX,
+};
+#define ICMPCAP_CMD_MAX (__ICMPCAP_CMD_MAX - 1)
+
+enum icmpcap_attr {
+	ICMPCAP_A_UNSPEC = 0,
+	ICMPCAP_A_PAD = 1,		/* padding for 64-bit attributes */
+	ICMPCAP_A_DEV_FD = 2,		/* NLA_U32: fd of an open /dev/icmpcap in the sender */
+	ICMPCAP_A_HOOKS = 3,		/* NLA_U32: bitmask of 1 << enum icmpcap_hook (0-4) */
+	ICMPCAP_A_FAMILIES = 4,		/* NLA_U32: ICMPCAP_FAMILY_F_* */
+	ICMPCAP_A_SNAPLEN = 5,		/* NLA_U32: bytes kept from the IP header on, 0..65535 */
+	ICMPCAP_A_RING_DATA_SIZE = 6,	/* NLA_U32: per ring, power of two, 4096..64 MiB */
+	ICMPCAP_A_TYPES_V4 = 7,		/* NLA_BINARY, 32 bytes: bit t (byte t/8, bit t%8) keeps ICMP type t */
+	ICMPCAP_A_TYPES_V6 = 8,		/* NLA_BINARY, 32 bytes: same for ICMPv6 types */
+	ICMPCAP_A_CODES = 9,		/* NLA_BINARY, 32 bytes: same for codes (both families) */
+	ICMPCAP_A_IFINDEXES = 10,	/* NLA_BINARY: __u32[0..ICMPCAP_MAX_IFINDEXES]; empty = all */
+	ICMPCAP_A_DIRECTIONS = 11,	/* NLA_U32: bitmask of 1 << enum icmpcap_dir (IN, OUT, FORWARD) */
+	ICMPCAP_A_WAKEUP_BYTES = 12,	/* NLA_U32: wake poll() when a ring holds this many new bytes */
+	ICMPCAP_A_WAKEUP_RECORDS = 13,	/* NLA_U32: ... or this many new records (0: off) */
+	ICMPCAP_A_WAKEUP_USEC = 14,	/* NLA_U32: ... or after this delay (100..1000000 us) */
+	ICMPCAP_A_ABI_VERSION = 15,	/* NLA_U32, reply */
+	ICMPCAP_A_NR_RINGS = 16,	/* NLA_U32, reply: rings to map (nr_cpu_ids) */
+	ICMPCAP_A_DATA_SIZE = 17,	/* NLA_U32, reply: data_size of every ring */
+	ICMPCAP_A_RING_STRIDE = 18,	/* NLA_U32, reply: mmap length and offset step */
+	ICMPCAP_A_SUB_ID = 19,		/* NLA_U32, reply/event: subscription id, unique per load */
+	ICMPCAP_A_NR_SUBSCRIPTIONS = 20, /* NLA_U32, reply: active subscriptions */
+	ICMPCAP_A_CAPTURED = 21,	/* NLA_U64, reply: records written */
+	ICMPCAP_A_DROPPED = 22,		/* NLA_U64, reply/event: records dropped, ring full */
+	ICMPCAP_A_PERCPU_CAPTURED = 23,	/* NLA_BINARY, reply: __u64[NR_RINGS] */
+	ICMPCAP_A_PERCPU_DROPPED = 24,	/* NLA_BINARY, reply: __u64[NR_RINGS] */
+	ICMPCAP_A_EVENT_TYPE = 25,	/* NLA_U32, event: enum icmpcap_event */
+	ICMPCAP_A_END_REASON = 26,	/* NLA_U32, event: enum icmpcap_end_reason */
+	ICMPCAP_A_TEST_COUNT = 27,	/* NLA_U64, test builds: records per CPU */
+	ICMPCAP_A_TEST_RATE = 28,	/* NLA_U64, test builds: records/s per CPU, 0 = max */
+	ICMPCAP_A_TEST_CAP_LEN = 29,	/* NLA_U32, test builds: cap_len of each record */
+	ICMPCAP_A_TEST_MODE = 30,	/* NLA_U32, test builds: enum icmpcap_test_mode */
+	ICMPCAP_A_TEST_GENERATED = 31,	/* NLA_U64, test reply: records generated */
+	ICMPCAP_A_TEST_ELAPSED_NS = 32,	/* NLA_U64, test reply: wall time of the run */
+	ICMPCAP_A_RECORD = 33,		/* NLA_BINARY: one struct icmpcap_record + data */
+	ICMPCAP_A_TEST_CPU_MASK = 34,	/* NLA_U64, test builds: CPUs 0-63 to run on, 0 = all online */
+	__ICMPCAP_A_MAX,
+};
+#define ICMPCAP_A_MAX (__ICMPCAP_A_MAX - 1)
+
+#define ICMPCAP_FAMILY_F_IPV4 0x1
+#define ICMPCAP_FAMILY_F_IPV6 0x2
+
+#define ICMPCAP_MAX_IFINDEXES 64
+#define ICMPCAP_BITMAP_BYTES 32 /* 256 bits */
+
+enum icmpcap_event {
+	ICMPCAP_EVENT_OVERFLOW = 1,	    /* a ring was full: records dropped */
+	ICMPCAP_EVENT_SUBSCRIPTION_END = 2, /* see END_REASON */
+	ICMPCAP_EVENT_CONFIG_CHANGED = 3,   /* UPDATE_FILTER succeeded */
+};
+
+enum icmpcap_end_reason {
+	ICMPCAP_END_UNSUBSCRIBE = 1,	/* UNSUBSCRIBE command */
+	ICMPCAP_END_SOCKET_CLOSED = 2,	/* subscribing netlink socket released */
+	ICMPCAP_END_FILE_CLOSED = 3,	/* device file released */
+};
+
+enum icmpcap_test_mode {
+	ICMPCAP_TEST_MODE_RING = 0,
+	ICMPCAP_TEST_MODE_NETLINK = 1,
+};
+
+#endif /* _UAPI_LINUX_ICMPCAP_H */

@@ -1,0 +1,37 @@
+{
+  "target_defaults": {
+    "include_dirs": ["../kernel/include/uapi"],
+    "cflags": ["-Wall", "-Wextra", "-Werror", "-O2", "-fno-strict-aliasing"],
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+    "cflags_cc": ["-std=c++17", "-fexceptions"],
+  },
+  "targets": [
+    {
+      "target_name": "icmpcap",
+      "sources": [
+        "src/binding.cc",
+        "src/core/afpacket_socket.c",
+        "src/core/afpacket_source.cc",
+        "src/core/errors.cc",
+        "src/core/helper_client.cc",
+        "src/core/interfaces.cc",
+        "src/core/module_source.cc",
+        "src/core/open.cc",
+        "src/core/probe.cc",
+        "src/core/record.cc",
+        "src/core/ring_reader.cc",
+        "src/core/source.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"]
+    },
+    {
+      "target_name": "icmpcap-helper",
+      "type": "executable",
+      "sources": ["helper/icmpcap-helper.c", "src/core/afpacket_socket.c"],
+      "cflags": ["-fPIE", "-D_FORTIFY_SOURCE=2", "-fstack-protector-strong"],
+      "ldflags": ["-pie", "-Wl,-z,relro,-z,now"]
+    }
+  ]
+}

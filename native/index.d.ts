@@ -1,0 +1,111 @@
+// Types of the icmpcap native addon (native/index.js).
+//
+// Every source delivers batches in the record format of kernel/include/uapi/linux/icmpcap.h:
+// records back to back, each at an 8-byte-aligned offset, each a 72-byte header followed by
+// cap_len captured bytes starting at the IP header. Little-endian host order for the
+// numeric fields (icmp_id and icmp_seq too); addresses in network order.
+
+/** Version of the record/ring ABI this addon was built against (ICMPCAP_ABI_VERSION). */
+export const ABI_VERSION: number;
+/** Size of the fixed record header (ICMPCAP_RECORD_HDR_SIZE). */
+export const RECORD_HEADER_SIZE: 72;
+
+export type SourceKind = 'module' | 'afpacket';
+
+export interface OpenConfig {
+  source: SourceKind;
+  /** Interface names; empty or undefined = all interfaces of the network namespace. */
+  interfaces?: string[];
+  /** Bytes captured per packet from the IP header on (64..65535). Default 256. */
+  snaplen?: number;
+  /** Kernel ring size per socket (afpacket: 64 KiB..1 GiB, default 4 MiB). */
+  ringBytes?: number;
+  /** Path of icmpcap-helper; default build/Release/icmpcap-helper next to the .node file. */
+  helperPath?: string;
+  /**
+   * afpacket only: always get the socket from icmpcap-helper, even when this process could
+   * open it itself. Without it the helper is used only when socket() fails with EPERM.
+   */
+  useHelper?: boolean;
+  netns?: never;
+}
+
+export interface BatchInfo {
+  records: number;
+  bytes: number;
+}
+
+export interface SessionStats {
+  source: SourceKind;
+  /** Records read from the kernel. */
+  captured: number;
+  /** Records handed to the delivery queue (they reach onBatch unless the process exits). */
+  delivered: number;
+  /** Packets the kernel dropped because our ring was full (PACKET_STATISTICS / ring counters). */
+  droppedKernel: number;
+  /** Records read from a ring but lost in user space (only when a corrupt ring is abandoned). */
+  droppedRing: number;
+  batches: number;
+  perCpu?: { cpu: number; captured: number; dropped: number }[];
+}
+
+export interface SessionEvent {
+  type: 'error' | 'interface-gone' | 'overflow' | 'stopped' | 'info';
+  message: string;
+  ifindex?: number;
+  ifname?: string;
+  errno?: string;
+}
+
+export interface Session {
+  /**
+   * Starts the reader thread. onBatch receives a V8-owned ArrayBuffer of whole records.
+   * After an 'error' or the last 'interface-gone' the session ends by itself; 'stopped' is
+   * always the last event, after the last batch.
+   */
+  start(
+    onBatch: (batch: ArrayBuffer, info: BatchInfo) => void,
+    onEvent: (ev: SessionEvent) => void,
+  ): void;
+  /** Idempotent; joins the reader thread; remaining records are flushed first. */
+  stop(): void;
+  stats(): SessionStats;
+  /** Releases fd, mapping, thread; idempotent; also done by the finalizer. */
+  close(): void;
+}
+
+/** Throws an Error whose code is the errno name and whose message names the operation and the fix. */
+export function open(config: OpenConfig): Session;
+
+export interface InterfaceInfo {
+  index: number;
+  name: string;
+  up: boolean;
+  running: boolean;
+  loopback: boolean;
+  mtu: number;
+  addresses: { family: 4 | 6; address: string; prefixLength: number }[];
+}
+
+/** rtnetlink snapshot of the interfaces of this network namespace, sorted by index. */
+export function interfaces(): InterfaceInfo[];
+
+export function watchInterfaces(
+  onChange: (ev: { type: 'added' | 'removed' | 'changed'; iface: InterfaceInfo }) => void,
+): { close(): void };
+
+export interface SourceAvailability {
+  source: SourceKind;
+  available: boolean;
+  via?: 'direct' | 'helper';
+  reason?: string;
+  fix?: string;
+}
+
+export function probe(options?: { helperPath?: string }): SourceAvailability[];
+
+/** Default path of icmpcap-helper (build/Release next to the addon). */
+export function defaultHelperPath(): string;
+
+/** Bench/test only: a session fed with `count` synthetic records through the real delivery path. */
+export function _benchSession(count: number, capLen: number, perRecordObjects: boolean): Session;

@@ -1,0 +1,539 @@
+// Thin node-addon-api layer over the core: sessions, interfaces, probe, and a bench entry.
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "core/errors.h"
+#include "core/interfaces.h"
+#include "core/open.h"
+#include "core/probe.h"
+#include "core/record.h"
+
+namespace {
+
+using icmpcap::Batch;
+using icmpcap::Event;
+using icmpcap::EventType;
+
+// At most this many batches wait for JavaScript; beyond that the reader stops draining and
+// the kernel ring absorbs (and counts) the loss.
+constexpr uint32_t kMaxInflightBatches = 8;
+
+[[noreturn]] void ThrowCore(Napi::Env env, const icmpcap::Error& e) {
+  Napi::Error err = Napi::Error::New(env, e.what());
+  err.Set("code", Napi::String::New(env, e.code()));
+  throw err;
+}
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& msg) {
+  Napi::TypeError err = Napi::TypeError::New(env, "icmpcap: " + msg);
+  err.Set("code", Napi::String::New(env, "EINVAL"));
+  throw err;
+}
+
+struct Item {
+  bool is_batch = false;
+  Batch batch;
+  Event event;
+};
+
+struct SinkState {
+  std::atomic<uint32_t> inflight{0};
+};
+
+class Session;
+
+struct JsContext {
+  Napi::FunctionReference on_batch;
+  Napi::FunctionReference on_event;
+  Napi::ObjectReference session;  // pins the Session while its reader may still call back
+  std::shared_ptr<SinkState> state;
+  bool per_record_objects = false;  // bench only: one JS object per record
+};
+
+void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw);
+using Tsfn = Napi::TypedThreadSafeFunction<JsContext, Item, CallJs>;
+
+class JsSink final : public icmpcap::Sink {
+ public:
+  JsSink(Tsfn tsfn, std::shared_ptr<SinkState> state) : tsfn_(tsfn), state_(std::move(state)) {}
+  bool can_accept() override {
+    return state_->inflight.load(std::memory_order_acquire) < kMaxInflightBatches;
+  }
+  void deliver(Batch&& batch) override {
+    auto* item = new Item;
+    item->is_batch = true;
+    item->batch = std::move(batch);
+    state_->inflight.fetch_add(1, std::memory_order_acq_rel);
+    if (tsfn_.NonBlockingCall(item) != napi_ok) {
+      state_->inflight.fetch_sub(1, std::memory_order_acq_rel);
+      delete item;
+    }
+  }
+  void event(Event&& ev) override {
+    auto* item = new Item;
+    item->event = std::move(ev);
+    if (tsfn_.NonBlockingCall(item) != napi_ok) delete item;
+  }
+
+ private:
+  Tsfn tsfn_;
+  std::shared_ptr<SinkState> state_;
+};
+
+const char* EventTypeName(EventType t) {
+  switch (t) {
+    case EventType::kError:
+      return "error";
+    case EventType::kInterfaceGone:
+      return "interface-gone";
+    case EventType::kOverflow:
+      return "overflow";
+    case EventType::kStopped:
+      return "stopped";
+    default:
+      return "info";
+  }
+}
+
+Napi::Value RecordsAsObjects(Napi::Env env, const Batch& b) {
+  Napi::Array arr = Napi::Array::New(env, b.records);
+  size_t off = 0;
+  for (uint32_t i = 0; i < b.records; i++) {
+    icmpcap_record r;
+    memcpy(&r, b.data.get() + off, sizeof(r));
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ts", Napi::Number::New(env, static_cast<double>(r.ts_ns)));
+    o.Set("ifindex", Napi::Number::New(env, r.ifindex));
+    o.Set("family", Napi::Number::New(env, r.family));
+    o.Set("type", Napi::Number::New(env, r.icmp_type));
+    o.Set("code", Napi::Number::New(env, r.icmp_code));
+    o.Set("id", Napi::Number::New(env, r.icmp_id));
+    o.Set("seq", Napi::Number::New(env, r.icmp_seq));
+    o.Set("ttl", Napi::Number::New(env, r.ttl));
+    o.Set("len", Napi::Number::New(env, r.orig_len));
+    o.Set("data", Napi::ArrayBuffer::New(env, r.cap_len));
+    arr.Set(i, o);
+    off += icmpcap::align_record(r.len);
+  }
+  return arr;
+}
+
+class Session : public Napi::ObjectWrap<Session> {
+ public:
+  static Napi::FunctionReference constructor;
+
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function f = DefineClass(
+        env, "Session",
+        {InstanceMethod("start", &Session::Start), InstanceMethod("stop", &Session::Stop),
+         InstanceMethod("stats", &Session::GetStats), InstanceMethod("close", &Session::Close)});
+    constructor = Napi::Persistent(f);
+    exports.Set("Session", f);
+  }
+
+  explicit Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
+    if (info.Length() < 1 || !info[0].IsExternal())
+      ThrowType(info.Env(), "Session cannot be constructed directly; use open()");
+    auto* src = info[0].As<Napi::External<icmpcap::Source>>().Data();
+    source_.reset(src);
+  }
+
+  ~Session() override { Shutdown(); }
+
+  // Called on the JS thread when the reader has ended (stop() or the source ended itself).
+  void ReaderFinished() {
+    if (source_) source_->stop();
+    ReleaseTsfn();
+  }
+
+ private:
+  void Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction())
+      ThrowType(env, "start(onBatch, onEvent) needs two functions");
+    if (!source_)
+      ThrowCore(env, icmpcap::Error(EBADF,
+                                    "icmpcap: start: EBADF \u2014 the session is closed; "
+                                    "open a new one"));
+    if (started_)
+      ThrowCore(env, icmpcap::Error(EBUSY,
+                                    "icmpcap: start: EBUSY \u2014 the session was already "
+                                    "started; open a new one"));
+    auto* ctx = new JsContext;
+    ctx->on_batch = Napi::Persistent(info[0].As<Napi::Function>());
+    ctx->on_event = Napi::Persistent(info[1].As<Napi::Function>());
+    ctx->session = Napi::Persistent(Value());
+    ctx->state = std::make_shared<SinkState>();
+    ctx->per_record_objects = Value().Get("_perRecordObjects").ToBoolean();
+    tsfn_ = Tsfn::New(env, "icmpcap.session", 0, 1, ctx,
+                      [](Napi::Env, void*, JsContext* c) { delete c; });
+    has_tsfn_ = true;
+    sink_ = std::make_unique<JsSink>(tsfn_, ctx->state);
+    started_ = true;
+    try {
+      source_->start(sink_.get());
+    } catch (const icmpcap::Error& e) {
+      ReleaseTsfn();
+      ThrowCore(env, e);
+    }
+  }
+
+  void Stop(const Napi::CallbackInfo&) {
+    if (source_) source_->stop();
+    ReleaseTsfn();
+  }
+
+  Napi::Value GetStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    icmpcap::Stats s = source_ ? source_->stats() : last_stats_;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("source", icmpcap::source_kind_name(s.source));
+    o.Set("captured", Napi::Number::New(env, static_cast<double>(s.captured)));
+    o.Set("delivered", Napi::Number::New(env, static_cast<double>(s.delivered)));
+    o.Set("droppedKernel", Napi::Number::New(env, static_cast<double>(s.dropped_kernel)));
+    o.Set("droppedRing", Napi::Number::New(env, static_cast<double>(s.dropped_ring)));
+    o.Set("batches", Napi::Number::New(env, static_cast<double>(s.batches)));
+    if (!s.per_cpu.empty()) {
+      Napi::Array arr = Napi::Array::New(env, s.per_cpu.size());
+      for (size_t i = 0; i < s.per_cpu.size(); i++) {
+        Napi::Object c = Napi::Object::New(env);
+        c.Set("cpu", s.per_cpu[i].cpu);
+        c.Set("captured", Napi::Number::New(env, static_cast<double>(s.per_cpu[i].captured)));
+        c.Set("dropped", Napi::Number::New(env, static_cast<double>(s.per_cpu[i].dropped)));
+        arr.Set(i, c);
+      }
+      o.Set("perCpu", arr);
+    }
+    return o;
+  }
+
+  void Close(const Napi::CallbackInfo&) { Shutdown(); }
+
+  void Shutdown() {
+    if (source_) {
+      source_->stop();
+      last_stats_ = source_->stats();
+      source_->close();
+      source_.reset();
+    }
+    ReleaseTsfn();
+  }
+
+  void ReleaseTsfn() {
+    if (has_tsfn_) {
+      has_tsfn_ = false;
+      tsfn_.Release();
+    }
+  }
+
+  std::unique_ptr<icmpcap::Source> source_;
+  std::unique_ptr<JsSink> sink_;
+  Tsfn tsfn_;
+  bool has_tsfn_ = false;
+  bool started_ = false;
+  icmpcap::Stats last_stats_;
+};
+
+Napi::FunctionReference Session::constructor;
+
+void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw) {
+  std::unique_ptr<Item> item(raw);
+  if (item->is_batch) ctx->state->inflight.fetch_sub(1, std::memory_order_acq_rel);
+  if (!env) return;  // the environment is going away: drop
+  try {
+    if (item->is_batch) {
+      const Batch& b = item->batch;
+      Napi::Object info = Napi::Object::New(env);
+      info.Set("records", Napi::Number::New(env, b.records));
+      info.Set("bytes", Napi::Number::New(env, static_cast<double>(b.bytes)));
+      if (ctx->per_record_objects) {
+        ctx->on_batch.Call({RecordsAsObjects(env, b), info});
+      } else {
+        // The one copy from native memory into V8's heap (external buffers are not allowed
+        // inside Electron's memory cage).
+        Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, b.bytes);
+        if (b.bytes) memcpy(ab.Data(), b.data.get(), b.bytes);
+        ctx->on_batch.Call({ab, info});
+      }
+      return;
+    }
+    const Event& e = item->event;
+    if (e.type == EventType::kStopped && !ctx->session.IsEmpty()) {
+      Napi::Object obj = ctx->session.Value();
+      Session::Unwrap(obj)->ReaderFinished();
+    }
+    Napi::Object ev = Napi::Object::New(env);
+    ev.Set("type", EventTypeName(e.type));
+    ev.Set("message", e.message);
+    if (e.ifindex) ev.Set("ifindex", e.ifindex);
+    if (!e.ifname.empty()) ev.Set("ifname", e.ifname);
+    if (!e.errno_name.empty()) ev.Set("errno", e.errno_name);
+    ctx->on_event.Call({ev});
+  } catch (const Napi::Error& e) {
+    // A callback threw: report it as an uncaught exception, as for any other callback.
+    e.ThrowAsJavaScriptException();
+  }
+}
+
+std::string GetString(Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return "";
+  if (!v.IsString()) ThrowType(o.Env(), std::string("open: ") + key + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+double GetNumber(Napi::Object o, const char* key, double dflt, double lo, double hi) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return dflt;
+  if (!v.IsNumber()) ThrowType(o.Env(), std::string("open: ") + key + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi) || d != static_cast<double>(static_cast<uint64_t>(d)))
+    ThrowType(o.Env(), std::string("open: ") + key + " must be an integer from " +
+                           std::to_string(static_cast<uint64_t>(lo)) + " to " +
+                           std::to_string(static_cast<uint64_t>(hi)));
+  return d;
+}
+
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) ThrowType(env, "open(config) needs an object");
+  Napi::Object c = info[0].As<Napi::Object>();
+  icmpcap::OpenConfig cfg;
+  const std::string source = GetString(c, "source");
+  if (source == "module")
+    cfg.source = icmpcap::SourceKind::kModule;
+  else if (source == "afpacket")
+    cfg.source = icmpcap::SourceKind::kAfPacket;
+  else
+    ThrowType(env, "open: source must be 'module' or 'afpacket'");
+  if (!c.Get("netns").IsUndefined()) ThrowType(env, "open: netns is not supported");
+  Napi::Value ifs = c.Get("interfaces");
+  if (!ifs.IsUndefined() && !ifs.IsNull()) {
+    if (!ifs.IsArray()) ThrowType(env, "open: interfaces must be an array of names");
+    Napi::Array a = ifs.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value n = a.Get(i);
+      if (!n.IsString()) ThrowType(env, "open: interfaces must be an array of names");
+      cfg.interfaces.push_back(n.As<Napi::String>().Utf8Value());
+    }
+  }
+  cfg.snaplen = static_cast<uint32_t>(GetNumber(c, "snaplen", 256, 64, 65535));
+  cfg.ring_bytes = static_cast<uint64_t>(GetNumber(c, "ringBytes", 0, 0, double(1ull << 40)));
+  cfg.helper_path = GetString(c, "helperPath");
+  Napi::Value use_helper = c.Get("useHelper");
+  if (!use_helper.IsUndefined()) {
+    if (!use_helper.IsBoolean()) ThrowType(env, "open: useHelper must be a boolean");
+    cfg.force_helper = use_helper.As<Napi::Boolean>().Value();
+  }
+  std::unique_ptr<icmpcap::Source> src;
+  try {
+    src = icmpcap::open_source(cfg);
+  } catch (const icmpcap::Error& e) {
+    ThrowCore(env, e);
+  }
+  auto ext = Napi::External<icmpcap::Source>::New(env, src.get());
+  Napi::Object obj = Session::constructor.New({ext});
+  src.release();  // owned by the Session now
+  return obj;
+}
+
+Napi::Object InterfaceToJs(Napi::Env env, const icmpcap::InterfaceInfo& i) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("index", i.index);
+  o.Set("name", i.name);
+  o.Set("up", i.up);
+  o.Set("running", i.running);
+  o.Set("loopback", i.loopback);
+  o.Set("mtu", Napi::Number::New(env, i.mtu));
+  Napi::Array a = Napi::Array::New(env, i.addresses.size());
+  for (size_t k = 0; k < i.addresses.size(); k++) {
+    Napi::Object ao = Napi::Object::New(env);
+    ao.Set("family", i.addresses[k].family);
+    ao.Set("address", i.addresses[k].address);
+    ao.Set("prefixLength", i.addresses[k].prefix_length);
+    a.Set(k, ao);
+  }
+  o.Set("addresses", a);
+  return o;
+}
+
+Napi::Value Interfaces(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<icmpcap::InterfaceInfo> list;
+  try {
+    list = icmpcap::list_interfaces();
+  } catch (const icmpcap::Error& e) {
+    ThrowCore(env, e);
+  }
+  Napi::Array a = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) a.Set(i, InterfaceToJs(env, list[i]));
+  return a;
+}
+
+struct IfChange {
+  icmpcap::InterfaceChange type;
+  icmpcap::InterfaceInfo iface;
+};
+
+void CallWatch(Napi::Env env, Napi::Function fn, std::nullptr_t*, IfChange* raw) {
+  std::unique_ptr<IfChange> c(raw);
+  if (!env) return;
+  Napi::Object ev = Napi::Object::New(env);
+  ev.Set("type", c->type == icmpcap::InterfaceChange::kAdded     ? "added"
+                 : c->type == icmpcap::InterfaceChange::kRemoved ? "removed"
+                                                                 : "changed");
+  ev.Set("iface", InterfaceToJs(env, c->iface));
+  try {
+    fn.Call({ev});
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+  }
+}
+using WatchTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, IfChange, CallWatch>;
+
+class Watcher : public Napi::ObjectWrap<Watcher> {
+ public:
+  static Napi::FunctionReference constructor;
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function f =
+        DefineClass(env, "InterfaceWatcher", {InstanceMethod("close", &Watcher::Close)});
+    constructor = Napi::Persistent(f);
+    exports.Set("InterfaceWatcher", f);
+  }
+  explicit Watcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Watcher>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsFunction())
+      ThrowType(env, "watchInterfaces(onChange) needs a function");
+    tsfn_ = WatchTsfn::New(env, info[0].As<Napi::Function>(), "icmpcap.watch", 0, 1);
+    WatchTsfn t = tsfn_;
+    try {
+      watcher_ = std::make_unique<icmpcap::InterfaceWatcher>(
+          [t](icmpcap::InterfaceChange type, const icmpcap::InterfaceInfo& iface) mutable {
+            t.NonBlockingCall(new IfChange{type, iface});
+          });
+    } catch (const icmpcap::Error& e) {
+      tsfn_.Release();
+      released_ = true;
+      ThrowCore(env, e);
+    }
+  }
+  ~Watcher() override { Shutdown(); }
+
+ private:
+  void Close(const Napi::CallbackInfo&) { Shutdown(); }
+  void Shutdown() {
+    if (watcher_) {
+      watcher_->close();
+      watcher_.reset();
+    }
+    if (!released_) {
+      released_ = true;
+      tsfn_.Release();
+    }
+  }
+  WatchTsfn tsfn_;
+  bool released_ = false;
+  std::unique_ptr<icmpcap::InterfaceWatcher> watcher_;
+};
+Napi::FunctionReference Watcher::constructor;
+
+Napi::Value WatchInterfaces(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsFunction())
+    ThrowType(info.Env(), "watchInterfaces(onChange) needs a function");
+  return Watcher::constructor.New({info[0]});
+}
+
+Napi::Value Probe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string helper = info.Length() > 0 && info[0].IsString()
+                           ? info[0].As<Napi::String>().Utf8Value()
+                           : std::string();
+  auto list = icmpcap::probe_sources(helper);
+  Napi::Array a = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("source", icmpcap::source_kind_name(list[i].source));
+    o.Set("available", list[i].available);
+    if (!list[i].via.empty()) o.Set("via", list[i].via);
+    if (!list[i].reason.empty()) o.Set("reason", list[i].reason);
+    if (!list[i].fix.empty()) o.Set("fix", list[i].fix);
+    a.Set(i, o);
+  }
+  return a;
+}
+
+// Bench only: a thread produces `count` synthetic records of `recordBytes` through the same
+// Batcher + JsSink + ThreadSafeFunction path as a capture session; onDone(stats) at the end.
+class SyntheticSource final : public icmpcap::Source {
+ public:
+  SyntheticSource(uint64_t count, uint32_t cap_len)
+      : Source(icmpcap::SourceKind::kAfPacket, icmpcap::BatchLimits{}),
+        count_(count),
+        cap_len_(cap_len) {}
+  ~SyntheticSource() override { close(); }
+
+ protected:
+  void run() override {
+    icmpcap_record hdr = {};
+    hdr.len = icmpcap::kRecordHeaderSize + cap_len_;
+    hdr.cap_len = static_cast<uint16_t>(cap_len_);
+    hdr.orig_len = cap_len_;
+    hdr.family = 4;
+    hdr.hook = ICMPCAP_HOOK_NONE;
+    std::vector<uint8_t> payload(cap_len_, 0x45);
+    for (uint64_t i = 0; i < count_ && !stop_requested(); i++) {
+      if (!batcher_.fits(hdr.len)) {
+        while (!flush()) {
+          if (!wait_for_room(1)) return;
+        }
+      }
+      hdr.ts_ns = i;
+      hdr.icmp_seq = static_cast<uint16_t>(i);
+      batcher_.append_record(hdr, payload.data());
+      captured_.fetch_add(1, std::memory_order_relaxed);
+    }
+    while (!flush()) {
+      if (!wait_for_room(1)) return;
+    }
+  }
+  void release() override {}
+  void fill_stats(icmpcap::Stats&) override {}
+
+ private:
+  uint64_t count_;
+  uint32_t cap_len_;
+};
+
+Napi::Value BenchSession(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsBoolean())
+    ThrowType(env, "_benchSession(count, capLen, perRecordObjects)");
+  const uint64_t count = static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue());
+  const uint32_t cap = info[1].As<Napi::Number>().Uint32Value();
+  if (cap > 65535) ThrowType(env, "capLen <= 65535");
+  auto* src = new SyntheticSource(count, cap);
+  auto ext = Napi::External<icmpcap::Source>::New(env, src);
+  Napi::Object obj = Session::constructor.New({ext});
+  obj.Set("_perRecordObjects", info[2]);
+  return obj;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Session::Init(env, exports);
+  Watcher::Init(env, exports);
+  exports.Set("ABI_VERSION", Napi::Number::New(env, ICMPCAP_ABI_VERSION));
+  exports.Set("RECORD_HEADER_SIZE", Napi::Number::New(env, ICMPCAP_RECORD_HDR_SIZE));
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("interfaces", Napi::Function::New(env, Interfaces, "interfaces"));
+  exports.Set("watchInterfaces", Napi::Function::New(env, WatchInterfaces, "watchInterfaces"));
+  exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
+  exports.Set("_benchSession", Napi::Function::New(env, BenchSession, "_benchSession"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(icmpcap, Init)

@@ -1,0 +1,57 @@
+// Network interfaces through rtnetlink: a snapshot and a watcher for changes.
+#pragma once
+
+#include <stdint.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace icmpcap {
+
+struct InterfaceAddress {
+  int family = 4;  // 4 or 6
+  std::string address;
+  int prefix_length = 0;
+};
+
+struct InterfaceInfo {
+  int index = 0;
+  std::string name;
+  bool up = false;
+  bool running = false;
+  bool loopback = false;
+  uint32_t mtu = 0;
+  std::vector<InterfaceAddress> addresses;
+};
+
+// RTM_GETLINK + RTM_GETADDR dumps, sorted by index. Throws Error.
+std::vector<InterfaceInfo> list_interfaces();
+
+enum class InterfaceChange { kAdded, kRemoved, kChanged };
+
+// Follows RTM_NEWLINK/DELLINK/NEWADDR/DELADDR on its own thread (blocking in poll on the
+// netlink socket and an eventfd) and calls on_change from that thread.
+class InterfaceWatcher {
+ public:
+  using Callback = std::function<void(InterfaceChange, const InterfaceInfo&)>;
+  explicit InterfaceWatcher(Callback on_change);  // throws Error
+  ~InterfaceWatcher();
+  void close();  // idempotent, joins the thread
+
+ private:
+  void run();
+  void handle(const void* buf, size_t len);
+  void resync();
+
+  Callback on_change_;
+  int nl_fd_ = -1;
+  int stop_fd_ = -1;
+  std::thread thread_;
+  std::map<int, InterfaceInfo> known_;
+};
+
+}  // namespace icmpcap

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+import { fileURLToPath } from 'node:url';
+
+export default defineConfig({
+  resolve: {
+    alias: { '@common': fileURLToPath(new URL('./electron/common', import.meta.url)) },
+  },
+  test: {
+    include: ['electron/**/*.test.ts', 'native/test/**/*.test.ts', 'test/unit/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Tests that make network namespaces must not race each other for the same names or CPU.
+    fileParallelism: false,
+  },
+});
