@@ -31,6 +31,62 @@ export const RowsParamsSchema = z
   })
   .strict();
 
+export const FilterParamsSchema = z.object({ filter: z.string().max(4096) }).strict();
+
+export const SORT_COLUMNS = [
+  'no',
+  'time',
+  'dir',
+  'iface',
+  'src',
+  'dst',
+  'type',
+  'code',
+  'id',
+  'seq',
+  'ttl',
+  'len',
+  'rtt',
+] as const;
+export const SortColumnSchema = z.enum(SORT_COLUMNS);
+export type SortColumn = z.infer<typeof SortColumnSchema>;
+export const SortParamsSchema = z
+  .object({ column: SortColumnSchema.nullable(), descending: z.boolean().default(false) })
+  .strict();
+
+const RecordNo = z.number().int().min(1);
+export const RecordParamsSchema = z.object({ no: RecordNo }).strict();
+
+export const EXPORT_FORMATS = ['pcapng', 'pcap', 'csv', 'ndjson'] as const;
+export const ExportFormatSchema = z.enum(EXPORT_FORMATS);
+export type ExportFormat = z.infer<typeof ExportFormatSchema>;
+const FilePath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => p.startsWith('/') && !p.includes('\0'), 'give an absolute path');
+export const ExportParamsSchema = z
+  .object({
+    format: ExportFormatSchema,
+    /** all records, the current filtered and sorted view, or the listed record numbers */
+    scope: z.enum(['all', 'view', 'selected']),
+    nos: z.array(RecordNo).max(1_000_000).optional(),
+    path: FilePath,
+  })
+  .strict()
+  .refine((p) => p.scope !== 'selected' || (p.nos !== undefined && p.nos.length > 0), {
+    message: 'scope "selected" needs the record numbers in "nos"',
+    path: ['nos'],
+  });
+export const OpenFileParamsSchema = z.object({ path: FilePath }).strict();
+export const JobParamsSchema = z.object({ id: z.number().int().min(1) }).strict();
+export const PeerSeriesParamsSchema = z
+  .object({
+    peers: z.array(z.string().min(1).max(64)).min(1).max(16),
+    maxPoints: z.number().int().min(2).max(10_000).default(2000),
+  })
+  .strict();
+
 const Empty = z.object({}).strict().default({});
 
 /** Request name -> params schema. The result types are in `Results`. */
@@ -41,7 +97,17 @@ export const RequestSchemas = {
   'capture.pause': Empty,
   'capture.resume': Empty,
   'capture.clear': Empty,
+  'view.setFilter': FilterParamsSchema,
+  'view.setSort': SortParamsSchema,
   'view.rows': RowsParamsSchema,
+  'view.positionOf': RecordParamsSchema,
+  'filter.check': FilterParamsSchema,
+  'record.details': RecordParamsSchema,
+  'stats.get': Empty,
+  'stats.peerSeries': PeerSeriesParamsSchema,
+  'file.open': OpenFileParamsSchema,
+  'export.start': ExportParamsSchema,
+  'job.cancel': JobParamsSchema,
   'interfaces.list': Empty,
   'sources.probe': Empty,
 } as const;
@@ -76,7 +142,10 @@ export type CaptureStateName = 'idle' | 'starting' | 'running' | 'paused' | 'sto
 
 export interface CaptureState {
   state: CaptureStateName;
-  source?: SourceKind;
+  /** 'file' when the records come from an opened capture file. */
+  source?: SourceKind | 'file';
+  /** The opened file, when source is 'file'. */
+  file?: string;
   interfaces: string[];
   startedAtMs?: number;
   stoppedAtMs?: number;
@@ -105,6 +174,8 @@ export interface Row {
 export interface Counts {
   total: number;
   view: number;
+  /** The filter the view applies ('' for none). */
+  filter: string;
   /** Records per second over the last second. */
   rate: number;
   droppedKernel: number;
@@ -116,6 +187,111 @@ export interface RowsResult {
   start: number;
   rows: Row[];
   view: number;
+}
+
+export interface FilterResult {
+  view: number;
+  /** The filter as applied ('' for none). */
+  filter: string;
+  /** How long applying it took, in ms. */
+  ms: number;
+}
+
+export interface FilterCheck {
+  ok: true;
+}
+
+export interface ViewResult {
+  view: number;
+}
+
+export interface PositionResult {
+  /** Position of the record in the current view (0-based), or null when the filter hides it. */
+  position: number | null;
+}
+
+export interface RecordDetails {
+  row: Row;
+  /** Captured bytes from the IP header on, hex encoded (two characters a byte). */
+  bytesHex: string;
+  origLen: number;
+  capLen: number;
+  /** Where it was seen: prerouting, local-in, forward, local-out, postrouting, or none (AF_PACKET, file). */
+  hook: string;
+  /** Full-precision timestamp, ns since the epoch. */
+  tsNs: string;
+}
+
+/** Echo statistics of one peer: requests matched to replies by addresses, id and sequence. */
+export interface PeerStats {
+  /** The remote address. */
+  peer: string;
+  /** The local address that talked to it (or the requester, when direction is unknown). */
+  local: string;
+  family: 4 | 6;
+  /** 'out' when we pinged the peer, 'in' when the peer pinged us. */
+  role: 'out' | 'in' | 'unknown';
+  requests: number;
+  replies: number;
+  /** Requests with no reply within the timeout. */
+  lost: number;
+  /** lost / (requests whose timeout has passed), 0..1. */
+  loss: number;
+  duplicates: number;
+  /** Replies that came after the timeout (counted as lost too, as ping does). */
+  late: number;
+  rttMinMs: number | null;
+  rttAvgMs: number | null;
+  rttMaxMs: number | null;
+  rttP95Ms: number | null;
+  /** Mean absolute difference of consecutive RTTs (RFC 3550 style), ms. */
+  jitterMs: number | null;
+  lastSeenNs: string;
+  /** The last RTTs (ms), oldest first, for a sparkline. */
+  spark: number[];
+}
+
+export type MessageKindName = 'echo' | 'error' | 'nd' | 'other';
+
+export interface Aggregates {
+  total: number;
+  /** Records per second over the last second. */
+  rate: number;
+  droppedKernel: number;
+  droppedRing: number;
+  byKind: Record<MessageKindName, number>;
+  byDir: { in: number; out: number; fwd: number; unknown: number };
+  byTypeCode: { family: 4 | 6; type: number; code: number; count: number }[];
+  /** Top addresses by packets (as source or destination). */
+  topTalkers: { address: string; packets: number; bytes: number }[];
+  /** Peers with echo traffic, most requests first (at most 200). */
+  peers: PeerStats[];
+  /** Packets per second by kind, one point a second, the last 300 seconds. tSec is seconds since the epoch. */
+  series: { tSec: number[] } & Record<MessageKindName, number[]>;
+}
+
+export interface PeerSeries {
+  peer: string;
+  /** Reply times (ms since the epoch) and RTTs (ms). */
+  tMs: number[];
+  rttMs: number[];
+}
+
+export interface JobStarted {
+  id: number;
+}
+
+export interface Job {
+  id: number;
+  kind: 'export' | 'open';
+  state: 'running' | 'done' | 'cancelled' | 'error';
+  /** Records (export) or bytes (open) done so far, and the total when known. */
+  done: number;
+  total: number | null;
+  /** What the job wrote or read. */
+  path: string;
+  /** On 'done': a summary (records written, records read and skipped). On 'error': what went wrong and what to do. */
+  message?: string;
 }
 
 export interface Hello {
@@ -134,7 +310,17 @@ export interface Results {
   'capture.pause': CaptureState;
   'capture.resume': CaptureState;
   'capture.clear': Counts;
+  'view.setFilter': FilterResult;
+  'view.setSort': ViewResult;
   'view.rows': RowsResult;
+  'view.positionOf': PositionResult;
+  'filter.check': FilterCheck;
+  'record.details': RecordDetails;
+  'stats.get': Aggregates;
+  'stats.peerSeries': PeerSeries[];
+  'file.open': JobStarted;
+  'export.start': JobStarted;
+  'job.cancel': Job;
   'interfaces.list': InterfaceInfo[];
   'sources.probe': SourceAvailability[];
 }
@@ -142,6 +328,10 @@ export interface Results {
 export interface Events {
   state: CaptureState;
   counts: Counts;
+  /** Pushed about twice a second while anything changes. */
+  aggregates: Aggregates;
+  /** Progress and end of exports and file opens. */
+  job: Job;
 }
 export type EventName = keyof Events;
 

@@ -259,6 +259,7 @@ export class CaptureService {
       droppedKernel: this.lastDrops.kernel,
       droppedRing: this.lastDrops.ring,
       firstTsNs: this.store.baseNs === null ? null : this.store.baseNs.toString(),
+      filter: '',
     };
   }
 

@@ -414,11 +414,13 @@ TEST(ring_random_corruptions_never_crash_or_loop) {
           break;
         }
         case 3: {
+          if ((c & 4095) + 72 > 4096) break;  // the header itself would leave the data area
           auto* rec = reinterpret_cast<icmpcap_record*>(m.data(r) + (c & 4095));
           rec->len = static_cast<uint32_t>(rng());
           break;
         }
         default: {
+          if ((c & 4095) + 72 > 4096) break;
           auto* rec = reinterpret_cast<icmpcap_record*>(m.data(r) + (c & 4095));
           rec->cap_len = static_cast<uint16_t>(rng());
           if (rng() & 1) rec->flags ^= ICMPCAP_REC_F_PAD;

@@ -3,66 +3,25 @@
  * it, so 127.0.0.1 is the service's), and exactly N echo requests from the other namespace. The table
  * must show exactly N requests in and N replies out, with the right addresses, types, ids and seqs.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type Browser, chromium, expect, test } from '@playwright/test';
-import { CHROMIUM_ARGS } from '../../playwright.config.js';
+import { expect, test } from '@playwright/test';
 import { type NetnsPair, createNetnsPair } from '../support/netns.js';
+import { type ServedApp, serveInNetns } from '../support/serve.js';
 
 const N = 5;
 const ID4 = 4660;
 const ID6 = 4661;
 
 let net: NetnsPair;
-let server: ChildProcess | undefined;
-let browser: Browser | undefined;
-let tmp: string;
-let url: string;
-
-function startServer(ns: string, iface: string): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, 'bin/icmpcap.mjs', 'serve', '-i', iface], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`icmpcap serve did not start:\n${out}`)), 20_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /serving on (http:\/\/\S+)/.exec(out);
-      if (m && /capturing with|not capturing/.test(out)) {
-        clearTimeout(timer);
-        if (/not capturing/.test(out)) reject(new Error(`icmpcap serve is not capturing:\n${out}`));
-        else resolve({ proc, url: m[1]! });
-      }
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.on('exit', (code) => reject(new Error(`icmpcap serve exited with ${code}:\n${out}`)));
-  });
-}
+let app: ServedApp | undefined;
 
 test.beforeAll(async () => {
   net = createNetnsPair('e2e');
-  tmp = mkdtempSync(join(tmpdir(), 'icmpcap-e2e-'));
-  const wrapper = join(tmp, 'chromium-in-netns');
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${net.a} /usr/bin/chromium "$@"\n`);
-  chmodSync(wrapper, 0o755);
-  const started = await startServer(net.a, net.ifA);
-  server = started.proc;
-  url = started.url;
-  browser = await chromium.launch({ executablePath: wrapper, args: CHROMIUM_ARGS });
+  app = await serveInNetns(net.a, ['-i', net.ifA]);
 });
 
 test.afterAll(async () => {
-  await browser?.close().catch(() => undefined);
-  if (server && server.exitCode === null) {
-    server.kill('SIGINT');
-    await new Promise((r) => server!.once('exit', r));
-  }
+  await app?.close();
   net?.destroy();
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
 interface TableRow {
@@ -76,8 +35,8 @@ interface TableRow {
 }
 
 test('the live table shows exactly N echo requests and N replies, IPv4 and IPv6', async () => {
-  const page = await browser!.newPage({ viewport: { width: 1400, height: 1400 } });
-  await page.goto(url);
+  const page = await app!.browser.newPage({ viewport: { width: 1400, height: 1400 } });
+  await page.goto(app!.url);
   await expect(page.getByTestId('status-state')).toHaveText('running');
   await expect(page.getByTestId('status-source')).toHaveText(/AF_PACKET|kernel module/);
 

@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "afpacket_socket.h"
@@ -44,6 +45,7 @@ struct PacketSocket {
   bool alive = true;
   uint64_t kernel_packets = 0;
   uint64_t kernel_drops = 0;
+  uint64_t frames_read = 0;  // frames taken from the ring, ICMP or not
 };
 
 std::string describe_if(const PacketSocket& s) {
@@ -97,7 +99,11 @@ class AfPacketSource final : public Source {
     int64_t last_flush = monotonic_ms();
     int64_t last_stats = last_flush;
     const int flush_ms = static_cast<int>(batcher_.limits().flush_interval_ms);
-    while (!stop_requested()) {
+    for (;;) {
+      if (stop_requested()) {
+        final_drain();
+        return;
+      }
       bool blocked = false;  // the sink is full: stop draining
       for (auto& s : socks_) {
         if (!s.alive) continue;
@@ -120,7 +126,7 @@ class AfPacketSource final : public Source {
       }
       if (alive_count() == 0) return;
       if (blocked) {
-        if (!wait_for_room(2)) break;
+        wait_for_room(2);
         continue;
       }
       int timeout = batcher_.empty() ? 500 : static_cast<int>(flush_ms - (now - last_flush));
@@ -133,7 +139,10 @@ class AfPacketSource final : public Source {
       }
       for (int i = 0; i < n; i++) {
         const int tag = static_cast<int>(evs[i].data.u32);
-        if (tag == kStopTag) return;
+        if (tag == kStopTag) {
+          final_drain();
+          return;
+        }
         if (tag == kLinkTag) {
           read_link_events();
         } else if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
@@ -193,6 +202,10 @@ class AfPacketSource final : public Source {
     s.map = static_cast<uint8_t*>(m);
     s.block_size = block;
     s.block_nr = nr;
+    // Start the counters with the ring: frames queued before it existed never reach it.
+    struct tpacket_stats_v3 st;
+    socklen_t len = sizeof(st);
+    getsockopt(s.fd, SOL_PACKET, PACKET_STATISTICS, &st, &len);
   }
 
   // Drains ready blocks of s into the batch. Returns false when the sink is full and the
@@ -221,6 +234,7 @@ class AfPacketSource final : public Source {
           if (!flush()) return false;
         }
         emit_packet(s, h);
+        s.frames_read++;
         s.pkt_index++;
         if (h->tp_next_offset == 0) {
           s.pkt_index = num;
@@ -254,10 +268,31 @@ class AfPacketSource final : public Source {
     captured_.fetch_add(1, std::memory_order_relaxed);
   }
 
+  // stop(): the kernel hands a partly filled block over only when its retire timer fires, so
+  // wait (bounded) until every frame the kernel accepted has been read, then flush.
+  void final_drain() {
+    const int64_t deadline = monotonic_ms() + 20 * kBlockTimeoutMs;
+    for (;;) {
+      bool complete = true;
+      for (auto& s : socks_) {
+        if (!s.alive) continue;
+        while (!drain(s)) flush(true);
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        read_stats_locked(s);
+        complete &= s.frames_read >= s.kernel_packets - s.kernel_drops;
+      }
+      if (complete || monotonic_ms() >= deadline) break;
+      struct timespec ts = {0, 2 * 1000 * 1000};
+      nanosleep(&ts, nullptr);
+    }
+    flush(true);
+  }
+
   void read_stats_locked(PacketSocket& s) {
     struct tpacket_stats_v3 st = {};
     socklen_t len = sizeof(st);
     // PACKET_STATISTICS resets the kernel counters on every read: accumulate.
+    // tp_packets includes tp_drops (packet_getsockopt adds them).
     if (getsockopt(s.fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {
       s.kernel_packets += st.tp_packets;
       s.kernel_drops += st.tp_drops;

@@ -141,8 +141,14 @@ export class NetnsLab {
 }
 
 /** `tshark -r file -T fields` for ICMP/ICMPv6 frames, first occurrence of each field (not the quoted one). */
-export function tsharkFields(file: string, fields: string[], filter = 'icmp or icmpv6'): string[][] {
-  const args = ['-r', file, '-n', '-Y', filter, '-T', 'fields', '-E', 'occurrence=f', '-E', 'separator=|'];
+export function tsharkFields(
+  file: string,
+  fields: string[],
+  filter = 'icmp or icmpv6',
+  extraArgs: string[] = [],
+): string[][] {
+  const args = ['-r', file, '-n', ...extraArgs, '-T', 'fields', '-E', 'occurrence=f', '-E', 'separator=|'];
+  if (filter !== '') args.push('-Y', filter);
   for (const field of fields) args.push('-e', field);
   const out = run('tshark', args);
   return out
