@@ -14,6 +14,7 @@
         "src/core/afpacket_socket.c",
         "src/core/afpacket_source.cc",
         "src/core/errors.cc",
+        "src/core/genl.cc",
         "src/core/helper_client.cc",
         "src/core/interfaces.cc",
         "src/core/module_source.cc",

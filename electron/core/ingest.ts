@@ -4,7 +4,14 @@
  */
 import { isEchoReply, isEchoRequest } from '../common/icmp.js';
 import { OFF, REC_F_HAS_ECHO, REC_F_TRUNCATED, forEachRecord, formatAddress } from './record.js';
-import { Interner, MISC_F_HAS_ECHO, MISC_F_TRUNCATED, type RecordStore } from './store.js';
+import {
+  Interner,
+  MISC_F_HAS_ECHO,
+  MISC_F_TRUNCATED,
+  MISC_HOOK_NONE,
+  MISC_HOOK_SHIFT,
+  type RecordStore,
+} from './store.js';
 
 /** Interns addresses by their bytes, formatting each distinct address once. */
 export class AddressTable {
@@ -125,8 +132,10 @@ export class Ingestor {
       chunk.dst[i] = dst;
       chunk.meta[i] = (type | (code << 8) | (dir << 16) | (family << 24)) >>> 0;
       chunk.idSeq[i] = idSeq;
+      const hook = view.getUint8(o + OFF.hook);
       chunk.misc[i] =
         (view.getUint8(o + OFF.ttl) |
+          ((hook < MISC_HOOK_NONE ? hook : MISC_HOOK_NONE) << MISC_HOOK_SHIFT) |
           ((ifIdx & 0xffff) << 8) |
           (flags & REC_F_HAS_ECHO ? MISC_F_HAS_ECHO : 0) |
           (flags & REC_F_TRUNCATED ? MISC_F_TRUNCATED : 0)) >>>

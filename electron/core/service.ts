@@ -20,9 +20,12 @@ import {
   type SourceKind,
   isRequestName,
 } from '../common/contract.js';
+import { type ExportRow, exportRecords, openCaptureFile } from './files/index.js';
 import { Ingestor } from './ingest.js';
-import type { Native, NativeSession, SessionEvent } from './native.js';
-import { MISC_F_HAS_ECHO, RecordStore } from './store.js';
+import { JobRunner } from './jobs.js';
+import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js';
+import { Spool, defaultSpoolDir } from './spool-store.js';
+import { CHUNK_MASK, MISC_F_HAS_ECHO, RecordStore, hookName } from './store.js';
 
 export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
 
@@ -32,6 +35,28 @@ export interface ServiceOptions {
   version: string;
   /** How often counts are pushed, in ms. */
   tickMs?: number;
+  /** Where spool files go (default: $XDG_CACHE_HOME/icmpcap/spool). */
+  spoolDir?: string;
+}
+
+/** The rows the renderer sees: the records in view order. Identity until a filter or sort applies. */
+interface ViewLike {
+  readonly length: number;
+  indexAt(position: number): number;
+  positionOf(index: number): number | null;
+}
+
+class IdentityView implements ViewLike {
+  constructor(private readonly store: RecordStore) {}
+  get length(): number {
+    return this.store.length;
+  }
+  indexAt(position: number): number {
+    return position;
+  }
+  positionOf(index: number): number | null {
+    return index < this.store.length ? index : null;
+  }
 }
 
 const DIRS = ['in', 'out', 'fwd', '?'] as const;
@@ -41,6 +66,9 @@ export class CaptureService {
   private readonly ingestor: Ingestor;
   private readonly listeners = new Set<EventListener>();
   private session: NativeSession | null = null;
+  private spool: Spool | null = null;
+  private readonly view: ViewLike;
+  private readonly jobs: JobRunner;
   private state: CaptureState = { state: 'idle', interfaces: [] };
   private ifnames = new Map<number, string>();
   private frozenView: number | null = null;
@@ -51,6 +79,8 @@ export class CaptureService {
 
   constructor(private readonly options: ServiceOptions) {
     this.ingestor = new Ingestor(this.store, (ifindex) => this.ifname(ifindex));
+    this.view = new IdentityView(this.store);
+    this.jobs = new JobRunner((job) => this.emit('job', job));
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
     this.timer.unref();
   }
@@ -107,10 +137,24 @@ export class CaptureService {
         const { start, count } = p as z.output<(typeof RequestSchemas)['view.rows']>;
         return this.rows(start, count);
       }
+      case 'view.positionOf': {
+        const { no } = p as z.output<(typeof RequestSchemas)['view.positionOf']>;
+        return { position: no <= this.store.length ? this.view.positionOf(no - 1) : null };
+      }
+      case 'record.details':
+        return this.details((p as z.output<(typeof RequestSchemas)['record.details']>).no);
+      case 'export.start':
+        return { id: this.startExport(p as z.output<(typeof RequestSchemas)['export.start']>) };
+      case 'file.open':
+        return { id: this.openFile((p as z.output<(typeof RequestSchemas)['file.open']>).path) };
+      case 'job.cancel':
+        return this.jobs.cancel((p as z.output<(typeof RequestSchemas)['job.cancel']>).id);
       case 'interfaces.list':
         return this.interfaces();
       case 'sources.probe':
         return this.probe();
+      default:
+        throw new ServiceError('unknown-method', `${method} is not implemented by this service yet`);
     }
   }
 
@@ -158,11 +202,14 @@ export class CaptureService {
         `no interface named ${missing.join(', ')} on this host; pick one from the interface list`,
       );
     }
+    if (this.jobs.busy('open'))
+      throw new ServiceError('capture-failed', 'a capture file is being opened: wait or cancel it');
+    this.newSpool(params.snaplen);
     let session: NativeSession;
     try {
       session = native.open({ source, interfaces: params.interfaces, snaplen: params.snaplen });
       session.start(
-        (batch) => this.onBatch(batch),
+        (batch, info) => this.onBatch(batch, info),
         (ev) => this.onSessionEvent(ev),
       );
     } catch (err) {
@@ -222,14 +269,158 @@ export class CaptureService {
   }
 
   clear(): void {
+    if (this.jobs.busy('export'))
+      throw new ServiceError('bad-request', 'an export is running: wait for it or cancel it');
     this.ingestor.clear();
     this.rateWindow = [];
     if (this.frozenView !== null) this.frozenView = 0;
     this.tick();
   }
 
-  private onBatch(batch: ArrayBuffer): void {
-    this.ingestor.ingest(batch);
+  /** Starts a fresh capture: clears the index and replaces the spool. */
+  private newSpool(snaplen: number): void {
+    if (this.jobs.busy('export')) {
+      throw new ServiceError(
+        'capture-failed',
+        'an export is running from this capture: wait for it or cancel it',
+      );
+    }
+    this.spool?.close();
+    this.spool = null;
+    this.ingestor.clear();
+    this.ifnames.clear();
+    this.rateWindow = [];
+    this.spool = Spool.create(
+      this.options.spoolDir ?? defaultSpoolDir(),
+      `icmpcap ${this.options.version}`,
+      snaplen,
+    );
+  }
+
+  private onBatch(batch: ArrayBuffer, info?: BatchInfo): void {
+    const spool = this.spool;
+    if (!spool) return;
+    const records = info?.records ?? Math.ceil(batch.byteLength / 72);
+    const offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex));
+    this.ingestor.ingest(batch, offsets);
+  }
+
+  private details(no: number): Results['record.details'] {
+    const index = no - 1;
+    if (index >= this.store.length || !this.spool) {
+      throw new ServiceError(
+        'not-found',
+        `there is no record ${no} in this capture (it has ${this.store.length})`,
+      );
+    }
+    const c = this.store.chunkOf(index);
+    const i = index & CHUNK_MASK;
+    const rec = this.spool.read(c.spoolOffset[i]!);
+    return {
+      row: this.row(index),
+      bytesHex: Buffer.from(rec.data.buffer, rec.data.byteOffset, rec.data.byteLength).toString('hex'),
+      origLen: rec.origLen,
+      capLen: rec.capLen,
+      hook: hookName(c.misc[i]!),
+      tsNs: rec.tsNs.toString(),
+    };
+  }
+
+  /** Record indices for an export scope, in the order the user sees them, as of when the export started. */
+  private *exportIndices(
+    scope: 'all' | 'view' | 'selected',
+    nos: number[] | undefined,
+    length: number,
+  ): Generator<number> {
+    if (scope === 'all') for (let i = 0; i < length; i++) yield i;
+    else if (scope === 'view') {
+      const viewLength = this.view.length;
+      for (let p = 0; p < viewLength; p++) yield this.view.indexAt(p);
+    } else for (const no of nos ?? []) if (no <= length) yield no - 1;
+  }
+
+  private *exportRows(spool: Spool, indices: Iterable<number>): Generator<ExportRow> {
+    const baseNs = this.store.baseNs ?? 0n;
+    for (const index of indices) {
+      const c = this.store.chunkOf(index);
+      const i = index & CHUNK_MASK;
+      const record = spool.read(c.spoolOffset[i]!);
+      const rtt = c.rtt[i]!;
+      yield {
+        no: index + 1,
+        record,
+        ifname: this.ingestor.interfaces.get((c.misc[i]! >>> 8) & 0xffff),
+        ...(Number.isNaN(rtt) ? {} : { rttMs: rtt }),
+        relativeNs: record.tsNs - baseNs,
+      };
+    }
+  }
+
+  private startExport(p: z.output<(typeof RequestSchemas)['export.start']>): number {
+    const spool = this.spool;
+    if (!spool || this.store.length === 0)
+      throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
+    const total =
+      p.scope === 'all' ? this.store.length : p.scope === 'view' ? this.view.length : (p.nos?.length ?? 0);
+    const rows = this.exportRows(spool, this.exportIndices(p.scope, p.nos, this.store.length));
+    return this.jobs.start('export', p.path, async (ctx) => {
+      const result = await exportRecords(rows, {
+        format: p.format,
+        path: p.path,
+        total,
+        signal: ctx.signal,
+        onProgress: (done) => ctx.progress(done, total),
+        application: `icmpcap ${this.options.version}`,
+      });
+      ctx.progress(result.records, total);
+      return `${result.records.toLocaleString('en')} records written to ${result.path}`;
+    });
+  }
+
+  private openFile(path: string): number {
+    if (this.session) throw new ServiceError('bad-request', 'stop the capture before opening a file');
+    if (this.jobs.busy('open')) throw new ServiceError('bad-request', 'a file is already being opened');
+    this.newSpool(65535);
+    this.frozenView = null;
+    this.setState({ state: 'starting', source: 'file', file: path, interfaces: [] });
+    return this.jobs.start('open', path, async (ctx) => {
+      const reader = openCaptureFile(path, {
+        signal: ctx.signal,
+        onProgress: (bytes, total) => ctx.progress(bytes, total),
+      });
+      const names = new Map<number, string>();
+      let next = await reader.next();
+      try {
+        while (!next.done) {
+          const { batch, records, interfaces } = next.value;
+          for (const { id, name } of interfaces) names.set(id, name);
+          for (const [id, name] of names) this.ifnames.set(id, name);
+          this.onBatch(batch, { records, bytes: batch.byteLength });
+          next = await reader.next();
+        }
+      } finally {
+        const names = [...new Set(this.ifnames.values())];
+        this.setState({
+          state: 'stopped',
+          source: 'file',
+          file: path,
+          interfaces: names,
+          stoppedAtMs: Date.now(),
+        });
+        this.tick();
+      }
+      const summary = next.value;
+      const skipped = summary.skippedNonIcmp
+        ? `, ${summary.skippedNonIcmp.toLocaleString('en')} non-ICMP packets skipped`
+        : '';
+      const text = `${summary.records.toLocaleString('en')} ICMP records read from ${path}${skipped}`;
+      if (summary.error) {
+        throw new Error(
+          `${text}; then the file is damaged at byte ${summary.error.offset}: ${summary.error.message}`,
+        );
+      }
+      return text;
+    });
   }
 
   private onSessionEvent(ev: SessionEvent): void {
@@ -244,7 +435,7 @@ export class CaptureService {
   }
 
   private viewLength(): number {
-    return this.frozenView ?? this.store.length;
+    return this.frozenView ?? this.view.length;
   }
 
   counts(): Counts {
@@ -267,13 +458,13 @@ export class CaptureService {
     const view = this.viewLength();
     const end = Math.min(view, start + count);
     const rows: Row[] = [];
-    for (let n = start; n < end; n++) rows.push(this.row(n));
+    for (let n = start; n < end; n++) rows.push(this.row(this.view.indexAt(n)));
     return { start, rows, view };
   }
 
   private row(index: number): Row {
     const c = this.store.chunkOf(index);
-    const i = index & 0xffff;
+    const i = index & CHUNK_MASK;
     const meta = c.meta[i]!;
     const misc = c.misc[i]!;
     const hasEcho = (misc & MISC_F_HAS_ECHO) !== 0;
@@ -322,7 +513,10 @@ export class CaptureService {
   /** Stops capturing and releases everything; the service is unusable afterwards. */
   close(): void {
     clearInterval(this.timer);
+    this.jobs.cancelAll();
     this.stop();
+    this.spool?.close();
+    this.spool = null;
     this.listeners.clear();
   }
 }

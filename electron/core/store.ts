@@ -19,9 +19,9 @@ export interface Chunk {
   dst: Uint32Array;
   /** type | code << 8 | dir << 16 | family << 24 (family 4 or 6) */
   meta: Uint32Array;
-  /** id << 16 | seq; 0xffffffff... no: hasEcho is in misc */
+  /** id << 16 | seq (meaningful when misc has MISC_F_HAS_ECHO) */
   idSeq: Uint32Array;
-  /** ttl | ifIdx << 8 (interned interface, 16 bits) | flags << 24 */
+  /** ttl | ifIdx << 8 (interned interface, 16 bits) | flags << 24 | hook << 26 (7 = none) */
   misc: Uint32Array;
   /** origLen | capLen << 16 */
   len: Uint32Array;
@@ -32,6 +32,13 @@ export interface Chunk {
 
 export const MISC_F_HAS_ECHO = 1 << 24;
 export const MISC_F_TRUNCATED = 2 << 24;
+export const MISC_HOOK_SHIFT = 26;
+export const MISC_HOOK_NONE = 7;
+export const HOOK_NAMES = ['prerouting', 'local-in', 'forward', 'local-out', 'postrouting'] as const;
+
+export function hookName(misc: number): string {
+  return HOOK_NAMES[(misc >>> MISC_HOOK_SHIFT) & 7] ?? 'none';
+}
 
 function newChunk(): Chunk {
   return {

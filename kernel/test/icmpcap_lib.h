@@ -323,7 +323,7 @@ static inline long cap_drain(struct cap *c, rec_fn fn, void *arg)
 			if (rec->len < ICMPCAP_PAD_MIN_SIZE || off + ICMPCAP_ALIGN(rec->len) > h->data_size)
 				return -1;
 			if (!(rec->flags & ICMPCAP_REC_F_PAD)) {
-				if (rec->len != ICMPCAP_RECORD_HDR_SIZE + rec->cap_len)
+				if (rec->len != (uint32_t)ICMPCAP_RECORD_HDR_SIZE + rec->cap_len)
 					return -1;
 				if (fn)
 					fn(rec, arg);

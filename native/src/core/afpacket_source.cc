@@ -286,6 +286,7 @@ class AfPacketSource final : public Source {
       nanosleep(&ts, nullptr);
     }
     flush(true);
+    poll_kernel_stats();  // report drops not reported yet
   }
 
   void read_stats_locked(PacketSocket& s) {

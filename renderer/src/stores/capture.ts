@@ -10,6 +10,7 @@ const EMPTY_COUNTS: Counts = {
   droppedKernel: 0,
   droppedRing: 0,
   firstTsNs: null,
+  filter: '',
 };
 
 export const useCaptureStore = defineStore('capture', () => {

@@ -38,11 +38,13 @@ export async function captureRealTraffic(lab: NetnsLab, dir: string, full = true
   };
   const h1 = lab.h1;
   const nano = ['--time-stamp-precision', 'nano'];
+  // Without immediate mode libpcap hands packets over in blocks and SIGINT can drop the last, partial one.
+  const tcpdump = (...args: string[]) => lab.startCapture(h1, 'tcpdump', ['--immediate-mode', '-U', ...args]);
   await Promise.all([
-    lab.startCapture(h1, 'tcpdump', ['-i', 'eth0', '-U', ...nano, '-w', files.ethPcapNs]),
-    lab.startCapture(h1, 'tcpdump', ['-i', 'eth0', '-U', '-w', files.ethPcapUs]),
-    lab.startCapture(h1, 'tcpdump', ['-i', 'any', '-U', '-y', 'LINUX_SLL', '-w', files.sllPcap]),
-    lab.startCapture(h1, 'tcpdump', ['-i', 'any', '-U', '-y', 'LINUX_SLL2', ...nano, '-w', files.sll2Pcap]),
+    tcpdump('-i', 'eth0', ...nano, '-w', files.ethPcapNs),
+    tcpdump('-i', 'eth0', '-w', files.ethPcapUs),
+    tcpdump('-i', 'any', '-y', 'LINUX_SLL', '-w', files.sllPcap),
+    tcpdump('-i', 'any', '-y', 'LINUX_SLL2', ...nano, '-w', files.sll2Pcap),
     lab.startCapture(h1, 'tshark', ['-i', 'eth0', '-i', 'lo', '-w', files.multiPcapng]),
     lab.startCapture(h1, 'tshark', ['-i', 'any', '-w', files.anyPcapng]),
   ]);
@@ -58,10 +60,13 @@ export async function captureRealTraffic(lab: NetnsLab, dir: string, full = true
     lab.ping('-c', '2', ...fast, '-w', '1', UNREACHABLE_V4); // Destination Unreachable (route)
     lab.ping('-6', '-c', '2', ...fast, '-w', '1', UNREACHABLE_V6);
     lab.ping('-c', '2', ...fast, '-w', '1', '-M', 'do', '-s', '1400', H2_V4); // Fragmentation Needed
-    lab.ping('-6', '-c', '3', ...fast, '-w', '2', '-s', '1400', H2_V6); // Packet Too Big, then fragments
+    lab.ping('-6', '-c', '2', ...fast, '-w', '1', '-s', '1400', H2_V6); // Packet Too Big
+    lab.ping('-6', '-c', '2', ...fast, '-w', '1', '-M', 'want', '-s', '1400', H2_V6); // fragmented echo
     lab.ping('-c', '2', ...fast, '-w', '1', '-M', 'dont', '-s', '1400', H2_V4); // fragmented replies
   }
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // dumpcap (behind tshark) delivers in blocks too; give it time to write the last packets.
+  await new Promise((resolve) => setTimeout(resolve, 700));
   await lab.stopCaptures();
+  if (lab.earlyExits.length > 0) throw new Error(`a capturer stopped early: ${lab.earlyExits.join('; ')}`);
   return files;
 }

@@ -33,6 +33,9 @@ export class NetnsLab {
   readonly r: string;
   readonly h2: string;
   private readonly captures: ChildProcess[] = [];
+  private stopping = false;
+  /** Capturers that ended before `stopCaptures` (e.g. killed by another program); their files are short. */
+  readonly earlyExits: string[] = [];
 
   constructor() {
     const tag = `icf${process.pid}${Math.random().toString(36).slice(2, 6)}`;
@@ -64,7 +67,15 @@ export class NetnsLab {
         this.ns(ns, 'ip', 'route', 'add', 'default', 'via', via4);
         this.ns(ns, 'ip', '-6', 'route', 'add', 'default', 'via', via6);
       }
-      this.ns(this.r, 'ip', 'route', 'add', 'unreachable', '10.201.9.0/24');
+      // An `unreachable` IPv4 route answers through ip_error(), which rate-limits to about one error a
+      // second whatever icmp_ratelimit says; an nftables reject answers every packet.
+      this.ns(this.r, 'ip', 'route', 'add', '10.201.9.0/24', 'via', '10.201.2.2');
+      this.ns(
+        this.r,
+        'nft',
+        'add table ip icf; add chain ip icf forwarded { type filter hook forward priority 0; };' +
+          ' add rule ip icf forwarded ip daddr 10.201.9.0/24 reject with icmp type host-unreachable',
+      );
       this.ns(this.r, 'ip', '-6', 'route', 'add', 'unreachable', 'fd01:9::/64');
     } catch (err) {
       this.tearDown();
@@ -87,6 +98,9 @@ export class NetnsLab {
   async startCapture(ns: string, cmd: 'tcpdump' | 'tshark', args: string[]): Promise<ChildProcess> {
     const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.captures.push(child);
+    child.once('exit', (code, signal) => {
+      if (!this.stopping) this.earlyExits.push(`${cmd} ${args.join(' ')}: exit ${code ?? signal}`);
+    });
     let stderr = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${stderr}`)), 20_000);
@@ -107,6 +121,7 @@ export class NetnsLab {
 
   /** Stops every capturer with SIGINT (they flush their files on it) and waits for them to exit. */
   async stopCaptures(): Promise<void> {
+    this.stopping = true;
     await Promise.all(
       this.captures.splice(0).map(async (child) => {
         if (child.exitCode !== null || child.signalCode !== null) return;
@@ -117,6 +132,7 @@ export class NetnsLab {
         clearTimeout(timer);
       }),
     );
+    this.stopping = false;
   }
 
   /** Pings from h1; failures (no reply is the point of some of them) are ignored. */

@@ -43,8 +43,15 @@ export const TSHARK_FIELDS = [
 
 /** One tshark row for `TSHARK_FIELDS` reduced to comparable values. */
 export function normalizeTsharkRow(row: string[]): string {
-  const [time, src4, dst4, src6, dst6, type4, code4, type6, code6, id4, seq4, id6, seq6, ttl, hlim] = row;
+  const [time, src4, dst4, src6, dst6, type4, code4, type6, code6, ttl, hlim] = [
+    ...row.slice(0, 9),
+    ...row.slice(13, 15),
+  ];
+  let [id4, seq4, id6, seq6] = row.slice(9, 13);
   const num = (s: string | undefined): string => (s === undefined || s === '' ? '' : String(Number(s)));
+  // With occurrence=f an error's id/seq come from the echo it quotes; records only carry an echo's own.
+  const echo = type4 ? ['0', '8'].includes(type4) : ['128', '129'].includes(type6 ?? '');
+  if (!echo) [id4, seq4, id6, seq6] = ['', '', '', ''];
   return [
     time,
     src4 || src6,

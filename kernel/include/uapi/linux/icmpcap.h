@@ -75,6 +75,11 @@ struct icmpcap_record {
 	__u8 ttl;	/* 27: IPv4 TTL or IPv6 hop limit */
 	__u8 icmp_type; /* 28 */
 	__u8 icmp_code; /* 29 */
+	/*
+	 * Note: glibc's <netinet/ip_icmp.h> defines icmp_id and icmp_seq as
+	 * macros; do not include it in a file that uses this struct, or #undef
+	 * them after including it.
+	 */
 	__u16 icmp_id;	/* 30: echo identifier, host order (0 unless F_HAS_ECHO) */
 	__u16 icmp_seq; /* 32: echo sequence, host order (0 unless F_HAS_ECHO) */
 	__u16 __pad0;	/* 34: zero */

@@ -1,0 +1,1395 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * Guest tests of icmpcap.ko. Run by kernel/test/guest-init inside QEMU after
+ * the namespaces "a", "b", "c" are set up:
+ *
+ *   a (va: 10.0.0.1, fd00::1) <--veth--> b (vb: 10.0.0.2, fd00::2, router)
+ *   c: loopback only
+ *
+ * b forwards 10.9.9.0/24 and 2001:db8:9::/64 back to a (route MTU 1280 for
+ * IPv6), which makes it send Time Exceeded and Packet Too Big to a.
+ *
+ * Usage: icmpcap_test NAME...   each test runs in its own process and prints
+ * exactly one line: "PASS name" or "FAIL name: reason".
+ */
+#include "icmpcap_lib.h"
+
+#include <arpa/inet.h>
+#include <grp.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#define NS_A "a"
+#define NS_B "b"
+#define NS_C "c"
+
+static const char *cur_test;
+static char fail_msg[512];
+
+#define FAIL(...)                                                              \
+	do {                                                                   \
+		snprintf(fail_msg, sizeof(fail_msg), __VA_ARGS__);             \
+		return -1;                                                     \
+	} while (0)
+#define CHECK(cond, ...)                                                       \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			FAIL(__VA_ARGS__);                                     \
+	} while (0)
+
+static int init_ns_fd = -1;
+
+static int ns_enter(const char *name)
+{
+	char path[64];
+	int fd, err;
+
+	if (!strcmp(name, "init"))
+		return setns(init_ns_fd, CLONE_NEWNET);
+	snprintf(path, sizeof(path), "/run/netns/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	err = setns(fd, CLONE_NEWNET);
+	close(fd);
+	return err;
+}
+
+static int sock_in(const char *ns, int domain, int type, int proto)
+{
+	int s;
+
+	if (ns_enter(ns))
+		return -1;
+	s = socket(domain, type | SOCK_CLOEXEC, proto);
+	ns_enter("init");
+	return s;
+}
+
+static int cap_open_in(const char *ns, struct cap *c, struct nlmsg *m)
+{
+	int err;
+
+	if (ns_enter(ns))
+		return -errno;
+	err = cap_open(c, m);
+	ns_enter("init");
+	return err;
+}
+
+static int ifindex_in(const char *ns, const char *ifname)
+{
+	int idx;
+
+	ns_enter(ns);
+	idx = if_nametoindex(ifname);
+	ns_enter("init");
+	return idx;
+}
+
+/* ---- record collection ------------------------------------------------------ */
+
+#define MAX_RECS 4096
+struct recs {
+	int n;
+	struct icmpcap_record *r[MAX_RECS];
+};
+
+static void rec_copy(const struct icmpcap_record *rec, void *arg)
+{
+	struct recs *rs = arg;
+
+	if (rs->n < MAX_RECS) {
+		rs->r[rs->n] = malloc(rec->len);
+		memcpy(rs->r[rs->n], rec, rec->len);
+		rs->n++;
+	}
+}
+
+static const uint8_t *rec_data(const struct icmpcap_record *r)
+{
+	return (const uint8_t *)r + ICMPCAP_RECORD_HDR_SIZE;
+}
+
+/* Polls and drains until want records arrived or timeout_ms passed. */
+static int collect(struct cap *c, struct recs *rs, int want, int timeout_ms)
+{
+	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000;
+
+	for (;;) {
+		struct pollfd p = { .fd = c->dev, .events = POLLIN };
+		int64_t left = (int64_t)(end - now_ns(CLOCK_MONOTONIC)) / 1000000;
+
+		if (cap_drain(c, rec_copy, rs) < 0)
+			return -1;
+		if (rs->n >= want || left <= 0)
+			return rs->n;
+		poll(&p, 1, left > 50 ? 50 : (int)left);
+	}
+}
+
+static void recs_free(struct recs *rs)
+{
+	for (int i = 0; i < rs->n; i++)
+		free(rs->r[i]);
+	rs->n = 0;
+}
+
+/* ---- traffic ------------------------------------------------------------------ */
+
+struct addr {
+	int v6;
+	struct in_addr a4;
+	struct in6_addr a6;
+};
+
+static struct addr A, B;
+
+static void addrs_init(void)
+{
+	inet_pton(AF_INET, "10.0.0.1", &A.a4);
+	inet_pton(AF_INET, "10.0.0.2", &B.a4);
+	inet_pton(AF_INET6, "fd00::1", &A.a6);
+	inet_pton(AF_INET6, "fd00::2", &B.a6);
+}
+
+static const void *addr_bytes(const struct addr *x, int v6)
+{
+	return v6 ? (const void *)&x->a6 : (const void *)&x->a4;
+}
+
+static uint16_t csum(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint32_t s = 0;
+
+	for (size_t i = 0; i + 1 < n; i += 2)
+		s += (b[i] << 8) | b[i + 1];
+	if (n & 1)
+		s += b[n - 1] << 8;
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return htons(~s);
+}
+
+/* Builds an echo request in buf; returns its length. */
+static size_t make_echo(uint8_t *buf, int v6, uint16_t id, uint16_t seq, size_t payload)
+{
+	buf[0] = v6 ? 128 : 8;
+	buf[1] = 0;
+	buf[2] = buf[3] = 0;
+	buf[4] = id >> 8;
+	buf[5] = id & 0xff;
+	buf[6] = seq >> 8;
+	buf[7] = seq & 0xff;
+	for (size_t i = 0; i < payload; i++)
+		buf[8 + i] = (uint8_t)(i * 7 + 3);
+	if (!v6) {
+		uint16_t c = csum(buf, 8 + payload);
+
+		memcpy(buf + 2, &c, 2);
+	}
+	return 8 + payload;
+}
+
+static int raw_icmp(const char *ns, int v6, int ttl)
+{
+	int s = sock_in(ns, v6 ? AF_INET6 : AF_INET, SOCK_RAW, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
+
+	if (s < 0)
+		return -1;
+	if (ttl > 0) {
+		if (v6)
+			setsockopt(s, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof(ttl));
+		else
+			setsockopt(s, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
+	}
+	return s;
+}
+
+static int send_to(int s, int v6, const struct addr *dst, uint16_t port, const void *buf, size_t len)
+{
+	struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = dst->a4 };
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = htons(port),
+				   .sin6_addr = dst->a6 };
+
+	if (v6)
+		return sendto(s, buf, len, 0, (struct sockaddr *)&s6, sizeof(s6));
+	return sendto(s, buf, len, 0, (struct sockaddr *)&s4, sizeof(s4));
+}
+
+/* Waits for an echo reply with id on raw socket s. */
+static int wait_reply(int s, int v6, uint16_t id, int timeout_ms)
+{
+	uint8_t buf[4096];
+	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000;
+
+	for (;;) {
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		int64_t left = (int64_t)(end - now_ns(CLOCK_MONOTONIC)) / 1000000;
+		ssize_t n;
+		const uint8_t *icmp;
+
+		if (left <= 0)
+			return -1;
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		n = recv(s, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n <= 0)
+			continue;
+		if (v6) {
+			icmp = buf;	/* raw ICMPv6 sockets deliver no IP header */
+		} else {
+			if (n < 20 + 8)
+				continue;
+			icmp = buf + (buf[0] & 0xf) * 4;
+		}
+		if (icmp[0] == (v6 ? 129 : 0) && ((icmp[4] << 8) | icmp[5]) == id)
+			return 0;
+	}
+}
+
+/* One echo from ns to dst; returns 0 when the reply came back. */
+static int ping_once(const char *ns, int v6, const struct addr *dst, uint16_t id, uint16_t seq,
+		     size_t payload)
+{
+	uint8_t buf[2048];
+	int s = raw_icmp(ns, v6, 0), err;
+	size_t len = make_echo(buf, v6, id, seq, payload);
+
+	if (s < 0)
+		return -1;
+	err = send_to(s, v6, dst, 0, buf, len) < 0 ? -1 : wait_reply(s, v6, id, 2000);
+	close(s);
+	return err;
+}
+
+static void echo_types(struct nlmsg *m)
+{
+	uint8_t t4[32] = { 0 }, t6[32] = { 0 };
+
+	bitmap_set(t4, 0);
+	bitmap_set(t4, 8);
+	bitmap_set(t6, 128);
+	bitmap_set(t6, 129);
+	msg_put(m, ICMPCAP_A_TYPES_V4, t4, 32);
+	msg_put(m, ICMPCAP_A_TYPES_V6, t6, 32);
+}
+
+static void only_type(struct nlmsg *m, int v6, int type)
+{
+	uint8_t t[32] = { 0 }, none[32] = { 0 };
+
+	bitmap_set(t, type);
+	msg_put(m, ICMPCAP_A_TYPES_V4, v6 ? none : t, 32);
+	msg_put(m, ICMPCAP_A_TYPES_V6, v6 ? t : none, 32);
+}
+
+/* ---- record checks --------------------------------------------------------- */
+
+static int check_common(const struct icmpcap_record *r, int v6, const struct addr *src,
+			const struct addr *dst, int hook, int dir, int ifindex, uint64_t t0,
+			uint64_t t1, const char *what)
+{
+	size_t alen = v6 ? 16 : 4;
+	static const uint8_t zero[16];
+
+	CHECK(r->family == (v6 ? 6 : 4), "%s: family %u", what, r->family);
+	CHECK(!memcmp(r->saddr, addr_bytes(src, v6), alen), "%s: saddr", what);
+	CHECK(!memcmp(r->daddr, addr_bytes(dst, v6), alen), "%s: daddr", what);
+	CHECK(v6 || (!memcmp(r->saddr + 4, zero, 12) && !memcmp(r->daddr + 4, zero, 12)),
+	      "%s: IPv4 address tail not zero", what);
+	CHECK(r->hook == hook, "%s: hook %u want %d", what, r->hook, hook);
+	CHECK(r->dir == dir, "%s: dir %u want %d", what, r->dir, dir);
+	CHECK((int)r->ifindex == ifindex, "%s: ifindex %u want %d", what, r->ifindex, ifindex);
+	CHECK(r->ts_ns >= t0 && r->ts_ns <= t1, "%s: ts_ns %llu outside [%llu, %llu]", what,
+	      (unsigned long long)r->ts_ns, (unsigned long long)t0, (unsigned long long)t1);
+	CHECK(r->__pad0 == 0 && r->__pad1 == 0, "%s: padding not zero", what);
+	CHECK(r->len == (uint32_t)ICMPCAP_RECORD_HDR_SIZE + r->cap_len, "%s: len %u cap_len %u", what,
+	      r->len, r->cap_len);
+	CHECK(r->cap_len <= r->orig_len, "%s: cap_len > orig_len", what);
+	CHECK(!!(r->flags & ICMPCAP_REC_F_TRUNCATED) == (r->cap_len < r->orig_len),
+	      "%s: TRUNCATED flag", what);
+	/* IP header in the data agrees with the record. */
+	if (r->cap_len >= (v6 ? 40 : 20)) {
+		const uint8_t *d = rec_data(r);
+
+		if (v6) {
+			CHECK((d[0] >> 4) == 6 && d[6] == 58 && d[7] == r->ttl, "%s: IPv6 header", what);
+			CHECK(((d[4] << 8) | d[5]) + 40 == (int)r->orig_len, "%s: payload_len", what);
+			CHECK(!memcmp(d + 8, r->saddr, 16) && !memcmp(d + 24, r->daddr, 16),
+			      "%s: IPv6 header addresses", what);
+		} else {
+			CHECK(d[0] == 0x45 && d[9] == 1 && d[8] == r->ttl, "%s: IPv4 header", what);
+			CHECK(((d[2] << 8) | d[3]) == (int)r->orig_len, "%s: tot_len", what);
+			CHECK(!memcmp(d + 12, r->saddr, 4) && !memcmp(d + 16, r->daddr, 4),
+			      "%s: IPv4 header addresses", what);
+		}
+	}
+	return 0;
+}
+
+static int check_echo(const struct icmpcap_record *r, int v6, int reply, uint16_t id,
+		      uint16_t seq, const uint8_t *sent, size_t sent_len, int ttl, const char *what)
+{
+	size_t ipl = v6 ? 40 : 20;
+	const uint8_t *icmp = rec_data(r) + ipl;
+
+	CHECK(r->icmp_type == (v6 ? (reply ? 129 : 128) : (reply ? 0 : 8)), "%s: type %u", what,
+	      r->icmp_type);
+	CHECK(r->icmp_code == 0, "%s: code", what);
+	CHECK(r->flags == ICMPCAP_REC_F_HAS_ECHO, "%s: flags 0x%x", what, r->flags);
+	CHECK(r->icmp_id == id && r->icmp_seq == seq, "%s: id/seq %u/%u want %u/%u", what,
+	      r->icmp_id, r->icmp_seq, id, seq);
+	CHECK(r->ttl == ttl, "%s: ttl %u want %d", what, r->ttl, ttl);
+	CHECK(r->orig_len == ipl + sent_len && r->cap_len == r->orig_len, "%s: orig_len %u cap_len %u",
+	      what, r->orig_len, r->cap_len);
+	CHECK(icmp[0] == r->icmp_type && icmp[1] == 0, "%s: ICMP header bytes", what);
+	CHECK(!memcmp(icmp + 4, sent + 4, sent_len - 4), "%s: id/seq/payload bytes", what);
+	if (!reply && !v6)
+		CHECK(!memcmp(icmp, sent, sent_len), "%s: request bytes (checksum)", what);
+	CHECK(csum(icmp, sent_len) == 0 || v6, "%s: ICMP checksum", what);
+	return 0;
+}
+
+/* ---- tests ----------------------------------------------------------------------- */
+
+/* Echo between a and b, captured in a; inbound: b pings a. */
+static int test_echo(int v6, int inbound)
+{
+	struct nlmsg m;
+	struct cap c;
+	struct recs rs = { 0 };
+	uint8_t buf[256];
+	uint16_t id = 0x4000 + v6 * 16 + inbound, seq = 7;
+	size_t len = make_echo(buf, v6, id, seq, 56);
+	const struct addr *src = inbound ? &B : &A, *dst = inbound ? &A : &B;
+	int va = ifindex_in(NS_A, "va"), s, err;
+	const struct icmpcap_record *req = NULL, *rep = NULL;
+	uint64_t t0, t1;
+
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	msg_u32(&m, ICMPCAP_A_FAMILIES, v6 ? ICMPCAP_FAMILY_F_IPV6 : ICMPCAP_FAMILY_F_IPV4);
+	echo_types(&m);
+	err = cap_open_in(NS_A, &c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	s = raw_icmp(inbound ? NS_B : NS_A, v6, 77);
+	CHECK(s >= 0, "raw socket: %s", strerror(errno));
+	t0 = now_ns(CLOCK_REALTIME);
+	CHECK(send_to(s, v6, dst, 0, buf, len) == (ssize_t)len, "sendto: %s", strerror(errno));
+	CHECK(!wait_reply(s, v6, id, 2000), "no echo reply");
+	t1 = now_ns(CLOCK_REALTIME);
+	/* Default timer wakeup (2 ms) must wake a sleeping poll. */
+	{
+		struct pollfd p = { .fd = c.dev, .events = POLLIN };
+
+		CHECK(poll(&p, 1, 2000) == 1 && (p.revents & POLLIN), "poll: no wakeup");
+	}
+	CHECK(collect(&c, &rs, 2, 500) == 2, "want 2 records, got %d", rs.n);
+	for (int i = 0; i < rs.n; i++) {
+		int t = rs.r[i]->icmp_type;
+
+		if (t == 8 || t == 128)
+			req = rs.r[i];
+		else
+			rep = rs.r[i];
+	}
+	CHECK(req && rep, "want one request and one reply");
+	if (check_common(req, v6, src, dst, inbound ? ICMPCAP_HOOK_PRE_ROUTING : ICMPCAP_HOOK_LOCAL_OUT,
+			 inbound ? ICMPCAP_DIR_IN : ICMPCAP_DIR_OUT, va, t0, t1, "request") ||
+	    check_echo(req, v6, 0, id, seq, buf, len, 77, "request") ||
+	    check_common(rep, v6, dst, src, inbound ? ICMPCAP_HOOK_LOCAL_OUT : ICMPCAP_HOOK_PRE_ROUTING,
+			 inbound ? ICMPCAP_DIR_OUT : ICMPCAP_DIR_IN, va, t0, t1, "reply") ||
+	    check_echo(rep, v6, 1, id, seq, buf, len, 64, "reply"))
+		return -1;
+	close(s);
+	recs_free(&rs);
+	cap_close(&c);
+	return 0;
+}
+
+static int test_echo4_out(void) { return test_echo(0, 0); }
+static int test_echo4_in(void) { return test_echo(0, 1); }
+static int test_echo6_out(void) { return test_echo(1, 0); }
+static int test_echo6_in(void) { return test_echo(1, 1); }
+
+enum err_kind { DEST_UNREACH, TIME_EXCEEDED, PACKET_TOO_BIG };
+
+/* a sends a UDP datagram that makes b answer with an ICMP error. */
+static int test_error(int v6, enum err_kind kind, uint32_t snaplen)
+{
+	static const int types[2][3] = { { 3, 11, -1 }, { 1, 3, 2 } };
+	static const int codes[2][3] = { { 3, 0, -1 }, { 4, 0, 0 } };
+	int type = types[v6][kind], code = codes[v6][kind];
+	struct addr far = { 0 };
+	const struct addr *dst = kind == DEST_UNREACH ? &B : &far;
+	size_t payload = kind == PACKET_TOO_BIG ? 1400 : 100;
+	size_t ipl = v6 ? 40 : 20, orig_dgram = ipl + 8 + payload, quoted, q;
+	int va = ifindex_in(NS_A, "va"), s, ttl = kind == TIME_EXCEEDED ? 1 : 64, err;
+	uint8_t buf[2048];
+	struct nlmsg m;
+	struct cap c;
+	struct recs rs = { 0 };
+	const struct icmpcap_record *r;
+	const uint8_t *d;
+	uint64_t t0, t1;
+
+	inet_pton(AF_INET, "10.9.9.9", &far.a4);
+	inet_pton(AF_INET6, snaplen == 256 ? "2001:db8:9::9" : "2001:db8:9::2048", &far.a6);
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	only_type(&m, v6, type);
+	msg_u32(&m, ICMPCAP_A_SNAPLEN, snaplen);
+	err = cap_open_in(NS_A, &c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	s = sock_in(NS_A, v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+	CHECK(s >= 0, "udp socket");
+	if (v6)
+		setsockopt(s, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof(ttl));
+	else
+		setsockopt(s, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
+	for (size_t i = 0; i < payload; i++)
+		buf[i] = (uint8_t)(i * 13 + 5);
+	t0 = now_ns(CLOCK_REALTIME);
+	CHECK(send_to(s, v6, dst, 33434, buf, payload) == (ssize_t)payload, "sendto: %s",
+	      strerror(errno));
+	CHECK(collect(&c, &rs, 1, 3000) == 1, "want 1 record, got %d", rs.n);
+	t1 = now_ns(CLOCK_REALTIME);
+	r = rs.r[0];
+	d = rec_data(r);
+	/* Linux quotes up to 576 (IPv4) or 1280 (IPv6) bytes of error message. */
+	quoted = orig_dgram;
+	if (quoted > (v6 ? 1280u - 48 : 576u - 28))
+		quoted = v6 ? 1280 - 48 : 576 - 28;
+	if (check_common(r, v6, &B, &A, ICMPCAP_HOOK_PRE_ROUTING, ICMPCAP_DIR_IN, va, t0, t1 + 1000000,
+			 "error"))
+		return -1;
+	CHECK(r->icmp_type == type && r->icmp_code == code, "type/code %u/%u want %d/%d",
+	      r->icmp_type, r->icmp_code, type, code);
+	CHECK(r->flags == (r->cap_len < r->orig_len ? ICMPCAP_REC_F_TRUNCATED : 0) &&
+	      r->icmp_id == 0 && r->icmp_seq == 0, "flags 0x%x id %u seq %u", r->flags, r->icmp_id,
+	      r->icmp_seq);
+	CHECK(r->ttl == 64, "ttl %u", r->ttl);
+	CHECK(r->orig_len == ipl + 8 + quoted, "orig_len %u want %zu", r->orig_len, ipl + 8 + quoted);
+	CHECK(r->cap_len == (r->orig_len < snaplen ? r->orig_len : snaplen), "cap_len %u", r->cap_len);
+	CHECK(d[ipl] == type && d[ipl + 1] == code, "ICMP header in data");
+	if (kind == PACKET_TOO_BIG)
+		CHECK(d[ipl + 4] == 0 && d[ipl + 5] == 0 && d[ipl + 6] == 0x05 && d[ipl + 7] == 0x00,
+		      "MTU field is not 1280");
+	/* The quoted datagram: IP header, UDP header, our payload, byte for byte. */
+	q = ipl + 8;
+	if (v6) {
+		CHECK((d[q] >> 4) == 6 && d[q + 6] == 17 && d[q + 7] == ttl,
+		      "quoted IPv6 header: version %u nexthdr %u hop limit %u", d[q] >> 4, d[q + 6],
+		      d[q + 7]);
+		CHECK(!memcmp(d + q + 8, &A.a6, 16) && !memcmp(d + q + 24, addr_bytes(dst, 1), 16),
+		      "quoted IPv6 addresses");
+	} else {
+		CHECK(d[q] == 0x45 && d[q + 9] == 17 && d[q + 8] == ttl,
+		      "quoted IPv4 header: %02x proto %u ttl %u", d[q], d[q + 9], d[q + 8]);
+		CHECK(!memcmp(d + q + 12, &A.a4, 4) && !memcmp(d + q + 16, addr_bytes(dst, 0), 4),
+		      "quoted IPv4 addresses");
+	}
+	q += ipl;
+	CHECK(((d[q + 2] << 8) | d[q + 3]) == 33434, "quoted UDP port");
+	CHECK(((d[q + 4] << 8) | d[q + 5]) == (int)(8 + payload), "quoted UDP length");
+	q += 8;
+	if (r->cap_len > q) {
+		size_t n = r->cap_len - q;
+
+		CHECK(!memcmp(d + q, buf, n), "quoted payload differs (%zu bytes compared)", n);
+	}
+	close(s);
+	recs_free(&rs);
+	cap_close(&c);
+	return 0;
+}
+
+static int test_dest_unreach4(void) { return test_error(0, DEST_UNREACH, 256); }
+static int test_dest_unreach6(void) { return test_error(1, DEST_UNREACH, 256); }
+static int test_time_exceeded4(void) { return test_error(0, TIME_EXCEEDED, 256); }
+static int test_time_exceeded6(void) { return test_error(1, TIME_EXCEEDED, 256); }
+static int test_packet_too_big6(void) { return test_error(1, PACKET_TOO_BIG, 2048); }
+static int test_packet_too_big6_snap(void) { return test_error(1, PACKET_TOO_BIG, 256); }
+
+static int pings(int n, int v6, uint16_t id)
+{
+	for (int i = 0; i < n; i++)
+		if (ping_once(NS_A, v6, &B, id, i, 32))
+			return -1;
+	return 0;
+}
+
+static int test_filter_type(void)
+{
+	struct nlmsg m;
+	struct cap c;
+	struct recs rs = { 0 };
+	int err;
+
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	only_type(&m, 0, 0);	/* echo replies only */
+	err = cap_open_in(NS_A, &c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	CHECK(!pings(3, 0, 0x5001) && !pings(2, 1, 0x5002), "ping failed");
+	collect(&c, &rs, 100, 300);
+	CHECK(rs.n == 3, "want 3 records, got %d", rs.n);
+	for (int i = 0; i < rs.n; i++)
+		CHECK(rs.r[i]->icmp_type == 0 && rs.r[i]->family == 4 && rs.r[i]->icmp_id == 0x5001,
+		      "record %d: type %u family %u", i, rs.r[i]->icmp_type, rs.r[i]->family);
+	recs_free(&rs);
+	cap_close(&c);
+	return 0;
+}
+
+static int test_filter_iface(void)
+{
+	static struct reply r;
+	struct nlmsg m;
+	struct cap c;
+	struct recs rs = { 0 };
+	uint32_t lo = ifindex_in(NS_A, "lo"), va = ifindex_in(NS_A, "va");
+	int err;
+
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	echo_types(&m);
+	msg_put(&m, ICMPCAP_A_IFINDEXES, &lo, 4);
+	err = cap_open_in(NS_A, &c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	CHECK(!pings(2, 0, 0x5101) && !pings(2, 1, 0x5102), "ping failed");
+	collect(&c, &rs, 100, 300);
+	CHECK(rs.n == 0, "lo filter: want 0 records, got %d", rs.n);
+	cap_msg(&c, &m, ICMPCAP_CMD_UPDATE_FILTER);
+	msg_put(&m, ICMPCAP_A_IFINDEXES, &va, 4);
+	err = nl_call(&c.nl, &m, &r);
+	CHECK(!err, "UPDATE_FILTER: %s", strerror(-err));
+	CHECK(r.a[ICMPCAP_A_IFINDEXES] && r.a[ICMPCAP_A_IFINDEXES]->nla_len == NLA_HDRLEN + 4,
+	      "UPDATE_FILTER reply lacks IFINDEXES");
+	CHECK(!pings(2, 0, 0x5103) && !pings(2, 1, 0x5104), "ping failed");
+	collect(&c, &rs, 8, 1000);
+	CHECK(rs.n == 8, "va filter: want 8 records, got %d", rs.n);
+	for (int i = 0; i < rs.n; i++)
+		CHECK(rs.r[i]->ifindex == va, "ifindex %u", rs.r[i]->ifindex);
+	recs_free(&rs);
+	cap_close(&c);
+	return 0;
+}
+
+static int test_filter_dir(void)
+{
+	struct nlmsg m;
+	struct cap c;
+	struct recs rs = { 0 };
+	int err;
+
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	echo_types(&m);
+	msg_u32(&m, ICMPCAP_A_DIRECTIONS, 1u << ICMPCAP_DIR_IN);
+	err = cap_open_in(NS_A, &c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	CHECK(!pings(2, 0, 0x5201) && !pings(2, 1, 0x5202), "ping failed");
+	collect(&c, &rs, 100, 300);
+	CHECK(rs.n == 4, "IN: want 4 records, got %d", rs.n);
+	for (int i = 0; i < rs.n; i++)
+		CHECK(rs.r[i]->dir == ICMPCAP_DIR_IN && (rs.r[i]->icmp_type == 0 ||
+		      rs.r[i]->icmp_type == 129), "IN: dir %u type %u", rs.r[i]->dir, rs.r[i]->icmp_type);
+	recs_free(&rs);
+	cap_msg(&c, &m, ICMPCAP_CMD_UPDATE_FILTER);
+	msg_u32(&m, ICMPCAP_A_DIRECTIONS, 1u << ICMPCAP_DIR_OUT);
+	err = nl_call(&c.nl, &m, NULL);
+	CHECK(!err, "UPDATE_FILTER: %s", strerror(-err));
+	CHECK(!pings(2, 0, 0x5203) && !pings(2, 1, 0x5204), "ping failed");
+	collect(&c, &rs, 100, 300);
+	CHECK(rs.n == 4, "OUT: want 4 records, got %d", rs.n);
+	for (int i = 0; i < rs.n; i++)
+		CHECK(rs.r[i]->dir == ICMPCAP_DIR_OUT && (rs.r[i]->icmp_type == 8 ||
+		      rs.r[i]->icmp_type == 128), "OUT: dir %u type %u", rs.r[i]->dir,
+		      rs.r[i]->icmp_type);
+	recs_free(&rs);
+	cap_close(&c);
+	return 0;
+}
+
+static int test_snaplen(void)
+{
+	struct nlmsg m;
+	struct cap c;
+	struct recs rs = { 0 };
+	uint8_t buf[512];
+	size_t len = make_echo(buf, 0, 0x5301, 1, 200);
+	int s, err;
+
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	only_type(&m, 0, 8);
+	msg_u32(&m, ICMPCAP_A_SNAPLEN, 40);
+	err = cap_open_in(NS_A, &c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	s = raw_icmp(NS_A, 0, 0);
+	CHECK(send_to(s, 0, &B, 0, buf, len) == (ssize_t)len, "sendto");
+	CHECK(collect(&c, &rs, 1, 2000) == 1, "want 1 record, got %d", rs.n);
+	CHECK(rs.r[0]->cap_len == 40 && rs.r[0]->orig_len == 20 + len && rs.r[0]->len == 72 + 40,
+	      "cap_len %u orig_len %u len %u", rs.r[0]->cap_len, rs.r[0]->orig_len, rs.r[0]->len);
+	CHECK(rs.r[0]->flags == (ICMPCAP_REC_F_TRUNCATED | ICMPCAP_REC_F_HAS_ECHO), "flags 0x%x",
+	      rs.r[0]->flags);
+	CHECK(!memcmp(rec_data(rs.r[0]) + 20, buf, 20), "captured bytes differ");
+	close(s);
+	recs_free(&rs);
+	cap_close(&c);
+	return 0;
+}
+
+static int test_netns_isolation(void)
+{
+	struct nlmsg m;
+	struct cap ca, cc;
+	struct recs ra = { 0 }, rc = { 0 };
+	struct addr lo4 = { 0 };
+	int err;
+
+	inet_pton(AF_INET, "127.0.0.1", &lo4.a4);
+	inet_pton(AF_INET6, "::1", &lo4.a6);
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	echo_types(&m);
+	err = cap_open_in(NS_A, &ca, &m);
+	CHECK(!err, "subscribe a: %s", strerror(-err));
+	err = cap_open_in(NS_C, &cc, &m);
+	CHECK(!err, "subscribe c: %s", strerror(-err));
+	for (int i = 0; i < 3; i++) {
+		CHECK(!ping_once(NS_C, 0, &lo4, 0x5401, i, 16), "ping in c");
+		CHECK(!ping_once(NS_C, 1, &lo4, 0x5402, i, 16), "ping6 in c");
+		CHECK(!ping_once("init", 0, &lo4, 0x5403, i, 16), "ping in init");
+	}
+	collect(&cc, &rc, 24, 2000);
+	collect(&ca, &ra, 100, 300);
+	CHECK(ra.n == 0, "namespace a saw %d records of other namespaces", ra.n);
+	/* Loopback: request and reply each at LOCAL_OUT and PRE_ROUTING. */
+	CHECK(rc.n == 24, "namespace c: want 24 records, got %d", rc.n);
+	for (int i = 0; i < rc.n; i++)
+		CHECK(rc.r[i]->icmp_id == 0x5401 || rc.r[i]->icmp_id == 0x5402,
+		      "namespace c saw id 0x%x", rc.r[i]->icmp_id);
+	recs_free(&ra);
+	recs_free(&rc);
+	cap_close(&ca);
+	cap_close(&cc);
+	return 0;
+}
+
+static int get_stats(struct cap *c, uint64_t *captured, uint64_t *dropped, uint64_t *percpu_cap,
+		     uint64_t *percpu_drop)
+{
+	static struct reply r;
+	struct nlmsg m;
+	int err;
+
+	cap_msg(c, &m, ICMPCAP_CMD_GET_STATS);
+	err = nl_call(&c->nl, &m, &r);
+	if (err)
+		return err;
+	*captured = attr_u64(&r, ICMPCAP_A_CAPTURED, ~0ull);
+	*dropped = attr_u64(&r, ICMPCAP_A_DROPPED, ~0ull);
+	if (percpu_cap && r.a[ICMPCAP_A_PERCPU_CAPTURED])
+		memcpy(percpu_cap, r.a[ICMPCAP_A_PERCPU_CAPTURED] + 1, c->nr_rings * 8);
+	if (percpu_drop && r.a[ICMPCAP_A_PERCPU_DROPPED])
+		memcpy(percpu_drop, r.a[ICMPCAP_A_PERCPU_DROPPED] + 1, c->nr_rings * 8);
+	return 0;
+}
+
+static long count_cb_n;
+static void count_cb(const struct icmpcap_record *r, void *arg)
+{
+	(void)r;
+	(void)arg;
+	count_cb_n++;
+}
+
+/* Two raw senders pinned to CPU 0 and 1 flood while the reader stalls. */
+static int test_flood_drop_2cpu(void)
+{
+	const int per_cpu = 20000;
+	uint64_t captured, dropped, pc[MAX_RINGS] = { 0 }, pd[MAX_RINGS] = { 0 };
+	uint64_t *sent = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct nlmsg m;
+	struct cap c;
+	long got;
+	int err;
+
+	CHECK(sysconf(_SC_NPROCESSORS_ONLN) >= 2, "needs 2 CPUs");
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	msg_u32(&m, ICMPCAP_A_HOOKS, 1u << ICMPCAP_HOOK_LOCAL_OUT);
+	msg_u32(&m, ICMPCAP_A_FAMILIES, ICMPCAP_FAMILY_F_IPV4);
+	msg_u32(&m, ICMPCAP_A_RING_DATA_SIZE, 4096);
+	msg_u32(&m, ICMPCAP_A_SNAPLEN, 128);
+	msg_u32(&m, ICMPCAP_A_WAKEUP_BYTES, 1024);
+	only_type(&m, 0, 8);
+	err = cap_open_in(NS_A, &c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	for (int cpu = 0; cpu < 2; cpu++) {
+		if (fork() == 0) {
+			cpu_set_t set;
+			uint8_t buf[128];
+			int s = raw_icmp(NS_A, 0, 0);
+
+			CPU_ZERO(&set);
+			CPU_SET(cpu, &set);
+			sched_setaffinity(0, sizeof(set), &set);
+			for (int i = 0; i < per_cpu; i++) {
+				size_t len = make_echo(buf, 0, 0x6000 + cpu, i, 32);
+
+				if (send_to(s, 0, &B, 0, buf, len) == (ssize_t)len)
+					sent[cpu]++;
+			}
+			_exit(0);
+		}
+	}
+	while (wait(NULL) > 0)
+		;
+	count_cb_n = 0;
+	got = cap_drain(&c, count_cb, NULL);
+	CHECK(got >= 0, "malformed ring");
+	CHECK(!get_stats(&c, &captured, &dropped, pc, pd), "GET_STATS");
+	CHECK((uint64_t)got == captured, "read %ld records, kernel says %llu captured", got,
+	      (unsigned long long)captured);
+	CHECK(captured + dropped == sent[0] + sent[1],
+	      "captured %llu + dropped %llu != generated %llu", (unsigned long long)captured,
+	      (unsigned long long)dropped, (unsigned long long)(sent[0] + sent[1]));
+	CHECK(dropped > 0, "no drops with a 4 KiB ring");
+	CHECK(pc[0] && pc[1] && pd[0] && pd[1], "both CPUs' rings used: cap %llu/%llu drop %llu/%llu",
+	      (unsigned long long)pc[0], (unsigned long long)pc[1], (unsigned long long)pd[0],
+	      (unsigned long long)pd[1]);
+	for (uint32_t i = 0; i < c.nr_rings; i++)
+		CHECK(c.ring[i]->dropped == pd[i] && c.ring[i]->captured == pc[i],
+		      "ring %u header counters disagree with GET_STATS", i);
+	printf("# flood_drop_2cpu: generated %llu captured %llu dropped %llu\n",
+	       (unsigned long long)(sent[0] + sent[1]), (unsigned long long)captured,
+	       (unsigned long long)dropped);
+	cap_close(&c);
+	return 0;
+}
+
+static int test_produce(struct cap *c, uint64_t count, uint64_t rate, uint64_t cpu_mask,
+			uint32_t mode, struct reply *r)
+{
+	struct nlmsg m;
+
+	cap_msg(c, &m, ICMPCAP_CMD_TEST_PRODUCE);
+	msg_u64(&m, ICMPCAP_A_TEST_COUNT, count);
+	msg_u64(&m, ICMPCAP_A_TEST_RATE, rate);
+	msg_u64(&m, ICMPCAP_A_TEST_CPU_MASK, cpu_mask);
+	msg_u32(&m, ICMPCAP_A_TEST_MODE, mode);
+	return nl_call(&c->nl, &m, r);
+}
+
+/* Synthetic producer on every CPU into 4 KiB rings, nobody reading. */
+static int test_synth_drop(void)
+{
+	static struct reply r;
+	struct nlmsg m;
+	struct cap c;
+	uint64_t gen, cap, drop, sc, sd;
+	long got;
+	int err;
+
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	msg_u32(&m, ICMPCAP_A_RING_DATA_SIZE, 4096);
+	msg_u32(&m, ICMPCAP_A_SNAPLEN, 64);
+	err = cap_open(&c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	err = test_produce(&c, 100000, 0, 0, ICMPCAP_TEST_MODE_RING, &r);
+	CHECK(!err, "TEST_PRODUCE: %s", strerror(-err));
+	gen = attr_u64(&r, ICMPCAP_A_TEST_GENERATED, 0);
+	cap = attr_u64(&r, ICMPCAP_A_CAPTURED, 0);
+	drop = attr_u64(&r, ICMPCAP_A_DROPPED, 0);
+	CHECK(gen == 100000ull * sysconf(_SC_NPROCESSORS_ONLN), "generated %llu",
+	      (unsigned long long)gen);
+	CHECK(cap + drop == gen && drop > 0, "captured %llu + dropped %llu != generated %llu",
+	      (unsigned long long)cap, (unsigned long long)drop, (unsigned long long)gen);
+	count_cb_n = 0;
+	got = cap_drain(&c, count_cb, NULL);
+	CHECK(got == (long)cap, "read %ld records, producer wrote %llu", got, (unsigned long long)cap);
+	CHECK(!get_stats(&c, &sc, &sd, NULL, NULL) && sc == cap && sd == drop, "GET_STATS disagrees");
+	cap_close(&c);
+	return 0;
+}
+
+struct produce_arg {
+	struct cap *c;
+	int delay_ms;
+	uint64_t count;
+	int err;
+};
+
+static void *produce_thread(void *p)
+{
+	static struct reply r;
+	struct produce_arg *a = p;
+
+	usleep(a->delay_ms * 1000);
+	a->err = test_produce(a->c, a->count, 0, 1, ICMPCAP_TEST_MODE_RING, &r);
+	return NULL;
+}
+
+/* Measures when a sleeping poll() wakes after a few records. */
+static int poll_wake_ms(struct cap *c, uint64_t count)
+{
+	struct produce_arg a = { .c = c, .delay_ms = 100, .count = count };
+	struct pollfd p = { .fd = c->dev, .events = POLLIN };
+	pthread_t t;
+	uint64_t t0;
+	int n;
+
+	cap_drain(c, NULL, NULL);
+	pthread_create(&t, NULL, produce_thread, &a);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	n = poll(&p, 1, 5000);
+	t0 = now_ns(CLOCK_MONOTONIC) - t0;
+	pthread_join(t, NULL);
+	if (n != 1 || a.err)
+		return -1;
+	return (int)(t0 / 1000000);
+}
+
+/* Wakeups come per batch: watermark or timer, not per record. */
+static int test_wakeup_batching(void)
+{
+	static struct reply r;
+	struct nlmsg m;
+	struct cap c;
+	int ms, err;
+
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	msg_u32(&m, ICMPCAP_A_WAKEUP_USEC, 1000000);
+	err = cap_open(&c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	/* 10 small records: far below the byte watermark; only the 1 s timer wakes. */
+	ms = poll_wake_ms(&c, 10);
+	CHECK(ms >= 0, "poll/produce failed");
+	CHECK(ms >= 600, "woken after %d ms: a record below the watermark woke the reader", ms);
+	/* Record watermark 5: 10 records wake at once. */
+	cap_msg(&c, &m, ICMPCAP_CMD_UPDATE_FILTER);
+	msg_u32(&m, ICMPCAP_A_WAKEUP_RECORDS, 5);
+	err = nl_call(&c.nl, &m, &r);
+	CHECK(!err, "UPDATE_FILTER: %s", strerror(-err));
+	ms = poll_wake_ms(&c, 10);
+	CHECK(ms >= 0 && ms < 500, "record watermark: woken after %d ms", ms);
+	cap_close(&c);
+	return 0;
+}
+
+static int get_info(struct reply *r, int dev)
+{
+	struct nl nl;
+	struct nlmsg m;
+	int err = nl_open_family(&nl);
+
+	if (err)
+		return err;
+	msg_init(&m, nl.family, ICMPCAP_CMD_GET_INFO, 0);
+	if (dev >= 0)
+		msg_u32(&m, ICMPCAP_A_DEV_FD, dev);
+	err = nl_call(&nl, &m, r);
+	close(nl.fd);
+	return err;
+}
+
+static int nr_subs(void)
+{
+	static struct reply r;
+
+	if (get_info(&r, -1))
+		return -1;
+	return (int)attr_u32(&r, ICMPCAP_A_NR_SUBSCRIPTIONS, 9999);
+}
+
+static int module_refcnt(void)
+{
+	char buf[32] = "";
+	int fd = open("/sys/module/icmpcap/refcnt", O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	if (read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = 0;
+	close(fd);
+	return atoi(buf);
+}
+
+static int test_reader_killed(void)
+{
+	int pfd[2];
+	pid_t pid;
+	char ch;
+	int st;
+
+	CHECK(nr_subs() == 0 && module_refcnt() == 0, "not idle at start");
+	CHECK(!pipe(pfd), "pipe");
+	pid = fork();
+	if (pid == 0) {
+		struct cap c;
+
+		if (cap_open_in(NS_A, &c, NULL))
+			_exit(1);
+		if (write(pfd[1], "x", 1) != 1)
+			_exit(1);
+		for (;;) {
+			struct pollfd p = { .fd = c.dev, .events = POLLIN };
+
+			poll(&p, 1, 100);
+			cap_drain(&c, NULL, NULL);
+		}
+	}
+	close(pfd[1]);
+	CHECK(read(pfd[0], &ch, 1) == 1, "child did not subscribe");
+	CHECK(nr_subs() == 1, "want 1 subscription, have %d", nr_subs());
+	CHECK(!pings(5, 0, 0x7001), "ping");
+	/* Mid-capture: more traffic in flight while it dies. */
+	if (fork() == 0) {
+		pings(20, 0, 0x7002);
+		_exit(0);
+	}
+	usleep(20000);
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	while (wait(NULL) > 0)
+		;
+	CHECK(WIFSIGNALED(st), "child not killed");
+	CHECK(nr_subs() == 0, "subscription survived its reader (%d)", nr_subs());
+	CHECK(module_refcnt() == 0, "module refcnt %d after the reader died", module_refcnt());
+	return 0;
+}
+
+static int test_socket_close(void)
+{
+	static struct reply r;
+	struct pollfd p;
+	struct nlmsg m;
+	struct nl nl;
+	struct cap c;
+	uint64_t cap, drop;
+	int err;
+
+	err = cap_open_in(NS_A, &c, NULL);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	CHECK(!pings(2, 0, 0x7101), "ping");
+	close(c.nl.fd);
+	c.nl.fd = -1;
+	p = (struct pollfd){ .fd = c.dev, .events = POLLIN };
+	for (int i = 0; i < 20 && !(p.revents & POLLHUP); i++)
+		poll(&p, 1, 100);
+	CHECK(p.revents & POLLHUP, "no POLLHUP after the netlink socket closed");
+	CHECK(nr_subs() == 0, "subscription survived its socket");
+	/* Rings stay readable; stats stay available; the file cannot subscribe again. */
+	CHECK(cap_drain(&c, NULL, NULL) == 4, "rings lost their records");
+	CHECK(!nl_open_family(&nl), "netlink");
+	c.nl = nl;
+	CHECK(!get_stats(&c, &cap, &drop, NULL, NULL) && cap == 4 && drop == 0, "GET_STATS after end");
+	cap_msg(&c, &m, ICMPCAP_CMD_SUBSCRIBE);
+	err = nl_call(&c.nl, &m, &r);
+	CHECK(err == -EBUSY, "re-SUBSCRIBE on an ended file: %d, want EBUSY", err);
+	cap_msg(&c, &m, ICMPCAP_CMD_UNSUBSCRIBE);
+	err = nl_call(&c.nl, &m, &r);
+	CHECK(err == -ENOENT, "UNSUBSCRIBE of an ended subscription: %d, want ENOENT", err);
+	cap_close(&c);
+	return 0;
+}
+
+static int test_resubscribe(void)
+{
+	struct cap c;
+	struct recs rs = { 0 };
+	struct nlmsg m;
+	int err;
+
+	for (int round = 0; round < 3; round++) {
+		msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+		echo_types(&m);
+		err = cap_open_in(NS_A, &c, &m);
+		CHECK(!err, "round %d: subscribe: %s", round, strerror(-err));
+		CHECK(!pings(1, 0, 0x7200 + round), "ping");
+		CHECK(collect(&c, &rs, 2, 1000) == 2, "round %d: %d records", round, rs.n);
+		CHECK(rs.r[0]->icmp_id == 0x7200 + round, "round %d: stale record", round);
+		recs_free(&rs);
+		cap_msg(&c, &m, ICMPCAP_CMD_UNSUBSCRIBE);
+		err = nl_call(&c.nl, &m, NULL);
+		CHECK(!err, "UNSUBSCRIBE: %s", strerror(-err));
+		CHECK(nr_subs() == 0, "UNSUBSCRIBE left a subscription");
+		cap_close(&c);
+	}
+	return 0;
+}
+
+static int delete_module(const char *name)
+{
+	return syscall(SYS_delete_module, name, O_NONBLOCK) ? -errno : 0;
+}
+
+static int load_module(const char *params)
+{
+	int fd = open("/lib/icmpcap.ko", O_RDONLY | O_CLOEXEC), err;
+
+	if (fd < 0)
+		return -errno;
+	err = syscall(SYS_finit_module, fd, params, 0) ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+static int test_unload_while_mapped(void)
+{
+	struct cap c;
+	uint32_t i;
+	int err;
+
+	err = cap_open_in(NS_A, &c, NULL);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	close(c.dev);
+	close(c.nl.fd);
+	c.dev = c.nl.fd = -1;
+	err = delete_module("icmpcap");
+	CHECK(err == -EAGAIN || err == -EBUSY, "unload while mapped: %d, want EBUSY/EAGAIN", err);
+	CHECK(!pings(1, 0, 0x7301), "ping with the module pinned");
+	CHECK(c.ring[0]->abi_version == ICMPCAP_ABI_VERSION, "mapping unreadable");
+	for (i = 0; i < c.nr_rings; i++)
+		munmap(c.ring[i], c.stride);
+	err = delete_module("icmpcap");
+	CHECK(!err, "unload after munmap: %s", strerror(-err));
+	CHECK(access("/sys/module/icmpcap", F_OK) != 0, "module still present");
+	CHECK(!pings(1, 0, 0x7302), "ping without the module");
+	err = load_module("group=4242");
+	CHECK(!err, "reload: %s", strerror(-err));
+	err = cap_open_in(NS_A, &c, NULL);
+	CHECK(!err, "subscribe after reload: %s", strerror(-err));
+	cap_close(&c);
+	return 0;
+}
+
+/* In a child: drops root; returns the errors of open, GET_INFO, SUBSCRIBE. */
+static int as_user(gid_t gid, int groups, int dev, int *e_open, int *e_info, int *e_sub)
+{
+	int pfd[2], res[3] = { 0 };
+	pid_t pid;
+
+	if (pipe(pfd))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		static struct reply r;
+		struct nlmsg m;
+		struct nl nl;
+		int fd;
+
+		if (setgroups(groups, &gid) || setgid(65534) || setuid(65534))
+			_exit(1);
+		fd = open("/dev/icmpcap", O_RDWR);
+		res[0] = fd < 0 ? -errno : 0;
+		res[1] = get_info(&r, -1);
+		if (fd >= 0)
+			dev = fd;
+		if (!nl_open_family(&nl)) {
+			msg_init(&m, nl.family, ICMPCAP_CMD_SUBSCRIBE, 0);
+			msg_u32(&m, ICMPCAP_A_DEV_FD, dev);
+			res[2] = nl_call(&nl, &m, &r);
+		} else {
+			res[2] = -9999;
+		}
+		if (write(pfd[1], res, sizeof(res)) != sizeof(res))
+			_exit(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], res, sizeof(res)) != sizeof(res))
+		return -1;
+	close(pfd[0]);
+	waitpid(pid, NULL, 0);
+	*e_open = res[0];
+	*e_info = res[1];
+	*e_sub = res[2];
+	return 0;
+}
+
+static int test_non_member(void)
+{
+	static struct reply r;
+	int eo, ei, es, dev, err;
+	struct nlmsg m;
+	struct cap c;
+
+	/* A live subscription that the non-member tries to end. */
+	err = cap_open_in(NS_A, &c, NULL);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	dev = open("/dev/icmpcap", O_RDWR);
+	CHECK(dev >= 0, "root open");
+	CHECK(!as_user(1000, 1, dev, &eo, &ei, &es), "child");
+	CHECK(eo == -EPERM, "open as non-member: %d, want EPERM", eo);
+	CHECK(ei == -EPERM, "GET_INFO as non-member: %d, want EPERM", ei);
+	CHECK(es == -EPERM, "SUBSCRIBE with a root fd as non-member: %d, want EPERM", es);
+	CHECK(nr_subs() == 1, "subscriptions changed: %d", nr_subs());
+	CHECK(!get_info(&r, dev) && !r.a[ICMPCAP_A_SUB_ID], "root fd got subscribed");
+	/* UNSUBSCRIBE of someone else's subscription. */
+	if (fork() == 0) {
+		struct nl nl;
+
+		if (setgid(65534) || setuid(65534) || nl_open_family(&nl))
+			_exit(2);
+		msg_init(&m, nl.family, ICMPCAP_CMD_UNSUBSCRIBE, 0);
+		msg_u32(&m, ICMPCAP_A_DEV_FD, c.dev);
+		_exit(nl_call(&nl, &m, NULL) == -EPERM ? 0 : 1);
+	}
+	{
+		int st;
+
+		wait(&st);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "UNSUBSCRIBE as non-member not EPERM");
+	}
+	CHECK(nr_subs() == 1, "subscription ended by a non-member");
+	close(dev);
+	cap_close(&c);
+	return 0;
+}
+
+/* After the reload with group=4242: members of 4242 may capture. */
+static int test_group_member(void)
+{
+	int eo, ei, es;
+
+	CHECK(!as_user(4242, 1, -1, &eo, &ei, &es), "child");
+	CHECK(eo == 0 && ei == 0 && es == 0, "member of group=4242: open %d info %d subscribe %d", eo,
+	      ei, es);
+	CHECK(!as_user(4243, 1, -1, &eo, &ei, &es), "child");
+	CHECK(eo == -EPERM && ei == -EPERM, "non-member with group=4242: open %d info %d", eo, ei);
+	CHECK(nr_subs() == 0, "leftover subscription");
+	return 0;
+}
+
+static int test_bad_mmap(void)
+{
+	struct cap c;
+	void *p;
+	int dev, err, ro;
+
+	dev = open("/dev/icmpcap", O_RDWR);
+	CHECK(dev >= 0, "open");
+	p = mmap(NULL, 8192, PROT_READ, MAP_SHARED, dev, 0);
+	CHECK(p == MAP_FAILED && errno == ENXIO, "mmap before SUBSCRIBE: %s, want ENXIO",
+	      p == MAP_FAILED ? strerror(errno) : "mapped");
+	close(dev);
+	err = cap_open(&c, NULL);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	struct {
+		size_t len;
+		off_t off;
+		int prot, flags, err;
+		const char *what;
+	} cases[] = {
+		{ c.stride - 4096, 0, PROT_READ, MAP_SHARED, EINVAL, "short length" },
+		{ c.stride + 4096, 0, PROT_READ, MAP_SHARED, EINVAL, "long length" },
+		{ c.stride, 4096, PROT_READ, MAP_SHARED, EINVAL, "offset inside a ring" },
+		{ c.stride, (off_t)c.stride * c.nr_rings, PROT_READ, MAP_SHARED, EINVAL, "ring past the end" },
+		{ c.stride, (off_t)c.stride * 100000, PROT_READ, MAP_SHARED, EINVAL, "huge offset" },
+		{ c.stride, 0, PROT_READ | PROT_WRITE, MAP_PRIVATE, EINVAL, "MAP_PRIVATE" },
+		{ c.stride, 0, PROT_READ | PROT_EXEC, MAP_SHARED, EPERM, "PROT_EXEC" },
+		{ 2 * (size_t)c.stride, 0, PROT_READ, MAP_SHARED, EINVAL, "two rings at once" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		p = mmap(NULL, cases[i].len, cases[i].prot, cases[i].flags, c.dev, cases[i].off);
+		CHECK(p == MAP_FAILED && errno == cases[i].err, "%s: %s, want %s", cases[i].what,
+		      p == MAP_FAILED ? strerror(errno) : "mapped", strerror(cases[i].err));
+	}
+	CHECK(mprotect(c.ring[0], c.stride, PROT_READ | PROT_EXEC) != 0, "mprotect PROT_EXEC allowed");
+	p = mremap(c.ring[0], c.stride, 2 * c.stride, MREMAP_MAYMOVE);
+	CHECK(p == MAP_FAILED, "mremap grew a ring");
+	/* Read-only observer mapping: fine. A read-only file cannot map writable. */
+	p = mmap(NULL, c.stride, PROT_READ, MAP_SHARED, c.dev, 0);
+	CHECK(p != MAP_FAILED, "read-only mapping: %s", strerror(errno));
+	munmap(p, c.stride);
+	/* Garbage consumer_pos must not corrupt anything: treated as full. */
+	c.ring[0]->consumer_pos = 0xdeadbeefcafeull;
+	c.ring[1 % c.nr_rings]->consumer_pos = 0xdeadbeefcafeull;
+	CHECK(!pings(2, 0, 0x7401) || 1, "ping");
+	ro = open("/dev/icmpcap", O_RDONLY);
+	CHECK(ro >= 0, "open O_RDONLY");
+	close(ro);
+	cap_close(&c);
+	CHECK(nr_subs() == 0, "leftover subscription");
+	return 0;
+}
+
+/* 100,000 random and mutated messages to the family. */
+static int test_fuzz_netlink(void)
+{
+	static const uint8_t cmds[] = { 0, 1, 2, 3, 4, 5, 6, 8, 9, 200 };
+	static char rbuf[NL_BUF];
+	uint32_t seed = 12345;
+	struct nlmsg m;
+	struct nl nl;
+	int dev = open("/dev/icmpcap", O_RDWR), accepted = 0, reopen = 0;
+
+	CHECK(dev >= 0, "open");
+	CHECK(!nl_open_family(&nl), "netlink");
+#define RND() (seed = seed * 1103515245u + 12345u, seed >> 8)
+	for (int it = 0; it < 100000; it++) {
+		uint8_t cmd = cmds[RND() % sizeof(cmds)];
+		int nattr = RND() % 6;
+		ssize_t n;
+
+		msg_init(&m, nl.family, cmd, NLM_F_ACK);
+		if (RND() % 4)
+			msg_u32(&m, ICMPCAP_A_DEV_FD, RND() % 8 ? (uint32_t)dev : RND() % 64);
+		for (int a = 0; a < nattr; a++) {
+			uint8_t val[300];
+			uint16_t t = RND() % (ICMPCAP_A_MAX + 3);
+			uint16_t len;
+
+			switch (RND() % 4) {
+			case 0: len = 4; break;
+			case 1: len = 8; break;
+			case 2: len = 32; break;
+			default: len = RND() % sizeof(val); break;
+			}
+			for (int i = 0; i < len; i++)
+				val[i] = RND();
+			if (t == ICMPCAP_A_RING_DATA_SIZE)	/* keep allocations small */
+				memcpy(val, &(uint32_t){ 4096u << (RND() % 4) }, 4);
+			if (t == ICMPCAP_A_TEST_COUNT)
+				memcpy(val, &(uint64_t){ RND() % 100 }, 8);
+			if (RND() % 8 == 0)
+				t |= NLA_F_NESTED;
+			msg_put(&m, t, val, len);
+		}
+		/* Mutate: flip bytes after the header, or truncate the attribute area. */
+		if (RND() % 3 == 0) {
+			int flips = 1 + RND() % 4;
+
+			for (int i = 0; i < flips; i++) {
+				uint32_t pos = NLMSG_HDRLEN + RND() % (m.nh.nlmsg_len - NLMSG_HDRLEN);
+
+				m.buf[pos] ^= 1u << (RND() % 8);
+			}
+			if (((struct genlmsghdr *)NLMSG_DATA(&m.nh))->cmd == ICMPCAP_CMD_TEST_PRODUCE)
+				((struct genlmsghdr *)NLMSG_DATA(&m.nh))->cmd = 4;
+		}
+		if (RND() % 10 == 0)
+			m.nh.nlmsg_len = NLMSG_HDRLEN + RND() % (m.nh.nlmsg_len - NLMSG_HDRLEN + 1);
+		m.nh.nlmsg_seq = it;
+		if (send(nl.fd, m.buf, m.nh.nlmsg_len, 0) < 0 && errno != EINVAL && errno != ENOBUFS)
+			FAIL("send %d: %s", it, strerror(errno));
+		while ((n = recv(nl.fd, rbuf, sizeof(rbuf), MSG_DONTWAIT)) > 0) {
+			struct nlmsghdr *nh = (struct nlmsghdr *)rbuf;
+
+			for (; NLMSG_OK(nh, n); nh = NLMSG_NEXT(nh, n))
+				if (nh->nlmsg_type == NLMSG_ERROR &&
+				    ((struct nlmsgerr *)NLMSG_DATA(nh))->error == 0)
+					accepted++;
+		}
+		/* Start over with a fresh file now and then: SUBSCRIBE may have succeeded. */
+		if (it % 2000 == 1999) {
+			close(dev);
+			dev = open("/dev/icmpcap", O_RDWR);
+			CHECK(dev >= 0, "reopen");
+			reopen++;
+		}
+	}
+	close(dev);
+	close(nl.fd);
+	CHECK(nr_subs() == 0, "leftover subscription");
+	CHECK(module_refcnt() == 0, "module refcnt %d", module_refcnt());
+	printf("# fuzz_netlink: 100000 messages, %d accepted, %d reopens\n", accepted, reopen);
+	return 0;
+}
+
+/* ---- runner --------------------------------------------------------------------- */
+
+struct test {
+	const char *name;
+	int (*fn)(void);
+};
+
+static const struct test tests[] = {
+	{ "echo4_out", test_echo4_out },
+	{ "echo4_in", test_echo4_in },
+	{ "echo6_out", test_echo6_out },
+	{ "echo6_in", test_echo6_in },
+	{ "dest_unreach4", test_dest_unreach4 },
+	{ "dest_unreach6", test_dest_unreach6 },
+	{ "time_exceeded4", test_time_exceeded4 },
+	{ "time_exceeded6", test_time_exceeded6 },
+	{ "packet_too_big6", test_packet_too_big6 },
+	{ "packet_too_big6_snaplen", test_packet_too_big6_snap },
+	{ "filter_type", test_filter_type },
+	{ "filter_iface", test_filter_iface },
+	{ "filter_dir", test_filter_dir },
+	{ "snaplen", test_snaplen },
+	{ "netns_isolation", test_netns_isolation },
+	{ "flood_drop_2cpu", test_flood_drop_2cpu },
+	{ "synth_drop", test_synth_drop },
+	{ "wakeup_batching", test_wakeup_batching },
+	{ "reader_killed", test_reader_killed },
+	{ "socket_close", test_socket_close },
+	{ "resubscribe", test_resubscribe },
+	{ "bad_mmap", test_bad_mmap },
+	{ "non_member", test_non_member },
+	{ "fuzz_netlink", test_fuzz_netlink },
+	{ "unload_while_mapped", test_unload_while_mapped },
+	{ "group_member", test_group_member },
+};
+
+static void run(const struct test *t)
+{
+	int pfd[2], st;
+	pid_t pid;
+	ssize_t n;
+
+	fflush(stdout);
+	if (pipe(pfd))
+		return;
+	pid = fork();
+	if (pid == 0) {
+		int rc;
+
+		close(pfd[0]);
+		cur_test = t->name;
+		alarm(60);
+		rc = t->fn();
+		if (write(pfd[1], rc ? fail_msg : "", rc ? strlen(fail_msg) + 1 : 1) < 0)
+			_exit(3);
+		fflush(stdout);
+		_exit(rc ? 1 : 0);
+	}
+	close(pfd[1]);
+	n = read(pfd[0], fail_msg, sizeof(fail_msg) - 1);
+	fail_msg[n > 0 ? n : 0] = 0;
+	close(pfd[0]);
+	waitpid(pid, &st, 0);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		printf("PASS %s\n", t->name);
+	else if (WIFSIGNALED(st))
+		printf("FAIL %s: killed by signal %d%s\n", t->name, WTERMSIG(st),
+		       WTERMSIG(st) == SIGALRM ? " (timeout)" : "");
+	else
+		printf("FAIL %s: %s\n", t->name, fail_msg[0] ? fail_msg : "no reason");
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	init_ns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	addrs_init();
+	if (argc < 2 || !strcmp(argv[1], "--list")) {
+		for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+			printf("%s\n", tests[i].name);
+		return 0;
+	}
+	for (int a = 1; a < argc; a++) {
+		size_t i;
+
+		for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+			if (!strcmp(argv[a], tests[i].name) || !strcmp(argv[a], "all"))
+				run(&tests[i]);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,49 @@
+#!/bin/bash
+# Guest tests of icmpcap.ko: builds the module against the installed Debian
+# amd64 kernel headers, boots that kernel in QEMU with a busybox initramfs,
+# runs the tests and prints PASS/FAIL per test. Exit status 0 only when every
+# expected test passed and the kernel logged no WARN/BUG/oops.
+# Usage: kernel/test/run.sh   (root needed only to install missing packages)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+start=$(date +%s)
+ktest_deps
+ktest_pick_kernel
+mkdir -p "$KBUILD_DIR"
+ktest_build_module
+ktest_build_progs
+ktest_pack_initramfs
+log=$KBUILD_DIR/guest-test.log
+ktest_boot "$log" "icmpcap_mode=test" 170
+
+fail=0
+expected="module_load device_node $("$KBUILD_DIR/bin/icmpcap_test" --list | tr '\n' ' ') module_unload"
+grep -E '^(PASS|FAIL) ' "$log" || true
+grep -E '^# ' "$log" || true
+for t in $expected; do
+	if ! grep -qE "^(PASS|FAIL) $t(:|$)" "$log"; then
+		echo "FAIL $t: no result (guest log: $log)"
+		fail=1
+	fi
+done
+grep -qE '^FAIL ' "$log" && fail=1
+if [ -f "$KBUILD_DIR/native-guest-failed" ]; then
+	echo "FAIL native_guest_build: native/test/guest/build.sh failed"
+	fail=1
+	rm -f "$KBUILD_DIR/native-guest-failed"
+fi
+for g in $(grep -oE '^ICMPCAP-GUEST: run guest_[^ ]+' "$log" | awk '{print $3}'); do
+	grep -qE "^ICMPCAP-GUEST: exit $g " "$log" || { echo "FAIL $g: did not finish"; fail=1; }
+done
+trouble=$(ktest_kernel_trouble "$log")
+if [ -n "$trouble" ]; then
+	echo "FAIL kernel_log: WARN/BUG/oops in the guest:"
+	echo "$trouble"
+	fail=1
+fi
+grep -q '^ICMPCAP-GUEST: done' "$log" || { echo "FAIL guest: did not finish (timeout or panic; log: $log)"; fail=1; }
+npass=$(grep -cE '^PASS ' "$log" || true)
+nfail=$(grep -cE '^FAIL ' "$log" || true)
+echo "kernel guest tests: $npass passed, $nfail failed, $(( $(date +%s) - start )) s (log: $log)"
+exit $fail

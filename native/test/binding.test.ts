@@ -1,0 +1,120 @@
+// The binding's session semantics, with the synthetic source that feeds records through the
+// same batching + ThreadSafeFunction path as a capture. Run: npx vitest run native/test/binding.test.ts
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import type * as Native from '../index';
+
+const native = createRequire(import.meta.url)('../index.js') as typeof Native;
+
+function collect(session: Native.Session): Promise<{ records: number; batches: number; bytes: number; events: Native.SessionEvent[]; seqOk: boolean }> {
+  return new Promise((resolve) => {
+    const out = { records: 0, batches: 0, bytes: 0, events: [] as Native.SessionEvent[], seqOk: true };
+    let expectSeq = 0;
+    session.start(
+      (ab, info) => {
+        out.batches++;
+        out.records += info.records;
+        out.bytes += info.bytes;
+        expect(ab.byteLength).toBe(info.bytes);
+        expect(info.records).toBeLessThanOrEqual(4096);
+        expect(info.bytes).toBeLessThanOrEqual(1 << 20);
+        const dv = new DataView(ab);
+        let off = 0;
+        for (let i = 0; i < info.records; i++) {
+          if (dv.getUint16(off + 32, true) !== (expectSeq & 0xffff)) out.seqOk = false;
+          expectSeq++;
+          off += (dv.getUint32(off, true) + 7) & ~7;
+        }
+        if (off !== info.bytes) out.seqOk = false;
+      },
+      (ev) => {
+        out.events.push(ev);
+        if (ev.type === 'stopped') resolve(out);
+      },
+    );
+  });
+}
+
+describe('native binding', () => {
+  it('exports the ABI constants', () => {
+    expect(native.ABI_VERSION).toBe(1);
+    expect(native.RECORD_HEADER_SIZE).toBe(72);
+  });
+
+  it('delivers every record exactly once, in order, in bounded batches, then stopped', async () => {
+    const s = native._benchSession(100_000, 28, false);
+    const r = await collect(s);
+    expect(r.records).toBe(100_000);
+    expect(r.bytes).toBe(100_000 * 104);
+    expect(r.seqOk).toBe(true);
+    expect(r.events.map((e) => e.type)).toEqual(['stopped']);
+    const st = s.stats();
+    expect(st.delivered).toBe(100_000);
+    expect(st.batches).toBe(r.batches);
+    s.close();
+    s.close();
+  });
+
+  it('stop() is idempotent and close() before or without start() is safe', () => {
+    const a = native._benchSession(10, 28, false);
+    a.stop();
+    a.stop();
+    a.close();
+    a.close();
+    expect(() => a.start(() => {}, () => {})).toThrow(expect.objectContaining({ code: 'EBADF' }));
+  });
+
+  it('start() twice throws EBUSY', async () => {
+    const s = native._benchSession(10, 28, false);
+    const done = collect(s);
+    expect(() => s.start(() => {}, () => {})).toThrow(expect.objectContaining({ code: 'EBUSY' }));
+    await done;
+    s.close();
+  });
+
+  it('stop() during delivery ends with stopped as the last event', async () => {
+    const s = native._benchSession(1e9, 28, false);
+    const done = collect(s);
+    setTimeout(() => s.stop(), 20);
+    const r = await done;
+    expect(r.events.at(-1)?.type).toBe('stopped');
+    expect(r.records).toBeGreaterThan(0);
+    expect(r.records).toBe(s.stats().delivered);
+    expect(r.seqOk).toBe(true);
+    s.close();
+  });
+
+  it('validates open() config with EINVAL and names the option', () => {
+    const bad: unknown[] = [
+      undefined,
+      { source: 'nope' },
+      { source: 'afpacket', snaplen: 10 },
+      { source: 'afpacket', interfaces: 'eth0' },
+      { source: 'afpacket', ringBytes: -1 },
+      { source: 'afpacket', netns: 'x' },
+    ];
+    for (const cfg of bad) {
+      expect(() => native.open(cfg as Native.OpenConfig)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
+    expect(() => native.open({ source: 'afpacket', snaplen: 10 })).toThrow(/snaplen/);
+  });
+
+  it('probe() reports both sources with a reason and a fix when unavailable', () => {
+    const p = native.probe();
+    expect(p.map((x) => x.source).sort()).toEqual(['afpacket', 'module']);
+    for (const x of p) {
+      if (!x.available) {
+        expect(x.reason).toBeTruthy();
+        expect(x.fix).toBeTruthy();
+      } else {
+        expect(['direct', 'helper']).toContain(x.via);
+      }
+    }
+  });
+
+  it('interfaces() lists lo', () => {
+    const lo = native.interfaces().find((i) => i.name === 'lo');
+    expect(lo).toMatchObject({ loopback: true, up: true });
+    expect(lo?.addresses).toEqual(expect.arrayContaining([{ family: 4, address: '127.0.0.1', prefixLength: 8 }]));
+  });
+});
