@@ -81,7 +81,7 @@ class Reader {
     // RFC 5952: compress the longest run (of at least two) of zero groups.
     let bestAt = -1;
     let bestLen = 0;
-    for (let i = 0; i < 8; ) {
+    for (let i = 0; i < 8;) {
       if (groups[i] !== 0) {
         i++;
         continue;
@@ -185,9 +185,7 @@ function dissectIpv4(r: Reader, at: number, label: string): IpHeader | FieldNode
   children.push(r.field('Fragment offset', at + 6, 2, () => `${(flagsWord & 0x1fff) * 8} bytes`));
   children.push(r.field('Time to live', at + 8, 1, () => String(r.u8(at + 8))));
   const protocol = r.u8(at + 9);
-  children.push(
-    r.field('Protocol', at + 9, 1, () => `${PROTOCOLS[protocol] ?? 'Unknown'} (${protocol})`),
-  );
+  children.push(r.field('Protocol', at + 9, 1, () => `${PROTOCOLS[protocol] ?? 'Unknown'} (${protocol})`));
   const headerComplete = ihl >= 20 && r.has(at, ihl);
   children.push(
     r.field('Header checksum', at + 10, 2, () => {
@@ -214,7 +212,12 @@ function dissectIpv4(r: Reader, at: number, label: string): IpHeader | FieldNode
     return node;
   }
   if (ihl < 20) {
-    children.push({ label: 'Invalid', value: `header length ${ihl} is below 20 bytes`, start: at, length: 1 });
+    children.push({
+      label: 'Invalid',
+      value: `header length ${ihl} is below 20 bytes`,
+      start: at,
+      length: 1,
+    });
     return node;
   }
   return {
@@ -275,7 +278,12 @@ function dissectIpv6(r: Reader, at: number, label: string): IpHeader | FieldNode
     children.push({
       ...r.field(name, p, len, () => `${len} bytes`),
       children: [
-        { label: 'Next header', value: `${PROTOCOLS[following] ?? 'Unknown'} (${following})`, start: p, length: 1 },
+        {
+          label: 'Next header',
+          value: `${PROTOCOLS[following] ?? 'Unknown'} (${following})`,
+          start: p,
+          length: 1,
+        },
       ],
     });
     next = following;
@@ -364,7 +372,9 @@ function dissectQuote(r: Reader, at: number): FieldNode {
   } else children.push(inner);
   const node: FieldNode = {
     label: 'Quoted datagram',
-    value: isHeader(inner) ? `${inner.src} → ${inner.dst} (${PROTOCOLS[inner.protocol] ?? inner.protocol})` : '',
+    value: isHeader(inner)
+      ? `${inner.src} → ${inner.dst} (${PROTOCOLS[inner.protocol] ?? inner.protocol})`
+      : '',
     start: at,
     length: Math.max(0, r.bytes.length - at),
     children,
@@ -504,10 +514,14 @@ function dissectIcmp(r: Reader, ip: IpHeader): FieldNode {
       if (type === 136) {
         const f = r.u8(at + 4);
         children.push(
-          r.field('Flags', at + 4, 4, () =>
-            [f & 0x80 ? 'Router' : '', f & 0x40 ? 'Solicited' : '', f & 0x20 ? 'Override' : '']
-              .filter(Boolean)
-              .join(', ') || 'none',
+          r.field(
+            'Flags',
+            at + 4,
+            4,
+            () =>
+              [f & 0x80 ? 'Router' : '', f & 0x40 ? 'Solicited' : '', f & 0x20 ? 'Override' : '']
+                .filter(Boolean)
+                .join(', ') || 'none',
           ),
         );
       } else rest('Reserved');
@@ -535,6 +549,10 @@ function dissectIcmp(r: Reader, ip: IpHeader): FieldNode {
     children,
   };
   if (children.some((c) => c.truncated)) node.truncated = true;
+  else if (r.bytes.length < at + ip.payloadLength) {
+    node.truncated = true;
+    children.push(truncatedMarker(r, r.bytes.length, `${ip.payloadLength} bytes of ICMP message`));
+  }
   return node;
 }
 
@@ -542,7 +560,9 @@ export function dissect(bytes: Uint8Array): FieldNode[] {
   if (bytes.length === 0) return [{ label: 'No data', value: 'no bytes were captured', start: 0, length: 0 }];
   const r = new Reader(bytes);
   try {
-    const ip = dissectIp(r, 0, (v) => (v === 4 ? 'Internet Protocol Version 4' : 'Internet Protocol Version 6'));
+    const ip = dissectIp(r, 0, (v) =>
+      v === 4 ? 'Internet Protocol Version 4' : 'Internet Protocol Version 6',
+    );
     if (!isHeader(ip)) return [ip];
     const out: FieldNode[] = [ip.node];
     const icmp = (ip.version === 4 && ip.protocol === 1) || (ip.version === 6 && ip.protocol === 58);

@@ -2,12 +2,15 @@
  * The `icmpcap` command line: `serve` (browser mode), `interfaces`, `sources`.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadNative } from './native.js';
 import { projectRoot } from './paths.js';
 import { startServer } from './server.js';
 import { CaptureService, errorMessage } from './service.js';
+import { formatChecks, runDoctor } from './doctor.js';
+import { EXPORT_FORMATS, type ExportFormat, type Job, type Row } from '../common/contract.js';
+import { codeLabel, typeLabel } from '../common/icmp.js';
 
 const USAGE = `usage: icmpcap <command> [options]
 
@@ -18,6 +21,15 @@ commands:
                   -i, --interface NAME   capture on NAME (repeatable; default: all)
                   --source auto|module|afpacket
                   --no-start      do not start capturing until asked from the UI
+  capture       capture to a file or the terminal
+                  -i, --interface NAME   capture on NAME (repeatable; default: all)
+                  -w, --write FILE       write FILE (format from its extension, or -F)
+                  -F, --format pcapng|pcap|csv|ndjson
+                  -c, --count N          stop after N packets
+                  -a, --duration SEC     stop after SEC seconds
+                  --source auto|module|afpacket
+                without -w, one line per packet goes to standard output; progress goes to stderr
+  doctor        check the module, device permissions, Secure Boot, capabilities and the helper
   interfaces    list the interfaces capture can use
   sources       show which capture sources are available, and why not
 `;
@@ -95,6 +107,166 @@ async function serve(argv: string[]): Promise<void> {
   process.on('SIGTERM', shutdown);
 }
 
+function formatFromPath(path: string): ExportFormat | undefined {
+  const ext = /\.([a-z]+)$/i.exec(path)?.[1]?.toLowerCase();
+  if (ext === 'pcapng' || ext === 'ntar') return 'pcapng';
+  if (ext === 'pcap' || ext === 'cap') return 'pcap';
+  if (ext === 'csv') return 'csv';
+  if (ext === 'ndjson' || ext === 'jsonl') return 'ndjson';
+  return undefined;
+}
+
+function positiveNumber(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) fail(`${name} takes a positive number, not ${text}`);
+  return n;
+}
+
+function rowLine(r: Row): string {
+  const t = BigInt(r.tsNs);
+  const time = `${t / 1_000_000_000n}.${(t % 1_000_000_000n).toString().padStart(9, '0')}`;
+  const echo = r.id !== null ? ` id=${r.id} seq=${r.seq}` : '';
+  const rtt = r.rttMs !== null ? ` rtt=${r.rttMs} ms` : '';
+  const code = r.code ? ` (${codeLabel(r.family, r.type, r.code)})` : '';
+  return `${time} ${r.iface} ${r.dir} ${r.src} > ${r.dst}: ${typeLabel(r.family, r.type)}${code}${echo} ttl=${r.ttl} len=${r.len}${rtt}`;
+}
+
+async function capture(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      interface: { type: 'string', short: 'i', multiple: true },
+      write: { type: 'string', short: 'w' },
+      format: { type: 'string', short: 'F' },
+      count: { type: 'string', short: 'c' },
+      duration: { type: 'string', short: 'a' },
+      source: { type: 'string', default: 'auto' },
+    },
+    strict: true,
+  });
+  const count = positiveNumber('--count', values.count);
+  const duration = positiveNumber('--duration', values.duration);
+  const source = values.source;
+  if (source !== 'auto' && source !== 'module' && source !== 'afpacket') {
+    fail(`--source takes auto, module or afpacket, not ${source}`);
+  }
+  let format: ExportFormat | undefined;
+  if (values.format !== undefined) {
+    if (!(EXPORT_FORMATS as readonly string[]).includes(values.format)) {
+      fail(`-F takes ${EXPORT_FORMATS.join(', ')}, not ${values.format}`);
+    }
+    format = values.format as ExportFormat;
+  }
+  const path = values.write === undefined ? undefined : resolve(values.write);
+  if (path && !format) {
+    format = formatFromPath(path);
+    if (!format) fail(`cannot tell the format of ${path} from its name: add -F pcapng|pcap|csv|ndjson`);
+  }
+  const service = makeService();
+  const progress = process.stderr.isTTY
+    ? (text: string) => process.stderr.write(`\r\x1b[K${text}`)
+    : (text: string) => process.stderr.write(`${text}\n`);
+  try {
+    service.start({ source, interfaces: values.interface ?? [], snaplen: 65535 });
+  } catch (err) {
+    service.close();
+    fail(errorMessage(err));
+  }
+  const started = Date.now();
+  let printed = 0;
+  let lastProgress = 0;
+  let interrupted = false;
+  const onSignal = (): void => {
+    interrupted = true;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 50));
+    const total = service.store.length;
+    const limit = count === undefined ? total : Math.min(total, count);
+    if (!path) {
+      while (printed < limit) {
+        const { rows } = service.rows(printed, Math.min(1000, limit - printed));
+        for (const row of rows) process.stdout.write(rowLine(row) + '\n');
+        printed += rows.length;
+      }
+    }
+    const now = Date.now();
+    const ended = service.counts().total === total && service.captureState.state !== 'running';
+    if (path && now - lastProgress >= 1000) {
+      lastProgress = now;
+      const c = service.counts();
+      progress(
+        `icmpcap: ${c.total.toLocaleString('en')} packets, ${c.rate}/s, ${c.droppedKernel + c.droppedRing} dropped`,
+      );
+    }
+    if (
+      interrupted ||
+      ended ||
+      (count !== undefined && total >= count) ||
+      (duration !== undefined && now - started >= duration * 1000)
+    ) {
+      break;
+    }
+  }
+  service.stop();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  const c = service.counts();
+  const kept = count === undefined ? service.store.length : Math.min(count, service.store.length);
+  if (path && format) {
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    const job = await new Promise<Job>((resolveJob) => {
+      const off = service.on((event, data) => {
+        if (event !== 'job') return;
+        const j = data as Job;
+        if (j.state === 'running')
+          progress(
+            `icmpcap: writing ${path}: ${j.done.toLocaleString('en')} of ${kept.toLocaleString('en')}`,
+          );
+        else {
+          off();
+          resolveJob(j);
+        }
+      });
+      service.runExport(
+        format,
+        path,
+        Array.from({ length: kept }, (_, i) => i),
+        kept,
+      );
+    });
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    if (job.state !== 'done') {
+      service.close();
+      fail(job.message ?? 'the export failed');
+    }
+  }
+  const dropped = c.droppedKernel + c.droppedRing;
+  process.stderr.write(
+    `icmpcap: ${kept.toLocaleString('en')} packets captured${path ? ` to ${path}` : ''}, ${dropped.toLocaleString('en')} dropped by the kernel\n`,
+  );
+  service.close();
+}
+
+function doctor(): void {
+  let native;
+  try {
+    native = loadNative();
+  } catch (err) {
+    native = err instanceof Error ? err : new Error(String(err));
+  }
+  const checks = runDoctor(native);
+  process.stdout.write(formatChecks(checks) + '\n');
+  const usable = checks.some((c) => c.name.startsWith('source ') && c.status === 'ok');
+  process.stdout.write(
+    usable ? 'icmpcap can capture here.\n' : 'icmpcap cannot capture here yet: apply a fix above.\n',
+  );
+  if (!usable) process.exitCode = 1;
+}
+
 function interfaces(): void {
   const native = loadNative();
   for (const i of native.interfaces()) {
@@ -122,6 +294,10 @@ export async function main(argv: string[]): Promise<void> {
     switch (command) {
       case 'serve':
         return await serve(rest);
+      case 'capture':
+        return await capture(rest);
+      case 'doctor':
+        return doctor();
       case 'interfaces':
         return interfaces();
       case 'sources':

@@ -9,6 +9,7 @@ import {
   type Counts,
   type EventName,
   type Events,
+  type ExportFormat,
   type Hello,
   type InterfaceInfo,
   type RequestName,
@@ -83,6 +84,10 @@ export class CaptureService {
     this.jobs = new JobRunner((job) => this.emit('job', job));
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
     this.timer.unref();
+  }
+
+  get captureState(): CaptureState {
+    return this.state;
   }
 
   on(listener: EventListener): () => void {
@@ -362,11 +367,18 @@ export class CaptureService {
       throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
     const total =
       p.scope === 'all' ? this.store.length : p.scope === 'view' ? this.view.length : (p.nos?.length ?? 0);
-    const rows = this.exportRows(spool, this.exportIndices(p.scope, p.nos, this.store.length));
-    return this.jobs.start('export', p.path, async (ctx) => {
+    return this.runExport(p.format, p.path, this.exportIndices(p.scope, p.nos, this.store.length), total);
+  }
+
+  /** Exports the records at `indices` (in that order) as a job; returns the job id. */
+  runExport(format: ExportFormat, path: string, indices: Iterable<number>, total: number): number {
+    const spool = this.spool;
+    if (!spool) throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
+    const rows = this.exportRows(spool, indices);
+    return this.jobs.start('export', path, async (ctx) => {
       const result = await exportRecords(rows, {
-        format: p.format,
-        path: p.path,
+        format,
+        path,
         total,
         signal: ctx.signal,
         onProgress: (done) => ctx.progress(done, total),

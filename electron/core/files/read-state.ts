@@ -46,6 +46,8 @@ export interface FormatParser {
   parse(window: ParseWindow, pos: number): number;
 }
 
+const MAX_BATCH_BYTES = 4 << 20;
+
 export class RecordBatchBuilder {
   private buffer: ArrayBuffer;
   private bytes: Uint8Array;
@@ -53,11 +55,16 @@ export class RecordBatchBuilder {
   used = 0;
   records = 0;
 
+  /**
+   * `fileSize` bounds the buffer for small files: a record is at most 80 bytes larger than its frame and every
+   * frame costs at least 16 bytes of file framing, so records never take more than 3x the file size.
+   */
   constructor(
     private readonly batchRecords: number,
-    capacity = 4 << 20,
+    fileSize: number,
   ) {
-    this.buffer = new ArrayBuffer(Math.max(capacity, MAX_RECORD_SIZE * 2));
+    const capacity = Math.min(MAX_BATCH_BYTES, fileSize * 3) + MAX_RECORD_SIZE;
+    this.buffer = new ArrayBuffer(capacity);
     this.bytes = new Uint8Array(this.buffer);
     this.view = new DataView(this.buffer);
   }

@@ -44,8 +44,8 @@ class CaptureParseLoop {
   readonly state: ReaderState;
   private parser: FormatParser | null = null;
 
-  constructor(batchRecords: number) {
-    this.state = new ReaderState(new RecordBatchBuilder(batchRecords));
+  constructor(batchRecords: number, fileSize: number) {
+    this.state = new ReaderState(new RecordBatchBuilder(batchRecords, fileSize));
   }
 
   get summary(): FileSummary {
@@ -106,7 +106,7 @@ export async function* openCaptureFile(
   }
   try {
     const fileSize = (await handle.stat()).size;
-    const loop = new CaptureParseLoop(opts.batchRecords ?? DEFAULT_BATCH_RECORDS);
+    const loop = new CaptureParseLoop(opts.batchRecords ?? DEFAULT_BATCH_RECORDS, fileSize);
     const state = loop.state;
     let bytes = Buffer.allocUnsafe(Math.max(64, Math.min(READ_CHUNK, fileSize)));
     const w: ParseWindow = { bytes, view: viewOf(bytes), end: 0, base: 0, fileSize };
@@ -171,7 +171,7 @@ export function readCaptureBytes(
   onBatch?: (batch: CaptureBatch) => void,
   batchRecords = DEFAULT_BATCH_RECORDS,
 ): FileSummary {
-  const loop = new CaptureParseLoop(batchRecords);
+  const loop = new CaptureParseLoop(batchRecords, data.length);
   const state = loop.state;
   const w: ParseWindow = {
     bytes: data,

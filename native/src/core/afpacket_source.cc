@@ -268,25 +268,30 @@ class AfPacketSource final : public Source {
     captured_.fetch_add(1, std::memory_order_relaxed);
   }
 
-  // stop(): the kernel hands a partly filled block over only when its retire timer fires, so
-  // wait (bounded) until every frame the kernel accepted has been read, then flush.
+  // stop(): read everything the kernel accepted, then flush.
   void final_drain() {
+    for (auto& s : socks_)
+      if (s.alive) settle(s);
+    flush(true);
+    poll_kernel_stats();  // report drops not reported yet
+  }
+
+  // The kernel hands a partly filled block over only when its retire timer fires: wait
+  // (bounded) until every frame it accepted into the ring has been read.
+  void settle(PacketSocket& s) {
     const int64_t deadline = monotonic_ms() + 20 * kBlockTimeoutMs;
     for (;;) {
-      bool complete = true;
-      for (auto& s : socks_) {
-        if (!s.alive) continue;
-        while (!drain(s)) flush(true);
+      while (!drain(s)) flush(true);
+      bool complete;
+      {
         std::lock_guard<std::mutex> lock(stats_mu_);
         read_stats_locked(s);
-        complete &= s.frames_read >= s.kernel_packets - s.kernel_drops;
+        complete = s.frames_read >= s.kernel_packets - s.kernel_drops;
       }
-      if (complete || monotonic_ms() >= deadline) break;
+      if (complete || monotonic_ms() >= deadline) return;
       struct timespec ts = {0, 2 * 1000 * 1000};
       nanosleep(&ts, nullptr);
     }
-    flush(true);
-    poll_kernel_stats();  // report drops not reported yet
   }
 
   void read_stats_locked(PacketSocket& s) {
@@ -327,7 +332,7 @@ class AfPacketSource final : public Source {
 
   void interface_gone(PacketSocket& s) {
     if (!s.alive) return;
-    drain(s);  // whatever is left in its ring
+    settle(s);  // whatever is left in its ring
     s.alive = false;
     {
       std::lock_guard<std::mutex> lock(stats_mu_);

@@ -1,0 +1,119 @@
+/**
+ * The packet table's columns: labels, default widths, how a cell reads, and which display-filter
+ * expression a cell's value stands for (for "Filter: equal / not equal ..." on right-click).
+ */
+import type { Row, SortColumn } from '@common/contract';
+import { typeKey } from '@common/icmp';
+import { formatCode, formatType } from './format';
+
+export type ColumnId = SortColumn;
+
+export interface ColumnDef {
+  id: ColumnId;
+  label: string;
+  /** What a screen reader says for the header. */
+  title: string;
+  width: number;
+  numeric?: boolean;
+}
+
+export const COLUMNS: readonly ColumnDef[] = [
+  { id: 'no', label: 'No.', title: 'Record number', width: 72, numeric: true },
+  { id: 'time', label: 'Time', title: 'Time', width: 150 },
+  { id: 'dir', label: 'Dir', title: 'Direction', width: 44 },
+  { id: 'iface', label: 'Interface', title: 'Interface', width: 90 },
+  { id: 'src', label: 'Source', title: 'Source address', width: 190 },
+  { id: 'dst', label: 'Destination', title: 'Destination address', width: 190 },
+  { id: 'type', label: 'Type', title: 'ICMP type', width: 170 },
+  { id: 'code', label: 'Code', title: 'ICMP code', width: 150 },
+  { id: 'id', label: 'ID', title: 'Echo identifier', width: 62, numeric: true },
+  { id: 'seq', label: 'Seq', title: 'Echo sequence number', width: 62, numeric: true },
+  { id: 'ttl', label: 'TTL', title: 'TTL or hop limit', width: 48, numeric: true },
+  { id: 'len', label: 'Len', title: 'Length in bytes', width: 54, numeric: true },
+  { id: 'rtt', label: 'RTT ms', title: 'Round-trip time of replies, ms', width: 76, numeric: true },
+];
+
+export const COLUMN_BY_ID = Object.fromEntries(COLUMNS.map((c) => [c.id, c])) as Record<ColumnId, ColumnDef>;
+
+export function cellText(col: ColumnId, row: Row): string {
+  switch (col) {
+    case 'no':
+      return String(row.no);
+    case 'dir':
+      return row.dir;
+    case 'iface':
+      return row.iface;
+    case 'src':
+      return row.src;
+    case 'dst':
+      return row.dst;
+    case 'type':
+      return formatType(row);
+    case 'code':
+      return formatCode(row);
+    case 'id':
+      return row.id === null ? '' : String(row.id);
+    case 'seq':
+      return row.seq === null ? '' : String(row.seq);
+    case 'ttl':
+      return String(row.ttl);
+    case 'len':
+      return String(row.len);
+    case 'rtt':
+      return row.rttMs === null ? '' : row.rttMs.toFixed(3);
+    case 'time':
+      return row.tsNs;
+  }
+}
+
+/** A filter expression matching this cell's value, or null when the column is not filterable. */
+export function cellFilter(col: ColumnId, row: Row): string | null {
+  const icmp = row.family === 6 ? 'icmpv6' : 'icmp';
+  const ip = row.family === 6 ? 'ipv6' : 'ip';
+  switch (col) {
+    case 'dir':
+      return row.dir === '?' ? null : `dir == ${row.dir}`;
+    case 'iface':
+      return row.iface ? `iface == ${row.iface}` : null;
+    case 'src':
+      return `${ip}.src == ${row.src}`;
+    case 'dst':
+      return `${ip}.dst == ${row.dst}`;
+    case 'type':
+      return `${icmp}.type == ${typeKey(row.family, row.type) ?? row.type}`;
+    case 'code':
+      return `${icmp}.type == ${typeKey(row.family, row.type) ?? row.type} && ${icmp}.code == ${row.code}`;
+    case 'id':
+      return row.id === null ? null : `icmp.id == ${row.id}`;
+    case 'seq':
+      return row.seq === null ? null : `icmp.seq == ${row.seq}`;
+    case 'ttl':
+      return `ttl == ${row.ttl}`;
+    case 'len':
+      return `len == ${row.len}`;
+    case 'rtt':
+      return row.rttMs === null ? null : `rtt >= ${row.rttMs}`;
+    default:
+      return null;
+  }
+}
+
+export type FilterCombine = 'equal' | 'not' | 'and' | 'or' | 'and-not';
+
+/** Combines a cell's expression with the current filter the way Wireshark's "Apply as Filter" does. */
+export function combineFilter(current: string, expr: string, how: FilterCombine): string {
+  const negated = expr.includes('&&') ? `!(${expr})` : expr.replace(' == ', ' != ').replace(' >= ', ' < ');
+  const cur = current.trim();
+  switch (how) {
+    case 'equal':
+      return expr;
+    case 'not':
+      return negated;
+    case 'and':
+      return cur ? `(${cur}) && ${expr}` : expr;
+    case 'or':
+      return cur ? `(${cur}) || ${expr}` : expr;
+    case 'and-not':
+      return cur ? `(${cur}) && ${negated}` : negated;
+  }
+}
