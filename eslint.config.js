@@ -12,7 +12,6 @@ export default tseslint.config(
       'dist/**',
       'node_modules/**',
       'native/build/**',
-      'native/index.js',
       'kernel/**',
       'test-results/**',
       'playwright-report/**',
@@ -53,6 +52,12 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // The addon's loader is CommonJS (native/package.json says so).
+    files: ['native/**/*.js', 'native/**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   prettier,
 );

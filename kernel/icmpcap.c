@@ -103,6 +103,8 @@ MODULE_PARM_DESC(group, "gid whose members may capture (default 0: root/CAP_NET_
 #define ICMPCAP_MIN_DATA_SIZE 4096U
 #define ICMPCAP_MAX_DATA_SIZE (1U << 26)
 #define ICMPCAP_DEFAULT_WAKEUP_USEC 2000
+/* At most 10 OVERFLOW events per second and subscription. */
+#define ICMPCAP_OVERFLOW_EVENT_GAP (HZ / 10)
 /* Two hook families times five hook points. */
 #define ICMPCAP_MAX_OPS 10
 
@@ -173,6 +175,7 @@ struct icmpcap_client {
 	struct hrtimer timer;		/* batch wakeups + overflow events */
 	u64 wakeup_ns;			/* timer period, WRITE_ONCE() under mutex */
 	u64 reported_dropped;		/* timer callback only */
+	unsigned long overflow_event_at;	/* timer callback only, jiffies */
 	bool test_abort;		/* READ_ONCE() in the test producers */
 };
 
@@ -408,7 +411,12 @@ static unsigned int icmpcap_nf_hook(void *priv, struct sk_buff *skb,
 		if (!icmpcap_parse_v6(skb, nhoff, &rec))
 			return NF_ACCEPT;
 		types = cfg->types_v6;
-		forwarded = IP6CB(skb)->flags & IP6SKB_FORWARDED;
+		/*
+		 * ip6_forward() sets IP6SKB_FORWARDED only for multicast routing;
+		 * a forwarded skb keeps the index of the device it came in on,
+		 * a locally generated one has none.
+		 */
+		forwarded = (IP6CB(skb)->flags & IP6SKB_FORWARDED) || skb->skb_iif;
 	}
 	if (!icmpcap_bit(types, rec.icmp_type) || !icmpcap_bit(cfg->codes, rec.icmp_code))
 		return NF_ACCEPT;
@@ -517,8 +525,10 @@ static enum hrtimer_restart icmpcap_timer_fn(struct hrtimer *timer)
 	}
 	if (pending && wq_has_sleeper(&client->wq))
 		wake_up_interruptible_poll(&client->wq, EPOLLIN | EPOLLRDNORM);
-	if (dropped != client->reported_dropped) {
+	if (dropped != client->reported_dropped &&
+	    time_after_eq(jiffies, client->overflow_event_at + ICMPCAP_OVERFLOW_EVENT_GAP)) {
 		client->reported_dropped = dropped;
+		client->overflow_event_at = jiffies;
 		icmpcap_send_event(client, ICMPCAP_EVENT_OVERFLOW, 0, dropped, GFP_ATOMIC);
 	}
 	hrtimer_forward_now(timer, ns_to_ktime(READ_ONCE(client->wakeup_ns)));
@@ -578,11 +588,13 @@ out_free_rings:
 	return -ENOMEM;
 }
 
+/* icmpcap_mutex held; the ops must not be registered. */
 static unsigned int icmpcap_build_ops(struct icmpcap_client *client, u32 hooks, u32 families)
 {
 	static const u8 pfs[] = { NFPROTO_IPV4, NFPROTO_IPV6 };
 	unsigned int n = 0, f, h;
 
+	lockdep_assert_held(&icmpcap_mutex);
 	for (f = 0; f < ARRAY_SIZE(pfs); f++) {
 		if (!(families & (1U << f)))
 			continue;
@@ -1139,9 +1151,10 @@ static int icmpcap_cmd_update_filter(struct sk_buff *skb, struct genl_info *info
 		goto out_unlock;
 
 	if (cfg->hooks != old->hooks || cfg->families != old->families) {
+		/* netfilter finds registered hooks by address: unregister client->ops. */
+		nf_unregister_net_hooks(client->net, client->ops, client->nr_ops);
 		memcpy(old_ops, client->ops, sizeof(old_ops));
 		old_nr = client->nr_ops;
-		nf_unregister_net_hooks(client->net, old_ops, old_nr);
 		client->nr_ops = icmpcap_build_ops(client, cfg->hooks, cfg->families);
 		err = nf_register_net_hooks(client->net, client->ops, client->nr_ops);
 		if (err) {

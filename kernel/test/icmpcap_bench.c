@@ -35,13 +35,42 @@ struct ring_consumer {
 	uint64_t t_last;
 };
 
-static void count_rec(const struct icmpcap_record *r, void *arg)
+static inline void count_rec(const struct icmpcap_record *r, struct ring_consumer *rc)
 {
-	struct ring_consumer *rc = arg;
-
 	if (r->cap_len != CAP_LEN || r->icmp_type != 8)
 		rc->bad++;
 	rc->records++;
+}
+
+/* cap_drain() without the callback: what a tight native reader does per record. */
+static long drain_fast(struct ring_consumer *rc)
+{
+	struct cap *c = rc->c;
+	long n = 0;
+
+	for (uint32_t i = 0; i < c->nr_rings; i++) {
+		struct icmpcap_ring_header *h = c->ring[i];
+		uint8_t *data = (uint8_t *)h + ICMPCAP_RING_HDR_SIZE;
+		uint64_t mask = c->data_size - 1;
+		/* Pairs with the release store in icmpcap_ring_commit(). */
+		uint64_t prod = __atomic_load_n(&h->producer_pos, __ATOMIC_ACQUIRE);
+		uint64_t cons = h->consumer_pos;
+
+		while (cons < prod) {
+			const struct icmpcap_record *r = (void *)(data + (cons & mask));
+
+			if (r->len < ICMPCAP_PAD_MIN_SIZE)
+				return -1;
+			if (!(r->flags & ICMPCAP_REC_F_PAD)) {
+				count_rec(r, rc);
+				n++;
+			}
+			cons += ICMPCAP_ALIGN(r->len);
+		}
+		/* Pairs with the acquire load in icmpcap_ring_reserve(). */
+		__atomic_store_n(&h->consumer_pos, cons, __ATOMIC_RELEASE);
+	}
+	return n;
 }
 
 static void *ring_consumer_thread(void *p)
@@ -52,7 +81,7 @@ static void *ring_consumer_thread(void *p)
 		pin(rc->cpu);
 	for (;;) {
 		struct pollfd pfd = { .fd = rc->c->dev, .events = POLLIN };
-		long n = cap_drain(rc->c, count_rec, rc);
+		long n = drain_fast(rc);
 
 		if (n < 0) {
 			rc->bad++;
@@ -96,8 +125,8 @@ static void produce(struct cap *c, uint64_t count, uint64_t rate, uint64_t mask,
  * Producer kthread on CPU 0, consumer pinned to CPU 1. rate 0 = as fast as
  * the producer goes. Returns records drained per second.
  */
-static double run_ring(uint64_t count, uint64_t rate, uint64_t mask, int consumer_cpu,
-		       struct produce_result *res, uint64_t *drained, uint64_t *bad)
+static double run_ring(uint32_t data_size, uint64_t count, uint64_t rate, uint64_t mask,
+		       int consumer_cpu, struct produce_result *res, uint64_t *drained, uint64_t *bad)
 {
 	struct nlmsg m;
 	struct cap c;
@@ -107,7 +136,7 @@ static double run_ring(uint64_t count, uint64_t rate, uint64_t mask, int consume
 	int err;
 
 	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
-	msg_u32(&m, ICMPCAP_A_RING_DATA_SIZE, 8u << 20);
+	msg_u32(&m, ICMPCAP_A_RING_DATA_SIZE, data_size);
 	err = cap_open(&c, &m);
 	if (err) {
 		printf("FAIL bench_ring: subscribe: %s\n", strerror(-err));
@@ -241,7 +270,7 @@ int main(void)
 	pin(1);
 
 	/* 1. Rings: producer on CPU 0 at full speed, consumer on CPU 1. */
-	ring = run_ring(4000000, 0, 1, 1, &res, &drained, &bad);
+	ring = run_ring(8u << 20, 4000000, 0, 1, 1, &res, &drained, &bad);
 	ok = !res.err && !bad && drained == res.captured && res.captured + res.dropped == res.generated;
 	printf("%s bench_ring: generated %llu captured %llu dropped %llu drained %llu bad %llu err %d\n",
 	       ok ? "PASS" : "FAIL", (unsigned long long)res.generated,
@@ -270,7 +299,7 @@ int main(void)
 	       netlink > 0 ? ring / netlink : 0);
 
 	/* 3. Loss at 1 M records/s with a reader that keeps up. */
-	run_ring(2000000, 1000000, 1, 1, &res, &drained, &bad);
+	run_ring(32u << 20, 2000000, 1000000, 1, 1, &res, &drained, &bad);
 	gen_rate = res.elapsed_ns ? res.generated * 1000000000ull / res.elapsed_ns : 0;
 	ok = !res.err && !bad && drained == res.captured && res.captured + res.dropped == res.generated;
 	printf("%s bench_loss_1m: generated %llu captured %llu dropped %llu drained %llu rate %llu/s\n",
@@ -279,7 +308,7 @@ int main(void)
 	       (unsigned long long)drained, (unsigned long long)gen_rate);
 	printf("BENCH loss_at_1m_per_s %llu records | records dropped of %llu generated at a target "
 	       "of 1,000,000 records/s for 2 s (achieved %llu records/s) on CPU 0, consumer on CPU 1, "
-	       "8 MiB rings\n",
+	       "32 MiB rings (about 0.25 s of buffer)\n",
 	       (unsigned long long)res.dropped, (unsigned long long)res.generated,
 	       (unsigned long long)gen_rate);
 	return 0;

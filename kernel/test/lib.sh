@@ -110,7 +110,7 @@ ktest_pack_initramfs() {
 	echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
 	echo "root:x:0:" >"$root/etc/group"
 	# Guest tests supplied by native/ (optional).
-	local gb=$REPO_DIR/native/test/guest/build.sh
+	local gb=${ICMPCAP_NATIVE_GUEST_BUILD:-$REPO_DIR/native/test/guest/build.sh}
 	if [ -x "$gb" ]; then
 		local out=$KBUILD_DIR/native-guest
 		rm -rf "$out"

@@ -1,14 +1,21 @@
 /**
  * Keeps the rows of the visible window fetched from the service: one request in flight at a time, and
- * always a last fetch for the latest window, so fast scrolling never queues stale requests.
+ * always a last fetch for the latest window, so fast scrolling never queues stale requests. One row
+ * before the window comes along too, for the delta time of the first visible row.
  */
 import type { Row } from '@common/contract';
-import { type Ref, shallowRef, watch } from 'vue';
+import { type Ref, markRaw, shallowRef, watch } from 'vue';
 import { api } from '../transport';
 
-export function useRowWindow(first: Ref<number>, visible: Ref<number>, viewCount: Ref<number>) {
+export function useRowWindow(
+  first: Ref<number>,
+  visible: Ref<number>,
+  viewCount: Ref<number>,
+  version: Ref<number>,
+) {
   const rows = shallowRef<Row[]>([]);
   const rowsStart = shallowRef(0);
+  const prevRow = shallowRef<Row | null>(null);
   let inFlight = false;
   let again = false;
 
@@ -22,10 +29,15 @@ export function useRowWindow(first: Ref<number>, visible: Ref<number>, viewCount
       do {
         again = false;
         const start = first.value;
-        const count = Math.min(visible.value, Math.max(0, viewCount.value - start));
-        const result = await api.request('view.rows', { start, count });
-        rows.value = result.rows;
-        rowsStart.value = result.start;
+        const from = Math.max(0, start - 1);
+        const count = Math.min(visible.value + (start - from), Math.max(0, viewCount.value - from), 2000);
+        const result =
+          count > 0 ? await api.request('view.rows', { start: from, count }) : { start: from, rows: [] };
+        const list = result.rows;
+        const hasPrev = result.start < start && list.length > 0;
+        prevRow.value = hasPrev ? markRaw(list[0]!) : null;
+        rows.value = markRaw(hasPrev ? list.slice(1) : list);
+        rowsStart.value = hasPrev ? result.start + 1 : result.start;
       } while (again);
     } catch {
       // The status bar shows transport errors; the next change retries.
@@ -34,6 +46,6 @@ export function useRowWindow(first: Ref<number>, visible: Ref<number>, viewCount
     }
   }
 
-  watch([first, visible, viewCount], () => void fetchWindow(), { immediate: true });
-  return { rows, rowsStart, refresh: fetchWindow };
+  watch([first, visible, viewCount, version], () => void fetchWindow(), { immediate: true });
+  return { rows, rowsStart, prevRow, refresh: fetchWindow };
 }

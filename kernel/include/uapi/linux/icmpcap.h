@@ -221,8 +221,8 @@ enum icmpcap_cmd {
 	/*
 	 * Notification on the "events" group, in the subscriber's namespace:
 	 * EVENT_TYPE, SUB_ID, and for OVERFLOW: DROPPED (total so far), for
-	 * SUBSCRIPTION_END: END_REASON. OVERFLOW is sent at most once per
-	 * wakeup timer period while drops grow.
+	 * SUBSCRIPTION_END: END_REASON. OVERFLOW is sent at most every 100 ms
+	 * (checked every WAKEUP_USEC) while drops grow.
 	 */
 	ICMPCAP_CMD_EVENT = 6,
 	/*

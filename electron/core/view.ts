@@ -1,0 +1,565 @@
+/**
+ * The filtered, sorted view of a capture that the renderer scrolls through: a map from positions in the
+ * table to record indices in the store.
+ *
+ * Memory: with no filter and no sort the view is the identity and holds nothing per record. A filter
+ * keeps the matching record indices (4 bytes per match, in blocks of 64 Ki so growth never copies).
+ * A sort keeps the sorted record indices and their sort keys (4 + 8 bytes per match) so that records
+ * appended later are merged in (O(n) copy, no re-sort) instead of sorting everything again.
+ *
+ * Live capture: `update()` after each batch filters only the new records. When sorted, new matches are
+ * shown at the end of the view in arrival order until the next merge, which happens at most every
+ * `resortIntervalMs` (and never more often than 4x the time the last one took), or on `settle()`.
+ */
+import type { SortColumn } from '../common/contract.js';
+import { type CompiledFilter, type FilterEnv, compileFilter } from './filter/compile.js';
+import { addressBytes } from './filter/address.js';
+import { CHUNK_MASK, CHUNK_SHIFT, CHUNK_SIZE, MISC_F_HAS_ECHO, type RecordStore } from './store.js';
+
+const BLOCK_SHIFT = 16;
+const BLOCK_SIZE = 1 << BLOCK_SHIFT;
+const BLOCK_MASK = BLOCK_SIZE - 1;
+
+export interface ViewOptions {
+  /** Least time between merges of new records into a sorted view (default 250 ms; 0 merges on every update). */
+  resortIntervalMs?: number;
+  /** How long the async filter runs before yielding to the event loop (default 50 ms). */
+  sliceMs?: number;
+}
+
+export interface FilterProgress {
+  /** 0..1 */
+  fraction: number;
+}
+
+export class FilterCancelled extends Error {
+  constructor() {
+    super('the filter was replaced before it finished');
+    this.name = 'FilterCancelled';
+  }
+}
+
+export class View {
+  private filter: CompiledFilter | null = null;
+  private filterSource = '';
+  /** Records of the store the view has taken in (update() moves it to store.length). */
+  private seen = 0;
+  /** Matching record indices in blocks (only with a filter). */
+  private blocks: Uint32Array[] = [];
+  private matched = 0;
+  private readonly scratch = new Uint32Array(CHUNK_SIZE);
+
+  private sortColumn: SortColumn | null = null;
+  private descending = false;
+  /** Sorted record indices and their keys (see sortKey) for the first `sortedCount` matches. */
+  private order = new Uint32Array(0);
+  private keys = new Float64Array(0);
+  private sortedCount = 0;
+  private lastSortAt = -Infinity;
+  private lastSortCost = 0;
+  /** Ranks of address and interface ids in sort order, and how many ids they cover. */
+  private addressRank: Uint32Array = new Uint32Array(0);
+  private ifaceRank = new Uint32Array(0);
+  private rankedAddresses = 0;
+  private rankedIfaces = 0;
+  private generation = 0;
+  private readonly resortIntervalMs: number;
+  private readonly sliceMs: number;
+
+  constructor(
+    private readonly store: RecordStore,
+    private readonly env: FilterEnv,
+    options: ViewOptions = {},
+  ) {
+    this.resortIntervalMs = options.resortIntervalMs ?? 250;
+    this.sliceMs = options.sliceMs ?? 50;
+  }
+
+  /** The filter as applied ('' for none). */
+  get filterText(): string {
+    return this.filterSource;
+  }
+
+  get sort(): { column: SortColumn | null; descending: boolean } {
+    return { column: this.sortColumn, descending: this.descending };
+  }
+
+  get length(): number {
+    return this.filter ? this.matched : this.seen;
+  }
+
+  /** Bytes the view holds beyond the store. */
+  get bytesAllocated(): number {
+    return this.blocks.length * BLOCK_SIZE * 4 + this.order.byteLength + this.keys.byteLength;
+  }
+
+  /** The k-th match in record order. */
+  private matchAt(k: number): number {
+    return this.filter ? this.blocks[k >>> BLOCK_SHIFT]![k & BLOCK_MASK]! : k;
+  }
+
+  /** The record index at a position of the view. */
+  indexAt(position: number): number {
+    const n = this.length;
+    if (position < 0 || position >= n || !Number.isInteger(position)) {
+      throw new RangeError(`position ${position} is outside the view (0..${n - 1})`);
+    }
+    if (this.sortColumn === 'no') return this.matchAt(this.descending ? n - 1 - position : position);
+    if (this.sortColumn !== null && position < this.sortedCount) return this.order[position]!;
+    return this.matchAt(position);
+  }
+
+  /** Position of a record in the view, or null when the filter hides it (or the view has not seen it). */
+  positionOf(recordIndex: number): number | null {
+    if (!Number.isInteger(recordIndex) || recordIndex < 0 || recordIndex >= this.seen) return null;
+    let k = recordIndex;
+    if (this.filter) {
+      // Binary search in the ascending match list.
+      let lo = 0;
+      let hi = this.matched;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (this.matchAt(mid) < recordIndex) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo >= this.matched || this.matchAt(lo) !== recordIndex) return null;
+      k = lo;
+    }
+    if (this.sortColumn === null) return k;
+    if (this.sortColumn === 'no') return this.descending ? this.length - 1 - k : k;
+    if (k >= this.sortedCount) return k;
+    const at = this.order.subarray(0, this.sortedCount).indexOf(recordIndex);
+    return at < 0 ? null : at;
+  }
+
+  /** Replaces the filter ('' for none); throws FilterSyntaxError and keeps the old one on a bad filter. */
+  setFilter(text: string): { ms: number } {
+    const started = performance.now();
+    const compiled = compileFilter(text, this.env);
+    this.generation++;
+    const blocks: Uint32Array[] = [];
+    let matched = 0;
+    const end = this.store.length;
+    if (compiled) {
+      for (let c = 0; c << CHUNK_SHIFT < end; c++) matched = this.scanChunk(compiled, c, end, blocks, matched);
+    }
+    this.install(compiled, text, blocks, matched, end);
+    return { ms: performance.now() - started };
+  }
+
+  /**
+   * Like setFilter, but yields to the event loop every `sliceMs` and reports progress, so a filter over
+   * tens of millions of records keeps the service responsive. A newer setFilter/setFilterAsync call
+   * cancels this one (it rejects with FilterCancelled); a syntax error rejects with FilterSyntaxError.
+   */
+  async setFilterAsync(
+    text: string,
+    onProgress?: (progress: FilterProgress) => void,
+  ): Promise<{ ms: number }> {
+    const started = performance.now();
+    const compiled = compileFilter(text, this.env);
+    const generation = ++this.generation;
+    const blocks: Uint32Array[] = [];
+    let matched = 0;
+    let end = this.store.length;
+    let c = 0;
+    let sliceStart = performance.now();
+    if (compiled) {
+      // Records keep arriving while this runs: chase the store's end until caught up.
+      for (;;) {
+        if (c << CHUNK_SHIFT >= end) {
+          if (end === this.store.length) break;
+          end = this.store.length;
+          // The last chunk may have been partial: scan it again from where it ended.
+          c = Math.max(0, c - 1);
+          matched = this.truncateTo(blocks, matched, c << CHUNK_SHIFT);
+          continue;
+        }
+        matched = this.scanChunk(compiled, c, end, blocks, matched);
+        c++;
+        if (performance.now() - sliceStart >= this.sliceMs) {
+          onProgress?.({ fraction: Math.min(1, (c << CHUNK_SHIFT) / Math.max(1, this.store.length)) });
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (generation !== this.generation) throw new FilterCancelled();
+          sliceStart = performance.now();
+        }
+      }
+    }
+    this.install(compiled, text, blocks, matched, end);
+    onProgress?.({ fraction: 1 });
+    return { ms: performance.now() - started };
+  }
+
+  /** Drops matches at record indices >= `from` (they are all at the end). */
+  private truncateTo(blocks: Uint32Array[], matched: number, from: number): number {
+    while (matched > 0 && blocks[(matched - 1) >>> BLOCK_SHIFT]![(matched - 1) & BLOCK_MASK]! >= from) matched--;
+    return matched;
+  }
+
+  private scanChunk(filter: CompiledFilter, c: number, end: number, blocks: Uint32Array[], matched: number): number {
+    const chunk = this.store.chunks[c]!;
+    const base = c << CHUNK_SHIFT;
+    const to = Math.min(CHUNK_SIZE, end - base);
+    return this.append(blocks, matched, this.scratch, filter.scan(chunk, 0, to, this.scratch, 0, base));
+  }
+
+  private scanRange(filter: CompiledFilter, from: number, to: number): void {
+    for (let at = from; at < to; ) {
+      const c = at >>> CHUNK_SHIFT;
+      const base = c << CHUNK_SHIFT;
+      const stop = Math.min(to, base + CHUNK_SIZE);
+      const n = filter.scan(this.store.chunks[c]!, at - base, stop - base, this.scratch, 0, base);
+      this.matched = this.append(this.blocks, this.matched, this.scratch, n);
+      at = stop;
+    }
+  }
+
+  private append(blocks: Uint32Array[], matched: number, from: Uint32Array, n: number): number {
+    let done = 0;
+    while (done < n) {
+      const b = matched >>> BLOCK_SHIFT;
+      if (b === blocks.length) blocks.push(new Uint32Array(BLOCK_SIZE));
+      const at = matched & BLOCK_MASK;
+      const take = Math.min(n - done, BLOCK_SIZE - at);
+      blocks[b]!.set(from.subarray(done, done + take), at);
+      done += take;
+      matched += take;
+    }
+    return matched;
+  }
+
+  private install(
+    filter: CompiledFilter | null,
+    text: string,
+    blocks: Uint32Array[],
+    matched: number,
+    end: number,
+  ): void {
+    this.filter = filter;
+    this.filterSource = filter ? text : '';
+    this.blocks = filter ? blocks : [];
+    this.matched = matched;
+    this.seen = end;
+    // Records that arrived since `end` are taken in by the next update().
+    this.resort();
+  }
+
+  /** Sets the sort (null: record order); sorts now. */
+  setSort(column: SortColumn | null, descending = false): { ms: number } {
+    const started = performance.now();
+    this.sortColumn = column;
+    this.descending = descending;
+    this.resort();
+    return { ms: performance.now() - started };
+  }
+
+  /** Takes in records appended to the store since the last call (filters only those). */
+  update(): void {
+    const end = this.store.length;
+    if (end < this.seen) {
+      this.clear();
+      return this.update();
+    }
+    if (end === this.seen) return;
+    if (this.filter) this.scanRange(this.filter, this.seen, end);
+    this.seen = end;
+    if (this.sortColumn !== null && this.sortColumn !== 'no') {
+      const now = performance.now();
+      if (now - this.lastSortAt >= Math.max(this.resortIntervalMs, 4 * this.lastSortCost)) this.merge();
+    }
+  }
+
+  /** Merges any pending new records into the sorted order now. */
+  settle(): void {
+    if (this.sortColumn !== null && this.sortColumn !== 'no' && this.sortedCount < this.length) this.merge();
+  }
+
+  /** Forgets every record (after the store was cleared); keeps the filter and sort settings. */
+  clear(): void {
+    this.generation++;
+    this.filter = this.filterSource ? compileFilter(this.filterSource, this.env) : null;
+    this.blocks = [];
+    this.matched = 0;
+    this.seen = 0;
+    this.order = new Uint32Array(0);
+    this.keys = new Float64Array(0);
+    this.sortedCount = 0;
+    this.rankedAddresses = 0;
+    this.rankedIfaces = 0;
+  }
+
+  // ---- sorting ----
+
+  private needsRanks(): 'address' | 'iface' | null {
+    if (this.sortColumn === 'src' || this.sortColumn === 'dst') return 'address';
+    if (this.sortColumn === 'iface') return 'iface';
+    return null;
+  }
+
+  /** Recomputes id ranks; true when they changed. */
+  private updateRanks(): boolean {
+    const which = this.needsRanks();
+    if (which === 'address') {
+      const n = this.env.addresses.text.length;
+      if (n === this.rankedAddresses) return false;
+      this.addressRank = rankAddresses(this.env.addresses.text, this.env.addresses.family);
+      this.rankedAddresses = n;
+      return true;
+    }
+    if (which === 'iface') {
+      const n = this.env.interfaces.values.length;
+      if (n === this.rankedIfaces) return false;
+      const names = this.env.interfaces.values;
+      const ids = Array.from({ length: n }, (_, k) => k).sort((a, b) =>
+        names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : a - b,
+      );
+      this.ifaceRank = new Uint32Array(n);
+      ids.forEach((id, rank) => (this.ifaceRank[id] = rank));
+      this.rankedIfaces = n;
+      return true;
+    }
+    return false;
+  }
+
+  /** Fills keys for matches k = from..to-1 into `keys` from `at` on, record indices into `idx`. */
+  private fillKeys(from: number, to: number, keys: Float64Array, idx: Uint32Array, at: number): void {
+    const col = this.sortColumn!;
+    const sign = this.descending ? -1 : 1;
+    const chunks = this.store.chunks;
+    const addressRank = this.addressRank;
+    const ifaceRank = this.ifaceRank;
+    for (let k = from, o = at; k < to; k++, o++) {
+      const r = this.matchAt(k);
+      const c = chunks[r >>> CHUNK_SHIFT]!;
+      const i = r & CHUNK_MASK;
+      let key: number;
+      switch (col) {
+        case 'time':
+          key = c.tsRel[i]!;
+          break;
+        case 'dir':
+          key = (c.meta[i]! >>> 16) & 0xff;
+          break;
+        case 'iface':
+          key = ifaceRank[(c.misc[i]! >>> 8) & 0xffff]!;
+          break;
+        case 'src':
+          key = addressRank[c.src[i]!]!;
+          break;
+        case 'dst':
+          key = addressRank[c.dst[i]!]!;
+          break;
+        case 'type':
+          key = c.meta[i]! & 0xff;
+          break;
+        case 'code':
+          key = (c.meta[i]! >>> 8) & 0xff;
+          break;
+        case 'id':
+          key = c.misc[i]! & MISC_F_HAS_ECHO ? c.idSeq[i]! >>> 16 : NaN;
+          break;
+        case 'seq':
+          key = c.misc[i]! & MISC_F_HAS_ECHO ? c.idSeq[i]! & 0xffff : NaN;
+          break;
+        case 'ttl':
+          key = c.misc[i]! & 0xff;
+          break;
+        case 'len':
+          key = c.len[i]! & 0xffff;
+          break;
+        case 'rtt':
+          key = c.rtt[i]!;
+          break;
+        default:
+          key = r;
+      }
+      // Records without the value (NaN) go last in both directions.
+      keys[o] = key === key ? sign * key : Infinity;
+      idx[o] = r;
+    }
+  }
+
+  /** Sorts every match from scratch. */
+  private resort(): void {
+    const started = performance.now();
+    this.order = new Uint32Array(0);
+    this.keys = new Float64Array(0);
+    this.sortedCount = 0;
+    if (this.sortColumn === null || this.sortColumn === 'no') return;
+    this.updateRanks();
+    const n = this.length;
+    const capacity = n + (n >>> 3) + 1024;
+    this.order = new Uint32Array(capacity);
+    this.keys = new Float64Array(capacity);
+    this.fillKeys(0, n, this.keys, this.order, 0);
+    sortByKey(this.keys, this.order, n);
+    this.sortedCount = n;
+    this.lastSortAt = performance.now();
+    this.lastSortCost = this.lastSortAt - started;
+  }
+
+  /** Merges the matches past sortedCount into the sorted order. */
+  private merge(): void {
+    if (this.updateRanks()) {
+      this.resort();
+      return;
+    }
+    const started = performance.now();
+    const old = this.sortedCount;
+    const n = this.length;
+    const m = n - old;
+    if (m <= 0) return;
+    const newKeys = new Float64Array(m);
+    const newIdx = new Uint32Array(m);
+    this.fillKeys(old, n, newKeys, newIdx, 0);
+    sortByKey(newKeys, newIdx, m);
+    if (n > this.order.length) {
+      const capacity = n + (n >>> 2) + 1024;
+      const order = new Uint32Array(capacity);
+      order.set(this.order.subarray(0, old));
+      const keys = new Float64Array(capacity);
+      keys.set(this.keys.subarray(0, old));
+      this.order = order;
+      this.keys = keys;
+    }
+    // Merge from the back, in place. New records have larger indices than every sorted one, so on equal
+    // keys the new one goes after: stable.
+    const order = this.order;
+    const keys = this.keys;
+    let a = old - 1;
+    let b = m - 1;
+    for (let o = n - 1; b >= 0; o--) {
+      if (a >= 0 && keys[a]! > newKeys[b]!) {
+        keys[o] = keys[a]!;
+        order[o] = order[a]!;
+        a--;
+      } else {
+        keys[o] = newKeys[b]!;
+        order[o] = newIdx[b]!;
+        b--;
+      }
+    }
+    this.sortedCount = n;
+    this.lastSortAt = performance.now();
+    this.lastSortCost = this.lastSortAt - started;
+  }
+}
+
+/** Ranks address ids by family, then address bytes (the order of the src/dst columns). */
+function rankAddresses(text: readonly string[], family: readonly number[]): Uint32Array {
+  const n = text.length;
+  const sortKey: string[] = new Array<string>(n);
+  for (let id = 0; id < n; id++) {
+    const bytes = id === 0 ? null : addressBytes(text[id]!, family[id]!);
+    sortKey[id] = bytes === null ? '' : String.fromCharCode(family[id]!, ...bytes);
+  }
+  const ids = Array.from({ length: n }, (_, k) => k).sort((a, b) =>
+    sortKey[a]! < sortKey[b]! ? -1 : sortKey[a]! > sortKey[b]! ? 1 : a - b,
+  );
+  const rank = new Uint32Array(n);
+  ids.forEach((id, r) => (rank[id] = r));
+  return rank;
+}
+
+const RADIX_BITS = 11;
+const RADIX = 1 << RADIX_BITS;
+
+/**
+ * Sorts `keys[0..n)` ascending and applies the same permutation to `idx`, stably (equal keys keep
+ * their order). An LSD radix sort on the IEEE-754 bits (11-bit digits, digits that are the same in
+ * every key are skipped), after an O(n) check for input that is already in order or reversed, which a
+ * capture sorted by time usually is.
+ */
+export function sortByKey(keys: Float64Array, idx: Uint32Array, n: number): void {
+  if (n < 2) return;
+  let ascending = true;
+  let descending = true;
+  for (let k = 1; k < n && (ascending || descending); k++) {
+    const a = keys[k - 1]!;
+    const b = keys[k]!;
+    if (b < a) ascending = false;
+    else if (b > a) descending = false;
+  }
+  if (ascending) return;
+  if (descending) {
+    keys.subarray(0, n).reverse();
+    idx.subarray(0, n).reverse();
+    // Runs of equal keys are now in reverse order: put them back.
+    for (let s = 0; s < n; ) {
+      let e = s + 1;
+      while (e < n && keys[e] === keys[s]) e++;
+      if (e - s > 1) idx.subarray(s, e).reverse();
+      s = e;
+    }
+    return;
+  }
+  if (n < 256) {
+    const pairs = Array.from({ length: n }, (_, k) => k).sort((a, b) =>
+      keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : a - b,
+    );
+    const k2 = pairs.map((k) => keys[k]!);
+    const i2 = pairs.map((k) => idx[k]!);
+    keys.set(k2);
+    idx.set(i2);
+    return;
+  }
+  // Order-preserving unsigned bits: flip the sign bit of positives, all bits of negatives.
+  const words = new Uint32Array(keys.buffer, keys.byteOffset, n * 2);
+  const lo = new Uint32Array(n);
+  const hi = new Uint32Array(n);
+  for (let k = 0; k < n; k++) {
+    const h = words[2 * k + 1]!;
+    const l = words[2 * k]!;
+    if (h & 0x80000000) {
+      hi[k] = ~h >>> 0;
+      lo[k] = ~l >>> 0;
+    } else {
+      hi[k] = (h | 0x80000000) >>> 0;
+      lo[k] = l;
+    }
+  }
+  let srcLo = lo;
+  let srcHi = hi;
+  let srcIdx: Uint32Array = idx.subarray(0, n);
+  let dstLo = new Uint32Array(n);
+  let dstHi = new Uint32Array(n);
+  let dstIdx: Uint32Array = new Uint32Array(n);
+  const counts = new Uint32Array(RADIX);
+  // Digits: lo bits 0-10, 11-21, 22-31, then hi bits 0-10, 11-21, 22-31.
+  for (let pass = 0; pass < 6; pass++) {
+    const useHi = pass >= 3;
+    const shift = (pass % 3) * RADIX_BITS;
+    const word = useHi ? srcHi : srcLo;
+    counts.fill(0);
+    for (let k = 0; k < n; k++) counts[(word[k]! >>> shift) & (RADIX - 1)]!++;
+    if (counts[(word[0]! >>> shift) & (RADIX - 1)] === n) continue; // every key has this digit
+    let sum = 0;
+    for (let d = 0; d < RADIX; d++) {
+      const c = counts[d]!;
+      counts[d] = sum;
+      sum += c;
+    }
+    for (let k = 0; k < n; k++) {
+      const d = (word[k]! >>> shift) & (RADIX - 1);
+      const o = counts[d]!++;
+      dstLo[o] = srcLo[k]!;
+      dstHi[o] = srcHi[k]!;
+      dstIdx[o] = srcIdx[k]!;
+    }
+    [srcLo, dstLo] = [dstLo, srcLo];
+    [srcHi, dstHi] = [dstHi, srcHi];
+    [srcIdx, dstIdx] = [dstIdx, srcIdx];
+  }
+  if (srcIdx.buffer !== idx.buffer) idx.set(srcIdx);
+  for (let k = 0; k < n; k++) {
+    const h = srcHi[k]!;
+    const l = srcLo[k]!;
+    if (h & 0x80000000) {
+      words[2 * k + 1] = (h & 0x7fffffff) >>> 0;
+      words[2 * k] = l;
+    } else {
+      words[2 * k + 1] = ~h >>> 0;
+      words[2 * k] = ~l >>> 0;
+    }
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Aggregates pushed by the service (about twice a second) and the RTT series of the peers picked for the
+ * chart. Everything here is replaced wholesale (shallowRef), never deeply observed.
+ */
+import type { Aggregates, PeerSeries } from '@common/contract';
+import { defineStore } from 'pinia';
+import { computed, markRaw, ref, shallowRef } from 'vue';
+import { api } from '../transport';
+
+export const MAX_CHART_PEERS = 16;
+
+export const useStatsStore = defineStore('stats', () => {
+  const aggregates = shallowRef<Aggregates | null>(null);
+  const error = ref<string | null>(null);
+  const chartPeers = shallowRef<string[]>([]);
+  const peerSeries = shallowRef<PeerSeries[]>([]);
+
+  api.onEvent('aggregates', (a) => (aggregates.value = markRaw(a)));
+
+  async function load(): Promise<void> {
+    try {
+      aggregates.value = markRaw(await api.request('stats.get'));
+      error.value = null;
+    } catch (err) {
+      error.value = (err as Error).message;
+    }
+  }
+
+  function toggleChartPeer(peer: string): void {
+    const has = chartPeers.value.includes(peer);
+    if (has) chartPeers.value = chartPeers.value.filter((p) => p !== peer);
+    else if (chartPeers.value.length < MAX_CHART_PEERS) chartPeers.value = [...chartPeers.value, peer];
+    void loadPeerSeries();
+  }
+
+  let inFlight = false;
+  async function loadPeerSeries(): Promise<void> {
+    if (inFlight) return;
+    if (!chartPeers.value.length) {
+      peerSeries.value = [];
+      return;
+    }
+    inFlight = true;
+    try {
+      peerSeries.value = markRaw(
+        await api.request('stats.peerSeries', { peers: chartPeers.value, maxPoints: 1000 }),
+      );
+      error.value = null;
+    } catch (err) {
+      error.value = (err as Error).message;
+    } finally {
+      inFlight = false;
+    }
+  }
+
+  const peers = computed(() => aggregates.value?.peers ?? []);
+  const addresses = computed(() => (aggregates.value?.topTalkers ?? []).map((t) => t.address));
+
+  return {
+    aggregates,
+    error,
+    chartPeers,
+    peerSeries,
+    peers,
+    addresses,
+    load,
+    toggleChartPeer,
+    loadPeerSeries,
+  };
+});

@@ -1,0 +1,161 @@
+/**
+ * The table's view of the capture: the applied filter and sort (both live in the service), and the
+ * selection, kept by record number so it survives new rows, sorting and filter changes.
+ */
+import type { Row, SortColumn } from '@common/contract';
+import { defineStore } from 'pinia';
+import { ref, shallowRef } from 'vue';
+import { RequestError, api } from '../transport';
+import { useFiltersStore } from './filters';
+
+export interface FilterError {
+  message: string;
+  position: number | null;
+}
+
+export const useViewStore = defineStore('view', () => {
+  const filter = ref('');
+  const filterError = shallowRef<FilterError | null>(null);
+  const applying = ref(false);
+  const applyStartedMs = ref(0);
+  const lastApplyMs = ref<number | null>(null);
+  const sort = shallowRef<{ column: SortColumn | null; descending: boolean }>({
+    column: null,
+    descending: false,
+  });
+  /** Bumped whenever the rows at a position may have changed without the count changing. */
+  const version = ref(0);
+
+  const selected = ref<number | null>(null);
+  /** Position of the selected record in the view, or null when hidden by the filter. */
+  const selectedPos = ref<number | null>(null);
+  /** Extra rows marked with ctrl/shift-click, for "export selected". */
+  const marked = shallowRef<ReadonlySet<number>>(new Set());
+  /** Asks the table to bring a position into view (set by keyboard moves and filter changes). */
+  const revealPos = ref<{ pos: number; seq: number } | null>(null);
+  let revealSeq = 0;
+
+  function reveal(pos: number): void {
+    revealPos.value = { pos, seq: ++revealSeq };
+  }
+
+  async function locateSelection(andReveal: boolean): Promise<void> {
+    if (selected.value === null) return;
+    const no = selected.value;
+    try {
+      const { position } = await api.request('view.positionOf', { no });
+      if (selected.value !== no) return;
+      selectedPos.value = position;
+      if (andReveal && position !== null) reveal(position);
+    } catch {
+      // An older service without positionOf: keep the selection, lose only its position.
+    }
+  }
+
+  async function applyFilter(text: string): Promise<boolean> {
+    applying.value = true;
+    applyStartedMs.value = performance.now();
+    try {
+      const result = await api.request('view.setFilter', { filter: text });
+      filter.value = result.filter;
+      filterError.value = null;
+      lastApplyMs.value = result.ms;
+      useFiltersStore().remember(text);
+      version.value++;
+      await locateSelection(true);
+      return true;
+    } catch (err) {
+      const e = err as RequestError;
+      filterError.value = { message: e.message, position: e.position ?? null };
+      return false;
+    } finally {
+      applying.value = false;
+    }
+  }
+
+  async function setSort(column: SortColumn | null, descending: boolean): Promise<void> {
+    try {
+      await api.request('view.setSort', { column, descending });
+      sort.value = { column, descending };
+      version.value++;
+      await locateSelection(true);
+    } catch (err) {
+      filterError.value = { message: `sorting: ${(err as Error).message}`, position: null };
+    }
+  }
+
+  /** Header click: ascending, then descending, then the capture order. */
+  function cycleSort(column: SortColumn): Promise<void> {
+    const s = sort.value;
+    if (s.column !== column) return setSort(column, false);
+    if (!s.descending) return setSort(column, true);
+    return setSort(null, false);
+  }
+
+  function select(row: Row, pos: number, how: 'only' | 'toggle' | 'range' = 'only'): void {
+    if (how === 'toggle') {
+      const next = new Set(marked.value);
+      if (next.has(row.no)) next.delete(row.no);
+      else next.add(row.no);
+      marked.value = next;
+    } else if (how === 'only') marked.value = new Set();
+    selected.value = row.no;
+    selectedPos.value = pos;
+  }
+
+  function markRange(nos: number[]): void {
+    marked.value = new Set([...marked.value, ...nos]);
+  }
+
+  /** Moves the selection to a position, fetching that row when it is not on screen. */
+  async function selectAt(pos: number, viewCount: number, onScreen: readonly Row[], onScreenStart: number) {
+    if (viewCount === 0) return;
+    const p = Math.max(0, Math.min(viewCount - 1, pos));
+    let row = onScreen[p - onScreenStart];
+    if (!row) {
+      const result = await api.request('view.rows', { start: p, count: 1 });
+      row = result.rows[0];
+    }
+    if (!row) return;
+    select(row, p);
+    reveal(p);
+  }
+
+  function clearSelection(): void {
+    selected.value = null;
+    selectedPos.value = null;
+    marked.value = new Set();
+  }
+
+  /** The records "export selected" means: the marked ones, else the selected one. */
+  function selectedNos(): number[] {
+    if (marked.value.size) return [...marked.value].sort((a, b) => a - b);
+    return selected.value === null ? [] : [selected.value];
+  }
+
+  return {
+    filter,
+    filterError,
+    applying,
+    applyStartedMs,
+    lastApplyMs,
+    sort,
+    version,
+    selected,
+    selectedPos,
+    marked,
+    revealPos,
+    applyFilter,
+    setSort,
+    cycleSort,
+    select,
+    markRange,
+    selectAt,
+    clearSelection,
+    selectedNos,
+    locateSelection,
+    reveal,
+  };
+});
+
+export { RequestError };
