@@ -752,7 +752,8 @@ static int icmpcap_mmap(struct file *file, struct vm_area_struct *vma)
 
 	if (!rings)
 		return -ENXIO;
-	if (!(vma->vm_flags & VM_SHARED))
+	/* VM_MAYSHARE: MAP_SHARED of an O_RDONLY file has no VM_SHARED. */
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (vma->vm_flags & VM_EXEC)
 		return -EPERM;

@@ -332,6 +332,8 @@ export interface Events {
   aggregates: Aggregates;
   /** Progress and end of exports and file opens. */
   job: Job;
+  /** The interfaces changed (one came, went, or changed state or addresses). */
+  interfaces: InterfaceInfo[];
 }
 export type EventName = keyof Events;
 

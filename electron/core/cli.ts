@@ -74,6 +74,7 @@ async function serve(argv: string[]): Promise<void> {
     fail(`--source takes auto, module or afpacket, not ${source}`);
   }
   const service = makeService();
+  service.watchInterfaces();
   const server = await startServer({
     service,
     staticDir: join(projectRoot(), 'dist', 'renderer'),

@@ -3,7 +3,7 @@
  * pings with an identifier of our own so other traffic cannot interfere, details read back from the spool,
  * exports read by tshark, a file opened again, and the spool surviving `kill -9`.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -186,6 +186,40 @@ describe('capture service with real packets on loopback', () => {
     const job = await waitJob(service, open.id);
     expect(job.state).toBe('error');
     expect(job.message).toMatch(/byte 0/);
+  });
+});
+
+describe('interfaces coming and going', () => {
+  it('ends a capture whose interface is deleted, saying why, and tells the UI', async () => {
+    const name = `icd${process.pid % 100000}`;
+    execFileSync('ip', ['link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}p`]);
+    execFileSync('ip', ['link', 'set', name, 'up']);
+    const svc = new CaptureService({
+      native: loadNative(),
+      version: 'test',
+      spoolDir: join(tmp, 'spool-gone'),
+    });
+    const interfaceEvents: string[][] = [];
+    svc.on((event, data) => {
+      if (event === 'interfaces') interfaceEvents.push((data as { name: string }[]).map((i) => i.name));
+    });
+    svc.watchInterfaces();
+    try {
+      svc.start({ source: 'afpacket', interfaces: [name], snaplen: 256 });
+      execFileSync('ip', ['link', 'del', name]);
+      const state = await until(
+        () => (svc.captureState.state === 'stopped' ? svc.captureState : undefined),
+        'the capture to end',
+      );
+      expect(state.message).toMatch(new RegExp(name));
+      await until(
+        () => (interfaceEvents.some((names) => !names.includes(name)) ? true : undefined),
+        'an interfaces event',
+      );
+    } finally {
+      svc.close();
+      spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' });
+    }
   });
 });
 

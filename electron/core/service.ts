@@ -77,6 +77,7 @@ export class CaptureService {
   private rateWindow: { atMs: number; total: number }[] = [];
   private lastPushed = '';
   private readonly timer: NodeJS.Timeout;
+  private interfaceWatch: { close(): void } | null = null;
 
   constructor(private readonly options: ServiceOptions) {
     this.ingestor = new Ingestor(this.store, (ifindex) => this.ifname(ifindex));
@@ -84,6 +85,12 @@ export class CaptureService {
     this.jobs = new JobRunner((job) => this.emit('job', job));
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
     this.timer.unref();
+  }
+
+  /** Follows interfaces coming and going and tells the renderer; call once when a UI is attached. */
+  watchInterfaces(): void {
+    if (this.interfaceWatch || this.options.native instanceof Error) return;
+    this.interfaceWatch = this.options.native.watchInterfaces(() => this.emit('interfaces', this.interfaces()));
   }
 
   get captureState(): CaptureState {
@@ -436,8 +443,11 @@ export class CaptureService {
   }
 
   private onSessionEvent(ev: SessionEvent): void {
-    if (ev.type === 'error' || ev.type === 'interface-gone') {
-      this.stop(ev.message);
+    // The native session ends by itself after an error or when its last interface is gone.
+    if (ev.type === 'error' || ev.type === 'interface-gone' || ev.type === 'stopped') {
+      if (ev.type !== 'stopped' || this.state.state === 'running' || this.state.state === 'paused') {
+        queueMicrotask(() => this.stop(ev.type === 'stopped' ? undefined : ev.message));
+      }
     }
   }
 
@@ -525,6 +535,8 @@ export class CaptureService {
   /** Stops capturing and releases everything; the service is unusable afterwards. */
   close(): void {
     clearInterval(this.timer);
+    this.interfaceWatch?.close();
+    this.interfaceWatch = null;
     this.jobs.cancelAll();
     this.stop();
     this.spool?.close();

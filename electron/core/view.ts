@@ -141,7 +141,8 @@ export class View {
     let matched = 0;
     const end = this.store.length;
     if (compiled) {
-      for (let c = 0; c << CHUNK_SHIFT < end; c++) matched = this.scanChunk(compiled, c, end, blocks, matched);
+      for (let c = 0; c << CHUNK_SHIFT < end; c++)
+        matched = this.scanChunk(compiled, c, end, blocks, matched);
     }
     this.install(compiled, text, blocks, matched, end);
     return { ms: performance.now() - started };
@@ -192,11 +193,18 @@ export class View {
 
   /** Drops matches at record indices >= `from` (they are all at the end). */
   private truncateTo(blocks: Uint32Array[], matched: number, from: number): number {
-    while (matched > 0 && blocks[(matched - 1) >>> BLOCK_SHIFT]![(matched - 1) & BLOCK_MASK]! >= from) matched--;
+    while (matched > 0 && blocks[(matched - 1) >>> BLOCK_SHIFT]![(matched - 1) & BLOCK_MASK]! >= from)
+      matched--;
     return matched;
   }
 
-  private scanChunk(filter: CompiledFilter, c: number, end: number, blocks: Uint32Array[], matched: number): number {
+  private scanChunk(
+    filter: CompiledFilter,
+    c: number,
+    end: number,
+    blocks: Uint32Array[],
+    matched: number,
+  ): number {
     const chunk = this.store.chunks[c]!;
     const base = c << CHUNK_SHIFT;
     const to = Math.min(CHUNK_SIZE, end - base);
@@ -204,7 +212,7 @@ export class View {
   }
 
   private scanRange(filter: CompiledFilter, from: number, to: number): void {
-    for (let at = from; at < to; ) {
+    for (let at = from; at < to;) {
       const c = at >>> CHUNK_SHIFT;
       const base = c << CHUNK_SHIFT;
       const stop = Math.min(to, base + CHUNK_SIZE);
@@ -485,7 +493,7 @@ export function sortByKey(keys: Float64Array, idx: Uint32Array, n: number): void
     keys.subarray(0, n).reverse();
     idx.subarray(0, n).reverse();
     // Runs of equal keys are now in reverse order: put them back.
-    for (let s = 0; s < n; ) {
+    for (let s = 0; s < n;) {
       let e = s + 1;
       while (e < n && keys[e] === keys[s]) e++;
       if (e - s > 1) idx.subarray(s, e).reverse();

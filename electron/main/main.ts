@@ -15,6 +15,7 @@ try {
   native = err instanceof Error ? err : new Error(String(err));
 }
 const service = new CaptureService({ native, version: version() });
+service.watchInterfaces();
 await runApp(electron, service, {
   preload: join(root, 'dist', 'preload', 'preload', 'preload.js'),
   indexHtml: join(root, 'dist', 'renderer', 'index.html'),

@@ -1005,7 +1005,12 @@ static int test_events(void)
 	CHECK(!nl_call(&c.nl, &m, NULL), "UPDATE_FILTER");
 	CHECK(!test_produce_small(&c, &r), "TEST_PRODUCE");
 	usleep(300000);
-	cap_close(&c);
+	/* Close the file while the socket is still open: reason FILE_CLOSED. */
+	for (uint32_t i = 0; i < c.nr_rings; i++)
+		munmap(c.ring[i], c.stride);
+	close(c.dev);
+	usleep(100000);
+	close(c.nl.fd);
 	for (;;) {
 		struct pollfd p = { .fd = ev.fd, .events = POLLIN };
 		ssize_t n;

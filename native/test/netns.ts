@@ -25,12 +25,18 @@ export class NetnsPair {
   }
 
   // veth ifA (in a, with addresses v4A/v6A) <-> ifB (in b); prefix /24 and /64.
-  addVeth(ifA: string, ifB: string, v4: [string, string], v6: [string, string]): void {
+  // v6 null: IPv6 disabled on both ends, so no neighbour discovery or MLD ICMPv6 appears.
+  addVeth(ifA: string, ifB: string, v4: [string, string], v6: [string, string] | null): void {
     sh('ip', ['link', 'add', ifA, 'netns', this.a, 'type', 'veth', 'peer', 'name', ifB, 'netns', this.b]);
     sh('ip', ['-n', this.a, 'addr', 'add', `${v4[0]}/24`, 'dev', ifA]);
     sh('ip', ['-n', this.b, 'addr', 'add', `${v4[1]}/24`, 'dev', ifB]);
-    sh('ip', ['-n', this.a, 'addr', 'add', `${v6[0]}/64`, 'dev', ifA, 'nodad']);
-    sh('ip', ['-n', this.b, 'addr', 'add', `${v6[1]}/64`, 'dev', ifB, 'nodad']);
+    if (v6) {
+      sh('ip', ['-n', this.a, 'addr', 'add', `${v6[0]}/64`, 'dev', ifA, 'nodad']);
+      sh('ip', ['-n', this.b, 'addr', 'add', `${v6[1]}/64`, 'dev', ifB, 'nodad']);
+    } else {
+      sh('ip', ['netns', 'exec', this.a, 'sysctl', '-qw', `net.ipv6.conf.${ifA}.disable_ipv6=1`]);
+      sh('ip', ['netns', 'exec', this.b, 'sysctl', '-qw', `net.ipv6.conf.${ifB}.disable_ipv6=1`]);
+    }
     sh('ip', ['-n', this.a, 'link', 'set', ifA, 'up']);
     sh('ip', ['-n', this.b, 'link', 'set', ifB, 'up']);
   }

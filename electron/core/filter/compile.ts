@@ -187,7 +187,9 @@ class Compiler {
     const def = FIELDS[ALIASES[lower] ?? lower];
     if (def === undefined) {
       const isWord = (WORDS as readonly string[]).includes(lower);
-      const why = isWord ? `'${name}' is a protocol or kind and has no value to compare` : `unknown field '${name}'`;
+      const why = isWord
+        ? `'${name}' is a protocol or kind and has no value to compare`
+        : `unknown field '${name}'`;
       throw new FilterSyntaxError(`${why} at ${pos}${isWord ? '' : suggest(name)}`, pos);
     }
     return def;
@@ -229,13 +231,7 @@ class Compiler {
     return `(${this.presence(def)})`;
   }
 
-  private test(
-    name: string,
-    fieldPos: number,
-    opPos: number,
-    op: RelOp | 'in',
-    items: SetItem[],
-  ): string {
+  private test(name: string, fieldPos: number, opPos: number, op: RelOp | 'in', items: SetItem[]): string {
     const def = this.field(name, fieldPos);
     const ordered = op !== '==' && op !== '!=' && op !== 'in';
     for (const item of items) {
@@ -332,7 +328,9 @@ class Compiler {
       const types = typesForKey(v.text.toLowerCase());
       if (def.family === 6) delete types.v4;
       if (types.v4 === undefined && types.v6 === undefined) {
-        const known = new Set([...Object.values(ICMP4_TYPES), ...Object.values(ICMP6_TYPES)].map((t) => t.key));
+        const known = new Set(
+          [...Object.values(ICMP4_TYPES), ...Object.values(ICMP6_TYPES)].map((t) => t.key),
+        );
         const which = def.family === 6 ? 'ICMPv6 type' : 'ICMP type';
         const hint = def.family === 6 && known.has(v.text.toLowerCase()) ? ' (it is an ICMPv4 type)' : '';
         throw new FilterSyntaxError(`unknown ${which} '${v.text}' at ${v.pos}${hint}`, v.pos);
@@ -368,7 +366,8 @@ class Compiler {
 
   private numberTest(name: string, def: FieldDef, op: RelOp | 'in', items: SetItem[]): string {
     const parse = (v: Value): number => {
-      const ok = def.kind === 'float' ? /^(\d+(\.\d*)?|\.\d+)$/.test(v.text) : /^(0x[0-9a-f]+|\d+)$/i.test(v.text);
+      const ok =
+        def.kind === 'float' ? /^(\d+(\.\d*)?|\.\d+)$/.test(v.text) : /^(0x[0-9a-f]+|\d+)$/i.test(v.text);
       const n = Number(v.text);
       if (v.quoted || !ok || !Number.isFinite(n)) {
         const what = def.kind === 'float' ? 'a number' : 'a whole number';
@@ -392,7 +391,10 @@ class Compiler {
       const lo = parse(item.lo);
       const hi = item.hi === undefined ? lo : parse(item.hi);
       if (hi < lo) {
-        throw new FilterSyntaxError(`empty range ${item.lo.text}..${item.hi!.text} at ${item.lo.pos}`, item.lo.pos);
+        throw new FilterSyntaxError(
+          `empty range ${item.lo.text}..${item.hi!.text} at ${item.lo.pos}`,
+          item.lo.pos,
+        );
       }
       return def.expr === 'rtt[i]' ? [Math.fround(lo), Math.fround(hi)] : [lo, hi];
     });
@@ -457,7 +459,14 @@ function refreshNames(table: NameTable, env: FilterEnv): Uint8Array {
   return table.hits;
 }
 
-type ScanFn = (chunk: Chunk, from: number, to: number, out: Uint32Array, outAt: number, base: number) => number;
+type ScanFn = (
+  chunk: Chunk,
+  from: number,
+  to: number,
+  out: Uint32Array,
+  outAt: number,
+  base: number,
+) => number;
 
 /**
  * Parses and compiles `text`; null for a blank filter (everything matches). Throws FilterSyntaxError

@@ -138,7 +138,14 @@ function splitRanges(word: string, start: number, out: Token[]): void {
   if (from < word.length) out.push({ kind: 'word', text: word.slice(from), pos: start + from });
 }
 
-const WORD_OPS: Readonly<Record<string, RelOp>> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=' };
+const WORD_OPS: Readonly<Record<string, RelOp>> = {
+  eq: '==',
+  ne: '!=',
+  lt: '<',
+  le: '<=',
+  gt: '>',
+  ge: '>=',
+};
 const SYMBOL_OPS = new Set<string>(['==', '!=', '<', '<=', '>', '>=']);
 
 function describe(t: Token): string {
@@ -275,7 +282,8 @@ class Parser {
     for (;;) {
       const t = this.peek();
       if (t.kind === '}') {
-        if (items.length === 0) throw new FilterSyntaxError(`empty set at ${open.pos}: list values in { }`, t.pos);
+        if (items.length === 0)
+          throw new FilterSyntaxError(`empty set at ${open.pos}: list values in { }`, t.pos);
         this.take();
         return items;
       }

@@ -1,0 +1,572 @@
+/**
+ * Aggregates and per-peer echo statistics, kept incrementally: `update(store, from, to)` after each
+ * batch makes one pass over the new records' columns.
+ *
+ * Echo matching: a reply matches the request with the same (requester, responder, id, seq), the
+ * requester being the reply's destination. Replies may arrive in any order (a reply to an older seq
+ * after a newer one still matches). Each matched reply gets its RTT written to `chunk.rtt` (the
+ * service needs no other matcher). Per request, in capture time (record timestamps, not wall time):
+ * - answered within `echoTimeoutNs` (default 2 s): a reply; its RTT feeds min/avg/max/p95/jitter;
+ * - no reply within the timeout by the newest record's time: lost (counted once its timeout passed);
+ * - a reply after the timeout: late, and the request still counts as lost, as ping does; its RTT is
+ *   written to the record but kept out of the peer's RTT statistics;
+ * - a second (third...) reply to the same request: a duplicate (RTT written, not in the statistics).
+ * Requests are remembered for `retainNs` (default 30 s) so late replies and duplicates are
+ * recognised, and at most `maxOutstanding` of them (oldest forgotten first), so memory is bounded.
+ *
+ * Peers: one entry per (requester, responder) pair. The role comes from the first request's
+ * direction: out (we pinged the peer: the responder is the peer), in (the peer pinged us: the
+ * requester is the peer), otherwise unknown (the responder is the peer). At most `maxPeers` entries;
+ * beyond that the least recently seen are evicted.
+ *
+ * p95 is exact up to `reservoirSize` (1024) RTTs per peer and from a uniform random sample of that
+ * size (Vitter's algorithm R, seeded, so results are reproducible) after. Jitter is the mean absolute
+ * difference of consecutive RTTs, in reply order. The RTT-over-time series keeps at most
+ * `maxPointsPerPeer` points per peer: when full, every other point is dropped and from then on only
+ * every 2nd (4th, ...) reply is kept, so the series always spans the whole history evenly.
+ */
+import type { Aggregates, MessageKindName, PeerSeries, PeerStats } from '../../common/contract.js';
+import { messageKind } from '../../common/icmp.js';
+import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, type RecordStore } from '../store.js';
+
+export interface AggregatorOptions {
+  echoTimeoutNs?: number;
+  retainNs?: number;
+  maxOutstanding?: number;
+  maxPeers?: number;
+  maxPointsPerPeer?: number;
+  reservoirSize?: number;
+  sparkLength?: number;
+}
+
+export interface AddressNames {
+  readonly text: readonly string[];
+  readonly family: readonly number[];
+}
+
+const KINDS: readonly MessageKindName[] = ['echo', 'error', 'nd', 'other'];
+const SERIES_SECONDS = 300;
+const SERIES_SLOTS = 512;
+/** Per (family, type): kind index (low 2 bits), 4 = echo request, 8 = echo reply. */
+const TYPE_INFO = (() => {
+  const t = new Uint8Array(512);
+  for (let type = 0; type < 256; type++) {
+    t[type] = KINDS.indexOf(messageKind(4, type));
+    t[256 + type] = KINDS.indexOf(messageKind(6, type));
+  }
+  t[8]! |= 4;
+  t[0]! |= 8;
+  t[256 + 128]! |= 4;
+  t[256 + 129]! |= 8;
+  return t;
+})();
+
+const ST_PENDING = 0;
+const ST_ANSWERED = 1;
+/** Replied to after the timeout (it still counts as lost). */
+const ST_LATE = 2;
+
+class Peer {
+  readonly pending = new Map<number, number>();
+  requests = 0;
+  replies = 0;
+  lost = 0;
+  /** Requests whose timeout has passed. */
+  expired = 0;
+  duplicates = 0;
+  late = 0;
+  rttCount = 0;
+  rttSum = 0;
+  rttMin = Infinity;
+  rttMax = -Infinity;
+  jitterSum = 0;
+  lastRtt = NaN;
+  reservoir = new Float32Array(16);
+  spark: Float32Array;
+  sparkCount = 0;
+  pointsT = new Float64Array(16);
+  pointsRtt = new Float32Array(16);
+  points = 0;
+  pointStride = 1;
+  pointSkip = 0;
+  lastSeen = 0;
+  evicted = false;
+  p95Cache: number | null = null;
+
+  constructor(
+    readonly requester: number,
+    readonly responder: number,
+    readonly role: 'out' | 'in' | 'unknown',
+    sparkLength: number,
+  ) {
+    this.spark = new Float32Array(sparkLength);
+  }
+}
+
+/** A tiny seeded PRNG (xorshift32) for the reservoirs. */
+function xorshift(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 4294967296;
+  };
+}
+
+export class Aggregator {
+  readonly echoTimeoutNs: number;
+  private readonly retainNs: number;
+  private readonly maxOutstanding: number;
+  private readonly maxPeers: number;
+  private readonly maxPoints: number;
+  private readonly reservoirSize: number;
+  private readonly sparkLength: number;
+
+  total = 0;
+  private readonly byKind = new Float64Array(4);
+  private readonly byDir = new Float64Array(4);
+  /** Indexed by family6 << 16 | code << 8 | type. */
+  private readonly byTypeCode = new Float64Array(2 << 16);
+  private packets = new Float64Array(1024);
+  private bytes = new Float64Array(1024);
+  private readonly slotSec = new Float64Array(SERIES_SLOTS).fill(-1);
+  private readonly slotCounts = new Float64Array(SERIES_SLOTS * 4);
+  private newestSec = -1;
+  /** Newest record time seen (tsRel ns). */
+  private newest = -Infinity;
+
+  private readonly peers = new Map<number, Peer>();
+  // Remembered requests, oldest first: a ring indexed by request number % maxOutstanding.
+  private readonly reqTs: Float64Array;
+  private readonly reqState: Uint8Array;
+  private readonly reqIdSeq: Uint32Array;
+  private readonly reqPeer: (Peer | null)[];
+  /** Next request number; the oldest remembered; the oldest whose timeout has not been judged. */
+  private tail = 0;
+  private head = 0;
+  private judged = 0;
+  private readonly random = xorshift(0x1c3f);
+  private baseNs = 0n;
+
+  constructor(
+    private readonly addresses: AddressNames,
+    options: AggregatorOptions = {},
+  ) {
+    this.echoTimeoutNs = options.echoTimeoutNs ?? 2e9;
+    this.retainNs = Math.max(options.retainNs ?? 30e9, this.echoTimeoutNs);
+    this.maxOutstanding = options.maxOutstanding ?? 1 << 20;
+    this.maxPeers = options.maxPeers ?? 10_000;
+    this.maxPoints = Math.max(4, options.maxPointsPerPeer ?? 2048);
+    this.reservoirSize = options.reservoirSize ?? 1024;
+    this.sparkLength = options.sparkLength ?? 32;
+    this.reqTs = new Float64Array(this.maxOutstanding);
+    this.reqState = new Uint8Array(this.maxOutstanding);
+    this.reqIdSeq = new Uint32Array(this.maxOutstanding);
+    this.reqPeer = new Array<Peer | null>(this.maxOutstanding).fill(null);
+  }
+
+  /** Takes in records `from..to-1` of the store (call after each batch with the new range). */
+  update(store: RecordStore, from: number, to: number): void {
+    if (to <= from) return;
+    this.baseNs = store.baseNs ?? 0n;
+    const baseFracNs = Number(this.baseNs % 1_000_000_000n);
+    const baseSec = Number(this.baseNs / 1_000_000_000n);
+    this.growAddresses(this.addresses.text.length);
+    const packets = this.packets;
+    const bytes = this.bytes;
+    const byKind = this.byKind;
+    const byDir = this.byDir;
+    const byTypeCode = this.byTypeCode;
+    let newest = this.newest;
+    let curSec = -1;
+    let curSlot = 0;
+    let curValid = false;
+    for (let at = from; at < to;) {
+      const c = at >>> CHUNK_SHIFT;
+      const chunk = store.chunks[c]!;
+      const start = at & CHUNK_MASK;
+      const stop = Math.min(to - (c << CHUNK_SHIFT), CHUNK_MASK + 1);
+      const { tsRel, src, dst, meta, idSeq, misc, len, rtt } = chunk;
+      for (let i = start; i < stop; i++) {
+        const m = meta[i]!;
+        const ts = tsRel[i]!;
+        const s = src[i]!;
+        const d = dst[i]!;
+        const l = len[i]! & 0xffff;
+        const v6 = (m >>> 17) & 256;
+        const info = TYPE_INFO[(m & 255) | v6]!;
+        const kind = info & 3;
+        byKind[kind]!++;
+        byDir[(m >>> 16) & 3]!++;
+        byTypeCode[(v6 << 8) | (m & 0xffff)]!++;
+        packets[s]!++;
+        bytes[s]! += l;
+        if (d !== s) {
+          packets[d]!++;
+          bytes[d]! += l;
+        }
+        if (ts > newest) newest = ts;
+        const sec = baseSec + Math.floor((ts + baseFracNs) / 1e9);
+        if (sec !== curSec) {
+          curSec = sec;
+          curValid = this.seriesSlot(sec);
+          curSlot = (sec & (SERIES_SLOTS - 1)) * 4;
+        }
+        if (curValid) this.slotCounts[curSlot + kind]!++;
+        if (info & 12 && misc[i]! & MISC_F_HAS_ECHO) {
+          if (info & 4) this.request(s, d, idSeq[i]!, ts, (m >>> 16) & 3);
+          else {
+            const r = this.reply(s, d, idSeq[i]!, ts);
+            if (r === r) rtt[i] = r;
+          }
+        }
+      }
+      at += stop - start;
+    }
+    this.total += to - from;
+    this.newest = newest;
+    this.judge();
+    if (this.peers.size > this.maxPeers) this.evictPeers();
+  }
+
+  private growAddresses(n: number): void {
+    if (n <= this.packets.length) return;
+    const size = Math.max(n, this.packets.length * 2);
+    const p = new Float64Array(size);
+    p.set(this.packets);
+    const b = new Float64Array(size);
+    b.set(this.bytes);
+    this.packets = p;
+    this.bytes = b;
+  }
+
+  /** Makes the series slot of second `sec` current; false when the second is too old to keep. */
+  private seriesSlot(sec: number): boolean {
+    if (sec > this.newestSec) this.newestSec = sec;
+    if (sec <= this.newestSec - SERIES_SECONDS) return false;
+    const slot = sec & (SERIES_SLOTS - 1);
+    if (this.slotSec[slot] !== sec) {
+      this.slotSec[slot] = sec;
+      this.slotCounts.fill(0, slot * 4, slot * 4 + 4);
+    }
+    return true;
+  }
+
+  private request(from: number, to: number, idSeq: number, ts: number, dir: number): void {
+    const key = from * 0x4000000 + to;
+    let peer = this.peers.get(key);
+    if (peer === undefined) {
+      const role = dir === 1 ? 'out' : dir === 0 ? 'in' : 'unknown';
+      peer = new Peer(from, to, role, this.sparkLength);
+      this.peers.set(key, peer);
+    }
+    peer.requests++;
+    peer.lastSeen = ts;
+    if (this.tail - this.head === this.maxOutstanding) this.forget(true);
+    const n = this.tail++;
+    const slot = n % this.maxOutstanding;
+    this.reqTs[slot] = ts;
+    this.reqState[slot] = ST_PENDING;
+    this.reqIdSeq[slot] = idSeq;
+    this.reqPeer[slot] = peer;
+    peer.pending.set(idSeq, n);
+  }
+
+  /** Returns the RTT in ms of a reply matched to its request, NaN for an unmatched one. */
+  private reply(from: number, to: number, idSeq: number, ts: number): number {
+    const peer = this.peers.get(to * 0x4000000 + from);
+    if (peer === undefined) return NaN;
+    const n = peer.pending.get(idSeq);
+    if (n === undefined || n < this.head) return NaN;
+    const slot = n % this.maxOutstanding;
+    const sent = this.reqTs[slot]!;
+    if (sent > ts) return NaN;
+    const rttMs = (ts - sent) / 1e6;
+    peer.lastSeen = ts;
+    const state = this.reqState[slot]!;
+    if (state !== ST_PENDING) {
+      peer.duplicates++;
+    } else if (ts - sent > this.echoTimeoutNs) {
+      this.reqState[slot] = ST_LATE;
+      peer.late++;
+    } else {
+      this.reqState[slot] = ST_ANSWERED;
+      peer.replies++;
+      // A timely reply seen after its request was judged lost (records slightly out of order).
+      if (n < this.judged) peer.lost--;
+      this.sample(peer, Math.fround(rttMs), ts);
+    }
+    return rttMs;
+  }
+
+  private sample(peer: Peer, rtt: number, ts: number): void {
+    const k = peer.rttCount++;
+    peer.rttSum += rtt;
+    if (rtt < peer.rttMin) peer.rttMin = rtt;
+    if (rtt > peer.rttMax) peer.rttMax = rtt;
+    if (k > 0) peer.jitterSum += Math.abs(rtt - peer.lastRtt);
+    peer.lastRtt = rtt;
+    peer.p95Cache = null;
+    // Reservoir (algorithm R).
+    if (k < this.reservoirSize) {
+      if (k >= peer.reservoir.length) {
+        const grown = new Float32Array(Math.min(this.reservoirSize, peer.reservoir.length * 2));
+        grown.set(peer.reservoir);
+        peer.reservoir = grown;
+      }
+      peer.reservoir[k] = rtt;
+    } else {
+      const j = Math.floor(this.random() * (k + 1));
+      if (j < this.reservoirSize) peer.reservoir[j] = rtt;
+    }
+    peer.spark[peer.sparkCount++ % this.sparkLength] = rtt;
+    // RTT-over-time points, decimated.
+    if (peer.pointSkip > 0) {
+      peer.pointSkip--;
+      return;
+    }
+    if (peer.points === this.maxPoints) {
+      for (let a = 0, b = 0; b < peer.points; a++, b += 2) {
+        peer.pointsT[a] = peer.pointsT[b]!;
+        peer.pointsRtt[a] = peer.pointsRtt[b]!;
+      }
+      peer.points = Math.ceil(peer.points / 2);
+      peer.pointStride *= 2;
+    }
+    if (peer.points === peer.pointsT.length) {
+      const size = Math.min(this.maxPoints, peer.points * 2);
+      const t = new Float64Array(size);
+      t.set(peer.pointsT);
+      const r = new Float32Array(size);
+      r.set(peer.pointsRtt);
+      peer.pointsT = t;
+      peer.pointsRtt = r;
+    }
+    peer.pointsT[peer.points] = ts;
+    peer.pointsRtt[peer.points] = rtt;
+    peer.points++;
+    peer.pointSkip = peer.pointStride - 1;
+  }
+
+  /** Judges requests whose timeout has passed by the newest record's time, forgets old ones. */
+  private judge(): void {
+    const limit = this.newest - this.echoTimeoutNs;
+    while (this.judged < this.tail) {
+      const slot = this.judged % this.maxOutstanding;
+      if (!(this.reqTs[slot]! < limit)) break;
+      this.judgeSlot(slot);
+      this.judged++;
+    }
+    const forgetBefore = this.newest - this.retainNs;
+    while (this.head < this.judged && this.reqTs[this.head % this.maxOutstanding]! < forgetBefore)
+      this.forget(false);
+  }
+
+  private judgeSlot(slot: number): void {
+    const peer = this.reqPeer[slot];
+    if (!peer || peer.evicted) return;
+    peer.expired++;
+    if (this.reqState[slot] !== ST_ANSWERED) peer.lost++;
+  }
+
+  /** Forgets the oldest remembered request (`early`: the ring is full, judge it now if not judged). */
+  private forget(early: boolean): void {
+    const n = this.head;
+    const slot = n % this.maxOutstanding;
+    if (early && this.judged <= n) {
+      this.judgeSlot(slot);
+      this.judged = n + 1;
+    }
+    const peer = this.reqPeer[slot];
+    if (peer && peer.pending.get(this.reqIdSeq[slot]!) === n) peer.pending.delete(this.reqIdSeq[slot]!);
+    this.reqPeer[slot] = null;
+    this.head++;
+  }
+
+  private evictPeers(): void {
+    const keep = Math.floor(this.maxPeers * 0.9);
+    const entries = [...this.peers.entries()].sort((a, b) => b[1].lastSeen - a[1].lastSeen);
+    for (let k = keep; k < entries.length; k++) {
+      const [key, peer] = entries[k]!;
+      peer.evicted = true;
+      this.peers.delete(key);
+    }
+  }
+
+  private peerStats(peer: Peer): PeerStats {
+    const a = this.addresses;
+    const [peerId, localId] =
+      peer.role === 'in' ? [peer.requester, peer.responder] : [peer.responder, peer.requester];
+    const has = peer.rttCount > 0;
+    const spark: number[] = [];
+    const sparkN = Math.min(peer.sparkCount, this.sparkLength);
+    for (let k = peer.sparkCount - sparkN; k < peer.sparkCount; k++)
+      spark.push(round3(peer.spark[k % this.sparkLength]!));
+    return {
+      peer: a.text[peerId] ?? '',
+      local: a.text[localId] ?? '',
+      family: a.family[peerId] === 6 ? 6 : 4,
+      role: peer.role,
+      requests: peer.requests,
+      replies: peer.replies,
+      lost: peer.lost,
+      loss: peer.expired > 0 ? peer.lost / peer.expired : 0,
+      duplicates: peer.duplicates,
+      late: peer.late,
+      rttMinMs: has ? round3(peer.rttMin) : null,
+      rttAvgMs: has ? round3(peer.rttSum / peer.rttCount) : null,
+      rttMaxMs: has ? round3(peer.rttMax) : null,
+      rttP95Ms: has ? round3(this.p95(peer)) : null,
+      jitterMs: peer.rttCount > 1 ? round3(peer.jitterSum / (peer.rttCount - 1)) : null,
+      lastSeenNs: (this.baseNs + BigInt(Math.round(peer.lastSeen))).toString(),
+      spark,
+    };
+  }
+
+  /** Nearest-rank 95th percentile of the reservoir. */
+  private p95(peer: Peer): number {
+    if (peer.p95Cache === null) {
+      const n = Math.min(peer.rttCount, this.reservoirSize);
+      const sorted = peer.reservoir.slice(0, n).sort();
+      peer.p95Cache = sorted[Math.ceil(0.95 * n) - 1]!;
+    }
+    return peer.p95Cache;
+  }
+
+  /** Peers, most requests first. */
+  peerList(max = 200): PeerStats[] {
+    const all = [...this.peers.values()];
+    all.sort((a, b) => b.requests - a.requests || b.lastSeen - a.lastSeen);
+    return all.slice(0, max).map((p) => this.peerStats(p));
+  }
+
+  /**
+   * The aggregates the renderer shows. `rate` and the drop counts come from the service.
+   */
+  aggregates(
+    extra: { rate: number; droppedKernel: number; droppedRing: number },
+    maxPeers = 200,
+  ): Aggregates {
+    const byTypeCode: Aggregates['byTypeCode'] = [];
+    for (let k = 0; k < this.byTypeCode.length; k++) {
+      const count = this.byTypeCode[k]!;
+      if (count > 0) byTypeCode.push({ family: k >> 16 ? 6 : 4, type: k & 255, code: (k >> 8) & 255, count });
+    }
+    byTypeCode.sort((a, b) => b.count - a.count);
+    return {
+      total: this.total,
+      rate: extra.rate,
+      droppedKernel: extra.droppedKernel,
+      droppedRing: extra.droppedRing,
+      byKind: { echo: this.byKind[0]!, error: this.byKind[1]!, nd: this.byKind[2]!, other: this.byKind[3]! },
+      byDir: { in: this.byDir[0]!, out: this.byDir[1]!, fwd: this.byDir[2]!, unknown: this.byDir[3]! },
+      byTypeCode,
+      topTalkers: this.topTalkers(10),
+      peers: this.peerList(maxPeers),
+      series: this.series(),
+    };
+  }
+
+  topTalkers(count: number): Aggregates['topTalkers'] {
+    const n = Math.min(this.addresses.text.length, this.packets.length);
+    const top: number[] = [];
+    for (let id = 1; id < n; id++) {
+      const p = this.packets[id]!;
+      if (p === 0) continue;
+      if (top.length === count && p <= this.packets[top[count - 1]!]!) continue;
+      let at = top.length;
+      while (at > 0 && this.packets[top[at - 1]!]! < p) at--;
+      top.splice(at, 0, id);
+      if (top.length > count) top.pop();
+    }
+    return top.map((id) => ({
+      address: this.addresses.text[id]!,
+      packets: this.packets[id]!,
+      bytes: this.bytes[id]!,
+    }));
+  }
+
+  series(): Aggregates['series'] {
+    const out: Aggregates['series'] = { tSec: [], echo: [], error: [], nd: [], other: [] };
+    if (this.newestSec < 0) return out;
+    for (let sec = this.newestSec - SERIES_SECONDS + 1; sec <= this.newestSec; sec++) {
+      const slot = sec & (SERIES_SLOTS - 1);
+      const valid = this.slotSec[slot] === sec;
+      out.tSec.push(sec);
+      KINDS.forEach((kind, k) => out[kind].push(valid ? this.slotCounts[slot * 4 + k]! : 0));
+    }
+    return out;
+  }
+
+  /**
+   * RTT over time for the peer (the entry with the most requests when several locals talk to it), at
+   * most `maxPoints` points evenly picked from the kept ones. Times are ms since the epoch.
+   */
+  peerSeries(peerAddress: string, maxPoints = 2000): PeerSeries {
+    let best: Peer | null = null;
+    for (const p of this.peers.values()) {
+      const id = p.role === 'in' ? p.requester : p.responder;
+      if (this.addresses.text[id] === peerAddress && (best === null || p.requests > best.requests)) best = p;
+    }
+    const out: PeerSeries = { peer: peerAddress, tMs: [], rttMs: [] };
+    if (best === null || best.points === 0) return out;
+    const baseMs = Number(this.baseNs / 1_000_000n);
+    const baseFracMs = Number(this.baseNs % 1_000_000n) / 1e6;
+    const n = best.points;
+    const step = Math.max(1, n / Math.max(1, maxPoints));
+    for (let f = 0; Math.floor(f) < n; f += step) {
+      const k = Math.floor(f);
+      out.tMs.push(baseMs + baseFracMs + best.pointsT[k]! / 1e6);
+      out.rttMs.push(round3(best.pointsRtt[k]!));
+    }
+    return out;
+  }
+
+  /** Requests currently remembered (for tests and memory accounting). */
+  get remembered(): number {
+    return this.tail - this.head;
+  }
+
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
+  /** Approximate bytes held. */
+  get bytesAllocated(): number {
+    let perPeer = 0;
+    for (const p of this.peers.values()) {
+      perPeer += 200 + p.pending.size * 40 + p.reservoir.byteLength + p.spark.byteLength;
+      perPeer += p.pointsT.byteLength + p.pointsRtt.byteLength;
+    }
+    return (
+      perPeer +
+      this.maxOutstanding * (8 + 1 + 4 + 8) +
+      this.byTypeCode.byteLength +
+      this.packets.byteLength * 2 +
+      this.slotCounts.byteLength
+    );
+  }
+
+  clear(): void {
+    this.total = 0;
+    this.byKind.fill(0);
+    this.byDir.fill(0);
+    this.byTypeCode.fill(0);
+    this.packets.fill(0);
+    this.bytes.fill(0);
+    this.slotSec.fill(-1);
+    this.slotCounts.fill(0);
+    this.newestSec = -1;
+    this.newest = -Infinity;
+    this.peers.clear();
+    this.reqPeer.fill(null);
+    this.tail = this.head = this.judged = 0;
+  }
+}
+
+function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}

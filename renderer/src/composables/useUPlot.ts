@@ -1,0 +1,70 @@
+/**
+ * One uPlot instance per chart, reused: data goes in with setData (at most once a frame), the size
+ * follows the container, and the instance is rebuilt only when the series change or the system theme
+ * flips (uPlot draws on a canvas, so colours come from the CSS variables at build time).
+ */
+import { type Ref, onBeforeUnmount, onMounted, watch } from 'vue';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+
+export function cssVar(name: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
+}
+
+export function useUPlot(
+  el: Ref<HTMLElement | null>,
+  makeOpts: (width: number, height: number) => uPlot.Options,
+  data: () => uPlot.AlignedData,
+  /** Changes of this key rebuild the chart (a different set of series). */
+  shapeKey: () => string,
+) {
+  let chart: uPlot | null = null;
+  let frame = 0;
+  let observer: ResizeObserver | null = null;
+  const media = window.matchMedia('(prefers-color-scheme: dark)');
+
+  function size(): { width: number; height: number } {
+    const box = el.value?.getBoundingClientRect();
+    return {
+      width: Math.max(200, Math.floor(box?.width ?? 400)),
+      height: Math.max(120, Math.floor(box?.height ?? 200)),
+    };
+  }
+
+  function build(): void {
+    chart?.destroy();
+    chart = null;
+    if (!el.value) return;
+    const { width, height } = size();
+    chart = new uPlot(makeOpts(width, height - 30), data(), el.value);
+  }
+
+  function schedule(): void {
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      chart?.setData(data());
+    });
+  }
+
+  const rebuild = () => build();
+  onMounted(() => {
+    build();
+    observer = new ResizeObserver(() => {
+      const { width, height } = size();
+      chart?.setSize({ width, height: height - 30 });
+    });
+    if (el.value) observer.observe(el.value);
+    media.addEventListener('change', rebuild);
+  });
+  onBeforeUnmount(() => {
+    cancelAnimationFrame(frame);
+    observer?.disconnect();
+    media.removeEventListener('change', rebuild);
+    chart?.destroy();
+  });
+  watch(shapeKey, rebuild);
+  watch(data, schedule);
+}
+
+export { uPlot };
