@@ -1452,7 +1452,8 @@ static int icmpcap_cmd_test_produce(struct sk_buff *skb, struct genl_info *info)
 	for_each_online_cpu(cpu) {
 		if (mask && (cpu >= 64 || !(mask & BIT_ULL(cpu))))
 			continue;
-		tasks[cpu] = kthread_create_on_cpu(icmpcap_test_thread, run, cpu, "icmpcap_test/%u");
+		tasks[cpu] = kthread_create_on_cpu(icmpcap_test_thread, run, cpu,
+						   "icmpcap_test/%u");
 		if (IS_ERR(tasks[cpu])) {
 			tasks[cpu] = NULL;
 			continue;

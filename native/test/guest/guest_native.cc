@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/ip_icmp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
