@@ -87,6 +87,12 @@ static inline void icmpcap_hrtimer_setup(struct hrtimer *timer,
 #endif
 }
 
+#ifdef ICMPCAP_TEST
+#define ICMPCAP_BUILD_KIND ", test build"
+#else
+#define ICMPCAP_BUILD_KIND ""
+#endif
+
 /* ---- parameters and limits ---------------------------------------------- */
 
 static unsigned int icmpcap_group;
@@ -103,6 +109,9 @@ MODULE_PARM_DESC(group, "gid whose members may capture (default 0: root/CAP_NET_
 #define ICMPCAP_MIN_DATA_SIZE 4096U
 #define ICMPCAP_MAX_DATA_SIZE (1U << 26)
 #define ICMPCAP_DEFAULT_WAKEUP_USEC 2000
+/* After this many ticks with nothing pending, tick every 50 ms at most. */
+#define ICMPCAP_IDLE_TICKS 100
+#define ICMPCAP_IDLE_PERIOD_NS (50 * NSEC_PER_MSEC)
 /* At most 10 OVERFLOW events per second and subscription. */
 #define ICMPCAP_OVERFLOW_EVENT_GAP (HZ / 10)
 /* Two hook families times five hook points. */
@@ -176,6 +185,7 @@ struct icmpcap_client {
 	u64 wakeup_ns;			/* timer period, WRITE_ONCE() under mutex */
 	u64 reported_dropped;		/* timer callback only */
 	unsigned long overflow_event_at;	/* timer callback only, jiffies */
+	unsigned int idle_ticks;	/* timer callback only */
 	bool test_abort;		/* READ_ONCE() in the test producers */
 };
 
@@ -513,7 +523,7 @@ static enum hrtimer_restart icmpcap_timer_fn(struct hrtimer *timer)
 {
 	struct icmpcap_client *client = container_of(timer, struct icmpcap_client, timer);
 	bool pending = false;
-	u64 dropped = 0;
+	u64 dropped = 0, period;
 	u32 i;
 
 	for (i = 0; i < client->nr_rings; i++) {
@@ -531,7 +541,15 @@ static enum hrtimer_restart icmpcap_timer_fn(struct hrtimer *timer)
 		client->overflow_event_at = jiffies;
 		icmpcap_send_event(client, ICMPCAP_EVENT_OVERFLOW, 0, dropped, GFP_ATOMIC);
 	}
-	hrtimer_forward_now(timer, ns_to_ktime(READ_ONCE(client->wakeup_ns)));
+	/* Idle for a while: tick slower, an idle capture costs almost nothing. */
+	period = READ_ONCE(client->wakeup_ns);
+	if (pending || dropped != client->reported_dropped)
+		client->idle_ticks = 0;
+	else if (client->idle_ticks < ICMPCAP_IDLE_TICKS)
+		client->idle_ticks++;
+	if (client->idle_ticks >= ICMPCAP_IDLE_TICKS)
+		period = max_t(u64, period, ICMPCAP_IDLE_PERIOD_NS);
+	hrtimer_forward_now(timer, ns_to_ktime(period));
 	return HRTIMER_RESTART;
 }
 
@@ -725,6 +743,7 @@ static __poll_t icmpcap_poll(struct file *file, struct poll_table_struct *wait)
 	u32 i;
 
 	poll_wait(file, &client->wq, wait);
+	/* Pairs with smp_store_release() in icmpcap_alloc_rings(): geometry first. */
 	rings = smp_load_acquire(&client->rings);
 	if (!rings)
 		return 0;
@@ -746,10 +765,12 @@ static __poll_t icmpcap_poll(struct file *file, struct poll_table_struct *wait)
 static int icmpcap_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct icmpcap_client *client = file->private_data;
-	struct icmpcap_ring *rings = smp_load_acquire(&client->rings);
 	unsigned long len = vma->vm_end - vma->vm_start;
 	u64 stride, stride_pages, idx;
+	struct icmpcap_ring *rings;
 
+	/* Pairs with smp_store_release() in icmpcap_alloc_rings(): geometry first. */
+	rings = smp_load_acquire(&client->rings);
 	if (!rings)
 		return -ENXIO;
 	/* VM_MAYSHARE: MAP_SHARED of an O_RDONLY file has no VM_SHARED. */
@@ -1272,6 +1293,7 @@ struct icmpcap_test_run {
 	u32 cap_len;
 	u64 count;
 	u64 rate;
+	bool abort;		/* the requester was killed */
 	atomic_t remaining;
 	struct completion done;
 	atomic64_t generated;
@@ -1332,7 +1354,7 @@ static int icmpcap_test_thread(void *data)
 	rec.orig_len = run->cap_len;
 	rec.len = ICMPCAP_RECORD_HDR_SIZE + run->cap_len;
 
-	while (i < run->count && !READ_ONCE(client->test_abort)) {
+	while (i < run->count && !READ_ONCE(client->test_abort) && !READ_ONCE(run->abort)) {
 		u64 n = min_t(u64, ICMPCAP_TEST_BATCH, run->count - i), j;
 
 		if (run->mode == ICMPCAP_TEST_MODE_NETLINK) {
@@ -1468,9 +1490,14 @@ static int icmpcap_cmd_test_produce(struct sk_buff *skb, struct genl_info *info)
 	cpus_read_unlock();
 	mutex_unlock(&icmpcap_mutex);
 
-	/* The file reference keeps the client (and its rings) alive meanwhile. */
-	if (!atomic_dec_and_test(&run->remaining))
+	/*
+	 * The file reference keeps the client (and its rings) alive meanwhile.
+	 * A fatal signal stops the producers at their next batch.
+	 */
+	if (!atomic_dec_and_test(&run->remaining) && wait_for_completion_killable(&run->done)) {
+		WRITE_ONCE(run->abort, true);
 		wait_for_completion(&run->done);
+	}
 	t0 = ktime_get_ns() - t0;
 	for (cpu = 0; cpu < nr_cpu_ids; cpu++)
 		if (tasks[cpu])
@@ -1581,8 +1608,7 @@ static int __init icmpcap_init(void)
 	err = misc_register(&icmpcap_misc);
 	if (err)
 		goto out_unregister_notifier;
-	pr_info("loaded (group=%u%s)\n", icmpcap_group,
-		IS_ENABLED(ICMPCAP_TEST) ? ", test build" : "");
+	pr_info("loaded (group=%u%s)\n", icmpcap_group, ICMPCAP_BUILD_KIND);
 	return 0;
 
 out_unregister_notifier:

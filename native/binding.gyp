@@ -17,6 +17,7 @@
         "src/core/genl.cc",
         "src/core/helper_client.cc",
         "src/core/interfaces.cc",
+        "src/core/link_watch.cc",
         "src/core/module_source.cc",
         "src/core/open.cc",
         "src/core/probe.cc",

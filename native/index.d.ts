@@ -63,10 +63,7 @@ export interface Session {
    * After an 'error' or the last 'interface-gone' the session ends by itself; 'stopped' is
    * always the last event, after the last batch.
    */
-  start(
-    onBatch: (batch: ArrayBuffer, info: BatchInfo) => void,
-    onEvent: (ev: SessionEvent) => void,
-  ): void;
+  start(onBatch: (batch: ArrayBuffer, info: BatchInfo) => void, onEvent: (ev: SessionEvent) => void): void;
   /** Idempotent; joins the reader thread; remaining records are flushed first. */
   stop(): void;
   stats(): SessionStats;

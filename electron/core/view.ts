@@ -272,8 +272,8 @@ export class View {
     if (this.filter) this.scanRange(this.filter, this.seen, end);
     this.seen = end;
     if (this.sortColumn !== null && this.sortColumn !== 'no') {
-      const now = performance.now();
-      if (now - this.lastSortAt >= Math.max(this.resortIntervalMs, 4 * this.lastSortCost)) this.merge();
+      const wait = this.resortIntervalMs === 0 ? 0 : Math.max(this.resortIntervalMs, 4 * this.lastSortCost);
+      if (performance.now() - this.lastSortAt >= wait) this.merge();
     }
   }
 

@@ -279,7 +279,7 @@ int main(void)
 	gen_rate = res.elapsed_ns ? res.generated * 1000000000ull / res.elapsed_ns : 0;
 	printf("BENCH ring_records_per_s %.0f records/s | synthetic producer kthread on CPU 0 "
 	       "(%llu records/s generated, %llu dropped of %llu), consumer pinned to CPU 1 draining "
-	       "8 MiB rings, %d-byte records; QEMU TCG guest, 2 vCPUs\n",
+	       "8 MiB rings, %d-byte records; QEMU TCG guest, 2 vCPUs, clocksource=tsc\n",
 	       ring, (unsigned long long)gen_rate, (unsigned long long)res.dropped,
 	       (unsigned long long)res.generated, ICMPCAP_RECORD_HDR_SIZE + CAP_LEN);
 

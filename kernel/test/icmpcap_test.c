@@ -549,6 +549,42 @@ static int test_filter_type(void)
 	return 0;
 }
 
+/* CODES: Port Unreachable (3/3) only once code 3 is in the bitmap. */
+static int test_filter_code(void)
+{
+	static struct reply r;
+	uint8_t codes[32] = { 0 }, buf[16] = { 0 };
+	struct nlmsg m;
+	struct cap c;
+	struct recs rs = { 0 };
+	int s, err;
+
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	only_type(&m, 0, 3);
+	bitmap_set(codes, 1);	/* host unreachable only */
+	msg_put(&m, ICMPCAP_A_CODES, codes, 32);
+	err = cap_open_in(NS_A, &c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	s = sock_in(NS_A, AF_INET, SOCK_DGRAM, 0);
+	CHECK(s >= 0, "udp socket");
+	CHECK(send_to(s, 0, &B, 33435, buf, sizeof(buf)) == sizeof(buf), "sendto");
+	collect(&c, &rs, 100, 500);
+	CHECK(rs.n == 0, "code 3 captured with CODES = {1}: %d records", rs.n);
+	bitmap_set(codes, 3);
+	cap_msg(&c, &m, ICMPCAP_CMD_UPDATE_FILTER);
+	msg_put(&m, ICMPCAP_A_CODES, codes, 32);
+	err = nl_call(&c.nl, &m, &r);
+	CHECK(!err, "UPDATE_FILTER: %s", strerror(-err));
+	CHECK(send_to(s, 0, &B, 33435, buf, sizeof(buf)) == sizeof(buf), "sendto");
+	collect(&c, &rs, 1, 2000);
+	CHECK(rs.n == 1 && rs.r[0]->icmp_type == 3 && rs.r[0]->icmp_code == 3,
+	      "CODES = {1, 3}: %d records", rs.n);
+	close(s);
+	recs_free(&rs);
+	cap_close(&c);
+	return 0;
+}
+
 static int test_filter_iface(void)
 {
 	static struct reply r;
@@ -1085,8 +1121,23 @@ static int module_refcnt(void)
 	return atoi(buf);
 }
 
+static long vmalloc_used_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmallocUsed: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
 static int test_reader_killed(void)
 {
+	long vm0 = vmalloc_used_kb(), vm1;
 	int pfd[2];
 	pid_t pid;
 	char ch;
@@ -1126,6 +1177,39 @@ static int test_reader_killed(void)
 	CHECK(WIFSIGNALED(st), "child not killed");
 	CHECK(nr_subs() == 0, "subscription survived its reader (%d)", nr_subs());
 	CHECK(module_refcnt() == 0, "module refcnt %d after the reader died", module_refcnt());
+	/* Its rings (2 x 1 MiB) were freed. */
+	vm1 = vmalloc_used_kb();
+	CHECK(vm0 > 0 && vm1 - vm0 < 1024, "vmalloc grew by %ld kB", vm1 - vm0);
+	return 0;
+}
+
+/* A requester killed inside a (practically endless) TEST_PRODUCE exits promptly. */
+static int test_produce_killed(void)
+{
+	uint64_t t0;
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	if (pid == 0) {
+		static struct reply r;
+		struct cap c;
+
+		if (cap_open(&c, NULL))
+			_exit(1);
+		test_produce(&c, 1000000000000ull, 1000, 0, ICMPCAP_TEST_MODE_RING, &r);
+		_exit(2);
+	}
+	usleep(500000);
+	CHECK(nr_subs() == 1, "child did not subscribe");
+	t0 = now_ns(CLOCK_MONOTONIC);
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	t0 = now_ns(CLOCK_MONOTONIC) - t0;
+	CHECK(WIFSIGNALED(st), "child was not killed");
+	CHECK(t0 < 2000000000ull, "killed requester took %llu ms to exit",
+	      (unsigned long long)(t0 / 1000000));
+	CHECK(nr_subs() == 0 && module_refcnt() == 0, "subscription or module reference left");
 	return 0;
 }
 
@@ -1508,6 +1592,7 @@ static const struct test tests[] = {
 	{ "packet_too_big6", test_packet_too_big6 },
 	{ "packet_too_big6_snaplen", test_packet_too_big6_snap },
 	{ "filter_type", test_filter_type },
+	{ "filter_code", test_filter_code },
 	{ "filter_iface", test_filter_iface },
 	{ "filter_dir", test_filter_dir },
 	{ "snaplen", test_snaplen },
@@ -1519,6 +1604,7 @@ static const struct test tests[] = {
 	{ "wakeup_batching", test_wakeup_batching },
 	{ "events", test_events },
 	{ "reader_killed", test_reader_killed },
+	{ "produce_killed", test_produce_killed },
 	{ "socket_close", test_socket_close },
 	{ "resubscribe", test_resubscribe },
 	{ "bad_mmap", test_bad_mmap },

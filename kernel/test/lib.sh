@@ -138,7 +138,7 @@ ktest_boot() {
 	timeout --kill-after=5 "$tmo" qemu-system-x86_64 -accel "$accel" -smp 2 -m 1G \
 		-nographic -no-reboot -nodefaults -serial stdio -display none \
 		-kernel "$VMLINUZ" -initrd "$KBUILD_DIR/initramfs.cpio.gz" \
-		-append "console=ttyS0 oops=panic panic_on_warn=1 panic=-1 loglevel=5 $extra" \
+		-append "console=ttyS0 oops=panic panic_on_warn=1 panic=-1 loglevel=5 clocksource=tsc tsc=reliable $extra" \
 		</dev/null >"$log" 2>&1 || true
 	tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
 }

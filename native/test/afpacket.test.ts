@@ -6,7 +6,15 @@ import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChildCapture, NetnsPair, nativeDir, ping, sh, type CaptureResult, type CapturedRecord } from './netns';
+import {
+  ChildCapture,
+  NetnsPair,
+  nativeDir,
+  ping,
+  sh,
+  type CaptureResult,
+  type CapturedRecord,
+} from './netns.js';
 
 const isRoot = process.getuid?.() === 0;
 const helperBuilt = path.join(nativeDir, 'build', 'Release', 'icmpcap-helper');
@@ -20,7 +28,13 @@ function echoes(r: CaptureResult, family: 4 | 6, dir: number, type: number): Cap
   return r.records.filter((x) => x.family === family && x.dir === dir && x.type === type);
 }
 
-function expectPingExchange(r: CaptureResult, family: 4 | 6, client: string, server: string, n: number): void {
+function expectPingExchange(
+  r: CaptureResult,
+  family: 4 | 6,
+  client: string,
+  server: string,
+  n: number,
+): void {
   expect(r.error).toBeNull();
   expect(r.framingErrors).toBe(0);
   const [reqType, repType, ipLen] = family === 4 ? [8, 0, 84] : [128, 129, 104];
@@ -29,7 +43,9 @@ function expectPingExchange(r: CaptureResult, family: 4 | 6, client: string, ser
   expect(requests).toHaveLength(n);
   expect(replies).toHaveLength(n);
   // Nothing else of this family's echo traffic (no duplicates, no wrong directions).
-  expect(r.records.filter((x) => x.family === family && (x.type === reqType || x.type === repType))).toHaveLength(2 * n);
+  expect(
+    r.records.filter((x) => x.family === family && (x.type === reqType || x.type === repType)),
+  ).toHaveLength(2 * n);
   expect(requests.map((x) => x.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
   expect(replies.map((x) => x.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
   const id = requests[0]?.id;
@@ -102,7 +118,10 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
     const r = await cap.stop();
     expectPingExchange(r, 6, 'fd00:201::1', 'fd00:201::2', N);
     // Only ICMP/ICMPv6 passes the filter (neighbour discovery is ICMPv6 too).
-    for (const x of r.records) expect(x.family === 4 ? x.ipVersion === 4 : [128, 129, 133, 134, 135, 136, 143].includes(x.type)).toBe(true);
+    for (const x of r.records)
+      expect(x.family === 4 ? x.ipVersion === 4 : [128, 129, 133, 134, 135, 136, 143].includes(x.type)).toBe(
+        true,
+      );
     lastEventIsStopped(r);
   });
 
@@ -127,7 +146,11 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
     chmodSync(helper, 0o755);
     sh('setcap', ['cap_net_raw+ep', helper]);
     const nobody = { uid: 65534, gid: 65534 };
-    const cap = new ChildCapture(net.b, { source: 'afpacket', interfaces: ['vB'], helperPath: helper }, nobody);
+    const cap = new ChildCapture(
+      net.b,
+      { source: 'afpacket', interfaces: ['vB'], helperPath: helper },
+      nobody,
+    );
     await cap.ready;
     ping(net.a, '10.201.0.2', N);
     const r = await cap.stop();
@@ -140,7 +163,11 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
     const helper = path.join(tmp, 'icmpcap-helper-nocap');
     copyFileSync(helperBuilt, helper);
     chmodSync(helper, 0o755);
-    const cap = new ChildCapture(net.b, { source: 'afpacket', interfaces: ['vB'], helperPath: helper }, { uid: 65534, gid: 65534 });
+    const cap = new ChildCapture(
+      net.b,
+      { source: 'afpacket', interfaces: ['vB'], helperPath: helper },
+      { uid: 65534, gid: 65534 },
+    );
     const r = await cap.result;
     expect(r.error?.code).toBe('EPERM');
     expect(r.error?.message).toContain(`setcap cap_net_raw+ep ${helper}`);

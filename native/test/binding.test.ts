@@ -2,11 +2,17 @@
 // same batching + ThreadSafeFunction path as a capture. Run: npx vitest run native/test/binding.test.ts
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import type * as Native from '../index';
+import type * as Native from '../index.js';
 
 const native = createRequire(import.meta.url)('../index.js') as typeof Native;
 
-function collect(session: Native.Session): Promise<{ records: number; batches: number; bytes: number; events: Native.SessionEvent[]; seqOk: boolean }> {
+function collect(session: Native.Session): Promise<{
+  records: number;
+  batches: number;
+  bytes: number;
+  events: Native.SessionEvent[];
+  seqOk: boolean;
+}> {
   return new Promise((resolve) => {
     const out = { records: 0, batches: 0, bytes: 0, events: [] as Native.SessionEvent[], seqOk: true };
     let expectSeq = 0;
@@ -61,13 +67,23 @@ describe('native binding', () => {
     a.stop();
     a.close();
     a.close();
-    expect(() => a.start(() => {}, () => {})).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    expect(() =>
+      a.start(
+        () => {},
+        () => {},
+      ),
+    ).toThrow(expect.objectContaining({ code: 'EBADF' }));
   });
 
   it('start() twice throws EBUSY', async () => {
     const s = native._benchSession(10, 28, false);
     const done = collect(s);
-    expect(() => s.start(() => {}, () => {})).toThrow(expect.objectContaining({ code: 'EBUSY' }));
+    expect(() =>
+      s.start(
+        () => {},
+        () => {},
+      ),
+    ).toThrow(expect.objectContaining({ code: 'EBUSY' }));
     await done;
     s.close();
   });
@@ -94,7 +110,9 @@ describe('native binding', () => {
       { source: 'afpacket', netns: 'x' },
     ];
     for (const cfg of bad) {
-      expect(() => native.open(cfg as Native.OpenConfig)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+      expect(() => native.open(cfg as Native.OpenConfig)).toThrow(
+        expect.objectContaining({ code: 'EINVAL' }),
+      );
     }
     expect(() => native.open({ source: 'afpacket', snaplen: 10 })).toThrow(/snaplen/);
   });
@@ -115,6 +133,8 @@ describe('native binding', () => {
   it('interfaces() lists lo', () => {
     const lo = native.interfaces().find((i) => i.name === 'lo');
     expect(lo).toMatchObject({ loopback: true, up: true });
-    expect(lo?.addresses).toEqual(expect.arrayContaining([{ family: 4, address: '127.0.0.1', prefixLength: 8 }]));
+    expect(lo?.addresses).toEqual(
+      expect.arrayContaining([{ family: 4, address: '127.0.0.1', prefixLength: 8 }]),
+    );
   });
 });

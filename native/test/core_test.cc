@@ -487,8 +487,7 @@ TEST(parse_ipv4_echo_request) {
   auto p = ipv4_echo(8, 0x1234, 7, 61);
   icmpcap_record r;
   REQUIRE(icmpcap::describe_ip_packet(p.data(), static_cast<uint32_t>(p.size()), 84, &r));
-  CHECK(r.family == 4 && r.ttl == 61 && r.icmp_type == 8 && r.icmp_id == 0x1234 &&
-        r.icmp_seq == 7);
+  CHECK(r.family == 4 && r.ttl == 61 && r.icmp_type == 8 && r.icmp_id == 0x1234 && r.icmp_seq == 7);
   CHECK(r.flags == (ICMPCAP_REC_F_HAS_ECHO | ICMPCAP_REC_F_TRUNCATED));
   CHECK(r.cap_len == p.size() && r.orig_len == 84 && r.len == 72 + p.size());
   CHECK(r.saddr[0] == 10 && r.saddr[3] == 1 && r.daddr[3] == 2);

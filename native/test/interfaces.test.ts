@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetnsPair, fixturesDir, sh } from './netns';
+import { NetnsPair, fixturesDir, sh } from './netns.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -27,9 +27,13 @@ describe.skipIf(!isRoot)('interfaces and watchInterfaces', () => {
   afterAll(() => net?.destroy());
 
   it('lists the namespace interfaces with flags, mtu and addresses, and follows changes', async () => {
-    const child = spawn('ip', ['netns', 'exec', net.b, process.execPath, path.join(fixturesDir, 'watch.cjs')], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', net.b, process.execPath, path.join(fixturesDir, 'watch.cjs')],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
     const lines: WatchLine[] = [];
     let buf = '';
     const waiters: { pred: (l: WatchLine) => boolean; resolve: (l: WatchLine) => void }[] = [];
@@ -40,7 +44,11 @@ describe.skipIf(!isRoot)('interfaces and watchInterfaces', () => {
         const line = JSON.parse(buf.slice(0, nl)) as WatchLine;
         buf = buf.slice(nl + 1);
         lines.push(line);
-        for (const w of [...waiters]) if (w.pred(line)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(line); }
+        for (const w of [...waiters])
+          if (w.pred(line)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(line);
+          }
       }
     });
     const waitFor = (pred: (l: WatchLine) => boolean): Promise<WatchLine> =>
@@ -68,7 +76,13 @@ describe.skipIf(!isRoot)('interfaces and watchInterfaces', () => {
     const added = (await waitFor(isEv('added', 'wX'))) as { iface: Iface };
     expect(added.iface).toMatchObject({ up: false, loopback: false });
     sh('ip', ['-n', net.b, 'addr', 'add', '10.204.0.1/16', 'dev', 'wX']);
-    await waitFor((l) => isEv('changed', 'wX')(l) && (l as { iface: Iface }).iface.addresses.some((a) => a.address === '10.204.0.1' && a.prefixLength === 16));
+    await waitFor(
+      (l) =>
+        isEv('changed', 'wX')(l) &&
+        (l as { iface: Iface }).iface.addresses.some(
+          (a) => a.address === '10.204.0.1' && a.prefixLength === 16,
+        ),
+    );
     sh('ip', ['-n', net.b, 'link', 'set', 'wX', 'mtu', '1400']);
     await waitFor((l) => isEv('changed', 'wX')(l) && (l as { iface: Iface }).iface.mtu === 1400);
     sh('ip', ['-n', net.b, 'link', 'del', 'wX']);

@@ -142,5 +142,20 @@ export class ChildCapture {
 }
 
 export function ping(ns: string, target: string, count: number, extra: string[] = []): string {
-  return sh('ip', ['netns', 'exec', ns, 'ping', '-n', '-q', '-c', String(count), '-i', '0.01', '-W', '2', ...extra, target]);
+  return sh('ip', [
+    'netns',
+    'exec',
+    ns,
+    'ping',
+    '-n',
+    '-q',
+    '-c',
+    String(count),
+    '-i',
+    '0.01',
+    '-W',
+    '2',
+    ...extra,
+    target,
+  ]);
 }

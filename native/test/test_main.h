@@ -51,24 +51,24 @@ inline int run_all(const char* filter) {
 
 }  // namespace t
 
-#define TEST(name)                                  \
-  static void test_##name();                        \
+#define TEST(name)                                   \
+  static void test_##name();                         \
   static t::Register reg_##name(#name, test_##name); \
   static void test_##name()
 
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-      t::failures_in_case()++;                                                 \
-    }                                                                          \
-  } while (0)
-
-#define REQUIRE(cond)                                                            \
+#define CHECK(cond)                                                              \
   do {                                                                           \
     if (!(cond)) {                                                               \
-      fprintf(stderr, "  %s:%d: REQUIRE(%s) failed\n", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
       t::failures_in_case()++;                                                   \
-      return;                                                                    \
     }                                                                            \
+  } while (0)
+
+#define REQUIRE(cond)                                                              \
+  do {                                                                             \
+    if (!(cond)) {                                                                 \
+      fprintf(stderr, "  %s:%d: REQUIRE(%s) failed\n", __FILE__, __LINE__, #cond); \
+      t::failures_in_case()++;                                                     \
+      return;                                                                      \
+    }                                                                              \
   } while (0)

@@ -65,7 +65,9 @@ describe('exportRecords', () => {
     const rows = asyncRowsOf(500_000, (i) => {
       if (i === 40_000) controller.abort();
     });
-    await expect(exportRecords(rows, { format: 'pcapng', path: target, signal: controller.signal })).rejects.toThrow();
+    await expect(
+      exportRecords(rows, { format: 'pcapng', path: target, signal: controller.signal }),
+    ).rejects.toThrow();
     expect(fs.readFileSync(target, 'utf8')).toBe('previous export');
     expect(leftovers()).toEqual([]);
   });
@@ -81,9 +83,9 @@ describe('exportRecords', () => {
   });
 
   it('says what to do about a missing folder, a file used as a folder and an unknown format', async () => {
-    await expect(exportRecords([], { format: 'pcapng', path: path.join(dir, 'nope', 'x.pcapng') })).rejects.toThrow(
-      /does not exist; choose an existing folder/,
-    );
+    await expect(
+      exportRecords([], { format: 'pcapng', path: path.join(dir, 'nope', 'x.pcapng') }),
+    ).rejects.toThrow(/does not exist; choose an existing folder/);
     const file = path.join(dir, 'plain-file');
     fs.writeFileSync(file, '');
     await expect(exportRecords([], { format: 'pcap', path: path.join(file, 'x.pcap') })).rejects.toThrow(

@@ -61,7 +61,9 @@ describe('capture file formats', () => {
     const batches: CaptureBatch[] = [];
     const summary = readCaptureBytes(bytes, (b) => batches.push(b));
     expect(summary).toEqual(contents.summary);
-    expect(recordBytes(batches.map((b) => b.batch))).toEqual(recordBytes(contents.batches.map((b) => b.batch)));
+    expect(recordBytes(batches.map((b) => b.batch))).toEqual(
+      recordBytes(contents.batches.map((b) => b.batch)),
+    );
     return { file, ...contents };
   }
 
@@ -73,25 +75,36 @@ describe('capture file formats', () => {
 
   // AF_INET6 as BSDs, FreeBSD and macOS write it (tshark does not take Linux's 10 here; we do, tested below).
   const af6 = [24, 28, 30];
-  const pcapCases: [string, number, Uint8Array[], (ip: Uint8Array, i: number, le: boolean) => Uint8Array][] = [
-    ['Ethernet', LINKTYPE.ETHERNET, ALL, (ip) => link.ethernet(ip)],
-    ['Ethernet with an 802.1Q tag', LINKTYPE.ETHERNET, ALL, (ip) => link.ethernet(ip, [0x8100])],
-    ['Ethernet with 802.1ad + 802.1Q tags', LINKTYPE.ETHERNET, ALL, (ip) => link.ethernet(ip, [0x88a8, 0x8100])],
-    ['raw IP (101)', LINKTYPE.RAW, ALL, (ip) => ip],
-    ['raw IP (DLT 12)', LINKTYPE.RAW_DLT12, ALL, (ip) => ip],
-    ['raw IP (DLT 14)', LINKTYPE.RAW_DLT14, ALL, (ip) => ip],
-    ['IPv4 (228)', LINKTYPE.IPV4, V4, (ip) => ip],
-    ['IPv6 (229)', LINKTYPE.IPV6, V6, (ip) => ip],
+  const pcapCases: [string, number, Uint8Array[], (ip: Uint8Array, i: number, le: boolean) => Uint8Array][] =
     [
-      'null, AF in the file byte order',
-      LINKTYPE.NULL,
-      ALL,
-      (ip, i, le) => link.null(ip, ip[0]! >> 4 === 6 ? af6[i % 3]! : 2, le),
-    ],
-    ['null, AF in the other byte order', LINKTYPE.NULL, ALL, (ip, i, le) => link.null(ip, ip[0]! >> 4 === 6 ? 24 : 2, !le)],
-    ['null, Linux AF_INET6', LINKTYPE.NULL, V6, (ip, _i, le) => link.null(ip, 10, le)],
-    ['loop (108)', LINKTYPE.LOOP, ALL, (ip) => link.null(ip, ip[0]! >> 4 === 6 ? 24 : 2, false)],
-  ];
+      ['Ethernet', LINKTYPE.ETHERNET, ALL, (ip) => link.ethernet(ip)],
+      ['Ethernet with an 802.1Q tag', LINKTYPE.ETHERNET, ALL, (ip) => link.ethernet(ip, [0x8100])],
+      [
+        'Ethernet with 802.1ad + 802.1Q tags',
+        LINKTYPE.ETHERNET,
+        ALL,
+        (ip) => link.ethernet(ip, [0x88a8, 0x8100]),
+      ],
+      ['raw IP (101)', LINKTYPE.RAW, ALL, (ip) => ip],
+      ['raw IP (DLT 12)', LINKTYPE.RAW_DLT12, ALL, (ip) => ip],
+      ['raw IP (DLT 14)', LINKTYPE.RAW_DLT14, ALL, (ip) => ip],
+      ['IPv4 (228)', LINKTYPE.IPV4, V4, (ip) => ip],
+      ['IPv6 (229)', LINKTYPE.IPV6, V6, (ip) => ip],
+      [
+        'null, AF in the file byte order',
+        LINKTYPE.NULL,
+        ALL,
+        (ip, i, le) => link.null(ip, ip[0]! >> 4 === 6 ? af6[i % 3]! : 2, le),
+      ],
+      [
+        'null, AF in the other byte order',
+        LINKTYPE.NULL,
+        ALL,
+        (ip, i, le) => link.null(ip, ip[0]! >> 4 === 6 ? 24 : 2, !le),
+      ],
+      ['null, Linux AF_INET6', LINKTYPE.NULL, V6, (ip, _i, le) => link.null(ip, 10, le)],
+      ['loop (108)', LINKTYPE.LOOP, ALL, (ip) => link.null(ip, ip[0]! >> 4 === 6 ? 24 : 2, false)],
+    ];
 
   for (const [name, linkType, packets, wrap] of pcapCases) {
     for (const le of [true, false]) {
@@ -99,7 +112,12 @@ describe('capture file formats', () => {
         it(`reads pcap ${name}, ${le ? 'little' : 'big'}-endian, ${nano ? 'ns' : 'us'}`, async () => {
           const frames = packets.map((ip, i) => ({ tsNs: nsEach(i), frame: wrap(ip, i, le) }));
           const { file, summary, records } = await open('link.pcap', pcapFile(linkType, frames, le, nano));
-          expect(summary).toMatchObject({ format: 'pcap', records: packets.length, skippedNonIcmp: 0, sections: 1 });
+          expect(summary).toMatchObject({
+            format: 'pcap',
+            records: packets.length,
+            skippedNonIcmp: 0,
+            sections: 1,
+          });
           expect(summary.linkTypes).toEqual([linkType]);
           expect(comparable(records)).toEqual(comparable(expected(packets, nano ? nsEach : usEach)));
           if (le && nano && !name.includes('Linux')) checkWithTshark(file, records);
@@ -125,7 +143,13 @@ describe('capture file formats', () => {
     const frame = link.ethernet(ip);
     const { records } = await open(
       'snap.pcap',
-      pcapFile(LINKTYPE.ETHERNET, [{ tsNs: T0, frame: frame.subarray(0, 96), origLen: frame.length }], true, true, 96),
+      pcapFile(
+        LINKTYPE.ETHERNET,
+        [{ tsNs: T0, frame: frame.subarray(0, 96), origLen: frame.length }],
+        true,
+        true,
+        96,
+      ),
     );
     expect(records[0]).toMatchObject({ capLen: 82, origLen: ip.length, flags: REC_F_TRUNCATED });
   });

@@ -19,5 +19,11 @@ export {
   type ExportResult,
   type ExportRow,
 } from './export.js';
-export { PcapngSpoolWriter, readSpoolRecord, type SpoolOptions } from './spool.js';
+export {
+  PcapngSpoolWriter,
+  readSpoolRecord,
+  SpoolReader,
+  type SpoolOptions,
+  type SpoolRecord,
+} from './spool.js';
 export { LINKTYPE } from './linktypes.js';

@@ -54,7 +54,7 @@ describe('encodeRecord', () => {
   });
 
   it('skips IPv4 options to find the ICMP header', () => {
-    const options = [0x07, 0x0b, 0x04, ...new Array(8).fill(0), 0x01]; // record route + NOP: 12 bytes
+    const options = [0x07, 0x0b, 0x04, ...Array<number>(8).fill(0), 0x01]; // record route + NOP: 12 bytes
     const { record } = encode(ipv4Icmp({ type: 0, id: 9, seq: 10 }, options))!;
     expect(record).toMatchObject({ type: 0, id: 9, seq: 10, hasEcho: true, origLen: 96 });
   });
@@ -118,7 +118,7 @@ describe('encodeRecord', () => {
   it('walks hop-by-hop, routing, first-fragment and destination-options headers', () => {
     const packet = ipv6Icmp({ type: 128, id: 5, seq: 6 }, [
       [HOP_BY_HOP, [0, 0, 1, 4, 0, 0, 0, 0]],
-      [ROUTING, [0, 2, 0, 1, 0, 0, 0, 0, ...new Array(16).fill(0)]],
+      [ROUTING, [0, 2, 0, 1, 0, 0, 0, 0, ...Array<number>(16).fill(0)]],
       [FRAGMENT, [0, 0, 0, 0x01, 0, 0, 0, 42]], // offset 0, more fragments
       [DEST_OPTS, [0, 0, 1, 4, 0, 0, 0, 0]],
     ]);

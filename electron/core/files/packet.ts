@@ -105,7 +105,7 @@ export function encodeRecordInto(
   // The kernel trims link-layer padding before the hooks see the packet; do the same when the link said more.
   let packetLen = origLen;
   if (wireLen >= icmpAt - start && wireLen < packetLen) packetLen = wireLen;
-  let capLen = Math.min(available, packetLen, MAX_RECORD_DATA);
+  const capLen = Math.min(available, packetLen, MAX_RECORD_DATA);
   const type = src[icmpAt]!;
   const code = src[icmpAt + 1]!;
   let flags = capLen < packetLen ? REC_F_TRUNCATED : 0;
@@ -138,8 +138,10 @@ export function encodeRecordInto(
       bytes[offset + OFF.saddr + i] = src[start + 12 + i]!;
       bytes[offset + OFF.daddr + i] = src[start + 16 + i]!;
     }
-    bytes.fill(0, offset + OFF.saddr + 4, offset + OFF.saddr + 16);
-    bytes.fill(0, offset + OFF.daddr + 4, offset + OFF.daddr + 16);
+    for (let i = 4; i < 16; i += 4) {
+      view.setUint32(offset + OFF.saddr + i, 0);
+      view.setUint32(offset + OFF.daddr + i, 0);
+    }
   } else {
     for (let i = 0; i < 16; i++) {
       bytes[offset + OFF.saddr + i] = src[start + 8 + i]!;

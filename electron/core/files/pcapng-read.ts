@@ -163,7 +163,7 @@ export class PcapngParser implements FormatParser {
 }
 
 /** The direction in a packet block's epb_flags (or the obsolete pack_flags, same code and bits). */
-function packetDirection(view: DataView, at: number, end: number, le: boolean): number {
+export function packetDirection(view: DataView, at: number, end: number, le: boolean): number {
   while (at + 4 <= end) {
     const code = view.getUint16(at, le);
     const valueLength = view.getUint16(at + 2, le);

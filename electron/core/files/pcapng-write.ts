@@ -138,7 +138,11 @@ export function writeEnhancedPacketBlock(
   view.setUint32(at + 16, tsLo, le);
   view.setUint32(at + 20, capLen, le);
   view.setUint32(at + 24, origLen, le);
-  bytes.set(packet.subarray(start, start + capLen), at + 28);
+  // Exports pass each record's own data view whole: no subarray to allocate then.
+  bytes.set(
+    start === 0 && capLen === packet.length ? packet : packet.subarray(start, start + capLen),
+    at + 28,
+  );
   let p = at + 28 + capLen;
   const padded = at + 28 + pad4(capLen);
   while (p < padded) bytes[p++] = 0;

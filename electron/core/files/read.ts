@@ -108,7 +108,8 @@ export async function* openCaptureFile(
     const fileSize = (await handle.stat()).size;
     const loop = new CaptureParseLoop(opts.batchRecords ?? DEFAULT_BATCH_RECORDS, fileSize);
     const state = loop.state;
-    let bytes = Buffer.allocUnsafe(Math.max(64, Math.min(READ_CHUNK, fileSize)));
+    // A plain Uint8Array, not a Buffer: its subarray (one per packet copied) is cheaper.
+    let bytes = new Uint8Array(Math.max(64, Math.min(READ_CHUNK, fileSize)));
     const w: ParseWindow = { bytes, view: viewOf(bytes), end: 0, base: 0, fileSize };
     let pos = 0;
     let lastProgress = 0;
@@ -139,10 +140,8 @@ export async function* openCaptureFile(
       w.end -= pos;
       pos = 0;
       if (state.need > bytes.length) {
-        const grown = Buffer.allocUnsafe(
-          Math.min(Math.max(state.need, bytes.length * 2), MAX_BLOCK_SIZE + 64),
-        );
-        bytes.copy(grown, 0, 0, w.end);
+        const grown = new Uint8Array(Math.min(Math.max(state.need, bytes.length * 2), MAX_BLOCK_SIZE + 64));
+        grown.set(bytes.subarray(0, w.end));
         bytes = grown;
         w.bytes = grown;
         w.view = viewOf(grown);

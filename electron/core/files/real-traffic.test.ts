@@ -38,7 +38,7 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
     } finally {
       lab.tearDown();
     }
-    for (const file of Object.values(files)) contents.set(file, await readCaptureFileAll(file));
+    for (const file of Object.values(files) as string[]) contents.set(file, await readCaptureFileAll(file));
   }, 60_000);
 
   afterAll(() => {
@@ -91,7 +91,11 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
     const IPV6_FRAGMENT_HEADER = 44;
     const firstFragments = records.filter((r) => r.family === 6 && r.data[6] === IPV6_FRAGMENT_HEADER);
     expect(firstFragments.map((r) => r.type)).toContain(128);
-    const laterFragments = tsharkFields(files.ethPcapNs, ['frame.number'], 'ip.frag_offset > 0 || ipv6.fraghdr.offset > 0');
+    const laterFragments = tsharkFields(
+      files.ethPcapNs,
+      ['frame.number'],
+      'ip.frag_offset > 0 || ipv6.fraghdr.offset > 0',
+    );
     expect(laterFragments.length).toBeGreaterThan(0);
     expect(summary.skippedNonIcmp).toBeGreaterThanOrEqual(laterFragments.length); // and ARP
   });
@@ -115,7 +119,12 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
   }
 
   /** tshark's view of an export: addresses, ICMP fields, times, lengths, direction, interface. */
-  function checkWithTshark(file: string, records: DecodedRecord[], format: 'pcapng' | 'pcap', names: string[]) {
+  function checkWithTshark(
+    file: string,
+    records: DecodedRecord[],
+    format: 'pcapng' | 'pcap',
+    names: string[],
+  ) {
     const extra = ['frame.len', 'frame.cap_len', 'frame.packet_flags_direction', 'frame.interface_name'];
     const tshark = tsharkFields(file, [...TSHARK_FIELDS, ...extra], '', NO_REASSEMBLY);
     expect(tshark.map(normalizeTsharkRow)).toEqual(records.map(expectedTsharkRow));
@@ -132,16 +141,19 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
     });
   }
 
-  it.each(['pcapng', 'pcap'] as const)('exports %s that tshark reads with the same fields', async (format) => {
-    for (const source of [files.sll2Pcap, files.multiPcapng]) {
-      const input = contents.get(source)!;
-      const out = path.join(dir, `export-${path.basename(source)}.${format}`);
-      const result = await exportRecords(exportRows(input), { format, path: out });
-      expect(result).toEqual({ records: input.records.length, bytes: fs.statSync(out).size, path: out });
-      const names = input.summary.interfaces.map((i) => i.name);
-      checkWithTshark(out, input.records, format, names);
-    }
-  });
+  it.each(['pcapng', 'pcap'] as const)(
+    'exports %s that tshark reads with the same fields',
+    async (format) => {
+      for (const source of [files.sll2Pcap, files.multiPcapng]) {
+        const input = contents.get(source)!;
+        const out = path.join(dir, `export-${path.basename(source)}.${format}`);
+        const result = await exportRecords(exportRows(input), { format, path: out });
+        expect(result).toEqual({ records: input.records.length, bytes: fs.statSync(out).size, path: out });
+        const names = input.summary.interfaces.map((i) => i.name);
+        checkWithTshark(out, input.records, format, names);
+      }
+    },
+  );
 
   it('round-trips pcapng and pcap exports byte for byte', async () => {
     for (const source of [files.sll2Pcap, files.multiPcapng, files.ethPcapUs]) {
@@ -156,9 +168,14 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
         // Interfaces are numbered in order of first appearance in the export; pcap has one and no direction.
         const firstSeen = [...new Set(input.records.map((r) => r.ifindex))];
         let expected = original.map((bytes, i) =>
-          setRecordField(bytes, 'ifindex', format === 'pcap' ? 0 : firstSeen.indexOf(input.records[i]!.ifindex)),
+          setRecordField(
+            bytes,
+            'ifindex',
+            format === 'pcap' ? 0 : firstSeen.indexOf(input.records[i]!.ifindex),
+          ),
         );
-        if (format === 'pcap') expected = expected.map((bytes) => setRecordField(bytes, 'dir', Direction.Unknown));
+        if (format === 'pcap')
+          expected = expected.map((bytes) => setRecordField(bytes, 'dir', Direction.Unknown));
         expect(recordBytes(back.batches.map((b) => b.batch))).toEqual(expected);
       }
     }

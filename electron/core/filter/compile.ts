@@ -172,13 +172,13 @@ class Compiler {
       case 'or':
         return `(${this.compile(node.left)} || ${this.compile(node.right)})`;
       case 'not':
-        return `!${this.compile(node.expr)}`;
+        return `!(${this.compile(node.expr)})`;
       case 'word':
-        return this.use(this.word(node.name, node.pos));
+        return `(${this.use(this.word(node.name, node.pos))})`;
       case 'cmp':
-        return this.use(this.test(node.field, node.fieldPos, node.opPos, node.op, [{ lo: node.value }]));
+        return `(${this.use(this.test(node.field, node.fieldPos, node.opPos, node.op, [{ lo: node.value }]))})`;
       case 'in':
-        return this.use(this.test(node.field, node.fieldPos, node.opPos, 'in', node.items));
+        return `(${this.use(this.test(node.field, node.fieldPos, node.opPos, 'in', node.items))})`;
     }
   }
 

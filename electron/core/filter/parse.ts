@@ -225,7 +225,7 @@ class Parser {
       }
       return inner;
     }
-    if (t.kind !== 'word') {
+    if (t.kind !== 'word' || this.isWord(t, 'and', 'or')) {
       const where = after ? ` after '${after.text}'` : '';
       throw new FilterSyntaxError(
         `expected a field, a protocol or '('${where} at ${t.pos}, found ${describe(t)}`,

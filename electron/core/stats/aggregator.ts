@@ -11,8 +11,10 @@
  * - a reply after the timeout: late, and the request still counts as lost, as ping does; its RTT is
  *   written to the record but kept out of the peer's RTT statistics;
  * - a second (third...) reply to the same request: a duplicate (RTT written, not in the statistics).
- * Requests are remembered for `retainNs` (default 30 s) so late replies and duplicates are
- * recognised, and at most `maxOutstanding` of them (oldest forgotten first), so memory is bounded.
+ * Requests are remembered for `retainNs` (default 4 s, at least twice the timeout) so late replies
+ * and duplicates are recognised, and at most `maxOutstanding` of them (default 4 Mi, 21 bytes each
+ * plus 24 in the hash table; the ring starts at 64 Ki and doubles as needed), oldest forgotten first
+ * (judged early if its timeout has not passed yet), so memory is bounded.
  *
  * Peers: one entry per (requester, responder) pair. The role comes from the first request's
  * direction: out (we pinged the peer: the responder is the peer), in (the peer pinged us: the
@@ -28,6 +30,7 @@
 import type { Aggregates, MessageKindName, PeerSeries, PeerStats } from '../../common/contract.js';
 import { messageKind } from '../../common/icmp.js';
 import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, type RecordStore } from '../store.js';
+import { PairTable } from './pair-table.js';
 
 export interface AggregatorOptions {
   echoTimeoutNs?: number;
@@ -67,7 +70,6 @@ const ST_ANSWERED = 1;
 const ST_LATE = 2;
 
 class Peer {
-  readonly pending = new Map<number, number>();
   requests = 0;
   replies = 0;
   lost = 0;
@@ -81,11 +83,11 @@ class Peer {
   rttMax = -Infinity;
   jitterSum = 0;
   lastRtt = NaN;
-  reservoir = new Float32Array(16);
+  reservoir = new Float32Array(64);
   spark: Float32Array;
   sparkCount = 0;
-  pointsT = new Float64Array(16);
-  pointsRtt = new Float32Array(16);
+  pointsT = new Float64Array(64);
+  pointsRtt = new Float32Array(64);
   points = 0;
   pointStride = 1;
   pointSkip = 0;
@@ -94,6 +96,8 @@ class Peer {
   p95Cache: number | null = null;
 
   constructor(
+    /** Place in Aggregator.peerSlots (reused after eviction). */
+    readonly index: number,
     readonly requester: number,
     readonly responder: number,
     readonly role: 'out' | 'in' | 'unknown',
@@ -138,12 +142,22 @@ export class Aggregator {
   /** Newest record time seen (tsRel ns). */
   private newest = -Infinity;
 
-  private readonly peers = new Map<number, Peer>();
-  // Remembered requests, oldest first: a ring indexed by request number % maxOutstanding.
-  private readonly reqTs: Float64Array;
-  private readonly reqState: Uint8Array;
-  private readonly reqIdSeq: Uint32Array;
-  private readonly reqPeer: (Peer | null)[];
+  /** (requester, responder) -> index into peerSlots. */
+  private readonly peerIds = new PairTable(1024);
+  private readonly peerSlots: (Peer | null)[] = [];
+  /** Indices of evicted peers, each with the request number after which it may be reused. */
+  private readonly freeSlots: { index: number; after: number }[] = [];
+  private livePeers = 0;
+  /** (peer index, id << 16 | seq) -> ring slot of the newest such request. */
+  private pending = new PairTable(1 << 16);
+  // Remembered requests, oldest first: a ring indexed by request number % capacity; it grows up to
+  // maxOutstanding.
+  private capacity = 1 << 16;
+  private reqTs = new Float64Array(this.capacity);
+  private reqState = new Uint8Array(this.capacity);
+  private reqIdSeq = new Uint32Array(this.capacity);
+  /** Peer index of each request, -1 once forgotten (typed, so GC never scans the ring). */
+  private reqPeer = new Int32Array(this.capacity).fill(-1);
   /** Next request number; the oldest remembered; the oldest whose timeout has not been judged. */
   private tail = 0;
   private head = 0;
@@ -156,16 +170,20 @@ export class Aggregator {
     options: AggregatorOptions = {},
   ) {
     this.echoTimeoutNs = options.echoTimeoutNs ?? 2e9;
-    this.retainNs = Math.max(options.retainNs ?? 30e9, this.echoTimeoutNs);
-    this.maxOutstanding = options.maxOutstanding ?? 1 << 20;
+    this.retainNs = Math.max(options.retainNs ?? 4e9, 2 * this.echoTimeoutNs);
+    // A power of two (rounded down) so ring slots are a mask away.
+    this.maxOutstanding = 2 ** Math.floor(Math.log2(Math.max(16, options.maxOutstanding ?? 1 << 22)));
+    if (this.capacity > this.maxOutstanding) {
+      this.capacity = this.maxOutstanding;
+      this.reqTs = new Float64Array(this.capacity);
+      this.reqState = new Uint8Array(this.capacity);
+      this.reqIdSeq = new Uint32Array(this.capacity);
+      this.reqPeer = new Int32Array(this.capacity).fill(-1);
+    }
     this.maxPeers = options.maxPeers ?? 10_000;
     this.maxPoints = Math.max(4, options.maxPointsPerPeer ?? 2048);
     this.reservoirSize = options.reservoirSize ?? 1024;
     this.sparkLength = options.sparkLength ?? 32;
-    this.reqTs = new Float64Array(this.maxOutstanding);
-    this.reqState = new Uint8Array(this.maxOutstanding);
-    this.reqIdSeq = new Uint32Array(this.maxOutstanding);
-    this.reqPeer = new Array<Peer | null>(this.maxOutstanding).fill(null);
   }
 
   /** Takes in records `from..to-1` of the store (call after each batch with the new range). */
@@ -181,7 +199,9 @@ export class Aggregator {
     const byDir = this.byDir;
     const byTypeCode = this.byTypeCode;
     let newest = this.newest;
-    let curSec = -1;
+    const slotCounts = this.slotCounts;
+    let secLo = Infinity;
+    let secHi = -Infinity;
     let curSlot = 0;
     let curValid = false;
     for (let at = from; at < to;) {
@@ -209,13 +229,15 @@ export class Aggregator {
           bytes[d]! += l;
         }
         if (ts > newest) newest = ts;
-        const sec = baseSec + Math.floor((ts + baseFracNs) / 1e9);
-        if (sec !== curSec) {
-          curSec = sec;
+        if (ts < secLo || ts >= secHi) {
+          // Entering another second (records are nearly in time order, so this is rare).
+          const sec = baseSec + Math.floor((ts + baseFracNs) / 1e9);
+          secLo = (sec - baseSec) * 1e9 - baseFracNs;
+          secHi = secLo + 1e9;
           curValid = this.seriesSlot(sec);
           curSlot = (sec & (SERIES_SLOTS - 1)) * 4;
         }
-        if (curValid) this.slotCounts[curSlot + kind]!++;
+        if (curValid) slotCounts[curSlot + kind]!++;
         if (info & 12 && misc[i]! & MISC_F_HAS_ECHO) {
           if (info & 4) this.request(s, d, idSeq[i]!, ts, (m >>> 16) & 3);
           else {
@@ -229,7 +251,7 @@ export class Aggregator {
     this.total += to - from;
     this.newest = newest;
     this.judge();
-    if (this.peers.size > this.maxPeers) this.evictPeers();
+    if (this.livePeers > this.maxPeers) this.evictPeers();
   }
 
   private growAddresses(n: number): void {
@@ -256,34 +278,71 @@ export class Aggregator {
   }
 
   private request(from: number, to: number, idSeq: number, ts: number, dir: number): void {
-    const key = from * 0x4000000 + to;
-    let peer = this.peers.get(key);
-    if (peer === undefined) {
+    let p = this.peerIds.get(from, to);
+    let peer: Peer;
+    if (p < 0) {
       const role = dir === 1 ? 'out' : dir === 0 ? 'in' : 'unknown';
-      peer = new Peer(from, to, role, this.sparkLength);
-      this.peers.set(key, peer);
-    }
+      // An evicted peer's index is reused only once every request that names it is forgotten.
+      const free = this.freeSlots[0];
+      if (free !== undefined && free.after < this.head) {
+        this.freeSlots.shift();
+        p = free.index;
+      } else p = this.peerSlots.length;
+      peer = new Peer(p, from, to, role, this.sparkLength);
+      this.peerSlots[p] = peer;
+      this.peerIds.set(from, to, p);
+      this.livePeers++;
+    } else peer = this.peerSlots[p]!;
     peer.requests++;
     peer.lastSeen = ts;
-    if (this.tail - this.head === this.maxOutstanding) this.forget(true);
+    if (this.tail - this.head === this.capacity) {
+      if (this.capacity < this.maxOutstanding) this.growRing();
+      else this.forget(true);
+    }
     const n = this.tail++;
-    const slot = n % this.maxOutstanding;
+    const slot = n & (this.capacity - 1);
     this.reqTs[slot] = ts;
     this.reqState[slot] = ST_PENDING;
     this.reqIdSeq[slot] = idSeq;
-    this.reqPeer[slot] = peer;
-    peer.pending.set(idSeq, n);
+    this.reqPeer[slot] = p;
+    this.pending.set(p, idSeq, slot);
+  }
+
+  /** Doubles the ring (request numbers keep their order; slots move). */
+  private growRing(): void {
+    const old = { ts: this.reqTs, state: this.reqState, idSeq: this.reqIdSeq, peer: this.reqPeer };
+    const oldMask = this.capacity - 1;
+    this.capacity = Math.min(this.maxOutstanding, this.capacity * 2);
+    const mask = this.capacity - 1;
+    this.reqTs = new Float64Array(this.capacity);
+    this.reqState = new Uint8Array(this.capacity);
+    this.reqIdSeq = new Uint32Array(this.capacity);
+    this.reqPeer = new Int32Array(this.capacity).fill(-1);
+    const pending = new PairTable(this.capacity);
+    for (let n = this.head; n < this.tail; n++) {
+      const from = n & oldMask;
+      const to = n & mask;
+      const p = old.peer[from]!;
+      this.reqTs[to] = old.ts[from]!;
+      this.reqState[to] = old.state[from]!;
+      this.reqIdSeq[to] = old.idSeq[from]!;
+      this.reqPeer[to] = p;
+      if (p >= 0 && this.pending.get(p, old.idSeq[from]!) === from) pending.set(p, old.idSeq[from]!, to);
+    }
+    this.pending = pending;
   }
 
   /** Returns the RTT in ms of a reply matched to its request, NaN for an unmatched one. */
   private reply(from: number, to: number, idSeq: number, ts: number): number {
-    const peer = this.peers.get(to * 0x4000000 + from);
-    if (peer === undefined) return NaN;
-    const n = peer.pending.get(idSeq);
-    if (n === undefined || n < this.head) return NaN;
-    const slot = n % this.maxOutstanding;
+    const p = this.peerIds.get(to, from);
+    if (p < 0) return NaN;
+    const peer = this.peerSlots[p]!;
+    const slot = this.pending.get(p, idSeq);
+    if (slot < 0 || this.reqPeer[slot] !== p || this.reqIdSeq[slot] !== idSeq) return NaN;
+    const n = this.numberOf(slot);
     const sent = this.reqTs[slot]!;
-    if (sent > ts) return NaN;
+    // Forgetting happens per batch; deciding by age here keeps results independent of batching.
+    if (sent > ts || ts - sent > this.retainNs) return NaN;
     const rttMs = (ts - sent) / 1e6;
     peer.lastSeen = ts;
     const state = this.reqState[slot]!;
@@ -300,6 +359,12 @@ export class Aggregator {
       this.sample(peer, Math.fround(rttMs), ts);
     }
     return rttMs;
+  }
+
+  /** The request number held in a live ring slot. */
+  private numberOf(slot: number): number {
+    const mask = this.capacity - 1;
+    return this.head + ((slot - (this.head & mask)) & mask);
   }
 
   private sample(peer: Peer, rtt: number, ts: number): void {
@@ -354,19 +419,20 @@ export class Aggregator {
   /** Judges requests whose timeout has passed by the newest record's time, forgets old ones. */
   private judge(): void {
     const limit = this.newest - this.echoTimeoutNs;
+    const mask = this.capacity - 1;
     while (this.judged < this.tail) {
-      const slot = this.judged % this.maxOutstanding;
+      const slot = this.judged & mask;
       if (!(this.reqTs[slot]! < limit)) break;
       this.judgeSlot(slot);
       this.judged++;
     }
     const forgetBefore = this.newest - this.retainNs;
-    while (this.head < this.judged && this.reqTs[this.head % this.maxOutstanding]! < forgetBefore)
-      this.forget(false);
+    while (this.head < this.judged && this.reqTs[this.head & mask]! < forgetBefore) this.forget(false);
   }
 
   private judgeSlot(slot: number): void {
-    const peer = this.reqPeer[slot];
+    const p = this.reqPeer[slot]!;
+    const peer = p < 0 ? null : this.peerSlots[p];
     if (!peer || peer.evicted) return;
     peer.expired++;
     if (this.reqState[slot] !== ST_ANSWERED) peer.lost++;
@@ -375,24 +441,31 @@ export class Aggregator {
   /** Forgets the oldest remembered request (`early`: the ring is full, judge it now if not judged). */
   private forget(early: boolean): void {
     const n = this.head;
-    const slot = n % this.maxOutstanding;
+    const slot = n & (this.capacity - 1);
     if (early && this.judged <= n) {
       this.judgeSlot(slot);
       this.judged = n + 1;
     }
-    const peer = this.reqPeer[slot];
-    if (peer && peer.pending.get(this.reqIdSeq[slot]!) === n) peer.pending.delete(this.reqIdSeq[slot]!);
-    this.reqPeer[slot] = null;
+    const p = this.reqPeer[slot]!;
+    if (p >= 0 && this.pending.get(p, this.reqIdSeq[slot]!) === slot) this.pending.delete(p, this.reqIdSeq[slot]!);
+    this.reqPeer[slot] = -1;
     this.head++;
+  }
+
+  private *peers(): Generator<Peer> {
+    for (const p of this.peerSlots) if (p !== null && !p.evicted) yield p;
   }
 
   private evictPeers(): void {
     const keep = Math.floor(this.maxPeers * 0.9);
-    const entries = [...this.peers.entries()].sort((a, b) => b[1].lastSeen - a[1].lastSeen);
-    for (let k = keep; k < entries.length; k++) {
-      const [key, peer] = entries[k]!;
+    const live = [...this.peers()].sort((a, b) => b.lastSeen - a.lastSeen);
+    for (let k = keep; k < live.length; k++) {
+      const peer = live[k]!;
       peer.evicted = true;
-      this.peers.delete(key);
+      this.peerIds.delete(peer.requester, peer.responder);
+      this.peerSlots[peer.index] = null;
+      this.freeSlots.push({ index: peer.index, after: this.tail });
+      this.livePeers--;
     }
   }
 
@@ -438,7 +511,7 @@ export class Aggregator {
 
   /** Peers, most requests first. */
   peerList(max = 200): PeerStats[] {
-    const all = [...this.peers.values()];
+    const all = [...this.peers()];
     all.sort((a, b) => b.requests - a.requests || b.lastSeen - a.lastSeen);
     return all.slice(0, max).map((p) => this.peerStats(p));
   }
@@ -507,7 +580,7 @@ export class Aggregator {
    */
   peerSeries(peerAddress: string, maxPoints = 2000): PeerSeries {
     let best: Peer | null = null;
-    for (const p of this.peers.values()) {
+    for (const p of this.peers()) {
       const id = p.role === 'in' ? p.requester : p.responder;
       if (this.addresses.text[id] === peerAddress && (best === null || p.requests > best.requests)) best = p;
     }
@@ -516,9 +589,9 @@ export class Aggregator {
     const baseMs = Number(this.baseNs / 1_000_000n);
     const baseFracMs = Number(this.baseNs % 1_000_000n) / 1e6;
     const n = best.points;
-    const step = Math.max(1, n / Math.max(1, maxPoints));
-    for (let f = 0; Math.floor(f) < n; f += step) {
-      const k = Math.floor(f);
+    const count = Math.min(n, Math.max(1, maxPoints));
+    for (let j = 0; j < count; j++) {
+      const k = Math.floor((j * n) / count);
       out.tMs.push(baseMs + baseFracMs + best.pointsT[k]! / 1e6);
       out.rttMs.push(round3(best.pointsRtt[k]!));
     }
@@ -531,19 +604,21 @@ export class Aggregator {
   }
 
   get peerCount(): number {
-    return this.peers.size;
+    return this.livePeers;
   }
 
   /** Approximate bytes held. */
   get bytesAllocated(): number {
     let perPeer = 0;
-    for (const p of this.peers.values()) {
-      perPeer += 200 + p.pending.size * 40 + p.reservoir.byteLength + p.spark.byteLength;
+    for (const p of this.peers()) {
+      perPeer += 200 + p.reservoir.byteLength + p.spark.byteLength;
       perPeer += p.pointsT.byteLength + p.pointsRtt.byteLength;
     }
     return (
       perPeer +
-      this.maxOutstanding * (8 + 1 + 4 + 8) +
+      this.capacity * (8 + 1 + 4 + 8) +
+      this.pending.byteLength +
+      this.peerIds.byteLength +
       this.byTypeCode.byteLength +
       this.packets.byteLength * 2 +
       this.slotCounts.byteLength
@@ -561,8 +636,12 @@ export class Aggregator {
     this.slotCounts.fill(0);
     this.newestSec = -1;
     this.newest = -Infinity;
-    this.peers.clear();
-    this.reqPeer.fill(null);
+    this.peerIds.clear();
+    this.peerSlots.length = 0;
+    this.freeSlots.length = 0;
+    this.livePeers = 0;
+    this.pending.clear();
+    this.reqPeer.fill(-1);
     this.tail = this.head = this.judged = 0;
   }
 }

@@ -15,6 +15,7 @@
 
 #include "afpacket_socket.h"
 #include "errors.h"
+#include "link_watch.h"
 #include "record.h"
 
 namespace icmpcap {
@@ -80,18 +81,7 @@ class AfPacketSource final : public Source {
     for (size_t i = 0; i < socks_.size(); i++) add_epoll(socks_[i].fd, static_cast<int>(i));
     // Link removals end the capture of a named interface (a bound packet socket only
     // reports ENETDOWN once, when the interface goes down).
-    link_fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
-    if (link_fd_ >= 0) {
-      struct sockaddr_nl sa = {};
-      sa.nl_family = AF_NETLINK;
-      sa.nl_groups = RTMGRP_LINK;
-      if (bind(link_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0) {
-        add_epoll(link_fd_, kLinkTag);
-      } else {
-        ::close(link_fd_);
-        link_fd_ = -1;
-      }
-    }
+    if (links_.fd() >= 0) add_epoll(links_.fd(), kLinkTag);
   }
 
  protected:
@@ -159,8 +149,8 @@ class AfPacketSource final : public Source {
       close_socket(s);
     }
     if (epfd_ >= 0) ::close(epfd_);
-    if (link_fd_ >= 0) ::close(link_fd_);
-    epfd_ = link_fd_ = -1;
+    links_.close();
+    epfd_ = -1;
   }
 
   void fill_stats(Stats& st) override {
@@ -365,33 +355,12 @@ class AfPacketSource final : public Source {
   }
 
   void read_link_events() {
-    alignas(struct nlmsghdr) char buf[16384];
-    for (;;) {
-      ssize_t n = recv(link_fd_, buf, sizeof(buf), MSG_DONTWAIT);
-      if (n < 0) {
-        if (errno == ENOBUFS) {  // missed notifications: check every named interface
-          check_interfaces_exist();
-          continue;
-        }
-        return;
-      }
-      int len = static_cast<int>(n);
-      for (auto* nh = reinterpret_cast<struct nlmsghdr*>(buf); NLMSG_OK(nh, len);
-           nh = NLMSG_NEXT(nh, len)) {
-        if (nh->nlmsg_type != RTM_DELLINK) continue;
-        if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) continue;
-        auto* ifi = static_cast<struct ifinfomsg*>(NLMSG_DATA(nh));
-        for (auto& s : socks_)
-          if (s.alive && s.ifindex && s.ifindex == ifi->ifi_index) interface_gone(s);
-      }
-    }
-  }
-
-  void check_interfaces_exist() {
-    char name[IF_NAMESIZE];
+    std::vector<int> watched;
     for (auto& s : socks_)
-      if (s.alive && s.ifindex && !if_indextoname(static_cast<unsigned>(s.ifindex), name))
-        interface_gone(s);
+      if (s.alive && s.ifindex) watched.push_back(s.ifindex);
+    for (int idx : links_.removed(watched))
+      for (auto& s : socks_)
+        if (s.alive && s.ifindex == idx) interface_gone(s);
   }
 
   static void close_socket(PacketSocket& s) {
@@ -406,7 +375,7 @@ class AfPacketSource final : public Source {
   uint64_t ring_bytes_;
   std::vector<PacketSocket> socks_;
   int epfd_ = -1;
-  int link_fd_ = -1;
+  LinkWatch links_;
   uint64_t reported_drops_ = 0;
 };
 

@@ -13,11 +13,18 @@
 
 namespace icmpcap {
 
+// Batch buffers are recycled: a fresh 1 MiB buffer per batch would cost page faults on
+// every batch once the allocator returns it to the kernel.
+uint8_t* acquire_batch_buffer(size_t capacity);
+void release_batch_buffer(uint8_t* p, size_t capacity);
+
+struct BatchRelease {
+  size_t capacity = 0;
+  void operator()(uint8_t* p) const { release_batch_buffer(p, capacity); }
+};
+
 struct Batch {
-  struct Free {
-    void operator()(uint8_t* p) const { free(p); }
-  };
-  std::unique_ptr<uint8_t, Free> data;
+  std::unique_ptr<uint8_t, BatchRelease> data;
   size_t bytes = 0;
   size_t capacity = 0;
   uint32_t records = 0;
@@ -96,11 +103,11 @@ class Batcher {
 
  private:
   void grow(size_t need) {
-    size_t cap = cur_.capacity ? cur_.capacity : limits_.max_bytes;
+    size_t cap = cur_.capacity ? cur_.capacity * 2 : limits_.max_bytes;
     while (cap < need) cap *= 2;
-    auto* p = static_cast<uint8_t*>(realloc(cur_.data.release(), cap));
-    if (!p) throw std::bad_alloc();
-    cur_.data.reset(p);
+    uint8_t* p = acquire_batch_buffer(cap);
+    if (cur_.bytes) memcpy(p, cur_.data.get(), cur_.bytes);
+    cur_.data = std::unique_ptr<uint8_t, BatchRelease>(p, BatchRelease{cap});
     cur_.capacity = cap;
   }
 

@@ -10,6 +10,7 @@
 
 #include "errors.h"
 #include "genl.h"
+#include "link_watch.h"
 #include "probe.h"
 #include "ring_reader.h"
 
@@ -21,6 +22,7 @@ constexpr const char* kDevice = "/dev/" ICMPCAP_DEVICE_NAME;
 constexpr int kStopTag = 1;
 constexpr int kDevTag = 2;
 constexpr int kEventTag = 3;
+constexpr int kLinkTag = 4;
 
 std::string device_fix(int err) {
   if (err == ENOENT || err == ENODEV || err == ENXIO)
@@ -115,6 +117,7 @@ class ModuleSource final : public Source {
     add_epoll(stop_fd(), kStopTag, EPOLLIN);
     add_epoll(dev_fd_, kDevTag, EPOLLIN);
     add_epoll(events_.fd(), kEventTag, EPOLLIN);
+    if (!ifnames_.empty() && links_.fd() >= 0) add_epoll(links_.fd(), kLinkTag, EPOLLIN);
   }
 
   int device_fd() const { return dev_fd_; }
@@ -168,6 +171,10 @@ class ModuleSource final : public Source {
       for (int i = 0; i < n; i++) {
         if (evs[i].data.u32 == kStopTag) continue;  // handled at the top
         if (evs[i].data.u32 == kEventTag) read_events();
+        if (evs[i].data.u32 == kLinkTag && links_gone()) {
+          drain_all();
+          return;  // every named interface is gone
+        }
         if (evs[i].data.u32 == kDevTag && (evs[i].events & EPOLLHUP)) {
           drain_all();
           if (!stop_requested()) {
@@ -187,6 +194,7 @@ class ModuleSource final : public Source {
     for (auto* m : maps_) munmap(m, stride_);
     maps_.clear();
     ctl_.close();  // ends the subscription (the subscribing socket goes away)
+    links_.close();
     events_.close();
     if (dev_fd_ >= 0) ::close(dev_fd_);
     if (epfd_ >= 0) ::close(epfd_);
@@ -246,6 +254,21 @@ class ModuleSource final : public Source {
     flush(true);
   }
 
+  // Emits interface-gone for removed named interfaces; true when none is left.
+  bool links_gone() {
+    std::vector<int> watched;
+    for (auto& kv : ifnames_) watched.push_back(static_cast<int>(kv.first));
+    for (int idx : links_.removed(watched)) {
+      auto it = ifnames_.find(static_cast<unsigned>(idx));
+      emit(EventType::kInterfaceGone,
+           "icmpcap: interface " + it->second + " (index " + std::to_string(idx) +
+               ") was removed; its capture ended",
+           ENODEV, idx, it->second);
+      ifnames_.erase(it);
+    }
+    return ifnames_.empty();
+  }
+
   void read_events() {
     alignas(8) uint8_t buf[16384];
     for (;;) {
@@ -289,6 +312,7 @@ class ModuleSource final : public Source {
   std::vector<uint8_t*> maps_;
   RingReader reader_;
   std::map<unsigned, std::string> ifnames_;
+  LinkWatch links_;
   std::vector<CpuStats> last_cpu_;
   std::string end_reason_;
 };

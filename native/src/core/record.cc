@@ -58,22 +58,4 @@ bool describe_ip_packet(const uint8_t* ip, uint32_t cap_len, uint32_t orig_len,
   return true;
 }
 
-const char* check_ring_record(const struct icmpcap_record* hdr, uint64_t avail) {
-  if (hdr->flags & ICMPCAP_REC_F_PAD) {
-    if (hdr->len < ICMPCAP_PAD_MIN_SIZE) return "pad record shorter than 8 bytes";
-    if (align_record(hdr->len) > avail) return "pad record longer than the data available";
-    return nullptr;
-  }
-  if (hdr->len < kRecordHeaderSize) return "record length smaller than the record header";
-  if (hdr->len > kRecordHeaderSize + kMaxCapLen) return "record length larger than 64 KiB";
-  if (align_record(hdr->len) > avail)
-    return "record crosses the end of the data area or the producer position";
-  if (hdr->len != kRecordHeaderSize + hdr->cap_len)
-    return "cap_len inconsistent with the record length";
-  if (hdr->cap_len > hdr->orig_len) return "cap_len larger than orig_len";
-  if (hdr->family != ICMPCAP_FAMILY_IPV4 && hdr->family != ICMPCAP_FAMILY_IPV6)
-    return "family is neither 4 nor 6";
-  return nullptr;
-}
-
 }  // namespace icmpcap

@@ -78,8 +78,8 @@ bool RingReader::scan(size_t idx, uint32_t max_records, size_t* bytes_left, bool
     if (limit < ICMPCAP_PAD_MIN_SIZE) return fail("producer_pos is not on a record boundary");
     // Copy the header out of the shared page once; only the copy is checked and used.
     struct icmpcap_record hdr;
-    memset(&hdr, 0, sizeof(hdr));
-    memcpy(&hdr, r.data + off, static_cast<size_t>(std::min<uint64_t>(limit, sizeof(hdr))));
+    memset(&hdr, 0, kRingCheckBytes);
+    memcpy(&hdr, r.data + off, static_cast<size_t>(std::min<uint64_t>(limit, kRingCheckBytes)));
     if (const char* why = check_ring_record(&hdr, limit)) return fail(why);
     const uint64_t step = align_record(hdr.len);
     if (hdr.flags & ICMPCAP_REC_F_PAD) {

@@ -14,6 +14,51 @@ const char* source_kind_name(SourceKind kind) {
   return kind == SourceKind::kModule ? "module" : "afpacket";
 }
 
+namespace {
+// A few recycled buffers of the usual batch size; others go straight back to malloc. Never
+// destroyed: batches may still be released while the process exits.
+constexpr size_t kPoolMax = 16;
+struct BufferPool {
+  std::mutex mu;
+  std::vector<std::pair<uint8_t*, size_t>> free;
+};
+BufferPool& pool() {
+  static BufferPool* p = new BufferPool;
+  return *p;
+}
+}  // namespace
+
+uint8_t* acquire_batch_buffer(size_t capacity) {
+  BufferPool& bp = pool();
+  {
+    std::lock_guard<std::mutex> lock(bp.mu);
+    for (size_t i = 0; i < bp.free.size(); i++) {
+      if (bp.free[i].second == capacity) {
+        uint8_t* p = bp.free[i].first;
+        bp.free[i] = bp.free.back();
+        bp.free.pop_back();
+        return p;
+      }
+    }
+  }
+  auto* p = static_cast<uint8_t*>(malloc(capacity));
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+void release_batch_buffer(uint8_t* p, size_t capacity) {
+  if (!p) return;
+  BufferPool& bp = pool();
+  {
+    std::lock_guard<std::mutex> lock(bp.mu);
+    if (bp.free.size() < kPoolMax) {
+      bp.free.emplace_back(p, capacity);
+      return;
+    }
+  }
+  free(p);
+}
+
 int64_t monotonic_ms() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

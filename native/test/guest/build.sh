@@ -9,6 +9,6 @@ mkdir -p "$out"
 ${CXX:-g++} -static -O2 -std=c++17 -Wall -Wextra -Werror -pthread \
 	-I"$here/../../../kernel/include/uapi" \
 	-o "$out/guest_native" "$here/guest_native.cc" \
-	"$core/errors.cc" "$core/genl.cc" "$core/module_source.cc" "$core/record.cc" \
+	"$core/errors.cc" "$core/genl.cc" "$core/link_watch.cc" "$core/module_source.cc" "$core/record.cc" \
 	"$core/ring_reader.cc" "$core/source.cc"
 echo "built $out/guest_native"

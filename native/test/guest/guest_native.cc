@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -218,16 +219,21 @@ void test_echo_and_stats() {
   src->start(&sink);
   const int n = 10;
   std::string err = send_echoes(4, 0x4321, n);
-  if (!err.empty()) result(false, "guest_native_ipv4_echo", err);
-  else check_echo(sink, 4, 0x4321, n);
+  if (!err.empty())
+    result(false, "guest_native_ipv4_echo", err);
+  else
+    check_echo(sink, 4, 0x4321, n);
   err = send_echoes(6, 0x6543, n);
-  if (!err.empty()) result(false, "guest_native_ipv6_echo", err);
-  else check_echo(sink, 6, 0x6543, n);
+  if (!err.empty())
+    result(false, "guest_native_ipv6_echo", err);
+  else
+    check_echo(sink, 6, 0x6543, n);
   src->stop();
   Stats st = src->stats();
   {
     std::lock_guard<std::mutex> lock(sink.mu());
-    const bool stopped_last = !sink.events.empty() && sink.events.back().type == EventType::kStopped;
+    const bool stopped_last =
+        !sink.events.empty() && sink.events.back().type == EventType::kStopped;
     result(stopped_last && sink.framing_errors == 0 && sink.unsorted_batches == 0,
            "guest_native_batches_framed_sorted_stopped",
            "framing " + std::to_string(sink.framing_errors) + ", unsorted " +
@@ -239,8 +245,8 @@ void test_echo_and_stats() {
                !st.per_cpu.empty() && percpu >= st.captured,
            "guest_native_stats",
            "captured " + std::to_string(st.captured) + " delivered " +
-               std::to_string(st.delivered) + " sink " + std::to_string(sink.count) +
-               " percpu " + std::to_string(percpu));
+               std::to_string(st.delivered) + " sink " + std::to_string(sink.count) + " percpu " +
+               std::to_string(percpu));
   }
   src->close();
   src->close();
@@ -264,9 +270,21 @@ void test_corrupt_ring_ends_session() {
     m.u32(ICMPCAP_A_DEV_FD, static_cast<uint32_t>(dev));
     err = nl.call(m, &info);
   }
+  // The kernel rewrites producer_pos of a ring whenever it commits to it, so corrupt the ring
+  // of CPU 1 while the packets that wake the reader are sent (and looped back) on CPU 0.
   const uint32_t stride = info.u32(ICMPCAP_A_RING_STRIDE);
+  const uint32_t nr_rings = info.u32(ICMPCAP_A_NR_RINGS);
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(0, &cpus);
+  if (nr_rings < 2 || sched_setaffinity(0, sizeof(cpus), &cpus) < 0) {
+    printf("# guest_native_corrupt_ring_ends_session skipped: needs 2 CPUs\n");
+    src->close();
+    return;
+  }
   void* map = err || !stride ? MAP_FAILED
-                             : mmap(nullptr, stride, PROT_READ | PROT_WRITE, MAP_SHARED, dev, 0);
+                             : mmap(nullptr, stride, PROT_READ | PROT_WRITE, MAP_SHARED, dev,
+                                    static_cast<off_t>(stride));
   if (map == MAP_FAILED) {
     result(false, "guest_native_corrupt_ring_ends_session",
            "could not map ring 0 a second time: " + std::string(strerror(err ? -err : errno)));
@@ -286,11 +304,16 @@ void test_corrupt_ring_ends_session() {
       if (e.type == EventType::kError && e.message.find("corrupt") != std::string::npos &&
           e.message.find("producer_pos") != std::string::npos)
         error_seen = true;
-    if (!ended) why = "the session did not end";
-    else if (!error_seen) why = "no 'corrupt ring' error event";
+    if (!ended)
+      why = "the session did not end";
+    else if (!error_seen)
+      why = "no 'corrupt ring' error event";
   }
   munmap(map, stride);
   src->close();
+  CPU_ZERO(&cpus);
+  for (uint32_t c = 0; c < nr_rings && c < CPU_SETSIZE; c++) CPU_SET(c, &cpus);
+  sched_setaffinity(0, sizeof(cpus), &cpus);
   result(why.empty(), "guest_native_corrupt_ring_ends_session", why);
 }
 
@@ -328,16 +351,58 @@ void test_produce_drain() {
   Stats st = src->stats();
   src->close();
   std::string why;
-  if (err) why = std::string("TEST_PRODUCE: ") + strerror(-err);
-  else if (cap + drop != gen) why = "captured + dropped != generated";
-  else if (sink.count < cap) why = "read " + std::to_string(sink.count) + " of " + std::to_string(cap);
-  else if (st.dropped_kernel != drop) why = "stats dropped " + std::to_string(st.dropped_kernel) + " != " + std::to_string(drop);
-  else if (sink.framing_errors) why = "framing errors";
-  printf("# guest_native_test_produce: generated %llu captured %llu dropped %llu read %llu in %.1f ms "
-         "(%.2f M records/s produced)\n",
-         (unsigned long long)gen, (unsigned long long)cap, (unsigned long long)drop,
-         (unsigned long long)sink.count, ns / 1e6, ns ? gen / (ns / 1e9) / 1e6 : 0.0);
+  if (err)
+    why = std::string("TEST_PRODUCE: ") + strerror(-err);
+  else if (cap + drop != gen)
+    why = "captured + dropped != generated";
+  else if (sink.count < cap)
+    why = "read " + std::to_string(sink.count) + " of " + std::to_string(cap);
+  else if (st.dropped_kernel != drop)
+    why = "stats dropped " + std::to_string(st.dropped_kernel) + " != " + std::to_string(drop);
+  else if (sink.framing_errors)
+    why = "framing errors";
+  printf(
+      "# guest_native_test_produce: generated %llu captured %llu dropped %llu read %llu in %.1f ms "
+      "(%.2f M records/s produced)\n",
+      (unsigned long long)gen, (unsigned long long)cap, (unsigned long long)drop,
+      (unsigned long long)sink.count, ns / 1e6, ns ? gen / (ns / 1e9) / 1e6 : 0.0);
   result(why.empty(), "guest_native_test_produce", why);
+}
+
+// A named interface that is deleted ends the session with interface-gone, then stopped.
+void test_interface_gone() {
+  const std::string name = "guest_native_interface_gone";
+  if (system("ip link add icgx type veth peer name icgy && ip link set icgx up") != 0) {
+    result(false, name, "could not create a veth pair");
+    return;
+  }
+  CollectSink sink;
+  OpenConfig cfg;
+  cfg.source = SourceKind::kModule;
+  cfg.interfaces = {"icgx"};
+  auto src = open_or_fail(name, cfg);
+  if (!src) {
+    if (system("ip link del icgx") != 0) printf("# could not delete icgx\n");
+    return;
+  }
+  src->start(&sink);
+  if (system("ip link del icgx") != 0) printf("# could not delete icgx\n");
+  const bool ended = sink.wait_for(
+      [&] { return !sink.events.empty() && sink.events.back().type == EventType::kStopped; }, 3000);
+  std::string why;
+  {
+    std::lock_guard<std::mutex> lock(sink.mu());
+    int gone = 0;
+    for (auto& e : sink.events)
+      if (e.type == EventType::kInterfaceGone && e.ifname == "icgx" && e.errno_name == "ENODEV")
+        gone++;
+    if (!ended)
+      why = "the session did not end";
+    else if (gone != 1)
+      why = std::to_string(gone) + " interface-gone events for icgx";
+  }
+  src->close();
+  result(why.empty(), name, why);
 }
 
 void test_open_errors() {
@@ -358,6 +423,7 @@ int main() {
   test_echo_and_stats();
   test_corrupt_ring_ends_session();
   test_open_errors();
+  test_interface_gone();
   test_produce_drain();
   return failures ? 1 : 0;
 }

@@ -28,6 +28,7 @@ export const useCaptureStore = defineStore('capture', () => {
 
   api.onEvent('state', (s) => (state.value = s));
   api.onEvent('counts', (c) => (counts.value = c));
+  api.onEvent('interfaces', (list) => (interfaces.value = list));
 
   async function connect(): Promise<void> {
     try {

@@ -1,12 +1,6 @@
 /** Test support: real ICMP traffic captured to files by tcpdump and tshark in several link types and formats. */
 import path from 'node:path';
-import {
-  H2_V4,
-  H2_V6,
-  NetnsLab,
-  UNREACHABLE_V4,
-  UNREACHABLE_V6,
-} from './lab.js';
+import { H2_V4, H2_V6, UNREACHABLE_V4, UNREACHABLE_V6, type NetnsLab } from './lab.js';
 
 export interface CaptureSet {
   /** Ethernet, pcap, nanosecond timestamps (tcpdump). */

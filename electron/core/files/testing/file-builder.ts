@@ -103,7 +103,13 @@ export class PcapngBuilder {
     return this.block(BLOCK.INTERFACE_DESCRIPTION, concat(body, this.options(options)));
   }
 
-  enhanced(interfaceId: number, tsUnits: bigint, frame: Uint8Array, origLen = frame.length, flags?: number): this {
+  enhanced(
+    interfaceId: number,
+    tsUnits: bigint,
+    frame: Uint8Array,
+    origLen = frame.length,
+    flags?: number,
+  ): this {
     const head = new Uint8Array(20);
     const view = new DataView(head.buffer);
     view.setUint32(0, interfaceId, this.le);

@@ -48,8 +48,34 @@ export class NetnsLab {
   setUp(): void {
     try {
       for (const ns of [this.h1, this.r, this.h2]) run('ip', ['netns', 'add', ns]);
-      run('ip', ['link', 'add', 'eth0', 'netns', this.h1, 'type', 'veth', 'peer', 'name', 'r1', 'netns', this.r]);
-      run('ip', ['link', 'add', 'eth0', 'netns', this.h2, 'type', 'veth', 'peer', 'name', 'r2', 'netns', this.r]);
+      run('ip', [
+        'link',
+        'add',
+        'eth0',
+        'netns',
+        this.h1,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'r1',
+        'netns',
+        this.r,
+      ]);
+      run('ip', [
+        'link',
+        'add',
+        'eth0',
+        'netns',
+        this.h2,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'r2',
+        'netns',
+        this.r,
+      ]);
       this.ns(this.r, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1');
       // ICMP errors are rate limited per host by default; the tests want every one of them.
       this.ns(this.r, 'sysctl', '-qw', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0');
@@ -104,7 +130,7 @@ export class NetnsLab {
     let stderr = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${stderr}`)), 20_000);
-      child.stderr!.on('data', (chunk: Buffer) => {
+      child.stderr.on('data', (chunk: Buffer) => {
         stderr += chunk.toString();
         if (/listening on|Capturing on/.test(stderr)) {
           clearTimeout(timer);

@@ -31,7 +31,8 @@
  * at ICMPCAP_ALIGN(len). Multi-byte fields are in host byte order (including
  * icmp_id and icmp_seq, converted from the wire); addresses are in network
  * byte order as on the wire, IPv4 in the first 4 bytes of the 16.
- * ------------------------------------------------------------------------ */
+ * ------------------------------------------------------------------------
+ */
 #define ICMPCAP_REC_ALIGN 8
 #define ICMPCAP_ALIGN(x) (((x) + (ICMPCAP_REC_ALIGN - 1)) & ~(__u32)(ICMPCAP_REC_ALIGN - 1))
 
@@ -123,7 +124,12 @@ struct icmpcap_record {
  * A full ring drops the record and counts it; unread data is never
  * overwritten. The kernel never trusts consumer_pos: a value that is ahead of
  * producer_pos or more than data_size behind it is treated as "ring full".
- * ------------------------------------------------------------------------ */
+ * Nor does it read producer_pos back: it keeps its own copy, stores it into
+ * the page at every publish (so a producer_pos scribbled by user space is
+ * repaired by the next record on that ring) and computes poll() readiness
+ * from its copy and consumer_pos.
+ * ------------------------------------------------------------------------
+ */
 #define ICMPCAP_RING_HDR_SIZE 4096
 
 struct icmpcap_ring_header {
@@ -185,7 +191,8 @@ struct icmpcap_ring_header {
  * EBADF DEV_FD not open; ENOTTY DEV_FD is not /dev/icmpcap; EBUSY file already
  * subscribed (or subscription ended); ENOENT no subscription on this file
  * (UNSUBSCRIBE, UPDATE_FILTER); ENOMEM rings too large.
- * ------------------------------------------------------------------------ */
+ * ------------------------------------------------------------------------
+ */
 enum icmpcap_cmd {
 	ICMPCAP_CMD_UNSPEC = 0,
 	/*
@@ -258,7 +265,8 @@ enum icmpcap_attr {
 	ICMPCAP_A_DIRECTIONS = 11,	/* NLA_U32: bitmask of 1 << enum icmpcap_dir (IN, OUT, FORWARD) */
 	ICMPCAP_A_WAKEUP_BYTES = 12,	/* NLA_U32: wake poll() when a ring holds this many new bytes */
 	ICMPCAP_A_WAKEUP_RECORDS = 13,	/* NLA_U32: ... or this many new records (0: off) */
-	ICMPCAP_A_WAKEUP_USEC = 14,	/* NLA_U32: ... or after this delay (100..1000000 us) */
+	/* NLA_U32: ... or after this delay (100..1000000 us; up to 50 ms once idle) */
+	ICMPCAP_A_WAKEUP_USEC = 14,
 	ICMPCAP_A_ABI_VERSION = 15,	/* NLA_U32, reply */
 	ICMPCAP_A_NR_RINGS = 16,	/* NLA_U32, reply: rings to map (nr_cpu_ids) */
 	ICMPCAP_A_DATA_SIZE = 17,	/* NLA_U32, reply: data_size of every ring */

@@ -1,0 +1,226 @@
+/**
+ * Capture-file benchmark: export of 1 M records to pcapng and open + decode of a 1 M record pcapng, each next
+ * to tshark doing the same work on the same file in the same run. Results are merged into bench/results.json.
+ *
+ *   npx tsx electron/core/files/bench.ts [records]
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodeRecord, forEachRecord, type DecodedRecord } from '../record.js';
+import { exportRecords, type ExportRow } from './export.js';
+import { encodeRecord } from './packet.js';
+import { openCaptureFile } from './read.js';
+import { PcapngSpoolWriter, SpoolReader } from './spool.js';
+import { ipv4Icmp, ipv6Icmp } from './testing/packets.js';
+
+const COMMAND = 'npx tsx electron/core/files/bench.ts';
+const RECORDS = Number(process.argv[2] ?? 1_000_000);
+const BATCH = 4096;
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+function seconds(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/**
+ * Echo request/reply pairs between a few hundred peers, 1 in 5 over IPv6, 100-byte IP packets, a packet every
+ * 10 us: what a busy ping target looks like.
+ */
+function buildBatches(count: number): ArrayBuffer[] {
+  const templates: Uint8Array[] = [];
+  for (let peer = 0; peer < 256; peer++) {
+    const id = 0x1000 + peer;
+    if (peer % 5 === 4) {
+      const src = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, peer];
+      templates.push(
+        ipv6Icmp({ type: 128, id, payload: 52, src }),
+        ipv6Icmp({ type: 129, id, payload: 52, dst: src }),
+      );
+    } else {
+      const src = [10, 0, peer, 1];
+      templates.push(
+        ipv4Icmp({ type: 8, id, payload: 72, src }),
+        ipv4Icmp({ type: 0, id, payload: 72, dst: src }),
+      );
+    }
+  }
+  const batches: ArrayBuffer[] = [];
+  const t0 = 1_795_329_960_000_000_000n;
+  for (let first = 0; first < count; first += BATCH) {
+    const n = Math.min(BATCH, count - first);
+    const out = new Uint8Array(n * 184);
+    let at = 0;
+    for (let i = first; i < first + n; i++) {
+      const packet = templates[i % templates.length]!.slice();
+      const seq = (i >> 9) & 0xffff;
+      packet[packet.length - 2 - (packet[0]! >> 4 === 6 ? 52 : 72)] = seq >> 8; // seq sits before the payload
+      packet[packet.length - 1 - (packet[0]! >> 4 === 6 ? 52 : 72)] = seq & 0xff;
+      const size = encodeRecord(
+        packet,
+        { tsNs: t0 + BigInt(i) * 10_000n, ifindex: i % 7 === 0 ? 1 : 2, dir: i % 2, origLen: packet.length },
+        out,
+        at,
+      );
+      at += size!;
+    }
+    batches.push(out.buffer.slice(0, at));
+  }
+  return batches;
+}
+
+function tshark(args: string[]): number {
+  const start = process.hrtime.bigint();
+  const result = spawnSync('tshark', args, { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
+  if (result.status !== 0) throw new Error(`tshark ${args.join(' ')} failed: ${String(result.stderr)}`);
+  return seconds(start);
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'icmpcap-bench-'));
+  try {
+    const batches = buildBatches(RECORDS);
+    const input = path.join(dir, 'input.pcapng');
+
+    // Spool: what the capture service does with every batch as it arrives. Three runs (the disk's page cache
+    // and writeback make single runs noisy); the median counts and the last run's file is the input below.
+    const offsets = new Float64Array(RECORDS);
+    const spoolRuns: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const start = process.hrtime.bigint();
+      const spool = PcapngSpoolWriter.create(input, { application: 'icmpcap bench' });
+      spool.interfaceId(1, 'lo');
+      spool.interfaceId(2, 'eth0');
+      let written = 0;
+      for (const batch of batches) written += spool.append(batch, 0, batch.byteLength, offsets, written);
+      spool.close();
+      spoolRuns.push(seconds(start));
+      if (written !== RECORDS) throw new Error('the spool lost records');
+    }
+    const spoolSeconds = [...spoolRuns].sort((a, b) => a - b)[1]!;
+    const spoolMb = (fs.statSync(input).size / 1e6).toFixed(1);
+    console.log(
+      `spool: ${RECORDS} records, ${spoolMb} MB in ${spoolRuns.map((x) => x.toFixed(3)).join(' / ')} s`,
+    );
+
+    // Open + decode into batches: three runs, the median counts (the first one also warms up the JIT).
+    const openRuns: number[] = [];
+    let opened = 0;
+    for (let run = 0; run < 3; run++) {
+      const start = process.hrtime.bigint();
+      opened = 0;
+      const reader = openCaptureFile(input);
+      for (;;) {
+        const next = await reader.next();
+        if (next.done) {
+          if (next.value.error) throw new Error(`reading the bench file failed: ${next.value.error.message}`);
+          break;
+        }
+        opened += next.value.records;
+      }
+      openRuns.push(seconds(start));
+    }
+    const openSeconds = [...openRuns].sort((a, b) => a - b)[1]!;
+    const tsharkReadSeconds = tshark(['-r', input]);
+    console.log(
+      `open: ${opened} records in ${openRuns.map((s) => s.toFixed(3)).join(' / ')} s; tshark -r: ${tsharkReadSeconds.toFixed(3)} s`,
+    );
+
+    // Export from memory: rows as the service hands them over (decoded records).
+    const rows: ExportRow[] = [];
+    for (const batch of batches) {
+      forEachRecord(batch, (view, offset) => {
+        const record: DecodedRecord = decodeRecord(view, offset);
+        rows.push({ no: rows.length + 1, record, ifname: record.ifindex === 1 ? 'lo' : 'eth0' });
+      });
+    }
+    const exported = path.join(dir, 'export.pcapng');
+    const exportRuns: number[] = [];
+    let result = { records: 0 };
+    for (let run = 0; run < 3; run++) {
+      const start = process.hrtime.bigint();
+      result = await exportRecords(rows, { format: 'pcapng', path: exported });
+      exportRuns.push(seconds(start));
+    }
+    const exportSeconds = [...exportRuns].sort((a, b) => a - b)[1]!;
+    rows.length = 0;
+    const tsharkCopySeconds = tshark(['-r', input, '-w', path.join(dir, 'tshark-copy.pcapng')]);
+    console.log(
+      `export: ${result.records} records in ${exportRuns.map((x) => x.toFixed(3)).join(' / ')} s; tshark -r -w: ${tsharkCopySeconds.toFixed(3)} s`,
+    );
+
+    if (opened !== RECORDS || result.records !== RECORDS) throw new Error('record counts differ');
+
+    // Export as the capture service does it: rows read back from the spool through SpoolReader.
+    const spoolFd = fs.openSync(input, 'r');
+    const spoolReader = new SpoolReader(spoolFd);
+    function* spoolRows(): Generator<ExportRow> {
+      for (let i = 0; i < RECORDS; i++) {
+        const record = spoolReader.read(offsets[i]!);
+        yield { no: i + 1, record, ifname: record.ifaceId === 0 ? 'lo' : 'eth0' };
+      }
+    }
+    const spoolExportStart = process.hrtime.bigint();
+    await exportRecords(spoolRows(), { format: 'pcapng', path: path.join(dir, 'from-spool.pcapng') });
+    const spoolExportSeconds = seconds(spoolExportStart);
+    fs.closeSync(spoolFd);
+    console.log(`export from the spool: ${RECORDS} records in ${spoolExportSeconds.toFixed(3)} s`);
+
+    const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
+    const metrics: Record<string, { value: number; unit: string; command: string; note: string }> = {
+      'files.pcapng_export_records_per_s': {
+        value: Math.round(RECORDS / exportSeconds),
+        unit: 'records/s',
+        command: COMMAND,
+        note: `exportRecords of ${RECORDS} decoded 100-byte ICMP records from memory to a pcapng file on disk (median of 3 runs in one process); ${machine}`,
+      },
+      'files.pcapng_export_vs_tshark': {
+        value: Number((tsharkCopySeconds / exportSeconds).toFixed(2)),
+        unit: 'x',
+        command: COMMAND,
+        note: `tshark -r in -w out on the same ${RECORDS}-record file took ${tsharkCopySeconds.toFixed(2)} s vs our ${exportSeconds.toFixed(2)} s (higher is better)`,
+      },
+      'files.open_records_per_s': {
+        value: Math.round(RECORDS / openSeconds),
+        unit: 'records/s',
+        command: COMMAND,
+        note: `openCaptureFile over a ${RECORDS}-record pcapng, decoded into record batches (median of 3 runs in one process); ${machine}`,
+      },
+      'files.open_vs_tshark': {
+        value: Number((tsharkReadSeconds / openSeconds).toFixed(2)),
+        unit: 'x',
+        command: COMMAND,
+        note: `tshark -r in > /dev/null on the same file took ${tsharkReadSeconds.toFixed(2)} s vs our ${openSeconds.toFixed(2)} s (higher is better)`,
+      },
+      'files.spool_export_records_per_s': {
+        value: Math.round(RECORDS / spoolExportSeconds),
+        unit: 'records/s',
+        command: COMMAND,
+        note: `exportRecords to pcapng of ${RECORDS} records read back from the spool by offset with SpoolReader (the service's export path)`,
+      },
+      'files.spool_append_records_per_s': {
+        value: Math.round(RECORDS / spoolSeconds),
+        unit: 'records/s',
+        command: COMMAND,
+        note: `PcapngSpoolWriter.append of ${BATCH}-record batches (100-byte packets), one writeSync per batch, offsets kept; median of 3 runs, to ${os.tmpdir()} on disk`,
+      },
+    };
+    const resultsFile = path.join(repoRoot, 'bench', 'results.json');
+    fs.mkdirSync(path.dirname(resultsFile), { recursive: true });
+    let all: Record<string, unknown> = {};
+    try {
+      all = JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as Record<string, unknown>;
+    } catch {
+      // first results in this checkout
+    }
+    Object.assign(all, metrics);
+    fs.writeFileSync(resultsFile, `${JSON.stringify(all, null, 2)}\n`);
+    for (const [key, m] of Object.entries(metrics)) console.log(`${key}: ${m.value} ${m.unit}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,318 @@
+import { describe, expect, it } from 'vitest';
+import { messageKind } from '../../common/icmp.js';
+import { BatchBuilder, IFNAMES, addressOf, randomCapture } from '../bench/synth.js';
+import { Ingestor } from '../ingest.js';
+import { CHUNK_MASK, CHUNK_SHIFT, RecordStore } from '../store.js';
+import { Aggregator, type AggregatorOptions } from './aggregator.js';
+
+const T0 = 1_700_000_000e9;
+const MS = 1e6;
+
+interface Ev {
+  ms: number;
+  type: number;
+  src: string;
+  dst: string;
+  id?: number;
+  seq?: number;
+  dir?: number;
+}
+
+function run(events: Ev[], options: AggregatorOptions = {}, batchSize = 3) {
+  const store = new RecordStore();
+  const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
+  const agg = new Aggregator(ingestor.addresses, options);
+  const b = new BatchBuilder();
+  const flush = (): void => {
+    if (b.count === 0) return;
+    const from = store.length;
+    ingestor.ingest(b.take());
+    agg.update(store, from, store.length);
+  };
+  for (const e of events) {
+    const family = e.src.includes(':') ? 6 : 4;
+    b.add({
+      tsNs: T0 + e.ms * MS,
+      family,
+      src: addressOf(e.src),
+      dst: addressOf(e.dst),
+      type: e.type,
+      code: 0,
+      id: e.id ?? null,
+      seq: e.seq ?? 0,
+      dir: e.dir ?? 3,
+      ifindex: 1,
+      ttl: 64,
+      capLen: 64,
+    });
+    if (b.count === batchSize) flush();
+  }
+  flush();
+  const rtts: (number | null)[] = [];
+  for (let r = 0; r < store.length; r++) {
+    const v = store.chunks[r >>> CHUNK_SHIFT]!.rtt[r & CHUNK_MASK]!;
+    rtts.push(Number.isNaN(v) ? null : Math.round(v * 1000) / 1000);
+  }
+  return { agg, store, rtts };
+}
+
+const req = (ms: number, src: string, dst: string, seq: number, dir = 1, id = 7): Ev => ({
+  ms,
+  type: src.includes(':') ? 128 : 8,
+  src,
+  dst,
+  id,
+  seq,
+  dir,
+});
+const rep = (ms: number, src: string, dst: string, seq: number, dir = 0, id = 7): Ev => ({
+  ms,
+  type: src.includes(':') ? 129 : 0,
+  src,
+  dst,
+  id,
+  seq,
+  dir,
+});
+/** An unrelated record that moves capture time forward. */
+const tick = (ms: number): Ev => ({ ms, type: 3, src: '192.0.2.1', dst: '192.0.2.2' });
+
+describe('echo statistics', () => {
+  it('counts replies, loss, duplicates and late replies of a peer we ping (IPv4, role out)', () => {
+    const L = '10.0.0.1';
+    const P = '8.8.8.8';
+    const { agg, rtts } = run([
+      req(0, L, P, 1),
+      rep(10, P, L, 1),
+      req(1000, L, P, 2),
+      rep(1030, P, L, 2),
+      req(2000, L, P, 3), // never answered: lost
+      req(3000, L, P, 4),
+      rep(3020, P, L, 4),
+      rep(3025, P, L, 4), // duplicate
+      req(4000, L, P, 5),
+      rep(6500, P, L, 5), // 2.5 s: late, and lost
+      tick(10_000),
+    ]);
+    const [peer, ...others] = agg.peerList();
+    expect(others).toEqual([]);
+    expect(peer).toMatchObject({
+      peer: P,
+      local: L,
+      family: 4,
+      role: 'out',
+      requests: 5,
+      replies: 3,
+      lost: 2,
+      loss: 0.4,
+      duplicates: 1,
+      late: 1,
+      rttMinMs: 10,
+      rttAvgMs: 20,
+      rttMaxMs: 30,
+      rttP95Ms: 30, // nearest rank: ceil(0.95 * 3) = 3rd of [10, 20, 30]
+      jitterMs: 15, // (|30 - 10| + |20 - 30|) / 2
+      spark: [10, 30, 20],
+      lastSeenNs: String(BigInt(T0) + 6500n * 1_000_000n),
+    });
+    // Every matched reply gets its RTT in the store, duplicates and late ones too.
+    expect(rtts).toEqual([null, 10, null, 30, null, null, 20, 25, null, 2500, null]);
+  });
+
+  it('matches reordered replies of a peer that pings us (IPv6, role in)', () => {
+    const P = '2001:db8::5';
+    const L = 'fe80::1';
+    const { agg, rtts } = run([
+      req(0, P, L, 1, 0),
+      req(100, P, L, 2, 0),
+      req(200, P, L, 3, 0),
+      rep(250, L, P, 2, 1),
+      rep(260, L, P, 1, 1),
+      rep(300, L, P, 3, 1),
+      tick(5000),
+    ]);
+    const [peer] = agg.peerList();
+    expect(peer).toMatchObject({
+      peer: P,
+      local: L,
+      family: 6,
+      role: 'in',
+      requests: 3,
+      replies: 3,
+      lost: 0,
+      loss: 0,
+      duplicates: 0,
+      late: 0,
+      rttMinMs: 100,
+      rttAvgMs: 170,
+      rttMaxMs: 260,
+      rttP95Ms: 260,
+      jitterMs: 135, // replies in order 150, 260, 100: (110 + 160) / 2
+    });
+    expect(rtts).toEqual([null, null, null, 150, 260, 100, null]);
+  });
+
+  it('takes the responder as the peer when the direction is unknown', () => {
+    const { agg } = run([req(0, '10.0.0.9', '10.0.0.10', 1, 3), rep(5, '10.0.0.10', '10.0.0.9', 1, 3)]);
+    expect(agg.peerList()[0]).toMatchObject({ peer: '10.0.0.10', local: '10.0.0.9', role: 'unknown', replies: 1 });
+  });
+
+  it('keeps requester/responder pairs apart, and ids and sequences apart', () => {
+    const { agg, rtts } = run([
+      req(0, '10.0.0.1', '10.0.0.2', 1, 1, 1),
+      req(1, '10.0.0.1', '10.0.0.2', 1, 1, 2),
+      req(2, '10.0.0.3', '10.0.0.2', 1, 1, 1),
+      rep(10, '10.0.0.2', '10.0.0.1', 1, 0, 2), // answers id 2 only
+      rep(11, '10.0.0.2', '10.0.0.3', 1, 0, 9), // wrong id: unmatched
+      rep(12, '10.0.0.2', '10.0.0.4', 1, 0, 1), // nobody asked
+    ]);
+    expect(rtts).toEqual([null, null, null, 9, null, null]);
+    const peers = agg.peerList();
+    expect(peers.map((p) => [p.local, p.peer, p.requests, p.replies])).toEqual([
+      ['10.0.0.1', '10.0.0.2', 2, 1],
+      ['10.0.0.3', '10.0.0.2', 1, 0],
+    ]);
+  });
+
+  it('counts a request lost only once its timeout has passed at the newest record', () => {
+    const events = [req(0, '10.0.0.1', '10.0.0.2', 1), tick(1900)];
+    let [peer] = run(events).agg.peerList();
+    expect(peer).toMatchObject({ requests: 1, lost: 0, loss: 0 });
+    [peer] = run([...events, tick(2100)]).agg.peerList();
+    expect(peer).toMatchObject({ requests: 1, lost: 1, loss: 1 });
+    // A custom timeout.
+    [peer] = run(events, { echoTimeoutNs: 1e9 }).agg.peerList();
+    expect(peer).toMatchObject({ lost: 1 });
+  });
+
+  it('computes p95 by nearest rank and jitter over many replies', () => {
+    const events: Ev[] = [];
+    const rtt = [5, 1, 20, 3, 4, 17, 2, 19, 6, 8, 7, 9, 11, 10, 12, 14, 13, 16, 15, 18];
+    rtt.forEach((r, k) => {
+      events.push(req(k * 100, '10.0.0.1', '10.0.0.2', k));
+      events.push(rep(k * 100 + r, '10.0.0.2', '10.0.0.1', k));
+    });
+    const [peer] = run(events).agg.peerList();
+    const jitter = rtt.slice(1).reduce((s, r, k) => s + Math.abs(r - rtt[k]!), 0) / (rtt.length - 1);
+    expect(peer!.rttP95Ms).toBe(19); // ceil(0.95 * 20) = 19th smallest
+    expect(peer!.jitterMs).toBeCloseTo(jitter, 3);
+    expect(peer!.rttAvgMs).toBe(10.5);
+  });
+
+  it('bounds remembered requests and peers', () => {
+    const events: Ev[] = [];
+    for (let k = 0; k < 3000; k++) events.push(req(k, '10.0.0.1', `10.1.${k >> 8}.${k & 255}`, k));
+    const { agg } = run(events, { maxOutstanding: 500, maxPeers: 100 }, 64);
+    expect(agg.remembered).toBeLessThanOrEqual(500);
+    expect(agg.peerCount).toBeLessThanOrEqual(110);
+    // The most recently seen peers are the ones kept.
+    expect(agg.peerList(1000).map((p) => p.peer)).toContain('10.1.11.183');
+    expect(agg.peerList(1000).map((p) => p.peer)).not.toContain('10.1.0.0');
+  });
+
+  it('keeps a bounded, evenly decimated RTT series per peer', () => {
+    const events: Ev[] = [];
+    for (let k = 0; k < 1000; k++) {
+      events.push(req(k * 10, '10.0.0.1', '10.0.0.2', k));
+      events.push(rep(k * 10 + 1 + (k % 7), '10.0.0.2', '10.0.0.1', k));
+    }
+    const { agg } = run(events, { maxPointsPerPeer: 100 }, 128);
+    const series = agg.peerSeries('10.0.0.2', 10_000);
+    expect(series.tMs.length).toBeLessThanOrEqual(100);
+    expect(series.tMs.length).toBeGreaterThanOrEqual(50);
+    expect(series.tMs[0]).toBeCloseTo(T0 / 1e6 + 1, 3);
+    expect(series.tMs.at(-1)!).toBeGreaterThan(T0 / 1e6 + 9000);
+    for (let k = 1; k < series.tMs.length; k++) expect(series.tMs[k]!).toBeGreaterThan(series.tMs[k - 1]!);
+    expect(series.rttMs.every((r) => r >= 1 && r <= 7)).toBe(true);
+    expect(agg.peerSeries('10.0.0.2', 10).tMs.length).toBeLessThanOrEqual(10);
+    expect(agg.peerSeries('10.9.9.9', 10)).toEqual({ peer: '10.9.9.9', tMs: [], rttMs: [] });
+  });
+});
+
+describe('aggregates', () => {
+  function load(batchSize: number) {
+    const store = new RecordStore();
+    const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
+    const agg = new Aggregator(ingestor.addresses);
+    for (const batch of randomCapture(80_000, 21, batchSize)) {
+      const from = store.length;
+      ingestor.ingest(batch);
+      agg.update(store, from, store.length);
+    }
+    return { store, ingestor, agg };
+  }
+
+  it('equal a brute-force count', () => {
+    const { store, ingestor, agg } = load(4096);
+    const a = agg.aggregates({ rate: 5, droppedKernel: 1, droppedRing: 2 });
+    const kinds = { echo: 0, error: 0, nd: 0, other: 0 };
+    const dirs = [0, 0, 0, 0];
+    const typeCodes = new Map<string, number>();
+    const packets = new Map<string, number>();
+    const bytes = new Map<string, number>();
+    const perSecond = new Map<number, typeof kinds>();
+    for (let r = 0; r < store.length; r++) {
+      const c = store.chunks[r >>> CHUNK_SHIFT]!;
+      const i = r & CHUNK_MASK;
+      const meta = c.meta[i]!;
+      const family = meta >>> 24 === 6 ? 6 : 4;
+      const kind = messageKind(family, meta & 255);
+      kinds[kind]++;
+      dirs[(meta >>> 16) & 3]!++;
+      const tc = `${family}/${meta & 255}/${(meta >>> 8) & 255}`;
+      typeCodes.set(tc, (typeCodes.get(tc) ?? 0) + 1);
+      const len = c.len[i]! & 0xffff;
+      for (const id of new Set([c.src[i]!, c.dst[i]!])) {
+        const addr = ingestor.addresses.text[id]!;
+        packets.set(addr, (packets.get(addr) ?? 0) + 1);
+        bytes.set(addr, (bytes.get(addr) ?? 0) + len);
+      }
+      const sec = Number((store.baseNs! + BigInt(c.tsRel[i]!)) / 1_000_000_000n);
+      const s = perSecond.get(sec) ?? { echo: 0, error: 0, nd: 0, other: 0 };
+      s[kind]++;
+      perSecond.set(sec, s);
+    }
+    expect(a.total).toBe(store.length);
+    expect(a.rate).toBe(5);
+    expect(a.droppedRing).toBe(2);
+    expect(a.byKind).toEqual(kinds);
+    expect(a.byDir).toEqual({ in: dirs[0], out: dirs[1], fwd: dirs[2], unknown: dirs[3] });
+    expect(new Map(a.byTypeCode.map((t) => [`${t.family}/${t.type}/${t.code}`, t.count]))).toEqual(typeCodes);
+    const top = [...packets.entries()].sort((x, y) => y[1] - x[1]).slice(0, 10);
+    expect(a.topTalkers.map((t) => t.packets)).toEqual(top.map(([, p]) => p));
+    for (const t of a.topTalkers) expect(t.bytes).toBe(bytes.get(t.address));
+    expect(a.series.tSec.length).toBe(300);
+    const last = Math.max(...perSecond.keys());
+    expect(a.series.tSec.at(-1)).toBe(last);
+    a.series.tSec.forEach((sec, k) => {
+      const want = perSecond.get(sec) ?? { echo: 0, error: 0, nd: 0, other: 0 };
+      expect([a.series.echo[k], a.series.error[k], a.series.nd[k], a.series.other[k]]).toEqual([
+        want.echo,
+        want.error,
+        want.nd,
+        want.other,
+      ]);
+    });
+    expect(a.peers.length).toBeGreaterThan(10);
+    expect(a.peers.length).toBeLessThanOrEqual(200);
+    for (let k = 1; k < a.peers.length; k++) expect(a.peers[k]!.requests).toBeLessThanOrEqual(a.peers[k - 1]!.requests);
+  });
+
+  it('do not depend on how the records were batched', () => {
+    const extra = { rate: 0, droppedKernel: 0, droppedRing: 0 };
+    const one = load(80_000).agg.aggregates(extra);
+    const many = load(777).agg.aggregates(extra);
+    expect(many.peers).toEqual(one.peers);
+    expect(many).toEqual(one);
+  });
+
+  it('start over after clear()', () => {
+    const { agg } = load(4096);
+    agg.clear();
+    const a = agg.aggregates({ rate: 0, droppedKernel: 0, droppedRing: 0 });
+    expect(a.total).toBe(0);
+    expect(a.peers).toEqual([]);
+    expect(a.topTalkers).toEqual([]);
+    expect(a.series.tSec).toEqual([]);
+  });
+});

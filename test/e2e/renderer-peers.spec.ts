@@ -1,0 +1,201 @@
+/**
+ * Peers, charts and export through the UI, against the real service with real pings. The capture runs
+ * in namespace A and pings B; B drops a deterministic share of its echo replies with nftables
+ * (every 4th IPv4 reply, every 5th IPv6 reply), so the loss the peers view must show is exact.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Page, expect, test } from '@playwright/test';
+import { type NetnsPair, createNetnsPair } from '../support/netns.js';
+import { type ServedApp, serveInNetns } from '../support/serve.js';
+
+const N = 20;
+
+let net: NetnsPair;
+let app: ServedApp | undefined;
+let tmp: string;
+
+test.describe.configure({ mode: 'serial' });
+
+test.beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'icmpcap-peers-'));
+  net = createNetnsPair('pe');
+  const nft = (...args: string[]) => net.exec(net.b, ['nft', ...args]);
+  nft('add', 'table', 'inet', 't');
+  nft('add', 'chain', 'inet', 't', 'out', '{ type filter hook output priority 0; }');
+  nft(
+    'add',
+    'rule',
+    'inet',
+    't',
+    'out',
+    'icmp',
+    'type',
+    'echo-reply',
+    'numgen',
+    'inc',
+    'mod',
+    '4',
+    '==',
+    '0',
+    'drop',
+  );
+  nft(
+    'add',
+    'rule',
+    'inet',
+    't',
+    'out',
+    'icmpv6',
+    'type',
+    'echo-reply',
+    'numgen',
+    'inc',
+    'mod',
+    '5',
+    '==',
+    '0',
+    'drop',
+  );
+  app = await serveInNetns(net.a, ['-i', net.ifA]);
+  // ping exits 1 when replies are missing: that is the point here.
+  const ping = (args: string[]) => {
+    try {
+      net.exec(net.a, ['ping', '-c', String(N), '-i', '0.02', '-W', '1', ...args]);
+    } catch {
+      /* some replies were dropped on purpose */
+    }
+  };
+  ping([net.v4.b]);
+  ping(['-6', net.v6.b]);
+});
+
+test.afterAll(async () => {
+  await app?.close();
+  net?.destroy();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function openApp(colorScheme: 'light' | 'dark' = 'light'): Promise<Page> {
+  const page = await app!.browser.newPage({ viewport: { width: 1400, height: 900 }, colorScheme });
+  page.on('pageerror', (err) => console.error('page error:', err.message));
+  await page.goto(app!.url);
+  await expect(page.getByTestId('status-state')).toHaveText('running');
+  return page;
+}
+
+async function peerCells(page: Page, peer: string): Promise<Record<string, string>> {
+  return page.locator(`[data-testid="peer-row"][data-peer="${peer}"]`).evaluate((tr) => {
+    const out: Record<string, string> = {};
+    for (const td of tr.querySelectorAll<HTMLElement>('td[data-col]'))
+      out[td.dataset.col!] = td.textContent!.trim();
+    return out;
+  });
+}
+
+test('the peers view shows the exact loss made by nftables and plausible RTTs', async () => {
+  const page = await openApp();
+  await page.getByTestId('tab-peers').click();
+  const v4 = page.locator(`[data-testid="peer-row"][data-peer="${net.v4.b}"]`);
+  const v6 = page.locator(`[data-testid="peer-row"][data-peer="${net.v6.b}"]`);
+  await expect(v4).toBeVisible({ timeout: 15_000 });
+  await expect(v6).toBeVisible();
+  // Loss is counted once a request's timeout has passed: wait for it to settle.
+  await expect.poll(async () => (await peerCells(page, net.v4.b)).loss, { timeout: 20_000 }).toBe('25.0 %');
+  await expect.poll(async () => (await peerCells(page, net.v6.b)).loss, { timeout: 20_000 }).toBe('20.0 %');
+  for (const [peer, replies] of [
+    [net.v4.b, N - N / 4],
+    [net.v6.b, N - N / 5],
+  ] as const) {
+    const c = await peerCells(page, peer);
+    expect(c.requests).toBe(String(N));
+    expect(c.replies).toBe(String(replies));
+    const [min, avg, max, p95] = [c.min, c.avg, c.max, c.p95].map(Number);
+    expect(min).toBeGreaterThan(0);
+    expect(min).toBeLessThanOrEqual(avg!);
+    expect(avg).toBeLessThanOrEqual(max!);
+    expect(p95).toBeLessThanOrEqual(max!);
+    expect(max).toBeLessThan(100);
+    expect(Number(c.jitter)).toBeGreaterThanOrEqual(0);
+  }
+  await expect(v4.locator('svg polyline')).toHaveCount(1);
+  await page.screenshot({ path: 'artifacts/screenshots/peers-light.png' });
+
+  // Tick both peers: the RTT chart shows a series for each.
+  await v4.getByRole('checkbox').check();
+  await v6.getByRole('checkbox').check();
+  const chart = page.getByTestId('rtt-chart');
+  await expect(chart.locator('canvas')).toHaveCount(1);
+  await expect(chart.locator('.u-legend')).toContainText(net.v4.b);
+  await expect(chart.locator('.u-legend')).toContainText(net.v6.b);
+  await page.screenshot({ path: 'artifacts/screenshots/peers-chart-light.png' });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: 'artifacts/screenshots/peers-chart-dark.png' });
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // Clicking a peer filters the table by it.
+  await v4.getByRole('button', { name: net.v4.b }).click();
+  await expect(page.getByTestId('filter-input')).toHaveValue(`ip.addr == ${net.v4.b}`);
+  await expect(page.getByTestId('tab-packets')).toHaveAttribute('aria-selected', 'true');
+  await expect(page.getByTestId('status-view')).toHaveText(`${N + N - N / 4} shown`);
+  await page.close();
+});
+
+test('the charts view draws packets per second by kind', async () => {
+  for (const scheme of ['light', 'dark'] as const) {
+    const page = await openApp(scheme);
+    await page.getByTestId('tab-charts').click();
+    const pps = page.getByTestId('pps-chart');
+    await expect(pps.locator('canvas')).toHaveCount(1);
+    await expect(pps.locator('.u-legend')).toContainText('Echo');
+    // The chart has drawn something: some canvas pixels are not background.
+    const inked = await pps.locator('canvas').evaluate((c: HTMLCanvasElement) => {
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < d.length; i += 4) if (d[i]! > 0) n++;
+      return n;
+    });
+    expect(inked).toBeGreaterThan(100);
+    await page.screenshot({ path: `artifacts/screenshots/charts-${scheme}.png` });
+    await page.close();
+  }
+});
+
+test('export through the UI writes a pcapng that tshark reads, with every echo seq', async () => {
+  const page = await openApp();
+  const path = join(tmp, 'ui-export.pcapng');
+  await page.getByRole('button', { name: 'Export…' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Export packets' });
+  await dialog.getByLabel('All captured packets').check();
+  await dialog.getByTestId('export-format').selectOption('pcapng');
+  await dialog.getByTestId('export-path').fill(path);
+  await dialog.getByTestId('export-start').click();
+  await expect(page.locator('[data-testid="job"]')).toHaveAttribute('data-state', 'done', {
+    timeout: 20_000,
+  });
+  expect(statSync(path).size).toBeGreaterThan(0);
+  const seqs = execFileSync(
+    'tshark',
+    ['-r', path, '-Y', 'icmp.type == 8', '-T', 'fields', '-e', 'icmp.seq'],
+    {
+      encoding: 'utf8',
+    },
+  )
+    .trim()
+    .split('\n')
+    .map(Number);
+  expect(seqs).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+  const v6 = execFileSync(
+    'tshark',
+    ['-r', path, '-Y', 'icmpv6.type == 129', '-T', 'fields', '-e', 'icmpv6.echo.sequence_number'],
+    {
+      encoding: 'utf8',
+    },
+  )
+    .trim()
+    .split('\n');
+  expect(v6).toHaveLength(N - N / 5);
+  await page.close();
+});
