@@ -4,6 +4,9 @@
 # Merges kernel.* keys into bench/results.json (other keys are kept).
 # Usage: kernel/test/bench.sh
 set -euo pipefail
+# Own build directory: may run while run.sh does.
+: "${ICMPCAP_BUILD_DIR:=$(cd "$(dirname "$0")/.." && pwd)/build/bench}"
+export ICMPCAP_BUILD_DIR
 source "$(dirname "$0")/lib.sh"
 
 start=$(date +%s)

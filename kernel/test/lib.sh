@@ -83,10 +83,11 @@ ktest_copy_with_libs() {
 	done
 }
 
-# Packs $KBUILD_DIR/initramfs.cpio.gz.
+# Packs $KBUILD_DIR/initramfs.cpio.gz; $1 = "native" adds native/'s guest tests.
 ktest_pack_initramfs() {
-	local root=$KBUILD_DIR/root a veth
+	local root=$KBUILD_DIR/root a veth with=${1:-}
 	rm -rf "$root"
+	rm -f "$KBUILD_DIR/native-guest-failed"
 	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib,proc,sys,dev,run,tmp,guest,etc}
 	cp /bin/busybox "$root/bin/busybox"
 	for a in $(/bin/busybox --list); do
@@ -111,7 +112,7 @@ ktest_pack_initramfs() {
 	echo "root:x:0:" >"$root/etc/group"
 	# Guest tests supplied by native/ (optional).
 	local gb=${ICMPCAP_NATIVE_GUEST_BUILD:-$REPO_DIR/native/test/guest/build.sh}
-	if [ -x "$gb" ]; then
+	if [ "$with" = native ] && [ -x "$gb" ]; then
 		local out=$KBUILD_DIR/native-guest
 		rm -rf "$out"
 		mkdir -p "$out"
