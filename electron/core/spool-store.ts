@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DecodedRecord } from './record.js';
 import { OFF, REC_F_PAD, alignRecord } from './record.js';
-import { PcapngSpoolWriter, readSpoolRecord } from './files/index.js';
+import { PcapngSpoolWriter, SpoolReader } from './files/index.js';
 
 export function defaultSpoolDir(): string {
   const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
@@ -23,6 +23,7 @@ function stamp(): string {
 export class Spool {
   private readonly writer: PcapngSpoolWriter;
   private readFd: number;
+  private readonly reader: SpoolReader;
   private offsets = new Float64Array(8192);
   private readonly named = new Set<number>();
 
@@ -33,6 +34,7 @@ export class Spool {
   ) {
     this.writer = PcapngSpoolWriter.create(path, { application, snaplen });
     this.readFd = openSync(path, 'r');
+    this.reader = new SpoolReader(this.readFd);
   }
 
   static create(dir: string, application: string, snaplen: number): Spool {
@@ -71,7 +73,7 @@ export class Spool {
   }
 
   read(offset: number): DecodedRecord & { ifaceId: number } {
-    return readSpoolRecord(this.readFd, offset);
+    return this.reader.read(offset);
   }
 
   get bytes(): number {

@@ -52,7 +52,7 @@ class CaptureParseLoop {
     return this.state.summary;
   }
 
-  /** Parses from `pos`; returns the new position. Afterwards check `state.need`, `stopped` and `done`. */
+  /** Parses from `pos` and returns the new position; `state.need` then says what the parser waits for. */
   run(w: ParseWindow, pos: number): number {
     const state = this.state;
     state.need = 0;
