@@ -18,7 +18,11 @@ export interface OpenConfig {
   interfaces?: string[];
   /** Bytes captured per packet from the IP header on (64..65535). Default 256. */
   snaplen?: number;
-  /** Kernel ring size per socket (afpacket: 64 KiB..1 GiB, default 4 MiB). */
+  /**
+   * Kernel buffer size. afpacket: the TPACKET ring of each socket (64 KiB..1 GiB, default 4 MiB).
+   * module: the data area of each per-CPU ring, rounded up to a power of two (4 KiB..64 MiB,
+   * default: the module's, 1 MiB).
+   */
   ringBytes?: number;
   /** Path of icmpcap-helper; default build/Release/icmpcap-helper next to the .node file. */
   helperPath?: string;

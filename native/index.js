@@ -1,14 +1,16 @@
 'use strict';
 // icmpcap native addon: capture sources that all emit the record format of
 // kernel/include/uapi/linux/icmpcap.h. Types: index.d.ts.
-const fs = require('node:fs');
 const path = require('node:path');
 
 const addonDir = path.join(__dirname, 'build', 'Release');
 const native = require(path.join(addonDir, 'icmpcap.node'));
 
+// Inside a packaged Electron app the helper cannot run from app.asar: electron-builder must
+// unpack native/build/Release (asarUnpack), and the helper is then found next to the .node file.
 function defaultHelperPath() {
-  return path.join(addonDir, 'icmpcap-helper');
+  const dir = addonDir.replace(/([\\/])app\.asar([\\/])/, '$1app.asar.unpacked$2');
+  return path.join(dir, 'icmpcap-helper');
 }
 
 function open(config) {
@@ -23,8 +25,7 @@ function open(config) {
 }
 
 function probe(options) {
-  const helper = (options && options.helperPath) || defaultHelperPath();
-  return native.probe(fs.existsSync(helper) ? helper : helper);
+  return native.probe((options && options.helperPath) || defaultHelperPath());
 }
 
 module.exports = {

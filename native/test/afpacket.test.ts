@@ -176,6 +176,20 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
     expect(p?.fix).toContain('setcap cap_net_raw+ep');
   });
 
+  it('explains the fix when the helper is missing', async () => {
+    const helper = path.join(tmp, 'no-such-helper');
+    const cap = new ChildCapture(
+      net.b,
+      { source: 'afpacket', helperPath: helper },
+      { uid: 65534, gid: 65534 },
+    );
+    const r = await cap.result;
+    expect(r.error?.code).toBe('ENOENT');
+    expect(r.error?.message).toContain(`icmpcap: helper ${helper}: ENOENT`);
+    expect(r.error?.message).toContain('npm run build:native');
+    expect(r.probe?.find((x) => x.source === 'afpacket')?.available).toBe(false);
+  });
+
   it('the helper rejects bad arguments and a missing fd 3', () => {
     const run = (args: string[]): number => {
       try {

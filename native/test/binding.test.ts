@@ -1,5 +1,6 @@
 // The binding's session semantics, with the synthetic source that feeds records through the
 // same batching + ThreadSafeFunction path as a capture. Run: npx vitest run native/test/binding.test.ts
+import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import type * as Native from '../index.js';
@@ -98,6 +99,31 @@ describe('native binding', () => {
     expect(r.records).toBe(s.stats().delivered);
     expect(r.seqOk).toBe(true);
     s.close();
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('close() releases every fd and joins every thread', async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const threads = () => readdirSync('/proc/self/task').length;
+    const run = async () => {
+      const s = native.open({ source: 'afpacket', interfaces: ['lo'], ringBytes: 65536 });
+      await new Promise<void>((resolve) => {
+        s.start(
+          () => {},
+          (ev) => {
+            if (ev.type === 'stopped') resolve();
+          },
+        );
+        s.stop();
+      });
+      s.close();
+    };
+    await run(); // first use creates the thread pool and caches
+    const [fd0, th0] = [fds(), threads()];
+    for (let i = 0; i < 20; i++) await run();
+    const w = native.watchInterfaces(() => {});
+    w.close();
+    expect(fds()).toBe(fd0);
+    expect(threads()).toBe(th0);
   });
 
   it('validates open() config with EINVAL and names the option', () => {

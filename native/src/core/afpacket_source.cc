@@ -417,13 +417,8 @@ std::unique_ptr<Source> open_afpacket(const OpenConfig& cfg) {
 
   auto src = std::make_unique<AfPacketSource>(cfg);
   for (auto& t : targets) {
-    int fd = open_one(cfg, t.ifindex, t.name);
-    try {
-      src->add_socket(fd, t.ifindex, t.name);
-    } catch (...) {
-      // add_socket owns fd once pushed; setup failures are cleaned by the destructor.
-      throw;
-    }
+    // add_socket owns the fd from here on: the source's destructor closes it on failure.
+    src->add_socket(open_one(cfg, t.ifindex, t.name), t.ifindex, t.name);
   }
   src->setup_epoll();
   return src;

@@ -130,6 +130,7 @@ class ModuleSource final : public Source {
     for (;;) {
       if (stop_requested()) {
         drain_all();
+        read_events();  // overflow notices that arrived meanwhile
         return;
       }
       // Drain every ring completely: the kernel wakes us at most once per batch.
@@ -191,8 +192,12 @@ class ModuleSource final : public Source {
   }
 
   void release() override {
-    for (auto* m : maps_) munmap(m, stride_);
-    maps_.clear();
+    {
+      std::lock_guard<std::mutex> lock(stats_mu_);  // stats() reads the ring headers
+      last_cpu_ = reader_.cpu_stats();
+      for (auto* m : maps_) munmap(m, stride_);
+      maps_.clear();
+    }
     ctl_.close();  // ends the subscription (the subscribing socket goes away)
     links_.close();
     events_.close();
@@ -203,7 +208,7 @@ class ModuleSource final : public Source {
 
   void fill_stats(Stats& s) override {
     if (maps_.empty()) {
-      s.per_cpu = last_cpu_;
+      s.per_cpu = last_cpu_;  // after close(), or before the rings were mapped
     } else {
       s.per_cpu = reader_.cpu_stats();
       last_cpu_ = s.per_cpu;

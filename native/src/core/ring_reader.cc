@@ -1,6 +1,8 @@
 #include "ring_reader.h"
 
 #include <algorithm>
+#include <functional>
+#include <queue>
 
 namespace icmpcap {
 
@@ -108,6 +110,45 @@ void RingReader::copy_out(const Ring& ring, const Entry& e, Batcher& out) {
   rec->ts_ns = e.ts;
 }
 
+// k-way merge by timestamp: each ring's entries are in time order already. A linear scan
+// over the rings that have entries is fastest for a few; a heap beyond that.
+void RingReader::merge_into(Batcher& out) {
+  active_.clear();
+  for (size_t i = 0; i < entries_.size(); i++)
+    if (!entries_[i].empty()) active_.push_back(i);
+  if (active_.size() == 1) {
+    const size_t r = active_[0];
+    for (const Entry& e : entries_[r]) copy_out(rings_[r], e, out);
+    return;
+  }
+  head_.assign(entries_.size(), 0);
+  if (active_.size() <= 8) {
+    for (;;) {
+      size_t best = SIZE_MAX;
+      uint64_t best_ts = 0;
+      for (size_t i : active_) {
+        if (head_[i] >= entries_[i].size()) continue;
+        const uint64_t ts = entries_[i][head_[i]].ts;
+        if (best == SIZE_MAX || ts < best_ts) {
+          best = i;
+          best_ts = ts;
+        }
+      }
+      if (best == SIZE_MAX) return;
+      copy_out(rings_[best], entries_[best][head_[best]++], out);
+    }
+  }
+  using Head = std::pair<uint64_t, size_t>;  // (ts, ring); ties go to the lower ring
+  std::priority_queue<Head, std::vector<Head>, std::greater<Head>> heap;
+  for (size_t i : active_) heap.emplace(entries_[i][0].ts, i);
+  while (!heap.empty()) {
+    const size_t r = heap.top().second;
+    heap.pop();
+    copy_out(rings_[r], entries_[r][head_[r]++], out);
+    if (head_[r] < entries_[r].size()) heap.emplace(entries_[r][head_[r]].ts, r);
+  }
+}
+
 void RingReader::release(Ring& ring) {
   if (ring.scan == ring.consumer) return;
   ring.consumer = ring.scan;
@@ -162,23 +203,7 @@ bool RingReader::poll_records(Batcher& out, std::string* error) {
   }
   first_ring_ = (first_ring_ + 1) % n;
 
-  // k-way merge by timestamp (each ring is in time order already).
-  std::vector<size_t> head(n, 0);
-  for (;;) {
-    size_t best = n;
-    uint64_t best_ts = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (head[i] >= entries_[i].size()) continue;
-      const uint64_t ts = entries_[i][head[i]].ts;
-      if (best == n || ts < best_ts) {
-        best = i;
-        best_ts = ts;
-      }
-    }
-    if (best == n) break;
-    copy_out(rings_[best], entries_[best][head[best]], out);
-    head[best]++;
-  }
+  merge_into(out);
   if (!corrupt)
     for (auto& r : rings_) release(r);
   return !corrupt;

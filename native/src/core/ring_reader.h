@@ -56,9 +56,12 @@ class RingReader {
   bool scan(size_t r, uint32_t max_records, size_t* bytes_left, bool* first, std::string* error);
   void release(Ring& ring);
   void copy_out(const Ring& ring, const Entry& e, Batcher& out);
+  void merge_into(Batcher& out);
 
   std::vector<Ring> rings_;
   std::vector<std::vector<Entry>> entries_;
+  std::vector<size_t> active_;  // rings with entries in this poll
+  std::vector<size_t> head_;    // next entry per ring during the merge
   uint64_t data_size_ = 0;
   uint64_t mask_ = 0;
   size_t first_ring_ = 0;  // rotates so no ring always gets the batch budget first

@@ -361,6 +361,12 @@ void test_produce_drain() {
     why = "stats dropped " + std::to_string(st.dropped_kernel) + " != " + std::to_string(drop);
   else if (sink.framing_errors)
     why = "framing errors";
+  if (why.empty() && drop > 0) {
+    std::lock_guard<std::mutex> lock(sink.mu());
+    bool overflow = false;
+    for (auto& e : sink.events) overflow |= e.type == EventType::kOverflow;
+    if (!overflow) why = "records were dropped but no overflow event arrived";
+  }
   printf(
       "# guest_native_test_produce: generated %llu captured %llu dropped %llu read %llu in %.1f ms "
       "(%.2f M records/s produced)\n",
