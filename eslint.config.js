@@ -54,8 +54,8 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
-    // The addon's loader is CommonJS (native/package.json says so).
-    files: ['native/**/*.js', 'native/**/*.cjs'],
+    // CommonJS files: the addon's loader (native/package.json says so) and electron-builder's config.
+    files: ['native/**/*.js', '**/*.cjs'],
     languageOptions: { sourceType: 'commonjs' },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
