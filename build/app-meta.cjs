@@ -38,10 +38,9 @@ module.exports = {
     Keywords: 'ping;icmp;icmpv6;traceroute;capture;pcap;pcapng;',
     StartupWMClass: 'icmpcap',
   },
-  // Electron's runtime libraries (electron-builder's default deb Depends, plus what Electron 45 links),
-  // the kernel module package of the same version (module, group, udev rule) and setcap for postinst.
+  // Electron's runtime libraries (electron-builder's default deb Depends, plus what Electron 45 links) and
+  // setcap for postinst. Both builders add `icmpcap-dkms (= <version>)`: the module, group and udev rule.
   debDepends: [
-    `icmpcap-dkms (= ${version})`,
     'libcap2-bin',
     'libgtk-3-0',
     'libnotify4',

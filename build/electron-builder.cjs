@@ -8,7 +8,8 @@
 // before that happens and says what is missing.
 'use strict';
 
-const electronDist = process.env.ICMPCAP_ELECTRON_DIST || process.env.ELECTRON_OVERRIDE_DIST_PATH || undefined;
+const electronDist =
+  process.env.ICMPCAP_ELECTRON_DIST || process.env.ELECTRON_OVERRIDE_DIST_PATH || undefined;
 
 const meta = require('./app-meta.cjs');
 
@@ -63,7 +64,7 @@ module.exports = {
   },
   deb: {
     packageName: 'icmpcap',
-    depends: meta.debDepends,
+    depends: [`icmpcap-dkms (= ${meta.version})`, ...meta.debDepends],
     packageCategory: 'net',
     priority: 'optional',
     afterInstall: 'build/deb/icmpcap/postinst',

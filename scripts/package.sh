@@ -9,6 +9,8 @@
 #             electron-builder and its AppImage runtime download. Where either is missing it stops after
 #             checking the unpacked app directory and says what is missing.
 # Usage: scripts/package.sh [dkms] [deb] [appimage]   (no argument: all three)
+#   ICMPCAP_PACKAGE_OUT (default artifacts/packages), ICMPCAP_PACKAGE_VERSION (default package.json's),
+#   ICMPCAP_DEB_COMPRESSION (dpkg-deb -Z, default xz)
 # The debs are assembled with dpkg-deb (as electron-builder's deb target would with fpm, which cannot be
 # downloaded here), from the same values electron-builder reads (build/app-meta.cjs).
 # Exit status: 0 built, 1 error, 3 a target cannot be built on this machine (the message says why).
@@ -41,7 +43,8 @@ need_tools() {
 	[ -z "$missing" ] || die "missing tools:$missing (apt-get install dpkg-dev fakeroot librsvg2-bin)"
 }
 
-VERSION=$(meta .version)
+# ICMPCAP_PACKAGE_VERSION: another version than package.json's (snapshots; the upgrade test).
+VERSION=${ICMPCAP_PACKAGE_VERSION:-$(meta .version)}
 MAINTAINER=$(meta .maintainer)
 
 # usr/share/doc/$1/{copyright,changelog.gz} in staging root $2; $3 = license text block.
@@ -110,7 +113,7 @@ Architecture: all
 Maintainer: $MAINTAINER
 Installed-Size: 0
 Depends: dkms (>= 2.8), kmod, udev, passwd
-Recommends: linux-headers-generic | linux-headers
+Recommends: linux-headers-amd64 | linux-headers-generic | linux-headers, openssl, mokutil
 Section: kernel
 Priority: optional
 Homepage: https://github.com/icmpcap/icmpcap
@@ -274,8 +277,15 @@ shlibs_depends() {
 	while IFS= read -r -d '' f; do
 		file -b "$f" | grep -q '^ELF' && args+=("-e$f")
 	done < <(find "$root/usr/lib/icmpcap" -type f \( -perm -0100 -o -name '*.so*' -o -name '*.node' \) -print0)
-	(cd "$tmp" && dpkg-shlibdeps -O "${args[@]}" 2>/dev/null) | sed -n 's/^shlibs:Depends=//p'
+	# -l: Electron's own libraries (libffmpeg.so, ...) sit next to it; --ignore-missing-info: they belong to
+	# this package, not to one dpkg knows.
+	if ! out=$(cd "$tmp" && dpkg-shlibdeps -O --ignore-missing-info -l"$root/usr/lib/icmpcap" "${args[@]}" 2>"$tmp/err"); then
+		cat "$tmp/err" >&2
+		rm -rf "$tmp"
+		die "dpkg-shlibdeps failed: the libraries the app links must be installed on the build machine"
+	fi
 	rm -rf "$tmp"
+	sed -n 's/^shlibs:Depends=//p' <<<"$out"
 }
 
 desktop_entry() {
@@ -314,7 +324,7 @@ EOF
 }
 
 package_app() {
-	local pkg=icmpcap root s
+	local pkg=icmpcap root s shlibs
 	check_inputs
 	make_unpacked
 	root=$WORK/$pkg
@@ -333,6 +343,8 @@ package_app() {
 	install -D -m 0644 build/deb/icmpcap/lintian-overrides "$root/usr/share/lintian/overrides/icmpcap"
 	mkdir -p "$root/usr/share/man/man1"
 	gzip -9n <build/deb/icmpcap/icmpcap.1 >"$root/usr/share/man/man1/icmpcap.1.gz"
+	shlibs=$(shlibs_depends "$root")
+	[ -n "$shlibs" ] || die "dpkg-shlibdeps found no shared library dependencies in $root/usr/lib/icmpcap"
 	write_docs "$pkg" "$root" "Files: *
 Copyright: 2025-2026 the icmpcap authors
 License: Expat
@@ -361,7 +373,7 @@ Version: $VERSION
 Architecture: amd64
 Maintainer: $MAINTAINER
 Installed-Size: 0
-Depends: $(shlibs_depends "$root"), $(meta .debDepends)
+Depends: $shlibs, icmpcap-dkms (= $VERSION), $(meta .debDepends)
 Section: net
 Priority: optional
 Homepage: https://github.com/icmpcap/icmpcap

@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-SUITES=(static unit native-core kernel e2e electron)
+SUITES=(static unit native-core kernel e2e electron packaging)
 [[ $# -gt 0 ]] && SUITES=("$@")
 
 log() { printf '\n=== %s\n' "$*"; }
@@ -78,7 +78,8 @@ for suite in "${SUITES[@]}"; do
     kernel) run_suite "kernel module in a QEMU guest" kernel_tests ;;
     e2e) run_suite "end to end in chromium" e2e ;;
     electron) run_suite "electron app" electron_specs ;;
-    *) echo "unknown suite $suite (known: static unit native-core kernel e2e electron)"; exit 2 ;;
+    packaging) run_suite "packaging: debs, DKMS in a Debian root, module in QEMU" bash test/packaging/run.sh ;;
+    *) echo "unknown suite $suite (known: static unit native-core kernel e2e electron packaging)"; exit 2 ;;
   esac
 done
 

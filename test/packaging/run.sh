@@ -7,10 +7,12 @@
 # Prints PASS/FAIL per check and "N passed, N failed"; exits non-zero when a check failed.
 # Usage: test/packaging/run.sh          (root: debootstrap, chroot, mounts, apt)
 #   PKGTEST_CACHE   cache folder for the base root (default .cache/packaging; first run builds it)
-#   PKGTEST_KEEP=1  keep the work folder ($PKGTEST_WORK, default .cache/packaging/work)
+#   PKGTEST_WORK    work folder (default .cache/packaging/work; logs stay there)
+#   PKGTEST_KEEP=1  keep the staging folders (packages/.work, packages/linux-unpacked) as well
+#   ICMPCAP_ELECTRON_DIST / ELECTRON_OVERRIDE_DIST_PATH  an unpacked Electron: the app deb is built with it
 #
-# The machine cannot download Electron, so the app deb is built around a stand-in "Electron": the Node
-# binary of this machine, which runs the CLI the way Electron does with ELECTRON_RUN_AS_NODE=1. That tests
+# Where no unpacked Electron is given (this machine cannot download one), the app deb is built around a
+# stand-in "Electron": the Node binary of this machine, which runs the CLI the way Electron does with ELECTRON_RUN_AS_NODE=1. That tests
 # the packaging (layout, maintainer scripts, capability, CLI entry) but not the Electron window; the package
 # script refuses such a stand-in unless ICMPCAP_ALLOW_STANDIN_ELECTRON=1, which only this test sets.
 set -euo pipefail
@@ -75,15 +77,28 @@ mkdir -p "$WORK"
 echo "# guest kernel $KVER; work folder $WORK"
 
 # --- build ---------------------------------------------------------------------------------------------------
+# The packages are made from the built tree; build it once when a fresh clone has not been built yet.
+if [ ! -f dist/electron/core/cli.js ] || [ ! -f dist/renderer/index.html ] || [ ! -f native/build/Release/icmpcap-helper ]; then
+	echo "# not built yet: npm run build"
+	npm run --silent build >"$WORK/npm-build.log" 2>&1 || { fail build "npm run build failed (log: $WORK/npm-build.log)"; finish; }
+fi
 VERSION=$(node -p "require('./package.json').version")
 OUT=$WORK/packages
 rm -rf "$OUT"
-STANDIN=$WORK/electron-standin
-rm -rf "$STANDIN"
-mkdir -p "$STANDIN"
-cp -L "$(command -v node)" "$STANDIN/electron"
+ELECTRON=${ICMPCAP_ELECTRON_DIST:-${ELECTRON_OVERRIDE_DIST_PATH:-}}
+if [ -n "$ELECTRON" ]; then
+	echo "# app deb with the Electron in $ELECTRON"
+	STANDIN_OK=
+else
+	ELECTRON=$WORK/electron-standin
+	echo "# no unpacked Electron (ICMPCAP_ELECTRON_DIST): the app deb gets a stand-in, this machine's node"
+	rm -rf "$ELECTRON"
+	mkdir -p "$ELECTRON"
+	cp -L "$(command -v node)" "$ELECTRON/electron"
+	STANDIN_OK=1
+fi
 t0=$(date +%s)
-if ICMPCAP_PACKAGE_OUT=$OUT ICMPCAP_ELECTRON_DIST=$STANDIN ICMPCAP_ALLOW_STANDIN_ELECTRON=1 \
+if ICMPCAP_PACKAGE_OUT=$OUT ICMPCAP_ELECTRON_DIST=$ELECTRON ICMPCAP_ALLOW_STANDIN_ELECTRON=$STANDIN_OK \
 	bash scripts/package.sh dkms deb >"$WORK/package.log" 2>&1; then
 	pass build_debs "$(($(date +%s) - t0)) s"
 else
@@ -105,7 +120,7 @@ fi
 rm -rf "$WORK/no-electron"
 
 # The AppImage target checks the unpacked app directory, then stops and says what is missing.
-out=$(ICMPCAP_PACKAGE_OUT=$OUT ICMPCAP_ELECTRON_DIST=$STANDIN ICMPCAP_ALLOW_STANDIN_ELECTRON=1 \
+out=$(ICMPCAP_PACKAGE_OUT=$OUT ICMPCAP_ELECTRON_DIST=$ELECTRON ICMPCAP_ALLOW_STANDIN_ELECTRON=$STANDIN_OK \
 	bash scripts/package.sh appimage 2>&1) && rc=0 || rc=$?
 if [ $rc = 3 ] && grep -q 'linux-unpacked checked' <<<"$out" && grep -q 'AppImage: not built' <<<"$out"; then
 	pass appimage_stops_clearly "$(grep -m1 'AppImage: not built' <<<"$out" | sed 's/^package: //')"
@@ -114,6 +129,15 @@ elif [ $rc = 0 ] && ls "$OUT"/*.AppImage >/dev/null 2>&1; then
 else
 	fail appimage_stops_clearly "exit $rc, output: $out"
 fi
+
+# build/electron-builder.cjs against electron-builder's own schema, where electron-builder is installed
+# (or PKGTEST_EB_SCHEMA names its scheme.json).
+out=$(node scripts/package-config-check.mjs ${PKGTEST_EB_SCHEMA:-} 2>&1) && rc=0 || rc=$?
+case $rc in
+0) pass electron_builder_config "$out" ;;
+3) echo "SKIP electron_builder_config: $out" ;;
+*) fail electron_builder_config "$out" ;;
+esac
 
 # --- dpkg-deb: control fields, maintainer scripts, files ----------------------------------------------------
 field() { dpkg-deb -f "$1" "$2"; }
@@ -181,12 +205,16 @@ in_root useradd --create-home --shell /bin/sh tester
 in_root useradd --create-home --shell /bin/sh outsider
 echo "# throwaway root ready in $(($(date +%s) - t0)) s"
 
-# What the root holds before: every path except the pseudo file systems, apt's and dpkg's own records and logs.
+# What the root holds before: every path except the pseudo file systems, apt's and dpkg's own records and logs,
+# and /home (the test users' own files, such as the capture spool, are theirs: purge never touches them).
 snapshot() {
 	(cd "$R" && find . -xdev \( -path ./proc -o -path ./sys -o -path ./dev -o -path ./run -o -path ./tmp \
 		-o -path ./var/log -o -path ./var/cache/apt -o -path ./var/cache/debconf -o -path ./var/lib/apt \
-		-o -path ./var/lib/dpkg \) -prune -o -printf '%p %M %u:%g\n' | LC_ALL=C sort)
+		-o -path ./var/lib/dpkg -o -path ./home \) -prune -o -printf '%p %M %U:%G\n' | LC_ALL=C sort)
 }
+# depmod's indexes, as the kernel image package would have left them (the root has only the headers): DKMS
+# runs depmod on install and remove, which must not count as something the packages left behind.
+in_root depmod -a "$KVER" 2>/dev/null
 # The overlay is one mount: -xdev stays inside it. /etc/group and friends are compared by content too.
 snapshot >"$WORK/files-before.txt"
 cat "$R/etc/group" "$R/etc/gshadow" >"$WORK/groups-before.txt"
@@ -194,13 +222,16 @@ cat "$R/etc/group" "$R/etc/gshadow" >"$WORK/groups-before.txt"
 mkdir -p "$R/tmp/debs"
 cp "$DKMS_DEB" "$APP_DEB" "$R/tmp/debs/"
 t0=$(date +%s)
-if in_root env SUDO_USER=tester apt-get install -y --no-install-recommends --no-download \
+if in_root env SUDO_USER=tester apt-get install -y --no-install-recommends \
 	"/tmp/debs/$(basename "$DKMS_DEB")" "/tmp/debs/$(basename "$APP_DEB")" >"$WORK/install.log" 2>&1; then
 	pass install "apt-get install of both debs, $(($(date +%s) - t0)) s (log: $WORK/install.log)"
 else
 	fail install "$(tail -15 "$WORK/install.log")"
 	finish
 fi
+# Everything else the debs need is in the base root: apt installs just the two (no network needed).
+check install_needs_nothing_else "apt installed only icmpcap and icmpcap-dkms" \
+	grep -q '^0 upgraded, 2 newly installed, 0 to remove' "$WORK/install.log"
 grep -E '^icmpcap(-dkms)?: ' "$WORK/install.log" | sed 's/^/#   postinst says: /' || true
 check postinst_tells_user "the installing user is told how to join the group" \
 	grep -q 'sudo usermod -aG icmpcap tester' "$WORK/install.log"
@@ -221,7 +252,7 @@ HELPER=/usr/lib/icmpcap/resources/app/native/build/Release/icmpcap-helper
 caps=$(in_root getcap "$HELPER" 2>&1 || true)
 check helper_cap_net_raw "getcap says: ${caps:-nothing}" grep -q 'cap_net_raw[=+]ep' <<<"$caps"
 check helper_group_only "helper root:icmpcap 0750" \
-	bash -c "[ \"\$(stat -c '%U:%G %a' '$R$HELPER')\" = 'root:icmpcap 750' ]"
+	bash -c "[ \"\$(chroot '$R' stat -c '%U:%G %a' '$HELPER')\" = 'root:icmpcap 750' ]"
 check cli_runs "/usr/bin/icmpcap sources (the CLI through the bundled runtime)" \
 	bash -c "chroot '$R' /usr/bin/env -i PATH=/usr/bin:/bin /usr/bin/icmpcap sources | grep -q afpacket"
 
@@ -229,15 +260,15 @@ check cli_runs "/usr/bin/icmpcap sources (the CLI through the bundled runtime)" 
 # outside the group cannot run the helper. Own network namespace so that only the test's pings show.
 in_root usermod -aG icmpcap tester
 member_capture() {
-	unshare --net chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp sh -c '
+	unshare --net chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c '
 		ip link set lo up
 		(sleep 2; ping -c 3 -i 0.3 127.0.0.1 >/dev/null) &
-		timeout 20 setpriv --reuid=$1 --regid=$1 --init-groups \
+		timeout 20 setpriv --reuid=$1 --regid=$1 --init-groups env HOME=/home/$1 \
 			/usr/bin/icmpcap capture -i lo -c 4 --source afpacket 2>/tmp/capture.err
 		rc=$?; cat /tmp/capture.err >&2; exit $rc' _ "$1"
 }
-if out=$(member_capture tester 2>&1) && [ "$(grep -c 'echo' <<<"$out")" -ge 4 ]; then
-	pass member_captures_without_root "$(grep -m1 echo <<<"$out")"
+if out=$(member_capture tester 2>&1) && [ "$(grep -ci 'echo' <<<"$out")" -ge 4 ]; then
+	pass member_captures_without_root "$(grep -m1 -i echo <<<"$out" | cut -d' ' -f2-)"
 else
 	fail member_captures_without_root "$out"
 fi
@@ -245,6 +276,23 @@ if out=$(member_capture outsider 2>&1); then
 	fail outsider_cannot_capture "a user outside the icmpcap group captured: $out"
 else
 	pass outsider_cannot_capture "$(tail -1 <<<"$out" | cut -c1-160)"
+fi
+
+# Secure Boot: where the kernel refuses the unsigned module, postinst says so and explains signing. Run the
+# configured postinst again as if on a booted system (own PID namespace: ischroot says "not a chroot"), with
+# a modprobe that fails the way a Secure Boot kernel makes it fail.
+mkdir -p "$R/usr/local/sbin"
+printf '#!/bin/sh\n[ "$1" = -r ] && exit 0\necho "modprobe: ERROR: could not insert '"'"'icmpcap'"'"': Key was rejected by service" >&2\nexit 1\n' \
+	>"$R/usr/local/sbin/modprobe"
+chmod 0755 "$R/usr/local/sbin/modprobe"
+out=$(unshare --mount --pid --fork chroot "$R" /usr/bin/env -i PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
+	sh -c 'mount -t proc proc /proc && /var/lib/dpkg/info/icmpcap-dkms.postinst configure 0.1.0' 2>&1) || true
+rm -f "$R/usr/local/sbin/modprobe"
+if grep -q 'mokutil --import /var/lib/dkms/mok.pub' <<<"$out" && grep -q 'Secure Boot' <<<"$out" &&
+	! grep -qE 'chroot|WARNING' <<<"$out"; then
+	pass postinst_secure_boot_advice "$(grep -m1 'Secure Boot' <<<"$out" | sed 's/^icmpcap-dkms: //')"
+else
+	fail postinst_secure_boot_advice "$out"
 fi
 
 # A kernel upgrade: the kernel's postinst hook runs DKMS's, which builds the module again.
@@ -287,6 +335,38 @@ else
 fi
 check purge_restores_groups "/etc/group and /etc/gshadow as before" \
 	diff -u "$WORK/groups-before.txt" "$WORK/groups-after.txt"
+
+# Upgrade of icmpcap-dkms: the old prerm takes the old version out of DKMS, the new postinst builds the new
+# one; the group stays. Then purge, and again nothing may be left.
+NEXT=$VERSION+pkgtest1
+if ICMPCAP_PACKAGE_OUT=$WORK/next ICMPCAP_PACKAGE_VERSION=$NEXT bash scripts/package.sh dkms >>"$WORK/package.log" 2>&1; then
+	cp "$WORK/next/icmpcap-dkms_${NEXT}_all.deb" "$R/tmp/debs/"
+	t0=$(date +%s)
+	if in_root apt-get install -y --no-install-recommends "/tmp/debs/$(basename "$DKMS_DEB")" >"$WORK/upgrade.log" 2>&1 &&
+		in_root apt-get install -y --no-install-recommends "/tmp/debs/icmpcap-dkms_${NEXT}_all.deb" >>"$WORK/upgrade.log" 2>&1; then
+		st=$(in_root dkms status 2>&1 || true)
+		if grep -q "icmpcap/$NEXT, $KVER, x86_64: installed" <<<"$st" && ! grep -q "icmpcap/$VERSION," <<<"$st" &&
+			[ ! -e "$R/usr/src/icmpcap-$VERSION" ] && in_root getent group icmpcap >/dev/null; then
+			pass dkms_upgrade "$VERSION -> $NEXT in $(($(date +%s) - t0)) s: $st"
+		else
+			fail dkms_upgrade "dkms status after the upgrade: $st"
+		fi
+	else
+		fail dkms_upgrade "$(tail -10 "$WORK/upgrade.log")"
+	fi
+	in_root apt-get purge -y icmpcap-dkms >>"$WORK/upgrade.log" 2>&1 || fail upgrade_purge "$(tail -5 "$WORK/upgrade.log")"
+	rm -f "$R/tmp/debs/icmpcap-dkms_${NEXT}_all.deb"
+	snapshot >"$WORK/files-after-upgrade.txt"
+	cat "$R/etc/group" "$R/etc/gshadow" >"$WORK/groups-after-upgrade.txt"
+	if diff -u "$WORK/files-before.txt" "$WORK/files-after-upgrade.txt" >"$WORK/files-upgrade.diff" &&
+		diff -q "$WORK/groups-before.txt" "$WORK/groups-after-upgrade.txt" >/dev/null; then
+		pass upgrade_purge_leaves_nothing "files, group and DKMS tree as before"
+	else
+		fail upgrade_purge_leaves_nothing "$(grep -E '^[-+][^-+]' "$WORK/files-upgrade.diff" | head -10 | tr '\n' ';')"
+	fi
+else
+	fail dkms_upgrade "scripts/package.sh dkms with ICMPCAP_PACKAGE_VERSION=$NEXT failed (log: $WORK/package.log)"
+fi
 pkgtest_root_down "$R"
 PKGTEST_ROOT=
 
@@ -295,12 +375,34 @@ if [ ! -s "$KBUILD_DIR/mod/icmpcap.ko" ]; then
 	fail guest "no DKMS-built icmpcap.ko to boot with"
 	finish
 fi
-ktest_build_progs
-gcc -static -O2 -Wall -Wextra -Werror -o "$KBUILD_DIR/bin/member_capture" "$HERE/member_capture.c"
-ICMPCAP_NATIVE_GUEST_BUILD=/nonexistent ktest_pack_initramfs
-cp "$HERE/guest-init" "$KBUILD_DIR/root/init"
-cp "$KBUILD_DIR/bin/member_capture" "$KBUILD_DIR/root/bin/"
-(cd "$KBUILD_DIR/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$KBUILD_DIR/initramfs.cpio.gz"
+# Own initramfs (busybox, iproute2, veth, the DKMS-built module, icmpcap_test, member_capture): only
+# ktest_copy_with_libs and ktest_boot come from the kernel suite, so its test programs can change freely.
+bin=$KBUILD_DIR/bin
+mkdir -p "$bin"
+gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$bin/icmpcap_test" "$REPO/kernel/test/icmpcap_test.c"
+gcc -static -O2 -Wall -Wextra -Werror -o "$bin/member_capture" "$HERE/member_capture.c"
+groot=$KBUILD_DIR/root
+rm -rf "$groot"
+mkdir -p "$groot"/{bin,sbin,usr/bin,usr/sbin,lib,proc,sys,dev,run,tmp,etc}
+cp /bin/busybox "$groot/bin/busybox"
+for a in $(/bin/busybox --list); do
+	case "$a" in ip | busybox) continue ;; esac
+	ln -sf busybox "$groot/bin/$a"
+done
+ktest_copy_with_libs "$groot" "$(command -v ip)"
+ln -sf "$(command -v ip)" "$groot/bin/ip"
+veth=$(find "/lib/modules/$KVER/kernel/drivers/net" -name 'veth.ko*' | head -1)
+case "$veth" in
+*.xz) xz -dc "$veth" >"$groot/lib/veth.ko" ;;
+*.zst) zstd -dc "$veth" >"$groot/lib/veth.ko" ;;
+*) cp "$veth" "$groot/lib/veth.ko" ;;
+esac
+cp "$KBUILD_DIR/mod/icmpcap.ko" "$groot/lib/icmpcap.ko"
+cp "$bin/icmpcap_test" "$bin/member_capture" "$groot/bin/"
+install -m 0755 "$HERE/guest-init" "$groot/init"
+echo "root:x:0:0:root:/:/bin/sh" >"$groot/etc/passwd"
+echo "root:x:0:" >"$groot/etc/group"
+(cd "$groot" && find . | cpio -o -H newc --quiet | gzip -1) >"$KBUILD_DIR/initramfs.cpio.gz"
 log=$KBUILD_DIR/guest.log
 t0=$(date +%s)
 ktest_boot "$log" "" 170
