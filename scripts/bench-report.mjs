@@ -18,7 +18,9 @@ const TARGETS = {
   'renderer.rows_held': '10 M rows with the same smoothness',
 };
 
-const results = existsSync('bench/results.json') ? JSON.parse(readFileSync('bench/results.json', 'utf8')) : {};
+const results = existsSync('bench/results.json')
+  ? JSON.parse(readFileSync('bench/results.json', 'utf8'))
+  : {};
 const parts = new Map();
 for (const [key, r] of Object.entries(results).sort(([a], [b]) => a.localeCompare(b))) {
   const part = key.split('.')[0];
@@ -26,7 +28,11 @@ for (const [key, r] of Object.entries(results).sort(([a], [b]) => a.localeCompar
   parts.get(part).push([key, r]);
 }
 const fmt = (v) =>
-  typeof v !== 'number' ? String(v) : Math.abs(v) >= 1000 ? Math.round(v).toLocaleString('en') : String(+v.toPrecision(4));
+  typeof v !== 'number'
+    ? String(v)
+    : Math.abs(v) >= 1000
+      ? Math.round(v).toLocaleString('en')
+      : String(+v.toPrecision(4));
 let md = `# Benchmarks
 
 Produced by \`npm run bench\` (\`scripts/bench.sh\`) on this project's build machine (Debian 12, 2 cores);
@@ -36,7 +42,9 @@ noisy: each comparison is made side by side in one run, and the ratios are what 
 for (const [part, rows] of parts) {
   md += `\n## ${part}\n\n| metric | value | unit | target | command | note |\n| --- | --- | --- | --- | --- | --- |\n`;
   for (const [key, r] of rows) {
-    const note = String(r.note ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+    const note = String(r.note ?? '')
+      .replace(/\|/g, '\\|')
+      .replace(/\n/g, ' ');
     md += `| \`${key}\` | ${fmt(r.value)} | ${r.unit ?? ''} | ${TARGETS[key] ?? ''} | \`${r.command ?? ''}\` | ${note} |\n`;
   }
 }
