@@ -14,7 +14,14 @@
 import type { SortColumn } from '../common/contract.js';
 import { type CompiledFilter, type FilterEnv, compileFilter } from './filter/compile.js';
 import { addressBytes } from './filter/address.js';
-import { CHUNK_MASK, CHUNK_SHIFT, CHUNK_SIZE, MISC_F_HAS_ECHO, type RecordStore } from './store.js';
+import {
+  CHUNK_MASK,
+  CHUNK_SHIFT,
+  CHUNK_SIZE,
+  type Chunk,
+  MISC_F_HAS_ECHO,
+  type RecordStore,
+} from './store.js';
 
 const BLOCK_SHIFT = 16;
 const BLOCK_SIZE = 1 << BLOCK_SHIFT;
@@ -109,6 +116,23 @@ export class View {
     return this.matchAt(position);
   }
 
+  /** The record indices in view order as of now (a copy: for exports that must not see later changes). */
+  snapshot(): Uint32Array {
+    this.settle();
+    const n = this.length;
+    const out = new Uint32Array(n);
+    if (this.sortColumn !== null && this.sortColumn !== 'no') {
+      out.set(this.order.subarray(0, n));
+    } else if (this.filter) {
+      for (let k = 0; k < n; k += BLOCK_SIZE)
+        out.set(this.blocks[k >>> BLOCK_SHIFT]!.subarray(0, Math.min(BLOCK_SIZE, n - k)), k);
+      if (this.sortColumn === 'no' && this.descending) out.reverse();
+    } else {
+      for (let k = 0; k < n; k++) out[k] = this.descending && this.sortColumn === 'no' ? n - 1 - k : k;
+    }
+    return out;
+  }
+
   /** Position of a record in the view, or null when the filter hides it (or the view has not seen it). */
   positionOf(recordIndex: number): number | null {
     if (!Number.isInteger(recordIndex) || recordIndex < 0 || recordIndex >= this.seen) return null;
@@ -132,14 +156,18 @@ export class View {
     return at < 0 ? null : at;
   }
 
-  /** Replaces the filter ('' for none); throws FilterSyntaxError and keeps the old one on a bad filter. */
+  /**
+   * Replaces the filter ('' for none) over the records the view has taken in (update() brings in the
+   * rest, so a paused view stays as it was); throws FilterSyntaxError and keeps the old filter on a
+   * bad one.
+   */
   setFilter(text: string): { ms: number } {
     const started = performance.now();
     const compiled = compileFilter(text, this.env);
     this.generation++;
     const blocks: Uint32Array[] = [];
     let matched = 0;
-    const end = this.store.length;
+    const end = this.seen;
     if (compiled) {
       for (let c = 0; c << CHUNK_SHIFT < end; c++)
         matched = this.scanChunk(compiled, c, end, blocks, matched);
@@ -162,15 +190,15 @@ export class View {
     const generation = ++this.generation;
     const blocks: Uint32Array[] = [];
     let matched = 0;
-    let end = this.store.length;
+    let end = this.seen;
     let c = 0;
     let sliceStart = performance.now();
     if (compiled) {
-      // Records keep arriving while this runs: chase the store's end until caught up.
+      // update() keeps taking in records while this runs: chase the view's end until caught up.
       for (;;) {
         if (c << CHUNK_SHIFT >= end) {
-          if (end === this.store.length) break;
-          end = this.store.length;
+          if (end === this.seen) break;
+          end = this.seen;
           // The last chunk may have been partial: scan it again from where it ended.
           c = Math.max(0, c - 1);
           matched = this.truncateTo(blocks, matched, c << CHUNK_SHIFT);
@@ -179,7 +207,7 @@ export class View {
         matched = this.scanChunk(compiled, c, end, blocks, matched);
         c++;
         if (performance.now() - sliceStart >= this.sliceMs) {
-          onProgress?.({ fraction: Math.min(1, (c << CHUNK_SHIFT) / Math.max(1, this.store.length)) });
+          onProgress?.({ fraction: Math.min(1, (c << CHUNK_SHIFT) / Math.max(1, this.seen)) });
           await new Promise<void>((resolve) => setImmediate(resolve));
           if (generation !== this.generation) throw new FilterCancelled();
           sliceStart = performance.now();
@@ -248,7 +276,6 @@ export class View {
     this.blocks = filter ? blocks : [];
     this.matched = matched;
     this.seen = end;
-    // Records that arrived since `end` are taken in by the next update().
     this.resort();
   }
 
@@ -331,59 +358,111 @@ export class View {
 
   /** Fills keys for matches k = from..to-1 into `keys` from `at` on, record indices into `idx`. */
   private fillKeys(from: number, to: number, keys: Float64Array, idx: Uint32Array, at: number): void {
-    const col = this.sortColumn!;
-    const sign = this.descending ? -1 : 1;
-    const chunks = this.store.chunks;
-    const addressRank = this.addressRank;
-    const ifaceRank = this.ifaceRank;
-    for (let k = from, o = at; k < to; k++, o++) {
-      const r = this.matchAt(k);
-      const c = chunks[r >>> CHUNK_SHIFT]!;
-      const i = r & CHUNK_MASK;
-      let key: number;
-      switch (col) {
-        case 'time':
-          key = c.tsRel[i]!;
-          break;
-        case 'dir':
-          key = (c.meta[i]! >>> 16) & 0xff;
-          break;
-        case 'iface':
-          key = ifaceRank[(c.misc[i]! >>> 8) & 0xffff]!;
-          break;
-        case 'src':
-          key = addressRank[c.src[i]!]!;
-          break;
-        case 'dst':
-          key = addressRank[c.dst[i]!]!;
-          break;
-        case 'type':
-          key = c.meta[i]! & 0xff;
-          break;
-        case 'code':
-          key = (c.meta[i]! >>> 8) & 0xff;
-          break;
-        case 'id':
-          key = c.misc[i]! & MISC_F_HAS_ECHO ? c.idSeq[i]! >>> 16 : NaN;
-          break;
-        case 'seq':
-          key = c.misc[i]! & MISC_F_HAS_ECHO ? c.idSeq[i]! & 0xffff : NaN;
-          break;
-        case 'ttl':
-          key = c.misc[i]! & 0xff;
-          break;
-        case 'len':
-          key = c.len[i]! & 0xffff;
-          break;
-        case 'rtt':
-          key = c.rtt[i]!;
-          break;
-        default:
-          key = r;
+    const n = to - from;
+    if (this.filter) {
+      for (let k = from; k < to;) {
+        const b = k >>> BLOCK_SHIFT;
+        const take = Math.min(to - k, BLOCK_SIZE - (k & BLOCK_MASK));
+        idx.set(this.blocks[b]!.subarray(k & BLOCK_MASK, (k & BLOCK_MASK) + take), at + k - from);
+        k += take;
       }
-      // Records without the value (NaN) go last in both directions.
-      keys[o] = key === key ? sign * key : Infinity;
-      idx[o] = r;
+    } else {
+      for (let k = 0; k < n; k++) idx[at + k] = from + k;
+    }
+    // One tight loop per column (a switch per record would cost more than the sort).
+    const chunks = this.store.chunks;
+    const end = at + n;
+    const read = (
+      column: (c: Chunk) => Uint32Array | Float64Array | Float32Array,
+      f: (v: number) => number,
+    ): void => {
+      for (let o = at; o < end; o++) {
+        const r = idx[o]!;
+        keys[o] = f(column(chunks[r >>> CHUNK_SHIFT]!)[r & CHUNK_MASK]!);
+      }
+    };
+    switch (this.sortColumn) {
+      case 'time':
+        for (let o = at; o < end; o++)
+          keys[o] = chunks[idx[o]! >>> CHUNK_SHIFT]!.tsRel[idx[o]! & CHUNK_MASK]!;
+        break;
+      case 'rtt':
+        for (let o = at; o < end; o++) keys[o] = chunks[idx[o]! >>> CHUNK_SHIFT]!.rtt[idx[o]! & CHUNK_MASK]!;
+        break;
+      case 'dir':
+        read(
+          (c) => c.meta,
+          (m) => (m >>> 16) & 0xff,
+        );
+        break;
+      case 'type':
+        read(
+          (c) => c.meta,
+          (m) => m & 0xff,
+        );
+        break;
+      case 'code':
+        read(
+          (c) => c.meta,
+          (m) => (m >>> 8) & 0xff,
+        );
+        break;
+      case 'ttl':
+        read(
+          (c) => c.misc,
+          (m) => m & 0xff,
+        );
+        break;
+      case 'len':
+        read(
+          (c) => c.len,
+          (l) => l & 0xffff,
+        );
+        break;
+      case 'iface': {
+        const rank = this.ifaceRank;
+        read(
+          (c) => c.misc,
+          (m) => rank[(m >>> 8) & 0xffff]!,
+        );
+        break;
+      }
+      case 'src': {
+        const rank = this.addressRank;
+        read(
+          (c) => c.src,
+          (a) => rank[a]!,
+        );
+        break;
+      }
+      case 'dst': {
+        const rank = this.addressRank;
+        read(
+          (c) => c.dst,
+          (a) => rank[a]!,
+        );
+        break;
+      }
+      case 'id':
+      case 'seq': {
+        const id = this.sortColumn === 'id';
+        for (let o = at; o < end; o++) {
+          const r = idx[o]!;
+          const c = chunks[r >>> CHUNK_SHIFT]!;
+          const i = r & CHUNK_MASK;
+          const v = c.idSeq[i]!;
+          keys[o] = c.misc[i]! & MISC_F_HAS_ECHO ? (id ? v >>> 16 : v & 0xffff) : NaN;
+        }
+        break;
+      }
+      default:
+        for (let o = at; o < end; o++) keys[o] = idx[o]!;
+    }
+    // Records without the value (NaN) go last in both directions; -0 would sort before 0.
+    const sign = this.descending ? -1 : 1;
+    for (let o = at; o < end; o++) {
+      const key = keys[o]!;
+      keys[o] = key !== key ? Infinity : key === 0 ? 0 : sign * key;
     }
   }
 
@@ -511,6 +590,7 @@ export function sortByKey(keys: Float64Array, idx: Uint32Array, n: number): void
     idx.set(i2);
     return;
   }
+  if (sortBy32Bits(keys, idx, n)) return;
   // Order-preserving unsigned bits: flip the sign bit of positives, all bits of negatives.
   const words = new Uint32Array(keys.buffer, keys.byteOffset, n * 2);
   const lo = new Uint32Array(n);
@@ -570,4 +650,96 @@ export function sortByKey(keys: Float64Array, idx: Uint32Array, n: number): void
       words[2 * k] = ~l >>> 0;
     }
   }
+}
+
+const F32 = new Float32Array(1);
+const F32_BITS = new Uint32Array(F32.buffer);
+
+/**
+ * The common case: every key fits an order-preserving 32-bit code, either because the keys are
+ * integers spanning less than 2^32 (every column but time and rtt: one counting pass when they span
+ * less than 2^16) or because they are exact Float32 values (rtt). Then an LSD radix sort needs one
+ * counting pass or three 11-bit passes. Returns false when the keys do not fit (the caller sorts on all 64
+ * bits).
+ */
+function sortBy32Bits(keys: Float64Array, idx: Uint32Array, n: number): boolean {
+  let min = Infinity;
+  let max = -Infinity;
+  let integers = true;
+  let float32 = true;
+  for (let k = 0; k < n; k++) {
+    const v = keys[k]!;
+    if (v === Infinity) continue;
+    if (v < min) min = v;
+    if (v > max) max = v;
+    if (integers && v !== Math.floor(v)) integers = false;
+    if (float32 && Math.fround(v) !== v) float32 = false;
+    if (!integers && !float32) return false;
+  }
+  const code = new Uint32Array(n);
+  const asIntegers = integers && (min === Infinity || max - min < 0xfffffffe);
+  const nullCode = min === Infinity ? 0 : max - min + 1;
+  if (asIntegers) {
+    for (let k = 0; k < n; k++) {
+      const v = keys[k]!;
+      code[k] = v === Infinity ? nullCode : v - min;
+    }
+  } else if (float32) {
+    for (let k = 0; k < n; k++) {
+      const v = keys[k]!;
+      F32[0] = v === 0 ? 0 : v; // -0 sorts with 0
+      const b = F32_BITS[0]!;
+      code[k] = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+    }
+  } else return false;
+  let srcCode = code;
+  let srcIdx: Uint32Array = idx.subarray(0, n);
+  let dstCode = new Uint32Array(n);
+  let dstIdx: Uint32Array = new Uint32Array(n);
+  let maxCode = 0;
+  for (let k = 0; k < n; k++) if (code[k]! > maxCode) maxCode = code[k]!;
+  // Codes below 2^16: one counting pass; otherwise 11-bit digits (cache-friendlier than 16).
+  const passes: [number, number][] =
+    maxCode < 1 << 16
+      ? [[0, 16]]
+      : [
+          [0, 11],
+          [11, 11],
+          [22, 10],
+        ];
+  const counts = new Uint32Array(1 << 16);
+  for (const [shift, bits] of passes) {
+    const mask = (1 << bits) - 1;
+    counts.fill(0);
+    for (let k = 0; k < n; k++) counts[(srcCode[k]! >>> shift) & mask]!++;
+    if (counts[(srcCode[0]! >>> shift) & mask] === n) continue;
+    let sum = 0;
+    for (let d = 0; d <= mask; d++) {
+      const c = counts[d]!;
+      counts[d] = sum;
+      sum += c;
+    }
+    for (let k = 0; k < n; k++) {
+      const o = counts[(srcCode[k]! >>> shift) & mask]!++;
+      dstCode[o] = srcCode[k]!;
+      dstIdx[o] = srcIdx[k]!;
+    }
+    [srcCode, dstCode] = [dstCode, srcCode];
+    [srcIdx, dstIdx] = [dstIdx, srcIdx];
+  }
+  if (srcIdx.buffer !== idx.buffer) idx.set(srcIdx);
+  // The codes decode to the keys exactly, so the keys need not travel through the passes.
+  if (asIntegers) {
+    for (let k = 0; k < n; k++) {
+      const c = srcCode[k]!;
+      keys[k] = c === nullCode ? Infinity : c + min;
+    }
+  } else {
+    for (let k = 0; k < n; k++) {
+      const c = srcCode[k]!;
+      F32_BITS[0] = c & 0x80000000 ? c & 0x7fffffff : ~c >>> 0;
+      keys[k] = F32[0]!;
+    }
+  }
+  return true;
 }

@@ -8,129 +8,27 @@
  *   npx tsx electron/core/bench/service-bench.ts [records]   (a custom count does not write results)
  *   (npm run bench -- service runs it with --max-old-space-size=8192)
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Row } from '../../common/contract.js';
+import { compileFilter } from '../filter/compile.js';
+import { type ExportRow, exportRecords } from '../files/index.js';
+import { ipv4Icmp, ipv6Icmp } from '../files/testing/packets.js';
 import { Ingestor } from '../ingest.js';
+import type { DecodedRecord } from '../record.js';
 import { Aggregator } from '../stats/aggregator.js';
 import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, RecordStore } from '../store.js';
 import { View } from '../view.js';
-import { BatchBuilder, type SynthFields, addressOf, prng } from './synth.js';
+import { FastIngestor } from './fast-ingest.js';
+import { addressOf, prng, realisticCapture } from './synth.js';
 
 const N = Number(process.argv[2] ?? 10_000_000);
 const BATCH = 4096;
 const COMMAND = 'npx tsx electron/core/bench/service-bench.ts';
 const IFNAMES = ['', 'eth0', 'wlan0', 'lo'];
-const EMPTY = new ArrayBuffer(0);
-
-interface Peer {
-  addr: Uint8Array;
-  family: 4 | 6;
-  baseRtt: number;
-  seq: number;
-  id: number;
-}
-
-/** Makes the synthetic capture batch by batch (not timed). */
-function* batches(n: number): Generator<ArrayBuffer> {
-  const rnd = prng(1);
-  const local4 = addressOf('192.168.1.10');
-  const local6 = addressOf('2001:db8:ffff::10');
-  const peers: Peer[] = [];
-  for (let k = 0; k < 3000; k++) {
-    const v6 = k % 3 === 2;
-    const text = v6
-      ? `2001:db8:${(k >> 8).toString(16)}::${(k & 255).toString(16)}`
-      : `10.${k % 4}.${(k >> 8) & 255}.${k & 255}`;
-    peers.push({ addr: addressOf(text), family: v6 ? 6 : 4, baseRtt: 0.2 + rnd() * 40, seq: 0, id: k });
-  }
-  const router4 = addressOf('192.168.1.1');
-  const router6 = addressOf('fe80::1');
-  const b = new BatchBuilder(BATCH * 112);
-  let ts = 1_700_000_000e9;
-  let made = 0;
-  const replies: SynthFields[] = [];
-  const add = (r: SynthFields): void => {
-    b.add(r);
-    made++;
-  };
-  while (made < n) {
-    while (b.count < BATCH && made < n) {
-      ts += 5000 + Math.floor(rnd() * 10_000); // ~100 k records/s of capture time
-      const due = replies.length > 0 && replies[0]!.tsNs <= ts;
-      if (due) {
-        add(replies.shift()!);
-        continue;
-      }
-      const x = rnd();
-      const p = peers[Math.floor(rnd() * peers.length)]!;
-      const local = p.family === 4 ? local4 : local6;
-      if (x < 0.9) {
-        // We ping a peer (out), or a peer pings us (in).
-        const out = x < 0.75;
-        const seq = (p.seq = (p.seq + 1) & 0xffff);
-        const req: SynthFields = {
-          tsNs: ts,
-          family: p.family,
-          src: out ? local : p.addr,
-          dst: out ? p.addr : local,
-          type: p.family === 4 ? 8 : 128,
-          code: 0,
-          id: p.id,
-          seq,
-          dir: out ? 1 : 0,
-          ifindex: 1 + (p.id % 2),
-          ttl: 64,
-          capLen: 84,
-        };
-        add(req);
-        if (rnd() < 0.99) {
-          const rtt = p.baseRtt * (1 + rnd() * rnd()) * 1e6;
-          const reply = { ...req, tsNs: ts + rtt, src: req.dst, dst: req.src, type: p.family === 4 ? 0 : 129 };
-          reply.dir = out ? 0 : 1;
-          reply.ttl = out ? 50 : 64;
-          // Keep replies in time order (a few are reordered by the generator's granularity anyway).
-          let at = replies.length;
-          while (at > 0 && replies[at - 1]!.tsNs > reply.tsNs) at--;
-          replies.splice(at, 0, reply);
-        }
-      } else if (x < 0.96) {
-        add({
-          tsNs: ts,
-          family: p.family,
-          src: p.family === 4 ? router4 : router6,
-          dst: local,
-          type: p.family === 4 ? (x < 0.93 ? 3 : 11) : x < 0.93 ? 1 : 2,
-          code: x < 0.93 ? 3 : 0,
-          id: null,
-          seq: 0,
-          dir: 0,
-          ifindex: 1,
-          ttl: 255,
-          capLen: 120,
-        });
-      } else {
-        add({
-          tsNs: ts,
-          family: 6,
-          src: router6,
-          dst: local6,
-          type: 135 + (x < 0.98 ? 0 : 1),
-          code: 0,
-          id: null,
-          seq: 0,
-          dir: x < 0.98 ? 0 : 1,
-          ifindex: 2,
-          ttl: 255,
-          capLen: 72,
-        });
-      }
-    }
-    yield b.take();
-  }
-}
 
 function rowOf(store: RecordStore, ingestor: Ingestor, index: number): Row {
   // The same work as CaptureService.row().
@@ -160,6 +58,87 @@ function rowOf(store: RecordStore, ingestor: Ingestor, index: number): Row {
   };
 }
 
+/**
+ * The peer: tshark's display filter over the first `count` records exported to pcapng (real IPv4/IPv6 +
+ * ICMP bytes), against our compiled filter over the same records; the match counts must agree.
+ */
+async function versusTshark(
+  store: RecordStore,
+  ingestor: Ingestor,
+  count: number,
+  ours: string,
+  theirs: string,
+): Promise<{ oursMs: number; tsharkMs: number; oursMatches: number; tsharkMatches: number } | string> {
+  if (spawnSync('tshark', ['-v']).status !== 0) return 'tshark is not installed';
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'icmpcap-service-bench-'));
+  try {
+    const file = path.join(dir, 'view.pcapng');
+    const n = Math.min(count, store.length);
+    const bytesOf = (id: number): number[] => Array.from(addressOf(ingestor.addresses.text[id]!));
+    function* rows(): Generator<ExportRow> {
+      for (let r = 0; r < n; r++) {
+        const c = store.chunkOf(r);
+        const i = r & CHUNK_MASK;
+        const meta = c.meta[i]!;
+        const family = meta >>> 24 === 6 ? 6 : 4;
+        const hasEcho = (c.misc[i]! & MISC_F_HAS_ECHO) !== 0;
+        const o = {
+          src: bytesOf(c.src[i]!),
+          dst: bytesOf(c.dst[i]!),
+          type: meta & 255,
+          code: (meta >>> 8) & 255,
+          id: hasEcho ? c.idSeq[i]! >>> 16 : 0,
+          seq: hasEcho ? c.idSeq[i]! & 0xffff : 0,
+          ttl: c.misc[i]! & 255,
+          payload: 16,
+        };
+        const data = family === 4 ? ipv4Icmp(o) : ipv6Icmp(o);
+        const record: DecodedRecord = {
+          flags: 0,
+          hook: 255,
+          dir: (meta >>> 16) & 3,
+          tsNs: (store.baseNs ?? 0n) + BigInt(c.tsRel[i]!),
+          ifindex: 1,
+          origLen: data.length,
+          capLen: data.length,
+          family,
+          ttl: o.ttl,
+          type: o.type,
+          code: o.code,
+          id: o.id,
+          seq: o.seq,
+          hasEcho,
+          src: ingestor.addresses.text[c.src[i]!]!,
+          dst: ingestor.addresses.text[c.dst[i]!]!,
+          data,
+        };
+        yield { no: r + 1, record, ifname: 'eth0' };
+      }
+    }
+    await exportRecords(rows(), { format: 'pcapng', path: file });
+    const t0 = performance.now();
+    const run = spawnSync('tshark', ['-n', '-r', file, '-Y', theirs, '-T', 'fields', '-e', 'frame.number'], {
+      maxBuffer: 1 << 30,
+      encoding: 'utf8',
+    });
+    const tsharkMs = performance.now() - t0;
+    if (run.status !== 0) return `tshark failed: ${run.stderr}`;
+    const tsharkMatches = run.stdout.split('\n').filter((line) => line !== '').length;
+    const filter = compileFilter(ours, { addresses: ingestor.addresses, interfaces: ingestor.interfaces })!;
+    const out = new Uint32Array(1 << CHUNK_SHIFT);
+    const t1 = performance.now();
+    let oursMatches = 0;
+    for (let base = 0; base < n; base += 1 << CHUNK_SHIFT) {
+      const to = Math.min(n - base, 1 << CHUNK_SHIFT);
+      oursMatches += filter.scan(store.chunks[base >>> CHUNK_SHIFT]!, 0, to, out, 0, base);
+    }
+    const oursMs = performance.now() - t1;
+    return { oursMs, tsharkMs, oursMatches, tsharkMatches };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
@@ -175,21 +154,31 @@ function round(v: number, digits = 2): number {
   return Math.round(v * f) / f;
 }
 
-function main(): void {
+interface IngestRun {
+  store: RecordStore;
+  agg: Aggregator;
+  view: View;
+  ingestMs: number;
+  aggMs: number;
+  ingestCpuUs: number;
+  aggCpuUs: number;
+}
+
+/** Feeds every batch through an ingestor, the Aggregator and a View, timing the two halves. */
+function ingestAll(
+  made: ArrayBuffer[],
+  makeIngestor: (store: RecordStore) => {
+    ingest(batch: ArrayBuffer): number;
+    addresses: { text: string[]; family: (4 | 6)[] };
+    interfaces: { values: string[] };
+  },
+): IngestRun & { ingestor: ReturnType<typeof makeIngestor> } {
   const store = new RecordStore();
-  const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
-  const env = { addresses: ingestor.addresses, interfaces: ingestor.interfaces };
+  const ingestor = makeIngestor(store);
   const agg = new Aggregator(ingestor.addresses);
-  const view = new View(store, env);
-  let ingestMs = 0;
-  let aggMs = 0;
-  let ingestCpuUs = 0;
-  let aggCpuUs = 0;
-  // Made up front so the generator's garbage is not collected inside the timed part.
-  const made = [...batches(N)];
-  for (let k = 0; k < made.length; k++) {
-    const batch = made[k]!;
-    made[k] = EMPTY;
+  const view = new View(store, { addresses: ingestor.addresses, interfaces: ingestor.interfaces });
+  const run = { store, agg, view, ingestor, ingestMs: 0, aggMs: 0, ingestCpuUs: 0, aggCpuUs: 0 };
+  for (const batch of made) {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     const from = store.length;
@@ -200,12 +189,37 @@ function main(): void {
     view.update();
     const t2 = performance.now();
     const c2 = process.cpuUsage();
-    ingestMs += t1 - t0;
-    aggMs += t2 - t1;
-    ingestCpuUs += c1.user + c1.system - c0.user - c0.system;
-    aggCpuUs += c2.user + c2.system - c1.user - c1.system;
+    run.ingestMs += t1 - t0;
+    run.aggMs += t2 - t1;
+    run.ingestCpuUs += c1.user + c1.system - c0.user - c0.system;
+    run.aggCpuUs += c2.user + c2.system - c1.user - c1.system;
   }
-  console.log(`cpu time: Ingestor ${round(ingestCpuUs / 1000)} ms, Aggregator + View ${round(aggCpuUs / 1000)} ms`);
+  return run;
+}
+
+async function main(): Promise<void> {
+  // Made up front so the generator's garbage is not collected inside the timed part.
+  const made = [...realisticCapture(N, BATCH)];
+  // Warm the JIT up on both paths so neither timed run pays for compilation.
+  const warm = made.slice(0, Math.min(made.length, 100));
+  ingestAll(warm, (store) => new FastIngestor(store, (i) => IFNAMES[i] ?? `if${i}`));
+  ingestAll(warm, (store) => new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`));
+  // The proposed ingest path first (fast-ingest.ts), then the real one, which the rest uses.
+  const proposed = ingestAll(made, (store) => new FastIngestor(store, (i) => IFNAMES[i] ?? `if${i}`));
+  const proposedRate = (proposed.store.length / (proposed.ingestMs + proposed.aggMs)) * 1000;
+  const proposedCpuRate = (proposed.store.length / (proposed.ingestCpuUs + proposed.aggCpuUs)) * 1e6;
+  console.log(
+    `proposed ingest: ${round(proposedRate / 1e6, 3)} M/s wall, ${round(proposedCpuRate / 1e6, 3)} M/s by CPU time` +
+      ` (FastIngestor ${round(proposed.ingestMs)} ms, Aggregator + View ${round(proposed.aggMs)} ms)`,
+  );
+  proposed.store.clear();
+  const real = ingestAll(made, (store) => new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`));
+  made.length = 0;
+  const { store, agg, view, ingestMs, aggMs, ingestCpuUs, aggCpuUs } = real;
+  const ingestor = real.ingestor as Ingestor;
+  console.log(
+    `cpu time: Ingestor ${round(ingestCpuUs / 1000)} ms, Aggregator + View ${round(aggCpuUs / 1000)} ms`,
+  );
   const n = store.length;
   const ingestRate = (n / (ingestMs + aggMs)) * 1000;
   console.log(
@@ -213,17 +227,23 @@ function main(): void {
       ` Ingestor ${round(ingestMs)} ms, Aggregator + View ${round(aggMs)} ms)`,
   );
   const stats = agg.aggregates({ rate: 0, droppedKernel: 0, droppedRing: 0 });
-  console.log(
-    `peers: ${agg.peerCount}, e.g. ${JSON.stringify({ ...stats.peers[0], spark: undefined })}`,
-  );
+  console.log(`peers: ${agg.peerCount}, e.g. ${JSON.stringify({ ...stats.peers[0], spark: undefined })}`);
 
   const filterText = 'ip.addr == 10.1.0.0/16 && icmp.type == echo-reply && rtt > 1';
   const filterRuns: number[] = [];
   for (let k = 0; k < 5; k++) filterRuns.push(view.setFilter(filterText).ms);
   const filterMs = median(filterRuns);
-  console.log(`filter '${filterText}': ${view.length} matches, median ${round(filterMs)} ms of ${filterRuns.map((m) => round(m)).join(', ')}`);
+  const matches = view.length;
+  console.log(
+    `filter '${filterText}': ${view.length} matches, median ${round(filterMs)} ms of ${filterRuns.map((m) => round(m)).join(', ')}`,
+  );
   const others: string[] = [];
-  for (const text of ['icmp', 'ipv6.addr == 2001:db8::/32 || error', 'icmp.seq in {1..100} && !(dir == out)', 'rtt > 30']) {
+  for (const text of [
+    'icmp',
+    'ipv6.addr == 2001:db8::/32 || error',
+    'icmp.seq in {1..100} && !(dir == out)',
+    'rtt > 30',
+  ]) {
     const ms = median([0, 1, 2].map(() => view.setFilter(text).ms));
     others.push(`'${text}' ${round(ms)} ms (${view.length})`);
   }
@@ -231,7 +251,14 @@ function main(): void {
 
   // Viewport: the filtered + sorted view a user scrolls through.
   view.setFilter('icmp.type == echo-reply');
-  const sortMs = view.setSort('rtt', true).ms;
+  const cpuMs = (f: () => unknown): number => {
+    const c0 = process.cpuUsage();
+    f();
+    const c1 = process.cpuUsage();
+    return (c1.user + c1.system - c0.user - c0.system) / 1000;
+  };
+  let sortMs = 0;
+  const sortCpuMs = cpuMs(() => (sortMs = view.setSort('rtt', true).ms));
   const viewLength = view.length;
   const rnd = prng(99);
   const fetches: number[] = [];
@@ -240,18 +267,36 @@ function main(): void {
     const start = Math.floor(rnd() * Math.max(1, viewLength - 50));
     const t0 = performance.now();
     const rows: Row[] = [];
-    for (let p = start; p < Math.min(viewLength, start + 50); p++) rows.push(rowOf(store, ingestor, view.indexAt(p)));
+    for (let p = start; p < Math.min(viewLength, start + 50); p++)
+      rows.push(rowOf(store, ingestor, view.indexAt(p)));
     fetches.push(performance.now() - t0);
     sink += rows.length;
   }
   const p99 = percentile(fetches, 0.99);
-  console.log(`viewport: 50 rows at random positions of ${viewLength} (sorted by rtt desc in ${round(sortMs)} ms): p99 ${round(p99, 3)} ms, median ${round(median(fetches), 3)} ms (${sink} rows)`);
+  console.log(
+    `viewport: 50 rows at random positions of ${viewLength} (sorted by rtt desc in ${round(sortMs)} ms): p99 ${round(p99, 3)} ms, median ${round(median(fetches), 3)} ms (${sink} rows)`,
+  );
   const sortedViewBytes = view.bytesAllocated;
   view.setFilter('');
-  const sortAllMs = view.setSort('src', false).ms;
+  let sortAllMs = 0;
+  const sortAllCpuMs = cpuMs(() => (sortAllMs = view.setSort('src', false).ms));
   const sortTimeMs = (view.setSort('time', true), view.setSort('time', false).ms);
-  console.log(`sort all ${n}: by src ${round(sortAllMs)} ms, by time ${round(sortTimeMs)} ms`);
+  console.log(
+    `sort all ${n}: by src ${round(sortAllMs)} ms (${round(sortAllCpuMs)} ms CPU), by time ${round(sortTimeMs)} ms;` +
+      ` sort of the filtered view by rtt: ${round(sortMs)} ms (${round(sortCpuMs)} ms CPU)`,
+  );
   view.setSort(null);
+
+  const peerCount = Math.min(200_000, n);
+  const peerOurs = 'ip.addr == 10.1.0.0/16 && icmp.type == echo-reply && icmp.seq > 10';
+  const peerTheirs = 'ip.addr == 10.1.0.0/16 && icmp.type == 0 && icmp.seq > 10';
+  const peer = await versusTshark(store, ingestor, peerCount, peerOurs, peerTheirs);
+  console.log(
+    typeof peer === 'string'
+      ? `tshark comparison skipped: ${peer}`
+      : `tshark -Y over ${peerCount} records: ${round(peer.tsharkMs)} ms, ${peer.tsharkMatches} matches;` +
+          ` ours ${round(peer.oursMs, 3)} ms, ${peer.oursMatches} matches`,
+  );
 
   const storeBytes = store.bytesAllocated;
   const statsBytes = agg.bytesAllocated;
@@ -261,7 +306,9 @@ function main(): void {
       ` a sorted+filtered view of ${viewLength} holds ${round(sortedViewBytes / 1e6, 1)} MB`,
   );
 
-  const cpu = `${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}`;
+  const load = os.loadavg()[0]!.toFixed(1);
+  const cpu = `${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}, load average ${load} during the run`;
+  const ingestCpuRate = (n / (ingestCpuUs + aggCpuUs)) * 1e6;
   const metrics = {
     'service.ingest_records_per_s': {
       value: Math.round(ingestRate),
@@ -270,22 +317,51 @@ function main(): void {
       note:
         `${n} synthetic records (3000 peers, echo pairs both directions, 1% loss, errors, ND) in batches of ${BATCH}` +
         ` through Ingestor.ingest + Aggregator.update + View.update; Ingestor ${round(ingestMs)} ms` +
-        ` (includes its own EchoMatcher, which the Aggregator makes redundant), Aggregator + View ${round(aggMs)} ms; ${cpu}`,
+        ` (includes its own EchoMatcher, which the Aggregator makes redundant), Aggregator + View ${round(aggMs)} ms;` +
+        ` by process CPU time ${round(ingestCpuRate / 1e6, 2)} M/s (Ingestor ${round(ingestCpuUs / 1000)} ms,` +
+        ` Aggregator + View ${round(aggCpuUs / 1000)} ms); ${cpu}`,
+    },
+    'service.ingest_records_per_s_proposed': {
+      value: Math.round(proposedRate),
+      unit: 'records/s',
+      command: COMMAND,
+      note:
+        `the same ${n} records and batches through electron/core/bench/fast-ingest.ts (the proposed ingest.ts:` +
+        ` no BigInt per record, typed hash tables for addresses, no EchoMatcher) + Aggregator.update + View.update;` +
+        ` FastIngestor ${round(proposed.ingestMs)} ms, Aggregator + View ${round(proposed.aggMs)} ms;` +
+        ` by process CPU time ${round(proposedCpuRate / 1e6, 2)} M/s; same run as service.ingest_records_per_s`,
     },
     'service.filter_ms_10m': {
       value: round(filterMs),
       unit: 'ms',
       command: COMMAND,
-      note: `View.setFilter('${filterText}') over ${n} records, median of 5 (compiled scan loop); others: ${others.join('; ')}`,
+      note:
+        `View.setFilter('${filterText}') over ${n} records (${matches} matches), median of 5` +
+        ` (${filterRuns.map((m) => round(m)).join(', ')} ms; compiled scan loop); others, median of 3: ${others.join('; ')}`,
     },
+    ...(typeof peer === 'string'
+      ? {}
+      : {
+          'service.filter_vs_tshark': {
+            value: round(peer.tsharkMs / peer.oursMs, 0),
+            unit: 'x',
+            command: COMMAND,
+            note:
+              `tshark -n -r file.pcapng -Y '${peerTheirs}' over the first ${peerCount} records exported to pcapng` +
+              ` (real IPv4/IPv6 + ICMP bytes) took ${round(peer.tsharkMs)} ms and matched ${peer.tsharkMatches};` +
+              ` our compiled '${peerOurs}' over the same records took ${round(peer.oursMs, 3)} ms and matched` +
+              ` ${peer.oursMatches}${peer.oursMatches === peer.tsharkMatches ? ' (same records)' : ' (COUNTS DIFFER)'};` +
+              ` tshark's time includes reading and dissecting the file, which is the work it must do to filter`,
+          },
+        }),
     'service.viewport_p99_ms_10m': {
       value: round(p99, 3),
       unit: 'ms',
       command: COMMAND,
       note:
         `p99 of 2000 fetches of 50 rows (the Row objects CaptureService.row() builds) at random positions of a view` +
-        ` filtered to ${viewLength} echo replies of ${n} and sorted by rtt descending (sort took ${round(sortMs)} ms;` +
-        ` sorting all ${n} by src took ${round(sortAllMs)} ms)`,
+        ` filtered to ${viewLength} echo replies of ${n} and sorted by rtt descending (sort took ${round(sortMs)} ms,` +
+        ` ${round(sortCpuMs)} ms of CPU; sorting all ${n} by src took ${round(sortAllMs)} ms, ${round(sortAllCpuMs)} ms of CPU)`,
     },
     'service.bytes_per_record': {
       value: round(bytesPerRecord),
@@ -314,4 +390,7 @@ function main(): void {
   for (const [key, m] of Object.entries(metrics)) console.log(`${key}: ${m.value} ${m.unit}`);
 }
 
-main();
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -16,6 +16,7 @@ interface Rec {
   type: number;
   code: number;
   dir: number;
+  hook: number;
   iface: string;
   len: number;
   ttl: number;
@@ -50,6 +51,7 @@ function load(n: number, seed: number): { store: RecordStore; ingestor: Ingestor
       type: meta & 255,
       code: (meta >>> 8) & 255,
       dir: (meta >>> 16) & 255,
+      hook: (misc >>> 26) & 7,
       iface: ingestor.interfaces.get((misc >>> 8) & 0xffff),
       len: c.len[i]! & 0xffff,
       ttl: misc & 255,
@@ -65,6 +67,14 @@ function load(n: number, seed: number): { store: RecordStore; ingestor: Ingestor
 // ---- the brute-force reference: evaluates the AST on decoded records, field by field ----
 
 const DIRS: Record<string, number> = { in: 0, out: 1, fwd: 2, forward: 2, unknown: 3 };
+const HOOKS: Record<string, number> = {
+  prerouting: 0,
+  'local-in': 1,
+  forward: 2,
+  'local-out': 3,
+  postrouting: 4,
+  none: 7,
+};
 const blockCache = new Map<string, BlockList>();
 const typeCache = new Map<string, { v4?: number; v6?: number }>();
 
@@ -123,6 +133,8 @@ function fieldOf(rec: Rec, name: string): FieldValues {
       return rec.seq === null ? null : [rec.seq];
     case 'dir':
       return [rec.dir];
+    case 'hook':
+      return [rec.hook];
     case 'iface':
     case 'frame.interface_name':
       return [rec.iface];
@@ -151,6 +163,7 @@ function literal(rec: Rec, field: string, v: Value): string | number | undefined
   if (field.startsWith('ipv6.') && field !== 'ipv6.hlim') return v.text;
   if (field === 'iface' || field === 'frame.interface_name') return v.text;
   if (field === 'dir') return DIRS[v.text] ?? Number(v.text);
+  if (field === 'hook') return HOOKS[v.text] ?? Number(v.text);
   if (field === 'icmp.type' || field === 'icmpv6.type') {
     if (/^\d+$/.test(v.text)) return Number(v.text);
     let t = typeCache.get(v.text);
@@ -163,7 +176,8 @@ function literal(rec: Rec, field: string, v: Value): string | number | undefined
 function equal(rec: Rec, field: string, actual: string | number, v: Value): boolean {
   const want = literal(rec, field, v);
   if (want === undefined) return false;
-  if (typeof actual === 'string' && field !== 'iface' && field !== 'frame.interface_name') return inPrefix(actual, rec.family, String(want));
+  if (typeof actual === 'string' && field !== 'iface' && field !== 'frame.interface_name')
+    return inPrefix(actual, rec.family, String(want));
   return actual === want;
 }
 
@@ -204,7 +218,12 @@ function evaluate(node: Node, rec: Rec): boolean {
           if (!item.hi) return equal(rec, node.field, a, item.lo);
           const lo = literal(rec, node.field, item.lo);
           const hi = literal(rec, node.field, item.hi);
-          return lo !== undefined && hi !== undefined && (a as number) >= (lo as number) && (a as number) <= (hi as number);
+          return (
+            lo !== undefined &&
+            hi !== undefined &&
+            (a as number) >= (lo as number) &&
+            (a as number) <= (hi as number)
+          );
         }),
       );
     }
@@ -223,15 +242,34 @@ function generator(seed: number): () => string {
     return rnd() < 0.8 ? pick(symbols) : pick(words);
   };
   const v4 = (): string =>
-    rnd() < 0.6 ? pick(V4_POOL) : pick(['10.0.0.0/8', '10.1.0.0/16', '192.168.1.0/24', '0.0.0.0/0', '8.8.8.8/32', '10.0.0.2/31']);
+    rnd() < 0.6
+      ? pick(V4_POOL)
+      : pick(['10.0.0.0/8', '10.1.0.0/16', '192.168.1.0/24', '0.0.0.0/0', '8.8.8.8/32', '10.0.0.2/31']);
   const v6 = (): string =>
     rnd() < 0.6
       ? pick(V6_POOL.filter((a) => !a.includes('.')))
-      : pick(['fe80::/10', '2001:db8::/32', '2001:db8:1::/48', '::/0', '::ffff:0:0/96', '::1/128', '2001:db8::ffff:0/112']);
+      : pick([
+          'fe80::/10',
+          '2001:db8::/32',
+          '2001:db8:1::/48',
+          '::/0',
+          '::ffff:0:0/96',
+          '::1/128',
+          '2001:db8::ffff:0/112',
+        ]);
   const typeValue = (): string =>
     rnd() < 0.5
       ? String(pick([0, 1, 2, 3, 8, 11, 128, 129, 133, 135, 200]))
-      : pick(['echo-request', 'echo-reply', 'unreachable', 'time-exceeded', 'packet-too-big', 'redirect', 'source-quench', 'router-advertisement']);
+      : pick([
+          'echo-request',
+          'echo-reply',
+          'unreachable',
+          'time-exceeded',
+          'packet-too-big',
+          'redirect',
+          'source-quench',
+          'router-advertisement',
+        ]);
   const set = (item: () => string, range?: () => string): string => {
     const items: string[] = [];
     const n = 1 + int(3);
@@ -251,7 +289,7 @@ function generator(seed: number): () => string {
     return `${field} ${op(true)} ${values()}`;
   };
   const leaf = (): string => {
-    switch (int(17)) {
+    switch (int(18)) {
       case 0:
         return `${pick(['ip.src', 'ip.dst', 'ip.addr'])} ${op(false)} ${v4()}`;
       case 1:
@@ -292,8 +330,26 @@ function generator(seed: number): () => string {
         return numeric('frame.number', 0xffffffff, () => int(120_000));
       case 13:
         return `frame.time_relative ${op(true)} ${(rnd() * 150).toFixed(3)}`;
+      case 14: {
+        const hooks = ['prerouting', 'local-in', 'forward', 'local-out', 'postrouting', 'none', '1', '7'];
+        if (rnd() < 0.3) return `hook in {${pick(hooks)} ${pick(hooks)}}`;
+        return `hook ${op(false)} ${pick(hooks)}`;
+      }
       default:
-        return pick(['icmp', 'icmpv6', 'ip', 'ipv6', 'echo', 'error', 'nd', 'rtt', 'icmp.id', 'ip.src', 'ipv6.addr', 'icmp.seq']);
+        return pick([
+          'icmp',
+          'icmpv6',
+          'ip',
+          'ipv6',
+          'echo',
+          'error',
+          'nd',
+          'rtt',
+          'icmp.id',
+          'ip.src',
+          'ipv6.addr',
+          'icmp.seq',
+        ]);
     }
   };
   const expr = (depth: number): string => {
@@ -370,6 +426,8 @@ describe('compiled filters equal the brute-force reference', () => {
     'frame.number in {1..100 99999}',
     'frame.time_relative > 10 && frame.time_relative <= 20.5',
     'ip.ttl > 100 || ipv6.hlim < 2',
+    'hook == local-out || hook in {prerouting none}',
+    'hook != forward',
   ];
   for (const text of fixed) {
     it(text, () => {

@@ -24,6 +24,8 @@
  *   The bare protocol `icmp` is ICMPv4 only, as in Wireshark (use `ip` / `ipv6` / `icmpv6` too).
  * - `ip.ttl` exists for IPv4, `ipv6.hlim` for IPv6, `ttl` for both.
  * - `echo`, `error`, `nd` select a message kind (electron/common/icmp.ts `messageKind`).
+ * - `dir` is in / out / fwd (forward) / unknown; `hook` is the netfilter hook that saw the packet
+ *   (prerouting, local-in, forward, local-out, postrouting, or none for AF_PACKET and files).
  * - A bare field tests its presence: `icmp.id` = echo messages, `rtt` = replies matched to a request.
  */
 import { ICMP4_TYPES, ICMP6_TYPES, messageKind, typesForKey } from '../../common/icmp.js';
@@ -48,7 +50,7 @@ export interface CompiledFilter {
   matches(chunk: Chunk, i: number, base: number): boolean;
 }
 
-type FieldKind = 'addr' | 'uint' | 'float' | 'type' | 'dir' | 'iface';
+type FieldKind = 'addr' | 'uint' | 'float' | 'type' | 'dir' | 'hook' | 'iface';
 
 interface FieldDef {
   kind: FieldKind;
@@ -79,6 +81,7 @@ const FIELDS: Readonly<Record<string, FieldDef>> = {
   'icmp.id': { kind: 'uint', expr: '(idSeq[i] >>> 16)', presence: HAS_ECHO, max: 0xffff },
   'icmp.seq': { kind: 'uint', expr: '(idSeq[i] & 65535)', presence: HAS_ECHO, max: 0xffff },
   dir: { kind: 'dir' },
+  hook: { kind: 'hook' },
   iface: { kind: 'iface' },
   len: { kind: 'uint', expr: '(len[i] & 65535)', max: 0xffff },
   ttl: { kind: 'uint', expr: '(misc[i] & 255)', max: 255 },
@@ -102,6 +105,15 @@ const WORDS = ['ip', 'ipv6', 'icmp', 'icmpv6', 'echo', 'error', 'nd'] as const;
 export const FILTER_FIELDS: readonly string[] = [...Object.keys(FIELDS), ...Object.keys(ALIASES), ...WORDS];
 
 const DIR_NAMES: Readonly<Record<string, number>> = { in: 0, out: 1, fwd: 2, forward: 2, unknown: 3 };
+/** store.ts HOOK_NAMES, and 'none' (AF_PACKET, files) */
+const HOOK_NAMES: Readonly<Record<string, number>> = {
+  prerouting: 0,
+  'local-in': 1,
+  forward: 2,
+  'local-out': 3,
+  postrouting: 4,
+  none: 7,
+};
 
 /** Index of a record's (family, type) in a 512-entry type table. */
 const TYPE_INDEX = '((meta[i] & 255) | ((meta[i] >>> 17) & 256))';
@@ -235,14 +247,20 @@ class Compiler {
     const def = this.field(name, fieldPos);
     const ordered = op !== '==' && op !== '!=' && op !== 'in';
     for (const item of items) {
-      if (item.hi !== undefined && (def.kind === 'addr' || def.kind === 'iface' || def.kind === 'dir')) {
+      if (
+        item.hi !== undefined &&
+        (def.kind === 'addr' || def.kind === 'iface' || def.kind === 'dir' || def.kind === 'hook')
+      ) {
         throw new FilterSyntaxError(
           `a range needs numbers: ${name} takes single values at ${item.lo.pos}`,
           item.lo.pos,
         );
       }
     }
-    if (ordered && (def.kind === 'addr' || def.kind === 'iface' || def.kind === 'dir')) {
+    if (
+      ordered &&
+      (def.kind === 'addr' || def.kind === 'iface' || def.kind === 'dir' || def.kind === 'hook')
+    ) {
       throw new FilterSyntaxError(`${name} compares with == or != (or 'in'), not '${op}' at ${opPos}`, opPos);
     }
     switch (def.kind) {
@@ -251,7 +269,23 @@ class Compiler {
       case 'iface':
         return this.ifaceTest(op, items);
       case 'dir':
-        return this.dirTest(op, items);
+        return this.enumTest(
+          op,
+          items,
+          DIR_NAMES,
+          3,
+          '((meta[i] >>> 16) & 255)',
+          'a direction (in, out, fwd, unknown)',
+        );
+      case 'hook':
+        return this.enumTest(
+          op,
+          items,
+          HOOK_NAMES,
+          7,
+          '((misc[i] >>> 26) & 7)',
+          'a hook (prerouting, local-in, forward, local-out, postrouting, none)',
+        );
       case 'type':
         return this.typeTest(name, def, op, items);
       case 'uint':
@@ -301,20 +335,26 @@ class Compiler {
     return `${t}[(misc[i] >>> 8) & 65535] ${op === '!=' ? '!==' : '==='} 1`;
   }
 
-  private dirTest(op: RelOp | 'in', items: SetItem[]): string {
+  /** A field with a few named values (a bit mask of the matching ones). */
+  private enumTest(
+    op: RelOp | 'in',
+    items: SetItem[],
+    names: Readonly<Record<string, number>>,
+    max: number,
+    expr: string,
+    what: string,
+  ): string {
     let mask = 0;
     for (const { lo } of items) {
-      const v = DIR_NAMES[lo.text.toLowerCase()] ?? (/^[0-3]$/.test(lo.text) ? Number(lo.text) : undefined);
+      const text = lo.text.toLowerCase();
+      const v = names[text] ?? (/^\d$/.test(text) && Number(text) <= max ? Number(text) : undefined);
       if (v === undefined || lo.quoted) {
-        throw new FilterSyntaxError(
-          `expected a direction (in, out, fwd, unknown) at ${lo.pos}, found '${lo.text}'`,
-          lo.pos,
-        );
+        throw new FilterSyntaxError(`expected ${what} at ${lo.pos}, found '${lo.text}'`, lo.pos);
       }
       mask |= 1 << v;
     }
-    if (op === '!=') mask = ~mask & 15;
-    return `((${mask} >>> ((meta[i] >>> 16) & 255)) & 1) === 1`;
+    if (op === '!=') mask = ~mask & ((2 << max) - 1);
+    return `((${mask} >>> ${expr}) & 1) === 1`;
   }
 
   private typeTest(name: string, def: FieldDef, op: RelOp | 'in', items: SetItem[]): string {

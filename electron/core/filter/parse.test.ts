@@ -88,7 +88,10 @@ describe('parser', () => {
     ['iface == "eth0"', '[iface == "eth0"]'],
     ['dir == in', '[dir == in]'],
     ['dir in {in out}', '[dir in in,out]'],
-    ['ip.addr == 10.0.0.0/8 && icmp.type == echo-request', '([ip.addr == 10.0.0.0/8] and [icmp.type == echo-request])'],
+    [
+      'ip.addr == 10.0.0.0/8 && icmp.type == echo-request',
+      '([ip.addr == 10.0.0.0/8] and [icmp.type == echo-request])',
+    ],
   ];
   for (const [text, shape] of cases) {
     it(`parses ${JSON.stringify(text)}`, () => expect(show(parseFilter(text))).toBe(shape));
@@ -132,7 +135,11 @@ describe('errors say what was expected and where', () => {
     ['ip.src > 1.2.3.4', 7, /ip.src compares with == or != \(or 'in'\), not '>' at 7/],
     ['ip.src in {1.2.3.4..1.2.3.9}', 11, /a range needs numbers/],
     ['icmp.type == banana', 13, /unknown ICMP type 'banana' at 13/],
-    ['icmpv6.type == source-quench', 15, /unknown ICMPv6 type 'source-quench' at 15 \(it is an ICMPv4 type\)/],
+    [
+      'icmpv6.type == source-quench',
+      15,
+      /unknown ICMPv6 type 'source-quench' at 15 \(it is an ICMPv4 type\)/,
+    ],
     ['icmp.type == 256', 13, /icmp.type is 0 to 255, not 256 at 13/],
     ['ttl == 300', 7, /ttl is 0 to 255, not 300 at 7/],
     ['icmp.seq == 70000', 12, /icmp.seq is 0 to 65535/],
@@ -143,6 +150,12 @@ describe('errors say what was expected and where', () => {
     ['ttl in {9..3}', 8, /empty range 9..3 at 8/],
     ['dir == sideways', 7, /expected a direction \(in, out, fwd, unknown\) at 7, found 'sideways'/],
     ['dir < in', 4, /dir compares with == or !=/],
+    [
+      'hook == output',
+      8,
+      /expected a hook \(prerouting, local-in, forward, local-out, postrouting, none\) at 8/,
+    ],
+    ['hook in {1..3}', 9, /a range needs numbers/],
     ['iface > "a"', 6, /iface compares with == or !=/],
   ];
   for (const [text, position, message] of cases) {

@@ -57,7 +57,7 @@ export type Node =
 
 type TokenKind = 'word' | 'string' | 'op' | '(' | ')' | '{' | '}' | ',' | '..' | 'eof';
 
-interface Token {
+export interface Token {
   kind: TokenKind;
   text: string;
   pos: number;

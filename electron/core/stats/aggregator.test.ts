@@ -154,7 +154,12 @@ describe('echo statistics', () => {
 
   it('takes the responder as the peer when the direction is unknown', () => {
     const { agg } = run([req(0, '10.0.0.9', '10.0.0.10', 1, 3), rep(5, '10.0.0.10', '10.0.0.9', 1, 3)]);
-    expect(agg.peerList()[0]).toMatchObject({ peer: '10.0.0.10', local: '10.0.0.9', role: 'unknown', replies: 1 });
+    expect(agg.peerList()[0]).toMatchObject({
+      peer: '10.0.0.10',
+      local: '10.0.0.9',
+      role: 'unknown',
+      replies: 1,
+    });
   });
 
   it('keeps requester/responder pairs apart, and ids and sequences apart', () => {
@@ -183,6 +188,30 @@ describe('echo statistics', () => {
     // A custom timeout.
     [peer] = run(events, { echoTimeoutNs: 1e9 }).agg.peerList();
     expect(peer).toMatchObject({ lost: 1 });
+  });
+
+  it('matches many outstanding requests answered in reverse, across ring growth', () => {
+    const events: Ev[] = [];
+    const peers = ['10.0.0.2', '10.0.0.3', '2001:db8::9'];
+    const count = 70_000;
+    for (let k = 0; k < count; k++) {
+      const peer = peers[k % 3]!;
+      const local = peer.includes(':') ? 'fe80::1' : '10.0.0.1';
+      events.push(req(k / 100, local, peer, Math.floor(k / 3) & 0xffff, 1, 1 + (k % 5)));
+    }
+    for (let k = count - 1; k >= 0; k--) {
+      const peer = peers[k % 3]!;
+      const local = peer.includes(':') ? 'fe80::1' : '10.0.0.1';
+      events.push(rep(1500 - k / 100, peer, local, Math.floor(k / 3) & 0xffff, 0, 1 + (k % 5)));
+    }
+    events.push(tick(5000));
+    const { agg, rtts } = run(events, {}, 4096);
+    const stats = agg.peerList();
+    expect(stats.map((p) => p.requests).reduce((a, b) => a + b)).toBe(count);
+    expect(stats.map((p) => p.replies).reduce((a, b) => a + b)).toBe(count);
+    expect(stats.map((p) => p.lost + p.duplicates + p.late).reduce((a, b) => a + b)).toBe(0);
+    expect(rtts.slice(count, 2 * count).every((r) => r !== null)).toBe(true);
+    expect(rtts[count]).toBeCloseTo(1500 - 2 * ((count - 1) / 100), 0);
   });
 
   it('computes p95 by nearest rank and jitter over many replies', () => {
@@ -295,7 +324,8 @@ describe('aggregates', () => {
     });
     expect(a.peers.length).toBeGreaterThan(10);
     expect(a.peers.length).toBeLessThanOrEqual(200);
-    for (let k = 1; k < a.peers.length; k++) expect(a.peers[k]!.requests).toBeLessThanOrEqual(a.peers[k - 1]!.requests);
+    for (let k = 1; k < a.peers.length; k++)
+      expect(a.peers[k]!.requests).toBeLessThanOrEqual(a.peers[k - 1]!.requests);
   });
 
   it('do not depend on how the records were batched', () => {

@@ -68,6 +68,11 @@ const ST_PENDING = 0;
 const ST_ANSWERED = 1;
 /** Replied to after the timeout (it still counts as lost). */
 const ST_LATE = 2;
+const ST_MASK = 3;
+/** The request is findable through the `pending` hash table (it left its peer's recent cache). */
+const ST_IN_HASH = 4;
+/** Per-peer direct-mapped cache of recent requests, by the low bits of id << 16 | seq. */
+const RECENT = 64;
 
 class Peer {
   requests = 0;
@@ -86,8 +91,12 @@ class Peer {
   reservoir = new Float32Array(64);
   spark: Float32Array;
   sparkCount = 0;
-  pointsT = new Float64Array(64);
-  pointsRtt = new Float32Array(64);
+  /**
+   * The RTT-over-time points, interleaved in one buffer so an append touches one cache line:
+   * pointsT[2k] = ms since the capture's base time, pointsRtt[2k + 1] = RTT in ms.
+   */
+  pointsT = new Uint32Array(128);
+  pointsRtt = new Float32Array(this.pointsT.buffer);
   points = 0;
   pointStride = 1;
   pointSkip = 0;
@@ -105,19 +114,6 @@ class Peer {
   ) {
     this.spark = new Float32Array(sparkLength);
   }
-}
-
-/** A tiny seeded PRNG (xorshift32) for the reservoirs. */
-function xorshift(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
-  };
 }
 
 export class Aggregator {
@@ -148,7 +144,14 @@ export class Aggregator {
   /** Indices of evicted peers, each with the request number after which it may be reused. */
   private readonly freeSlots: { index: number; after: number }[] = [];
   private livePeers = 0;
-  /** (peer index, id << 16 | seq) -> ring slot of the newest such request. */
+  /**
+   * Each peer's recent requests, direct-mapped by the low bits of id << 16 | seq: at
+   * ((peer * RECENT) + k) * 3 the request number (-1: none), its time, and (id << 16 | seq) * 4 + state.
+   * One cache line answers the common case (a reply to one of the peer's last requests) without the
+   * hash table or the ring's scattered slots.
+   */
+  private recent = new Float64Array(64 * RECENT * 3).fill(-1);
+  /** (peer index, id << 16 | seq) -> ring slot, for unanswered requests that left the recent cache. */
   private pending = new PairTable(1 << 16);
   // Remembered requests, oldest first: a ring indexed by request number % capacity; it grows up to
   // maxOutstanding.
@@ -162,7 +165,8 @@ export class Aggregator {
   private tail = 0;
   private head = 0;
   private judged = 0;
-  private readonly random = xorshift(0x1c3f);
+  /** xorshift32 state for the reservoirs (seeded: results are reproducible). */
+  private rng = 0x1c3f;
   private baseNs = 0n;
 
   constructor(
@@ -181,7 +185,7 @@ export class Aggregator {
       this.reqPeer = new Int32Array(this.capacity).fill(-1);
     }
     this.maxPeers = options.maxPeers ?? 10_000;
-    this.maxPoints = Math.max(4, options.maxPointsPerPeer ?? 2048);
+    this.maxPoints = Math.max(4, options.maxPointsPerPeer ?? 1024);
     this.reservoirSize = options.reservoirSize ?? 1024;
     this.sparkLength = options.sparkLength ?? 32;
   }
@@ -240,10 +244,8 @@ export class Aggregator {
         if (curValid) slotCounts[curSlot + kind]!++;
         if (info & 12 && misc[i]! & MISC_F_HAS_ECHO) {
           if (info & 4) this.request(s, d, idSeq[i]!, ts, (m >>> 16) & 3);
-          else {
-            const r = this.reply(s, d, idSeq[i]!, ts);
-            if (r === r) rtt[i] = r;
-          }
+          // Authoritative for replies: NaN when unmatched, whatever an earlier matcher wrote.
+          else rtt[i] = this.reply(s, d, idSeq[i]!, ts);
         }
       }
       at += stop - start;
@@ -290,6 +292,12 @@ export class Aggregator {
       } else p = this.peerSlots.length;
       peer = new Peer(p, from, to, role, this.sparkLength);
       this.peerSlots[p] = peer;
+      if ((p + 1) * RECENT * 3 > this.recent.length) {
+        const grown = new Float64Array(this.recent.length * 2).fill(-1);
+        grown.set(this.recent);
+        this.recent = grown;
+      }
+      this.recent.fill(-1, p * RECENT * 3, (p + 1) * RECENT * 3);
       this.peerIds.set(from, to, p);
       this.livePeers++;
     } else peer = this.peerSlots[p]!;
@@ -305,7 +313,24 @@ export class Aggregator {
     this.reqState[slot] = ST_PENDING;
     this.reqIdSeq[slot] = idSeq;
     this.reqPeer[slot] = p;
-    this.pending.set(p, idSeq, slot);
+    // The request this one displaces from the peer's recent cache stays findable through the hash
+    // table while it is unanswered (a request with the same id and seq is superseded, as before).
+    const r = this.recent;
+    const at = (p * RECENT + (idSeq & (RECENT - 1))) * 3;
+    const old = r[at]!;
+    if (old >= this.head) {
+      const tag = r[at + 2]!;
+      const oldState = tag % 4;
+      const oldIdSeq = (tag - oldState) / 4;
+      if (oldState === ST_PENDING && oldIdSeq !== idSeq) {
+        const oldSlot = old & (this.capacity - 1);
+        this.pending.set(p, oldIdSeq, oldSlot);
+        this.reqState[oldSlot]! |= ST_IN_HASH;
+      }
+    }
+    r[at] = n;
+    r[at + 1] = ts;
+    r[at + 2] = idSeq * 4 + ST_PENDING;
   }
 
   /** Doubles the ring (request numbers keep their order; slots move). */
@@ -318,7 +343,7 @@ export class Aggregator {
     this.reqState = new Uint8Array(this.capacity);
     this.reqIdSeq = new Uint32Array(this.capacity);
     this.reqPeer = new Int32Array(this.capacity).fill(-1);
-    const pending = new PairTable(this.capacity);
+    const pending = new PairTable(this.pending.size + 1024);
     for (let n = this.head; n < this.tail; n++) {
       const from = n & oldMask;
       const to = n & mask;
@@ -327,7 +352,9 @@ export class Aggregator {
       this.reqState[to] = old.state[from]!;
       this.reqIdSeq[to] = old.idSeq[from]!;
       this.reqPeer[to] = p;
-      if (p >= 0 && this.pending.get(p, old.idSeq[from]!) === from) pending.set(p, old.idSeq[from]!, to);
+      if (p >= 0 && old.state[from]! & ST_IN_HASH && this.pending.get(p, old.idSeq[from]!) === from) {
+        pending.set(p, old.idSeq[from]!, to);
+      }
     }
     this.pending = pending;
   }
@@ -337,22 +364,35 @@ export class Aggregator {
     const p = this.peerIds.get(to, from);
     if (p < 0) return NaN;
     const peer = this.peerSlots[p]!;
-    const slot = this.pending.get(p, idSeq);
-    if (slot < 0 || this.reqPeer[slot] !== p || this.reqIdSeq[slot] !== idSeq) return NaN;
-    const n = this.numberOf(slot);
-    const sent = this.reqTs[slot]!;
+    const r = this.recent;
+    const at = (p * RECENT + (idSeq & (RECENT - 1))) * 3;
+    let n = r[at]!;
+    let sent: number;
+    let state = r[at + 2]! % 4;
+    const recent = n >= this.head && (r[at + 2]! - state) / 4 === idSeq;
+    if (recent) {
+      sent = r[at + 1]!;
+    } else {
+      const slot = this.pending.get(p, idSeq);
+      if (slot < 0 || this.reqPeer[slot] !== p || this.reqIdSeq[slot] !== idSeq) return NaN;
+      n = this.numberOf(slot);
+      sent = this.reqTs[slot]!;
+      state = this.reqState[slot]! & ST_MASK;
+    }
     // Forgetting happens per batch; deciding by age here keeps results independent of batching.
     if (sent > ts || ts - sent > this.retainNs) return NaN;
     const rttMs = (ts - sent) / 1e6;
     peer.lastSeen = ts;
-    const state = this.reqState[slot]!;
+    const slot = n & (this.capacity - 1);
     if (state !== ST_PENDING) {
       peer.duplicates++;
     } else if (ts - sent > this.echoTimeoutNs) {
-      this.reqState[slot] = ST_LATE;
+      this.reqState[slot]! |= ST_LATE;
+      if (recent) r[at + 2] = idSeq * 4 + ST_LATE;
       peer.late++;
     } else {
-      this.reqState[slot] = ST_ANSWERED;
+      this.reqState[slot]! |= ST_ANSWERED;
+      if (recent) r[at + 2] = idSeq * 4 + ST_ANSWERED;
       peer.replies++;
       // A timely reply seen after its request was judged lost (records slightly out of order).
       if (n < this.judged) peer.lost--;
@@ -384,7 +424,12 @@ export class Aggregator {
       }
       peer.reservoir[k] = rtt;
     } else {
-      const j = Math.floor(this.random() * (k + 1));
+      let x = this.rng;
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      this.rng = x;
+      const j = Math.floor(((x >>> 0) / 4294967296) * (k + 1));
       if (j < this.reservoirSize) peer.reservoir[j] = rtt;
     }
     peer.spark[peer.sparkCount++ % this.sparkLength] = rtt;
@@ -395,23 +440,20 @@ export class Aggregator {
     }
     if (peer.points === this.maxPoints) {
       for (let a = 0, b = 0; b < peer.points; a++, b += 2) {
-        peer.pointsT[a] = peer.pointsT[b]!;
-        peer.pointsRtt[a] = peer.pointsRtt[b]!;
+        peer.pointsT[2 * a] = peer.pointsT[2 * b]!;
+        peer.pointsT[2 * a + 1] = peer.pointsT[2 * b + 1]!;
       }
       peer.points = Math.ceil(peer.points / 2);
       peer.pointStride *= 2;
     }
-    if (peer.points === peer.pointsT.length) {
-      const size = Math.min(this.maxPoints, peer.points * 2);
-      const t = new Float64Array(size);
-      t.set(peer.pointsT);
-      const r = new Float32Array(size);
-      r.set(peer.pointsRtt);
-      peer.pointsT = t;
-      peer.pointsRtt = r;
+    if (2 * peer.points === peer.pointsT.length) {
+      const grown = new Uint32Array(Math.min(2 * this.maxPoints, peer.pointsT.length * 2));
+      grown.set(peer.pointsT);
+      peer.pointsT = grown;
+      peer.pointsRtt = new Float32Array(grown.buffer);
     }
-    peer.pointsT[peer.points] = ts;
-    peer.pointsRtt[peer.points] = rtt;
+    peer.pointsT[2 * peer.points] = Math.round(ts / 1e6);
+    peer.pointsRtt[2 * peer.points + 1] = rtt;
     peer.points++;
     peer.pointSkip = peer.pointStride - 1;
   }
@@ -435,7 +477,7 @@ export class Aggregator {
     const peer = p < 0 ? null : this.peerSlots[p];
     if (!peer || peer.evicted) return;
     peer.expired++;
-    if (this.reqState[slot] !== ST_ANSWERED) peer.lost++;
+    if ((this.reqState[slot]! & ST_MASK) !== ST_ANSWERED) peer.lost++;
   }
 
   /** Forgets the oldest remembered request (`early`: the ring is full, judge it now if not judged). */
@@ -447,7 +489,9 @@ export class Aggregator {
       this.judged = n + 1;
     }
     const p = this.reqPeer[slot]!;
-    if (p >= 0 && this.pending.get(p, this.reqIdSeq[slot]!) === slot) this.pending.delete(p, this.reqIdSeq[slot]!);
+    if (p >= 0 && this.reqState[slot]! & ST_IN_HASH && this.pending.get(p, this.reqIdSeq[slot]!) === slot) {
+      this.pending.delete(p, this.reqIdSeq[slot]!);
+    }
     this.reqPeer[slot] = -1;
     this.head++;
   }
@@ -592,8 +636,8 @@ export class Aggregator {
     const count = Math.min(n, Math.max(1, maxPoints));
     for (let j = 0; j < count; j++) {
       const k = Math.floor((j * n) / count);
-      out.tMs.push(baseMs + baseFracMs + best.pointsT[k]! / 1e6);
-      out.rttMs.push(round3(best.pointsRtt[k]!));
+      out.tMs.push(baseMs + baseFracMs + best.pointsT[2 * k]!);
+      out.rttMs.push(round3(best.pointsRtt[2 * k + 1]!));
     }
     return out;
   }
@@ -611,8 +655,8 @@ export class Aggregator {
   get bytesAllocated(): number {
     let perPeer = 0;
     for (const p of this.peers()) {
-      perPeer += 200 + p.reservoir.byteLength + p.spark.byteLength;
-      perPeer += p.pointsT.byteLength + p.pointsRtt.byteLength;
+      perPeer += 200 + p.reservoir.byteLength + p.spark.byteLength + RECENT * 24;
+      perPeer += p.pointsT.byteLength;
     }
     return (
       perPeer +
@@ -641,8 +685,10 @@ export class Aggregator {
     this.freeSlots.length = 0;
     this.livePeers = 0;
     this.pending.clear();
+    this.recent.fill(-1);
     this.reqPeer.fill(-1);
     this.tail = this.head = this.judged = 0;
+    this.rng = 0x1c3f;
   }
 }
 

@@ -1,6 +1,7 @@
 // Spawning icmpcap-helper and receiving the AF_PACKET socket it opens.
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <spawn.h>
 #include <string.h>
@@ -29,6 +30,17 @@ struct Fd {
   }
 };
 
+bool in_group(gid_t gid) {
+  if (getegid() == gid) return true;
+  int n = getgroups(0, nullptr);
+  if (n <= 0) return false;
+  std::vector<gid_t> groups(static_cast<size_t>(n));
+  n = getgroups(n, groups.data());
+  for (int i = 0; i < n; i++)
+    if (groups[static_cast<size_t>(i)] == gid) return true;
+  return false;
+}
+
 }  // namespace
 
 int open_afpacket_via_helper(const std::string& helper, const std::string& ifname,
@@ -41,6 +53,16 @@ int open_afpacket_via_helper(const std::string& helper, const std::string& ifnam
                 "the capture helper is missing; rebuild it (npm run build:native) or pass "
                 "helperPath, then " +
                     setcap);
+  if (S_ISREG(st.st_mode) && access(helper.c_str(), X_OK) < 0 && (st.st_mode & S_IXGRP) &&
+      !in_group(st.st_gid)) {
+    // Packages install the helper as root:icmpcap 0750: only members of the group may capture.
+    const struct group* gr = getgrgid(st.st_gid);
+    const std::string group = gr ? gr->gr_name : std::to_string(st.st_gid);
+    throw_error(op_name, EACCES,
+                "only members of group " + group +
+                    " may run the capture helper; join it (sudo usermod -aG " + group +
+                    " $USER) and log in again");
+  }
   if (!S_ISREG(st.st_mode) || access(helper.c_str(), X_OK) < 0)
     throw_error(op_name, EACCES, "the capture helper is not an executable file; " + setcap);
 
