@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildBatch } from '../../test/support/records.js';
 import { Ingestor } from './ingest.js';
+import { Aggregator } from './stats/aggregator.js';
 import { RecordFormatError } from './record.js';
 import { CHUNK_SIZE, RecordStore } from './store.js';
 
@@ -8,11 +9,20 @@ function ingestor(): Ingestor {
   return new Ingestor(new RecordStore(), (i: number) => `eth${i}`);
 }
 
+/** Ingests a batch and runs the aggregator over it, as the service does (it fills in the RTTs). */
+function ingestWithStats(ing: Ingestor, batch: ArrayBuffer): void {
+  const agg = new Aggregator(ing.addresses);
+  const from = ing.store.length;
+  ing.ingest(batch);
+  agg.update(ing.store, from, ing.store.length);
+}
+
 describe('Ingestor', () => {
   it('stores every field of every record and matches replies to requests for RTT', () => {
     const ing = ingestor();
     const t0 = 1_700_000_000_123_456_789n;
-    ing.ingest(
+    ingestWithStats(
+      ing,
       buildBatch([
         { tsNs: t0, src: '192.0.2.2', dst: '192.0.2.1', type: 8, id: 7, seq: 1, ttl: 63, ifindex: 3 },
         {
@@ -45,7 +55,8 @@ describe('Ingestor', () => {
 
   it('does not match a reply with another id, seq or peer', () => {
     const ing = ingestor();
-    ing.ingest(
+    ingestWithStats(
+      ing,
       buildBatch([
         { tsNs: 1n, src: '192.0.2.2', dst: '192.0.2.1', type: 8, id: 7, seq: 1 },
         { tsNs: 2n, src: '192.0.2.1', dst: '192.0.2.2', type: 0, id: 7, seq: 2 },

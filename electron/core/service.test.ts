@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Job, Row } from '../common/contract.js';
+import type { Aggregates, Job, Row } from '../common/contract.js';
 import { readCaptureFileAll } from './files/index.js';
 import { loadNative } from './native.js';
 import { CaptureService } from './service.js';
@@ -90,6 +90,43 @@ describe('capture service with real packets on loopback', () => {
       expect(r.rttMs!).toBeGreaterThanOrEqual(0);
       expect(r.rttMs!).toBeLessThan(1000);
     }
+  });
+
+  it('filters, sorts and reports echo statistics for what it captured', async () => {
+    const filtered = (await service.handle(
+      'view.setFilter',
+      { filter: `icmp.id == ${ID} && icmp.type == echo-reply && dir == in` },
+      'ipc',
+    )) as { view: number; filter: string };
+    expect(filtered.view).toBe(N);
+    expect(service.counts()).toMatchObject({
+      view: N,
+      filter: `icmp.id == ${ID} && icmp.type == echo-reply && dir == in`,
+    });
+    await service.handle('view.setSort', { column: 'seq', descending: true }, 'ipc');
+    expect(service.rows(0, 10).rows.map((r) => r.seq)).toEqual([4, 3, 2, 1]);
+    await expect(
+      service.handle('view.setFilter', { filter: 'icmp.seq == == 3' }, 'ipc'),
+    ).rejects.toMatchObject({
+      code: 'filter-syntax',
+      position: 12,
+    });
+    expect(service.counts().view).toBe(N); // a bad filter leaves the view as it was
+    await expect(
+      service.handle('filter.check', { filter: 'ip.src == 300.1.1.1' }, 'ipc'),
+    ).rejects.toMatchObject({
+      code: 'filter-syntax',
+    });
+    await service.handle('view.setSort', { column: null }, 'ipc');
+    await service.handle('view.setFilter', { filter: '' }, 'ipc');
+    expect(service.counts().view).toBe(service.store.length);
+
+    const stats = (await service.handle('stats.get', {}, 'ipc')) as Aggregates;
+    expect(stats.total).toBe(service.store.length);
+    const peer = stats.peers.find((p) => p.peer === '127.0.0.1' && p.requests >= 2 * N);
+    expect(peer).toBeDefined();
+    expect(peer!.rttMinMs).not.toBeNull();
+    expect(peer!.rttMaxMs!).toBeLessThan(1000);
   });
 
   it('gives the details of a record from the spool: the bytes that were on the wire', async () => {

@@ -22,10 +22,13 @@ import {
   isRequestName,
 } from '../common/contract.js';
 import { type ExportRow, exportRecords, openCaptureFile } from './files/index.js';
+import { FilterSyntaxError, checkFilter } from './filter/index.js';
 import { Ingestor } from './ingest.js';
 import { JobRunner } from './jobs.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js';
 import { Spool, defaultSpoolDir } from './spool-store.js';
+import { Aggregator } from './stats/aggregator.js';
+import { FilterCancelled, View } from './view.js';
 import { CHUNK_MASK, MISC_F_HAS_ECHO, RecordStore, hookName } from './store.js';
 
 export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
@@ -40,26 +43,6 @@ export interface ServiceOptions {
   spoolDir?: string;
 }
 
-/** The rows the renderer sees: the records in view order. Identity until a filter or sort applies. */
-interface ViewLike {
-  readonly length: number;
-  indexAt(position: number): number;
-  positionOf(index: number): number | null;
-}
-
-class IdentityView implements ViewLike {
-  constructor(private readonly store: RecordStore) {}
-  get length(): number {
-    return this.store.length;
-  }
-  indexAt(position: number): number {
-    return position;
-  }
-  positionOf(index: number): number | null {
-    return index < this.store.length ? index : null;
-  }
-}
-
 const DIRS = ['in', 'out', 'fwd', '?'] as const;
 
 export class CaptureService {
@@ -68,11 +51,13 @@ export class CaptureService {
   private readonly listeners = new Set<EventListener>();
   private session: NativeSession | null = null;
   private spool: Spool | null = null;
-  private readonly view: ViewLike;
+  private readonly view: View;
+  private readonly aggregator: Aggregator;
   private readonly jobs: JobRunner;
   private state: CaptureState = { state: 'idle', interfaces: [] };
   private ifnames = new Map<number, string>();
-  private frozenView: number | null = null;
+  private lastAggregatesTotal = -1;
+  private lastAggregatesAt = 0;
   private lastDrops = { kernel: 0, ring: 0 };
   private rateWindow: { atMs: number; total: number }[] = [];
   private lastPushed = '';
@@ -81,7 +66,11 @@ export class CaptureService {
 
   constructor(private readonly options: ServiceOptions) {
     this.ingestor = new Ingestor(this.store, (ifindex) => this.ifname(ifindex));
-    this.view = new IdentityView(this.store);
+    this.view = new View(this.store, {
+      addresses: this.ingestor.addresses,
+      interfaces: this.ingestor.interfaces,
+    });
+    this.aggregator = new Aggregator(this.ingestor.addresses);
     this.jobs = new JobRunner((job) => this.emit('job', job));
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
     this.timer.unref();
@@ -90,7 +79,9 @@ export class CaptureService {
   /** Follows interfaces coming and going and tells the renderer; call once when a UI is attached. */
   watchInterfaces(): void {
     if (this.interfaceWatch || this.options.native instanceof Error) return;
-    this.interfaceWatch = this.options.native.watchInterfaces(() => this.emit('interfaces', this.interfaces()));
+    this.interfaceWatch = this.options.native.watchInterfaces(() =>
+      this.emit('interfaces', this.interfaces()),
+    );
   }
 
   get captureState(): CaptureState {
@@ -149,6 +140,27 @@ export class CaptureService {
         const { start, count } = p as z.output<(typeof RequestSchemas)['view.rows']>;
         return this.rows(start, count);
       }
+      case 'view.setFilter':
+        return this.setFilter((p as z.output<(typeof RequestSchemas)['view.setFilter']>).filter);
+      case 'view.setSort': {
+        const { column, descending } = p as z.output<(typeof RequestSchemas)['view.setSort']>;
+        this.view.setSort(column, descending);
+        this.tick();
+        return { view: this.view.length };
+      }
+      case 'filter.check':
+        try {
+          checkFilter((p as z.output<(typeof RequestSchemas)['filter.check']>).filter);
+        } catch (err) {
+          throw filterError(err);
+        }
+        return { ok: true };
+      case 'stats.get':
+        return this.aggregates();
+      case 'stats.peerSeries': {
+        const { peers, maxPoints } = p as z.output<(typeof RequestSchemas)['stats.peerSeries']>;
+        return peers.map((peer) => this.aggregator.peerSeries(peer, maxPoints));
+      }
       case 'view.positionOf': {
         const { no } = p as z.output<(typeof RequestSchemas)['view.positionOf']>;
         return { position: no <= this.store.length ? this.view.positionOf(no - 1) : null };
@@ -165,8 +177,6 @@ export class CaptureService {
         return this.interfaces();
       case 'sources.probe':
         return this.probe();
-      default:
-        throw new ServiceError('unknown-method', `${method} is not implemented by this service yet`);
     }
   }
 
@@ -229,7 +239,6 @@ export class CaptureService {
       throw new ServiceError('capture-failed', errorMessage(err));
     }
     this.session = session;
-    this.frozenView = null;
     this.setState({ state: 'running', source, interfaces: params.interfaces, startedAtMs: Date.now() });
     return this.state;
   }
@@ -254,7 +263,7 @@ export class CaptureService {
     } finally {
       session.close();
     }
-    this.frozenView = null;
+    this.view.update();
     this.setState({
       ...this.state,
       state: 'stopped',
@@ -269,11 +278,10 @@ export class CaptureService {
     if (paused) {
       if (this.state.state !== 'running')
         throw new ServiceError('bad-request', 'nothing to pause: no capture is running');
-      this.frozenView = this.store.length;
       this.setState({ ...this.state, state: 'paused' });
     } else {
       if (this.state.state !== 'paused') throw new ServiceError('bad-request', 'the capture is not paused');
-      this.frozenView = null;
+      this.view.update();
       this.setState({ ...this.state, state: 'running' });
     }
     this.tick();
@@ -283,10 +291,17 @@ export class CaptureService {
   clear(): void {
     if (this.jobs.busy('export'))
       throw new ServiceError('bad-request', 'an export is running: wait for it or cancel it');
-    this.ingestor.clear();
-    this.rateWindow = [];
-    if (this.frozenView !== null) this.frozenView = 0;
+    this.resetIndex();
     this.tick();
+  }
+
+  /** Forgets every record: index, view, statistics and rates (the spool is the caller's business). */
+  private resetIndex(): void {
+    this.ingestor.clear();
+    this.aggregator.clear();
+    this.view.clear();
+    this.rateWindow = [];
+    this.lastAggregatesTotal = -1;
   }
 
   /** Starts a fresh capture: clears the index and replaces the spool. */
@@ -299,9 +314,8 @@ export class CaptureService {
     }
     this.spool?.close();
     this.spool = null;
-    this.ingestor.clear();
+    this.resetIndex();
     this.ifnames.clear();
-    this.rateWindow = [];
     this.spool = Spool.create(
       this.options.spoolDir ?? defaultSpoolDir(),
       `icmpcap ${this.options.version}`,
@@ -314,7 +328,12 @@ export class CaptureService {
     if (!spool) return;
     const records = info?.records ?? Math.ceil(batch.byteLength / 72);
     const offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex));
+    const from = this.store.length;
     this.ingestor.ingest(batch, offsets);
+    // The aggregator fills in the RTTs, so it runs before the view (filters on rtt see them).
+    this.aggregator.update(this.store, from, this.store.length);
+    // While paused the view stays as it was: capture goes on, the table holds still.
+    if (this.state.state !== 'paused') this.view.update();
   }
 
   private details(no: number): Results['record.details'] {
@@ -346,8 +365,8 @@ export class CaptureService {
   ): Generator<number> {
     if (scope === 'all') for (let i = 0; i < length; i++) yield i;
     else if (scope === 'view') {
-      const viewLength = this.view.length;
-      for (let p = 0; p < viewLength; p++) yield this.view.indexAt(p);
+      // A copy: the live order may change (new records merged into a sort) while the export runs.
+      yield* this.view.snapshot();
     } else for (const no of nos ?? []) if (no <= length) yield no - 1;
   }
 
@@ -400,7 +419,6 @@ export class CaptureService {
     if (this.session) throw new ServiceError('bad-request', 'stop the capture before opening a file');
     if (this.jobs.busy('open')) throw new ServiceError('bad-request', 'a file is already being opened');
     this.newSpool(65535);
-    this.frozenView = null;
     this.setState({ state: 'starting', source: 'file', file: path, interfaces: [] });
     return this.jobs.start('open', path, async (ctx) => {
       const reader = openCaptureFile(path, {
@@ -457,7 +475,7 @@ export class CaptureService {
   }
 
   private viewLength(): number {
-    return this.frozenView ?? this.view.length;
+    return this.view.length;
   }
 
   counts(): Counts {
@@ -472,7 +490,7 @@ export class CaptureService {
       droppedKernel: this.lastDrops.kernel,
       droppedRing: this.lastDrops.ring,
       firstTsNs: this.store.baseNs === null ? null : this.store.baseNs.toString(),
-      filter: '',
+      filter: this.view.filterText,
     };
   }
 
@@ -510,8 +528,33 @@ export class CaptureService {
     };
   }
 
+  private async setFilter(filter: string): Promise<Results['view.setFilter']> {
+    try {
+      const { ms } = await this.view.setFilterAsync(filter);
+      this.tick();
+      return { view: this.view.length, filter: this.view.filterText, ms };
+    } catch (err) {
+      throw filterError(err);
+    }
+  }
+
+  aggregates(): Results['stats.get'] {
+    const c = this.counts();
+    return this.aggregator.aggregates({
+      rate: c.rate,
+      droppedKernel: c.droppedKernel,
+      droppedRing: c.droppedRing,
+    });
+  }
+
   private tick(): void {
     const now = Date.now();
+    this.view.settle();
+    if (this.store.length !== this.lastAggregatesTotal && now - this.lastAggregatesAt >= 500) {
+      this.lastAggregatesTotal = this.store.length;
+      this.lastAggregatesAt = now;
+      if (this.listeners.size > 0) this.emit('aggregates', this.aggregates());
+    }
     if (this.session) this.readDrops(this.session);
     this.rateWindow.push({ atMs: now, total: this.store.length });
     while (this.rateWindow.length > 1 && now - this.rateWindow[0]!.atMs > 1000) this.rateWindow.shift();
@@ -543,6 +586,12 @@ export class CaptureService {
     this.spool = null;
     this.listeners.clear();
   }
+}
+
+function filterError(err: unknown): ServiceError {
+  if (err instanceof FilterSyntaxError) return new ServiceError('filter-syntax', err.message, err.position);
+  if (err instanceof FilterCancelled) return new ServiceError('bad-request', 'replaced by a newer filter');
+  return new ServiceError('internal', errorMessage(err));
 }
 
 export function errorMessage(err: unknown): string {

@@ -22,7 +22,6 @@ import type { DecodedRecord } from '../record.js';
 import { Aggregator } from '../stats/aggregator.js';
 import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, RecordStore } from '../store.js';
 import { View } from '../view.js';
-import { FastIngestor } from './fast-ingest.js';
 import { addressOf, prng, realisticCapture } from './synth.js';
 
 const N = Number(process.argv[2] ?? 10_000_000);
@@ -202,17 +201,7 @@ async function main(): Promise<void> {
   const made = [...realisticCapture(N, BATCH)];
   // Warm the JIT up on both paths so neither timed run pays for compilation.
   const warm = made.slice(0, Math.min(made.length, 100));
-  ingestAll(warm, (store) => new FastIngestor(store, (i) => IFNAMES[i] ?? `if${i}`));
   ingestAll(warm, (store) => new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`));
-  // The proposed ingest path first (fast-ingest.ts), then the real one, which the rest uses.
-  const proposed = ingestAll(made, (store) => new FastIngestor(store, (i) => IFNAMES[i] ?? `if${i}`));
-  const proposedRate = (proposed.store.length / (proposed.ingestMs + proposed.aggMs)) * 1000;
-  const proposedCpuRate = (proposed.store.length / (proposed.ingestCpuUs + proposed.aggCpuUs)) * 1e6;
-  console.log(
-    `proposed ingest: ${round(proposedRate / 1e6, 3)} M/s wall, ${round(proposedCpuRate / 1e6, 3)} M/s by CPU time` +
-      ` (FastIngestor ${round(proposed.ingestMs)} ms, Aggregator + View ${round(proposed.aggMs)} ms)`,
-  );
-  proposed.store.clear();
   const real = ingestAll(made, (store) => new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`));
   made.length = 0;
   const { store, agg, view, ingestMs, aggMs, ingestCpuUs, aggCpuUs } = real;
@@ -317,19 +306,9 @@ async function main(): Promise<void> {
       note:
         `${n} synthetic records (3000 peers, echo pairs both directions, 1% loss, errors, ND) in batches of ${BATCH}` +
         ` through Ingestor.ingest + Aggregator.update + View.update; Ingestor ${round(ingestMs)} ms` +
-        ` (includes its own EchoMatcher, which the Aggregator makes redundant), Aggregator + View ${round(aggMs)} ms;` +
+        `, Aggregator + View ${round(aggMs)} ms;` +
         ` by process CPU time ${round(ingestCpuRate / 1e6, 2)} M/s (Ingestor ${round(ingestCpuUs / 1000)} ms,` +
         ` Aggregator + View ${round(aggCpuUs / 1000)} ms); ${cpu}`,
-    },
-    'service.ingest_records_per_s_proposed': {
-      value: Math.round(proposedRate),
-      unit: 'records/s',
-      command: COMMAND,
-      note:
-        `the same ${n} records and batches through electron/core/bench/fast-ingest.ts (the proposed ingest.ts:` +
-        ` no BigInt per record, typed hash tables for addresses, no EchoMatcher) + Aggregator.update + View.update;` +
-        ` FastIngestor ${round(proposed.ingestMs)} ms, Aggregator + View ${round(proposed.aggMs)} ms;` +
-        ` by process CPU time ${round(proposedCpuRate / 1e6, 2)} M/s; same run as service.ingest_records_per_s`,
     },
     'service.filter_ms_10m': {
       value: round(filterMs),
