@@ -27,6 +27,8 @@ commands:
                   -F, --format pcapng|pcap|csv|ndjson
                   -c, --count N          stop after N packets
                   -a, --duration SEC     stop after SEC seconds
+                  -Y, --filter FILTER    keep only packets matching the display filter
+                                         (e.g. 'icmp.type == echo-reply && rtt > 10')
                   --source auto|module|afpacket
                 without -w, one line per packet goes to standard output; progress goes to stderr
   doctor        check the module, device permissions, Secure Boot, capabilities and the helper
@@ -142,6 +144,7 @@ async function capture(argv: string[]): Promise<void> {
       format: { type: 'string', short: 'F' },
       count: { type: 'string', short: 'c' },
       duration: { type: 'string', short: 'a' },
+      filter: { type: 'string', short: 'Y' },
       source: { type: 'string', default: 'auto' },
     },
     strict: true,
@@ -168,6 +171,16 @@ async function capture(argv: string[]): Promise<void> {
   const progress = process.stderr.isTTY
     ? (text: string) => process.stderr.write(`\r\x1b[K${text}`)
     : (text: string) => process.stderr.write(`${text}\n`);
+  if (values.filter) {
+    try {
+      await service.handle('view.setFilter', { filter: values.filter }, 'ipc');
+    } catch (err) {
+      service.close();
+      const position = (err as { position?: number }).position;
+      const pointer = position === undefined ? '' : `\n  ${values.filter}\n  ${' '.repeat(position)}^`;
+      fail(`bad filter: ${errorMessage(err)}${pointer}`);
+    }
+  }
   try {
     service.start({ source, interfaces: values.interface ?? [], snaplen: 65535 });
   } catch (err) {
@@ -185,7 +198,7 @@ async function capture(argv: string[]): Promise<void> {
   process.on('SIGTERM', onSignal);
   for (;;) {
     await new Promise((r) => setTimeout(r, 50));
-    const total = service.store.length;
+    const total = service.counts().view;
     const limit = count === undefined ? total : Math.min(total, count);
     if (!path) {
       while (printed < limit) {
@@ -195,7 +208,8 @@ async function capture(argv: string[]): Promise<void> {
       }
     }
     const now = Date.now();
-    const ended = service.counts().total === total && service.captureState.state !== 'running';
+    // The capture ended by itself (its interface went away, or an error): stop after printing the rest.
+    const ended = service.captureState.state === 'stopped' || service.captureState.state === 'error';
     if (path && now - lastProgress >= 1000) {
       lastProgress = now;
       const c = service.counts();
@@ -216,7 +230,7 @@ async function capture(argv: string[]): Promise<void> {
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   const c = service.counts();
-  const kept = count === undefined ? service.store.length : Math.min(count, service.store.length);
+  const kept = Math.min(count ?? Infinity, c.view);
   if (path && format) {
     if (process.stderr.isTTY) process.stderr.write('\n');
     const job = await new Promise<Job>((resolveJob) => {
@@ -232,12 +246,7 @@ async function capture(argv: string[]): Promise<void> {
           resolveJob(j);
         }
       });
-      service.runExport(
-        format,
-        path,
-        Array.from({ length: kept }, (_, i) => i),
-        kept,
-      );
+      service.runExport(format, path, service.viewIndices(kept), kept);
     });
     if (process.stderr.isTTY) process.stderr.write('\n');
     if (job.state !== 'done') {

@@ -538,6 +538,12 @@ export class CaptureService {
     }
   }
 
+  /** The first `count` record indices of the current view, in view order. */
+  viewIndices(count: number): number[] {
+    const n = Math.min(count, this.view.length);
+    return Array.from({ length: n }, (_, p) => this.view.indexAt(p));
+  }
+
   aggregates(): Results['stats.get'] {
     const c = this.counts();
     return this.aggregator.aggregates({

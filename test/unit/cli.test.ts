@@ -1,0 +1,107 @@
+/** The `icmpcap` command line with real packets on loopback, its files read back by tshark. */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const tmp = mkdtempSync(join(tmpdir(), 'icmpcap-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function icmpcap(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/icmpcap.mjs', ...args], {
+      env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function pingSoon(id: number, count: number): void {
+  setTimeout(() => {
+    spawnSync('ping', ['-c', String(count), '-i', '0.05', '-e', String(id), '127.0.0.1'], {
+      stdio: 'ignore',
+    });
+  }, 1500);
+}
+
+describe('icmpcap capture', () => {
+  it('writes exactly the packets the filter and count keep, to a pcapng tshark reads', async () => {
+    const id = 40000 + (process.pid % 10000);
+    const out = join(tmp, 'replies.pcapng');
+    pingSoon(id, 5);
+    const run = await icmpcap([
+      'capture',
+      '-i',
+      'lo',
+      '-c',
+      '3',
+      '-Y',
+      `icmp.id == ${id} && icmp.type == echo-reply && dir == in`,
+      '-w',
+      out,
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/3 packets captured to/);
+    const fields = execFileSync(
+      'tshark',
+      ['-r', out, '-T', 'fields', '-e', 'icmp.type', '-e', 'icmp.ident', '-e', 'icmp.seq'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(fields.trim().split('\n')).toEqual([`0\t${id}\t1`, `0\t${id}\t2`, `0\t${id}\t3`]);
+  });
+
+  it('prints one line per packet without -w and writes CSV with -w', async () => {
+    const id = 50000 + (process.pid % 10000);
+    pingSoon(id, 2);
+    const printed = await icmpcap([
+      'capture',
+      '-i',
+      'lo',
+      '-c',
+      '2',
+      '-Y',
+      `icmp.id == ${id} && icmp.type == echo-request && dir == out`,
+    ]);
+    expect(printed.code).toBe(0);
+    const lines = printed.stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(
+      new RegExp(`lo out 127\\.0\\.0\\.1 > 127\\.0\\.0\\.1: Echo Request id=${id} seq=1 ttl=64 len=84$`),
+    );
+
+    const csv = join(tmp, 'all.csv');
+    pingSoon(id + 1, 1);
+    const written = await icmpcap([
+      'capture',
+      '-i',
+      'lo',
+      '-c',
+      '4',
+      '-Y',
+      `icmp.id == ${id + 1}`,
+      '-w',
+      csv,
+    ]);
+    expect(written.code).toBe(0);
+    const rows = readFileSync(csv, 'utf8').trim().split(/\r?\n/);
+    expect(rows[0]).toMatch(/^no,time,/);
+    expect(rows).toHaveLength(5);
+  });
+
+  it('refuses a bad filter, pointing at the mistake, and a file of unknown type', async () => {
+    const bad = await icmpcap(['capture', '-i', 'lo', '-Y', 'icmp.seq == == 3']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("expected a value after '=='");
+    expect(bad.stderr).toContain('\n  icmp.seq == == 3\n              ^');
+    const unknown = await icmpcap(['capture', '-i', 'lo', '-w', join(tmp, 'x.bin')]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/add -F pcapng\|pcap\|csv\|ndjson/);
+  });
+});
