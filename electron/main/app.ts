@@ -11,12 +11,19 @@ import type {
 import { IPC_EVENT_CHANNEL, IPC_REQUEST_CHANNEL } from '../common/contract.js';
 import type { CaptureService } from '../core/service.js';
 import { contractError } from '../core/server.js';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface ElectronLike {
   app: {
     whenReady(): Promise<unknown>;
     on(event: 'window-all-closed' | 'before-quit', listener: () => void): unknown;
     on(event: 'web-contents-created', listener: (e: unknown, contents: WebContents) => void): unknown;
+    on(
+      event: 'second-instance',
+      listener: (e: unknown, argv: string[], workingDirectory: string) => void,
+    ): unknown;
+    requestSingleInstanceLock(): boolean;
     quit(): void;
   };
   BrowserWindow: new (options: BrowserWindowConstructorOptions) => BrowserWindow;
@@ -28,6 +35,13 @@ export interface ElectronLike {
 export interface AppPaths {
   preload: string;
   indexHtml: string;
+}
+
+/** Capture files named on the command line (the desktop entry passes them for .pcap and .pcapng). */
+export function captureFilesIn(argv: readonly string[], cwd: string): string[] {
+  return argv
+    .filter((arg) => !arg.startsWith('-') && /\.(pcapng|pcap|cap|ntar)$/i.test(arg))
+    .map((arg) => resolve(cwd, arg.startsWith('file://') ? fileURLToPath(arg) : arg));
 }
 
 export type IpcReply = { ok: true; result: unknown } | { ok: false; error: ReturnType<typeof contractError> };
@@ -60,8 +74,15 @@ export async function runApp(
   electron: ElectronLike,
   service: CaptureService,
   paths: AppPaths,
-): Promise<BrowserWindow> {
+  argv: readonly string[] = [],
+  cwd = process.cwd(),
+): Promise<BrowserWindow | null> {
   const { app, BrowserWindow: Window, ipcMain } = electron;
+  // One window: opening a capture file from the file manager while icmpcap runs opens it there.
+  if (!app.requestSingleInstanceLock()) {
+    app.quit();
+    return null;
+  }
   app.on('web-contents-created', (_e, contents) => lockDown(contents));
   await app.whenReady();
   const win = new Window(WINDOW_OPTIONS(paths.preload));
@@ -91,6 +112,23 @@ export async function runApp(
   win.on('closed', off);
   app.on('window-all-closed', () => app.quit());
   app.on('before-quit', () => service.close());
+  const openFiles = (files: string[]): void => {
+    const file = files[0];
+    if (file === undefined) return;
+    // Progress and errors reach the page as job events, like an open started from the UI.
+    service.handle('file.open', { path: file }, 'ipc').catch((err: unknown) => {
+      if (win.isDestroyed()) return;
+      const message = `cannot open ${file}: ${contractError(err).message}`;
+      win.webContents.send(IPC_EVENT_CHANNEL, 'state', { state: 'error', interfaces: [], message });
+    });
+  };
+  app.on('second-instance', (_e, otherArgv, otherCwd) => {
+    if (win.isDestroyed()) return;
+    if (win.isMinimized()) win.restore();
+    win.focus();
+    openFiles(captureFilesIn(otherArgv, otherCwd));
+  });
   await win.loadFile(paths.indexHtml);
+  openFiles(captureFilesIn(argv, cwd));
   return win;
 }

@@ -16,7 +16,12 @@ try {
 }
 const service = new CaptureService({ native, version: version() });
 service.watchInterfaces();
-await runApp(electron, service, {
-  preload: join(root, 'dist', 'preload', 'preload', 'preload.js'),
-  indexHtml: join(root, 'dist', 'renderer', 'index.html'),
-});
+await runApp(
+  electron,
+  service,
+  {
+    preload: join(root, 'dist', 'preload', 'preload', 'preload.js'),
+    indexHtml: join(root, 'dist', 'renderer', 'index.html'),
+  },
+  process.argv.slice(1),
+);

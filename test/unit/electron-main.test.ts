@@ -3,9 +3,18 @@
  * frame may call the service, and service events reach the page.
  */
 import { EventEmitter } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IPC_EVENT_CHANNEL, IPC_REQUEST_CHANNEL } from '../../electron/common/contract.js';
-import { type ElectronLike, type IpcReply, lockDown, runApp } from '../../electron/main/app.js';
+import {
+  type ElectronLike,
+  type IpcReply,
+  captureFilesIn,
+  lockDown,
+  runApp,
+} from '../../electron/main/app.js';
 import { CaptureService } from '../../electron/core/service.js';
 
 class FakeWebContents extends EventEmitter {
@@ -20,7 +29,7 @@ class FakeWebContents extends EventEmitter {
   }
 }
 
-function standIn() {
+function standIn(lock = true) {
   const handlers = new Map<string, (event: unknown, ...args: unknown[]) => unknown>();
   const appEvents = new EventEmitter();
   const windows: FakeWindow[] = [];
@@ -30,8 +39,16 @@ function standIn() {
       super();
       windows.push(this);
     }
+    focused = 0;
     isDestroyed() {
       return false;
+    }
+    isMinimized() {
+      return false;
+    }
+    restore() {}
+    focus() {
+      this.focused++;
     }
     loadFile(path: string) {
       this.webContents.mainFrame.url = `file://${path}`;
@@ -43,6 +60,7 @@ function standIn() {
       whenReady: () => Promise.resolve(),
       on: (e: string, l: (...a: unknown[]) => void) => appEvents.on(e, l),
       quit: () => appEvents.emit('quit-called'),
+      requestSingleInstanceLock: () => lock,
     },
     BrowserWindow: FakeWindow,
     ipcMain: {
@@ -53,8 +71,14 @@ function standIn() {
   return { electron, handlers, windows, appEvents };
 }
 
+const spoolDir = join(mkdtempSync(join(tmpdir(), 'icmpcap-main-')), 'spool');
+
 function service(): CaptureService {
-  return new CaptureService({ native: new Error('native addon not built in this test'), version: '9.9.9' });
+  return new CaptureService({
+    native: new Error('native addon not built in this test'),
+    version: '9.9.9',
+    spoolDir,
+  });
 }
 
 describe('electron main', () => {
@@ -112,6 +136,44 @@ describe('electron main', () => {
       true,
     );
     svc.close();
+  });
+
+  it('opens a capture file named on the command line, and one passed to a second instance', async () => {
+    const { electron, windows, appEvents } = standIn();
+    const svc = service();
+    await runApp(
+      electron,
+      svc,
+      { preload: '/p.js', indexHtml: '/app/index.html' },
+      ['icmpcap', '--x', 'one.pcapng'],
+      '/data',
+    );
+    const wc = windows[0]!.webContents;
+    const jobPaths = () => wc.sent.filter((m) => m[1] === 'job').map((m) => (m[2] as { path: string }).path);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(jobPaths()).toContain('/data/one.pcapng');
+    appEvents.emit('second-instance', {}, ['icmpcap', 'file:///tmp/two.pcap'], '/home');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(jobPaths()).toContain('/tmp/two.pcap');
+    expect(windows[0]!.focused).toBe(1);
+    svc.close();
+  });
+
+  it('leaves the work to the running instance when it cannot get the lock', async () => {
+    const { electron, windows, appEvents } = standIn(false);
+    let quit = 0;
+    appEvents.on('quit-called', () => quit++);
+    const svc = service();
+    expect(await runApp(electron, svc, { preload: '/p.js', indexHtml: '/app/index.html' })).toBeNull();
+    expect(windows).toHaveLength(0);
+    expect(quit).toBe(1);
+    svc.close();
+  });
+
+  it('picks capture files out of a command line', () => {
+    expect(
+      captureFilesIn(['/usr/lib/icmpcap/icmpcap', '--no-sandbox', 'a.PCAP', 'b.txt', 'c/d.pcapng'], '/w'),
+    ).toEqual(['/w/a.PCAP', '/w/c/d.pcapng']);
   });
 
   it('refuses navigation, webviews and new windows', () => {
