@@ -147,6 +147,25 @@ export function runDoctor(native: Native | Error): Check[] {
       fix: 'run `npm run build:native`',
     });
   } else {
+    // Packages install the helper as root:icmpcap 0750: only members of that group may run it.
+    const st = statSync(helper);
+    let runnable = true;
+    try {
+      accessSync(helper, constants.X_OK);
+    } catch {
+      runnable = false;
+    }
+    if (!runnable) {
+      const group = groupName(st.gid);
+      checks.push({
+        name: 'helper group',
+        status: 'fail',
+        detail: `${user} may not run ${helper} (group ${group}, mode ${(st.mode & 0o777).toString(8)})`,
+        fix: myGroups().includes(st.gid)
+          ? `sudo chmod 0750 ${helper} && sudo setcap cap_net_raw+ep ${helper}`
+          : `sudo usermod -aG ${group} ${user}, then log out and in again`,
+      });
+    }
     const getcap = spawnSync('getcap', [helper], { encoding: 'utf8' });
     const caps = getcap.status === 0 ? getcap.stdout.trim() : '';
     checks.push(
