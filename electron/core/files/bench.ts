@@ -4,11 +4,11 @@
  *
  *   npx tsx electron/core/files/bench.ts [records]
  */
+import { mergeBenchResults } from '../../../test/support/bench-results.js';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { decodeRecord, forEachRecord, type DecodedRecord } from '../record.js';
 import { exportRecords, type ExportRow } from './export.js';
 import { encodeRecord } from './packet.js';
@@ -19,7 +19,6 @@ import { ipv4Icmp, ipv6Icmp } from './testing/packets.js';
 const COMMAND = 'npx tsx electron/core/files/bench.ts';
 const RECORDS = Number(process.argv[2] ?? 1_000_000);
 const BATCH = 4096;
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 function seconds(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
@@ -207,17 +206,7 @@ async function main(): Promise<void> {
         note: `PcapngSpoolWriter.append of ${BATCH}-record batches (100-byte packets), one writeSync per batch, offsets kept; median of 3 runs, to ${os.tmpdir()} on disk`,
       },
     };
-    const resultsFile = path.join(repoRoot, 'bench', 'results.json');
-    fs.mkdirSync(path.dirname(resultsFile), { recursive: true });
-    let all: Record<string, unknown> = {};
-    try {
-      all = JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as Record<string, unknown>;
-    } catch {
-      // first results in this checkout
-    }
-    Object.assign(all, metrics);
-    fs.writeFileSync(resultsFile, `${JSON.stringify(all, null, 2)}\n`);
-    for (const [key, m] of Object.entries(metrics)) console.log(`${key}: ${m.value} ${m.unit}`);
+    mergeBenchResults(metrics);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
