@@ -99,6 +99,26 @@ static unsigned int icmpcap_group;
 module_param_named(group, icmpcap_group, uint, 0444);
 MODULE_PARM_DESC(group, "gid whose members may capture (default 0: root/CAP_NET_ADMIN only)");
 
+#ifdef ICMPCAP_TEST
+/*
+ * Test builds: records whose captured bytes did not all come from the skb's
+ * linear area (page fragments or frag_list), so the tests can tell that they
+ * exercised that path of skb_copy_bits().
+ */
+static atomic_long_t icmpcap_test_nonlinear = ATOMIC_LONG_INIT(0);
+
+static int icmpcap_test_nonlinear_get(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%ld\n", atomic_long_read(&icmpcap_test_nonlinear));
+}
+
+static const struct kernel_param_ops icmpcap_test_nonlinear_ops = {
+	.get = icmpcap_test_nonlinear_get,
+};
+module_param_cb(test_nonlinear, &icmpcap_test_nonlinear_ops, NULL, 0444);
+MODULE_PARM_DESC(test_nonlinear, "test builds: records copied from a non-linear skb");
+#endif
+
 #define ICMPCAP_DEFAULT_HOOKS ((1U << ICMPCAP_HOOK_PRE_ROUTING) | (1U << ICMPCAP_HOOK_LOCAL_OUT))
 #define ICMPCAP_ALL_HOOKS 0x1fU
 #define ICMPCAP_ALL_FAMILIES (ICMPCAP_FAMILY_F_IPV4 | ICMPCAP_FAMILY_F_IPV6)
@@ -128,9 +148,13 @@ struct icmpcap_ring {
 	/*
 	 * Written only by the producer (this ring's CPU, BH off). prod is the
 	 * kernel's own copy of producer_pos: the shared page is writable by
-	 * user space and never trusted.
+	 * user space and never trusted. cons is the last consumer_pos seen
+	 * (validated): the producer reloads the shared one only when cons says
+	 * a record does not fit, so the cache line the consumer writes is not
+	 * pulled over for every record.
 	 */
 	u64 prod;
+	u64 cons;
 	u64 captured;
 	u64 dropped;
 	u64 wake_pos;
@@ -228,6 +252,14 @@ static bool icmpcap_bit(const u8 *map, unsigned int bit)
 	return (map[bit >> 3] >> (bit & 7)) & 1;
 }
 
+/* Same context as icmpcap_ring_reserve(): count a record that did not fit. */
+static void *icmpcap_ring_full(struct icmpcap_ring *ring)
+{
+	ring->dropped++;
+	WRITE_ONCE(ring->hdr->dropped, ring->dropped);
+	return NULL;
+}
+
 /*
  * Reserve len bytes (header included) in ring. Caller is the ring's only
  * producer: on the ring's CPU with BH (and so preemption) disabled. Returns
@@ -241,6 +273,19 @@ static void *icmpcap_ring_reserve(struct icmpcap_ring *ring, u32 len, u64 *new_p
 	u32 need = ICMPCAP_ALIGN(len);
 	u64 cons, used, off, pad = 0;
 
+	off = prod & (size - 1);
+	if (off + need > size)
+		pad = size - off;
+	/*
+	 * The consumer only moves forward, so ring->cons is never ahead of
+	 * consumer_pos: when the record fits below ring->cons, it fits, and the
+	 * shared page need not be read. The acquire load below that returned
+	 * ring->cons still orders our writes after the consumer's reads of
+	 * that space. (A consumer that moves consumer_pos backwards only loses
+	 * its own unread records; the checks below hold for any value.)
+	 */
+	if (likely(prod - ring->cons + pad + need <= size))
+		goto fits;
 	/*
 	 * Pairs with the release store of consumer_pos in
 	 * native/src/core/ring_reader.cc (RingReader::release()): everything the
@@ -249,15 +294,12 @@ static void *icmpcap_ring_reserve(struct icmpcap_ring *ring, u32 len, u64 *new_p
 	cons = smp_load_acquire(&ring->hdr->consumer_pos);
 	used = prod - cons;
 	if (used > size)	/* consumer_pos ahead or too far behind: "full" */
-		used = size;
-	off = prod & (size - 1);
-	if (off + need > size)
-		pad = size - off;
-	if (used + pad + need > size) {
-		ring->dropped++;
-		WRITE_ONCE(ring->hdr->dropped, ring->dropped);
-		return NULL;
-	}
+		return icmpcap_ring_full(ring);
+	/* Valid: prod - size <= cons <= prod. Keep it for the next records. */
+	ring->cons = cons;
+	if (used + pad + need > size)
+		return icmpcap_ring_full(ring);
+fits:
 	if (pad) {
 		struct icmpcap_record *p = (struct icmpcap_record *)(ring->data + off);
 
@@ -292,6 +334,32 @@ static void icmpcap_ring_commit(struct icmpcap_ring *ring, u64 new_prod,
 		ring->wake_records = 0;
 		irq_work_queue(&ring->wake_work);
 	}
+}
+
+/*
+ * The ring-writing half of the hook, also used by the synthetic producer of
+ * test builds: timestamp, reserve, header, the first rec->cap_len bytes of
+ * skb from nhoff (skb_copy_bits(): linear or paged), publish. Same context
+ * as icmpcap_ring_reserve(). Returns false when the ring was full (counted).
+ */
+static __always_inline bool icmpcap_ring_put(struct icmpcap_ring *ring,
+					     const struct icmpcap_cfg *cfg,
+					     struct icmpcap_record *rec,
+					     const struct sk_buff *skb, unsigned int nhoff)
+{
+	u64 new_prod;
+	u8 *dst;
+
+	rec->ts_ns = ktime_get_real_ns();
+	dst = icmpcap_ring_reserve(ring, rec->len, &new_prod);
+	if (!dst)
+		return false;
+	memcpy(dst, rec, sizeof(*rec));
+	/* Cannot fail: cap_len <= skb->len - nhoff. */
+	if (unlikely(skb_copy_bits(skb, nhoff, dst + sizeof(*rec), rec->cap_len)))
+		memset(dst + sizeof(*rec), 0, rec->cap_len);
+	icmpcap_ring_commit(ring, new_prod, cfg);
+	return true;
 }
 
 /* Hard IRQ context (irq_work). */
@@ -406,8 +474,6 @@ static unsigned int icmpcap_nf_hook(void *priv, struct sk_buff *skb,
 	const u8 *types;
 	bool forwarded;
 	u32 orig_len, cap_len;
-	u64 new_prod;
-	void *dst;
 
 	if (!cfg)
 		return NF_ACCEPT;
@@ -467,15 +533,12 @@ static unsigned int icmpcap_nf_hook(void *priv, struct sk_buff *skb,
 	/* Makes this CPU the ring's only writer: no softirq, no migration. */
 	local_bh_disable();
 	ring = &client->rings[smp_processor_id()];
-	rec.ts_ns = ktime_get_real_ns();
-	dst = icmpcap_ring_reserve(ring, rec.len, &new_prod);
-	if (dst) {
-		memcpy(dst, &rec, sizeof(rec));
-		/* Cannot fail: cap_len <= skb->len - nhoff. Copes with paged skbs. */
-		if (skb_copy_bits(skb, nhoff, dst + sizeof(rec), cap_len))
-			memset(dst + sizeof(rec), 0, cap_len);
-		icmpcap_ring_commit(ring, new_prod, cfg);
-	}
+#ifdef ICMPCAP_TEST
+	if (icmpcap_ring_put(ring, cfg, &rec, skb, nhoff) && nhoff + cap_len > skb_headlen(skb))
+		atomic_long_inc(&icmpcap_test_nonlinear);
+#else
+	icmpcap_ring_put(ring, cfg, &rec, skb, nhoff);
+#endif
 	local_bh_enable();
 	return NF_ACCEPT;
 }
@@ -1290,10 +1353,11 @@ struct icmpcap_test_run {
 	struct net *net;
 	u32 portid;
 	u32 mode;
-	u32 cap_len;
+	u32 pkt_len;		/* length of the synthetic packet from the IP header on */
 	u64 count;
 	u64 rate;
 	bool abort;		/* the requester was killed */
+	bool nomem;		/* a producer could not allocate its packet */
 	atomic_t remaining;
 	struct completion done;
 	atomic64_t generated;
@@ -1301,14 +1365,68 @@ struct icmpcap_test_run {
 	atomic64_t dropped;
 };
 
-/* Process context. One netlink message per record: the classic design. */
-static void icmpcap_test_send_nl(struct icmpcap_test_run *run, const struct icmpcap_record *rec,
-				 u64 *captured, u64 *dropped)
+/*
+ * Process context. What the hook sees at LOCAL_OUT for "ping -s (len - 28)":
+ * an IPv4 echo request of len bytes (at least the two headers) from
+ * 192.0.2.1 to 192.0.2.2 (TEST-NET-1), identifier id, sequence 0, a counting
+ * payload, valid checksums. Linear.
+ */
+static struct sk_buff *icmpcap_test_skb(u32 len, u16 id)
+{
+	struct sk_buff *skb;
+	struct icmphdr *ich;
+	struct iphdr *iph;
+	u8 *payload;
+	u32 i;
+
+	len = max_t(u32, len, sizeof(*iph) + sizeof(*ich));
+	skb = alloc_skb(len, GFP_KERNEL);
+	if (!skb)
+		return NULL;
+	skb_reset_network_header(skb);
+	iph = skb_put_zero(skb, len);
+	iph->version = 4;
+	iph->ihl = sizeof(*iph) / 4;
+	iph->tot_len = htons(len);
+	iph->ttl = 64;
+	iph->protocol = IPPROTO_ICMP;
+	iph->saddr = htonl(0xc0000201);
+	iph->daddr = htonl(0xc0000202);
+	iph->check = ip_fast_csum(iph, iph->ihl);
+	ich = (struct icmphdr *)(iph + 1);
+	ich->type = ICMP_ECHO;
+	ich->un.echo.id = htons(id);
+	payload = (u8 *)(ich + 1);
+	for (i = 0; i < len - sizeof(*iph) - sizeof(*ich); i++)
+		payload[i] = i;
+	ich->checksum = ip_compute_csum(ich, len - sizeof(*iph));
+	return skb;
+}
+
+/* The next echo request: sequence seq, checksum updated as the sender would. */
+static void icmpcap_test_next_seq(struct sk_buff *skb, struct icmpcap_record *rec, u16 seq)
+{
+	struct icmphdr *ich = (struct icmphdr *)(skb_network_header(skb) + sizeof(struct iphdr));
+	__be16 new = htons(seq);
+
+	csum_replace2(&ich->checksum, ich->un.echo.sequence, new);
+	ich->un.echo.sequence = new;
+	rec->icmp_seq = seq;
+}
+
+/*
+ * Process context. One netlink message per record, with the same contents as
+ * the ring record (header + the first cap_len bytes of the packet): the
+ * classic design.
+ */
+static void icmpcap_test_send_nl(struct icmpcap_test_run *run, struct icmpcap_record *rec,
+				 const struct sk_buff *skb, u64 *captured, u64 *dropped)
 {
 	struct sk_buff *msg;
 	struct nlattr *attr;
 	void *hdr;
 
+	rec->ts_ns = ktime_get_real_ns();
 	msg = genlmsg_new(nla_total_size(rec->len), GFP_KERNEL);
 	if (!msg)
 		goto out_dropped;
@@ -1319,7 +1437,8 @@ static void icmpcap_test_send_nl(struct icmpcap_test_run *run, const struct icmp
 		goto out_dropped;
 	}
 	memcpy(nla_data(attr), rec, sizeof(*rec));
-	memset(nla_data(attr) + sizeof(*rec), 0xa5, rec->cap_len);
+	if (skb_copy_bits(skb, 0, nla_data(attr) + sizeof(*rec), rec->cap_len))
+		memset(nla_data(attr) + sizeof(*rec), 0, rec->cap_len);
 	genlmsg_end(msg, hdr);
 	/* Non-blocking: a full receive queue drops (and frees) the message. */
 	if (genlmsg_unicast(run->net, msg, run->portid))
@@ -1333,62 +1452,66 @@ out_dropped:
 
 #define ICMPCAP_TEST_BATCH 64
 
-/* Kthread bound to one CPU; returns when done and waits for kthread_stop(). */
+/*
+ * Kthread bound to one CPU; returns when done and waits for kthread_stop().
+ * Each record goes through icmpcap_ring_put(), as in the hook, from a real
+ * packet: per record a new sequence number, a timestamp, reserve, header,
+ * skb_copy_bits() of the packet, publish (and a wakeup at the watermark).
+ */
 static int icmpcap_test_thread(void *data)
 {
 	struct icmpcap_test_run *run = data;
 	struct icmpcap_client *client = run->client;
-	struct icmpcap_ring *ring;
 	u64 i = 0, captured = 0, dropped = 0, start = ktime_get_ns();
 	struct icmpcap_record rec;
+	struct sk_buff *skb;
 
+	skb = icmpcap_test_skb(run->pkt_len, raw_smp_processor_id());
+	if (!skb) {
+		WRITE_ONCE(run->nomem, true);
+		goto out;
+	}
+	/* The header the hook would write (but hook NONE: not from netfilter). */
 	memset(&rec, 0, sizeof(rec));
+	icmpcap_parse_v4(skb, 0, &rec);
 	rec.hook = ICMPCAP_HOOK_NONE;
 	rec.dir = ICMPCAP_DIR_OUT;
-	rec.family = ICMPCAP_FAMILY_IPV4;
-	rec.ttl = 64;
-	rec.icmp_type = ICMP_ECHO;
-	rec.flags = ICMPCAP_REC_F_HAS_ECHO;
-	rec.icmp_id = raw_smp_processor_id();
-	rec.cap_len = run->cap_len;
-	rec.orig_len = run->cap_len;
-	rec.len = ICMPCAP_RECORD_HDR_SIZE + run->cap_len;
+	rec.orig_len = skb->len;
 
 	while (i < run->count && !READ_ONCE(client->test_abort) && !READ_ONCE(run->abort)) {
 		u64 n = min_t(u64, ICMPCAP_TEST_BATCH, run->count - i), j;
+		const struct icmpcap_cfg *cfg;
+		struct icmpcap_ring *ring;
+
+		rcu_read_lock();
+		cfg = rcu_dereference(client->cfg);
+		if (!cfg) {
+			rcu_read_unlock();
+			break;
+		}
+		/* As in the hook; SNAPLEN may change between batches. */
+		rec.cap_len = min(rec.orig_len, cfg->snaplen);
+		rec.len = ICMPCAP_RECORD_HDR_SIZE + rec.cap_len;
+		rec.flags &= ~ICMPCAP_REC_F_TRUNCATED;
+		if (rec.cap_len < rec.orig_len)
+			rec.flags |= ICMPCAP_REC_F_TRUNCATED;
 
 		if (run->mode == ICMPCAP_TEST_MODE_NETLINK) {
+			rcu_read_unlock();
 			for (j = 0; j < n; j++, i++) {
-				rec.icmp_seq = (u16)i;
-				rec.ts_ns = ktime_get_real_ns();
-				icmpcap_test_send_nl(run, &rec, &captured, &dropped);
+				icmpcap_test_next_seq(skb, &rec, i);
+				icmpcap_test_send_nl(run, &rec, skb, &captured, &dropped);
 			}
 		} else {
-			const struct icmpcap_cfg *cfg;
-
-			rcu_read_lock();
-			cfg = rcu_dereference(client->cfg);
-			if (!cfg) {
-				rcu_read_unlock();
-				break;
-			}
+			/* The hook's context: BH off, this CPU's ring. */
 			local_bh_disable();
 			ring = &client->rings[smp_processor_id()];
 			for (j = 0; j < n; j++, i++) {
-				u64 before = ring->dropped, new_prod;
-				void *dst;
-
-				rec.icmp_seq = (u16)i;
-				rec.ts_ns = ktime_get_real_ns();
-				dst = icmpcap_ring_reserve(ring, rec.len, &new_prod);
-				if (!dst) {
-					dropped += ring->dropped - before;
-					continue;
-				}
-				memcpy(dst, &rec, sizeof(rec));
-				memset(dst + sizeof(rec), 0xa5, rec.cap_len);
-				icmpcap_ring_commit(ring, new_prod, cfg);
-				captured++;
+				icmpcap_test_next_seq(skb, &rec, i);
+				if (icmpcap_ring_put(ring, cfg, &rec, skb, 0))
+					captured++;
+				else
+					dropped++;
 			}
 			local_bh_enable();
 			rcu_read_unlock();
@@ -1406,6 +1529,8 @@ static int icmpcap_test_thread(void *data)
 			cond_resched();
 		}
 	}
+	kfree_skb(skb);
+out:
 	atomic64_add(i, &run->generated);
 	atomic64_add(captured, &run->captured);
 	atomic64_add(dropped, &run->dropped);
@@ -1449,8 +1574,9 @@ static int icmpcap_cmd_test_produce(struct sk_buff *skb, struct genl_info *info)
 		     nla_get_u64(info->attrs[ICMPCAP_A_TEST_COUNT]) : 1000;
 	run->rate = info->attrs[ICMPCAP_A_TEST_RATE] ?
 		    nla_get_u64(info->attrs[ICMPCAP_A_TEST_RATE]) : 0;
-	run->cap_len = info->attrs[ICMPCAP_A_TEST_CAP_LEN] ?
+	run->pkt_len = info->attrs[ICMPCAP_A_TEST_CAP_LEN] ?
 		       nla_get_u32(info->attrs[ICMPCAP_A_TEST_CAP_LEN]) : 64;
+	run->pkt_len = max_t(u32, run->pkt_len, sizeof(struct iphdr) + sizeof(struct icmphdr));
 	run->mode = info->attrs[ICMPCAP_A_TEST_MODE] ?
 		    nla_get_u32(info->attrs[ICMPCAP_A_TEST_MODE]) : ICMPCAP_TEST_MODE_RING;
 	if (info->attrs[ICMPCAP_A_TEST_CPU_MASK])
@@ -1465,7 +1591,7 @@ static int icmpcap_cmd_test_produce(struct sk_buff *skb, struct genl_info *info)
 	if (client->test_running)
 		goto out_unlock;
 	err = -EINVAL;
-	if (ICMPCAP_ALIGN(ICMPCAP_RECORD_HDR_SIZE + run->cap_len) > client->data_size / 2)
+	if (ICMPCAP_ALIGN(ICMPCAP_RECORD_HDR_SIZE + run->pkt_len) > client->data_size / 2)
 		goto out_unlock;
 	client->test_running = true;
 	/* Hold the CPUs we start threads on. */
@@ -1508,6 +1634,8 @@ static int icmpcap_cmd_test_produce(struct sk_buff *skb, struct genl_info *info)
 	mutex_unlock(&icmpcap_mutex);
 
 	err = -ENOMEM;
+	if (READ_ONCE(run->nomem))
+		goto out_free_run_net;
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
 		goto out_free_run_net;

@@ -1,25 +1,39 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
  * Guest benchmark of icmpcap.ko (test build): records/s from the in-module
- * synthetic producer drained through the rings, the same through the classic
- * design (one netlink unicast per record), and the loss at 1 M records/s.
+ * synthetic producer drained through the rings by the application's own
+ * consumer (native/src/core/ring_reader.cc, see icmpcap_bench_reader.cc), the
+ * same records through the classic design (one netlink unicast per record),
+ * the producer's and the consumer's cost per record measured apart, and the
+ * loss at 1 M records/s.
  *
  * Prints "BENCH key value unit | note" lines that kernel/test/bench.sh turns
  * into bench/results.json, and "PASS/FAIL bench_*" lines for sanity.
  */
 #include "icmpcap_lib.h"
+#include "icmpcap_bench_reader.h"
 
 #include <pthread.h>
 #include <sys/syscall.h>
 
-#define CAP_LEN 64
+/* What the hook keeps of a default ping (84 bytes from the IP header on). */
+#define CAP_LEN 84
+#define REC_BYTES ICMPCAP_ALIGN(ICMPCAP_RECORD_HDR_SIZE + CAP_LEN)
+#define ROUNDS 2	/* the ring_vs_netlink note lists rounds 0 and 1 */
+_Static_assert(ROUNDS == 2, "ring_vs_netlink note");
 
+/* cpu -1: any CPU (threads inherit the creator's affinity: undo it). */
 static void pin(int cpu)
 {
 	cpu_set_t set;
 
 	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
+	if (cpu >= 0) {
+		CPU_SET(cpu, &set);
+	} else {
+		for (long i = 0; i < sysconf(_SC_NPROCESSORS_ONLN) && i < CPU_SETSIZE; i++)
+			CPU_SET(i, &set);
+	}
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
@@ -27,73 +41,61 @@ static void pin(int cpu)
 
 struct ring_consumer {
 	struct cap *c;
+	struct bench_reader *br;
 	int cpu;		/* -1: not pinned */
 	volatile int stop;	/* set when the producer finished */
 	uint64_t target;	/* records to expect once stop is set */
-	uint64_t records;
-	uint64_t bad;		/* records failing a content check */
-	uint64_t t_last;
+	uint64_t taken;		/* records taken from the rings */
+	int corrupt;
+	uint64_t t_end;		/* last batch delivered */
 };
 
-static inline void count_rec(const struct icmpcap_record *r, struct ring_consumer *rc)
+static struct bench_reader *reader_new(struct cap *c)
 {
-	if (r->cap_len != CAP_LEN || r->icmp_type != 8)
-		rc->bad++;
-	rc->records++;
+	uint8_t *bases[MAX_RINGS];
+
+	for (uint32_t i = 0; i < c->nr_rings; i++)
+		bases[i] = (uint8_t *)c->ring[i];
+	return bench_reader_new(bases, c->nr_rings, c->data_size, CAP_LEN);
 }
 
-/* cap_drain() without the callback: what a tight native reader does per record. */
-static long drain_fast(struct ring_consumer *rc)
-{
-	struct cap *c = rc->c;
-	long n = 0;
-
-	for (uint32_t i = 0; i < c->nr_rings; i++) {
-		struct icmpcap_ring_header *h = c->ring[i];
-		uint8_t *data = (uint8_t *)h + ICMPCAP_RING_HDR_SIZE;
-		uint64_t mask = c->data_size - 1;
-		/* Pairs with the release store in icmpcap_ring_commit(). */
-		uint64_t prod = __atomic_load_n(&h->producer_pos, __ATOMIC_ACQUIRE);
-		uint64_t cons = h->consumer_pos;
-
-		while (cons < prod) {
-			const struct icmpcap_record *r = (void *)(data + (cons & mask));
-
-			if (r->len < ICMPCAP_PAD_MIN_SIZE)
-				return -1;
-			if (!(r->flags & ICMPCAP_REC_F_PAD)) {
-				count_rec(r, rc);
-				n++;
-			}
-			cons += ICMPCAP_ALIGN(r->len);
-		}
-		/* Pairs with the acquire load in icmpcap_ring_reserve(). */
-		__atomic_store_n(&h->consumer_pos, cons, __ATOMIC_RELEASE);
-	}
-	return n;
-}
-
+/*
+ * ModuleSource::run(): drain every ring completely, then sleep in poll() until
+ * the kernel's watermark or timer wakeup.
+ */
 static void *ring_consumer_thread(void *p)
 {
 	struct ring_consumer *rc = p;
 
-	if (rc->cpu >= 0)
-		pin(rc->cpu);
+	pin(rc->cpu);
+	uint64_t idle_since = 0;
+
 	for (;;) {
 		struct pollfd pfd = { .fd = rc->c->dev, .events = POLLIN };
-		long n = drain_fast(rc);
+		long n = bench_reader_drain(rc->br, 0);
 
+		if (n == 0)	/* deliver the partial batch before sleeping */
+			n = bench_reader_drain(rc->br, 1);
 		if (n < 0) {
-			rc->bad++;
+			rc->corrupt = 1;
 			break;
 		}
-		if (n > 0)
-			rc->t_last = now_ns(CLOCK_MONOTONIC);
-		if (rc->stop && rc->records >= rc->target)
+		rc->taken += n;
+		if (rc->stop && rc->taken >= rc->target)
 			break;
-		if (n == 0)
+		if (n == 0) {
+			/* The producers are done and nothing came for 2 s: give up (FAIL). */
+			if (!rc->stop)
+				idle_since = 0;
+			else if (!idle_since)
+				idle_since = now_ns(CLOCK_MONOTONIC);
+			else if (now_ns(CLOCK_MONOTONIC) - idle_since > 2000000000ull)
+				break;
 			poll(&pfd, 1, 20);
+		}
 	}
+	bench_reader_drain(rc->br, 1);
+	rc->t_end = bench_reader_done(rc->br);
 	return NULL;
 }
 
@@ -121,29 +123,44 @@ static void produce(struct cap *c, uint64_t count, uint64_t rate, uint64_t mask,
 	res->elapsed_ns = attr_u64(&r, ICMPCAP_A_TEST_ELAPSED_NS, 0);
 }
 
-/*
- * Producer kthread on CPU 0, consumer pinned to CPU 1. rate 0 = as fast as
- * the producer goes. Returns records drained per second.
- */
-static double run_ring(uint32_t data_size, uint64_t count, uint64_t rate, uint64_t mask,
-		       int consumer_cpu, struct produce_result *res, uint64_t *drained, uint64_t *bad)
+static int subscribe(struct cap *c, uint32_t data_size)
 {
 	struct nlmsg m;
-	struct cap c;
-	struct ring_consumer rc = { 0 };
-	pthread_t t;
-	uint64_t t0;
-	int err;
 
 	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
 	msg_u32(&m, ICMPCAP_A_RING_DATA_SIZE, data_size);
-	err = cap_open(&c, &m);
+	return cap_open(c, &m);
+}
+
+/*
+ * Producer kthreads on the CPUs of mask (count records each), the
+ * application's consumer on consumer_cpu (-1: wherever the scheduler puts
+ * it). rate 0 = as fast as the producers go. Returns records drained per
+ * second, from the request to the last batch delivered.
+ */
+static double run_ring(const char *name, uint32_t data_size, uint64_t count, uint64_t rate,
+		       uint64_t mask, int consumer_cpu, struct produce_result *res)
+{
+	struct ring_consumer rc = { 0 };
+	uint64_t t0, drained, bad;
+	struct cap c;
+	pthread_t t;
+	int err, ok;
+
+	memset(res, 0, sizeof(*res));
+	err = subscribe(&c, data_size);
 	if (err) {
-		printf("FAIL bench_ring: subscribe: %s\n", strerror(-err));
+		printf("FAIL %s: subscribe: %s\n", name, strerror(-err));
 		return 0;
 	}
 	rc.c = &c;
 	rc.cpu = consumer_cpu;
+	rc.br = reader_new(&c);
+	if (!rc.br) {
+		printf("FAIL %s: RingReader::attach failed\n", name);
+		cap_close(&c);
+		return 0;
+	}
 	pthread_create(&t, NULL, ring_consumer_thread, &rc);
 	usleep(10000);
 	t0 = now_ns(CLOCK_MONOTONIC);
@@ -151,24 +168,95 @@ static double run_ring(uint32_t data_size, uint64_t count, uint64_t rate, uint64
 	rc.target = res->captured;
 	rc.stop = 1;
 	pthread_join(t, NULL);
-	*drained = rc.records;
-	*bad = rc.bad;
+	drained = bench_reader_records(rc.br);
+	bad = bench_reader_bad(rc.br);
+	ok = !res->err && !bad && !rc.corrupt && drained == res->captured &&
+	     res->captured + res->dropped == res->generated;
+	printf("%s %s: generated %llu captured %llu dropped %llu drained %llu in %llu batches, "
+	       "bad %llu err %d%s%s\n", ok ? "PASS" : "FAIL", name,
+	       (unsigned long long)res->generated, (unsigned long long)res->captured,
+	       (unsigned long long)res->dropped, (unsigned long long)drained,
+	       (unsigned long long)bench_reader_batches(rc.br), (unsigned long long)bad, res->err,
+	       rc.corrupt ? " corrupt: " : "", rc.corrupt ? bench_reader_error(rc.br) : "");
+	bench_reader_free(rc.br);
 	cap_close(&c);
-	if (res->err || rc.t_last <= t0)
+	if (!ok || rc.t_end <= t0)
 		return 0;
-	return rc.records / ((rc.t_last - t0) / 1e9);
+	return drained / ((rc.t_end - t0) / 1e9);
+}
+
+/*
+ * Where the time goes: the producer alone into a ring nobody reads (large
+ * enough to take every record), then the consumer alone draining it.
+ */
+static void run_split(double *prod_ns, double *cons_ns)
+{
+	const uint64_t count = 150000;
+	struct produce_result res;
+	struct bench_reader *br;
+	uint64_t t0, t1;
+	struct cap c;
+	long n;
+	int err;
+
+	*prod_ns = *cons_ns = 0;
+	err = subscribe(&c, 32u << 20);
+	if (err) {
+		printf("FAIL bench_split: subscribe: %s\n", strerror(-err));
+		return;
+	}
+	br = reader_new(&c);
+	pin(1);
+	produce(&c, count, 0, 1, ICMPCAP_TEST_MODE_RING, &res);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	n = br ? bench_reader_drain(br, 1) : -1;
+	t1 = now_ns(CLOCK_MONOTONIC);
+	if (res.err || res.captured != count || n != (long)count || bench_reader_bad(br)) {
+		printf("FAIL bench_split: err %d captured %llu drained %ld\n", res.err,
+		       (unsigned long long)res.captured, n);
+	} else {
+		*prod_ns = (double)res.elapsed_ns / count;
+		*cons_ns = (double)(t1 - t0) / count;
+		printf("PASS bench_split: producer alone %.0f ns/record, consumer alone %.0f ns/record\n",
+		       *prod_ns, *cons_ns);
+	}
+	if (br)
+		bench_reader_free(br);
+	cap_close(&c);
+	pin(-1);
 }
 
 /* ---- netlink-per-record consumer ----------------------------------------------- */
 
 struct nl_consumer {
 	struct nl *nl;
-	int cpu;
+	struct bench_reader *batches;	/* the same batches as the ring consumer's */
+	int cpu;		/* -1: not pinned */
 	uint64_t records;
-	uint64_t t_last;
+	uint64_t bad;
+	uint64_t t_last;	/* last batch delivered */
 	struct produce_result res;
 	volatile int got_reply;
 };
+
+/*
+ * Validates the message like RingReader validates a ring record, then hands
+ * the record to the same batches (checked and counted per batch there).
+ */
+static void nl_record(struct nl_consumer *nc, struct nlmsghdr *nh)
+{
+	struct nlattr *a = (struct nlattr *)((char *)NLMSG_DATA(nh) + GENL_HDRLEN);
+	const struct icmpcap_record *r = (const void *)(a + 1);
+
+	nc->records++;
+	if (nh->nlmsg_len < NLMSG_LENGTH(GENL_HDRLEN) + NLA_HDRLEN + ICMPCAP_RECORD_HDR_SIZE ||
+	    a->nla_type != ICMPCAP_A_RECORD || r->len != (uint32_t)ICMPCAP_RECORD_HDR_SIZE + r->cap_len ||
+	    a->nla_len != NLA_HDRLEN + r->len) {
+		nc->bad++;
+		return;
+	}
+	bench_batcher_append(nc->batches, r);
+}
 
 static void *nl_consumer_thread(void *p)
 {
@@ -188,6 +276,7 @@ static void *nl_consumer_thread(void *p)
 		int n = recvmmsg(nc->nl->fd, msgs, VLEN, MSG_DONTWAIT, NULL);
 
 		if (n <= 0) {
+			bench_batcher_flush(nc->batches);	/* as before sleeping */
 			if (nc->got_reply && poll(&pfd, 1, 200) == 0)
 				break;
 			if (!nc->got_reply)
@@ -199,7 +288,7 @@ static void *nl_consumer_thread(void *p)
 			struct genlmsghdr *g = NLMSG_DATA(nh);
 
 			if (nh->nlmsg_type == nc->nl->family && g->cmd == ICMPCAP_CMD_RECORD) {
-				nc->records++;
+				nl_record(nc, nh);
 			} else if (nh->nlmsg_type == nc->nl->family && g->cmd == ICMPCAP_CMD_TEST_PRODUCE) {
 				static struct reply r;
 
@@ -214,102 +303,193 @@ static void *nl_consumer_thread(void *p)
 				nc->got_reply = 1;
 			}
 		}
-		nc->t_last = now_ns(CLOCK_MONOTONIC);
 	}
 	return NULL;
 }
 
-static double run_netlink(uint64_t count, struct nl_consumer *nc)
+/* Same producers and CPUs as run_ring(); the receiver in place of the consumer. */
+static double run_netlink(const char *name, uint64_t count, uint64_t mask, int consumer_cpu,
+			  struct nl_consumer *nc)
 {
 	struct nlmsg m;
 	struct cap c;
 	pthread_t t;
 	uint64_t t0;
-	int err, sz = 64 << 20;
+	/*
+	 * The kernel doubles it: room for about 150000 of these messages
+	 * (truesize about 1280 bytes), more than one run sends, so a slow
+	 * receiver costs time but never records, and the reply to
+	 * TEST_PRODUCE (sent to this socket after the records) always fits.
+	 */
+	int err, ok, sz = 96 << 20;
 
+	memset(nc, 0, sizeof(*nc));
 	err = cap_open(&c, NULL);
 	if (err) {
-		printf("FAIL bench_netlink: subscribe: %s\n", strerror(-err));
+		printf("FAIL %s: subscribe: %s\n", name, strerror(-err));
 		return 0;
 	}
-	/* As well as the design allows: a 64 MiB receive buffer, batched receive. */
+	/* As well as the design allows: a large receive buffer, batched receive. */
 	setsockopt(c.nl.fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz));
-	memset(nc, 0, sizeof(*nc));
 	nc->nl = &c.nl;
-	nc->cpu = 1;
+	nc->cpu = consumer_cpu;
+	nc->batches = bench_batcher_new(CAP_LEN);
 	pthread_create(&t, NULL, nl_consumer_thread, nc);
 	usleep(10000);
 	cap_msg(&c, &m, ICMPCAP_CMD_TEST_PRODUCE);
 	msg_u64(&m, ICMPCAP_A_TEST_COUNT, count);
-	msg_u64(&m, ICMPCAP_A_TEST_CPU_MASK, 1);
+	msg_u64(&m, ICMPCAP_A_TEST_CPU_MASK, mask);
 	msg_u32(&m, ICMPCAP_A_TEST_CAP_LEN, CAP_LEN);
 	msg_u32(&m, ICMPCAP_A_TEST_MODE, ICMPCAP_TEST_MODE_NETLINK);
 	m.nh.nlmsg_flags |= NLM_F_ACK;
 	m.nh.nlmsg_seq = 1;
 	t0 = now_ns(CLOCK_MONOTONIC);
-	/* Blocks until the producer finished; the consumer thread reads meanwhile. */
+	/* Blocks until the producers finished; the consumer thread reads meanwhile. */
 	if (send(c.nl.fd, m.buf, m.nh.nlmsg_len, 0) < 0)
 		nc->res.err = -errno;
 	nc->got_reply = 1;
 	pthread_join(t, NULL);
 	cap_close(&c);
-	if (nc->res.err || nc->t_last <= t0)
+	bench_batcher_flush(nc->batches);
+	nc->t_last = bench_reader_done(nc->batches);
+	nc->bad += bench_reader_bad(nc->batches);
+	ok = !nc->res.err && !nc->bad && nc->records == nc->res.captured &&
+	     bench_reader_records(nc->batches) == nc->records &&
+	     nc->res.captured + nc->res.dropped == nc->res.generated;
+	printf("%s %s: generated %llu sent %llu dropped %llu received %llu bad %llu err %d\n",
+	       ok ? "PASS" : "FAIL", name, (unsigned long long)nc->res.generated,
+	       (unsigned long long)nc->res.captured, (unsigned long long)nc->res.dropped,
+	       (unsigned long long)nc->records, (unsigned long long)nc->bad, nc->res.err);
+	bench_reader_free(nc->batches);
+	if (!ok || nc->t_last <= t0)
 		return 0;
 	return nc->records / ((nc->t_last - t0) / 1e9);
 }
 
+static uint64_t rate_of(const struct produce_result *res)
+{
+	return res->elapsed_ns ? res->generated * 1000000000ull / res->elapsed_ns : 0;
+}
+
+/* Best and all values of one measurement over the rounds. */
+struct series {
+	double v[ROUNDS];
+	double best;
+	char list[ROUNDS * 16];
+};
+
+static void series_add(struct series *se, int round, double v, int lower_is_better)
+{
+	size_t n = strlen(se->list);
+
+	se->v[round] = v;
+	if (!round || (lower_is_better ? v < se->best : v > se->best))
+		se->best = v;
+	snprintf(se->list + n, sizeof(se->list) - n, "%s%.0f", round ? ", " : "", v);
+}
+
 int main(void)
 {
-	struct produce_result res;
+	struct series prod = { 0 }, cons = { 0 }, ring1 = { 0 }, ring2 = { 0 }, ring3 = { 0 };
+	struct series nl1 = { 0 }, nl2 = { 0 };
+	struct produce_result r1[ROUNDS], r2[ROUNDS], r3[ROUNDS], res;
+	int ncpu = sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1;
+	uint64_t all = (1u << ncpu) - 1, gen1 = 0, drop1 = 0, gen2 = 0, drop2 = 0, gen3 = 0, drop3 = 0;
+	uint64_t nlgen = 0, nldrop = 0;
 	struct nl_consumer nc;
-	uint64_t drained, bad, gen_rate;
 	double ring, netlink;
-	int ok;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	pin(1);
 
-	/* 1. Rings: producer on CPU 0 at full speed, consumer on CPU 1. */
-	ring = run_ring(8u << 20, 4000000, 0, 1, 1, &res, &drained, &bad);
-	ok = !res.err && !bad && drained == res.captured && res.captured + res.dropped == res.generated;
-	printf("%s bench_ring: generated %llu captured %llu dropped %llu drained %llu bad %llu err %d\n",
-	       ok ? "PASS" : "FAIL", (unsigned long long)res.generated,
-	       (unsigned long long)res.captured, (unsigned long long)res.dropped,
-	       (unsigned long long)drained, (unsigned long long)bad, res.err);
-	gen_rate = res.elapsed_ns ? res.generated * 1000000000ull / res.elapsed_ns : 0;
-	printf("BENCH ring_records_per_s %.0f records/s | synthetic producer kthread on CPU 0 "
-	       "(%llu records/s generated, %llu dropped of %llu), consumer pinned to CPU 1 draining "
-	       "8 MiB rings, %d-byte records; QEMU TCG guest, 2 vCPUs, clocksource=tsc\n",
-	       ring, (unsigned long long)gen_rate, (unsigned long long)res.dropped,
-	       (unsigned long long)res.generated, ICMPCAP_RECORD_HDR_SIZE + CAP_LEN);
+	/*
+	 * The host is shared and TCG figures move by 2-3x from one second to
+	 * the next: both designs are measured in the same rounds, interleaved,
+	 * and each keeps its best round.
+	 */
+	for (int i = 0; i < ROUNDS; i++) {
+		double p, c;
 
-	/* 2. Classic design: one netlink unicast per record. */
-	netlink = run_netlink(300000, &nc);
-	ok = !nc.res.err && nc.records == nc.res.captured &&
-	     nc.res.captured + nc.res.dropped == nc.res.generated;
-	printf("%s bench_netlink: generated %llu sent %llu dropped %llu received %llu err %d\n",
-	       ok ? "PASS" : "FAIL", (unsigned long long)nc.res.generated,
-	       (unsigned long long)nc.res.captured, (unsigned long long)nc.res.dropped,
-	       (unsigned long long)nc.records, nc.res.err);
-	printf("BENCH netlink_records_per_s %.0f records/s | one genlmsg_unicast per record from a "
-	       "kthread on CPU 0 (non-blocking, %llu of %llu dropped on a full socket), receiver "
-	       "pinned to CPU 1 with recvmmsg(64) and a 64 MiB SO_RCVBUFFORCE; same guest and run\n",
-	       netlink, (unsigned long long)nc.res.dropped, (unsigned long long)nc.res.generated);
-	printf("BENCH ring_vs_netlink %.1f x | ring_records_per_s / netlink_records_per_s, same run\n",
-	       netlink > 0 ? ring / netlink : 0);
+		/* 0. Producer and consumer apart: which one limits the pair. */
+		run_split(&p, &c);
+		series_add(&prod, i, p, 1);
+		series_add(&cons, i, c, 1);
+		/*
+		 * 1. Rings. a: one producer kthread on CPU 0, the consumer pinned
+		 * to CPU 1. b: a producer kthread on every CPU, the consumer
+		 * unpinned (it shares a CPU with a producer).
+		 * 2. Classic design: same producers, CPUs and record contents.
+		 */
+		series_add(&ring1, i, run_ring("bench_ring_1cpu", 8u << 20, 3000000, 0, 1, 1, &r1[i]), 0);
+		series_add(&nl1, i, run_netlink("bench_netlink_1cpu", 100000, 1, 1, &nc), 0);
+		nlgen += nc.res.generated;
+		nldrop += nc.res.dropped;
+		series_add(&ring2, i, run_ring("bench_ring_all_cpus", 8u << 20, 1500000, 0, all, -1,
+					       &r2[i]), 0);
+		series_add(&nl2, i, run_netlink("bench_netlink_all_cpus", 50000, all, -1, &nc), 0);
+		/*
+		 * c: layout a with the producer paced at 5 M records/s: the
+		 * offered load of the target; the producer sleeps when ahead
+		 * instead of spinning on a full ring (under TCG both vCPUs are
+		 * host threads on a shared host). The netlink producer never gets
+		 * near that pace: unpaced is the same thing for it.
+		 */
+		series_add(&ring3, i, run_ring("bench_ring_paced_5m", 8u << 20, 5000000, 5000000, 1, 1,
+					       &r3[i]), 0);
+		gen3 += r3[i].generated;
+		drop3 += r3[i].dropped;
+		nlgen += nc.res.generated;
+		nldrop += nc.res.dropped;
+		gen1 += r1[i].generated;
+		drop1 += r1[i].dropped;
+		gen2 += r2[i].generated;
+		drop2 += r2[i].dropped;
+	}
 
-	/* 3. Loss at 1 M records/s with a reader that keeps up. */
-	run_ring(32u << 20, 2000000, 1000000, 1, 1, &res, &drained, &bad);
-	gen_rate = res.elapsed_ns ? res.generated * 1000000000ull / res.elapsed_ns : 0;
-	ok = !res.err && !bad && drained == res.captured && res.captured + res.dropped == res.generated;
-	printf("%s bench_loss_1m: generated %llu captured %llu dropped %llu drained %llu rate %llu/s\n",
-	       ok ? "PASS" : "FAIL", (unsigned long long)res.generated,
-	       (unsigned long long)res.captured, (unsigned long long)res.dropped,
-	       (unsigned long long)drained, (unsigned long long)gen_rate);
+	ring = ring1.best > ring2.best ? ring1.best : ring2.best;
+	ring = ring > ring3.best ? ring : ring3.best;
+	netlink = nl1.best > nl2.best ? nl1.best : nl2.best;
+	printf("BENCH ring_records_per_s %.0f records/s | best of %d interleaved rounds x 3 layouts, "
+	       "drained by the app's reader: RingReader (native/src/core/ring_reader.cc) into "
+	       "4096-record/1 MiB batches as ModuleSource does, each batch then checked record by "
+	       "record on the same thread: 1 producer kthread on CPU 0 + consumer pinned to "
+	       "CPU 1: %s/s (%llu dropped of %llu: the producer outruns the consumer); %d producer "
+	       "kthreads (one per CPU) + unpinned consumer: %s/s (%llu dropped of %llu); 1 producer "
+	       "paced at 5 M/s on CPU 0 + consumer on CPU 1: %s/s (%llu dropped of %llu). Records: a "
+	       "real IPv4 echo request (%d bytes) through icmpcap_ring_put() as in the hook, %u "
+	       "bytes each, 8 MiB rings. Apart, same rounds: producer %s ns/record, consumer %s "
+	       "ns/record (the consumer is the limit); QEMU TCG guest, 2 vCPUs, clocksource=tsc, "
+	       "shared host\n",
+	       ring, ROUNDS, ring1.list, (unsigned long long)drop1, (unsigned long long)gen1, ncpu,
+	       ring2.list, (unsigned long long)drop2, (unsigned long long)gen2, ring3.list,
+	       (unsigned long long)drop3, (unsigned long long)gen3, CAP_LEN,
+	       (unsigned)REC_BYTES, prod.list, cons.list);
+	printf("BENCH netlink_records_per_s %.0f records/s | best of the same rounds and layouts, "
+	       "one non-blocking genlmsg_unicast per record with the same contents, receiver with "
+	       "recvmmsg(64) and a 96 MiB SO_RCVBUFFORCE (room for every message of a run) "
+	       "appending each record to the same batches (checked and counted the same way): "
+	       "1 kthread on CPU 0 + receiver pinned to CPU 1: %s/s; %d kthreads + unpinned "
+	       "receiver: %s/s (%llu of %llu dropped on a full socket); same guest and run\n",
+	       netlink, nl1.list, ncpu, nl2.list, (unsigned long long)nldrop,
+	       (unsigned long long)nlgen);
+	printf("BENCH ring_vs_netlink %.1f x | ring_records_per_s / netlink_records_per_s, same run "
+	       "(per round and layout: 1 producer %.1f, %.1f x; one per CPU %.1f, %.1f x)\n",
+	       netlink > 0 ? ring / netlink : 0, nl1.v[0] > 0 ? ring1.v[0] / nl1.v[0] : 0,
+	       nl1.v[1] > 0 ? ring1.v[1] / nl1.v[1] : 0, nl2.v[0] > 0 ? ring2.v[0] / nl2.v[0] : 0,
+	       nl2.v[1] > 0 ? ring2.v[1] / nl2.v[1] : 0);
+	printf("BENCH ring_producer_ns_per_record %.0f ns | best of %d: synthetic producer alone on "
+	       "CPU 0, 150000 records through icmpcap_ring_put() into a 32 MiB ring nobody reads "
+	       "(%s ns); same run\n", prod.best, ROUNDS, prod.list);
+	printf("BENCH ring_consumer_ns_per_record %.0f ns | best of %d: the app's reader alone on "
+	       "CPU 1 draining those 150000 records into checked batches (%s ns); same run\n",
+	       cons.best, ROUNDS, cons.list);
+
+	/* 3. Loss at 1 M records/s with the app's consumer keeping up. */
+	run_ring("bench_loss_1m", 32u << 20, 2000000, 1000000, 1, 1, &res);
 	printf("BENCH loss_at_1m_per_s %llu records | records dropped of %llu generated at a target "
-	       "of 1,000,000 records/s for 2 s (achieved %llu records/s) on CPU 0, consumer on CPU 1, "
-	       "32 MiB rings (about 0.25 s of buffer)\n",
+	       "of 1,000,000 records/s for 2 s (achieved %llu records/s) by 1 producer kthread on "
+	       "CPU 0, the app's RingReader on CPU 1, 32 MiB rings (about 0.2 s of buffer), %u-byte "
+	       "records\n",
 	       (unsigned long long)res.dropped, (unsigned long long)res.generated,
-	       (unsigned long long)gen_rate);
+	       (unsigned long long)rate_of(&res), (unsigned)REC_BYTES);
 	return 0;
 }

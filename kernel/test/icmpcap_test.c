@@ -413,6 +413,102 @@ static int test_echo(int v6, int inbound)
 	return 0;
 }
 
+/* Test builds count records copied from a non-linear skb; -1 when unreadable. */
+static long nonlinear_count(void)
+{
+	FILE *f = fopen("/sys/module/icmpcap/parameters/test_nonlinear", "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/*
+ * Echo requests whose ICMP payload is not in the skb's linear area, captured
+ * whole at LOCAL_OUT in a and checked byte for byte (skb_copy_bits() over
+ * page fragments and over a frag_list):
+ *  - corked4: a raw socket sends the ICMP header and 100 bytes with MSG_MORE,
+ *    then 900 more: ip_append_data() appends the second part to the pending
+ *    skb in page fragments (va, a veth, has NETIF_F_SG).
+ *  - large4, large6: one echo of 3000 payload bytes ("ping -s 3000") over
+ *    va's 1500-byte MTU: ip(6)_append_data() builds one skb per fragment and
+ *    the skb seen at LOCAL_OUT carries all but the first in its frag_list.
+ * The module's test_nonlinear counter must grow by one per record.
+ */
+static int test_paged_echo(void)
+{
+	static uint8_t buf[3][4096];
+	static const size_t payload[3] = { 1000, 3000, 3000 };
+	static const int v6s[3] = { 0, 0, 1 };
+	static const char *const what[3] = { "corked4", "large4", "large6" };
+	struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_addr = B.a4 };
+	int va = ifindex_in(NS_A, "va"), s, err;
+	size_t len[3];
+	uint16_t id[3];
+	struct recs rs = { 0 };
+	struct nlmsg m;
+	struct cap c;
+	long n0, n1;
+	uint64_t t0, t1;
+
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	msg_u32(&m, ICMPCAP_A_HOOKS, 1u << ICMPCAP_HOOK_LOCAL_OUT);
+	msg_u32(&m, ICMPCAP_A_SNAPLEN, 65535);
+	echo_types(&m);
+	err = cap_open_in(NS_A, &c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	n0 = nonlinear_count();
+	CHECK(n0 >= 0, "no test_nonlinear parameter (not a test build?)");
+	for (int i = 0; i < 3; i++) {
+		id[i] = 0x5100 + i;
+		len[i] = make_echo(buf[i], v6s[i], id[i], i + 1, payload[i]);
+	}
+	t0 = now_ns(CLOCK_REALTIME);
+
+	s = raw_icmp(NS_A, 0, 0);
+	CHECK(s >= 0, "raw socket: %s", strerror(errno));
+	CHECK(sendto(s, buf[0], 108, MSG_MORE, (struct sockaddr *)&s4, sizeof(s4)) == 108,
+	      "corked4: first sendto: %s", strerror(errno));
+	CHECK(sendto(s, buf[0] + 108, len[0] - 108, 0, (struct sockaddr *)&s4, sizeof(s4)) ==
+	      (ssize_t)(len[0] - 108), "corked4: second sendto: %s", strerror(errno));
+	CHECK(!wait_reply(s, 0, id[0], 2000), "corked4: no echo reply");
+	CHECK(send_to(s, 0, &B, 0, buf[1], len[1]) == (ssize_t)len[1], "large4: sendto: %s",
+	      strerror(errno));
+	CHECK(!wait_reply(s, 0, id[1], 2000), "large4: no echo reply");
+	close(s);
+	s = raw_icmp(NS_A, 1, 0);
+	CHECK(s >= 0, "raw socket: %s", strerror(errno));
+	CHECK(send_to(s, 1, &B, 0, buf[2], len[2]) == (ssize_t)len[2], "large6: sendto: %s",
+	      strerror(errno));
+	CHECK(!wait_reply(s, 1, id[2], 2000), "large6: no echo reply");
+	close(s);
+	t1 = now_ns(CLOCK_REALTIME);
+
+	CHECK(collect(&c, &rs, 3, 1000) == 3, "want 3 records, got %d", rs.n);
+	for (int i = 0; i < 3; i++) {
+		const struct icmpcap_record *r = NULL;
+
+		for (int k = 0; k < rs.n; k++)
+			if (rs.r[k]->icmp_id == id[i])
+				r = rs.r[k];
+		CHECK(r, "%s: no record", what[i]);
+		if (check_common(r, v6s[i], &A, &B, ICMPCAP_HOOK_LOCAL_OUT, ICMPCAP_DIR_OUT, va, t0, t1,
+				 what[i]) ||
+		    check_echo(r, v6s[i], 0, id[i], i + 1, buf[i], len[i], 64, what[i]))
+			return -1;
+	}
+	n1 = nonlinear_count();
+	CHECK(n1 - n0 == 3, "test_nonlinear grew by %ld, want 3: not every skb was non-linear",
+	      n1 - n0);
+	recs_free(&rs);
+	cap_close(&c);
+	return 0;
+}
+
 static int test_echo4_out(void) { return test_echo(0, 0); }
 static int test_echo4_in(void) { return test_echo(0, 1); }
 static int test_echo6_out(void) { return test_echo(1, 0); }
@@ -1596,6 +1692,7 @@ static const struct test tests[] = {
 	{ "filter_iface", test_filter_iface },
 	{ "filter_dir", test_filter_dir },
 	{ "snaplen", test_snaplen },
+	{ "paged_echo", test_paged_echo },
 	{ "netns_isolation", test_netns_isolation },
 	{ "update_hooks", test_update_hooks },
 	{ "forward_hooks", test_forward_hooks },

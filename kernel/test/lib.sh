@@ -63,12 +63,16 @@ ktest_build_module() {
 	fi
 }
 
+# The benchmark links the application's ring consumer (native/src/core).
 ktest_build_progs() {
-	local bin=$KBUILD_DIR/bin p
+	local bin=$KBUILD_DIR/bin core=$REPO_DIR/native/src/core
 	mkdir -p "$bin"
-	for p in icmpcap_test icmpcap_bench; do
-		gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$bin/$p" "$KTEST_DIR/$p.c"
-	done
+	gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$bin/icmpcap_test" "$KTEST_DIR/icmpcap_test.c"
+	gcc -c -O2 -Wall -Wextra -Werror -pthread -o "$bin/icmpcap_bench.o" "$KTEST_DIR/icmpcap_bench.c"
+	g++ -static -O2 -std=c++17 -Wall -Wextra -Werror -pthread \
+		-I"$KSRC_DIR/include/uapi" -I"$core" -I"$KTEST_DIR" \
+		-o "$bin/icmpcap_bench" "$bin/icmpcap_bench.o" "$KTEST_DIR/icmpcap_bench_reader.cc" \
+		"$core/ring_reader.cc" "$core/source.cc" "$core/errors.cc"
 }
 
 # Copies a dynamic binary and its libraries into root $1.

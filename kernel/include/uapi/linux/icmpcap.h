@@ -238,10 +238,14 @@ enum icmpcap_cmd {
 	 * per CPU, 0: as fast as possible), TEST_CAP_LEN [64], TEST_MODE [RING].
 	 * Runs one kthread per online CPU, blocks until all finish, replies
 	 * TEST_GENERATED, CAPTURED, DROPPED (this run), TEST_ELAPSED_NS.
+	 * Each kthread builds one real IPv4 echo request of TEST_CAP_LEN bytes
+	 * (at least 28) and writes one record per new sequence number through
+	 * the hook's own ring-writing code: timestamp, header, the first
+	 * min(TEST_CAP_LEN, SNAPLEN) bytes of the packet; hook NONE, dir OUT.
 	 * TEST_MODE NETLINK sends each record as one unicast ICMPCAP_CMD_RECORD
-	 * message (attribute RECORD) to the requesting socket instead, without
-	 * blocking; a full socket drops and counts (the classic design, for the
-	 * benchmark).
+	 * message (attribute RECORD, same contents) to the requesting socket
+	 * instead, without blocking; a full socket drops and counts (the
+	 * classic design, for the benchmark).
 	 */
 	ICMPCAP_CMD_TEST_PRODUCE = 7,
 	/* Kernel -> user, TEST_MODE NETLINK only: RECORD. */
@@ -281,7 +285,7 @@ enum icmpcap_attr {
 	ICMPCAP_A_END_REASON = 26,	/* NLA_U32, event: enum icmpcap_end_reason */
 	ICMPCAP_A_TEST_COUNT = 27,	/* NLA_U64, test builds: records per CPU */
 	ICMPCAP_A_TEST_RATE = 28,	/* NLA_U64, test builds: records/s per CPU, 0 = max */
-	ICMPCAP_A_TEST_CAP_LEN = 29,	/* NLA_U32, test builds: cap_len of each record */
+	ICMPCAP_A_TEST_CAP_LEN = 29,	/* NLA_U32, test builds: length of the synthetic packet */
 	ICMPCAP_A_TEST_MODE = 30,	/* NLA_U32, test builds: enum icmpcap_test_mode */
 	ICMPCAP_A_TEST_GENERATED = 31,	/* NLA_U64, test reply: records generated */
 	ICMPCAP_A_TEST_ELAPSED_NS = 32,	/* NLA_U64, test reply: wall time of the run */
