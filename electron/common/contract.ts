@@ -15,11 +15,33 @@ const InterfaceName = z
   .max(15)
   .regex(/^[^\s/:]+$/, 'an interface name has no spaces, slashes or colons');
 
+/**
+ * A ring-buffer limit (as dumpcap's ring of files): keep about the newest `records` records and/or the
+ * records of the last `seconds` of capture time; older ones are dropped in units of about 1/8 of the
+ * limit (electron/core/ring.ts). Record numbers keep counting.
+ */
+export const RingLimitSchema = z
+  .object({
+    /** At least 2 chunks of 65536; at most 2^31 - 2^17. */
+    records: z
+      .number()
+      .int()
+      .min(2 * 65536)
+      .max(2 ** 31 - 2 ** 17)
+      .optional(),
+    /** Capture time, at least 10 s. */
+    seconds: z.number().min(10).max(1e9).optional(),
+  })
+  .strict();
+export type RingLimit = z.infer<typeof RingLimitSchema>;
+
 export const StartParamsSchema = z
   .object({
     source: z.union([SourceKindSchema, z.literal('auto')]).default('auto'),
     interfaces: z.array(InterfaceName).max(64).default([]),
     snaplen: z.number().int().min(64).max(65535).default(256),
+    /** Ring-buffer limit (default: none, the capture grows until stopped). */
+    limit: RingLimitSchema.optional(),
   })
   .strict();
 export type StartParams = z.input<typeof StartParamsSchema>;
@@ -151,6 +173,10 @@ export interface CaptureState {
   stoppedAtMs?: number;
   /** What went wrong and what to do, when state is 'error' or a capture ended by itself. */
   message?: string;
+  /** The ring-buffer limit of this capture ("keeping the newest N"), when it has one. */
+  limit?: RingLimit;
+  /** Records dropped by the limit so far (the first live record is number evicted + 1). */
+  evicted?: number;
 }
 
 /** One row of the table, as the renderer shows it. Times are ns since the epoch, as strings (64-bit). */
@@ -172,7 +198,10 @@ export interface Row {
 }
 
 export interface Counts {
+  /** Live records (with a ring-buffer limit, those not yet dropped). */
   total: number;
+  /** Records dropped by the ring-buffer limit so far (0 without one; absent from older services). */
+  evicted?: number;
   view: number;
   /** The filter the view applies ('' for none). */
   filter: string;

@@ -9,7 +9,14 @@ import { projectRoot } from './paths.js';
 import { startServer } from './server.js';
 import { CaptureService, errorMessage } from './service.js';
 import { formatChecks, runDoctor } from './doctor.js';
-import { EXPORT_FORMATS, type ExportFormat, type Job, type Row } from '../common/contract.js';
+import {
+  EXPORT_FORMATS,
+  type ExportFormat,
+  type Job,
+  type RingLimit,
+  RingLimitSchema,
+  type Row,
+} from '../common/contract.js';
 import { codeLabel, typeLabel } from '../common/icmp.js';
 
 const USAGE = `usage: icmpcap <command> [options]
@@ -21,6 +28,9 @@ commands:
                   -i, --interface NAME   capture on NAME (repeatable; default: all)
                   --source auto|module|afpacket
                   --no-start      do not start capturing until asked from the UI
+                  --ring-records N       keep about the newest N records (at least 131072); older ones
+                                         are dropped in units of about N/8, as dumpcap's ring buffer
+                  --ring-seconds S       keep the records of the last S seconds (at least 10)
   capture       capture to a file or the terminal
                   -i, --interface NAME   capture on NAME (repeatable; default: all)
                   -w, --write FILE       write FILE (format from its extension, or -F)
@@ -30,6 +40,8 @@ commands:
                   -Y, --filter FILTER    keep only packets matching the display filter
                                          (e.g. 'icmp.type == echo-reply && rtt > 10')
                   --source auto|module|afpacket
+                  --ring-records N, --ring-seconds S   as for serve: memory and spool stay bounded;
+                                         -w then writes the newest records that are kept
                 without -w, one line per packet goes to standard output; progress goes to stderr
   doctor        check the module, device permissions, Secure Boot, capabilities and the helper
   interfaces    list the interfaces capture can use
@@ -65,6 +77,8 @@ async function serve(argv: string[]): Promise<void> {
       interface: { type: 'string', short: 'i', multiple: true },
       source: { type: 'string', default: 'auto' },
       'no-start': { type: 'boolean', default: false },
+      'ring-records': { type: 'string' },
+      'ring-seconds': { type: 'string' },
     },
     strict: true,
   });
@@ -75,6 +89,7 @@ async function serve(argv: string[]): Promise<void> {
   if (source !== 'auto' && source !== 'module' && source !== 'afpacket') {
     fail(`--source takes auto, module or afpacket, not ${source}`);
   }
+  const limit = ringLimit(values['ring-records'], values['ring-seconds']);
   const service = makeService();
   service.watchInterfaces();
   const server = await startServer({
@@ -88,7 +103,12 @@ async function serve(argv: string[]): Promise<void> {
     process.stdout.write(`icmpcap: listening on ${values.listen}: anyone with the token can capture\n`);
   if (!values['no-start']) {
     try {
-      const state = service.start({ source, interfaces: values.interface ?? [], snaplen: 256 });
+      const state = service.start({
+        source,
+        interfaces: values.interface ?? [],
+        snaplen: 256,
+        ...(limit ? { limit } : {}),
+      });
       process.stdout.write(
         `icmpcap: capturing with ${state.source} on ${state.interfaces.length ? state.interfaces.join(', ') : 'all interfaces'}\n`,
       );
@@ -126,6 +146,24 @@ function positiveNumber(name: string, text: string | undefined): number | undefi
   return n;
 }
 
+/** --ring-records / --ring-seconds, checked as capture.start checks them. */
+function ringLimit(records: string | undefined, seconds: string | undefined): RingLimit | undefined {
+  if (records === undefined && seconds === undefined) return undefined;
+  const limit: RingLimit = {};
+  if (records !== undefined) limit.records = Number(records);
+  if (seconds !== undefined) limit.seconds = Number(seconds);
+  const parsed = RingLimitSchema.safeParse(limit);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const flag = issue.path[0] === 'seconds' ? '--ring-seconds' : '--ring-records';
+    const given = issue.path[0] === 'seconds' ? seconds : records;
+    fail(
+      `${flag} ${given}: ${issue.message} (${flag === '--ring-seconds' ? 'at least 10 seconds' : 'a whole number, at least 131072'})`,
+    );
+  }
+  return parsed.data;
+}
+
 function rowLine(r: Row): string {
   const t = BigInt(r.tsNs);
   const time = `${t / 1_000_000_000n}.${(t % 1_000_000_000n).toString().padStart(9, '0')}`;
@@ -146,9 +184,12 @@ async function capture(argv: string[]): Promise<void> {
       duration: { type: 'string', short: 'a' },
       filter: { type: 'string', short: 'Y' },
       source: { type: 'string', default: 'auto' },
+      'ring-records': { type: 'string' },
+      'ring-seconds': { type: 'string' },
     },
     strict: true,
   });
+  const limit = ringLimit(values['ring-records'], values['ring-seconds']);
   const count = positiveNumber('--count', values.count);
   const duration = positiveNumber('--duration', values.duration);
   const source = values.source;
@@ -182,13 +223,22 @@ async function capture(argv: string[]): Promise<void> {
     }
   }
   try {
-    service.start({ source, interfaces: values.interface ?? [], snaplen: 65535 });
+    service.start({
+      source,
+      interfaces: values.interface ?? [],
+      snaplen: 65535,
+      ...(limit ? { limit } : {}),
+    });
   } catch (err) {
     service.close();
     fail(errorMessage(err));
   }
   const started = Date.now();
   let printed = 0;
+  /** View position of the next row to print, and the number of the last printed (ring buffer: positions shift). */
+  let next = 0;
+  let lastNo = 0;
+  let evicted = 0;
   let lastProgress = 0;
   let interrupted = false;
   const onSignal = (): void => {
@@ -198,13 +248,26 @@ async function capture(argv: string[]): Promise<void> {
   process.on('SIGTERM', onSignal);
   for (;;) {
     await new Promise((r) => setTimeout(r, 50));
-    const total = service.counts().view;
-    const limit = count === undefined ? total : Math.min(total, count);
+    const counts = service.counts();
+    const total = counts.view;
     if (!path) {
-      while (printed < limit) {
-        const { rows } = service.rows(printed, Math.min(1000, limit - printed));
+      if ((counts.evicted ?? 0) !== evicted) {
+        // The ring buffer dropped records: find where the last printed one is now (gone: start over at 0).
+        evicted = counts.evicted ?? 0;
+        const at = lastNo
+          ? ((await service.handle('view.positionOf', { no: lastNo }, 'ipc')) as { position: number | null })
+              .position
+          : null;
+        next = at === null ? 0 : at + 1;
+      }
+      while (next < total && (count === undefined || printed < count)) {
+        const want = Math.min(1000, total - next, count === undefined ? Infinity : count - printed);
+        const { rows } = service.rows(next, want);
+        if (rows.length === 0) break;
         for (const row of rows) process.stdout.write(rowLine(row) + '\n');
         printed += rows.length;
+        next += rows.length;
+        lastNo = rows[rows.length - 1]!.no;
       }
     }
     const now = Date.now();
@@ -220,7 +283,7 @@ async function capture(argv: string[]): Promise<void> {
     if (
       interrupted ||
       ended ||
-      (count !== undefined && total >= count) ||
+      (count !== undefined && (path ? total : printed) >= count) ||
       (duration !== undefined && now - started >= duration * 1000)
     ) {
       break;

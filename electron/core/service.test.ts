@@ -275,11 +275,18 @@ describe('crash safety', () => {
     await new Promise((r) => setTimeout(r, 1200));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
+    // The spool is a sequence of segment files (capture-<time>-<pid>-0000.pcapng, ...): every one opens.
     const dir = join(cache, 'icmpcap', 'spool');
-    const spools = readdirSync(dir).filter((f) => f.endsWith('.pcapng'));
-    expect(spools).toHaveLength(1);
-    const { records } = await readCaptureFileAll(join(dir, spools[0]!));
-    const mine = records.filter((r) => r.id === id);
+    const spools = readdirSync(dir)
+      .filter((f) => f.endsWith('.pcapng'))
+      .sort();
+    expect(spools.length).toBeGreaterThanOrEqual(1);
+    expect(spools[0]).toMatch(/^capture-.*-0000\.pcapng$/);
+    const mine = [];
+    for (const file of spools) {
+      const { records } = await readCaptureFileAll(join(dir, file));
+      mine.push(...records.filter((r) => r.id === id));
+    }
     expect(mine).toHaveLength(4 * N);
   });
 });

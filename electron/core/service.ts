@@ -15,6 +15,7 @@ import {
   type RequestName,
   RequestSchemas,
   type Results,
+  type RingLimit,
   type Row,
   ServiceError,
   type SourceAvailability,
@@ -26,10 +27,11 @@ import { FilterSyntaxError, checkFilter } from './filter/index.js';
 import { Ingestor } from './ingest.js';
 import { JobRunner } from './jobs.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js';
-import { Spool, defaultSpoolDir } from './spool-store.js';
+import { evictionTarget, ringSegmentNs, ringUnit } from './ring.js';
+import { type SegmentCut, Spool, defaultSpoolDir } from './spool-store.js';
 import { Aggregator } from './stats/aggregator.js';
 import { FilterCancelled, View } from './view.js';
-import { CHUNK_MASK, MISC_F_HAS_ECHO, RecordStore, hookName } from './store.js';
+import { CHUNK_MASK, MAX_RECORDS, MISC_F_HAS_ECHO, RecordStore, hookName } from './store.js';
 
 export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
 
@@ -63,6 +65,9 @@ export class CaptureService {
   private lastPushed = '';
   private readonly timer: NodeJS.Timeout;
   private interfaceWatch: { close(): void } | null = null;
+  /** The ring-buffer limit of the current capture (null: none). */
+  private ring: RingLimit | null = null;
+  private segmentCut: SegmentCut | undefined;
 
   constructor(private readonly options: ServiceOptions) {
     this.ingestor = new Ingestor(this.store, (ifindex) => this.ifname(ifindex));
@@ -163,7 +168,7 @@ export class CaptureService {
       }
       case 'view.positionOf': {
         const { no } = p as z.output<(typeof RequestSchemas)['view.positionOf']>;
-        return { position: no <= this.store.length ? this.view.positionOf(no - 1) : null };
+        return { position: this.store.has(no - 1) ? this.view.positionOf(no - 1) : null };
       }
       case 'record.details':
         return this.details((p as z.output<(typeof RequestSchemas)['record.details']>).no);
@@ -226,7 +231,7 @@ export class CaptureService {
     }
     if (this.jobs.busy('open'))
       throw new ServiceError('capture-failed', 'a capture file is being opened: wait or cancel it');
-    this.newSpool(params.snaplen);
+    this.newSpool(params.snaplen, params.limit);
     let session: NativeSession;
     try {
       session = native.open({ source, interfaces: params.interfaces, snaplen: params.snaplen });
@@ -239,8 +244,34 @@ export class CaptureService {
       throw new ServiceError('capture-failed', errorMessage(err));
     }
     this.session = session;
-    this.setState({ state: 'running', source, interfaces: params.interfaces, startedAtMs: Date.now() });
+    this.setState({
+      state: 'running',
+      source,
+      interfaces: params.interfaces,
+      startedAtMs: Date.now(),
+      ...this.ringState(),
+    });
     return this.state;
+  }
+
+  /**
+   * Starts a capture with no native session, fed by `feed()`: the same path as a live capture's batches
+   * (spool, ring buffer, index, aggregates, view). For tests and benchmarks.
+   */
+  startFeed(params: { snaplen?: number; limit?: RingLimit } = {}): CaptureState {
+    if (this.session) throw new ServiceError('capture-failed', 'a capture is already running: stop it first');
+    this.newSpool(params.snaplen ?? 256, params.limit);
+    this.setState({ state: 'running', interfaces: [], startedAtMs: Date.now(), ...this.ringState() });
+    return this.state;
+  }
+
+  /** Takes in one batch of records (record.ts format) as a native session would deliver it. */
+  feed(batch: ArrayBuffer, records?: number): void {
+    this.onBatch(batch, records === undefined ? undefined : { records, bytes: batch.byteLength });
+  }
+
+  private ringState(): Pick<CaptureState, 'limit' | 'evicted'> {
+    return this.ring ? { limit: this.ring, evicted: this.store.firstIndex } : {};
   }
 
   private bestSource(): SourceKind {
@@ -292,6 +323,8 @@ export class CaptureService {
     if (this.jobs.busy('export'))
       throw new ServiceError('bad-request', 'an export is running: wait for it or cancel it');
     this.resetIndex();
+    // Record numbers start again at 1: the spool's older segments go (the current one goes at the next cut).
+    this.spool?.restartNumbering();
     this.tick();
   }
 
@@ -305,7 +338,7 @@ export class CaptureService {
   }
 
   /** Starts a fresh capture: clears the index and replaces the spool. */
-  private newSpool(snaplen: number): void {
+  private newSpool(snaplen: number, limit?: RingLimit): void {
     if (this.jobs.busy('export')) {
       throw new ServiceError(
         'capture-failed',
@@ -316,6 +349,8 @@ export class CaptureService {
     this.spool = null;
     this.resetIndex();
     this.ifnames.clear();
+    this.ring = limit && (limit.records !== undefined || limit.seconds !== undefined) ? { ...limit } : null;
+    this.segmentCut = this.ring ? segmentCut(this.ring) : undefined;
     this.spool = Spool.create(
       this.options.spoolDir ?? defaultSpoolDir(),
       `icmpcap ${this.options.version}`,
@@ -327,17 +362,46 @@ export class CaptureService {
     const spool = this.spool;
     if (!spool) return;
     const records = info?.records ?? Math.ceil(batch.byteLength / 72);
-    const offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex));
     const from = this.store.length;
+    if (this.ring && from + records > MAX_RECORDS) {
+      queueMicrotask(() =>
+        this.stop(
+          `the capture reached ${MAX_RECORDS.toLocaleString('en')} records, the most one capture can number`,
+        ),
+      );
+      return;
+    }
+    const offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex), from, this.segmentCut);
     this.ingestor.ingest(batch, offsets);
     // The aggregator fills in the RTTs, so it runs before the view (filters on rtt see them).
+    // Aggregates stay cumulative over the whole capture, evicted records included.
     this.aggregator.update(this.store, from, this.store.length);
+    if (this.ring) this.applyRing(spool);
     // While paused the view stays as it was: capture goes on, the table holds still.
     if (this.state.state !== 'paused') this.view.update();
   }
 
+  /** Drops the oldest records in whole units when the ring-buffer limit is exceeded. */
+  private applyRing(spool: Spool): void {
+    const target = evictionTarget(this.store, this.ring);
+    if (target <= this.store.firstIndex) return;
+    this.store.evictTo(target);
+    spool.dropBefore(target);
+    // Even a paused view lets go of evicted records (it keeps the rest as it was).
+    this.view.evict();
+    if (this.state.state === 'running' || this.state.state === 'paused')
+      this.setState({ ...this.state, ...this.ringState() });
+  }
+
   private details(no: number): Results['record.details'] {
     const index = no - 1;
+    if (index < this.store.firstIndex && this.spool) {
+      throw new ServiceError(
+        'not-found',
+        `record ${no} fell out of the ring buffer (keeping the newest ${this.limitText()}; records 1 to ` +
+          `${this.store.firstIndex} were dropped)`,
+      );
+    }
     if (index >= this.store.length || !this.spool) {
       throw new ServiceError(
         'not-found',
@@ -357,22 +421,31 @@ export class CaptureService {
     };
   }
 
+  private limitText(): string {
+    const parts: string[] = [];
+    if (this.ring?.records !== undefined) parts.push(`${this.ring.records.toLocaleString('en')} records`);
+    if (this.ring?.seconds !== undefined) parts.push(`${this.ring.seconds} s`);
+    return parts.join(' and ') || `${this.store.live.toLocaleString('en')} records`;
+  }
+
   /** Record indices for an export scope, in the order the user sees them, as of when the export started. */
   private *exportIndices(
     scope: 'all' | 'view' | 'selected',
     nos: number[] | undefined,
     length: number,
   ): Generator<number> {
-    if (scope === 'all') for (let i = 0; i < length; i++) yield i;
+    if (scope === 'all') for (let i = this.store.firstIndex; i < length; i++) yield i;
     else if (scope === 'view') {
       // A copy: the live order may change (new records merged into a sort) while the export runs.
       yield* this.view.snapshot();
-    } else for (const no of nos ?? []) if (no <= length) yield no - 1;
+    } else for (const no of nos ?? []) if (no <= length && no > this.store.firstIndex) yield no - 1;
   }
 
   private *exportRows(spool: Spool, indices: Iterable<number>): Generator<ExportRow> {
     const baseNs = this.store.baseNs ?? 0n;
     for (const index of indices) {
+      // The ring buffer may drop records while a long export runs: those are skipped.
+      if (!this.store.has(index)) continue;
       const c = this.store.chunkOf(index);
       const i = index & CHUNK_MASK;
       const record = spool.read(c.spoolOffset[i]!);
@@ -389,10 +462,10 @@ export class CaptureService {
 
   private startExport(p: z.output<(typeof RequestSchemas)['export.start']>): number {
     const spool = this.spool;
-    if (!spool || this.store.length === 0)
+    if (!spool || this.store.live === 0)
       throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
     const total =
-      p.scope === 'all' ? this.store.length : p.scope === 'view' ? this.view.length : (p.nos?.length ?? 0);
+      p.scope === 'all' ? this.store.live : p.scope === 'view' ? this.view.length : (p.nos?.length ?? 0);
     return this.runExport(p.format, p.path, this.exportIndices(p.scope, p.nos, this.store.length), total);
   }
 
@@ -484,7 +557,8 @@ export class CaptureService {
     const rate =
       oldest && now > oldest.atMs ? ((this.store.length - oldest.total) * 1000) / (now - oldest.atMs) : 0;
     return {
-      total: this.store.length,
+      total: this.store.live,
+      evicted: this.store.firstIndex,
       view: this.viewLength(),
       rate: Math.max(0, Math.round(rate)),
       droppedKernel: this.lastDrops.kernel,
@@ -565,7 +639,7 @@ export class CaptureService {
     this.rateWindow.push({ atMs: now, total: this.store.length });
     while (this.rateWindow.length > 1 && now - this.rateWindow[0]!.atMs > 1000) this.rateWindow.shift();
     const counts = this.counts();
-    const key = `${counts.total}/${counts.view}/${counts.rate}/${counts.droppedKernel}/${counts.droppedRing}`;
+    const key = `${counts.total}/${counts.evicted}/${counts.view}/${counts.rate}/${counts.droppedKernel}/${counts.droppedRing}`;
     if (key !== this.lastPushed) {
       this.lastPushed = key;
       this.emit('counts', counts);
@@ -592,6 +666,14 @@ export class CaptureService {
     this.spool = null;
     this.listeners.clear();
   }
+}
+
+/** Where the spool starts a new segment: at each ring unit (records limit) or 1/8 of a seconds window. */
+function segmentCut(limit: RingLimit): SegmentCut {
+  const unit = ringUnit(limit);
+  const spanNs = ringSegmentNs(limit);
+  return (index, tsNs, firstTsNs) =>
+    (limit.records !== undefined && index % unit === 0) || (spanNs > 0 && tsNs - firstTsNs >= spanNs);
 }
 
 function filterError(err: unknown): ServiceError {

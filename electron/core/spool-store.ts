@@ -1,8 +1,21 @@
 /**
- * The capture's spool on disk: every record is appended to a pcapng file as it arrives (as dumpcap does),
- * so a crash loses nothing already written, and details and exports read the packets back from it.
+ * The capture's spool on disk: every record is appended to pcapng as it arrives (as dumpcap does), so a
+ * crash loses nothing already written, and details and exports read the packets back from it.
  * A spool belongs to one capture: a new capture or file open starts a new one; a clean shutdown removes it,
  * a crash leaves it for `icmpcap` to reopen.
+ *
+ * Segments: the spool is a sequence of files `capture-<time>-<pid>-0000.pcapng`, `-0001`, ..., each a
+ * complete pcapng (its own Section Header Block, Interface Description Blocks repeated as interfaces appear
+ * in it), so every file still on disk opens after `kill -9`. The writer moves to a new segment at a chunk
+ * boundary (a record index that is a multiple of 65536) when the caller's `cut` says so (ring-buffer units),
+ * or when a segment passes SEGMENT_SOFT_MAX bytes. `dropBefore(index)` deletes the segments whose records
+ * are all below `index` (records evicted by the ring buffer).
+ *
+ * Record locations: (segment, offset) encoded exactly in one Float64 (the store's `spoolOffset`) as
+ * segment * 2^36 + offset: offsets below 2^36 (64 GiB; segments are cut at SEGMENT_SOFT_MAX = 32 GiB and a
+ * chunk of records is at most 65536 * 65,580 bytes = 4.3 GB) and segment numbers below 2^17 (131,072; each
+ * holds at least one chunk of records or 32 GiB, so at least 8.5 G records per capture, more than the
+ * store's 2^31 indices).
  */
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -10,6 +23,14 @@ import { join } from 'node:path';
 import type { DecodedRecord } from './record.js';
 import { OFF, REC_F_PAD, alignRecord } from './record.js';
 import { PcapngSpoolWriter, SpoolReader } from './files/index.js';
+import { CHUNK_MASK } from './store.js';
+
+export const SEGMENT_SHIFT = 36;
+export const SEGMENT_SCALE = 2 ** SEGMENT_SHIFT;
+export const MAX_SEGMENTS = 2 ** 17;
+export const SEGMENT_SOFT_MAX = 2 ** 35;
+/** Readers kept open at once (each holds a descriptor and a 1 MiB window). */
+const OPEN_READERS = 8;
 
 export function defaultSpoolDir(): string {
   const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
@@ -20,21 +41,47 @@ function stamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
 
+/** Encodes a record's location in a segment as one exact Float64. */
+export function spoolLocation(segment: number, offset: number): number {
+  return segment * SEGMENT_SCALE + offset;
+}
+
+/** Decodes spoolLocation. */
+export function splitLocation(location: number): { segment: number; offset: number } {
+  const segment = Math.floor(location / SEGMENT_SCALE);
+  return { segment, offset: location - segment * SEGMENT_SCALE };
+}
+
+interface Segment {
+  number: number;
+  path: string;
+  /** Absolute index of its first record. */
+  firstRecord: number;
+}
+
+/**
+ * Tells the spool, at a chunk boundary, whether to start a new segment there: `index` is the absolute
+ * record index about to be written, `tsNs` its capture time (ns since the epoch, as a double).
+ */
+export type SegmentCut = (index: number, tsNs: number, segmentFirstTsNs: number) => boolean;
+
 export class Spool {
-  private readonly writer: PcapngSpoolWriter;
-  private readFd: number;
-  private readonly reader: SpoolReader;
+  private writer: PcapngSpoolWriter;
+  /** Live segments, oldest first; the last is the one being written. */
+  private readonly segments: Segment[] = [];
+  private readonly readers = new Map<number, { fd: number; reader: SpoolReader }>();
   private offsets = new Float64Array(8192);
-  private readonly named = new Set<number>();
+  private named = new Set<number>();
+  private segmentFirstTs = -1;
+  private closed = false;
 
   private constructor(
-    readonly path: string,
-    application: string,
-    snaplen: number,
+    /** Path prefix: segment k is `${base}-${k padded to 4}.pcapng`. */
+    readonly base: string,
+    private readonly application: string,
+    private readonly snaplen: number,
   ) {
-    this.writer = PcapngSpoolWriter.create(path, { application, snaplen });
-    this.readFd = openSync(path, 'r');
-    this.reader = new SpoolReader(this.readFd);
+    this.writer = this.openSegment(0, 0);
   }
 
   static create(dir: string, application: string, snaplen: number): Spool {
@@ -45,46 +92,157 @@ export class Spool {
         `cannot create the spool folder ${dir}: ${(err as Error).message}; set XDG_CACHE_HOME to a writable folder`,
       );
     }
-    return new Spool(join(dir, `capture-${stamp()}-${process.pid}.pcapng`), application, snaplen);
+    return new Spool(join(dir, `capture-${stamp()}-${process.pid}`), application, snaplen);
+  }
+
+  /** The segment being written. */
+  get path(): string {
+    return this.segments[this.segments.length - 1]!.path;
+  }
+
+  /** The segment files on disk, oldest first. */
+  get paths(): string[] {
+    return this.segments.map((s) => s.path);
+  }
+
+  private openSegment(number: number, firstRecord: number): PcapngSpoolWriter {
+    if (number >= MAX_SEGMENTS) throw new Error(`the spool has run out of segment numbers (${MAX_SEGMENTS})`);
+    const path = `${this.base}-${String(number).padStart(4, '0')}.pcapng`;
+    const writer = PcapngSpoolWriter.create(path, { application: this.application, snaplen: this.snaplen });
+    this.segments.push({ number, path, firstRecord });
+    this.named = new Set();
+    this.segmentFirstTs = -1;
+    return writer;
+  }
+
+  private rotate(firstRecord: number): void {
+    const number = this.segments[this.segments.length - 1]!.number + 1;
+    const next = this.openSegment(number, firstRecord);
+    this.writer.close();
+    this.writer = next;
   }
 
   /**
-   * Appends every record of the batch and returns each one's file offset (valid until the next call).
-   * Interfaces are announced with their names the first time they appear.
+   * Appends every record of the batch, the first having absolute index `firstIndex`, and returns each
+   * one's location (spoolLocation; valid until the next call). Interfaces are announced with their names
+   * the first time they appear in a segment. At chunk boundaries, `cut` may start a new segment.
    */
-  append(batch: ArrayBuffer, records: number, ifname: (ifindex: number) => string): Float64Array {
+  append(
+    batch: ArrayBuffer,
+    records: number,
+    ifname: (ifindex: number) => string,
+    firstIndex = 0,
+    cut?: SegmentCut,
+  ): Float64Array {
     if (this.offsets.length < records)
       this.offsets = new Float64Array(Math.max(records, this.offsets.length * 2));
     const view = new DataView(batch);
-    for (let at = 0; at + 8 <= batch.byteLength;) {
+    let index = firstIndex;
+    let runStart = 0; // byte offset where the current segment's part of the batch starts
+    let runFirst = 0; // offsets[] slot of its first record
+    let at = 0;
+    for (; at + 8 <= batch.byteLength;) {
       const len = view.getUint32(at + OFF.len, true);
       if (len < 8) break; // the writer reports the damage with its offset
       if (!(view.getUint16(at + OFF.flags, true) & REC_F_PAD)) {
+        if ((index & CHUNK_MASK) === 0) {
+          const ts =
+            view.getUint32(at + OFF.tsNs + 4, true) * 4294967296 + view.getUint32(at + OFF.tsNs, true);
+          const current = this.segments[this.segments.length - 1]!;
+          if (
+            index > current.firstRecord &&
+            (this.writer.size >= SEGMENT_SOFT_MAX || (cut?.(index, ts, this.segmentFirstTs) ?? false))
+          ) {
+            runFirst += this.writeRun(batch, runStart, at, runFirst);
+            runStart = at;
+            this.rotate(index);
+          }
+          if (this.segmentFirstTs < 0) this.segmentFirstTs = ts;
+        } else if (this.segmentFirstTs < 0) {
+          this.segmentFirstTs =
+            view.getUint32(at + OFF.tsNs + 4, true) * 4294967296 + view.getUint32(at + OFF.tsNs, true);
+        }
         const ifindex = view.getUint32(at + OFF.ifindex, true);
         if (!this.named.has(ifindex)) {
           this.named.add(ifindex);
           this.writer.interfaceId(ifindex, ifname(ifindex));
         }
+        index++;
       }
       at += alignRecord(len);
     }
-    this.writer.append(batch, 0, batch.byteLength, this.offsets, 0);
+    this.writeRun(batch, runStart, batch.byteLength, runFirst);
     return this.offsets;
   }
 
-  read(offset: number): DecodedRecord & { ifaceId: number } {
-    return this.reader.read(offset);
+  /** Writes batch[from, to) to the current segment; fills locations from `slot`; returns records written. */
+  private writeRun(batch: ArrayBuffer, from: number, to: number, slot: number): number {
+    if (to <= from) return 0;
+    const written = this.writer.append(batch, from, to - from, this.offsets, slot);
+    const base = this.segments[this.segments.length - 1]!.number * SEGMENT_SCALE;
+    if (base !== 0) for (let k = slot; k < slot + written; k++) this.offsets[k]! += base;
+    return written;
   }
 
+  read(location: number): DecodedRecord & { ifaceId: number } {
+    const { segment, offset } = splitLocation(location);
+    let open = this.readers.get(segment);
+    if (open === undefined) {
+      const first = this.segments[0]?.number ?? 0;
+      const seg = this.segments[segment - first];
+      if (seg === undefined || seg.number !== segment)
+        throw new Error(`spool segment ${segment} is gone (dropped by the ring buffer)`);
+      if (this.readers.size >= OPEN_READERS) {
+        const [oldest, r] = this.readers.entries().next().value as [number, { fd: number }];
+        closeSync(r.fd);
+        this.readers.delete(oldest);
+      }
+      const fd = openSync(seg.path, 'r');
+      open = { fd, reader: new SpoolReader(fd) };
+    } else this.readers.delete(segment);
+    this.readers.set(segment, open); // most recently used last
+    return open.reader.read(offset);
+  }
+
+  /** Deletes the segments whose records all have indices below `index`; returns how many. */
+  dropBefore(index: number): number {
+    let dropped = 0;
+    while (this.segments.length > 1 && this.segments[1]!.firstRecord <= index) {
+      const seg = this.segments.shift()!;
+      const open = this.readers.get(seg.number);
+      if (open) {
+        closeSync(open.fd);
+        this.readers.delete(seg.number);
+      }
+      rmSync(seg.path, { force: true });
+      dropped++;
+    }
+    return dropped;
+  }
+
+  /**
+   * Record numbering starts again at 0 (the index was cleared): the segments before the current one are
+   * deleted (nothing refers to them any more) and the current one counts as holding only older records, so
+   * the next chunk boundary may cut a new segment and the next `dropBefore` deletes it.
+   */
+  restartNumbering(): void {
+    const current = this.segments[this.segments.length - 1]!;
+    this.dropBefore(current.firstRecord);
+    current.firstRecord = -1;
+  }
+
+  /** Bytes in the segment being written. */
   get bytes(): number {
     return this.writer.size;
   }
 
   /** Closes the files; removes the spool unless asked to keep it. */
   close(keep = false): void {
+    if (this.closed) return;
+    this.closed = true;
     this.writer.close();
-    if (this.readFd >= 0) closeSync(this.readFd);
-    this.readFd = -1;
-    if (!keep) rmSync(this.path, { force: true });
+    for (const { fd } of this.readers.values()) closeSync(fd);
+    this.readers.clear();
+    if (!keep) for (const seg of this.segments) rmSync(seg.path, { force: true });
   }
 }

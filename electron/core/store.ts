@@ -4,6 +4,12 @@
  * names are interned, so a record costs the same whether it is IPv4 or IPv6. The raw bytes live in the
  * spool file on disk; `spoolOffset` points at them.
  *
+ * Ring buffer (a capture with a limit): `evictTo` drops whole chunks from the front. Record indices stay
+ * absolute (record number = index + 1 keeps counting); `firstIndex` is the first live one, always a
+ * multiple of CHUNK_SIZE. A dropped chunk is replaced by one shared empty sentinel, so `chunks` stays a dense
+ * array and `chunks[index >>> CHUNK_SHIFT]` is unchanged. Indices stay below 2^31 (`MAX_RECORDS`: the view
+ * keeps them in Uint32Arrays and chunk math uses 32-bit shifts); a ring-buffer capture stops there.
+ *
  * Bytes per record: tsRel 8 + src 4 + dst 4 + meta 4 + idSeq 4 + misc 4 + len 4 + spoolOffset 8 +
  * rtt 4 = 44.
  */
@@ -54,6 +60,22 @@ function newChunk(): Chunk {
   };
 }
 
+/** What an evicted chunk is replaced with: zero-length columns shared by every evicted slot. */
+export const EVICTED_CHUNK: Readonly<Chunk> = Object.freeze({
+  tsRel: new Float64Array(0),
+  src: new Uint32Array(0),
+  dst: new Uint32Array(0),
+  meta: new Uint32Array(0),
+  idSeq: new Uint32Array(0),
+  misc: new Uint32Array(0),
+  len: new Uint32Array(0),
+  spoolOffset: new Float64Array(0),
+  rtt: new Float32Array(0),
+});
+
+/** Record indices must fit 31 bits (see above); a capture stops before this many. */
+export const MAX_RECORDS = 2 ** 31 - CHUNK_SIZE;
+
 export const BYTES_PER_RECORD = 8 + 4 + 4 + 4 + 4 + 4 + 4 + 8 + 4;
 
 /** Interns strings to small integers; index 0 is reserved for "none". */
@@ -87,11 +109,42 @@ export class Interner {
 export class RecordStore {
   readonly chunks: Chunk[] = [];
   private count = 0;
+  private first = 0;
   /** Absolute time of tsRel == 0, in ns since the epoch. */
   baseNs: bigint | null = null;
 
+  /** One past the last record's index (absolute: evicted records still count). */
   get length(): number {
     return this.count;
+  }
+
+  /** The first live record index (0 until records are evicted; always a multiple of CHUNK_SIZE). */
+  get firstIndex(): number {
+    return this.first;
+  }
+
+  /** Records held (length - firstIndex). */
+  get live(): number {
+    return this.count - this.first;
+  }
+
+  /** True when record `index` exists and has not been evicted. */
+  has(index: number): boolean {
+    return index >= this.first && index < this.count;
+  }
+
+  /**
+   * Drops every record below `index` (a multiple of CHUNK_SIZE, at most the start of the chunk being
+   * filled) and releases their chunks. Returns how many records were dropped.
+   */
+  evictTo(index: number): number {
+    if (index <= this.first) return 0;
+    if (index & CHUNK_MASK || index > this.count)
+      throw new RangeError(`cannot evict to ${index}: not a chunk boundary within ${this.count} records`);
+    for (let c = this.first >>> CHUNK_SHIFT; c < index >>> CHUNK_SHIFT; c++) this.chunks[c] = EVICTED_CHUNK;
+    const dropped = index - this.first;
+    this.first = index;
+    return dropped;
   }
 
   /** Reserves the next slot and returns its chunk and offset; the caller fills the columns. */
@@ -109,18 +162,24 @@ export class RecordStore {
 
   chunkOf(index: number): Chunk {
     const chunk = this.chunks[index >>> CHUNK_SHIFT];
-    if (chunk === undefined || index >= this.count) throw new RangeError(`record ${index} does not exist`);
+    if (chunk === undefined || index >= this.count || index < this.first)
+      throw new RangeError(
+        index < this.first && index >= 0
+          ? `record ${index} was evicted (the first live record is ${this.first})`
+          : `record ${index} does not exist`,
+      );
     return chunk;
   }
 
   clear(): void {
     this.chunks.length = 0;
     this.count = 0;
+    this.first = 0;
     this.baseNs = null;
   }
 
-  /** Bytes held by the columns (what `service.bytes_per_record` divides). */
+  /** Bytes held by the live chunks' columns (what `service.bytes_per_record` divides). */
   get bytesAllocated(): number {
-    return this.chunks.length * CHUNK_SIZE * BYTES_PER_RECORD;
+    return (this.chunks.length - (this.first >>> CHUNK_SHIFT)) * CHUNK_SIZE * BYTES_PER_RECORD;
   }
 }

@@ -10,6 +10,13 @@
  * Live capture: `update()` after each batch filters only the new records. When sorted, new matches are
  * shown at the end of the view in arrival order until the next merge, which happens at most every
  * `resortIntervalMs` (and never more often than 4x the time the last one took), or on `settle()`.
+ *
+ * Ring buffer: when the store drops its oldest records (store.firstIndex moves on), `evict()` (also run
+ * by `update()`) trims them from the view instead of filtering and sorting again: the identity view starts
+ * at firstIndex; the match list drops its leading matches (binary search, then whole blocks are released
+ * and a start offset skips the rest of the first block); the sorted order is compacted in one pass, which
+ * keeps its order (a subsequence of a sorted list is sorted). O(matches) copying at most, no re-sort;
+ * measured in electron/core/bench/ring-bench.ts against re-filtering and re-sorting from firstIndex.
  */
 import type { SortColumn } from '../common/contract.js';
 import { type CompiledFilter, type FilterEnv, compileFilter } from './filter/compile.js';
@@ -51,9 +58,12 @@ export class View {
   private filterSource = '';
   /** Records of the store the view has taken in (update() moves it to store.length). */
   private seen = 0;
-  /** Matching record indices in blocks (only with a filter). */
+  /** The first record index the view holds (store.firstIndex as of the last evict()). */
+  private first = 0;
+  /** Matching record indices in blocks (only with a filter): slots [skip, matched) of the blocks. */
   private blocks: Uint32Array[] = [];
   private matched = 0;
+  private skip = 0;
   private readonly scratch = new Uint32Array(CHUNK_SIZE);
 
   private sortColumn: SortColumn | null = null;
@@ -92,7 +102,12 @@ export class View {
   }
 
   get length(): number {
-    return this.filter ? this.matched : this.seen;
+    return this.filter ? this.matched - this.skip : this.seen - this.first;
+  }
+
+  /** The first record index the view holds. */
+  get firstIndex(): number {
+    return this.first;
   }
 
   /** Bytes the view holds beyond the store. */
@@ -102,7 +117,26 @@ export class View {
 
   /** The k-th match in record order. */
   private matchAt(k: number): number {
-    return this.filter ? this.blocks[k >>> BLOCK_SHIFT]![k & BLOCK_MASK]! : k;
+    if (!this.filter) return this.first + k;
+    const s = k + this.skip;
+    return this.blocks[s >>> BLOCK_SHIFT]![s & BLOCK_MASK]!;
+  }
+
+  /** Copies the record indices of matches from..to-1 into out[at..]. */
+  private copyMatches(from: number, to: number, out: Uint32Array, at: number): void {
+    if (!this.filter) {
+      for (let k = from; k < to; k++) out[at + k - from] = this.first + k;
+      return;
+    }
+    for (let k = from; k < to;) {
+      const s = k + this.skip;
+      const take = Math.min(to - k, BLOCK_SIZE - (s & BLOCK_MASK));
+      out.set(
+        this.blocks[s >>> BLOCK_SHIFT]!.subarray(s & BLOCK_MASK, (s & BLOCK_MASK) + take),
+        at + k - from,
+      );
+      k += take;
+    }
   }
 
   /** The record index at a position of the view. */
@@ -123,30 +157,20 @@ export class View {
     const out = new Uint32Array(n);
     if (this.sortColumn !== null && this.sortColumn !== 'no') {
       out.set(this.order.subarray(0, n));
-    } else if (this.filter) {
-      for (let k = 0; k < n; k += BLOCK_SIZE)
-        out.set(this.blocks[k >>> BLOCK_SHIFT]!.subarray(0, Math.min(BLOCK_SIZE, n - k)), k);
-      if (this.sortColumn === 'no' && this.descending) out.reverse();
     } else {
-      for (let k = 0; k < n; k++) out[k] = this.descending && this.sortColumn === 'no' ? n - 1 - k : k;
+      this.copyMatches(0, n, out, 0);
+      if (this.sortColumn === 'no' && this.descending) out.reverse();
     }
     return out;
   }
 
   /** Position of a record in the view, or null when the filter hides it (or the view has not seen it). */
   positionOf(recordIndex: number): number | null {
-    if (!Number.isInteger(recordIndex) || recordIndex < 0 || recordIndex >= this.seen) return null;
-    let k = recordIndex;
+    if (!Number.isInteger(recordIndex) || recordIndex < this.first || recordIndex >= this.seen) return null;
+    let k = recordIndex - this.first;
     if (this.filter) {
-      // Binary search in the ascending match list.
-      let lo = 0;
-      let hi = this.matched;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (this.matchAt(mid) < recordIndex) lo = mid + 1;
-        else hi = mid;
-      }
-      if (lo >= this.matched || this.matchAt(lo) !== recordIndex) return null;
+      const lo = this.lowerBound(recordIndex);
+      if (lo >= this.length || this.matchAt(lo) !== recordIndex) return null;
       k = lo;
     }
     if (this.sortColumn === null) return k;
@@ -154,6 +178,59 @@ export class View {
     if (k >= this.sortedCount) return k;
     const at = this.order.subarray(0, this.sortedCount).indexOf(recordIndex);
     return at < 0 ? null : at;
+  }
+
+  /** The first record the view may read (the store may have evicted past `first` during an async filter). */
+  private liveFirst(): number {
+    return Math.max(this.first, this.store.firstIndex);
+  }
+
+  /** The first match position whose record index is >= `recordIndex` (binary search; filtered view). */
+  private lowerBound(recordIndex: number): number {
+    let lo = 0;
+    let hi = this.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.matchAt(mid) < recordIndex) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /**
+   * Drops from the view the records the store has evicted (store.firstIndex moved on): no re-filter and no
+   * re-sort (see the top of this file). Safe while paused: the view keeps only the records it had seen.
+   */
+  evict(): void {
+    const first = this.store.firstIndex;
+    if (first <= this.first) return;
+    const sorted = this.sortColumn !== null && this.sortColumn !== 'no';
+    if (this.filter) {
+      this.skip += this.lowerBound(first);
+      const whole = this.skip >>> BLOCK_SHIFT;
+      if (whole > 0) {
+        this.blocks.splice(0, whole);
+        this.skip -= whole * BLOCK_SIZE;
+        this.matched -= whole * BLOCK_SIZE;
+      }
+    }
+    this.first = first;
+    if (this.seen < first) this.seen = first;
+    if (sorted && this.sortedCount > 0) {
+      // Keep the surviving sorted entries in their order.
+      const order = this.order;
+      const keys = this.keys;
+      let out = 0;
+      for (let k = 0; k < this.sortedCount; k++) {
+        const r = order[k]!;
+        if (r >= first) {
+          order[out] = r;
+          keys[out] = keys[k]!;
+          out++;
+        }
+      }
+      this.sortedCount = out;
+    }
   }
 
   /**
@@ -169,7 +246,7 @@ export class View {
     let matched = 0;
     const end = this.seen;
     if (compiled) {
-      for (let c = 0; c << CHUNK_SHIFT < end; c++)
+      for (let c = this.liveFirst() >>> CHUNK_SHIFT; c * CHUNK_SIZE < end; c++)
         matched = this.scanChunk(compiled, c, end, blocks, matched);
     }
     this.install(compiled, text, blocks, matched, end);
@@ -191,23 +268,26 @@ export class View {
     const blocks: Uint32Array[] = [];
     let matched = 0;
     let end = this.seen;
-    let c = 0;
+    let c = this.liveFirst() >>> CHUNK_SHIFT;
     let sliceStart = performance.now();
     if (compiled) {
-      // update() keeps taking in records while this runs: chase the view's end until caught up.
+      // update() keeps taking in records while this runs: chase the view's end until caught up. Records
+      // evicted meanwhile are skipped here and trimmed by install().
       for (;;) {
-        if (c << CHUNK_SHIFT >= end) {
+        if (c < this.liveFirst() >>> CHUNK_SHIFT) c = this.liveFirst() >>> CHUNK_SHIFT;
+        if (c * CHUNK_SIZE >= end) {
           if (end === this.seen) break;
           end = this.seen;
           // The last chunk may have been partial: scan it again from where it ended.
-          c = Math.max(0, c - 1);
-          matched = this.truncateTo(blocks, matched, c << CHUNK_SHIFT);
+          c = Math.max(this.liveFirst() >>> CHUNK_SHIFT, c - 1);
+          matched = this.truncateTo(blocks, matched, c * CHUNK_SIZE);
           continue;
         }
         matched = this.scanChunk(compiled, c, end, blocks, matched);
         c++;
         if (performance.now() - sliceStart >= this.sliceMs) {
-          onProgress?.({ fraction: Math.min(1, (c << CHUNK_SHIFT) / Math.max(1, this.seen)) });
+          const done = c * CHUNK_SIZE - this.first;
+          onProgress?.({ fraction: Math.min(1, Math.max(0, done) / Math.max(1, this.seen - this.first)) });
           await new Promise<void>((resolve) => setImmediate(resolve));
           if (generation !== this.generation) throw new FilterCancelled();
           sliceStart = performance.now();
@@ -234,7 +314,7 @@ export class View {
     matched: number,
   ): number {
     const chunk = this.store.chunks[c]!;
-    const base = c << CHUNK_SHIFT;
+    const base = c * CHUNK_SIZE;
     const to = Math.min(CHUNK_SIZE, end - base);
     return this.append(blocks, matched, this.scratch, filter.scan(chunk, 0, to, this.scratch, 0, base));
   }
@@ -242,7 +322,7 @@ export class View {
   private scanRange(filter: CompiledFilter, from: number, to: number): void {
     for (let at = from; at < to;) {
       const c = at >>> CHUNK_SHIFT;
-      const base = c << CHUNK_SHIFT;
+      const base = c * CHUNK_SIZE;
       const stop = Math.min(to, base + CHUNK_SIZE);
       const n = filter.scan(this.store.chunks[c]!, at - base, stop - base, this.scratch, 0, base);
       this.matched = this.append(this.blocks, this.matched, this.scratch, n);
@@ -274,8 +354,18 @@ export class View {
     this.filter = filter;
     this.filterSource = filter ? text : '';
     this.blocks = filter ? blocks : [];
-    this.matched = matched;
-    this.seen = end;
+    this.matched = filter ? matched : 0;
+    this.skip = 0;
+    this.first = this.liveFirst();
+    this.seen = Math.max(end, this.first);
+    if (filter) {
+      // Matches of records evicted while an async filter ran.
+      this.skip = this.lowerBound(this.first);
+      const whole = this.skip >>> BLOCK_SHIFT;
+      this.blocks.splice(0, whole);
+      this.skip -= whole * BLOCK_SIZE;
+      this.matched -= whole * BLOCK_SIZE;
+    }
     this.resort();
   }
 
@@ -291,10 +381,11 @@ export class View {
   /** Takes in records appended to the store since the last call (filters only those). */
   update(): void {
     const end = this.store.length;
-    if (end < this.seen) {
+    if (end < this.seen || this.store.firstIndex < this.first) {
       this.clear();
       return this.update();
     }
+    this.evict();
     if (end === this.seen) return;
     if (this.filter) this.scanRange(this.filter, this.seen, end);
     this.seen = end;
@@ -315,7 +406,9 @@ export class View {
     this.filter = this.filterSource ? compileFilter(this.filterSource, this.env) : null;
     this.blocks = [];
     this.matched = 0;
+    this.skip = 0;
     this.seen = 0;
+    this.first = 0;
     this.order = new Uint32Array(0);
     this.keys = new Float64Array(0);
     this.sortedCount = 0;
@@ -359,16 +452,7 @@ export class View {
   /** Fills keys for matches k = from..to-1 into `keys` from `at` on, record indices into `idx`. */
   private fillKeys(from: number, to: number, keys: Float64Array, idx: Uint32Array, at: number): void {
     const n = to - from;
-    if (this.filter) {
-      for (let k = from; k < to;) {
-        const b = k >>> BLOCK_SHIFT;
-        const take = Math.min(to - k, BLOCK_SIZE - (k & BLOCK_MASK));
-        idx.set(this.blocks[b]!.subarray(k & BLOCK_MASK, (k & BLOCK_MASK) + take), at + k - from);
-        k += take;
-      }
-    } else {
-      for (let k = 0; k < n; k++) idx[at + k] = from + k;
-    }
+    this.copyMatches(from, to, idx, at);
     // One tight loop per column (a switch per record would cost more than the sort).
     const chunks = this.store.chunks;
     const end = at + n;

@@ -1,0 +1,171 @@
+/**
+ * Ring-buffer benchmark: 10 M synthetic records (realisticCapture, batches of 4096) fed through
+ * CaptureService.feed (the path a native session's batches take: spool segments on disk, Ingestor,
+ * Aggregator, ring eviction, View) with a limit of 2 M records, so the ring evicts about 32 units of 256 Ki
+ * records and deletes their spool segments on the way. Also measures what one eviction costs the view:
+ * trimming a filtered + sorted view (what View.evict does) against rebuilding it over the live records
+ * (setFilter + setSort from firstIndex). Results merge into bench/results.json.
+ *
+ *   node --max-old-space-size=8192 --import tsx electron/core/bench/ring-bench.ts [records]
+ *   (a custom count does not write results)
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ingestor } from '../ingest.js';
+import { evictionTarget } from '../ring.js';
+import { CaptureService } from '../service.js';
+import { Aggregator } from '../stats/aggregator.js';
+import { RecordStore } from '../store.js';
+import { View } from '../view.js';
+import { IFNAMES, realisticCapture } from './synth.js';
+
+const N = Number(process.argv[2] ?? 10_000_000);
+const LIMIT = 2_000_000;
+const BATCH = 4096;
+const COMMAND = 'node --max-old-space-size=8192 --import tsx electron/core/bench/ring-bench.ts';
+
+const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;
+const median = (values: number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+function feedRun(made: ArrayBuffer[], spoolDir: string, limited = true) {
+  const svc = new CaptureService({ native: new Error('benchmark: no native'), version: 'bench', spoolDir });
+  svc.startFeed(limited ? { limit: { records: LIMIT } } : {});
+  let maxBytes = 0;
+  let maxSegments = 0;
+  const t0 = performance.now();
+  for (const batch of made) {
+    svc.feed(batch, BATCH);
+    if (svc.store.bytesAllocated > maxBytes) maxBytes = svc.store.bytesAllocated;
+  }
+  const ms = performance.now() - t0;
+  maxSegments = fs.readdirSync(spoolDir).length;
+  const result = {
+    ms,
+    records: svc.store.length,
+    live: svc.store.live,
+    evicted: svc.store.firstIndex,
+    maxBytes,
+    segments: maxSegments,
+  };
+  svc.close();
+  return result;
+}
+
+/** The view's cost per eviction, filtered + sorted: trim (View.evict) against a rebuild from firstIndex. */
+function viewRun(made: ArrayBuffer[]) {
+  const store = new RecordStore();
+  const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
+  const agg = new Aggregator(ingestor.addresses);
+  const env = { addresses: ingestor.addresses, interfaces: ingestor.interfaces };
+  const filter = 'icmp.type == echo-reply || icmp.type == 129';
+  const view = new View(store, env, { resortIntervalMs: 0 });
+  view.setFilter(filter);
+  view.setSort('rtt', true);
+  const trims: number[] = [];
+  const rebuilds: number[] = [];
+  let matches = 0;
+  for (const batch of made) {
+    const from = store.length;
+    ingestor.ingest(batch);
+    agg.update(store, from, store.length);
+    const target = evictionTarget(store, { records: LIMIT });
+    if (target > store.firstIndex) {
+      store.evictTo(target);
+      const t0 = performance.now();
+      view.evict();
+      trims.push(performance.now() - t0);
+      if (rebuilds.length < 5) {
+        const fresh = new View(store, env);
+        const t1 = performance.now();
+        fresh.update();
+        fresh.setFilter(filter);
+        fresh.setSort('rtt', true);
+        rebuilds.push(performance.now() - t1);
+      }
+      matches = view.length;
+    }
+    view.update();
+  }
+  return {
+    trimMs: median(trims),
+    trimMax: Math.max(...trims),
+    rebuildMs: median(rebuilds),
+    evictions: trims.length,
+    matches,
+  };
+}
+
+function main(): void {
+  const made = [...realisticCapture(N, BATCH)];
+  // Warm the JIT on a small run first.
+  const warmDir = fs.mkdtempSync(path.join(os.tmpdir(), 'icmpcap-ring-bench-'));
+  try {
+    feedRun(made.slice(0, 100), warmDir);
+  } finally {
+    fs.rmSync(warmDir, { recursive: true, force: true });
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'icmpcap-ring-bench-'));
+  let run: ReturnType<typeof feedRun>;
+  try {
+    run = feedRun(made, dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const rate = (run.records / run.ms) * 1000;
+  // The same path with no limit, same input, same run: what the ring costs (or saves).
+  const dir2 = fs.mkdtempSync(path.join(os.tmpdir(), 'icmpcap-ring-bench-'));
+  let unlimited: ReturnType<typeof feedRun>;
+  try {
+    unlimited = feedRun(made, dir2, false);
+  } finally {
+    fs.rmSync(dir2, { recursive: true, force: true });
+  }
+  const unlimitedRate = (unlimited.records / unlimited.ms) * 1000;
+  console.log(
+    `same path with no limit: ${round(unlimited.ms)} ms (${round(unlimitedRate / 1e6, 3)} M/s), store peak ${round(unlimited.maxBytes / 2 ** 20)} MiB`,
+  );
+  console.log(
+    `ingest with a ring limit of ${LIMIT}: ${run.records} records in ${round(run.ms)} ms (${round(rate / 1e6, 3)} M/s);` +
+      ` ${run.evicted} evicted, ${run.live} live, store peak ${round(run.maxBytes / 2 ** 20)} MiB, ${run.segments} segments at the end`,
+  );
+  const v = viewRun(made);
+  console.log(
+    `view per eviction (filter echo replies, sort rtt desc, ${v.matches} matches live): trim median ${round(v.trimMs, 2)} ms` +
+      ` (max ${round(v.trimMax, 2)}) over ${v.evictions} evictions; rebuild (setFilter + setSort from firstIndex) median ${round(v.rebuildMs, 2)} ms`,
+  );
+  const metrics = {
+    'service.ingest_with_ring_limit_records_per_s': {
+      value: Math.round(rate),
+      unit: 'records/s',
+      command: COMMAND,
+      note:
+        `${run.records} synthetic records (realisticCapture) in batches of ${BATCH} through CaptureService.feed with` +
+        ` limit { records: ${LIMIT} }: spool segments written and deleted, Ingestor, Aggregator, eviction in units of` +
+        ` 262144, identity View; ${run.evicted} evicted, ${run.live} live at the end, index peak` +
+        ` ${round(run.maxBytes / 2 ** 20)} MiB, ${run.segments} segment files at the end (includes the spool writes,` +
+        ` which service.ingest_records_per_s does not). Same run, same path, no limit: ${round(unlimitedRate / 1e6, 3)} M/s,` +
+        ` index ${round(unlimited.maxBytes / 2 ** 20)} MiB. View cost per eviction, filtered + sorted by rtt` +
+        ` (${v.matches} matches): trim ${round(v.trimMs, 2)} ms median, rebuild ${round(v.rebuildMs, 2)} ms median`,
+    },
+  };
+  if (process.argv[2] !== undefined) {
+    console.log('(a custom record count: bench/results.json left alone)');
+    return;
+  }
+  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+  const resultsFile = path.join(repoRoot, 'bench', 'results.json');
+  let all: Record<string, unknown> = {};
+  try {
+    all = JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as Record<string, unknown>;
+  } catch {
+    // first results in this checkout
+  }
+  Object.assign(all, metrics);
+  fs.writeFileSync(resultsFile, `${JSON.stringify(all, null, 2)}\n`);
+  for (const [key, m] of Object.entries(metrics)) console.log(`${key}: ${m.value} ${m.unit}`);
+}
+
+main();
