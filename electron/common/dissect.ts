@@ -543,7 +543,8 @@ function dissectIcmp(r: Reader, ip: IpHeader): FieldNode {
   }
   const node: FieldNode = {
     label: v === 4 ? 'Internet Control Message Protocol' : 'Internet Control Message Protocol v6',
-    value: `${typeLabel(v, type)}${r.has(at + 1, 1) ? `, ${codeLabel(v, type, code)}` : ''}`,
+    // Codes are named only where they mean something (not the 0 of an echo).
+    value: `${typeLabel(v, type)}${r.has(at + 1, 1) && codeLabel(v, type, code) !== String(code) ? `, ${codeLabel(v, type, code)}` : ''}`,
     start: at,
     length: Math.max(0, r.bytes.length - at),
     children,

@@ -4,7 +4,7 @@
  * (every 4th IPv4 reply, every 5th IPv6 reply), so the loss the peers view must show is exact.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Page, expect, test } from '@playwright/test';
@@ -16,8 +16,6 @@ const N = 20;
 let net: NetnsPair;
 let app: ServedApp | undefined;
 let tmp: string;
-
-test.describe.configure({ mode: 'serial' });
 
 test.beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'icmpcap-peers-'));
@@ -72,6 +70,13 @@ test.beforeAll(async () => {
   ping(['-6', net.v6.b]);
 });
 
+/** Uncaught page errors and CSP violations (the page's CSP forbids inline styles and eval) fail the test. */
+const problems: string[] = [];
+test.afterEach(() => {
+  const seen = problems.splice(0);
+  expect(seen).toEqual([]);
+});
+
 test.afterAll(async () => {
   await app?.close();
   net?.destroy();
@@ -80,9 +85,25 @@ test.afterAll(async () => {
 
 async function openApp(colorScheme: 'light' | 'dark' = 'light'): Promise<Page> {
   const page = await app!.browser.newPage({ viewport: { width: 1400, height: 900 }, colorScheme });
-  page.on('pageerror', (err) => console.error('page error:', err.message));
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content Security Policy|CSP violation/.test(msg.text()))
+      problems.push(msg.text());
+  });
+  await page.addInitScript(() =>
+    document.addEventListener('securitypolicyviolation', (e) =>
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI} ${e.sample}`),
+    ),
+  );
   await page.goto(app!.url);
-  await expect(page.getByTestId('status-state')).toHaveText('running');
+  await expect(page.getByTestId('status-state')).toHaveText(/running|stopped/);
+  // The view (filter) lives in the service and outlives pages: start each test unfiltered.
+  const input = page.getByTestId('filter-input');
+  if (await input.inputValue()) {
+    await input.fill('');
+    await input.press('Enter');
+    await expect(page.getByTestId('status-view')).toBeHidden();
+  }
   return page;
 }
 
@@ -90,7 +111,7 @@ async function peerCells(page: Page, peer: string): Promise<Record<string, strin
   return page.locator(`[data-testid="peer-row"][data-peer="${peer}"]`).evaluate((tr) => {
     const out: Record<string, string> = {};
     for (const td of tr.querySelectorAll<HTMLElement>('td[data-col]'))
-      out[td.dataset.col!] = td.textContent!.trim();
+      out[td.dataset.col!] = td.textContent.trim();
     return out;
   });
 }
@@ -197,5 +218,63 @@ test('export through the UI writes a pcapng that tshark reads, with every echo s
     .trim()
     .split('\n');
   expect(v6).toHaveLength(N - N / 5);
+  await page.close();
+});
+
+test('export of the selected rows (ctrl-click) as CSV writes exactly those rows', async () => {
+  const page = await openApp();
+  const input = page.getByTestId('filter-input');
+  await input.fill('icmp.type == echo-reply');
+  await input.press('Enter');
+  await expect(page.getByTestId('status-view')).toHaveText(`${N - N / 4 + N - N / 5} shown`);
+  await page.getByTestId('packet-row').first().click();
+  await page.keyboard.press('Home');
+  const rows = page.getByTestId('packet-row');
+  await expect(rows.first()).toHaveAttribute('aria-rowindex', '1');
+  await rows.nth(0).click({ modifiers: ['Control'] });
+  await rows.nth(2).click({ modifiers: ['Control'] });
+  await expect(page.locator('[data-testid="packet-row"][aria-selected="true"]')).toHaveCount(2);
+  const path = join(tmp, 'selected.csv');
+  await page.getByRole('button', { name: 'Export…' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Export packets' });
+  await dialog.getByLabel(/Selected rows \(2\)/).check();
+  await dialog.getByTestId('export-format').selectOption('csv');
+  await dialog.getByTestId('export-path').fill(path);
+  await dialog.getByTestId('export-start').click();
+  await expect(page.getByTestId('job')).toHaveAttribute('data-state', 'done', { timeout: 20_000 });
+  const lines = readFileSync(path, 'utf8').trim().split('\n');
+  expect(lines).toHaveLength(3); // a header and the two rows
+  await input.fill('');
+  await input.press('Enter');
+  await page.close();
+});
+
+test('opening a capture file through the UI shows its packets, with progress', async () => {
+  const page = await openApp();
+  const path = join(tmp, 'for-open.pcapng');
+  await page.getByRole('button', { name: 'Export…' }).click();
+  const exportDialog = page.getByRole('dialog', { name: 'Export packets' });
+  await exportDialog.getByLabel('All captured packets').check();
+  await exportDialog.getByTestId('export-path').fill(path);
+  await exportDialog.getByTestId('export-start').click();
+  await expect(page.locator('[data-testid="job"]')).toHaveAttribute('data-state', 'done', {
+    timeout: 20_000,
+  });
+  const exported = Number(
+    /([\d,]+) records/.exec((await page.getByTestId('job').textContent())!)![1]!.replace(/,/g, ''),
+  );
+  await page.getByRole('button', { name: /Dismiss/ }).click();
+
+  const stop = page.getByRole('button', { name: /Stop/ });
+  if (await stop.isVisible()) await stop.click();
+  await expect(page.getByTestId('status-state')).toHaveText('stopped');
+  await page.getByRole('button', { name: 'Open…' }).click();
+  await page.getByTestId('open-path').fill(path);
+  await page.getByTestId('open-start').click();
+  await expect(page.getByTestId('job')).toHaveAttribute('data-state', 'done', { timeout: 20_000 });
+  await expect(page.getByTestId('job')).toContainText(`${exported} ICMP records read`);
+  await expect(page.getByTestId('status-source')).toHaveText(`file ${path}`);
+  await expect(page.getByTestId('status-count')).toHaveText(`${exported} packets`);
+  await expect(page.getByTestId('packet-row').first()).toBeVisible();
   await page.close();
 });

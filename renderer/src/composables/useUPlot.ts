@@ -31,12 +31,29 @@ export function useUPlot(
     };
   }
 
+  /** Room the title and the legend take below and above the plot, measured once built. */
+  let chrome = 60;
+
+  function fit(): void {
+    if (!chart) return;
+    const { width, height } = size();
+    chart.setSize({ width, height: Math.max(80, height - chrome) });
+  }
+
   function build(): void {
     chart?.destroy();
     chart = null;
     if (!el.value) return;
     const { width, height } = size();
-    chart = new uPlot(makeOpts(width, height - 30), data(), el.value);
+    const built = new uPlot(makeOpts(width, Math.max(80, height - chrome)), data(), el.value);
+    chart = built;
+    // Measure the title and legend once laid out, then give the plot what is left.
+    requestAnimationFrame(() => {
+      const wrap = built.root.querySelector<HTMLElement>('.u-wrap');
+      if (chart !== built || !wrap) return;
+      chrome = Math.max(0, built.root.offsetHeight - wrap.offsetHeight) + 4;
+      fit();
+    });
   }
 
   function schedule(): void {
@@ -50,10 +67,7 @@ export function useUPlot(
   const rebuild = () => build();
   onMounted(() => {
     build();
-    observer = new ResizeObserver(() => {
-      const { width, height } = size();
-      chart?.setSize({ width, height: height - 30 });
-    });
+    observer = new ResizeObserver(fit);
     if (el.value) observer.observe(el.value);
     media.addEventListener('change', rebuild);
   });

@@ -48,8 +48,8 @@ export const useSettingsStore = defineStore('settings', () => {
   const visibleColumns = computed(() =>
     order.value.filter((id) => !hidden.value.includes(id)).map((id) => COLUMNS.find((c) => c.id === id)!),
   );
-  const gridTemplate = computed(() =>
-    `${visibleColumns.value.map((c) => `${widths.value[c.id] ?? c.width}px`).join(' ')} 1fr`,
+  const gridTemplate = computed(
+    () => `${visibleColumns.value.map((c) => `${widths.value[c.id] ?? c.width}px`).join(' ')} 1fr`,
   );
   const totalWidth = computed(() =>
     visibleColumns.value.reduce((sum, c) => sum + (widths.value[c.id] ?? c.width), 0),

@@ -6,6 +6,7 @@ import type { Row, SortColumn } from '@common/contract';
 import { defineStore } from 'pinia';
 import { ref, shallowRef } from 'vue';
 import { RequestError, api } from '../transport';
+import { useCaptureStore } from './capture';
 import { useFiltersStore } from './filters';
 
 export interface FilterError {
@@ -15,6 +16,8 @@ export interface FilterError {
 
 export const useViewStore = defineStore('view', () => {
   const filter = ref('');
+  /** The last filter asked for, applied or not: the filter bar shows it. */
+  const requested = ref('');
   const filterError = shallowRef<FilterError | null>(null);
   const applying = ref(false);
   const applyStartedMs = ref(0);
@@ -52,30 +55,40 @@ export const useViewStore = defineStore('view', () => {
     }
   }
 
+  let applySeq = 0;
+  /** Applies a filter in the service; a newer apply supersedes (and silences) an older one still running. */
   async function applyFilter(text: string): Promise<boolean> {
+    const mine = ++applySeq;
+    requested.value = text;
     applying.value = true;
     applyStartedMs.value = performance.now();
     try {
       const result = await api.request('view.setFilter', { filter: text });
+      if (mine !== applySeq) return false;
       filter.value = result.filter;
       filterError.value = null;
       lastApplyMs.value = result.ms;
+      const capture = useCaptureStore();
+      capture.counts = { ...capture.counts, view: result.view, filter: result.filter };
       useFiltersStore().remember(text);
       version.value++;
       await locateSelection(true);
       return true;
     } catch (err) {
+      if (mine !== applySeq) return false;
       const e = err as RequestError;
       filterError.value = { message: e.message, position: e.position ?? null };
       return false;
     } finally {
-      applying.value = false;
+      if (mine === applySeq) applying.value = false;
     }
   }
 
   async function setSort(column: SortColumn | null, descending: boolean): Promise<void> {
     try {
-      await api.request('view.setSort', { column, descending });
+      const { view } = await api.request('view.setSort', { column, descending });
+      const capture = useCaptureStore();
+      capture.counts = { ...capture.counts, view };
       sort.value = { column, descending };
       version.value++;
       await locateSelection(true);
@@ -135,6 +148,7 @@ export const useViewStore = defineStore('view', () => {
 
   return {
     filter,
+    requested,
     filterError,
     applying,
     applyStartedMs,
