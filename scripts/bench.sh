@@ -25,7 +25,10 @@ for part in "${PARTS[@]}"; do
     kernel) run kernel bash -c 'bash scripts/deps.sh kernel && bash kernel/test/bench.sh' ;;
     native) run native bash native/bench/run.sh ;;
     files) run files bash -c 'bash scripts/deps.sh files && npx --no-install tsx electron/core/files/bench.ts' ;;
-    service) run service node --max-old-space-size=8192 --import tsx electron/core/bench/service-bench.ts ;;
+    service)
+      run service node --max-old-space-size=8192 --import tsx electron/core/bench/service-bench.ts
+      run service-ring node --max-old-space-size=8192 --import tsx electron/core/bench/ring-bench.ts
+      ;;
     renderer) run renderer npx --no-install playwright test --config test/bench/playwright.config.ts ;;
     *) echo "unknown part $part (known: ${PARTS[*]})"; exit 2 ;;
   esac

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mergeBenchResults } from '../../../test/support/bench-results.js';
 import { Ingestor } from '../ingest.js';
 import { evictionTarget } from '../ring.js';
 import { CaptureService } from '../service.js';
@@ -155,17 +155,7 @@ function main(): void {
     console.log('(a custom record count: bench/results.json left alone)');
     return;
   }
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-  const resultsFile = path.join(repoRoot, 'bench', 'results.json');
-  let all: Record<string, unknown> = {};
-  try {
-    all = JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as Record<string, unknown>;
-  } catch {
-    // first results in this checkout
-  }
-  Object.assign(all, metrics);
-  fs.writeFileSync(resultsFile, `${JSON.stringify(all, null, 2)}\n`);
-  for (const [key, m] of Object.entries(metrics)) console.log(`${key}: ${m.value} ${m.unit}`);
+  mergeBenchResults(metrics);
 }
 
 main();
