@@ -5,6 +5,9 @@
  * enters the service, whatever the transport.
  */
 import { z } from 'zod';
+import { EXPORT_FORMATS, SORT_COLUMNS, type SortColumn } from './constants.js';
+
+export { EXPORT_FORMATS, SORT_COLUMNS, type ExportFormat, type SortColumn } from './constants.js';
 
 export const SourceKindSchema = z.enum(['module', 'afpacket']);
 export type SourceKind = z.infer<typeof SourceKindSchema>;
@@ -55,23 +58,7 @@ export const RowsParamsSchema = z
 
 export const FilterParamsSchema = z.object({ filter: z.string().max(4096) }).strict();
 
-export const SORT_COLUMNS = [
-  'no',
-  'time',
-  'dir',
-  'iface',
-  'src',
-  'dst',
-  'type',
-  'code',
-  'id',
-  'seq',
-  'ttl',
-  'len',
-  'rtt',
-] as const;
 export const SortColumnSchema = z.enum(SORT_COLUMNS);
-export type SortColumn = z.infer<typeof SortColumnSchema>;
 export const SortParamsSchema = z
   .object({ column: SortColumnSchema.nullable(), descending: z.boolean().default(false) })
   .strict();
@@ -79,9 +66,7 @@ export const SortParamsSchema = z
 const RecordNo = z.number().int().min(1);
 export const RecordParamsSchema = z.object({ no: RecordNo }).strict();
 
-export const EXPORT_FORMATS = ['pcapng', 'pcap', 'csv', 'ndjson'] as const;
 export const ExportFormatSchema = z.enum(EXPORT_FORMATS);
-export type ExportFormat = z.infer<typeof ExportFormatSchema>;
 const FilePath = z
   .string()
   .min(1)
@@ -205,6 +190,8 @@ export interface Counts {
   view: number;
   /** The filter the view applies ('' for none). */
   filter: string;
+  /** The sort the view applies (column null: record order). */
+  sort: { column: SortColumn | null; descending: boolean };
   /** Records per second over the last second. */
   rate: number;
   droppedKernel: number;

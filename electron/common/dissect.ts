@@ -3,6 +3,7 @@
  * for the details pane and its hex dump. Pure and defensive: any input, however short or garbled, gives
  * a tree; fields past the captured bytes are marked truncated instead of throwing.
  */
+import { formatIpv6 } from './address.js';
 import { codeLabel, isErrorWithQuote, typeLabel } from './icmp.js';
 
 export interface FieldNode {
@@ -76,27 +77,9 @@ class Reader {
   }
 
   ipv6(at: number): string {
-    const groups: number[] = [];
-    for (let i = 0; i < 8; i++) groups.push(this.u16(at + 2 * i));
-    // RFC 5952: compress the longest run (of at least two) of zero groups.
-    let bestAt = -1;
-    let bestLen = 0;
-    for (let i = 0; i < 8;) {
-      if (groups[i] !== 0) {
-        i++;
-        continue;
-      }
-      let j = i;
-      while (j < 8 && groups[j] === 0) j++;
-      if (j - i > bestLen && j - i >= 2) {
-        bestAt = i;
-        bestLen = j - i;
-      }
-      i = j;
-    }
-    const hex = groups.map((g) => g.toString(16));
-    if (bestAt < 0) return hex.join(':');
-    return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
+    const bytes = new Uint8Array(16);
+    for (let i = 0; i < 16; i++) bytes[i] = this.u8(at + i);
+    return formatIpv6(bytes);
   }
 
   hex(start: number, length: number): string {

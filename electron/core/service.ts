@@ -565,6 +565,7 @@ export class CaptureService {
       droppedRing: this.lastDrops.ring,
       firstTsNs: this.store.baseNs === null ? null : this.store.baseNs.toString(),
       filter: this.view.filterText,
+      sort: this.view.sort,
     };
   }
 
@@ -639,7 +640,7 @@ export class CaptureService {
     this.rateWindow.push({ atMs: now, total: this.store.length });
     while (this.rateWindow.length > 1 && now - this.rateWindow[0]!.atMs > 1000) this.rateWindow.shift();
     const counts = this.counts();
-    const key = `${counts.total}/${counts.evicted}/${counts.view}/${counts.rate}/${counts.droppedKernel}/${counts.droppedRing}`;
+    const key = `${counts.total}/${counts.evicted}/${counts.view}/${counts.rate}/${counts.droppedKernel}/${counts.droppedRing}/${counts.filter}/${counts.sort.column}/${counts.sort.descending}`;
     if (key !== this.lastPushed) {
       this.lastPushed = key;
       this.emit('counts', counts);

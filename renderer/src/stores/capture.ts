@@ -11,6 +11,7 @@ const EMPTY_COUNTS: Counts = {
   droppedRing: 0,
   firstTsNs: null,
   filter: '',
+  sort: { column: null, descending: false },
 };
 
 export const useCaptureStore = defineStore('capture', () => {
