@@ -199,7 +199,7 @@ console.error(`[package] node_modules: ${[...seen].join(' ')}`);
 EOF
 }
 
-# linux-unpacked the way electron-builder's `--linux dir` lays it out (used when electron-builder is absent).
+# linux-unpacked the way electron-builder's `--linux dir` lays it out.
 stage_unpacked() {
 	local app=$UNPACKED/resources/app f
 	rm -rf "$UNPACKED"
@@ -232,16 +232,10 @@ process.stdout.write(JSON.stringify(out, null, 2) + '\n');" >"$app/package.json"
 
 make_unpacked() {
 	render_icons
-	if have_electron_builder; then
-		log "electron-builder --linux dir (electronDist=$ELECTRON_DIST)"
-		ICMPCAP_ELECTRON_DIST=$ELECTRON_DIST npx --no-install electron-builder --linux dir \
-			--config build/electron-builder.cjs >"$OUT/electron-builder-dir.log" 2>&1 ||
-			die "electron-builder --linux dir failed (log: $OUT/electron-builder-dir.log)"
-		install -m 0755 build/linux/icmpcap-cli "$UNPACKED/icmpcap-cli"
-	else
-		log "electron-builder is not installed: staging linux-unpacked with the same layout"
-		stage_unpacked
-	fi
+	# Staged by this script in electron-builder's `--linux dir` layout, whether or not electron-builder is
+	# installed: the same tree then feeds the debs (dpkg-deb) and the AppImage (electron-builder --prepackaged).
+	log "staging linux-unpacked (electronDist=$ELECTRON_DIST)"
+	stage_unpacked
 	check_unpacked
 }
 
@@ -397,9 +391,16 @@ package_appimage() {
   downloaded from github.com/electron-userland/electron-builder-binaries, which this machine cannot reach.
   Where both are available: npx electron-builder --linux AppImage --prepackaged $UNPACKED --config build/electron-builder.cjs"
 	fi
+	local cache=${ELECTRON_BUILDER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/electron-builder}
+	if [ "${ICMPCAP_OFFLINE:-}" = 1 ] && ! compgen -G "$cache/appimage/*" >/dev/null; then
+		cannot "AppImage: not built: ICMPCAP_OFFLINE=1 and electron-builder's AppImage runtime is not in its cache
+  ($cache/appimage); the unpacked app directory $UNPACKED passed its checks. Where the network allows, run
+  npm run package:appimage (electron-builder downloads the runtime once)."
+	fi
 	log "electron-builder --linux AppImage --prepackaged $UNPACKED"
 	if ! ICMPCAP_ELECTRON_DIST=$ELECTRON_DIST npx --no-install electron-builder --linux AppImage \
-		--prepackaged "$UNPACKED" --config build/electron-builder.cjs >"$OUT/electron-builder-appimage.log" 2>&1; then
+		--prepackaged "$UNPACKED" --config build/electron-builder.cjs \
+		"-c.directories.output=$OUT" "-c.linux.icon=$ICONS" >"$OUT/electron-builder-appimage.log" 2>&1; then
 		if grep -qiE 'download|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|getaddrinfo|socket hang up' "$OUT/electron-builder-appimage.log"; then
 			cannot "AppImage: not built: electron-builder could not download the AppImage runtime (appimage tools
   from github.com/electron-userland/electron-builder-binaries); the unpacked app directory passed its checks.

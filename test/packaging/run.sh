@@ -121,7 +121,7 @@ rm -rf "$WORK/no-electron"
 
 # The AppImage target checks the unpacked app directory, then stops and says what is missing.
 out=$(ICMPCAP_PACKAGE_OUT=$OUT ICMPCAP_ELECTRON_DIST=$ELECTRON ICMPCAP_ALLOW_STANDIN_ELECTRON=$STANDIN_OK \
-	bash scripts/package.sh appimage 2>&1) && rc=0 || rc=$?
+	ICMPCAP_OFFLINE=${ICMPCAP_OFFLINE:-1} bash scripts/package.sh appimage 2>&1) && rc=0 || rc=$?
 if [ $rc = 3 ] && grep -q 'linux-unpacked checked' <<<"$out" && grep -q 'AppImage: not built' <<<"$out"; then
 	pass appimage_stops_clearly "$(grep -m1 'AppImage: not built' <<<"$out" | sed 's/^package: //')"
 elif [ $rc = 0 ] && ls "$OUT"/*.AppImage >/dev/null 2>&1; then
