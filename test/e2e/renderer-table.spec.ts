@@ -6,7 +6,7 @@
  */
 import { type Page, expect, test } from '@playwright/test';
 import { type NetnsPair, createNetnsPair } from '../support/netns.js';
-import { type ServedApp, serveInNetns } from '../support/serve.js';
+import { type ServedApp, openCheckedPage, serveInNetns } from '../support/serve.js';
 
 const N = 6;
 const ID4 = 0x2a01;
@@ -48,18 +48,7 @@ test.afterAll(async () => {
 });
 
 async function openApp(colorScheme: 'light' | 'dark' = 'light', height = 900): Promise<Page> {
-  const page = await app!.browser.newPage({ viewport: { width: 1400, height }, colorScheme });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && /Content Security Policy|CSP violation/.test(msg.text()))
-      problems.push(msg.text());
-  });
-  await page.addInitScript(() =>
-    document.addEventListener('securitypolicyviolation', (e) =>
-      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI} ${e.sample}`),
-    ),
-  );
-  await page.goto(app!.url);
+  const page = await openCheckedPage(app!, problems, { colorScheme, height });
   await expect(page.getByTestId('status-state')).toHaveText('running');
   // The view (filter) lives in the service and outlives pages: start each test unfiltered.
   if (await page.getByTestId('filter-input').inputValue()) await applyFilter(page, '');

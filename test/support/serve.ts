@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium } from '@playwright/test';
+import { type Browser, type Page, chromium } from '@playwright/test';
 import { CHROMIUM_ARGS } from '../../playwright.config.js';
 
 export interface ServedApp {
@@ -62,4 +62,31 @@ export async function serveInNetns(ns: string, serveArgs: string[]): Promise<Ser
       rmSync(tmp, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Opens the app in a new page that records page errors and Content-Security-Policy violations into
+ * `problems` (tests assert it stays empty).
+ */
+export async function openCheckedPage(
+  app: ServedApp,
+  problems: string[],
+  opts: { colorScheme?: 'light' | 'dark'; height?: number } = {},
+): Promise<Page> {
+  const page = await app.browser.newPage({
+    viewport: { width: 1400, height: opts.height ?? 900 },
+    colorScheme: opts.colorScheme ?? 'light',
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content Security Policy|CSP violation/.test(msg.text()))
+      problems.push(msg.text());
+  });
+  await page.addInitScript(() =>
+    document.addEventListener('securitypolicyviolation', (e) =>
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI} ${e.sample}`),
+    ),
+  );
+  await page.goto(app.url);
+  return page;
 }

@@ -1,24 +1,16 @@
 /** `icmpcap capture` / `serve` with a ring-buffer limit (--ring-records, --ring-seconds), real loopback packets. */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type CliRun, runIcmpcap } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'icmpcap-cli-ring-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function icmpcap(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/icmpcap.mjs', ...args], {
-      env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+function icmpcap(args: string[]): Promise<CliRun> {
+  return runIcmpcap(args, tmp);
 }
 
 describe('icmpcap with a ring-buffer limit', () => {

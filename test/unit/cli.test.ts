@@ -1,24 +1,16 @@
 /** The `icmpcap` command line with real packets on loopback, its files read back by tshark. */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type CliRun, runIcmpcap } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'icmpcap-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function icmpcap(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/icmpcap.mjs', ...args], {
-      env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+function icmpcap(args: string[]): Promise<CliRun> {
+  return runIcmpcap(args, tmp);
 }
 
 function pingSoon(id: number, count: number): void {
