@@ -9,7 +9,9 @@
  */
 import { OFF, REC_F_HAS_ECHO, REC_F_TRUNCATED, forEachRecord, formatAddress } from './record.js';
 import { PairTable } from './stats/pair-table.js';
+import type { Row } from '../common/contract.js';
 import {
+  CHUNK_MASK,
   Interner,
   MISC_F_HAS_ECHO,
   MISC_F_TRUNCATED,
@@ -179,4 +181,33 @@ export class Ingestor {
     this.store.clear();
     this.addresses.clear();
   }
+}
+
+const DIRS = ['in', 'out', 'fwd', '?'] as const;
+
+/** One record of the index as a table row (what the renderer shows and the CLI prints). */
+export function rowOf(store: RecordStore, ingestor: Ingestor, index: number): Row {
+  const c = store.chunkOf(index);
+  const i = index & CHUNK_MASK;
+  const meta = c.meta[i]!;
+  const misc = c.misc[i]!;
+  const hasEcho = (misc & MISC_F_HAS_ECHO) !== 0;
+  const idSeq = c.idSeq[i]!;
+  const rtt = c.rtt[i]!;
+  return {
+    no: index + 1,
+    tsNs: ((store.baseNs ?? 0n) + BigInt(c.tsRel[i]!)).toString(),
+    dir: DIRS[(meta >>> 16) & 3]!,
+    iface: ingestor.interfaces.get((misc >>> 8) & 0xffff),
+    family: meta >>> 24 === 6 ? 6 : 4,
+    src: ingestor.addresses.text[c.src[i]!]!,
+    dst: ingestor.addresses.text[c.dst[i]!]!,
+    type: meta & 0xff,
+    code: (meta >>> 8) & 0xff,
+    id: hasEcho ? idSeq >>> 16 : null,
+    seq: hasEcho ? idSeq & 0xffff : null,
+    ttl: misc & 0xff,
+    len: c.len[i]! & 0xffff,
+    rttMs: Number.isNaN(rtt) ? null : Math.round(rtt * 1000) / 1000,
+  };
 }

@@ -24,14 +24,14 @@ import {
 } from '../common/contract.js';
 import { type ExportRow, exportRecords, openCaptureFile } from './files/index.js';
 import { FilterSyntaxError, checkFilter } from './filter/index.js';
-import { Ingestor } from './ingest.js';
+import { Ingestor, rowOf } from './ingest.js';
 import { JobRunner } from './jobs.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js';
 import { evictionTarget, ringSegmentNs, ringUnit } from './ring.js';
 import { type SegmentCut, Spool, defaultSpoolDir } from './spool-store.js';
 import { Aggregator } from './stats/aggregator.js';
 import { FilterCancelled, View } from './view.js';
-import { CHUNK_MASK, MAX_RECORDS, MISC_F_HAS_ECHO, RecordStore, hookName } from './store.js';
+import { CHUNK_MASK, MAX_RECORDS, RecordStore, hookName } from './store.js';
 
 export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
 
@@ -44,8 +44,6 @@ export interface ServiceOptions {
   /** Where spool files go (default: $XDG_CACHE_HOME/icmpcap/spool). */
   spoolDir?: string;
 }
-
-const DIRS = ['in', 'out', 'fwd', '?'] as const;
 
 export class CaptureService {
   readonly store = new RecordStore();
@@ -578,29 +576,7 @@ export class CaptureService {
   }
 
   private row(index: number): Row {
-    const c = this.store.chunkOf(index);
-    const i = index & CHUNK_MASK;
-    const meta = c.meta[i]!;
-    const misc = c.misc[i]!;
-    const hasEcho = (misc & MISC_F_HAS_ECHO) !== 0;
-    const idSeq = c.idSeq[i]!;
-    const rtt = c.rtt[i]!;
-    return {
-      no: index + 1,
-      tsNs: ((this.store.baseNs ?? 0n) + BigInt(c.tsRel[i]!)).toString(),
-      dir: DIRS[(meta >>> 16) & 3]!,
-      iface: this.ingestor.interfaces.get((misc >>> 8) & 0xffff),
-      family: meta >>> 24 === 6 ? 6 : 4,
-      src: this.ingestor.addresses.text[c.src[i]!]!,
-      dst: this.ingestor.addresses.text[c.dst[i]!]!,
-      type: meta & 0xff,
-      code: (meta >>> 8) & 0xff,
-      id: hasEcho ? idSeq >>> 16 : null,
-      seq: hasEcho ? idSeq & 0xffff : null,
-      ttl: misc & 0xff,
-      len: c.len[i]! & 0xffff,
-      rttMs: Number.isNaN(rtt) ? null : Math.round(rtt * 1000) / 1000,
-    };
+    return rowOf(this.store, this.ingestor, index);
   }
 
   private async setFilter(filter: string): Promise<Results['view.setFilter']> {

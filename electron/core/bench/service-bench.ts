@@ -17,7 +17,7 @@ import type { Row } from '../../common/contract.js';
 import { compileFilter } from '../filter/compile.js';
 import { type ExportRow, exportRecords } from '../files/index.js';
 import { ipv4Icmp, ipv6Icmp } from '../files/testing/packets.js';
-import { Ingestor } from '../ingest.js';
+import { Ingestor, rowOf } from '../ingest.js';
 import type { DecodedRecord } from '../record.js';
 import { Aggregator } from '../stats/aggregator.js';
 import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, RecordStore } from '../store.js';
@@ -28,34 +28,6 @@ const N = Number(process.argv[2] ?? 10_000_000);
 const BATCH = 4096;
 const COMMAND = 'npx tsx electron/core/bench/service-bench.ts';
 const IFNAMES = ['', 'eth0', 'wlan0', 'lo'];
-
-function rowOf(store: RecordStore, ingestor: Ingestor, index: number): Row {
-  // The same work as CaptureService.row().
-  const DIRS = ['in', 'out', 'fwd', '?'] as const;
-  const c = store.chunkOf(index);
-  const i = index & CHUNK_MASK;
-  const meta = c.meta[i]!;
-  const misc = c.misc[i]!;
-  const hasEcho = (misc & MISC_F_HAS_ECHO) !== 0;
-  const idSeq = c.idSeq[i]!;
-  const rtt = c.rtt[i]!;
-  return {
-    no: index + 1,
-    tsNs: ((store.baseNs ?? 0n) + BigInt(c.tsRel[i]!)).toString(),
-    dir: DIRS[(meta >>> 16) & 3]!,
-    iface: ingestor.interfaces.get((misc >>> 8) & 0xffff),
-    family: meta >>> 24 === 6 ? 6 : 4,
-    src: ingestor.addresses.text[c.src[i]!]!,
-    dst: ingestor.addresses.text[c.dst[i]!]!,
-    type: meta & 0xff,
-    code: (meta >>> 8) & 0xff,
-    id: hasEcho ? idSeq >>> 16 : null,
-    seq: hasEcho ? idSeq & 0xffff : null,
-    ttl: misc & 0xff,
-    len: c.len[i]! & 0xffff,
-    rttMs: Number.isNaN(rtt) ? null : Math.round(rtt * 1000) / 1000,
-  };
-}
 
 /**
  * The peer: tshark's display filter over the first `count` records exported to pcapng (real IPv4/IPv6 +
