@@ -4,12 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SortColumn } from '../common/contract.js';
-import { IFNAMES, randomCapture } from './bench/synth.js';
-import { Ingestor } from './ingest.js';
 import { evictionTarget, ringUnit } from './ring.js';
-import { Aggregator } from './stats/aggregator.js';
 import { BYTES_PER_RECORD, CHUNK_SIZE, EVICTED_CHUNK, RecordStore } from './store.js';
 import { View } from './view.js';
+import { type SyntheticCapture, syntheticCapture, viewContents } from './testing/capture.js';
 
 function fill(store: RecordStore, n: number, tsStep = 1000): void {
   for (let k = 0; k < n; k++) {
@@ -96,39 +94,12 @@ describe('ring policy', () => {
   });
 });
 
-interface Live {
-  store: RecordStore;
-  ingestor: Ingestor;
-  step(): boolean;
-}
-
-function liveCapture(n: number, seed: number): Live {
-  const store = new RecordStore();
-  const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
-  const agg = new Aggregator(ingestor.addresses);
-  const batches = randomCapture(n, seed, 3000);
-  let next = 0;
-  return {
-    store,
-    ingestor,
-    step() {
-      const batch = batches[next++];
-      if (!batch) return false;
-      const from = store.length;
-      ingestor.ingest(batch);
-      agg.update(store, from, store.length);
-      return true;
-    },
-  };
-}
-
-function contents(view: View): number[] {
-  const out: number[] = [];
-  for (let p = 0; p < view.length; p++) out.push(view.indexAt(p));
-  return out;
-}
-
-function freshView(c: Live, filter: string, column: SortColumn | null, descending: boolean): View {
+function freshView(
+  c: SyntheticCapture,
+  filter: string,
+  column: SortColumn | null,
+  descending: boolean,
+): View {
   const view = new View(c.store, { addresses: c.ingestor.addresses, interfaces: c.ingestor.interfaces });
   view.update();
   view.setFilter(filter);
@@ -154,7 +125,7 @@ describe('View with a ring buffer', () => {
   it.each(CASES)(
     'filter %j sort %j desc %j: trimmed on eviction = a fresh view of the live records',
     (filter, column, descending) => {
-      const c = liveCapture(480_000, 7);
+      const c = syntheticCapture(480_000, 7);
       const env = { addresses: c.ingestor.addresses, interfaces: c.ingestor.interfaces };
       const merging = new View(c.store, env, { resortIntervalMs: 0 });
       const lagging = new View(c.store, env, { resortIntervalMs: 1e9 }); // new records stay unsorted at the end
@@ -182,12 +153,12 @@ describe('View with a ring buffer', () => {
       }
       expect(evictions).toBeGreaterThanOrEqual(4);
       expect(c.store.firstIndex).toBeGreaterThan(0);
-      const reference = contents(freshView(c, filter, column, descending));
+      const reference = viewContents(freshView(c, filter, column, descending));
       expect(reference.length).toBeGreaterThan(0);
       merging.settle();
       lagging.settle();
-      expect(contents(merging)).toEqual(reference);
-      expect(contents(lagging)).toEqual(reference);
+      expect(viewContents(merging)).toEqual(reference);
+      expect(viewContents(lagging)).toEqual(reference);
       expect([...merging.snapshot()]).toEqual(reference);
       // positionOf: evicted records are nowhere; live ones where indexAt says.
       expect(merging.positionOf(0)).toBeNull();
@@ -197,12 +168,12 @@ describe('View with a ring buffer', () => {
       // A filter set after eviction scans from firstIndex.
       merging.setFilter(filter === '' ? 'icmp' : '');
       merging.setFilter(filter);
-      expect(contents(merging)).toEqual(reference);
+      expect(viewContents(merging)).toEqual(reference);
     },
   );
 
   it('a paused view lets go of evicted records and keeps the rest as it was', () => {
-    const c = liveCapture(600_000, 3);
+    const c = syntheticCapture(600_000, 3);
     const env = { addresses: c.ingestor.addresses, interfaces: c.ingestor.interfaces };
     for (const [filter, column] of [
       ['', null],
@@ -215,7 +186,7 @@ describe('View with a ring buffer', () => {
       for (let k = 0; k < 30; k++) c.step();
       view.update();
       const seen = c.store.length;
-      const before = contents(view);
+      const before = viewContents(view);
       // Paused: records keep coming and the oldest go, the view only evicts.
       for (let k = 0; k < 80 && c.step(); k++) {
         const target = evictionTarget(c.store, limit);
@@ -224,16 +195,16 @@ describe('View with a ring buffer', () => {
       }
       expect(c.store.firstIndex).toBeGreaterThan(0);
       const kept = before.filter((r) => r >= c.store.firstIndex);
-      expect(contents(view)).toEqual(kept);
+      expect(viewContents(view)).toEqual(kept);
       if (c.store.firstIndex >= seen) expect(view.length).toBe(0);
       view.update(); // resumed
       view.settle();
-      expect(contents(view)).toEqual(contents(freshView(c, filter, column, false)));
+      expect(viewContents(view)).toEqual(viewContents(freshView(c, filter, column, false)));
     }
   });
 
   it('an async filter running while records are evicted ends equal to a fresh view', async () => {
-    const c = liveCapture(480_000, 5);
+    const c = syntheticCapture(480_000, 5);
     const env = { addresses: c.ingestor.addresses, interfaces: c.ingestor.interfaces };
     for (let k = 0; k < 60; k++) c.step();
     const view = new View(c.store, env, { sliceMs: 0 });
@@ -248,6 +219,6 @@ describe('View with a ring buffer', () => {
     await filtering;
     expect(c.store.firstIndex).toBeGreaterThan(0);
     view.update();
-    expect(contents(view)).toEqual(contents(freshView(c, 'icmp.type == echo-reply', null, false)));
+    expect(viewContents(view)).toEqual(viewContents(freshView(c, 'icmp.type == echo-reply', null, false)));
   });
 });

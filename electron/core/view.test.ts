@@ -1,60 +1,28 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SORT_COLUMNS, type SortColumn } from '../common/contract.js';
-import { IFNAMES, randomCapture } from './bench/synth.js';
 import { addressBytes } from './filter/address.js';
 import { FilterSyntaxError } from './filter/parse.js';
-import { Ingestor } from './ingest.js';
-import { Aggregator } from './stats/aggregator.js';
-import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, RecordStore } from './store.js';
+import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO } from './store.js';
 import { FilterCancelled, View, sortByKey } from './view.js';
+import { type SyntheticCapture, syntheticCapture, viewContents } from './testing/capture.js';
 
-interface Capture {
-  store: RecordStore;
-  ingestor: Ingestor;
-  batches: ArrayBuffer[];
-  /** Ingests the next batch; false when there are none left. */
-  step(): boolean;
-}
-
-function capture(n: number, seed: number): Capture {
-  const store = new RecordStore();
-  const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
-  const agg = new Aggregator(ingestor.addresses);
-  const batches = randomCapture(n, seed, 3000);
-  let next = 0;
-  return {
-    store,
-    ingestor,
-    batches,
-    step() {
-      const batch = batches[next++];
-      if (!batch) return false;
-      const from = store.length;
-      ingestor.ingest(batch);
-      agg.update(store, from, store.length);
-      return true;
-    },
-  };
-}
-
-function full(n: number, seed: number): Capture {
-  const c = capture(n, seed);
+function full(n: number, seed: number): SyntheticCapture {
+  const c = syntheticCapture(n, seed);
   while (c.step());
   return c;
 }
 
-function envOf(c: Capture) {
+function envOf(c: SyntheticCapture) {
   return { addresses: c.ingestor.addresses, interfaces: c.ingestor.interfaces };
 }
 
-function contents(view: View): number[] {
-  const out: number[] = [];
-  for (let p = 0; p < view.length; p++) out.push(view.indexAt(p));
-  return out;
-}
-
 /** The sort a user expects, written the obvious way. */
-function referenceSort(c: Capture, indices: number[], column: SortColumn, descending: boolean): number[] {
+function referenceSort(
+  c: SyntheticCapture,
+  indices: number[],
+  column: SortColumn,
+  descending: boolean,
+): number[] {
   const { store, ingestor } = c;
   const key = (r: number): number | string | null => {
     const ch = store.chunks[r >>> CHUNK_SHIFT]!;
@@ -104,7 +72,7 @@ function referenceSort(c: Capture, indices: number[], column: SortColumn, descen
 }
 
 describe('View', () => {
-  let fixture: Capture;
+  let fixture: SyntheticCapture;
   beforeAll(() => {
     fixture = full(150_000, 11);
   });
@@ -127,7 +95,7 @@ describe('View', () => {
     view.update();
     const { ms } = view.setFilter('icmp.type == echo-reply && rtt > 5');
     expect(ms).toBeGreaterThanOrEqual(0);
-    const got = contents(view);
+    const got = viewContents(view);
     expect(got.length).toBeGreaterThan(1000);
     const { store } = fixture;
     for (const r of got) {
@@ -143,7 +111,7 @@ describe('View', () => {
   });
 
   it('covers only the records taken in by update(), so a paused view stays as it was', () => {
-    const live = capture(20_000, 8);
+    const live = syntheticCapture(20_000, 8);
     live.step();
     const view = new View(live.store, envOf(live));
     view.update();
@@ -175,9 +143,9 @@ describe('View', () => {
         const view = new View(fixture.store, envOf(fixture));
         view.update();
         view.setFilter('ip.addr == 10.0.0.0/8 || ipv6 || iface == lo');
-        const matches = contents(view);
+        const matches = viewContents(view);
         view.setSort(column, descending);
-        const got = contents(view);
+        const got = viewContents(view);
         expect(got).toEqual(referenceSort(fixture, matches, column, descending));
         expect(Array.from(view.snapshot())).toEqual(got);
         for (const r of got.slice(0, 50)) expect(view.indexAt(view.positionOf(r)!)).toBe(r);
@@ -190,7 +158,7 @@ describe('View', () => {
     view.update();
     view.setSort('len', true);
     const all = Array.from({ length: fixture.store.length }, (_, k) => k);
-    expect(contents(view)).toEqual(referenceSort(fixture, all, 'len', true));
+    expect(viewContents(view)).toEqual(referenceSort(fixture, all, 'len', true));
     view.setSort(null);
     expect(view.bytesAllocated).toBe(0);
     expect(view.snapshot().slice(0, 3)).toEqual(Uint32Array.of(0, 1, 2));
@@ -209,7 +177,7 @@ describe('View', () => {
   ];
   for (const [filter, column, descending] of incremental) {
     it(`updated batch by batch equals a full recompute (filter '${filter}', sort ${column} ${descending})`, () => {
-      const live = capture(60_000, 5);
+      const live = syntheticCapture(60_000, 5);
       const view = new View(live.store, envOf(live), { resortIntervalMs: 0 });
       view.setFilter(filter);
       view.setSort(column, descending);
@@ -221,7 +189,7 @@ describe('View', () => {
           fresh.update();
           fresh.setFilter(filter);
           fresh.setSort(column, descending);
-          expect(contents(view)).toEqual(contents(fresh));
+          expect(viewContents(view)).toEqual(viewContents(fresh));
         }
       }
       const fresh = new View(live.store, envOf(live));
@@ -229,20 +197,20 @@ describe('View', () => {
       fresh.setFilter(filter);
       fresh.setSort(column, descending);
       expect(view.length).toBe(fresh.length);
-      expect(contents(view)).toEqual(contents(fresh));
+      expect(viewContents(view)).toEqual(viewContents(fresh));
     });
   }
 
   it('shows new matches at the end until the next merge when merges are throttled', () => {
-    const live = capture(30_000, 9);
+    const live = syntheticCapture(30_000, 9);
     live.step();
     const view = new View(live.store, envOf(live), { resortIntervalMs: 1e9 });
     view.update();
     view.setSort('ttl', false);
-    const sorted = contents(view);
+    const sorted = viewContents(view);
     live.step();
     view.update();
-    const pending = contents(view);
+    const pending = viewContents(view);
     expect(pending.slice(0, sorted.length)).toEqual(sorted);
     expect(pending.slice(sorted.length)).toEqual(
       Array.from({ length: live.store.length - sorted.length }, (_, k) => sorted.length + k),
@@ -251,7 +219,7 @@ describe('View', () => {
     const fresh = new View(live.store, envOf(live));
     fresh.update();
     fresh.setSort('ttl', false);
-    expect(contents(view)).toEqual(contents(fresh));
+    expect(viewContents(view)).toEqual(viewContents(fresh));
   });
 
   it('applies a filter asynchronously with progress, equal to the sync result', async () => {
@@ -267,11 +235,11 @@ describe('View', () => {
     const sync = new View(fixture.store, envOf(fixture));
     sync.update();
     sync.setFilter('ip.src == 10.1.0.0/16 || icmpv6.type == 135');
-    expect(contents(view)).toEqual(contents(sync));
+    expect(viewContents(view)).toEqual(viewContents(sync));
   });
 
   it('catches up with records that arrive while an async filter runs', async () => {
-    const live = capture(40_000, 3);
+    const live = syntheticCapture(40_000, 3);
     for (let k = 0; k < 6; k++) live.step();
     const view = new View(live.store, envOf(live), { sliceMs: 0 });
     view.update();
@@ -284,7 +252,7 @@ describe('View', () => {
     const fresh = new View(live.store, envOf(live));
     fresh.update();
     fresh.setFilter('echo');
-    expect(contents(view)).toEqual(contents(fresh));
+    expect(viewContents(view)).toEqual(viewContents(fresh));
   });
 
   it('cancels an async filter replaced by a newer one', async () => {
@@ -320,7 +288,7 @@ describe('View', () => {
     fresh.update();
     fresh.setFilter('ip.addr == 10.0.0.1');
     fresh.setSort('time', true);
-    expect(contents(view)).toEqual(contents(fresh));
+    expect(viewContents(view)).toEqual(viewContents(fresh));
     expect(view.length).toBeGreaterThan(0);
   });
 });
