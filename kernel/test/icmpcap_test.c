@@ -309,7 +309,7 @@ static int check_common(const struct icmpcap_record *r, int v6, const struct add
 	CHECK((int)r->ifindex == ifindex, "%s: ifindex %u want %d", what, r->ifindex, ifindex);
 	CHECK(r->ts_ns >= t0 && r->ts_ns <= t1, "%s: ts_ns %llu outside [%llu, %llu]", what,
 	      (unsigned long long)r->ts_ns, (unsigned long long)t0, (unsigned long long)t1);
-	CHECK(r->__pad0 == 0 && r->__pad1 == 0, "%s: padding not zero", what);
+	CHECK(r->__pad0 == 0 && (r->pid == 0 || (r->flags & ICMPCAP_REC_F_HAS_PID)), "%s: padding not zero", what);
 	CHECK(r->len == (uint32_t)ICMPCAP_RECORD_HDR_SIZE + r->cap_len, "%s: len %u cap_len %u", what,
 	      r->len, r->cap_len);
 	CHECK(r->cap_len <= r->orig_len, "%s: cap_len > orig_len", what);

@@ -40,6 +40,23 @@
 #define ICMPCAP_REC_F_PAD 0x0001       /* filler up to the end of the data area: skip len bytes */
 #define ICMPCAP_REC_F_TRUNCATED 0x0002 /* cap_len < orig_len (snap length reached) */
 #define ICMPCAP_REC_F_HAS_ECHO 0x0004  /* icmp_id/icmp_seq are meaningful (echo request/reply) */
+/*
+ * Added in ABI 1 without a version change (bits that were always zero):
+ *   FRAGMENT:  the IP packet is a fragment (IPv4 MF or offset != 0, or an
+ *              IPv6 Fragment header). A first fragment is decoded as usual.
+ *   NOT_FIRST: a non-first fragment: it carries no ICMP header, so
+ *              icmp_type, icmp_code, icmp_id and icmp_seq are 0 and mean
+ *              nothing. Always set together with FRAGMENT.
+ *   SHORT:     the packet ends (orig_len, not the snap length) before a
+ *              whole ICMP header (8 bytes): type/code only if present.
+ *   HAS_PID:   pid holds the thread-group id of the process that sent the
+ *              packet (set at LOCAL_OUT in process context, or from the
+ *              owning socket); 0 and unset when unknown.
+ */
+#define ICMPCAP_REC_F_FRAGMENT 0x0008
+#define ICMPCAP_REC_F_NOT_FIRST 0x0010
+#define ICMPCAP_REC_F_SHORT 0x0020
+#define ICMPCAP_REC_F_HAS_PID 0x0040
 
 /* hook: where the packet was seen */
 enum icmpcap_hook {
@@ -84,7 +101,7 @@ struct icmpcap_record {
 	__u16 icmp_id;	/* 30: echo identifier, host order (0 unless F_HAS_ECHO) */
 	__u16 icmp_seq; /* 32: echo sequence, host order (0 unless F_HAS_ECHO) */
 	__u16 __pad0;	/* 34: zero */
-	__u32 __pad1;	/* 36: zero */
+	__u32 pid;	/* 36: sender's tgid in the init pid namespace when F_HAS_PID, else 0 */
 	__u8 saddr[16]; /* 40 */
 	__u8 daddr[16]; /* 56 */
 	/* 72: __u8 data[cap_len]; */
