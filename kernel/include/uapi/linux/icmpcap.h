@@ -308,6 +308,13 @@ enum icmpcap_attr {
 	ICMPCAP_A_TEST_ELAPSED_NS = 32,	/* NLA_U64, test reply: wall time of the run */
 	ICMPCAP_A_RECORD = 33,		/* NLA_BINARY: one struct icmpcap_record + data */
 	ICMPCAP_A_TEST_CPU_MASK = 34,	/* NLA_U64, test builds: CPUs 0-63 to run on, 0 = all online */
+	/*
+	 * NLA_BINARY: struct icmpcap_addr_rule[0..ICMPCAP_MAX_ADDR_RULES]
+	 * (SUBSCRIBE, UPDATE_FILTER). Empty or absent: every address. Otherwise
+	 * a packet is kept when it matches at least one rule (a capture filter's
+	 * "host"/"net"/"src"/"dst" clauses, OR-ed).
+	 */
+	ICMPCAP_A_ADDR_RULES = 35,
 	__ICMPCAP_A_MAX,
 };
 #define ICMPCAP_A_MAX (__ICMPCAP_A_MAX - 1)
@@ -316,6 +323,21 @@ enum icmpcap_attr {
 #define ICMPCAP_FAMILY_F_IPV6 0x2
 
 #define ICMPCAP_MAX_IFINDEXES 64
+
+/* One address rule of ICMPCAP_A_ADDR_RULES (20 bytes, no padding). */
+enum icmpcap_addr_side {
+	ICMPCAP_ADDR_ANY = 0, /* source or destination */
+	ICMPCAP_ADDR_SRC = 1,
+	ICMPCAP_ADDR_DST = 2,
+};
+struct icmpcap_addr_rule {
+	__u8 family;	 /* 0: 4 or 6; the rule never matches the other family */
+	__u8 prefix_len; /* 1: 0..32 (IPv4) or 0..128 (IPv6) */
+	__u8 side;	 /* 2: enum icmpcap_addr_side */
+	__u8 __pad;	 /* 3: zero */
+	__u8 addr[16];	 /* 4: network order, IPv4 in the first 4 bytes; bits past prefix_len zero */
+};
+#define ICMPCAP_MAX_ADDR_RULES 16
 #define ICMPCAP_BITMAP_BYTES 32 /* 256 bits */
 
 enum icmpcap_event {
