@@ -1383,7 +1383,7 @@ static long lifetime_controller(int id, int iterations, uint64_t deadline,
 		msg_u32(&m, ICMPCAP_A_RING_DATA_SIZE, 4096);
 		msg_u32(&m, ICMPCAP_A_SNAPLEN, 64);
 		msg_u32(&m, ICMPCAP_A_WAKEUP_RECORDS, 1);	/* an irq_work per record */
-		msg_u32(&m, ICMPCAP_A_WAKEUP_USEC, 100);
+		msg_u32(&m, ICMPCAP_A_WAKEUP_USEC, 1000);
 		err = nl_call(&nl, &m, &r);
 		if (err) {
 			fprintf(stderr, "controller %d: SUBSCRIBE %d: %s\n", id, i, strerror(-err));
@@ -1713,13 +1713,15 @@ static int test_non_member(void)
 			_exit(2);
 		msg_init(&m, nl.family, ICMPCAP_CMD_UNSUBSCRIBE, 0);
 		msg_u32(&m, ICMPCAP_A_DEV_FD, c.dev);
-		_exit(nl_call(&nl, &m, NULL) == -EBADF ? 0 : 1);
+		/* The number is free or (reused by the socket) not the device. */
+		err = nl_call(&nl, &m, NULL);
+		_exit(err == -EBADF || err == -ENOTTY ? 0 : 1);
 	}
 	{
 		int ws;
 
 		wait(&ws);
-		CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "UNSUBSCRIBE as non-member not EBADF");
+		CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "UNSUBSCRIBE as non-member not EBADF/ENOTTY");
 	}
 	CHECK(nr_subs() == 1, "subscription ended by a non-member");
 	close(dev);
@@ -1780,6 +1782,8 @@ static int test_bad_mmap(void)
 	/* In a, where the pings below go; LOCAL_OUT echo requests only. */
 	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
 	msg_u32(&m, ICMPCAP_A_HOOKS, 1u << ICMPCAP_HOOK_LOCAL_OUT);
+	msg_u32(&m, ICMPCAP_A_RING_DATA_SIZE, 4096);
+	msg_u32(&m, ICMPCAP_A_SNAPLEN, 64);
 	only_type(&m, 0, 8);
 	err = cap_open_in(NS_A, &c, &m);
 	CHECK(!err, "subscribe: %s", strerror(-err));
@@ -1818,16 +1822,29 @@ static int test_bad_mmap(void)
 	CHECK(p != MAP_FAILED, "read-only mapping: %s", strerror(errno));
 	munmap(p, c.stride);
 
-	/* Garbage consumer_pos on every ring: treated as full, nothing written. */
+	/*
+	 * Garbage consumer_pos on every ring: the producer goes on below the last
+	 * valid position it saw, and once it must look again it finds the ring
+	 * "full": it drops and counts, and writes nothing past that position.
+	 * 4 KiB rings hold 30 of these records; 40 requests leave one CPU.
+	 */
 	CHECK(!get_stats(&c, &cap0, &drop0, NULL, NULL), "GET_STATS");
 	for (uint32_t i = 0; i < c.nr_rings; i++)
 		c.ring[i]->consumer_pos = 0xdeadbeefcafeull + i;
-	CHECK(!pings(4, 0, 0x7401), "ping");
+	{
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(0, &set);
+		sched_setaffinity(0, sizeof(set), &set);
+	}
+	CHECK(!pings(40, 0, 0x7401), "ping");
 	CHECK(!get_stats(&c, &cap1, &drop1, pc, pd), "GET_STATS");
-	CHECK(cap1 == cap0 && drop1 - drop0 == 4,
-	      "garbage consumer_pos: captured %llu -> %llu, dropped %llu -> %llu (want +0, +4)",
-	      (unsigned long long)cap0, (unsigned long long)cap1, (unsigned long long)drop0,
-	      (unsigned long long)drop1);
+	CHECK(cap1 - cap0 <= 30 && drop1 - drop0 >= 10 && cap1 + drop1 - cap0 - drop0 == 40 &&
+	      c.ring[0]->producer_pos <= 4096,
+	      "garbage consumer_pos: captured +%llu, dropped +%llu, producer_pos %llu (want <= 30, >= 10, <= 4096)",
+	      (unsigned long long)(cap1 - cap0), (unsigned long long)(drop1 - drop0),
+	      (unsigned long long)c.ring[0]->producer_pos);
 	/* A consumer that puts consumer_pos right gets the next records whole. */
 	for (uint32_t i = 0; i < c.nr_rings; i++)
 		c.ring[i]->consumer_pos = c.ring[i]->producer_pos;
@@ -1971,14 +1988,14 @@ static void *fuzz_thread(void *p)
 }
 
 /*
- * Two threads send 50,000 random and mutated messages each to the family
+ * Two threads send 25,000 random and mutated messages each to the family
  * from namespace a while a third process pings there, so subscriptions that
  * a fuzzer creates see traffic and end under it.
  */
 static int test_fuzz_netlink(void)
 {
-	struct fuzz_arg fa[2] = { { .seed = 12345, .iterations = 50000 },
-				  { .seed = 777, .iterations = 50000 } };
+	struct fuzz_arg fa[2] = { { .seed = 12345, .iterations = 25000 },
+				  { .seed = 777, .iterations = 25000 } };
 	pthread_t t[2];
 	pid_t traffic;
 
@@ -1998,7 +2015,7 @@ static int test_fuzz_netlink(void)
 	ns_enter("init");
 	for (int i = 0; i < 2; i++)
 		CHECK(!fa[i].err, "fuzzer %d: %s", i, fa[i].msg);
-	printf("# fuzz_netlink: 2 x 50000 messages, %d + %d accepted, %d + %d reopens\n",
+	printf("# fuzz_netlink: 2 x 25000 messages, %d + %d accepted, %d + %d reopens\n",
 	       fa[0].accepted, fa[1].accepted, fa[0].reopen, fa[1].reopen);
 	/* Some must get through, or the fuzzer only exercised the parser's first check. */
 	CHECK(fa[0].accepted > 0 && fa[1].accepted > 0, "accepted %d + %d messages",
@@ -2452,12 +2469,19 @@ static int test_hook_slots(void)
 	CHECK(!read_proc_net(NS_C, buf, sizeof(buf)), "read /proc/net/icmpcap");
 	CHECK(strstr(buf, "subscriptions 1100\n") && strstr(buf, "hooks_registered 4\n"),
 	      "proc: %.400s", buf);
-	err = system("ip netns exec c nft add table inet icmpcap_t && "
-		     "ip netns exec c nft add chain inet icmpcap_t pre "
+	err = system("(/usr/sbin/ip netns exec c nft add table inet icmpcap_t && "
+		     "/usr/sbin/ip netns exec c nft add chain inet icmpcap_t pre "
 		     "'{ type filter hook prerouting priority 0; }' && "
-		     "ip netns exec c nft add chain inet icmpcap_t out "
-		     "'{ type filter hook output priority 0; }'");
-	CHECK(err == 0, "nft could not add base chains beside 1,100 captures (status 0x%x)", err);
+		     "/usr/sbin/ip netns exec c nft add chain inet icmpcap_t out "
+		     "'{ type filter hook output priority 0; }') >/tmp/nft.out 2>&1");
+	if (err) {
+		int fd = open("/tmp/nft.out", O_RDONLY);
+		ssize_t k = fd >= 0 ? read(fd, buf, 300) : 0;
+
+		buf[k > 0 ? k : 0] = 0;
+		FAIL("nft could not add base chains beside 1,100 captures (status 0x%x): %.300s", err,
+		     buf);
+	}
 	{
 		struct addr lo = { 0 };
 
@@ -2503,7 +2527,7 @@ static int test_hook_slots(void)
 		CHECK(!err, "SUBSCRIBE after the caps were lifted: %s", strerror(-err));
 	}
 	n++;
-	CHECK(!system("ip netns exec c nft delete table inet icmpcap_t"), "nft delete table");
+	CHECK(!system("/usr/sbin/ip netns exec c nft delete table inet icmpcap_t"), "nft delete table");
 	for (int k = 0; k < 4; k++) {
 		ca[k] = (struct closer_arg){ devs, k * n / 4, (k + 1) * n / 4 };
 		pthread_create(&t[k], NULL, closer, &ca[k]);
@@ -2526,18 +2550,40 @@ static int test_hook_slots(void)
  * LOCAL_OUT IPv4 is in every filter, so every request is captured exactly
  * once, none in a gap between the old hooks and the new.
  */
+struct gap_arg {
+	uint8_t seen[65536];
+	uint64_t sent;
+	int total, bad;
+	char msg[128];
+};
+
+static void gap_check(const struct icmpcap_record *x, void *p)
+{
+	struct gap_arg *g = p;
+
+	if (x->hook != ICMPCAP_HOOK_LOCAL_OUT)
+		return;
+	if (x->icmp_id != 0x7c00 || x->icmp_seq >= g->sent || g->seen[x->icmp_seq]) {
+		if (!g->bad++)
+			snprintf(g->msg, sizeof(g->msg), "seq %u id 0x%x: duplicate or unknown",
+				 x->icmp_seq, x->icmp_id);
+		return;
+	}
+	g->seen[x->icmp_seq] = 1;
+	g->total++;
+}
+
 static int test_update_no_gap(void)
 {
-	static uint8_t seen[65536];
+	static struct gap_arg g;
 	volatile uint64_t *sent = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	volatile int *stop = (volatile int *)(sent + 1);
 	uint64_t cap, drop;
-	struct recs rs = { 0 };
 	struct nlmsg m;
 	struct cap c;
 	pid_t pid;
-	int err, total = 0;
+	int err;
 
 	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
 	msg_u32(&m, ICMPCAP_A_HOOKS, 1u << ICMPCAP_HOOK_LOCAL_OUT);
@@ -2552,7 +2598,8 @@ static int test_update_no_gap(void)
 		int s = raw_icmp(NS_A, 0, 0);
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		for (uint32_t i = 0; i < 60000 && !*stop; i++) {
+		/* At most 12,000: with POST_ROUTING copies they fit one 4 MiB ring. */
+		for (uint32_t i = 0; i < 12000 && !*stop; i++) {
 			size_t len = make_echo(buf, 0, 0x7c00, i, 16);
 
 			if (send_to(s, 0, &B, 0, buf, len) != (ssize_t)len)
@@ -2572,27 +2619,15 @@ static int test_update_no_gap(void)
 	*stop = 1;
 	waitpid(pid, NULL, 0);
 	CHECK(sent[0] > 0, "nothing sent");
-	for (;;) {
-		collect(&c, &rs, MAX_RECS, 300);
-		for (int i = 0; i < rs.n; i++) {
-			const struct icmpcap_record *x = rs.r[i];
-
-			if (x->hook != ICMPCAP_HOOK_LOCAL_OUT)
-				continue;
-			CHECK(x->icmp_id == 0x7c00 && x->icmp_seq < sent[0] && !seen[x->icmp_seq],
-			      "seq %u id 0x%x: duplicate or unknown", x->icmp_seq, x->icmp_id);
-			seen[x->icmp_seq] = 1;
-			total++;
-		}
-		if (!rs.n)
-			break;
-		recs_free(&rs);
-	}
+	g.sent = sent[0];
+	usleep(100000);
+	CHECK(cap_drain(&c, gap_check, &g) >= 0, "malformed ring");
+	CHECK(!g.bad, "%s (%d bad records)", g.msg, g.bad);
 	CHECK(!get_stats(&c, &cap, &drop, NULL, NULL) && !drop, "dropped %llu",
 	      (unsigned long long)drop);
 	for (uint64_t i = 0; i < sent[0]; i++)
-		CHECK(seen[i], "request %llu of %llu missed (%d captured at LOCAL_OUT)",
-		      (unsigned long long)i, (unsigned long long)sent[0], total);
+		CHECK(g.seen[i], "request %llu of %llu missed (%d captured at LOCAL_OUT)",
+		      (unsigned long long)i, (unsigned long long)sent[0], g.total);
 	printf("# update_no_gap: %llu requests, 100 filter changes, none missed\n",
 	       (unsigned long long)sent[0]);
 	cap_close(&c);
