@@ -541,6 +541,82 @@ interface PendingRequest {
   answered: boolean;
 }
 
+/** wsutil's nstime_to_msec, to the same double: seconds * 1000 + nanoseconds / 1e6. */
+export function nstimeToMsec(ns: bigint): number {
+  const secs = ns / 1_000_000_000n;
+  const nsecs = ns % 1_000_000_000n;
+  return Number(secs) * 1000 + Number(nsecs) / 1_000_000;
+}
+
+/** One echo message as Wireshark's matcher saw it. */
+export interface EchoMatch {
+  family: 4 | 6;
+  request: boolean;
+  /** An ICMPv6 request to a multicast group (tracked, never shown as unanswered). */
+  multicast: boolean;
+  src: string;
+  dst: string;
+  id: number;
+  seq: number;
+  /** For a matched reply: the request's frame number and the response time (ms). */
+  requestFrame?: number;
+  requestTsNs?: bigint;
+  resptimeMs?: number;
+  /** A reply whose request was already answered (Wireshark does not match it). */
+  duplicate?: boolean;
+}
+
+/**
+ * Wireshark's echo request/reply matching (packet-icmp.c / packet-icmpv6.c, one pass): see the file
+ * comment. Feed every record in capture order; returns null for anything but an echo request/reply.
+ */
+export class EchoMatcher {
+  private readonly conversations = new Map<string, Map<string, PendingRequest>>();
+
+  match(record: DecodedRecord, frame: number): EchoMatch | null {
+    const r = new Bytes(record.data);
+    const head = echoHeader(r);
+    if (head === null) return null;
+    const { at, request, family } = head;
+    const [a, b] = family === 4 ? [r.u32(12), r.u32(16)].map(String) : [hexOf(r, 8), hexOf(r, 24)];
+    const conv = a! < b! ? `${a} ${b}` : `${b} ${a}`;
+    let pending = this.conversations.get(conv);
+    if (pending === undefined) {
+      pending = new Map();
+      this.conversations.set(conv, pending);
+    }
+    const key = echoKey(r, at, request, family);
+    const m: EchoMatch = {
+      family,
+      request,
+      multicast: family === 6 && r.u8(24) === 0xff,
+      src: family === 4 ? ipv4Text(r.u32(12)) : formatIpv6(r.slice(8, 16)),
+      dst: family === 4 ? ipv4Text(r.u32(16)) : formatIpv6(r.slice(24, 16)),
+      id: r.u16(at + 4),
+      seq: r.u16(at + 6),
+    };
+    if (request) {
+      pending.set(key, { frame, tsNs: record.tsNs, answered: false });
+      return m;
+    }
+    const req = pending.get(key);
+    if (req === undefined) return m;
+    if (req.answered) {
+      m.duplicate = true;
+      return m;
+    }
+    req.answered = true;
+    m.requestFrame = req.frame;
+    m.requestTsNs = req.tsNs;
+    m.resptimeMs = nstimeToMsec(record.tsNs - req.tsNs);
+    return m;
+  }
+
+  clear(): void {
+    this.conversations.clear();
+  }
+}
+
 /** The Wireshark echo matching key of an echo request or reply (see the file comment). */
 function echoKey(r: Bytes, at: number, request: boolean, family: 4 | 6): string {
   const cksum = r.u16(at + 2);
@@ -560,7 +636,7 @@ export class FieldSession {
   private number = 0;
   private firstTs: bigint | null = null;
   private prevTs: bigint | null = null;
-  private readonly conversations = new Map<string, Map<string, PendingRequest>>();
+  private readonly matcher = new EchoMatcher();
 
   /** The context of the next record; advances the session. */
   context(record: DecodedRecord, ifname: string, interfaceId?: number): FrameContext {
@@ -583,30 +659,15 @@ export class FieldSession {
   }
 
   private matchEcho(record: DecodedRecord, ctx: FrameContext): void {
-    const r = new Bytes(record.data);
-    const head = echoHeader(r);
-    if (head === null) return;
-    const { at, request, family } = head;
-    // Wireshark's ICMPv6 dissector does not track echo sent to a multicast group.
-    if (family === 6 && r.u8(24) === 0xff) return;
-    const [a, b] = family === 4 ? [r.u32(12), r.u32(16)].map(String) : [hexOf(r, 8), hexOf(r, 24)];
-    const conv = a! < b! ? `${a} ${b}` : `${b} ${a}`;
-    let pending = this.conversations.get(conv);
-    if (pending === undefined) {
-      pending = new Map();
-      this.conversations.set(conv, pending);
+    const m = this.matcher.match(record, ctx.number);
+    if (m === null) return;
+    if (m.request) {
+      // Wireshark shows neither resp_in nor no_resp for echo sent to an IPv6 multicast group.
+      if (!m.multicast) ctx.echoRequest = true;
+    } else if (m.requestFrame !== undefined) {
+      ctx.respTo = m.requestFrame;
+      ctx.resptimeMs = m.resptimeMs;
     }
-    const key = echoKey(r, at, request, family);
-    if (request) {
-      pending.set(key, { frame: ctx.number, tsNs: record.tsNs, answered: false });
-      ctx.echoRequest = true;
-      return;
-    }
-    const req = pending.get(key);
-    if (req === undefined || req.answered) return;
-    req.answered = true;
-    ctx.respTo = req.frame;
-    ctx.resptimeMs = Number(record.tsNs - req.tsNs) / 1e6;
   }
 }
 
