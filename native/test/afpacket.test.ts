@@ -107,7 +107,7 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
     expect(r.stats?.captured).toBe(r.records.length);
     expect(r.stats?.delivered).toBe(r.records.length);
     expect(r.stats?.droppedKernel).toBe(0);
-    expect(r.probe?.find((p) => p.source === 'afpacket')).toMatchObject({ available: true, via: 'direct' });
+    expect(r.probe?.find((p) => p.source === 'afpacket')).toMatchObject({ available: true, via: 'helper' });
     lastEventIsStopped(r);
   });
 

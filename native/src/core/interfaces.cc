@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/if.h>
+#include <net/if.h>
 #include <linux/if_addr.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -15,6 +15,10 @@
 #include <algorithm>
 
 #include "errors.h"
+
+#ifndef IFF_RUNNING
+#define IFF_RUNNING 0x40
+#endif
 
 namespace icmpcap {
 
@@ -145,6 +149,23 @@ std::map<int, InterfaceInfo> snapshot(int fd) {
 }
 
 }  // namespace
+
+std::vector<std::pair<unsigned, std::string>> resolve_interfaces(
+    const std::vector<std::string>& names) {
+  std::vector<std::pair<unsigned, std::string>> out;
+  for (const auto& name : names) {
+    if (name.empty() || name.size() >= IF_NAMESIZE || name.find('\0') != std::string::npos)
+      throw_error("open: interface \"" + name + "\"", EINVAL, "interface names have 1 to 15 bytes");
+    const unsigned idx = if_nametoindex(name.c_str());
+    if (!idx)
+      throw_error("open: interface " + name, ENODEV,
+                  "no such interface in this network namespace; list them with `ip link`");
+    bool dup = false;
+    for (auto& t : out) dup |= t.first == idx;
+    if (!dup) out.emplace_back(idx, name);
+  }
+  return out;
+}
 
 std::vector<InterfaceInfo> list_interfaces() {
   int fd = open_rtnl(0);

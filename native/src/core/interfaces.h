@@ -31,6 +31,11 @@ struct InterfaceInfo {
 // RTM_GETLINK + RTM_GETADDR dumps, sorted by index. Throws Error.
 std::vector<InterfaceInfo> list_interfaces();
 
+// Interface names (as the kernel accepts them: 1 to 15 bytes) to indexes in this network
+// namespace, duplicates removed, in order. Throws Error: EINVAL bad name, ENODEV unknown.
+std::vector<std::pair<unsigned, std::string>> resolve_interfaces(
+    const std::vector<std::string>& names);
+
 enum class InterfaceChange { kAdded, kRemoved, kChanged };
 
 // Follows RTM_NEWLINK/DELLINK/NEWADDR/DELADDR on its own thread (blocking in poll on the
