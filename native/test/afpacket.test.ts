@@ -255,3 +255,26 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
     expect(r.events.some((e) => e.type === 'overflow')).toBe(true);
   });
 });
+
+describe.skipIf(!isRoot)('AF_PACKET source, interface life cycle', () => {
+  let net: NetnsPair;
+  beforeAll(() => {
+    net = new NetnsPair();
+    net.addVeth('vA', 'vB', ['10.206.0.1', '10.206.0.2'], null);
+  });
+  afterAll(() => net?.destroy());
+
+  it('a port leaving a bridge (RTM_DELLINK of family AF_BRIDGE) does not end the capture', async () => {
+    sh('ip', ['-n', net.b, 'link', 'add', 'br0', 'type', 'bridge']);
+    sh('ip', ['-n', net.b, 'link', 'set', 'vB', 'master', 'br0']);
+    const cap = new ChildCapture(net.b, { source: 'afpacket', interfaces: ['vB'] });
+    await cap.ready;
+    sh('ip', ['-n', net.b, 'link', 'set', 'vB', 'nomaster']); // as docker/libvirt detaching a veth
+    sh('ip', ['-n', net.b, 'link', 'set', 'vB', 'up']);
+    ping(net.a, '10.206.0.2', 3);
+    const r = await cap.stop();
+    expect(r.events.filter((e) => e.type === 'interface-gone')).toEqual([]);
+    expect(r.records.filter((x) => x.type === 8 && x.dir === DIR_IN).map((x) => x.seq)).toEqual([1, 2, 3]);
+    lastEventIsStopped(r);
+  });
+});
