@@ -217,12 +217,13 @@ bool RingReader::poll_records(Batcher& out, std::string* error) {
     for (size_t k = 0; k < n && records_left > 0; k++) {
       const size_t i = (first_ring_ + k) % n;
       const size_t before = entries_[i].size();
-      if (!scan(i, std::min(share, records_left), &bytes_left, &first, error)) {
+      const bool ok = scan(i, std::min(share, records_left), &bytes_left, &first, error);
+      const uint32_t added = static_cast<uint32_t>(entries_[i].size() - before);
+      rings_[i].read += added;  // merged below, corrupt or not
+      if (!ok) {
         corrupt = true;
         break;
       }
-      const uint32_t added = static_cast<uint32_t>(entries_[i].size() - before);
-      rings_[i].read += added;
       records_left -= added;
       got += added;
     }
