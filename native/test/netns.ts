@@ -127,6 +127,7 @@ export interface CaptureResult {
     droppedKernel: number;
     droppedRing: number;
     batches: number;
+    wakeups: number;
   } | null;
   probe?: { source: string; available: boolean; via?: string; reason?: string; fix?: string }[];
 }
