@@ -63,6 +63,19 @@ struct JsContext {
 };
 
 void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw);
+
+// A callback threw: report it as an uncaught exception, as for any other callback. Never
+// throws (Error::ThrowAsJavaScriptException() does when the environment is terminating, and
+// nothing may escape a ThreadSafeFunction's call).
+void RethrowToJs(napi_env env, const Napi::Error& e) {
+  napi_value v = nullptr;
+  try {
+    v = e.Value();
+  } catch (...) {
+    return;
+  }
+  if (v) napi_throw(env, v);
+}
 using Tsfn = Napi::TypedThreadSafeFunction<JsContext, Item, CallJs>;
 
 class JsSink final : public icmpcap::Sink {
@@ -268,8 +281,10 @@ class Session : public Napi::ObjectWrap<Session> {
 
 void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw) {
   std::unique_ptr<Item> item(raw);
+  // The environment is going away: Node empties the queue with env == null after the
+  // finalizer deleted ctx. Drop, and touch nothing else.
+  if (!env) return;
   if (item->is_batch) ctx->state->inflight.fetch_sub(1, std::memory_order_acq_rel);
-  if (!env) return;  // the environment is going away: drop
   try {
     if (item->is_batch) {
       const Batch& b = item->batch;
@@ -300,8 +315,9 @@ void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw) {
     if (!e.errno_name.empty()) ev.Set("errno", e.errno_name);
     ctx->on_event.Call({ev});
   } catch (const Napi::Error& e) {
-    // A callback threw: report it as an uncaught exception, as for any other callback.
-    e.ThrowAsJavaScriptException();
+    RethrowToJs(env, e);
+  } catch (...) {
+    // The environment is being torn down: nothing can run, nothing to report.
   }
 }
 
@@ -507,15 +523,16 @@ struct IfChange {
 void CallWatch(Napi::Env env, Napi::Function fn, std::nullptr_t*, IfChange* raw) {
   std::unique_ptr<IfChange> c(raw);
   if (!env) return;
-  Napi::Object ev = Napi::Object::New(env);
-  ev.Set("type", c->type == icmpcap::InterfaceChange::kAdded     ? "added"
-                 : c->type == icmpcap::InterfaceChange::kRemoved ? "removed"
-                                                                 : "changed");
-  ev.Set("iface", InterfaceToJs(env, c->iface));
   try {
+    Napi::Object ev = Napi::Object::New(env);
+    ev.Set("type", c->type == icmpcap::InterfaceChange::kAdded     ? "added"
+                   : c->type == icmpcap::InterfaceChange::kRemoved ? "removed"
+                                                                   : "changed");
+    ev.Set("iface", InterfaceToJs(env, c->iface));
     fn.Call({ev});
   } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
+    RethrowToJs(env, e);
+  } catch (...) {
   }
 }
 using WatchTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, IfChange, CallWatch>;

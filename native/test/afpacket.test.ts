@@ -352,3 +352,48 @@ describe.skipIf(!isRoot)('AF_PACKET source, the odd packets', () => {
     expect(s.wakeups).toBeLessThan(4 * s.batches + 100);
   });
 });
+
+describe.skipIf(!isRoot)('AF_PACKET source, capture filter in the kernel', () => {
+  let net: NetnsPair;
+  beforeAll(() => {
+    net = new NetnsPair();
+    net.addVeth('vA', 'vB', ['10.209.0.1', '10.209.0.2'], ['fd00:209::1', 'fd00:209::2']);
+    sh('ip', ['-n', net.a, 'addr', 'add', '10.209.0.11/24', 'dev', 'vA']);
+  });
+  afterAll(() => net?.destroy());
+
+  it('a filter for one host and one type keeps only that, before user space', async () => {
+    const cap = new ChildCapture(net.b, {
+      source: 'afpacket',
+      interfaces: ['vB'],
+      filter: {
+        typesV4: [8],
+        families: [4],
+        addresses: [{ family: 4, address: '10.209.0.11', prefixLength: 32, side: 'src' }],
+      },
+    });
+    await cap.ready;
+    ping(net.a, '10.209.0.2', 20, ['-I', '10.209.0.11']); // kept: requests from .11
+    ping(net.a, '10.209.0.2', 20); // from .1: filtered out
+    ping(net.a, 'fd00:209::2', 20); // IPv6: filtered out
+    const r = await cap.stop();
+    expect(r.error).toBeNull();
+    // What reached user space: exactly the 20 requests from .11; the 100 other packets
+    // (replies, the other host, IPv6, neighbour discovery) stayed in the kernel.
+    expect(r.records.map((x) => [x.type, x.saddr, x.dir])).toEqual(
+      Array.from({ length: 20 }, () => [8, '10.209.0.11', DIR_IN]),
+    );
+    expect(r.records.map((x) => x.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(r.stats?.captured).toBe(20);
+  });
+
+  it('rejects a malformed filter with EINVAL naming the field', async () => {
+    const cap = new ChildCapture(net.b, {
+      source: 'afpacket',
+      filter: { addresses: [{ family: 4, address: 'not-an-ip', prefixLength: 32, side: 'any' }] },
+    });
+    const r = await cap.result;
+    expect(r.error?.code).toBe('EINVAL');
+    expect(r.error?.message).toContain('filter.addresses[0].address');
+  });
+});
