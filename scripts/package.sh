@@ -85,7 +85,7 @@ package_dkms() {
 	src=$root/usr/src/icmpcap-$VERSION
 	rm -rf "$root"
 	mkdir -p "$root/DEBIAN" "$src/include" "$root/usr/lib/udev/rules.d" "$root/usr/lib/modules-load.d"
-	cp kernel/Makefile kernel/Kbuild kernel/icmpcap.c "$src/"
+	cp kernel/Makefile kernel/Kbuild kernel/*.c kernel/*.h "$src/"
 	cp -r kernel/include/. "$src/include/"
 	# dkms.conf as the kernel/ folder has it, with the package's version: DKMS looks for the source in
 	# /usr/src/<PACKAGE_NAME>-<PACKAGE_VERSION>/.
