@@ -9,7 +9,7 @@ declare -A GROUP=(
   [e2e]="chromium xvfb"
   [files]="tshark tcpdump"
   [native]="libcap2-bin util-linux"
-  [metrics]="prometheus"
+  [metrics]="prometheus curl"
   [kernel]="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2"
 )
 
