@@ -262,11 +262,29 @@ function peerLabels(peer: string, local: string, family: 4 | 6, role: PeerCounte
   ];
 }
 
+/**
+ * The RTT histogram, classic and native. The bounds are powers of two (2^-20 s .. 2^3 s), which are the
+ * bucket boundaries of a schema 0 native histogram: classic bucket k, (2^(k-21), 2^(k-20)], is native
+ * bucket k-20, and the first classic bucket, (0, 2^-20], is exactly the zero bucket with threshold 2^-20.
+ */
 function histogram(s: Series): HistogramSample {
   let cumulative = 0;
   const buckets = RTT_BUCKETS_S.map((le, b) => {
     cumulative += s.counts.rttBuckets[b]!;
     return { le, count: cumulative };
   });
-  return { labels: s.labels, buckets, count: s.counts.rttCount, sum: s.counts.rttSumS };
+  const positive = RTT_BUCKETS_S.slice(1).map((_, k) => ({
+    index: k + 1 - 20,
+    count: s.counts.rttBuckets[k + 1]!,
+  }));
+  // Above the last bound (never, with the 2 s reply timeout): the next power of two.
+  const above = s.counts.rttCount - cumulative;
+  if (above > 0) positive.push({ index: RTT_BUCKETS_S.length - 20, count: above });
+  return {
+    labels: s.labels,
+    buckets,
+    count: s.counts.rttCount,
+    sum: s.counts.rttSumS,
+    native: { schema: 0, zeroThreshold: RTT_BUCKETS_S[0]!, zeroCount: s.counts.rttBuckets[0]!, positive },
+  };
 }

@@ -20,6 +20,17 @@ export interface HistogramSample {
   buckets: readonly { le: number; count: number }[];
   count: number;
   sum: number;
+  /**
+   * The same observations as a native (exponential) histogram, for the protobuf exposition: bucket
+   * `index` covers (2^((index-1)/2^schema), 2^(index/2^schema)]; values up to `zeroThreshold` are in
+   * `zeroCount`. The text formats carry only the classic buckets.
+   */
+  native?: {
+    schema: number;
+    zeroThreshold: number;
+    zeroCount: number;
+    positive: readonly { index: number; count: number }[];
+  };
 }
 
 export type MetricFamily =

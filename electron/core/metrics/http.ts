@@ -13,22 +13,31 @@ import {
   formatOpenMetrics,
   formatPrometheusText,
 } from './exposition.js';
+import { PROTOBUF_CONTENT_TYPE, formatProtobuf } from './protobuf.js';
 
 export const METRICS_PATH = '/metrics';
+const CONTENT_TYPES: Record<Format, string> = {
+  protobuf: PROTOBUF_CONTENT_TYPE,
+  openmetrics: OPENMETRICS_CONTENT_TYPE,
+  text: PROMETHEUS_TEXT_CONTENT_TYPE,
+};
 const REALM = 'Bearer realm="icmpcap metrics"';
 /** RFC 6750's b64token. */
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
 
-export type Negotiated = 'openmetrics' | 'text' | { status: 400 | 406; message: string };
+export type Format = 'protobuf' | 'openmetrics' | 'text';
+export type Negotiated = Format | { status: 400 | 406; message: string };
+/** On equal q: protobuf (native histograms), then OpenMetrics, then text. */
+const PREFERENCE: Record<Format, number> = { protobuf: 3, openmetrics: 2, text: 1 };
 
 /**
- * Picks the format for an Accept header: the acceptable type with the highest q (OpenMetrics on a tie,
- * as Prometheus lists it first). Only OpenMetrics 1.0.0 and text 0.0.4 are offered; a header that
- * accepts neither gets 406 and one that cannot be parsed 400.
+ * Picks the format for an Accept header: the acceptable type with the highest q (on a tie the richer
+ * format, in Prometheus's order). Offered: protobuf (delimited MetricFamily), OpenMetrics 1.0.0 and text
+ * 0.0.4; a header that accepts none gets 406 and one that cannot be parsed 400.
  */
 export function negotiate(accept: string | undefined): Negotiated {
   if (accept === undefined || accept.trim() === '') return 'text';
-  let best: { format: 'openmetrics' | 'text'; q: number } | null = null;
+  let best: { format: Format; q: number } | null = null;
   for (const range of accept.split(',')) {
     const [typePart, ...paramParts] = range.split(';').map((s) => s.trim());
     if (!typePart) continue;
@@ -53,22 +62,26 @@ export function negotiate(accept: string | undefined): Negotiated {
     if (q === 0) continue;
     const type = typePart.toLowerCase();
     const version = params.get('version');
-    let format: 'openmetrics' | 'text' | null = null;
-    if (type === 'application/openmetrics-text' && (version === undefined || version === '1.0.0'))
+    let format: Format | null = null;
+    if (
+      type === 'application/vnd.google.protobuf' &&
+      params.get('proto') === 'io.prometheus.client.MetricFamily' &&
+      params.get('encoding') === 'delimited'
+    )
+      format = 'protobuf';
+    else if (type === 'application/openmetrics-text' && (version === undefined || version === '1.0.0'))
       format = 'openmetrics';
     else if (type === 'text/plain' && (version === undefined || version === '0.0.4')) format = 'text';
     else if (type === 'text/*' || type === '*/*') format = 'text';
-    if (
-      format &&
-      (!best || q > best.q || (q === best.q && format === 'openmetrics' && best.format === 'text'))
-    )
+    if (format && (!best || q > best.q || (q === best.q && PREFERENCE[format] > PREFERENCE[best.format])))
       best = { format, q };
   }
   if (best) return best.format;
   return {
     status: 406,
     message:
-      'icmpcap serves metrics as application/openmetrics-text; version=1.0.0 or text/plain; version=0.0.4\n',
+      'icmpcap serves metrics as application/openmetrics-text; version=1.0.0, text/plain; version=0.0.4 or ' +
+      'application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited\n',
   };
 }
 
@@ -144,10 +157,15 @@ export function metricsEndpoint(token: string, collect: () => MetricFamily[]): M
         res.writeHead(format.status, plain).end(format.message);
         return true;
       }
-      let body: string;
+      let body: string | Uint8Array;
       try {
         const families = collect();
-        body = format === 'openmetrics' ? formatOpenMetrics(families) : formatPrometheusText(families);
+        body =
+          format === 'protobuf'
+            ? formatProtobuf(families)
+            : format === 'openmetrics'
+              ? formatOpenMetrics(families)
+              : formatPrometheusText(families);
       } catch (err) {
         res
           .writeHead(500, plain)
@@ -155,8 +173,8 @@ export function metricsEndpoint(token: string, collect: () => MetricFamily[]): M
         return true;
       }
       res.writeHead(200, {
-        'Content-Type': format === 'openmetrics' ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_TEXT_CONTENT_TYPE,
-        'Content-Length': Buffer.byteLength(body),
+        'Content-Type': CONTENT_TYPES[format],
+        'Content-Length': typeof body === 'string' ? Buffer.byteLength(body) : body.length,
         'Cache-Control': 'no-store',
         'X-Content-Type-Options': 'nosniff',
       });

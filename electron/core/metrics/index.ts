@@ -12,6 +12,7 @@ import { METRICS_PATH, type MetricsServer, metricsEndpoint, startMetricsServer }
 export { DEFAULT_MAX_PEERS, MetricsCollector } from './collect.js';
 export * from './exposition.js';
 export * from './http.js';
+export { PROTOBUF_CONTENT_TYPE, formatProtobuf } from './protobuf.js';
 
 /** The flags `serve` takes for metrics, in node:util parseArgs form. */
 export const METRICS_FLAGS = {

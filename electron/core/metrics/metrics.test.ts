@@ -194,6 +194,21 @@ describe('GET /metrics', () => {
     expect(
       samples(text).get(peerKey('icmpcap_peer_requests_total', '198.51.100.2', LOCAL, 'ipv4', 'out')),
     ).toBe(10);
+    // Prometheus with native histograms asks for protobuf first: length-delimited MetricFamily messages.
+    const proto = await scrape({
+      Authorization: `Bearer ${token}`,
+      Accept:
+        'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,*/*;q=0.1',
+    });
+    expect(proto.headers.get('content-type')).toBe(
+      'application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited',
+    );
+    const bytes = Buffer.from(await proto.arrayBuffer());
+    const name = 'icmpcap_peer_requests_total';
+    // First message: its length (a varint), then field 1 (name) as a length-delimited string.
+    expect(bytes[1]! < 0x80 ? bytes.subarray(2, 4 + name.length).toString('latin1') : '').toBe(
+      `\x0a${String.fromCharCode(name.length)}${name}`,
+    );
     // HEAD answers the same headers without a body.
     const head = await scrape({ Authorization: `Bearer ${token}` }, { method: 'HEAD' });
     expect(head.status).toBe(200);

@@ -17,6 +17,8 @@ import { type NetnsPair, createNetnsPair } from '../../../test/support/netns.js'
 
 const METRICS_PORT = 9374;
 const PROMETHEUS = '127.0.0.1:9090';
+/** A second Prometheus with native histograms: it asks for the protobuf exposition. */
+const PROMETHEUS_NATIVE = '127.0.0.1:9091';
 const TOKEN = 'c2NyYXBlLXRva2VuLWZvci1pY21wY2Fw';
 const PINGS = 20;
 
@@ -68,10 +70,10 @@ interface PromVector {
   value: [number, string];
 }
 
-function query(promql: string): PromVector[] {
+function query(promql: string, server = PROMETHEUS): PromVector[] {
   const { status, body } = curlB([
     '-G',
-    `http://${PROMETHEUS}/api/v1/query`,
+    `http://${server}/api/v1/query`,
     '--data-urlencode',
     `query=${promql}`,
   ]);
@@ -164,6 +166,14 @@ beforeAll(async () => {
     `--web.listen-address=${PROMETHEUS}`,
     '--log.level=warn',
   ]);
+  start(pair.b, [
+    'prometheus',
+    `--config.file=${join(tmp, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${join(tmp, 'tsdb-native')}`,
+    `--web.listen-address=${PROMETHEUS_NATIVE}`,
+    '--enable-feature=native-histograms',
+    '--log.level=warn',
+  ]);
   uiUrl = await until(() => {
     const out = serve.output();
     if (serve.proc.exitCode !== null || /not capturing/.test(out))
@@ -173,13 +183,14 @@ beforeAll(async () => {
   }, 'icmpcap serve to capture');
   expect(serve.output()).toContain(`icmpcap: metrics on http://${target}/metrics`);
   expect(serve.output()).not.toContain(TOKEN);
-  await until(() => {
-    try {
-      return query('up{job="icmpcap"} == 1').length ? true : undefined;
-    } catch {
-      return undefined;
-    }
-  }, 'Prometheus to scrape icmpcap');
+  for (const server of [PROMETHEUS, PROMETHEUS_NATIVE])
+    await until(() => {
+      try {
+        return query('up{job="icmpcap"} == 1', server).length ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    }, `Prometheus ${server} to scrape icmpcap`);
   // Real pings: A pings B over IPv4 (25 % dropped by B) and IPv6, B pings A over IPv4.
   pingAllowingLoss(pair.a, pair.v4.b, PINGS);
   ping(pair.a, pair.v6.b, 10);
@@ -215,14 +226,15 @@ describe('Prometheus scraping icmpcap serve --metrics', () => {
       return done ? now : undefined;
     }, 'the UI figures to settle');
     const settledAt = Date.now() / 1000;
-    // Prometheus has scraped after that.
-    await until(
-      () =>
-        Number(query('timestamp(icmpcap_capture_up{job="icmpcap"})')[0]?.value[1]) > settledAt
-          ? true
-          : undefined,
-      'a scrape after the figures settled',
-    );
+    // Both Prometheus servers have scraped after that.
+    for (const server of [PROMETHEUS, PROMETHEUS_NATIVE])
+      await until(
+        () =>
+          Number(query('timestamp(icmpcap_capture_up{job="icmpcap"})', server)[0]?.value[1]) > settledAt
+            ? true
+            : undefined,
+        `a scrape by ${server} after the figures settled`,
+      );
     const out4 = peers.find((p) => p.peer === pair.v4.b && p.role === 'out')!;
     expect(out4).toMatchObject({ requests: PINGS, replies: PINGS * 0.75, lost: PINGS / 4, loss: 0.25 });
     expect(peers.find((p) => p.peer === pair.v4.b && p.role === 'in')).toMatchObject({
@@ -231,9 +243,9 @@ describe('Prometheus scraping icmpcap serve --metrics', () => {
     });
     expect(peers.find((p) => p.peer === pair.v6.b)).toMatchObject({ requests: 10, replies: 10, lost: 0 });
 
-    const series = (name: string): Map<string, number> =>
+    const series = (name: string, server = PROMETHEUS): Map<string, number> =>
       new Map(
-        query(`${name}{job="icmpcap"}`).map((v) => [
+        query(/^\w+$/.test(name) ? `${name}{job="icmpcap"}` : name, server).map((v) => [
           `${v.metric.peer}|${v.metric.local}|${v.metric.family}|${v.metric.role}`,
           Number(v.value[1]),
         ]),
@@ -243,7 +255,7 @@ describe('Prometheus scraping icmpcap serve --metrics', () => {
     const lost = series('icmpcap_peer_lost_total');
     const duplicates = series('icmpcap_peer_duplicates_total');
     const rttCount = series('icmpcap_peer_rtt_seconds_count');
-    const loss = series('icmpcap_peer_lost_total / icmpcap_peer_judged_total');
+    const loss = series('icmpcap_peer_lost_total{job="icmpcap"} / icmpcap_peer_judged_total');
     expect(requests.size).toBe(peers.length);
     for (const p of peers) {
       const key = `${p.peer}|${p.local}|ipv${p.family}|${p.role}`;
@@ -257,6 +269,23 @@ describe('Prometheus scraping icmpcap serve --metrics', () => {
       ]).toEqual([key, p.requests, p.replies, p.lost, p.duplicates, p.replies]);
       if (p.requests > 1) expect([key, loss.get(key)]).toEqual([key, p.loss]);
     }
+    // Through the protobuf exposition: the same counters, and the RTTs as a native histogram.
+    const nativeRequests = series('icmpcap_peer_requests_total', PROMETHEUS_NATIVE);
+    const nativeCount = series('histogram_count(icmpcap_peer_rtt_seconds{job="icmpcap"})', PROMETHEUS_NATIVE);
+    const median = series(
+      'histogram_quantile(0.5, icmpcap_peer_rtt_seconds{job="icmpcap"})',
+      PROMETHEUS_NATIVE,
+    );
+    for (const p of peers) {
+      const key = `${p.peer}|${p.local}|ipv${p.family}|${p.role}`;
+      expect([key, nativeRequests.get(key), nativeCount.get(key)]).toEqual([key, p.requests, p.replies]);
+      // The native median lies within the buckets of the UI's fastest and slowest RTT.
+      if (p.replies > 0) {
+        expect(median.get(key)).toBeGreaterThan(p.rttMinMs! / 1000 / 2);
+        expect(median.get(key)).toBeLessThanOrEqual((p.rttMaxMs! / 1000) * 2);
+      }
+    }
+    expect(query('icmpcap_peer_rtt_seconds_bucket{job="icmpcap"}', PROMETHEUS_NATIVE)).toEqual([]);
     const echoOut = query(
       `icmpcap_packets_total{job="icmpcap",family="ipv4",type="echo-request",direction="out"}`,
     )[0];

@@ -49,10 +49,11 @@ export interface AddressNames {
 
 const KINDS: readonly MessageKindName[] = ['echo', 'error', 'nd', 'other'];
 /**
- * Upper bounds (seconds) of the per-peer RTT histogram's buckets: powers of two from 2^-15 s (30.5 us)
+ * Upper bounds (seconds) of the per-peer RTT histogram's buckets: powers of two from 2^-20 s (0.95 us; RTTs
+ * measured where the capture sees both packets can be a few microseconds)
  * to 2^3 s, so they are also the bucket boundaries of a base-2 (schema 0) exponential histogram.
  */
-export const RTT_BUCKETS_S: readonly number[] = Array.from({ length: 19 }, (_, k) => 2 ** (k - 15));
+export const RTT_BUCKETS_S: readonly number[] = Array.from({ length: 24 }, (_, k) => 2 ** (k - 20));
 const RTT_BUCKETS_MS = Float64Array.from(RTT_BUCKETS_S, (s) => s * 1000);
 
 /** The raw, cumulative counters of one peer (for exporters; the UI reads `PeerStats`). */
