@@ -131,7 +131,16 @@ export function createExporter(config: MetricsConfig, service: CaptureService, v
       let url: string;
       if (config.listen || !ui) {
         const at = config.listen ?? fallback;
-        own = await startMetricsServer(endpoint, at.host, at.port);
+        try {
+          own = await startMetricsServer(endpoint, at.host, at.port);
+        } catch (err) {
+          const where = at.host.includes(':') ? `[${at.host}]:${at.port}` : `${at.host}:${at.port}`;
+          const code = (err as NodeJS.ErrnoException).code;
+          throw new Error(
+            `cannot serve metrics on ${where}: ${code === 'EADDRINUSE' ? 'the port is in use; pick another with --metrics-listen' : (err as Error).message}`,
+            { cause: err },
+          );
+        }
         url = own.url;
       } else {
         const host = ui.host.includes(':') ? `[${ui.host}]` : ui.host;
