@@ -29,6 +29,7 @@ import { JobRunner } from './jobs.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js';
 import { evictionTarget, ringSegmentNs, ringUnit } from './ring.js';
 import { type SegmentCut, Spool, defaultSpoolDir } from './spool-store.js';
+import { storeFieldReader } from './fields/store-fields.js';
 import { Aggregator } from './stats/aggregator.js';
 import { FilterCancelled, View } from './view.js';
 import { CHUNK_MASK, MAX_RECORDS, RecordStore, hookName } from './store.js';
@@ -72,6 +73,12 @@ export class CaptureService {
     this.view = new View(this.store, {
       addresses: this.ingestor.addresses,
       interfaces: this.ingestor.interfaces,
+      // Display-filter tests the columns cannot answer read the record's bytes from the spool.
+      fields: storeFieldReader(
+        this.store,
+        (offset) => (this.spool ? this.spool.read(offset) : null),
+        (id) => this.ingestor.interfaces.get(id),
+      ),
     });
     this.aggregator = new Aggregator(this.ingestor.addresses);
     this.jobs = new JobRunner((job) => this.emit('job', job));

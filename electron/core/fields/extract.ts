@@ -329,9 +329,9 @@ function addEchoState(
   if (request) {
     if (ctx.respIn !== undefined) out.add(`${proto}.resp_in`, ctx.respIn, layer);
     else if (ctx.noResp === true) out.add(`${proto}.no_resp`, null, layer);
-  } else if (ctx.respTo !== undefined) {
-    out.add(`${proto}.resp_to`, ctx.respTo, layer);
-    out.add(`${proto}.resptime`, ctx.resptimeMs ?? 0, layer);
+  } else {
+    if (ctx.respTo !== undefined) out.add(`${proto}.resp_to`, ctx.respTo, layer);
+    if (ctx.resptimeMs !== undefined) out.add(`${proto}.resptime`, ctx.resptimeMs, layer);
   }
 }
 
