@@ -63,7 +63,8 @@ export const SortParamsSchema = z
   .object({ column: SortColumnSchema.nullable(), descending: z.boolean().default(false) })
   .strict();
 
-const RecordNo = z.number().int().min(1);
+/** Record numbers are below 2^32 (store.ts MAX_RECORDS): the bound keeps requests within wire.ts's limit. */
+const RecordNo = z.number().int().min(1).max(2 ** 32);
 export const RecordParamsSchema = z.object({ no: RecordNo }).strict();
 
 export const ExportFormatSchema = z.enum(EXPORT_FORMATS);
