@@ -64,7 +64,11 @@ export const SortParamsSchema = z
   .strict();
 
 /** Record numbers are below 2^32 (store.ts MAX_RECORDS): the bound keeps requests within wire.ts's limit. */
-const RecordNo = z.number().int().min(1).max(2 ** 32);
+const RecordNo = z
+  .number()
+  .int()
+  .min(1)
+  .max(2 ** 32);
 export const RecordParamsSchema = z.object({ no: RecordNo }).strict();
 
 export const ExportFormatSchema = z.enum(EXPORT_FORMATS);

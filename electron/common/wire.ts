@@ -26,7 +26,7 @@ export const WS_TOKEN_PREFIX = 'token.';
 export function encodeRequest(text: string): string[] {
   if (text.length <= PART_UNITS) return [text];
   const pieces: string[] = [];
-  for (let at = 0; at < text.length; ) {
+  for (let at = 0; at < text.length;) {
     let end = Math.min(text.length, at + PART_UNITS);
     const last = text.charCodeAt(end - 1);
     // Never split a surrogate pair: each part must be valid UTF-16 on its own.
