@@ -14,14 +14,16 @@ import { createReadStream, statSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { extname, join, normalize, sep } from 'node:path';
+import { dirname, extname, join, normalize, sep } from 'node:path';
 import { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { type ContractError, type EventName, ServiceError } from '../common/contract.js';
 import { FRAME_BYTES, WS_PROTOCOL, WS_TOKEN_PREFIX } from '../common/wire.js';
 import type { CaptureService } from './service.js';
 import { BadTokenLimiter, type RateLimitOptions, bearerToken, tokenMatches } from './web/auth.js';
+import { PageFiles } from './web/page-files.js';
 import { PartJoiner } from './web/parts.js';
+import { defaultSpoolDir } from './spool-store.js';
 
 /** What a mounted route gets besides the request: whether it carried the token, and how to answer. */
 export interface RouteContext {
@@ -40,9 +42,6 @@ export type RouteHandler = (
   ctx: RouteContext,
 ) => boolean | Promise<boolean> | void | Promise<void>;
 
-/** How page requests reach the service; the default passes them on as they are. */
-export type RequestHandler = (method: unknown, params: unknown) => Promise<unknown>;
-
 export interface ServerOptions {
   service: CaptureService;
   /** Folder with the built renderer (index.html). */
@@ -52,10 +51,11 @@ export interface ServerOptions {
   token?: string;
   /** Serve HTTPS with this certificate and key (PEM). Required for a non-loopback host (cli.ts). */
   tls?: { cert: string | Buffer; key: string | Buffer };
-  /** Requests from pages go through this (the page-files gateway); default: straight to the service. */
-  handle?: RequestHandler;
-  /** Rewrites an event for pages before it is sent (e.g. a job's path on this machine). */
-  eventForPage?: (event: EventName, data: unknown) => unknown;
+  /**
+   * Files for pages (electron/core/web/page-files.ts): downloads, uploads and the capture folder. Pages
+   * always go through it, so none can name a path here. workDir defaults to $XDG_CACHE_HOME/icmpcap.
+   */
+  files?: { workDir?: string; captureFolder?: string; maxUploadBytes?: number };
   /** Ping every this many ms; a client that has not answered the previous ping is closed. */
   heartbeatMs?: number;
   /** A client whose unsent backlog passes this many bytes is disconnected. */
@@ -151,8 +151,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const scheme = opts.tls ? 'https' : 'http';
   const maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
   const eventDropBytes = Math.min(1024 * 1024, maxBuffered / 4);
-  const handle: RequestHandler =
-    opts.handle ?? ((method, params) => opts.service.handle(method, params, 'websocket'));
+  const files = new PageFiles({
+    service: opts.service,
+    workDir: opts.files?.workDir ?? dirname(defaultSpoolDir()),
+    ...(opts.files?.captureFolder ? { captureFolder: opts.files.captureFolder } : {}),
+    ...(opts.files?.maxUploadBytes ? { maxUploadBytes: opts.files.maxUploadBytes } : {}),
+  });
   const limiter = new BadTokenLimiter(opts.badTokens);
   const routes: { prefix: string; handler: RouteHandler }[] = [];
   let port = 0;
@@ -317,8 +321,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       // client that stays behind is disconnected by send().
       if (SNAPSHOT_EVENTS.has(event) && ws.bufferedAmount > eventDropBytes) return;
       try {
-        const payload = opts.eventForPage ? opts.eventForPage(event, data) : data;
-        if (payload !== undefined) send(ws, JSON.stringify({ event, data: payload }));
+        send(ws, JSON.stringify({ event, data: files.eventForPage(event, data) }));
       } catch {
         // an event that cannot be sent is skipped; the next snapshot follows
       }
@@ -361,7 +364,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         throw new ServiceError('bad-request', 'a request needs a numeric "id" and a string "method"');
       }
       id = msg.data.id;
-      const result = await handle(msg.data.method, msg.data.params);
+      const result = await files.handle(msg.data.method, msg.data.params);
       send(ws, JSON.stringify({ id, result }));
     } catch (err) {
       try {
@@ -373,7 +376,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 
   await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
+    http.once('error', (err) => {
+      files.close();
+      reject(err);
+    });
     http.listen(opts.port ?? 0, host, () => {
       http.off('error', reject);
       http.on('error', () => undefined);
@@ -381,6 +387,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
   });
   port = (http.address() as AddressInfo).port;
+  const mount = (prefix: string, handler: RouteHandler): void => {
+    routes.push({ prefix, handler });
+  };
+  files.mount(mount);
   const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
   return {
     url: `${scheme}://${shownHost}:${port}/#token=${token}`,
@@ -389,12 +399,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     host,
     scheme,
     connections: () => wss.clients.size,
-    mount(prefix, handler) {
-      routes.push({ prefix, handler });
-    },
+    mount,
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(heartbeat);
+        files.close();
         for (const client of wss.clients) client.terminate();
         wss.close();
         http.close(() => resolve());

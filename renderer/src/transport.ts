@@ -7,8 +7,8 @@ import type {
   EventName,
   Events,
   IcmpcapApi,
-  RequestName,
-  RequestParams,
+  PageRequestName,
+  PageRequestParams,
   Results,
 } from '@common/contract';
 import { WS_PROTOCOL, WS_TOKEN_PREFIX, encodeRequest } from '@common/wire';
@@ -102,7 +102,7 @@ class WebSocketApi implements IcmpcapApi {
     for (const l of this.listeners.get(event) ?? []) l(data);
   }
 
-  async request<M extends RequestName>(method: M, params?: RequestParams<M>): Promise<Results[M]> {
+  async request<M extends PageRequestName>(method: M, params?: PageRequestParams<M>): Promise<Results[M]> {
     const ws = this.ws && this.ws.readyState === WebSocket.OPEN ? this.ws : await this.connect();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
