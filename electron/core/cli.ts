@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { loadNative } from './native.js';
 import { projectRoot } from './paths.js';
 import { startServer } from './server.js';
+import { SERVE_SECURITY_OPTIONS, SERVE_SECURITY_USAGE, serveSecurity } from './web/serve-setup.js';
 import { CaptureService, errorMessage } from './service.js';
 import { formatChecks, runDoctor } from './doctor.js';
 import {
@@ -23,7 +24,8 @@ const USAGE = `usage: icmpcap <command> [options]
 
 commands:
   serve         serve the app in a browser (127.0.0.1 and a random token by default)
-                  --listen ADDR   listen on ADDR instead of 127.0.0.1 (the token is still required)
+                  --listen ADDR   listen on ADDR instead of 127.0.0.1 (HTTPS; the token is still required)
+${SERVE_SECURITY_USAGE.trimEnd()}
                   --port N        port (default: any free port)
                   -i, --interface NAME   capture on NAME (repeatable; default: all)
                   --source auto|module|afpacket
@@ -79,9 +81,11 @@ async function serve(argv: string[]): Promise<void> {
       'no-start': { type: 'boolean', default: false },
       'ring-records': { type: 'string' },
       'ring-seconds': { type: 'string' },
+      ...SERVE_SECURITY_OPTIONS,
     },
     strict: true,
   });
+  const security = await serveSecurity(values).catch((err: unknown) => fail(errorMessage(err)));
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     fail(`--port takes a number from 0 to 65535, not ${values.port}`);
@@ -97,7 +101,10 @@ async function serve(argv: string[]): Promise<void> {
     staticDir: join(projectRoot(), 'dist', 'renderer'),
     host: values.listen ?? '127.0.0.1',
     port,
+    files: security.files,
+    ...(security.tls ? { tls: security.tls } : {}),
   });
+  for (const note of security.notes) process.stdout.write(`${note}\n`);
   process.stdout.write(`icmpcap ${version()} serving on ${server.url}\n`);
   if (values.listen)
     process.stdout.write(`icmpcap: listening on ${values.listen}: anyone with the token can capture\n`);
