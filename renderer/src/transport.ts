@@ -136,3 +136,16 @@ export function createApi(): IcmpcapApi {
 }
 
 export const api = createApi();
+
+/** True in a browser (browser mode): files go by download and upload, not native dialogs. */
+export const inBrowser = !window.icmpcap;
+
+/**
+ * An HTTP request to the service (downloads, uploads) with the token in the Authorization header,
+ * never in the URL. Only for browser mode.
+ */
+export function serviceFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set('Authorization', `Bearer ${tokenFromLocation()}`);
+  return fetch(path, { ...init, headers, credentials: 'omit', cache: 'no-store' });
+}

@@ -20,48 +20,61 @@ export function bearerToken(header: string | undefined): string | null {
 }
 
 export interface RateLimitOptions {
-  /** Wrong tokens allowed per address before it has to wait. */
+  /** Wrong tokens an address may send at once before it has to wait. */
   burst?: number;
-  /** How long an address waits once over the burst, in ms; doubles with each further failure. */
-  penaltyMs?: number;
+  /** One more wrong token is allowed every this many ms (so guessing runs at 1/s at most). */
+  refillMs?: number;
   /** Addresses remembered at most (the oldest are forgotten first). */
   maxAddresses?: number;
 }
 
+/**
+ * A token bucket per address: each wrong token takes one; an empty bucket means that address is not
+ * even checked until it refills. A guesser gets one try a second; a typo costs nothing lasting.
+ */
 export class BadTokenLimiter {
-  private readonly failures = new Map<string, { count: number; until: number }>();
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly burst: number;
-  private readonly penaltyMs: number;
+  private readonly refillMs: number;
   private readonly maxAddresses: number;
 
   constructor(opts: RateLimitOptions = {}) {
     this.burst = opts.burst ?? 5;
-    this.penaltyMs = opts.penaltyMs ?? 1000;
+    this.refillMs = opts.refillMs ?? 1000;
     this.maxAddresses = opts.maxAddresses ?? 4096;
+  }
+
+  private level(address: string, now: number): { tokens: number; at: number } {
+    const b = this.buckets.get(address) ?? { tokens: this.burst, at: now };
+    const refill = Math.floor((now - b.at) / this.refillMs);
+    if (refill > 0) {
+      b.tokens = Math.min(this.burst, b.tokens + refill);
+      b.at += refill * this.refillMs;
+    }
+    if (b.tokens === this.burst) b.at = now;
+    return b;
   }
 
   /** Ms this address must still wait before a token is even checked (0: go ahead). */
   waitMs(address: string, now = Date.now()): number {
-    const entry = this.failures.get(address);
-    return entry ? Math.max(0, entry.until - now) : 0;
+    if (!this.buckets.has(address)) return 0;
+    const b = this.level(address, now);
+    return b.tokens > 0 ? 0 : Math.max(1, b.at + this.refillMs - now);
   }
 
   failed(address: string, now = Date.now()): void {
-    const entry = this.failures.get(address) ?? { count: 0, until: 0 };
-    entry.count++;
-    if (entry.count > this.burst) {
-      const over = Math.min(entry.count - this.burst - 1, 10);
-      entry.until = now + this.penaltyMs * 2 ** over;
-    }
-    this.failures.delete(address);
-    this.failures.set(address, entry);
-    if (this.failures.size > this.maxAddresses) {
-      const oldest = this.failures.keys().next().value;
-      if (oldest !== undefined) this.failures.delete(oldest);
+    const b = this.level(address, now);
+    b.tokens = Math.max(0, b.tokens - 1);
+    this.buckets.delete(address);
+    this.buckets.set(address, b);
+    if (this.buckets.size > this.maxAddresses) {
+      const oldest = this.buckets.keys().next().value;
+      if (oldest !== undefined) this.buckets.delete(oldest);
     }
   }
 
-  succeeded(address: string): void {
-    this.failures.delete(address);
+  succeeded(address: string, now = Date.now()): void {
+    const b = this.buckets.get(address);
+    if (b && this.level(address, now).tokens === this.burst) this.buckets.delete(address);
   }
 }

@@ -177,10 +177,10 @@ describe('browser clients and files', () => {
 
   it('opens an uploaded file, and refuses uploads without the token', async () => {
     const url = `http://127.0.0.1:${server.port}/upload`;
-    expect((await fetch(url, { method: 'POST', body: pcap })).status).toBe(401);
+    expect((await fetch(url, { method: 'POST', body: new Blob([Buffer.from(pcap)]) })).status).toBe(401);
     const res = await fetch(url, {
       method: 'POST',
-      body: pcap,
+      body: new Blob([Buffer.from(pcap)]),
       headers: {
         Authorization: `Bearer ${server.token}`,
         'X-File-Name': encodeURIComponent('from my laptop.pcap'),

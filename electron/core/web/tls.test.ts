@@ -56,7 +56,6 @@ describe('HTTPS beyond loopback', () => {
     await expect(fetch(`http://127.0.0.1:${server.port}/`)).rejects.toThrow();
     const ws = new WebSocket(`wss://127.0.0.1:${server.port}/ws`, ['icmpcap', `token.${server.token}`], {
       ca: tls!.cert,
-      servername: 'localhost',
     });
     const hello = await new Promise<Record<string, unknown>>((resolve, reject) => {
       ws.once('open', () => ws.send(JSON.stringify({ id: 1, method: 'hello' })));
