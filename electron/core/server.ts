@@ -64,6 +64,8 @@ export interface ServerOptions {
   maxClients?: number;
   /** How wrong tokens are slowed down (electron/core/web/auth.ts). */
   badTokens?: RateLimitOptions;
+  /** Extra endpoints with their own authorisation (e.g. /metrics); true when one answered. */
+  routes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export interface RunningServer {
@@ -189,6 +191,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       } else res.destroy();
     };
     try {
+      if (opts.routes?.(req, res)) return;
       const outcome = route(req, res);
       if (outcome instanceof Promise) outcome.catch(fail);
     } catch (err) {
