@@ -5,7 +5,7 @@
  * a path itself is refused.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, extname, join } from 'node:path';
 import type {
@@ -160,6 +160,18 @@ export class DialogFiles {
     } else {
       throw new ServiceError('bad-request', 'in the app window, choose the file in the open dialog');
     }
+    // Checked before the service replaces what is shown: a file that is gone or a folder changes nothing.
+    let isFile = false;
+    try {
+      isFile = statSync(path).isFile();
+    } catch (err) {
+      throw new ServiceError(
+        'not-found',
+        `cannot open ${basename(path)}: ${plainWords((err as Error).message)}`,
+      );
+    }
+    if (!isFile)
+      throw new ServiceError('bad-request', `${basename(path)} is not a file: choose a pcap or pcapng file`);
     this.remembered.lastFolder = dirname(path);
     this.save();
     return this.plain(() => this.openPath(path));

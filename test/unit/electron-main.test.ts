@@ -343,11 +343,17 @@ describe('electron main: files come from the native dialogs only', () => {
 
   it('says in plain words when the chosen file cannot be read', async () => {
     const { ask, dialog, finished, svc } = await app();
-    dialog.answers.push([dir]);
-    const opened = await ask('file.open', { from: 'dialog' });
-    const job = await finished((opened as { result: { id: number } }).result.id);
-    expect(job.state).toBe('error');
-    expect(job.message).not.toMatch(/EISDIR|ENOENT/);
+    dialog.answers.push([dir], [join(dir, 'gone.pcap')]);
+    const folder = await ask('file.open', { from: 'dialog' });
+    expect(folder).toMatchObject({
+      ok: false,
+      error: { message: expect.stringContaining('is not a file') as unknown },
+    });
+    const gone = await ask('file.open', { from: 'dialog' });
+    expect(gone).toMatchObject({
+      ok: false,
+      error: { code: 'not-found', message: 'cannot open gone.pcap: there is no such file or folder' },
+    });
     svc.close();
   });
 });
