@@ -216,6 +216,8 @@ export const FIELDS: readonly FieldInfo[] = [
   f('icmpv6.opt.prefix.preferred_lifetime', 'uint32', 'Preferred Lifetime'),
   f('icmpv6.opt.prefix', 'ipv6', 'Prefix'),
   f('icmpv6.opt.mtu', 'uint32', 'MTU (option)'),
+  f('icmpv6.opt.rdnss.lifetime', 'uint32', 'RDNSS lifetime'),
+  f('icmpv6.opt.rdnss', 'ipv6', 'Recursive DNS servers'),
   f('icmpv6.resp_in', 'framenum', 'Response In'),
   f('icmpv6.resp_to', 'framenum', 'Response To'),
   f('icmpv6.no_resp', 'none', 'No response seen'),

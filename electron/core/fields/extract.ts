@@ -494,6 +494,9 @@ function dissectNdOptions(r: Bytes, at: number, end: number, out: FieldMap, laye
       out.add('icmpv6.opt.prefix', r.slice(p + 16, 16), layer);
     } else if (type === 5 && len >= 8 && r.has(p, 8)) {
       out.add('icmpv6.opt.mtu', r.u32(p + 4), layer);
+    } else if (type === 25 && len >= 24 && r.has(p, len)) {
+      out.add('icmpv6.opt.rdnss.lifetime', r.u32(p + 4), layer);
+      for (let a = p + 8; a + 16 <= p + len; a += 16) out.add('icmpv6.opt.rdnss', r.slice(a, 16), layer);
     }
     p += len;
   }

@@ -1,0 +1,352 @@
+/**
+ * IPv6 neighbour and router health over the record stream (what NDPMon and radvdump were used for).
+ *
+ * Fed one record at a time, with its frame number and link (interface name). The ND fields come from the
+ * shared field extractor (electron/core/fields), so the bytes are parsed once, the same way the filter and
+ * the details pane see them. Link-layer addresses come from the ND options (records start at the IP header).
+ *
+ * Routers and prefixes are learned per link from RAs during a learning period (or taken from an allow list);
+ * afterwards every finding carries the frame numbers of its evidence packets.
+ */
+import { formatIpv6 } from '../../common/address.js';
+import { extractFields, type FieldMap, type FieldValue } from '../fields/extract.js';
+import type { DecodedRecord } from '../record.js';
+
+export type FindingKind =
+  | 'new-router'
+  | 'router-changed'
+  | 'router-lifetime-zero'
+  | 'ra-flood'
+  | 'dad-conflict'
+  | 'dad-repeated'
+  | 'na-flip-flop'
+  | 'router-flag-non-router';
+
+export interface NeighbourFinding {
+  kind: FindingKind;
+  link: string;
+  /** The router or address the finding is about. */
+  subject: string;
+  /** Plain words: what changed or happened. */
+  detail: string;
+  /** Frame numbers (1-based, as in the table) of the packets that show it, oldest first. */
+  evidence: number[];
+  tsNs: bigint;
+}
+
+export interface RouterState {
+  link: string;
+  address: string;
+  mac: string | null;
+  prefixes: string[];
+  managed: boolean;
+  other: boolean;
+  mtu: number | null;
+  rdnss: string[];
+  lifetime: number;
+  firstFrame: number;
+  lastFrame: number;
+  lastTsNs: bigint;
+  /** Learned during the learning period or allow-listed (not itself a finding). */
+  known: boolean;
+}
+
+export interface HostState {
+  link: string;
+  address: string;
+  mac: string | null;
+  lastFrame: number;
+  lastTsNs: bigint;
+}
+
+export interface NeighbourOptions {
+  /** Learning period from the first record, in seconds (default 30). Ignored when `allowRouters` is given. */
+  learnSeconds?: number;
+  /** Router addresses (link-local or global) that may advertise; anything else is a new router at once. */
+  allowRouters?: string[];
+  /** RAs on one link within one second that count as a flood (default 10). */
+  floodPerSecond?: number;
+  /** DAD conflicts for one address that count as repeated failures (default 3). */
+  repeatedDad?: number;
+}
+
+const ND_RS = 133;
+const ND_RA = 134;
+const ND_NS = 135;
+const ND_NA = 136;
+const NS_PER_S = 1_000_000_000n;
+/** How long after a DAD probe an NA for its target counts as the answer (RetransTimer is 1 s; be lenient). */
+const DAD_WINDOW_NS = 5n * NS_PER_S;
+const MAX_EVIDENCE = 32;
+
+function macText(v: FieldValue | undefined): string | null {
+  if (!(v instanceof Uint8Array) || v.length !== 6) return null;
+  return Array.from(v, (b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+function first(fields: FieldMap, name: string): FieldValue | undefined {
+  return fields.get(name)[0];
+}
+
+function v6(v: FieldValue | undefined): string | null {
+  return v instanceof Uint8Array && v.length === 16 ? formatIpv6(v) : null;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function listText(a: readonly string[]): string {
+  return a.length === 0 ? 'none' : a.join(', ');
+}
+
+export class NeighbourHealth {
+  private readonly routers = new Map<string, RouterState>();
+  private readonly hosts = new Map<string, HostState>();
+  private readonly findingsList: NeighbourFinding[] = [];
+  private readonly raTimes = new Map<string, { tsNs: bigint; frame: number }[]>();
+  private readonly flooding = new Set<string>();
+  private readonly probes = new Map<string, { frame: number; tsNs: bigint }>();
+  private readonly dadFailures = new Map<string, number[]>();
+  private readonly routerFlagFlagged = new Set<string>();
+  private readonly learnNs: bigint;
+  private readonly allow: Set<string> | null;
+  private readonly floodPerSecond: number;
+  private readonly repeatedDad: number;
+  private startNs: bigint | null = null;
+
+  constructor(opts: NeighbourOptions = {}) {
+    this.learnNs = BigInt(Math.round((opts.learnSeconds ?? 30) * 1000)) * 1_000_000n;
+    this.allow = opts.allowRouters ? new Set(opts.allowRouters.map((a) => a.toLowerCase())) : null;
+    this.floodPerSecond = opts.floodPerSecond ?? 10;
+    this.repeatedDad = opts.repeatedDad ?? 3;
+  }
+
+  get findings(): readonly NeighbourFinding[] {
+    return this.findingsList;
+  }
+
+  routerList(): RouterState[] {
+    return [...this.routers.values()];
+  }
+
+  hostList(): HostState[] {
+    return [...this.hosts.values()];
+  }
+
+  private learning(tsNs: bigint): boolean {
+    if (this.allow !== null) return false;
+    return this.startNs !== null && tsNs - this.startNs < this.learnNs;
+  }
+
+  /** Looks at one record; returns the findings it produced (also kept in `findings`). */
+  observe(record: DecodedRecord, frame: number, link: string): NeighbourFinding[] {
+    this.startNs ??= record.tsNs;
+    if (record.family !== 6 || record.type < ND_RS || record.type > ND_NA) return [];
+    // RFC 4861: ND messages with a hop limit other than 255 come from off link and are discarded.
+    if (record.ttl !== 255) return [];
+    const fields = extractFields(record, null);
+    const out: NeighbourFinding[] = [];
+    const emit = (kind: FindingKind, subject: string, detail: string, evidence: number[]): void => {
+      const f: NeighbourFinding = {
+        kind,
+        link,
+        subject,
+        detail,
+        evidence: evidence.slice(-MAX_EVIDENCE),
+        tsNs: record.tsNs,
+      };
+      out.push(f);
+      this.findingsList.push(f);
+    };
+    if (record.type === ND_RA) this.onRa(record, frame, link, fields, emit);
+    else if (record.type === ND_NS) this.onNs(record, frame, link, fields);
+    else if (record.type === ND_NA) this.onNa(record, frame, link, fields, emit);
+    return out;
+  }
+
+  private noteHost(link: string, address: string, mac: string | null, frame: number, tsNs: bigint): void {
+    if (address === '::') return;
+    const key = `${link}|${address}`;
+    const host = this.hosts.get(key);
+    if (host === undefined) this.hosts.set(key, { link, address, mac, lastFrame: frame, lastTsNs: tsNs });
+    else {
+      if (mac !== null) host.mac = mac;
+      host.lastFrame = frame;
+      host.lastTsNs = tsNs;
+    }
+  }
+
+  private onRa(
+    record: DecodedRecord,
+    frame: number,
+    link: string,
+    fields: FieldMap,
+    emit: (k: FindingKind, s: string, d: string, e: number[]) => void,
+  ): void {
+    const src = record.src;
+    const tsNs = record.tsNs;
+    const mac = macText(first(fields, 'icmpv6.opt.src_linkaddr'));
+    const lengths = fields.get('icmpv6.opt.prefix.length');
+    const prefixes = fields
+      .get('icmpv6.opt.prefix')
+      .map((p, i) => `${v6(p) ?? '?'}/${String(lengths[i] ?? '?')}`)
+      .sort();
+    const mtuV = first(fields, 'icmpv6.opt.mtu');
+    const rdnss = fields
+      .get('icmpv6.opt.rdnss')
+      .map((a) => v6(a) ?? '?')
+      .sort();
+    const seen = {
+      prefixes,
+      managed: first(fields, 'icmpv6.nd.ra.flag.m') === true,
+      other: first(fields, 'icmpv6.nd.ra.flag.o') === true,
+      mtu: typeof mtuV === 'number' ? mtuV : null,
+      rdnss,
+      lifetime: Number(first(fields, 'icmpv6.nd.ra.router_lifetime') ?? 0),
+    };
+    this.noteHost(link, src, mac, frame, tsNs);
+
+    // Flood: more than floodPerSecond RAs on this link within one second; once until the link calms down.
+    const times = this.raTimes.get(link) ?? [];
+    times.push({ tsNs, frame });
+    while (times.length > 0 && tsNs - times[0]!.tsNs > NS_PER_S) times.shift();
+    this.raTimes.set(link, times);
+    if (times.length > this.floodPerSecond) {
+      if (!this.flooding.has(link)) {
+        this.flooding.add(link);
+        emit(
+          'ra-flood',
+          link,
+          `${times.length} router advertisements within one second on ${link}`,
+          times.map((t) => t.frame),
+        );
+      }
+    } else if (times.length <= this.floodPerSecond / 2) this.flooding.delete(link);
+
+    const key = `${link}|${src}`;
+    const router = this.routers.get(key);
+    const learning = this.learning(tsNs);
+    if (router === undefined) {
+      const known = learning || (this.allow?.has(src.toLowerCase()) ?? false);
+      this.routers.set(key, {
+        link,
+        address: src,
+        mac,
+        ...seen,
+        firstFrame: frame,
+        lastFrame: frame,
+        lastTsNs: tsNs,
+        known,
+      });
+      if (known) return;
+      if (seen.lifetime === 0) {
+        emit(
+          'router-lifetime-zero',
+          src,
+          `router lifetime 0 from ${src}, which is not a known router on ${link}`,
+          [frame],
+        );
+      } else {
+        emit(
+          'new-router',
+          src,
+          `new router ${src}${mac ? ` (${mac})` : ''} on ${link} advertising ${listText(prefixes)}`,
+          [frame],
+        );
+      }
+      return;
+    }
+    const changes: string[] = [];
+    if (!sameList(router.prefixes, seen.prefixes))
+      changes.push(`prefixes ${listText(router.prefixes)} -> ${listText(seen.prefixes)}`);
+    if (router.managed !== seen.managed)
+      changes.push(`M flag ${router.managed ? 1 : 0} -> ${seen.managed ? 1 : 0}`);
+    if (router.other !== seen.other) changes.push(`O flag ${router.other ? 1 : 0} -> ${seen.other ? 1 : 0}`);
+    if (router.mtu !== seen.mtu) changes.push(`MTU ${router.mtu ?? 'none'} -> ${seen.mtu ?? 'none'}`);
+    if (!sameList(router.rdnss, seen.rdnss))
+      changes.push(`RDNSS ${listText(router.rdnss)} -> ${listText(seen.rdnss)}`);
+    const previous = router.lastFrame;
+    Object.assign(router, seen, { lastFrame: frame, lastTsNs: tsNs });
+    if (mac !== null) router.mac = mac;
+    if (changes.length > 0 && !learning) {
+      emit('router-changed', src, `router ${src} on ${link} changed: ${changes.join('; ')}`, [
+        previous,
+        frame,
+      ]);
+    }
+  }
+
+  private onNs(record: DecodedRecord, frame: number, link: string, fields: FieldMap): void {
+    const target = v6(first(fields, 'icmpv6.nd.ns.target_address'));
+    if (target === null) return;
+    if (record.src === '::') {
+      this.probes.set(`${link}|${target}`, { frame, tsNs: record.tsNs });
+      return;
+    }
+    this.noteHost(link, record.src, macText(first(fields, 'icmpv6.opt.src_linkaddr')), frame, record.tsNs);
+  }
+
+  private onNa(
+    record: DecodedRecord,
+    frame: number,
+    link: string,
+    fields: FieldMap,
+    emit: (k: FindingKind, s: string, d: string, e: number[]) => void,
+  ): void {
+    const target = v6(first(fields, 'icmpv6.nd.na.target_address'));
+    if (target === null) return;
+    const mac = macText(first(fields, 'icmpv6.opt.target_linkaddr'));
+    const routerFlag = first(fields, 'icmpv6.nd.na.flag.r') === true;
+    const override = first(fields, 'icmpv6.nd.na.flag.o') === true;
+    const key = `${link}|${target}`;
+
+    const probe = this.probes.get(key);
+    if (probe !== undefined && record.tsNs - probe.tsNs <= DAD_WINDOW_NS) {
+      this.probes.delete(key);
+      emit(
+        'dad-conflict',
+        target,
+        `duplicate address ${target} on ${link}: a DAD probe was answered${mac ? ` by ${mac}` : ''}`,
+        [probe.frame, frame],
+      );
+      const failures = this.dadFailures.get(key) ?? [];
+      failures.push(probe.frame, frame);
+      this.dadFailures.set(key, failures);
+      if (failures.length / 2 === this.repeatedDad) {
+        emit(
+          'dad-repeated',
+          target,
+          `${this.repeatedDad} DAD attempts for ${target} on ${link} failed`,
+          failures,
+        );
+      }
+    }
+
+    const host = this.hosts.get(key);
+    if (host !== undefined && override && mac !== null && host.mac !== null && host.mac !== mac) {
+      emit(
+        'na-flip-flop',
+        target,
+        `${target} on ${link} moved from ${host.mac} to ${mac} (overriding advertisement)`,
+        [host.lastFrame, frame],
+      );
+    }
+    this.noteHost(link, target, mac, frame, record.tsNs);
+
+    if (routerFlag && !this.learning(record.tsNs) && !this.routerFlagFlagged.has(key)) {
+      const isRouter = [...this.routers.values()].some(
+        (r) => r.link === link && (r.address === target || (mac !== null && r.mac === mac)),
+      );
+      if (!isRouter) {
+        this.routerFlagFlagged.add(key);
+        emit(
+          'router-flag-non-router',
+          target,
+          `${target} on ${link} claims to be a router (NA router flag) but sends no router advertisements`,
+          [frame],
+        );
+      }
+    }
+  }
+}
