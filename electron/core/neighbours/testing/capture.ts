@@ -8,10 +8,15 @@ export interface RunningCapture {
   stop(): Promise<DecodedRecord[]>;
 }
 
-export async function startDumpcap(ns: string, ifname: string, path: string): Promise<RunningCapture> {
+export async function startDumpcap(
+  ns: string,
+  ifname: string,
+  path: string,
+  filter = 'icmp6',
+): Promise<RunningCapture> {
   const proc: ChildProcess = spawn(
     'ip',
-    ['netns', 'exec', ns, 'dumpcap', '-q', '-i', ifname, '-f', 'icmp6', '-w', path],
+    ['netns', 'exec', ns, 'dumpcap', '-q', '-i', ifname, '-f', filter, '-w', path],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },
