@@ -21,6 +21,7 @@ import {
   type Row,
 } from '../common/contract.js';
 import { codeLabel, typeLabel } from '../common/icmp.js';
+import { ALERT_FLAGS, ALERT_USAGE, alertRulesFromFlags, attachAlerts } from './alerts/cli.js';
 
 const USAGE = `usage: icmpcap <command> [options]
 
@@ -37,7 +38,7 @@ ${SERVE_SECURITY_USAGE.trimEnd()}
                   --ring-records N       keep about the newest N records (at least 131072); older ones
                                          are dropped in units of about N/8, as dumpcap's ring buffer
                   --ring-seconds S       keep the records of the last S seconds (at least 10)
-${METRICS_USAGE}  capture       capture to a file or the terminal
+${METRICS_USAGE}${ALERT_USAGE}  capture       capture to a file or the terminal
                   -i, --interface NAME   capture on NAME (repeatable; default: all)
                   -w, --write FILE       write FILE (format from its extension, or -F)
                   -F, --format pcapng|pcap|csv|ndjson
@@ -47,6 +48,7 @@ ${METRICS_USAGE}  capture       capture to a file or the terminal
                                          (e.g. 'icmp.type == echo-reply && rtt > 10')
                   --source auto|module|afpacket
                   -Z, --user USER        as for serve: started as root, run as USER
+                  --alert RULE, --alert-dir DIR, --alert-commands, --no-alert-file   as for serve
                   --ring-records N, --ring-seconds S   as for serve: memory and spool stay bounded;
                                          -w then writes the newest records that are kept
                 without -w, one line per packet goes to standard output; progress goes to stderr
@@ -103,11 +105,18 @@ async function serve(argv: string[]): Promise<void> {
       'ring-records': { type: 'string' },
       'ring-seconds': { type: 'string' },
       ...METRICS_FLAGS,
+      ...ALERT_FLAGS,
       ...SERVE_SECURITY_OPTIONS,
       user: { type: 'string', short: 'Z' },
     },
     strict: true,
   });
+  // Alert rules are checked before anything starts: a bad one is an error, not a silent no-op.
+  try {
+    alertRulesFromFlags(values);
+  } catch (err) {
+    fail(errorMessage(err));
+  }
   let metrics;
   try {
     metrics = metricsConfig(values);
@@ -126,6 +135,7 @@ async function serve(argv: string[]): Promise<void> {
   const limit = ringLimit(values['ring-records'], values['ring-seconds']);
   const service = makeService();
   service.watchInterfaces();
+  attachAlerts(service, values);
   const exporter = metrics ? createExporter(metrics, service, version()) : null;
   const server = metrics?.noUi
     ? null
@@ -230,10 +240,16 @@ async function capture(argv: string[]): Promise<void> {
       'ring-records': { type: 'string' },
       'ring-seconds': { type: 'string' },
       user: { type: 'string', short: 'Z' },
+      ...ALERT_FLAGS,
     },
     strict: true,
   });
   const limit = ringLimit(values['ring-records'], values['ring-seconds']);
+  try {
+    alertRulesFromFlags(values);
+  } catch (err) {
+    fail(errorMessage(err));
+  }
   const count = positiveNumber('--count', values.count);
   const duration = positiveNumber('--duration', values.duration);
   const source = values.source;
@@ -254,6 +270,7 @@ async function capture(argv: string[]): Promise<void> {
   }
   dropRoot(values.user);
   const service = makeService();
+  const alerts = attachAlerts(service, values);
   const progress = process.stderr.isTTY
     ? (text: string) => process.stderr.write(`\r\x1b[K${text}`)
     : (text: string) => process.stderr.write(`${text}\n`);
@@ -335,6 +352,7 @@ async function capture(argv: string[]): Promise<void> {
     }
   }
   service.stop();
+  await alerts?.flush();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   const c = service.counts();

@@ -46,6 +46,9 @@ export interface ServiceOptions {
   spoolDir?: string;
 }
 
+/** A batch of records as ingested: `firstNo` is the number of its first record (1-based). */
+export type RecordTap = (batch: ArrayBuffer, firstNo: number, ifname: (ifindex: number) => string) => void;
+
 export class CaptureService {
   readonly store = new RecordStore();
   private readonly ingestor: Ingestor;
@@ -372,6 +375,14 @@ export class CaptureService {
     );
   }
 
+  private readonly recordTaps = new Set<RecordTap>();
+
+  /** Sees every batch as it is ingested (alerts, neighbour health); returns the function that removes it. */
+  tapRecords(tap: RecordTap): () => void {
+    this.recordTaps.add(tap);
+    return () => this.recordTaps.delete(tap);
+  }
+
   private onBatch(batch: ArrayBuffer, info?: BatchInfo): void {
     const spool = this.spool;
     if (!spool) return;
@@ -387,6 +398,7 @@ export class CaptureService {
     }
     const offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex), from, this.segmentCut);
     this.ingestor.ingest(batch, offsets);
+    for (const tap of this.recordTaps) tap(batch, from + 1, (ifindex) => this.ifname(ifindex));
     // The aggregator fills in the RTTs, so it runs before the view (filters on rtt see them).
     // Aggregates stay cumulative over the whole capture, evicted records included.
     this.aggregator.update(this.store, from, this.store.length);
