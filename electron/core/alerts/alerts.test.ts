@@ -3,9 +3,9 @@
  * dumpcap, replayed through the rules; a real local HTTP server receives the webhook; tshark opens the
  * snapshot. Plus the rule parser's errors, which must point at the bad part.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -175,4 +175,74 @@ describe('a burst of real unreachables', () => {
       server.close();
     }
   });
+});
+
+describe('icmpcap capture --alert', () => {
+  it('fires on a live capture: the command gets the event JSON and the snapshot holds the burst', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'icmpcap-alerts-live-'));
+    chmodSync(dir, 0o777); // started as root, icmpcap runs as an unprivileged user
+    const rule = `icmp.type == 3 rate > 50/s for 1s; name live burst; snapshot 1s; command cat > ${dir}/event.json`;
+    const proc = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        pair.a,
+        process.execPath,
+        'bin/icmpcap.mjs',
+        'capture',
+        '--source',
+        'afpacket',
+        '-i',
+        pair.ifA,
+        '-a',
+        '5',
+        '-w',
+        join(dir, 'all.pcapng'),
+        '--no-alert-file',
+        '--alert',
+        rule,
+        '--alert-commands',
+        '--alert-dir',
+        dir,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, XDG_CACHE_HOME: join(dir, 'cache') } },
+    );
+    let err = '';
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    let code: number | null | undefined;
+    const exited = new Promise<number | null>((r) =>
+      proc.on('exit', (c) => {
+        code = c;
+        r(c);
+      }),
+    );
+    const deadline = Date.now() + 15_000;
+    while (!/packets/.test(err)) {
+      if (code !== undefined) throw new Error(`capture exited: ${err}`);
+      if (Date.now() > deadline) throw new Error(`capture did not start: ${err}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    pair.exec(pair.b, ['python3', '-c', BURST.replace('range(2)', 'range(1)'), pair.v4.a]);
+    expect(await exited, err).toBe(0);
+    expect(err).toMatch(/icmpcap alert: live burst: rate/);
+    const event = JSON.parse(readFileSync(join(dir, 'event.json'), 'utf8')) as {
+      rule: string;
+      evidence: number[];
+    };
+    expect(event.rule).toBe('live burst');
+    expect(event.evidence.length).toBeGreaterThan(50);
+    const snap = readdirSync(dir).filter((f) => f.startsWith('live_burst-'));
+    expect(snap).toHaveLength(1);
+    const ports = execFileSync(
+      'tshark',
+      ['-r', join(dir, snap[0]!), '-Y', 'icmp.type == 3', '-T', 'fields', '-e', 'udp.dstport'],
+      {
+        encoding: 'utf8',
+      },
+    ).split('\n');
+    expect(ports).toContain('40000');
+    expect(ports).toContain('40149');
+    rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
 });
