@@ -458,6 +458,11 @@ export class CaptureService {
     }
   }
 
+  /** The records at `indices` as exports carry them (bytes from the spool): for writers that stream (CLI -w). */
+  recordRows(indices: Iterable<number>): Iterable<ExportRow> {
+    return this.spool ? this.exportRows(this.spool, indices) : [];
+  }
+
   private startExport(p: z.output<(typeof RequestSchemas)['export.start']>): number {
     const spool = this.spool;
     if (!spool || this.store.live === 0)

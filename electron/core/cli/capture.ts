@@ -1,0 +1,319 @@
+/**
+ * `icmpcap capture`: capture live (or read a file with -r) through the capture service, keep what -Y keeps,
+ * and hand each packet as it arrives to the outputs: the file of -w (written as dumpcap writes, switched by
+ * -b), and lines, fields or JSON on standard output. Signals and a closed output pipe end it cleanly.
+ */
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Job, Row } from '../../common/contract.js';
+import type { ExportRow } from '../files/index.js';
+import { ndjsonLine } from '../files/text-write.js';
+import { type CaptureService, errorMessage } from '../service.js';
+import { type CaptureOptions, formatFromPath, parseCaptureArgs } from './args.js';
+import { OutputClosed, usage } from './errors.js';
+import { NameCache, rowLine } from './lines.js';
+import { CaptureOutput, writeAllSync } from './output.js';
+import { makeService, version } from './service.js';
+import { commandHelp } from './usage.js';
+
+const POLL_MS = 50;
+/** Rows taken from the view at a time. */
+const BATCH_ROWS = 1000;
+
+/** Where packet text goes: an fd written synchronously, so nothing waits in memory when the process ends. */
+class TextOut {
+  private pending = '';
+
+  constructor(
+    private readonly fd: number,
+    private readonly lineBuffered: boolean,
+  ) {}
+
+  line(text: string): void {
+    if (this.lineBuffered) writeAllSync(this.fd, Buffer.from(text + '\n'));
+    else this.pending += text + '\n';
+  }
+
+  flush(): void {
+    if (this.pending === '') return;
+    const text = this.pending;
+    this.pending = '';
+    writeAllSync(this.fd, Buffer.from(text));
+  }
+}
+
+/** Formats the packets for standard output in the form -T asks for. */
+interface PacketPrinter {
+  /** Whether it needs the records' bytes (everything but the text line). */
+  readonly needsRecords: boolean;
+  start(out: TextOut): void;
+  packet(row: Row, record: ExportRow | undefined, out: TextOut): void;
+  end(out: TextOut): void;
+}
+
+function createPrinter(opts: CaptureOptions, names: NameCache | null): PacketPrinter {
+  switch (opts.outputKind) {
+    case 'ndjson':
+      return {
+        needsRecords: true,
+        start: () => undefined,
+        packet: (_row, record, out) => {
+          if (record) out.line(ndjsonLine({ relativeNs: 0n, ...record }).trimEnd());
+        },
+        end: () => undefined,
+      };
+    case 'json': {
+      let first = true;
+      return {
+        needsRecords: true,
+        start: (out) => out.line('['),
+        packet: (_row, record, out) => {
+          if (!record) return;
+          out.line(`${first ? '' : ','}${ndjsonLine({ relativeNs: 0n, ...record }).trimEnd()}`);
+          first = false;
+        },
+        end: (out) => out.line(']'),
+      };
+    }
+    case 'fields':
+      return usage('-T fields arrives with the field registry; use -T text, json or ndjson for now');
+    case 'text':
+      return {
+        needsRecords: false,
+        start: () => undefined,
+        packet: (row, _record, out) => out.line(rowLine(row, names?.name)),
+        end: () => undefined,
+      };
+  }
+}
+
+export async function capture(argv: string[]): Promise<void> {
+  const opts = parseCaptureArgs(argv);
+  if (opts.help) {
+    process.stdout.write(commandHelp('capture'));
+    return;
+  }
+  if (opts.listInterfaces) {
+    const { interfaces } = await import('./interfaces.js');
+    interfaces('tshark');
+    return;
+  }
+  if (opts.captureFilter !== undefined) usage('-f: capture filters are not supported yet');
+  if (opts.statistics.length) usage('-z: statistics are not supported yet');
+  let format = opts.format;
+  if (opts.write !== undefined && opts.write !== '-' && !format) {
+    format = formatFromPath(opts.write);
+    if (!format)
+      usage(`cannot tell the format of ${opts.write} from its name: add -F pcapng|pcap|csv|ndjson`);
+  }
+  format ??= 'pcapng';
+
+  const service = makeService();
+  let stdinCopy: string | null = null;
+  try {
+    if (opts.displayFilter) {
+      try {
+        await service.handle('view.setFilter', { filter: opts.displayFilter }, 'ipc');
+      } catch (err) {
+        const position = (err as { position?: number }).position;
+        const pointer = position === undefined ? '' : `\n  ${opts.displayFilter}\n  ${' '.repeat(position)}^`;
+        usage(`-Y: bad filter: ${errorMessage(err)}${pointer}`);
+      }
+    }
+    // The file first: a path that cannot be written fails before anything is captured.
+    const file =
+      opts.write === undefined
+        ? null
+        : CaptureOutput.open({
+            format,
+            path: opts.write,
+            ...(opts.rotation ? { rotation: opts.rotation } : {}),
+            ...(opts.autostop.files !== undefined ? { stopAfterFiles: opts.autostop.files } : {}),
+            application: `icmpcap ${version()}`,
+            snaplen: opts.snaplen,
+          });
+    let readPath: string | undefined;
+    if (opts.read !== undefined) {
+      readPath = resolve(opts.read);
+      if (opts.read === '-' || !isRegularFile(readPath)) {
+        // The file reader wants a file it can size and seek: a pipe is copied to a private one first.
+        stdinCopy = mkdtempSync(join(tmpdir(), 'icmpcap-read-'));
+        const copy = join(stdinCopy, 'input');
+        copyFileSync(opts.read === '-' ? '/dev/stdin' : readPath, copy);
+        readPath = copy;
+      }
+    }
+    await run(service, opts, file, readPath);
+  } finally {
+    service.close();
+    if (stdinCopy) rmSync(stdinCopy, { recursive: true, force: true });
+  }
+}
+
+function isRegularFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return true; // let the reader say what is wrong with it
+  }
+}
+
+async function run(
+  service: CaptureService,
+  opts: CaptureOptions,
+  file: CaptureOutput | null,
+  readPath: string | undefined,
+): Promise<void> {
+  const names = opts.resolve ? new NameCache() : null;
+  const printer = createPrinter(opts, names);
+  const printing = opts.print || (!file && !opts.quiet) || opts.outputKind !== 'text';
+  // With -w - the packets own standard output: -P prints to standard error, as tshark does.
+  const text = printing ? new TextOut(file?.toStdout ? 2 : 1, opts.lineBuffered) : null;
+  const progress = process.stderr.isTTY
+    ? (line: string) => process.stderr.write(`\r\x1b[K${line}`)
+    : (line: string) => process.stderr.write(`${line}\n`);
+
+  let job: Job | null = null;
+  const offJobs = service.on((event, data) => {
+    if (event === 'job' && (data as Job).state !== 'running') job = data as Job;
+  });
+  let openJob: number | null = null;
+  if (readPath !== undefined) {
+    openJob = ((await service.handle('file.open', { path: readPath }, 'ipc')) as { id: number }).id;
+  } else {
+    const state = service.start({
+      source: opts.source,
+      interfaces: opts.interfaces,
+      snaplen: opts.snaplen,
+      ...(opts.limit ? { limit: opts.limit } : {}),
+    });
+    process.stderr.write(
+      `icmpcap: capturing on ${state.interfaces.length ? state.interfaces.join(', ') : 'all interfaces'} with ${state.source}\n`,
+    );
+  }
+
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) process.exit(0); // a second signal: the file is whole after every write already
+    interrupted = true;
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, onSignal);
+
+  const count = opts.count ?? Infinity;
+  let consumed = 0;
+  /** View position of the next row, and the number of the last one taken (ring buffer: positions shift). */
+  let next = 0;
+  let lastNo = 0;
+  let evicted = 0;
+  let closed = false;
+  const started = Date.now();
+  let lastProgress = started;
+  if (text) printer.start(text);
+
+  const consume = async (): Promise<void> => {
+    const counts = service.counts();
+    if ((counts.evicted ?? 0) !== evicted) {
+      // The ring buffer dropped records: find where the last one taken is now (gone: start over at 0).
+      evicted = counts.evicted ?? 0;
+      const at = lastNo
+        ? ((await service.handle('view.positionOf', { no: lastNo }, 'ipc')) as { position: number | null })
+            .position
+        : null;
+      next = at === null ? 0 : at + 1;
+    }
+    while (next < counts.view && consumed < count && !file?.finished) {
+      const { rows } = service.rows(next, Math.min(BATCH_ROWS, counts.view - next, count - consumed));
+      if (rows.length === 0) break;
+      const needRecords = file !== null || (text !== null && printer.needsRecords);
+      const records = needRecords ? [...service.recordRows(rows.map((r) => r.no - 1))] : [];
+      file?.write(records);
+      if (text) {
+        if (names) await names.prime(rows.flatMap((r) => [r.src, r.dst]));
+        const byNo = new Map(records.map((r) => [r.no, r]));
+        for (const row of rows) printer.packet(row, byNo.get(row.no), text);
+        text.flush();
+      }
+      consumed += rows.length;
+      next += rows.length;
+      lastNo = rows[rows.length - 1]!.no;
+    }
+  };
+
+  const take = async (): Promise<void> => {
+    try {
+      await consume();
+    } catch (err) {
+      if (!(err instanceof OutputClosed)) throw err;
+      closed = true;
+    }
+  };
+
+  for (;;) {
+    await new Promise((r) => setTimeout(r, POLL_MS));
+    await take();
+    const now = Date.now();
+    file?.tick(now);
+    const state = service.captureState.state;
+    const ended = readPath !== undefined ? job !== null : state === 'stopped' || state === 'error';
+    if (file && !opts.quiet && now - lastProgress >= 1000 && readPath === undefined) {
+      lastProgress = now;
+      const c = service.counts();
+      progress(
+        `icmpcap: ${consumed.toLocaleString('en')} packets written, ${c.rate}/s, ${c.droppedKernel + c.droppedRing} dropped`,
+      );
+    }
+    if (
+      interrupted ||
+      closed ||
+      ended ||
+      consumed >= count ||
+      file?.finished ||
+      (opts.autostop.duration !== undefined && now - started >= opts.autostop.duration * 1000) ||
+      (opts.autostop.filesize !== undefined && file !== null && file.bytes >= opts.autostop.filesize * 1000)
+    ) {
+      break;
+    }
+  }
+  if (readPath === undefined) {
+    service.stop();
+    // The session hands over what it still held when it stopped: take that too.
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  } else if (job === null && openJob !== null) {
+    // -c reached before the end of the file: read no further.
+    await service.handle('job.cancel', { id: openJob }, 'ipc');
+  }
+  if (!closed) await take();
+  for (const s of signals) process.off(s, onSignal);
+  offJobs();
+  try {
+    if (text && !closed) {
+      printer.end(text);
+      text.flush();
+    }
+  } catch (err) {
+    if (!(err instanceof OutputClosed)) throw err;
+  }
+  file?.close();
+  if (process.stderr.isTTY && file && !opts.quiet) process.stderr.write('\n');
+
+  const c = service.counts();
+  const where =
+    file && !file.toStdout
+      ? ` to ${file.files > 1 ? `${file.files} files, the last ${file.current}` : file.current}`
+      : '';
+  if (readPath === undefined) {
+    const dropped = c.droppedKernel + c.droppedRing;
+    process.stderr.write(
+      `icmpcap: ${consumed.toLocaleString('en')} packets captured${where}, ${dropped.toLocaleString('en')} dropped by the kernel\n`,
+    );
+  } else if (file) {
+    process.stderr.write(`icmpcap: ${consumed.toLocaleString('en')} packets written${where}\n`);
+  }
+  const endedJob = job as Job | null;
+  if (endedJob?.state === 'error') throw new Error(endedJob.message ?? `cannot read ${opts.read}`);
+  const stopped = service.captureState;
+  if (readPath === undefined && stopped.message && !interrupted && !closed)
+    throw new Error(`the capture stopped: ${stopped.message}`);
+}
