@@ -51,7 +51,9 @@ function parseError(err: unknown): never {
   if (unknown) usage(`unknown flag ${unknown[1]}; \`icmpcap help capture\` lists the flags`);
   const missing = /Option '([^']+)/.exec(e.message);
   if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && missing)
-    usage(`${missing[1]!.replace(/ <value>$/, '')} needs a value; \`icmpcap help capture\` says which`);
+    usage(
+      `${missing[1]!.replace(/ <value>$/, '').replace(/^(-\w), --.*/, '$1')} needs a value; \`icmpcap help capture\` says which`,
+    );
   usage(e.message);
 }
 

@@ -3,7 +3,7 @@
  * and hand each packet as it arrives to the outputs: the file of -w (written as dumpcap writes, switched by
  * -b), and lines, fields or JSON on standard output. Signals and a closed output pipe end it cleanly.
  */
-import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Job, Row } from '../../common/contract.js';
@@ -140,7 +140,7 @@ export async function capture(argv: string[]): Promise<void> {
         // The file reader wants a file it can size and seek: a pipe is copied to a private one first.
         stdinCopy = mkdtempSync(join(tmpdir(), 'icmpcap-read-'));
         const copy = join(stdinCopy, 'input');
-        copyFileSync(opts.read === '-' ? '/dev/stdin' : readPath, copy);
+        copyStream(opts.read === '-' ? 0 : openSync(readPath, 'r'), copy);
         readPath = copy;
       }
     }
@@ -149,6 +149,34 @@ export async function capture(argv: string[]): Promise<void> {
     service.close();
     if (stdinCopy) rmSync(stdinCopy, { recursive: true, force: true });
   }
+}
+
+/** Copies a pipe (standard input, a FIFO) to a file until its writer closes it. */
+function copyStream(fd: number, to: string): void {
+  const out = openSync(to, 'w', 0o600);
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const wait = new Int32Array(new SharedArrayBuffer(4));
+  try {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        Atomics.wait(wait, 0, 0, 10);
+        continue;
+      }
+      if (n === 0) break;
+      writeAllSync(out, buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(out);
+    if (fd !== 0) closeSync(fd);
+  }
+}
+
+function inputName(read: string): string {
+  return read === '-' ? 'standard input' : read;
 }
 
 function isRegularFile(path: string): boolean {
@@ -312,7 +340,10 @@ async function run(
     process.stderr.write(`icmpcap: ${consumed.toLocaleString('en')} packets written${where}\n`);
   }
   const endedJob = job as Job | null;
-  if (endedJob?.state === 'error') throw new Error(endedJob.message ?? `cannot read ${opts.read}`);
+  if (endedJob?.state === 'error') {
+    const message = endedJob.message ?? `cannot read ${opts.read}`;
+    throw new Error(readPath ? message.replaceAll(readPath, inputName(opts.read ?? '')) : message);
+  }
   const stopped = service.captureState;
   if (readPath === undefined && stopped.message && !interrupted && !closed)
     throw new Error(`the capture stopped: ${stopped.message}`);

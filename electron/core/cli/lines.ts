@@ -15,7 +15,10 @@ export function rowLine(r: Row, name: (address: string) => string = (a) => a): s
   );
 }
 
-/** -N: reverse DNS names for addresses, looked up once each (at most a second), the address when none. */
+/**
+ * -N: names for addresses as getnameinfo gives them (/etc/hosts, then DNS), looked up once each and for at
+ * most a second; the address itself when there is none.
+ */
 export class NameCache {
   private readonly names = new Map<string, string>();
 
@@ -23,9 +26,12 @@ export class NameCache {
     const wanted = [...new Set(addresses)].filter((a) => !this.names.has(a));
     await Promise.all(
       wanted.map(async (address) => {
-        const timeout = new Promise<string[]>((resolve) => setTimeout(() => resolve([]), 1000).unref());
-        const found = await Promise.race([dns.reverse(address).catch(() => [] as string[]), timeout]);
-        this.names.set(address, found[0] ?? address);
+        const timeout = new Promise<string>((resolve) => setTimeout(() => resolve(address), 1000).unref());
+        const lookup = dns
+          .lookupService(address, 0)
+          .then((r) => r.hostname)
+          .catch(() => address);
+        this.names.set(address, await Promise.race([lookup, timeout]));
       }),
     );
   }
