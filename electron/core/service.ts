@@ -232,7 +232,13 @@ export class CaptureService {
     this.newSpool(params.snaplen, params.limit);
     let session: NativeSession;
     try {
-      session = native.open({ source, interfaces: params.interfaces, snaplen: params.snaplen });
+      session = native.open({
+        source,
+        interfaces: params.interfaces,
+        snaplen: params.snaplen,
+        // The kernel-side filter (CaptureFilterSpec); addons that predate it ignore it.
+        ...(params.filter ? { filter: params.filter } : {}),
+      });
       session.start(
         (batch, info) => this.onBatch(batch, info),
         (ev) => this.onSessionEvent(ev),

@@ -6,6 +6,7 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { CaptureFilterSpec } from '../../common/capture-filter.js';
 import type { Job, Row } from '../../common/contract.js';
 import type { ExportRow } from '../files/index.js';
 import { ndjsonLine } from '../files/text-write.js';
@@ -14,6 +15,7 @@ import { type CaptureOptions, formatFromPath, parseCaptureArgs } from './args.js
 import { OutputClosed, usage } from './errors.js';
 import { NameCache, rowLine } from './lines.js';
 import { CaptureOutput, writeAllSync } from './output.js';
+import { CaptureFilterError, compileCaptureFilter, specAsDisplayFilter } from './pcap-filter.js';
 import { makeService, version } from './service.js';
 import { commandHelp } from './usage.js';
 
@@ -99,7 +101,20 @@ export async function capture(argv: string[]): Promise<void> {
     interfaces('tshark');
     return;
   }
-  if (opts.captureFilter !== undefined) usage('-f: capture filters are not supported yet');
+  let captureFilter: CaptureFilterSpec | undefined;
+  let displayFilter = opts.displayFilter;
+  if (opts.captureFilter !== undefined) {
+    try {
+      captureFilter = compileCaptureFilter(opts.captureFilter);
+    } catch (err) {
+      if (!(err instanceof CaptureFilterError)) throw err;
+      usage(`-f ${JSON.stringify(opts.captureFilter)}: ${err.message}`);
+    }
+    // User space keeps what the kernel should have kept: files (-r) have no kernel, and an addon without
+    // kernel filters passes everything.
+    const asDisplay = specAsDisplayFilter(captureFilter);
+    displayFilter = displayFilter ? `(${displayFilter}) && ${asDisplay}` : asDisplay;
+  }
   if (opts.statistics.length) usage('-z: statistics are not supported yet');
   let format = opts.format;
   if (opts.write !== undefined && opts.write !== '-' && !format) {
@@ -112,12 +127,12 @@ export async function capture(argv: string[]): Promise<void> {
   const service = makeService();
   let stdinCopy: string | null = null;
   try {
-    if (opts.displayFilter) {
+    if (displayFilter) {
       try {
-        await service.handle('view.setFilter', { filter: opts.displayFilter }, 'ipc');
+        await service.handle('view.setFilter', { filter: displayFilter }, 'ipc');
       } catch (err) {
         const position = (err as { position?: number }).position;
-        const pointer = position === undefined ? '' : `\n  ${opts.displayFilter}\n  ${' '.repeat(position)}^`;
+        const pointer = position === undefined ? '' : `\n  ${displayFilter}\n  ${' '.repeat(position)}^`;
         usage(`-Y: bad filter: ${errorMessage(err)}${pointer}`);
       }
     }
@@ -144,7 +159,7 @@ export async function capture(argv: string[]): Promise<void> {
         readPath = copy;
       }
     }
-    await run(service, opts, file, readPath);
+    await run(service, opts, file, readPath, captureFilter);
   } finally {
     service.close();
     if (stdinCopy) rmSync(stdinCopy, { recursive: true, force: true });
@@ -192,6 +207,7 @@ async function run(
   opts: CaptureOptions,
   file: CaptureOutput | null,
   readPath: string | undefined,
+  captureFilter: CaptureFilterSpec | undefined,
 ): Promise<void> {
   const names = opts.resolve ? new NameCache() : null;
   const printer = createPrinter(opts, names);
@@ -215,6 +231,7 @@ async function run(
       interfaces: opts.interfaces,
       snaplen: opts.snaplen,
       ...(opts.limit ? { limit: opts.limit } : {}),
+      ...(captureFilter ? { filter: captureFilter } : {}),
     });
     process.stderr.write(
       `icmpcap: capturing on ${state.interfaces.length ? state.interfaces.join(', ') : 'all interfaces'} with ${state.source}\n`,
@@ -333,8 +350,12 @@ async function run(
       : '';
   if (readPath === undefined) {
     const dropped = c.droppedKernel + c.droppedRing;
+    // With -f, how many packets the kernel let through: the measure of its filtering.
+    const received = captureFilter
+      ? `, ${(c.total + (c.evicted ?? 0)).toLocaleString('en')} reached user space`
+      : '';
     process.stderr.write(
-      `icmpcap: ${consumed.toLocaleString('en')} packets captured${where}, ${dropped.toLocaleString('en')} dropped by the kernel\n`,
+      `icmpcap: ${consumed.toLocaleString('en')} packets captured${where}${received}, ${dropped.toLocaleString('en')} dropped by the kernel\n`,
     );
   } else if (file) {
     process.stderr.write(`icmpcap: ${consumed.toLocaleString('en')} packets written${where}\n`);
