@@ -10,6 +10,7 @@ import { projectRoot } from './paths.js';
 import { startServer } from './server.js';
 import { errorMessage } from './service.js';
 import { formatChecks, runDoctor } from './doctor.js';
+import { METRICS_FLAGS, createExporter, metricsConfig } from './metrics/index.js';
 import { parseSource, ringLimit } from './cli/args.js';
 import { capture } from './cli/capture.js';
 import { UsageError, usage } from './cli/errors.js';
@@ -51,10 +52,17 @@ async function serve(argv: string[]): Promise<void> {
         'no-start': { type: 'boolean', default: false },
         'ring-records': { type: 'string' },
         'ring-seconds': { type: 'string' },
+        ...METRICS_FLAGS,
       },
     }),
   );
   if (helpRequested('serve', values)) return;
+  let metrics;
+  try {
+    metrics = metricsConfig(values);
+  } catch (err) {
+    usage(errorMessage(err));
+  }
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     usage(`--port takes a number from 0 to 65535, not ${values.port}`);
@@ -62,15 +70,21 @@ async function serve(argv: string[]): Promise<void> {
   const limit = ringLimit(values['ring-records'], values['ring-seconds']);
   const service = makeService();
   service.watchInterfaces();
-  const server = await startServer({
-    service,
-    staticDir: join(projectRoot(), 'dist', 'renderer'),
-    host: values.listen ?? '127.0.0.1',
-    port,
-  });
-  process.stdout.write(`icmpcap ${version()} serving on ${server.url}\n`);
-  if (values.listen)
+  const exporter = metrics ? createExporter(metrics, service, version()) : null;
+  const server = metrics?.noUi
+    ? null
+    : await startServer({
+        service,
+        staticDir: join(projectRoot(), 'dist', 'renderer'),
+        host: values.listen ?? '127.0.0.1',
+        port,
+        ...(exporter ? { routes: exporter.route } : {}),
+      });
+  if (server) process.stdout.write(`icmpcap ${version()} serving on ${server.url}\n`);
+  if (server && values.listen)
     process.stdout.write(`icmpcap: listening on ${values.listen}: anyone with the token can capture\n`);
+  if (exporter)
+    process.stdout.write(await exporter.listen(server, { host: values.listen ?? '127.0.0.1', port }));
   if (!values['no-start']) {
     try {
       const state = service.start({
@@ -91,7 +105,7 @@ async function serve(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     service.close();
-    void server.close().then(() => {
+    void Promise.all([server?.close(), exporter?.close()]).then(() => {
       process.stdout.write('icmpcap: stopped\n');
       process.exit(0);
     });

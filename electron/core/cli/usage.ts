@@ -1,4 +1,5 @@
 /** Help texts: `icmpcap --help` lists the commands, `icmpcap help COMMAND` (or `COMMAND -h`) describes one. */
+import { METRICS_USAGE } from '../metrics/index.js';
 
 const SERVE = `usage: icmpcap serve [options]
   serve the app in a browser (127.0.0.1 and a random token by default)
@@ -10,7 +11,7 @@ const SERVE = `usage: icmpcap serve [options]
   --ring-records N       keep about the newest N records (at least 131072); older ones are dropped
                          in units of about N/8, as dumpcap's ring buffer
   --ring-seconds S       keep the records of the last S seconds (at least 10)
-`;
+${METRICS_USAGE.replace(/^ {16}/gm, '')}`;
 
 const CAPTURE = `usage: icmpcap capture [options] [capture filter]
   capture ICMP and ICMPv6 live (or read a file) and print or write it; tshark's and tcpdump's flags
