@@ -14,6 +14,15 @@ import { type CaptureService, errorMessage } from '../service.js';
 import { type CaptureOptions, formatFromPath, parseCaptureArgs } from './args.js';
 import { OutputClosed, usage } from './errors.js';
 import { NameCache, rowLine } from './lines.js';
+import {
+  FieldReader,
+  checkFields,
+  checkStatistics,
+  createStatistics,
+  fieldsJson,
+  fieldsLine,
+} from './analysis.js';
+import type { FieldMap } from '../fields/extract.js';
 import { CaptureOutput, writeAllSync } from './output.js';
 import { CaptureFilterError, compileCaptureFilter, specAsDisplayFilter } from './pcap-filter.js';
 import { makeService, version } from './service.js';
@@ -50,36 +59,54 @@ interface PacketPrinter {
   /** Whether it needs the records' bytes (everything but the text line). */
   readonly needsRecords: boolean;
   start(out: TextOut): void;
-  packet(row: Row, record: ExportRow | undefined, out: TextOut): void;
+  packet(row: Row, record: ExportRow | undefined, out: TextOut, fields?: FieldMap): void;
   end(out: TextOut): void;
 }
 
 function createPrinter(opts: CaptureOptions, names: NameCache | null): PacketPrinter {
+  const withFields = opts.fields.length > 0;
   switch (opts.outputKind) {
     case 'ndjson':
       return {
         needsRecords: true,
         start: () => undefined,
-        packet: (_row, record, out) => {
-          if (record) out.line(ndjsonLine({ relativeNs: 0n, ...record }).trimEnd());
+        packet: (_row, record, out, fields) => {
+          if (withFields && fields) out.line(JSON.stringify(layersOf(fields, opts.fields)));
+          else if (record) out.line(ndjsonLine({ relativeNs: 0n, ...record }).trimEnd());
         },
         end: () => undefined,
       };
     case 'json': {
       let first = true;
+      const index = `packets-${new Date().toISOString().slice(0, 10)}`;
       return {
         needsRecords: true,
         start: (out) => out.line('['),
-        packet: (_row, record, out) => {
-          if (!record) return;
-          out.line(`${first ? '' : ','}${ndjsonLine({ relativeNs: 0n, ...record }).trimEnd()}`);
+        packet: (_row, record, out, fields) => {
+          const text =
+            withFields && fields
+              ? fieldsJson(fields, opts.fields, index)
+              : record
+                ? ndjsonLine({ relativeNs: 0n, ...record }).trimEnd()
+                : null;
+          if (text === null) return;
+          out.line(`${first ? '' : ','}${text}`);
           first = false;
         },
         end: (out) => out.line(']'),
       };
     }
     case 'fields':
-      return usage('-T fields arrives with the field registry; use -T text, json or ndjson for now');
+      return {
+        needsRecords: true,
+        start: (out) => {
+          if (opts.fieldOptions.header) out.line(opts.fields.join(opts.fieldOptions.separator));
+        },
+        packet: (_row, _record, out, fields) => {
+          if (fields) out.line(fieldsLine(fields, opts.fields, opts.fieldOptions));
+        },
+        end: () => undefined,
+      };
     case 'text':
       return {
         needsRecords: false,
@@ -88,6 +115,11 @@ function createPrinter(opts: CaptureOptions, names: NameCache | null): PacketPri
         end: () => undefined,
       };
   }
+}
+
+function layersOf(fields: FieldMap, names: readonly string[]): Record<string, string[]> {
+  return (JSON.parse(fieldsJson(fields, names, '')) as { _source: { layers: Record<string, string[]> } })
+    ._source.layers;
 }
 
 export async function capture(argv: string[]): Promise<void> {
@@ -115,7 +147,10 @@ export async function capture(argv: string[]): Promise<void> {
     const asDisplay = specAsDisplayFilter(captureFilter);
     displayFilter = displayFilter ? `(${displayFilter}) && ${asDisplay}` : asDisplay;
   }
-  if (opts.statistics.length) usage('-z: statistics are not supported yet');
+  checkStatistics(opts.statistics);
+  if (opts.fields.length) checkFields(opts.fields);
+  if (opts.fields.length && opts.outputKind === 'text')
+    usage('-e prints fields with -T fields (or -T json / ndjson), not with -T text');
   let format = opts.format;
   if (opts.write !== undefined && opts.write !== '-' && !format) {
     format = formatFromPath(opts.write);
@@ -211,12 +246,23 @@ async function run(
 ): Promise<void> {
   const names = opts.resolve ? new NameCache() : null;
   const printer = createPrinter(opts, names);
-  const printing = opts.print || (!file && !opts.quiet) || opts.outputKind !== 'text';
+  const printing = opts.print || (!file && !opts.quiet);
   // With -w - the packets own standard output: -P prints to standard error, as tshark does.
   const text = printing ? new TextOut(file?.toStdout ? 2 : 1, opts.lineBuffered) : null;
   const progress = process.stderr.isTTY
     ? (line: string) => process.stderr.write(`\r\x1b[K${line}`)
     : (line: string) => process.stderr.write(`${line}\n`);
+
+  const statistics = createStatistics(opts.statistics, (filter) => {
+    try {
+      return service.recordMatcher(filter);
+    } catch (err) {
+      return usage(`-z ...,${filter}: bad filter: ${errorMessage(err)}`);
+    }
+  });
+  const fieldReader = opts.fields.length && text ? new FieldReader() : null;
+  /** Fields and statistics see every record in order, kept by -Y or not: the next one to see. */
+  let seen = 0;
 
   let job: Job | null = null;
   const offJobs = service.on((event, data) => {
@@ -269,21 +315,45 @@ async function run(
       next = at === null ? 0 : at + 1;
     }
     while (next < counts.view && consumed < count && !file?.finished) {
-      const { rows } = service.rows(next, Math.min(BATCH_ROWS, counts.view - next, count - consumed));
+      const want = Math.min(BATCH_ROWS, counts.view - next, count - consumed);
+      const { rows } = service.rows(next, want);
       if (rows.length === 0) break;
       const needRecords = file !== null || (text !== null && printer.needsRecords);
       const records = needRecords ? [...service.recordRows(rows.map((r) => r.no - 1))] : [];
+      const byNo = new Map(records.map((r) => [r.no, r]));
+      const fieldsByNo = new Map<number, FieldMap>();
+      if (fieldReader || statistics) {
+        // Every record up to the last row taken (or all so far, when these were the last kept ones).
+        const until =
+          rows.length < want || next + rows.length >= counts.view ? service.store.length : rows.at(-1)!.no;
+        see(until, byNo, fieldsByNo);
+      }
       file?.write(records);
       if (text) {
         if (names) await names.prime(rows.flatMap((r) => [r.src, r.dst]));
-        const byNo = new Map(records.map((r) => [r.no, r]));
-        for (const row of rows) printer.packet(row, byNo.get(row.no), text);
+        for (const row of rows) printer.packet(row, byNo.get(row.no), text, fieldsByNo.get(row.no));
         text.flush();
       }
       consumed += rows.length;
       next += rows.length;
       lastNo = rows[rows.length - 1]!.no;
     }
+    // Statistics count what -Y left out too, after the last kept row.
+    if (statistics && consumed < count) see(service.store.length, new Map(), new Map());
+  };
+
+  /** Feeds records seen..until-1 to the field session and the statistics; fields of kept ones into `out`. */
+  const see = (until: number, kept: Map<number, ExportRow>, out: Map<number, FieldMap>): void => {
+    seen = Math.max(seen, service.store.firstIndex);
+    if (until <= seen) return;
+    const indices = Array.from({ length: until - seen }, (_, k) => seen + k);
+    for (const row of service.recordRows(indices)) {
+      statistics?.add(row.no - 1, row);
+      if (!fieldReader) continue;
+      if (kept.has(row.no)) out.set(row.no, fieldReader.read(row));
+      else fieldReader.skip(row);
+    }
+    seen = until;
   };
 
   const take = async (): Promise<void> => {
@@ -342,6 +412,13 @@ async function run(
   }
   file?.close();
   if (process.stderr.isTTY && file && !opts.quiet) process.stderr.write('\n');
+  if (statistics && !closed) {
+    try {
+      writeAllSync(file?.toStdout ? 2 : 1, Buffer.from(statistics.report()));
+    } catch (err) {
+      if (!(err instanceof OutputClosed)) throw err;
+    }
+  }
 
   const c = service.counts();
   const where =
