@@ -12,6 +12,7 @@ import { errorMessage } from './service.js';
 import { formatChecks, runDoctor } from './doctor.js';
 import { METRICS_FLAGS, createExporter, metricsConfig } from './metrics/index.js';
 import { parseSource, ringLimit } from './cli/args.js';
+import { listFields } from './cli/analysis.js';
 import { capture } from './cli/capture.js';
 import { UsageError, usage } from './cli/errors.js';
 import { interfaces } from './cli/interfaces.js';
@@ -160,6 +161,8 @@ export async function main(argv: string[]): Promise<void> {
         return simple('interfaces', rest, () => interfaces());
       case 'sources':
         return simple('sources', rest, sources);
+      case 'fields':
+        return simple('fields', rest, () => process.stdout.write(listFields()));
       case '-v':
       case '-V':
       case '--version':

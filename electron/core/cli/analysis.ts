@@ -5,7 +5,7 @@
  */
 import type { ExportRow } from '../files/index.js';
 import { type FieldMap, FieldSession, type FieldValue, formatFieldValue } from '../fields/extract.js';
-import { fieldInfo } from '../../common/fields.js';
+import { FIELDS, fieldInfo } from '../../common/fields.js';
 import { type PeerSrt, type SrtTap, SrtCollector, formatSrtReport, parseSrtArg } from '../stats/srt.js';
 import type { FieldOptions } from './args.js';
 import { usage } from './errors.js';
@@ -144,4 +144,11 @@ export class FieldReader {
   skip(row: ExportRow): void {
     this.session.context(row.record, row.ifname);
   }
+}
+
+/** `icmpcap fields`: every field -e and -Y know, as `tshark -G fields` lists them (name, type, description). */
+export function listFields(): string {
+  return (
+    FIELDS.map((f) => `${f.name}\t${f.type}\t${f.description}${f.own ? ' (icmpcap)' : ''}`).join('\n') + '\n'
+  );
 }

@@ -67,6 +67,10 @@ const SOURCES = `usage: icmpcap sources
   show which capture sources are available (the kernel module, AF_PACKET), and why not
 `;
 
+const FIELDS = `usage: icmpcap fields
+  list the fields of -T fields -e (and -Y): name, type, description, with Wireshark's names
+`;
+
 const HELP = `usage: icmpcap help [COMMAND]
   describe COMMAND, or list the commands
 `;
@@ -77,6 +81,7 @@ export const COMMAND_HELP: Record<string, string> = {
   doctor: DOCTOR,
   interfaces: INTERFACES,
   sources: SOURCES,
+  fields: FIELDS,
   help: HELP,
 };
 
@@ -88,6 +93,7 @@ commands:
   doctor        check the module, device permissions, Secure Boot, capabilities and the helper
   interfaces    list the interfaces capture can use
   sources       show which capture sources are available, and why not
+  fields        list the fields -T fields -e prints, with Wireshark's names
   help COMMAND  describe a command and its options
 
   --version     print the version
