@@ -249,15 +249,16 @@ async function run(
   const printing = opts.print || (!file && !opts.quiet);
   // With -w - the packets own standard output: -P prints to standard error, as tshark does.
   const text = printing ? new TextOut(file?.toStdout ? 2 : 1, opts.lineBuffered) : null;
-  const progress = process.stderr.isTTY
-    ? (line: string) => process.stderr.write(`\r\x1b[K${line}`)
-    : (line: string) => process.stderr.write(`${line}\n`);
+  // A running count on a terminal only, as tshark and dumpcap: logs and pipes get the summary at the end.
+  const progress = (line: string): void => {
+    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`);
+  };
 
   const statistics = createStatistics(opts.statistics, (filter) => {
     try {
       return service.recordMatcher(filter);
     } catch (err) {
-      return usage(`-z ...,${filter}: bad filter: ${errorMessage(err)}`);
+      return usage(`-z: bad filter "${filter}": ${errorMessage(err)}`);
     }
   });
   const fieldReader = opts.fields.length && text ? new FieldReader() : null;
