@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { loadNative } from './native.js';
 import { projectRoot } from './paths.js';
 import { startServer } from './server.js';
+import { SERVE_SECURITY_OPTIONS, serveSecurity } from './web/serve-setup.js';
 import { errorMessage } from './service.js';
 import { formatChecks, runDoctor } from './doctor.js';
 import { METRICS_FLAGS, createExporter, metricsConfig } from './metrics/index.js';
@@ -16,7 +17,7 @@ import { listFields } from './cli/analysis.js';
 import { capture } from './cli/capture.js';
 import { UsageError, usage } from './cli/errors.js';
 import { interfaces } from './cli/interfaces.js';
-import { makeService, version } from './cli/service.js';
+import { dropRoot, makeService, version } from './cli/service.js';
 import { COMMAND_HELP, USAGE, commandHelp } from './cli/usage.js';
 
 export { version } from './cli/service.js';
@@ -54,6 +55,8 @@ async function serve(argv: string[]): Promise<void> {
         'ring-records': { type: 'string' },
         'ring-seconds': { type: 'string' },
         ...METRICS_FLAGS,
+        ...SERVE_SECURITY_OPTIONS,
+        user: { type: 'string', short: 'Z' },
       },
     }),
   );
@@ -64,6 +67,8 @@ async function serve(argv: string[]): Promise<void> {
   } catch (err) {
     usage(errorMessage(err));
   }
+  dropRoot(values.user);
+  const security = await serveSecurity(values);
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     usage(`--port takes a number from 0 to 65535, not ${values.port}`);
@@ -79,8 +84,11 @@ async function serve(argv: string[]): Promise<void> {
         staticDir: join(projectRoot(), 'dist', 'renderer'),
         host: values.listen ?? '127.0.0.1',
         port,
+        files: security.files,
+        ...(security.tls ? { tls: security.tls } : {}),
         ...(exporter ? { routes: exporter.route } : {}),
       });
+  if (server) for (const note of security.notes) process.stdout.write(`${note}\n`);
   if (server) process.stdout.write(`icmpcap ${version()} serving on ${server.url}\n`);
   if (server && values.listen)
     process.stdout.write(`icmpcap: listening on ${values.listen}: anyone with the token can capture\n`);

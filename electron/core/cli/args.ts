@@ -40,6 +40,8 @@ export interface CaptureOptions {
   fieldOptions: FieldOptions;
   statistics: string[];
   source: 'auto' | 'module' | 'afpacket';
+  /** -Z: started as root, the account to run as. */
+  user?: string;
   limit?: RingLimit;
   help: boolean;
 }
@@ -207,6 +209,7 @@ export function parseCaptureArgs(argv: string[]): CaptureOptions {
         'field-option': { type: 'string', short: 'E', multiple: true },
         statistics: { type: 'string', short: 'z', multiple: true },
         source: { type: 'string', default: 'auto' },
+        user: { type: 'string', short: 'Z' },
         'ring-records': { type: 'string' },
         'ring-seconds': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -267,6 +270,7 @@ export function parseCaptureArgs(argv: string[]): CaptureOptions {
     fieldOptions: parseFieldOptions(v['field-option'] ?? []),
     statistics: v.statistics ?? [],
     source: parseSource(v.source),
+    ...(v.user !== undefined ? { user: v.user } : {}),
     ...(() => {
       const limit = ringLimit(v['ring-records'], v['ring-seconds']);
       return limit ? { limit } : {};

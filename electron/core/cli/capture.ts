@@ -10,6 +10,7 @@ import type { CaptureFilterSpec } from '../../common/capture-filter.js';
 import type { Job, Row } from '../../common/contract.js';
 import type { ExportRow } from '../files/index.js';
 import { ndjsonLine } from '../files/text-write.js';
+import { checkFilter } from '../filter/index.js';
 import { type CaptureService, errorMessage } from '../service.js';
 import { type CaptureOptions, formatFromPath, parseCaptureArgs } from './args.js';
 import { OutputClosed, usage } from './errors.js';
@@ -25,7 +26,7 @@ import {
 import type { FieldMap } from '../fields/extract.js';
 import { CaptureOutput, writeAllSync } from './output.js';
 import { CaptureFilterError, compileCaptureFilter, specAsDisplayFilter } from './pcap-filter.js';
-import { makeService, version } from './service.js';
+import { dropRoot, makeService, version } from './service.js';
 import { commandHelp } from './usage.js';
 
 const POLL_MS = 50;
@@ -147,6 +148,15 @@ export async function capture(argv: string[]): Promise<void> {
     const asDisplay = specAsDisplayFilter(captureFilter);
     displayFilter = displayFilter ? `(${displayFilter}) && ${asDisplay}` : asDisplay;
   }
+  if (displayFilter) {
+    try {
+      checkFilter(displayFilter);
+    } catch (err) {
+      const position = (err as { position?: number }).position;
+      const pointer = position === undefined ? '' : `\n  ${displayFilter}\n  ${' '.repeat(position)}^`;
+      usage(`-Y: bad filter: ${errorMessage(err)}${pointer}`);
+    }
+  }
   checkStatistics(opts.statistics);
   if (opts.fields.length) checkFields(opts.fields);
   if (opts.fields.length && opts.outputKind === 'text')
@@ -159,30 +169,25 @@ export async function capture(argv: string[]): Promise<void> {
   }
   format ??= 'pcapng';
 
-  const service = makeService();
   let stdinCopy: string | null = null;
+  let file: CaptureOutput | null = null;
+  if (opts.write !== undefined) {
+    // The file first, by whoever started icmpcap: a path that cannot be written fails before anything is
+    // captured, and `sudo icmpcap capture -w /root/x.pcapng` works as it does with dumpcap.
+    file = CaptureOutput.open({
+      format,
+      path: opts.write,
+      ...(opts.rotation ? { rotation: opts.rotation } : {}),
+      ...(opts.autostop.files !== undefined ? { stopAfterFiles: opts.autostop.files } : {}),
+      application: `icmpcap ${version()}`,
+      snaplen: opts.snaplen,
+    });
+  }
+  // Nothing that parses packets runs as root (files written after a -b switch belong to that user).
+  dropRoot(opts.user);
+  const service = makeService();
   try {
-    if (displayFilter) {
-      try {
-        await service.handle('view.setFilter', { filter: displayFilter }, 'ipc');
-      } catch (err) {
-        const position = (err as { position?: number }).position;
-        const pointer = position === undefined ? '' : `\n  ${displayFilter}\n  ${' '.repeat(position)}^`;
-        usage(`-Y: bad filter: ${errorMessage(err)}${pointer}`);
-      }
-    }
-    // The file first: a path that cannot be written fails before anything is captured.
-    const file =
-      opts.write === undefined
-        ? null
-        : CaptureOutput.open({
-            format,
-            path: opts.write,
-            ...(opts.rotation ? { rotation: opts.rotation } : {}),
-            ...(opts.autostop.files !== undefined ? { stopAfterFiles: opts.autostop.files } : {}),
-            application: `icmpcap ${version()}`,
-            snaplen: opts.snaplen,
-          });
+    if (displayFilter) await service.handle('view.setFilter', { filter: displayFilter }, 'ipc');
     let readPath: string | undefined;
     if (opts.read !== undefined) {
       readPath = resolve(opts.read);

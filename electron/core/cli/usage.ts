@@ -1,9 +1,13 @@
 /** Help texts: `icmpcap --help` lists the commands, `icmpcap help COMMAND` (or `COMMAND -h`) describes one. */
 import { METRICS_USAGE } from '../metrics/index.js';
+import { SERVE_SECURITY_USAGE } from '../web/serve-setup.js';
 
 const SERVE = `usage: icmpcap serve [options]
   serve the app in a browser (127.0.0.1 and a random token by default)
-  --listen ADDR          listen on ADDR instead of 127.0.0.1 (the token is still required)
+  --listen ADDR          listen on ADDR instead of 127.0.0.1 (HTTPS; the token is still required)
+${SERVE_SECURITY_USAGE.replace(/^ {16}/gm, '').trimEnd()}
+  -Z, --user USER        started as root: run as USER after preparing the capture helper
+                         (default: SUDO_USER, else the system account icmpcap)
   --port N               port (default: any free port)
   -i, --interface NAME   capture on NAME (repeatable; default: all)
   --source auto|module|afpacket
@@ -24,6 +28,8 @@ input
   -s, --snapshot-length N  bytes kept per packet from the IP header on (64..65535, 0: all; default all)
   -D, --list-interfaces  list the interfaces and exit
   --source auto|module|afpacket
+  -Z, --user USER        started as root: run as USER once the output file is open (default:
+                         SUDO_USER, else the system account icmpcap), as tcpdump -Z
 
 what to keep and when to stop
   -Y, --display-filter F keep only packets matching the display filter
