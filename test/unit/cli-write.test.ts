@@ -3,7 +3,7 @@
  * namespaces, files and pipes read by tshark while and after icmpcap runs.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,15 @@ import { runIcmpcap, spawnIcmpcap } from '../support/cli.js';
 import { type NetnsPair, createNetnsPair } from '../support/netns.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'icmpcap-cli-write-'));
+// Started as root, icmpcap runs as another account once its first file is open (as tcpdump -Z): the files
+// after a -b switch are made by that account.
+chmodSync(tmp, 0o755);
+const sharedDir = (name: string): string => {
+  const dir = join(tmp, name);
+  mkdirSync(dir, { mode: 0o777 });
+  chmodSync(dir, 0o777);
+  return dir;
+};
 const canRun =
   process.getuid?.() === 0 &&
   spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status === 0 &&
@@ -130,8 +139,7 @@ describe.skipIf(!canRun)('icmpcap capture -w', () => {
   });
 
   it('switches files after -b filesize:KB with tshark names, losing nothing', async () => {
-    const dir = join(tmp, 'size');
-    mkdirSync(dir);
+    const dir = sharedDir('size');
     const run = capture(['-c', '40', '-b', 'filesize:1', '-w', join(dir, 'ring.pcapng')]);
     await run.started;
     ping(20);
@@ -151,10 +159,8 @@ describe.skipIf(!canRun)('icmpcap capture -w', () => {
   });
 
   it('keeps the newest N files with -b files:N, and switches on -b duration:N', async () => {
-    const ringDir = join(tmp, 'ring');
-    const timeDir = join(tmp, 'time');
-    mkdirSync(ringDir);
-    mkdirSync(timeDir);
+    const ringDir = sharedDir('ring');
+    const timeDir = sharedDir('time');
     const ring = capture(['-c', '40', '-b', 'filesize:1', '-b', 'files:2', '-w', join(ringDir, 'r.pcap')]);
     const timed = capture(['-a', 'duration:3', '-b', 'duration:1', '-w', join(timeDir, 't.pcapng')]);
     await Promise.all([ring.started, timed.started]);

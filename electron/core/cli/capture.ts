@@ -183,21 +183,27 @@ export async function capture(argv: string[]): Promise<void> {
       snaplen: opts.snaplen,
     });
   }
+  // The input too: standard input and pipes are copied to a private file for the reader (it wants a file it
+  // can size and seek), and so is a file root opened, for the account that reads it after the drop.
+  let inputFd: number | null = null;
+  if (opts.read === '-') inputFd = 0;
+  else if (opts.read !== undefined && (process.geteuid?.() === 0 || !isRegularFile(resolve(opts.read)))) {
+    try {
+      inputFd = openSync(resolve(opts.read), 'r');
+    } catch (err) {
+      throw new Error(`Cannot open the capture file ${opts.read}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
   // Nothing that parses packets runs as root (files written after a -b switch belong to that user).
   dropRoot(opts.user);
   const service = makeService();
   try {
     if (displayFilter) await service.handle('view.setFilter', { filter: displayFilter }, 'ipc');
-    let readPath: string | undefined;
-    if (opts.read !== undefined) {
-      readPath = resolve(opts.read);
-      if (opts.read === '-' || !isRegularFile(readPath)) {
-        // The file reader wants a file it can size and seek: a pipe is copied to a private one first.
-        stdinCopy = mkdtempSync(join(tmpdir(), 'icmpcap-read-'));
-        const copy = join(stdinCopy, 'input');
-        copyStream(opts.read === '-' ? 0 : openSync(readPath, 'r'), copy);
-        readPath = copy;
-      }
+    let readPath = opts.read === undefined ? undefined : resolve(opts.read);
+    if (inputFd !== null) {
+      stdinCopy = mkdtempSync(join(tmpdir(), 'icmpcap-read-'));
+      readPath = join(stdinCopy, 'input');
+      copyStream(inputFd, readPath);
     }
     await run(service, opts, file, readPath, captureFilter);
   } finally {
