@@ -16,7 +16,8 @@ const canRun =
   process.getuid?.() === 0 &&
   spawnSync('dumpcap', ['--version'], { stdio: 'ignore' }).status === 0 &&
   spawnSync('ip', ['netns', 'list'], { stdio: 'ignore' }).status === 0;
-const ECHO = 'icmp.type == echo-request || icmp.type == echo-reply';
+// icmp.* is ICMPv4 only and icmpv6.* ICMPv6, as in Wireshark.
+const ECHO = 'icmp.type == 8 || icmp.type == 0 || icmpv6.type == 128 || icmpv6.type == 129';
 
 function icmpcap(args: string[]): Promise<CliRun> {
   return runIcmpcap(args, tmp);
