@@ -218,11 +218,12 @@ describe('icmpcap capture --alert', () => {
       }),
     );
     const deadline = Date.now() + 15_000;
-    while (!/packets/.test(err)) {
+    while (!/capturing on|packets/.test(err)) {
       if (code !== undefined) throw new Error(`capture exited: ${err}`);
       if (Date.now() > deadline) throw new Error(`capture did not start: ${err}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    await new Promise((r) => setTimeout(r, 300)); // the socket is attached just after the message
     pair.exec(pair.b, ['python3', '-c', BURST.replace('range(2)', 'range(1)'), pair.v4.a]);
     expect(await exited, err).toBe(0);
     expect(err).toMatch(/icmpcap alert: live burst: rate/);
