@@ -87,7 +87,19 @@ export function attachAlerts(
   if (rules.length === 0) return null;
   const needsDir = rules.some((r) => r.snapshotSeconds !== null);
   const dir = values['alert-dir'] ?? snapshotDir();
-  if (needsDir) mkdirSync(dir, { recursive: true });
+  if (needsDir) {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new Error(
+        `cannot create the alert snapshot folder ${dir} (${why}): give a writable one with --alert-dir DIR`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
   const runner = new AlertRunner(rules, {
     ...(needsDir ? { snapshotDir: dir } : {}),
     allowCommands: values['alert-commands'] === true,
