@@ -65,8 +65,16 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-/** Started as root: prepare the capture helper, then run as -Z USER / SUDO_USER / icmpcap (privilege.ts). */
-function dropRoot(user: string | undefined): void {
+/**
+ * Started as root: prepare the capture helper, then run as -Z USER / SUDO_USER / icmpcap (privilege.ts).
+ * `capture` run by root itself (no sudo, no -Z) keeps root for now: its -w file is written with a
+ * temporary file and a rename in the target folder, which the account may not be allowed to do.
+ */
+function dropRoot(user: string | undefined, onlyWhenAsked = false): void {
+  if (onlyWhenAsked && user === undefined && !process.env.SUDO_USER && process.geteuid?.() === 0) {
+    process.stderr.write('icmpcap: running as root; -Z USER runs the capture as USER instead\n');
+    return;
+  }
   let helper: string | null = null;
   try {
     helper = loadNative().defaultHelperPath();
@@ -252,7 +260,7 @@ async function capture(argv: string[]): Promise<void> {
     format = formatFromPath(path);
     if (!format) fail(`cannot tell the format of ${path} from its name: add -F pcapng|pcap|csv|ndjson`);
   }
-  dropRoot(values.user);
+  dropRoot(values.user, true);
   const service = makeService();
   const progress = process.stderr.isTTY
     ? (text: string) => process.stderr.write(`\r\x1b[K${text}`)
