@@ -22,9 +22,15 @@ using icmpcap::EventType;
 // the kernel ring absorbs (and counts) the loss.
 constexpr uint32_t kMaxInflightBatches = 8;
 
+// {code, op, kind, helperPath?, group?, device?}: the advice is TypeScript's
+// (electron/core/advice.ts).
 [[noreturn]] void ThrowCore(Napi::Env env, const icmpcap::Error& e) {
   Napi::Error err = Napi::Error::New(env, e.what());
   err.Set("code", Napi::String::New(env, e.code()));
+  err.Set("errno", Napi::Number::New(env, e.err() ? e.err() : EINVAL));
+  if (!e.op().empty()) err.Set("op", Napi::String::New(env, e.op()));
+  if (!e.kind().empty()) err.Set("kind", Napi::String::New(env, e.kind()));
+  for (const auto& kv : e.context()) err.Set(kv.first, Napi::String::New(env, kv.second));
   throw err;
 }
 
@@ -618,7 +624,8 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
     o.Set("available", list[i].available);
     if (!list[i].via.empty()) o.Set("via", list[i].via);
     if (!list[i].reason.empty()) o.Set("reason", list[i].reason);
-    if (!list[i].fix.empty()) o.Set("fix", list[i].fix);
+    if (!list[i].kind.empty()) o.Set("kind", list[i].kind);
+    for (const auto& kv : list[i].context) o.Set(kv.first, kv.second);
     a.Set(i, o);
   }
   return a;

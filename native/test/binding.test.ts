@@ -143,15 +143,15 @@ describe('native binding', () => {
     expect(() => native.open({ source: 'afpacket', snaplen: 10 })).toThrow(/snaplen/);
   });
 
-  it('probe() reports both sources with a reason and a fix when unavailable', () => {
+  it('probe() reports both sources with a reason and a kind (for the advice) when unavailable', () => {
     const p = native.probe();
     expect(p.map((x) => x.source).sort()).toEqual(['afpacket', 'module']);
     for (const x of p) {
       if (!x.available) {
         expect(x.reason).toBeTruthy();
-        expect(x.fix).toBeTruthy();
+        expect(x.kind).toBeTruthy();
       } else {
-        expect(['direct', 'helper']).toContain(x.via);
+        expect(x.via).toBe(x.source === 'afpacket' ? 'helper' : 'direct');
       }
     }
   });

@@ -119,7 +119,7 @@ export interface CaptureResult {
   events: { type: string; message: string; ifname?: string; ifindex?: number; errno?: string }[];
   batches: number;
   framingErrors: number;
-  error: { code: string; message: string } | null;
+  error: { code: string; message: string; op?: string; kind?: string; helperPath?: string; group?: string } | null;
   stats: {
     source: string;
     captured: number;
@@ -129,7 +129,7 @@ export interface CaptureResult {
     batches: number;
     wakeups: number;
   } | null;
-  probe?: { source: string; available: boolean; via?: string; reason?: string; fix?: string }[];
+  probe?: { source: string; available: boolean; via?: string; reason?: string; kind?: string; helperPath?: string }[];
 }
 
 // A capture running in a child process (`ip netns exec NS [setpriv ...] node capture.cjs`).
