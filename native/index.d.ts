@@ -165,6 +165,3 @@ export function probe(options?: { helperPath?: string }): SourceAvailability[];
 
 /** Default path of icmpcap-helper (build/Release next to the addon). */
 export function defaultHelperPath(): string;
-
-/** Bench/test only: a session fed with `count` synthetic records through the real delivery path. */
-export function _benchSession(count: number, capLen: number, perRecordObjects: boolean): Session;

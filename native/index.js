@@ -63,6 +63,4 @@ module.exports = {
   watchInterfaces: (onChange) => native.watchInterfaces(onChange),
   probe,
   defaultHelperPath,
-  // Test and bench only: synthetic records through the same batching + ThreadSafeFunction path.
-  _benchSession: native._benchSession,
 };

@@ -71,7 +71,7 @@ export function adviceFor(f: Failure): string | undefined {
 /** The error with its advice appended to the message (and as `fix`). */
 export function withAdvice<E>(err: E): E {
   if (!(err instanceof Error)) return err;
-  const e = err as NativeError & { fix?: string };
+  const e = err as Error as Partial<NativeError> & Error & { fix?: string };
   const fix = adviceFor(e);
   if (fix && e.fix === undefined) {
     e.fix = fix;

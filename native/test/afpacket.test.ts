@@ -303,7 +303,8 @@ describe.skipIf(!isRoot)('AF_PACKET source, the odd packets', () => {
       expect(first.filter((x) => x.type === req && x.dir === DIR_IN).map((x) => x.seq)).toEqual([1, 2, 3]);
       expect(first.filter((x) => x.type === rep && x.dir === DIR_OUT).map((x) => x.seq)).toEqual([1, 2, 3]);
       expect(rest).toHaveLength(12); // 2 more per datagram, 6 datagrams
-      for (const x of rest) expect([x.type, x.code, x.id, x.seq, x.flags & F_HAS_ECHO]).toEqual([0, 0, 0, 0, 0]);
+      for (const x of rest)
+        expect([x.type, x.code, x.id, x.seq, x.flags & F_HAS_ECHO]).toEqual([0, 0, 0, 0, 0]);
     }
   });
 
@@ -323,8 +324,15 @@ describe.skipIf(!isRoot)('AF_PACKET source, the odd packets', () => {
     const cap = new ChildCapture(net.a, { source: 'afpacket', interfaces: ['vA'] });
     await cap.ready;
     sh('ip', [
-      'netns', 'exec', net.a, 'python3', path.join(nativeDir, 'test', 'fixtures', 'send_tagged.py'),
-      'vA', '10.207.0.1', '10.207.0.9', '4',
+      'netns',
+      'exec',
+      net.a,
+      'python3',
+      path.join(nativeDir, 'test', 'fixtures', 'send_tagged.py'),
+      'vA',
+      '10.207.0.1',
+      '10.207.0.9',
+      '4',
     ]);
     const r = await cap.stop();
     const tagged = r.records.filter((x) => x.id === 0x4242 && x.type === 8);

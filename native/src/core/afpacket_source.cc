@@ -220,13 +220,12 @@ struct icmpcap_helper_msg await_ready(Helper& h, Fd* rings, Fd* consumers) {
     m.op[sizeof(m.op) - 1] = 0;
     const int err = m.kind == ICMPCAP_HELPER_ERROR && m.err > 0 ? m.err : EPROTO;
     h.reap();
-    const char* kind = err == EPERM || err == EACCES ? "helper-no-capability"
+    const char* kind = err == EPERM || err == EACCES   ? "helper-no-capability"
                        : err == ENODEV || err == ENXIO ? "no-such-interface"
                        : err == EAFNOSUPPORT           ? "no-af-packet"
                                                        : "";
-    const std::string detail = err == EPERM || err == EACCES
-                                   ? "the capture helper has no CAP_NET_RAW"
-                                   : "";
+    const std::string detail =
+        err == EPERM || err == EACCES ? "the capture helper has no CAP_NET_RAW" : "";
     throw_kind(kind, "helper " + std::string(m.op), err, detail, ctx);
   }
   return m;
@@ -244,11 +243,13 @@ class HelperSource final : public RingSource {
                   "ringBytes must be between 64 KiB and 1 GiB");
     const auto targets = resolve_interfaces(cfg.interfaces);
     if (targets.size() > ICMPCAP_HELPER_MAX_RINGS)
-      throw_error("open: interfaces", EINVAL,
-                  "at most " + std::to_string(ICMPCAP_HELPER_MAX_RINGS) + " interfaces per session");
+      throw_error(
+          "open: interfaces", EINVAL,
+          "at most " + std::to_string(ICMPCAP_HELPER_MAX_RINGS) + " interfaces per session");
     std::map<unsigned, std::string> ifnames;
-    std::vector<std::string> args = {"--snaplen", std::to_string(cfg.snaplen), "--ring-bytes",
-                                     std::to_string(ring_bytes), "--filter", filter_hex(cfg)};
+    std::vector<std::string> args = {"--snaplen",    std::to_string(cfg.snaplen),
+                                     "--ring-bytes", std::to_string(ring_bytes),
+                                     "--filter",     filter_hex(cfg)};
     for (auto& t : targets) {
       args.push_back("--ifindex");
       args.push_back(std::to_string(t.first));
@@ -334,7 +335,8 @@ class HelperSource final : public RingSource {
     std::vector<uint64_t*> cons;
     for (uint32_t i = 0; i < m.nr_rings; i++) {
       bases.push_back(rings_map_ + size_t{i} * m.ring_stride);
-      cons.push_back(reinterpret_cast<uint64_t*>(consumer_map_ + i * ICMPCAP_HELPER_CONSUMER_STRIDE));
+      cons.push_back(
+          reinterpret_cast<uint64_t*>(consumer_map_ + i * ICMPCAP_HELPER_CONSUMER_STRIDE));
     }
     std::string why;
     if (!reader_.attach(bases, cons, data_size, &why))

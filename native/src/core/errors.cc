@@ -11,8 +11,8 @@ std::string errno_name(int err) {
 
 std::string format_error(const std::string& op, int err, const std::string& detail) {
   std::string msg = "icmpcap: " + op + ": " + errno_name(err) + " \u2014 ";
-  msg += detail.empty() ? std::string(strerrordesc_np(err) ? strerrordesc_np(err) : "error")
-                        : detail;
+  msg +=
+      detail.empty() ? std::string(strerrordesc_np(err) ? strerrordesc_np(err) : "error") : detail;
   return msg;
 }
 
@@ -20,8 +20,8 @@ void throw_error(const std::string& op, int err, const std::string& detail) {
   throw Error(err, format_error(op, err, detail), op);
 }
 
-void throw_kind(const std::string& kind, const std::string& op, int err,
-                const std::string& detail, ErrorContext context) {
+void throw_kind(const std::string& kind, const std::string& op, int err, const std::string& detail,
+                ErrorContext context) {
   throw Error(err, format_error(op, err, detail), op, kind, std::move(context));
 }
 

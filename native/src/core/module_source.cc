@@ -11,10 +11,10 @@
 
 #include "errors.h"
 #include "genl.h"
+#include "interfaces.h"
 #include "link_watch.h"
 #include "probe.h"
 #include "ring_source.h"
-#include "interfaces.h"
 
 namespace icmpcap {
 
@@ -128,8 +128,7 @@ class ModuleSource final : public RingSource {
       maps_.push_back(static_cast<uint8_t*>(m));
     }
     std::string why;
-    if (!reader_.attach(maps_, data_size, &why))
-      throw_error("attach rings: " + why, EPROTO);
+    if (!reader_.attach(maps_, data_size, &why)) throw_error("attach rings: " + why, EPROTO);
 
     setup_loop(dev_fd_, ifnames);
     add_watch(events_.fd(), kEventTag);

@@ -106,8 +106,8 @@ bool RingReader::scan(size_t idx, uint32_t max_records, size_t* bytes_left, bool
       break;
     }
     *first = false;
-    out.push_back(Entry{hdr.ts_ns, static_cast<uint32_t>(off), hdr.len, hdr.orig_len, hdr.flags,
-                        hdr.family});
+    out.push_back(
+        Entry{hdr.ts_ns, static_cast<uint32_t>(off), hdr.len, hdr.orig_len, hdr.flags, hdr.family});
     *bytes_left -= std::min<size_t>(*bytes_left, step);
     r.scan += step;
     taken++;

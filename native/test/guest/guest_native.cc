@@ -48,7 +48,7 @@ void result(bool ok, const std::string& name, const std::string& why = "") {
 class CollectSink : public Sink {
  public:
   bool can_accept() override { return true; }
-  void deliver(Batch&& b) override {
+  bool deliver(Batch&& b) override {
     std::lock_guard<std::mutex> lock(mu_);
     size_t off = 0;
     uint64_t last_ts = 0;
@@ -75,6 +75,7 @@ class CollectSink : public Sink {
     if (off != b.bytes) framing_errors++;
     batches++;
     cv_.notify_all();
+    return true;
   }
   void event(Event&& e) override {
     std::lock_guard<std::mutex> lock(mu_);
