@@ -62,7 +62,7 @@ void icmpcap_prod_attach_ring(struct icmpcap_prod* p, uint8_t* base, uint64_t da
   p->hdr->abi_version = ICMPCAP_ABI_VERSION;
 }
 
-/* As icmpcap_ring_reserve() in kernel/icmpcap.c. */
+/* As icmpcap_ring_reserve() in kernel/ring.c. */
 static uint8_t* reserve(struct icmpcap_prod* p, uint32_t len, uint64_t* new_prod) {
   const uint64_t size = p->size;
   const uint64_t need = ICMPCAP_ALIGN(len);

@@ -256,6 +256,8 @@ TEST(decode_ipv6_walks_extension_headers) {
   auto first = decode(v6({44}, 58, 128, 0, true));
   CHECK(first.ok && first.r.icmp_type == 128 &&
         first.r.flags == (ICMPCAP_REC_F_FRAGMENT | ICMPCAP_REC_F_HAS_ECHO));
+  auto atomic = decode(v6({44}, 58, 128, 0, false));  // offset 0, no M flag: not a fragment
+  CHECK(atomic.ok && atomic.r.flags == ICMPCAP_REC_F_HAS_ECHO && atomic.r.icmp_type == 128);
   auto nf = decode(v6({44}, 58, 128, 1448, false));
   CHECK(nf.ok && nf.r.flags == (ICMPCAP_REC_F_FRAGMENT | ICMPCAP_REC_F_NOT_FIRST) &&
         nf.r.icmp_type == 0 && nf.r.icmp_id == 0);
