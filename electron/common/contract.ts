@@ -164,6 +164,14 @@ export interface CaptureState {
   evicted?: number;
 }
 
+/**
+ * What the table flags on a record the dissector cannot fully decode (it is still exported byte for byte):
+ * an IP fragment; a later fragment (no ICMP header: type and code are 0 and mean nothing); a packet that
+ * ends before a whole ICMP header; fewer bytes captured than sent (snap length); a wrong ICMP checksum.
+ */
+export const RECORD_FLAGS = ['fragment', 'not-first', 'short', 'truncated', 'bad-checksum'] as const;
+export type RecordFlag = (typeof RECORD_FLAGS)[number];
+
 /** One row of the table, as the renderer shows it. Times are ns since the epoch, as strings (64-bit). */
 export interface Row {
   no: number;
@@ -180,6 +188,8 @@ export interface Row {
   ttl: number;
   len: number;
   rttMs: number | null;
+  /** Present when the record has any (RECORD_FLAGS order). */
+  flags?: RecordFlag[];
 }
 
 export interface Counts {

@@ -22,7 +22,8 @@ import {
   type SourceKind,
   isRequestName,
 } from '../common/contract.js';
-import { type ExportRow, exportRecords, openCaptureFile } from './files/index.js';
+import { exportRecords, openCaptureFile } from './files/index.js';
+import { spoolExportRows } from './spool-export.js';
 import { FilterSyntaxError, checkFilter } from './filter/index.js';
 import { Ingestor, rowOf } from './ingest.js';
 import { JobRunner } from './jobs.js';
@@ -439,25 +440,6 @@ export class CaptureService {
     } else for (const no of nos ?? []) if (no <= length && no > this.store.firstIndex) yield no - 1;
   }
 
-  private *exportRows(spool: Spool, indices: Iterable<number>): Generator<ExportRow> {
-    const baseNs = this.store.baseNs ?? 0n;
-    for (const index of indices) {
-      // The ring buffer may drop records while a long export runs: those are skipped.
-      if (!this.store.has(index)) continue;
-      const c = this.store.chunkOf(index);
-      const i = index & CHUNK_MASK;
-      const record = spool.read(c.spoolOffset[i]!);
-      const rtt = c.rtt[i]!;
-      yield {
-        no: index + 1,
-        record,
-        ifname: this.ingestor.interfaces.get((c.misc[i]! >>> 8) & 0xffff),
-        ...(Number.isNaN(rtt) ? {} : { rttMs: rtt }),
-        relativeNs: record.tsNs - baseNs,
-      };
-    }
-  }
-
   private startExport(p: z.output<(typeof RequestSchemas)['export.start']>): number {
     const spool = this.spool;
     if (!spool || this.store.live === 0)
@@ -471,7 +453,7 @@ export class CaptureService {
   runExport(format: ExportFormat, path: string, indices: Iterable<number>, total: number): number {
     const spool = this.spool;
     if (!spool) throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
-    const rows = this.exportRows(spool, indices);
+    const rows = spoolExportRows(this.store, this.ingestor, spool, indices);
     return this.jobs.start('export', path, async (ctx) => {
       const result = await exportRecords(rows, {
         format,

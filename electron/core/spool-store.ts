@@ -22,7 +22,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DecodedRecord } from './record.js';
 import { OFF, REC_F_PAD, alignRecord } from './record.js';
-import { PcapngSpoolWriter, SpoolReader } from './files/index.js';
+import { PcapngSpoolWriter, SpoolReader, type SpoolPacket } from './files/index.js';
 import { CHUNK_MASK } from './store.js';
 
 export const SEGMENT_SHIFT = 36;
@@ -74,6 +74,8 @@ export class Spool {
   private named = new Set<number>();
   private segmentFirstTs = -1;
   private closed = false;
+  private lastSegment = -1;
+  private lastReader: SpoolReader | null = null;
 
   private constructor(
     /** Path prefix: segment k is `${base}-${k padded to 4}.pcapng`. */
@@ -186,6 +188,18 @@ export class Spool {
 
   read(location: number): DecodedRecord & { ifaceId: number } {
     const { segment, offset } = splitLocation(location);
+    return this.readerOf(segment).read(offset);
+  }
+
+  /** The packet at `location` as written, never decoded (see SpoolReader.readPacket). */
+  readPacket(location: number, into?: SpoolPacket): SpoolPacket {
+    const segment = Math.floor(location / SEGMENT_SCALE);
+    return this.readerOf(segment).readPacket(location - segment * SEGMENT_SCALE, into);
+  }
+
+  private readerOf(segment: number): SpoolReader {
+    // Exports read one segment after another: the last reader serves most calls without touching the map.
+    if (segment === this.lastSegment && this.lastReader) return this.lastReader;
     let open = this.readers.get(segment);
     if (open === undefined) {
       const first = this.segments[0]?.number ?? 0;
@@ -196,12 +210,15 @@ export class Spool {
         const [oldest, r] = this.readers.entries().next().value as [number, { fd: number }];
         closeSync(r.fd);
         this.readers.delete(oldest);
+        if (oldest === this.lastSegment) this.lastReader = null;
       }
       const fd = openSync(seg.path, 'r');
       open = { fd, reader: new SpoolReader(fd) };
     } else this.readers.delete(segment);
     this.readers.set(segment, open); // most recently used last
-    return open.reader.read(offset);
+    this.lastSegment = segment;
+    this.lastReader = open.reader;
+    return open.reader;
   }
 
   /** Deletes the segments whose records all have indices below `index`; returns how many. */
@@ -213,6 +230,7 @@ export class Spool {
       if (open) {
         closeSync(open.fd);
         this.readers.delete(seg.number);
+        if (seg.number === this.lastSegment) this.lastReader = null;
       }
       rmSync(seg.path, { force: true });
       dropped++;
@@ -243,6 +261,7 @@ export class Spool {
     this.writer.close();
     for (const { fd } of this.readers.values()) closeSync(fd);
     this.readers.clear();
+    this.lastReader = null;
     if (!keep) for (const seg of this.segments) rmSync(seg.path, { force: true });
   }
 }

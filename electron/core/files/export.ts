@@ -2,6 +2,7 @@
  * Exports records to pcapng, pcap, CSV or NDJSON, streaming with constant memory. The file appears under its
  * name only when the export succeeded; a cancelled or failed export leaves nothing behind.
  */
+import type { RecordFlag } from '../../common/contract.js';
 import type { DecodedRecord } from '../record.js';
 import { ExportFileSink } from './file-sink.js';
 import { pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap-write.js';
@@ -28,6 +29,8 @@ export interface ExportRow {
   rttMs?: number;
   /** Time since the capture started; when missing, since the first exported row. */
   relativeNs?: bigint;
+  /** The table's flags (CSV/NDJSON); when missing, those `record.flags` tells. */
+  flags?: readonly RecordFlag[];
 }
 
 export interface ExportOptions {
@@ -248,6 +251,7 @@ class TextRowWriter implements RowWriter {
       ifname: row.ifname,
       rttMs: row.rttMs,
       relativeNs,
+      flags: row.flags,
     });
     return this.line.length * 3;
   }
