@@ -79,6 +79,8 @@ export const ExportParamsSchema = z
     scope: z.enum(['all', 'view', 'selected']),
     nos: z.array(RecordNo).max(1_000_000).optional(),
     path: FilePath,
+    /** Replace the file when it exists (the UI asks first); without it an existing file is an error 'file-exists'. */
+    overwrite: z.boolean().optional(),
   })
   .strict()
   .refine((p) => p.scope !== 'selected' || (p.nos !== undefined && p.nos.length > 0), {
@@ -93,6 +95,20 @@ export const PeerSeriesParamsSchema = z
     maxPoints: z.number().int().min(2).max(10_000).default(2000),
   })
   .strict();
+
+const SpoolId = z
+  .string()
+  .regex(/^(\d{8}-\d{6}-\d+|latest)$/, 'a spool id as spool.list gives it (or "latest")');
+export const SpoolRecoverParamsSchema = z
+  .object({
+    id: SpoolId,
+    path: FilePath,
+    format: ExportFormatSchema.optional(),
+    /** Replace the file when it exists (the UI asks first). */
+    overwrite: z.boolean().optional(),
+  })
+  .strict();
+export const SpoolCleanParamsSchema = z.object({ id: SpoolId.optional() }).strict();
 
 const Empty = z.object({}).strict().default({});
 
@@ -117,6 +133,12 @@ export const RequestSchemas = {
   'job.cancel': JobParamsSchema,
   'interfaces.list': Empty,
   'sources.probe': Empty,
+  /** Captures left behind by icmpcap processes that ended without cleaning up (crash, kill -9). */
+  'spool.list': Empty,
+  /** Writes one of them to a file (a job, kind 'export'). */
+  'spool.recover': SpoolRecoverParamsSchema,
+  /** Removes one of them, or all. */
+  'spool.clean': SpoolCleanParamsSchema,
 } as const;
 
 export type RequestName = keyof typeof RequestSchemas;
@@ -320,6 +342,14 @@ export interface Job {
   message?: string;
 }
 
+/** A capture left behind by an icmpcap process that did not end cleanly (see `icmpcap spool`). */
+export interface LeftoverSpoolInfo {
+  id: string;
+  startedAtMs: number;
+  packets: number;
+  bytes: number;
+}
+
 export interface Hello {
   version: string;
   transport: 'ipc' | 'websocket';
@@ -349,6 +379,9 @@ export interface Results {
   'job.cancel': Job;
   'interfaces.list': InterfaceInfo[];
   'sources.probe': SourceAvailability[];
+  'spool.list': LeftoverSpoolInfo[];
+  'spool.recover': JobStarted;
+  'spool.clean': { removed: string[] };
 }
 
 export interface Events {
@@ -365,7 +398,15 @@ export type EventName = keyof Events;
 
 /** Errors cross the transport as data: a code to branch on and a message that says what to do. */
 export interface ContractError {
-  code: 'bad-request' | 'unknown-method' | 'not-found' | 'capture-failed' | 'filter-syntax' | 'internal';
+  code:
+    | 'bad-request'
+    | 'unknown-method'
+    | 'not-found'
+    | 'capture-failed'
+    | 'filter-syntax'
+    | 'internal'
+    /** export.start / spool.recover: the file exists; ask, then send again with overwrite: true. */
+    | 'file-exists';
   message: string;
   /** For filter syntax errors: the character offset the message points at. */
   position?: number;

@@ -9,6 +9,7 @@ import { projectRoot } from './paths.js';
 import { startServer } from './server.js';
 import { CaptureService, errorMessage } from './service.js';
 import { formatChecks, runDoctor } from './doctor.js';
+import { spoolCommand } from './spool-cli.js';
 import {
   EXPORT_FORMATS,
   type ExportFormat,
@@ -46,6 +47,7 @@ commands:
   doctor        check the module, device permissions, Secure Boot, capabilities and the helper
   interfaces    list the interfaces capture can use
   sources       show which capture sources are available, and why not
+  spool         captures left behind by a crash: list, recover ID|latest -w FILE, clean [ID]
 `;
 
 export function version(): string {
@@ -375,6 +377,9 @@ export async function main(argv: string[]): Promise<void> {
         return interfaces();
       case 'sources':
         return sources();
+      case 'spool':
+        process.exitCode = await spoolCommand(rest);
+        return;
       case undefined:
       case '-h':
       case '--help':

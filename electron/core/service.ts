@@ -3,6 +3,7 @@
  * requests and pushes counts and state. Plain Node: nothing here imports Electron, so the same service
  * runs behind Electron IPC and behind the WebSocket server.
  */
+import { type Stats, existsSync, statSync } from 'node:fs';
 import type { z } from 'zod';
 import {
   type CaptureState,
@@ -12,6 +13,7 @@ import {
   type ExportFormat,
   type Hello,
   type InterfaceInfo,
+  type LeftoverSpoolInfo,
   type RequestName,
   RequestSchemas,
   type Results,
@@ -30,6 +32,15 @@ import { JobRunner } from './jobs.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js';
 import { evictionTarget, ringSegmentNs, ringUnit } from './ring.js';
 import { type SegmentCut, Spool, defaultSpoolDir } from './spool-store.js';
+import { SpoolGuard, spoolErrorMessage } from './spool-guard.js';
+import {
+  type LeftoverSpool,
+  cleanSpools,
+  findSpool,
+  formatOf,
+  listLeftoverSpools,
+  recoverSpool,
+} from './spool-recovery.js';
 import { Aggregator } from './stats/aggregator.js';
 import { FilterCancelled, View } from './view.js';
 import { CHUNK_MASK, MAX_RECORDS, RecordStore, hookName } from './store.js';
@@ -44,6 +55,11 @@ export interface ServiceOptions {
   tickMs?: number;
   /** Where spool files go (default: $XDG_CACHE_HOME/icmpcap/spool). */
   spoolDir?: string;
+  /**
+   * The most bytes one capture's spool may take on disk (default: ICMPCAP_SPOOL_MAX, else 16 GiB); a capture
+   * reaching it stops with a message. A ring-buffer limit keeps it far below.
+   */
+  spoolMaxBytes?: number;
 }
 
 export class CaptureService {
@@ -67,6 +83,8 @@ export class CaptureService {
   /** The ring-buffer limit of the current capture (null: none). */
   private ring: RingLimit | null = null;
   private segmentCut: SegmentCut | undefined;
+  /** Spool health: when it was last forced to disk, and the write error that stopped the capture. */
+  private readonly spoolGuard = new SpoolGuard();
 
   constructor(private readonly options: ServiceOptions) {
     this.ingestor = new Ingestor(this.store, (ifindex) => this.ifname(ifindex));
@@ -181,6 +199,16 @@ export class CaptureService {
         return this.interfaces();
       case 'sources.probe':
         return this.probe();
+      case 'spool.list':
+        return this.leftoverSpools();
+      case 'spool.recover':
+        return { id: this.recoverLeftover(p as z.output<(typeof RequestSchemas)['spool.recover']>) };
+      case 'spool.clean':
+        try {
+          return { removed: cleanSpools(this.spoolDir, (p as { id?: string }).id) };
+        } catch (err) {
+          throw new ServiceError('not-found', errorMessage(err));
+        }
     }
   }
 
@@ -230,15 +258,21 @@ export class CaptureService {
     }
     if (this.jobs.busy('open'))
       throw new ServiceError('capture-failed', 'a capture file is being opened: wait or cancel it');
-    this.newSpool(params.snaplen, params.limit);
     let session: NativeSession;
     try {
+      // The new source is opened before anything of the current capture is let go.
       session = native.open({ source, interfaces: params.interfaces, snaplen: params.snaplen });
+    } catch (err) {
+      throw new ServiceError('capture-failed', errorMessage(err));
+    }
+    try {
+      this.newSpool(params.snaplen, params.limit);
       session.start(
         (batch, info) => this.onBatch(batch, info),
         (ev) => this.onSessionEvent(ev),
       );
     } catch (err) {
+      session.close();
       this.setState({ state: 'error', interfaces: params.interfaces, source, message: errorMessage(err) });
       throw new ServiceError('capture-failed', errorMessage(err));
     }
@@ -355,6 +389,7 @@ export class CaptureService {
       `icmpcap ${this.options.version}`,
       snaplen,
     );
+    this.spoolGuard.reset(this.options.spoolMaxBytes);
   }
 
   private onBatch(batch: ArrayBuffer, info?: BatchInfo): void {
@@ -370,8 +405,18 @@ export class CaptureService {
       );
       return;
     }
-    const offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex), from, this.segmentCut);
+    if (this.spoolGuard.failed) return; // the capture is stopping: nothing more can be kept
+    let offsets: Float64Array;
+    try {
+      offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex), from, this.segmentCut);
+    } catch (err) {
+      // A full or failing disk: the records already spooled stay readable; the capture stops, the service serves.
+      this.spoolFailed(spool, err);
+      return;
+    }
     this.ingestor.ingest(batch, offsets);
+    const over = this.spoolGuard.overCap(spool);
+    if (over) queueMicrotask(() => this.stop(over));
     // The aggregator fills in the RTTs, so it runs before the view (filters on rtt see them).
     // Aggregates stay cumulative over the whole capture, evicted records included.
     this.aggregator.update(this.store, from, this.store.length);
@@ -446,6 +491,8 @@ export class CaptureService {
       throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
     const total =
       p.scope === 'all' ? this.store.live : p.scope === 'view' ? this.view.length : (p.nos?.length ?? 0);
+    if (!p.overwrite && existsSync(p.path))
+      throw new ServiceError('file-exists', `${p.path} exists: replace it, or choose another name`);
     return this.runExport(p.format, p.path, this.exportIndices(p.scope, p.nos, this.store.length), total);
   }
 
@@ -471,15 +518,20 @@ export class CaptureService {
   private openFile(path: string): number {
     if (this.session) throw new ServiceError('bad-request', 'stop the capture before opening a file');
     if (this.jobs.busy('open')) throw new ServiceError('bad-request', 'a file is already being opened');
-    this.newSpool(65535);
-    this.setState({ state: 'starting', source: 'file', file: path, interfaces: [] });
+    checkOpenable(path);
     return this.jobs.start('open', path, async (ctx) => {
       const reader = openCaptureFile(path, {
         signal: ctx.signal,
         onProgress: (bytes, total) => ctx.progress(bytes, total),
       });
-      const names = new Map<number, string>();
+      // The file is read (format, first records) before the current capture is let go: a file that cannot
+      // be opened leaves everything as it was.
       let next = await reader.next();
+      if (next.done && next.value.error && next.value.records === 0)
+        throw new Error(`cannot open ${path}: ${next.value.error.message}`);
+      this.newSpool(65535);
+      this.setState({ state: 'starting', source: 'file', file: path, interfaces: [] });
+      const names = new Map<number, string>();
       try {
         while (!next.done) {
           const { batch, records, interfaces } = next.value;
@@ -511,6 +563,50 @@ export class CaptureService {
       }
       return text;
     });
+  }
+
+  private get spoolDir(): string {
+    return this.options.spoolDir ?? defaultSpoolDir();
+  }
+
+  /** Spools of icmpcap processes that ended without cleaning up, newest first. */
+  leftoverSpools(): LeftoverSpoolInfo[] {
+    return listLeftoverSpools(this.spoolDir).map(({ id, startedAtMs, packets, bytes }) => ({
+      id,
+      startedAtMs,
+      packets,
+      bytes,
+    }));
+  }
+
+  private recoverLeftover(p: z.output<(typeof RequestSchemas)['spool.recover']>): number {
+    let spool: LeftoverSpool;
+    try {
+      spool = findSpool(this.spoolDir, p.id);
+    } catch (err) {
+      throw new ServiceError('not-found', errorMessage(err));
+    }
+    if (!p.overwrite && existsSync(p.path))
+      throw new ServiceError('file-exists', `${p.path} exists: replace it, or choose another name`);
+    const format = p.format ?? formatOf(p.path);
+    return this.jobs.start('export', p.path, async (ctx) => {
+      const result = await recoverSpool(spool, p.path, { format, overwrite: true });
+      ctx.progress(result.records, result.records);
+      return `${result.records.toLocaleString('en')} records of the capture of ${new Date(spool.startedAtMs).toLocaleString('en')} written to ${result.path}`;
+    });
+  }
+
+  /** The spool could not be written: stop capturing, say what happened and what is kept. */
+  private spoolFailed(spool: Spool, err: unknown): void {
+    if (this.spoolGuard.failed) return;
+    const message = spoolErrorMessage(err, spool.path, this.store.live);
+    this.spoolGuard.failed = message;
+    const file = this.state.source === 'file';
+    queueMicrotask(() => {
+      if (this.session) this.stop(message);
+      else if (!file) this.setState({ ...this.state, state: 'stopped', message });
+    });
+    if (file) throw new Error(message);
   }
 
   private onSessionEvent(ev: SessionEvent): void {
@@ -588,6 +684,13 @@ export class CaptureService {
 
   private tick(): void {
     const now = Date.now();
+    if (this.spool && this.spoolGuard.syncDue(now)) {
+      try {
+        this.spool.sync();
+      } catch (err) {
+        this.spoolFailed(this.spool, err);
+      }
+    }
     this.view.settle();
     if (this.store.length !== this.lastAggregatesTotal && now - this.lastAggregatesAt >= 500) {
       this.lastAggregatesTotal = this.store.length;
@@ -633,6 +736,35 @@ function segmentCut(limit: RingLimit): SegmentCut {
   const spanNs = ringSegmentNs(limit);
   return (index, tsNs, firstTsNs) =>
     (limit.records !== undefined && index % unit === 0) || (spanNs > 0 && tsNs - firstTsNs >= spanNs);
+}
+
+/**
+ * Refuses what "Open..." cannot read as a capture file, before anything is let go: a missing or unreadable
+ * path, a folder, a FIFO or device (reading one would wait for a writer forever).
+ */
+function checkOpenable(path: string): void {
+  let stat: Stats;
+  try {
+    stat = statSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ServiceError(
+      'bad-request',
+      code === 'ENOENT'
+        ? `cannot open ${path}: there is no such file`
+        : `cannot open ${path}: ${errorMessage(err)}`,
+    );
+  }
+  if (stat.isDirectory())
+    throw new ServiceError('bad-request', `cannot open ${path}: it is a folder; choose a capture file`);
+  if (!stat.isFile()) {
+    const kind = stat.isFIFO() ? 'a FIFO (named pipe)' : stat.isSocket() ? 'a socket' : 'a device';
+    throw new ServiceError(
+      'bad-request',
+      `cannot open ${path}: it is ${kind}, not a capture file; save the stream to a file first ` +
+        `(e.g. cat ${path} > capture.pcapng) and open that`,
+    );
+  }
 }
 
 function filterError(err: unknown): ServiceError {

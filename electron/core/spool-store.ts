@@ -57,6 +57,8 @@ interface Segment {
   path: string;
   /** Absolute index of its first record. */
   firstRecord: number;
+  /** Its size once closed (the one being written counts the writer's size). */
+  bytes: number;
 }
 
 /**
@@ -111,7 +113,7 @@ export class Spool {
     if (number >= MAX_SEGMENTS) throw new Error(`the spool has run out of segment numbers (${MAX_SEGMENTS})`);
     const path = `${this.base}-${String(number).padStart(4, '0')}.pcapng`;
     const writer = PcapngSpoolWriter.create(path, { application: this.application, snaplen: this.snaplen });
-    this.segments.push({ number, path, firstRecord });
+    this.segments.push({ number, path, firstRecord, bytes: 0 });
     this.named = new Set();
     this.segmentFirstTs = -1;
     return writer;
@@ -119,7 +121,9 @@ export class Spool {
 
   private rotate(firstRecord: number): void {
     const number = this.segments[this.segments.length - 1]!.number + 1;
+    const closing = this.segments[this.segments.length - 1]!;
     const next = this.openSegment(number, firstRecord);
+    closing.bytes = this.writer.size;
     this.writer.close();
     this.writer = next;
   }
@@ -252,6 +256,18 @@ export class Spool {
   /** Bytes in the segment being written. */
   get bytes(): number {
     return this.writer.size;
+  }
+
+  /** Bytes of every segment still on disk. */
+  get totalBytes(): number {
+    let total = this.writer.size;
+    for (let k = 0; k < this.segments.length - 1; k++) total += this.segments[k]!.bytes;
+    return total;
+  }
+
+  /** Forces what was written to the disk (fdatasync), so a power cut loses at most what came since. */
+  sync(): void {
+    if (!this.closed) this.writer.flush();
   }
 
   /** Closes the files; removes the spool unless asked to keep it. */

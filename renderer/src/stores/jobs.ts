@@ -26,6 +26,7 @@ export const useJobsStore = defineStore('jobs', () => {
     scope: 'all' | 'view' | 'selected';
     nos?: number[];
     path: string;
+    overwrite?: boolean;
   }): Promise<number | null> {
     try {
       const { id } = await api.request('export.start', params);
@@ -33,6 +34,13 @@ export const useJobsStore = defineStore('jobs', () => {
       error.value = null;
       return id;
     } catch (err) {
+      // The service never replaces a file unasked: ask, then send again.
+      if ((err as { code?: string }).code === 'file-exists' && !params.overwrite) {
+        if (window.confirm(`${params.path} already exists. Replace it?`))
+          return startExport({ ...params, overwrite: true });
+        error.value = null;
+        return null;
+      }
       error.value = (err as Error).message;
       return null;
     }
