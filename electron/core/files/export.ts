@@ -30,7 +30,10 @@ export interface ExportRow {
   /** Time since the capture started; when missing, since the first exported row. */
   relativeNs?: bigint;
   /** The table's flags (CSV/NDJSON); when missing, those `record.flags` tells. */
-  flags?: readonly RecordFlag[];
+  flags?: readonly RecordFlag[] | undefined;
+  /** `record.tsNs` as two 32-bit halves, when the row has them (saves a BigInt per record). */
+  tsHi?: number;
+  tsLo?: number;
 }
 
 export interface ExportOptions {
@@ -187,14 +190,23 @@ class PcapngRowWriter implements RowWriter {
       this.pendingIdb = null;
     }
     const r = row.record;
-    splitTimestamp(r.tsNs);
+    let hi: number;
+    let lo: number;
+    if (row.tsHi !== undefined && row.tsLo !== undefined) {
+      hi = row.tsHi;
+      lo = row.tsLo;
+    } else {
+      splitTimestamp(r.tsNs);
+      hi = tsHi();
+      lo = tsLo();
+    }
     sink.pos = writeEnhancedPacketBlock(
       sink.view,
       sink.buf,
       sink.pos,
       this.currentId,
-      tsHi(),
-      tsLo(),
+      hi,
+      lo,
       r.data,
       0,
       r.data.length,
