@@ -44,13 +44,13 @@ class SpoolRow implements ExportRow {
   readonly record: DecodedRecord;
 
   constructor(private readonly baseNs: bigint) {
-    const row = this;
+    const halves = (): bigint => (BigInt(this.tsHi) << 32n) | BigInt(this.tsLo);
     this.record = {
       flags: 0,
       hook: 0,
       dir: 0,
       get tsNs(): bigint {
-        return (BigInt(row.tsHi) << 32n) | BigInt(row.tsLo);
+        return halves();
       },
       ifindex: 0,
       origLen: 0,

@@ -105,7 +105,7 @@ export class OddLab {
     );
     this.child = child;
     let buffer = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       buffer += d.toString();
       let nl: number;
       while ((nl = buffer.indexOf('\n')) >= 0) {
@@ -116,7 +116,7 @@ export class OddLab {
         else this.lines.push(line);
       }
     });
-    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
     const first = JSON.parse(await this.nextLine(30_000)) as { ready?: boolean; error?: string };
     if (!first.ready) throw new Error(`the capture service did not start: ${first.error ?? this.stderr}`);
   }
