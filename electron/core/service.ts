@@ -528,7 +528,9 @@ export class CaptureService {
       // be opened leaves everything as it was.
       let next = await reader.next();
       if (next.done && next.value.error && next.value.records === 0)
-        throw new Error(`cannot open ${path}: ${next.value.error.message}`);
+        throw new Error(
+          `cannot open ${path}: the file is damaged at byte ${next.value.error.offset}: ${next.value.error.message}`,
+        );
       this.newSpool(65535);
       this.setState({ state: 'starting', source: 'file', file: path, interfaces: [] });
       const names = new Map<number, string>();
