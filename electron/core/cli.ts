@@ -10,6 +10,7 @@ import { startServer } from './server.js';
 import { CaptureService, errorMessage } from './service.js';
 import { formatChecks, runDoctor } from './doctor.js';
 import { spoolCommand } from './spool-cli.js';
+import { METRICS_FLAGS, METRICS_USAGE, createExporter, metricsConfig } from './metrics/index.js';
 import {
   EXPORT_FORMATS,
   type ExportFormat,
@@ -32,7 +33,7 @@ commands:
                   --ring-records N       keep about the newest N records (at least 131072); older ones
                                          are dropped in units of about N/8, as dumpcap's ring buffer
                   --ring-seconds S       keep the records of the last S seconds (at least 10)
-  capture       capture to a file or the terminal
+${METRICS_USAGE}  capture       capture to a file or the terminal
                   -i, --interface NAME   capture on NAME (repeatable; default: all)
                   -w, --write FILE       write FILE (format from its extension, or -F)
                   -F, --format pcapng|pcap|csv|ndjson
@@ -81,9 +82,16 @@ async function serve(argv: string[]): Promise<void> {
       'no-start': { type: 'boolean', default: false },
       'ring-records': { type: 'string' },
       'ring-seconds': { type: 'string' },
+      ...METRICS_FLAGS,
     },
     strict: true,
   });
+  let metrics;
+  try {
+    metrics = metricsConfig(values);
+  } catch (err) {
+    fail(errorMessage(err));
+  }
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     fail(`--port takes a number from 0 to 65535, not ${values.port}`);
@@ -94,15 +102,21 @@ async function serve(argv: string[]): Promise<void> {
   const limit = ringLimit(values['ring-records'], values['ring-seconds']);
   const service = makeService();
   service.watchInterfaces();
-  const server = await startServer({
-    service,
-    staticDir: join(projectRoot(), 'dist', 'renderer'),
-    host: values.listen ?? '127.0.0.1',
-    port,
-  });
-  process.stdout.write(`icmpcap ${version()} serving on ${server.url}\n`);
-  if (values.listen)
+  const exporter = metrics ? createExporter(metrics, service, version()) : null;
+  const server = metrics?.noUi
+    ? null
+    : await startServer({
+        service,
+        staticDir: join(projectRoot(), 'dist', 'renderer'),
+        host: values.listen ?? '127.0.0.1',
+        port,
+        ...(exporter ? { routes: exporter.route } : {}),
+      });
+  if (server) process.stdout.write(`icmpcap ${version()} serving on ${server.url}\n`);
+  if (server && values.listen)
     process.stdout.write(`icmpcap: listening on ${values.listen}: anyone with the token can capture\n`);
+  if (exporter)
+    process.stdout.write(await exporter.listen(server, { host: values.listen ?? '127.0.0.1', port }));
   if (!values['no-start']) {
     try {
       const state = service.start({
@@ -123,7 +137,7 @@ async function serve(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     service.close();
-    void server.close().then(() => {
+    void Promise.all([server?.close(), exporter?.close()]).then(() => {
       process.stdout.write('icmpcap: stopped\n');
       process.exit(0);
     });

@@ -20,6 +20,8 @@ export interface ServerOptions {
   host?: string;
   port?: number;
   token?: string;
+  /** Extra endpoints with their own authorisation (e.g. /metrics); true when one answered. */
+  routes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export interface RunningServer {
@@ -73,9 +75,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     return [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`].includes(hostHeader.toLowerCase());
   };
 
-  const http = createServer((req, res) =>
-    serveStatic(opts.staticDir, req, res, allowedHost(req.headers.host), port),
-  );
+  const http = createServer((req, res) => {
+    if (opts.routes?.(req, res)) return;
+    serveStatic(opts.staticDir, req, res, allowedHost(req.headers.host), port);
+  });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
 
   http.on('upgrade', (req, socket, head) => {

@@ -110,6 +110,11 @@ export class CaptureService {
     return this.state;
   }
 
+  /** The per-peer statistics the UI shows, read as they are by the metrics exporter. */
+  get statistics(): Aggregator {
+    return this.aggregator;
+  }
+
   on(listener: EventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
