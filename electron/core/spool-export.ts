@@ -41,35 +41,40 @@ class SpoolRow implements ExportRow {
   flags: RecordFlag[] | undefined = undefined;
   tsHi = 0;
   tsLo = 0;
-  readonly record: DecodedRecord;
+  readonly record: RecordView;
 
   constructor(private readonly baseNs: bigint) {
-    const halves = (): bigint => (BigInt(this.tsHi) << 32n) | BigInt(this.tsLo);
-    this.record = {
-      flags: 0,
-      hook: 0,
-      dir: 0,
-      get tsNs(): bigint {
-        return halves();
-      },
-      ifindex: 0,
-      origLen: 0,
-      capLen: 0,
-      family: 4,
-      ttl: 0,
-      type: 0,
-      code: 0,
-      id: 0,
-      seq: 0,
-      hasEcho: false,
-      src: '',
-      dst: '',
-      data: new Uint8Array(0),
-    };
+    this.record = new RecordView(this);
   }
 
   get relativeNs(): bigint {
     return this.record.tsNs - this.baseNs;
+  }
+}
+
+/** The record of a SpoolRow: plain fields (one shape), the 64-bit time computed when asked. */
+class RecordView implements DecodedRecord {
+  flags = 0;
+  hook = 0;
+  dir = 0;
+  ifindex = 0;
+  origLen = 0;
+  capLen = 0;
+  family: 4 | 6 = 4;
+  ttl = 0;
+  type = 0;
+  code = 0;
+  id = 0;
+  seq = 0;
+  hasEcho = false;
+  src = '';
+  dst = '';
+  data: Uint8Array = new Uint8Array(0);
+
+  constructor(private readonly row: { tsHi: number; tsLo: number }) {}
+
+  get tsNs(): bigint {
+    return (BigInt(this.row.tsHi) << 32n) | BigInt(this.row.tsLo);
   }
 }
 
@@ -92,7 +97,8 @@ export function* spoolExportRows(
     if (!store.has(index)) continue;
     const c = store.chunkOf(index);
     const i = index & CHUNK_MASK;
-    spool.readPacket(c.spoolOffset[i]!, packet);
+    // The direction comes from the index (the same record's), so the block's options need no parsing.
+    spool.readPacket(c.spoolOffset[i]!, packet, false);
     const meta = c.meta[i]!;
     const misc = c.misc[i]!;
     const marks = c.flags[i]!;
@@ -106,7 +112,7 @@ export function* spoolExportRows(
       (marks & FLAG_NOT_FIRST ? REC_F_NOT_FIRST : 0) |
       (marks & FLAG_SHORT ? REC_F_SHORT : 0);
     record.hook = hook === MISC_HOOK_NONE ? 255 : hook;
-    record.dir = packet.dir;
+    record.dir = (meta >>> 16) & 3;
     record.ifindex = ifIdx;
     record.origLen = packet.origLen;
     record.capLen = packet.data.length;

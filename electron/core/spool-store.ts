@@ -196,9 +196,9 @@ export class Spool {
   }
 
   /** The packet at `location` as written, never decoded (see SpoolReader.readPacket). */
-  readPacket(location: number, into?: SpoolPacket): SpoolPacket {
+  readPacket(location: number, into?: SpoolPacket, withDirection = true): SpoolPacket {
     const segment = Math.floor(location / SEGMENT_SCALE);
-    return this.readerOf(segment).readPacket(location - segment * SEGMENT_SCALE, into);
+    return this.readerOf(segment).readPacket(location - segment * SEGMENT_SCALE, into, withDirection);
   }
 
   private readerOf(segment: number): SpoolReader {

@@ -219,6 +219,7 @@ function packetOfBlock(
   at: number,
   offset: number,
   out: SpoolPacket,
+  withDirection = true,
 ): SpoolPacket {
   const total = view.getUint32(at + 4, true);
   const capLen = view.getUint32(at + 20, true);
@@ -227,7 +228,7 @@ function packetOfBlock(
   out.tsHi = view.getUint32(at + 12, true);
   out.tsLo = view.getUint32(at + 16, true);
   out.origLen = view.getUint32(at + 24, true);
-  out.dir = packetDirection(view, at + 28 + pad4(capLen), at + total - 4, true);
+  out.dir = withDirection ? packetDirection(view, at + 28 + pad4(capLen), at + total - 4, true) : 3;
   out.data = bytes.subarray(at + 28, at + 28 + capLen);
   return out;
 }
@@ -256,11 +257,11 @@ export class SpoolReader {
   /**
    * The packet at `offset` as written, without decoding it (exports: the bytes go out whatever they are).
    * Fills and returns `into` (one object reused for every packet costs no allocation); `data` is valid until
-   * the next read.
+   * the next read. Without `withDirection` the block's options are not parsed and `dir` is 3 (unknown).
    */
-  readPacket(offset: number, into: SpoolPacket = {} as SpoolPacket): SpoolPacket {
+  readPacket(offset: number, into: SpoolPacket = {} as SpoolPacket, withDirection = true): SpoolPacket {
     this.load(offset);
-    return packetOfBlock(this.window, this.view, offset - this.start, offset, into);
+    return packetOfBlock(this.window, this.view, offset - this.start, offset, into, withDirection);
   }
 
   private load(offset: number): void {
