@@ -25,9 +25,9 @@ unsigned int icmpcap_max_subs_per_ns = 4096;
 module_param_named(max_subs_per_ns, icmpcap_max_subs_per_ns, uint, 0644);
 MODULE_PARM_DESC(max_subs_per_ns, "active subscriptions per network namespace (default 4096)");
 
-unsigned int icmpcap_max_subs_per_user = 1024;
+unsigned int icmpcap_max_subs_per_user = 2048;
 module_param_named(max_subs_per_user, icmpcap_max_subs_per_user, uint, 0644);
-MODULE_PARM_DESC(max_subs_per_user, "active subscriptions per user id (default 1024)");
+MODULE_PARM_DESC(max_subs_per_user, "active subscriptions per user id (default 2048)");
 
 unsigned long icmpcap_max_ring_bytes;
 module_param_named(max_ring_bytes, icmpcap_max_ring_bytes, ulong, 0644);

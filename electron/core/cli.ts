@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util';
 import { loadNative } from './native.js';
 import { projectRoot } from './paths.js';
 import { startServer } from './server.js';
+import { dropPrivileges } from './privilege.js';
+import { SERVE_SECURITY_OPTIONS, SERVE_SECURITY_USAGE, serveSecurity } from './web/serve-setup.js';
 import { CaptureService, errorMessage } from './service.js';
 import { formatChecks, runDoctor } from './doctor.js';
 import { spoolCommand } from './spool-cli.js';
@@ -25,7 +27,10 @@ const USAGE = `usage: icmpcap <command> [options]
 
 commands:
   serve         serve the app in a browser (127.0.0.1 and a random token by default)
-                  --listen ADDR   listen on ADDR instead of 127.0.0.1 (the token is still required)
+                  --listen ADDR   listen on ADDR instead of 127.0.0.1 (HTTPS; the token is still required)
+${SERVE_SECURITY_USAGE.trimEnd()}
+                  -Z, --user USER started as root: run as USER after preparing the capture helper
+                                  (default: SUDO_USER, else the system account icmpcap)
                   --port N        port (default: any free port)
                   -i, --interface NAME   capture on NAME (repeatable; default: all)
                   --source auto|module|afpacket
@@ -42,6 +47,7 @@ ${METRICS_USAGE}  capture       capture to a file or the terminal
                   -Y, --filter FILTER    keep only packets matching the display filter
                                          (e.g. 'icmp.type == echo-reply && rtt > 10')
                   --source auto|module|afpacket
+                  -Z, --user USER        as for serve: started as root, run as USER
                   --ring-records N, --ring-seconds S   as for serve: memory and spool stay bounded;
                                          -w then writes the newest records that are kept
                 without -w, one line per packet goes to standard output; progress goes to stderr
@@ -59,6 +65,22 @@ export function version(): string {
 function fail(message: string): never {
   process.stderr.write(`icmpcap: ${message}\n`);
   process.exit(2);
+}
+
+/** Started as root: prepare the capture helper, then run as -Z USER / SUDO_USER / icmpcap (privilege.ts). */
+function dropRoot(user: string | undefined): void {
+  let helper: string | null = null;
+  try {
+    helper = loadNative().defaultHelperPath();
+  } catch {
+    helper = null; // no addon: nothing to capture with, but still no root
+  }
+  try {
+    const dropped = dropPrivileges(user, helper);
+    for (const note of dropped?.notes ?? []) process.stderr.write(`${note}\n`);
+  } catch (err) {
+    fail(`cannot drop root privileges: ${errorMessage(err)}`);
+  }
 }
 
 function makeService(): CaptureService {
@@ -83,6 +105,8 @@ async function serve(argv: string[]): Promise<void> {
       'ring-records': { type: 'string' },
       'ring-seconds': { type: 'string' },
       ...METRICS_FLAGS,
+      ...SERVE_SECURITY_OPTIONS,
+      user: { type: 'string', short: 'Z' },
     },
     strict: true,
   });
@@ -92,6 +116,8 @@ async function serve(argv: string[]): Promise<void> {
   } catch (err) {
     fail(errorMessage(err));
   }
+  dropRoot(values.user);
+  const security = await serveSecurity(values).catch((err: unknown) => fail(errorMessage(err)));
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     fail(`--port takes a number from 0 to 65535, not ${values.port}`);
@@ -110,8 +136,11 @@ async function serve(argv: string[]): Promise<void> {
         staticDir: join(projectRoot(), 'dist', 'renderer'),
         host: values.listen ?? '127.0.0.1',
         port,
+        files: security.files,
+        ...(security.tls ? { tls: security.tls } : {}),
         ...(exporter ? { routes: exporter.route } : {}),
       });
+  if (server) for (const note of security.notes) process.stdout.write(`${note}\n`);
   if (server) process.stdout.write(`icmpcap ${version()} serving on ${server.url}\n`);
   if (server && values.listen)
     process.stdout.write(`icmpcap: listening on ${values.listen}: anyone with the token can capture\n`);
@@ -202,6 +231,7 @@ async function capture(argv: string[]): Promise<void> {
       source: { type: 'string', default: 'auto' },
       'ring-records': { type: 'string' },
       'ring-seconds': { type: 'string' },
+      user: { type: 'string', short: 'Z' },
     },
     strict: true,
   });
@@ -224,6 +254,7 @@ async function capture(argv: string[]): Promise<void> {
     format = formatFromPath(path);
     if (!format) fail(`cannot tell the format of ${path} from its name: add -F pcapng|pcap|csv|ndjson`);
   }
+  dropRoot(values.user);
   const service = makeService();
   const progress = process.stderr.isTTY
     ? (text: string) => process.stderr.write(`\r\x1b[K${text}`)

@@ -33,14 +33,8 @@ import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js
 import { evictionTarget, ringSegmentNs, ringUnit } from './ring.js';
 import { type SegmentCut, Spool, defaultSpoolDir } from './spool-store.js';
 import { SpoolGuard, spoolErrorMessage } from './spool-guard.js';
-import {
-  type LeftoverSpool,
-  cleanSpools,
-  findSpool,
-  formatOf,
-  listLeftoverSpools,
-  recoverSpool,
-} from './spool-recovery.js';
+import { type LeftoverSpool, cleanSpools, findSpool, listLeftoverSpools } from './spool-recovery.js';
+import { storeFieldReader } from './fields/store-fields.js';
 import { Aggregator } from './stats/aggregator.js';
 import { FilterCancelled, View } from './view.js';
 import { CHUNK_MASK, MAX_RECORDS, RecordStore, hookName } from './store.js';
@@ -75,6 +69,8 @@ export class CaptureService {
   private ifnames = new Map<number, string>();
   private lastAggregatesTotal = -1;
   private lastAggregatesAt = 0;
+  /** performance.now() of the last batch ingested, for judging loss while idle. */
+  private lastIngestAt = 0;
   private lastDrops = { kernel: 0, ring: 0 };
   private rateWindow: { atMs: number; total: number }[] = [];
   private lastPushed = '';
@@ -91,6 +87,12 @@ export class CaptureService {
     this.view = new View(this.store, {
       addresses: this.ingestor.addresses,
       interfaces: this.ingestor.interfaces,
+      // Display-filter tests the columns cannot answer read the record's bytes from the spool.
+      fields: storeFieldReader(
+        this.store,
+        (offset) => (this.spool ? this.spool.read(offset) : null),
+        (id) => this.ingestor.interfaces.get(id),
+      ),
     });
     this.aggregator = new Aggregator(this.ingestor.addresses);
     this.jobs = new JobRunner((job) => this.emit('job', job));
@@ -196,8 +198,10 @@ export class CaptureService {
         return this.details((p as z.output<(typeof RequestSchemas)['record.details']>).no);
       case 'export.start':
         return { id: this.startExport(p as z.output<(typeof RequestSchemas)['export.start']>) };
-      case 'file.open':
-        return { id: this.openFile((p as z.output<(typeof RequestSchemas)['file.open']>).path) };
+      case 'file.open': {
+        const { path } = p as z.output<(typeof RequestSchemas)['file.open']>;
+        return { id: this.openFile([path], path) };
+      }
       case 'job.cancel':
         return this.jobs.cancel((p as z.output<(typeof RequestSchemas)['job.cancel']>).id);
       case 'interfaces.list':
@@ -206,8 +210,8 @@ export class CaptureService {
         return this.probe();
       case 'spool.list':
         return this.leftoverSpools();
-      case 'spool.recover':
-        return { id: this.recoverLeftover(p as z.output<(typeof RequestSchemas)['spool.recover']>) };
+      case 'spool.open':
+        return { id: this.openLeftover((p as z.output<(typeof RequestSchemas)['spool.open']>).id) };
       case 'spool.clean':
         try {
           return { removed: cleanSpools(this.spoolDir, (p as { id?: string }).id) };
@@ -333,6 +337,8 @@ export class CaptureService {
       session.close();
     }
     this.view.update();
+    // Loss is judged at stop: requests still waiting will get no reply in this capture.
+    if (this.aggregator.finish() && this.listeners.size > 0) this.emit('aggregates', this.aggregates());
     this.setState({
       ...this.state,
       state: 'stopped',
@@ -425,6 +431,7 @@ export class CaptureService {
     // The aggregator fills in the RTTs, so it runs before the view (filters on rtt see them).
     // Aggregates stay cumulative over the whole capture, evicted records included.
     this.aggregator.update(this.store, from, this.store.length);
+    this.lastIngestAt = performance.now();
     if (this.ring) this.applyRing(spool);
     // While paused the view stays as it was: capture goes on, the table holds still.
     if (this.state.state !== 'paused') this.view.update();
@@ -520,55 +527,66 @@ export class CaptureService {
     });
   }
 
-  private openFile(path: string): number {
+  /**
+   * Opens capture files (one, or a leftover spool's segments in order) as the current capture. The first
+   * is read (format, first records) before the current capture is let go: a file that cannot be opened
+   * leaves everything as it was. A leftover spool's damage (the block `kill -9` cut) is reported, not an error.
+   */
+  private openFile(paths: string[], label: string, leftover = false): number {
     if (this.session) throw new ServiceError('bad-request', 'stop the capture before opening a file');
     if (this.jobs.busy('open')) throw new ServiceError('bad-request', 'a file is already being opened');
-    checkOpenable(path);
-    return this.jobs.start('open', path, async (ctx) => {
-      const reader = openCaptureFile(path, {
-        signal: ctx.signal,
-        onProgress: (bytes, total) => ctx.progress(bytes, total),
-      });
-      // The file is read (format, first records) before the current capture is let go: a file that cannot
-      // be opened leaves everything as it was.
-      let next = await reader.next();
-      if (next.done && next.value.error && next.value.records === 0)
-        throw new Error(
-          `cannot open ${path}: the file is damaged at byte ${next.value.error.offset}: ${next.value.error.message}`,
-        );
-      this.newSpool(65535);
-      this.setState({ state: 'starting', source: 'file', file: path, interfaces: [] });
-      const names = new Map<number, string>();
+    for (const path of paths) checkOpenable(path);
+    const file = paths.length === 1 ? paths[0]! : label;
+    return this.jobs.start('open', file, async (ctx) => {
+      let records = 0;
+      let skippedNonIcmp = 0;
+      const damage: string[] = [];
       try {
-        while (!next.done) {
-          const { batch, records, interfaces } = next.value;
-          for (const { id, name } of interfaces) names.set(id, name);
-          for (const [id, name] of names) this.ifnames.set(id, name);
-          this.onBatch(batch, { records, bytes: batch.byteLength });
-          next = await reader.next();
+        for (const [k, path] of paths.entries()) {
+          const reader = openCaptureFile(path, {
+            signal: ctx.signal,
+            onProgress: (bytes, total) => ctx.progress(bytes, total),
+          });
+          let next = await reader.next();
+          if (k === 0) {
+            if (next.done && next.value.error && next.value.records === 0)
+              throw new Error(
+                `cannot open ${path}: the file is damaged at byte ${next.value.error.offset}: ${next.value.error.message}`,
+              );
+            this.newSpool(65535);
+            this.setState({ state: 'starting', source: 'file', file, interfaces: [] });
+          }
+          const names = new Map<number, string>();
+          while (!next.done) {
+            const { batch, records: n, interfaces } = next.value;
+            for (const { id, name } of interfaces) names.set(id, name);
+            for (const [id, name] of names) this.ifnames.set(id, name);
+            this.onBatch(batch, { records: n, bytes: batch.byteLength });
+            next = await reader.next();
+          }
+          records += next.value.records;
+          skippedNonIcmp += next.value.skippedNonIcmp;
+          if (next.value.error)
+            damage.push(`${path} is damaged at byte ${next.value.error.offset}: ${next.value.error.message}`);
         }
       } finally {
-        const names = [...new Set(this.ifnames.values())];
-        this.setState({
-          state: 'stopped',
-          source: 'file',
-          file: path,
-          interfaces: names,
-          stoppedAtMs: Date.now(),
-        });
-        this.tick();
+        if (this.state.state === 'starting') {
+          this.setState({
+            state: 'stopped',
+            source: 'file',
+            file,
+            interfaces: [...new Set(this.ifnames.values())],
+            stoppedAtMs: Date.now(),
+          });
+          this.tick();
+        }
       }
-      const summary = next.value;
-      const skipped = summary.skippedNonIcmp
-        ? `, ${summary.skippedNonIcmp.toLocaleString('en')} non-ICMP packets skipped`
+      const skipped = skippedNonIcmp
+        ? `, ${skippedNonIcmp.toLocaleString('en')} non-ICMP packets skipped`
         : '';
-      const text = `${summary.records.toLocaleString('en')} ICMP records read from ${path}${skipped}`;
-      if (summary.error) {
-        throw new Error(
-          `${text}; then the file is damaged at byte ${summary.error.offset}: ${summary.error.message}`,
-        );
-      }
-      return text;
+      const text = `${records.toLocaleString('en')} ICMP records read from ${label}${skipped}`;
+      if (damage.length && !leftover) throw new Error(`${text}; then ${damage.join('; ')}`);
+      return damage.length ? `${text} (a capture cut short: ${damage.join('; ')})` : text;
     });
   }
 
@@ -586,21 +604,15 @@ export class CaptureService {
     }));
   }
 
-  private recoverLeftover(p: z.output<(typeof RequestSchemas)['spool.recover']>): number {
+  /** Opens a leftover spool as the current capture: its segments are read as one file would be. */
+  private openLeftover(id: string): number {
     let spool: LeftoverSpool;
     try {
-      spool = findSpool(this.spoolDir, p.id);
+      spool = findSpool(this.spoolDir, id);
     } catch (err) {
       throw new ServiceError('not-found', errorMessage(err));
     }
-    if (!p.overwrite && existsSync(p.path))
-      throw new ServiceError('file-exists', `${p.path} exists: replace it, or choose another name`);
-    const format = p.format ?? formatOf(p.path);
-    return this.jobs.start('export', p.path, async (ctx) => {
-      const result = await recoverSpool(spool, p.path, { format, overwrite: true });
-      ctx.progress(result.records, result.records);
-      return `${result.records.toLocaleString('en')} records of the capture of ${new Date(spool.startedAtMs).toLocaleString('en')} written to ${result.path}`;
-    });
+    return this.openFile(spool.segments, `the capture of ${new Date(spool.startedAtMs).toISOString()}`, true);
   }
 
   /** The spool could not be written: stop capturing, say what happened and what is kept. */
@@ -704,7 +716,13 @@ export class CaptureService {
       this.lastAggregatesAt = now;
       if (this.listeners.size > 0) this.emit('aggregates', this.aggregates());
     }
-    if (this.session) this.readDrops(this.session);
+    if (this.session) {
+      this.readDrops(this.session);
+      // Loss against the clock while idle (nothing arrives from a dead host).
+      const idleNs = (performance.now() - this.lastIngestAt) * 1e6;
+      if (this.aggregator.advanceIdle(idleNs) && this.listeners.size > 0)
+        this.emit('aggregates', this.aggregates());
+    }
     this.rateWindow.push({ atMs: now, total: this.store.length });
     while (this.rateWindow.length > 1 && now - this.rateWindow[0]!.atMs > 1000) this.rateWindow.shift();
     const counts = this.counts();

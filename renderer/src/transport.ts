@@ -7,10 +7,11 @@ import type {
   EventName,
   Events,
   IcmpcapApi,
-  RequestName,
-  RequestParams,
+  PageRequestName,
+  PageRequestParams,
   Results,
 } from '@common/contract';
+import { WS_PROTOCOL, WS_TOKEN_PREFIX, encodeRequest } from '@common/wire';
 
 declare global {
   interface Window {
@@ -31,6 +32,14 @@ export class RequestError extends Error {
 
 type Listener = (data: unknown) => void;
 
+interface ServerMessage {
+  id?: number | null;
+  result?: unknown;
+  error?: ContractError;
+  event?: string;
+  data?: unknown;
+}
+
 class WebSocketApi implements IcmpcapApi {
   private ws: WebSocket | null = null;
   private nextId = 1;
@@ -38,12 +47,16 @@ class WebSocketApi implements IcmpcapApi {
   private readonly listeners = new Map<string, Set<Listener>>();
   private opened: Promise<WebSocket> | null = null;
 
-  constructor(private readonly url: string) {}
+  constructor(
+    private readonly url: string,
+    private readonly token: () => string,
+  ) {}
 
   private connect(): Promise<WebSocket> {
     if (this.opened) return this.opened;
     this.opened = new Promise((resolve, reject) => {
-      const ws = new WebSocket(this.url);
+      // The token goes as a subprotocol (a header), never in the URL where logs and history keep it.
+      const ws = new WebSocket(this.url, [WS_PROTOCOL, `${WS_TOKEN_PREFIX}${this.token()}`]);
       ws.onopen = () => resolve(ws);
       ws.onerror = () =>
         reject(
@@ -66,13 +79,13 @@ class WebSocketApi implements IcmpcapApi {
   }
 
   private receive(text: string): void {
-    const msg = JSON.parse(text) as {
-      id?: number | null;
-      result?: unknown;
-      error?: ContractError;
-      event?: string;
-      data?: unknown;
-    };
+    let msg: ServerMessage | null;
+    try {
+      msg = JSON.parse(text) as ServerMessage | null;
+    } catch {
+      return;
+    }
+    if (msg === null || typeof msg !== 'object') return;
     if (typeof msg.event === 'string') {
       this.emit(msg.event, msg.data);
       return;
@@ -89,12 +102,13 @@ class WebSocketApi implements IcmpcapApi {
     for (const l of this.listeners.get(event) ?? []) l(data);
   }
 
-  async request<M extends RequestName>(method: M, params?: RequestParams<M>): Promise<Results[M]> {
+  async request<M extends PageRequestName>(method: M, params?: PageRequestParams<M>): Promise<Results[M]> {
     const ws = this.ws && this.ws.readyState === WebSocket.OPEN ? this.ws : await this.connect();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      ws.send(JSON.stringify({ id, method, params: params ?? {} }));
+      // A request longer than one frame (thousands of selected rows) goes in parts.
+      for (const frame of encodeRequest(JSON.stringify({ id, method, params: params ?? {} }))) ws.send(frame);
     });
   }
 
@@ -107,7 +121,8 @@ class WebSocketApi implements IcmpcapApi {
   }
 }
 
-function tokenFromLocation(): string {
+/** The session token of browser mode (from the address's #token=, kept for reloads of this tab). */
+export function tokenFromLocation(): string {
   const hash = new URLSearchParams(location.hash.slice(1));
   const token = hash.get('token') ?? sessionStorage.getItem('icmpcap.token') ?? '';
   if (token) sessionStorage.setItem('icmpcap.token', token);
@@ -117,7 +132,20 @@ function tokenFromLocation(): string {
 export function createApi(): IcmpcapApi {
   if (window.icmpcap) return window.icmpcap;
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  return new WebSocketApi(`${scheme}://${location.host}/ws?token=${encodeURIComponent(tokenFromLocation())}`);
+  return new WebSocketApi(`${scheme}://${location.host}/ws`, tokenFromLocation);
 }
 
 export const api = createApi();
+
+/** True in a browser (browser mode): files go by download and upload, not native dialogs. */
+export const inBrowser = !window.icmpcap;
+
+/**
+ * An HTTP request to the service (downloads, uploads) with the token in the Authorization header,
+ * never in the URL. Only for browser mode.
+ */
+export function serviceFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set('Authorization', `Bearer ${tokenFromLocation()}`);
+  return fetch(path, { ...init, headers, credentials: 'omit', cache: 'no-store' });
+}

@@ -241,7 +241,8 @@ async function capture(values: Values, native: Native, io: ExtcapIo): Promise<nu
   );
   stream.start();
   try {
-    session = native.open({ source, interfaces, snaplen, ...helper });
+    const filter = Object.keys(spec).length ? { filter: spec } : {};
+    session = native.open({ source, interfaces, snaplen, ...filter, ...helper });
     session.start(
       (batch) => {
         if (session) stream.append(batch);

@@ -4,10 +4,12 @@
  * then one Enhanced Packet Block per record with its direction in `epb_flags` and, when the record
  * knows the sending process (the module's LOCAL_OUT records), an `opt_comment` naming it.
  *
- * Also the capture filter (CaptureFilterSpec, shared with `icmpcap capture -f` and the UI) applied per
- * record, for sources that do not filter in the kernel yet.
+ * Also the capture filter (CaptureFilterSpec, shared with `icmpcap capture -f` and the UI): the sources
+ * apply it in the kernel, and it is applied again on each record's header, so fragments and packets the
+ * kernel filter lets through when in doubt are judged the same way whatever the source.
  */
 import { readFileSync } from 'node:fs';
+import type { CaptureFilterSpec } from '../../../native/index.js';
 import { typesForKey } from '../../common/icmp.js';
 import { BLOCK, EPB_FLAG_INBOUND, EPB_FLAG_OUTBOUND, OPT, pad4 } from '../files/pcapng-format.js';
 import { interfaceDescriptionBlock, sectionHeaderBlock } from '../files/pcapng-write.js';
@@ -18,14 +20,7 @@ import { Direction, OFF, RECORD_HEADER_SIZE, REC_F_PAD, alignRecord } from '../r
 const REC_F_HAS_PID = 0x40;
 const OFF_PID = 36;
 
-export interface CaptureFilterSpec {
-  families?: (4 | 6)[];
-  typesV4?: number[];
-  typesV6?: number[];
-  codes?: number[];
-  directions?: ('in' | 'out' | 'forward')[];
-  addresses?: { family: 4 | 6; address: string; prefixLength: number; side: 'any' | 'src' | 'dst' }[];
-}
+export type { CaptureFilterSpec };
 
 /**
  * Parses the text fields of the extcap dialog into a filter spec. `types`: names or numbers

@@ -159,6 +159,7 @@ function dissectIp(r: Bytes, at: number, out: FieldMap, layers: Layers): IpResul
     const totalLen = r.u16(at + 2);
     const flagsOff = r.u16(at + 6);
     const add = (name: string, v: FieldValue): void => out.add(name, v, layer);
+    add('ip', r.slice(at, Math.min(ihl, r.b.length - at)));
     add('ip.version', 4);
     add('ip.hdr_len', ihl);
     add('ip.dsfield', tos);
@@ -244,6 +245,7 @@ function dissectIp(r: Bytes, at: number, out: FieldMap, layers: Layers): IpResul
         p += 8;
       } else break;
     }
+    add('ipv6', r.slice(at, Math.min(p, r.b.length) - at));
     return {
       payloadAt: p,
       reportedEnd: at + 40 + plen,
@@ -294,6 +296,7 @@ function dissectTransport(
   else if (ip.protocol === 17 && r.has(at, 8)) {
     const layer = ++layers.udp;
     layers.protocols.push('udp');
+    out.add('udp', r.slice(at, 8), layer);
     const sp = r.u16(at);
     const dp = r.u16(at + 2);
     out.add('udp.srcport', sp, layer);
@@ -304,6 +307,7 @@ function dissectTransport(
   } else if (ip.protocol === 6 && r.has(at, 8)) {
     const layer = ++layers.tcp;
     layers.protocols.push('tcp');
+    out.add('tcp', r.slice(at, Math.min(20, r.b.length - at)), layer);
     const sp = r.u16(at);
     const dp = r.u16(at + 2);
     out.add('tcp.srcport', sp, layer);
@@ -325,9 +329,9 @@ function addEchoState(
   if (request) {
     if (ctx.respIn !== undefined) out.add(`${proto}.resp_in`, ctx.respIn, layer);
     else if (ctx.noResp === true) out.add(`${proto}.no_resp`, null, layer);
-  } else if (ctx.respTo !== undefined) {
-    out.add(`${proto}.resp_to`, ctx.respTo, layer);
-    out.add(`${proto}.resptime`, ctx.resptimeMs ?? 0, layer);
+  } else {
+    if (ctx.respTo !== undefined) out.add(`${proto}.resp_to`, ctx.respTo, layer);
+    if (ctx.resptimeMs !== undefined) out.add(`${proto}.resptime`, ctx.resptimeMs, layer);
   }
 }
 
@@ -344,6 +348,7 @@ function dissectIcmp4(
   const layer = ++layers.icmp;
   layers.protocols.push('icmp');
   const add = (name: string, v: FieldValue): void => out.add(name, v, layer);
+  add('icmp', r.slice(at, Math.min(ip.reportedEnd, r.b.length) - at));
   const type = r.u8(at);
   const code = r.u8(at + 1);
   add('icmp.type', type);
@@ -409,6 +414,7 @@ function dissectIcmp6(
   const layer = ++layers.icmpv6;
   layers.protocols.push('icmpv6');
   const add = (name: string, v: FieldValue): void => out.add(name, v, layer);
+  add('icmpv6', r.slice(at, Math.min(ip.reportedEnd, r.b.length) - at));
   const type = r.u8(at);
   const code = r.u8(at + 1);
   add('icmpv6.type', type);
@@ -507,6 +513,7 @@ export function extractFields(record: DecodedRecord, ctx: FrameContext | null): 
   const out = new FieldMap();
   const r = new Bytes(record.data);
   const layers: Layers = { ip: 0, ipv6: 0, icmp: 0, icmpv6: 0, udp: 0, tcp: 0, protocols: ['raw'] };
+  out.add('frame', record.data);
   if (ctx !== null) {
     out.add('frame.interface_id', ctx.interfaceId ?? 0);
     out.add('frame.interface_name', ctx.ifname);

@@ -87,7 +87,7 @@ function uiPeers(): PeerStats[] {
   const script = `
     const WebSocket = require('ws');
     const url = new URL(process.argv[1]);
-    const ws = new WebSocket('ws://' + url.host + '/ws?token=' + url.hash.slice('#token='.length));
+    const ws = new WebSocket('ws://' + url.host + '/ws', ['icmpcap', 'token.' + url.hash.slice('#token='.length)]);
     ws.on('open', () => ws.send(JSON.stringify({ id: 1, method: 'stats.get' })));
     ws.on('message', (d) => {
       const m = JSON.parse(String(d));

@@ -499,9 +499,29 @@ export class Aggregator {
     peer.pointSkip = peer.pointStride - 1;
   }
 
-  /** Judges requests whose timeout has passed by the newest record's time, forgets old ones. */
-  private judge(): void {
-    const limit = this.newest - this.echoTimeoutNs;
+  /**
+   * Idle wall time since the newest record arrived (live captures): requests whose wait is over by then
+   * are judged lost now, not when the next record comes (`ping -c 3 deadhost` shows 100 % loss, not
+   * 0 % forever). Elapsed time, not the wall clock itself, so record clocks need not be the wall clock.
+   * Returns true when it judged any request.
+   */
+  advanceIdle(elapsedNs: number): boolean {
+    if (this.newest === -Infinity || !(elapsedNs > 0)) return false;
+    const before = this.judged;
+    this.judge(this.newest + elapsedNs);
+    return this.judged !== before;
+  }
+
+  /** The capture stopped: every request still waiting is judged (lost unless answered). */
+  finish(): boolean {
+    const before = this.judged;
+    this.judge(Infinity);
+    return this.judged !== before;
+  }
+
+  /** Judges requests whose timeout has passed by `now` (the newest record's time), forgets old ones. */
+  private judge(now = this.newest): void {
+    const limit = now - this.echoTimeoutNs;
     const mask = this.capacity - 1;
     while (this.judged < this.tail) {
       const slot = this.judged & mask;

@@ -1,18 +1,43 @@
 /** Exports and file opens run as service jobs; their progress arrives as `job` events. */
-import type { ExportFormat, Job } from '@common/contract';
+import type { ExportRequest, FileChoices, Job, OpenRequest } from '@common/contract';
+import { plainWords } from '@common/plain-words';
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
-import { api } from '../transport';
+import { RequestError, api, inBrowser, serviceFetch } from '../transport';
+
+const RECENT_KEY = 'icmpcap.recentFolderFiles';
+
+/** What the page remembers of files opened from the capture folder (browser mode), newest first. */
+function recentFolderFiles(): string[] {
+  try {
+    const list = JSON.parse(localStorage.getItem(RECENT_KEY) ?? '[]') as unknown;
+    return Array.isArray(list) ? list.filter((n): n is string => typeof n === 'string').slice(0, 10) : [];
+  } catch {
+    return [];
+  }
+}
 
 export const useJobsStore = defineStore('jobs', () => {
   const jobs = shallowRef<ReadonlyMap<number, Job>>(new Map());
   const error = ref<string | null>(null);
+  const recentNames = ref<string[]>(recentFolderFiles());
+  /** Exports started here in a browser: fetched as a download once done. */
+  const downloads = new Set<number>();
 
   api.onEvent('job', (job) => {
     const next = new Map(jobs.value);
     next.set(job.id, job);
     jobs.value = next;
+    if (downloads.has(job.id) && job.state !== 'running') {
+      downloads.delete(job.id);
+      if (job.state === 'done') void download(job);
+    }
   });
+
+  function fail(err: unknown): null {
+    error.value = plainWords(err instanceof Error ? err.message : String(err));
+    return null;
+  }
 
   function track(id: number, kind: Job['kind'], path: string): void {
     if (jobs.value.has(id)) return; // the first event may have beaten the reply
@@ -21,40 +46,76 @@ export const useJobsStore = defineStore('jobs', () => {
     jobs.value = next;
   }
 
-  async function startExport(params: {
-    format: ExportFormat;
-    scope: 'all' | 'view' | 'selected';
-    nos?: number[];
-    path: string;
-    overwrite?: boolean;
-  }): Promise<number | null> {
+  /** Saves a finished export from the service as a browser download. */
+  async function download(job: Job): Promise<void> {
     try {
-      const { id } = await api.request('export.start', params);
-      track(id, 'export', params.path);
-      error.value = null;
-      return id;
+      const res = await serviceFetch(`/download/${job.id}`);
+      if (!res.ok) throw new Error((await res.text()).trim() || `the download failed (${res.status})`);
+      const url = URL.createObjectURL(await res.blob());
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = job.path;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
     } catch (err) {
-      // The service never replaces a file unasked: ask, then send again.
-      if ((err as { code?: string }).code === 'file-exists' && !params.overwrite) {
-        if (window.confirm(`${params.path} already exists. Replace it?`))
-          return startExport({ ...params, overwrite: true });
-        error.value = null;
-        return null;
-      }
-      error.value = (err as Error).message;
-      return null;
+      fail(err);
     }
   }
 
-  async function openFile(path: string): Promise<number | null> {
+  /** Starts an export: a native save dialog in Electron, a download in a browser. Null: not started. */
+  async function startExport(params: ExportRequest): Promise<number | null> {
     try {
-      const { id } = await api.request('file.open', { path });
-      track(id, 'open', path);
+      const { id } = await api.request('export.start', params);
       error.value = null;
+      if (id === null) return null; // the user closed the save dialog
+      if (inBrowser) downloads.add(id);
+      track(id, 'export', '');
       return id;
     } catch (err) {
-      error.value = (err as Error).message;
-      return null;
+      return fail(err);
+    }
+  }
+
+  async function openFile(source: OpenRequest): Promise<number | null> {
+    try {
+      const { id } = await api.request('file.open', source);
+      error.value = null;
+      if (id === null) return null;
+      track(id, 'open', source.from === 'folder' ? source.name : '');
+      if (source.from === 'folder') {
+        recentNames.value = [source.name, ...recentNames.value.filter((n) => n !== source.name)].slice(0, 10);
+        localStorage.setItem(RECENT_KEY, JSON.stringify(recentNames.value));
+      }
+      return id;
+    } catch (err) {
+      return fail(err);
+    }
+  }
+
+  /** Browser mode: sends a file from this computer to the service, then opens it there. */
+  async function upload(file: File): Promise<number | null> {
+    try {
+      const res = await serviceFetch('/upload', {
+        method: 'POST',
+        body: file,
+        headers: { 'X-File-Name': encodeURIComponent(file.name), 'Content-Type': 'application/octet-stream' },
+      });
+      if (!res.ok) throw new Error((await res.text()).trim() || `the upload failed (${res.status})`);
+      const { upload } = (await res.json()) as { upload: string };
+      return await openFile({ from: 'upload', upload });
+    } catch (err) {
+      return fail(err);
+    }
+  }
+
+  async function choices(): Promise<FileChoices | null> {
+    try {
+      return await api.request('files.list');
+    } catch (err) {
+      if (err instanceof RequestError && err.code === 'unknown-method') return null;
+      return fail(err);
     }
   }
 
@@ -65,7 +126,7 @@ export const useJobsStore = defineStore('jobs', () => {
       next.set(id, job);
       jobs.value = next;
     } catch (err) {
-      error.value = (err as Error).message;
+      fail(err);
     }
   }
 
@@ -76,5 +137,5 @@ export const useJobsStore = defineStore('jobs', () => {
   }
 
   const list = computed(() => [...jobs.value.values()]);
-  return { jobs, list, error, startExport, openFile, cancel, dismiss };
+  return { jobs, list, error, recentNames, startExport, openFile, upload, choices, cancel, dismiss };
 });
