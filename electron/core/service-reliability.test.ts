@@ -99,9 +99,10 @@ describe('capture service reliability', () => {
       await expect(svc.handle('file.open', { path: fifo }, 'ipc')).rejects.toThrow(
         /FIFO.*not a capture file/,
       );
-      await expect(svc.handle('file.open', { path: join(tmp, 'nope.pcapng') }, 'ipc')).rejects.toThrow(
-        /no such file/,
-      );
+      const { id } = (await svc.handle('file.open', { path: join(tmp, 'nope.pcapng') }, 'ipc')) as {
+        id: number;
+      };
+      expect((await waitJob(svc, id)).message).toMatch(/no such file/);
       expect(svc.captureState.state).toBe(before);
       expect(svc.store.live).toBe(2000);
     } finally {

@@ -771,14 +771,8 @@ function checkOpenable(path: string): void {
   let stat: Stats;
   try {
     stat = statSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ServiceError(
-      'bad-request',
-      code === 'ENOENT'
-        ? `cannot open ${path}: there is no such file`
-        : `cannot open ${path}: ${errorMessage(err)}`,
-    );
+  } catch {
+    return; // missing or unreadable: the open job says so (and leaves the capture as it was)
   }
   if (stat.isDirectory())
     throw new ServiceError('bad-request', `cannot open ${path}: it is a folder; choose a capture file`);

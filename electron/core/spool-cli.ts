@@ -6,14 +6,21 @@
  *   icmpcap spool clean [ID]                 remove one, or every leftover spool
  */
 import { parseArgs } from 'node:util';
-import { defaultSpoolDir } from './spool-store.js';
-import { cleanSpools, findSpool, formatOf, listLeftoverSpools, recoverSpool } from './spool-recovery.js';
+import {
+  cleanSpools,
+  findSpool,
+  formatOf,
+  listLeftoverSpools,
+  recoverSpool,
+  spoolDirs,
+} from './spool-recovery.js';
 
 export const SPOOL_USAGE = `usage: icmpcap spool [list | recover ID|latest -w FILE [-F FORMAT] [--force] | clean [ID]]
   list       the captures left behind by icmpcap processes that ended without cleaning up (newest first)
   recover    write one to FILE (pcapng, pcap, csv or ndjson, from its extension or -F); --force replaces FILE
   clean      remove one leftover spool, or all of them
-spools live in $XDG_CACHE_HOME/icmpcap/spool (default ~/.cache/icmpcap/spool)`;
+spools live in $XDG_CACHE_HOME/icmpcap/spool (default ~/.cache/icmpcap/spool), and in
+/var/cache/icmpcap/cache/icmpcap/spool for the account icmpcap runs as when started as root`;
 
 function size(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -28,7 +35,7 @@ function size(bytes: number): string {
 }
 
 /** Runs the command; returns the exit status. */
-export async function spoolCommand(argv: string[], dir = defaultSpoolDir()): Promise<number> {
+export async function spoolCommand(argv: string[], dir: string | string[] = spoolDirs()): Promise<number> {
   const [sub = 'list', ...rest] = argv;
   const out = (line: string) => process.stdout.write(`${line}\n`);
   try {
@@ -36,7 +43,7 @@ export async function spoolCommand(argv: string[], dir = defaultSpoolDir()): Pro
       case 'list': {
         const spools = listLeftoverSpools(dir);
         if (spools.length === 0) {
-          out(`no spools left behind in ${dir}`);
+          out(`no spools left behind in ${[dir].flat().join(' or ')}`);
           return 0;
         }
         out('ID                      STARTED                   PACKETS        SIZE');

@@ -80,7 +80,7 @@ describe.skipIf(!isRoot || !built)('spool recovery after kill -9 (needs `npm run
     async (name, args) => {
       const id = ID + (name === 'serve' ? 0 : 1);
       const cache = join(tmp, name);
-      const spoolDir = join(cache, 'icmpcap', 'spool');
+      const spoolDirs = [join(cache, 'icmpcap', 'spool'), '/var/cache/icmpcap/cache/icmpcap/spool'];
       const reference = join(tmp, `${name}-reference.pcapng`);
       const tshark = spawn('tshark', ['-i', 'lo', '-f', 'icmp', '-w', reference], {
         stdio: ['ignore', 'ignore', 'pipe'],
@@ -94,7 +94,9 @@ describe.skipIf(!isRoot || !built)('spool recovery after kill -9 (needs `npm run
         stdio: 'ignore',
       });
       children.push(app);
-      await until(() => existsSync(spoolDir) && readdirSync(spoolDir).length > 0, `icmpcap ${name} to spool`);
+      const spooling = () =>
+        spoolDirs.some((d) => existsSync(d) && readdirSync(d).some((f) => f.includes(`-${app.pid}-`)));
+      await until(spooling, `icmpcap ${name} to spool`);
       await new Promise((r) => setTimeout(r, 500));
       // A flood that goes on past the kill: 1000 echoes a second for up to 5 s.
       const flood = spawn('ping', ['-n', '-q', '-i', '0.001', '-w', '5', '-e', String(id), '127.0.0.1'], {

@@ -12,8 +12,19 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ExportFormat } from '../common/contract.js';
+import { SYSTEM_HOME } from './privilege.js';
+import { defaultSpoolDir } from './spool-store.js';
 import { exportRecords, openCaptureFile, type ExportRow } from './files/index.js';
 import { decodeRecord, forEachRecord, type DecodedRecord } from './record.js';
+
+/**
+ * Where spools may be: this user's cache, and the one of the system account icmpcap drops to when started
+ * as root without a user to run as (privilege.ts keeps it in /var/cache/icmpcap).
+ */
+export function spoolDirs(): string[] {
+  const dirs = [defaultSpoolDir(), path.join(SYSTEM_HOME, 'cache', 'icmpcap', 'spool')];
+  return [...new Set(dirs)];
+}
 
 export interface LeftoverSpool {
   /** `<time>-<pid>`: what `icmpcap spool recover` and `clean` take. */
@@ -44,7 +55,12 @@ function alive(pid: number): boolean {
  * The spools in `dir` whose process is gone, newest first. `includeLive` also lists those of running
  * processes (never to be cleaned).
  */
-export function listLeftoverSpools(dir: string, includeLive = false): LeftoverSpool[] {
+export function listLeftoverSpools(dir: string | string[], includeLive = false): LeftoverSpool[] {
+  if (Array.isArray(dir)) {
+    return dir
+      .flatMap((d) => listLeftoverSpools(d, includeLive))
+      .sort((a, b) => b.startedAtMs - a.startedAtMs || b.id.localeCompare(a.id));
+  }
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -108,9 +124,9 @@ export function scanSegment(file: string): { packets: number; complete: number; 
   }
 }
 
-export function findSpool(dir: string, id: string): LeftoverSpool {
+export function findSpool(dir: string | string[], id: string): LeftoverSpool {
   const spools = listLeftoverSpools(dir);
-  if (spools.length === 0) throw new Error(`no spool was left behind in ${dir}`);
+  if (spools.length === 0) throw new Error(`no spool was left behind in ${[dir].flat().join(' or ')}`);
   if (id === 'latest') return spools[0]!;
   const found = spools.find((s) => s.id === id);
   if (!found) {
@@ -118,7 +134,7 @@ export function findSpool(dir: string, id: string): LeftoverSpool {
     throw new Error(
       live
         ? `spool ${id} belongs to a running icmpcap (pid ${live.pid}); stop it first`
-        : `no spool ${id} in ${dir}; \`icmpcap spool\` lists them (${spools.map((s) => s.id).join(', ')})`,
+        : `no spool ${id} in ${[dir].flat().join(" or ")}; \`icmpcap spool\` lists them (${spools.map((s) => s.id).join(', ')})`,
     );
   }
   return found;
@@ -196,7 +212,7 @@ async function copySegments(spool: LeftoverSpool, out: string): Promise<number> 
 }
 
 /** Removes one leftover spool (or every one); returns the ids removed. Never touches a running capture's. */
-export function cleanSpools(dir: string, id?: string): string[] {
+export function cleanSpools(dir: string | string[], id?: string): string[] {
   const spools = id === undefined ? listLeftoverSpools(dir) : [findSpool(dir, id)];
   for (const spool of spools) for (const segment of spool.segments) fs.rmSync(segment, { force: true });
   return spools.map((s) => s.id);

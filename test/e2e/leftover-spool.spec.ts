@@ -3,7 +3,7 @@
  * capture (every packet in the table, to export as any capture), and the prompt goes away.
  */
 import { expect, test } from '@playwright/test';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,15 +16,19 @@ import { type ServedApp, serveInNetns } from '../support/serve.js';
 let net: NetnsPair;
 let app: ServedApp | undefined;
 let cache: string;
+let leftover = '';
+const SYSTEM_SPOOL = '/var/cache/icmpcap/cache/icmpcap/spool';
 const savedCache = process.env.XDG_CACHE_HOME;
 
 test.beforeAll(async () => {
   cache = mkdtempSync(join(tmpdir(), 'icmpcap-e2e-spool-'));
-  const spoolDir = join(cache, 'icmpcap', 'spool');
+  // Started as root, icmpcap serves as the account icmpcap, whose spools are in /var/cache/icmpcap.
+  const spoolDir = SYSTEM_SPOOL;
   mkdirSync(spoolDir, { recursive: true });
   // The spool of a process that is gone: three echo requests.
   const deadPid = spawnSync('true').pid;
-  const writer = PcapngSpoolWriter.create(join(spoolDir, `capture-20260101-000000-${deadPid}-0000.pcapng`), {
+  leftover = join(spoolDir, `capture-20260101-000000-${deadPid}-0000.pcapng`);
+  const writer = PcapngSpoolWriter.create(leftover, {
     application: 'icmpcap test',
   });
   writer.interfaceId(1, 'eth0');
@@ -41,6 +45,8 @@ test.beforeAll(async () => {
   }
   writer.append(out.buffer, 0, at);
   writer.close();
+  const account = execFileSync('id', ['-u', 'icmpcap'], { encoding: 'utf8' }).trim();
+  execFileSync('chown', ['-R', `${account}:`, '/var/cache/icmpcap']);
   process.env.XDG_CACHE_HOME = cache;
   net = createNetnsPair('spool');
   app = await serveInNetns(net.a, ['--no-start']);
@@ -52,6 +58,7 @@ test.afterAll(async () => {
   if (savedCache === undefined) delete process.env.XDG_CACHE_HOME;
   else process.env.XDG_CACHE_HOME = savedCache;
   rmSync(cache, { recursive: true, force: true });
+  rmSync(leftover, { force: true });
 });
 
 test('offers a capture left behind by a crash and opens it', async () => {
