@@ -45,8 +45,7 @@ test.beforeAll(async () => {
   }
   writer.append(out.buffer, 0, at);
   writer.close();
-  const account = execFileSync('id', ['-u', 'icmpcap'], { encoding: 'utf8' }).trim();
-  execFileSync('chown', ['-R', `${account}:`, '/var/cache/icmpcap']);
+  execFileSync('chown', ['-R', 'icmpcap:icmpcap', '/var/cache/icmpcap']);
   process.env.XDG_CACHE_HOME = cache;
   net = createNetnsPair('spool');
   app = await serveInNetns(net.a, ['--no-start']);
