@@ -24,9 +24,9 @@ import {
   type SourceKind,
   isRequestName,
 } from '../common/contract.js';
-import { exportRecords, openCaptureFile } from './files/index.js';
+import { type ExportRow, exportRecords, openCaptureFile } from './files/index.js';
 import { spoolExportRows } from './spool-export.js';
-import { FilterSyntaxError, checkFilter } from './filter/index.js';
+import { FilterSyntaxError, checkFilter, compileFilter } from './filter/index.js';
 import { Ingestor, rowOf } from './ingest.js';
 import { JobRunner } from './jobs.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js';
@@ -270,7 +270,13 @@ export class CaptureService {
     let session: NativeSession;
     try {
       // The new source is opened before anything of the current capture is let go.
-      session = native.open({ source, interfaces: params.interfaces, snaplen: params.snaplen });
+      session = native.open({
+        source,
+        interfaces: params.interfaces,
+        snaplen: params.snaplen,
+        // The kernel-side filter (CaptureFilterSpec); addons that predate it ignore it.
+        ...(params.filter ? { filter: params.filter } : {}),
+      });
     } catch (err) {
       throw new ServiceError('capture-failed', errorMessage(err));
     }
@@ -495,6 +501,33 @@ export class CaptureService {
       // A copy: the live order may change (new records merged into a sort) while the export runs.
       yield* this.view.snapshot();
     } else for (const no of nos ?? []) if (no <= length && no > this.store.firstIndex) yield no - 1;
+  }
+
+  /**
+   * A display filter as a test of one record index (CLI statistics taps, `-z icmp,srt,FILTER`); throws
+   * ServiceError 'filter-syntax' for a bad filter.
+   */
+  recordMatcher(filter: string): (index: number) => boolean {
+    let compiled;
+    try {
+      compiled = compileFilter(filter, {
+        addresses: this.ingestor.addresses,
+        interfaces: this.ingestor.interfaces,
+      });
+    } catch (err) {
+      throw filterError(err);
+    }
+    if (compiled === null) return () => true;
+    const matcher = compiled;
+    return (index) => {
+      if (!this.store.has(index)) return false;
+      return matcher.matches(this.store.chunkOf(index), index & CHUNK_MASK, index - (index & CHUNK_MASK));
+    };
+  }
+
+  /** The records at `indices` as exports carry them (bytes from the spool): for writers that stream (CLI -w). */
+  recordRows(indices: Iterable<number>): Iterable<ExportRow> {
+    return this.spool ? copiedRows(spoolExportRows(this.store, this.ingestor, this.spool, indices)) : [];
   }
 
   private startExport(p: z.output<(typeof RequestSchemas)['export.start']>): number {
@@ -752,6 +785,21 @@ export class CaptureService {
     this.spool?.close();
     this.spool = null;
     this.listeners.clear();
+  }
+}
+
+/** spoolExportRows reuses one row object; these are rows of their own, for callers that keep them. */
+function* copiedRows(rows: Iterable<ExportRow>): Generator<ExportRow> {
+  for (const row of rows) {
+    const record = { ...row.record, tsNs: row.record.tsNs, data: row.record.data.slice() };
+    yield {
+      no: row.no,
+      record,
+      ifname: row.ifname,
+      ...(row.rttMs === undefined ? {} : { rttMs: row.rttMs }),
+      ...(row.relativeNs === undefined ? {} : { relativeNs: row.relativeNs }),
+      ...(row.flags ? { flags: row.flags } : {}),
+    };
   }
 }
 
