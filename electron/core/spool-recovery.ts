@@ -134,7 +134,7 @@ export function findSpool(dir: string | string[], id: string): LeftoverSpool {
     throw new Error(
       live
         ? `spool ${id} belongs to a running icmpcap (pid ${live.pid}); stop it first`
-        : `no spool ${id} in ${[dir].flat().join(" or ")}; \`icmpcap spool\` lists them (${spools.map((s) => s.id).join(', ')})`,
+        : `no spool ${id} in ${[dir].flat().join(' or ')}; \`icmpcap spool\` lists them (${spools.map((s) => s.id).join(', ')})`,
     );
   }
   return found;
