@@ -117,6 +117,8 @@ export const ExportParamsSchema = z
     scope: z.enum(['all', 'view', 'selected']),
     nos: z.array(RecordNo).max(1_000_000).optional(),
     path: FilePath,
+    /** Replace the file when it exists (the UI asks first); without it an existing file is an error 'file-exists'. */
+    overwrite: z.boolean().optional(),
   })
   .strict()
   .refine((p) => p.scope !== 'selected' || (p.nos !== undefined && p.nos.length > 0), {
@@ -131,6 +133,13 @@ export const PeerSeriesParamsSchema = z
     maxPoints: z.number().int().min(2).max(10_000).default(2000),
   })
   .strict();
+
+const SpoolId = z
+  .string()
+  .regex(/^(\d{8}-\d{6}-\d+|latest)$/, 'a spool id as spool.list gives it (or "latest")');
+/** Opens a leftover spool as the current capture (as a file is opened); no path crosses the contract. */
+export const SpoolOpenParamsSchema = z.object({ id: SpoolId }).strict();
+export const SpoolCleanParamsSchema = z.object({ id: SpoolId.optional() }).strict();
 
 const Empty = z.object({}).strict().default({});
 
@@ -155,6 +164,12 @@ export const RequestSchemas = {
   'job.cancel': JobParamsSchema,
   'interfaces.list': Empty,
   'sources.probe': Empty,
+  /** Captures left behind by icmpcap processes that ended without cleaning up (crash, kill -9). */
+  'spool.list': Empty,
+  /** Opens one of them as the current capture (a job, kind 'open'); then export it as any capture. */
+  'spool.open': SpoolOpenParamsSchema,
+  /** Removes one of them, or all. */
+  'spool.clean': SpoolCleanParamsSchema,
 } as const;
 
 /**
@@ -274,6 +289,14 @@ export interface CaptureState {
   evicted?: number;
 }
 
+/**
+ * What the table flags on a record the dissector cannot fully decode (it is still exported byte for byte):
+ * an IP fragment; a later fragment (no ICMP header: type and code are 0 and mean nothing); a packet that
+ * ends before a whole ICMP header; fewer bytes captured than sent (snap length); a wrong ICMP checksum.
+ */
+export const RECORD_FLAGS = ['fragment', 'not-first', 'short', 'truncated', 'bad-checksum'] as const;
+export type RecordFlag = (typeof RECORD_FLAGS)[number];
+
 /** One row of the table, as the renderer shows it. Times are ns since the epoch, as strings (64-bit). */
 export interface Row {
   no: number;
@@ -290,6 +313,8 @@ export interface Row {
   ttl: number;
   len: number;
   rttMs: number | null;
+  /** Present when the record has any (RECORD_FLAGS order). */
+  flags?: RecordFlag[];
 }
 
 export interface Counts {
@@ -425,6 +450,14 @@ export interface Job {
   message?: string;
 }
 
+/** A capture left behind by an icmpcap process that did not end cleanly (see `icmpcap spool`). */
+export interface LeftoverSpoolInfo {
+  id: string;
+  startedAtMs: number;
+  packets: number;
+  bytes: number;
+}
+
 export interface Hello {
   version: string;
   transport: 'ipc' | 'websocket';
@@ -455,6 +488,9 @@ export interface Results {
   'job.cancel': Job;
   'interfaces.list': InterfaceInfo[];
   'sources.probe': SourceAvailability[];
+  'spool.list': LeftoverSpoolInfo[];
+  'spool.open': JobStarted;
+  'spool.clean': { removed: string[] };
 }
 
 export interface Events {
@@ -471,7 +507,15 @@ export type EventName = keyof Events;
 
 /** Errors cross the transport as data: a code to branch on and a message that says what to do. */
 export interface ContractError {
-  code: 'bad-request' | 'unknown-method' | 'not-found' | 'capture-failed' | 'filter-syntax' | 'internal';
+  code:
+    | 'bad-request'
+    | 'unknown-method'
+    | 'not-found'
+    | 'capture-failed'
+    | 'filter-syntax'
+    | 'internal'
+    /** export.start: the file exists; ask, then send again with overwrite: true. */
+    | 'file-exists';
   message: string;
   /** For filter syntax errors: the character offset the message points at. */
   position?: number;

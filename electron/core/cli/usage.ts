@@ -1,6 +1,7 @@
 /** Help texts: `icmpcap --help` lists the commands, `icmpcap help COMMAND` (or `COMMAND -h`) describes one. */
 import { METRICS_USAGE } from '../metrics/index.js';
 import { SERVE_SECURITY_USAGE } from '../web/serve-setup.js';
+import { SPOOL_USAGE } from '../spool-cli.js';
 
 const SERVE = `usage: icmpcap serve [options]
   serve the app in a browser (127.0.0.1 and a random token by default)
@@ -88,6 +89,7 @@ export const COMMAND_HELP: Record<string, string> = {
   interfaces: INTERFACES,
   sources: SOURCES,
   fields: FIELDS,
+  spool: `${SPOOL_USAGE}\n`,
   help: HELP,
 };
 
@@ -100,6 +102,7 @@ commands:
   interfaces    list the interfaces capture can use
   sources       show which capture sources are available, and why not
   fields        list the fields -T fields -e prints, with Wireshark's names
+  spool         captures left behind by a crash: list, recover ID|latest -w FILE, clean [ID]
   help COMMAND  describe a command and its options
 
   --version     print the version
