@@ -3,12 +3,20 @@ import type { ExportFormat, Job } from '@common/contract';
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
 import { api } from '../transport';
+import { useCaptureStore } from './capture';
 
 export const useJobsStore = defineStore('jobs', () => {
   const jobs = shallowRef<ReadonlyMap<number, Job>>(new Map());
   const error = ref<string | null>(null);
+  /** Exports of every record: when one is done, what it covered is saved. */
+  const fullExports = new Map<number, number>();
 
   api.onEvent('job', (job) => {
+    const covered = fullExports.get(job.id);
+    if (covered !== undefined && job.state !== 'running') {
+      fullExports.delete(job.id);
+      if (job.state === 'done') useCaptureStore().markExported(covered);
+    }
     const next = new Map(jobs.value);
     next.set(job.id, job);
     jobs.value = next;
@@ -28,7 +36,13 @@ export const useJobsStore = defineStore('jobs', () => {
     path: string;
   }): Promise<number | null> {
     try {
+      const capture = useCaptureStore();
+      const covered = capture.counts.total + (capture.counts.evicted ?? 0);
       const { id } = await api.request('export.start', params);
+      const all = params.scope === 'all' || (params.scope === 'view' && !capture.counts.filter);
+      const known = jobs.value.get(id);
+      if (all && known?.state === 'done') capture.markExported(covered);
+      else if (all) fullExports.set(id, covered);
       track(id, 'export', params.path);
       error.value = null;
       return id;
