@@ -89,7 +89,8 @@ export const OpenFileParamsSchema = z.object({ path: FilePath }).strict();
 export const JobParamsSchema = z.object({ id: z.number().int().min(1) }).strict();
 export const PeerSeriesParamsSchema = z
   .object({
-    peers: z.array(z.string().min(1).max(64)).min(1).max(16),
+    /** Flows (`requester>responder`, PeerStats.flow) or peer addresses. */
+    peers: z.array(z.string().min(1).max(130)).min(1).max(16),
     maxPoints: z.number().int().min(2).max(10_000).default(2000),
   })
   .strict();
@@ -180,6 +181,8 @@ export interface Row {
   ttl: number;
   len: number;
   rttMs: number | null;
+  /** An echo request that got no reply within the timeout (Wireshark's "no response found"). */
+  noResponse?: true;
 }
 
 export interface Counts {
@@ -240,6 +243,8 @@ export interface RecordDetails {
 
 /** Echo statistics of one peer: requests matched to replies by addresses, id and sequence. */
 export interface PeerStats {
+  /** The flow: `requester>responder` (one entry per pair; stats.peerSeries takes it). */
+  flow: string;
   /** The remote address. */
   peer: string;
   /** The local address that talked to it (or the requester, when direction is unknown). */

@@ -14,6 +14,7 @@ import {
   CHUNK_MASK,
   Interner,
   MISC_F_HAS_ECHO,
+  MISC_F_NO_RESPONSE,
   MISC_F_TRUNCATED,
   MISC_HOOK_NONE,
   MISC_HOOK_SHIFT,
@@ -209,5 +210,6 @@ export function rowOf(store: RecordStore, ingestor: Ingestor, index: number): Ro
     ttl: misc & 0xff,
     len: c.len[i]! & 0xffff,
     rttMs: Number.isNaN(rtt) ? null : Math.round(rtt * 1000) / 1000,
+    ...(misc & MISC_F_NO_RESPONSE ? { noResponse: true as const } : {}),
   };
 }

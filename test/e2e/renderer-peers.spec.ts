@@ -146,8 +146,10 @@ test('the peers view shows the exact loss made by nftables and plausible RTTs', 
   await page.emulateMedia({ colorScheme: 'light' });
 
   // Clicking a peer filters the table by it.
-  await v4.getByRole('button', { name: net.v4.b }).click();
-  await expect(page.getByTestId('filter-input')).toHaveValue(`ip.addr == ${net.v4.b}`);
+  await v4.getByRole('button', { name: net.v4.b, exact: true }).click();
+  await expect(page.getByTestId('filter-input')).toHaveValue(
+    `ip.addr == ${net.v4.a} && ip.addr == ${net.v4.b}`,
+  );
   await expect(page.getByTestId('tab-packets')).toHaveAttribute('aria-selected', 'true');
   await expect(page.getByTestId('status-view')).toHaveText(`${N + N - N / 4} shown`);
   await page.close();
@@ -258,6 +260,11 @@ test('opening a capture file through the UI shows its packets, with progress', a
   if (await stop.isVisible()) await stop.click();
   await expect(page.getByTestId('status-state')).toHaveText('stopped');
   await page.getByRole('button', { name: 'Open…' }).click();
+  // Packets that came after the export (the link's own chatter) are not saved: confirm discarding them.
+  const opened = page.locator('dialog[open]');
+  await expect(opened).toBeVisible();
+  if ((await opened.getAttribute('aria-label')) === 'Unsaved packets')
+    await page.getByTestId('discard-confirm').click();
   await page.getByTestId('open-path').fill(path);
   await page.getByTestId('open-start').click();
   await expect(page.getByTestId('job')).toHaveAttribute('data-state', 'done', { timeout: 20_000 });

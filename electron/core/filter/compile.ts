@@ -88,11 +88,14 @@ const FIELDS: Readonly<Record<string, FieldDef>> = {
   'ip.ttl': { kind: 'uint', family: 4, expr: '(misc[i] & 255)', max: 255 },
   'ipv6.hlim': { kind: 'uint', family: 6, expr: '(misc[i] & 255)', max: 255 },
   rtt: { kind: 'float', expr: 'rtt[i]', presence: 'rtt[i] === rtt[i]' },
+  /** Echo requests without a reply within the timeout (aggregator.ts sets MISC_F_NO_RESPONSE). */
+  'icmp.resp_not_found': { kind: 'uint', expr: '1', presence: '(misc[i] & 0x20000000) !== 0', max: 1 },
   'frame.number': { kind: 'uint', expr: '(base + i + 1)', max: 0xffffffff },
   'frame.time_relative': { kind: 'float', expr: '(tsRel[i] / 1e9)' },
 };
 
 const ALIASES: Readonly<Record<string, string>> = {
+  'icmpv6.resp_not_found': 'icmp.resp_not_found',
   'icmp.ident': 'icmp.id',
   'frame.len': 'len',
   'frame.interface_name': 'iface',
