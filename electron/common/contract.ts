@@ -183,6 +183,12 @@ export interface Row {
   rttMs: number | null;
   /** An echo request that got no reply within the timeout (Wireshark's "no response found"). */
   noResponse?: true;
+  /** Echo request: the record number of its reply (Wireshark's "reply in"). */
+  replyIn?: number;
+  /** Echo reply: the record number of its request ("request in"). */
+  requestIn?: number;
+  /** One-line summary, as Wireshark's Info column (electron/common/info.ts). */
+  info?: string;
 }
 
 export interface Counts {
