@@ -302,6 +302,8 @@ export interface PeerSeries {
   /** Reply times (ms since the epoch) and RTTs (ms). */
   tMs: number[];
   rttMs: number[];
+  /** When the flow's last (up to 512) lost requests were sent, ms since the epoch, oldest first. */
+  lostTMs?: number[];
 }
 
 export interface JobStarted {

@@ -82,7 +82,16 @@ test('two flows from one host with different loss: two rows, two chart lines, a 
   const legend = page.getByTestId('rtt-chart').locator('.u-legend');
   await expect(legend).toContainText(`${net.v4.a} → ${net.v4.b}`);
   await expect(legend).toContainText(`${net.v4.a} → ${SECOND}`);
+  // The lossy flow's lost requests are marked on the chart, at the time they were sent.
+  await expect(legend).toContainText(`lost (${net.v4.a} → ${SECOND})`);
+  // Hovering shows the time to the ms and only the series with a point there.
+  const over = page.getByTestId('rtt-chart').locator('.u-over');
+  const box = (await over.boundingBox())!;
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
+  await expect(legend.locator('.u-series').first()).toContainText(/\d\d:\d\d:\d\d\.\d{3}/);
+  await expect(legend.locator('.u-series:not(.no-point)')).toHaveCount(2);
   await page.screenshot({ path: 'artifacts/screenshots/peers-flows-light.png' });
+  await page.mouse.move(0, 0);
 
   // The lossy flow's unanswered requests, then the whole clean flow.
   await lossy.getByRole('button', { name: /unanswered requests/ }).click();
@@ -91,6 +100,9 @@ test('two flows from one host with different loss: two rows, two chart lines, a 
     `ip.src == ${net.v4.a} && ip.dst == ${SECOND} && icmp.resp_not_found`,
   );
   await expect(page.getByTestId('status-view')).toHaveText(`${N / 2} shown`);
+  // The charts do not follow the display filter, and say so.
+  await page.getByTestId('tab-charts').click();
+  await expect(page.getByTestId('charts-scope')).toContainText('applies to the packet table only');
   await page.getByTestId('tab-peers').click();
   await clean.getByRole('button', { name: net.v4.b, exact: true }).click();
   await expect(page.getByTestId('status-view')).toHaveText(`${2 * N} shown`);

@@ -254,7 +254,7 @@ describe('echo statistics', () => {
     for (let k = 1; k < series.tMs.length; k++) expect(series.tMs[k]!).toBeGreaterThan(series.tMs[k - 1]!);
     expect(series.rttMs.every((r) => r >= 1 && r <= 7)).toBe(true);
     expect(agg.peerSeries('10.0.0.2', 10).tMs.length).toBeLessThanOrEqual(10);
-    expect(agg.peerSeries('10.9.9.9', 10)).toEqual({ peer: '10.9.9.9', tMs: [], rttMs: [] });
+    expect(agg.peerSeries('10.9.9.9', 10)).toEqual({ peer: '10.9.9.9', tMs: [], rttMs: [], lostTMs: [] });
   });
 });
 
@@ -372,5 +372,10 @@ describe('flows and unanswered requests', () => {
     expect(marked).toEqual([3, 6, 9, 12]);
     expect(agg.peerSeries('10.0.0.1>10.0.0.2').rttMs).toHaveLength(4);
     expect(agg.peerSeries('10.0.0.1>10.0.0.9').rttMs).toHaveLength(0);
+    // The loss marks: when each lost request was sent.
+    expect(agg.peerSeries('10.0.0.1>10.0.0.9').lostTMs!.map((t) => Math.round(t - T0 / 1e6))).toEqual([
+      50, 150, 250, 350,
+    ]);
+    expect(agg.peerSeries('10.0.0.1>10.0.0.2').lostTMs).toEqual([]);
   });
 });

@@ -76,6 +76,8 @@ const ST_MASK = 3;
 const ST_IN_HASH = 4;
 /** Per-peer direct-mapped cache of recent requests, by the low bits of id << 16 | seq. */
 const RECENT = 64;
+/** Lost requests remembered per flow, for the loss marks on the RTT chart. */
+const LOST_TIMES = 512;
 
 class Peer {
   requests = 0;
@@ -104,6 +106,9 @@ class Peer {
   pointStride = 1;
   pointSkip = 0;
   lastSeen = 0;
+  /** When the last LOST_TIMES lost requests were sent (ms since the capture's base time), a ring. */
+  lostT = new Float64Array(0);
+  lostCount = 0;
   evicted = false;
   p95Cache: number | null = null;
 
@@ -499,6 +504,8 @@ export class Aggregator {
     peer.expired++;
     if ((this.reqState[slot]! & ST_MASK) !== ST_ANSWERED) {
       peer.lost++;
+      if (peer.lostT.length === 0) peer.lostT = new Float64Array(LOST_TIMES);
+      peer.lostT[peer.lostCount++ % LOST_TIMES] = Math.round(this.reqTs[slot]! / 1e6);
       this.markNoResponse(this.reqIndex[slot]!, true);
     }
   }
@@ -664,10 +671,14 @@ export class Aggregator {
         : text[id] === peerAddress;
       if (match && (best === null || p.requests > best.requests)) best = p;
     }
-    const out: PeerSeries = { peer: peerAddress, tMs: [], rttMs: [] };
-    if (best === null || best.points === 0) return out;
+    const out: PeerSeries = { peer: peerAddress, tMs: [], rttMs: [], lostTMs: [] };
+    if (best === null) return out;
     const baseMs = Number(this.baseNs / 1_000_000n);
     const baseFracMs = Number(this.baseNs % 1_000_000n) / 1e6;
+    const lost = Math.min(best.lostCount, LOST_TIMES);
+    for (let k = best.lostCount - lost; k < best.lostCount; k++)
+      out.lostTMs!.push(baseMs + baseFracMs + best.lostT[k % LOST_TIMES]!);
+    if (best.points === 0) return out;
     const n = best.points;
     const count = Math.min(n, Math.max(1, maxPoints));
     for (let j = 0; j < count; j++) {
