@@ -11,11 +11,11 @@
       "target_name": "icmpcap",
       "sources": [
         "src/binding.cc",
-        "src/core/afpacket_socket.c",
         "src/core/afpacket_source.cc",
+        "src/core/bpf_filter.c",
+        "src/core/decode.c",
         "src/core/errors.cc",
         "src/core/genl.cc",
-        "src/core/helper_client.cc",
         "src/core/interfaces.cc",
         "src/core/link_watch.cc",
         "src/core/module_source.cc",
@@ -23,15 +23,26 @@
         "src/core/probe.cc",
         "src/core/record.cc",
         "src/core/ring_reader.cc",
+        "src/core/ring_source.cc",
         "src/core/source.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"]
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"
+      ]
     },
     {
       "target_name": "icmpcap-helper",
       "type": "executable",
-      "sources": ["helper/icmpcap-helper.c", "src/core/afpacket_socket.c"],
+      "sources": [
+        "helper/icmpcap-helper.c",
+        "helper/producer.c",
+        "src/core/bpf_filter.c",
+        "src/core/decode.c"
+      ],
       "cflags": ["-fPIE", "-D_FORTIFY_SOURCE=2", "-fstack-protector-strong"],
       "ldflags": ["-pie", "-Wl,-z,relro,-z,now"]
     }

@@ -12,6 +12,26 @@ export const RECORD_HEADER_SIZE: 72;
 
 export type SourceKind = 'module' | 'afpacket';
 
+/**
+ * What to capture, applied in the kernel: by the module as its filter attributes, by
+ * AF_PACKET as a classic BPF program in icmpcap-helper. Fields are AND-ed; addresses are
+ * OR-ed. Fragments that carry no ICMP header (non-first) pass the type and code tests.
+ */
+export interface CaptureFilterSpec {
+  /** Absent or empty: both. */
+  families?: (4 | 6)[];
+  /** Absent: every ICMPv4 type. */
+  typesV4?: number[];
+  /** Absent: every ICMPv6 type. */
+  typesV6?: number[];
+  /** Absent: every code. */
+  codes?: number[];
+  /** Absent: all. AF_PACKET cannot tell forwarded packets apart: 'forward' alone matches nothing there. */
+  directions?: ('in' | 'out' | 'forward')[];
+  /** At most 16 rules, OR-ed; bits past prefixLength are ignored. */
+  addresses?: { family: 4 | 6; address: string; prefixLength: number; side: 'any' | 'src' | 'dst' }[];
+}
+
 export interface OpenConfig {
   source: SourceKind;
   /** Interface names; empty or undefined = all interfaces of the network namespace. */
@@ -27,10 +47,12 @@ export interface OpenConfig {
   /** Path of icmpcap-helper; default build/Release/icmpcap-helper next to the .node file. */
   helperPath?: string;
   /**
-   * afpacket only: always get the socket from icmpcap-helper, even when this process could
-   * open it itself. Without it the helper is used only when socket() fails with EPERM.
+   * Kept for compatibility: afpacket always captures through icmpcap-helper, which alone
+   * holds the packet socket (also when this process has CAP_NET_RAW).
    */
   useHelper?: boolean;
+  /** Capture filter, applied in the kernel. Absent: every ICMP and ICMPv6 packet. */
+  filter?: CaptureFilterSpec;
   netns?: never;
 }
 
@@ -43,13 +65,19 @@ export interface SessionStats {
   source: SourceKind;
   /** Records read from the kernel. */
   captured: number;
-  /** Records handed to the delivery queue (they reach onBatch unless the process exits). */
+  /** Records queued for onBatch (they reach it unless the environment goes away first). */
   delivered: number;
   /** Packets the kernel dropped because our ring was full (PACKET_STATISTICS / ring counters). */
   droppedKernel: number;
-  /** Records read from a ring but lost in user space (only when a corrupt ring is abandoned). */
+  /**
+   * Records lost in user space: left in a ring abandoned as corrupt, or in a batch that could
+   * not be queued (the environment was going away). captured = delivered + droppedRing once
+   * the session has stopped.
+   */
   droppedRing: number;
   batches: number;
+  /** Times the reader thread woke up; a measure of spinning (a few per batch at most). */
+  wakeups: number;
   perCpu?: { cpu: number; captured: number; dropped: number }[];
 }
 
@@ -98,6 +126,7 @@ export function watchInterfaces(
 export interface SourceAvailability {
   source: SourceKind;
   available: boolean;
+  /** 'helper' for afpacket (always through icmpcap-helper), 'direct' for the module. */
   via?: 'direct' | 'helper';
   reason?: string;
   fix?: string;

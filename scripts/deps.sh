@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs from Debian's apt archive what a part of the project needs, only when it is missing, and says
-# what it installs. Usage: scripts/deps.sh GROUP...   (groups: build test e2e files native kernel)
+# what it installs. Usage: scripts/deps.sh GROUP...   (groups: build test e2e files native metrics kernel)
 set -euo pipefail
 
 declare -A GROUP=(
@@ -9,7 +9,8 @@ declare -A GROUP=(
   [e2e]="chromium xvfb"
   [files]="tshark tcpdump"
   [native]="libcap2-bin util-linux"
-  [kernel]="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2"
+  [metrics]="prometheus curl"
+  [kernel]="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2 nftables"
 )
 
 want=()

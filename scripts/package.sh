@@ -85,7 +85,7 @@ package_dkms() {
 	src=$root/usr/src/icmpcap-$VERSION
 	rm -rf "$root"
 	mkdir -p "$root/DEBIAN" "$src/include" "$root/usr/lib/udev/rules.d" "$root/usr/lib/modules-load.d"
-	cp kernel/Makefile kernel/Kbuild kernel/icmpcap.c "$src/"
+	cp kernel/Makefile kernel/Kbuild kernel/*.c kernel/*.h "$src/"
 	cp -r kernel/include/. "$src/include/"
 	# dkms.conf as the kernel/ folder has it, with the package's version: DKMS looks for the source in
 	# /usr/src/<PACKAGE_NAME>-<PACKAGE_VERSION>/.
@@ -214,7 +214,7 @@ const keep = ['name', 'version', 'description', 'license', 'private', 'type', 'm
 const out = Object.fromEntries(keep.filter((k) => k in p).map((k) => [k, p[k]]));
 out.dependencies = Object.fromEntries(Object.entries(p.dependencies).filter(([k]) => !['node-gyp', 'node-addon-api'].includes(k)));
 process.stdout.write(JSON.stringify(out, null, 2) + '\n');" >"$app/package.json"
-	cp bin/icmpcap.mjs "$app/bin/"
+	cp bin/icmpcap.mjs bin/icmpcap-extcap.mjs "$app/bin/"
 	(cd dist/electron && find . -name '*.js' ! -name '*.test.js' -print0 | cpio -0pdm --quiet "$app/dist/electron")
 	cp -r dist/preload dist/renderer "$app/dist/"
 	find "$app/dist" \( -name '*.map' -o -name '*.tsbuildinfo' -o -name '*.d.ts' \) -delete
@@ -222,7 +222,7 @@ process.stdout.write(JSON.stringify(out, null, 2) + '\n');" >"$app/package.json"
 	cp native/build/Release/icmpcap.node native/build/Release/icmpcap-helper "$app/native/build/Release/"
 	chmod 0644 "$app/native/build/Release/icmpcap.node"
 	# Run by the bundled Electron as Node (icmpcap-cli), never through its #!/usr/bin/env node line.
-	chmod 0644 "$app/bin/icmpcap.mjs"
+	chmod 0644 "$app/bin/icmpcap.mjs" "$app/bin/icmpcap-extcap.mjs"
 	copy_node_modules "$app"
 	install -m 0755 build/linux/icmpcap-cli "$UNPACKED/icmpcap-cli"
 	for f in "$app/native/build/Release/icmpcap.node" "$app/native/build/Release/icmpcap-helper" "$UNPACKED/icmpcap"; do
@@ -245,7 +245,7 @@ check_unpacked() {
 	for f in icmpcap icmpcap-cli resources/app/package.json resources/app/dist/electron/main/main.js \
 		resources/app/dist/preload resources/app/dist/renderer/index.html resources/app/dist/electron/core/cli.js \
 		resources/app/native/build/Release/icmpcap.node resources/app/native/build/Release/icmpcap-helper \
-		resources/app/bin/icmpcap.mjs resources/app/node_modules/ws resources/app/node_modules/zod; do
+		resources/app/bin/icmpcap.mjs resources/app/bin/icmpcap-extcap.mjs resources/app/node_modules/ws resources/app/node_modules/zod; do
 		if [ ! -e "$UNPACKED/$f" ]; then
 			echo "package: linux-unpacked lacks $f" >&2
 			bad=1
@@ -327,6 +327,8 @@ package_app() {
 		"$root/usr/share/mime/packages" "$root/usr/share/icons/hicolor/scalable/apps"
 	cp -a "$UNPACKED" "$root/usr/lib/icmpcap"
 	ln -s ../lib/icmpcap/icmpcap-cli "$root/usr/bin/icmpcap"
+	# Wireshark's global extcap folder (Debian 12, amd64): Wireshark and tshark list an "icmpcap" interface.
+	install -D -m 0755 build/extcap/icmpcap "$root/usr/lib/x86_64-linux-gnu/wireshark/extcap/icmpcap"
 	desktop_entry >"$root/usr/share/applications/icmpcap.desktop"
 	mime_xml >"$root/usr/share/mime/packages/icmpcap.xml"
 	for s in $ICON_SIZES; do

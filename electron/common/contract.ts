@@ -63,7 +63,12 @@ export const SortParamsSchema = z
   .object({ column: SortColumnSchema.nullable(), descending: z.boolean().default(false) })
   .strict();
 
-const RecordNo = z.number().int().min(1);
+/** Record numbers are below 2^32 (store.ts MAX_RECORDS): the bound keeps requests within wire.ts's limit. */
+const RecordNo = z
+  .number()
+  .int()
+  .min(1)
+  .max(2 ** 32);
 export const RecordParamsSchema = z.object({ no: RecordNo }).strict();
 
 export const ExportFormatSchema = z.enum(EXPORT_FORMATS);
@@ -119,6 +124,78 @@ export const RequestSchemas = {
   'interfaces.list': Empty,
   'sources.probe': Empty,
 } as const;
+
+/**
+ * A file name in the capture folder (browser mode): one plain name, no folders, nothing hidden.
+ */
+const FolderFileName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[^/\0]+$/, 'a file name in the capture folder, without folders')
+  .refine((n) => !n.startsWith('.'), 'a file name in the capture folder, without folders');
+
+/**
+ * Where a page opens a file from. A page never names a path on the service's machine: in the Electron
+ * window the user picks one in the native dialog (or a recent one); in a browser, the user uploads it or
+ * picks it in the one capture folder the service was given (`icmpcap serve --captures DIR`).
+ */
+export const OpenRequestSchema = z.discriminatedUnion('from', [
+  z.object({ from: z.literal('dialog') }).strict(),
+  z.object({ from: z.literal('recent'), key: z.string().min(1).max(64) }).strict(),
+  z.object({ from: z.literal('folder'), name: FolderFileName }).strict(),
+  z.object({ from: z.literal('upload'), upload: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/) }).strict(),
+]);
+export type OpenRequest = z.infer<typeof OpenRequestSchema>;
+
+/**
+ * An export as a page asks for it: no path. The Electron window asks where in the native save dialog;
+ * a browser gets the file as a download (GET /download/<job id> with the token in the header).
+ */
+export const ExportRequestSchema = z
+  .object({
+    format: ExportFormatSchema,
+    scope: z.enum(['all', 'view', 'selected']),
+    nos: z.array(RecordNo).max(1_000_000).optional(),
+  })
+  .strict()
+  .refine((p) => p.scope !== 'selected' || (p.nos !== undefined && p.nos.length > 0), {
+    message: 'scope "selected" needs the record numbers in "nos"',
+    path: ['nos'],
+  });
+export type ExportRequest = z.infer<typeof ExportRequestSchema>;
+
+/**
+ * The requests a page (renderer) sends, over either transport. The same as the service's, except that
+ * file requests never carry a path (the transports turn them into paths: electron/main/dialogs.ts,
+ * electron/core/web/page-files.ts), and `files.list` says how this page picks files.
+ */
+export const PageRequestSchemas = {
+  ...RequestSchemas,
+  'export.start': ExportRequestSchema,
+  'file.open': OpenRequestSchema,
+  'files.list': Empty,
+} as const;
+export type PageRequestName = keyof typeof PageRequestSchemas;
+export type PageRequestParams<M extends PageRequestName> = z.input<(typeof PageRequestSchemas)[M]>;
+
+export function isPageRequestName(name: unknown): name is PageRequestName {
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(PageRequestSchemas, name);
+}
+
+/** How this page picks files, and what it can pick from. */
+export interface FileChoices {
+  /** 'dialog': the Electron window's native dialogs; 'browser': downloads, uploads, the capture folder. */
+  mode: 'dialog' | 'browser';
+  /** Capture files in the service's capture folder, newest first (browser mode with --captures), or null. */
+  folder: { name: string; bytes: number; modifiedMs: number }[] | null;
+  /** Recently opened files, newest first (Electron). */
+  recent: { key: string; name: string; folder: string }[];
+  /** The folder the next dialog starts in (Electron). */
+  lastFolder: string | null;
+  /** The largest upload the service takes, in bytes (browser mode). */
+  maxUploadBytes: number | null;
+}
 
 export type RequestName = keyof typeof RequestSchemas;
 export type RequestParams<M extends RequestName> = z.input<(typeof RequestSchemas)[M]>;
@@ -310,6 +387,11 @@ export interface JobStarted {
   id: number;
 }
 
+/** The user closed the native dialog without choosing (Electron). */
+export interface DialogCancelled {
+  id: null;
+}
+
 export interface Job {
   id: number;
   kind: 'export' | 'open';
@@ -347,8 +429,9 @@ export interface Results {
   'record.details': RecordDetails;
   'stats.get': Aggregates;
   'stats.peerSeries': PeerSeries[];
-  'file.open': JobStarted;
-  'export.start': JobStarted;
+  'file.open': JobStarted | DialogCancelled;
+  'export.start': JobStarted | DialogCancelled;
+  'files.list': FileChoices;
   'job.cancel': Job;
   'interfaces.list': InterfaceInfo[];
   'sources.probe': SourceAvailability[];
@@ -395,7 +478,7 @@ export class ServiceError extends Error {
 
 /** What both transports give the renderer. */
 export interface IcmpcapApi {
-  request<M extends RequestName>(method: M, params?: RequestParams<M>): Promise<Results[M]>;
+  request<M extends PageRequestName>(method: M, params?: PageRequestParams<M>): Promise<Results[M]>;
   onEvent<E extends EventName>(event: E, listener: (data: Events[E]) => void): () => void;
 }
 

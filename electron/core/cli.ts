@@ -7,8 +7,11 @@ import { parseArgs } from 'node:util';
 import { loadNative } from './native.js';
 import { projectRoot } from './paths.js';
 import { startServer } from './server.js';
+import { dropPrivileges } from './privilege.js';
+import { SERVE_SECURITY_OPTIONS, SERVE_SECURITY_USAGE, serveSecurity } from './web/serve-setup.js';
 import { CaptureService, errorMessage } from './service.js';
 import { formatChecks, runDoctor } from './doctor.js';
+import { METRICS_FLAGS, METRICS_USAGE, createExporter, metricsConfig } from './metrics/index.js';
 import {
   EXPORT_FORMATS,
   type ExportFormat,
@@ -23,7 +26,10 @@ const USAGE = `usage: icmpcap <command> [options]
 
 commands:
   serve         serve the app in a browser (127.0.0.1 and a random token by default)
-                  --listen ADDR   listen on ADDR instead of 127.0.0.1 (the token is still required)
+                  --listen ADDR   listen on ADDR instead of 127.0.0.1 (HTTPS; the token is still required)
+${SERVE_SECURITY_USAGE.trimEnd()}
+                  -Z, --user USER started as root: run as USER after preparing the capture helper
+                                  (default: SUDO_USER, else the system account icmpcap)
                   --port N        port (default: any free port)
                   -i, --interface NAME   capture on NAME (repeatable; default: all)
                   --source auto|module|afpacket
@@ -31,7 +37,7 @@ commands:
                   --ring-records N       keep about the newest N records (at least 131072); older ones
                                          are dropped in units of about N/8, as dumpcap's ring buffer
                   --ring-seconds S       keep the records of the last S seconds (at least 10)
-  capture       capture to a file or the terminal
+${METRICS_USAGE}  capture       capture to a file or the terminal
                   -i, --interface NAME   capture on NAME (repeatable; default: all)
                   -w, --write FILE       write FILE (format from its extension, or -F)
                   -F, --format pcapng|pcap|csv|ndjson
@@ -40,6 +46,7 @@ commands:
                   -Y, --filter FILTER    keep only packets matching the display filter
                                          (e.g. 'icmp.type == echo-reply && rtt > 10')
                   --source auto|module|afpacket
+                  -Z, --user USER        as for serve: started as root, run as USER
                   --ring-records N, --ring-seconds S   as for serve: memory and spool stay bounded;
                                          -w then writes the newest records that are kept
                 without -w, one line per packet goes to standard output; progress goes to stderr
@@ -56,6 +63,22 @@ export function version(): string {
 function fail(message: string): never {
   process.stderr.write(`icmpcap: ${message}\n`);
   process.exit(2);
+}
+
+/** Started as root: prepare the capture helper, then run as -Z USER / SUDO_USER / icmpcap (privilege.ts). */
+function dropRoot(user: string | undefined): void {
+  let helper: string | null = null;
+  try {
+    helper = loadNative().defaultHelperPath();
+  } catch {
+    helper = null; // no addon: nothing to capture with, but still no root
+  }
+  try {
+    const dropped = dropPrivileges(user, helper);
+    for (const note of dropped?.notes ?? []) process.stderr.write(`${note}\n`);
+  } catch (err) {
+    fail(`cannot drop root privileges: ${errorMessage(err)}`);
+  }
 }
 
 function makeService(): CaptureService {
@@ -79,9 +102,20 @@ async function serve(argv: string[]): Promise<void> {
       'no-start': { type: 'boolean', default: false },
       'ring-records': { type: 'string' },
       'ring-seconds': { type: 'string' },
+      ...METRICS_FLAGS,
+      ...SERVE_SECURITY_OPTIONS,
+      user: { type: 'string', short: 'Z' },
     },
     strict: true,
   });
+  let metrics;
+  try {
+    metrics = metricsConfig(values);
+  } catch (err) {
+    fail(errorMessage(err));
+  }
+  dropRoot(values.user);
+  const security = await serveSecurity(values).catch((err: unknown) => fail(errorMessage(err)));
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     fail(`--port takes a number from 0 to 65535, not ${values.port}`);
@@ -92,15 +126,24 @@ async function serve(argv: string[]): Promise<void> {
   const limit = ringLimit(values['ring-records'], values['ring-seconds']);
   const service = makeService();
   service.watchInterfaces();
-  const server = await startServer({
-    service,
-    staticDir: join(projectRoot(), 'dist', 'renderer'),
-    host: values.listen ?? '127.0.0.1',
-    port,
-  });
-  process.stdout.write(`icmpcap ${version()} serving on ${server.url}\n`);
-  if (values.listen)
+  const exporter = metrics ? createExporter(metrics, service, version()) : null;
+  const server = metrics?.noUi
+    ? null
+    : await startServer({
+        service,
+        staticDir: join(projectRoot(), 'dist', 'renderer'),
+        host: values.listen ?? '127.0.0.1',
+        port,
+        files: security.files,
+        ...(security.tls ? { tls: security.tls } : {}),
+        ...(exporter ? { routes: exporter.route } : {}),
+      });
+  if (server) for (const note of security.notes) process.stdout.write(`${note}\n`);
+  if (server) process.stdout.write(`icmpcap ${version()} serving on ${server.url}\n`);
+  if (server && values.listen)
     process.stdout.write(`icmpcap: listening on ${values.listen}: anyone with the token can capture\n`);
+  if (exporter)
+    process.stdout.write(await exporter.listen(server, { host: values.listen ?? '127.0.0.1', port }));
   if (!values['no-start']) {
     try {
       const state = service.start({
@@ -121,7 +164,7 @@ async function serve(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     service.close();
-    void server.close().then(() => {
+    void Promise.all([server?.close(), exporter?.close()]).then(() => {
       process.stdout.write('icmpcap: stopped\n');
       process.exit(0);
     });
@@ -186,6 +229,7 @@ async function capture(argv: string[]): Promise<void> {
       source: { type: 'string', default: 'auto' },
       'ring-records': { type: 'string' },
       'ring-seconds': { type: 'string' },
+      user: { type: 'string', short: 'Z' },
     },
     strict: true,
   });
@@ -208,6 +252,7 @@ async function capture(argv: string[]): Promise<void> {
     format = formatFromPath(path);
     if (!format) fail(`cannot tell the format of ${path} from its name: add -F pcapng|pcap|csv|ndjson`);
   }
+  dropRoot(values.user);
   const service = makeService();
   const progress = process.stderr.isTTY
     ? (text: string) => process.stderr.write(`\r\x1b[K${text}`)

@@ -22,9 +22,11 @@ afterAll(async () => {
   await server.close();
 });
 
-function connect(query: string, headers: Record<string, string> = {}): Promise<WebSocket> {
+/** Connects with `token` as the page does (a subprotocol), or with none when it is null. */
+function connect(token: string | null, headers: Record<string, string> = {}, query = ''): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws${query}`, { headers });
+    const protocols = token === null ? ['icmpcap'] : ['icmpcap', `token.${token}`];
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws${query}`, protocols, { headers });
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => reject(new Error(String(res.statusCode))));
     ws.once('error', reject);
@@ -51,28 +53,28 @@ describe('browser-mode server', () => {
     expect(server.token.length).toBeGreaterThanOrEqual(32);
   });
 
-  it('refuses a WebSocket without the right token', async () => {
-    await expect(connect('')).rejects.toThrow('401');
-    await expect(connect('?token=wrong')).rejects.toThrow('401');
-    await expect(connect(`?token=${server.token}x`)).rejects.toThrow('401');
+  it('refuses a WebSocket without the right token, and a token in the URL', async () => {
+    await expect(connect(null)).rejects.toThrow('401');
+    await expect(connect('wrong')).rejects.toThrow('401');
+    await expect(connect(`${server.token}x`)).rejects.toThrow('401');
+    // The token never travels in a query string: there it does not count.
+    await expect(connect(null, {}, `?token=${server.token}`)).rejects.toThrow('401');
   });
 
   it('refuses pages from other origins and other host names, even with the token', async () => {
-    await expect(connect(`?token=${server.token}`, { Origin: 'http://evil.example' })).rejects.toThrow('403');
-    await expect(
-      connect(`?token=${server.token}`, { Host: `rebound.example:${server.port}` }),
-    ).rejects.toThrow('403');
+    await expect(connect(server.token, { Origin: 'http://evil.example' })).rejects.toThrow('403');
+    await expect(connect(server.token, { Host: `rebound.example:${server.port}` })).rejects.toThrow('403');
   });
 
   it('answers a request from the same origin with the token', async () => {
-    const ws = await connect(`?token=${server.token}`, { Origin: `http://127.0.0.1:${server.port}` });
+    const ws = await connect(server.token, { Origin: `http://127.0.0.1:${server.port}` });
     const reply = await ask(ws, JSON.stringify({ id: 1, method: 'hello' }));
     expect(reply).toMatchObject({ id: 1, result: { version: '1.2.3', transport: 'websocket' } });
     ws.close();
   });
 
   it('answers hostile messages with clear errors and keeps the connection usable', async () => {
-    const ws = await connect(`?token=${server.token}`);
+    const ws = await connect(server.token);
     expect(await ask(ws, 'not json')).toMatchObject({ id: null, error: { code: 'bad-request' } });
     expect(await ask(ws, JSON.stringify({ method: 'hello' }))).toMatchObject({
       error: { code: 'bad-request' },
@@ -100,5 +102,19 @@ describe('browser-mode server', () => {
     expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
     const escape = await fetch(`http://127.0.0.1:${server.port}/..%2f..%2fetc%2fpasswd`);
     expect(escape.status).toBe(404);
+  });
+  it('slows down repeated wrong tokens from one address', async () => {
+    const codes: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      codes.push(
+        await connect(`guess${i}`).then(
+          () => 'open',
+          (err: Error) => err.message,
+        ),
+      );
+    }
+    expect(codes).toContain('429');
+    // While it waits, even the right token is not checked.
+    await expect(connect(server.token)).rejects.toThrow('429');
   });
 });

@@ -31,6 +31,7 @@ import { packetInfo } from '../common/info.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js';
 import { evictionTarget, ringSegmentNs, ringUnit } from './ring.js';
 import { type SegmentCut, Spool, defaultSpoolDir } from './spool-store.js';
+import { storeFieldReader } from './fields/store-fields.js';
 import { Aggregator } from './stats/aggregator.js';
 import { FilterCancelled, View } from './view.js';
 import { CHUNK_MASK, MAX_RECORDS, RecordStore, hookName } from './store.js';
@@ -60,6 +61,8 @@ export class CaptureService {
   private ifnames = new Map<number, string>();
   private lastAggregatesTotal = -1;
   private lastAggregatesAt = 0;
+  /** performance.now() of the last batch ingested, for judging loss while idle. */
+  private lastIngestAt = 0;
   private lastDrops = { kernel: 0, ring: 0 };
   private rateWindow: { atMs: number; total: number }[] = [];
   private lastPushed = '';
@@ -74,6 +77,12 @@ export class CaptureService {
     this.view = new View(this.store, {
       addresses: this.ingestor.addresses,
       interfaces: this.ingestor.interfaces,
+      // Display-filter tests the columns cannot answer read the record's bytes from the spool.
+      fields: storeFieldReader(
+        this.store,
+        (offset) => (this.spool ? this.spool.read(offset) : null),
+        (id) => this.ingestor.interfaces.get(id),
+      ),
     });
     this.aggregator = new Aggregator(this.ingestor.addresses);
     this.jobs = new JobRunner((job) => this.emit('job', job));
@@ -91,6 +100,11 @@ export class CaptureService {
 
   get captureState(): CaptureState {
     return this.state;
+  }
+
+  /** The per-peer statistics the UI shows, read as they are by the metrics exporter. */
+  get statistics(): Aggregator {
+    return this.aggregator;
   }
 
   on(listener: EventListener): () => void {
@@ -295,6 +309,8 @@ export class CaptureService {
       session.close();
     }
     this.view.update();
+    // Loss is judged at stop: requests still waiting will get no reply in this capture.
+    if (this.aggregator.finish() && this.listeners.size > 0) this.emit('aggregates', this.aggregates());
     this.setState({
       ...this.state,
       state: 'stopped',
@@ -376,6 +392,7 @@ export class CaptureService {
     // The aggregator fills in the RTTs, so it runs before the view (filters on rtt see them).
     // Aggregates stay cumulative over the whole capture, evicted records included.
     this.aggregator.update(this.store, from, this.store.length);
+    this.lastIngestAt = performance.now();
     if (this.ring) this.applyRing(spool);
     // While paused the view stays as it was: capture goes on, the table holds still.
     if (this.state.state !== 'paused') this.view.update();
@@ -622,7 +639,13 @@ export class CaptureService {
       this.lastAggregatesAt = now;
       if (this.listeners.size > 0) this.emit('aggregates', this.aggregates());
     }
-    if (this.session) this.readDrops(this.session);
+    if (this.session) {
+      this.readDrops(this.session);
+      // Loss against the clock while idle (nothing arrives from a dead host).
+      const idleNs = (performance.now() - this.lastIngestAt) * 1e6;
+      if (this.aggregator.advanceIdle(idleNs) && this.listeners.size > 0)
+        this.emit('aggregates', this.aggregates());
+    }
     this.rateWindow.push({ atMs: now, total: this.store.length });
     while (this.rateWindow.length > 1 && now - this.rateWindow[0]!.atMs > 1000) this.rateWindow.shift();
     const counts = this.counts();

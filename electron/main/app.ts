@@ -6,12 +6,15 @@ import type {
   BrowserWindow,
   BrowserWindowConstructorOptions,
   IpcMainInvokeEvent,
+  Session,
   WebContents,
 } from 'electron';
-import { IPC_EVENT_CHANNEL, IPC_REQUEST_CHANNEL } from '../common/contract.js';
+import { IPC_EVENT_CHANNEL, IPC_REQUEST_CHANNEL, type Job } from '../common/contract.js';
+import { plainWords } from '../common/plain-words.js';
+import { type DialogLike, DialogFiles } from './dialogs.js';
 import type { CaptureService } from '../core/service.js';
 import { contractError } from '../core/server.js';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface ElectronLike {
@@ -25,7 +28,10 @@ export interface ElectronLike {
     ): unknown;
     requestSingleInstanceLock(): boolean;
     quit(): void;
+    /** Where dialogs.json (last folder, recent files) is kept; absent in old stand-ins. */
+    getPath?(name: 'userData'): string;
   };
+  dialog: DialogLike;
   BrowserWindow: new (options: BrowserWindowConstructorOptions) => BrowserWindow;
   ipcMain: {
     handle(channel: string, listener: (event: IpcMainInvokeEvent, ...args: unknown[]) => unknown): void;
@@ -63,6 +69,19 @@ export const WINDOW_OPTIONS = (preload: string): BrowserWindowConstructorOptions
   },
 });
 
+/** Permissions the page may have: notifications (for alerts); everything else is denied. */
+export const ALLOWED_PERMISSIONS: ReadonlySet<string> = new Set(['notifications']);
+
+/** Denies every permission request and check the app does not use (camera, geolocation, USB, ...). */
+export function denyPermissions(
+  session: Pick<Session, 'setPermissionRequestHandler' | 'setPermissionCheckHandler'>,
+): void {
+  session.setPermissionRequestHandler((_contents, permission, callback) =>
+    callback(ALLOWED_PERMISSIONS.has(permission)),
+  );
+  session.setPermissionCheckHandler((_contents, permission) => ALLOWED_PERMISSIONS.has(permission));
+}
+
 /** Refuses navigation away from the app and every new window. */
 export function lockDown(contents: WebContents): void {
   contents.on('will-navigate', (event) => event.preventDefault());
@@ -86,7 +105,14 @@ export async function runApp(
   app.on('web-contents-created', (_e, contents) => lockDown(contents));
   await app.whenReady();
   const win = new Window(WINDOW_OPTIONS(paths.preload));
+  denyPermissions(win.webContents.session);
   const indexUrl = new URL(`file://${paths.indexHtml}`).href;
+  const dialogFiles = new DialogFiles(
+    electron.dialog,
+    win,
+    service,
+    app.getPath ? join(app.getPath('userData'), 'dialogs.json') : null,
+  );
 
   ipcMain.handle(IPC_REQUEST_CHANNEL, async (event, method, params): Promise<IpcReply> => {
     // Only the app's own page in our window may talk to the service.
@@ -100,14 +126,18 @@ export async function runApp(
       return { ok: false, error: { code: 'bad-request', message: 'request from an unknown frame refused' } };
     }
     try {
-      return { ok: true, result: await service.handle(method, params, 'ipc') };
+      // File requests become native dialogs here; the page never names a path.
+      return { ok: true, result: await dialogFiles.handle(method, params) };
     } catch (err) {
       return { ok: false, error: contractError(err) };
     }
   });
 
   const off = service.on((event, data) => {
-    if (!win.isDestroyed()) win.webContents.send(IPC_EVENT_CHANNEL, event, data);
+    if (win.isDestroyed()) return;
+    const job = event === 'job' ? (data as Job) : null;
+    const shown = job?.message ? { ...job, message: plainWords(job.message) } : data;
+    win.webContents.send(IPC_EVENT_CHANNEL, event, shown);
   });
   win.on('closed', off);
   app.on('window-all-closed', () => app.quit());
@@ -116,9 +146,9 @@ export async function runApp(
     const file = files[0];
     if (file === undefined) return;
     // Progress and errors reach the page as job events, like an open started from the UI.
-    service.handle('file.open', { path: file }, 'ipc').catch((err: unknown) => {
+    dialogFiles.openPath(file).catch((err: unknown) => {
       if (win.isDestroyed()) return;
-      const message = `cannot open ${file}: ${contractError(err).message}`;
+      const message = `cannot open ${file}: ${plainWords(contractError(err).message)}`;
       win.webContents.send(IPC_EVENT_CHANNEL, 'state', { state: 'error', interfaces: [], message });
     });
   };

@@ -4,7 +4,7 @@
  * by electron/preload/preload.test.ts.
  */
 import { contextBridge, ipcRenderer } from 'electron';
-import type { ContractError, EventName, Events, IcmpcapApi, RequestName } from '../common/contract.js';
+import type { ContractError, EventName, Events, IcmpcapApi, PageRequestName } from '../common/contract.js';
 
 const REQUEST_CHANNEL = 'icmpcap:request';
 const EVENT_CHANNEL = 'icmpcap:event';
@@ -28,7 +28,7 @@ ipcRenderer.on(EVENT_CHANNEL, (_event, name: unknown, data: unknown) => {
 });
 
 export const api: IcmpcapApi = {
-  async request(method: RequestName, params?: unknown) {
+  async request(method: PageRequestName, params?: unknown) {
     const reply = (await ipcRenderer.invoke(REQUEST_CHANNEL, method, params ?? {})) as Reply;
     if (reply.ok) return reply.result as never;
     throw new RemoteError(reply.error.code, reply.error.message, reply.error.position);

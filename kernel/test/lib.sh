@@ -10,7 +10,7 @@ ktest_log() { echo "[$(basename "$0")] $*" >&2; }
 
 # Installs the Debian packages the guest harness needs, when missing.
 ktest_deps() {
-	local pkgs="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2"
+	local pkgs="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2 nftables"
 	local missing="" p
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -49,9 +49,10 @@ ktest_pick_kernel() {
 ktest_build_module() {
 	local mod=$KBUILD_DIR/mod
 	mkdir -p "$mod/include/uapi/linux"
-	cp "$KSRC_DIR/icmpcap.c" "$KSRC_DIR/Kbuild" "$mod/"
+	rm -f "$mod"/*.c "$mod"/*.h
+	cp "$KSRC_DIR"/*.c "$KSRC_DIR"/*.h "$KSRC_DIR/Kbuild" "$mod/"
 	cp "$KSRC_DIR/include/uapi/linux/icmpcap.h" "$mod/include/uapi/linux/"
-	if ! make -s -C "$KHDR" M="$mod" ccflags-y=-DICMPCAP_TEST modules >"$KBUILD_DIR/module-build.log" 2>&1; then
+	if ! make -s -C "$KHDR" M="$mod" ICMPCAP_TEST=y modules >"$KBUILD_DIR/module-build.log" 2>&1; then
 		cat "$KBUILD_DIR/module-build.log" >&2
 		ktest_log "module build failed"
 		return 1
@@ -87,9 +88,22 @@ ktest_copy_with_libs() {
 	done
 }
 
+# Copies the installed kernel's module $2 (decompressed) to root $1 as /lib/$2.ko.
+ktest_copy_module() {
+	local root=$1 name=$2 ko
+	ko=$(find "/lib/modules/$KVER/kernel" -name "$name.ko*" | head -1)
+	[ -n "$ko" ] || { ktest_log "module $name not found in /lib/modules/$KVER"; return 1; }
+	case "$ko" in
+	*.xz) xz -dc "$ko" >"$root/lib/$name.ko" ;;
+	*.zst) zstd -dc "$ko" >"$root/lib/$name.ko" ;;
+	*.gz) gzip -dc "$ko" >"$root/lib/$name.ko" ;;
+	*) cp "$ko" "$root/lib/$name.ko" ;;
+	esac
+}
+
 # Packs $KBUILD_DIR/initramfs.cpio.gz; $1 = "native" adds native/'s guest tests.
 ktest_pack_initramfs() {
-	local root=$KBUILD_DIR/root a veth with=${1:-}
+	local root=$KBUILD_DIR/root a with=${1:-}
 	rm -rf "$root"
 	rm -f "$KBUILD_DIR/native-guest-failed"
 	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib,proc,sys,dev,run,tmp,guest,etc}
@@ -101,13 +115,11 @@ ktest_pack_initramfs() {
 	# busybox ip has no netns/veth: use iproute2's.
 	ktest_copy_with_libs "$root" "$(command -v ip)"
 	ln -sf "$(command -v ip)" "$root/bin/ip"
-	veth=$(find "/lib/modules/$KVER/kernel/drivers/net" -name 'veth.ko*' | head -1)
-	case "$veth" in
-	*.xz) xz -dc "$veth" >"$root/lib/veth.ko" ;;
-	*.zst) zstd -dc "$veth" >"$root/lib/veth.ko" ;;
-	*.gz) gzip -dc "$veth" >"$root/lib/veth.ko" ;;
-	*) cp "$veth" "$root/lib/veth.ko" ;;
-	esac
+	for a in veth crc32c_generic libcrc32c nfnetlink nf_tables; do
+		ktest_copy_module "$root" "$a"
+	done
+	# nftables, to prove that a thousand captures leave it its hook slots.
+	ktest_copy_with_libs "$root" "$(command -v nft)"
 	cp "$KBUILD_DIR/mod/icmpcap.ko" "$root/lib/icmpcap.ko"
 	cp "$KBUILD_DIR/bin/icmpcap_test" "$KBUILD_DIR/bin/icmpcap_bench" "$root/bin/"
 	cp "$KTEST_DIR/guest-init" "$root/init"
@@ -150,5 +162,5 @@ ktest_boot() {
 
 # Prints the kernel trouble found in log $1, if any.
 ktest_kernel_trouble() {
-	grep -nE 'WARNING:|BUG:|Oops|Kernel panic|Call Trace|general protection|KASAN|UBSAN|list_add corruption|refcount_t:' "$1" | head -20 || true
+	grep -nE 'WARNING:|BUG:|BUG [A-Za-z0-9_-]+ \(|Poison overwritten|Redzone|Object already free|Oops|Kernel panic|Call Trace|general protection|KASAN|UBSAN|list_add corruption|refcount_t:' "$1" | head -20 || true
 }

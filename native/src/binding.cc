@@ -1,4 +1,5 @@
 // Thin node-addon-api layer over the core: sessions, interfaces, probe, and a bench entry.
+#include <arpa/inet.h>
 #include <napi.h>
 
 #include <atomic>
@@ -44,6 +45,14 @@ struct SinkState {
 };
 
 class Session;
+class Watcher;
+
+// Per environment (main thread, each worker): the constructors, so the addon loads in several
+// environments at once.
+struct AddonData {
+  Napi::FunctionReference session_ctor;
+  Napi::FunctionReference watcher_ctor;
+};
 
 struct JsContext {
   Napi::FunctionReference on_batch;
@@ -54,6 +63,19 @@ struct JsContext {
 };
 
 void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw);
+
+// A callback threw: report it as an uncaught exception, as for any other callback. Never
+// throws (Error::ThrowAsJavaScriptException() does when the environment is terminating, and
+// nothing may escape a ThreadSafeFunction's call).
+void RethrowToJs(napi_env env, const Napi::Error& e) {
+  napi_value v = nullptr;
+  try {
+    v = e.Value();
+  } catch (...) {
+    return;
+  }
+  if (v) napi_throw(env, v);
+}
 using Tsfn = Napi::TypedThreadSafeFunction<JsContext, Item, CallJs>;
 
 class JsSink final : public icmpcap::Sink {
@@ -62,7 +84,7 @@ class JsSink final : public icmpcap::Sink {
   bool can_accept() override {
     return state_->inflight.load(std::memory_order_acquire) < kMaxInflightBatches;
   }
-  void deliver(Batch&& batch) override {
+  bool deliver(Batch&& batch) override {
     auto* item = new Item;
     item->is_batch = true;
     item->batch = std::move(batch);
@@ -70,7 +92,9 @@ class JsSink final : public icmpcap::Sink {
     if (tsfn_.NonBlockingCall(item) != napi_ok) {
       state_->inflight.fetch_sub(1, std::memory_order_acq_rel);
       delete item;
+      return false;
     }
+    return true;
   }
   void event(Event&& ev) override {
     auto* item = new Item;
@@ -123,14 +147,12 @@ Napi::Value RecordsAsObjects(Napi::Env env, const Batch& b) {
 
 class Session : public Napi::ObjectWrap<Session> {
  public:
-  static Napi::FunctionReference constructor;
-
-  static void Init(Napi::Env env, Napi::Object exports) {
+  static void Init(Napi::Env env, Napi::Object exports, AddonData* data) {
     Napi::Function f = DefineClass(
         env, "Session",
         {InstanceMethod("start", &Session::Start), InstanceMethod("stop", &Session::Stop),
          InstanceMethod("stats", &Session::GetStats), InstanceMethod("close", &Session::Close)});
-    constructor = Napi::Persistent(f);
+    data->session_ctor = Napi::Persistent(f);
     exports.Set("Session", f);
   }
 
@@ -142,6 +164,16 @@ class Session : public Napi::ObjectWrap<Session> {
   }
 
   ~Session() override { Shutdown(); }
+
+  // The environment is going away (worker terminated, renderer reloaded, quit without
+  // close()): Node is about to free the ThreadSafeFunction whatever other threads hold, so
+  // stop and join the reader first. Registered after the TSFN, so it runs before the TSFN's
+  // own cleanup (hooks run in reverse order).
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<Session*>(arg);
+    self->hook_added_ = false;
+    self->Shutdown();
+  }
 
   // Called on the JS thread when the reader has ended (stop() or the source ended itself).
   void ReaderFinished() {
@@ -171,6 +203,8 @@ class Session : public Napi::ObjectWrap<Session> {
     tsfn_ = Tsfn::New(env, "icmpcap.session", 0, 1, ctx,
                       [](Napi::Env, void*, JsContext* c) { delete c; });
     has_tsfn_ = true;
+    env_ = env;
+    if (napi_add_env_cleanup_hook(env, OnEnvCleanup, this) == napi_ok) hook_added_ = true;
     sink_ = std::make_unique<JsSink>(tsfn_, ctx->state);
     started_ = true;
     try {
@@ -196,6 +230,7 @@ class Session : public Napi::ObjectWrap<Session> {
     o.Set("droppedKernel", Napi::Number::New(env, static_cast<double>(s.dropped_kernel)));
     o.Set("droppedRing", Napi::Number::New(env, static_cast<double>(s.dropped_ring)));
     o.Set("batches", Napi::Number::New(env, static_cast<double>(s.batches)));
+    o.Set("wakeups", Napi::Number::New(env, static_cast<double>(s.wakeups)));
     if (!s.per_cpu.empty()) {
       Napi::Array arr = Napi::Array::New(env, s.per_cpu.size());
       for (size_t i = 0; i < s.per_cpu.size(); i++) {
@@ -227,8 +262,14 @@ class Session : public Napi::ObjectWrap<Session> {
       has_tsfn_ = false;
       tsfn_.Release();
     }
+    if (hook_added_) {
+      hook_added_ = false;
+      napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    }
   }
 
+  napi_env env_ = nullptr;
+  bool hook_added_ = false;
   std::unique_ptr<icmpcap::Source> source_;
   std::unique_ptr<JsSink> sink_;
   Tsfn tsfn_;
@@ -237,12 +278,13 @@ class Session : public Napi::ObjectWrap<Session> {
   icmpcap::Stats last_stats_;
 };
 
-Napi::FunctionReference Session::constructor;
 
 void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw) {
   std::unique_ptr<Item> item(raw);
+  // The environment is going away: Node empties the queue with env == null after the
+  // finalizer deleted ctx. Drop, and touch nothing else.
+  if (!env) return;
   if (item->is_batch) ctx->state->inflight.fetch_sub(1, std::memory_order_acq_rel);
-  if (!env) return;  // the environment is going away: drop
   try {
     if (item->is_batch) {
       const Batch& b = item->batch;
@@ -273,8 +315,9 @@ void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw) {
     if (!e.errno_name.empty()) ev.Set("errno", e.errno_name);
     ctx->on_event.Call({ev});
   } catch (const Napi::Error& e) {
-    // A callback threw: report it as an uncaught exception, as for any other callback.
-    e.ThrowAsJavaScriptException();
+    RethrowToJs(env, e);
+  } catch (...) {
+    // The environment is being torn down: nothing can run, nothing to report.
   }
 }
 
@@ -295,6 +338,104 @@ double GetNumber(Napi::Object o, const char* key, double dflt, double lo, double
                            std::to_string(static_cast<uint64_t>(lo)) + " to " +
                            std::to_string(static_cast<uint64_t>(hi)));
   return d;
+}
+
+// OpenConfig.filter (CaptureFilterSpec) into the module's terms, checked.
+std::vector<uint32_t> GetUintList(Napi::Object o, const char* key, uint32_t max, bool* present) {
+  std::vector<uint32_t> out;
+  Napi::Value v = o.Get(key);
+  *present = !v.IsUndefined() && !v.IsNull();
+  if (!*present) return out;
+  const std::string err = std::string("open: filter.") + key + " must be an array of integers 0.." +
+                          std::to_string(max);
+  if (!v.IsArray()) ThrowType(o.Env(), err);
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value n = a.Get(i);
+    if (!n.IsNumber()) ThrowType(o.Env(), err);
+    const double d = n.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= max) || d != static_cast<double>(static_cast<uint32_t>(d)))
+      ThrowType(o.Env(), err);
+    out.push_back(static_cast<uint32_t>(d));
+  }
+  return out;
+}
+
+void SetBits(uint8_t* bm, const std::vector<uint32_t>& values) {
+  memset(bm, 0, ICMPCAP_BITMAP_BYTES);
+  for (uint32_t v : values) bm[v / 8] |= static_cast<uint8_t>(1u << (v % 8));
+}
+
+void ParseFilter(Napi::Env env, Napi::Value v, struct icmpcap_filter_spec* f) {
+  if (!v.IsObject() || v.IsArray()) ThrowType(env, "open: filter must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  bool present;
+  for (uint32_t fam : GetUintList(o, "families", 6, &present)) {
+    if (fam != 4 && fam != 6) ThrowType(env, "open: filter.families holds 4 and/or 6");
+    f->families |= fam == 4 ? ICMPCAP_FAMILY_F_IPV4 : ICMPCAP_FAMILY_F_IPV6;
+  }
+  auto t4 = GetUintList(o, "typesV4", 255, &present);
+  f->has_types_v4 = present;
+  SetBits(f->types_v4, t4);
+  auto t6 = GetUintList(o, "typesV6", 255, &present);
+  f->has_types_v6 = present;
+  SetBits(f->types_v6, t6);
+  auto codes = GetUintList(o, "codes", 255, &present);
+  f->has_codes = present;
+  SetBits(f->codes, codes);
+  Napi::Value dirs = o.Get("directions");
+  if (!dirs.IsUndefined() && !dirs.IsNull()) {
+    const char* err = "open: filter.directions must be an array of 'in', 'out', 'forward'";
+    if (!dirs.IsArray()) ThrowType(env, err);
+    Napi::Array a = dirs.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value d = a.Get(i);
+      const std::string s = d.IsString() ? d.As<Napi::String>().Utf8Value() : "";
+      if (s == "in")
+        f->directions |= 1u << ICMPCAP_DIR_IN;
+      else if (s == "out")
+        f->directions |= 1u << ICMPCAP_DIR_OUT;
+      else if (s == "forward")
+        f->directions |= 1u << ICMPCAP_DIR_FORWARD;
+      else
+        ThrowType(env, err);
+    }
+  }
+  Napi::Value addrs = o.Get("addresses");
+  if (!addrs.IsUndefined() && !addrs.IsNull()) {
+    if (!addrs.IsArray()) ThrowType(env, "open: filter.addresses must be an array");
+    Napi::Array a = addrs.As<Napi::Array>();
+    if (a.Length() > ICMPCAP_MAX_ADDR_RULES)
+      ThrowType(env, "open: filter.addresses holds at most " +
+                         std::to_string(ICMPCAP_MAX_ADDR_RULES) + " rules");
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      const std::string where = "open: filter.addresses[" + std::to_string(i) + "]";
+      if (!a.Get(i).IsObject()) ThrowType(env, where + " must be an object");
+      Napi::Object r = a.Get(i).As<Napi::Object>();
+      struct icmpcap_addr_rule& rule = f->addr_rules[f->nr_addr_rules];
+      memset(&rule, 0, sizeof(rule));
+      const double fam = r.Get("family").IsNumber() ? r.Get("family").As<Napi::Number>().DoubleValue() : 0;
+      if (fam != 4 && fam != 6) ThrowType(env, where + ".family must be 4 or 6");
+      rule.family = static_cast<uint8_t>(fam);
+      const std::string addr = GetString(r, "address");
+      if (inet_pton(fam == 4 ? AF_INET : AF_INET6, addr.c_str(), rule.addr) != 1)
+        ThrowType(env, where + ".address is not an IPv" + std::to_string(rule.family) + " address");
+      const double plen = GetNumber(r, "prefixLength", fam == 4 ? 32 : 128, 0, fam == 4 ? 32 : 128);
+      rule.prefix_len = static_cast<uint8_t>(plen);
+      for (int bit = rule.prefix_len; bit < 128; bit++)
+        rule.addr[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+      const std::string side = GetString(r, "side");
+      if (side == "any" || side.empty())
+        rule.side = ICMPCAP_ADDR_ANY;
+      else if (side == "src")
+        rule.side = ICMPCAP_ADDR_SRC;
+      else if (side == "dst")
+        rule.side = ICMPCAP_ADDR_DST;
+      else
+        ThrowType(env, where + ".side must be 'any', 'src' or 'dst'");
+      f->nr_addr_rules++;
+    }
+  }
 }
 
 Napi::Value Open(const Napi::CallbackInfo& info) {
@@ -323,11 +464,12 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   cfg.snaplen = static_cast<uint32_t>(GetNumber(c, "snaplen", 256, 64, 65535));
   cfg.ring_bytes = static_cast<uint64_t>(GetNumber(c, "ringBytes", 0, 0, double(1ull << 40)));
   cfg.helper_path = GetString(c, "helperPath");
+  // AF_PACKET always goes through icmpcap-helper now; useHelper stays accepted.
   Napi::Value use_helper = c.Get("useHelper");
-  if (!use_helper.IsUndefined()) {
-    if (!use_helper.IsBoolean()) ThrowType(env, "open: useHelper must be a boolean");
-    cfg.force_helper = use_helper.As<Napi::Boolean>().Value();
-  }
+  if (!use_helper.IsUndefined() && !use_helper.IsBoolean())
+    ThrowType(env, "open: useHelper must be a boolean");
+  Napi::Value filter = c.Get("filter");
+  if (!filter.IsUndefined() && !filter.IsNull()) ParseFilter(env, filter, &cfg.filter);
   std::unique_ptr<icmpcap::Source> src;
   try {
     src = icmpcap::open_source(cfg);
@@ -335,7 +477,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     ThrowCore(env, e);
   }
   auto ext = Napi::External<icmpcap::Source>::New(env, src.get());
-  Napi::Object obj = Session::constructor.New({ext});
+  Napi::Object obj = env.GetInstanceData<AddonData>()->session_ctor.New({ext});
   src.release();  // owned by the Session now
   return obj;
 }
@@ -381,26 +523,26 @@ struct IfChange {
 void CallWatch(Napi::Env env, Napi::Function fn, std::nullptr_t*, IfChange* raw) {
   std::unique_ptr<IfChange> c(raw);
   if (!env) return;
-  Napi::Object ev = Napi::Object::New(env);
-  ev.Set("type", c->type == icmpcap::InterfaceChange::kAdded     ? "added"
-                 : c->type == icmpcap::InterfaceChange::kRemoved ? "removed"
-                                                                 : "changed");
-  ev.Set("iface", InterfaceToJs(env, c->iface));
   try {
+    Napi::Object ev = Napi::Object::New(env);
+    ev.Set("type", c->type == icmpcap::InterfaceChange::kAdded     ? "added"
+                   : c->type == icmpcap::InterfaceChange::kRemoved ? "removed"
+                                                                   : "changed");
+    ev.Set("iface", InterfaceToJs(env, c->iface));
     fn.Call({ev});
   } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
+    RethrowToJs(env, e);
+  } catch (...) {
   }
 }
 using WatchTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, IfChange, CallWatch>;
 
 class Watcher : public Napi::ObjectWrap<Watcher> {
  public:
-  static Napi::FunctionReference constructor;
-  static void Init(Napi::Env env, Napi::Object exports) {
+  static void Init(Napi::Env env, Napi::Object exports, AddonData* data) {
     Napi::Function f =
         DefineClass(env, "InterfaceWatcher", {InstanceMethod("close", &Watcher::Close)});
-    constructor = Napi::Persistent(f);
+    data->watcher_ctor = Napi::Persistent(f);
     exports.Set("InterfaceWatcher", f);
   }
   explicit Watcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Watcher>(info) {
@@ -419,10 +561,20 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
       released_ = true;
       ThrowCore(env, e);
     }
+    // Pinned until close(), as a session is while it runs: dropping the object does not
+    // stop the notifications (nor free what the watcher thread uses).
+    self_ = Napi::Persistent(info.This().As<Napi::Object>());
+    env_ = env;
+    if (napi_add_env_cleanup_hook(env, OnEnvCleanup, this) == napi_ok) hook_added_ = true;
   }
   ~Watcher() override { Shutdown(); }
 
  private:
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<Watcher*>(arg);
+    self->hook_added_ = false;
+    self->Shutdown();
+  }
   void Close(const Napi::CallbackInfo&) { Shutdown(); }
   void Shutdown() {
     if (watcher_) {
@@ -433,17 +585,24 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
       released_ = true;
       tsfn_.Release();
     }
+    if (hook_added_) {
+      hook_added_ = false;
+      napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    }
+    if (!self_.IsEmpty()) self_.Reset();
   }
+  Napi::ObjectReference self_;
+  napi_env env_ = nullptr;
+  bool hook_added_ = false;
   WatchTsfn tsfn_;
   bool released_ = false;
   std::unique_ptr<icmpcap::InterfaceWatcher> watcher_;
 };
-Napi::FunctionReference Watcher::constructor;
 
 Napi::Value WatchInterfaces(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsFunction())
     ThrowType(info.Env(), "watchInterfaces(onChange) needs a function");
-  return Watcher::constructor.New({info[0]});
+  return info.Env().GetInstanceData<AddonData>()->watcher_ctor.New({info[0]});
 }
 
 Napi::Value Probe(const Napi::CallbackInfo& info) {
@@ -516,14 +675,16 @@ Napi::Value BenchSession(const Napi::CallbackInfo& info) {
   if (cap > 65535) ThrowType(env, "capLen <= 65535");
   auto* src = new SyntheticSource(count, cap);
   auto ext = Napi::External<icmpcap::Source>::New(env, src);
-  Napi::Object obj = Session::constructor.New({ext});
+  Napi::Object obj = env.GetInstanceData<AddonData>()->session_ctor.New({ext});
   obj.Set("_perRecordObjects", info[2]);
   return obj;
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  Session::Init(env, exports);
-  Watcher::Init(env, exports);
+  auto* data = new AddonData;
+  env.SetInstanceData(data);  // deleted with the environment
+  Session::Init(env, exports, data);
+  Watcher::Init(env, exports, data);
   exports.Set("ABI_VERSION", Napi::Number::New(env, ICMPCAP_ABI_VERSION));
   exports.Set("RECORD_HEADER_SIZE", Napi::Number::New(env, ICMPCAP_RECORD_HDR_SIZE));
   exports.Set("open", Napi::Function::New(env, Open, "open"));

@@ -2,10 +2,51 @@
 // unique per run; destroy() removes everything whatever happened.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 export const nativeDir = path.resolve(import.meta.dirname, '..');
 export const fixturesDir = path.join(nativeDir, 'test', 'fixtures');
+
+let staged: string | undefined;
+
+/**
+ * A copy of what a child process run as another user needs (the addon, index.js, the
+ * fixtures) in a folder anyone may enter: the checkout itself may sit under a folder others
+ * cannot enter (a `mktemp -d` clone, a home directory with mode 0750). Returns the staged
+ * native/ folder; removed when the test process exits.
+ */
+export function stagedNativeDir(): string {
+  if (staged) return staged;
+  const root = mkdtempSync(path.join(tmpdir(), 'icmpcap-stage-'));
+  chmodSync(root, 0o755);
+  const dir = path.join(root, 'native');
+  const files = [
+    'index.js',
+    'package.json',
+    path.join('build', 'Release', 'icmpcap.node'),
+    path.join('test', 'fixtures', 'capture.cjs'),
+    path.join('test', 'fixtures', 'watch.cjs'),
+  ];
+  for (const f of files) {
+    mkdirSync(path.dirname(path.join(dir, f)), { recursive: true, mode: 0o755 });
+    copyFileSync(path.join(nativeDir, f), path.join(dir, f));
+    chmodSync(path.join(dir, f), 0o644);
+  }
+  for (const d of ['', 'build', path.join('build', 'Release'), 'test', path.join('test', 'fixtures')])
+    chmodSync(path.join(dir, d), 0o755);
+  process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+  staged = dir;
+  return dir;
+}
+
+/** A user to run a child as: uid, gid, and supplementary groups (none by default). */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  groups?: number[];
+}
 
 export function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
@@ -86,6 +127,7 @@ export interface CaptureResult {
     droppedKernel: number;
     droppedRing: number;
     batches: number;
+    wakeups: number;
   } | null;
   probe?: { source: string; available: boolean; via?: string; reason?: string; fix?: string }[];
 }
@@ -97,11 +139,16 @@ export class ChildCapture {
   readonly ready: Promise<void>;
   readonly result: Promise<CaptureResult>;
 
-  constructor(ns: string, config: Record<string, unknown>, asUser?: { uid: number; gid: number }) {
+  /** The capture process (node), once ready. */
+  pid = 0;
+
+  constructor(ns: string, config: Record<string, unknown>, asUser?: RunAs) {
     const node = process.execPath;
-    const script = path.join(fixturesDir, 'capture.cjs');
+    // Another user may not be able to enter the checkout: run a staged copy.
+    const script = path.join(asUser ? stagedNativeDir() : nativeDir, 'test', 'fixtures', 'capture.cjs');
+    const groups = asUser?.groups?.length ? `--groups=${asUser.groups.join(',')}` : '--clear-groups';
     const prefix = asUser
-      ? ['setpriv', `--reuid=${asUser.uid}`, `--regid=${asUser.gid}`, '--clear-groups', '--']
+      ? ['setpriv', `--reuid=${asUser.uid}`, `--regid=${asUser.gid}`, groups, '--']
       : [];
     this.child = spawn('ip', ['netns', 'exec', ns, ...prefix, node, script, JSON.stringify(config)], {
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -112,7 +159,11 @@ export class ChildCapture {
     this.ready = new Promise((resolve, reject) => {
       this.child.stdout?.on('data', (d: Buffer) => {
         this.stdout += d.toString();
-        if (this.stdout.startsWith('READY\n')) resolve();
+        const ready = /^READY (\d+)\n/.exec(this.stdout);
+        if (ready) {
+          this.pid = Number(ready[1]);
+          resolve();
+        }
         else if (this.stdout.includes('\n')) resolve(); // an open() error: result says which
       });
       this.child.on('exit', () => resolve());

@@ -78,9 +78,9 @@ export function cellFilter(col: ColumnId, row: Row): string | null {
   const ip = row.family === 6 ? 'ipv6' : 'ip';
   switch (col) {
     case 'dir':
-      return row.dir === '?' ? null : `dir == ${row.dir}`;
+      return row.dir === '?' ? null : `icmpcap.dir == ${row.dir}`;
     case 'iface':
-      return row.iface ? `iface == ${row.iface}` : null;
+      return row.iface ? `frame.interface_name == "${row.iface}"` : null;
     case 'src':
       return `${ip}.src == ${row.src}`;
     case 'dst':
@@ -89,18 +89,27 @@ export function cellFilter(col: ColumnId, row: Row): string | null {
       return `${icmp}.type == ${typeKey(row.family, row.type) ?? row.type}`;
     case 'code':
       return `${icmp}.type == ${typeKey(row.family, row.type) ?? row.type} && ${icmp}.code == ${row.code}`;
+    // Wireshark's names (electron/common/fields.ts), so a filter copied to Wireshark means the same.
     case 'id':
-      return row.id === null ? null : `icmp.id == ${row.id}`;
+      return row.id === null
+        ? null
+        : row.family === 6
+          ? `icmpv6.echo.identifier == ${row.id}`
+          : `icmp.ident == ${row.id}`;
     case 'seq':
-      return row.seq === null ? null : `icmp.seq == ${row.seq}`;
+      return row.seq === null
+        ? null
+        : row.family === 6
+          ? `icmpv6.echo.sequence_number == ${row.seq}`
+          : `icmp.seq == ${row.seq}`;
     case 'ttl':
-      return `ttl == ${row.ttl}`;
+      return row.family === 6 ? `ipv6.hlim == ${row.ttl}` : `ip.ttl == ${row.ttl}`;
     case 'len':
-      return `len == ${row.len}`;
+      return `frame.len == ${row.len}`;
     case 'rtt':
-      return row.rttMs === null ? null : `rtt >= ${row.rttMs}`;
+      return row.rttMs === null ? null : `icmpcap.rtt >= ${row.rttMs}`;
     case 'info':
-      return row.noResponse ? 'icmp.resp_not_found' : null;
+      return row.noResponse ? (row.family === 6 ? 'icmpv6.resp_not_found' : 'icmp.resp_not_found') : null;
     default:
       return null;
   }

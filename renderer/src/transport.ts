@@ -12,10 +12,11 @@ import type {
   EventName,
   Events,
   IcmpcapApi,
-  RequestName,
-  RequestParams,
+  PageRequestName,
+  PageRequestParams,
   Results,
 } from '@common/contract';
+import { WS_PROTOCOL, WS_TOKEN_PREFIX, encodeRequest } from '@common/wire';
 
 declare global {
   interface Window {
@@ -49,6 +50,14 @@ export interface ConnectionStatus {
 }
 
 type Listener = (data: unknown) => void;
+
+interface ServerMessage {
+  id?: number | null;
+  result?: unknown;
+  error?: ContractError;
+  event?: string;
+  data?: unknown;
+}
 type StatusListener = (s: ConnectionStatus) => void;
 
 const CONNECT_TIMEOUT_MS = 4000;
@@ -76,7 +85,10 @@ class WebSocketApi implements IcmpcapApi {
     hint: null,
   };
 
-  constructor(private readonly url: () => string) {
+  constructor(
+    private readonly url: string,
+    private readonly token: () => string,
+  ) {
     window.addEventListener('hashchange', () => {
       if (!tokenChanged()) return;
       // A new token (a restarted service): try it now, whatever the backoff says.
@@ -104,7 +116,8 @@ class WebSocketApi implements IcmpcapApi {
     this.retryTimer = null;
     if (this.ws) return;
     this.setStatus({ state: 'connecting', retryAtMs: null });
-    const ws = new WebSocket(this.url());
+    // The token goes as a subprotocol (a header), never in the URL where logs and history keep it.
+    const ws = new WebSocket(this.url, [WS_PROTOCOL, `${WS_TOKEN_PREFIX}${this.token()}`]);
     this.ws = ws;
     const timeout = setTimeout(() => this.lost(ws, 'the service did not answer'), CONNECT_TIMEOUT_MS);
     ws.onopen = () => {
@@ -196,13 +209,13 @@ class WebSocketApi implements IcmpcapApi {
   }
 
   private receive(text: string): void {
-    const msg = JSON.parse(text) as {
-      id?: number | null;
-      result?: unknown;
-      error?: ContractError;
-      event?: string;
-      data?: unknown;
-    };
+    let msg: ServerMessage | null;
+    try {
+      msg = JSON.parse(text) as ServerMessage | null;
+    } catch {
+      return;
+    }
+    if (msg === null || typeof msg !== 'object') return;
     if (typeof msg.event === 'string') {
       this.emit(msg.event, msg.data);
       return;
@@ -219,12 +232,13 @@ class WebSocketApi implements IcmpcapApi {
     for (const l of this.listeners.get(event) ?? []) l(data);
   }
 
-  async request<M extends RequestName>(method: M, params?: RequestParams<M>): Promise<Results[M]> {
+  async request<M extends PageRequestName>(method: M, params?: PageRequestParams<M>): Promise<Results[M]> {
     const ws = await this.socket();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      ws.send(JSON.stringify({ id, method, params: params ?? {} }));
+      // A request longer than one frame (thousands of selected rows) goes in parts.
+      for (const frame of encodeRequest(JSON.stringify({ id, method, params: params ?? {} }))) ws.send(frame);
     });
   }
 
@@ -238,7 +252,8 @@ class WebSocketApi implements IcmpcapApi {
 
 let currentToken = '';
 
-function tokenFromLocation(): string {
+/** The session token of browser mode (from the address's #token=, kept for reloads of this tab). */
+export function tokenFromLocation(): string {
   const hash = new URLSearchParams(location.hash.slice(1));
   const token = hash.get('token') ?? sessionStorage.getItem('icmpcap.token') ?? '';
   if (token) sessionStorage.setItem('icmpcap.token', token);
@@ -278,12 +293,23 @@ function createTransport(): { api: IcmpcapApi; connection: Connection } {
   }
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   currentToken = tokenFromLocation();
-  const ws = new WebSocketApi(
-    () => `${scheme}://${location.host}/ws?token=${encodeURIComponent(currentToken)}`,
-  );
+  const ws = new WebSocketApi(`${scheme}://${location.host}/ws`, () => currentToken);
   return { api: ws, connection: ws };
 }
 
 const transport = createTransport();
 export const api = transport.api;
 export const connection = transport.connection;
+
+/** True in a browser (browser mode): files go by download and upload, not native dialogs. */
+export const inBrowser = !window.icmpcap;
+
+/**
+ * An HTTP request to the service (downloads, uploads) with the token in the Authorization header,
+ * never in the URL. Only for browser mode.
+ */
+export function serviceFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set('Authorization', `Bearer ${tokenFromLocation()}`);
+  return fetch(path, { ...init, headers, credentials: 'omit', cache: 'no-store' });
+}

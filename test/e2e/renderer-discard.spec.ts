@@ -3,7 +3,7 @@
  * and Open ask first while packets are in no file; an export of everything makes them saved; the
  * details pane empties when the data set changes; a failed Open leaves what is shown alone.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Page, expect, test } from '@playwright/test';
@@ -75,10 +75,11 @@ test('after an export of everything, Clear does not ask; Start and Open ask agai
   await expect.poll(() => count(page)).toBeGreaterThanOrEqual(2 * N);
   await page.getByRole('button', { name: 'Export…' }).click();
   const exportDialog = page.getByRole('dialog', { name: 'Export packets' });
-  await exportDialog.getByLabel('All captured packets').check();
-  await exportDialog.getByTestId('export-path').fill(join(tmp, 'all.pcapng'));
+  await exportDialog.getByTestId('export-scope-all').check();
+  const download = page.waitForEvent('download', { timeout: 30_000 });
   await exportDialog.getByTestId('export-start').click();
   await expect(page.getByTestId('job')).toHaveAttribute('data-state', 'done', { timeout: 20_000 });
+  await (await download).saveAs(join(tmp, 'all.pcapng'));
   await page.getByRole('button', { name: /Dismiss/ }).click();
 
   await page.getByRole('button', { name: 'Clear', exact: true }).click();
@@ -101,9 +102,7 @@ test('after an export of everything, Clear does not ask; Start and Open ask agai
   await page.close();
 });
 
-// The service side (an Open that fails must not reset the store, nor leave the state at "starting") is
-// issue 18's reliability part; this runs once that lands.
-test.fixme('a failed Open (missing file) leaves the packets, the selection and the state as they were', async () => {
+test('a failed Open (not a capture file) leaves the packets, the selection and the state as they were', async () => {
   const page = await openCheckedPage(app!, problems);
   await expect(page.getByTestId('status-state')).toHaveText('stopped');
   const before = await count(page);
@@ -112,9 +111,13 @@ test.fixme('a failed Open (missing file) leaves the packets, the selection and t
   await expect(page.getByTestId('details')).toContainText('Record');
   await page.getByRole('button', { name: 'Open…' }).click();
   await page.getByRole('dialog', { name: 'Unsaved packets' }).getByTestId('discard-confirm').click();
-  await page.getByTestId('open-path').fill(join(tmp, 'missing.pcapng'));
-  await page.getByTestId('open-start').click();
-  await expect(page.getByText(/missing\.pcapng/).first()).toBeVisible();
+  const bogus = join(tmp, 'notes.pcapng');
+  writeFileSync(bogus, 'these are notes, not packets\n'.repeat(20));
+  await page.getByTestId('open-upload').setInputFiles(bogus);
+  await page.getByTestId('open-upload-start').click();
+  await expect(page.locator('[data-testid="open-error"], [data-testid="job"][data-state="error"]').first()).toBeVisible({
+    timeout: 20_000,
+  });
   await expect(page.getByTestId('status-state')).toHaveText('stopped');
   await expect(page.getByTestId('status-source')).toHaveText('AF_PACKET');
   expect(await count(page)).toBe(before);

@@ -175,18 +175,24 @@ test('the charts view draws packets per second by kind', async () => {
   }
 });
 
-test('export through the UI writes a pcapng that tshark reads, with every echo seq', async () => {
-  const page = await openApp();
-  const path = join(tmp, 'ui-export.pcapng');
+/** Exports through the dialog; the browser gets the file as a download, saved to `path`. */
+async function exportAs(page: Page, scope: 'all' | 'selected', format: string, path: string): Promise<void> {
   await page.getByRole('button', { name: 'Export…' }).click();
   const dialog = page.getByRole('dialog', { name: 'Export packets' });
-  await dialog.getByLabel('All captured packets').check();
-  await dialog.getByTestId('export-format').selectOption('pcapng');
-  await dialog.getByTestId('export-path').fill(path);
+  await dialog.getByTestId(`export-scope-${scope}`).check();
+  await dialog.getByTestId('export-format').selectOption(format);
+  const download = page.waitForEvent('download', { timeout: 30_000 });
   await dialog.getByTestId('export-start').click();
-  await expect(page.locator('[data-testid="job"]')).toHaveAttribute('data-state', 'done', {
-    timeout: 20_000,
-  });
+  await expect(page.getByTestId('job')).toHaveAttribute('data-state', 'done', { timeout: 20_000 });
+  const file = await download;
+  expect(file.suggestedFilename()).toMatch(new RegExp(`^icmpcap-.*\\.${format}$`));
+  await file.saveAs(path);
+}
+
+test('export through the UI downloads a pcapng that tshark reads, with every echo seq', async () => {
+  const page = await openApp();
+  const path = join(tmp, 'ui-export.pcapng');
+  await exportAs(page, 'all', 'pcapng', path);
   expect(statSync(path).size).toBeGreaterThan(0);
   const seqs = execFileSync(
     'tshark',
@@ -227,12 +233,9 @@ test('export of the selected rows (ctrl-click) as CSV writes exactly those rows'
   await expect(page.locator('[data-testid="packet-row"][aria-selected="true"]')).toHaveCount(2);
   const path = join(tmp, 'selected.csv');
   await page.getByRole('button', { name: 'Export…' }).click();
-  const dialog = page.getByRole('dialog', { name: 'Export packets' });
-  await dialog.getByLabel(/Selected rows \(2\)/).check();
-  await dialog.getByTestId('export-format').selectOption('csv');
-  await dialog.getByTestId('export-path').fill(path);
-  await dialog.getByTestId('export-start').click();
-  await expect(page.getByTestId('job')).toHaveAttribute('data-state', 'done', { timeout: 20_000 });
+  await expect(page.getByTestId('export-count-selected')).toHaveText('2');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await exportAs(page, 'selected', 'csv', path);
   const lines = readFileSync(path, 'utf8').trim().split('\n');
   expect(lines).toHaveLength(3); // a header and the two rows
   await input.fill('');
@@ -240,17 +243,10 @@ test('export of the selected rows (ctrl-click) as CSV writes exactly those rows'
   await page.close();
 });
 
-test('opening a capture file through the UI shows its packets, with progress', async () => {
+test('opening a capture file through the UI (an upload) shows its packets, with progress', async () => {
   const page = await openApp();
   const path = join(tmp, 'for-open.pcapng');
-  await page.getByRole('button', { name: 'Export…' }).click();
-  const exportDialog = page.getByRole('dialog', { name: 'Export packets' });
-  await exportDialog.getByLabel('All captured packets').check();
-  await exportDialog.getByTestId('export-path').fill(path);
-  await exportDialog.getByTestId('export-start').click();
-  await expect(page.locator('[data-testid="job"]')).toHaveAttribute('data-state', 'done', {
-    timeout: 20_000,
-  });
+  await exportAs(page, 'all', 'pcapng', path);
   const exported = Number(
     /([\d,]+) records/.exec((await page.getByTestId('job').textContent())!)![1]!.replace(/,/g, ''),
   );
@@ -265,11 +261,12 @@ test('opening a capture file through the UI shows its packets, with progress', a
   await expect(opened).toBeVisible();
   if ((await opened.getAttribute('aria-label')) === 'Unsaved packets')
     await page.getByTestId('discard-confirm').click();
-  await page.getByTestId('open-path').fill(path);
-  await page.getByTestId('open-start').click();
+  await page.getByTestId('open-upload').setInputFiles(path);
+  await page.getByTestId('open-upload-start').click();
   await expect(page.getByTestId('job')).toHaveAttribute('data-state', 'done', { timeout: 20_000 });
   await expect(page.getByTestId('job')).toContainText(`${exported} ICMP records read`);
-  await expect(page.getByTestId('status-source')).toHaveText(`file ${path}`);
+  // The page shows the file's name; the service's paths stay on the service.
+  await expect(page.getByTestId('status-source')).toHaveText('file for-open.pcapng');
   await expect(page.getByTestId('status-count')).toHaveText(`${exported} packets`);
   await expect(page.getByTestId('packet-row').first()).toBeVisible();
   await page.close();

@@ -207,7 +207,11 @@ test('the filter bar completes fields and values, colours tokens, and recalls hi
 
 test('right-click on a cell filters by its value', async () => {
   const page = await openApp();
-  const row = page.getByTestId('packet-row').filter({ hasText: net.v6.b }).first();
+  // A row whose source (not merely some cell) is B: B's address also shows as the destination of A's rows.
+  const row = page
+    .getByTestId('packet-row')
+    .filter({ has: page.locator('[data-col="src"]', { hasText: net.v6.b }) })
+    .first();
   await row.locator('[data-col="src"]').click({ button: 'right' });
   const item = page.getByRole('menuitem', { name: /Filter: equal/ });
   await expect(item).toHaveAttribute('data-filter', `ipv6.src == ${net.v6.b}`);

@@ -151,7 +151,7 @@ check dkms_scripts "postinst, prerm and postrm" bash -c "dpkg-deb -I '$DKMS_DEB'
 dkms_files=$(contents "$DKMS_DEB")
 check dkms_files "module source, dkms.conf, udev rule under the expected paths" bash -c '
 	for f in /usr/src/icmpcap-'"$VERSION"'/dkms.conf /usr/src/icmpcap-'"$VERSION"'/Makefile \
-		/usr/src/icmpcap-'"$VERSION"'/Kbuild /usr/src/icmpcap-'"$VERSION"'/icmpcap.c \
+		/usr/src/icmpcap-'"$VERSION"'/Kbuild /usr/src/icmpcap-'"$VERSION"'/main.c \
 		/usr/src/icmpcap-'"$VERSION"'/include/uapi/linux/icmpcap.h /usr/lib/udev/rules.d/60-icmpcap.rules \
 		/usr/lib/modules-load.d/icmpcap.conf /usr/share/doc/icmpcap-dkms/copyright; do
 		grep -qx "$f" <<<"$1" || { echo "missing $f"; exit 1; }

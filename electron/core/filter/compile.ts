@@ -1,46 +1,49 @@
 /**
- * Compiles a parsed display filter into one specialised scan loop over a store chunk's columns.
+ * Compiles a parsed display filter into one specialised scan loop over a store chunk's columns, with
+ * Wireshark 4.x semantics (see evaluate.ts for the language and README.md for the list).
  *
- * The loop is generated JavaScript (`new Function`): every field test becomes an inline expression on
- * the typed-array columns, and every test whose answer depends on a small domain (ICMP type per family,
- * interface, direction, an address id) becomes a lookup in a precomputed Uint8Array. A closure tree
- * would cost a megamorphic call per node per record; the generated loop is one tight loop the JIT
- * optimises whole (about 10x faster at 10 M records). Only numbers the compiler produced and table
- * indices are spliced into the source, never filter text, so a filter cannot inject code.
+ * The loop is generated JavaScript (`new Function`): every test the columns can answer becomes an
+ * inline expression on the typed arrays, and every test whose answer depends on a small domain (ICMP
+ * type per family, interface, direction, an address id) becomes a lookup in a precomputed Uint8Array.
+ * A closure tree would cost a megamorphic call per node per record; the generated loop is one tight
+ * loop the JIT optimises whole. Only numbers the compiler produced and table indices are spliced into
+ * the source, never filter text, so a filter cannot inject code.
  *
- * Semantics (as Wireshark's where the field exists there):
- * - A test on a field the record does not have is false, whatever the operator: `ip.src != 1.2.3.4`
- *   and `icmp.seq != 5` match no IPv6 record and no non-echo record; `rtt > 0` only matches replies.
- *   Negate the whole test (`!(ip.src == 1.2.3.4)`) to include records without the field.
- * - `!=` is Wireshark's "all not equal" (`!==`, the meaning of `!=` since Wireshark 3.6): on the
- *   two-valued `ip.addr` / `ipv6.addr`, `ip.addr != X` means neither the source nor the destination is
- *   X (for IPv4 records), which is `!(ip.addr == X)` restricted to records that have the field.
- *   `ip.addr == X` and `ip.addr in {...}` match when either address does.
- * - `icmp.type`, `icmp.code`, `icmp.id`, `icmp.seq` are family-neutral here (every record is ICMP or
- *   ICMPv6): `icmp.type == 3` tests the raw type number in both families, while a type name stands for
- *   its number in each family (`icmp.type == echo-request` is v4 type 8 or v6 type 128; a name that
- *   exists in one family only, like `packet-too-big`, matches that family only, and `!=` a name matches
- *   every record of the other family). `icmpv6.type` / `icmpv6.code` exist only for ICMPv6.
- *   The bare protocol `icmp` is ICMPv4 only, as in Wireshark (use `ip` / `ipv6` / `icmpv6` too).
- * - `ip.ttl` exists for IPv4, `ipv6.hlim` for IPv6, `ttl` for both.
- * - `echo`, `error`, `nd` select a message kind (electron/common/icmp.ts `messageKind`).
- * - `dir` is in / out / fwd (forward) / unknown; `hook` is the netfilter hook that saw the packet
- *   (prerouting, local-in, forward, local-out, postrouting, or none for AF_PACKET and files).
- * - A bare field tests its presence: `icmp.id` = echo messages, `rtt` = replies matched to a request.
+ * What the columns cannot answer is evaluated on the record's decoded fields (`env.fields`, the bytes
+ * from the spool) by evaluate.ts, record by record: fields outside the columns, slices, functions,
+ * arithmetic, `matches`/`contains`, layers (`#`), field references. The columns hold only the outer
+ * headers, so a test on ip.* / ipv6.* / icmp.* / icmpv6.* also goes to the record for ICMP errors
+ * that quote a datagram (Wireshark matches every occurrence: `ip.dst == X` matches the error whose
+ * quoted header goes to X). Everything else stays columnar; `CompiledFilter.perRecord` says when a
+ * filter reads records one by one (the status shows it is slower).
  */
-import { ICMP4_TYPES, ICMP6_TYPES, messageKind, typesForKey } from '../../common/icmp.js';
+import { FIELD_ALIASES, fieldInfo } from '../../common/fields.js';
+import { messageKind } from '../../common/icmp.js';
+import type { FieldMap } from '../fields/extract.js';
 import type { Chunk } from '../store.js';
-import { type AddressTerm, addressBytes, parseAddressTerm, termMatches } from './address.js';
-import { FilterSyntaxError, type Node, type RelOp, type SetItem, type Value, parseFilter } from './parse.js';
+import { type AddressTerm, addressBytes, termMatches } from './address.js';
+import { type EvalEnv, Evaluator, type Predicate, resolveField, suggestName, vtypeOf } from './evaluate.js';
+import { type CmpOp, type Entity, FilterSyntaxError, type Node, type SetItem, parseFilter } from './parse.js';
 
 /** What a filter needs to know about the capture besides the columns. */
 export interface FilterEnv {
   addresses: { readonly text: readonly string[]; readonly family: readonly number[] };
   interfaces: { readonly values: readonly string[] };
+  /**
+   * Every field of record `index` (decoded from its captured bytes), for the tests the columns cannot
+   * answer. Absent (or null for a record): those tests see only what the columns hold.
+   */
+  fields?: (index: number) => FieldMap | null;
+  /** Values of `${field}` references (the selected record). */
+  ref?: EvalEnv['ref'];
 }
 
 export interface CompiledFilter {
   readonly text: string;
+  /** True when some test reads records' bytes one by one (fields off the columns, regex, slices). */
+  readonly perRecord: boolean;
+  /** Why, for the status line (`matches`, `contains`, slices, or the fields read from bytes). */
+  readonly perRecordReason: string;
   /**
    * Tests records `from..to-1` of `chunk` and writes the matching record indices (`base + i`, where
    * `base` is the chunk's first record index) to `out` from `outAt` on; returns the new end.
@@ -50,62 +53,99 @@ export interface CompiledFilter {
   matches(chunk: Chunk, i: number, base: number): boolean;
 }
 
-type FieldKind = 'addr' | 'uint' | 'float' | 'type' | 'dir' | 'hook' | 'iface';
-
-interface FieldDef {
-  kind: FieldKind;
-  /** The field exists only for this family. */
+/** A field the columns hold (outer header / record metadata). */
+interface ColumnField {
+  kind: 'addr' | 'uint' | 'float' | 'reltime' | 'type' | 'dir' | 'hook' | 'iface';
   family?: 4 | 6;
-  /** For addresses: which of the record's addresses. */
   which?: 'src' | 'dst' | 'both';
-  /** Value expression (uint, float). */
   expr?: string;
-  /** Presence condition besides the family. */
   presence?: string;
-  max?: number;
+  /** The field also occurs inside the datagram an ICMP error quotes (ip.*, icmp.* ...). */
+  quotable?: boolean;
+  /** ICMPv4 types where the field exists but the columns do not hold it (timestamp, mask...). */
+  moreTypes?: number[];
 }
 
 const HAS_ECHO = '(misc[i] & 0x1000000) !== 0';
+const FAM4 = '(meta[i] >>> 24) === 4';
+const FAM6 = '(meta[i] >>> 24) === 6';
 
-const FIELDS: Readonly<Record<string, FieldDef>> = {
-  'ip.src': { kind: 'addr', family: 4, which: 'src' },
-  'ip.dst': { kind: 'addr', family: 4, which: 'dst' },
-  'ip.addr': { kind: 'addr', family: 4, which: 'both' },
-  'ipv6.src': { kind: 'addr', family: 6, which: 'src' },
-  'ipv6.dst': { kind: 'addr', family: 6, which: 'dst' },
-  'ipv6.addr': { kind: 'addr', family: 6, which: 'both' },
-  'icmp.type': { kind: 'type' },
-  'icmpv6.type': { kind: 'type', family: 6 },
-  'icmp.code': { kind: 'uint', expr: '((meta[i] >>> 8) & 255)', max: 255 },
-  'icmpv6.code': { kind: 'uint', family: 6, expr: '((meta[i] >>> 8) & 255)', max: 255 },
-  'icmp.id': { kind: 'uint', expr: '(idSeq[i] >>> 16)', presence: HAS_ECHO, max: 0xffff },
-  'icmp.seq': { kind: 'uint', expr: '(idSeq[i] & 65535)', presence: HAS_ECHO, max: 0xffff },
-  dir: { kind: 'dir' },
-  hook: { kind: 'hook' },
-  iface: { kind: 'iface' },
-  len: { kind: 'uint', expr: '(len[i] & 65535)', max: 0xffff },
-  ttl: { kind: 'uint', expr: '(misc[i] & 255)', max: 255 },
-  'ip.ttl': { kind: 'uint', family: 4, expr: '(misc[i] & 255)', max: 255 },
-  'ipv6.hlim': { kind: 'uint', family: 6, expr: '(misc[i] & 255)', max: 255 },
-  rtt: { kind: 'float', expr: 'rtt[i]', presence: 'rtt[i] === rtt[i]' },
-  /** Echo requests without a reply within the timeout (aggregator.ts sets MISC_F_NO_RESPONSE). */
-  'icmp.resp_not_found': { kind: 'uint', expr: '1', presence: '(misc[i] & 0x20000000) !== 0', max: 1 },
-  'frame.number': { kind: 'uint', expr: '(base + i + 1)', max: 0xffffffff },
-  'frame.time_relative': { kind: 'float', expr: '(tsRel[i] / 1e9)' },
+const COLUMNS: Readonly<Record<string, ColumnField>> = {
+  'ip.src': { kind: 'addr', family: 4, which: 'src', quotable: true },
+  'ip.dst': { kind: 'addr', family: 4, which: 'dst', quotable: true },
+  'ip.addr': { kind: 'addr', family: 4, which: 'both', quotable: true },
+  'ipv6.src': { kind: 'addr', family: 6, which: 'src', quotable: true },
+  'ipv6.dst': { kind: 'addr', family: 6, which: 'dst', quotable: true },
+  'ipv6.addr': { kind: 'addr', family: 6, which: 'both', quotable: true },
+  'icmp.type': { kind: 'type', family: 4, quotable: true },
+  'icmpv6.type': { kind: 'type', family: 6, quotable: true },
+  'icmp.code': { kind: 'uint', family: 4, expr: '((meta[i] >>> 8) & 255)', quotable: true },
+  'icmpv6.code': { kind: 'uint', family: 6, expr: '((meta[i] >>> 8) & 255)', quotable: true },
+  'icmp.ident': {
+    kind: 'uint',
+    family: 4,
+    expr: '(idSeq[i] >>> 16)',
+    presence: HAS_ECHO,
+    quotable: true,
+    moreTypes: [13, 14, 15, 16, 17, 18],
+  },
+  'icmp.seq': {
+    kind: 'uint',
+    family: 4,
+    expr: '(idSeq[i] & 65535)',
+    presence: HAS_ECHO,
+    quotable: true,
+    moreTypes: [13, 14, 15, 16, 17, 18],
+  },
+  'icmpv6.echo.identifier': {
+    kind: 'uint',
+    family: 6,
+    expr: '(idSeq[i] >>> 16)',
+    presence: HAS_ECHO,
+    quotable: true,
+  },
+  'icmpv6.echo.sequence_number': {
+    kind: 'uint',
+    family: 6,
+    expr: '(idSeq[i] & 65535)',
+    presence: HAS_ECHO,
+    quotable: true,
+  },
+  'ip.ttl': { kind: 'uint', family: 4, expr: '(misc[i] & 255)', quotable: true },
+  'ipv6.hlim': { kind: 'uint', family: 6, expr: '(misc[i] & 255)', quotable: true },
+  ttl: { kind: 'uint', expr: '(misc[i] & 255)' },
+  'icmpcap.dir': { kind: 'dir' },
+  'icmpcap.hook': { kind: 'hook' },
+  'frame.interface_name': { kind: 'iface' },
+  'frame.len': { kind: 'uint', expr: '(len[i] & 65535)' },
+  'frame.cap_len': { kind: 'uint', expr: '(len[i] >>> 16)' },
+  'icmpcap.rtt': { kind: 'float', expr: 'rtt[i]', presence: 'rtt[i] === rtt[i]' },
+  // Echo requests without a reply within the timeout (stats/aggregator.ts sets MISC_F_NO_RESPONSE).
+  'icmp.resp_not_found': { kind: 'uint', family: 4, expr: '1', presence: '(misc[i] & 0x20000000) !== 0' },
+  'icmpv6.resp_not_found': { kind: 'uint', family: 6, expr: '1', presence: '(misc[i] & 0x20000000) !== 0' },
+  'frame.number': { kind: 'uint', expr: '(base + i + 1)' },
+  'frame.time_relative': { kind: 'reltime', expr: 'tsRel[i]' },
 };
 
-const ALIASES: Readonly<Record<string, string>> = {
-  'icmpv6.resp_not_found': 'icmp.resp_not_found',
-  'icmp.ident': 'icmp.id',
-  'frame.len': 'len',
-  'frame.interface_name': 'iface',
+/** icmpcap's older names, still accepted (completion offers the Wireshark names). */
+const OLD_NAMES: Readonly<Record<string, string>> = {
+  ...FIELD_ALIASES,
+  ttl: 'ttl',
 };
 
-/** Bare words that are not fields: protocols and message kinds. */
-const WORDS = ['ip', 'ipv6', 'icmp', 'icmpv6', 'echo', 'error', 'nd'] as const;
+/** Bare words that are not fields: message kinds (electron/common/icmp.ts `messageKind`). */
+const KIND_WORDS = ['echo', 'error', 'nd'] as const;
 
-/** Every name the filter accepts, for completion in the renderer. */
-export const FILTER_FIELDS: readonly string[] = [...Object.keys(FIELDS), ...Object.keys(ALIASES), ...WORDS];
+/** Every name the filter accepts, for completion. */
+export const FILTER_FIELDS: readonly string[] = [
+  ...Object.keys(COLUMNS),
+  ...Object.keys(OLD_NAMES),
+  ...KIND_WORDS,
+  'ip',
+  'ipv6',
+  'icmp',
+  'icmpv6',
+];
 
 const DIR_NAMES: Readonly<Record<string, number>> = { in: 0, out: 1, fwd: 2, forward: 2, unknown: 3 };
 /** store.ts HOOK_NAMES, and 'none' (AF_PACKET, files) */
@@ -121,32 +161,13 @@ const HOOK_NAMES: Readonly<Record<string, number>> = {
 /** Index of a record's (family, type) in a 512-entry type table. */
 const TYPE_INDEX = '((meta[i] & 255) | ((meta[i] >>> 17) & 256))';
 
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, k) => k);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!;
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const keep = d[j]!;
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = keep;
-    }
-  }
-  return d[b.length]!;
-}
-
-function suggest(name: string): string {
-  let best = '';
-  let bestD = 3;
-  for (const f of FILTER_FIELDS) {
-    const dist = editDistance(name.toLowerCase(), f);
-    if (dist < bestD) {
-      best = f;
-      bestD = dist;
-    }
-  }
-  return best ? ` (did you mean '${best}'?)` : '';
-}
+/** Per (family, type): the message quotes a datagram (Wireshark dissects it: fields occur twice). */
+const QUOTES = (() => {
+  const t = new Uint8Array(512);
+  for (const type of [3, 4, 5, 11, 12]) t[type] = 1;
+  for (const type of [1, 2, 3, 4]) t[256 + type] = 1;
+  return t;
+})();
 
 interface AddressTable {
   terms: AddressTerm[];
@@ -161,12 +182,31 @@ interface NameTable {
   known: number;
 }
 
+function canonical(name: string): string {
+  const lower = name.toLowerCase();
+  if (COLUMNS[lower] !== undefined) return lower;
+  const alias = OLD_NAMES[lower];
+  if (alias !== undefined && COLUMNS[alias] !== undefined) return alias;
+  return resolveField(lower)?.name ?? lower;
+}
+
+type Op = CmpOp | 'in' | 'not_in';
+
 class Compiler {
   /** Tables the generated code reads as `t0`, `t1`, ... */
   readonly tables: Uint8Array[] = [];
   readonly addressTables: { slot: number; table: AddressTable }[] = [];
   readonly nameTables: { slot: number; table: NameTable }[] = [];
-  readonly used = new Set<string>();
+  /** Per-record predicates the generated code calls as `S[k](index)`. */
+  readonly slow: Predicate[] = [];
+  readonly slowFields = new Set<string>();
+  slowForms = false;
+  readonly used = new Set<string>(['meta']);
+  readonly evaluator: Evaluator;
+
+  constructor(private readonly env: FilterEnv) {
+    this.evaluator = new Evaluator({ ref: env.ref });
+  }
 
   private table(t: Uint8Array): string {
     this.tables.push(t);
@@ -180,54 +220,101 @@ class Compiler {
     return code;
   }
 
+  /** A test evaluated on the record's fields; `fallback` (columns) when the record cannot be read. */
+  private perRecord(node: Node, fallback: string): string {
+    const ev = new Evaluator({ ref: this.env.ref });
+    const pred = ev.node(node);
+    for (const f of ev.fields) this.slowFields.add(f);
+    if (ev.slowForms) this.slowForms = true;
+    this.slow.push(pred);
+    return `((q = S(${this.slow.length - 1}, base + i)) === 2 ? ${fallback} : q === 1)`;
+  }
+
   compile(node: Node): string {
     switch (node.kind) {
       case 'and':
         return `(${this.compile(node.left)} && ${this.compile(node.right)})`;
       case 'or':
         return `(${this.compile(node.left)} || ${this.compile(node.right)})`;
+      case 'xor':
+        return `(${this.compile(node.left)} !== ${this.compile(node.right)})`;
       case 'not':
         return `!(${this.compile(node.expr)})`;
-      case 'word':
-        return `(${this.use(this.word(node.name, node.pos))})`;
+      case 'test':
       case 'cmp':
-        return `(${this.use(this.test(node.field, node.fieldPos, node.opPos, node.op, [{ lo: node.value }]))})`;
-      case 'in':
-        return `(${this.use(this.test(node.field, node.fieldPos, node.opPos, 'in', node.items))})`;
+      case 'in': {
+        const fast = this.leaf(node);
+        if (fast !== null) return `(${this.use(fast)})`;
+        // Validate now (errors point at the character), then evaluate per record.
+        return `(${this.perRecord(node, 'false')})`;
+      }
     }
   }
 
-  private field(name: string, pos: number): FieldDef {
-    const lower = name.toLowerCase();
-    const def = FIELDS[ALIASES[lower] ?? lower];
-    if (def === undefined) {
-      const isWord = (WORDS as readonly string[]).includes(lower);
-      const why = isWord
-        ? `'${name}' is a protocol or kind and has no value to compare`
-        : `unknown field '${name}'`;
-      throw new FilterSyntaxError(`${why} at ${pos}${isWord ? '' : suggest(name)}`, pos);
+  /** Columnar code for a leaf, or null when the columns cannot answer it. */
+  private leaf(node: Node & { kind: 'test' | 'cmp' | 'in' }): string | null {
+    if (node.kind === 'test') {
+      const e = node.expr;
+      if (e.kind !== 'literal' || e.quoted !== 'none') return null;
+      return this.word(e.text, e.pos, node);
     }
-    return def;
+    if (node.left.kind !== 'literal' || node.left.quoted !== 'none') return null;
+    const name = canonical(node.left.text);
+    const col = COLUMNS[name];
+    if (col === undefined) return null;
+    let op: Op;
+    let items: SetItem[];
+    if (node.kind === 'cmp') {
+      if (node.op === 'contains' || node.op === 'matches') return null;
+      if (node.right.kind !== 'literal') return null;
+      if (
+        node.right.quoted === 'none' &&
+        resolveField(node.right.text) !== undefined &&
+        !/^[0-9]/.test(node.right.text)
+      )
+        return null;
+      op = node.op;
+      items = [{ lo: node.right }];
+    } else {
+      if (
+        node.items.some((it) => it.lo.kind !== 'literal' || (it.hi !== undefined && it.hi.kind !== 'literal'))
+      )
+        return null;
+      op = node.negated ? 'not_in' : 'in';
+      items = node.items;
+    }
+    const fast = this.columnTest(name, col, op, items, node);
+    if (fast === null) return null;
+    if (!col.quotable) return fast;
+    // ICMP errors carry a second occurrence (the quoted datagram): ask the record.
+    const quotes = `${this.quotesTable(col)}[${TYPE_INDEX}] === 1`;
+    // "Any" tests are true as soon as the outer header matches: only errors whose outer header does not
+    // match read their bytes (so `ip.dst == X` costs a read per non-matching error, not per record).
+    const anyTest = node.quantifier !== 'all' && op !== 'all_eq' && op !== 'all_ne' && op !== 'not_in';
+    if (anyTest) return `(${fast} || (${quotes} && ${this.perRecord(node, 'false')}))`;
+    return `(${quotes} ? ${this.perRecord(node, fast)} : ${fast})`;
   }
 
-  private familyCond(family: 4 | 6 | undefined): string {
-    return family === undefined ? '' : `(meta[i] >>> 24) === ${family}`;
+  /** Per (family, type): the record must be read for this field. */
+  private quotesTable(col: ColumnField): string {
+    if (col.moreTypes === undefined) return this.table(QUOTES);
+    const t = QUOTES.slice();
+    for (const type of col.moreTypes) t[type] = 1;
+    return this.table(t);
   }
 
-  private presence(def: FieldDef): string {
-    const parts = [this.familyCond(def.family), def.presence ?? ''].filter((p) => p !== '');
-    return parts.length === 0 ? 'true' : parts.join(' && ');
-  }
-
-  private word(name: string, pos: number): string {
-    const lower = name.toLowerCase();
+  /** A bare word: protocol, message kind or field existence. */
+  private word(text: string, pos: number, node: Node): string | null {
+    const lower = text.toLowerCase();
     switch (lower) {
+      case 'frame':
+        return 'true';
       case 'ip':
       case 'icmp':
-        return '(meta[i] >>> 24) === 4';
+        return FAM4;
       case 'ipv6':
       case 'icmpv6':
-        return '(meta[i] >>> 24) === 6';
+        return FAM6;
       case 'echo':
       case 'error':
       case 'nd': {
@@ -239,232 +326,182 @@ class Compiler {
         return `${this.table(t)}[${TYPE_INDEX}] !== 0`;
       }
     }
-    const def = FIELDS[ALIASES[lower] ?? lower];
-    if (def === undefined) {
-      throw new FilterSyntaxError(`unknown field or protocol '${name}' at ${pos}${suggest(name)}`, pos);
+    const name = canonical(lower);
+    const col = COLUMNS[name];
+    if (col === undefined) {
+      if (resolveField(lower) === undefined && fieldInfo(lower) === undefined)
+        throw new FilterSyntaxError(`unknown field or protocol '${text}' at ${pos}${suggestName(text)}`, pos);
+      return null;
     }
-    return `(${this.presence(def)})`;
+    const parts = [col.family === 4 ? FAM4 : col.family === 6 ? FAM6 : '', col.presence ?? ''].filter(
+      (p) => p !== '',
+    );
+    const fast = parts.length === 0 ? 'true' : parts.join(' && ');
+    if (!col.quotable) return fast;
+    return `(${fast} || (${this.quotesTable(col)}[${TYPE_INDEX}] === 1 && ${this.perRecord(node, 'false')}))`;
   }
 
-  private test(name: string, fieldPos: number, opPos: number, op: RelOp | 'in', items: SetItem[]): string {
-    const def = this.field(name, fieldPos);
-    const ordered = op !== '==' && op !== '!=' && op !== 'in';
-    for (const item of items) {
-      if (
-        item.hi !== undefined &&
-        (def.kind === 'addr' || def.kind === 'iface' || def.kind === 'dir' || def.kind === 'hook')
-      ) {
-        throw new FilterSyntaxError(
-          `a range needs numbers: ${name} takes single values at ${item.lo.pos}`,
-          item.lo.pos,
-        );
+  /** The typed literal values of `items` (parsed as the evaluator parses them: same errors). */
+  private literals(name: string, items: SetItem[]): { lo: unknown; hi?: unknown }[] {
+    // `ttl` (either family's TTL / hop limit) is ours alone: typed as ip.ttl.
+    const info = resolveField(name) ?? fieldInfo('ip.ttl')!;
+    const hint = { type: vtypeOf(info), name: info.name };
+    const one = (e: Entity): unknown => this.evaluator.entity(e, hint).values(null as unknown as FieldMap)[0];
+    return items.map((it) => ({ lo: one(it.lo), hi: it.hi === undefined ? undefined : one(it.hi) }));
+  }
+
+  private columnTest(name: string, col: ColumnField, op: Op, items: SetItem[], node: Node): string | null {
+    const famCond = col.family === 4 ? FAM4 : col.family === 6 ? FAM6 : '';
+    const guard = [famCond, col.presence ?? ''].filter((p) => p !== '').join(' && ');
+    const present = guard === '' ? 'true' : guard;
+    const eqOp = op === 'any_eq' || op === 'all_eq' || op === 'in';
+    const neOp = op === 'all_ne' || op === 'any_ne' || op === 'not_in';
+    const ordered = !eqOp && !neOp;
+    switch (col.kind) {
+      case 'addr': {
+        if (ordered) return null;
+        const vals = this.literals(name, items);
+        if (vals.some((v) => v.hi !== undefined)) return null;
+        const family = col.family!;
+        const terms: AddressTerm[] = vals.map(({ lo }) => {
+          if (typeof lo === 'number') return { family, bytes: addressBytes(v4Text(lo), 4)!, prefix: 32 };
+          if (lo instanceof Uint8Array) return { family, bytes: lo, prefix: 128 };
+          const c = lo as { net: Uint8Array; bits: number };
+          return { family, bytes: c.net, prefix: c.bits };
+        });
+        const table: AddressTable = { terms, family, hits: new Uint8Array(0), known: 0 };
+        const t = this.table(table.hits);
+        this.addressTables.push({ slot: this.tables.length - 1, table });
+        const any =
+          col.which === 'src'
+            ? `${t}[src[i]]`
+            : col.which === 'dst'
+              ? `${t}[dst[i]]`
+              : `(${t}[src[i]] | ${t}[dst[i]])`;
+        const all = col.which === 'both' ? `(${t}[src[i]] & ${t}[dst[i]])` : any;
+        switch (op) {
+          case 'any_eq':
+          case 'in':
+            return `(${present} && ${any} === 1)`;
+          case 'all_eq':
+            return `(${present} && ${all} === 1)`;
+          case 'all_ne':
+            return `(${present} && ${any} === 0)`;
+          case 'any_ne':
+            return `(${present} && ${all} === 0)`;
+          case 'not_in':
+            return `!(${present} && ${any} === 1)`;
+          default:
+            return null;
+        }
       }
-    }
-    if (
-      ordered &&
-      (def.kind === 'addr' || def.kind === 'iface' || def.kind === 'dir' || def.kind === 'hook')
-    ) {
-      throw new FilterSyntaxError(`${name} compares with == or != (or 'in'), not '${op}' at ${opPos}`, opPos);
-    }
-    switch (def.kind) {
-      case 'addr':
-        return this.addressTest(name, def, op, items);
-      case 'iface':
-        return this.ifaceTest(op, items);
+      case 'iface': {
+        if (ordered || items.some((it) => it.hi !== undefined)) return null;
+        const names = new Set(items.map((it) => (it.lo as Entity & { kind: 'literal' }).text));
+        const table: NameTable = { match: (n) => names.has(n), hits: new Uint8Array(0), known: 0 };
+        const t = this.table(table.hits);
+        this.nameTables.push({ slot: this.tables.length - 1, table });
+        const hit = `${t}[(misc[i] >>> 8) & 65535] === 1`;
+        return neOp ? `!(${hit})` : hit;
+      }
       case 'dir':
-        return this.enumTest(
-          op,
-          items,
-          DIR_NAMES,
-          3,
-          '((meta[i] >>> 16) & 255)',
-          'a direction (in, out, fwd, unknown)',
-        );
-      case 'hook':
-        return this.enumTest(
-          op,
-          items,
-          HOOK_NAMES,
-          7,
-          '((misc[i] >>> 26) & 7)',
-          'a hook (prerouting, local-in, forward, local-out, postrouting, none)',
-        );
-      case 'type':
-        return this.typeTest(name, def, op, items);
+      case 'hook': {
+        if (ordered || items.some((it) => it.hi !== undefined)) return null;
+        const names = col.kind === 'dir' ? DIR_NAMES : HOOK_NAMES;
+        const max = col.kind === 'dir' ? 3 : 7;
+        const expr = col.kind === 'dir' ? '((meta[i] >>> 16) & 255)' : '((misc[i] >>> 26) & 7)';
+        let mask = 0;
+        for (const it of items) {
+          const lo = it.lo as Entity & { kind: 'literal' };
+          const v =
+            names[lo.text.toLowerCase()] ??
+            (/^\d$/.test(lo.text) && Number(lo.text) <= max ? Number(lo.text) : undefined);
+          if (v === undefined) {
+            const what =
+              col.kind === 'dir'
+                ? 'a direction (in, out, fwd, unknown)'
+                : 'a hook (prerouting, local-in, forward, local-out, postrouting, none)';
+            throw new FilterSyntaxError(`expected ${what} at ${lo.pos}, found '${lo.text}'`, lo.pos);
+          }
+          mask |= 1 << v;
+        }
+        const hit = `((${mask} >>> ${expr}) & 1) === 1`;
+        return neOp ? `!(${hit})` : hit;
+      }
+      case 'type': {
+        const vals = this.literals(name, items);
+        const t = new Uint8Array(512);
+        const off = col.family === 6 ? 256 : 0;
+        for (let type = 0; type < 256; type++) {
+          let hit: boolean;
+          if (op === 'in' || op === 'not_in')
+            hit = vals.some(({ lo, hi }) =>
+              hi === undefined ? type === lo : type >= (lo as number) && type <= (hi as number),
+            );
+          else hit = cmpNum(type, op, vals[0]!.lo as number);
+          t[off + type] = hit ? 1 : 0;
+        }
+        const code = `(${famCond} && ${this.table(t)}[${TYPE_INDEX}] === 1)`;
+        return op === 'not_in' ? `!${code}` : code;
+      }
       case 'uint':
       case 'float':
-        return this.numberTest(name, def, op, items);
-    }
-  }
-
-  private addressTest(name: string, def: FieldDef, op: RelOp | 'in', items: SetItem[]): string {
-    const family = def.family!;
-    const terms = items.map(({ lo }) => {
-      const term = lo.quoted ? null : parseAddressTerm(lo.text);
-      if (term === null) {
-        throw new FilterSyntaxError(
-          `expected an IPv${family} address or prefix for ${name} at ${lo.pos}, found '${lo.text}'`,
-          lo.pos,
-        );
-      }
-      if ('error' in term) throw new FilterSyntaxError(`${term.error} at ${lo.pos}`, lo.pos);
-      if (term.family !== family) {
-        const other = family === 4 ? name.replace(/^ip\./, 'ipv6.') : name.replace(/^ipv6\./, 'ip.');
-        throw new FilterSyntaxError(
-          `'${lo.text}' is an IPv${term.family} address but ${name} is IPv${family} at ${lo.pos}; use ${other}`,
-          lo.pos,
-        );
-      }
-      return term;
-    });
-    const table: AddressTable = { terms, family, hits: new Uint8Array(0), known: 0 };
-    const t = this.table(table.hits);
-    this.addressTables.push({ slot: this.tables.length - 1, table });
-    const any =
-      def.which === 'src'
-        ? `${t}[src[i]]`
-        : def.which === 'dst'
-          ? `${t}[dst[i]]`
-          : `(${t}[src[i]] | ${t}[dst[i]])`;
-    if (op === '!=') return `((meta[i] >>> 24) === ${family} && ${any} === 0)`;
-    return `${any} === 1`;
-  }
-
-  private ifaceTest(op: RelOp | 'in', items: SetItem[]): string {
-    const names = new Set(items.map((item) => item.lo.text));
-    const table: NameTable = { match: (n) => names.has(n), hits: new Uint8Array(0), known: 0 };
-    const t = this.table(table.hits);
-    this.nameTables.push({ slot: this.tables.length - 1, table });
-    return `${t}[(misc[i] >>> 8) & 65535] ${op === '!=' ? '!==' : '==='} 1`;
-  }
-
-  /** A field with a few named values (a bit mask of the matching ones). */
-  private enumTest(
-    op: RelOp | 'in',
-    items: SetItem[],
-    names: Readonly<Record<string, number>>,
-    max: number,
-    expr: string,
-    what: string,
-  ): string {
-    let mask = 0;
-    for (const { lo } of items) {
-      const text = lo.text.toLowerCase();
-      const v = names[text] ?? (/^\d$/.test(text) && Number(text) <= max ? Number(text) : undefined);
-      if (v === undefined || lo.quoted) {
-        throw new FilterSyntaxError(`expected ${what} at ${lo.pos}, found '${lo.text}'`, lo.pos);
-      }
-      mask |= 1 << v;
-    }
-    if (op === '!=') mask = ~mask & ((2 << max) - 1);
-    return `((${mask} >>> ${expr}) & 1) === 1`;
-  }
-
-  private typeTest(name: string, def: FieldDef, op: RelOp | 'in', items: SetItem[]): string {
-    // Each value becomes a number per family (undefined: the name does not exist in that family).
-    const perFamily = (v: Value): { v4?: number; v6?: number } => {
-      if (!v.quoted && /^(0x[0-9a-f]+|\d+)$/i.test(v.text)) {
-        const n = Number(v.text);
-        if (n > 255) throw new FilterSyntaxError(`${name} is 0 to 255, not ${v.text} at ${v.pos}`, v.pos);
-        return def.family === 6 ? { v6: n } : { v4: n, v6: n };
-      }
-      const types = typesForKey(v.text.toLowerCase());
-      if (def.family === 6) delete types.v4;
-      if (types.v4 === undefined && types.v6 === undefined) {
-        const known = new Set(
-          [...Object.values(ICMP4_TYPES), ...Object.values(ICMP6_TYPES)].map((t) => t.key),
-        );
-        const which = def.family === 6 ? 'ICMPv6 type' : 'ICMP type';
-        const hint = def.family === 6 && known.has(v.text.toLowerCase()) ? ' (it is an ICMPv4 type)' : '';
-        throw new FilterSyntaxError(`unknown ${which} '${v.text}' at ${v.pos}${hint}`, v.pos);
-      }
-      return types;
-    };
-    const resolved = items.map((item) => ({
-      lo: perFamily(item.lo),
-      hi: item.hi === undefined ? undefined : perFamily(item.hi),
-    }));
-    const t = new Uint8Array(512);
-    for (const family of [4, 6] as const) {
-      if (def.family !== undefined && def.family !== family) continue;
-      const key = family === 4 ? 'v4' : 'v6';
-      for (let type = 0; type < 256; type++) {
-        let hit: boolean;
-        if (op === 'in') {
-          hit = resolved.some(({ lo, hi }) => {
-            const a = lo[key];
-            if (hi === undefined) return a === type;
-            const b = hi[key];
-            return a !== undefined && b !== undefined && type >= a && type <= b;
-          });
-        } else {
-          const v = resolved[0]!.lo[key];
-          hit = v === undefined ? op === '!=' : compare(type, op, v);
+      case 'reltime': {
+        const vals = this.literals(name, items).map(({ lo, hi }) => ({
+          lo: col.kind === 'reltime' ? Number(lo as bigint) : (lo as number),
+          hi: hi === undefined ? undefined : col.kind === 'reltime' ? Number(hi as bigint) : (hi as number),
+        }));
+        // The rtt column is Float32: compare what is stored.
+        const conv = (v: number): number => (col.expr === 'rtt[i]' ? Math.fround(v) : v);
+        const expr = col.expr!;
+        const g = present === 'true' ? '' : `${present} && `;
+        if (op === 'in' || op === 'not_in') {
+          const tests = vals.map(({ lo, hi }) =>
+            hi === undefined ? `v === ${conv(lo)}` : `(v >= ${conv(lo)} && v <= ${conv(hi)})`,
+          );
+          const code = `(${g}((v = ${expr}), ${tests.join(' || ')}))`;
+          return op === 'not_in' ? `!${code}` : code;
         }
-        t[(family === 6 ? 256 : 0) + type] = hit ? 1 : 0;
+        const js = {
+          any_eq: '===',
+          all_eq: '===',
+          all_ne: '!==',
+          any_ne: '!==',
+          gt: '>',
+          ge: '>=',
+          lt: '<',
+          le: '<=',
+        }[op as Exclude<CmpOp, 'contains' | 'matches'>];
+        return `(${g}${expr} ${js} ${conv(vals[0]!.lo)})`;
       }
     }
-    return `${this.table(t)}[${TYPE_INDEX}] !== 0`;
-  }
-
-  private numberTest(name: string, def: FieldDef, op: RelOp | 'in', items: SetItem[]): string {
-    const parse = (v: Value): number => {
-      const ok =
-        def.kind === 'float' ? /^(\d+(\.\d*)?|\.\d+)$/.test(v.text) : /^(0x[0-9a-f]+|\d+)$/i.test(v.text);
-      const n = Number(v.text);
-      if (v.quoted || !ok || !Number.isFinite(n)) {
-        const what = def.kind === 'float' ? 'a number' : 'a whole number';
-        throw new FilterSyntaxError(`expected ${what} for ${name} at ${v.pos}, found '${v.text}'`, v.pos);
-      }
-      if (def.max !== undefined && n > def.max) {
-        throw new FilterSyntaxError(`${name} is 0 to ${def.max}, not ${v.text} at ${v.pos}`, v.pos);
-      }
-      return n;
-    };
-    const presence = this.presence(def);
-    const guard = presence === 'true' ? '' : `${presence} && `;
-    const expr = def.expr!;
-    if (op !== 'in') {
-      let v = parse(items[0]!.lo);
-      if (def.expr === 'rtt[i]') v = Math.fround(v); // the column is Float32: compare what is stored
-      const js = op === '==' ? '===' : op === '!=' ? '!==' : op;
-      return `(${guard}${expr} ${js} ${v})`;
-    }
-    const ranges = items.map((item) => {
-      const lo = parse(item.lo);
-      const hi = item.hi === undefined ? lo : parse(item.hi);
-      if (hi < lo) {
-        throw new FilterSyntaxError(
-          `empty range ${item.lo.text}..${item.hi!.text} at ${item.lo.pos}`,
-          item.lo.pos,
-        );
-      }
-      return def.expr === 'rtt[i]' ? [Math.fround(lo), Math.fround(hi)] : [lo, hi];
-    });
-    if (def.kind === 'uint' && def.max! <= 0xffff) {
-      const t = new Uint8Array(def.max! + 1);
-      for (const [lo, hi] of ranges) t.fill(1, Math.ceil(lo!), Math.floor(hi!) + 1);
-      return `(${guard}${this.table(t)}[${expr}] === 1)`;
-    }
-    const tests = ranges.map(([lo, hi]) => (lo === hi ? `v === ${lo}` : `(v >= ${lo} && v <= ${hi})`));
-    return `(${guard}((v = ${expr}), ${tests.join(' || ')}))`;
+    void node;
+    return null;
   }
 }
 
-function compare(a: number, op: RelOp, b: number): boolean {
+function v4Text(v: number): string {
+  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+}
+
+function cmpNum(a: number, op: Op, b: number): boolean {
   switch (op) {
-    case '==':
+    case 'any_eq':
+    case 'all_eq':
       return a === b;
-    case '!=':
+    case 'all_ne':
+    case 'any_ne':
       return a !== b;
-    case '<':
-      return a < b;
-    case '<=':
-      return a <= b;
-    case '>':
+    case 'gt':
       return a > b;
-    case '>=':
+    case 'ge':
       return a >= b;
+    case 'lt':
+      return a < b;
+    case 'le':
+      return a <= b;
+    default:
+      return false;
   }
 }
 
@@ -518,11 +555,11 @@ type ScanFn = (
 export function compileFilter(text: string, env: FilterEnv): CompiledFilter | null {
   const ast = parseFilter(text);
   if (ast === null) return null;
-  const compiler = new Compiler();
+  const compiler = new Compiler(env);
   const cond = compiler.compile(ast);
   const cols = [...compiler.used].map((c) => `${c} = chunk.${c}`);
   const tabs = compiler.tables.map((_, k) => `t${k} = T[${k}]`);
-  const decls = [...cols, ...tabs, 'v = 0'].join(', ');
+  const decls = [...cols, ...tabs, 'v = 0', 'q = 0'].join(', ');
   const body =
     `'use strict';\n` +
     `return {\n` +
@@ -537,12 +574,24 @@ export function compileFilter(text: string, env: FilterEnv): CompiledFilter | nu
     `  },\n` +
     `};`;
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- see the file comment: generated, not user, code
-  const make = new Function('T', body) as (tables: Uint8Array[]) => {
-    scan: ScanFn;
-    one: (chunk: Chunk, i: number, base: number) => boolean;
-  };
+  const make = new Function('T', 'S', body) as (
+    tables: Uint8Array[],
+    slow: (k: number, index: number) => number,
+  ) => { scan: ScanFn; one: (chunk: Chunk, i: number, base: number) => boolean };
   const tables = compiler.tables;
-  const fns = make(tables);
+  // Per-record tests: 1 true, 0 false, 2 the record's bytes are not available (use the columns).
+  let cachedIndex = -1;
+  let cached: FieldMap | null = null;
+  const slow = (k: number, index: number): number => {
+    if (env.fields === undefined) return 2;
+    if (index !== cachedIndex) {
+      cached = env.fields(index);
+      cachedIndex = index;
+    }
+    if (cached === null) return 2;
+    return compiler.slow[k]!(cached) ? 1 : 0;
+  };
+  const fns = make(tables, slow);
   const { addressTables, nameTables } = compiler;
   let knownAddresses = -1;
   let knownNames = -1;
@@ -557,10 +606,17 @@ export function compileFilter(text: string, env: FilterEnv): CompiledFilter | nu
       knownNames = env.interfaces.values.length;
     }
   };
+  const reasons: string[] = [];
+  if (compiler.slowForms) reasons.push('regex or byte search');
+  const offColumns = [...compiler.slowFields].filter((f) => COLUMNS[f] === undefined);
+  if (offColumns.length > 0) reasons.push(`fields read from the bytes: ${offColumns.slice(0, 4).join(', ')}`);
   return {
     text,
+    perRecord: reasons.length > 0,
+    perRecordReason: reasons.join('; '),
     scan(chunk, from, to, out, outAt, base) {
       refresh();
+      cachedIndex = -1;
       return fns.scan(chunk, from, to, out, outAt, base);
     },
     matches(chunk, i, base) {

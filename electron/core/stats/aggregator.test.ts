@@ -379,3 +379,33 @@ describe('flows and unanswered requests', () => {
     expect(agg.peerSeries('10.0.0.1>10.0.0.2').lostTMs).toEqual([]);
   });
 });
+
+describe('loss is judged against the clock while idle and at stop', () => {
+  const peerOf = (agg: Aggregator) => agg.aggregates({ rate: 0, droppedKernel: 0, droppedRing: 0 }).peers[0]!;
+
+  it('ping -c 3 to a dead host: 0 % while waiting, 100 % once the waits are over', () => {
+    const { agg } = run([
+      req(0, '10.0.0.2', '10.66.0.1', 1),
+      req(1000, '10.0.0.2', '10.66.0.1', 2),
+      req(2000, '10.0.0.2', '10.66.0.1', 3),
+    ]);
+    // Nothing else arrives: by capture time alone no wait is ever over (the defect: 0 % forever).
+    expect(peerOf(agg)).toMatchObject({ lost: 0, loss: 0 });
+    expect(agg.advanceIdle(500 * MS)).toBe(true); // 2.5 s after the first request: it is lost
+    expect(peerOf(agg)).toMatchObject({ lost: 1 });
+    expect(agg.advanceIdle(1000 * MS)).toBe(false);
+    expect(agg.advanceIdle(2500 * MS)).toBe(true);
+    expect(peerOf(agg)).toMatchObject({ lost: 3, loss: 1 });
+  });
+
+  it('judges every waiting request at stop', () => {
+    const { agg } = run([
+      req(0, '10.0.0.2', '10.66.0.1', 1),
+      rep(5, '10.66.0.1', '10.0.0.2', 1),
+      req(1000, '10.0.0.2', '10.66.0.1', 2),
+    ]);
+    expect(peerOf(agg)).toMatchObject({ lost: 0 });
+    expect(agg.finish()).toBe(true);
+    expect(peerOf(agg)).toMatchObject({ lost: 1, loss: 0.5 });
+  });
+});

@@ -51,6 +51,33 @@ export interface AddressNames {
 }
 
 const KINDS: readonly MessageKindName[] = ['echo', 'error', 'nd', 'other'];
+/**
+ * Upper bounds (seconds) of the per-peer RTT histogram's buckets: powers of two from 2^-20 s (0.95 us; RTTs
+ * measured where the capture sees both packets can be a few microseconds)
+ * to 2^3 s, so they are also the bucket boundaries of a base-2 (schema 0) exponential histogram.
+ */
+export const RTT_BUCKETS_S: readonly number[] = Array.from({ length: 24 }, (_, k) => 2 ** (k - 20));
+const RTT_BUCKETS_MS = Float64Array.from(RTT_BUCKETS_S, (s) => s * 1000);
+
+/** The raw, cumulative counters of one peer (for exporters; the UI reads `PeerStats`). */
+export interface PeerCounters {
+  peer: string;
+  local: string;
+  family: 4 | 6;
+  role: 'out' | 'in' | 'unknown';
+  requests: number;
+  replies: number;
+  lost: number;
+  /** Requests whose timeout has passed (answered or lost): `lost / judged` is the UI's loss. */
+  judged: number;
+  duplicates: number;
+  late: number;
+  /** Per-bucket (not cumulative) counts of the timely replies' RTTs, bounds `RTT_BUCKETS_S`. */
+  rttBuckets: Float64Array;
+  /** Timely replies (the histogram's count) and the sum of their RTTs in seconds. */
+  rttCount: number;
+  rttSumS: number;
+}
 const SERIES_SECONDS = 300;
 const SERIES_SLOTS = 512;
 /** Per (family, type): kind index (low 2 bits), 4 = echo request, 8 = echo reply. */
@@ -91,6 +118,8 @@ class Peer {
   rttSum = 0;
   rttMin = Infinity;
   rttMax = -Infinity;
+  /** RTT histogram, per bucket of RTT_BUCKETS_S; above the last bound only rttCount counts. */
+  rttBuckets = new Float64Array(RTT_BUCKETS_S.length);
   jitterSum = 0;
   lastRtt = NaN;
   reservoir = new Float32Array(64);
@@ -134,10 +163,14 @@ export class Aggregator {
   private readonly sparkLength: number;
 
   total = 0;
+  /** Bumped by clear(): a new capture, whose counters start again at zero. */
+  generation = 0;
   private readonly byKind = new Float64Array(4);
   private readonly byDir = new Float64Array(4);
   /** Indexed by family6 << 16 | code << 8 | type. */
   private readonly byTypeCode = new Float64Array(2 << 16);
+  /** Indexed by family6 << 10 | direction << 8 | type. */
+  private readonly byTypeDir = new Float64Array(2 << 10);
   private packets = new Float64Array(1024);
   private bytes = new Float64Array(1024);
   private readonly slotSec = new Float64Array(SERIES_SLOTS).fill(-1);
@@ -215,6 +248,7 @@ export class Aggregator {
     const byKind = this.byKind;
     const byDir = this.byDir;
     const byTypeCode = this.byTypeCode;
+    const byTypeDir = this.byTypeDir;
     let newest = this.newest;
     const slotCounts = this.slotCounts;
     let secLo = Infinity;
@@ -239,6 +273,7 @@ export class Aggregator {
         byKind[kind]!++;
         byDir[(m >>> 16) & 3]!++;
         byTypeCode[(v6 << 8) | (m & 0xffff)]!++;
+        byTypeDir[(v6 << 2) | (((m >>> 16) & 3) << 8) | (m & 255)]!++;
         packets[s]!++;
         bytes[s]! += l;
         if (d !== s) {
@@ -437,6 +472,12 @@ export class Aggregator {
     peer.rttSum += rtt;
     if (rtt < peer.rttMin) peer.rttMin = rtt;
     if (rtt > peer.rttMax) peer.rttMax = rtt;
+    for (let b = 0; b < RTT_BUCKETS_MS.length; b++) {
+      if (rtt <= RTT_BUCKETS_MS[b]!) {
+        peer.rttBuckets[b]!++;
+        break;
+      }
+    }
     if (k > 0) peer.jitterSum += Math.abs(rtt - peer.lastRtt);
     peer.lastRtt = rtt;
     peer.p95Cache = null;
@@ -483,9 +524,29 @@ export class Aggregator {
     peer.pointSkip = peer.pointStride - 1;
   }
 
-  /** Judges requests whose timeout has passed by the newest record's time, forgets old ones. */
-  private judge(): void {
-    const limit = this.newest - this.echoTimeoutNs;
+  /**
+   * Idle wall time since the newest record arrived (live captures): requests whose wait is over by then
+   * are judged lost now, not when the next record comes (`ping -c 3 deadhost` shows 100 % loss, not
+   * 0 % forever). Elapsed time, not the wall clock itself, so record clocks need not be the wall clock.
+   * Returns true when it judged any request.
+   */
+  advanceIdle(elapsedNs: number): boolean {
+    if (this.newest === -Infinity || !(elapsedNs > 0)) return false;
+    const before = this.judged;
+    this.judge(this.newest + elapsedNs);
+    return this.judged !== before;
+  }
+
+  /** The capture stopped: every request still waiting is judged (lost unless answered). */
+  finish(): boolean {
+    const before = this.judged;
+    this.judge(Infinity);
+    return this.judged !== before;
+  }
+
+  /** Judges requests whose timeout has passed by `now` (the newest record's time), forgets old ones. */
+  private judge(now = this.newest): void {
+    const limit = now - this.echoTimeoutNs;
     const mask = this.capacity - 1;
     while (this.judged < this.tail) {
       const slot = this.judged & mask;
@@ -589,6 +650,42 @@ export class Aggregator {
       peer.p95Cache = sorted[Math.ceil(0.95 * n) - 1]!;
     }
     return peer.p95Cache;
+  }
+
+  /** Every live peer's raw counters, in no particular order (for the metrics exporter). */
+  peerCounters(): PeerCounters[] {
+    const a = this.addresses;
+    const out: PeerCounters[] = [];
+    for (const peer of this.peers()) {
+      const [peerId, localId] =
+        peer.role === 'in' ? [peer.requester, peer.responder] : [peer.responder, peer.requester];
+      out.push({
+        peer: a.text[peerId] ?? '',
+        local: a.text[localId] ?? '',
+        family: a.family[peerId] === 6 ? 6 : 4,
+        role: peer.role,
+        requests: peer.requests,
+        replies: peer.replies,
+        lost: peer.lost,
+        judged: peer.expired,
+        duplicates: peer.duplicates,
+        late: peer.late,
+        rttBuckets: peer.rttBuckets.slice(),
+        rttCount: peer.rttCount,
+        rttSumS: peer.rttSum / 1000,
+      });
+    }
+    return out;
+  }
+
+  /** Packets by (family, ICMP type, direction 0 in, 1 out, 2 forward, 3 unknown), non-zero ones only. */
+  packetsByTypeDir(): { family: 4 | 6; type: number; dir: number; count: number }[] {
+    const out: { family: 4 | 6; type: number; dir: number; count: number }[] = [];
+    for (let k = 0; k < this.byTypeDir.length; k++) {
+      const count = this.byTypeDir[k]!;
+      if (count > 0) out.push({ family: k >> 10 ? 6 : 4, type: k & 255, dir: (k >> 8) & 3, count });
+    }
+    return out;
   }
 
   /** Peers, most requests first. */
@@ -721,6 +818,8 @@ export class Aggregator {
     this.byKind.fill(0);
     this.byDir.fill(0);
     this.byTypeCode.fill(0);
+    this.byTypeDir.fill(0);
+    this.generation++;
     this.packets.fill(0);
     this.bytes.fill(0);
     this.slotSec.fill(-1);

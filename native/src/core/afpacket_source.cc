@@ -1,427 +1,471 @@
 #include "afpacket_source.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <linux/if_ether.h>
-#include <linux/if_packet.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <time.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include "afpacket_socket.h"
 #include "errors.h"
-#include "link_watch.h"
-#include "record.h"
+#include "helper_protocol.h"
+#include "interfaces.h"
+#include "probe.h"
+#include "ring_source.h"
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
 
 namespace icmpcap {
 
 namespace {
 
-constexpr uint32_t kFrameSize = 2048;
 constexpr uint64_t kDefaultRingBytes = 4u << 20;
 constexpr uint64_t kMinRingBytes = 64u << 10;
 constexpr uint64_t kMaxRingBytes = 1u << 30;
-constexpr uint32_t kBlockTimeoutMs = 8;
-constexpr int kStopTag = -1;
-constexpr int kLinkTag = -2;
+constexpr int kReadyTimeoutMs = 5000;
+constexpr int kSyncTimeoutMs = 1000;
+constexpr int64_t kOverflowIntervalMs = 100;
 
-struct PacketSocket {
+struct Fd {
   int fd = -1;
-  int ifindex = 0;  // 0 = all interfaces
-  std::string ifname;
-  uint8_t* map = nullptr;
-  size_t map_len = 0;
-  uint32_t block_size = 0;
-  uint32_t block_nr = 0;
-  // Read cursor: the block being read, the next packet in it and its offset.
-  uint32_t block = 0;
-  uint32_t pkt_index = 0;
-  uint32_t pkt_offset = 0;
-  bool in_block = false;
-  bool alive = true;
-  uint64_t kernel_packets = 0;
-  uint64_t kernel_drops = 0;
-  uint64_t frames_read = 0;  // frames taken from the ring, ICMP or not
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() { reset(); }
+  void reset(int f = -1) {
+    if (fd >= 0) ::close(fd);
+    fd = f;
+  }
+  int release() {
+    int f = fd;
+    fd = -1;
+    return f;
+  }
 };
 
-std::string describe_if(const PacketSocket& s) {
-  return s.ifindex ? s.ifname + " (index " + std::to_string(s.ifindex) + ")" : "all interfaces";
+bool in_group(gid_t gid) {
+  if (getegid() == gid) return true;
+  int n = getgroups(0, nullptr);
+  if (n <= 0) return false;
+  std::vector<gid_t> groups(static_cast<size_t>(n));
+  n = getgroups(n, groups.data());
+  for (int i = 0; i < n; i++)
+    if (groups[static_cast<size_t>(i)] == gid) return true;
+  return false;
 }
 
-class AfPacketSource final : public Source {
+std::string grant_fix(const std::string& helper) {
+  return "sudo chgrp icmpcap " + helper + " && sudo chmod 0750 " + helper +
+         " && sudo setcap cap_net_raw+ep " + helper;
+}
+
+std::string filter_hex(const OpenConfig& cfg) {
+  std::vector<struct sock_filter> prog(ICMPCAP_BPF_MAX_INSNS);
+  const int n = icmpcap_bpf_build(&cfg.filter, cfg.snaplen, prog.data(), ICMPCAP_BPF_MAX_INSNS);
+  if (n <= 0) throw_error("open: filter", EINVAL, "the capture filter is too complex");
+  std::string out;
+  out.reserve(static_cast<size_t>(n) * 16);
+  char buf[17];
+  for (int i = 0; i < n; i++) {
+    const auto& f = prog[static_cast<size_t>(i)];
+    snprintf(buf, sizeof(buf), "%04x%02x%02x%08x", f.code, f.jt, f.jf, f.k);
+    out += buf;
+  }
+  return out;
+}
+
+// A running icmpcap-helper and our end of its socket.
+struct Helper {
+  pid_t pid = -1;
+  Fd sock;
+  std::string path;
+
+  // Closes the socket (the helper exits on EOF) and reaps it; SIGKILL after a grace period.
+  // Returns the wait status.
+  int reap() {
+    sock.reset();
+    if (pid < 0) return 0;
+    int status = 0;
+    for (int i = 0; i < 200; i++) {
+      pid_t r = waitpid(pid, &status, WNOHANG);
+      if (r == pid || (r < 0 && errno != EINTR)) {
+        pid = -1;
+        return status;
+      }
+      struct timespec ts = {0, 5 * 1000 * 1000};
+      nanosleep(&ts, nullptr);
+    }
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid = -1;
+    return status;
+  }
+  ~Helper() { reap(); }
+};
+
+// Starts the helper. Throws Error with the remedy when it cannot be run.
+void spawn_helper(Helper& h, const std::vector<std::string>& args) {
+  const std::string& helper = h.path;
+  const std::string op_name = "helper " + helper;
+  struct stat st;
+  if (helper.empty() || stat(helper.c_str(), &st) < 0)
+    throw_error(op_name, helper.empty() ? ENOENT : errno,
+                "the capture helper is missing; rebuild it (npm run build:native) or pass "
+                "helperPath, then " +
+                    grant_fix(helper));
+  if (S_ISREG(st.st_mode) && access(helper.c_str(), X_OK) < 0 && (st.st_mode & S_IXGRP) &&
+      !in_group(st.st_gid)) {
+    // Packages install the helper as root:icmpcap 0750: only members of the group may capture.
+    const struct group* gr = getgrgid(st.st_gid);
+    const std::string group = gr ? gr->gr_name : std::to_string(st.st_gid);
+    throw_error(op_name, EACCES,
+                "only members of group " + group +
+                    " may run the capture helper; join it (sudo usermod -aG " + group +
+                    " $USER) and log in again");
+  }
+  if (!S_ISREG(st.st_mode) || access(helper.c_str(), X_OK) < 0)
+    throw_error(op_name, EACCES, "the capture helper is not an executable file; " + grant_fix(helper));
+
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    throw_error("socketpair", errno);
+  h.sock.reset(sv[0]);
+  Fd theirs(sv[1]);
+  // posix_spawn's dup2 onto the same number would keep close-on-exec: move it out of the way.
+  if (theirs.fd == ICMPCAP_HELPER_FD) {
+    int moved = fcntl(theirs.fd, F_DUPFD_CLOEXEC, 10);
+    if (moved < 0) throw_error("fcntl(F_DUPFD_CLOEXEC)", errno);
+    theirs.reset(moved);
+  }
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(helper.c_str()));
+  for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  char* envp[] = {nullptr};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, theirs.fd, ICMPCAP_HELPER_FD);
+  pid_t pid;
+  int rc = posix_spawn(&pid, helper.c_str(), &fa, nullptr, argv.data(), envp);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw_error("spawn " + helper, rc, "check that the capture helper is executable");
+  h.pid = pid;
+}
+
+// Receives one message, with up to two fds. Returns the bytes received, 0 on EOF, -errno.
+ssize_t recv_msg(int sock, struct icmpcap_helper_msg* m, int fds[2], int* nfds, int flags) {
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(2 * sizeof(int))];
+  struct iovec iov = {m, sizeof(*m)};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof(cbuf);
+  *nfds = 0;
+  ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
+  if (n < 0) return -errno;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (*nfds < 2)
+        fds[(*nfds)++] = fd;
+      else
+        ::close(fd);
+    }
+  }
+  // A truncated control message means the fds did not all arrive: this process is out of
+  // file descriptors (RLIMIT_NOFILE).
+  if (msg.msg_flags & MSG_CTRUNC) {
+    for (int i = 0; i < *nfds; i++) ::close(fds[i]);
+    *nfds = 0;
+    return -EMFILE;
+  }
+  return n;
+}
+
+// Waits for READY; throws Error with what the helper said (or how it ended).
+struct icmpcap_helper_msg await_ready(Helper& h, Fd* rings, Fd* consumers) {
+  struct icmpcap_helper_msg m = {};
+  struct pollfd p = {h.sock.fd, POLLIN, 0};
+  int pr;
+  do pr = poll(&p, 1, kReadyTimeoutMs);
+  while (pr < 0 && errno == EINTR);
+  int fds[2];
+  int nfds = 0;
+  const ssize_t n = pr > 0 ? recv_msg(h.sock.fd, &m, fds, &nfds, MSG_DONTWAIT) : -ETIMEDOUT;
+  if (nfds > 0) rings->reset(fds[0]);
+  if (nfds > 1) consumers->reset(fds[1]);
+  const std::string op_name = "helper " + h.path;
+  if (n == -EMFILE) throw_error(op_name + ": receive the capture rings", EMFILE, "close some files or raise the limit (ulimit -n)");
+  if (n != static_cast<ssize_t>(sizeof(m)) || m.magic != ICMPCAP_HELPER_MAGIC) {
+    if (n == -ETIMEDOUT) kill(h.pid, SIGKILL);
+    const int status = h.reap();
+    if (n < 0 && n != -ETIMEDOUT) throw_error(op_name + ": no reply", static_cast<int>(-n), "run icmpcap doctor");
+    if (n == -ETIMEDOUT) throw_error(op_name + ": no reply", ETIMEDOUT, "run icmpcap doctor");
+    throw_error(op_name + ": " + describe_wait_status(status) + " without a reply", EPROTO,
+                "the helper does not match this version of icmpcap; rebuild it (npm run "
+                "build:native)");
+  }
+  if (m.kind == ICMPCAP_HELPER_ERROR || m.kind != ICMPCAP_HELPER_READY || nfds != 2) {
+    m.op[sizeof(m.op) - 1] = 0;
+    const int err = m.kind == ICMPCAP_HELPER_ERROR && m.err > 0 ? m.err : EPROTO;
+    h.reap();
+    std::string fix;
+    if (err == EPERM || err == EACCES)
+      fix = "run icmpcap doctor; the capture helper needs CAP_NET_RAW (" + grant_fix(h.path) + ")";
+    else if (err == ENODEV || err == ENXIO)
+      fix = "no such interface; list them with `ip link`";
+    else if (err == EAFNOSUPPORT)
+      fix = "this kernel lacks AF_PACKET (CONFIG_PACKET); use the module source";
+    throw_error("helper " + std::string(m.op), err, fix);
+  }
+  return m;
+}
+
+class HelperSource final : public RingSource {
  public:
-  explicit AfPacketSource(const OpenConfig& cfg) : Source(SourceKind::kAfPacket, cfg.limits) {
-    snaplen_ = cfg.snaplen;
-    ring_bytes_ = cfg.ring_bytes ? cfg.ring_bytes : kDefaultRingBytes;
-    if (ring_bytes_ < kMinRingBytes || ring_bytes_ > kMaxRingBytes)
-      throw_error("open: ringBytes " + std::to_string(ring_bytes_), EINVAL,
+  explicit HelperSource(const OpenConfig& cfg) : RingSource(SourceKind::kAfPacket, cfg.limits) {}
+  ~HelperSource() override { close(); }
+
+  void open(const OpenConfig& cfg) {
+    const uint64_t ring_bytes = cfg.ring_bytes ? cfg.ring_bytes : kDefaultRingBytes;
+    if (ring_bytes < kMinRingBytes || ring_bytes > kMaxRingBytes)
+      throw_error("open: ringBytes " + std::to_string(ring_bytes), EINVAL,
                   "ringBytes must be between 64 KiB and 1 GiB");
+    const auto targets = resolve_interfaces(cfg.interfaces);
+    if (targets.size() > ICMPCAP_HELPER_MAX_RINGS)
+      throw_error("open: interfaces", EINVAL,
+                  "at most " + std::to_string(ICMPCAP_HELPER_MAX_RINGS) + " interfaces per session");
+    std::map<unsigned, std::string> ifnames;
+    std::vector<std::string> args = {"--snaplen", std::to_string(cfg.snaplen), "--ring-bytes",
+                                     std::to_string(ring_bytes), "--filter", filter_hex(cfg)};
+    for (auto& t : targets) {
+      args.push_back("--ifindex");
+      args.push_back(std::to_string(t.first));
+      ifnames[t.first] = t.second;
+    }
+    helper_.path = cfg.helper_path;
+    spawn_helper(helper_, args);
+    Fd rings, consumers;
+    const auto ready = await_ready(helper_, &rings, &consumers);
+    map_rings(ready, rings.fd, consumers.fd, targets.empty() ? 1 : targets.size());
+    for (uint32_t i = 0; i < ready.nr_rings; i++) ring_ifindex_.push_back(ready.ifindexes[i]);
+    setup_loop(helper_.sock.fd, ifnames);
   }
 
-  ~AfPacketSource() override { close(); }
-
-  void add_socket(int fd, int ifindex, const std::string& ifname) {
-    PacketSocket s;
-    s.fd = fd;
-    s.ifindex = ifindex;
-    s.ifname = ifname;
-    socks_.push_back(s);
-    setup_ring(socks_.back());
-  }
-
-  void setup_epoll() {
-    epfd_ = epoll_create1(EPOLL_CLOEXEC);
-    if (epfd_ < 0) throw_error("epoll_create1", errno);
-    add_epoll(stop_fd(), kStopTag);
-    for (size_t i = 0; i < socks_.size(); i++) add_epoll(socks_[i].fd, static_cast<int>(i));
-    // Link removals end the capture of a named interface (a bound packet socket only
-    // reports ENETDOWN once, when the interface goes down).
-    if (links_.fd() >= 0) add_epoll(links_.fd(), kLinkTag);
-  }
+  pid_t helper_pid() const { return helper_.pid; }
 
  protected:
-  void run() override {
-    int64_t last_flush = monotonic_ms();
-    int64_t last_stats = last_flush;
-    const int flush_ms = static_cast<int>(batcher_.limits().flush_interval_ms);
-    for (;;) {
-      if (stop_requested()) {
-        final_drain();
-        return;
+  bool on_wake(uint32_t events) override {
+    if (!read_messages()) {
+      if (!stop_requested()) {
+        const int status = helper_.reap();
+        emit(EventType::kError,
+             "icmpcap: the capture helper " + describe_wait_status(status) +
+                 " \u2014 the capture ended; start a new one",
+             EPIPE);
       }
-      bool blocked = false;  // the sink is full: stop draining
-      for (auto& s : socks_) {
-        if (!s.alive) continue;
-        if (!drain(s)) {
-          blocked = true;
-          break;
-        }
-      }
-      const int64_t now = monotonic_ms();
-      if (!batcher_.empty() && (now - last_flush >= flush_ms || batcher_.full())) {
-        if (flush())
-          last_flush = now;
-        else
-          blocked = true;
-      }
-      if (batcher_.empty()) last_flush = now;
-      if (now - last_stats >= 500) {
-        last_stats = now;
-        poll_kernel_stats();
-      }
-      if (alive_count() == 0) return;
-      if (blocked) {
-        wait_for_room(2);
-        continue;
-      }
-      int timeout = batcher_.empty() ? 500 : static_cast<int>(flush_ms - (now - last_flush));
-      if (timeout < 0) timeout = 0;
-      struct epoll_event evs[16];
-      int n = epoll_wait(epfd_, evs, 16, timeout);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_error("epoll_wait", errno);
-      }
-      for (int i = 0; i < n; i++) {
-        const int tag = static_cast<int>(evs[i].data.u32);
-        if (tag == kStopTag) {
-          final_drain();
-          return;
-        }
-        if (tag == kLinkTag) {
-          read_link_events();
-        } else if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
-          socket_error(socks_[static_cast<size_t>(tag)]);
-        }
-      }
+      return false;
     }
+    (void)events;
+    report_drops();
+    return true;
   }
+
+  void sync() override { round_trip(ICMPCAP_HELPER_SYNC); }
+  void finishing() override { round_trip(ICMPCAP_HELPER_STOP); }
+  void finished() override { report_drops(); }
 
   void release() override {
-    std::lock_guard<std::mutex> lock(stats_mu_);
-    for (auto& s : socks_) {
-      if (s.fd >= 0) read_stats_locked(s);
-      close_socket(s);
+    {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      if (rings_map_) last_dropped_ = reader_.total_dropped();
+      if (rings_map_) munmap(rings_map_, rings_len_);
+      if (consumer_map_) munmap(consumer_map_, ICMPCAP_HELPER_CONSUMER_BYTES);
+      rings_map_ = consumer_map_ = nullptr;
     }
-    if (epfd_ >= 0) ::close(epfd_);
-    links_.close();
-    epfd_ = -1;
+    close_loop();
+    helper_.reap();
   }
 
-  void fill_stats(Stats& st) override {
-    for (auto& s : socks_) {
-      if (s.fd >= 0) read_stats_locked(s);
-      st.dropped_kernel += s.kernel_drops;
-    }
+  void fill_stats(Stats& s) override {
+    s.dropped_kernel = rings_map_ ? reader_.total_dropped() : last_dropped_;
   }
 
  private:
-  void add_epoll(int fd, int tag) {
-    struct epoll_event ev = {};
-    ev.events = EPOLLIN | EPOLLERR;
-    ev.data.u32 = static_cast<uint32_t>(tag);
-    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) throw_error("epoll_ctl", errno);
+  void map_rings(const struct icmpcap_helper_msg& m, int rings_fd, int consumers_fd,
+                 size_t expect_rings) {
+    const uint64_t data_size = m.data_size;
+    if (m.nr_rings != expect_rings || data_size < 4096 || (data_size & (data_size - 1)) ||
+        m.ring_stride != ICMPCAP_RING_HDR_SIZE + data_size)
+      throw_error("helper: ring geometry", EPROTO,
+                  "the helper does not match this version of icmpcap; rebuild it (npm run "
+                  "build:native)");
+    rings_len_ = size_t{m.ring_stride} * m.nr_rings;
+    // The helper sealed its rings against growing, shrinking and writable mappings: we can
+    // neither fault on a truncated file nor scribble on what the helper reads.
+    const int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE;
+    struct stat st;
+    if (fcntl(rings_fd, F_GET_SEALS) < 0 || (fcntl(rings_fd, F_GET_SEALS) & want) != want ||
+        fstat(rings_fd, &st) < 0 || static_cast<uint64_t>(st.st_size) != rings_len_ ||
+        (fcntl(consumers_fd, F_GET_SEALS) & (F_SEAL_SHRINK | F_SEAL_GROW)) !=
+            (F_SEAL_SHRINK | F_SEAL_GROW) ||
+        fstat(consumers_fd, &st) < 0 || st.st_size != ICMPCAP_HELPER_CONSUMER_BYTES)
+      throw_error("helper: shared rings", EPROTO, "the helper's memfds are not sealed as expected");
+    void* r = mmap(nullptr, rings_len_, PROT_READ, MAP_SHARED, rings_fd, 0);
+    if (r == MAP_FAILED) throw_error("mmap(helper rings)", errno);
+    rings_map_ = static_cast<uint8_t*>(r);
+    void* c = mmap(nullptr, ICMPCAP_HELPER_CONSUMER_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   consumers_fd, 0);
+    if (c == MAP_FAILED) throw_error("mmap(helper consumer positions)", errno);
+    consumer_map_ = static_cast<uint8_t*>(c);
+    std::vector<uint8_t*> bases;
+    std::vector<uint64_t*> cons;
+    for (uint32_t i = 0; i < m.nr_rings; i++) {
+      bases.push_back(rings_map_ + size_t{i} * m.ring_stride);
+      cons.push_back(reinterpret_cast<uint64_t*>(consumer_map_ + i * ICMPCAP_HELPER_CONSUMER_STRIDE));
+    }
+    std::string why;
+    if (!reader_.attach(bases, cons, data_size, &why))
+      throw_error("helper: attach rings: " + why, EPROTO, "rebuild the helper (npm run build:native)");
   }
 
-  void setup_ring(PacketSocket& s) {
-    int version = TPACKET_V3;
-    if (setsockopt(s.fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) < 0)
-      throw_error("setsockopt(PACKET_VERSION, TPACKET_V3)", errno);
-    uint32_t block = 1u << 20;
-    while (block > 4096 && uint64_t{block} * 8 > ring_bytes_) block >>= 1;
-    uint32_t nr = static_cast<uint32_t>(ring_bytes_ / block);
-    if (nr < 2) nr = 2;
-    struct tpacket_req3 req = {};
-    req.tp_block_size = block;
-    req.tp_block_nr = nr;
-    req.tp_frame_size = kFrameSize;
-    req.tp_frame_nr = block / kFrameSize * nr;
-    req.tp_retire_blk_tov = kBlockTimeoutMs;
-    if (setsockopt(s.fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
-      throw_error("setsockopt(PACKET_RX_RING, " + std::to_string(uint64_t{block} * nr) + " bytes)",
-                  errno, errno == ENOMEM ? "lower ringBytes" : "");
-    s.map_len = size_t{block} * nr;
-    void* m = mmap(nullptr, s.map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, s.fd, 0);
-    if (m == MAP_FAILED) m = mmap(nullptr, s.map_len, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd, 0);
-    if (m == MAP_FAILED) throw_error("mmap(AF_PACKET ring)", errno);
-    s.map = static_cast<uint8_t*>(m);
-    s.block_size = block;
-    s.block_nr = nr;
-    // Start the counters with the ring: frames queued before it existed never reach it.
-    struct tpacket_stats_v3 st;
-    socklen_t len = sizeof(st);
-    getsockopt(s.fd, SOL_PACKET, PACKET_STATISTICS, &st, &len);
-  }
-
-  // Drains ready blocks of s into the batch. Returns false when the sink is full and the
-  // batch could not be flushed: the rest stays in the kernel ring.
-  bool drain(PacketSocket& s) {
+  // Reads every pending message. False when the helper is gone.
+  bool read_messages() {
     for (;;) {
-      auto* bd =
-          reinterpret_cast<struct tpacket_block_desc*>(s.map + size_t{s.block} * s.block_size);
-      if (!s.in_block) {
-        // Pairs with the kernel's smp_wmb() before it sets TP_STATUS_USER
-        // (prb_close_block / prb_flush_block in net/packet/af_packet.c).
-        const uint32_t status = __atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE);
-        if (!(status & TP_STATUS_USER)) return true;
-        s.in_block = true;
-        s.pkt_index = 0;
-        s.pkt_offset = bd->hdr.bh1.offset_to_first_pkt;
-      }
-      const uint32_t num = bd->hdr.bh1.num_pkts;
-      while (s.pkt_index < num) {
-        if (s.pkt_offset < sizeof(struct tpacket_block_desc) ||
-            s.pkt_offset + sizeof(struct tpacket3_hdr) > s.block_size)
-          break;  // never happens with a sane kernel; do not read outside the block
-        auto* h =
-            reinterpret_cast<struct tpacket3_hdr*>(reinterpret_cast<uint8_t*>(bd) + s.pkt_offset);
-        if (!batcher_.fits(kRecordHeaderSize + h->tp_snaplen)) {
-          if (!flush()) return false;
-        }
-        emit_packet(s, h);
-        s.frames_read++;
-        s.pkt_index++;
-        if (h->tp_next_offset == 0) {
-          s.pkt_index = num;
-          break;
-        }
-        s.pkt_offset += h->tp_next_offset;
-      }
-      // Hand the block back; pairs with the kernel's smp_rmb()/status check in
-      // prb_queue_frozen / prb_retire_current_block before it reuses the block.
-      __atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-      s.in_block = false;
-      s.block = (s.block + 1) % s.block_nr;
+      struct icmpcap_helper_msg m;
+      int fds[2], nfds;
+      const ssize_t n = recv_msg(helper_.sock.fd, &m, fds, &nfds, MSG_DONTWAIT);
+      for (int i = 0; i < nfds; i++) ::close(fds[i]);
+      if (n == -EAGAIN || n == -EINTR) return true;
+      if (n <= 0 && n != -EMFILE) return false;
+      if (n != static_cast<ssize_t>(sizeof(m)) || m.magic != ICMPCAP_HELPER_MAGIC) continue;
+      if (m.kind == ICMPCAP_HELPER_SYNCED) synced_ = true;
+      if (m.kind == ICMPCAP_HELPER_SOCKET_ERROR) socket_error(m.ring, m.err);
     }
   }
 
-  void emit_packet(PacketSocket& s, const struct tpacket3_hdr* h) {
-    const uint8_t* base = reinterpret_cast<const uint8_t*>(h);
-    const size_t sll_off = TPACKET_ALIGN(sizeof(struct tpacket3_hdr));
-    const auto* sll = reinterpret_cast<const struct sockaddr_ll*>(base + sll_off);
-    const uint32_t cap = h->tp_snaplen;
-    const size_t h_off = static_cast<size_t>(base - s.map) % s.block_size;
-    if (h->tp_net < sll_off + sizeof(struct sockaddr_ll) || h_off + h->tp_net + cap > s.block_size)
-      return;
-    struct icmpcap_record rec;
-    if (!describe_ip_packet(base + h->tp_net, cap, h->tp_len, &rec)) return;
-    rec.hook = ICMPCAP_HOOK_NONE;
-    rec.dir = sll->sll_pkttype == PACKET_OUTGOING ? ICMPCAP_DIR_OUT : ICMPCAP_DIR_IN;
-    rec.ts_ns = uint64_t{h->tp_sec} * 1000000000u + h->tp_nsec;
-    rec.ifindex = static_cast<uint32_t>(sll->sll_ifindex);
-    batcher_.append_record(rec, base + h->tp_net);
-    captured_.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  // stop(): read everything the kernel accepted, then flush.
-  void final_drain() {
-    for (auto& s : socks_)
-      if (s.alive) settle(s);
-    flush(true);
-    poll_kernel_stats();  // report drops not reported yet
-  }
-
-  // The kernel hands a partly filled block over only when its retire timer fires: wait
-  // (bounded) until every frame it accepted into the ring has been read.
-  void settle(PacketSocket& s) {
-    const int64_t deadline = monotonic_ms() + 20 * kBlockTimeoutMs;
-    for (;;) {
-      while (!drain(s)) flush(true);
-      bool complete;
-      {
-        std::lock_guard<std::mutex> lock(stats_mu_);
-        read_stats_locked(s);
-        complete = s.frames_read >= s.kernel_packets - s.kernel_drops;
-      }
-      if (complete || monotonic_ms() >= deadline) return;
-      struct timespec ts = {0, 2 * 1000 * 1000};
-      nanosleep(&ts, nullptr);
-    }
-  }
-
-  void read_stats_locked(PacketSocket& s) {
-    struct tpacket_stats_v3 st = {};
-    socklen_t len = sizeof(st);
-    // PACKET_STATISTICS resets the kernel counters on every read: accumulate.
-    // tp_packets includes tp_drops (packet_getsockopt adds them).
-    if (getsockopt(s.fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {
-      s.kernel_packets += st.tp_packets;
-      s.kernel_drops += st.tp_drops;
-    }
-  }
-
-  void poll_kernel_stats() {
-    uint64_t drops = 0;
-    {
-      std::lock_guard<std::mutex> lock(stats_mu_);
-      for (auto& s : socks_) {
-        if (s.fd >= 0) read_stats_locked(s);
-        drops += s.kernel_drops;
-      }
-    }
-    if (drops > reported_drops_) {
-      emit(EventType::kOverflow,
-           "icmpcap: the kernel dropped " + std::to_string(drops - reported_drops_) +
-               " packets because the capture ring was full (" + std::to_string(drops) +
-               " in total); the reader is not keeping up \u2014 raise ringBytes or narrow the "
-               "capture");
-      reported_drops_ = drops;
-    }
-  }
-
-  size_t alive_count() const {
-    size_t n = 0;
-    for (auto& s : socks_) n += s.alive;
-    return n;
-  }
-
-  void interface_gone(PacketSocket& s) {
-    if (!s.alive) return;
-    settle(s);  // whatever is left in its ring
-    s.alive = false;
-    {
-      std::lock_guard<std::mutex> lock(stats_mu_);
-      read_stats_locked(s);
-    }
-    epoll_ctl(epfd_, EPOLL_CTL_DEL, s.fd, nullptr);
-    flush(true);
-    emit(EventType::kInterfaceGone,
-         "icmpcap: interface " + describe_if(s) + " was removed; its capture ended", ENODEV,
-         s.ifindex, s.ifname);
-  }
-
-  void socket_error(PacketSocket& s) {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &len);  // reading clears it
-    char name[IF_NAMESIZE];
-    if (s.ifindex && (err == ENETDOWN || err == ENODEV || err == ENXIO) &&
-        !if_indextoname(static_cast<unsigned>(s.ifindex), name)) {
-      interface_gone(s);
+  void socket_error(uint32_t ring, int err) {
+    if (ring >= ring_ifindex_.size()) return;
+    const unsigned ifindex = ring_ifindex_[ring];
+    auto it = ifnames_.find(ifindex);
+    const std::string name = it != ifnames_.end() ? it->second : std::string();
+    const std::string what =
+        ifindex ? name + " (index " + std::to_string(ifindex) + ")" : std::string("all interfaces");
+    char buf[IF_NAMESIZE];
+    if (ifindex && (err == ENETDOWN || err == ENODEV || err == ENXIO) &&
+        !if_indextoname(ifindex, buf)) {
+      // Removed: LinkWatch says so too, but it may have lost the notification.
       return;
     }
-    if (err == ENETDOWN) {
-      emit(EventType::kInfo, "icmpcap: interface " + describe_if(s) + " went down", err, s.ifindex,
-           s.ifname);
-    } else if (err) {
-      emit(EventType::kInfo, format_error("capture on " + describe_if(s), err, ""), err, s.ifindex,
-           s.ifname);
+    if (err == ENETDOWN)
+      emit(EventType::kInfo, "icmpcap: interface " + what + " went down", err,
+           static_cast<int>(ifindex), name);
+    else
+      emit(EventType::kInfo, format_error("capture on " + what, err, ""), err,
+           static_cast<int>(ifindex), name);
+  }
+
+  // Sends SYNC or STOP and reads the rings until the helper answers that everything the
+  // kernel accepted is published (bounded).
+  void round_trip(uint32_t kind) {
+    if (helper_.sock.fd < 0) return;
+    struct icmpcap_helper_msg m = {};
+    m.magic = ICMPCAP_HELPER_MAGIC;
+    m.kind = kind;
+    synced_ = false;
+    if (send(helper_.sock.fd, &m, sizeof(m), MSG_NOSIGNAL) < 0) return;
+    const int64_t deadline = monotonic_ms() + kSyncTimeoutMs;
+    while (!synced_ && monotonic_ms() < deadline) {
+      struct pollfd p = {helper_.sock.fd, POLLIN, 0};
+      poll(&p, 1, 5);
+      if (p.revents && !read_messages()) break;
+      // Keep the rings moving meanwhile: the helper drops what does not fit.
+      const uint32_t before = batcher_.records();
+      if (!poll_once()) return;
+      if (reader_.batch_full() || batcher_.records() != before) flush(true);
     }
   }
 
-  void read_link_events() {
-    std::vector<int> watched;
-    for (auto& s : socks_)
-      if (s.alive && s.ifindex) watched.push_back(s.ifindex);
-    for (int idx : links_.removed(watched))
-      for (auto& s : socks_)
-        if (s.alive && s.ifindex == idx) interface_gone(s);
+  void report_drops() {
+    const uint64_t drops = reader_.total_dropped();
+    const int64_t now = monotonic_ms();
+    if (drops <= reported_drops_ || now - last_overflow_ms_ < kOverflowIntervalMs) return;
+    last_overflow_ms_ = now;
+    emit(EventType::kOverflow,
+         "icmpcap: the kernel dropped " + std::to_string(drops - reported_drops_) +
+             " packets because the capture ring was full (" + std::to_string(drops) +
+             " in total); the reader is not keeping up \u2014 raise ringBytes or narrow the "
+             "capture");
+    reported_drops_ = drops;
   }
 
-  static void close_socket(PacketSocket& s) {
-    if (s.map) munmap(s.map, s.map_len);
-    if (s.fd >= 0) ::close(s.fd);
-    s.map = nullptr;
-    s.fd = -1;
-    s.alive = false;
-  }
-
-  uint32_t snaplen_;
-  uint64_t ring_bytes_;
-  std::vector<PacketSocket> socks_;
-  int epfd_ = -1;
-  LinkWatch links_;
+  Helper helper_;
+  uint8_t* rings_map_ = nullptr;
+  size_t rings_len_ = 0;
+  uint8_t* consumer_map_ = nullptr;
+  std::vector<unsigned> ring_ifindex_;
+  bool synced_ = false;
   uint64_t reported_drops_ = 0;
+  int64_t last_overflow_ms_ = 0;
+  uint64_t last_dropped_ = 0;
 };
-
-int open_one(const OpenConfig& cfg, int ifindex, const std::string& ifname) {
-  if (!cfg.force_helper) {
-    const char* op = "socket(AF_PACKET)";
-    int fd = icmpcap_afp_open(ifindex, cfg.snaplen, &op);
-    if (fd >= 0) return fd;
-    const int err = -fd;
-    const bool no_cap = err == EPERM || err == EACCES;
-    if (!no_cap || cfg.helper_path.empty()) throw_error(op, err, afpacket_fix(err));
-  }
-  return open_afpacket_via_helper(cfg.helper_path, ifname, cfg.snaplen);
-}
 
 }  // namespace
 
-std::unique_ptr<Source> open_afpacket(const OpenConfig& cfg) {
-  if (cfg.snaplen < 64 || cfg.snaplen > kMaxCapLen)
-    throw_error("open: snaplen " + std::to_string(cfg.snaplen), EINVAL,
-                "snaplen must be between 64 and 65535");
-  struct Target {
-    int ifindex;
-    std::string name;
-  };
-  std::vector<Target> targets;
-  for (const auto& name : cfg.interfaces) {
-    if (name.empty() || name.size() >= IF_NAMESIZE)
-      throw_error("open: interface \"" + name + "\"", EINVAL, "interface names have 1 to 15 bytes");
-    unsigned idx = if_nametoindex(name.c_str());
-    if (!idx)
-      throw_error("open: interface " + name, ENODEV,
-                  "no such interface in this network namespace; list them with `ip link`");
-    bool dup = false;
-    for (auto& t : targets) dup |= t.ifindex == static_cast<int>(idx);
-    if (!dup) targets.push_back({static_cast<int>(idx), name});
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    return std::string("was killed by signal ") +
+           (name ? "SIG" + std::string(name) : std::to_string(WTERMSIG(status)));
   }
-  if (targets.empty()) targets.push_back({0, ""});
+  return "ended (status " + std::to_string(status) + ")";
+}
 
-  auto src = std::make_unique<AfPacketSource>(cfg);
-  for (auto& t : targets) {
-    // add_socket owns the fd from here on: the source's destructor closes it on failure.
-    src->add_socket(open_one(cfg, t.ifindex, t.name), t.ifindex, t.name);
-  }
-  src->setup_epoll();
+std::unique_ptr<Source> open_afpacket(const OpenConfig& cfg) {
+  auto src = std::make_unique<HelperSource>(cfg);
+  src->open(cfg);
   return src;
+}
+
+pid_t afpacket_helper_pid(Source* source) {
+  auto* h = dynamic_cast<HelperSource*>(source);
+  return h ? h->helper_pid() : -1;
+}
+
+Availability probe_afpacket(const std::string& helper) {
+  Availability a;
+  a.source = SourceKind::kAfPacket;
+  try {
+    OpenConfig cfg;
+    cfg.snaplen = 64;
+    cfg.ring_bytes = kMinRingBytes;
+    cfg.helper_path = helper;
+    HelperSource src(cfg);
+    src.open(cfg);
+    a.available = true;
+    a.via = "helper";
+  } catch (const Error& e) {
+    a.reason = std::string("the capture helper cannot capture: ") + e.what();
+    a.fix = helper.empty() ? "build the capture helper (npm run build:native), then " +
+                                 grant_fix("native/build/Release/icmpcap-helper")
+                           : grant_fix(helper);
+  }
+  return a;
 }
 
 }  // namespace icmpcap

@@ -1,5 +1,8 @@
-// AF_PACKET source: TPACKET_V3 RX rings with the ICMP/ICMPv6 filter, no kernel module needed.
+// AF_PACKET source, no kernel module needed: icmpcap-helper holds the packet sockets and
+// writes records in the module's ring format into memfd rings this process maps read-only.
 #pragma once
+
+#include <sys/types.h>
 
 #include <memory>
 #include <string>
@@ -8,12 +11,13 @@
 
 namespace icmpcap {
 
-// Throws Error (operation, errno, remedy) when a socket cannot be opened.
+// Throws Error (operation, errno, remedy) when the helper cannot capture.
 std::unique_ptr<Source> open_afpacket(const OpenConfig& config);
 
-// Asks icmpcap-helper (which alone holds CAP_NET_RAW) for a filtered, bound AF_PACKET
-// socket. ifname empty = all interfaces. Returns the fd; throws Error.
-int open_afpacket_via_helper(const std::string& helper_path, const std::string& ifname,
-                             uint32_t snaplen);
+// "exited with code 2", "was killed by signal SIGKILL" (a waitpid() status).
+std::string describe_wait_status(int status);
+
+// The helper's process id of an afpacket session (tests), or -1.
+pid_t afpacket_helper_pid(Source* source);
 
 }  // namespace icmpcap

@@ -47,7 +47,9 @@ class Sink {
   // False while the consumer is behind (bounded queue full): the reader then stops draining
   // and leaves the records in the kernel ring, where a full ring drops and counts.
   virtual bool can_accept() = 0;
-  virtual void deliver(Batch&& batch) = 0;
+  // False when the batch could not be queued (the consumer is gone): its records are lost
+  // and counted as such.
+  virtual bool deliver(Batch&& batch) = 0;
   virtual void event(Event&& ev) = 0;
 };
 

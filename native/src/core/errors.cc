@@ -19,13 +19,4 @@ void throw_error(const std::string& op, int err, const std::string& fix) {
   throw Error(err, format_error(op, err, fix));
 }
 
-std::string afpacket_fix(int err) {
-  if (err == EPERM || err == EACCES)
-    return "run icmpcap doctor; the capture helper needs CAP_NET_RAW "
-           "(sudo setcap cap_net_raw+ep <path of icmpcap-helper>)";
-  if (err == EAFNOSUPPORT)
-    return "this kernel lacks AF_PACKET (CONFIG_PACKET); use the module source";
-  return "";
-}
-
 }  // namespace icmpcap

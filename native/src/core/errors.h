@@ -23,7 +23,4 @@ class Error : public std::runtime_error {
 std::string format_error(const std::string& op, int err, const std::string& fix);
 [[noreturn]] void throw_error(const std::string& op, int err, const std::string& fix = "");
 
-// The remedy for a failed AF_PACKET socket() call.
-std::string afpacket_fix(int err);
-
 }  // namespace icmpcap

@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/if.h>
+#include <net/if.h>
 #include <linux/if_addr.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -16,32 +16,13 @@
 
 #include "errors.h"
 
+#ifndef IFF_RUNNING
+#define IFF_RUNNING 0x40
+#endif
+
 namespace icmpcap {
 
 namespace {
-
-struct LinkAttrs {
-  int index = 0;
-  std::string name;
-  unsigned flags = 0;
-  uint32_t mtu = 0;
-};
-
-bool parse_link(const struct nlmsghdr* nh, LinkAttrs* out) {
-  if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) return false;
-  auto* ifi = static_cast<const struct ifinfomsg*>(NLMSG_DATA(nh));
-  out->index = ifi->ifi_index;
-  out->flags = ifi->ifi_flags;
-  int len = static_cast<int>(nh->nlmsg_len - NLMSG_LENGTH(sizeof(*ifi)));
-  for (auto* rta = IFLA_RTA(ifi); RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
-    if (rta->rta_type == IFLA_IFNAME)
-      out->name.assign(static_cast<const char*>(RTA_DATA(rta)),
-                       strnlen(static_cast<const char*>(RTA_DATA(rta)), RTA_PAYLOAD(rta)));
-    else if (rta->rta_type == IFLA_MTU && RTA_PAYLOAD(rta) >= 4)
-      memcpy(&out->mtu, RTA_DATA(rta), 4);
-  }
-  return true;
-}
 
 bool parse_addr(const struct nlmsghdr* nh, int* index, InterfaceAddress* out) {
   if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifaddrmsg))) return false;
@@ -68,7 +49,7 @@ bool parse_addr(const struct nlmsghdr* nh, int* index, InterfaceAddress* out) {
   return true;
 }
 
-InterfaceInfo from_link(const LinkAttrs& l) {
+InterfaceInfo from_link(const LinkMessage& l) {
   InterfaceInfo i;
   i.index = l.index;
   i.name = l.name;
@@ -130,8 +111,8 @@ void dump(int fd, uint16_t type, uint8_t family, Fn fn) {
 std::map<int, InterfaceInfo> snapshot(int fd) {
   std::map<int, InterfaceInfo> out;
   dump(fd, RTM_GETLINK, AF_UNSPEC, [&](const struct nlmsghdr* nh) {
-    LinkAttrs l;
-    if (nh->nlmsg_type == RTM_NEWLINK && parse_link(nh, &l)) out[l.index] = from_link(l);
+    LinkMessage l;
+    if (parse_link_message(nh, &l) && !l.removed) out[l.index] = from_link(l);
   });
   dump(fd, RTM_GETADDR, AF_UNSPEC, [&](const struct nlmsghdr* nh) {
     int index;
@@ -145,6 +126,42 @@ std::map<int, InterfaceInfo> snapshot(int fd) {
 }
 
 }  // namespace
+
+bool parse_link_message(const struct nlmsghdr* nh, LinkMessage* out) {
+  if (nh->nlmsg_type != RTM_NEWLINK && nh->nlmsg_type != RTM_DELLINK) return false;
+  if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) return false;
+  auto* ifi = static_cast<const struct ifinfomsg*>(NLMSG_DATA(nh));
+  if (ifi->ifi_family == AF_BRIDGE) return false;
+  out->index = ifi->ifi_index;
+  out->flags = ifi->ifi_flags;
+  out->removed = nh->nlmsg_type == RTM_DELLINK;
+  int len = static_cast<int>(nh->nlmsg_len - NLMSG_LENGTH(sizeof(*ifi)));
+  for (auto* rta = IFLA_RTA(ifi); RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+    if (rta->rta_type == IFLA_IFNAME)
+      out->name.assign(static_cast<const char*>(RTA_DATA(rta)),
+                       strnlen(static_cast<const char*>(RTA_DATA(rta)), RTA_PAYLOAD(rta)));
+    else if (rta->rta_type == IFLA_MTU && RTA_PAYLOAD(rta) >= 4)
+      memcpy(&out->mtu, RTA_DATA(rta), 4);
+  }
+  return true;
+}
+
+std::vector<std::pair<unsigned, std::string>> resolve_interfaces(
+    const std::vector<std::string>& names) {
+  std::vector<std::pair<unsigned, std::string>> out;
+  for (const auto& name : names) {
+    if (name.empty() || name.size() >= IF_NAMESIZE || name.find('\0') != std::string::npos)
+      throw_error("open: interface \"" + name + "\"", EINVAL, "interface names have 1 to 15 bytes");
+    const unsigned idx = if_nametoindex(name.c_str());
+    if (!idx)
+      throw_error("open: interface " + name, ENODEV,
+                  "no such interface in this network namespace; list them with `ip link`");
+    bool dup = false;
+    for (auto& t : out) dup |= t.first == idx;
+    if (!dup) out.emplace_back(idx, name);
+  }
+  return out;
+}
 
 std::vector<InterfaceInfo> list_interfaces() {
   int fd = open_rtnl(0);
@@ -226,8 +243,8 @@ void InterfaceWatcher::handle(const void* data, size_t n) {
        nh = NLMSG_NEXT(nh, len)) {
     switch (nh->nlmsg_type) {
       case RTM_NEWLINK: {
-        LinkAttrs l;
-        if (!parse_link(nh, &l)) break;
+        LinkMessage l;
+        if (!parse_link_message(nh, &l)) break;
         auto it = known_.find(l.index);
         if (it == known_.end()) {
           InterfaceInfo info = from_link(l);
@@ -245,8 +262,8 @@ void InterfaceWatcher::handle(const void* data, size_t n) {
         break;
       }
       case RTM_DELLINK: {
-        LinkAttrs l;
-        if (!parse_link(nh, &l)) break;
+        LinkMessage l;
+        if (!parse_link_message(nh, &l)) break;
         auto it = known_.find(l.index);
         InterfaceInfo info = it != known_.end() ? it->second : from_link(l);
         if (it != known_.end()) known_.erase(it);

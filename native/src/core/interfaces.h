@@ -1,6 +1,7 @@
 // Network interfaces through rtnetlink: a snapshot and a watcher for changes.
 #pragma once
 
+#include <linux/netlink.h>
 #include <stdint.h>
 
 #include <functional>
@@ -28,8 +29,27 @@ struct InterfaceInfo {
   std::vector<InterfaceAddress> addresses;
 };
 
+// One RTM_NEWLINK / RTM_DELLINK message of rtnetlink.
+struct LinkMessage {
+  int index = 0;
+  std::string name;
+  unsigned flags = 0;
+  uint32_t mtu = 0;
+  bool removed = false;  // RTM_DELLINK
+};
+
+// The one parser of rtnetlink link messages. False for anything else, and for the bridge's
+// per-port notifications (ifi_family AF_BRIDGE): a port leaving a bridge (`ip link set X
+// nomaster`, docker or libvirt detaching a veth) sends RTM_DELLINK, but the interface stays.
+bool parse_link_message(const struct nlmsghdr* nh, LinkMessage* out);
+
 // RTM_GETLINK + RTM_GETADDR dumps, sorted by index. Throws Error.
 std::vector<InterfaceInfo> list_interfaces();
+
+// Interface names (as the kernel accepts them: 1 to 15 bytes) to indexes in this network
+// namespace, duplicates removed, in order. Throws Error: EINVAL bad name, ENODEV unknown.
+std::vector<std::pair<unsigned, std::string>> resolve_interfaces(
+    const std::vector<std::string>& names);
 
 enum class InterfaceChange { kAdded, kRemoved, kChanged };
 

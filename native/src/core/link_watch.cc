@@ -9,6 +9,8 @@
 
 #include <algorithm>
 
+#include "interfaces.h"
+
 namespace icmpcap {
 
 LinkWatch::LinkWatch() {
@@ -49,9 +51,8 @@ std::vector<int> LinkWatch::removed(const std::vector<int>& watched) {
     int len = static_cast<int>(n);
     for (auto* nh = reinterpret_cast<struct nlmsghdr*>(buf); NLMSG_OK(nh, len);
          nh = NLMSG_NEXT(nh, len)) {
-      if (nh->nlmsg_type != RTM_DELLINK || nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
-        continue;
-      add(static_cast<const struct ifinfomsg*>(NLMSG_DATA(nh))->ifi_index);
+      LinkMessage l;
+      if (parse_link_message(nh, &l) && l.removed) add(l.index);
     }
   }
   return out;

@@ -12,17 +12,14 @@
 #include "genl.h"
 #include "link_watch.h"
 #include "probe.h"
-#include "ring_reader.h"
+#include "ring_source.h"
+#include "interfaces.h"
 
 namespace icmpcap {
 
 namespace {
 
 constexpr const char* kDevice = "/dev/" ICMPCAP_DEVICE_NAME;
-constexpr int kStopTag = 1;
-constexpr int kDevTag = 2;
-constexpr int kEventTag = 3;
-constexpr int kLinkTag = 4;
 
 std::string device_fix(int err) {
   if (err == ENOENT || err == ENODEV || err == ENXIO)
@@ -41,26 +38,34 @@ std::string genl_fix(int err) {
   return "";
 }
 
+// The capture filter as the module's filter attributes (absent: the module's default, all).
+void put_filter(GenlMessage& m, const struct icmpcap_filter_spec& f) {
+  if (f.families) m.u32(ICMPCAP_A_FAMILIES, f.families);
+  if (f.has_types_v4) m.put(ICMPCAP_A_TYPES_V4, f.types_v4, sizeof(f.types_v4));
+  if (f.has_types_v6) m.put(ICMPCAP_A_TYPES_V6, f.types_v6, sizeof(f.types_v6));
+  if (f.has_codes) m.put(ICMPCAP_A_CODES, f.codes, sizeof(f.codes));
+  if (f.directions) m.u32(ICMPCAP_A_DIRECTIONS, f.directions);
+  if (f.nr_addr_rules)
+    m.put(ICMPCAP_A_ADDR_RULES, f.addr_rules, f.nr_addr_rules * sizeof(f.addr_rules[0]));
+}
+
 uint32_t round_up_pow2(uint64_t v) {
   uint64_t p = 4096;
   while (p < v && p < (64ull << 20)) p <<= 1;
   return static_cast<uint32_t>(p);
 }
 
-class ModuleSource final : public Source {
+class ModuleSource final : public RingSource {
  public:
-  explicit ModuleSource(const OpenConfig& cfg) : Source(SourceKind::kModule, cfg.limits) {}
+  explicit ModuleSource(const OpenConfig& cfg) : RingSource(SourceKind::kModule, cfg.limits) {}
   ~ModuleSource() override { close(); }
 
   void open(const OpenConfig& cfg) {
+    std::map<unsigned, std::string> ifnames;
     std::vector<uint32_t> ifindexes;
-    for (const auto& name : cfg.interfaces) {
-      unsigned idx = name.size() < IF_NAMESIZE ? if_nametoindex(name.c_str()) : 0;
-      if (!idx)
-        throw_error("open: interface " + name, ENODEV,
-                    "no such interface in this network namespace; list them with `ip link`");
-      ifindexes.push_back(idx);
-      ifnames_[idx] = name;
+    for (const auto& t : resolve_interfaces(cfg.interfaces)) {
+      ifindexes.push_back(t.first);
+      ifnames[t.first] = t.second;
     }
     if (ifindexes.size() > ICMPCAP_MAX_IFINDEXES)
       throw_error("open: interfaces", EINVAL,
@@ -80,9 +85,15 @@ class ModuleSource final : public Source {
     if (cfg.ring_bytes) sub.u32(ICMPCAP_A_RING_DATA_SIZE, round_up_pow2(cfg.ring_bytes));
     if (!ifindexes.empty())
       sub.put(ICMPCAP_A_IFINDEXES, ifindexes.data(), ifindexes.size() * sizeof(uint32_t));
+    put_filter(sub, cfg.filter);
     GenlAttrs r;
     std::string ext;
     err = ctl_.call(sub, &r, &ext);
+    if (err == -EINVAL && cfg.filter.nr_addr_rules && ext.empty())
+      throw_error("subscribe (ICMPCAP_CMD_SUBSCRIBE)", EINVAL,
+                  "the loaded icmpcap module does not support address filters "
+                  "(ICMPCAP_A_ADDR_RULES); update the module, or capture without addresses "
+                  "in the filter");
     if (err)
       throw_error("subscribe (ICMPCAP_CMD_SUBSCRIBE)", -err,
                   ext.empty() ? genl_fix(-err) : "the module says: " + ext);
@@ -100,7 +111,6 @@ class ModuleSource final : public Source {
                       std::to_string(stride_) + ")",
                   EPROTO, "the module's reply is inconsistent; reload the module");
 
-    std::vector<uint8_t*> bases;
     for (uint32_t i = 0; i < nr_rings_; i++) {
       void* m = mmap(nullptr, stride_, PROT_READ | PROT_WRITE, MAP_SHARED, dev_fd_,
                      static_cast<off_t>(uint64_t{i} * stride_));
@@ -112,84 +122,31 @@ class ModuleSource final : public Source {
     if (!reader_.attach(maps_, data_size, &why))
       throw_error("attach rings: " + why, EPROTO, "reload the module");
 
-    epfd_ = epoll_create1(EPOLL_CLOEXEC);
-    if (epfd_ < 0) throw_error("epoll_create1", errno);
-    add_epoll(stop_fd(), kStopTag, EPOLLIN);
-    add_epoll(dev_fd_, kDevTag, EPOLLIN);
-    add_epoll(events_.fd(), kEventTag, EPOLLIN);
-    if (!ifnames_.empty() && links_.fd() >= 0) add_epoll(links_.fd(), kLinkTag, EPOLLIN);
+    setup_loop(dev_fd_, ifnames);
+    add_watch(events_.fd(), kEventTag);
   }
 
   int device_fd() const { return dev_fd_; }
 
  protected:
-  void run() override {
-    int64_t last_flush = monotonic_ms();
-    const int flush_ms = static_cast<int>(batcher_.limits().flush_interval_ms);
-    bool dev_watched = true;
-    for (;;) {
-      if (stop_requested()) {
-        drain_all();
-        read_events();  // overflow notices that arrived meanwhile
-        return;
-      }
-      // Drain every ring completely: the kernel wakes us at most once per batch.
-      bool blocked = false;
-      for (;;) {
-        if (batcher_.full() && !flush()) {
-          blocked = true;
-          break;
-        }
-        const uint32_t before = batcher_.records();
-        if (!poll_once()) return;
-        if (batcher_.records() == before) break;
-        if (batcher_.full()) last_flush = monotonic_ms();
-      }
-      const int64_t now = monotonic_ms();
-      if (!batcher_.empty() && now - last_flush >= flush_ms) {
-        if (flush())
-          last_flush = now;
-        else
-          blocked = true;
-      }
-      if (batcher_.empty()) last_flush = now;
-      if (blocked) {
-        // Leave the records in the rings (full rings drop and count) until JS catches up;
-        // stop watching the device meanwhile, it stays readable.
-        if (dev_watched) set_dev_watch(false, &dev_watched);
-        wait_for_room(2);
-        continue;
-      }
-      if (!dev_watched) set_dev_watch(true, &dev_watched);
-      int timeout = batcher_.empty() ? -1 : static_cast<int>(flush_ms - (now - last_flush));
-      if (timeout < -1) timeout = 0;
-      struct epoll_event evs[4];
-      int n = epoll_wait(epfd_, evs, 4, timeout);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_error("epoll_wait", errno);
-      }
-      for (int i = 0; i < n; i++) {
-        if (evs[i].data.u32 == kStopTag) continue;  // handled at the top
-        if (evs[i].data.u32 == kEventTag) read_events();
-        if (evs[i].data.u32 == kLinkTag && links_gone()) {
-          drain_all();
-          return;  // every named interface is gone
-        }
-        if (evs[i].data.u32 == kDevTag && (evs[i].events & EPOLLHUP)) {
-          drain_all();
-          if (!stop_requested()) {
-            emit(EventType::kError,
-                 "icmpcap: the kernel ended the subscription" + end_reason_ +
-                     " \u2014 the module was told to stop or is being unloaded; start a new "
-                     "capture",
-                 EPIPE);
-          }
-          return;
-        }
-      }
+  bool on_wake(uint32_t events) override {
+    if (!(events & EPOLLHUP)) return true;
+    read_events();  // the reason, when the kernel said it
+    if (!stop_requested()) {
+      emit(EventType::kError,
+           "icmpcap: the kernel ended the subscription" + end_reason_ +
+               " \u2014 the module was told to stop or is being unloaded; start a new "
+               "capture",
+           EPIPE);
     }
+    return false;
   }
+
+  void on_extra(int tag) override {
+    if (tag == kEventTag) read_events();
+  }
+
+  void finished() override { read_events(); }  // overflow notices that arrived meanwhile
 
   void release() override {
     {
@@ -199,11 +156,10 @@ class ModuleSource final : public Source {
       maps_.clear();
     }
     ctl_.close();  // ends the subscription (the subscribing socket goes away)
-    links_.close();
+    close_loop();
     events_.close();
     if (dev_fd_ >= 0) ::close(dev_fd_);
-    if (epfd_ >= 0) ::close(epfd_);
-    dev_fd_ = epfd_ = -1;
+    dev_fd_ = -1;
   }
 
   void fill_stats(Stats& s) override {
@@ -217,62 +173,7 @@ class ModuleSource final : public Source {
   }
 
  private:
-  void add_epoll(int fd, int tag, uint32_t events) {
-    struct epoll_event ev = {};
-    ev.events = events;
-    ev.data.u32 = static_cast<uint32_t>(tag);
-    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) throw_error("epoll_ctl", errno);
-  }
-
-  void set_dev_watch(bool on, bool* state) {
-    struct epoll_event ev = {};
-    ev.events = on ? uint32_t{EPOLLIN} : 0u;  // EPOLLHUP/EPOLLERR are always reported
-    ev.data.u32 = kDevTag;
-    epoll_ctl(epfd_, EPOLL_CTL_MOD, dev_fd_, &ev);
-    *state = on;
-  }
-
-  // One pass of the ring reader. Returns false when the session must end (corrupt ring).
-  bool poll_once() {
-    std::string why;
-    const uint32_t before = batcher_.records();
-    const bool ok = reader_.poll_records(batcher_, &why);
-    captured_.fetch_add(batcher_.records() - before, std::memory_order_relaxed);
-    if (!ok) {
-      flush(true);  // what was read before the corruption is valid
-      emit(EventType::kError,
-           "icmpcap: corrupt capture ring: " + why +
-               " \u2014 the session was ended; reload the module (sudo modprobe -r icmpcap && "
-               "sudo modprobe icmpcap) and report this",
-           EPROTO);
-    }
-    return ok;
-  }
-
-  void drain_all() {
-    for (int guard = 0; guard < 1 << 16; guard++) {
-      const uint32_t before = batcher_.records();
-      if (!poll_once()) return;
-      if (batcher_.full()) flush(true);
-      if (batcher_.records() == before && !reader_.pending()) break;
-    }
-    flush(true);
-  }
-
-  // Emits interface-gone for removed named interfaces; true when none is left.
-  bool links_gone() {
-    std::vector<int> watched;
-    for (auto& kv : ifnames_) watched.push_back(static_cast<int>(kv.first));
-    for (int idx : links_.removed(watched)) {
-      auto it = ifnames_.find(static_cast<unsigned>(idx));
-      emit(EventType::kInterfaceGone,
-           "icmpcap: interface " + it->second + " (index " + std::to_string(idx) +
-               ") was removed; its capture ended",
-           ENODEV, idx, it->second);
-      ifnames_.erase(it);
-    }
-    return ifnames_.empty();
-  }
+  static constexpr int kEventTag = kFirstExtraTag;
 
   void read_events() {
     alignas(8) uint8_t buf[16384];
@@ -310,14 +211,10 @@ class ModuleSource final : public Source {
   GenlSocket ctl_;
   GenlSocket events_;
   int dev_fd_ = -1;
-  int epfd_ = -1;
   uint32_t nr_rings_ = 0;
   uint64_t stride_ = 0;
   uint32_t sub_id_ = 0;
   std::vector<uint8_t*> maps_;
-  RingReader reader_;
-  std::map<unsigned, std::string> ifnames_;
-  LinkWatch links_;
   std::vector<CpuStats> last_cpu_;
   std::string end_reason_;
 };
@@ -325,9 +222,6 @@ class ModuleSource final : public Source {
 }  // namespace
 
 std::unique_ptr<Source> open_module(const OpenConfig& cfg) {
-  if (cfg.snaplen > kMaxCapLen)
-    throw_error("open: snaplen " + std::to_string(cfg.snaplen), EINVAL,
-                "snaplen must be between 64 and 65535");
   auto src = std::make_unique<ModuleSource>(cfg);
   src->open(cfg);
   return src;

@@ -19,6 +19,12 @@ std::string ring_name(uint32_t index, uint32_t cpu) {
 
 bool RingReader::attach(const std::vector<uint8_t*>& bases, uint64_t data_size,
                         std::string* error) {
+  return attach(bases, {}, data_size, error);
+}
+
+bool RingReader::attach(const std::vector<uint8_t*>& bases,
+                        const std::vector<uint64_t*>& consumer_pos, uint64_t data_size,
+                        std::string* error) {
   if (data_size < 4096 || (data_size & (data_size - 1)) || data_size > (1ull << 31)) {
     *error = "data_size " + std::to_string(data_size) + " is not a power of two in [4 KiB, 2 GiB]";
     return false;
@@ -44,7 +50,13 @@ bool RingReader::attach(const std::vector<uint8_t*>& bases, uint64_t data_size,
                " differs from the subscription's " + std::to_string(data_size);
       return false;
     }
-    r.consumer = load_relaxed(&r.hdr->consumer_pos);
+    if (i < consumer_pos.size()) {
+      r.consumer_out = reinterpret_cast<__u64*>(consumer_pos[i]);
+      r.consumer = __atomic_load_n(r.consumer_out, __ATOMIC_RELAXED);
+    } else {
+      r.consumer_out = &r.hdr->consumer_pos;
+      r.consumer = load_relaxed(&r.hdr->consumer_pos);
+    }
     const uint64_t prod = load_acquire(&r.hdr->producer_pos);
     if (prod - r.consumer > data_size_) {
       *error = name + ": producer_pos " + std::to_string(prod) +
@@ -89,9 +101,13 @@ bool RingReader::scan(size_t idx, uint32_t max_records, size_t* bytes_left, bool
       continue;
     }
     // A record larger than the whole byte budget still goes alone into an empty batch.
-    if (step > *bytes_left && !*first) break;
+    if (step > *bytes_left && !*first) {
+      batch_full_ = true;
+      break;
+    }
     *first = false;
-    out.push_back(Entry{hdr.ts_ns, static_cast<uint32_t>(off), hdr.len});
+    out.push_back(Entry{hdr.ts_ns, static_cast<uint32_t>(off), hdr.len, hdr.orig_len, hdr.flags,
+                        hdr.family});
     *bytes_left -= std::min<size_t>(*bytes_left, step);
     r.scan += step;
     taken++;
@@ -108,6 +124,9 @@ void RingReader::copy_out(const Ring& ring, const Entry& e, Batcher& out) {
   rec->len = e.len;
   rec->cap_len = static_cast<uint16_t>(e.len - kRecordHeaderSize);
   rec->ts_ns = e.ts;
+  rec->orig_len = e.orig_len;
+  rec->flags = e.flags;
+  rec->family = e.family;
 }
 
 // k-way merge by timestamp: each ring's entries are in time order already. A linear scan
@@ -152,6 +171,12 @@ void RingReader::merge_into(Batcher& out) {
 void RingReader::release(Ring& ring) {
   if (ring.scan == ring.consumer) return;
   ring.consumer = ring.scan;
+  // Pairs with the acquire load of consumer_pos in reserve() (native/helper/producer.c)
+  // when the rings are icmpcap-helper's.
+  if (ring.consumer_out != &ring.hdr->consumer_pos) {
+    __atomic_store_n(ring.consumer_out, ring.consumer, __ATOMIC_RELEASE);
+    return;
+  }
   // Pairs with the acquire load of consumer_pos in icmpcap_ring_reserve()
   // (kernel/icmpcap.c): our reads of the records are done before the kernel may reuse them.
   __atomic_store_n(&ring.hdr->consumer_pos, ring.consumer, __ATOMIC_RELEASE);
@@ -159,6 +184,7 @@ void RingReader::release(Ring& ring) {
 
 bool RingReader::poll_records(Batcher& out, std::string* error) {
   const size_t n = rings_.size();
+  batch_full_ = false;
   if (n == 0) return true;
   for (size_t i = 0; i < n; i++) {
     Ring& r = rings_[i];
@@ -191,15 +217,20 @@ bool RingReader::poll_records(Batcher& out, std::string* error) {
     for (size_t k = 0; k < n && records_left > 0; k++) {
       const size_t i = (first_ring_ + k) % n;
       const size_t before = entries_[i].size();
-      if (!scan(i, std::min(share, records_left), &bytes_left, &first, error)) {
+      const bool ok = scan(i, std::min(share, records_left), &bytes_left, &first, error);
+      const uint32_t added = static_cast<uint32_t>(entries_[i].size() - before);
+      rings_[i].read += added;  // merged below, corrupt or not
+      if (!ok) {
         corrupt = true;
         break;
       }
-      const uint32_t added = static_cast<uint32_t>(entries_[i].size() - before);
       records_left -= added;
       got += added;
     }
     if (got == 0) break;  // only pads, or the byte budget is spent
+  }
+  if (!corrupt && (records_left == 0 || bytes_left == 0)) {
+    for (const auto& r : rings_) batch_full_ |= r.scan != r.producer;
   }
   first_ring_ = (first_ring_ + 1) % n;
 
@@ -207,6 +238,15 @@ bool RingReader::poll_records(Batcher& out, std::string* error) {
   if (!corrupt)
     for (auto& r : rings_) release(r);
   return !corrupt;
+}
+
+uint64_t RingReader::unread_records() const {
+  uint64_t n = 0;
+  for (const auto& r : rings_) {
+    const uint64_t written = load_relaxed(&r.hdr->captured);
+    if (written > r.read) n += written - r.read;
+  }
+  return n;
 }
 
 std::vector<CpuStats> RingReader::cpu_stats() const {

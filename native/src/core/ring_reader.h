@@ -22,6 +22,10 @@ class RingReader {
   // bases[i]: mapping of ring i (ICMPCAP_RING_HDR_SIZE + data_size bytes). data_size comes
   // from the control channel; each header must agree with it. Returns false with *error set.
   bool attach(const std::vector<uint8_t*>& bases, uint64_t data_size, std::string* error);
+  // As attach(), with the consumer positions stored at consumer_pos[i] instead of in the ring
+  // headers (rings mapped read-only, as icmpcap-helper's are). Both start at zero.
+  bool attach(const std::vector<uint8_t*>& bases, const std::vector<uint64_t*>& consumer_pos,
+              uint64_t data_size, std::string* error);
 
   // Moves the records available now into out, up to its limits, merged by timestamp across
   // rings, then hands the space back to the kernel (release()). Returns false when a ring is
@@ -30,6 +34,12 @@ class RingReader {
 
   // Whether any ring holds unread data (producer position beyond ours).
   bool pending() const;
+  // Whether the last poll_records() stopped because the batch had no room for the next
+  // record (by records or by bytes): flush the batch before polling again.
+  bool batch_full() const { return batch_full_; }
+  // Records the kernel says it wrote to ring i but we never read: what a ring abandoned as
+  // corrupt takes with it (from the untrusted header counter; for the statistics only).
+  uint64_t unread_records() const;
 
   // Counters published by the kernel in each ring header (informational).
   std::vector<CpuStats> cpu_stats() const;
@@ -44,11 +54,17 @@ class RingReader {
     uint64_t consumer = 0;  // ours; the copy in the shared page is write-only for us
     uint64_t scan = 0;      // end of what this poll_records() has taken so far
     uint64_t producer = 0;  // snapshot of this poll_records()
+    __u64* consumer_out = nullptr;  // where consumer positions are published
+    uint64_t read = 0;                 // records taken from this ring
   };
   struct Entry {
     uint64_t ts;
     uint32_t offset;  // in the data area
     uint32_t len;     // validated, unpadded
+    // The validated header fields: the producer may rewrite the shared copy after the check.
+    uint32_t orig_len;
+    uint16_t flags;
+    uint8_t family;
   };
 
   // Collects up to max_records records of ring r (within max_bytes of batch space) into
@@ -65,6 +81,7 @@ class RingReader {
   uint64_t data_size_ = 0;
   uint64_t mask_ = 0;
   size_t first_ring_ = 0;  // rotates so no ring always gets the batch budget first
+  bool batch_full_ = false;
 };
 
 }  // namespace icmpcap

@@ -123,6 +123,7 @@ Stats Source::stats() {
   s.delivered = delivered_.load(std::memory_order_relaxed);
   s.dropped_ring = dropped_ring_.load(std::memory_order_relaxed);
   s.batches = batches_.load(std::memory_order_relaxed);
+  s.wakeups = wakeups_.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(stats_mu_);
   fill_stats(s);
   return s;
@@ -132,9 +133,12 @@ bool Source::flush(bool force) {
   if (batcher_.empty()) return true;
   if (!force && !sink_->can_accept()) return false;
   const uint32_t n = batcher_.records();
-  sink_->deliver(batcher_.take());
-  delivered_.fetch_add(n, std::memory_order_relaxed);
-  batches_.fetch_add(1, std::memory_order_relaxed);
+  if (sink_->deliver(batcher_.take())) {
+    delivered_.fetch_add(n, std::memory_order_relaxed);
+    batches_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    dropped_ring_.fetch_add(n, std::memory_order_relaxed);
+  }
   return true;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "batch.h"
+#include "bpf_filter.h"
 
 namespace icmpcap {
 
@@ -27,8 +28,9 @@ struct Stats {
   uint64_t captured = 0;        // records read from the kernel
   uint64_t delivered = 0;       // records handed to the sink
   uint64_t dropped_kernel = 0;  // dropped by the kernel because our ring was full
-  uint64_t dropped_ring = 0;    // read from the ring but lost in user space (corrupt ring)
+  uint64_t dropped_ring = 0;    // read or left in a ring but lost in user space
   uint64_t batches = 0;
+  uint64_t wakeups = 0;  // times the reader woke up (poll returned); a measure of spinning
   std::vector<CpuStats> per_cpu;
 };
 
@@ -37,8 +39,8 @@ struct OpenConfig {
   std::vector<std::string> interfaces;  // empty = all
   uint32_t snaplen = 256;
   uint64_t ring_bytes = 0;  // 0 = default
-  std::string helper_path;  // empty = never use the helper
-  bool force_helper = false;
+  std::string helper_path;  // icmpcap-helper (afpacket)
+  struct icmpcap_filter_spec filter = {};  // all zero: everything
   BatchLimits limits;
 };
 
@@ -84,6 +86,7 @@ class Source {
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> dropped_ring_{0};
   std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> wakeups_{0};
   std::mutex stats_mu_;
 
  private:

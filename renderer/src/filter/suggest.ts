@@ -1,5 +1,14 @@
 /** Autocomplete for the filter bar: fields where a field can go, values after `field ==`, operators after a field. */
-import { FIELDS, OPERATORS, TYPE_NAMES_4, TYPE_NAMES_6, type Token, tokenize } from './language';
+import { FIELD_ALIASES } from '@common/fields';
+import {
+  FIELDS,
+  HOOK_NAMES_LIST,
+  OPERATORS,
+  TYPE_NAMES_4,
+  TYPE_NAMES_6,
+  type Token,
+  tokenize,
+} from './language';
 
 export interface Suggestion {
   label: string;
@@ -23,7 +32,7 @@ const WORDLIKE = new Set(['field', 'value', 'word', 'address', 'number']);
 const MAX = 12;
 
 function valuesFor(field: string, ctx: SuggestContext): Suggestion[] {
-  const info = FIELDS.find((f) => f.name === field);
+  const info = FIELDS.find((f) => f.name === (FIELD_ALIASES[field] ?? field));
   const v4 = field.startsWith('ip.');
   switch (info?.values) {
     case 'type4':
@@ -32,6 +41,8 @@ function valuesFor(field: string, ctx: SuggestContext): Suggestion[] {
       return TYPE_NAMES_6.map((t) => ({ label: t, insert: t }));
     case 'dir':
       return ['in', 'out', 'fwd'].map((d) => ({ label: d, insert: d }));
+    case 'hook':
+      return HOOK_NAMES_LIST.map((h) => ({ label: h, insert: h }));
     case 'iface':
       return ctx.interfaces.map((i) => ({ label: i, insert: i }));
     case 'address':

@@ -34,7 +34,8 @@
  * ------------------------------------------------------------------------
  */
 #define ICMPCAP_REC_ALIGN 8
-#define ICMPCAP_ALIGN(x) (((x) + (ICMPCAP_REC_ALIGN - 1)) & ~(__u32)(ICMPCAP_REC_ALIGN - 1))
+/* Works on 32- and 64-bit positions alike (the mask has the width of x). */
+#define ICMPCAP_ALIGN(x) (((x) + (ICMPCAP_REC_ALIGN - 1)) & ~((x) - (x) + (ICMPCAP_REC_ALIGN - 1)))
 
 /* flags */
 #define ICMPCAP_REC_F_PAD 0x0001       /* filler up to the end of the data area: skip len bytes */
@@ -115,8 +116,10 @@ struct icmpcap_record {
  *   LOCAL_OUT:             dir OUT, ifindex = output device of the route
  *   POST_ROUTING:          dir FORWARD for forwarded packets, else OUT;
  *                          ifindex = output device
- * An ifindex filter matches the input or the output device. Non-first
- * fragments are not captured (no ICMP header). ts_ns is taken in the hook.
+ * An ifindex filter matches the input or the output device. Fragments are
+ * captured as PRE_ROUTING sees them (before reassembly) with F_FRAGMENT, and
+ * F_NOT_FIRST for those without an ICMP header; type and code filters let
+ * those through. ts_ns is taken in the hook.
  */
 
 /* A pad record needs only its first 8 bytes (len, flags). */
@@ -170,11 +173,10 @@ struct icmpcap_ring_header {
  * subscription hooks the network namespace of the netlink socket that sent
  * SUBSCRIBE and sees that namespace's traffic only.
  *
- * Permission (every command, and open() of /dev/icmpcap): CAP_NET_ADMIN, or
- * membership of the group given by the module parameter group= (default 0:
- * root only), or membership of the group owning the /dev/icmpcap node (when
- * udev gave it a group other than root). Others get EPERM and nothing
- * changes.
+ * Permission: the device node's mode (0660, root and the group a udev rule
+ * gives it); open() checks nothing else. Every command but GET_INFO names an
+ * open /dev/icmpcap with DEV_FD, and holding that file is the permission.
+ * GET_INFO without DEV_FD needs CAP_NET_ADMIN (EPERM otherwise).
  *
  * How to capture:
  *   1. fd = open("/dev/icmpcap", O_RDWR | O_CLOEXEC)      (EPERM: not allowed)
@@ -202,12 +204,17 @@ struct icmpcap_ring_header {
  * exactly RING_STRIDE, offset is not i * RING_STRIDE with i < NR_RINGS, or
  * MAP_PRIVATE; EPERM PROT_EXEC. The mapping may be read-only (PROT_READ) for
  * a passive observer; the consumer needs PROT_WRITE to store consumer_pos.
- * The kernel never reads anything from the shared page but consumer_pos.
+ * Only the header page is ever writable: a store into the data area raises
+ * SIGBUS. The kernel never reads anything from the shared page but
+ * consumer_pos.
  *
  * Other errors: EINVAL bad attribute value (extack message says which);
  * EBADF DEV_FD not open; ENOTTY DEV_FD is not /dev/icmpcap; EBUSY file already
  * subscribed (or subscription ended); ENOENT no subscription on this file
- * (UNSUBSCRIBE, UPDATE_FILTER); ENOMEM rings too large.
+ * (UNSUBSCRIBE, UPDATE_FILTER); ENOMEM rings too large or the module's ring
+ * memory limit reached; EMFILE too many subscriptions in the namespace or for
+ * the user (module parameters max_subs_per_ns, max_subs_per_user).
+ * Per-namespace state: /proc/net/icmpcap (format: kernel/README.md).
  * ------------------------------------------------------------------------
  */
 enum icmpcap_cmd {
@@ -226,9 +233,10 @@ enum icmpcap_cmd {
 	ICMPCAP_CMD_UNSUBSCRIBE = 2,
 	/*
 	 * Request: DEV_FD + any config attribute except RING_DATA_SIZE; absent
-	 * attributes keep their value. Filters change atomically (RCU). A change
-	 * of HOOKS or FAMILIES re-registers the hooks (packets in between may be
-	 * missed). Reply: the effective configuration, like SUBSCRIBE.
+	 * attributes keep their value. Filters change atomically (RCU), make
+	 * before break: no packet seen by both the old and the new filter is
+	 * missed, and a failure changes nothing. Reply: the effective
+	 * configuration, like SUBSCRIBE.
 	 */
 	ICMPCAP_CMD_UPDATE_FILTER = 3,
 	/*
@@ -239,7 +247,8 @@ enum icmpcap_cmd {
 	ICMPCAP_CMD_GET_INFO = 4,
 	/*
 	 * Request: DEV_FD. Reply: CAPTURED, DROPPED (totals), PERCPU_CAPTURED,
-	 * PERCPU_DROPPED (arrays of __u64, one per ring), SUB_ID.
+	 * PERCPU_DROPPED (arrays of __u64, one per ring; absent when they would
+	 * not fit an attribute, above 8,190 rings), SUB_ID.
 	 */
 	ICMPCAP_CMD_GET_STATS = 5,
 	/*

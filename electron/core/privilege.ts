@@ -1,0 +1,205 @@
+/**
+ * Started as root, icmpcap does what needs root first, then runs as an unprivileged account, as
+ * `tcpdump -Z` does: nothing that parses packets, serves requests or reads user files keeps root or a
+ * capability. The account is `-Z USER`, else the user who ran sudo (SUDO_USER), else the system
+ * account `icmpcap` (created once, no login, no home, in the group icmpcap).
+ *
+ * The account keeps the group icmpcap, which is what lets it run the capture helper (root:icmpcap 0750
+ * with cap_net_raw) and open /dev/icmpcap: capture goes on working through them after the drop. Before
+ * dropping, the helper is given exactly that (chgrp icmpcap, chmod 0750, setcap cap_net_raw+ep), never a
+ * world-executable capable binary.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+export const CAPTURE_GROUP = 'icmpcap';
+export const SYSTEM_ACCOUNT = 'icmpcap';
+
+export interface Account {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+/** An /etc/passwd-style entry from NSS (getent), falling back to /etc/passwd itself. */
+function getent(db: 'passwd' | 'group', key: string): string[] | null {
+  const r = spawnSync('getent', [db, key], { encoding: 'utf8' });
+  if (r.status === 0 && r.stdout) return r.stdout.trim().split('\n')[0]!.split(':');
+  try {
+    const file = readFileSync(`/etc/${db}`, 'utf8');
+    for (const line of file.split('\n')) {
+      const fields = line.split(':');
+      if (fields[0] === key || fields[2] === key) return fields;
+    }
+  } catch {
+    // no such file
+  }
+  return null;
+}
+
+export function lookupAccount(nameOrUid: string): Account | null {
+  const f = getent('passwd', nameOrUid);
+  if (!f || f.length < 6) return null;
+  return { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! };
+}
+
+export function lookupGroup(name: string): number | null {
+  const f = getent('group', name);
+  return f && f.length >= 3 ? Number(f[2]) : null;
+}
+
+function run(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) throw new Error(`${cmd} is not installed (${r.error.message})`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.status}`}`);
+}
+
+/** The group icmpcap, created (as a system group) when missing. Root only. */
+export function ensureCaptureGroup(): number {
+  const gid = lookupGroup(CAPTURE_GROUP);
+  if (gid !== null) return gid;
+  run('groupadd', ['--system', CAPTURE_GROUP]);
+  const made = lookupGroup(CAPTURE_GROUP);
+  if (made === null) throw new Error(`groupadd made no group ${CAPTURE_GROUP}`);
+  return made;
+}
+
+/** The account to run as: -Z USER, else SUDO_USER, else the system account icmpcap (made if missing). */
+export function chooseAccount(requested: string | undefined, env: NodeJS.ProcessEnv = process.env): Account {
+  if (requested !== undefined) {
+    const account = lookupAccount(requested);
+    if (!account) throw new Error(`-Z ${requested}: there is no such user`);
+    return account;
+  }
+  const sudo = env.SUDO_USER;
+  if (sudo && sudo !== 'root') {
+    const account = lookupAccount(sudo);
+    if (account && account.uid !== 0) return account;
+  }
+  const existing = lookupAccount(SYSTEM_ACCOUNT);
+  if (existing) return existing;
+  const gid = ensureCaptureGroup();
+  run('useradd', [
+    '--system',
+    '--gid',
+    String(gid),
+    '--no-create-home',
+    '--home-dir',
+    '/nonexistent',
+    '--shell',
+    '/usr/sbin/nologin',
+    '--comment',
+    'icmpcap capture service',
+    SYSTEM_ACCOUNT,
+  ]);
+  const made = lookupAccount(SYSTEM_ACCOUNT);
+  if (!made) throw new Error(`useradd made no account ${SYSTEM_ACCOUNT}`);
+  return made;
+}
+
+/**
+ * Gives the capture helper what it needs and nothing more: owner root, group icmpcap, mode 0750,
+ * cap_net_raw. Returns a line to print when the account still cannot reach it.
+ */
+export function prepareHelper(helperPath: string, captureGid: number): string | null {
+  if (!existsSync(helperPath)) return `the capture helper ${helperPath} is missing: run npm run build`;
+  chownSync(helperPath, 0, captureGid);
+  chmodSync(helperPath, 0o750);
+  try {
+    run('setcap', ['cap_net_raw+ep', helperPath]);
+  } catch (err) {
+    return `cannot give the capture helper cap_net_raw (${(err as Error).message}): apt install libcap2-bin`;
+  }
+  // Every folder on the way must let the account through (o+x, or group icmpcap with g+x).
+  for (let dir = dirname(helperPath); ; dir = dirname(dir)) {
+    const st = statSync(dir);
+    const passes = (st.mode & 0o001) !== 0 || (st.gid === captureGid && (st.mode & 0o010) !== 0);
+    if (!passes) {
+      return `the folder ${dir} is closed to other users, so the capture helper inside cannot run after the switch: install the package, or use a checkout others may enter`;
+    }
+    if (dir === dirname(dir)) break;
+  }
+  return null;
+}
+
+export interface DropResult {
+  account: Account;
+  /** Lines worth printing (what was done, what may not work). */
+  notes: string[];
+}
+
+/**
+ * Switches this process to `account`, keeping the group icmpcap. Sets HOME and the XDG folders to ones
+ * the account can write (a private folder when its home is not usable). After this, uid, gid and
+ * groups are the account's and every capability is gone (the kernel clears them on the uid change).
+ */
+export function dropTo(account: Account, captureGid: number): string[] {
+  const notes: string[] = [];
+  let home = account.home;
+  let usable = false;
+  try {
+    const st = statSync(home);
+    usable = st.isDirectory() && st.uid === account.uid;
+  } catch {
+    usable = false;
+  }
+  if (!usable) {
+    // e.g. /nonexistent: a private folder for its spool and settings, removed by nobody but harmless.
+    home = mkdtempSync(join(tmpdir(), `icmpcap-${account.name}-`));
+    chownSync(home, account.uid, account.gid);
+    chmodSync(home, 0o700);
+    notes.push(`icmpcap: ${account.name} has no usable home: keeping its files in ${home}`);
+  }
+  const proc = process as NodeJS.Process & { initgroups?: (user: string, extraGroup: number) => void };
+  if (!proc.initgroups || !process.setgroups || !process.setgid || !process.setuid) {
+    throw new Error('this platform cannot switch users');
+  }
+  proc.initgroups(account.name, account.gid);
+  const groups = new Set(process.getgroups?.() ?? []);
+  groups.add(captureGid);
+  process.setgroups([...groups]);
+  process.setgid(account.gid);
+  process.setuid(account.uid);
+  if (process.getuid?.() === 0 || process.geteuid?.() === 0) throw new Error('still root after the switch');
+  process.env.HOME = home;
+  process.env.USER = account.name;
+  process.env.LOGNAME = account.name;
+  if (usable) {
+    delete process.env.XDG_CACHE_HOME;
+    delete process.env.XDG_CONFIG_HOME;
+  } else {
+    process.env.XDG_CACHE_HOME = join(home, 'cache');
+    process.env.XDG_CONFIG_HOME = join(home, 'config');
+  }
+  delete process.env.XDG_RUNTIME_DIR;
+  return notes;
+}
+
+/**
+ * When running as root: prepares the helper, switches to the chosen account and says so. When not
+ * root: nothing (with -Z, an error, as tcpdump gives). `helperPath` is where the native addon looks.
+ */
+export function dropPrivileges(requested: string | undefined, helperPath: string | null): DropResult | null {
+  if (process.geteuid?.() !== 0) {
+    if (requested !== undefined && lookupAccount(requested)?.uid !== process.geteuid?.()) {
+      throw new Error(`-Z ${requested} needs root: start icmpcap with sudo, or leave -Z out`);
+    }
+    return null;
+  }
+  const captureGid = ensureCaptureGroup();
+  const account = chooseAccount(requested);
+  if (account.uid === 0) throw new Error('-Z root would keep root: name an unprivileged user');
+  const notes: string[] = [];
+  if (helperPath) {
+    const problem = prepareHelper(helperPath, captureGid);
+    if (problem) notes.push(`icmpcap: ${problem}`);
+  }
+  notes.push(...dropTo(account, captureGid));
+  notes.push(
+    `icmpcap: running as ${account.name} (uid ${account.uid}) with the group ${CAPTURE_GROUP}; root is dropped`,
+  );
+  return { account, notes };
+}
