@@ -3,7 +3,6 @@
  * only the series with a point there (uPlot lists every series, "—" for the ones without).
  */
 import type uPlot from 'uplot';
-import type { PeerSeries } from '@common/contract';
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 
@@ -33,7 +32,10 @@ export const Y_SPACE = 36;
 export const GAP_MIN_MS = 2000;
 
 /** Seconds and RTTs of a series, with a null (a break in the line) wherever the replies stopped a while. */
-export function withGaps(s: Pick<PeerSeries, 'tMs' | 'rttMs'>): [number[], (number | null)[]] {
+export function withGaps(s: {
+  tMs: readonly number[];
+  rttMs: readonly number[];
+}): [number[], (number | null)[]] {
   const dts: number[] = [];
   for (let k = 1; k < s.tMs.length; k++) dts.push(s.tMs[k]! - s.tMs[k - 1]!);
   dts.sort((a, b) => a - b);
