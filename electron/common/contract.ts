@@ -129,7 +129,8 @@ export const OpenFileParamsSchema = z.object({ path: FilePath }).strict();
 export const JobParamsSchema = z.object({ id: z.number().int().min(1) }).strict();
 export const PeerSeriesParamsSchema = z
   .object({
-    peers: z.array(z.string().min(1).max(64)).min(1).max(16),
+    /** Flows (`requester>responder`, PeerStats.flow) or peer addresses. */
+    peers: z.array(z.string().min(1).max(130)).min(1).max(16),
     maxPoints: z.number().int().min(2).max(10_000).default(2000),
   })
   .strict();
@@ -315,6 +316,14 @@ export interface Row {
   rttMs: number | null;
   /** Present when the record has any (RECORD_FLAGS order). */
   flags?: RecordFlag[];
+  /** An echo request that got no reply within the timeout (Wireshark's "no response found"). */
+  noResponse?: true;
+  /** Echo request: the record number of its reply (Wireshark's "reply in"). */
+  replyIn?: number;
+  /** Echo reply: the record number of its request ("request in"). */
+  requestIn?: number;
+  /** One-line summary, as Wireshark's Info column (electron/common/info.ts). */
+  info?: string;
 }
 
 export interface Counts {
@@ -375,6 +384,8 @@ export interface RecordDetails {
 
 /** Echo statistics of one peer: requests matched to replies by addresses, id and sequence. */
 export interface PeerStats {
+  /** The flow: `requester>responder` (one entry per pair; stats.peerSeries takes it). */
+  flow: string;
   /** The remote address. */
   peer: string;
   /** The local address that talked to it (or the requester, when direction is unknown). */
@@ -426,6 +437,8 @@ export interface PeerSeries {
   /** Reply times (ms since the epoch) and RTTs (ms). */
   tMs: number[];
   rttMs: number[];
+  /** When the flow's last (up to 512) lost requests were sent, ms since the epoch, oldest first. */
+  lostTMs?: number[];
 }
 
 export interface JobStarted {

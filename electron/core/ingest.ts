@@ -28,6 +28,7 @@ import {
   FLAG_SHORT,
   Interner,
   MISC_F_HAS_ECHO,
+  MISC_F_NO_RESPONSE,
   MISC_F_TRUNCATED,
   MISC_HOOK_NONE,
   MISC_HOOK_SHIFT,
@@ -256,6 +257,7 @@ export function rowOf(store: RecordStore, ingestor: Ingestor, index: number): Ro
     len: c.len[i]! & 0xffff,
     rttMs: Number.isNaN(rtt) ? null : Math.round(rtt * 1000) / 1000,
     ...(flags ? { flags } : {}),
+    ...(misc & MISC_F_NO_RESPONSE ? { noResponse: true as const } : {}),
   };
 }
 

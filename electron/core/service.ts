@@ -29,6 +29,8 @@ import { spoolExportRows } from './spool-export.js';
 import { FilterSyntaxError, checkFilter, compileFilter } from './filter/index.js';
 import { Ingestor, rowOf } from './ingest.js';
 import { JobRunner } from './jobs.js';
+import { echoLink } from './stats/echo-link.js';
+import { packetInfo } from '../common/info.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js';
 import { evictionTarget, ringSegmentNs, ringUnit } from './ring.js';
 import { type SegmentCut, Spool, defaultSpoolDir } from './spool-store.js';
@@ -706,7 +708,15 @@ export class CaptureService {
   }
 
   private row(index: number): Row {
-    return rowOf(this.store, this.ingestor, index);
+    const row: Row = { ...rowOf(this.store, this.ingestor, index), ...echoLink(this.store, index) };
+    if (!this.spool) return row;
+    try {
+      const rec = this.spool.read(this.store.chunkOf(index).spoolOffset[index & CHUNK_MASK]!);
+      row.info = packetInfo(rec.data, row);
+    } catch {
+      // The bytes are unreadable (a spool error is reported where it happens): the table shows the type.
+    }
+    return row;
   }
 
   private async setFilter(filter: string): Promise<Results['view.setFilter']> {

@@ -49,6 +49,9 @@ export const FLAG_BAD_CHECKSUM = 8;
 
 export const MISC_F_HAS_ECHO = 1 << 24;
 export const MISC_F_TRUNCATED = 2 << 24;
+/** An echo request with no reply within the timeout (set by the aggregator once judged; Wireshark's
+ * "no response found", the filter's icmp.resp_not_found). Bit 29: above the hook's three bits. */
+export const MISC_F_NO_RESPONSE = 1 << 29;
 export const MISC_HOOK_SHIFT = 26;
 export const MISC_HOOK_NONE = 7;
 export const HOOK_NAMES = ['prerouting', 'local-in', 'forward', 'local-out', 'postrouting'] as const;
