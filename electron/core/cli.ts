@@ -21,6 +21,10 @@ import {
   type Row,
 } from '../common/contract.js';
 import { codeLabel, typeLabel } from '../common/icmp.js';
+import { ANSWER_STATS, answerStat } from './answers/index.js';
+import { readCaptureFileAll } from './files/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 const USAGE = `usage: icmpcap <command> [options]
 
@@ -49,6 +53,10 @@ ${METRICS_USAGE}  capture       capture to a file or the terminal
                   -Z, --user USER        as for serve: started as root, run as USER
                   --ring-records N, --ring-seconds S   as for serve: memory and spool stay bounded;
                                          -w then writes the newest records that are kept
+                  -z STAT                at the end, print a statistic (repeatable):
+${Object.entries(ANSWER_STATS)
+  .map(([k, v]) => `                           ${k.padEnd(18)} ${v}`)
+  .join('\n')}
                 without -w, one line per packet goes to standard output; progress goes to stderr
   doctor        check the module, device permissions, Secure Boot, capabilities and the helper
   interfaces    list the interfaces capture can use
@@ -230,9 +238,14 @@ async function capture(argv: string[]): Promise<void> {
       'ring-records': { type: 'string' },
       'ring-seconds': { type: 'string' },
       user: { type: 'string', short: 'Z' },
+      stat: { type: 'string', short: 'z', multiple: true },
     },
     strict: true,
   });
+  const stats = values.stat ?? [];
+  for (const z of stats)
+    if (!(z in ANSWER_STATS))
+      fail(`-z ${z}: unknown statistic; use one of ${Object.keys(ANSWER_STATS).join(', ')}`);
   const limit = ringLimit(values['ring-records'], values['ring-seconds']);
   const count = positiveNumber('--count', values.count);
   const duration = positiveNumber('--duration', values.duration);
@@ -362,11 +375,45 @@ async function capture(argv: string[]): Promise<void> {
       fail(job.message ?? 'the export failed');
     }
   }
+  if (stats.length > 0) await printStats(service, stats, path && (format === 'pcapng' || format === 'pcap') ? path : null, kept);
   const dropped = c.droppedKernel + c.droppedRing;
   process.stderr.write(
     `icmpcap: ${kept.toLocaleString('en')} packets captured${path ? ` to ${path}` : ''}, ${dropped.toLocaleString('en')} dropped by the kernel\n`,
   );
   service.close();
+}
+
+/** -z statistics over what was kept: read back from the pcapng just written, or a temporary export of it. */
+async function printStats(
+  service: CaptureService,
+  stats: string[],
+  written: string | null,
+  kept: number,
+): Promise<void> {
+  let file = written;
+  let tmp: string | null = null;
+  try {
+    if (file === null) {
+      tmp = mkdtempSync(join(tmpdir(), 'icmpcap-z-'));
+      const target = join(tmp, 'capture.pcapng');
+      const job = await new Promise<Job>((resolveJob) => {
+        const off = service.on((event, data) => {
+          const j = data as Job;
+          if (event === 'job' && j.state !== 'running') {
+            off();
+            resolveJob(j);
+          }
+        });
+        service.runExport('pcapng', target, service.viewIndices(kept), kept);
+      });
+      if (job.state !== 'done') throw new Error(job.message ?? 'cannot prepare the statistics');
+      file = target;
+    }
+    const { records } = await readCaptureFileAll(file);
+    for (const z of stats) process.stdout.write(answerStat(z, records) + '\n');
+  } finally {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 function doctor(): void {
