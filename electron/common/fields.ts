@@ -177,7 +177,7 @@ export const FIELDS: readonly FieldInfo[] = [
   f('icmp.mpls.s', 'bool', 'MPLS bottom of stack'),
   f('icmp.mpls.ttl', 'uint8', 'MPLS TTL'),
   f('icmp.int_info.role', 'uint8', 'Interface role (RFC 5837)'),
-  f('icmp.int_info.ifindex', 'uint32', 'Interface index'),
+  f('icmp.int_info.index', 'uint32', 'Interface index'),
   f('icmp.int_info.ipv4', 'ipv4', 'Interface IPv4 address'),
   f('icmp.int_info.ipv6', 'ipv6', 'Interface IPv6 address'),
   f('icmp.int_info.name', 'string', 'Interface name'),

@@ -178,7 +178,7 @@ function extensions(fields: FieldMap): { mpls: MplsEntry[]; interfaces: Interfac
   }));
   const only = interfaces.length === 1 ? interfaces[0]! : null;
   if (only !== null) {
-    only.ifindex = num(fields.get('icmp.int_info.ifindex')[0]);
+    only.ifindex = num(fields.get('icmp.int_info.index')[0]);
     only.address =
       addrText(fields.get('icmp.int_info.ipv4')[0]) ?? addrText(fields.get('icmp.int_info.ipv6')[0]);
     const name = fields.get('icmp.int_info.name')[0];

@@ -76,7 +76,14 @@ interface InferredRun {
   /** Per answering router: the lowest probe port it answered, its answers and labels. */
   routers: Map<string, { port: number; answered: number; mpls: MplsEntry[] }>;
   reached: { port: number; answered: number } | null;
+  lowPort: number;
+  highPort: number;
+  lastNs: bigint;
 }
+
+/** Errors of one UDP/TCP traceroute run: at most this far apart in time, and in ports. */
+const RUN_GAP_NS = 5_000_000_000n;
+const PORT_BAND = 256;
 
 function newHop(ttl: number): Hop {
   return {
@@ -101,7 +108,7 @@ function isEchoReply(r: DecodedRecord): boolean {
 
 export class PathBuilder {
   private readonly exact = new Map<string, ExactRun>();
-  private readonly inferred = new Map<string, InferredRun>();
+  private readonly inferred = new Map<string, InferredRun[]>();
 
   add(r: DecodedRecord): void {
     if (isEchoRequest(r)) {
@@ -153,8 +160,20 @@ export class PathBuilder {
       flow.dstPort !== null &&
       flow.srcPort !== null
     ) {
+      // traceroute -T (TCP) keeps the port 80 and varies the source port; UDP tools vary the destination port.
+      const port = flow.protocol === 'tcp' ? flow.srcPort : flow.dstPort;
       const key = `${flow.family}|${flow.src}|${flow.dst}|${flow.protocol}`;
-      let run = this.inferred.get(key);
+      let runs = this.inferred.get(key);
+      if (runs === undefined) {
+        runs = [];
+        this.inferred.set(key, runs);
+      }
+      // One run of a tool uses a narrow band of consecutive ports within seconds; another run (or another
+      // tool, as tracepath's 44444 after traceroute's 33434) starts a new path.
+      let run = runs.find(
+        (x) =>
+          r.tsNs - x.lastNs < RUN_GAP_NS && port >= x.lowPort - PORT_BAND && port <= x.highPort + PORT_BAND,
+      );
       if (run === undefined) {
         run = {
           family: flow.family,
@@ -163,11 +182,15 @@ export class PathBuilder {
           protocol: flow.protocol,
           routers: new Map(),
           reached: null,
+          lowPort: port,
+          highPort: port,
+          lastNs: r.tsNs,
         };
-        this.inferred.set(key, run);
+        runs.push(run);
       }
-      // traceroute -T (TCP) keeps the port 80 and varies the source port; UDP tools vary the destination port.
-      const port = flow.protocol === 'tcp' ? flow.srcPort : flow.dstPort;
+      run.lowPort = Math.min(run.lowPort, port);
+      run.highPort = Math.max(run.highPort, port);
+      run.lastNs = r.tsNs;
       if (fromDestination) {
         run.reached = {
           port: Math.min(port, run.reached?.port ?? port),
@@ -234,7 +257,7 @@ export class PathBuilder {
         hops,
       });
     }
-    for (const run of this.inferred.values()) {
+    for (const run of [...this.inferred.values()].flat()) {
       const routers = [...run.routers.entries()]
         .filter(([, v]) => run.reached === null || v.port < run.reached.port)
         .sort((a, b) => a[1].port - b[1].port);

@@ -425,7 +425,7 @@ function dissectInterfaceInfo(
   let p = at;
   if (ctype & 0x08) {
     if (p + 4 > end) return;
-    out.add('icmp.int_info.ifindex', r.u32(p), layer);
+    out.add('icmp.int_info.index', r.u32(p), layer);
     p += 4;
   }
   if (ctype & 0x04) {
