@@ -375,7 +375,8 @@ async function capture(argv: string[]): Promise<void> {
       fail(job.message ?? 'the export failed');
     }
   }
-  if (stats.length > 0) await printStats(service, stats, path && (format === 'pcapng' || format === 'pcap') ? path : null, kept);
+  if (stats.length > 0)
+    await printStats(service, stats, path && (format === 'pcapng' || format === 'pcap') ? path : null, kept);
   const dropped = c.droppedKernel + c.droppedRing;
   process.stderr.write(
     `icmpcap: ${kept.toLocaleString('en')} packets captured${path ? ` to ${path}` : ''}, ${dropped.toLocaleString('en')} dropped by the kernel\n`,
@@ -410,7 +411,7 @@ async function printStats(
       file = target;
     }
     const { records } = await readCaptureFileAll(file);
-    for (const z of stats) process.stdout.write(answerStat(z, records) + '\n');
+    for (const z of stats) process.stdout.write(answerStat(z, records, true) + '\n');
   } finally {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }

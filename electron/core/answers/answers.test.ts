@@ -5,11 +5,11 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureFileAll } from '../files/index.js';
 import { pcapFile } from '../files/testing/file-builder.js';
-import { decodeError, PathBuilder, ProblemTable, type TracedPath } from './index.js';
+import { decodeError, PathBuilder, ProblemTable, routeMtu, type TracedPath } from './index.js';
 import { H1, H2, ROUTERS, RouterChain, hasChainTools } from './testing/chain.js';
 
 function hasTshark(): boolean {
@@ -131,6 +131,52 @@ describe('errors to flows', () => {
 
 const canRun = hasChainTools();
 
+/**
+ * Runs `icmpcap capture --source afpacket -w file -z ...` in h1 around `traffic`, stops it with ^C and returns
+ * what it printed.
+ */
+async function captureWhile(
+  chain: RouterChain,
+  file: string,
+  stats: string[],
+  traffic: () => void,
+): Promise<string> {
+  const child = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      chain.names.h1,
+      process.execPath,
+      'bin/icmpcap.mjs',
+      'capture',
+      '--source',
+      'afpacket',
+      '-w',
+      file,
+      ...stats.flatMap((z) => ['-z', z]),
+    ],
+    { env: { ...process.env, XDG_CACHE_HOME: join(dirname(file), 'cache') } },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/\d+ packets, /.test(stderr)) resolve();
+    });
+    void exited.then(() => reject(new Error(`icmpcap capture ended: ${stderr}`)));
+  });
+  traffic();
+  // AF_PACKET hands blocks over within its block timeout; then stop as a user would, with ^C.
+  await new Promise((r) => setTimeout(r, 1000));
+  child.kill('SIGINT');
+  await exited;
+  return stdout;
+}
+
 describe.skipIf(!canRun)('passive traceroute through three routers', () => {
   const chain = new RouterChain();
   let dir = '';
@@ -146,45 +192,13 @@ describe.skipIf(!canRun)('passive traceroute through three routers', () => {
     chmodSync(dir, 0o777); // the CLI drops root before it writes
     const file = join(dir, 'trace.pcapng');
     const h1 = chain.names.h1;
-    const child = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        h1,
-        process.execPath,
-        'bin/icmpcap.mjs',
-        'capture',
-        '--source',
-        'afpacket',
-        '-w',
-        file,
-        '-z',
-        'icmpcap,paths',
-        '-z',
-        'icmpcap,problems',
-      ],
-      { env: { ...process.env, XDG_CACHE_HOME: join(dir, 'cache') } },
-    );
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (cliOut += d.toString()));
-    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-    await new Promise<void>((resolve, reject) => {
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-        if (/\d+ packets, /.test(stderr)) resolve();
-      });
-      void exited.then(() => reject(new Error(`icmpcap capture ended: ${stderr}`)));
-    });
     const tool = (cmd: string, ...args: string[]): string => chain.ns(h1, cmd, ...args);
-    printed.icmp = tool('traceroute', '-n', '-I', '-q', '3', H2);
-    printed.mtr = tool('mtr', '-n', '-r', '-c', '3', H2);
-    printed.udp = tool('traceroute', '-n', '-q', '3', H2);
-    printed.tracepath = tool('tracepath', '-n', H2);
-    // AF_PACKET hands blocks over within its block timeout; then stop as a user would, with ^C.
-    await new Promise((r) => setTimeout(r, 1000));
-    child.kill('SIGINT');
-    await exited;
+    cliOut = await captureWhile(chain, file, ['icmpcap,paths', 'icmpcap,problems'], () => {
+      printed.icmp = tool('traceroute', '-n', '-I', '-q', '3', H2);
+      printed.mtr = tool('mtr', '-n', '-r', '-c', '3', H2);
+      printed.udp = tool('traceroute', '-n', '-q', '3', H2);
+      printed.tracepath = tool('tracepath', '-n', H2);
+    });
     const { records } = await readCaptureFileAll(file);
     const builder = new PathBuilder();
     const table = new ProblemTable();
@@ -262,5 +276,84 @@ describe.skipIf(!canRun)('passive traceroute through three routers', () => {
     expect(cliOut.match(new RegExp(`${H1} > ${H2} \\((icmp|udp)[^)]*\\): 4 hops\\n`, 'g'))).toHaveLength(4);
     expect(cliOut).toContain('ICMP problems by flow');
     for (const r of ROUTERS) expect(cliOut).toContain(`TTL exceeded at ${r}`);
+  });
+});
+
+describe.skipIf(!canRun)('path-MTU check', () => {
+  const chain = new RouterChain();
+  let dir = '';
+
+  beforeAll(() => {
+    chain.setUp();
+    // The last link is smaller: r3 answers 1400-byte packets with Fragmentation Needed, MTU 1280.
+    chain.ns(chain.names.r3, 'ip', 'link', 'set', 'right', 'mtu', '1280');
+    dir = mkdtempSync(join(tmpdir(), 'icmpcap-pmtu-'));
+    chmodSync(dir, 0o777);
+  });
+
+  afterAll(() => {
+    chain.tearDown();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const h1Route = (): number | null => {
+    const out = chain.ns(chain.names.h1, 'ip', '-j', 'route', 'get', H2);
+    return (JSON.parse(out) as { metrics?: { mtu?: number }[] }[])[0]?.metrics?.[0]?.mtu ?? null;
+  };
+  const bigPing = (): void => {
+    try {
+      chain.ns(
+        chain.names.h1,
+        'ping',
+        '-n',
+        '-q',
+        '-c',
+        '2',
+        '-i',
+        '0.2',
+        '-W',
+        '1',
+        '-M',
+        'do',
+        '-s',
+        '1400',
+        H2,
+      );
+    } catch {
+      // no reply is the point: the packets are too big for the path
+    }
+  };
+
+  it('shows the flow, the MTU offered and that the kernel took it', async () => {
+    expect(h1Route()).toBeNull();
+    const out = await captureWhile(chain, join(dir, 'taken.pcapng'), ['icmpcap,problems'], bigPing);
+    expect(h1Route()).toBe(1280);
+    expect(out).toContain(`icmp ${H1} > ${H2} id=`);
+    expect(out).toContain(`fragmentation needed at ${ROUTERS[2]}: MTU 1280`);
+    expect(out).toContain(`path MTU: the kernel uses 1280 towards ${H2} (offered 1280)`);
+    expect(out).not.toContain('black hole');
+  });
+
+  it('warns of a black hole when a firewall drops the message before the kernel sees it', async () => {
+    const h1 = chain.names.h1;
+    chain.ns(h1, 'ip', 'route', 'flush', 'cache');
+    expect(h1Route()).toBeNull();
+    // AF_PACKET sees the message on the wire; nftables then drops it on the way in.
+    chain.ns(
+      h1,
+      'nft',
+      'add table ip icpbh; add chain ip icpbh in { type filter hook input priority 0; };' +
+        ' add rule ip icpbh in icmp type destination-unreachable icmp code frag-needed drop',
+    );
+    const out = await captureWhile(chain, join(dir, 'dropped.pcapng'), ['icmpcap,problems'], bigPing);
+    expect(h1Route()).toBeNull();
+    expect(out).toContain(`fragmentation needed at ${ROUTERS[2]}: MTU 1280: 2x`);
+    expect(out).toMatch(
+      new RegExp(
+        `WARNING: path MTU black hole\\? 2 errors offered MTU 1280, but the kernel's route to ${H2} has no MTU`,
+      ),
+    );
+    // Bad input to the route query is refused in words, not passed to `ip`.
+    expect(() => routeMtu('-h')).toThrow(/not an IP address/);
   });
 });

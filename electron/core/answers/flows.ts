@@ -198,11 +198,10 @@ function describe(
 ): string {
   switch (kind) {
     case 'too-big':
-      return `packet too big at ${reporter}: MTU ${mtu ?? '?'}`;
+      return `${family === 4 ? 'fragmentation needed' : 'packet too big'} at ${reporter}: MTU ${mtu ?? '?'}`;
     case 'time-exceeded':
       return code === 1 ? `fragment reassembly time exceeded at ${reporter}` : `TTL exceeded at ${reporter}`;
     case 'unreachable':
-      if (family === 4 && code === 4) return `fragmentation needed at ${reporter}: MTU ${mtu ?? '?'}`;
       return `${codeLabel(family, type, code).toLowerCase()} (from ${reporter})`;
     default:
       return `${typeLabel(family, type).toLowerCase()}${code ? `: ${codeLabel(family, type, code).toLowerCase()}` : ''} (from ${reporter})`;
@@ -257,6 +256,8 @@ export interface ProblemEvent {
   type: number;
   code: number;
   reporter: string;
+  /** Whom the error was sent to. */
+  to: string;
   mtu: number | null;
   count: number;
   firstNs: bigint;
@@ -301,6 +302,7 @@ export class ProblemTable {
         x.type === report.type &&
         x.code === report.code &&
         x.reporter === report.reporter &&
+        x.to === report.to &&
         x.mtu === report.mtu,
     );
     if (e === undefined) {
@@ -310,6 +312,7 @@ export class ProblemTable {
         type: report.type,
         code: report.code,
         reporter: report.reporter,
+        to: report.to,
         mtu: report.mtu,
         count: 0,
         firstNs: report.tsNs,
@@ -332,7 +335,10 @@ function timeText(ns: bigint): string {
 }
 
 /** The `-z icmpcap,problems` table. */
-export function formatProblems(problems: readonly Problem[]): string {
+export function formatProblems(
+  problems: readonly Problem[],
+  notes: ReadonlyMap<Problem, string> = new Map(),
+): string {
   const lines = [
     '',
     '===================================================================',
@@ -343,6 +349,8 @@ export function formatProblems(problems: readonly Problem[]): string {
     lines.push(`${p.flowText}: ${p.count} error${p.count === 1 ? '' : 's'}`);
     for (const e of p.events)
       lines.push(`  ${e.what}: ${e.count}x, first ${timeText(e.firstNs)}, last ${timeText(e.lastNs)}`);
+    const note = notes.get(p);
+    if (note !== undefined) lines.push(note);
   }
   lines.push('===================================================================', '');
   return lines.join('\n');

@@ -3,11 +3,13 @@
  * (traceroute.ts), as the CLI's `-z icmpcap,problems` and `-z icmpcap,paths` statistics.
  */
 import { formatProblems, ProblemTable } from './flows.js';
+import { checkPmtu, pmtuText } from './pmtu.js';
 import { formatPaths, PathBuilder } from './traceroute.js';
 import type { DecodedRecord } from '../record.js';
 
 export * from './flows.js';
 export * from './traceroute.js';
+export * from './pmtu.js';
 
 /** The -z statistics this module answers, with a line of help each. */
 export const ANSWER_STATS: Readonly<Record<string, string>> = {
@@ -15,8 +17,11 @@ export const ANSWER_STATS: Readonly<Record<string, string>> = {
   'icmpcap,problems': 'ICMP errors grouped by the flow they report (unreachable, TTL exceeded, MTU)',
 };
 
-/** Runs the -z statistic `name` over records in capture order and returns its text. */
-export function answerStat(name: string, records: Iterable<DecodedRecord>): string {
+/**
+ * Runs the -z statistic `name` over records in capture order and returns its text. `live`: the records were
+ * just captured in this network namespace, so the kernel's route cache can be asked (path-MTU check).
+ */
+export function answerStat(name: string, records: Iterable<DecodedRecord>, live = false): string {
   if (name === 'icmpcap,paths') {
     const b = new PathBuilder();
     for (const r of records) b.add(r);
@@ -25,7 +30,10 @@ export function answerStat(name: string, records: Iterable<DecodedRecord>): stri
   if (name === 'icmpcap,problems') {
     const t = new ProblemTable();
     for (const r of records) t.add(r);
-    return formatProblems(t.list());
+    const list = t.list();
+    const notes = new Map<(typeof list)[number], string>();
+    if (live) for (const [p, c] of checkPmtu(list)) notes.set(p, pmtuText(c));
+    return formatProblems(list, notes);
   }
   throw new Error(`-z ${name}: unknown statistic; use one of ${Object.keys(ANSWER_STATS).join(', ')}`);
 }
