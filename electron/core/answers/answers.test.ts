@@ -165,7 +165,7 @@ async function captureWhile(
   await new Promise<void>((resolve, reject) => {
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
-      if (/\d+ packets, /.test(stderr)) resolve();
+      if (/capturing on/.test(stderr)) resolve();
     });
     void exited.then(() => reject(new Error(`icmpcap capture ended: ${stderr}`)));
   });
