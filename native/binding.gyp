@@ -8,9 +8,10 @@
   },
   "targets": [
     {
-      "target_name": "icmpcap",
+      "target_name": "icmpcap_core",
+      "type": "static_library",
+      "cflags": ["-fPIC"],
       "sources": [
-        "src/binding.cc",
         "src/core/afpacket_source.cc",
         "src/core/bpf_filter.c",
         "src/core/decode.c",
@@ -25,9 +26,27 @@
         "src/core/ring_reader.cc",
         "src/core/ring_source.cc",
         "src/core/source.cc"
-      ],
+      ]
+    },
+    {
+      "target_name": "icmpcap",
+      "dependencies": ["icmpcap_core"],
+      "sources": ["src/binding.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"
+      ]
+    },
+    {
+      "target_name": "icmpcap_bench",
+      "dependencies": ["icmpcap_core"],
+      "sources": ["src/binding.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": [
+        "ICMPCAP_BENCH",
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED",

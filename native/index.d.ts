@@ -103,7 +103,7 @@ export interface Session {
   close(): void;
 }
 
-/** Throws an Error whose code is the errno name and whose message names the operation and the fix. */
+/** Throws a NativeError (code = the errno name; message: the operation and what went wrong). */
 export function open(config: OpenConfig): Session;
 
 export interface InterfaceInfo {
@@ -123,12 +123,41 @@ export function watchInterfaces(
   onChange: (ev: { type: 'added' | 'removed' | 'changed'; iface: InterfaceInfo }) => void,
 ): { close(): void };
 
+/**
+ * What a failure is, for the advice (electron/core/advice.ts): 'module-missing',
+ * 'module-permission', 'module-abi', 'module-no-addr-rules', 'helper-missing', 'helper-group',
+ * 'helper-not-executable', 'helper-no-capability', 'helper-no-reply', 'helper-version',
+ * 'helper-failed', 'no-such-interface', 'no-af-packet', 'too-many-files'.
+ */
+export type FailureKind = string;
+
+/**
+ * What open() and the other calls throw: the message names the operation and the errno and
+ * says what went wrong; what to do is electron/core/advice.ts's (from kind and the context).
+ */
+export interface NativeError extends Error {
+  /** The errno name ('EPERM', 'ENODEV', ...); 'EINVAL' for bad arguments. */
+  code: string;
+  errno?: number;
+  /** The failing operation ('open /dev/icmpcap', 'helper socket(AF_PACKET)', ...). */
+  op?: string;
+  kind?: FailureKind;
+  helperPath?: string;
+  group?: string;
+  device?: string;
+}
+
 export interface SourceAvailability {
   source: SourceKind;
   available: boolean;
   /** 'helper' for afpacket (always through icmpcap-helper), 'direct' for the module. */
   via?: 'direct' | 'helper';
   reason?: string;
+  kind?: FailureKind;
+  helperPath?: string;
+  group?: string;
+  device?: string;
+  /** The advice; filled in by electron/core (advice.ts), never by the addon. */
   fix?: string;
 }
 
@@ -136,6 +165,3 @@ export function probe(options?: { helperPath?: string }): SourceAvailability[];
 
 /** Default path of icmpcap-helper (build/Release next to the addon). */
 export function defaultHelperPath(): string;
-
-/** Bench/test only: a session fed with `count` synthetic records through the real delivery path. */
-export function _benchSession(count: number, capLen: number, perRecordObjects: boolean): Session;

@@ -1,16 +1,43 @@
 'use strict';
 // icmpcap native addon: capture sources that all emit the record format of
-// kernel/include/uapi/linux/icmpcap.h. Types: index.d.ts.
+// kernel/include/uapi/linux/icmpcap.h. Types: index.d.ts (this module), raw.d.ts (the .node).
 const path = require('node:path');
 
-const addonDir = path.join(__dirname, 'build', 'Release');
-const native = require(path.join(addonDir, 'icmpcap.node'));
+// Where the addon may be: a Release build, a Debug build (node-gyp --debug), and inside a
+// packaged Electron app, where electron-builder unpacks native/build/Release out of app.asar
+// (asarUnpack) because neither dlopen nor exec work inside an archive.
+function candidateDirs() {
+  const dirs = [path.join(__dirname, 'build', 'Release'), path.join(__dirname, 'build', 'Debug')];
+  const unpacked = dirs[0].replace(/([\\/])app\.asar([\\/])/, '$1app.asar.unpacked$2');
+  if (unpacked !== dirs[0]) dirs.unshift(unpacked);
+  return dirs;
+}
 
-// Inside a packaged Electron app the helper cannot run from app.asar: electron-builder must
-// unpack native/build/Release (asarUnpack), and the helper is then found next to the .node file.
+function load() {
+  const tried = [];
+  for (const dir of candidateDirs()) {
+    const file = path.join(dir, 'icmpcap.node');
+    try {
+      return { /** @type {import('./raw').RawAddon} */ native: require(file), dir };
+    } catch (e) {
+      if (e && e.code !== 'MODULE_NOT_FOUND' && e.code !== 'ERR_DLOPEN_FAILED') throw e;
+      tried.push(`${file} (${e && e.code === 'MODULE_NOT_FOUND' ? 'missing' : e.message})`);
+    }
+  }
+  const err = new Error(
+    `icmpcap: cannot load the native addon; tried:\n  ${tried.join('\n  ')}\n` +
+      'Build it with `npm run build:native` (it needs g++, make and python3).',
+  );
+  err.code = 'ENOENT';
+  err.tried = tried;
+  throw err;
+}
+
+const { native, dir: addonDir } = load();
+
+// The helper sits next to the .node file (in a packaged app: in app.asar.unpacked).
 function defaultHelperPath() {
-  const dir = addonDir.replace(/([\\/])app\.asar([\\/])/, '$1app.asar.unpacked$2');
-  return path.join(dir, 'icmpcap-helper');
+  return path.join(addonDir, 'icmpcap-helper');
 }
 
 function open(config) {
@@ -36,6 +63,4 @@ module.exports = {
   watchInterfaces: (onChange) => native.watchInterfaces(onChange),
   probe,
   defaultHelperPath,
-  // Test and bench only: synthetic records through the same batching + ThreadSafeFunction path.
-  _benchSession: native._benchSession,
 };

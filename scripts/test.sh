@@ -34,7 +34,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 log "setup"
-bash scripts/deps.sh build test e2e files native metrics || exit 1
+bash scripts/deps.sh build test e2e files odd native metrics paths || exit 1
 if [[ ! -d node_modules ]]; then
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install || exit 1
 fi

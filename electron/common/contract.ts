@@ -117,6 +117,8 @@ export const ExportParamsSchema = z
     scope: z.enum(['all', 'view', 'selected']),
     nos: z.array(RecordNo).max(1_000_000).optional(),
     path: FilePath,
+    /** Replace the file when it exists (the UI asks first); without it an existing file is an error 'file-exists'. */
+    overwrite: z.boolean().optional(),
   })
   .strict()
   .refine((p) => p.scope !== 'selected' || (p.nos !== undefined && p.nos.length > 0), {
@@ -127,10 +129,18 @@ export const OpenFileParamsSchema = z.object({ path: FilePath }).strict();
 export const JobParamsSchema = z.object({ id: z.number().int().min(1) }).strict();
 export const PeerSeriesParamsSchema = z
   .object({
-    peers: z.array(z.string().min(1).max(64)).min(1).max(16),
+    /** Flows (`requester>responder`, PeerStats.flow) or peer addresses. */
+    peers: z.array(z.string().min(1).max(130)).min(1).max(16),
     maxPoints: z.number().int().min(2).max(10_000).default(2000),
   })
   .strict();
+
+const SpoolId = z
+  .string()
+  .regex(/^(\d{8}-\d{6}-\d+|latest)$/, 'a spool id as spool.list gives it (or "latest")');
+/** Opens a leftover spool as the current capture (as a file is opened); no path crosses the contract. */
+export const SpoolOpenParamsSchema = z.object({ id: SpoolId }).strict();
+export const SpoolCleanParamsSchema = z.object({ id: SpoolId.optional() }).strict();
 
 const Empty = z.object({}).strict().default({});
 
@@ -155,6 +165,12 @@ export const RequestSchemas = {
   'job.cancel': JobParamsSchema,
   'interfaces.list': Empty,
   'sources.probe': Empty,
+  /** Captures left behind by icmpcap processes that ended without cleaning up (crash, kill -9). */
+  'spool.list': Empty,
+  /** Opens one of them as the current capture (a job, kind 'open'); then export it as any capture. */
+  'spool.open': SpoolOpenParamsSchema,
+  /** Removes one of them, or all. */
+  'spool.clean': SpoolCleanParamsSchema,
 } as const;
 
 /**
@@ -274,6 +290,14 @@ export interface CaptureState {
   evicted?: number;
 }
 
+/**
+ * What the table flags on a record the dissector cannot fully decode (it is still exported byte for byte):
+ * an IP fragment; a later fragment (no ICMP header: type and code are 0 and mean nothing); a packet that
+ * ends before a whole ICMP header; fewer bytes captured than sent (snap length); a wrong ICMP checksum.
+ */
+export const RECORD_FLAGS = ['fragment', 'not-first', 'short', 'truncated', 'bad-checksum'] as const;
+export type RecordFlag = (typeof RECORD_FLAGS)[number];
+
 /** One row of the table, as the renderer shows it. Times are ns since the epoch, as strings (64-bit). */
 export interface Row {
   no: number;
@@ -290,6 +314,16 @@ export interface Row {
   ttl: number;
   len: number;
   rttMs: number | null;
+  /** Present when the record has any (RECORD_FLAGS order). */
+  flags?: RecordFlag[];
+  /** An echo request that got no reply within the timeout (Wireshark's "no response found"). */
+  noResponse?: true;
+  /** Echo request: the record number of its reply (Wireshark's "reply in"). */
+  replyIn?: number;
+  /** Echo reply: the record number of its request ("request in"). */
+  requestIn?: number;
+  /** One-line summary, as Wireshark's Info column (electron/common/info.ts). */
+  info?: string;
 }
 
 export interface Counts {
@@ -350,6 +384,8 @@ export interface RecordDetails {
 
 /** Echo statistics of one peer: requests matched to replies by addresses, id and sequence. */
 export interface PeerStats {
+  /** The flow: `requester>responder` (one entry per pair; stats.peerSeries takes it). */
+  flow: string;
   /** The remote address. */
   peer: string;
   /** The local address that talked to it (or the requester, when direction is unknown). */
@@ -401,6 +437,8 @@ export interface PeerSeries {
   /** Reply times (ms since the epoch) and RTTs (ms). */
   tMs: number[];
   rttMs: number[];
+  /** When the flow's last (up to 512) lost requests were sent, ms since the epoch, oldest first. */
+  lostTMs?: number[];
 }
 
 export interface JobStarted {
@@ -423,6 +461,14 @@ export interface Job {
   path: string;
   /** On 'done': a summary (records written, records read and skipped). On 'error': what went wrong and what to do. */
   message?: string;
+}
+
+/** A capture left behind by an icmpcap process that did not end cleanly (see `icmpcap spool`). */
+export interface LeftoverSpoolInfo {
+  id: string;
+  startedAtMs: number;
+  packets: number;
+  bytes: number;
 }
 
 export interface Hello {
@@ -455,6 +501,9 @@ export interface Results {
   'job.cancel': Job;
   'interfaces.list': InterfaceInfo[];
   'sources.probe': SourceAvailability[];
+  'spool.list': LeftoverSpoolInfo[];
+  'spool.open': JobStarted;
+  'spool.clean': { removed: string[] };
 }
 
 export interface Events {
@@ -471,7 +520,15 @@ export type EventName = keyof Events;
 
 /** Errors cross the transport as data: a code to branch on and a message that says what to do. */
 export interface ContractError {
-  code: 'bad-request' | 'unknown-method' | 'not-found' | 'capture-failed' | 'filter-syntax' | 'internal';
+  code:
+    | 'bad-request'
+    | 'unknown-method'
+    | 'not-found'
+    | 'capture-failed'
+    | 'filter-syntax'
+    | 'internal'
+    /** export.start: the file exists; ask, then send again with overwrite: true. */
+    | 'file-exists';
   message: string;
   /** For filter syntax errors: the character offset the message points at. */
   position?: number;

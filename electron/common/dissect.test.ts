@@ -225,3 +225,34 @@ describe('dissect', () => {
     expect(fieldAt(tree, 500)).toBeNull();
   });
 });
+
+describe('dissect: fragments', () => {
+  it('shows a later IPv4 fragment as fragment data, never as an ICMP message', () => {
+    const bytes = hexToBytes(ECHO4_REQUEST);
+    bytes[6] = 0x20; // more fragments
+    bytes[7] = 0xb9; // offset 185 * 8
+    const tree = dissect(bytes);
+    expect(tree.map((n) => n.label)).toEqual(['Internet Protocol Version 4', 'Fragment data']);
+    expect(tree[1]!.value).toMatch(/no ICMP header in this fragment/);
+  });
+
+  it('decodes a first IPv4 fragment without calling its checksum incorrect', () => {
+    const bytes = hexToBytes(ECHO4_REQUEST);
+    bytes[6] = 0x20; // more fragments, offset 0
+    const tree = dissect(bytes);
+    const checksum = at(tree, 'Internet Control Message Protocol', 'Checksum');
+    expect(checksum.value).not.toMatch(/incorrect/);
+    expect(at(tree, 'Internet Control Message Protocol').value).toBe('Echo Request');
+  });
+
+  it('shows a later IPv6 fragment as fragment data', () => {
+    const echo = hexToBytes(ECHO6_REQUEST);
+    const bytes = new Uint8Array(echo.length + 8);
+    bytes.set(echo.subarray(0, 40));
+    bytes[6] = 44; // a Fragment header follows
+    bytes.set([58, 0, 0x05, 0x01, 0, 0, 0, 42], 40); // offset 160, more fragments
+    bytes.set(echo.subarray(40), 48);
+    const tree = dissect(bytes);
+    expect(tree.map((n) => n.label)).toEqual(['Internet Protocol Version 6', 'Fragment data']);
+  });
+});

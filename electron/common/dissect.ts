@@ -136,6 +136,8 @@ interface IpHeader {
   payloadLength: number;
   /** Offsets of the source and destination addresses, for the ICMPv6 pseudo-header. */
   addrAt: number;
+  /** An IP fragment: the first holds the start of the message (its checksum covers other fragments too). */
+  fragment?: 'first' | 'later';
 }
 
 function dissectIpv4(r: Reader, at: number, label: string): IpHeader | FieldNode {
@@ -212,6 +214,7 @@ function dissectIpv4(r: Reader, at: number, label: string): IpHeader | FieldNode
     dst,
     payloadLength: Math.max(0, totalLength - ihl),
     addrAt: at + 12,
+    ...(flagsWord & 0x3fff ? { fragment: flagsWord & 0x1fff ? ('later' as const) : ('first' as const) } : {}),
   };
 }
 
@@ -249,6 +252,7 @@ function dissectIpv6(r: Reader, at: number, label: string): IpHeader | FieldNode
     return node;
   }
   let p = at + 40;
+  let fragment: IpHeader['fragment'];
   for (let hops = 0; EXTENSION_HEADERS.has(next) && hops < 8; hops++) {
     if (!r.has(p, 2)) {
       children.push(truncatedMarker(r, p, 'extension header'));
@@ -271,6 +275,11 @@ function dissectIpv6(r: Reader, at: number, label: string): IpHeader | FieldNode
     });
     next = following;
     p += len;
+    if (name === 'IPv6 Fragment') {
+      fragment = r.u16(p - 6) & 0xfff8 ? 'later' : 'first';
+      // The rest of a later fragment is the middle of the datagram, not another header.
+      if (fragment === 'later') break;
+    }
   }
   node.length = Math.max(0, Math.min(p - at, r.bytes.length - at));
   return {
@@ -282,6 +291,7 @@ function dissectIpv6(r: Reader, at: number, label: string): IpHeader | FieldNode
     dst,
     payloadLength: Math.max(0, payloadLength - (p - at - 40)),
     addrAt: at + 8,
+    ...(fragment ? { fragment } : {}),
   };
 }
 
@@ -419,7 +429,7 @@ function dissectIcmp(r: Reader, ip: IpHeader): FieldNode {
     r.field('Code', at + 1, 1, () => `${codeLabel(v, type, code)} (${code})`),
     r.field('Checksum', at + 2, 2, () => {
       let ok: boolean | null = null;
-      if (complete) {
+      if (complete && !ip.fragment) {
         const payloadEnd = at + ip.payloadLength;
         if (v === 4) ok = onesSum(r.bytes, at, payloadEnd) === 0xffff;
         else {
@@ -551,7 +561,16 @@ export function dissect(bytes: Uint8Array): FieldNode[] {
     const out: FieldNode[] = [ip.node];
     const icmp = (ip.version === 4 && ip.protocol === 1) || (ip.version === 6 && ip.protocol === 58);
     if (!r.has(ip.payloadAt, 1)) out.push(truncatedMarker(r, ip.payloadAt, 'payload'));
-    else if (icmp) out.push(dissectIcmp(r, ip));
+    else if (ip.fragment === 'later') {
+      // A later fragment carries the middle of a datagram: decoding it as an ICMP header would mislabel it.
+      const len = bytes.length - ip.payloadAt;
+      out.push({
+        label: 'Fragment data',
+        value: `${len} bytes of a fragmented ${PROTOCOLS[ip.protocol] ?? `protocol ${ip.protocol}`} datagram (no ICMP header in this fragment)`,
+        start: ip.payloadAt,
+        length: len,
+      });
+    } else if (icmp) out.push(dissectIcmp(r, ip));
     else {
       const len = bytes.length - ip.payloadAt;
       out.push({

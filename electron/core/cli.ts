@@ -20,6 +20,7 @@ import { interfaces } from './cli/interfaces.js';
 import { dropRoot, makeService, version } from './cli/service.js';
 import { COMMAND_HELP, USAGE, commandHelp } from './cli/usage.js';
 import { ALERT_FLAGS, alertRulesFromFlags, attachAlerts } from './alerts/cli.js';
+import { spoolCommand } from './spool-cli.js';
 
 export { version } from './cli/service.js';
 
@@ -180,6 +181,9 @@ export async function main(argv: string[]): Promise<void> {
         return simple('sources', rest, sources);
       case 'fields':
         return simple('fields', rest, () => process.stdout.write(listFields()));
+      case 'spool':
+        process.exitCode = await spoolCommand(rest);
+        return;
       case '-v':
       case '-V':
       case '--version':

@@ -4,6 +4,7 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { userInfo } from 'node:os';
+import { grantHelperCommand, joinGroupCommand, MODPROBE_COMMAND } from './advice.js';
 import type { Native } from './native.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'info';
@@ -79,7 +80,7 @@ export function runDoctor(native: Native | Error): Check[] {
       name: 'kernel module',
       status: 'warn',
       detail: 'icmpcap.ko is not loaded; the AF_PACKET source works without it.',
-      fix: `sudo modprobe icmpcap (it comes with the icmpcap-dkms package).${signing}`,
+      fix: `${MODPROBE_COMMAND}.${signing}`,
     });
   }
   checks.push({ name: 'secure boot', status: 'info', detail: `Secure Boot is ${secureBoot}` });
@@ -109,7 +110,7 @@ export function runDoctor(native: Native | Error): Check[] {
             detail: `/dev/icmpcap belongs to group ${group} (mode ${mode}) and ${user} ${member ? 'is a member but the mode refuses access' : 'is not a member'}`,
             fix: member
               ? 'the udev rule should give the device mode 0660: reinstall icmpcap-dkms or run `sudo udevadm trigger`'
-              : `sudo usermod -aG ${group} ${user}, then log out and in again`,
+              : joinGroupCommand(group).replace('$USER', user),
           },
     );
   } else if (loaded) {
@@ -162,8 +163,8 @@ export function runDoctor(native: Native | Error): Check[] {
         status: 'fail',
         detail: `${user} may not run ${helper} (group ${group}, mode ${(st.mode & 0o777).toString(8)})`,
         fix: myGroups().includes(st.gid)
-          ? `sudo chmod 0750 ${helper} && sudo setcap cap_net_raw+ep ${helper}`
-          : `sudo usermod -aG ${group} ${user}, then log out and in again`,
+          ? grantHelperCommand(helper, group)
+          : joinGroupCommand(group).replace('$USER', user),
       });
     }
     const getcap = spawnSync('getcap', [helper], { encoding: 'utf8' });
@@ -175,7 +176,7 @@ export function runDoctor(native: Native | Error): Check[] {
             name: 'capture helper',
             status: hasCapability(CAP_NET_RAW) ? 'info' : 'warn',
             detail: `${helper} has no cap_net_raw${getcap.error ? ' (getcap is not installed: apt install libcap2-bin)' : ''}`,
-            fix: `sudo setcap cap_net_raw+ep ${helper}`,
+            fix: grantHelperCommand(helper),
           },
     );
   }

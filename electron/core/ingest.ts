@@ -7,13 +7,28 @@
  * - each interface index is resolved to its interned name once per batch, not once per record.
  * Echo replies get their RTT from the Aggregator (stats/aggregator.ts), which matches them to requests.
  */
-import { OFF, REC_F_HAS_ECHO, REC_F_TRUNCATED, forEachRecord, formatAddress } from './record.js';
+import {
+  OFF,
+  REC_F_FRAGMENT,
+  REC_F_HAS_ECHO,
+  REC_F_NOT_FIRST,
+  REC_F_SHORT,
+  REC_F_TRUNCATED,
+  forEachRecord,
+  formatAddress,
+} from './record.js';
+import { icmpChecksumOk } from './checksum.js';
 import { PairTable } from './stats/pair-table.js';
-import type { Row } from '../common/contract.js';
+import type { RecordFlag, Row } from '../common/contract.js';
 import {
   CHUNK_MASK,
+  FLAG_BAD_CHECKSUM,
+  FLAG_FRAGMENT,
+  FLAG_NOT_FIRST,
+  FLAG_SHORT,
   Interner,
   MISC_F_HAS_ECHO,
+  MISC_F_NO_RESPONSE,
   MISC_F_TRUNCATED,
   MISC_HOOK_NONE,
   MISC_HOOK_SHIFT,
@@ -149,18 +164,49 @@ export class Ingestor {
         ifIdx = this.interfaces.intern(this.ifname(ifindex));
         ifIdxOf.set(ifindex, ifIdx);
       }
-      const flags = view.getUint16(o + OFF.flags, true);
+      let flags = view.getUint16(o + OFF.flags, true);
       const hook = view.getUint8(o + OFF.hook);
+      const capLen = view.getUint16(o + OFF.capLen, true);
+      const origLen = Math.min(view.getUint32(o + OFF.origLen, true), 0xffff);
+      const dataAt = view.byteOffset + o + OFF.data;
+      let type = view.getUint8(o + OFF.type);
+      let code = view.getUint8(o + OFF.code);
+      if (family === 4 && capLen >= 20) {
+        // Sources that predate the fragment and short flags (and files written by them) still get these
+        // right: a later fragment carries no ICMP header, so whatever type the source read there means nothing.
+        const fragment = ((bytes[dataAt + 6]! << 8) | bytes[dataAt + 7]!) & 0x3fff;
+        if (fragment !== 0) flags |= fragment & 0x1fff ? REC_F_FRAGMENT | REC_F_NOT_FIRST : REC_F_FRAGMENT;
+        else if (origLen - (bytes[dataAt]! & 0x0f) * 4 < 8) flags |= REC_F_SHORT;
+      } else if (family === 6 && capLen >= 40) {
+        const next = bytes[dataAt + 6];
+        if (next === 44 && capLen >= 48) {
+          flags |=
+            (bytes[dataAt + 42]! << 8) | (bytes[dataAt + 43]! & 0xf8)
+              ? REC_F_FRAGMENT | REC_F_NOT_FIRST
+              : REC_F_FRAGMENT;
+        } else if (next === 58 && origLen < 48) flags |= REC_F_SHORT;
+      }
+      let marks =
+        (flags & REC_F_FRAGMENT ? FLAG_FRAGMENT : 0) |
+        (flags & REC_F_NOT_FIRST ? FLAG_NOT_FIRST : 0) |
+        (flags & REC_F_SHORT ? FLAG_SHORT : 0);
+      if (flags & REC_F_NOT_FIRST) {
+        type = 0;
+        code = 0;
+        flags &= ~REC_F_HAS_ECHO;
+      } else if (flags & REC_F_SHORT) {
+        flags &= ~REC_F_HAS_ECHO;
+      } else if (
+        !(flags & (REC_F_TRUNCATED | REC_F_FRAGMENT | REC_F_SHORT)) &&
+        !icmpChecksumOk(bytes, dataAt, capLen, family)
+      ) {
+        marks |= FLAG_BAD_CHECKSUM;
+      }
       const { chunk, i } = store.next();
       chunk.tsRel[i] = tsRel;
       chunk.src[i] = src;
       chunk.dst[i] = dst;
-      chunk.meta[i] =
-        (view.getUint8(o + OFF.type) |
-          (view.getUint8(o + OFF.code) << 8) |
-          (view.getUint8(o + OFF.dir) << 16) |
-          (family << 24)) >>>
-        0;
+      chunk.meta[i] = (type | (code << 8) | (view.getUint8(o + OFF.dir) << 16) | (family << 24)) >>> 0;
       chunk.idSeq[i] = ((view.getUint16(o + OFF.id, true) << 16) | view.getUint16(o + OFF.seq, true)) >>> 0;
       chunk.misc[i] =
         (view.getUint8(o + OFF.ttl) |
@@ -169,10 +215,10 @@ export class Ingestor {
           (flags & REC_F_HAS_ECHO ? MISC_F_HAS_ECHO : 0) |
           (flags & REC_F_TRUNCATED ? MISC_F_TRUNCATED : 0)) >>>
         0;
-      const origLen = Math.min(view.getUint32(o + OFF.origLen, true), 0xffff);
-      chunk.len[i] = (origLen | (view.getUint16(o + OFF.capLen, true) << 16)) >>> 0;
+      chunk.len[i] = (origLen | (capLen << 16)) >>> 0;
       chunk.spoolOffset[i] = spoolOffsets ? spoolOffsets[n]! : -1;
       chunk.rtt[i] = NaN;
+      chunk.flags[i] = marks;
       n++;
     });
   }
@@ -194,6 +240,7 @@ export function rowOf(store: RecordStore, ingestor: Ingestor, index: number): Ro
   const hasEcho = (misc & MISC_F_HAS_ECHO) !== 0;
   const idSeq = c.idSeq[i]!;
   const rtt = c.rtt[i]!;
+  const flags = recordFlags(c.flags[i]!, misc);
   return {
     no: index + 1,
     tsNs: ((store.baseNs ?? 0n) + BigInt(c.tsRel[i]!)).toString(),
@@ -209,5 +256,19 @@ export function rowOf(store: RecordStore, ingestor: Ingestor, index: number): Ro
     ttl: misc & 0xff,
     len: c.len[i]! & 0xffff,
     rttMs: Number.isNaN(rtt) ? null : Math.round(rtt * 1000) / 1000,
+    ...(flags ? { flags } : {}),
+    ...(misc & MISC_F_NO_RESPONSE ? { noResponse: true as const } : {}),
   };
+}
+
+/** The table's flags of a record from its `flags` and `misc` columns; null when it has none. */
+export function recordFlags(marks: number, misc: number): RecordFlag[] | null {
+  if (marks === 0 && !(misc & MISC_F_TRUNCATED)) return null;
+  const out: RecordFlag[] = [];
+  if (marks & FLAG_FRAGMENT) out.push('fragment');
+  if (marks & FLAG_NOT_FIRST) out.push('not-first');
+  if (marks & FLAG_SHORT) out.push('short');
+  if (misc & MISC_F_TRUNCATED) out.push('truncated');
+  if (marks & FLAG_BAD_CHECKSUM) out.push('bad-checksum');
+  return out;
 }

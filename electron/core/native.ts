@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type * as NativeAddon from '../../native/index.js';
+import { probeWithAdvice, withAdvice } from './advice.js';
 import { projectRoot } from './paths.js';
 
 export type Native = typeof NativeAddon;
@@ -22,8 +23,9 @@ export function loadNative(): Native {
   if (loaded) return loaded;
   const require = createRequire(import.meta.url);
   const path = join(projectRoot(), 'native', 'index.js');
+  let raw: Native;
   try {
-    loaded = require(path) as Native;
+    raw = require(path) as Native;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(
@@ -31,5 +33,21 @@ export function loadNative(): Native {
         '(or `npm run build:native`); it needs g++, make and python3.',
     );
   }
+  loaded = withAdviceOn(raw);
   return loaded;
+}
+
+/** The addon, with the advice of advice.ts on every error it throws and every probe result. */
+function withAdviceOn(raw: Native): Native {
+  return {
+    ...raw,
+    open: (config) => {
+      try {
+        return raw.open(config);
+      } catch (err) {
+        throw withAdvice(err);
+      }
+    },
+    probe: (options) => probeWithAdvice(raw.probe(options)),
+  };
 }

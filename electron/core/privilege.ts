@@ -16,6 +16,7 @@ import {
   chownSync,
   constants,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -146,6 +147,25 @@ function writable(dir: string): boolean {
   }
 }
 
+/** Where an account without a usable home keeps its files across runs (root-owned parent, no /tmp races). */
+export const SYSTEM_HOME = '/var/cache/icmpcap';
+
+/** SYSTEM_HOME for `account`, made when missing; null when it is something else (a link, another owner). */
+function stableHome(account: Account): string | null {
+  try {
+    mkdirSync(SYSTEM_HOME, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return null;
+  }
+  try {
+    const st = lstatSync(SYSTEM_HOME);
+    if (!st.isDirectory() || (st.uid !== account.uid && st.uid !== 0)) return null;
+    return SYSTEM_HOME;
+  } catch {
+    return null;
+  }
+}
+
 export interface DropResult {
   account: Account;
   /** Lines worth printing (what was done, what may not work). */
@@ -168,8 +188,9 @@ export function dropTo(account: Account, captureGid: number): string[] {
     usable = false;
   }
   if (!usable) {
-    // e.g. /nonexistent: a private folder for its spool and settings, removed by nobody but harmless.
-    home = mkdtempSync(join(tmpdir(), `icmpcap-${account.name}-`));
+    // e.g. /nonexistent: a private folder for its spool and settings. A stable one, so the spool of a run
+    // that crashed is found by the next (`icmpcap spool`); a fresh temporary one only when it cannot be made.
+    home = stableHome(account) ?? mkdtempSync(join(tmpdir(), `icmpcap-${account.name}-`));
     chownSync(home, account.uid, account.gid);
     chmodSync(home, 0o700);
     notes.push(`icmpcap: ${account.name} has no usable home: keeping its files in ${home}`);

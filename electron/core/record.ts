@@ -14,6 +14,14 @@ export const RECORD_ALIGN = 8;
 export const REC_F_PAD = 0x0001;
 export const REC_F_TRUNCATED = 0x0002;
 export const REC_F_HAS_ECHO = 0x0004;
+/** The IP packet is a fragment (IPv4 MF or offset, or an IPv6 Fragment header); a first one decodes as usual. */
+export const REC_F_FRAGMENT = 0x0008;
+/** A non-first fragment: no ICMP header in it; type, code, id and seq are 0 and mean nothing. */
+export const REC_F_NOT_FIRST = 0x0010;
+/** The packet ends (on the wire, not at the snap length) before a whole 8-byte ICMP header. */
+export const REC_F_SHORT = 0x0020;
+/** `pid` holds the sending process's thread-group id. */
+export const REC_F_HAS_PID = 0x0040;
 
 export const Hook = {
   PreRouting: 0,

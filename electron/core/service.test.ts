@@ -4,7 +4,7 @@
  * exports read by tshark, a file opened again, and the spool surviving `kill -9`.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -280,9 +280,12 @@ describe('crash safety', () => {
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     // The spool is a sequence of segment files (capture-<time>-<pid>-0000.pcapng, ...): every one opens.
-    const dir = join(cache, 'icmpcap', 'spool');
+    // Started as root, icmpcap runs as another account: its spool is in that account's cache.
+    const dir = [join(cache, 'icmpcap', 'spool'), '/var/cache/icmpcap/cache/icmpcap/spool'].find(
+      (d) => existsSync(d) && readdirSync(d).some((f) => f.includes(`-${child.pid}-`)),
+    )!;
     const spools = readdirSync(dir)
-      .filter((f) => f.endsWith('.pcapng'))
+      .filter((f) => f.endsWith('.pcapng') && f.includes(`-${child.pid}-`))
       .sort();
     expect(spools.length).toBeGreaterThanOrEqual(1);
     expect(spools[0]).toMatch(/^capture-.*-0000\.pcapng$/);
@@ -292,5 +295,6 @@ describe('crash safety', () => {
       mine.push(...records.filter((r) => r.id === id));
     }
     expect(mine).toHaveLength(4 * N);
+    for (const file of spools) rmSync(join(dir, file), { force: true });
   });
 });

@@ -3,6 +3,7 @@
  * requests and pushes counts and state. Plain Node: nothing here imports Electron, so the same service
  * runs behind Electron IPC and behind the WebSocket server.
  */
+import { type Stats, existsSync, statSync } from 'node:fs';
 import type { z } from 'zod';
 import {
   type CaptureState,
@@ -12,6 +13,7 @@ import {
   type ExportFormat,
   type Hello,
   type InterfaceInfo,
+  type LeftoverSpoolInfo,
   type RequestName,
   RequestSchemas,
   type Results,
@@ -23,12 +25,17 @@ import {
   isRequestName,
 } from '../common/contract.js';
 import { type ExportRow, exportRecords, openCaptureFile } from './files/index.js';
+import { spoolExportRows } from './spool-export.js';
 import { FilterSyntaxError, checkFilter, compileFilter } from './filter/index.js';
 import { Ingestor, rowOf } from './ingest.js';
 import { JobRunner } from './jobs.js';
+import { echoLink } from './stats/echo-link.js';
+import { packetInfo } from '../common/info.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js';
 import { evictionTarget, ringSegmentNs, ringUnit } from './ring.js';
 import { type SegmentCut, Spool, defaultSpoolDir } from './spool-store.js';
+import { SpoolGuard, spoolErrorMessage } from './spool-guard.js';
+import { type LeftoverSpool, cleanSpools, findSpool, listLeftoverSpools } from './spool-recovery.js';
 import { storeFieldReader } from './fields/store-fields.js';
 import { Aggregator } from './stats/aggregator.js';
 import { FilterCancelled, View } from './view.js';
@@ -44,6 +51,11 @@ export interface ServiceOptions {
   tickMs?: number;
   /** Where spool files go (default: $XDG_CACHE_HOME/icmpcap/spool). */
   spoolDir?: string;
+  /**
+   * The most bytes one capture's spool may take on disk (default: ICMPCAP_SPOOL_MAX, else 16 GiB); a capture
+   * reaching it stops with a message. A ring-buffer limit keeps it far below.
+   */
+  spoolMaxBytes?: number;
 }
 
 /** A batch of records as ingested: `firstNo` is the number of its first record (1-based). */
@@ -72,6 +84,8 @@ export class CaptureService {
   /** The ring-buffer limit of the current capture (null: none). */
   private ring: RingLimit | null = null;
   private segmentCut: SegmentCut | undefined;
+  /** Spool health: when it was last forced to disk, and the write error that stopped the capture. */
+  private readonly spoolGuard = new SpoolGuard();
 
   constructor(private readonly options: ServiceOptions) {
     this.ingestor = new Ingestor(this.store, (ifindex) => this.ifname(ifindex));
@@ -189,14 +203,26 @@ export class CaptureService {
         return this.details((p as z.output<(typeof RequestSchemas)['record.details']>).no);
       case 'export.start':
         return { id: this.startExport(p as z.output<(typeof RequestSchemas)['export.start']>) };
-      case 'file.open':
-        return { id: this.openFile((p as z.output<(typeof RequestSchemas)['file.open']>).path) };
+      case 'file.open': {
+        const { path } = p as z.output<(typeof RequestSchemas)['file.open']>;
+        return { id: this.openFile([path], path) };
+      }
       case 'job.cancel':
         return this.jobs.cancel((p as z.output<(typeof RequestSchemas)['job.cancel']>).id);
       case 'interfaces.list':
         return this.interfaces();
       case 'sources.probe':
         return this.probe();
+      case 'spool.list':
+        return this.leftoverSpools();
+      case 'spool.open':
+        return { id: this.openLeftover((p as z.output<(typeof RequestSchemas)['spool.open']>).id) };
+      case 'spool.clean':
+        try {
+          return { removed: cleanSpools(this.spoolDir, (p as { id?: string }).id) };
+        } catch (err) {
+          throw new ServiceError('not-found', errorMessage(err));
+        }
     }
   }
 
@@ -246,9 +272,9 @@ export class CaptureService {
     }
     if (this.jobs.busy('open'))
       throw new ServiceError('capture-failed', 'a capture file is being opened: wait or cancel it');
-    this.newSpool(params.snaplen, params.limit);
     let session: NativeSession;
     try {
+      // The new source is opened before anything of the current capture is let go.
       session = native.open({
         source,
         interfaces: params.interfaces,
@@ -256,11 +282,17 @@ export class CaptureService {
         // The kernel-side filter (CaptureFilterSpec); addons that predate it ignore it.
         ...(params.filter ? { filter: params.filter } : {}),
       });
+    } catch (err) {
+      throw new ServiceError('capture-failed', errorMessage(err));
+    }
+    try {
+      this.newSpool(params.snaplen, params.limit);
       session.start(
         (batch, info) => this.onBatch(batch, info),
         (ev) => this.onSessionEvent(ev),
       );
     } catch (err) {
+      session.close();
       this.setState({ state: 'error', interfaces: params.interfaces, source, message: errorMessage(err) });
       throw new ServiceError('capture-failed', errorMessage(err));
     }
@@ -379,6 +411,7 @@ export class CaptureService {
       `icmpcap ${this.options.version}`,
       snaplen,
     );
+    this.spoolGuard.reset(this.options.spoolMaxBytes);
   }
 
   private readonly recordTaps = new Set<RecordTap>();
@@ -402,9 +435,19 @@ export class CaptureService {
       );
       return;
     }
-    const offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex), from, this.segmentCut);
+    if (this.spoolGuard.failed) return; // the capture is stopping: nothing more can be kept
+    let offsets: Float64Array;
+    try {
+      offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex), from, this.segmentCut);
+    } catch (err) {
+      // A full or failing disk: the records already spooled stay readable; the capture stops, the service serves.
+      this.spoolFailed(spool, err);
+      return;
+    }
     this.ingestor.ingest(batch, offsets);
     for (const tap of this.recordTaps) tap(batch, from + 1, (ifindex) => this.ifname(ifindex));
+    const over = this.spoolGuard.overCap(spool);
+    if (over) queueMicrotask(() => this.stop(over));
     // The aggregator fills in the RTTs, so it runs before the view (filters on rtt see them).
     // Aggregates stay cumulative over the whole capture, evicted records included.
     this.aggregator.update(this.store, from, this.store.length);
@@ -474,25 +517,6 @@ export class CaptureService {
     } else for (const no of nos ?? []) if (no <= length && no > this.store.firstIndex) yield no - 1;
   }
 
-  private *exportRows(spool: Spool, indices: Iterable<number>): Generator<ExportRow> {
-    const baseNs = this.store.baseNs ?? 0n;
-    for (const index of indices) {
-      // The ring buffer may drop records while a long export runs: those are skipped.
-      if (!this.store.has(index)) continue;
-      const c = this.store.chunkOf(index);
-      const i = index & CHUNK_MASK;
-      const record = spool.read(c.spoolOffset[i]!);
-      const rtt = c.rtt[i]!;
-      yield {
-        no: index + 1,
-        record,
-        ifname: this.ingestor.interfaces.get((c.misc[i]! >>> 8) & 0xffff),
-        ...(Number.isNaN(rtt) ? {} : { rttMs: rtt }),
-        relativeNs: record.tsNs - baseNs,
-      };
-    }
-  }
-
   /**
    * A display filter as a test of one record index (CLI statistics taps, `-z icmp,srt,FILTER`); throws
    * ServiceError 'filter-syntax' for a bad filter.
@@ -517,7 +541,7 @@ export class CaptureService {
 
   /** The records at `indices` as exports carry them (bytes from the spool): for writers that stream (CLI -w). */
   recordRows(indices: Iterable<number>): Iterable<ExportRow> {
-    return this.spool ? this.exportRows(this.spool, indices) : [];
+    return this.spool ? copiedRows(spoolExportRows(this.store, this.ingestor, this.spool, indices)) : [];
   }
 
   private startExport(p: z.output<(typeof RequestSchemas)['export.start']>): number {
@@ -526,6 +550,8 @@ export class CaptureService {
       throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
     const total =
       p.scope === 'all' ? this.store.live : p.scope === 'view' ? this.view.length : (p.nos?.length ?? 0);
+    if (!p.overwrite && existsSync(p.path))
+      throw new ServiceError('file-exists', `${p.path} exists: replace it, or choose another name`);
     return this.runExport(p.format, p.path, this.exportIndices(p.scope, p.nos, this.store.length), total);
   }
 
@@ -533,7 +559,7 @@ export class CaptureService {
   runExport(format: ExportFormat, path: string, indices: Iterable<number>, total: number): number {
     const spool = this.spool;
     if (!spool) throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
-    const rows = this.exportRows(spool, indices);
+    const rows = spoolExportRows(this.store, this.ingestor, spool, indices);
     return this.jobs.start('export', path, async (ctx) => {
       const result = await exportRecords(rows, {
         format,
@@ -548,49 +574,105 @@ export class CaptureService {
     });
   }
 
-  private openFile(path: string): number {
+  /**
+   * Opens capture files (one, or a leftover spool's segments in order) as the current capture. The first
+   * is read (format, first records) before the current capture is let go: a file that cannot be opened
+   * leaves everything as it was. A leftover spool's damage (the block `kill -9` cut) is reported, not an error.
+   */
+  private openFile(paths: string[], label: string, leftover = false): number {
     if (this.session) throw new ServiceError('bad-request', 'stop the capture before opening a file');
     if (this.jobs.busy('open')) throw new ServiceError('bad-request', 'a file is already being opened');
-    this.newSpool(65535);
-    this.setState({ state: 'starting', source: 'file', file: path, interfaces: [] });
-    return this.jobs.start('open', path, async (ctx) => {
-      const reader = openCaptureFile(path, {
-        signal: ctx.signal,
-        onProgress: (bytes, total) => ctx.progress(bytes, total),
-      });
-      const names = new Map<number, string>();
-      let next = await reader.next();
+    for (const path of paths) checkOpenable(path);
+    const file = paths.length === 1 ? paths[0]! : label;
+    return this.jobs.start('open', file, async (ctx) => {
+      let records = 0;
+      let skippedNonIcmp = 0;
+      const damage: string[] = [];
       try {
-        while (!next.done) {
-          const { batch, records, interfaces } = next.value;
-          for (const { id, name } of interfaces) names.set(id, name);
-          for (const [id, name] of names) this.ifnames.set(id, name);
-          this.onBatch(batch, { records, bytes: batch.byteLength });
-          next = await reader.next();
+        for (const [k, path] of paths.entries()) {
+          const reader = openCaptureFile(path, {
+            signal: ctx.signal,
+            onProgress: (bytes, total) => ctx.progress(bytes, total),
+          });
+          let next = await reader.next();
+          if (k === 0) {
+            if (next.done && next.value.error && next.value.records === 0)
+              throw new Error(
+                `cannot open ${path}: the file is damaged at byte ${next.value.error.offset}: ${next.value.error.message}`,
+              );
+            this.newSpool(65535);
+            this.setState({ state: 'starting', source: 'file', file, interfaces: [] });
+          }
+          const names = new Map<number, string>();
+          while (!next.done) {
+            const { batch, records: n, interfaces } = next.value;
+            for (const { id, name } of interfaces) names.set(id, name);
+            for (const [id, name] of names) this.ifnames.set(id, name);
+            this.onBatch(batch, { records: n, bytes: batch.byteLength });
+            next = await reader.next();
+          }
+          records += next.value.records;
+          skippedNonIcmp += next.value.skippedNonIcmp;
+          if (next.value.error)
+            damage.push(`${path} is damaged at byte ${next.value.error.offset}: ${next.value.error.message}`);
         }
       } finally {
-        const names = [...new Set(this.ifnames.values())];
-        this.setState({
-          state: 'stopped',
-          source: 'file',
-          file: path,
-          interfaces: names,
-          stoppedAtMs: Date.now(),
-        });
-        this.tick();
+        if (this.state.state === 'starting') {
+          this.setState({
+            state: 'stopped',
+            source: 'file',
+            file,
+            interfaces: [...new Set(this.ifnames.values())],
+            stoppedAtMs: Date.now(),
+          });
+          this.tick();
+        }
       }
-      const summary = next.value;
-      const skipped = summary.skippedNonIcmp
-        ? `, ${summary.skippedNonIcmp.toLocaleString('en')} non-ICMP packets skipped`
+      const skipped = skippedNonIcmp
+        ? `, ${skippedNonIcmp.toLocaleString('en')} non-ICMP packets skipped`
         : '';
-      const text = `${summary.records.toLocaleString('en')} ICMP records read from ${path}${skipped}`;
-      if (summary.error) {
-        throw new Error(
-          `${text}; then the file is damaged at byte ${summary.error.offset}: ${summary.error.message}`,
-        );
-      }
-      return text;
+      const text = `${records.toLocaleString('en')} ICMP records read from ${label}${skipped}`;
+      if (damage.length && !leftover) throw new Error(`${text}; then ${damage.join('; ')}`);
+      return damage.length ? `${text} (a capture cut short: ${damage.join('; ')})` : text;
     });
+  }
+
+  private get spoolDir(): string {
+    return this.options.spoolDir ?? defaultSpoolDir();
+  }
+
+  /** Spools of icmpcap processes that ended without cleaning up, newest first. */
+  leftoverSpools(): LeftoverSpoolInfo[] {
+    return listLeftoverSpools(this.spoolDir).map(({ id, startedAtMs, packets, bytes }) => ({
+      id,
+      startedAtMs,
+      packets,
+      bytes,
+    }));
+  }
+
+  /** Opens a leftover spool as the current capture: its segments are read as one file would be. */
+  private openLeftover(id: string): number {
+    let spool: LeftoverSpool;
+    try {
+      spool = findSpool(this.spoolDir, id);
+    } catch (err) {
+      throw new ServiceError('not-found', errorMessage(err));
+    }
+    return this.openFile(spool.segments, `the capture of ${new Date(spool.startedAtMs).toISOString()}`, true);
+  }
+
+  /** The spool could not be written: stop capturing, say what happened and what is kept. */
+  private spoolFailed(spool: Spool, err: unknown): void {
+    if (this.spoolGuard.failed) return;
+    const message = spoolErrorMessage(err, spool.path, this.store.live);
+    this.spoolGuard.failed = message;
+    const file = this.state.source === 'file';
+    queueMicrotask(() => {
+      if (this.session) this.stop(message);
+      else if (!file) this.setState({ ...this.state, state: 'stopped', message });
+    });
+    if (file) throw new Error(message);
   }
 
   private onSessionEvent(ev: SessionEvent): void {
@@ -638,7 +720,15 @@ export class CaptureService {
   }
 
   private row(index: number): Row {
-    return rowOf(this.store, this.ingestor, index);
+    const row: Row = { ...rowOf(this.store, this.ingestor, index), ...echoLink(this.store, index) };
+    if (!this.spool) return row;
+    try {
+      const rec = this.spool.read(this.store.chunkOf(index).spoolOffset[index & CHUNK_MASK]!);
+      row.info = packetInfo(rec.data, row);
+    } catch {
+      // The bytes are unreadable (a spool error is reported where it happens): the table shows the type.
+    }
+    return row;
   }
 
   private async setFilter(filter: string): Promise<Results['view.setFilter']> {
@@ -668,6 +758,13 @@ export class CaptureService {
 
   private tick(): void {
     const now = Date.now();
+    if (this.spool && this.spoolGuard.syncDue(now)) {
+      try {
+        this.spool.sync();
+      } catch (err) {
+        this.spoolFailed(this.spool, err);
+      }
+    }
     this.view.settle();
     if (this.store.length !== this.lastAggregatesTotal && now - this.lastAggregatesAt >= 500) {
       this.lastAggregatesTotal = this.store.length;
@@ -713,12 +810,50 @@ export class CaptureService {
   }
 }
 
+/** spoolExportRows reuses one row object; these are rows of their own, for callers that keep them. */
+function* copiedRows(rows: Iterable<ExportRow>): Generator<ExportRow> {
+  for (const row of rows) {
+    const record = { ...row.record, tsNs: row.record.tsNs, data: row.record.data.slice() };
+    yield {
+      no: row.no,
+      record,
+      ifname: row.ifname,
+      ...(row.rttMs === undefined ? {} : { rttMs: row.rttMs }),
+      ...(row.relativeNs === undefined ? {} : { relativeNs: row.relativeNs }),
+      ...(row.flags ? { flags: row.flags } : {}),
+    };
+  }
+}
+
 /** Where the spool starts a new segment: at each ring unit (records limit) or 1/8 of a seconds window. */
 function segmentCut(limit: RingLimit): SegmentCut {
   const unit = ringUnit(limit);
   const spanNs = ringSegmentNs(limit);
   return (index, tsNs, firstTsNs) =>
     (limit.records !== undefined && index % unit === 0) || (spanNs > 0 && tsNs - firstTsNs >= spanNs);
+}
+
+/**
+ * Refuses what "Open..." cannot read as a capture file, before anything is let go: a missing or unreadable
+ * path, a folder, a FIFO or device (reading one would wait for a writer forever).
+ */
+function checkOpenable(path: string): void {
+  let stat: Stats;
+  try {
+    stat = statSync(path);
+  } catch {
+    return; // missing or unreadable: the open job says so (and leaves the capture as it was)
+  }
+  if (stat.isDirectory())
+    throw new ServiceError('bad-request', `cannot open ${path}: it is a folder; choose a capture file`);
+  if (!stat.isFile()) {
+    const kind = stat.isFIFO() ? 'a FIFO (named pipe)' : stat.isSocket() ? 'a socket' : 'a device';
+    throw new ServiceError(
+      'bad-request',
+      `cannot open ${path}: it is ${kind}, not a capture file; save the stream to a file first ` +
+        `(e.g. cat ${path} > capture.pcapng) and open that`,
+    );
+  }
 }
 
 function filterError(err: unknown): ServiceError {

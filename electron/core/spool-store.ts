@@ -22,7 +22,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DecodedRecord } from './record.js';
 import { OFF, REC_F_PAD, alignRecord } from './record.js';
-import { PcapngSpoolWriter, SpoolReader } from './files/index.js';
+import { PcapngSpoolWriter, SpoolReader, type SpoolPacket } from './files/index.js';
 import { CHUNK_MASK } from './store.js';
 
 export const SEGMENT_SHIFT = 36;
@@ -57,6 +57,8 @@ interface Segment {
   path: string;
   /** Absolute index of its first record. */
   firstRecord: number;
+  /** Its size once closed (the one being written counts the writer's size). */
+  bytes: number;
 }
 
 /**
@@ -74,6 +76,8 @@ export class Spool {
   private named = new Set<number>();
   private segmentFirstTs = -1;
   private closed = false;
+  private lastSegment = -1;
+  private lastReader: SpoolReader | null = null;
 
   private constructor(
     /** Path prefix: segment k is `${base}-${k padded to 4}.pcapng`. */
@@ -109,7 +113,7 @@ export class Spool {
     if (number >= MAX_SEGMENTS) throw new Error(`the spool has run out of segment numbers (${MAX_SEGMENTS})`);
     const path = `${this.base}-${String(number).padStart(4, '0')}.pcapng`;
     const writer = PcapngSpoolWriter.create(path, { application: this.application, snaplen: this.snaplen });
-    this.segments.push({ number, path, firstRecord });
+    this.segments.push({ number, path, firstRecord, bytes: 0 });
     this.named = new Set();
     this.segmentFirstTs = -1;
     return writer;
@@ -117,7 +121,9 @@ export class Spool {
 
   private rotate(firstRecord: number): void {
     const number = this.segments[this.segments.length - 1]!.number + 1;
+    const closing = this.segments[this.segments.length - 1]!;
     const next = this.openSegment(number, firstRecord);
+    closing.bytes = this.writer.size;
     this.writer.close();
     this.writer = next;
   }
@@ -186,6 +192,18 @@ export class Spool {
 
   read(location: number): DecodedRecord & { ifaceId: number } {
     const { segment, offset } = splitLocation(location);
+    return this.readerOf(segment).read(offset);
+  }
+
+  /** The packet at `location` as written, never decoded (see SpoolReader.readPacket). */
+  readPacket(location: number, into?: SpoolPacket, withDirection = true): SpoolPacket {
+    const segment = Math.floor(location / SEGMENT_SCALE);
+    return this.readerOf(segment).readPacket(location - segment * SEGMENT_SCALE, into, withDirection);
+  }
+
+  private readerOf(segment: number): SpoolReader {
+    // Exports read one segment after another: the last reader serves most calls without touching the map.
+    if (segment === this.lastSegment && this.lastReader) return this.lastReader;
     let open = this.readers.get(segment);
     if (open === undefined) {
       const first = this.segments[0]?.number ?? 0;
@@ -196,12 +214,15 @@ export class Spool {
         const [oldest, r] = this.readers.entries().next().value as [number, { fd: number }];
         closeSync(r.fd);
         this.readers.delete(oldest);
+        if (oldest === this.lastSegment) this.lastReader = null;
       }
       const fd = openSync(seg.path, 'r');
       open = { fd, reader: new SpoolReader(fd) };
     } else this.readers.delete(segment);
     this.readers.set(segment, open); // most recently used last
-    return open.reader.read(offset);
+    this.lastSegment = segment;
+    this.lastReader = open.reader;
+    return open.reader;
   }
 
   /** Deletes the segments whose records all have indices below `index`; returns how many. */
@@ -213,6 +234,7 @@ export class Spool {
       if (open) {
         closeSync(open.fd);
         this.readers.delete(seg.number);
+        if (seg.number === this.lastSegment) this.lastReader = null;
       }
       rmSync(seg.path, { force: true });
       dropped++;
@@ -236,6 +258,18 @@ export class Spool {
     return this.writer.size;
   }
 
+  /** Bytes of every segment still on disk. */
+  get totalBytes(): number {
+    let total = this.writer.size;
+    for (let k = 0; k < this.segments.length - 1; k++) total += this.segments[k]!.bytes;
+    return total;
+  }
+
+  /** Forces what was written to the disk (fdatasync), so a power cut loses at most what came since. */
+  sync(): void {
+    if (!this.closed) this.writer.flush();
+  }
+
   /** Closes the files; removes the spool unless asked to keep it. */
   close(keep = false): void {
     if (this.closed) return;
@@ -243,6 +277,7 @@ export class Spool {
     this.writer.close();
     for (const { fd } of this.readers.values()) closeSync(fd);
     this.readers.clear();
+    this.lastReader = null;
     if (!keep) for (const seg of this.segments) rmSync(seg.path, { force: true });
   }
 }

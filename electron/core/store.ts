@@ -11,7 +11,7 @@
  * keeps them in Uint32Arrays and chunk math uses 32-bit shifts); a ring-buffer capture stops there.
  *
  * Bytes per record: tsRel 8 + src 4 + dst 4 + meta 4 + idSeq 4 + misc 4 + len 4 + spoolOffset 8 +
- * rtt 4 = 44.
+ * rtt 4 + flags 1 = 45.
  */
 
 export const CHUNK_SHIFT = 16;
@@ -34,10 +34,24 @@ export interface Chunk {
   spoolOffset: Float64Array;
   /** RTT in ms for replies matched to a request, NaN otherwise. */
   rtt: Float32Array;
+  /** What the table flags: FLAG_* (fragment, later fragment, short, bad checksum). */
+  flags: Uint8Array;
 }
+
+/** The packet is an IP fragment (uapi ICMPCAP_REC_F_FRAGMENT). */
+export const FLAG_FRAGMENT = 1;
+/** A later fragment: no ICMP header in it, type and code mean nothing (ICMPCAP_REC_F_NOT_FIRST). */
+export const FLAG_NOT_FIRST = 2;
+/** The packet ends before a whole ICMP header (ICMPCAP_REC_F_SHORT). */
+export const FLAG_SHORT = 4;
+/** The whole message was captured and its ICMP checksum is wrong. */
+export const FLAG_BAD_CHECKSUM = 8;
 
 export const MISC_F_HAS_ECHO = 1 << 24;
 export const MISC_F_TRUNCATED = 2 << 24;
+/** An echo request with no reply within the timeout (set by the aggregator once judged; Wireshark's
+ * "no response found", the filter's icmp.resp_not_found). Bit 29: above the hook's three bits. */
+export const MISC_F_NO_RESPONSE = 1 << 29;
 export const MISC_HOOK_SHIFT = 26;
 export const MISC_HOOK_NONE = 7;
 export const HOOK_NAMES = ['prerouting', 'local-in', 'forward', 'local-out', 'postrouting'] as const;
@@ -57,6 +71,7 @@ function newChunk(): Chunk {
     len: new Uint32Array(CHUNK_SIZE),
     spoolOffset: new Float64Array(CHUNK_SIZE),
     rtt: new Float32Array(CHUNK_SIZE),
+    flags: new Uint8Array(CHUNK_SIZE),
   };
 }
 
@@ -71,12 +86,13 @@ export const EVICTED_CHUNK: Readonly<Chunk> = Object.freeze({
   len: new Uint32Array(0),
   spoolOffset: new Float64Array(0),
   rtt: new Float32Array(0),
+  flags: new Uint8Array(0),
 });
 
 /** Record indices must fit 31 bits (see above); a capture stops before this many. */
 export const MAX_RECORDS = 2 ** 31 - CHUNK_SIZE;
 
-export const BYTES_PER_RECORD = 8 + 4 + 4 + 4 + 4 + 4 + 4 + 8 + 4;
+export const BYTES_PER_RECORD = 8 + 4 + 4 + 4 + 4 + 4 + 4 + 8 + 4 + 1;
 
 /** Interns strings to small integers; index 0 is reserved for "none". */
 export class Interner {

@@ -135,7 +135,8 @@ export class DialogFiles {
     const path = extname(chosen.filePath) ? chosen.filePath : `${chosen.filePath}.${p.format}`;
     this.remembered.lastFolder = dirname(path);
     this.save();
-    return this.plain(() => this.service.handle('export.start', { ...p, path }, 'ipc'));
+    // The save dialog has asked before replacing a file.
+    return this.plain(() => this.service.handle('export.start', { ...p, path, overwrite: true }, 'ipc'));
   }
 
   private async openWithDialog(p: z.output<(typeof PageRequestSchemas)['file.open']>): Promise<unknown> {

@@ -3,11 +3,11 @@
 // records through the binding's real delivery path (Batcher -> bounded queue ->
 // ThreadSafeFunction -> one V8-owned ArrayBuffer per batch), against the same records
 // delivered as one JS object per record. Prints one JSON object.
-const native = require('../index.js');
+const native = require('../bench.js');
 
 function run(count, capLen, perRecordObjects) {
   return new Promise((resolve) => {
-    const session = native._benchSession(count, capLen, perRecordObjects);
+    const session = native.benchSession(count, capLen, perRecordObjects);
     let records = 0;
     let checksum = 0;
     const t0 = process.hrtime.bigint();

@@ -62,7 +62,7 @@ void icmpcap_prod_attach_ring(struct icmpcap_prod* p, uint8_t* base, uint64_t da
   p->hdr->abi_version = ICMPCAP_ABI_VERSION;
 }
 
-/* As icmpcap_ring_reserve() in kernel/icmpcap.c. */
+/* As icmpcap_ring_reserve() in kernel/ring.c. */
 static uint8_t* reserve(struct icmpcap_prod* p, uint32_t len, uint64_t* new_prod) {
   const uint64_t size = p->size;
   const uint64_t need = ICMPCAP_ALIGN(len);
@@ -94,7 +94,8 @@ static int emit(struct icmpcap_prod* p, const struct tpacket3_hdr* h, size_t h_o
     return 0; /* never happens with a sane kernel; do not read outside the block */
   const struct sockaddr_ll* sll = (const struct sockaddr_ll*)(base + sll_off);
   const uint8_t* frame = base + h->tp_net;
-  const int ip_off = icmpcap_ip_offset(frame, h->tp_snaplen, (uint16_t)__builtin_bswap16(sll->sll_protocol));
+  const int ip_off =
+      icmpcap_ip_offset(frame, h->tp_snaplen, (uint16_t)__builtin_bswap16(sll->sll_protocol));
   if (ip_off < 0 || (uint32_t)ip_off >= h->tp_snaplen || (uint32_t)ip_off >= h->tp_len) return 0;
   uint32_t cap = h->tp_snaplen - (uint32_t)ip_off;
   if (cap > p->snaplen) cap = p->snaplen;
@@ -131,7 +132,8 @@ uint64_t icmpcap_prod_drain(struct icmpcap_prod* p) {
     const uint32_t num = bd->hdr.bh1.num_pkts;
     uint32_t off = bd->hdr.bh1.offset_to_first_pkt;
     for (uint32_t i = 0; i < num; i++) {
-      if (off < sizeof(struct tpacket_block_desc) || off + sizeof(struct tpacket3_hdr) > p->block_size)
+      if (off < sizeof(struct tpacket_block_desc) ||
+          off + sizeof(struct tpacket3_hdr) > p->block_size)
         break;
       const struct tpacket3_hdr* h = (const struct tpacket3_hdr*)((uint8_t*)bd + off);
       published += (uint64_t)emit(p, h, off);

@@ -17,7 +17,7 @@ struct icmpcap_prod {
   uint8_t* data;
   uint64_t size;
   uint64_t prod;
-  uint64_t cons; /* last valid consumer position seen */
+  uint64_t cons;                /* last valid consumer position seen */
   const uint64_t* consumer_pos; /* in the consumer memfd: read only, never trusted */
   uint64_t captured;
   uint64_t ring_full_drops;
@@ -33,8 +33,7 @@ struct icmpcap_prod {
 };
 
 /* TPACKET_V3 ring of about ring_bytes on fd, mapped. Returns 0 or -errno; *op names the call. */
-int icmpcap_prod_setup_socket(struct icmpcap_prod* p, int fd, uint64_t ring_bytes,
-                              const char** op);
+int icmpcap_prod_setup_socket(struct icmpcap_prod* p, int fd, uint64_t ring_bytes, const char** op);
 
 /* Attaches our ring (header + data_size bytes at base) and its consumer position. */
 void icmpcap_prod_attach_ring(struct icmpcap_prod* p, uint8_t* base, uint64_t data_size,

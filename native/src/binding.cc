@@ -1,4 +1,6 @@
-// Thin node-addon-api layer over the core: sessions, interfaces, probe, and a bench entry.
+// Thin node-addon-api layer over the core: sessions, interfaces, probe. Built twice: icmpcap.node
+// (production) and, with ICMPCAP_BENCH, icmpcap_bench.node, which adds benchSession(): a
+// synthetic source through the real delivery path, optionally one JS object per record.
 #include <arpa/inet.h>
 #include <napi.h>
 
@@ -22,9 +24,15 @@ using icmpcap::EventType;
 // the kernel ring absorbs (and counts) the loss.
 constexpr uint32_t kMaxInflightBatches = 8;
 
+// {code, op, kind, helperPath?, group?, device?}: the advice is TypeScript's
+// (electron/core/advice.ts).
 [[noreturn]] void ThrowCore(Napi::Env env, const icmpcap::Error& e) {
   Napi::Error err = Napi::Error::New(env, e.what());
   err.Set("code", Napi::String::New(env, e.code()));
+  err.Set("errno", Napi::Number::New(env, e.err() ? e.err() : EINVAL));
+  if (!e.op().empty()) err.Set("op", Napi::String::New(env, e.op()));
+  if (!e.kind().empty()) err.Set("kind", Napi::String::New(env, e.kind()));
+  for (const auto& kv : e.context()) err.Set(kv.first, Napi::String::New(env, kv.second));
   throw err;
 }
 
@@ -59,7 +67,9 @@ struct JsContext {
   Napi::FunctionReference on_event;
   Napi::ObjectReference session;  // pins the Session while its reader may still call back
   std::shared_ptr<SinkState> state;
-  bool per_record_objects = false;  // bench only: one JS object per record
+#ifdef ICMPCAP_BENCH
+  bool per_record_objects = false;  // one JS object per record, to measure what that costs
+#endif
 };
 
 void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw);
@@ -122,6 +132,7 @@ const char* EventTypeName(EventType t) {
   }
 }
 
+#ifdef ICMPCAP_BENCH
 Napi::Value RecordsAsObjects(Napi::Env env, const Batch& b) {
   Napi::Array arr = Napi::Array::New(env, b.records);
   size_t off = 0;
@@ -144,6 +155,7 @@ Napi::Value RecordsAsObjects(Napi::Env env, const Batch& b) {
   }
   return arr;
 }
+#endif
 
 class Session : public Napi::ObjectWrap<Session> {
  public:
@@ -199,7 +211,9 @@ class Session : public Napi::ObjectWrap<Session> {
     ctx->on_event = Napi::Persistent(info[1].As<Napi::Function>());
     ctx->session = Napi::Persistent(Value());
     ctx->state = std::make_shared<SinkState>();
+#ifdef ICMPCAP_BENCH
     ctx->per_record_objects = Value().Get("_perRecordObjects").ToBoolean();
+#endif
     tsfn_ = Tsfn::New(env, "icmpcap.session", 0, 1, ctx,
                       [](Napi::Env, void*, JsContext* c) { delete c; });
     has_tsfn_ = true;
@@ -278,7 +292,6 @@ class Session : public Napi::ObjectWrap<Session> {
   icmpcap::Stats last_stats_;
 };
 
-
 void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw) {
   std::unique_ptr<Item> item(raw);
   // The environment is going away: Node empties the queue with env == null after the
@@ -291,9 +304,13 @@ void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw) {
       Napi::Object info = Napi::Object::New(env);
       info.Set("records", Napi::Number::New(env, b.records));
       info.Set("bytes", Napi::Number::New(env, static_cast<double>(b.bytes)));
+#ifdef ICMPCAP_BENCH
       if (ctx->per_record_objects) {
         ctx->on_batch.Call({RecordsAsObjects(env, b), info});
-      } else {
+        return;
+      }
+#endif
+      {
         // The one copy from native memory into V8's heap (external buffers are not allowed
         // inside Electron's memory cage).
         Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, b.bytes);
@@ -414,7 +431,8 @@ void ParseFilter(Napi::Env env, Napi::Value v, struct icmpcap_filter_spec* f) {
       Napi::Object r = a.Get(i).As<Napi::Object>();
       struct icmpcap_addr_rule& rule = f->addr_rules[f->nr_addr_rules];
       memset(&rule, 0, sizeof(rule));
-      const double fam = r.Get("family").IsNumber() ? r.Get("family").As<Napi::Number>().DoubleValue() : 0;
+      const double fam =
+          r.Get("family").IsNumber() ? r.Get("family").As<Napi::Number>().DoubleValue() : 0;
       if (fam != 4 && fam != 6) ThrowType(env, where + ".family must be 4 or 6");
       rule.family = static_cast<uint8_t>(fam);
       const std::string addr = GetString(r, "address");
@@ -618,12 +636,14 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
     o.Set("available", list[i].available);
     if (!list[i].via.empty()) o.Set("via", list[i].via);
     if (!list[i].reason.empty()) o.Set("reason", list[i].reason);
-    if (!list[i].fix.empty()) o.Set("fix", list[i].fix);
+    if (!list[i].kind.empty()) o.Set("kind", list[i].kind);
+    for (const auto& kv : list[i].context) o.Set(kv.first, kv.second);
     a.Set(i, o);
   }
   return a;
 }
 
+#ifdef ICMPCAP_BENCH
 // Bench only: a thread produces `count` synthetic records of `recordBytes` through the same
 // Batcher + JsSink + ThreadSafeFunction path as a capture session; onDone(stats) at the end.
 class SyntheticSource final : public icmpcap::Source {
@@ -669,7 +689,7 @@ class SyntheticSource final : public icmpcap::Source {
 Napi::Value BenchSession(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsBoolean())
-    ThrowType(env, "_benchSession(count, capLen, perRecordObjects)");
+    ThrowType(env, "benchSession(count, capLen, perRecordObjects)");
   const uint64_t count = static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue());
   const uint32_t cap = info[1].As<Napi::Number>().Uint32Value();
   if (cap > 65535) ThrowType(env, "capLen <= 65535");
@@ -679,6 +699,8 @@ Napi::Value BenchSession(const Napi::CallbackInfo& info) {
   obj.Set("_perRecordObjects", info[2]);
   return obj;
 }
+
+#endif
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData;
@@ -691,10 +713,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("interfaces", Napi::Function::New(env, Interfaces, "interfaces"));
   exports.Set("watchInterfaces", Napi::Function::New(env, WatchInterfaces, "watchInterfaces"));
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
-  exports.Set("_benchSession", Napi::Function::New(env, BenchSession, "_benchSession"));
+#ifdef ICMPCAP_BENCH
+  exports.Set("benchSession", Napi::Function::New(env, BenchSession, "benchSession"));
+#endif
   return exports;
 }
 
 }  // namespace
 
-NODE_API_MODULE(icmpcap, Init)
+NODE_API_MODULE(NODE_GYP_MODULE_NAME, Init)

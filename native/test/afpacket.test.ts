@@ -169,11 +169,11 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
       { uid: 65534, gid: 65534 },
     );
     const r = await cap.result;
-    expect(r.error?.code).toBe('EPERM');
-    expect(r.error?.message).toContain(`setcap cap_net_raw+ep ${helper}`);
+    // The advice (chgrp, chmod, setcap) is electron/core/advice.ts's, from kind + helperPath.
+    expect(r.error).toMatchObject({ code: 'EPERM', kind: 'helper-no-capability', helperPath: helper });
+    expect(r.error?.message).toContain('icmpcap: helper socket(AF_PACKET): EPERM');
     const p = r.probe?.find((x) => x.source === 'afpacket');
-    expect(p?.available).toBe(false);
-    expect(p?.fix).toContain('setcap cap_net_raw+ep');
+    expect(p).toMatchObject({ available: false, kind: 'helper-no-capability', helperPath: helper });
   });
 
   it('explains the fix when the helper is missing', async () => {
@@ -184,9 +184,8 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
       { uid: 65534, gid: 65534 },
     );
     const r = await cap.result;
-    expect(r.error?.code).toBe('ENOENT');
+    expect(r.error).toMatchObject({ code: 'ENOENT', kind: 'helper-missing', helperPath: helper });
     expect(r.error?.message).toContain(`icmpcap: helper ${helper}: ENOENT`);
-    expect(r.error?.message).toContain('npm run build:native');
     expect(r.probe?.find((x) => x.source === 'afpacket')?.available).toBe(false);
   });
 
@@ -209,8 +208,8 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
   it('rejects an unknown interface with ENODEV and a remedy', async () => {
     const cap = new ChildCapture(net.b, { source: 'afpacket', interfaces: ['nosuch0'] });
     const r = await cap.result;
-    expect(r.error?.code).toBe('ENODEV');
-    expect(r.error?.message).toMatch(/icmpcap: open: interface nosuch0: ENODEV — .*ip link/);
+    expect(r.error).toMatchObject({ code: 'ENODEV', kind: 'no-such-interface' });
+    expect(r.error?.message).toMatch(/icmpcap: open: interface nosuch0: ENODEV — no such interface/);
   });
 
   it('ends the capture with interface-gone when the interface is deleted', async () => {
@@ -304,7 +303,8 @@ describe.skipIf(!isRoot)('AF_PACKET source, the odd packets', () => {
       expect(first.filter((x) => x.type === req && x.dir === DIR_IN).map((x) => x.seq)).toEqual([1, 2, 3]);
       expect(first.filter((x) => x.type === rep && x.dir === DIR_OUT).map((x) => x.seq)).toEqual([1, 2, 3]);
       expect(rest).toHaveLength(12); // 2 more per datagram, 6 datagrams
-      for (const x of rest) expect([x.type, x.code, x.id, x.seq, x.flags & F_HAS_ECHO]).toEqual([0, 0, 0, 0, 0]);
+      for (const x of rest)
+        expect([x.type, x.code, x.id, x.seq, x.flags & F_HAS_ECHO]).toEqual([0, 0, 0, 0, 0]);
     }
   });
 
@@ -317,15 +317,22 @@ describe.skipIf(!isRoot)('AF_PACKET source, the odd packets', () => {
     const r = await cap.stop();
     const mld = r.records.filter((x) => x.family === 6 && x.type === 143);
     expect(mld.length).toBeGreaterThan(0);
-    expect(mld[0]?.saddr.startsWith('fe80:')).toBe(true);
+    for (const x of mld) expect([x.daddr, x.ttl]).toEqual(['ff02::16', 1]); // MLDv2 reports
   });
 
   it('frames with the VLAN tag still inline are captured from the IP header on', async () => {
     const cap = new ChildCapture(net.a, { source: 'afpacket', interfaces: ['vA'] });
     await cap.ready;
     sh('ip', [
-      'netns', 'exec', net.a, 'python3', path.join(nativeDir, 'test', 'fixtures', 'send_tagged.py'),
-      'vA', '10.207.0.1', '10.207.0.9', '4',
+      'netns',
+      'exec',
+      net.a,
+      'python3',
+      path.join(nativeDir, 'test', 'fixtures', 'send_tagged.py'),
+      'vA',
+      '10.207.0.1',
+      '10.207.0.9',
+      '4',
     ]);
     const r = await cap.stop();
     const tagged = r.records.filter((x) => x.id === 0x4242 && x.type === 8);

@@ -3,9 +3,12 @@
 import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
+import type * as Bench from '../bench.js';
 import type * as Native from '../index.js';
 
 const native = createRequire(import.meta.url)('../index.js') as typeof Native;
+// The synthetic source lives in the bench build (icmpcap_bench.node), not in icmpcap.node.
+const bench = createRequire(import.meta.url)('../bench.js') as typeof Bench;
 
 function collect(session: Native.Session): Promise<{
   records: number;
@@ -43,13 +46,24 @@ function collect(session: Native.Session): Promise<{
 }
 
 describe('native binding', () => {
-  it('exports the ABI constants', () => {
+  it('exports the ABI constants, and no bench entry in the production build', () => {
     expect(native.ABI_VERSION).toBe(1);
     expect(native.RECORD_HEADER_SIZE).toBe(72);
+    const raw = createRequire(import.meta.url)('../build/Release/icmpcap.node') as Record<string, unknown>;
+    expect(Object.keys(raw).sort()).toEqual([
+      'ABI_VERSION',
+      'InterfaceWatcher',
+      'RECORD_HEADER_SIZE',
+      'Session',
+      'interfaces',
+      'open',
+      'probe',
+      'watchInterfaces',
+    ]);
   });
 
   it('delivers every record exactly once, in order, in bounded batches, then stopped', async () => {
-    const s = native._benchSession(100_000, 28, false);
+    const s = bench.benchSession(100_000, 28, false);
     const r = await collect(s);
     expect(r.records).toBe(100_000);
     expect(r.bytes).toBe(100_000 * 104);
@@ -63,7 +77,7 @@ describe('native binding', () => {
   });
 
   it('stop() is idempotent and close() before or without start() is safe', () => {
-    const a = native._benchSession(10, 28, false);
+    const a = bench.benchSession(10, 28, false);
     a.stop();
     a.stop();
     a.close();
@@ -77,7 +91,7 @@ describe('native binding', () => {
   });
 
   it('start() twice throws EBUSY', async () => {
-    const s = native._benchSession(10, 28, false);
+    const s = bench.benchSession(10, 28, false);
     const done = collect(s);
     expect(() =>
       s.start(
@@ -90,7 +104,7 @@ describe('native binding', () => {
   });
 
   it('stop() during delivery ends with stopped as the last event', async () => {
-    const s = native._benchSession(1e9, 28, false);
+    const s = bench.benchSession(1e9, 28, false);
     const done = collect(s);
     setTimeout(() => s.stop(), 20);
     const r = await done;
@@ -143,15 +157,15 @@ describe('native binding', () => {
     expect(() => native.open({ source: 'afpacket', snaplen: 10 })).toThrow(/snaplen/);
   });
 
-  it('probe() reports both sources with a reason and a fix when unavailable', () => {
+  it('probe() reports both sources with a reason and a kind (for the advice) when unavailable', () => {
     const p = native.probe();
     expect(p.map((x) => x.source).sort()).toEqual(['afpacket', 'module']);
     for (const x of p) {
       if (!x.available) {
         expect(x.reason).toBeTruthy();
-        expect(x.fix).toBeTruthy();
+        expect(x.kind).toBeTruthy();
       } else {
-        expect(['direct', 'helper']).toContain(x.via);
+        expect(x.via).toBe(x.source === 'afpacket' ? 'helper' : 'direct');
       }
     }
   });

@@ -119,7 +119,14 @@ export interface CaptureResult {
   events: { type: string; message: string; ifname?: string; ifindex?: number; errno?: string }[];
   batches: number;
   framingErrors: number;
-  error: { code: string; message: string } | null;
+  error: {
+    code: string;
+    message: string;
+    op?: string;
+    kind?: string;
+    helperPath?: string;
+    group?: string;
+  } | null;
   stats: {
     source: string;
     captured: number;
@@ -129,7 +136,14 @@ export interface CaptureResult {
     batches: number;
     wakeups: number;
   } | null;
-  probe?: { source: string; available: boolean; via?: string; reason?: string; fix?: string }[];
+  probe?: {
+    source: string;
+    available: boolean;
+    via?: string;
+    reason?: string;
+    kind?: string;
+    helperPath?: string;
+  }[];
 }
 
 // A capture running in a child process (`ip netns exec NS [setpriv ...] node capture.cjs`).
@@ -147,9 +161,7 @@ export class ChildCapture {
     // Another user may not be able to enter the checkout: run a staged copy.
     const script = path.join(asUser ? stagedNativeDir() : nativeDir, 'test', 'fixtures', 'capture.cjs');
     const groups = asUser?.groups?.length ? `--groups=${asUser.groups.join(',')}` : '--clear-groups';
-    const prefix = asUser
-      ? ['setpriv', `--reuid=${asUser.uid}`, `--regid=${asUser.gid}`, groups, '--']
-      : [];
+    const prefix = asUser ? ['setpriv', `--reuid=${asUser.uid}`, `--regid=${asUser.gid}`, groups, '--'] : [];
     this.child = spawn('ip', ['netns', 'exec', ns, ...prefix, node, script, JSON.stringify(config)], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' },
@@ -163,8 +175,7 @@ export class ChildCapture {
         if (ready) {
           this.pid = Number(ready[1]);
           resolve();
-        }
-        else if (this.stdout.includes('\n')) resolve(); // an open() error: result says which
+        } else if (this.stdout.includes('\n')) resolve(); // an open() error: result says which
       });
       this.child.on('exit', () => resolve());
       this.child.on('error', reject);

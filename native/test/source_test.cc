@@ -85,7 +85,8 @@ struct CountingSink : icmpcap::Sink {
 // 1,500-byte records (large pings at the default snap length would be 256; ICMP errors
 // and big pings at larger snap lengths come this big), spread over rings.
 void produce_big(MemfdRings& m, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++) REQUIRE(m.produce(i % m.rings(), 1000 + i, 1500 - 72, uint16_t(i)));
+  for (uint32_t i = 0; i < n; i++)
+    REQUIRE(m.produce(i % m.rings(), 1000 + i, 1500 - 72, uint16_t(i)));
 }
 
 }  // namespace
@@ -150,7 +151,8 @@ TEST(reader_counts_what_a_corrupt_ring_takes_with_it) {
   src.stop();
   const icmpcap::Stats st = src.stats();
   CHECK(sink.count() == 3);
-  fprintf(stderr, "  captured %llu dropped_ring %llu\n", (unsigned long long)st.captured, (unsigned long long)st.dropped_ring);
+  fprintf(stderr, "  captured %llu dropped_ring %llu\n", (unsigned long long)st.captured,
+          (unsigned long long)st.dropped_ring);
   CHECK(st.captured == 3 && st.dropped_ring == 7);
 }
 
@@ -252,11 +254,14 @@ TEST(decode_ipv6_walks_extension_headers) {
   auto chain = decode(v6({0, 60, 43, 51}, 58, 129));
   CHECK(chain.ok && chain.r.icmp_type == 129 && (chain.r.flags & ICMPCAP_REC_F_HAS_ECHO));
   auto first = decode(v6({44}, 58, 128, 0, true));
-  CHECK(first.ok && first.r.icmp_type == 128 && first.r.flags == (ICMPCAP_REC_F_FRAGMENT | ICMPCAP_REC_F_HAS_ECHO));
+  CHECK(first.ok && first.r.icmp_type == 128 &&
+        first.r.flags == (ICMPCAP_REC_F_FRAGMENT | ICMPCAP_REC_F_HAS_ECHO));
+  auto atomic = decode(v6({44}, 58, 128, 0, false));  // offset 0, no M flag: not a fragment
+  CHECK(atomic.ok && atomic.r.flags == ICMPCAP_REC_F_HAS_ECHO && atomic.r.icmp_type == 128);
   auto nf = decode(v6({44}, 58, 128, 1448, false));
-  CHECK(nf.ok && nf.r.flags == (ICMPCAP_REC_F_FRAGMENT | ICMPCAP_REC_F_NOT_FIRST) && nf.r.icmp_type == 0 &&
-        nf.r.icmp_id == 0);
-  CHECK(!decode(v6({60}, 6, 0)).ok);   // TCP behind destination options
+  CHECK(nf.ok && nf.r.flags == (ICMPCAP_REC_F_FRAGMENT | ICMPCAP_REC_F_NOT_FIRST) &&
+        nf.r.icmp_type == 0 && nf.r.icmp_id == 0);
+  CHECK(!decode(v6({60}, 6, 0)).ok);      // TCP behind destination options
   CHECK(!decode(v6({44}, 17, 0, 8)).ok);  // a UDP fragment
 }
 
@@ -290,28 +295,49 @@ uint32_t run_bpf(const std::vector<sock_filter>& prog, const std::vector<uint8_t
     bool ok = true;
     switch (BPF_CLASS(f.code)) {
       case BPF_LD:
-        if (BPF_MODE(f.code) == BPF_ABS) A = load(f.k, size, &ok);
-        else if (BPF_MODE(f.code) == BPF_IND) A = load(X + f.k, size, &ok);
-        else if (BPF_MODE(f.code) == BPF_IMM) A = f.k;
-        else if (BPF_MODE(f.code) == BPF_MEM) A = M[f.k];
-        else abort();
+        if (BPF_MODE(f.code) == BPF_ABS)
+          A = load(f.k, size, &ok);
+        else if (BPF_MODE(f.code) == BPF_IND)
+          A = load(X + f.k, size, &ok);
+        else if (BPF_MODE(f.code) == BPF_IMM)
+          A = f.k;
+        else if (BPF_MODE(f.code) == BPF_MEM)
+          A = M[f.k];
+        else
+          abort();
         if (!ok) return 0;
         break;
       case BPF_LDX:
-        if (BPF_MODE(f.code) == BPF_IMM) X = f.k;
-        else if (BPF_MODE(f.code) == BPF_MEM) X = M[f.k];
-        else abort();
+        if (BPF_MODE(f.code) == BPF_IMM)
+          X = f.k;
+        else if (BPF_MODE(f.code) == BPF_MEM)
+          X = M[f.k];
+        else
+          abort();
         break;
-      case BPF_ST: M[f.k] = A; break;
-      case BPF_STX: M[f.k] = X; break;
+      case BPF_ST:
+        M[f.k] = A;
+        break;
+      case BPF_STX:
+        M[f.k] = X;
+        break;
       case BPF_ALU: {
         const uint32_t v = BPF_SRC(f.code) == BPF_X ? X : f.k;
         switch (BPF_OP(f.code)) {
-          case BPF_ADD: A += v; break;
-          case BPF_AND: A &= v; break;
-          case BPF_LSH: A = v < 32 ? A << v : 0; break;
-          case BPF_RSH: A = v < 32 ? A >> v : 0; break;
-          default: abort();
+          case BPF_ADD:
+            A += v;
+            break;
+          case BPF_AND:
+            A &= v;
+            break;
+          case BPF_LSH:
+            A = v < 32 ? A << v : 0;
+            break;
+          case BPF_RSH:
+            A = v < 32 ? A >> v : 0;
+            break;
+          default:
+            abort();
         }
         break;
       }
@@ -322,21 +348,34 @@ uint32_t run_bpf(const std::vector<sock_filter>& prog, const std::vector<uint8_t
         }
         bool c;
         switch (BPF_OP(f.code)) {
-          case BPF_JEQ: c = A == f.k; break;
-          case BPF_JSET: c = (A & f.k) != 0; break;
-          case BPF_JGT: c = A > f.k; break;
-          case BPF_JGE: c = A >= f.k; break;
-          default: abort();
+          case BPF_JEQ:
+            c = A == f.k;
+            break;
+          case BPF_JSET:
+            c = (A & f.k) != 0;
+            break;
+          case BPF_JGT:
+            c = A > f.k;
+            break;
+          case BPF_JGE:
+            c = A >= f.k;
+            break;
+          default:
+            abort();
         }
         pc += c ? f.jt : f.jf;
         break;
       }
-      case BPF_RET: return f.k;
+      case BPF_RET:
+        return f.k;
       case BPF_MISC:
-        if (BPF_MISCOP(f.code) == BPF_TAX) X = A;
-        else A = X;
+        if (BPF_MISCOP(f.code) == BPF_TAX)
+          X = A;
+        else
+          A = X;
         break;
-      default: abort();
+      default:
+        abort();
     }
   }
   abort();  // fell off the end
@@ -396,7 +435,7 @@ TEST(filter_spec_types_codes_families_directions_addresses) {
   auto prog = build(&s);
   CHECK(run_bpf(prog, v4(8, 0, 64), 0x0800) > 0);
   CHECK(run_bpf(prog, v4(0, 0, 64), 0x0800) == 0);
-  CHECK(run_bpf(prog, v4(0, 185, 100), 0x0800) > 0);  // a non-first fragment may belong to an 8
+  CHECK(run_bpf(prog, v4(0, 185, 100), 0x0800) > 0);   // a non-first fragment may belong to an 8
   CHECK(run_bpf(prog, v6({}, 58, 128), 0x86dd) == 0);  // family
 
   icmpcap_filter_spec c = {};

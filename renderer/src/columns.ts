@@ -6,7 +6,8 @@ import type { Row, SortColumn } from '@common/contract';
 import { typeKey } from '@common/icmp';
 import { formatCode, formatType } from './format';
 
-export type ColumnId = SortColumn;
+/** Every sortable column, and Info (a summary the service writes; not sortable). */
+export type ColumnId = SortColumn | 'info';
 
 export interface ColumnDef {
   id: ColumnId;
@@ -15,6 +16,8 @@ export interface ColumnDef {
   title: string;
   width: number;
   numeric?: boolean;
+  /** False for columns the service cannot sort by. */
+  sortable?: false;
 }
 
 export const COLUMNS: readonly ColumnDef[] = [
@@ -22,10 +25,11 @@ export const COLUMNS: readonly ColumnDef[] = [
   { id: 'time', label: 'Time', title: 'Time', width: 150 },
   { id: 'dir', label: 'Dir', title: 'Direction', width: 44 },
   { id: 'iface', label: 'Interface', title: 'Interface', width: 90 },
-  { id: 'src', label: 'Source', title: 'Source address', width: 190 },
-  { id: 'dst', label: 'Destination', title: 'Destination address', width: 190 },
-  { id: 'type', label: 'Type', title: 'ICMP type', width: 170 },
-  { id: 'code', label: 'Code', title: 'ICMP code', width: 150 },
+  { id: 'src', label: 'Source', title: 'Source address', width: 250 },
+  { id: 'dst', label: 'Destination', title: 'Destination address', width: 250 },
+  { id: 'type', label: 'Type', title: 'ICMP type', width: 215 },
+  { id: 'info', label: 'Info', title: 'Summary, as Wireshark’s Info column', width: 460, sortable: false },
+  { id: 'code', label: 'Code', title: 'ICMP code', width: 190 },
   { id: 'id', label: 'ID', title: 'Echo identifier', width: 62, numeric: true },
   { id: 'seq', label: 'Seq', title: 'Echo sequence number', width: 62, numeric: true },
   { id: 'ttl', label: 'TTL', title: 'TTL or hop limit', width: 48, numeric: true },
@@ -63,6 +67,8 @@ export function cellText(col: ColumnId, row: Row): string {
       return row.rttMs === null ? '' : row.rttMs.toFixed(3);
     case 'time':
       return row.tsNs;
+    case 'info':
+      return row.info ?? `${formatType(row)}${row.noResponse ? ' (no response found!)' : ''}`;
   }
 }
 
@@ -102,6 +108,8 @@ export function cellFilter(col: ColumnId, row: Row): string | null {
       return `frame.len == ${row.len}`;
     case 'rtt':
       return row.rttMs === null ? null : `icmpcap.rtt >= ${row.rttMs}`;
+    case 'info':
+      return row.noResponse ? (row.family === 6 ? 'icmpv6.resp_not_found' : 'icmp.resp_not_found') : null;
     default:
       return null;
   }

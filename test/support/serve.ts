@@ -55,7 +55,7 @@ export async function serveInNetns(ns: string, serveArgs: string[]): Promise<Ser
     output: () => out,
     async close() {
       await browser.close().catch(() => undefined);
-      if (proc.exitCode === null) {
+      if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill('SIGINT');
         await new Promise((r) => proc.once('exit', r));
       }

@@ -9,6 +9,7 @@ import { FIELDS, fieldInfo } from '../../common/fields.js';
 import { type PeerSrt, type SrtTap, SrtCollector, formatSrtReport, parseSrtArg } from '../stats/srt.js';
 import type { FieldOptions } from './args.js';
 import { usage } from './errors.js';
+import { ANSWER_STATS, createAnswerStat } from '../answers/index.js';
 
 /** `-e` names checked before anything starts: an unknown one is a usage error naming it. */
 export function checkFields(names: readonly string[]): void {
@@ -54,8 +55,10 @@ export interface Statistic {
 /** `-z` arguments checked before anything starts. */
 export function checkStatistics(args: readonly string[]): void {
   for (const arg of args) {
-    if (arg === 'icmpcap,peers' || parseSrtArg(arg) !== null) continue;
-    usage(`-z ${arg}: icmpcap computes icmp,srt[,FILTER], icmpv6,srt[,FILTER] and icmpcap,peers`);
+    if (arg === 'icmpcap,peers' || arg in ANSWER_STATS || parseSrtArg(arg) !== null) continue;
+    usage(
+      `-z ${arg}: icmpcap computes icmp,srt[,FILTER], icmpv6,srt[,FILTER], icmpcap,peers, ${Object.keys(ANSWER_STATS).join(', ')}`,
+    );
   }
 }
 
@@ -66,12 +69,16 @@ export function checkStatistics(args: readonly string[]): void {
 export function createStatistics(
   args: readonly string[],
   matcher: (filter: string) => (index: number) => boolean,
+  live = false,
 ): Statistic | null {
   if (args.length === 0) return null;
   let current = -1;
   const taps: SrtTap[] = [];
   const order: ('srt' | 'peers')[] = [];
+  // icmpcap,paths / icmpcap,problems (../answers): live says the route cache of this namespace may be asked.
+  const answers = args.filter((a) => a in ANSWER_STATS).map((a) => createAnswerStat(a, live));
   for (const arg of args) {
+    if (arg in ANSWER_STATS) continue;
     const srt = parseSrtArg(arg);
     if (srt) {
       const test = srt.filter ? matcher(srt.filter) : null;
@@ -84,11 +91,13 @@ export function createStatistics(
     add(index, row) {
       current = index;
       collector.add(row.record);
+      for (const a of answers) a.add(row.record);
     },
     report() {
       const out: string[] = [];
       if (taps.length) out.push(formatSrtReport(collector.srtTables()));
       if (order.includes('peers')) out.push(formatPeers(collector.peerStats()));
+      for (const a of answers) out.push(a.report());
       return out.join('');
     },
   };

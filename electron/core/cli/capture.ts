@@ -268,13 +268,17 @@ async function run(
     if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`);
   };
 
-  const statistics = createStatistics(opts.statistics, (filter) => {
-    try {
-      return service.recordMatcher(filter);
-    } catch (err) {
-      return usage(`-z: bad filter "${filter}": ${errorMessage(err)}`);
-    }
-  });
+  const statistics = createStatistics(
+    opts.statistics,
+    (filter) => {
+      try {
+        return service.recordMatcher(filter);
+      } catch (err) {
+        return usage(`-z: bad filter "${filter}": ${errorMessage(err)}`);
+      }
+    },
+    readPath === undefined,
+  );
   const fieldReader = opts.fields.length && text ? new FieldReader() : null;
   /** Fields and statistics see every record in order, kept by -Y or not: the next one to see. */
   let seen = 0;

@@ -2,6 +2,7 @@
 import { METRICS_USAGE } from '../metrics/index.js';
 import { SERVE_SECURITY_USAGE } from '../web/serve-setup.js';
 import { ALERT_USAGE } from '../alerts/cli.js';
+import { SPOOL_USAGE } from '../spool-cli.js';
 
 const SERVE = `usage: icmpcap serve [options]
   serve the app in a browser (127.0.0.1 and a random token by default)
@@ -53,6 +54,7 @@ output
   -e, --field FIELD      a field to print with -T fields (repeatable), named as in Wireshark
   -E, --field-option OPT header=y|n, separator=/t|/s|C, quote=d|s|n, occurrence=f|l|a, aggregator=C
   -z, --statistics STAT  icmp,srt[,FILTER], icmpv6,srt[,FILTER], icmpcap,peers: printed at the end
+                         icmpcap,paths (traceroute/mtr runs rebuilt), icmpcap,problems (errors by flow)
   -q, --quiet            no packet lines (with -z) and no progress (with -w)
   -l, --line-buffered    write each packet line as it comes
   -n                     print addresses (the default); -N, --resolve: print DNS names
@@ -90,6 +92,7 @@ export const COMMAND_HELP: Record<string, string> = {
   interfaces: INTERFACES,
   sources: SOURCES,
   fields: FIELDS,
+  spool: `${SPOOL_USAGE}\n`,
   help: HELP,
 };
 
@@ -102,6 +105,7 @@ commands:
   interfaces    list the interfaces capture can use
   sources       show which capture sources are available, and why not
   fields        list the fields -T fields -e prints, with Wireshark's names
+  spool         captures left behind by a crash: list, recover ID|latest -w FILE, clean [ID]
   help COMMAND  describe a command and its options
 
   --version     print the version

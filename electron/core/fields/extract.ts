@@ -397,8 +397,56 @@ function dissectExtensions(r: Bytes, at: number, end: number, out: FieldMap, lay
     out.add('icmp.ext.class', r.u8(p + 2), layer);
     out.add('icmp.ext.ctype', r.u8(p + 3), layer);
     if (len < 4) break;
+    const objEnd = Math.min(p + len, end);
+    if (r.u8(p + 2) === 1 && r.u8(p + 3) === 1) {
+      // RFC 4950: the MPLS label stack, one 32-bit entry each.
+      for (let e = p + 4; e + 4 <= objEnd; e += 4) {
+        const v = r.u32(e);
+        out.add('icmp.mpls.label', v >>> 12, layer);
+        out.add('icmp.mpls.exp', (v >>> 9) & 7, layer);
+        out.add('icmp.mpls.s', ((v >>> 8) & 1) === 1, layer);
+        out.add('icmp.mpls.ttl', v & 0xff, layer);
+      }
+    } else if (r.u8(p + 2) === 2) dissectInterfaceInfo(r, p + 4, objEnd, r.u8(p + 3), out, layer);
     p += len;
   }
+}
+
+/** RFC 5837 Interface Information object: C-Type bits say which sub-objects follow, in this order. */
+function dissectInterfaceInfo(
+  r: Bytes,
+  at: number,
+  end: number,
+  ctype: number,
+  out: FieldMap,
+  layer: number,
+): void {
+  out.add('icmp.int_info.role', ctype >> 6, layer);
+  let p = at;
+  if (ctype & 0x08) {
+    if (p + 4 > end) return;
+    out.add('icmp.int_info.index', r.u32(p), layer);
+    p += 4;
+  }
+  if (ctype & 0x04) {
+    if (p + 4 > end) return;
+    const afi = r.u16(p);
+    if (afi === 1 && p + 8 <= end) {
+      out.add('icmp.int_info.ipv4', r.u32(p + 4), layer);
+      p += 8;
+    } else if (afi === 2 && p + 20 <= end) {
+      out.add('icmp.int_info.ipv6', r.slice(p + 4, 16), layer);
+      p += 20;
+    } else return;
+  }
+  if (ctype & 0x02) {
+    const n = r.u8(p);
+    if (n < 1 || p + n > end) return;
+    const name = new TextDecoder().decode(r.slice(p + 1, n - 1)).replace(/\0+$/, '');
+    out.add('icmp.int_info.name', name, layer);
+    p += n;
+  }
+  if (ctype & 0x01 && p + 4 <= end) out.add('icmp.int_info.mtu', r.u32(p), layer);
 }
 
 function dissectIcmp6(
@@ -466,6 +514,8 @@ function dissectIcmp6(
     if (inner !== null) {
       dissectTransport(r, inner, out, layers, ctx, true);
     }
+    // RFC 4884 for ICMPv6: the length counts 64-bit words; the extension structure follows.
+    if (rfc4884 !== 0) dissectExtensions(r, at + 8 + rfc4884 * 8, end, out, layer);
   }
 }
 

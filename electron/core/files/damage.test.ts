@@ -249,8 +249,9 @@ describe.skipIf(!hasTools())('damaged capture files', () => {
         expect(summary.error.offset).toBeGreaterThanOrEqual(0);
         expect(summary.error.offset).toBeLessThanOrEqual(bytes.length);
       }
-      // A record needs at least 28 bytes of IP+ICMP and 16 bytes of framing in the file.
-      expect(summary.records).toBeLessThanOrEqual(bytes.length / 44);
+      // A record needs at least 20 bytes of IP (a fragment or a cut ICMP header is recorded, flagged) and
+      // 16 bytes of framing in the file.
+      expect(summary.records).toBeLessThanOrEqual(bytes.length / 36);
       if (iteration % 1000 === 0) {
         // Now and then through the chunked file reader too.
         const file = path.join(dir, 'fuzz.bin');

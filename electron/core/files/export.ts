@@ -2,6 +2,7 @@
  * Exports records to pcapng, pcap, CSV or NDJSON, streaming with constant memory. The file appears under its
  * name only when the export succeeded; a cancelled or failed export leaves nothing behind.
  */
+import type { RecordFlag } from '../../common/contract.js';
 import type { DecodedRecord } from '../record.js';
 import { ExportFileSink } from './file-sink.js';
 import { pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap-write.js';
@@ -28,6 +29,11 @@ export interface ExportRow {
   rttMs?: number;
   /** Time since the capture started; when missing, since the first exported row. */
   relativeNs?: bigint;
+  /** The table's flags (CSV/NDJSON); when missing, those `record.flags` tells. */
+  flags?: readonly RecordFlag[] | undefined;
+  /** `record.tsNs` as two 32-bit halves, when the row has them (saves a BigInt per record). */
+  tsHi?: number;
+  tsLo?: number;
 }
 
 export interface ExportOptions {
@@ -184,14 +190,23 @@ class PcapngRowWriter implements RowWriter {
       this.pendingIdb = null;
     }
     const r = row.record;
-    splitTimestamp(r.tsNs);
+    let hi: number;
+    let lo: number;
+    if (row.tsHi !== undefined && row.tsLo !== undefined) {
+      hi = row.tsHi;
+      lo = row.tsLo;
+    } else {
+      splitTimestamp(r.tsNs);
+      hi = tsHi();
+      lo = tsLo();
+    }
     sink.pos = writeEnhancedPacketBlock(
       sink.view,
       sink.buf,
       sink.pos,
       this.currentId,
-      tsHi(),
-      tsLo(),
+      hi,
+      lo,
       r.data,
       0,
       r.data.length,
@@ -248,6 +263,7 @@ class TextRowWriter implements RowWriter {
       ifname: row.ifname,
       rttMs: row.rttMs,
       relativeNs,
+      flags: row.flags,
     });
     return this.line.length * 3;
   }

@@ -86,6 +86,17 @@ export class ExportFileSink {
     await this.writeAll(this.buf.subarray(0, this.pos));
     this.written += this.pos;
     this.pos = 0;
+    try {
+      // On disk before it takes the name: a crash never leaves a short file where a good one was.
+      await this.handle.datasync();
+    } catch (err) {
+      await this.handle.close().catch(() => undefined);
+      await fs.promises.rm(this.tempPath, { force: true });
+      throw new Error(
+        `Cannot write the export to ${this.finalPath}: ${explain(err, path.dirname(this.finalPath))}`,
+        { cause: err },
+      );
+    }
     await this.handle.close();
     try {
       await fs.promises.rename(this.tempPath, this.finalPath);

@@ -21,9 +21,11 @@ export {
 } from './export.js';
 export {
   PcapngSpoolWriter,
+  readSpoolPacket,
   readSpoolRecord,
   SpoolReader,
   type SpoolOptions,
+  type SpoolPacket,
   type SpoolRecord,
 } from './spool.js';
 export { LINKTYPE } from './linktypes.js';

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { decodeRecord, forEachRecord, Hook, REC_F_HAS_ECHO, REC_F_TRUNCATED } from '../record.js';
+import {
+  decodeRecord,
+  forEachRecord,
+  Hook,
+  REC_F_FRAGMENT,
+  REC_F_HAS_ECHO,
+  REC_F_NOT_FIRST,
+  REC_F_SHORT,
+  REC_F_TRUNCATED,
+} from '../record.js';
 import { encodeRecord, MAX_RECORD_SIZE, type RecordMeta } from './packet.js';
 import { ipv4Error, ipv4Icmp, ipv6Icmp } from './testing/packets.js';
 
@@ -79,25 +88,55 @@ describe('encodeRecord', () => {
     expect(record).toMatchObject({ origLen: 30, capLen: 30, flags: REC_F_HAS_ECHO });
   });
 
-  it('rejects non-ICMP, non-first fragments, other IP versions and short packets', () => {
+  it('rejects non-ICMP, other IP versions and cut IP headers', () => {
     const udp = ipv4Icmp();
     udp[9] = 17;
     expect(encode(udp)).toBeNull();
-    const laterFragment = ipv4Icmp();
-    laterFragment[6] = 0x20; // MF
-    laterFragment[7] = 0xb9; // offset 185 * 8
-    expect(encode(laterFragment)).toBeNull();
-    const firstFragment = ipv4Icmp();
-    firstFragment[6] = 0x20; // MF, offset 0: still carries the ICMP header
-    expect(encode(firstFragment)).not.toBeNull();
     const v5 = ipv4Icmp();
     v5[0] = 0x55;
     expect(encode(v5)).toBeNull();
-    expect(encode(ipv4Icmp().subarray(0, 27))).toBeNull();
+    expect(encode(ipv4Icmp().subarray(0, 19))).toBeNull();
     expect(encode(new Uint8Array(0))).toBeNull();
     const badIhl = ipv4Icmp();
     badIhl[0] = 0x44;
     expect(encode(badIhl)).toBeNull();
+  });
+
+  it('records IPv4 fragments as the live sources do: a first one decoded, later ones as fragment data', () => {
+    const laterFragment = ipv4Icmp();
+    laterFragment[6] = 0x20; // MF
+    laterFragment[7] = 0xb9; // offset 185 * 8
+    expect(encode(laterFragment)!.record).toMatchObject({
+      flags: REC_F_FRAGMENT | REC_F_NOT_FIRST,
+      type: 0,
+      code: 0,
+      id: 0,
+      seq: 0,
+      hasEcho: false,
+      capLen: 84,
+      src: '192.0.2.1',
+    });
+    const firstFragment = ipv4Icmp();
+    firstFragment[6] = 0x20; // MF, offset 0: still carries the ICMP header
+    expect(encode(firstFragment)!.record).toMatchObject({
+      flags: REC_F_FRAGMENT | REC_F_HAS_ECHO,
+      type: 8,
+      id: 0x1234,
+    });
+  });
+
+  it('flags a packet that ends before a whole ICMP header (SHORT), apart from one cut by the snap length', () => {
+    const packet = ipv4Icmp({ payload: 0 }).subarray(0, 24); // 4 bytes of ICMP
+    packet[3] = 24; // total length
+    expect(encode(packet)!.record).toMatchObject({ flags: REC_F_SHORT, type: 8, code: 0, id: 0, capLen: 24 });
+    const cut = ipv4Icmp({ payload: 56 });
+    expect(encode(cut.subarray(0, 23), { origLen: cut.length })!.record).toMatchObject({
+      flags: REC_F_TRUNCATED,
+      type: 8,
+      hasEcho: false,
+      capLen: 23,
+      origLen: 84,
+    });
   });
 
   it('writes an IPv6 echo reply with the hop limit and full addresses', () => {
@@ -126,9 +165,19 @@ describe('encodeRecord', () => {
     expect(record).toMatchObject({ type: 128, id: 5, seq: 6, origLen: packet.length });
   });
 
-  it('rejects later IPv6 fragments, unknown next headers and headers running past the packet', () => {
+  it('records later IPv6 fragments of ICMPv6 as fragment data; rejects unknown headers and overruns', () => {
     const later = ipv6Icmp({}, [[FRAGMENT, [0, 0, 0x05, 0x01, 0, 0, 0, 42]]]);
-    expect(encode(later)).toBeNull();
+    expect(encode(later)!.record).toMatchObject({
+      flags: REC_F_FRAGMENT | REC_F_NOT_FIRST,
+      type: 0,
+      hasEcho: false,
+      family: 6,
+    });
+    const first = ipv6Icmp({ type: 128 }, [[FRAGMENT, [0, 0, 0, 0x01, 0, 0, 0, 42]]]);
+    expect(encode(first)!.record).toMatchObject({ flags: REC_F_FRAGMENT | REC_F_HAS_ECHO, type: 128 });
+    const laterUdp = ipv6Icmp({}, [[FRAGMENT, [0, 0, 0x05, 0x01, 0, 0, 0, 42]]]);
+    laterUdp[40] = 17;
+    expect(encode(laterUdp)).toBeNull();
     expect(encode(ipv6Icmp({}, [[ESP, [0, 0, 0, 0, 0, 0, 0, 0]]]))).toBeNull();
     const huge = ipv6Icmp({}, [[DEST_OPTS, [0, 200, 0, 0, 0, 0, 0, 0]]]);
     expect(encode(huge)).toBeNull();

@@ -2,7 +2,17 @@
  * Turns one IP packet into one record of the format in `../record.ts`, exactly as the live sources do, so a
  * capture file opened in icmpcap looks like the same traffic captured live.
  */
-import { alignRecord, Hook, OFF, RECORD_HEADER_SIZE, REC_F_HAS_ECHO, REC_F_TRUNCATED } from '../record.js';
+import {
+  alignRecord,
+  Hook,
+  OFF,
+  RECORD_HEADER_SIZE,
+  REC_F_FRAGMENT,
+  REC_F_HAS_ECHO,
+  REC_F_NOT_FIRST,
+  REC_F_SHORT,
+  REC_F_TRUNCATED,
+} from '../record.js';
 
 /** A record never carries more than this many packet bytes: `cap_len` is 16 bits wide. */
 export const MAX_RECORD_DATA = 0xffff;
@@ -30,7 +40,8 @@ export interface RecordMeta {
 /**
  * Parses `ipPacket` (IPv4 with options, or IPv6 with extension headers) and writes one record at `offset`.
  * Returns the record's aligned size (the next record starts at `offset + size`), or null when the packet is
- * not ICMP/ICMPv6, is a non-first fragment, or is too short to hold the ICMP header.
+ * not ICMP/ICMPv6 (or its IP header is cut short). Fragments and packets too short for an ICMP header are
+ * recorded with the flags the live sources set (FRAGMENT, NOT_FIRST, SHORT; uapi icmpcap.h).
  * `out` must have room for `MAX_RECORD_SIZE` bytes or the record size, whichever is smaller.
  */
 export function encodeRecord(
@@ -80,38 +91,53 @@ export function encodeRecordInto(
   let icmpAt: number;
   let ttl: number;
   let wireLen: number;
+  let flags = 0;
   if (version === 4) {
     const ihl = (src[start]! & 0x0f) * 4;
-    if (ihl < 20 || available < ihl + ICMP_HEADER_SIZE) return null;
+    if (ihl < 20 || available < 20) return null;
     if (src[start + 9] !== IPPROTO_ICMP) return null;
+    const fragment = ((src[start + 6]! << 8) | src[start + 7]!) & 0x3fff; // MF and the offset
+    if (fragment !== 0) flags |= REC_F_FRAGMENT;
     // A non-first fragment carries the middle of a datagram, not an ICMP header.
-    if ((((src[start + 6]! & 0x1f) << 8) | src[start + 7]!) !== 0) return null;
+    if ((fragment & 0x1fff) !== 0) flags |= REC_F_NOT_FIRST;
     icmpAt = start + ihl;
     ttl = src[start + 8]!;
     wireLen = (src[start + 2]! << 8) | src[start + 3]!;
   } else if (version === 6) {
-    if (available < 40 + ICMP_HEADER_SIZE) return null;
+    if (available < 40) return null;
     ttl = src[start + 7]!;
     const payloadLen = (src[start + 4]! << 8) | src[start + 5]!;
     wireLen = payloadLen === 0 ? 0 : 40 + payloadLen; // 0: jumbogram, length unknown here
-    const at = skipIpv6ExtensionHeaders(src, start, end);
-    if (at < 0) return null;
-    icmpAt = at;
+    const walk = skipIpv6ExtensionHeaders(src, start, end);
+    if (walk < 0) return null;
+    icmpAt = walk & WALK_OFFSET_MASK;
+    flags |=
+      walk >= WALK_NOT_FIRST ? REC_F_FRAGMENT | REC_F_NOT_FIRST : walk >= WALK_FRAGMENT ? REC_F_FRAGMENT : 0;
   } else {
     return null;
   }
-  if (end - icmpAt < ICMP_HEADER_SIZE) return null;
+  // Headers that run past the captured bytes: nothing says where the ICMP message is.
+  if (icmpAt > end) return null;
 
   // The kernel trims link-layer padding before the hooks see the packet; do the same when the link said more.
   let packetLen = origLen;
   if (wireLen >= icmpAt - start && wireLen < packetLen) packetLen = wireLen;
   const capLen = Math.min(available, packetLen, MAX_RECORD_DATA);
-  const type = src[icmpAt]!;
-  const code = src[icmpAt + 1]!;
-  let flags = capLen < packetLen ? REC_F_TRUNCATED : 0;
-  const family = version;
-  const isEcho = version === 4 ? type === 0 || type === 8 : type === 128 || type === 129;
+  if (capLen < packetLen) flags |= REC_F_TRUNCATED;
+  let type = 0;
+  let code = 0;
+  let isEcho = false;
+  if ((flags & REC_F_NOT_FIRST) === 0) {
+    if (packetLen - (icmpAt - start) < ICMP_HEADER_SIZE) flags |= REC_F_SHORT;
+    const icmpCaptured = start + capLen - icmpAt;
+    if (icmpCaptured >= 1) type = src[icmpAt]!;
+    if (icmpCaptured >= 2) code = src[icmpAt + 1]!;
+    isEcho =
+      icmpCaptured >= ICMP_HEADER_SIZE &&
+      (version === 4 ? type === 0 || type === 8 : type === 128 || type === 129);
+  }
   if (isEcho) flags |= REC_F_HAS_ECHO;
+  const family = version;
 
   const len = RECORD_HEADER_SIZE + capLen;
   const size = alignRecord(len);
@@ -154,16 +180,24 @@ export function encodeRecordInto(
   return size;
 }
 
+/** skipIpv6ExtensionHeaders packs the ICMPv6 offset with what it saw of a Fragment header. */
+const WALK_OFFSET_MASK = 0x3fffffff;
+const WALK_FRAGMENT = 0x40000000;
+const WALK_NOT_FIRST = 0x80000000;
+
 /**
- * Walks hop-by-hop, routing, fragment (first fragment only), destination options and AH headers.
- * Returns the offset of the ICMPv6 header, or -1 when the packet is not ICMPv6 or is cut short.
+ * Walks hop-by-hop, routing, fragment, destination options and AH headers. Returns the offset of the
+ * ICMPv6 header (for a non-first fragment: of its fragment data), plus WALK_FRAGMENT when a Fragment header
+ * was on the way and WALK_NOT_FIRST when its offset is not 0; or -1 when the packet is not ICMPv6 or its
+ * headers run past the captured bytes.
  */
 function skipIpv6ExtensionHeaders(src: Uint8Array, start: number, end: number): number {
   let next = src[start + 6]!;
   let at = start + 40;
+  let fragment = 0;
   // Every extension header is at least 8 bytes long, so this loop ends within the packet.
   for (;;) {
-    if (next === IPPROTO_ICMPV6) return at;
+    if (next === IPPROTO_ICMPV6) return at + fragment;
     if (at + 8 > end) return -1;
     switch (next) {
       case IPV6_HOP_BY_HOP:
@@ -177,8 +211,12 @@ function skipIpv6ExtensionHeaders(src: Uint8Array, start: number, end: number): 
         at += (src[at + 1]! + 2) * 4;
         break;
       case IPV6_FRAGMENT:
-        if ((((src[at + 2]! << 8) | src[at + 3]!) & 0xfff8) !== 0) return -1;
         next = src[at]!;
+        if ((((src[at + 2]! << 8) | src[at + 3]!) & 0xfff8) !== 0) {
+          // The rest is the middle of the datagram; its first header says whether the datagram is ICMPv6.
+          return next === IPPROTO_ICMPV6 ? at + 8 + WALK_NOT_FIRST : -1;
+        }
+        fragment = WALK_FRAGMENT;
         at += 8;
         break;
       default:

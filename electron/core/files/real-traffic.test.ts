@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeLabel, typeLabel } from '../../common/icmp.js';
-import { Direction, type DecodedRecord } from '../record.js';
+import { Direction, REC_F_FRAGMENT, REC_F_NOT_FIRST, type DecodedRecord } from '../record.js';
 import { exportRecords, type ExportRow } from './export.js';
 import { readCaptureFileAll, type CaptureFileContents } from './read.js';
 import { captureRealTraffic, type CaptureSet } from './testing/captures.js';
@@ -19,6 +19,7 @@ import {
   recordBytes,
   setRecordField,
   TSHARK_FIELDS,
+  TSHARK_ICMP_FILTER,
 } from './testing/records.js';
 import { directionName, isoTimeNs, secondsText } from './text-write.js';
 
@@ -47,7 +48,7 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
   });
 
   function tsharkRows(file: string, extra: string[] = []): string[][] {
-    return tsharkFields(file, [...TSHARK_FIELDS, ...extra], 'icmp or icmpv6', NO_REASSEMBLY);
+    return tsharkFields(file, [...TSHARK_FIELDS, ...extra], TSHARK_ICMP_FILTER, NO_REASSEMBLY);
   }
 
   it.each([
@@ -83,21 +84,28 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
     expect(kinds).toContain('6/129/0');
   });
 
-  it('sees ICMP errors, the first IPv6 fragment of a fragmented echo and skips non-first fragments', () => {
+  it('sees ICMP errors and every fragment of a fragmented echo, later ones flagged and never typed', () => {
     const { summary, records } = contents.get(files.ethPcapNs)!;
     const kinds = new Set(records.map((r) => `${r.family}/${r.type}/${r.code}`));
     for (const kind of ['4/11/0', '6/3/0', '4/3/1', '6/1/0', '4/3/4', '6/2/0']) expect(kinds).toContain(kind);
     // IPv6 echo sent after Packet Too Big goes out in fragments; the first one still carries the ICMPv6 header.
     const IPV6_FRAGMENT_HEADER = 44;
     const firstFragments = records.filter((r) => r.family === 6 && r.data[6] === IPV6_FRAGMENT_HEADER);
-    expect(firstFragments.map((r) => r.type)).toContain(128);
+    expect(firstFragments.filter((r) => !(r.flags & REC_F_NOT_FIRST)).map((r) => r.type)).toContain(128);
     const laterFragments = tsharkFields(
       files.ethPcapNs,
-      ['frame.number'],
-      'ip.frag_offset > 0 || ipv6.fraghdr.offset > 0',
+      ['frame.time_epoch'],
+      '(ip.frag_offset > 0 && ip.proto == 1) || (ipv6.fraghdr.offset > 0 && ipv6.fraghdr.nxt == 58)',
+      NO_REASSEMBLY,
     );
     expect(laterFragments.length).toBeGreaterThan(0);
-    expect(summary.skippedNonIcmp).toBeGreaterThanOrEqual(laterFragments.length); // and ARP
+    const flagged = records.filter((r) => r.flags & REC_F_NOT_FIRST);
+    expect(flagged.map((r) => secondsText(r.tsNs))).toEqual(laterFragments.map((row) => row[0]));
+    for (const r of flagged) {
+      expect(r.flags & REC_F_FRAGMENT).toBe(REC_F_FRAGMENT);
+      expect([r.type, r.code, r.hasEcho]).toEqual([0, 0, false]);
+    }
+    expect(summary.skippedNonIcmp).toBeGreaterThan(0); // ARP, neighbour discovery is ICMPv6
   });
 
   it('names the interfaces of a multi-interface pcapng', () => {
@@ -205,6 +213,7 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
       'length',
       'captured_length',
       'rtt_ms',
+      'flags',
     ]);
     expect(table.length).toBe(rows.length + 1);
     rows.forEach((row, i) => {
@@ -217,16 +226,21 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
         row.ifname,
         r.src,
         r.dst,
-        String(r.type),
-        typeLabel(r.family, r.type),
-        String(r.code),
-        codeLabel(r.family, r.type, r.code),
+        ...(r.flags & REC_F_NOT_FIRST
+          ? ['', '', '', '']
+          : [
+              String(r.type),
+              typeLabel(r.family, r.type),
+              String(r.code),
+              codeLabel(r.family, r.type, r.code),
+            ]),
         r.hasEcho ? String(r.id) : '',
         r.hasEcho ? String(r.seq) : '',
         String(r.ttl),
         String(r.origLen),
         String(r.capLen),
         row.rttMs === undefined ? '' : row.rttMs.toFixed(3),
+        r.flags & REC_F_NOT_FIRST ? 'fragment not-first' : r.flags & REC_F_FRAGMENT ? 'fragment' : '',
       ]);
       expect(row.ifname).toMatch(/"x", y$/);
     });
@@ -254,16 +268,26 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
         family: r.family,
         source: r.src,
         destination: r.dst,
-        type: r.type,
-        typeName: typeLabel(r.family, r.type),
-        code: r.code,
-        codeName: codeLabel(r.family, r.type, r.code),
+        ...(r.flags & REC_F_NOT_FIRST
+          ? { type: null, typeName: null, code: null, codeName: null }
+          : {
+              type: r.type,
+              typeName: typeLabel(r.family, r.type),
+              code: r.code,
+              codeName: codeLabel(r.family, r.type, r.code),
+            }),
         id: r.hasEcho ? r.id : null,
         seq: r.hasEcho ? r.seq : null,
         ttl: r.ttl,
         length: r.origLen,
         capturedLength: r.capLen,
         rttMs: row.rttMs === undefined ? null : Number(row.rttMs.toFixed(3)),
+        flags:
+          r.flags & REC_F_NOT_FIRST
+            ? ['fragment', 'not-first']
+            : r.flags & REC_F_FRAGMENT
+              ? ['fragment']
+              : [],
       });
     });
     expect(lines.some((l) => l.includes('"direction":"out"'))).toBe(true);

@@ -191,6 +191,49 @@ export function readSpoolRecord(fd: number, offset: number): SpoolRecord {
 export type SpoolRecord = DecodedRecord & { ifaceId: number };
 
 /**
+ * One packet of the spool exactly as it was written: no decoding, so whatever the bytes are, they come back.
+ * `data` is a view into the reader's window, valid until its next read.
+ */
+export interface SpoolPacket {
+  ifaceId: number;
+  tsHi: number;
+  tsLo: number;
+  origLen: number;
+  dir: number;
+  data: Uint8Array;
+}
+
+/** readSpoolRecord without decoding: the packet as written (`data` is a copy of its own). */
+export function readSpoolPacket(fd: number, offset: number): SpoolPacket {
+  const head = new Uint8Array(28);
+  readExactly(fd, head, offset);
+  const total = checkBlockHeader(new DataView(head.buffer), 0, offset);
+  const block = new Uint8Array(total);
+  readExactly(fd, block, offset);
+  return packetOfBlock(block, new DataView(block.buffer), 0, offset, {} as SpoolPacket);
+}
+
+function packetOfBlock(
+  bytes: Uint8Array,
+  view: DataView,
+  at: number,
+  offset: number,
+  out: SpoolPacket,
+  withDirection = true,
+): SpoolPacket {
+  const total = view.getUint32(at + 4, true);
+  const capLen = view.getUint32(at + 20, true);
+  if (28 + capLen + 4 > total) throw new Error(`The packet block at byte ${offset} of the spool is damaged`);
+  out.ifaceId = view.getUint32(at + 8, true);
+  out.tsHi = view.getUint32(at + 12, true);
+  out.tsLo = view.getUint32(at + 16, true);
+  out.origLen = view.getUint32(at + 24, true);
+  out.dir = withDirection ? packetDirection(view, at + 28 + pad4(capLen), at + total - 4, true) : 3;
+  out.data = bytes.subarray(at + 28, at + 28 + capLen);
+  return out;
+}
+
+/**
  * Reads many spool records, in any order but fastest in file order (exports): keeps a 1 MiB window of the
  * file so consecutive records cost no system call. The spool only grows, so the window never goes stale.
  */
@@ -207,10 +250,24 @@ export class SpoolReader {
   private readonly slab = new RecordSlab();
 
   read(offset: number): SpoolRecord {
+    this.load(offset);
+    return decodeSpoolBlock(this.window, this.view, offset - this.start, offset, this.slab);
+  }
+
+  /**
+   * The packet at `offset` as written, without decoding it (exports: the bytes go out whatever they are).
+   * Fills and returns `into` (one object reused for every packet costs no allocation); `data` is valid until
+   * the next read. Without `withDirection` the block's options are not parsed and `dir` is 3 (unknown).
+   */
+  readPacket(offset: number, into: SpoolPacket = {} as SpoolPacket, withDirection = true): SpoolPacket {
+    this.load(offset);
+    return packetOfBlock(this.window, this.view, offset - this.start, offset, into, withDirection);
+  }
+
+  private load(offset: number): void {
     if (offset < this.start || offset + 28 > this.end) this.fill(offset, 28);
     const total = checkBlockHeader(this.view, offset - this.start, offset);
     if (offset + total > this.end) this.fill(offset, total);
-    return decodeSpoolBlock(this.window, this.view, offset - this.start, offset, this.slab);
   }
 
   private fill(offset: number, need: number): void {

@@ -1,6 +1,13 @@
 /** CSV (RFC 4180) and NDJSON lines for exported records; both carry the same fields. */
 import { codeLabel, typeLabel } from '../../common/icmp.js';
-import type { DecodedRecord } from '../record.js';
+import type { RecordFlag } from '../../common/contract.js';
+import {
+  REC_F_FRAGMENT,
+  REC_F_NOT_FIRST,
+  REC_F_SHORT,
+  REC_F_TRUNCATED,
+  type DecodedRecord,
+} from '../record.js';
 
 export interface TextRow {
   no: number;
@@ -9,6 +16,28 @@ export interface TextRow {
   rttMs?: number;
   /** Time since the start of the capture; when missing, since the first exported row. */
   relativeNs: bigint;
+  /** The table's flags; when missing, those the record's own flags tell. */
+  flags?: readonly RecordFlag[] | undefined;
+}
+
+const NO_FLAGS: readonly RecordFlag[] = [];
+
+/** The flags a row is exported with (`flags` column, space separated in CSV). */
+export function rowFlags(row: TextRow): readonly RecordFlag[] {
+  if (row.flags) return row.flags;
+  const f = row.record.flags;
+  if (!(f & (REC_F_FRAGMENT | REC_F_NOT_FIRST | REC_F_SHORT | REC_F_TRUNCATED))) return NO_FLAGS;
+  const out: RecordFlag[] = [];
+  if (f & REC_F_FRAGMENT) out.push('fragment');
+  if (f & REC_F_NOT_FIRST) out.push('not-first');
+  if (f & REC_F_SHORT) out.push('short');
+  if (f & REC_F_TRUNCATED) out.push('truncated');
+  return out;
+}
+
+/** A later fragment has no ICMP header: its type and code columns stay empty rather than say "Echo Reply". */
+function notFirst(r: DecodedRecord): boolean {
+  return (r.flags & REC_F_NOT_FIRST) !== 0;
 }
 
 export const CSV_COLUMNS = [
@@ -29,6 +58,7 @@ export const CSV_COLUMNS = [
   'length',
   'captured_length',
   'rtt_ms',
+  'flags',
 ] as const;
 
 const DIRECTION_NAMES = ['in', 'out', 'forward', 'unknown'];
@@ -76,6 +106,7 @@ export function csvHeader(): string {
 export function csvLine(row: TextRow): string {
   const r = row.record;
   const echo = r.hasEcho;
+  const typed = !notFirst(r);
   return (
     [
       String(row.no),
@@ -85,16 +116,17 @@ export function csvLine(row: TextRow): string {
       csvField(row.ifname),
       r.src,
       r.dst,
-      String(r.type),
-      csvField(typeLabel(r.family, r.type)),
-      String(r.code),
-      csvField(codeLabel(r.family, r.type, r.code)),
+      typed ? String(r.type) : '',
+      typed ? csvField(typeLabel(r.family, r.type)) : '',
+      typed ? String(r.code) : '',
+      typed ? csvField(codeLabel(r.family, r.type, r.code)) : '',
       echo ? String(r.id) : '',
       echo ? String(r.seq) : '',
       String(r.ttl),
       String(r.origLen),
       String(r.capLen),
       rttText(row.rttMs),
+      rowFlags(row).join(' '),
     ].join(',') + '\r\n'
   );
 }
@@ -104,13 +136,18 @@ export function ndjsonLine(row: TextRow): string {
   const r = row.record;
   const echo = r.hasEcho;
   const rtt = rttText(row.rttMs);
+  const typed = !notFirst(r);
+  const flags = rowFlags(row);
   return (
     `{"no":${row.no},"ts":"${r.tsNs}","time":"${isoTimeNs(r.tsNs)}","relativeS":${secondsText(row.relativeNs)},` +
     `"direction":"${directionName(r.dir)}","interface":${JSON.stringify(row.ifname)},"family":${r.family},` +
-    `"source":"${r.src}","destination":"${r.dst}","type":${r.type},` +
-    `"typeName":${JSON.stringify(typeLabel(r.family, r.type))},"code":${r.code},` +
-    `"codeName":${JSON.stringify(codeLabel(r.family, r.type, r.code))},` +
+    `"source":"${r.src}","destination":"${r.dst}",` +
+    (typed
+      ? `"type":${r.type},"typeName":${JSON.stringify(typeLabel(r.family, r.type))},"code":${r.code},` +
+        `"codeName":${JSON.stringify(codeLabel(r.family, r.type, r.code))},`
+      : '"type":null,"typeName":null,"code":null,"codeName":null,') +
     `"id":${echo ? r.id : 'null'},"seq":${echo ? r.seq : 'null'},"ttl":${r.ttl},"length":${r.origLen},` +
-    `"capturedLength":${r.capLen},"rttMs":${rtt === '' ? 'null' : rtt}}\n`
+    `"capturedLength":${r.capLen},"rttMs":${rtt === '' ? 'null' : rtt},` +
+    `"flags":${flags.length === 0 ? '[]' : JSON.stringify(flags)}}\n`
   );
 }

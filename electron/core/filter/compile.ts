@@ -120,6 +120,9 @@ const COLUMNS: Readonly<Record<string, ColumnField>> = {
   'frame.len': { kind: 'uint', expr: '(len[i] & 65535)' },
   'frame.cap_len': { kind: 'uint', expr: '(len[i] >>> 16)' },
   'icmpcap.rtt': { kind: 'float', expr: 'rtt[i]', presence: 'rtt[i] === rtt[i]' },
+  // Echo requests without a reply within the timeout (stats/aggregator.ts sets MISC_F_NO_RESPONSE).
+  'icmp.resp_not_found': { kind: 'uint', family: 4, expr: '1', presence: '(misc[i] & 0x20000000) !== 0' },
+  'icmpv6.resp_not_found': { kind: 'uint', family: 6, expr: '1', presence: '(misc[i] & 0x20000000) !== 0' },
   'frame.number': { kind: 'uint', expr: '(base + i + 1)' },
   'frame.time_relative': { kind: 'reltime', expr: 'tsRel[i]' },
 };

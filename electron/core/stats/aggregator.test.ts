@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { messageKind } from '../../common/icmp.js';
 import { BatchBuilder, IFNAMES, addressOf, randomCapture } from '../bench/synth.js';
 import { Ingestor } from '../ingest.js';
-import { CHUNK_MASK, CHUNK_SHIFT, RecordStore } from '../store.js';
+import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_NO_RESPONSE, RecordStore } from '../store.js';
 import { Aggregator, type AggregatorOptions } from './aggregator.js';
 
 const T0 = 1_700_000_000e9;
@@ -254,7 +254,7 @@ describe('echo statistics', () => {
     for (let k = 1; k < series.tMs.length; k++) expect(series.tMs[k]!).toBeGreaterThan(series.tMs[k - 1]!);
     expect(series.rttMs.every((r) => r >= 1 && r <= 7)).toBe(true);
     expect(agg.peerSeries('10.0.0.2', 10).tMs.length).toBeLessThanOrEqual(10);
-    expect(agg.peerSeries('10.9.9.9', 10)).toEqual({ peer: '10.9.9.9', tMs: [], rttMs: [] });
+    expect(agg.peerSeries('10.9.9.9', 10)).toEqual({ peer: '10.9.9.9', tMs: [], rttMs: [], lostTMs: [] });
   });
 });
 
@@ -344,6 +344,39 @@ describe('aggregates', () => {
     expect(a.peers).toEqual([]);
     expect(a.topTalkers).toEqual([]);
     expect(a.series.tSec).toEqual([]);
+  });
+});
+
+describe('flows and unanswered requests', () => {
+  it('keeps one entry per flow, and marks requests with no reply within the timeout', () => {
+    // 10.0.0.1 pings us (10.0.0.2) and answers... and also pings 10.0.0.9, which never answers.
+    const events: Ev[] = [];
+    for (let k = 0; k < 4; k++) {
+      events.push(req(k * 100, '10.0.0.1', '10.0.0.2', k, 0));
+      events.push(rep(k * 100 + 1, '10.0.0.2', '10.0.0.1', k, 1));
+      events.push(req(k * 100 + 50, '10.0.0.1', '10.0.0.9', k, 0, 8));
+    }
+    events.push({ ms: 5000, type: 3, src: '10.0.0.2', dst: '10.0.0.1', dir: 1 }); // time passes
+    const { agg, store } = run(events);
+    const flows = agg
+      .peerList()
+      .map((p) => [p.flow, p.peer, p.local, p.loss])
+      .sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+    expect(flows).toEqual([
+      ['10.0.0.1>10.0.0.2', '10.0.0.1', '10.0.0.2', 0],
+      ['10.0.0.1>10.0.0.9', '10.0.0.1', '10.0.0.9', 1],
+    ]);
+    const marked: number[] = [];
+    for (let r = 0; r < store.length; r++)
+      if (store.chunks[r >>> CHUNK_SHIFT]!.misc[r & CHUNK_MASK]! & MISC_F_NO_RESPONSE) marked.push(r + 1);
+    expect(marked).toEqual([3, 6, 9, 12]);
+    expect(agg.peerSeries('10.0.0.1>10.0.0.2').rttMs).toHaveLength(4);
+    expect(agg.peerSeries('10.0.0.1>10.0.0.9').rttMs).toHaveLength(0);
+    // The loss marks: when each lost request was sent.
+    expect(agg.peerSeries('10.0.0.1>10.0.0.9').lostTMs!.map((t) => Math.round(t - T0 / 1e6))).toEqual([
+      50, 150, 250, 350,
+    ]);
+    expect(agg.peerSeries('10.0.0.1>10.0.0.2').lostTMs).toEqual([]);
   });
 });
 

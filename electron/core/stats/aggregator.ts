@@ -16,7 +16,10 @@
  * plus 24 in the hash table; the ring starts at 64 Ki and doubles as needed), oldest forgotten first
  * (judged early if its timeout has not passed yet), so memory is bounded.
  *
- * Peers: one entry per (requester, responder) pair. The role comes from the first request's
+ * A request judged lost gets MISC_F_NO_RESPONSE on its record (cleared again if a timely reply turns up
+ * out of order), so the table can say "no response found" and the filter can select them.
+ *
+ * Peers: one entry per (requester, responder) pair, a flow, named `requester>responder`. The role comes from the first request's
  * direction: out (we pinged the peer: the responder is the peer), in (the peer pinged us: the
  * requester is the peer), otherwise unknown (the responder is the peer). At most `maxPeers` entries;
  * beyond that the least recently seen are evicted.
@@ -29,7 +32,7 @@
  */
 import type { Aggregates, MessageKindName, PeerSeries, PeerStats } from '../../common/contract.js';
 import { messageKind } from '../../common/icmp.js';
-import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, type RecordStore } from '../store.js';
+import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, MISC_F_NO_RESPONSE, type RecordStore } from '../store.js';
 import { PairTable } from './pair-table.js';
 
 export interface AggregatorOptions {
@@ -100,6 +103,8 @@ const ST_MASK = 3;
 const ST_IN_HASH = 4;
 /** Per-peer direct-mapped cache of recent requests, by the low bits of id << 16 | seq. */
 const RECENT = 64;
+/** Lost requests remembered per flow, for the loss marks on the RTT chart. */
+const LOST_TIMES = 512;
 
 class Peer {
   requests = 0;
@@ -130,6 +135,9 @@ class Peer {
   pointStride = 1;
   pointSkip = 0;
   lastSeen = 0;
+  /** When the last LOST_TIMES lost requests were sent (ms since the capture's base time), a ring. */
+  lostT = new Float64Array(0);
+  lostCount = 0;
   evicted = false;
   p95Cache: number | null = null;
 
@@ -194,6 +202,9 @@ export class Aggregator {
   private reqIdSeq = new Uint32Array(this.capacity);
   /** Peer index of each request, -1 once forgotten (typed, so GC never scans the ring). */
   private reqPeer = new Int32Array(this.capacity).fill(-1);
+  /** Record index of each request, to mark the ones without a response. */
+  private reqIndex = new Uint32Array(this.capacity);
+  private store: RecordStore | null = null;
   /** Next request number; the oldest remembered; the oldest whose timeout has not been judged. */
   private tail = 0;
   private head = 0;
@@ -216,6 +227,7 @@ export class Aggregator {
       this.reqState = new Uint8Array(this.capacity);
       this.reqIdSeq = new Uint32Array(this.capacity);
       this.reqPeer = new Int32Array(this.capacity).fill(-1);
+      this.reqIndex = new Uint32Array(this.capacity);
     }
     this.maxPeers = options.maxPeers ?? 10_000;
     this.maxPoints = Math.max(4, options.maxPointsPerPeer ?? 1024);
@@ -226,6 +238,7 @@ export class Aggregator {
   /** Takes in records `from..to-1` of the store (call after each batch with the new range). */
   update(store: RecordStore, from: number, to: number): void {
     if (to <= from) return;
+    this.store = store;
     this.baseNs = store.baseNs ?? 0n;
     const baseFracNs = Number(this.baseNs % 1_000_000_000n);
     const baseSec = Number(this.baseNs / 1_000_000_000n);
@@ -278,7 +291,7 @@ export class Aggregator {
         }
         if (curValid) slotCounts[curSlot + kind]!++;
         if (info & 12 && misc[i]! & MISC_F_HAS_ECHO) {
-          if (info & 4) this.request(s, d, idSeq[i]!, ts, (m >>> 16) & 3);
+          if (info & 4) this.request(s, d, idSeq[i]!, ts, (m >>> 16) & 3, (c << CHUNK_SHIFT) | i);
           // Authoritative for replies: NaN when unmatched, whatever an earlier matcher wrote.
           else rtt[i] = this.reply(s, d, idSeq[i]!, ts);
         }
@@ -314,7 +327,7 @@ export class Aggregator {
     return true;
   }
 
-  private request(from: number, to: number, idSeq: number, ts: number, dir: number): void {
+  private request(from: number, to: number, idSeq: number, ts: number, dir: number, index: number): void {
     let p = this.peerIds.get(from, to);
     let peer: Peer;
     if (p < 0) {
@@ -348,6 +361,7 @@ export class Aggregator {
     this.reqState[slot] = ST_PENDING;
     this.reqIdSeq[slot] = idSeq;
     this.reqPeer[slot] = p;
+    this.reqIndex[slot] = index;
     // The request this one displaces from the peer's recent cache stays findable through the hash
     // table while it is unanswered (a request with the same id and seq is superseded, as before).
     const r = this.recent;
@@ -370,7 +384,13 @@ export class Aggregator {
 
   /** Doubles the ring (request numbers keep their order; slots move). */
   private growRing(): void {
-    const old = { ts: this.reqTs, state: this.reqState, idSeq: this.reqIdSeq, peer: this.reqPeer };
+    const old = {
+      ts: this.reqTs,
+      state: this.reqState,
+      idSeq: this.reqIdSeq,
+      peer: this.reqPeer,
+      index: this.reqIndex,
+    };
     const oldMask = this.capacity - 1;
     this.capacity = Math.min(this.maxOutstanding, this.capacity * 2);
     const mask = this.capacity - 1;
@@ -378,6 +398,7 @@ export class Aggregator {
     this.reqState = new Uint8Array(this.capacity);
     this.reqIdSeq = new Uint32Array(this.capacity);
     this.reqPeer = new Int32Array(this.capacity).fill(-1);
+    this.reqIndex = new Uint32Array(this.capacity);
     const pending = new PairTable(this.pending.size + 1024);
     for (let n = this.head; n < this.tail; n++) {
       const from = n & oldMask;
@@ -387,6 +408,7 @@ export class Aggregator {
       this.reqState[to] = old.state[from]!;
       this.reqIdSeq[to] = old.idSeq[from]!;
       this.reqPeer[to] = p;
+      this.reqIndex[to] = old.index[from]!;
       if (p >= 0 && old.state[from]! & ST_IN_HASH && this.pending.get(p, old.idSeq[from]!) === from) {
         pending.set(p, old.idSeq[from]!, to);
       }
@@ -430,7 +452,10 @@ export class Aggregator {
       if (recent) r[at + 2] = idSeq * 4 + ST_ANSWERED;
       peer.replies++;
       // A timely reply seen after its request was judged lost (records slightly out of order).
-      if (n < this.judged) peer.lost--;
+      if (n < this.judged) {
+        peer.lost--;
+        this.markNoResponse(this.reqIndex[slot]!, false);
+      }
       this.sample(peer, Math.fround(rttMs), ts);
     }
     return rttMs;
@@ -538,7 +563,19 @@ export class Aggregator {
     const peer = p < 0 ? null : this.peerSlots[p];
     if (!peer || peer.evicted) return;
     peer.expired++;
-    if ((this.reqState[slot]! & ST_MASK) !== ST_ANSWERED) peer.lost++;
+    if ((this.reqState[slot]! & ST_MASK) !== ST_ANSWERED) {
+      peer.lost++;
+      if (peer.lostT.length === 0) peer.lostT = new Float64Array(LOST_TIMES);
+      peer.lostT[peer.lostCount++ % LOST_TIMES] = Math.round(this.reqTs[slot]! / 1e6);
+      this.markNoResponse(this.reqIndex[slot]!, true);
+    }
+  }
+
+  private markNoResponse(index: number, on: boolean): void {
+    const chunk = this.store?.chunks[index >>> CHUNK_SHIFT];
+    const i = index & CHUNK_MASK;
+    if (!chunk || i >= chunk.misc.length) return; // evicted by a ring-buffer limit
+    chunk.misc[i] = on ? (chunk.misc[i]! | MISC_F_NO_RESPONSE) >>> 0 : chunk.misc[i]! & ~MISC_F_NO_RESPONSE;
   }
 
   /** Forgets the oldest remembered request (`early`: the ring is full, judge it now if not judged). */
@@ -584,6 +621,7 @@ export class Aggregator {
     for (let k = peer.sparkCount - sparkN; k < peer.sparkCount; k++)
       spark.push(round3(peer.spark[k % this.sparkLength]!));
     return {
+      flow: flowKey(a.text[peer.requester] ?? '', a.text[peer.responder] ?? ''),
       peer: a.text[peerId] ?? '',
       local: a.text[localId] ?? '',
       family: a.family[peerId] === 6 ? 6 : 4,
@@ -716,19 +754,28 @@ export class Aggregator {
   }
 
   /**
-   * RTT over time for the peer (the entry with the most requests when several locals talk to it), at
-   * most `maxPoints` points evenly picked from the kept ones. Times are ms since the epoch.
+   * RTT over time of one flow (`requester>responder`, as PeerStats.flow) or of a peer address (the flow
+   * with the most requests when several locals talk to it), at most `maxPoints` points evenly picked
+   * from the kept ones. Times are ms since the epoch.
    */
   peerSeries(peerAddress: string, maxPoints = 2000): PeerSeries {
     let best: Peer | null = null;
+    const text = this.addresses.text;
     for (const p of this.peers()) {
       const id = p.role === 'in' ? p.requester : p.responder;
-      if (this.addresses.text[id] === peerAddress && (best === null || p.requests > best.requests)) best = p;
+      const match = peerAddress.includes('>')
+        ? flowKey(text[p.requester] ?? '', text[p.responder] ?? '') === peerAddress
+        : text[id] === peerAddress;
+      if (match && (best === null || p.requests > best.requests)) best = p;
     }
-    const out: PeerSeries = { peer: peerAddress, tMs: [], rttMs: [] };
-    if (best === null || best.points === 0) return out;
+    const out: PeerSeries = { peer: peerAddress, tMs: [], rttMs: [], lostTMs: [] };
+    if (best === null) return out;
     const baseMs = Number(this.baseNs / 1_000_000n);
     const baseFracMs = Number(this.baseNs % 1_000_000n) / 1e6;
+    const lost = Math.min(best.lostCount, LOST_TIMES);
+    for (let k = best.lostCount - lost; k < best.lostCount; k++)
+      out.lostTMs!.push(baseMs + baseFracMs + best.lostT[k % LOST_TIMES]!);
+    if (best.points === 0) return out;
     const n = best.points;
     const count = Math.min(n, Math.max(1, maxPoints));
     for (let j = 0; j < count; j++) {
@@ -789,6 +836,11 @@ export class Aggregator {
     this.tail = this.head = this.judged = 0;
     this.rng = 0x1c3f;
   }
+}
+
+/** A flow's name: who asked and who answered. */
+export function flowKey(requester: string, responder: string): string {
+  return `${requester}>${responder}`;
 }
 
 function round3(v: number): number {

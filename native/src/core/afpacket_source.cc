@@ -63,11 +63,6 @@ bool in_group(gid_t gid) {
   return false;
 }
 
-std::string grant_fix(const std::string& helper) {
-  return "sudo chgrp icmpcap " + helper + " && sudo chmod 0750 " + helper +
-         " && sudo setcap cap_net_raw+ep " + helper;
-}
-
 std::string filter_hex(const OpenConfig& cfg) {
   std::vector<struct sock_filter> prog(ICMPCAP_BPF_MAX_INSNS);
   const int n = icmpcap_bpf_build(&cfg.filter, cfg.snaplen, prog.data(), ICMPCAP_BPF_MAX_INSNS);
@@ -117,24 +112,23 @@ struct Helper {
 void spawn_helper(Helper& h, const std::vector<std::string>& args) {
   const std::string& helper = h.path;
   const std::string op_name = "helper " + helper;
+  const ErrorContext ctx = {{"helperPath", helper}};
   struct stat st;
   if (helper.empty() || stat(helper.c_str(), &st) < 0)
-    throw_error(op_name, helper.empty() ? ENOENT : errno,
-                "the capture helper is missing; rebuild it (npm run build:native) or pass "
-                "helperPath, then " +
-                    grant_fix(helper));
+    throw_kind("helper-missing", op_name, helper.empty() ? ENOENT : errno,
+               "the capture helper is missing", ctx);
   if (S_ISREG(st.st_mode) && access(helper.c_str(), X_OK) < 0 && (st.st_mode & S_IXGRP) &&
       !in_group(st.st_gid)) {
     // Packages install the helper as root:icmpcap 0750: only members of the group may capture.
     const struct group* gr = getgrgid(st.st_gid);
     const std::string group = gr ? gr->gr_name : std::to_string(st.st_gid);
-    throw_error(op_name, EACCES,
-                "only members of group " + group +
-                    " may run the capture helper; join it (sudo usermod -aG " + group +
-                    " $USER) and log in again");
+    throw_kind("helper-group", op_name, EACCES,
+               "only members of group " + group + " may run the capture helper",
+               {{"helperPath", helper}, {"group", group}});
   }
   if (!S_ISREG(st.st_mode) || access(helper.c_str(), X_OK) < 0)
-    throw_error(op_name, EACCES, "the capture helper is not an executable file; " + grant_fix(helper));
+    throw_kind("helper-not-executable", op_name, EACCES,
+               "the capture helper is not an executable file", ctx);
 
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -158,7 +152,7 @@ void spawn_helper(Helper& h, const std::vector<std::string>& args) {
   pid_t pid;
   int rc = posix_spawn(&pid, helper.c_str(), &fa, nullptr, argv.data(), envp);
   posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) throw_error("spawn " + helper, rc, "check that the capture helper is executable");
+  if (rc != 0) throw_kind("helper-not-executable", "spawn " + helper, rc, "", ctx);
   h.pid = pid;
 }
 
@@ -209,28 +203,30 @@ struct icmpcap_helper_msg await_ready(Helper& h, Fd* rings, Fd* consumers) {
   if (nfds > 0) rings->reset(fds[0]);
   if (nfds > 1) consumers->reset(fds[1]);
   const std::string op_name = "helper " + h.path;
-  if (n == -EMFILE) throw_error(op_name + ": receive the capture rings", EMFILE, "close some files or raise the limit (ulimit -n)");
+  const ErrorContext ctx = {{"helperPath", h.path}};
+  if (n == -EMFILE)
+    throw_kind("too-many-files", op_name + ": receive the capture rings", EMFILE,
+               "the file descriptors did not arrive: this process has too many files open", ctx);
   if (n != static_cast<ssize_t>(sizeof(m)) || m.magic != ICMPCAP_HELPER_MAGIC) {
     if (n == -ETIMEDOUT) kill(h.pid, SIGKILL);
     const int status = h.reap();
-    if (n < 0 && n != -ETIMEDOUT) throw_error(op_name + ": no reply", static_cast<int>(-n), "run icmpcap doctor");
-    if (n == -ETIMEDOUT) throw_error(op_name + ": no reply", ETIMEDOUT, "run icmpcap doctor");
-    throw_error(op_name + ": " + describe_wait_status(status) + " without a reply", EPROTO,
-                "the helper does not match this version of icmpcap; rebuild it (npm run "
-                "build:native)");
+    if (n < 0) throw_kind("helper-no-reply", op_name + ": no reply", static_cast<int>(-n), "", ctx);
+    throw_kind("helper-version", op_name, EPROTO,
+               "the helper " + describe_wait_status(status) +
+                   " without a reply: it does not match this version of icmpcap",
+               ctx);
   }
   if (m.kind == ICMPCAP_HELPER_ERROR || m.kind != ICMPCAP_HELPER_READY || nfds != 2) {
     m.op[sizeof(m.op) - 1] = 0;
     const int err = m.kind == ICMPCAP_HELPER_ERROR && m.err > 0 ? m.err : EPROTO;
     h.reap();
-    std::string fix;
-    if (err == EPERM || err == EACCES)
-      fix = "run icmpcap doctor; the capture helper needs CAP_NET_RAW (" + grant_fix(h.path) + ")";
-    else if (err == ENODEV || err == ENXIO)
-      fix = "no such interface; list them with `ip link`";
-    else if (err == EAFNOSUPPORT)
-      fix = "this kernel lacks AF_PACKET (CONFIG_PACKET); use the module source";
-    throw_error("helper " + std::string(m.op), err, fix);
+    const char* kind = err == EPERM || err == EACCES   ? "helper-no-capability"
+                       : err == ENODEV || err == ENXIO ? "no-such-interface"
+                       : err == EAFNOSUPPORT           ? "no-af-packet"
+                                                       : "";
+    const std::string detail =
+        err == EPERM || err == EACCES ? "the capture helper has no CAP_NET_RAW" : "";
+    throw_kind(kind, "helper " + std::string(m.op), err, detail, ctx);
   }
   return m;
 }
@@ -247,11 +243,13 @@ class HelperSource final : public RingSource {
                   "ringBytes must be between 64 KiB and 1 GiB");
     const auto targets = resolve_interfaces(cfg.interfaces);
     if (targets.size() > ICMPCAP_HELPER_MAX_RINGS)
-      throw_error("open: interfaces", EINVAL,
-                  "at most " + std::to_string(ICMPCAP_HELPER_MAX_RINGS) + " interfaces per session");
+      throw_error(
+          "open: interfaces", EINVAL,
+          "at most " + std::to_string(ICMPCAP_HELPER_MAX_RINGS) + " interfaces per session");
     std::map<unsigned, std::string> ifnames;
-    std::vector<std::string> args = {"--snaplen", std::to_string(cfg.snaplen), "--ring-bytes",
-                                     std::to_string(ring_bytes), "--filter", filter_hex(cfg)};
+    std::vector<std::string> args = {"--snaplen",    std::to_string(cfg.snaplen),
+                                     "--ring-bytes", std::to_string(ring_bytes),
+                                     "--filter",     filter_hex(cfg)};
     for (auto& t : targets) {
       args.push_back("--ifindex");
       args.push_back(std::to_string(t.first));
@@ -311,9 +309,9 @@ class HelperSource final : public RingSource {
     const uint64_t data_size = m.data_size;
     if (m.nr_rings != expect_rings || data_size < 4096 || (data_size & (data_size - 1)) ||
         m.ring_stride != ICMPCAP_RING_HDR_SIZE + data_size)
-      throw_error("helper: ring geometry", EPROTO,
-                  "the helper does not match this version of icmpcap; rebuild it (npm run "
-                  "build:native)");
+      throw_kind("helper-version", "helper: ring geometry", EPROTO,
+                 "the helper does not match this version of icmpcap",
+                 {{"helperPath", helper_.path}});
     rings_len_ = size_t{m.ring_stride} * m.nr_rings;
     // The helper sealed its rings against growing, shrinking and writable mappings: we can
     // neither fault on a truncated file nor scribble on what the helper reads.
@@ -324,7 +322,8 @@ class HelperSource final : public RingSource {
         (fcntl(consumers_fd, F_GET_SEALS) & (F_SEAL_SHRINK | F_SEAL_GROW)) !=
             (F_SEAL_SHRINK | F_SEAL_GROW) ||
         fstat(consumers_fd, &st) < 0 || st.st_size != ICMPCAP_HELPER_CONSUMER_BYTES)
-      throw_error("helper: shared rings", EPROTO, "the helper's memfds are not sealed as expected");
+      throw_kind("helper-version", "helper: shared rings", EPROTO,
+                 "the helper's memfds are not sealed as expected", {{"helperPath", helper_.path}});
     void* r = mmap(nullptr, rings_len_, PROT_READ, MAP_SHARED, rings_fd, 0);
     if (r == MAP_FAILED) throw_error("mmap(helper rings)", errno);
     rings_map_ = static_cast<uint8_t*>(r);
@@ -336,11 +335,13 @@ class HelperSource final : public RingSource {
     std::vector<uint64_t*> cons;
     for (uint32_t i = 0; i < m.nr_rings; i++) {
       bases.push_back(rings_map_ + size_t{i} * m.ring_stride);
-      cons.push_back(reinterpret_cast<uint64_t*>(consumer_map_ + i * ICMPCAP_HELPER_CONSUMER_STRIDE));
+      cons.push_back(
+          reinterpret_cast<uint64_t*>(consumer_map_ + i * ICMPCAP_HELPER_CONSUMER_STRIDE));
     }
     std::string why;
     if (!reader_.attach(bases, cons, data_size, &why))
-      throw_error("helper: attach rings: " + why, EPROTO, "rebuild the helper (npm run build:native)");
+      throw_kind("helper-version", "helper: attach rings: " + why, EPROTO, "",
+                 {{"helperPath", helper_.path}});
   }
 
   // Reads every pending message. False when the helper is gone.
@@ -461,9 +462,9 @@ Availability probe_afpacket(const std::string& helper) {
     a.via = "helper";
   } catch (const Error& e) {
     a.reason = std::string("the capture helper cannot capture: ") + e.what();
-    a.fix = helper.empty() ? "build the capture helper (npm run build:native), then " +
-                                 grant_fix("native/build/Release/icmpcap-helper")
-                           : grant_fix(helper);
+    a.kind = e.kind().empty() ? "helper-failed" : e.kind();
+    a.context = e.context();
+    a.context["helperPath"] = helper;
   }
   return a;
 }

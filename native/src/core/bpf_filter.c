@@ -198,8 +198,10 @@ int icmpcap_bpf_build(const struct icmpcap_filter_spec* spec, uint32_t snaplen,
   a->max = max_insns;
   for (int i = 0; i < L_FIXED; i++) new_label(a);
   const uint32_t fams = s->families ? s->families : ICMPCAP_FAMILY_F_IPV4 | ICMPCAP_FAMILY_F_IPV6;
-  const int want4 = (fams & ICMPCAP_FAMILY_F_IPV4) && !(s->has_types_v4 && bitmap_none(s->types_v4));
-  const int want6 = (fams & ICMPCAP_FAMILY_F_IPV6) && !(s->has_types_v6 && bitmap_none(s->types_v6));
+  const int want4 =
+      (fams & ICMPCAP_FAMILY_F_IPV4) && !(s->has_types_v4 && bitmap_none(s->types_v4));
+  const int want6 =
+      (fams & ICMPCAP_FAMILY_F_IPV6) && !(s->has_types_v6 && bitmap_none(s->types_v6));
 
   /* Where the IP header starts: X = 0, or past inline tags (icmpcap_ip_offset()). */
   const int tagged = new_label(a), untagged = new_label(a), by_version = new_label(a);

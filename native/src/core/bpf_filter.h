@@ -22,7 +22,7 @@ extern "C" {
 
 /* The spec in the module's terms (ICMPCAP_A_* attributes). */
 struct icmpcap_filter_spec {
-  uint32_t families;                            /* ICMPCAP_FAMILY_F_*; 0 = both */
+  uint32_t families;                             /* ICMPCAP_FAMILY_F_*; 0 = both */
   uint8_t has_types_v4, has_types_v6, has_codes; /* 0: every value */
   uint8_t types_v4[ICMPCAP_BITMAP_BYTES];
   uint8_t types_v6[ICMPCAP_BITMAP_BYTES];

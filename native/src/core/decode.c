@@ -59,8 +59,10 @@ static int describe_v6(const uint8_t* ip, uint32_t cap_len, uint32_t orig_len,
   for (int i = 0; next != IPPROTO_ICMPV6_ && i < MAX_EXT_HEADERS; i++) {
     if (next == NEXTHDR_FRAGMENT_) {
       if (off + 8 > cap_len) return 0;
-      hdr->flags |= ICMPCAP_REC_F_FRAGMENT;
-      if (be16(ip + off + 2) & 0xfff8u) not_first = 1;
+      /* As the module: an atomic fragment (offset 0, no M flag) is not a fragment. */
+      const uint16_t frag = be16(ip + off + 2);
+      if (frag & 0xfff9u) hdr->flags |= ICMPCAP_REC_F_FRAGMENT;
+      if (frag & 0xfff8u) not_first = 1;
       next = ip[off];
       off += 8;
       if (not_first) break;

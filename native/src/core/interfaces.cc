@@ -2,10 +2,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <net/if.h>
 #include <linux/if_addr.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -154,8 +154,8 @@ std::vector<std::pair<unsigned, std::string>> resolve_interfaces(
       throw_error("open: interface \"" + name + "\"", EINVAL, "interface names have 1 to 15 bytes");
     const unsigned idx = if_nametoindex(name.c_str());
     if (!idx)
-      throw_error("open: interface " + name, ENODEV,
-                  "no such interface in this network namespace; list them with `ip link`");
+      throw_kind("no-such-interface", "open: interface " + name, ENODEV,
+                 "no such interface in this network namespace");
     bool dup = false;
     for (auto& t : out) dup |= t.first == idx;
     if (!dup) out.emplace_back(idx, name);

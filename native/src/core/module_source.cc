@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <net/if.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -10,10 +11,10 @@
 
 #include "errors.h"
 #include "genl.h"
+#include "interfaces.h"
 #include "link_watch.h"
 #include "probe.h"
 #include "ring_source.h"
-#include "interfaces.h"
 
 namespace icmpcap {
 
@@ -21,21 +22,21 @@ namespace {
 
 constexpr const char* kDevice = "/dev/" ICMPCAP_DEVICE_NAME;
 
-std::string device_fix(int err) {
-  if (err == ENOENT || err == ENODEV || err == ENXIO)
-    return "the icmpcap kernel module is not loaded: sudo modprobe icmpcap (install it with the "
-           "icmpcap-dkms package)";
-  if (err == EACCES || err == EPERM)
-    return "add yourself to group icmpcap (sudo usermod -aG icmpcap $USER, then log in again)";
+// The kind of a failure to reach the module (for the advice), and what the advice needs.
+const char* module_kind(int err) {
+  if (err == ENOENT || err == ENODEV || err == ENXIO) return "module-missing";
+  if (err == EACCES || err == EPERM) return "module-permission";
   return "";
 }
 
-std::string genl_fix(int err) {
-  if (err == ENOENT)
-    return "the generic netlink family \"icmpcap\" is missing: the module is not loaded "
-           "(sudo modprobe icmpcap)";
-  if (err == EPERM || err == EACCES) return device_fix(EACCES);
-  return "";
+ErrorContext device_context() {
+  ErrorContext ctx = {{"device", kDevice}};
+  struct stat st;
+  if (stat(kDevice, &st) == 0) {
+    const struct group* gr = getgrgid(st.st_gid);
+    ctx["group"] = gr ? gr->gr_name : std::to_string(st.st_gid);
+  }
+  return ctx;
 }
 
 // The capture filter as the module's filter attributes (absent: the module's default, all).
@@ -72,12 +73,18 @@ class ModuleSource final : public RingSource {
                   "at most " + std::to_string(ICMPCAP_MAX_IFINDEXES) + " interfaces per session");
 
     dev_fd_ = ::open(kDevice, O_RDWR | O_CLOEXEC);
-    if (dev_fd_ < 0) throw_error(std::string("open ") + kDevice, errno, device_fix(errno));
+    if (dev_fd_ < 0) {
+      const int e = errno;
+      throw_kind(module_kind(e), std::string("open ") + kDevice, e, "", device_context());
+    }
     int err = ctl_.open(ICMPCAP_GENL_NAME);
-    if (err) throw_error("resolve generic netlink family icmpcap", -err, genl_fix(-err));
+    if (err)
+      throw_kind(module_kind(-err), "resolve generic netlink family icmpcap", -err, "",
+                 device_context());
     err = events_.open(ICMPCAP_GENL_NAME, ICMPCAP_GENL_MCGRP_EVENTS);
     if (!err) err = events_.join_group();
-    if (err) throw_error("join the icmpcap events group", -err, genl_fix(-err));
+    if (err)
+      throw_kind(module_kind(-err), "join the icmpcap events group", -err, "", device_context());
 
     GenlMessage sub(ICMPCAP_CMD_SUBSCRIBE, ICMPCAP_GENL_VERSION);
     sub.u32(ICMPCAP_A_DEV_FD, static_cast<uint32_t>(dev_fd_));
@@ -89,19 +96,21 @@ class ModuleSource final : public RingSource {
     GenlAttrs r;
     std::string ext;
     err = ctl_.call(sub, &r, &ext);
-    if (err == -EINVAL && cfg.filter.nr_addr_rules && ext.empty())
-      throw_error("subscribe (ICMPCAP_CMD_SUBSCRIBE)", EINVAL,
-                  "the loaded icmpcap module does not support address filters "
-                  "(ICMPCAP_A_ADDR_RULES); update the module, or capture without addresses "
-                  "in the filter");
+    // A module older than ICMPCAP_A_ADDR_RULES rejects the unknown attribute (strict
+    // validation) with EINVAL, and may not say which attribute in its extack.
+    if (err == -EINVAL && cfg.filter.nr_addr_rules &&
+        (ext.empty() || ext.find("ttribute") != std::string::npos))
+      throw_kind("module-no-addr-rules", "subscribe (ICMPCAP_CMD_SUBSCRIBE)", EINVAL,
+                 "the loaded icmpcap module rejected the address rules of the filter "
+                 "(ICMPCAP_A_ADDR_RULES)" +
+                     (ext.empty() ? std::string() : ": " + ext));
     if (err)
-      throw_error("subscribe (ICMPCAP_CMD_SUBSCRIBE)", -err,
-                  ext.empty() ? genl_fix(-err) : "the module says: " + ext);
+      throw_kind(module_kind(-err), "subscribe (ICMPCAP_CMD_SUBSCRIBE)", -err,
+                 ext.empty() ? "" : "the module says: " + ext, device_context());
     const uint32_t abi = r.u32(ICMPCAP_A_ABI_VERSION);
     if (abi != ICMPCAP_ABI_VERSION)
-      throw_error("subscribe: module ABI version " + std::to_string(abi), EPROTO,
-                  "this app speaks ABI " + std::to_string(ICMPCAP_ABI_VERSION) +
-                      "; install the matching icmpcap module (icmpcap-dkms) and reload it");
+      throw_kind("module-abi", "subscribe: module ABI version " + std::to_string(abi), EPROTO,
+                 "this app speaks ABI " + std::to_string(ICMPCAP_ABI_VERSION));
     nr_rings_ = r.u32(ICMPCAP_A_NR_RINGS);
     const uint64_t data_size = r.u32(ICMPCAP_A_DATA_SIZE);
     stride_ = r.u32(ICMPCAP_A_RING_STRIDE);
@@ -109,7 +118,7 @@ class ModuleSource final : public RingSource {
     if (nr_rings_ == 0 || nr_rings_ > 4096 || stride_ != ICMPCAP_RING_HDR_SIZE + data_size)
       throw_error("subscribe: ring geometry (" + std::to_string(nr_rings_) + " rings, stride " +
                       std::to_string(stride_) + ")",
-                  EPROTO, "the module's reply is inconsistent; reload the module");
+                  EPROTO, "the module's reply is inconsistent");
 
     for (uint32_t i = 0; i < nr_rings_; i++) {
       void* m = mmap(nullptr, stride_, PROT_READ | PROT_WRITE, MAP_SHARED, dev_fd_,
@@ -119,8 +128,7 @@ class ModuleSource final : public RingSource {
       maps_.push_back(static_cast<uint8_t*>(m));
     }
     std::string why;
-    if (!reader_.attach(maps_, data_size, &why))
-      throw_error("attach rings: " + why, EPROTO, "reload the module");
+    if (!reader_.attach(maps_, data_size, &why)) throw_error("attach rings: " + why, EPROTO);
 
     setup_loop(dev_fd_, ifnames);
     add_watch(events_.fd(), kEventTag);
@@ -236,17 +244,17 @@ Availability probe_module() {
   Availability a;
   a.source = SourceKind::kModule;
   struct stat st;
+  a.context = device_context();
   if (stat(kDevice, &st) < 0) {
     a.reason = std::string(kDevice) + " is missing: the icmpcap kernel module is not loaded";
-    a.fix = "sudo modprobe icmpcap (install it with the icmpcap-dkms package)";
+    a.kind = "module-missing";
     return a;
   }
   int fd = ::open(kDevice, O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
     a.reason = format_error(std::string("open ") + kDevice, err, "");
-    a.fix = device_fix(err);
-    if (a.fix.empty()) a.fix = "run icmpcap doctor";
+    a.kind = module_kind(err);
     return a;
   }
   GenlSocket nl;
@@ -260,7 +268,7 @@ Availability probe_module() {
       a.reason = "the loaded icmpcap module speaks ABI " +
                  std::to_string(r.u32(ICMPCAP_A_ABI_VERSION)) + ", this app ABI " +
                  std::to_string(ICMPCAP_ABI_VERSION);
-      a.fix = "install the matching icmpcap module (icmpcap-dkms) and reload it";
+      a.kind = "module-abi";
       ::close(fd);
       return a;
     }
@@ -268,8 +276,7 @@ Availability probe_module() {
   ::close(fd);
   if (err) {
     a.reason = format_error("generic netlink family icmpcap", -err, "");
-    a.fix = genl_fix(-err);
-    if (a.fix.empty()) a.fix = "run icmpcap doctor";
+    a.kind = module_kind(-err);
     return a;
   }
   a.available = true;

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "errors.h"
 #include "source.h"
 
 namespace icmpcap {
@@ -13,7 +14,8 @@ struct Availability {
   bool available = false;
   std::string via;  // "direct" | "helper" | ""
   std::string reason;
-  std::string fix;
+  std::string kind;      // for the advice (electron/core/advice.ts)
+  ErrorContext context;  // helperPath, group, device
 };
 
 std::vector<Availability> probe_sources(const std::string& helper_path);

@@ -106,8 +106,8 @@ bool RingReader::scan(size_t idx, uint32_t max_records, size_t* bytes_left, bool
       break;
     }
     *first = false;
-    out.push_back(Entry{hdr.ts_ns, static_cast<uint32_t>(off), hdr.len, hdr.orig_len, hdr.flags,
-                        hdr.family});
+    out.push_back(
+        Entry{hdr.ts_ns, static_cast<uint32_t>(off), hdr.len, hdr.orig_len, hdr.flags, hdr.family});
     *bytes_left -= std::min<size_t>(*bytes_left, step);
     r.scan += step;
     taken++;
@@ -178,7 +178,7 @@ void RingReader::release(Ring& ring) {
     return;
   }
   // Pairs with the acquire load of consumer_pos in icmpcap_ring_reserve()
-  // (kernel/icmpcap.c): our reads of the records are done before the kernel may reuse them.
+  // (kernel/ring.c): our reads of the records are done before the kernel may reuse them.
   __atomic_store_n(&ring.hdr->consumer_pos, ring.consumer, __ATOMIC_RELEASE);
 }
 
@@ -191,7 +191,7 @@ bool RingReader::poll_records(Batcher& out, std::string* error) {
     entries_[i].clear();
     r.scan = r.consumer;
     // Pairs with the release store of producer_pos in icmpcap_ring_commit()
-    // (kernel/icmpcap.c): the record bytes below it are visible once we see it.
+    // (kernel/ring.c): the record bytes below it are visible once we see it.
     r.producer = load_acquire(&r.hdr->producer_pos);
     if (r.producer - r.consumer > data_size_) {
       *error = ring_name(static_cast<uint32_t>(i), r.cpu) + ": producer_pos " +

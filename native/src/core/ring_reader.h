@@ -51,11 +51,11 @@ class RingReader {
     struct icmpcap_ring_header* hdr = nullptr;
     const uint8_t* data = nullptr;
     uint32_t cpu = 0;
-    uint64_t consumer = 0;  // ours; the copy in the shared page is write-only for us
-    uint64_t scan = 0;      // end of what this poll_records() has taken so far
-    uint64_t producer = 0;  // snapshot of this poll_records()
+    uint64_t consumer = 0;          // ours; the copy in the shared page is write-only for us
+    uint64_t scan = 0;              // end of what this poll_records() has taken so far
+    uint64_t producer = 0;          // snapshot of this poll_records()
     __u64* consumer_out = nullptr;  // where consumer positions are published
-    uint64_t read = 0;                 // records taken from this ring
+    uint64_t read = 0;              // records taken from this ring
   };
   struct Entry {
     uint64_t ts;

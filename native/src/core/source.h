@@ -38,8 +38,8 @@ struct OpenConfig {
   SourceKind source = SourceKind::kAfPacket;
   std::vector<std::string> interfaces;  // empty = all
   uint32_t snaplen = 256;
-  uint64_t ring_bytes = 0;  // 0 = default
-  std::string helper_path;  // icmpcap-helper (afpacket)
+  uint64_t ring_bytes = 0;                 // 0 = default
+  std::string helper_path;                 // icmpcap-helper (afpacket)
   struct icmpcap_filter_spec filter = {};  // all zero: everything
   BatchLimits limits;
 };

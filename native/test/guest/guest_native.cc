@@ -48,7 +48,7 @@ void result(bool ok, const std::string& name, const std::string& why = "") {
 class CollectSink : public Sink {
  public:
   bool can_accept() override { return true; }
-  void deliver(Batch&& b) override {
+  bool deliver(Batch&& b) override {
     std::lock_guard<std::mutex> lock(mu_);
     size_t off = 0;
     uint64_t last_ts = 0;
@@ -75,6 +75,7 @@ class CollectSink : public Sink {
     if (off != b.bytes) framing_errors++;
     batches++;
     cv_.notify_all();
+    return true;
   }
   void event(Event&& e) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -425,8 +426,42 @@ void test_open_errors() {
 
 }  // namespace
 
+// OpenConfig.filter reaches the module as its filter attributes: echo requests only, IPv4
+// only, destination 127.0.0.1 (an address rule): of 10 requests + 10 replies on each family,
+// each seen at two hooks, exactly the 2 x 10 IPv4 requests arrive.
+void test_filter() {
+  CollectSink sink;
+  OpenConfig cfg;
+  cfg.source = SourceKind::kModule;
+  cfg.filter.families = ICMPCAP_FAMILY_F_IPV4;
+  cfg.filter.has_types_v4 = 1;
+  cfg.filter.types_v4[8 / 8] |= 1u << (8 % 8);
+  cfg.filter.nr_addr_rules = 1;
+  cfg.filter.addr_rules[0] = icmpcap_addr_rule{4, 32, ICMPCAP_ADDR_DST, 0, {127, 0, 0, 1}};
+  auto src = open_or_fail("guest_native_filter", cfg);
+  if (!src) return;
+  src->start(&sink);
+  std::string err = send_echoes(4, 0x1111, 10);
+  if (err.empty()) err = send_echoes(6, 0x2222, 10);
+  sink.wait_for([&] { return sink.count >= 20; }, 3000);
+  src->stop();
+  std::string why = err;
+  {
+    std::lock_guard<std::mutex> lock(sink.mu());
+    if (why.empty() && sink.records.size() != 20)
+      why = std::to_string(sink.records.size()) + " records, want 20";
+    for (auto& r : sink.records)
+      if (r.family != 4 || r.icmp_type != 8 || r.icmp_id != 0x1111 || r.daddr[0] != 127)
+        why = "a record the filter excludes: family " + std::to_string(r.family) + " type " +
+              std::to_string(r.icmp_type);
+  }
+  result(why.empty(), "guest_native_filter", why);
+  src->close();
+}
+
 int main() {
   test_echo_and_stats();
+  test_filter();
   test_corrupt_ring_ends_session();
   test_open_errors();
   test_interface_gone();

@@ -18,8 +18,11 @@ export function useScaledScroll(el: Ref<HTMLElement | null>, viewCount: Ref<numb
   const follow = ref(true);
   const newSinceHold = ref(0);
   let heldAt = 0;
-  /** The scrollTop we last set ourselves, so its scroll event is not taken for the user's. */
-  let expected = -1;
+  /**
+   * The scrollTop we last set ourselves, so its scroll event is not taken for the user's; null when we
+   * expect none (a number placeholder here once made a user's scroll to 0 look like our own).
+   */
+  let expected: number | null = null;
 
   const natural = computed(() => viewCount.value * ROW_HEIGHT);
   const spacerHeight = computed(() => Math.min(natural.value, MAX_SCROLL_PX));
@@ -48,8 +51,10 @@ export function useScaledScroll(el: Ref<HTMLElement | null>, viewCount: Ref<numb
     virt.value = Math.max(0, Math.min(maxVirt.value, v));
     const node = el.value;
     if (node) {
-      expected = Math.round(topFor(virt.value));
-      node.scrollTop = expected;
+      const top = Math.round(topFor(virt.value));
+      // Setting the scrollTop it already has fires no scroll event: expect one only on a change.
+      expected = Math.abs(node.scrollTop - top) >= 1 ? top : null;
+      node.scrollTop = top;
       scrollTop.value = node.scrollTop;
     }
     setFollow(virt.value >= maxVirt.value - ROW_HEIGHT / 2);
@@ -60,8 +65,9 @@ export function useScaledScroll(el: Ref<HTMLElement | null>, viewCount: Ref<numb
     if (!node) return;
     scrollLeft.value = node.scrollLeft;
     scrollTop.value = node.scrollTop;
-    if (Math.abs(node.scrollTop - expected) <= 1) return;
-    expected = -1;
+    const ours = expected !== null && Math.abs(node.scrollTop - expected) <= 1;
+    expected = null;
+    if (ours) return;
     virt.value =
       scaled.value && maxTop.value > 0 ? (node.scrollTop / maxTop.value) * maxVirt.value : node.scrollTop;
     setFollow(node.scrollTop >= maxTop.value - ROW_HEIGHT / 2);

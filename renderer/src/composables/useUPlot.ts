@@ -1,7 +1,6 @@
 /**
  * One uPlot instance per chart, reused: data goes in with setData (at most once a frame), the size
- * follows the container, and the instance is rebuilt only when the series change or the system theme
- * flips (uPlot draws on a canvas, so colours come from the CSS variables at build time).
+ * follows the container, and the instance is rebuilt only when the series change or the theme flips (uPlot draws on a canvas, so colours come from the CSS variables at build time).
  */
 import { type Ref, onBeforeUnmount, onMounted, watch } from 'vue';
 import uPlot from 'uplot';
@@ -21,7 +20,8 @@ export function useUPlot(
   let chart: uPlot | null = null;
   let frame = 0;
   let observer: ResizeObserver | null = null;
-  const media = window.matchMedia('(prefers-color-scheme: dark)');
+  // Colours come from CSS variables at build time: rebuild when the theme (theme.ts) flips.
+  const themeWatch = new MutationObserver(() => build());
 
   function size(): { width: number; height: number } {
     const box = el.value?.getBoundingClientRect();
@@ -69,12 +69,12 @@ export function useUPlot(
     build();
     observer = new ResizeObserver(fit);
     if (el.value) observer.observe(el.value);
-    media.addEventListener('change', rebuild);
+    themeWatch.observe(document.documentElement, { attributes: true, attributeFilter: ['data-theme'] });
   });
   onBeforeUnmount(() => {
     cancelAnimationFrame(frame);
     observer?.disconnect();
-    media.removeEventListener('change', rebuild);
+    themeWatch.disconnect();
     chart?.destroy();
   });
   watch(shapeKey, rebuild);

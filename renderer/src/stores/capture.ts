@@ -3,6 +3,8 @@ import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
 import { api } from '../transport';
 
+const EXPORTED_KEY = 'icmpcap.exported';
+
 const EMPTY_COUNTS: Counts = {
   total: 0,
   view: 0,
@@ -25,6 +27,41 @@ export const useCaptureStore = defineStore('capture', () => {
   const busy = ref(false);
 
   const running = computed(() => state.value.state === 'running' || state.value.state === 'paused');
+  /** Bumped by Clear: with the source, file and start time, it names the data set being shown. */
+  const clears = ref(0);
+  const datasetKey = computed(
+    () =>
+      `${state.value.source ?? ''}|${state.value.file ?? ''}|${state.value.startedAtMs ?? ''}|${clears.value}`,
+  );
+  /**
+   * Records of this data set written to a file in full (an export of everything), so discarding them is
+   * no loss. Kept per tab in sessionStorage: a reload still knows.
+   */
+  const exportedTotal = ref(readExported());
+  function readExported(): { key: string; total: number } | null {
+    try {
+      return JSON.parse(sessionStorage.getItem(EXPORTED_KEY) ?? 'null') as {
+        key: string;
+        total: number;
+      } | null;
+    } catch {
+      return null;
+    }
+  }
+  function markExported(total: number): void {
+    exportedTotal.value = { key: datasetKey.value, total };
+    sessionStorage.setItem(EXPORTED_KEY, JSON.stringify(exportedTotal.value));
+  }
+  /** Captured packets that are in no file yet (an opened file's are, in that file). */
+  const unsaved = computed(() => {
+    if (state.value.source === 'file' || counts.value.total === 0) return 0;
+    const e = exportedTotal.value;
+    const saved = e && e.key === datasetKey.value ? e.total : 0;
+    return Math.max(
+      0,
+      Math.min(counts.value.total, counts.value.total + (counts.value.evicted ?? 0) - saved),
+    );
+  });
   const anySourceAvailable = computed(() => sources.value.some((s) => s.available));
 
   api.onEvent('state', (s) => (state.value = s));
@@ -65,7 +102,11 @@ export const useCaptureStore = defineStore('capture', () => {
   const stop = () => run(async () => (state.value = await api.request('capture.stop')));
   const pause = () => run(async () => (state.value = await api.request('capture.pause')));
   const resume = () => run(async () => (state.value = await api.request('capture.resume')));
-  const clear = () => run(async () => (counts.value = await api.request('capture.clear')));
+  const clear = () =>
+    run(async () => {
+      counts.value = await api.request('capture.clear');
+      clears.value++;
+    });
 
   return {
     state,
@@ -77,6 +118,9 @@ export const useCaptureStore = defineStore('capture', () => {
     connected,
     busy,
     running,
+    datasetKey,
+    unsaved,
+    markExported,
     anySourceAvailable,
     connect,
     start,

@@ -4,6 +4,7 @@ import { plainWords } from '@common/plain-words';
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
 import { RequestError, api, inBrowser, serviceFetch } from '../transport';
+import { useCaptureStore } from './capture';
 
 const RECENT_KEY = 'icmpcap.recentFolderFiles';
 
@@ -24,7 +25,15 @@ export const useJobsStore = defineStore('jobs', () => {
   /** Exports started here in a browser: fetched as a download once done. */
   const downloads = new Set<number>();
 
+  /** Exports of every record: when one is done, what it covered is saved (no "save before…" for it). */
+  const fullExports = new Map<number, number>();
+
   api.onEvent('job', (job) => {
+    const covered = fullExports.get(job.id);
+    if (covered !== undefined && job.state !== 'running') {
+      fullExports.delete(job.id);
+      if (job.state === 'done') useCaptureStore().markExported(covered);
+    }
     const next = new Map(jobs.value);
     next.set(job.id, job);
     jobs.value = next;
@@ -67,9 +76,15 @@ export const useJobsStore = defineStore('jobs', () => {
   /** Starts an export: a native save dialog in Electron, a download in a browser. Null: not started. */
   async function startExport(params: ExportRequest): Promise<number | null> {
     try {
+      const capture = useCaptureStore();
+      const covered = capture.counts.total + (capture.counts.evicted ?? 0);
       const { id } = await api.request('export.start', params);
       error.value = null;
       if (id === null) return null; // the user closed the save dialog
+      if (params.scope === 'all' || (params.scope === 'view' && !capture.counts.filter)) {
+        if (jobs.value.get(id)?.state === 'done') capture.markExported(covered);
+        else fullExports.set(id, covered);
+      }
       if (inBrowser) downloads.add(id);
       track(id, 'export', '');
       return id;

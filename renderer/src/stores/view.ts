@@ -4,7 +4,7 @@
  */
 import type { Row, SortColumn } from '@common/contract';
 import { defineStore } from 'pinia';
-import { ref, shallowRef } from 'vue';
+import { ref, shallowRef, watch } from 'vue';
 import { RequestError, api } from '../transport';
 import { useCaptureStore } from './capture';
 import { useFiltersStore } from './filters';
@@ -139,6 +139,14 @@ export const useViewStore = defineStore('view', () => {
     selectedPos.value = null;
     marked.value = new Set();
   }
+
+  // Another data set (Clear, Start, Open, or a capture that is not the one selected from): the
+  // selection and the details shown for it go.
+  const shown = useCaptureStore();
+  watch(
+    () => `${shown.datasetKey}|${shown.counts.total === 0}`,
+    () => clearSelection(),
+  );
 
   /** The records "export selected" means: the marked ones, else the selected one. */
   function selectedNos(): number[] {

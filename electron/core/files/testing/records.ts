@@ -1,5 +1,5 @@
 /** Test support: record helpers (raw record bytes, expected tshark fields, a strict RFC 4180 parser). */
-import { alignRecord, forEachRecord, OFF, type DecodedRecord } from '../../record.js';
+import { alignRecord, forEachRecord, OFF, REC_F_NOT_FIRST, type DecodedRecord } from '../../record.js';
 import { secondsText } from '../text-write.js';
 
 /** Each record of the batches as its own byte array (header, data and alignment padding). */
@@ -64,13 +64,18 @@ export function normalizeTsharkRow(row: string[]): string {
   ].join(' ');
 }
 
+/** tshark's display filter for what icmpcap records: ICMP and ICMPv6, later fragments included. */
+export const TSHARK_ICMP_FILTER = 'icmp or icmpv6 or ip.proto == 1 or ipv6.fraghdr.nxt == 58';
+
 export function expectedTsharkRow(r: DecodedRecord): string {
+  // A later fragment has no ICMP header: tshark (not reassembling) shows no type or code for it.
+  const notFirst = (r.flags & REC_F_NOT_FIRST) !== 0;
   return [
     secondsText(r.tsNs),
     r.src,
     r.dst,
-    String(r.type),
-    String(r.code),
+    notFirst ? '' : String(r.type),
+    notFirst ? '' : String(r.code),
     r.hasEcho ? String(r.id) : '',
     r.hasEcho ? String(r.seq) : '',
     String(r.ttl),

@@ -1,0 +1,219 @@
+/**
+ * Spools left behind by processes that ended without cleaning up (a crash, `kill -9`, a power cut): found at
+ * start, listed, written out to a file, or removed. A spool is the segments `capture-<time>-<pid>-NNNN.pcapng`
+ * of one capture (see spool-store.ts); its id is `<time>-<pid>`.
+ *
+ * Recovering to pcapng copies the segments' bytes (each segment is a whole pcapng section, so their
+ * concatenation is one valid pcapng file), cutting only a block that `kill -9` left half written; the other
+ * formats go through the file reader and exportRecords. The output appears atomically (temporary file,
+ * fsync, rename).
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ExportFormat } from '../common/contract.js';
+import { SYSTEM_HOME } from './privilege.js';
+import { defaultSpoolDir } from './spool-store.js';
+import { exportRecords, openCaptureFile, type ExportRow } from './files/index.js';
+import { decodeRecord, forEachRecord, type DecodedRecord } from './record.js';
+
+/**
+ * Where spools may be: this user's cache, and the one of the system account icmpcap drops to when started
+ * as root without a user to run as (privilege.ts keeps it in /var/cache/icmpcap).
+ */
+export function spoolDirs(): string[] {
+  const dirs = [defaultSpoolDir(), path.join(SYSTEM_HOME, 'cache', 'icmpcap', 'spool')];
+  return [...new Set(dirs)];
+}
+
+export interface LeftoverSpool {
+  /** `<time>-<pid>`: what `icmpcap spool recover` and `clean` take. */
+  id: string;
+  /** When the capture started (from the spool's name), ms since the epoch. */
+  startedAtMs: number;
+  pid: number;
+  /** Complete packet blocks in its segments. */
+  packets: number;
+  bytes: number;
+  segments: string[];
+}
+
+const SEGMENT_NAME = /^capture-(\d{8})-(\d{6})-(\d+)-(\d{4})\.pcapng$/;
+const BLOCK_EPB = 6;
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The spools in `dir` whose process is gone, newest first. `includeLive` also lists those of running
+ * processes (never to be cleaned).
+ */
+export function listLeftoverSpools(dir: string | string[], includeLive = false): LeftoverSpool[] {
+  if (Array.isArray(dir)) {
+    return dir
+      .flatMap((d) => listLeftoverSpools(d, includeLive))
+      .sort((a, b) => b.startedAtMs - a.startedAtMs || b.id.localeCompare(a.id));
+  }
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const groups = new Map<string, { pid: number; startedAtMs: number; segments: string[] }>();
+  for (const name of names.sort()) {
+    const m = SEGMENT_NAME.exec(name);
+    if (!m) continue;
+    const [, day, time, pidText] = m;
+    const id = `${day}-${time}-${pidText}`;
+    let group = groups.get(id);
+    if (!group) {
+      const iso = `${day!.slice(0, 4)}-${day!.slice(4, 6)}-${day!.slice(6)}T${time!.slice(0, 2)}:${time!.slice(2, 4)}:${time!.slice(4)}Z`;
+      group = { pid: Number(pidText), startedAtMs: Date.parse(iso), segments: [] };
+      groups.set(id, group);
+    }
+    group.segments.push(path.join(dir, name));
+  }
+  const out: LeftoverSpool[] = [];
+  for (const [id, g] of groups) {
+    if (!includeLive && alive(g.pid)) continue;
+    let packets = 0;
+    let bytes = 0;
+    for (const segment of g.segments) {
+      const scan = scanSegment(segment);
+      packets += scan.packets;
+      bytes += scan.size;
+    }
+    out.push({ id, startedAtMs: g.startedAtMs, pid: g.pid, packets, bytes, segments: g.segments });
+  }
+  return out.sort((a, b) => b.startedAtMs - a.startedAtMs || b.id.localeCompare(a.id));
+}
+
+/** Counts the packet blocks of a segment and finds where its last complete block ends. */
+export function scanSegment(file: string): { packets: number; complete: number; size: number } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let packets = 0;
+    let at = 0; // file offset of the next block
+    let bufStart = 0;
+    let bufEnd = 0;
+    while (at + 12 <= size) {
+      if (at + 8 > bufEnd) {
+        bufStart = at;
+        bufEnd = at + fs.readSync(fd, buf, 0, buf.length, at);
+        if (bufEnd < at + 8) break;
+      }
+      const type = buf.readUInt32LE(at - bufStart);
+      const length = buf.readUInt32LE(at - bufStart + 4);
+      if (length < 12 || length % 4 !== 0 || at + length > size) break;
+      if (type === BLOCK_EPB) packets++;
+      at += length;
+    }
+    return { packets, complete: at, size };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function findSpool(dir: string | string[], id: string): LeftoverSpool {
+  const spools = listLeftoverSpools(dir);
+  if (spools.length === 0) throw new Error(`no spool was left behind in ${[dir].flat().join(' or ')}`);
+  if (id === 'latest') return spools[0]!;
+  const found = spools.find((s) => s.id === id);
+  if (!found) {
+    const live = listLeftoverSpools(dir, true).find((s) => s.id === id);
+    throw new Error(
+      live
+        ? `spool ${id} belongs to a running icmpcap (pid ${live.pid}); stop it first`
+        : `no spool ${id} in ${[dir].flat().join(' or ')}; \`icmpcap spool\` lists them (${spools.map((s) => s.id).join(', ')})`,
+    );
+  }
+  return found;
+}
+
+export function formatOf(file: string, format?: string): ExportFormat {
+  const f = (format ?? path.extname(file).slice(1)).toLowerCase();
+  if (f === 'pcapng' || f === 'pcap' || f === 'csv' || f === 'ndjson') return f;
+  throw new Error(`cannot tell the format of ${file}: name it .pcapng, .pcap, .csv or .ndjson, or give -F`);
+}
+
+/** Writes a leftover spool to `out`; returns the packets written. Refuses to overwrite unless asked. */
+export async function recoverSpool(
+  spool: LeftoverSpool,
+  out: string,
+  opts: { format?: ExportFormat; overwrite?: boolean } = {},
+): Promise<{ records: number; path: string }> {
+  const format = opts.format ?? formatOf(out);
+  if (!opts.overwrite && fs.existsSync(out))
+    throw new Error(`${out} exists; choose another name (or pass --force to replace it)`);
+  if (format === 'pcapng') return { records: await copySegments(spool, out), path: out };
+  let records = 0;
+  async function* rows(): AsyncGenerator<ExportRow> {
+    for (const segment of spool.segments) {
+      const reader = openCaptureFile(segment);
+      const names = new Map<number, string>();
+      for (;;) {
+        const next = await reader.next();
+        if (next.done) break;
+        for (const { id, name } of next.value.interfaces) names.set(id, name);
+        const decoded: DecodedRecord[] = [];
+        forEachRecord(next.value.batch, (view, offset) => decoded.push(decodeRecord(view, offset)));
+        for (const record of decoded) {
+          records++;
+          yield { no: records, record, ifname: names.get(record.ifindex) ?? `if${record.ifindex}` };
+        }
+      }
+    }
+  }
+  const result = await exportRecords(rows(), { format, path: out });
+  return { records: result.records, path: out };
+}
+
+async function copySegments(spool: LeftoverSpool, out: string): Promise<number> {
+  const dir = path.dirname(path.resolve(out));
+  const temp = path.join(dir, `.${path.basename(out)}.partial-${randomBytes(6).toString('hex')}`);
+  const handle = await fs.promises.open(temp, 'wx', 0o644);
+  let packets = 0;
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (const segment of spool.segments) {
+      const { complete, packets: n } = scanSegment(segment);
+      packets += n;
+      const fd = fs.openSync(segment, 'r');
+      try {
+        for (let at = 0; at < complete;) {
+          const got = fs.readSync(fd, buf, 0, Math.min(buf.length, complete - at), at);
+          if (got === 0) break;
+          await handle.write(buf, 0, got);
+          at += got;
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    await handle.datasync();
+    await handle.close();
+    await fs.promises.rename(temp, out);
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await fs.promises.rm(temp, { force: true });
+    throw err;
+  }
+  return packets;
+}
+
+/** Removes one leftover spool (or every one); returns the ids removed. Never touches a running capture's. */
+export function cleanSpools(dir: string | string[], id?: string): string[] {
+  const spools = id === undefined ? listLeftoverSpools(dir) : [findSpool(dir, id)];
+  for (const spool of spools) for (const segment of spool.segments) fs.rmSync(segment, { force: true });
+  return spools.map((s) => s.id);
+}

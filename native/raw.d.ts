@@ -1,0 +1,23 @@
+// Types of what build/Release/icmpcap.node exports (src/binding.cc). index.js wraps it (default
+// helper path, argument checks); index.d.ts types that wrapper, which is what the app uses.
+import type { InterfaceInfo, OpenConfig, Session, SourceAvailability } from './index.js';
+
+export interface RawAddon {
+  readonly ABI_VERSION: number;
+  readonly RECORD_HEADER_SIZE: 72;
+  /** helperPath is required here: index.js fills in the default. */
+  open(config: OpenConfig & { helperPath: string }): Session;
+  interfaces(): InterfaceInfo[];
+  watchInterfaces(onChange: (ev: { type: 'added' | 'removed' | 'changed'; iface: InterfaceInfo }) => void): {
+    close(): void;
+  };
+  probe(helperPath: string): SourceAvailability[];
+  /** The classes behind open() and watchInterfaces(); not constructible from JavaScript. */
+  readonly Session: new (...args: never[]) => Session;
+  readonly InterfaceWatcher: new (...args: never[]) => { close(): void };
+}
+
+/** build/Release/icmpcap_bench.node: the same, plus a synthetic source (bench.js). */
+export interface RawBenchAddon extends RawAddon {
+  benchSession(count: number, capLen: number, perRecordObjects: boolean): Session;
+}

@@ -1,0 +1,83 @@
+/**
+ * The page's link to the service, and what happens around a reconnect. Each time the transport
+ * (re)connects, `hello` brings the service's state; when it is the same capture as before (same start,
+ * same source, no fewer records) the view resumes as it was: the filter and sort still live in the
+ * service, the selection and scroll position in this page. A different service (restarted) gets this
+ * page's filter applied again, and the selection goes.
+ */
+import type { CaptureState, Counts } from '@common/contract';
+import { defineStore } from 'pinia';
+import { computed, shallowRef } from 'vue';
+import { connection } from '../transport';
+import { useCaptureStore } from './capture';
+import { useStatsStore } from './stats';
+import { useViewStore } from './view';
+
+function sameCapture(a: { state: CaptureState; counts: Counts }, b: { state: CaptureState; counts: Counts }) {
+  return (
+    a.state.startedAtMs === b.state.startedAtMs &&
+    a.state.source === b.state.source &&
+    a.state.file === b.state.file &&
+    b.counts.total + (b.counts.evicted ?? 0) >= a.counts.total + (a.counts.evicted ?? 0)
+  );
+}
+
+export const useConnectionStore = defineStore('connection', () => {
+  const status = shallowRef(connection.status);
+  /** When the service was lost (the retries in between do not move it). */
+  const lostAtMs = shallowRef(0);
+  const connected = computed(() => status.value.state === 'connected');
+  /** Disconnected after having been connected (the first attempt failing is the "cannot reach" notice). */
+  const lost = computed(() => status.value.state !== 'connected' && status.value.generation > 0);
+
+  let before: { state: CaptureState; counts: Counts } | null = null;
+  let seenGeneration = 0;
+
+  async function onConnected(): Promise<void> {
+    const capture = useCaptureStore();
+    const view = useViewStore();
+    const stats = useStatsStore();
+    await capture.connect();
+    if (!capture.connected) return;
+    const now = { state: capture.state, counts: capture.counts };
+    if (before === null) {
+      // First connection: the view lives in the service, a filter applied before this page loaded is still in force.
+      if (now.counts.filter) view.filter = view.requested = now.counts.filter;
+      view.sort = now.counts.sort;
+    } else if (sameCapture(before, now)) {
+      view.version++;
+      await view.locateSelection(false);
+    } else {
+      view.clearSelection();
+      view.sort = now.counts.sort;
+      if (view.filter && view.filter !== now.counts.filter) await view.applyFilter(view.filter);
+      else view.filter = view.requested = now.counts.filter;
+      view.version++;
+    }
+    await stats.load();
+  }
+
+  connection.onStatus((s) => {
+    const capture = useCaptureStore();
+    if (s.state !== 'connected' && status.value.state === 'connected') {
+      before = { state: capture.state, counts: capture.counts };
+      lostAtMs.value = Date.now();
+      capture.connected = false;
+    }
+    status.value = s;
+    if (s.state === 'connected' && s.generation !== seenGeneration) {
+      seenGeneration = s.generation;
+      void onConnected();
+    }
+  });
+
+  function start(): void {
+    if (connection.status.state === 'connected' && seenGeneration === 0) {
+      // Electron: always connected.
+      seenGeneration = connection.status.generation;
+      void onConnected();
+    } else connection.open();
+  }
+
+  return { status, lostAtMs, connected, lost, start, retryNow: () => connection.open() };
+});
