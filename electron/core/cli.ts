@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadNative } from './native.js';
 import { projectRoot } from './paths.js';
+import { version } from './version.js';
 import { startServer } from './server.js';
 import { dropPrivileges } from './privilege.js';
 import { SERVE_SECURITY_OPTIONS, SERVE_SECURITY_USAGE, serveSecurity } from './web/serve-setup.js';
@@ -55,10 +56,7 @@ ${METRICS_USAGE}  capture       capture to a file or the terminal
   sources       show which capture sources are available, and why not
 `;
 
-export function version(): string {
-  const pkg = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
+export { version };
 
 function fail(message: string): never {
   process.stderr.write(`icmpcap: ${message}\n`);
