@@ -33,7 +33,10 @@ export interface SliceOptions {
 }
 
 /** Runs `steps` in slices of `sliceMs`, yielding to the event loop between them (setImmediate). */
-export async function runSliced<T>(steps: Generator<number, T, void>, options: SliceOptions = {}): Promise<T> {
+export async function runSliced<T>(
+  steps: Generator<number, T, void>,
+  options: SliceOptions = {},
+): Promise<T> {
   const sliceMs = options.sliceMs ?? 20;
   let sliceStart = performance.now();
   for (;;) {

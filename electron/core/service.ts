@@ -685,7 +685,8 @@ function segmentCut(limit: RingLimit): SegmentCut {
 function filterError(err: unknown): ServiceError {
   if (err instanceof FilterSyntaxError) return new ServiceError('filter-syntax', err.message, err.position);
   if (err instanceof FilterCancelled) return new ServiceError('bad-request', 'replaced by a newer filter');
-  if (err instanceof SortCancelled) return new ServiceError('bad-request', 'replaced by a newer filter or sort');
+  if (err instanceof SortCancelled)
+    return new ServiceError('bad-request', 'replaced by a newer filter or sort');
   return new ServiceError('internal', errorMessage(err));
 }
 

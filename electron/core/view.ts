@@ -81,6 +81,8 @@ export class View {
   private rankedAddresses = 0;
   private rankedIfaces = 0;
   private generation = 0;
+  /** Moves on with every sort, filter and clear: a sliced sort that sees it move stops (see sortSliced). */
+  private sortGeneration = 0;
   private readonly resortIntervalMs: number;
   private readonly sliceMs: number;
 
@@ -300,7 +302,14 @@ export class View {
     // The new matches are shown in record order until their sort (in slices too) is installed.
     if (column !== null && column !== 'no') {
       this.sortColumn = null;
-      await this.sortSliced(column, this.descending, generation, onProgress);
+      const sortGeneration = this.sortGeneration;
+      try {
+        await this.sortSliced(column, this.descending, sortGeneration);
+      } catch (err) {
+        // A newer filter or clear cancels this filter; a newer sort only replaces the sort of its matches.
+        if (!(err instanceof SortCancelled)) throw err;
+        if (generation !== this.generation) throw new FilterCancelled();
+      }
     }
     onProgress?.({ fraction: 1 });
     return { ms: performance.now() - started };
@@ -359,6 +368,7 @@ export class View {
     end: number,
     sort = true,
   ): void {
+    this.sortGeneration++;
     this.filter = filter;
     this.filterSource = filter ? text : '';
     this.blocks = filter ? blocks : [];
@@ -385,6 +395,7 @@ export class View {
   /** Sets the sort (null: record order); sorts now. */
   setSort(column: SortColumn | null, descending = false): { ms: number } {
     const started = performance.now();
+    this.sortGeneration++;
     this.sortColumn = column;
     this.descending = descending;
     this.resort();
@@ -403,11 +414,12 @@ export class View {
     onProgress?: (progress: FilterProgress) => void,
   ): Promise<{ ms: number }> {
     const started = performance.now();
-    const generation = ++this.generation;
+    const generation = ++this.sortGeneration;
     if (column === null || column === 'no') {
       this.sortColumn = column;
       this.descending = descending;
       this.resort();
+      onProgress?.({ fraction: 1 });
       return { ms: performance.now() - started };
     }
     await this.sortSliced(column, descending, generation, onProgress);
@@ -428,7 +440,7 @@ export class View {
       const skip = this.skip;
       const atOnce = attempt >= 3;
       const moved = (): boolean => this.first !== first || this.skip !== skip;
-      const cancelled = (): boolean => generation !== this.generation;
+      const cancelled = (): boolean => generation !== this.sortGeneration;
       const ranks = this.needsRanks(column);
       const addressRank = this.addressRank;
       const ifaceRank = this.ifaceRank;
@@ -510,6 +522,7 @@ export class View {
   /** Forgets every record (after the store was cleared); keeps the filter and sort settings. */
   clear(): void {
     this.generation++;
+    this.sortGeneration++;
     this.filter = this.filterSource ? compileFilter(this.filterSource, this.env) : null;
     this.blocks = [];
     this.matched = 0;
