@@ -1,7 +1,6 @@
 /**
  * The `icmpcap` command line: `serve` (browser mode), `interfaces`, `sources`.
  */
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadNative } from './native.js';
