@@ -5,6 +5,7 @@
  * enters the service, whatever the transport.
  */
 import { z } from 'zod';
+import type { CaptureFilterSpec } from './capture-filter.js';
 import { EXPORT_FORMATS, SORT_COLUMNS, type SortColumn } from './constants.js';
 
 export { EXPORT_FORMATS, SORT_COLUMNS, type ExportFormat, type SortColumn } from './constants.js';
@@ -38,6 +39,36 @@ export const RingLimitSchema = z
   .strict();
 export type RingLimit = z.infer<typeof RingLimitSchema>;
 
+/** electron/common/capture-filter.ts, validated: the kernel-side filter of a capture (`capture -f`). */
+export const CaptureFilterSpecSchema = z
+  .object({
+    families: z
+      .array(z.union([z.literal(4), z.literal(6)]))
+      .max(2)
+      .optional(),
+    typesV4: z.array(z.number().int().min(0).max(255)).max(256).optional(),
+    typesV6: z.array(z.number().int().min(0).max(255)).max(256).optional(),
+    codes: z.array(z.number().int().min(0).max(255)).max(256).optional(),
+    directions: z
+      .array(z.enum(['in', 'out', 'forward']))
+      .max(3)
+      .optional(),
+    addresses: z
+      .array(
+        z
+          .object({
+            family: z.union([z.literal(4), z.literal(6)]),
+            address: z.string().min(2).max(64),
+            prefixLength: z.number().int().min(0).max(128),
+            side: z.enum(['any', 'src', 'dst']),
+          })
+          .strict(),
+      )
+      .max(64)
+      .optional(),
+  })
+  .strict() satisfies z.ZodType<CaptureFilterSpec>;
+
 export const StartParamsSchema = z
   .object({
     source: z.union([SourceKindSchema, z.literal('auto')]).default('auto'),
@@ -45,6 +76,8 @@ export const StartParamsSchema = z
     snaplen: z.number().int().min(64).max(65535).default(256),
     /** Ring-buffer limit (default: none, the capture grows until stopped). */
     limit: RingLimitSchema.optional(),
+    /** Filter applied in the kernel (default: every ICMP and ICMPv6 packet). */
+    filter: CaptureFilterSpecSchema.optional(),
   })
   .strict();
 export type StartParams = z.input<typeof StartParamsSchema>;

@@ -10,7 +10,17 @@
  * world-executable capable binary.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  chownSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -125,6 +135,17 @@ export function prepareHelper(helperPath: string, captureGid: number): string | 
   return null;
 }
 
+/** The current (already switched) user may create files in `dir` (made if missing). */
+function writable(dir: string): boolean {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export interface DropResult {
   account: Account;
   /** Lines worth printing (what was done, what may not work). */
@@ -167,12 +188,15 @@ export function dropTo(account: Account, captureGid: number): string[] {
   process.env.HOME = home;
   process.env.USER = account.name;
   process.env.LOGNAME = account.name;
-  if (usable) {
-    delete process.env.XDG_CACHE_HOME;
-    delete process.env.XDG_CONFIG_HOME;
-  } else {
-    process.env.XDG_CACHE_HOME = join(home, 'cache');
-    process.env.XDG_CONFIG_HOME = join(home, 'config');
+  // A folder the invoker named (XDG_CACHE_HOME=...) stays when the account may write there.
+  for (const [name, fallback] of [
+    ['XDG_CACHE_HOME', 'cache'],
+    ['XDG_CONFIG_HOME', 'config'],
+  ] as const) {
+    const given = process.env[name];
+    if (given && writable(given)) continue;
+    if (usable) delete process.env[name];
+    else process.env[name] = join(home, fallback);
   }
   delete process.env.XDG_RUNTIME_DIR;
   return notes;

@@ -4,7 +4,7 @@
  * exports read by tshark, a file opened again, and the spool surviving `kill -9`.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -263,6 +263,10 @@ describe('interfaces coming and going', () => {
 describe('crash safety', () => {
   it('keeps every record captured more than a second before kill -9 in the spool', async () => {
     const cache = join(tmp, 'crash-cache');
+    // Started as root, serve runs unprivileged: its cache folder must be one it may write.
+    chmodSync(tmp, 0o755);
+    mkdirSync(cache, { mode: 0o777 });
+    chmodSync(cache, 0o777);
     const child = spawn(process.execPath, ['bin/icmpcap.mjs', 'serve', '-i', 'lo', '--source', 'afpacket'], {
       env: { ...process.env, XDG_CACHE_HOME: cache },
       stdio: ['ignore', 'pipe', 'inherit'],

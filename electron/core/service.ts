@@ -23,7 +23,7 @@ import {
   isRequestName,
 } from '../common/contract.js';
 import { type ExportRow, exportRecords, openCaptureFile } from './files/index.js';
-import { FilterSyntaxError, checkFilter } from './filter/index.js';
+import { FilterSyntaxError, checkFilter, compileFilter } from './filter/index.js';
 import { Ingestor, rowOf } from './ingest.js';
 import { JobRunner } from './jobs.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from './native.js';
@@ -252,7 +252,13 @@ export class CaptureService {
     this.newSpool(params.snaplen, params.limit);
     let session: NativeSession;
     try {
-      session = native.open({ source, interfaces: params.interfaces, snaplen: params.snaplen });
+      session = native.open({
+        source,
+        interfaces: params.interfaces,
+        snaplen: params.snaplen,
+        // The kernel-side filter (CaptureFilterSpec); addons that predate it ignore it.
+        ...(params.filter ? { filter: params.filter } : {}),
+      });
       session.start(
         (batch, info) => this.onBatch(batch, info),
         (ev) => this.onSessionEvent(ev),
@@ -479,6 +485,33 @@ export class CaptureService {
         relativeNs: record.tsNs - baseNs,
       };
     }
+  }
+
+  /**
+   * A display filter as a test of one record index (CLI statistics taps, `-z icmp,srt,FILTER`); throws
+   * ServiceError 'filter-syntax' for a bad filter.
+   */
+  recordMatcher(filter: string): (index: number) => boolean {
+    let compiled;
+    try {
+      compiled = compileFilter(filter, {
+        addresses: this.ingestor.addresses,
+        interfaces: this.ingestor.interfaces,
+      });
+    } catch (err) {
+      throw filterError(err);
+    }
+    if (compiled === null) return () => true;
+    const matcher = compiled;
+    return (index) => {
+      if (!this.store.has(index)) return false;
+      return matcher.matches(this.store.chunkOf(index), index & CHUNK_MASK, index - (index & CHUNK_MASK));
+    };
+  }
+
+  /** The records at `indices` as exports carry them (bytes from the spool): for writers that stream (CLI -w). */
+  recordRows(indices: Iterable<number>): Iterable<ExportRow> {
+    return this.spool ? this.exportRows(this.spool, indices) : [];
   }
 
   private startExport(p: z.output<(typeof RequestSchemas)['export.start']>): number {

@@ -8,7 +8,16 @@
  *   npx playwright test --config test/bench/playwright.config.ts
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Page, expect, test } from '@playwright/test';
@@ -26,6 +35,7 @@ const floods: ChildProcess[] = [];
 
 test.beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'icmpcap-bench-'));
+  chmodSync(tmp, 0o755); // the capture folder (--captures): serve, started as root, runs unprivileged
   net = createNetnsPair('bn');
   app = await serveInNetns(net.a, ['-i', net.ifA, '--captures', tmp]);
 });

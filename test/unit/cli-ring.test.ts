@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type CliRun, runIcmpcap } from '../support/cli.js';
+import { type CliRun, runIcmpcap, spawnIcmpcap } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'icmpcap-cli-ring-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -16,25 +16,28 @@ function icmpcap(args: string[]): Promise<CliRun> {
 describe('icmpcap with a ring-buffer limit', () => {
   it('captures with --ring-records and --ring-seconds', async () => {
     const id = 45000 + (process.pid % 10000);
-    setTimeout(() => {
-      spawnSync('ping', ['-c', '2', '-i', '0.05', '-e', String(id), '127.0.0.1'], { stdio: 'ignore' });
-    }, 1500);
-    const run = await icmpcap([
-      'capture',
-      '-i',
-      'lo',
-      '--ring-records',
-      '131072',
-      '--ring-seconds',
-      '60',
-      '-c',
-      '2',
-      '-Y',
-      `icmp.id == ${id} && icmp.type == echo-request && dir == out`,
-    ]);
-    expect(run.stderr).not.toMatch(/ring/);
-    expect(run.code).toBe(0);
-    const lines = run.stdout.trim().split('\n');
+    const run = spawnIcmpcap(
+      [
+        'capture',
+        '-i',
+        'lo',
+        '--ring-records',
+        '131072',
+        '--ring-seconds',
+        '60',
+        '-c',
+        '2',
+        '-Y',
+        `icmp.id == ${id} && icmp.type == echo-request && dir == out`,
+      ],
+      tmp,
+    );
+    await run.started;
+    spawnSync('ping', ['-c', '2', '-i', '0.05', '-e', String(id), '127.0.0.1'], { stdio: 'ignore' });
+    expect(await run.exited).toBe(0);
+    // Nothing said about the limits: they were taken as given.
+    expect(run.stderr()).not.toMatch(/--ring|ring buffer/);
+    const lines = run.stdout().trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[1]).toMatch(new RegExp(`Echo Request id=${id} seq=2 `));
   });

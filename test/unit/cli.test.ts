@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type CliRun, runIcmpcap } from '../support/cli.js';
+import { type CliRun, runIcmpcap, spawnIcmpcap } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'icmpcap-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -13,30 +13,34 @@ function icmpcap(args: string[]): Promise<CliRun> {
   return runIcmpcap(args, tmp);
 }
 
-function pingSoon(id: number, count: number): void {
-  setTimeout(() => {
-    spawnSync('ping', ['-c', String(count), '-i', '0.05', '-e', String(id), '127.0.0.1'], {
-      stdio: 'ignore',
-    });
-  }, 1500);
+/** Runs icmpcap and, once it captures, pings 127.0.0.1 `count` times with echo id `id`. */
+async function icmpcapWhilePinging(args: string[], id: number, count: number): Promise<CliRun> {
+  const run = spawnIcmpcap(args, tmp);
+  await run.started;
+  spawnSync('ping', ['-c', String(count), '-i', '0.05', '-e', String(id), '127.0.0.1'], { stdio: 'ignore' });
+  const code = await run.exited;
+  return { code, stdout: run.stdout(), stderr: run.stderr() };
 }
 
 describe('icmpcap capture', () => {
   it('writes exactly the packets the filter and count keep, to a pcapng tshark reads', async () => {
     const id = 40000 + (process.pid % 10000);
     const out = join(tmp, 'replies.pcapng');
-    pingSoon(id, 5);
-    const run = await icmpcap([
-      'capture',
-      '-i',
-      'lo',
-      '-c',
-      '3',
-      '-Y',
-      `icmp.id == ${id} && icmp.type == echo-reply && dir == in`,
-      '-w',
-      out,
-    ]);
+    const run = await icmpcapWhilePinging(
+      [
+        'capture',
+        '-i',
+        'lo',
+        '-c',
+        '3',
+        '-Y',
+        `icmp.id == ${id} && icmp.type == echo-reply && dir == in`,
+        '-w',
+        out,
+      ],
+      id,
+      5,
+    );
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/3 packets captured to/);
     const fields = execFileSync(
@@ -51,16 +55,11 @@ describe('icmpcap capture', () => {
 
   it('prints one line per packet without -w and writes CSV with -w', async () => {
     const id = 50000 + (process.pid % 10000);
-    pingSoon(id, 2);
-    const printed = await icmpcap([
-      'capture',
-      '-i',
-      'lo',
-      '-c',
-      '2',
-      '-Y',
-      `icmp.id == ${id} && icmp.type == echo-request && dir == out`,
-    ]);
+    const printed = await icmpcapWhilePinging(
+      ['capture', '-i', 'lo', '-c', '2', '-Y', `icmp.id == ${id} && icmp.type == echo-request && dir == out`],
+      id,
+      2,
+    );
     expect(printed.code).toBe(0);
     const lines = printed.stdout.trim().split('\n');
     expect(lines).toHaveLength(2);
@@ -69,18 +68,11 @@ describe('icmpcap capture', () => {
     );
 
     const csv = join(tmp, 'all.csv');
-    pingSoon(id + 1, 1);
-    const written = await icmpcap([
-      'capture',
-      '-i',
-      'lo',
-      '-c',
-      '4',
-      '-Y',
-      `icmp.id == ${id + 1}`,
-      '-w',
-      csv,
-    ]);
+    const written = await icmpcapWhilePinging(
+      ['capture', '-i', 'lo', '-c', '4', '-Y', `icmp.id == ${id + 1}`, '-w', csv],
+      id + 1,
+      1,
+    );
     expect(written.code).toBe(0);
     const rows = readFileSync(csv, 'utf8').trim().split(/\r?\n/);
     expect(rows[0]).toMatch(/^no,time,/);

@@ -342,7 +342,7 @@ describe('electron main: files come from the native dialogs only', () => {
   });
 
   it('says in plain words when the chosen file cannot be read', async () => {
-    const { ask, dialog, finished, svc } = await app();
+    const { ask, dialog, svc } = await app();
     dialog.answers.push([dir], [join(dir, 'gone.pcap')]);
     const folder = await ask('file.open', { from: 'dialog' });
     expect(folder).toMatchObject({

@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
+  chmodSync,
   constants,
   mkdirSync,
   mkdtempSync,
@@ -76,7 +77,12 @@ beforeAll(async () => {
   for (const d of ['home', 'cwd', 'outside', 'captures']) mkdirSync(join(tmp, d));
   writeFileSync(join(outside, 'canary.pcap'), 'do not touch');
   fifo = join(outside, 'fifo.pcap');
-  execFileSync('mkfifo', [fifo]);
+  execFileSync('mkfifo', ['-m', '0666', fifo]);
+  // Started as root, serve runs as nobody: let it into the capture folder, and let it write the canary
+  // folder and open the FIFO if it tried, so that "untouched" means it did not try.
+  chmodSync(tmp, 0o755);
+  chmodSync(captures, 0o755);
+  chmodSync(outside, 0o777);
   const packets = Array.from({ length: 500 }, (_, i) => ({
     tsNs: 1_700_000_000_000_000_000n + BigInt(i) * 1_000_000n,
     frame: link.ethernet(ipv4Icmp({ seq: i + 1, type: i % 2 ? 0 : 8 })),
@@ -93,6 +99,7 @@ beforeAll(async () => {
       '--max-old-space-size=64',
       join(ROOT, 'bin/icmpcap.mjs'),
       'serve',
+      ...(process.getuid?.() === 0 ? ['-Z', 'nobody'] : []),
       '--no-start',
       '--captures',
       captures,

@@ -1,0 +1,209 @@
+/**
+ * `capture -w`: the output file, written as records arrive (as dumpcap writes), or standard output with
+ * `-w -`. Every write is a whole number of blocks, so the file is valid whenever the process stops.
+ * `-b` switches files with dumpcap's meanings and names: `out.pcapng` becomes `out_00001_20261129080651.pcapng`,
+ * `out_00002_...` (number from 1, local time the file was opened); `files:N` keeps the newest N.
+ */
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import type { ExportFormat, ExportRow } from '../files/index.js';
+import { ByteChunk, createEncoder, type RowEncoder } from './encode.js';
+import { explainFileError, OutputClosed } from './errors.js';
+
+/** `-b` conditions, as dumpcap's ring buffer: any of the first four switches files. */
+export interface Rotation {
+  /** Seconds a file stays open. */
+  duration?: number;
+  /** Switch once a file has reached this many kB (1000 bytes). */
+  filesize?: number;
+  /** Switch when the wall clock is a multiple of this many seconds. */
+  interval?: number;
+  /** Switch after this many packets. */
+  packets?: number;
+  /** Keep only the newest N files. */
+  files?: number;
+}
+
+export interface OutputOptions {
+  format: ExportFormat;
+  /** A file name, or `-` for standard output. */
+  path: string;
+  rotation?: Rotation;
+  /** -a files:N: after N files, write no more (`finished` turns true). */
+  stopAfterFiles?: number;
+  application: string;
+  snaplen: number;
+}
+
+const STDOUT = 1;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Writes all of `data` to `fd`, waiting out a full non-blocking pipe; a closed reader is OutputClosed. */
+export function writeAllSync(fd: number, data: Uint8Array): void {
+  let done = 0;
+  while (done < data.length) {
+    try {
+      done += writeSync(fd, data, done, data.length - done);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') {
+        Atomics.wait(sleeper, 0, 0, 5);
+        continue;
+      }
+      if (code === 'EPIPE') throw new OutputClosed('the reader of the output went away');
+      throw err;
+    }
+  }
+}
+
+/** dumpcap's name of the n-th file of a ring: `prefix_NNNNN_YYYYmmddHHMMSS.ext` in local time. */
+export function ringFileName(path: string, n: number, at: Date): string {
+  const ext = extname(path);
+  const prefix = join(dirname(path), basename(path, ext));
+  const p2 = (v: number): string => String(v).padStart(2, '0');
+  const time =
+    `${at.getFullYear()}${p2(at.getMonth() + 1)}${p2(at.getDate())}` +
+    `${p2(at.getHours())}${p2(at.getMinutes())}${p2(at.getSeconds())}`;
+  return `${prefix}_${String(n).padStart(5, '0')}_${time}${ext}`;
+}
+
+export class CaptureOutput {
+  private fd = -1;
+  private encoder!: RowEncoder;
+  private readonly chunk = new ByteChunk();
+  /** Numbered files of a ring, oldest first (only with -b). */
+  private readonly ring: string[] = [];
+  private fileNumber = 0;
+  private fileOpenedMs = 0;
+  private fileBytes = 0;
+  private filePackets = 0;
+  /** Packets written to every file. */
+  packets = 0;
+  /** The file being written (`-` for standard output). */
+  current = '';
+  /** -a files:N was reached: the last file is closed and rows are no longer written. */
+  finished = false;
+
+  private constructor(private readonly opts: OutputOptions) {}
+
+  /** Opens the first file now, so a bad path fails before anything is captured. */
+  static open(opts: OutputOptions): CaptureOutput {
+    const out = new CaptureOutput(opts);
+    out.openNext(Date.now());
+    return out;
+  }
+
+  get toStdout(): boolean {
+    return this.opts.path === '-';
+  }
+
+  /** Files started so far (1 without -b). */
+  get files(): number {
+    return Math.max(1, this.fileNumber);
+  }
+
+  /** Bytes in the current file. */
+  get bytes(): number {
+    return this.fileBytes;
+  }
+
+  /** Writes rows to the file(s), switching files where -b says; returns after the bytes are written. */
+  write(rows: Iterable<ExportRow>): void {
+    const rotation = this.opts.rotation;
+    for (const row of rows) {
+      if (this.finished) break;
+      const before = this.chunk.pos;
+      this.encoder.row(row, this.chunk);
+      this.fileBytes += this.chunk.pos - before;
+      this.filePackets++;
+      this.packets++;
+      if (
+        rotation &&
+        ((rotation.filesize !== undefined && this.fileBytes >= rotation.filesize * 1000) ||
+          (rotation.packets !== undefined && this.filePackets >= rotation.packets))
+      ) {
+        this.switchFile(Date.now());
+      }
+    }
+    this.flush();
+  }
+
+  /** Switches files on time (-b duration / interval); call a few times a second. */
+  tick(nowMs: number): void {
+    const rotation = this.opts.rotation;
+    if (!rotation || this.finished) return;
+    const byDuration =
+      rotation.duration !== undefined && nowMs - this.fileOpenedMs >= rotation.duration * 1000;
+    const byInterval =
+      rotation.interval !== undefined &&
+      Math.floor(nowMs / (rotation.interval * 1000)) !==
+        Math.floor(this.fileOpenedMs / (rotation.interval * 1000));
+    if (byDuration || byInterval) this.switchFile(nowMs);
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    try {
+      this.flush();
+    } finally {
+      if (!this.toStdout) closeSync(this.fd);
+      this.fd = -1;
+    }
+  }
+
+  private flush(): void {
+    if (this.chunk.pos === 0) return;
+    const data = this.chunk.take();
+    try {
+      writeAllSync(this.fd, data);
+    } catch (err) {
+      if (err instanceof OutputClosed) throw err;
+      throw new Error(
+        `${explainFileError(err, this.current, dirname(this.current))}. ` +
+          `${this.packets.toLocaleString('en')} packets were written before this`,
+        { cause: err },
+      );
+    }
+  }
+
+  private switchFile(nowMs: number): void {
+    this.flush();
+    if (this.opts.stopAfterFiles !== undefined && this.fileNumber >= this.opts.stopAfterFiles) {
+      this.finished = true;
+      return;
+    }
+    closeSync(this.fd);
+    this.fd = -1;
+    this.openNext(nowMs);
+  }
+
+  private openNext(nowMs: number): void {
+    const { path, rotation } = this.opts;
+    if (path === '-') {
+      this.fd = STDOUT;
+      this.current = '-';
+    } else {
+      const target = resolve(path);
+      const name = rotation ? ringFileName(target, ++this.fileNumber, new Date(nowMs)) : target;
+      try {
+        this.fd = openSync(name, 'w', 0o644);
+      } catch (err) {
+        throw new Error(explainFileError(err, name, dirname(name)), { cause: err });
+      }
+      this.current = name;
+      if (rotation) {
+        this.ring.push(name);
+        while (rotation.files !== undefined && this.ring.length > rotation.files) {
+          rmSync(this.ring.shift()!, { force: true });
+        }
+      }
+    }
+    this.fileOpenedMs = nowMs;
+    this.fileBytes = 0;
+    this.filePackets = 0;
+    this.encoder = createEncoder(this.opts.format, this.opts);
+    this.encoder.header(this.chunk);
+    this.fileBytes = this.chunk.pos;
+    this.flush();
+  }
+}
