@@ -5,6 +5,7 @@ import prettier from 'eslint-config-prettier';
 import vue from 'eslint-plugin-vue';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
+import { layerConfigs } from './scripts/lint/layers.mjs';
 
 export default tseslint.config(
   {
@@ -59,5 +60,6 @@ export default tseslint.config(
     languageOptions: { sourceType: 'commonjs' },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  ...layerConfigs,
   prettier,
 );

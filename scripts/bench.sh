@@ -29,6 +29,7 @@ for part in "${PARTS[@]}"; do
       run service node --max-old-space-size=8192 --import tsx electron/core/bench/service-bench.ts
       run service-ring node --max-old-space-size=8192 --import tsx electron/core/bench/ring-bench.ts
       run service-filters node --max-old-space-size=8192 --import tsx electron/core/bench/filter-bench.ts
+      run service-event-loop node --max-old-space-size=8192 --import tsx electron/core/bench/event-loop-bench.ts
       ;;
     renderer) run renderer npx --no-install playwright test --config test/bench/playwright.config.ts ;;
     *) echo "unknown part $part (known: ${PARTS[*]})"; exit 2 ;;

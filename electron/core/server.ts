@@ -18,6 +18,7 @@ import { dirname, extname, join, normalize, sep } from 'node:path';
 import { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { type ContractError, type EventName, ServiceError } from '../common/contract.js';
+import { contractError } from '../common/contract-error.js';
 import { FRAME_BYTES, WS_PROTOCOL, WS_TOKEN_PREFIX } from '../common/wire.js';
 import type { CaptureService } from './service.js';
 import { BadTokenLimiter, type RateLimitOptions, bearerToken, tokenMatches } from './web/auth.js';
@@ -103,11 +104,7 @@ const SNAPSHOT_EVENTS = new Set<EventName>(['counts', 'aggregates', 'interfaces'
 const DEFAULT_MAX_BUFFERED = 8 * 1024 * 1024;
 const DEFAULT_HEARTBEAT_MS = 15_000;
 
-export function contractError(err: unknown): ContractError {
-  if (err instanceof ServiceError) return err.toJSON();
-  const message = err instanceof Error ? err.message : String(err);
-  return { code: 'internal', message };
-}
+export { contractError };
 
 const CSP = [
   "default-src 'self'",

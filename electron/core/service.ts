@@ -38,7 +38,7 @@ import { SpoolGuard, spoolErrorMessage } from './spool-guard.js';
 import { type LeftoverSpool, cleanSpools, findSpool, listLeftoverSpools } from './spool-recovery.js';
 import { storeFieldReader } from './fields/store-fields.js';
 import { Aggregator } from './stats/aggregator.js';
-import { FilterCancelled, View } from './view.js';
+import { FilterCancelled, SortCancelled, View } from './view.js';
 import { CHUNK_MASK, MAX_RECORDS, RecordStore, hookName } from './store.js';
 
 export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
@@ -178,9 +178,15 @@ export class CaptureService {
         return this.setFilter((p as z.output<(typeof RequestSchemas)['view.setFilter']>).filter);
       case 'view.setSort': {
         const { column, descending } = p as z.output<(typeof RequestSchemas)['view.setSort']>;
-        this.view.setSort(column, descending);
-        this.tick();
-        return { view: this.view.length };
+        return this.view.setSortAsync(column, descending).then(
+          () => {
+            this.tick();
+            return { view: this.view.length };
+          },
+          (err: unknown) => {
+            throw filterError(err);
+          },
+        );
       }
       case 'filter.check':
         try {
@@ -859,6 +865,8 @@ function checkOpenable(path: string): void {
 function filterError(err: unknown): ServiceError {
   if (err instanceof FilterSyntaxError) return new ServiceError('filter-syntax', err.message, err.position);
   if (err instanceof FilterCancelled) return new ServiceError('bad-request', 'replaced by a newer filter');
+  if (err instanceof SortCancelled)
+    return new ServiceError('bad-request', 'replaced by a newer filter or sort');
   return new ServiceError('internal', errorMessage(err));
 }
 

@@ -3,7 +3,7 @@ import { SORT_COLUMNS, type SortColumn } from '../common/contract.js';
 import { addressBytes } from './filter/address.js';
 import { FilterSyntaxError } from './filter/parse.js';
 import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO } from './store.js';
-import { FilterCancelled, View, sortByKey } from './view.js';
+import { FilterCancelled, SortCancelled, View, sortByKey } from './view.js';
 import { type SyntheticCapture, syntheticCapture, viewContents } from './testing/capture.js';
 
 function full(n: number, seed: number): SyntheticCapture {
@@ -262,6 +262,64 @@ describe('View', () => {
     view.setFilter('icmpv6');
     await expect(first).rejects.toBeInstanceOf(FilterCancelled);
     expect(view.filterText).toBe('icmpv6');
+  });
+
+  it('sorts in slices that let the event loop run, equal to the sync sort, for every column', async () => {
+    for (const [k, column] of SORT_COLUMNS.entries()) {
+      const descending = k % 2 === 1;
+      const view = new View(fixture.store, envOf(fixture), { sliceMs: 0 });
+      view.update();
+      view.setFilter('icmp || icmpv6');
+      let turns = 0;
+      let ticking = true;
+      const tick = (): void => {
+        turns++;
+        if (ticking) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const fractions: number[] = [];
+      await view.setSortAsync(column, descending, (p) => fractions.push(p.fraction));
+      ticking = false;
+      expect(fractions.at(-1), column).toBe(1);
+      if (column !== 'no') expect(turns, `${column}: the event loop ran while sorting`).toBeGreaterThan(2);
+      const sync = new View(fixture.store, envOf(fixture));
+      sync.update();
+      sync.setFilter('icmp || icmpv6');
+      sync.setSort(column, descending);
+      expect(view.sort).toEqual({ column, descending });
+      expect(viewContents(view), column).toEqual(viewContents(sync));
+    }
+  });
+
+  it('keeps the previous order until a sliced sort is done, and a newer sort cancels it', async () => {
+    const view = new View(fixture.store, envOf(fixture), { sliceMs: 0 });
+    view.update();
+    view.setSort('ttl', true);
+    const before = viewContents(view);
+    const first = view.setSortAsync('src', false);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(view.sort.column).toBe('ttl');
+    expect(viewContents(view)).toEqual(before);
+    view.setSort('len', false);
+    await expect(first).rejects.toBeInstanceOf(SortCancelled);
+    expect(view.sort).toEqual({ column: 'len', descending: false });
+    const sync = new View(fixture.store, envOf(fixture));
+    sync.update();
+    sync.setSort('len', false);
+    expect(viewContents(view)).toEqual(viewContents(sync));
+  });
+
+  it('sorts the matches of an async filter in slices too', async () => {
+    const view = new View(fixture.store, envOf(fixture), { sliceMs: 0 });
+    view.update();
+    view.setSort('rtt', true);
+    await view.setFilterAsync('echo');
+    const sync = new View(fixture.store, envOf(fixture));
+    sync.update();
+    sync.setSort('rtt', true);
+    sync.setFilter('echo');
+    expect(view.sort).toEqual({ column: 'rtt', descending: true });
+    expect(viewContents(view)).toEqual(viewContents(sync));
   });
 
   it('rejects a bad filter asynchronously too', async () => {

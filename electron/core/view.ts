@@ -21,6 +21,7 @@
 import type { SortColumn } from '../common/contract.js';
 import { type CompiledFilter, type FilterEnv, compileFilter } from './filter/compile.js';
 import { addressBytes } from './filter/address.js';
+import { SortCancelled, runSliced, sortByKey, sortByKeySteps } from './radix-sort.js';
 import {
   CHUNK_MASK,
   CHUNK_SHIFT,
@@ -80,6 +81,8 @@ export class View {
   private rankedAddresses = 0;
   private rankedIfaces = 0;
   private generation = 0;
+  /** Moves on with every sort, filter and clear: a sliced sort that sees it move stops (see sortSliced). */
+  private sortGeneration = 0;
   private readonly resortIntervalMs: number;
   private readonly sliceMs: number;
 
@@ -294,7 +297,20 @@ export class View {
         }
       }
     }
-    this.install(compiled, text, blocks, matched, end);
+    const column = this.sortColumn;
+    this.install(compiled, text, blocks, matched, end, false);
+    // The new matches are shown in record order until their sort (in slices too) is installed.
+    if (column !== null && column !== 'no') {
+      this.sortColumn = null;
+      const sortGeneration = this.sortGeneration;
+      try {
+        await this.sortSliced(column, this.descending, sortGeneration);
+      } catch (err) {
+        // A newer filter or clear cancels this filter; a newer sort only replaces the sort of its matches.
+        if (!(err instanceof SortCancelled)) throw err;
+        if (generation !== this.generation) throw new FilterCancelled();
+      }
+    }
     onProgress?.({ fraction: 1 });
     return { ms: performance.now() - started };
   }
@@ -350,7 +366,9 @@ export class View {
     blocks: Uint32Array[],
     matched: number,
     end: number,
+    sort = true,
   ): void {
+    this.sortGeneration++;
     this.filter = filter;
     this.filterSource = filter ? text : '';
     this.blocks = filter ? blocks : [];
@@ -366,16 +384,117 @@ export class View {
       this.skip -= whole * BLOCK_SIZE;
       this.matched -= whole * BLOCK_SIZE;
     }
-    this.resort();
+    if (sort) this.resort();
+    else {
+      this.order = new Uint32Array(0);
+      this.keys = new Float64Array(0);
+      this.sortedCount = 0;
+    }
   }
 
   /** Sets the sort (null: record order); sorts now. */
   setSort(column: SortColumn | null, descending = false): { ms: number } {
     const started = performance.now();
+    this.sortGeneration++;
     this.sortColumn = column;
     this.descending = descending;
     this.resort();
     return { ms: performance.now() - started };
+  }
+
+  /**
+   * Like setSort, but in slices (see radix-sort.ts): the view keeps its previous order until the new one is
+   * ready, records that arrive meanwhile are merged in later as usual. A newer sort, filter or clear cancels
+   * it (it rejects with SortCancelled). Evictions (ring limit) meanwhile restart it; after a few restarts the
+   * rest runs at once so that it always ends.
+   */
+  async setSortAsync(
+    column: SortColumn | null,
+    descending = false,
+    onProgress?: (progress: FilterProgress) => void,
+  ): Promise<{ ms: number }> {
+    const started = performance.now();
+    const generation = ++this.sortGeneration;
+    if (column === null || column === 'no') {
+      this.sortColumn = column;
+      this.descending = descending;
+      this.resort();
+      onProgress?.({ fraction: 1 });
+      return { ms: performance.now() - started };
+    }
+    await this.sortSliced(column, descending, generation, onProgress);
+    onProgress?.({ fraction: 1 });
+    return { ms: performance.now() - started };
+  }
+
+  /** Sorts every match by `column` in slices, then installs the order (see setSortAsync). */
+  private async sortSliced(
+    column: SortColumn,
+    descending: boolean,
+    generation: number,
+    onProgress?: (progress: FilterProgress) => void,
+  ): Promise<void> {
+    const sliceStart = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      const first = this.first;
+      const skip = this.skip;
+      const atOnce = attempt >= 3;
+      const moved = (): boolean => this.first !== first || this.skip !== skip;
+      const cancelled = (): boolean => generation !== this.sortGeneration;
+      const ranks = this.needsRanks(column);
+      const addressRank = this.addressRank;
+      const ifaceRank = this.ifaceRank;
+      const rankedAddresses = this.rankedAddresses;
+      const rankedIfaces = this.rankedIfaces;
+      if (ranks) this.updateRanks(column);
+      const n = this.length;
+      const capacity = n + (n >>> 3) + 1024;
+      const order = new Uint32Array(capacity);
+      const keys = new Float64Array(capacity);
+      const self = this; // eslint-disable-line @typescript-eslint/no-this-alias
+      function* steps(): Generator<number, boolean, void> {
+        for (let from = 0; from < n; from += 1 << 16) {
+          self.fillKeys(from, Math.min(n, from + (1 << 16)), keys, order, from, column, descending);
+          yield (0.3 * from) / n;
+          if (moved()) return false;
+        }
+        for (const f of sortByKeySteps(keys, order, n)) yield 0.3 + 0.7 * f;
+        return true;
+      }
+      const progress = (fraction: number): void => onProgress?.({ fraction });
+      let done: boolean;
+      if (atOnce) {
+        const it = steps();
+        let r = it.next();
+        while (!r.done) r = it.next();
+        done = r.value;
+      } else {
+        try {
+          done = await runSliced(steps(), { sliceMs: this.sliceMs, cancelled, onProgress: progress });
+        } catch (err) {
+          if (err instanceof SortCancelled) {
+            // Put back the ranks the current order was sorted with.
+            if (ranks && this.sortColumn !== column) {
+              this.addressRank = addressRank;
+              this.ifaceRank = ifaceRank;
+              this.rankedAddresses = rankedAddresses;
+              this.rankedIfaces = rankedIfaces;
+            }
+          }
+          throw err;
+        }
+      }
+      if (cancelled()) throw new SortCancelled();
+      if (!done || moved()) continue;
+      this.sortColumn = column;
+      this.descending = descending;
+      this.order = order;
+      this.keys = keys;
+      this.sortedCount = n;
+      this.lastSortAt = performance.now();
+      this.lastSortCost = this.lastSortAt - sliceStart;
+      return;
+    }
   }
 
   /** Takes in records appended to the store since the last call (filters only those). */
@@ -403,6 +522,7 @@ export class View {
   /** Forgets every record (after the store was cleared); keeps the filter and sort settings. */
   clear(): void {
     this.generation++;
+    this.sortGeneration++;
     this.filter = this.filterSource ? compileFilter(this.filterSource, this.env) : null;
     this.blocks = [];
     this.matched = 0;
@@ -418,15 +538,15 @@ export class View {
 
   // ---- sorting ----
 
-  private needsRanks(): 'address' | 'iface' | null {
-    if (this.sortColumn === 'src' || this.sortColumn === 'dst') return 'address';
-    if (this.sortColumn === 'iface') return 'iface';
+  private needsRanks(column = this.sortColumn): 'address' | 'iface' | null {
+    if (column === 'src' || column === 'dst') return 'address';
+    if (column === 'iface') return 'iface';
     return null;
   }
 
   /** Recomputes id ranks; true when they changed. */
-  private updateRanks(): boolean {
-    const which = this.needsRanks();
+  private updateRanks(column = this.sortColumn): boolean {
+    const which = this.needsRanks(column);
     if (which === 'address') {
       const n = this.env.addresses.text.length;
       if (n === this.rankedAddresses) return false;
@@ -450,7 +570,15 @@ export class View {
   }
 
   /** Fills keys for matches k = from..to-1 into `keys` from `at` on, record indices into `idx`. */
-  private fillKeys(from: number, to: number, keys: Float64Array, idx: Uint32Array, at: number): void {
+  private fillKeys(
+    from: number,
+    to: number,
+    keys: Float64Array,
+    idx: Uint32Array,
+    at: number,
+    column = this.sortColumn,
+    descending = this.descending,
+  ): void {
     const n = to - from;
     this.copyMatches(from, to, idx, at);
     // One tight loop per column (a switch per record would cost more than the sort).
@@ -465,7 +593,7 @@ export class View {
         keys[o] = f(column(chunks[r >>> CHUNK_SHIFT]!)[r & CHUNK_MASK]!);
       }
     };
-    switch (this.sortColumn) {
+    switch (column) {
       case 'time':
         for (let o = at; o < end; o++)
           keys[o] = chunks[idx[o]! >>> CHUNK_SHIFT]!.tsRel[idx[o]! & CHUNK_MASK]!;
@@ -529,7 +657,7 @@ export class View {
       }
       case 'id':
       case 'seq': {
-        const id = this.sortColumn === 'id';
+        const id = column === 'id';
         for (let o = at; o < end; o++) {
           const r = idx[o]!;
           const c = chunks[r >>> CHUNK_SHIFT]!;
@@ -543,7 +671,7 @@ export class View {
         for (let o = at; o < end; o++) keys[o] = idx[o]!;
     }
     // Records without the value (NaN) go last in both directions; -0 would sort before 0.
-    const sign = this.descending ? -1 : 1;
+    const sign = descending ? -1 : 1;
     for (let o = at; o < end; o++) {
       const key = keys[o]!;
       keys[o] = key !== key ? Infinity : key === 0 ? 0 : sign * key;
@@ -632,198 +760,4 @@ function rankAddresses(text: readonly string[], family: readonly number[]): Uint
   return rank;
 }
 
-const RADIX_BITS = 11;
-const RADIX = 1 << RADIX_BITS;
-
-/**
- * Sorts `keys[0..n)` ascending and applies the same permutation to `idx`, stably (equal keys keep
- * their order). An LSD radix sort on the IEEE-754 bits (11-bit digits, digits that are the same in
- * every key are skipped), after an O(n) check for input that is already in order or reversed, which a
- * capture sorted by time usually is.
- */
-export function sortByKey(keys: Float64Array, idx: Uint32Array, n: number): void {
-  if (n < 2) return;
-  let ascending = true;
-  let descending = true;
-  for (let k = 1; k < n && (ascending || descending); k++) {
-    const a = keys[k - 1]!;
-    const b = keys[k]!;
-    if (b < a) ascending = false;
-    else if (b > a) descending = false;
-  }
-  if (ascending) return;
-  if (descending) {
-    keys.subarray(0, n).reverse();
-    idx.subarray(0, n).reverse();
-    // Runs of equal keys are now in reverse order: put them back.
-    for (let s = 0; s < n;) {
-      let e = s + 1;
-      while (e < n && keys[e] === keys[s]) e++;
-      if (e - s > 1) idx.subarray(s, e).reverse();
-      s = e;
-    }
-    return;
-  }
-  if (n < 256) {
-    const pairs = Array.from({ length: n }, (_, k) => k).sort((a, b) =>
-      keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : a - b,
-    );
-    const k2 = pairs.map((k) => keys[k]!);
-    const i2 = pairs.map((k) => idx[k]!);
-    keys.set(k2);
-    idx.set(i2);
-    return;
-  }
-  if (sortBy32Bits(keys, idx, n)) return;
-  // Order-preserving unsigned bits: flip the sign bit of positives, all bits of negatives.
-  const words = new Uint32Array(keys.buffer, keys.byteOffset, n * 2);
-  const lo = new Uint32Array(n);
-  const hi = new Uint32Array(n);
-  for (let k = 0; k < n; k++) {
-    const h = words[2 * k + 1]!;
-    const l = words[2 * k]!;
-    if (h & 0x80000000) {
-      hi[k] = ~h >>> 0;
-      lo[k] = ~l >>> 0;
-    } else {
-      hi[k] = (h | 0x80000000) >>> 0;
-      lo[k] = l;
-    }
-  }
-  let srcLo = lo;
-  let srcHi = hi;
-  let srcIdx: Uint32Array = idx.subarray(0, n);
-  let dstLo = new Uint32Array(n);
-  let dstHi = new Uint32Array(n);
-  let dstIdx: Uint32Array = new Uint32Array(n);
-  const counts = new Uint32Array(RADIX);
-  // Digits: lo bits 0-10, 11-21, 22-31, then hi bits 0-10, 11-21, 22-31.
-  for (let pass = 0; pass < 6; pass++) {
-    const useHi = pass >= 3;
-    const shift = (pass % 3) * RADIX_BITS;
-    const word = useHi ? srcHi : srcLo;
-    counts.fill(0);
-    for (let k = 0; k < n; k++) counts[(word[k]! >>> shift) & (RADIX - 1)]!++;
-    if (counts[(word[0]! >>> shift) & (RADIX - 1)] === n) continue; // every key has this digit
-    let sum = 0;
-    for (let d = 0; d < RADIX; d++) {
-      const c = counts[d]!;
-      counts[d] = sum;
-      sum += c;
-    }
-    for (let k = 0; k < n; k++) {
-      const d = (word[k]! >>> shift) & (RADIX - 1);
-      const o = counts[d]!++;
-      dstLo[o] = srcLo[k]!;
-      dstHi[o] = srcHi[k]!;
-      dstIdx[o] = srcIdx[k]!;
-    }
-    [srcLo, dstLo] = [dstLo, srcLo];
-    [srcHi, dstHi] = [dstHi, srcHi];
-    [srcIdx, dstIdx] = [dstIdx, srcIdx];
-  }
-  if (srcIdx.buffer !== idx.buffer) idx.set(srcIdx);
-  for (let k = 0; k < n; k++) {
-    const h = srcHi[k]!;
-    const l = srcLo[k]!;
-    if (h & 0x80000000) {
-      words[2 * k + 1] = (h & 0x7fffffff) >>> 0;
-      words[2 * k] = l;
-    } else {
-      words[2 * k + 1] = ~h >>> 0;
-      words[2 * k] = ~l >>> 0;
-    }
-  }
-}
-
-const F32 = new Float32Array(1);
-const F32_BITS = new Uint32Array(F32.buffer);
-
-/**
- * The common case: every key fits an order-preserving 32-bit code, either because the keys are
- * integers spanning less than 2^32 (every column but time and rtt: one counting pass when they span
- * less than 2^16) or because they are exact Float32 values (rtt). Then an LSD radix sort needs one
- * counting pass or three 11-bit passes. Returns false when the keys do not fit (the caller sorts on all 64
- * bits).
- */
-function sortBy32Bits(keys: Float64Array, idx: Uint32Array, n: number): boolean {
-  let min = Infinity;
-  let max = -Infinity;
-  let integers = true;
-  let float32 = true;
-  for (let k = 0; k < n; k++) {
-    const v = keys[k]!;
-    if (v === Infinity) continue;
-    if (v < min) min = v;
-    if (v > max) max = v;
-    if (integers && v !== Math.floor(v)) integers = false;
-    if (float32 && Math.fround(v) !== v) float32 = false;
-    if (!integers && !float32) return false;
-  }
-  const code = new Uint32Array(n);
-  const asIntegers = integers && (min === Infinity || max - min < 0xfffffffe);
-  const nullCode = min === Infinity ? 0 : max - min + 1;
-  if (asIntegers) {
-    for (let k = 0; k < n; k++) {
-      const v = keys[k]!;
-      code[k] = v === Infinity ? nullCode : v - min;
-    }
-  } else if (float32) {
-    for (let k = 0; k < n; k++) {
-      const v = keys[k]!;
-      F32[0] = v === 0 ? 0 : v; // -0 sorts with 0
-      const b = F32_BITS[0]!;
-      code[k] = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
-    }
-  } else return false;
-  let srcCode = code;
-  let srcIdx: Uint32Array = idx.subarray(0, n);
-  let dstCode = new Uint32Array(n);
-  let dstIdx: Uint32Array = new Uint32Array(n);
-  let maxCode = 0;
-  for (let k = 0; k < n; k++) if (code[k]! > maxCode) maxCode = code[k]!;
-  // Codes below 2^16: one counting pass; otherwise 11-bit digits (cache-friendlier than 16).
-  const passes: [number, number][] =
-    maxCode < 1 << 16
-      ? [[0, 16]]
-      : [
-          [0, 11],
-          [11, 11],
-          [22, 10],
-        ];
-  const counts = new Uint32Array(1 << 16);
-  for (const [shift, bits] of passes) {
-    const mask = (1 << bits) - 1;
-    counts.fill(0);
-    for (let k = 0; k < n; k++) counts[(srcCode[k]! >>> shift) & mask]!++;
-    if (counts[(srcCode[0]! >>> shift) & mask] === n) continue;
-    let sum = 0;
-    for (let d = 0; d <= mask; d++) {
-      const c = counts[d]!;
-      counts[d] = sum;
-      sum += c;
-    }
-    for (let k = 0; k < n; k++) {
-      const o = counts[(srcCode[k]! >>> shift) & mask]!++;
-      dstCode[o] = srcCode[k]!;
-      dstIdx[o] = srcIdx[k]!;
-    }
-    [srcCode, dstCode] = [dstCode, srcCode];
-    [srcIdx, dstIdx] = [dstIdx, srcIdx];
-  }
-  if (srcIdx.buffer !== idx.buffer) idx.set(srcIdx);
-  // The codes decode to the keys exactly, so the keys need not travel through the passes.
-  if (asIntegers) {
-    for (let k = 0; k < n; k++) {
-      const c = srcCode[k]!;
-      keys[k] = c === nullCode ? Infinity : c + min;
-    }
-  } else {
-    for (let k = 0; k < n; k++) {
-      const c = srcCode[k]!;
-      F32_BITS[0] = c & 0x80000000 ? c & 0x7fffffff : ~c >>> 0;
-      keys[k] = F32[0]!;
-    }
-  }
-  return true;
-}
+export { SortCancelled, sortByKey };

@@ -13,7 +13,7 @@ import { IPC_EVENT_CHANNEL, IPC_REQUEST_CHANNEL, type Job } from '../common/cont
 import { plainWords } from '../common/plain-words.js';
 import { type DialogLike, DialogFiles } from './dialogs.js';
 import type { CaptureService } from '../core/service.js';
-import { contractError } from '../core/server.js';
+import { contractError } from '../common/contract-error.js';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { loadNative } from '../core/native.js';
 import { projectRoot } from '../core/paths.js';
 import { CaptureService } from '../core/service.js';
-import { version } from '../core/cli.js';
+import { version } from '../core/version.js';
 import { runApp } from './app.js';
 
 const root = projectRoot();

@@ -1,15 +1,10 @@
 /** The capture service and version for the command line's commands. */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadNative } from '../native.js';
-import { projectRoot } from '../paths.js';
 import { dropPrivileges } from '../privilege.js';
+import { version } from '../version.js';
 import { CaptureService, errorMessage } from '../service.js';
 
-export function version(): string {
-  const pkg = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
+export { version };
 
 export function makeService(): CaptureService {
   let native;
