@@ -69,6 +69,17 @@ interface ColumnField {
 const HAS_ECHO = '(misc[i] & 0x1000000) !== 0';
 const FAM4 = '(meta[i] >>> 24) === 4';
 const FAM6 = '(meta[i] >>> 24) === 6';
+/** The ICMP layer is there: not a later fragment (store.ts FLAG_NOT_FIRST), which carries no ICMP header. */
+const ICMP4 = `(${FAM4} && (flags[i] & 2) === 0)`;
+const ICMP6 = `(${FAM6} && (flags[i] & 2) === 0)`;
+
+/** The family (and for icmp.* / icmpv6.* fields, ICMP layer) guard of a column field. */
+function familyGuard(name: string, col: ColumnField): string {
+  const icmp = name.startsWith('icmp.') || name.startsWith('icmpv6.');
+  if (col.family === 4) return icmp ? ICMP4 : FAM4;
+  if (col.family === 6) return icmp ? ICMP6 : FAM6;
+  return '';
+}
 
 const COLUMNS: Readonly<Record<string, ColumnField>> = {
   'ip.src': { kind: 'addr', family: 4, which: 'src', quotable: true },
@@ -214,7 +225,7 @@ class Compiler {
   }
 
   private use(code: string): string {
-    for (const col of ['tsRel', 'src', 'dst', 'meta', 'idSeq', 'misc', 'len', 'rtt']) {
+    for (const col of ['tsRel', 'src', 'dst', 'meta', 'idSeq', 'misc', 'len', 'rtt', 'flags']) {
       if (new RegExp(`\\b${col}\\[`).test(code)) this.used.add(col);
     }
     return code;
@@ -310,11 +321,13 @@ class Compiler {
       case 'frame':
         return 'true';
       case 'ip':
-      case 'icmp':
         return FAM4;
+      case 'icmp':
+        return ICMP4;
       case 'ipv6':
-      case 'icmpv6':
         return FAM6;
+      case 'icmpv6':
+        return ICMP6;
       case 'echo':
       case 'error':
       case 'nd': {
@@ -333,9 +346,7 @@ class Compiler {
         throw new FilterSyntaxError(`unknown field or protocol '${text}' at ${pos}${suggestName(text)}`, pos);
       return null;
     }
-    const parts = [col.family === 4 ? FAM4 : col.family === 6 ? FAM6 : '', col.presence ?? ''].filter(
-      (p) => p !== '',
-    );
+    const parts = [familyGuard(name, col), col.presence ?? ''].filter((p) => p !== '');
     const fast = parts.length === 0 ? 'true' : parts.join(' && ');
     if (!col.quotable) return fast;
     return `(${fast} || (${this.quotesTable(col)}[${TYPE_INDEX}] === 1 && ${this.perRecord(node, 'false')}))`;
@@ -351,7 +362,7 @@ class Compiler {
   }
 
   private columnTest(name: string, col: ColumnField, op: Op, items: SetItem[], node: Node): string | null {
-    const famCond = col.family === 4 ? FAM4 : col.family === 6 ? FAM6 : '';
+    const famCond = familyGuard(name, col);
     const guard = [famCond, col.presence ?? ''].filter((p) => p !== '').join(' && ');
     const present = guard === '' ? 'true' : guard;
     const eqOp = op === 'any_eq' || op === 'all_eq' || op === 'in';
