@@ -348,7 +348,22 @@ export class Aggregator {
       this.recent.fill(-1, p * RECENT * 3, (p + 1) * RECENT * 3);
       this.peerIds.set(from, to, p);
       this.livePeers++;
-    } else peer = this.peerSlots[p]!;
+    } else {
+      peer = this.peerSlots[p]!;
+      // The same request seen again while it waits (a loopback packet seen leaving and arriving, or one
+      // packet at two capture points): one request, not a second one whose first copy is then judged lost.
+      const at = (p * RECENT + (idSeq & (RECENT - 1))) * 3;
+      const r = this.recent;
+      if (
+        r[at]! >= this.head &&
+        r[at + 2]! === idSeq * 4 + ST_PENDING &&
+        ts >= r[at + 1]! &&
+        ts - r[at + 1]! < this.echoTimeoutNs
+      ) {
+        peer.lastSeen = ts;
+        return;
+      }
+    }
     peer.requests++;
     peer.lastSeen = ts;
     if (this.tail - this.head === this.capacity) {
