@@ -17,13 +17,14 @@ let net: NetnsPair;
 let app: ServedApp | undefined;
 let cache: string;
 let leftover = '';
-const SYSTEM_SPOOL = '/var/cache/icmpcap/cache/icmpcap/spool';
 const savedCache = process.env.XDG_CACHE_HOME;
 
 test.beforeAll(async () => {
   cache = mkdtempSync(join(tmpdir(), 'icmpcap-e2e-spool-'));
-  // Started as root, icmpcap serves as the account icmpcap, whose spools are in /var/cache/icmpcap.
-  const spoolDir = SYSTEM_SPOOL;
+  // Started as root, icmpcap serves as the account icmpcap; a cache folder that account may write
+  // (XDG_CACHE_HOME) stays its cache. A private one: the shared /var/cache/icmpcap holds the spools every
+  // other icmpcap on this machine left behind (any killed serve), and the prompt offers the newest.
+  const spoolDir = join(cache, 'icmpcap', 'spool');
   mkdirSync(spoolDir, { recursive: true });
   // The spool of a process that is gone: three echo requests.
   const deadPid = spawnSync('true').pid;
@@ -45,7 +46,7 @@ test.beforeAll(async () => {
   }
   writer.append(out.buffer, 0, at);
   writer.close();
-  execFileSync('chown', ['-R', 'icmpcap:icmpcap', '/var/cache/icmpcap']);
+  execFileSync('chown', ['-R', 'icmpcap:icmpcap', cache]);
   process.env.XDG_CACHE_HOME = cache;
   net = createNetnsPair('spool');
   app = await serveInNetns(net.a, ['--no-start']);

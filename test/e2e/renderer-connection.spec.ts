@@ -6,6 +6,10 @@
  * same rows, filter and selection; a restarted service is picked up when the address's #token changes.
  */
 import { type Page, expect, test } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type NetnsPair, createNetnsPair } from '../support/netns.js';
 import { type ServedApp, openCheckedPage, serveInNetns } from '../support/serve.js';
 
@@ -15,8 +19,16 @@ const PORT = 20000 + (process.pid % 20000);
 let net: NetnsPair;
 let app: ServedApp | undefined;
 let second: ServedApp | undefined;
+let cache: string;
+const savedCache = process.env.XDG_CACHE_HOME;
 
 test.beforeAll(async () => {
+  // The killed service leaves its spool behind, as a crash does: in a cache folder of this test's own
+  // (the services run as the account icmpcap, so it owns it), not in the machine's, where every later
+  // icmpcap would offer it as a leftover capture.
+  cache = mkdtempSync(join(tmpdir(), 'icmpcap-e2e-cn-'));
+  execFileSync('chown', ['icmpcap:icmpcap', cache]);
+  process.env.XDG_CACHE_HOME = cache;
   net = createNetnsPair('cn');
   app = await serveInNetns(net.a, ['-i', net.ifA, '--port', String(PORT)]);
   net.exec(net.b, ['ping', '-c', String(N), '-i', '0.05', '-W', '2', net.v4.a]);
@@ -33,6 +45,9 @@ test.afterAll(async () => {
   await app?.close();
   await second?.close();
   net?.destroy();
+  if (savedCache === undefined) delete process.env.XDG_CACHE_HOME;
+  else process.env.XDG_CACHE_HOME = savedCache;
+  rmSync(cache, { recursive: true, force: true });
 });
 
 function rowTexts(page: Page): Promise<string[]> {

@@ -108,9 +108,9 @@ test('Info reads as Wireshark’s; request and reply link to each other; unanswe
   await page.close();
 });
 
-// Later fragments carry no ICMP header; reading their bytes back from the spool is the reliability part
-// of issue 18 (spool.read refuses them today), so this runs once that lands.
-test.fixme('Info names later fragments by offset and id', async () => {
+// Later fragments carry no ICMP header: their rows are read back from the spool all the same, and Info says
+// which datagram and offset they are, as Wireshark does.
+test('Info names later fragments by offset and id', async () => {
   const page = await openCheckedPage(app!, problems, { height: 1100 });
   net.exec(net.b, ['ping', '-c', '1', '-s', '3000', '-W', '2', net.v4.a]);
   const input = page.getByTestId('filter-input');
