@@ -21,7 +21,7 @@ only=${ICMPCAP_TESTS:-all}
 # poisoning; not U: its stack traces triple TCG time), freed memory zeroed, a
 # warning panics. debug_pagealloc is not
 # built into Debian's kernel.
-ktest_boot "$log" "icmpcap_mode=test icmpcap_only=$(echo $only | tr ' ' ,) slub_debug=FZP init_on_free=1 page_poison=1" 300
+ktest_boot "$log" "icmpcap_mode=test icmpcap_only=$(echo $only | tr ' ' ,) slub_debug=FZP init_on_free=1 page_poison=1" 600
 
 fail=0
 if [ "$only" = all ]; then
