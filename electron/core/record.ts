@@ -56,6 +56,8 @@ export const OFF = {
   code: 29,
   id: 30,
   seq: 32,
+  /** meaningful when flags has REC_F_HAS_PID */
+  pid: 36,
   saddr: 40,
   daddr: 56,
   data: 72,

@@ -14,11 +14,7 @@ import { typesForKey } from '../../common/icmp.js';
 import { BLOCK, EPB_FLAG_INBOUND, EPB_FLAG_OUTBOUND, OPT, pad4 } from '../files/pcapng-format.js';
 import { interfaceDescriptionBlock, sectionHeaderBlock } from '../files/pcapng-write.js';
 import { type AddressTerm, parseAddressTerm, termMatches } from '../filter/address.js';
-import { Direction, OFF, RECORD_HEADER_SIZE, REC_F_PAD, alignRecord } from '../record.js';
-
-/** Record flag: `pid` (offset 36) holds the sending process (kernel/include/uapi/linux/icmpcap.h). */
-const REC_F_HAS_PID = 0x40;
-const OFF_PID = 36;
+import { Direction, OFF, RECORD_HEADER_SIZE, REC_F_HAS_PID, REC_F_PAD, alignRecord } from '../record.js';
 
 export type { CaptureFilterSpec };
 
@@ -191,7 +187,7 @@ export class PcapngStream {
             interfaceDescriptionBlock({ name: this.opts.ifname(ifindex), snaplen: this.opts.snaplen }),
           );
         }
-        const pid = flags & REC_F_HAS_PID ? view.getUint32(at + OFF_PID, true) : 0;
+        const pid = flags & REC_F_HAS_PID ? view.getUint32(at + OFF.pid, true) : 0;
         parts.push(this.packetBlock(view, at, id, pid > 0 ? this.comment(pid) : null));
         written++;
       }
