@@ -116,15 +116,15 @@ test('Info names later fragments by offset and id', async () => {
   const input = page.getByTestId('filter-input');
   await input.fill('ip');
   await input.press('Enter');
-  await expect.poll(async () => (await infos(page)).length).toBeGreaterThan(3);
-  const rows = await infos(page);
-  // The 3000-byte ping arrives in three fragments; the later ones carry no ICMP header.
-  expect(rows.map((r) => r.info)).toContainEqual(
-    expect.stringMatching(/^Fragment off=1480 id=0x[0-9a-f]{4}, more follow$/),
-  );
-  expect(rows.map((r) => r.info)).toContainEqual(
-    expect.stringMatching(/^Fragment off=2960 id=0x[0-9a-f]{4}$/),
-  );
+  // The 3000-byte ping arrives in three fragments; the later ones carry no ICMP header. Rows reach the
+  // page in batches, so wait for the fragments themselves rather than for a row count.
+  const infoTexts = async (): Promise<string[]> => (await infos(page)).map((r) => r.info);
+  await expect
+    .poll(infoTexts, { timeout: 10_000 })
+    .toContainEqual(expect.stringMatching(/^Fragment off=1480 id=0x[0-9a-f]{4}, more follow$/));
+  await expect
+    .poll(infoTexts, { timeout: 10_000 })
+    .toContainEqual(expect.stringMatching(/^Fragment off=2960 id=0x[0-9a-f]{4}$/));
 
   await page.close();
 });
