@@ -63,7 +63,7 @@ static enum hrtimer_restart icmpcap_timer_fn(struct hrtimer *timer)
 		struct icmpcap_ring *ring = &client->rings[i];
 		u64 c, d;
 
-		if (READ_ONCE(ring->prod) != READ_ONCE(ring->hdr->consumer_pos))
+		if (READ_ONCE(ring->prod) != READ_ONCE(ring->cpage->consumer_pos))
 			pending = true;
 		icmpcap_ring_stats(ring, &c, &d);
 		dropped += d;
@@ -294,7 +294,7 @@ static __poll_t icmpcap_poll(struct file *file, struct poll_table_struct *wait)
 	if (!rings)
 		return 0;
 	for (i = 0; i < client->nr_rings; i++) {
-		if (READ_ONCE(rings[i].prod) != READ_ONCE(rings[i].hdr->consumer_pos)) {
+		if (READ_ONCE(rings[i].prod) != READ_ONCE(rings[i].cpage->consumer_pos)) {
 			mask |= EPOLLIN | EPOLLRDNORM;
 			break;
 		}
@@ -305,14 +305,18 @@ static __poll_t icmpcap_poll(struct file *file, struct poll_table_struct *wait)
 }
 
 /*
- * mmap_lock held. Ring i: offset exactly i * ring_stride, length exactly
- * ring_stride, shared, never executable; the data pages read-only.
+ * mmap_lock held. Ring i (at i * ring_stride) is mapped in one of three
+ * ways: its consumer page alone, read-write or read-only; its producer page
+ * and data, read-only; or all of it, read-only. Shared, never executable.
+ * As kernel/bpf/ringbuf.c does, a writable mapping of anything but the
+ * consumer page is refused with EPERM, and VM_MAYWRITE is cleared on the
+ * others so mprotect() cannot make them writable later.
  */
 static int icmpcap_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct icmpcap_client *client = file->private_data;
-	unsigned long len = vma->vm_end - vma->vm_start;
-	u64 stride, stride_pages, idx;
+	unsigned long pages = vma_pages(vma);
+	u64 stride_pages, idx, first;
 	struct icmpcap_ring *rings;
 
 	/* Pairs with smp_store_release() in SUBSCRIBE: geometry first. */
@@ -324,15 +328,22 @@ static int icmpcap_mmap(struct file *file, struct vm_area_struct *vma)
 		return -EINVAL;
 	if (vma->vm_flags & VM_EXEC)
 		return -EPERM;
-	stride = ICMPCAP_RING_HDR_SIZE + (u64)client->data_size;
-	stride_pages = stride >> PAGE_SHIFT;
-	if (len != stride || vma->vm_pgoff % stride_pages)
-		return -EINVAL;
-	idx = vma->vm_pgoff / stride_pages;
+	stride_pages = (ICMPCAP_RING_HDR_SIZE + (u64)client->data_size) >> PAGE_SHIFT;
+	idx = div64_u64_rem(vma->vm_pgoff, stride_pages, &first);
 	if (idx >= client->nr_rings)
 		return -EINVAL;
-	icmpcap_vma_flags(vma, VM_DONTEXPAND | VM_DONTDUMP, VM_MAYEXEC);
-	return icmpcap_ring_mmap(&rings[idx], vma);
+	if (first == ICMPCAP_RING_CONSUMER_OFF >> PAGE_SHIFT && pages == 1) {
+		icmpcap_vma_flags(vma, VM_DONTEXPAND | VM_DONTDUMP, VM_MAYEXEC);
+		return icmpcap_ring_mmap(&rings[idx], vma, first);
+	}
+	if (vma->vm_flags & VM_WRITE)
+		return -EPERM;
+	if (!((first == ICMPCAP_RING_PRODUCER_OFF >> PAGE_SHIFT &&
+	       pages == stride_pages - first) ||
+	      (first == 0 && pages == stride_pages)))
+		return -EINVAL;
+	icmpcap_vma_flags(vma, VM_DONTEXPAND | VM_DONTDUMP, VM_MAYEXEC | VM_MAYWRITE);
+	return icmpcap_ring_mmap(&rings[idx], vma, first);
 }
 
 const struct file_operations icmpcap_fops = {

@@ -83,15 +83,18 @@ u64 icmpcap_ring_bytes_used(void);
 struct icmpcap_client;
 
 struct icmpcap_ring {
-	struct icmpcap_ring_header *hdr;	/* vmap() of pages: header page + data */
-	u8 *data;
+	void *base;				/* vmap() of pages */
+	struct icmpcap_ring_consumer *cpage;	/* base: user space writes it */
+	struct icmpcap_ring_producer *ppage;	/* base + 4 KiB: read-only to users */
+	u8 *data;				/* base + 8 KiB: read-only to users */
 	struct page **pages;
 	u32 nr_pages;
 	u32 data_size;
 	/*
 	 * Written only by the producer (this ring's CPU, BH off). prod is the
-	 * kernel's own copy of producer_pos: the shared page is writable by
-	 * user space and never trusted; others read it with READ_ONCE(). cons
+	 * kernel's own copy of producer_pos (the producer page is read-only
+	 * to user space, but the positions are checked against it, never
+	 * read back); others read it with READ_ONCE(). cons
 	 * is the last consumer_pos seen (validated): the producer reloads the
 	 * shared one only when cons says a record does not fit, so the cache
 	 * line the consumer writes is not pulled over for every record.
@@ -114,7 +117,7 @@ u64 icmpcap_rings_bytes(u32 nr, u32 data_size);
 void icmpcap_ring_stats(struct icmpcap_ring *ring, u64 *captured, u64 *dropped);
 bool icmpcap_ring_put(struct icmpcap_ring *ring, u32 wakeup_bytes, u32 wakeup_records,
 		      struct icmpcap_record *rec, const struct sk_buff *skb, unsigned int nhoff);
-int icmpcap_ring_mmap(struct icmpcap_ring *ring, struct vm_area_struct *vma);
+int icmpcap_ring_mmap(struct icmpcap_ring *ring, struct vm_area_struct *vma, u32 first_page);
 
 /* ---- configuration (genl.c parses, hooks.c reads under RCU) ----------------- */
 

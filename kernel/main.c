@@ -89,11 +89,15 @@ static int __init icmpcap_init(void)
 	BUILD_BUG_ON(offsetof(struct icmpcap_record, pid) != 36);
 	BUILD_BUG_ON(offsetof(struct icmpcap_record, saddr) != 40);
 	BUILD_BUG_ON(offsetof(struct icmpcap_record, daddr) != 56);
-	BUILD_BUG_ON(offsetof(struct icmpcap_ring_header, producer_pos) != 0);
-	BUILD_BUG_ON(offsetof(struct icmpcap_ring_header, consumer_pos) != 64);
-	BUILD_BUG_ON(offsetof(struct icmpcap_ring_header, data_size) != 128);
-	BUILD_BUG_ON(offsetof(struct icmpcap_ring_header, captured) != 152);
-	BUILD_BUG_ON(sizeof(struct icmpcap_ring_header) > ICMPCAP_RING_HDR_SIZE);
+	BUILD_BUG_ON(offsetof(struct icmpcap_ring_consumer, consumer_pos) != 0);
+	BUILD_BUG_ON(offsetof(struct icmpcap_ring_producer, producer_pos) != 0);
+	BUILD_BUG_ON(offsetof(struct icmpcap_ring_producer, abi_version) != 20);
+	BUILD_BUG_ON(offsetof(struct icmpcap_ring_producer, captured) != 32);
+	BUILD_BUG_ON(sizeof(struct icmpcap_ring_producer) > ICMPCAP_RING_PAGE_SIZE);
+	/* Each part of a ring is its own page: mapped with its own protection. */
+	BUILD_BUG_ON(ICMPCAP_RING_PAGE_SIZE != PAGE_SIZE);
+	BUILD_BUG_ON(ICMPCAP_RING_PRODUCER_OFF != ICMPCAP_RING_CONSUMER_OFF + PAGE_SIZE);
+	BUILD_BUG_ON(ICMPCAP_RING_DATA_OFF != ICMPCAP_RING_PRODUCER_OFF + PAGE_SIZE);
 	BUILD_BUG_ON(sizeof(struct icmpcap_addr_rule) != 20);
 	/* Ring i must start on a page boundary of the mapping. */
 	BUILD_BUG_ON(ICMPCAP_RING_HDR_SIZE % PAGE_SIZE);

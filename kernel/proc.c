@@ -53,7 +53,7 @@ static int icmpcap_proc_show(struct seq_file *seq, void *v)
 			icmpcap_ring_stats(ring, &c, &d);
 			seq_printf(seq, "ring %u cpu %u captured %llu dropped %llu unread %llu\n",
 				   client->sub_id, i, c, d,
-				   READ_ONCE(ring->prod) - READ_ONCE(ring->hdr->consumer_pos));
+				   READ_ONCE(ring->prod) - READ_ONCE(ring->cpage->consumer_pos));
 		}
 	}
 	mutex_unlock(&icmpcap_mutex);

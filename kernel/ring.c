@@ -32,8 +32,8 @@ static void icmpcap_ring_free_pages(struct icmpcap_ring *ring)
 {
 	u32 i;
 
-	if (ring->hdr)
-		vunmap(ring->hdr);
+	if (ring->base)
+		vunmap(ring->base);
 	for (i = 0; i < ring->nr_pages && ring->pages[i]; i++)
 		__free_page(ring->pages[i]);
 	kvfree(ring->pages);
@@ -73,17 +73,19 @@ struct icmpcap_ring *icmpcap_rings_alloc(struct icmpcap_client *client, u32 nr, 
 			if (!ring->pages[p])
 				goto out_free_rings;
 		}
-		ring->hdr = vmap(ring->pages, nr_pages, VM_MAP, PAGE_KERNEL);
-		if (!ring->hdr)
+		ring->base = vmap(ring->pages, nr_pages, VM_MAP, PAGE_KERNEL);
+		if (!ring->base)
 			goto out_free_rings;
-		ring->data = (u8 *)ring->hdr + ICMPCAP_RING_HDR_SIZE;
+		ring->cpage = ring->base + ICMPCAP_RING_CONSUMER_OFF;
+		ring->ppage = ring->base + ICMPCAP_RING_PRODUCER_OFF;
+		ring->data = ring->base + ICMPCAP_RING_DATA_OFF;
 		ring->data_size = data_size;
 		ring->client = client;
 		u64_stats_init(&ring->syncp);
 		init_irq_work(&ring->wake_work, icmpcap_wake_work);
-		ring->hdr->data_size = data_size;
-		ring->hdr->cpu = i;
-		ring->hdr->abi_version = ICMPCAP_ABI_VERSION;
+		ring->ppage->data_size = data_size;
+		ring->ppage->cpu = i;
+		ring->ppage->abi_version = ICMPCAP_ABI_VERSION;
 	}
 	return rings;
 
@@ -103,7 +105,7 @@ void icmpcap_rings_free(struct icmpcap_ring *rings, u32 nr)
 	if (!rings)
 		return;
 	for (i = 0; i < nr; i++) {
-		if (rings[i].hdr)
+		if (rings[i].base)
 			irq_work_sync(&rings[i].wake_work);
 		icmpcap_ring_free_pages(&rings[i]);
 	}
@@ -128,7 +130,7 @@ static void *icmpcap_ring_full(struct icmpcap_ring *ring)
 	u64_stats_update_begin(&ring->syncp);
 	u64_stats_inc(&ring->dropped);
 	u64_stats_update_end(&ring->syncp);
-	WRITE_ONCE(ring->hdr->dropped, u64_stats_read(&ring->dropped));
+	WRITE_ONCE(ring->ppage->dropped, u64_stats_read(&ring->dropped));
 	return NULL;
 }
 
@@ -163,7 +165,7 @@ static void *icmpcap_ring_reserve(struct icmpcap_ring *ring, u32 len, u64 *new_p
 	 * native/src/core/ring_reader.cc (RingReader::release()): everything the
 	 * consumer read before that store is done with, so we may overwrite it.
 	 */
-	cons = smp_load_acquire(&ring->hdr->consumer_pos);
+	cons = smp_load_acquire(&ring->cpage->consumer_pos);
 	used = prod - cons;
 	if (used > size)	/* consumer_pos ahead or too far behind: "full" */
 		return icmpcap_ring_full(ring);
@@ -192,13 +194,13 @@ static void icmpcap_ring_commit(struct icmpcap_ring *ring, u64 new_prod, u32 wak
 	u64_stats_update_begin(&ring->syncp);
 	u64_stats_inc(&ring->captured);
 	u64_stats_update_end(&ring->syncp);
-	WRITE_ONCE(ring->hdr->captured, u64_stats_read(&ring->captured));
+	WRITE_ONCE(ring->ppage->captured, u64_stats_read(&ring->captured));
 	/*
 	 * Pairs with the acquire load of producer_pos in
 	 * native/src/core/ring_reader.cc (RingReader::poll_records()): the record
 	 * bytes written above are visible before the position that covers them.
 	 */
-	smp_store_release(&ring->hdr->producer_pos, new_prod);
+	smp_store_release(&ring->ppage->producer_pos, new_prod);
 
 	/* At most one wakeup per batch; the timer covers small batches. */
 	ring->wake_records++;
@@ -235,50 +237,37 @@ bool icmpcap_ring_put(struct icmpcap_ring *ring, u32 wakeup_bytes, u32 wakeup_re
 	/* Cannot fail: cap_len <= skb->len - nhoff. */
 	if (unlikely(skb_copy_bits(skb, nhoff, dst + sizeof(*rec), rec->cap_len)))
 		memset(dst + sizeof(*rec), 0, rec->cap_len);
+	/* Readers copy whole spans of records: no stale bytes in the padding. */
+	memset(dst + rec->len, 0, ICMPCAP_ALIGN(rec->len) - rec->len);
 	icmpcap_ring_commit(ring, new_prod, wakeup_bytes, wakeup_records);
 	return true;
 }
 
 /*
- * Write faults on the data area: the mapping of the records is read-only for
- * user space (the header page, where consumer_pos lives, stays writable), so
- * a consumer can scribble over neither records it has not read yet nor pad
- * records. The header page is mapped writable up front and gets here only
- * after an mprotect() round trip; it may become writable again.
+ * No fault handler: every page is inserted at mmap() time, and a fault means
+ * an access outside what was mapped (SIGBUS). Not NULL: a VMA without
+ * vm_ops counts as anonymous memory.
  */
-static vm_fault_t icmpcap_ring_page_mkwrite(struct vm_fault *vmf)
-{
-	if (vmf->address - vmf->vma->vm_start >= ICMPCAP_RING_HDR_SIZE)
-		return VM_FAULT_SIGBUS;
-	lock_page(vmf->page);
-	return VM_FAULT_LOCKED;
-}
-
-static const struct vm_operations_struct icmpcap_ring_vm_ops = {
-	.page_mkwrite = icmpcap_ring_page_mkwrite,
-};
+static const struct vm_operations_struct icmpcap_ring_vm_ops = {};
 
 /*
- * mmap_lock held; the caller checked length, offset and flags. The header
- * page is mapped as requested, the data pages read-only.
+ * mmap_lock held; the caller checked length, offset and flags: only a
+ * mapping of the consumer page alone may be writable (or become so).
+ * Inserts the ring's pages from first_page on, as many as the VMA spans.
  */
-int icmpcap_ring_mmap(struct icmpcap_ring *ring, struct vm_area_struct *vma)
+int icmpcap_ring_mmap(struct icmpcap_ring *ring, struct vm_area_struct *vma, u32 first_page)
 {
-	unsigned long addr = vma->vm_start;
-	pgprot_t prot = vma->vm_page_prot;
-	u32 p;
+	unsigned long nr = vma_pages(vma), p;
 	int err;
 
+	if (first_page + nr > ring->nr_pages)
+		return -EINVAL;
 	vma->vm_ops = &icmpcap_ring_vm_ops;
-	err = vm_insert_page(vma, addr, ring->pages[0]);
-	if (err)
-		return err;
-	vma->vm_page_prot = vm_get_page_prot(vma->vm_flags & ~(VM_WRITE | VM_SHARED));
-	for (p = 1; p < ring->nr_pages; p++) {
-		err = vm_insert_page(vma, addr + ((unsigned long)p << PAGE_SHIFT), ring->pages[p]);
+	for (p = 0; p < nr; p++) {
+		err = vm_insert_page(vma, vma->vm_start + (p << PAGE_SHIFT),
+				     ring->pages[first_page + p]);
 		if (err)
-			break;
+			return err;
 	}
-	vma->vm_page_prot = prot;
-	return err;
+	return 0;
 }

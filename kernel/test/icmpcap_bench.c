@@ -52,11 +52,14 @@ struct ring_consumer {
 
 static struct bench_reader *reader_new(struct cap *c)
 {
-	uint8_t *bases[MAX_RINGS];
+	uint8_t *prod[MAX_RINGS];
+	uint64_t *cons[MAX_RINGS];
 
-	for (uint32_t i = 0; i < c->nr_rings; i++)
-		bases[i] = (uint8_t *)c->ring[i];
-	return bench_reader_new(bases, c->nr_rings, c->data_size, CAP_LEN);
+	for (uint32_t i = 0; i < c->nr_rings; i++) {
+		prod[i] = (uint8_t *)c->ring[i];
+		cons[i] = (uint64_t *)&c->cons[i]->consumer_pos;
+	}
+	return bench_reader_new(prod, cons, c->nr_rings, c->data_size, CAP_LEN);
 }
 
 /*

@@ -58,10 +58,13 @@ static void deliver(struct bench_reader* br) {
   br->t_last = mono_ns();
 }
 
-extern "C" struct bench_reader* bench_reader_new(uint8_t** bases, unsigned int nr,
-                                                 uint64_t data_size, uint16_t cap_len) {
+extern "C" struct bench_reader* bench_reader_new(uint8_t** producer, uint64_t** consumer_pos,
+                                                 unsigned int nr, uint64_t data_size,
+                                                 uint16_t cap_len) {
   auto* br = new bench_reader;
-  std::vector<uint8_t*> v(bases, bases + nr);
+  std::vector<icmpcap::RingMap> v;
+  for (unsigned int i = 0; i < nr; i++)
+    v.push_back(icmpcap::RingMap{producer[i], reinterpret_cast<__u64*>(consumer_pos[i])});
   br->cap_len = cap_len;
   if (!br->reader.attach(v, data_size, &br->error)) {
     delete br;

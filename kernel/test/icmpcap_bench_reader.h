@@ -11,9 +11,13 @@ extern "C" {
 
 struct bench_reader;
 
-/* NULL when a ring header does not match (wrong ABI, size). */
-struct bench_reader *bench_reader_new(uint8_t **bases, unsigned int nr, uint64_t data_size,
-				      uint16_t cap_len);
+/*
+ * producer[i]: read-only mapping of ring i's producer page and data;
+ * consumer_pos[i]: its consumer page. NULL when a producer page does not match
+ * (wrong ABI, size).
+ */
+struct bench_reader *bench_reader_new(uint8_t **producer, uint64_t **consumer_pos,
+				      unsigned int nr, uint64_t data_size, uint16_t cap_len);
 /* Batches only, no rings: for records that arrive by netlink. */
 struct bench_reader *bench_batcher_new(uint16_t cap_len);
 void bench_batcher_append(struct bench_reader *br, const struct icmpcap_record *rec);

@@ -210,8 +210,48 @@ struct cap {
 	int dev;
 	struct nl nl;
 	uint32_t nr_rings, data_size, stride, sub_id;
-	struct icmpcap_ring_header *ring[MAX_RINGS];
+	/* Producer page + data (read-only), and the consumer page, of each ring. */
+	struct icmpcap_ring_producer *ring[MAX_RINGS];
+	struct icmpcap_ring_consumer *cons[MAX_RINGS];
 };
+
+/* Length of the read-only mapping of a ring: producer page and data. */
+#define RING_RO_LEN(c) ((size_t)(c)->stride - ICMPCAP_RING_PRODUCER_OFF)
+#define RING_DATA(p) ((uint8_t *)(p) + ICMPCAP_RING_DATA_OFF - ICMPCAP_RING_PRODUCER_OFF)
+
+/*
+ * Maps ring i of dev as a consumer does (as kernel/bpf/ringbuf.c's users do):
+ * the consumer page read-write, the producer page and the data read-only.
+ */
+static inline int ring_map(int dev, uint32_t stride, uint32_t i, struct icmpcap_ring_producer **p,
+			   struct icmpcap_ring_consumer **c)
+{
+	off_t base = (off_t)i * stride;
+	void *m;
+
+	m = mmap(NULL, ICMPCAP_RING_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, dev,
+		 base + ICMPCAP_RING_CONSUMER_OFF);
+	if (m == MAP_FAILED)
+		return -errno;
+	*c = m;
+	m = mmap(NULL, stride - ICMPCAP_RING_PRODUCER_OFF, PROT_READ, MAP_SHARED, dev,
+		 base + ICMPCAP_RING_PRODUCER_OFF);
+	if (m == MAP_FAILED) {
+		int err = -errno;
+
+		munmap(*c, ICMPCAP_RING_PAGE_SIZE);
+		return err;
+	}
+	*p = m;
+	return 0;
+}
+
+static inline void ring_unmap(uint32_t stride, struct icmpcap_ring_producer *p,
+			      struct icmpcap_ring_consumer *c)
+{
+	munmap(p, stride - ICMPCAP_RING_PRODUCER_OFF);
+	munmap(c, ICMPCAP_RING_PAGE_SIZE);
+}
 
 /*
  * Opens the device, subscribes with the attributes already in m (command
@@ -254,20 +294,15 @@ static inline int cap_open(struct cap *c, struct nlmsg *m_in)
 		goto out_close_nl;
 	}
 	for (i = 0; i < c->nr_rings; i++) {
-		void *p = mmap(NULL, c->stride, PROT_READ | PROT_WRITE, MAP_SHARED, c->dev,
-			       (off_t)i * c->stride);
-
-		if (p == MAP_FAILED) {
-			err = -errno;
+		err = ring_map(c->dev, c->stride, i, &c->ring[i], &c->cons[i]);
+		if (err)
 			goto out_unmap;
-		}
-		c->ring[i] = p;
 	}
 	return 0;
 
 out_unmap:
 	while (i--)
-		munmap(c->ring[i], c->stride);
+		ring_unmap(c->stride, c->ring[i], c->cons[i]);
 out_close_nl:
 	close(c->nl.fd);
 out_close_dev:
@@ -281,7 +316,7 @@ static inline void cap_close(struct cap *c)
 
 	for (i = 0; i < c->nr_rings; i++)
 		if (c->ring[i])
-			munmap(c->ring[i], c->stride);
+			ring_unmap(c->stride, c->ring[i], c->cons[i]);
 	if (c->nl.fd > 0)
 		close(c->nl.fd);
 	if (c->dev > 0)
@@ -310,11 +345,11 @@ static inline long cap_drain(struct cap *c, rec_fn fn, void *arg)
 	uint32_t i;
 
 	for (i = 0; i < c->nr_rings; i++) {
-		struct icmpcap_ring_header *h = c->ring[i];
-		uint8_t *data = (uint8_t *)h + ICMPCAP_RING_HDR_SIZE;
+		struct icmpcap_ring_producer *h = c->ring[i];
+		uint8_t *data = RING_DATA(h);
 		uint64_t mask = h->data_size - 1;
 		uint64_t prod = __atomic_load_n(&h->producer_pos, __ATOMIC_ACQUIRE);
-		uint64_t cons = h->consumer_pos;
+		uint64_t cons = c->cons[i]->consumer_pos;
 
 		while (cons < prod) {
 			const struct icmpcap_record *rec = (void *)(data + (cons & mask));
@@ -331,7 +366,7 @@ static inline long cap_drain(struct cap *c, rec_fn fn, void *arg)
 			}
 			cons += ICMPCAP_ALIGN(rec->len);
 		}
-		__atomic_store_n(&h->consumer_pos, cons, __ATOMIC_RELEASE);
+		__atomic_store_n(&c->cons[i]->consumer_pos, cons, __ATOMIC_RELEASE);
 	}
 	return n;
 }

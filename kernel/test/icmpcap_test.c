@@ -1153,7 +1153,7 @@ static int test_events(void)
 	usleep(300000);
 	/* Close the file while the socket is still open: reason FILE_CLOSED. */
 	for (uint32_t i = 0; i < c.nr_rings; i++)
-		munmap(c.ring[i], c.stride);
+		ring_unmap(c.stride, c.ring[i], c.cons[i]);
 	close(c.dev);
 	usleep(100000);
 	close(c.nl.fd);
@@ -1376,8 +1376,9 @@ static long lifetime_controller(int id, int iterations, uint64_t deadline,
 		return -1;
 	for (int i = 0; i < iterations && now_ns(CLOCK_MONOTONIC) < deadline; i++) {
 		int dev = open("/dev/icmpcap", O_RDWR | O_CLOEXEC), err;
-		struct icmpcap_ring_header *h = MAP_FAILED;
+		struct icmpcap_ring_producer *h;
 		uint32_t stride = 0;
+		void *whole;
 
 		if (dev < 0)
 			return -1;
@@ -1398,15 +1399,16 @@ static long lifetime_controller(int id, int iterations, uint64_t deadline,
 			close(dev);
 			break;
 		case 1:	/* the last munmap releases the file */
-			h = mmap(NULL, stride, PROT_READ | PROT_WRITE, MAP_SHARED, dev,
-				 (off_t)stride * (i & 1));
+			/* The whole ring, read-only, as an observer maps it. */
+			whole = mmap(NULL, stride, PROT_READ, MAP_SHARED, dev, (off_t)stride * (i & 1));
 			close(dev);
-			if (h == MAP_FAILED)
+			if (whole == MAP_FAILED)
 				return -1;
+			h = (void *)((char *)whole + ICMPCAP_RING_PRODUCER_OFF);
 			for (int k = 0; k < 50 && !h->captured; k++)
 				sched_yield();
 			seen += h->captured;
-			munmap(h, stride);
+			munmap(whole, stride);
 			break;
 		case 2:	/* hook changes under traffic, then close */
 			for (int k = 0; k < 3; k++) {
@@ -1627,7 +1629,7 @@ static int test_unload_while_mapped(void)
 	CHECK(!pings(1, 0, 0x7301), "ping with the module pinned");
 	CHECK(c.ring[0]->abi_version == ICMPCAP_ABI_VERSION, "mapping unreadable");
 	for (i = 0; i < c.nr_rings; i++)
-		munmap(c.ring[i], c.stride);
+		ring_unmap(c.stride, c.ring[i], c.cons[i]);
 	err = delete_module("icmpcap");
 	CHECK(!err, "unload after munmap: %s", strerror(-err));
 	CHECK(access("/sys/module/icmpcap", F_OK) != 0, "module still present");
@@ -1785,6 +1787,63 @@ static int store_signal(volatile uint8_t *p)
 	return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
 }
 
+/*
+ * As kernel/bpf/ringbuf.c: only the consumer page may be mapped writable. The
+ * producer page (producer_pos, counters) and the records are read-only to
+ * user space and cannot be made writable, so a consumer can corrupt neither
+ * what the kernel publishes nor what it has not read yet.
+ */
+static int test_ring_pages_ro(void)
+{
+	struct recs rs = { 0 };
+	struct nlmsg m;
+	struct cap c;
+	void *p;
+	int err;
+
+	msg_init(&m, 0, ICMPCAP_CMD_SUBSCRIBE, 0);
+	msg_u32(&m, ICMPCAP_A_HOOKS, 1u << ICMPCAP_HOOK_LOCAL_OUT);
+	only_type(&m, 0, 8);
+	err = cap_open_in(NS_A, &c, &m);
+	CHECK(!err, "subscribe: %s", strerror(-err));
+	/* The whole ring, the producer page, or the data, writable: refused. */
+	{
+		const struct {
+			size_t len;
+			off_t off;
+			const char *what;
+		} w[] = {
+			{ c.stride, 0, "the whole ring" },
+			{ RING_RO_LEN(&c), ICMPCAP_RING_PRODUCER_OFF, "producer page and data" },
+			{ ICMPCAP_RING_PAGE_SIZE, ICMPCAP_RING_PRODUCER_OFF, "the producer page" },
+			{ ICMPCAP_RING_PAGE_SIZE, ICMPCAP_RING_DATA_OFF, "a data page" },
+		};
+
+		for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+			p = mmap(NULL, w[i].len, PROT_READ | PROT_WRITE, MAP_SHARED, c.dev, w[i].off);
+			CHECK(p == MAP_FAILED && (errno == EPERM || errno == EACCES),
+			      "writable mapping of %s: %s, want EPERM", w[i].what,
+			      p == MAP_FAILED ? strerror(errno) : "mapped");
+		}
+	}
+	/* Nor can the read-only mapping become writable. */
+	CHECK(mprotect(c.ring[0], RING_RO_LEN(&c), PROT_READ | PROT_WRITE) != 0 && errno == EACCES,
+	      "mprotect made the producer page writable: %s", strerror(errno));
+	/* A store into the producer page or the data faults, in a child. */
+	CHECK(store_signal((uint8_t *)&c.ring[0]->producer_pos) != 0,
+	      "a store into producer_pos did not fault");
+	CHECK(store_signal(RING_DATA(c.ring[0])) != 0, "a store into the data did not fault");
+	/* The consumer page is the consumer's (a reserved byte: consumer_pos stays right). */
+	CHECK(store_signal((uint8_t *)c.cons[0] + 64) == 0, "a store into the consumer page failed");
+	/* consumer_pos stays the consumer's, and capture works through it. */
+	CHECK(!pings(3, 0, 0x7a01), "ping");
+	collect(&c, &rs, 3, 2000);
+	CHECK(rs.n == 3, "%d records, want 3", rs.n);
+	recs_free(&rs);
+	cap_close(&c);
+	return 0;
+}
+
 static int test_bad_mmap(void)
 {
 	uint64_t cap0, drop0, cap1, drop1, pc[MAX_RINGS], pd[MAX_RINGS];
@@ -1827,15 +1886,15 @@ static int test_bad_mmap(void)
 		CHECK(p == MAP_FAILED && errno == cases[i].err, "%s: %s, want %s", cases[i].what,
 		      p == MAP_FAILED ? strerror(errno) : "mapped", strerror(cases[i].err));
 	}
-	CHECK(mprotect(c.ring[0], c.stride, PROT_READ | PROT_EXEC) != 0, "mprotect PROT_EXEC allowed");
-	p = mremap(c.ring[0], c.stride, 2 * c.stride, MREMAP_MAYMOVE);
+	CHECK(mprotect(c.ring[0], RING_RO_LEN(&c), PROT_READ | PROT_EXEC) != 0,
+	      "mprotect PROT_EXEC allowed");
+	p = mremap(c.ring[0], RING_RO_LEN(&c), 2 * c.stride, MREMAP_MAYMOVE);
 	CHECK(p == MAP_FAILED, "mremap grew a ring");
 	/* Records are read-only to user space; consumer_pos is the consumer's. */
-	CHECK(store_signal((uint8_t *)c.ring[0] + ICMPCAP_RING_HDR_SIZE) == SIGBUS,
-	      "a store into the data area did not raise SIGBUS");
-	CHECK(store_signal((uint8_t *)c.ring[0] + c.stride - 1) == SIGBUS,
-	      "a store into the last data page did not raise SIGBUS");
-	CHECK(store_signal((uint8_t *)&c.ring[0]->consumer_pos) == 0,
+	CHECK(store_signal(RING_DATA(c.ring[0])) != 0, "a store into the data area did not fault");
+	CHECK(store_signal((uint8_t *)c.ring[0] + RING_RO_LEN(&c) - 1) != 0,
+	      "a store into the last data page did not fault");
+	CHECK(store_signal((uint8_t *)&c.cons[0]->consumer_pos) == 0,
 	      "a store into consumer_pos failed");
 	/* Read-only observer mapping: fine. */
 	p = mmap(NULL, c.stride, PROT_READ, MAP_SHARED, c.dev, 0);
@@ -1850,7 +1909,7 @@ static int test_bad_mmap(void)
 	 */
 	CHECK(!get_stats(&c, &cap0, &drop0, NULL, NULL), "GET_STATS");
 	for (uint32_t i = 0; i < c.nr_rings; i++)
-		c.ring[i]->consumer_pos = 0xdeadbeefcafeull + i;
+		c.cons[i]->consumer_pos = 0xdeadbeefcafeull + i;
 	{
 		cpu_set_t set;
 
@@ -1867,7 +1926,7 @@ static int test_bad_mmap(void)
 	      (unsigned long long)c.ring[0]->producer_pos);
 	/* A consumer that puts consumer_pos right gets the next records whole. */
 	for (uint32_t i = 0; i < c.nr_rings; i++)
-		c.ring[i]->consumer_pos = c.ring[i]->producer_pos;
+		c.cons[i]->consumer_pos = c.ring[i]->producer_pos;
 	CHECK(!pings(3, 0, 0x7402), "ping");
 	{
 		struct recs rs = { 0 };
@@ -1894,10 +1953,11 @@ static int test_bad_mmap(void)
 		p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0);
 		CHECK(p == MAP_FAILED && errno == EACCES, "writable mapping of an O_RDONLY file: %s",
 		      p == MAP_FAILED ? strerror(errno) : "mapped");
-		p = mmap(NULL, 8192, PROT_READ, MAP_SHARED, ro, 0);
+		p = mmap(NULL, ICMPCAP_RING_PAGE_SIZE, PROT_READ, MAP_SHARED, ro, 0);
 		CHECK(p != MAP_FAILED, "read-only mapping of an O_RDONLY file: %s", strerror(errno));
-		CHECK(mprotect(p, 8192, PROT_READ | PROT_WRITE) != 0, "mprotect made it writable");
-		munmap(p, 8192);
+		CHECK(mprotect(p, ICMPCAP_RING_PAGE_SIZE, PROT_READ | PROT_WRITE) != 0,
+		      "mprotect made it writable");
+		munmap(p, ICMPCAP_RING_PAGE_SIZE);
 	}
 	close(ro);
 	cap_close(&c);
@@ -2370,7 +2430,8 @@ static int test_proc_net(void)
 	CHECK(!pings(2, 0, 0x7a01), "ping failed");
 	CHECK(!read_proc_net(NS_A, buf, sizeof(buf)), "read /proc/net/icmpcap in a: %s",
 	      strerror(errno));
-	CHECK(strstr(buf, "version ") && strstr(buf, "abi 1\n") && strstr(buf, "subscriptions 1\n") &&
+	snprintf(want, sizeof(want), "abi %u\n", ICMPCAP_ABI_VERSION);
+	CHECK(strstr(buf, "version ") && strstr(buf, want) && strstr(buf, "subscriptions 1\n") &&
 	      strstr(buf, "hooks_registered 4\n"), "header lines: %.300s", buf);
 	snprintf(want, sizeof(want), "sub %u pid %d uid 0 comm icmpcap_test hooks 0x9 families 0x3 "
 		 "directions 0x7 snaplen 123 ifindexes 0 addr_rules 0 rings %u data_size %u "
@@ -2845,6 +2906,7 @@ static const struct test tests[] = {
 	{ "lifetime_stress", test_lifetime_stress },
 	{ "resubscribe", test_resubscribe },
 	{ "bad_mmap", test_bad_mmap },
+	{ "ring_pages_ro", test_ring_pages_ro },
 	{ "non_member", test_non_member },
 	{ "fuzz_netlink", test_fuzz_netlink },
 	{ "unload_while_mapped", test_unload_while_mapped },

@@ -53,8 +53,8 @@ int icmpcap_prod_setup_socket(struct icmpcap_prod* p, int fd, uint64_t ring_byte
 
 void icmpcap_prod_attach_ring(struct icmpcap_prod* p, uint8_t* base, uint64_t data_size,
                               const uint64_t* consumer_pos, uint32_t cpu) {
-  p->hdr = (struct icmpcap_ring_header*)base;
-  p->data = base + ICMPCAP_RING_HDR_SIZE;
+  p->hdr = (struct icmpcap_ring_producer*)(base + ICMPCAP_RING_PRODUCER_OFF);
+  p->data = base + ICMPCAP_RING_DATA_OFF;
   p->size = data_size;
   p->consumer_pos = consumer_pos;
   p->hdr->data_size = data_size;
@@ -113,6 +113,8 @@ static int emit(struct icmpcap_prod* p, const struct tpacket3_hdr* h, size_t h_o
   }
   memcpy(dst, &rec, sizeof(rec));
   memcpy(dst + sizeof(rec), frame + ip_off, rec.cap_len);
+  /* The reader copies whole spans: no stale bytes in the padding. */
+  memset(dst + rec.len, 0, ICMPCAP_ALIGN(rec.len) - rec.len);
   p->prod = new_prod;
   p->captured++;
   __atomic_store_n(&p->hdr->captured, p->captured, __ATOMIC_RELAXED);

@@ -13,7 +13,7 @@
 
 struct icmpcap_prod {
   /* our ring */
-  struct icmpcap_ring_header* hdr;
+  struct icmpcap_ring_producer* hdr; /* the producer page */
   uint8_t* data;
   uint64_t size;
   uint64_t prod;
@@ -35,7 +35,8 @@ struct icmpcap_prod {
 /* TPACKET_V3 ring of about ring_bytes on fd, mapped. Returns 0 or -errno; *op names the call. */
 int icmpcap_prod_setup_socket(struct icmpcap_prod* p, int fd, uint64_t ring_bytes, const char** op);
 
-/* Attaches our ring (header + data_size bytes at base) and its consumer position. */
+/* Attaches our ring (laid out as the module's, from its consumer page at base, which stays
+ * unused: the app's position is consumer_pos) and its consumer position. */
 void icmpcap_prod_attach_ring(struct icmpcap_prod* p, uint8_t* base, uint64_t data_size,
                               const uint64_t* consumer_pos, uint32_t cpu);
 

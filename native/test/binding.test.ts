@@ -47,7 +47,7 @@ function collect(session: Native.Session): Promise<{
 
 describe('native binding', () => {
   it('exports the ABI constants, and no bench entry in the production build', () => {
-    expect(native.ABI_VERSION).toBe(1);
+    expect(native.ABI_VERSION).toBe(2);
     expect(native.RECORD_HEADER_SIZE).toBe(72);
     const raw = createRequire(import.meta.url)('../build/Release/icmpcap.node') as Record<string, unknown>;
     expect(Object.keys(raw).sort()).toEqual([

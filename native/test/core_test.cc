@@ -82,7 +82,7 @@ TEST(ring_reads_records_in_order_and_releases_space) {
   std::vector<Seen> seen;
   REQUIRE(walk(batch, &seen));
   for (uint16_t i = 0; i < 10; i++) CHECK(seen[i].seq == i && seen[i].cap_len == 20 + i);
-  CHECK(m.hdr(0)->consumer_pos == m.producer(0));
+  CHECK(m.cons(0)->consumer_pos == m.producer(0));
   CHECK(!rr.pending());
 }
 
@@ -368,7 +368,7 @@ TEST(ring_random_corruptions_never_crash_or_loop) {
     // Lay out a valid state: consumer at c, a few records after it (possibly wrapping).
     const uint64_t c = (rng() % 1024) * 8 + (rng() % 4) * 4096;
     for (uint32_t r = 0; r < 2; r++) {
-      m.hdr(r)->consumer_pos = c;
+      m.cons(r)->consumer_pos = c;
       m.hdr(r)->producer_pos = c;
     }
     // Write records directly (MemfdRings::produce keeps its own position).

@@ -1,5 +1,7 @@
 // A producer of the module's ring ABI in a memfd, for tests and the bench: it writes
-// records exactly as kernel/icmpcap.c does (pads at the end, release store of producer_pos).
+// records exactly as kernel/ring.c does (pads at the end, release store of producer_pos), in
+// the module's layout (consumer page, producer page, data); the consumer's view maps the
+// producer page and the data read-only, as ModuleSource does.
 #pragma once
 
 #include <stdint.h>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "../src/core/record.h"
+#include "../src/core/ring_reader.h"
 
 namespace icmpcap_test {
 
@@ -21,9 +24,10 @@ class MemfdRings {
     fd_ = memfd_create("icmpcap-test-rings", MFD_CLOEXEC);
     if (fd_ < 0 || ftruncate(fd_, static_cast<off_t>(stride_ * nr_)) < 0)
       throw std::runtime_error("memfd");
-    // The producer's mapping and the consumer's mapping are distinct, as with the kernel.
-    prod_map_ = map();
-    cons_map_ = map();
+    // The producer's mapping and the consumer's mapping are distinct, as with the kernel;
+    // the consumer's is read-only.
+    prod_map_ = map(PROT_READ | PROT_WRITE);
+    cons_map_ = map(PROT_READ);
     for (uint32_t i = 0; i < nr_; i++) {
       auto* h = hdr(i);
       h->data_size = data_size;
@@ -38,15 +42,22 @@ class MemfdRings {
     close(fd_);
   }
 
-  std::vector<uint8_t*> consumer_bases() const {
-    std::vector<uint8_t*> v;
-    for (uint32_t i = 0; i < nr_; i++) v.push_back(cons_map_ + i * stride_);
+  // What RingReader::attach() takes: the read-only producer pages, and the consumer pages.
+  std::vector<icmpcap::RingMap> consumer_bases() {
+    std::vector<icmpcap::RingMap> v;
+    for (uint32_t i = 0; i < nr_; i++)
+      v.push_back(icmpcap::RingMap{cons_map_ + i * stride_ + ICMPCAP_RING_PRODUCER_OFF,
+                                   &cons(i)->consumer_pos});
     return v;
   }
-  struct icmpcap_ring_header* hdr(uint32_t i) {
-    return reinterpret_cast<struct icmpcap_ring_header*>(prod_map_ + i * stride_);
+  struct icmpcap_ring_producer* hdr(uint32_t i) {
+    return reinterpret_cast<struct icmpcap_ring_producer*>(prod_map_ + i * stride_ +
+                                                           ICMPCAP_RING_PRODUCER_OFF);
   }
-  uint8_t* data(uint32_t i) { return prod_map_ + i * stride_ + ICMPCAP_RING_HDR_SIZE; }
+  struct icmpcap_ring_consumer* cons(uint32_t i) {
+    return reinterpret_cast<struct icmpcap_ring_consumer*>(prod_map_ + i * stride_);
+  }
+  uint8_t* data(uint32_t i) { return prod_map_ + i * stride_ + ICMPCAP_RING_DATA_OFF; }
   uint64_t data_size() const { return size_; }
   uint32_t rings() const { return nr_; }
   uint64_t producer(uint32_t i) const { return prod_[i]; }
@@ -56,7 +67,7 @@ class MemfdRings {
   bool produce(uint32_t ring, uint64_t ts, uint16_t cap_len, uint16_t seq, bool publish = true) {
     const uint32_t len = ICMPCAP_RECORD_HDR_SIZE + cap_len;
     const uint64_t need = ICMPCAP_ALIGN(len);
-    uint64_t cons = __atomic_load_n(&hdr(ring)->consumer_pos, __ATOMIC_ACQUIRE);
+    uint64_t cons = __atomic_load_n(&this->cons(ring)->consumer_pos, __ATOMIC_ACQUIRE);
     uint64_t used = prod_[ring] - cons;
     if (used > size_) used = size_;
     const uint64_t off = prod_[ring] & (size_ - 1);
@@ -86,6 +97,7 @@ class MemfdRings {
     r.flags = ICMPCAP_REC_F_HAS_ECHO | ICMPCAP_REC_F_TRUNCATED;
     memcpy(dst, &r, sizeof(r));
     for (uint32_t k = 0; k < cap_len; k++) dst[sizeof(r) + k] = static_cast<uint8_t>(seq + k);
+    memset(dst + len, 0, need - len);
     prod_[ring] += pad + need;
     hdr(ring)->captured++;
     if (publish) this->publish(ring);
@@ -96,8 +108,8 @@ class MemfdRings {
   }
 
  private:
-  uint8_t* map() {
-    void* m = mmap(nullptr, stride_ * nr_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  uint8_t* map(int prot) {
+    void* m = mmap(nullptr, stride_ * nr_, prot, MAP_SHARED, fd_, 0);
     if (m == MAP_FAILED) throw std::runtime_error("mmap");
     return static_cast<uint8_t*>(m);
   }

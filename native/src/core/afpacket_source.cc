@@ -331,15 +331,13 @@ class HelperSource final : public RingSource {
                    consumers_fd, 0);
     if (c == MAP_FAILED) throw_error("mmap(helper consumer positions)", errno);
     consumer_map_ = static_cast<uint8_t*>(c);
-    std::vector<uint8_t*> bases;
-    std::vector<uint64_t*> cons;
-    for (uint32_t i = 0; i < m.nr_rings; i++) {
-      bases.push_back(rings_map_ + size_t{i} * m.ring_stride);
-      cons.push_back(
-          reinterpret_cast<uint64_t*>(consumer_map_ + i * ICMPCAP_HELPER_CONSUMER_STRIDE));
-    }
+    std::vector<RingMap> rings;
+    for (uint32_t i = 0; i < m.nr_rings; i++)
+      rings.push_back(
+          RingMap{rings_map_ + size_t{i} * m.ring_stride + ICMPCAP_RING_PRODUCER_OFF,
+                  reinterpret_cast<__u64*>(consumer_map_ + i * ICMPCAP_HELPER_CONSUMER_STRIDE)});
     std::string why;
-    if (!reader_.attach(bases, cons, data_size, &why))
+    if (!reader_.attach(rings, data_size, &why))
       throw_kind("helper-version", "helper: attach rings: " + why, EPROTO, "",
                  {{"helperPath", helper_.path}});
   }

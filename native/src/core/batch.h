@@ -91,6 +91,22 @@ class Batcher {
     return p;
   }
 
+  // Room for records already laid out as in a batch (bytes a multiple of 8): a span copied
+  // from a ring in one go. Call fits() for the span first.
+  uint8_t* append_span(size_t bytes, uint32_t records) {
+    if (!cur_.data || cur_.bytes + bytes > cur_.capacity) grow(cur_.bytes + bytes);
+    uint8_t* p = cur_.data.get() + cur_.bytes;
+    cur_.bytes += bytes;
+    cur_.records += records;
+    return p;
+  }
+
+  // Drops what was appended after the batch held bytes in records.
+  void truncate(size_t bytes, uint32_t records) {
+    cur_.bytes = bytes;
+    cur_.records = records;
+  }
+
   void append_record(const struct icmpcap_record& hdr, const uint8_t* payload) {
     uint8_t* p = append(hdr.len);
     memcpy(p, &hdr, kRecordHeaderSize);

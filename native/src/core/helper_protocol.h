@@ -4,7 +4,9 @@
  *
  * The helper keeps its AF_PACKET sockets to itself. It writes one record per packet, in the
  * module's ring format (kernel/include/uapi/linux/icmpcap.h), into rings in a sealed memfd
- * that the app can map only read-only (F_SEAL_FUTURE_WRITE); the app's consumer positions
+ * that the app can map only read-only (F_SEAL_FUTURE_WRITE), laid out as the module's rings
+ * (ring i at i * ring_stride: consumer page, producer page, data). The consumer page of
+ * those rings stays unused: the app's consumer positions
  * live in a second, small memfd (one per ring, at ICMPCAP_HELPER_CONSUMER_STRIDE), which the
  * helper never trusts: a position ahead of the producer or more than data_size behind it is
  * "ring full", exactly as in the module.
@@ -23,7 +25,8 @@
 
 #include <stdint.h>
 
-#define ICMPCAP_HELPER_MAGIC 0x49434d51u /* "ICMQ": version 2, the helper keeps the socket */
+/* "ICMR": version 3, rings of ring ABI 2 (consumer page, producer page, data) */
+#define ICMPCAP_HELPER_MAGIC 0x49434d52u
 #define ICMPCAP_HELPER_FD 3
 #define ICMPCAP_HELPER_MAX_RINGS 64
 #define ICMPCAP_HELPER_CONSUMER_STRIDE 64

@@ -29,6 +29,15 @@ const char* module_kind(int err) {
   return "";
 }
 
+// The module and the app must speak the same ring ABI: a mismatch is refused before anything
+// is mapped, never misread.
+std::string abi_advice(uint32_t module_abi) {
+  return "this app speaks ABI " + std::to_string(ICMPCAP_ABI_VERSION) + " (the module is " +
+         (module_abi < ICMPCAP_ABI_VERSION ? "older" : "newer") +
+         "): install the icmpcap module of this version (rebuild it with dkms, or reinstall "
+         "icmpcap-dkms) and reload it (modprobe -r icmpcap; modprobe icmpcap)";
+}
+
 ErrorContext device_context() {
   ErrorContext ctx = {{"device", kDevice}};
   struct stat st;
@@ -110,7 +119,7 @@ class ModuleSource final : public RingSource {
     const uint32_t abi = r.u32(ICMPCAP_A_ABI_VERSION);
     if (abi != ICMPCAP_ABI_VERSION)
       throw_kind("module-abi", "subscribe: module ABI version " + std::to_string(abi), EPROTO,
-                 "this app speaks ABI " + std::to_string(ICMPCAP_ABI_VERSION));
+                 abi_advice(abi));
     nr_rings_ = r.u32(ICMPCAP_A_NR_RINGS);
     const uint64_t data_size = r.u32(ICMPCAP_A_DATA_SIZE);
     stride_ = r.u32(ICMPCAP_A_RING_STRIDE);
@@ -120,15 +129,28 @@ class ModuleSource final : public RingSource {
                       std::to_string(stride_) + ")",
                   EPROTO, "the module's reply is inconsistent");
 
+    // As a BPF ring buffer: the consumer page read-write, the producer page and the records
+    // read-only (the module refuses anything else).
+    std::vector<RingMap> rings;
     for (uint32_t i = 0; i < nr_rings_; i++) {
-      void* m = mmap(nullptr, stride_, PROT_READ | PROT_WRITE, MAP_SHARED, dev_fd_,
-                     static_cast<off_t>(uint64_t{i} * stride_));
-      if (m == MAP_FAILED)
+      const uint64_t base = uint64_t{i} * stride_;
+      void* c = mmap(nullptr, ICMPCAP_RING_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, dev_fd_,
+                     static_cast<off_t>(base + ICMPCAP_RING_CONSUMER_OFF));
+      if (c == MAP_FAILED)
+        throw_error("mmap consumer page of ring " + std::to_string(i) + " of " + kDevice, errno,
+                    "");
+      cons_maps_.push_back(static_cast<uint8_t*>(c));
+      void* p = mmap(nullptr, stride_ - ICMPCAP_RING_PRODUCER_OFF, PROT_READ, MAP_SHARED, dev_fd_,
+                     static_cast<off_t>(base + ICMPCAP_RING_PRODUCER_OFF));
+      if (p == MAP_FAILED)
         throw_error("mmap ring " + std::to_string(i) + " of " + kDevice, errno, "");
-      maps_.push_back(static_cast<uint8_t*>(m));
+      maps_.push_back(static_cast<uint8_t*>(p));
+      rings.push_back(RingMap{
+          maps_.back(),
+          &reinterpret_cast<struct icmpcap_ring_consumer*>(cons_maps_.back())->consumer_pos});
     }
     std::string why;
-    if (!reader_.attach(maps_, data_size, &why)) throw_error("attach rings: " + why, EPROTO);
+    if (!reader_.attach(rings, data_size, &why)) throw_error("attach rings: " + why, EPROTO);
 
     setup_loop(dev_fd_, ifnames);
     add_watch(events_.fd(), kEventTag);
@@ -160,8 +182,10 @@ class ModuleSource final : public RingSource {
     {
       std::lock_guard<std::mutex> lock(stats_mu_);  // stats() reads the ring headers
       last_cpu_ = reader_.cpu_stats();
-      for (auto* m : maps_) munmap(m, stride_);
+      for (auto* m : maps_) munmap(m, stride_ - ICMPCAP_RING_PRODUCER_OFF);
+      for (auto* m : cons_maps_) munmap(m, ICMPCAP_RING_PAGE_SIZE);
       maps_.clear();
+      cons_maps_.clear();
     }
     ctl_.close();  // ends the subscription (the subscribing socket goes away)
     close_loop();
@@ -222,7 +246,8 @@ class ModuleSource final : public RingSource {
   uint32_t nr_rings_ = 0;
   uint64_t stride_ = 0;
   uint32_t sub_id_ = 0;
-  std::vector<uint8_t*> maps_;
+  std::vector<uint8_t*> maps_;       // producer page + records of each ring, read-only
+  std::vector<uint8_t*> cons_maps_;  // consumer page of each ring
   std::vector<CpuStats> last_cpu_;
   std::string end_reason_;
 };
@@ -266,8 +291,8 @@ Availability probe_module() {
     err = nl.call(info, &r);
     if (!err && r.u32(ICMPCAP_A_ABI_VERSION) != ICMPCAP_ABI_VERSION) {
       a.reason = "the loaded icmpcap module speaks ABI " +
-                 std::to_string(r.u32(ICMPCAP_A_ABI_VERSION)) + ", this app ABI " +
-                 std::to_string(ICMPCAP_ABI_VERSION);
+                 std::to_string(r.u32(ICMPCAP_A_ABI_VERSION)) + ": " +
+                 abi_advice(r.u32(ICMPCAP_A_ABI_VERSION));
       a.kind = "module-abi";
       ::close(fd);
       return a;

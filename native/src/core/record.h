@@ -26,15 +26,19 @@ static_assert(offsetof(struct icmpcap_record, icmp_id) == 30, "icmp_id");
 static_assert(offsetof(struct icmpcap_record, icmp_seq) == 32, "icmp_seq");
 static_assert(offsetof(struct icmpcap_record, saddr) == 40, "saddr");
 static_assert(offsetof(struct icmpcap_record, daddr) == 56, "daddr");
-static_assert(sizeof(struct icmpcap_ring_header) == 160, "ring header fields");
-static_assert(offsetof(struct icmpcap_ring_header, producer_pos) == 0, "producer_pos");
-static_assert(offsetof(struct icmpcap_ring_header, consumer_pos) == 64, "consumer_pos");
-static_assert(offsetof(struct icmpcap_ring_header, data_size) == 128, "data_size");
-static_assert(offsetof(struct icmpcap_ring_header, cpu) == 136, "cpu");
-static_assert(offsetof(struct icmpcap_ring_header, abi_version) == 140, "abi_version");
-static_assert(offsetof(struct icmpcap_ring_header, dropped) == 144, "dropped");
-static_assert(offsetof(struct icmpcap_ring_header, captured) == 152, "captured");
-static_assert(ICMPCAP_RING_HDR_SIZE >= sizeof(struct icmpcap_ring_header), "ring header page");
+static_assert(ICMPCAP_ABI_VERSION == 2, "ring layout of ABI 2: consumer page, producer page");
+static_assert(offsetof(struct icmpcap_ring_consumer, consumer_pos) == 0, "consumer_pos");
+static_assert(sizeof(struct icmpcap_ring_producer) == 40, "producer page fields");
+static_assert(offsetof(struct icmpcap_ring_producer, producer_pos) == 0, "producer_pos");
+static_assert(offsetof(struct icmpcap_ring_producer, data_size) == 8, "data_size");
+static_assert(offsetof(struct icmpcap_ring_producer, cpu) == 16, "cpu");
+static_assert(offsetof(struct icmpcap_ring_producer, abi_version) == 20, "abi_version");
+static_assert(offsetof(struct icmpcap_ring_producer, dropped) == 24, "dropped");
+static_assert(offsetof(struct icmpcap_ring_producer, captured) == 32, "captured");
+static_assert(ICMPCAP_RING_PRODUCER_OFF == ICMPCAP_RING_CONSUMER_OFF + ICMPCAP_RING_PAGE_SIZE &&
+                  ICMPCAP_RING_DATA_OFF == ICMPCAP_RING_PRODUCER_OFF + ICMPCAP_RING_PAGE_SIZE &&
+                  ICMPCAP_RING_HDR_SIZE == ICMPCAP_RING_DATA_OFF,
+              "ring pages");
 
 constexpr uint32_t kRecordHeaderSize = ICMPCAP_RECORD_HDR_SIZE;
 constexpr uint32_t kMaxCapLen = 0xffff;

@@ -17,14 +17,7 @@ std::string ring_name(uint32_t index, uint32_t cpu) {
 
 }  // namespace
 
-bool RingReader::attach(const std::vector<uint8_t*>& bases, uint64_t data_size,
-                        std::string* error) {
-  return attach(bases, {}, data_size, error);
-}
-
-bool RingReader::attach(const std::vector<uint8_t*>& bases,
-                        const std::vector<uint64_t*>& consumer_pos, uint64_t data_size,
-                        std::string* error) {
+bool RingReader::attach(const std::vector<RingMap>& maps, uint64_t data_size, std::string* error) {
   if (data_size < 4096 || (data_size & (data_size - 1)) || data_size > (1ull << 31)) {
     *error = "data_size " + std::to_string(data_size) + " is not a power of two in [4 KiB, 2 GiB]";
     return false;
@@ -32,13 +25,13 @@ bool RingReader::attach(const std::vector<uint8_t*>& bases,
   data_size_ = data_size;
   mask_ = data_size - 1;
   rings_.clear();
-  for (size_t i = 0; i < bases.size(); i++) {
+  for (size_t i = 0; i < maps.size(); i++) {
     Ring r;
-    r.hdr = reinterpret_cast<struct icmpcap_ring_header*>(bases[i]);
-    r.data = bases[i] + ICMPCAP_RING_HDR_SIZE;
-    r.cpu = __atomic_load_n(&r.hdr->cpu, __ATOMIC_RELAXED);
-    const uint64_t hdr_size = load_relaxed(&r.hdr->data_size);
-    const uint32_t abi = __atomic_load_n(&r.hdr->abi_version, __ATOMIC_RELAXED);
+    r.prod = reinterpret_cast<const struct icmpcap_ring_producer*>(maps[i].producer);
+    r.data = maps[i].producer + (ICMPCAP_RING_DATA_OFF - ICMPCAP_RING_PRODUCER_OFF);
+    r.cpu = __atomic_load_n(&r.prod->cpu, __ATOMIC_RELAXED);
+    const uint64_t hdr_size = load_relaxed(&r.prod->data_size);
+    const uint32_t abi = __atomic_load_n(&r.prod->abi_version, __ATOMIC_RELAXED);
     const std::string name = ring_name(static_cast<uint32_t>(i), r.cpu);
     if (abi != ICMPCAP_ABI_VERSION) {
       *error = name + ": abi_version " + std::to_string(abi) + ", expected " +
@@ -50,14 +43,9 @@ bool RingReader::attach(const std::vector<uint8_t*>& bases,
                " differs from the subscription's " + std::to_string(data_size);
       return false;
     }
-    if (i < consumer_pos.size()) {
-      r.consumer_out = reinterpret_cast<__u64*>(consumer_pos[i]);
-      r.consumer = __atomic_load_n(r.consumer_out, __ATOMIC_RELAXED);
-    } else {
-      r.consumer_out = &r.hdr->consumer_pos;
-      r.consumer = load_relaxed(&r.hdr->consumer_pos);
-    }
-    const uint64_t prod = load_acquire(&r.hdr->producer_pos);
+    r.consumer_out = maps[i].consumer_pos;
+    r.consumer = __atomic_load_n(r.consumer_out, __ATOMIC_RELAXED);
+    const uint64_t prod = load_acquire(&r.prod->producer_pos);
     if (prod - r.consumer > data_size_) {
       *error = name + ": producer_pos " + std::to_string(prod) +
                " is more than data_size ahead of consumer_pos " + std::to_string(r.consumer);
@@ -71,10 +59,12 @@ bool RingReader::attach(const std::vector<uint8_t*>& bases,
 
 bool RingReader::pending() const {
   for (const auto& r : rings_)
-    if (load_acquire(&r.hdr->producer_pos) != r.consumer) return true;
+    if (load_acquire(&r.prod->producer_pos) != r.consumer) return true;
   return false;
 }
 
+// Reads only what the walk needs (length, flags, timestamp) from the shared ring; the
+// record is checked in full once copied (copy_run()).
 bool RingReader::scan(size_t idx, uint32_t max_records, size_t* bytes_left, bool* first,
                       std::string* error) {
   Ring& r = rings_[idx];
@@ -90,15 +80,26 @@ bool RingReader::scan(size_t idx, uint32_t max_records, size_t* bytes_left, bool
       return false;
     };
     if (limit < ICMPCAP_PAD_MIN_SIZE) return fail("producer_pos is not on a record boundary");
-    // Copy the header out of the shared page once; only the copy is checked and used.
-    struct icmpcap_record hdr;
-    memset(&hdr, 0, kRingCheckBytes);
-    memcpy(&hdr, r.data + off, static_cast<size_t>(std::min<uint64_t>(limit, kRingCheckBytes)));
-    if (const char* why = check_ring_record(&hdr, limit)) return fail(why);
-    const uint64_t step = align_record(hdr.len);
-    if (hdr.flags & ICMPCAP_REC_F_PAD) {
-      r.scan += step;
+    const auto* rec = reinterpret_cast<const struct icmpcap_record*>(r.data + off);
+    const uint32_t len = __atomic_load_n(&rec->len, __ATOMIC_RELAXED);
+    const uint16_t flags = __atomic_load_n(&rec->flags, __ATOMIC_RELAXED);
+    if (flags & ICMPCAP_REC_F_PAD) {
+      struct icmpcap_record pad;
+      pad.len = len;
+      pad.flags = flags;
+      if (const char* why = check_ring_record(&pad, limit)) return fail(why);
+      r.scan += align_record(len);
       continue;
+    }
+    const uint64_t step = align_record(len);
+    if (len < kRecordHeaderSize || step > limit) {
+      if (limit < kRecordHeaderSize)
+        return fail("record crosses the end of the data area or the producer position");
+      struct icmpcap_record hdr;
+      memcpy(&hdr, rec, sizeof(hdr));
+      hdr.len = len;
+      hdr.flags = flags;
+      return fail(check_ring_record(&hdr, limit) ?: "record length out of range");
     }
     // A record larger than the whole byte budget still goes alone into an empty batch.
     if (step > *bytes_left && !*first) {
@@ -106,8 +107,8 @@ bool RingReader::scan(size_t idx, uint32_t max_records, size_t* bytes_left, bool
       break;
     }
     *first = false;
-    out.push_back(
-        Entry{hdr.ts_ns, static_cast<uint32_t>(off), hdr.len, hdr.orig_len, hdr.flags, hdr.family});
+    out.push_back(Entry{__atomic_load_n(&rec->ts_ns, __ATOMIC_RELAXED), static_cast<uint32_t>(off),
+                        static_cast<uint32_t>(step)});
     *bytes_left -= std::min<size_t>(*bytes_left, step);
     r.scan += step;
     taken++;
@@ -115,71 +116,91 @@ bool RingReader::scan(size_t idx, uint32_t max_records, size_t* bytes_left, bool
   return true;
 }
 
-void RingReader::copy_out(const Ring& ring, const Entry& e, Batcher& out) {
-  uint8_t* dst = out.append(e.len);
-  memcpy(dst, ring.data + e.offset, e.len);
-  // The producer may have rewritten the header since it was checked: keep the checked
-  // lengths so the batch is always self-consistent.
-  auto* rec = reinterpret_cast<struct icmpcap_record*>(dst);
-  rec->len = e.len;
-  rec->cap_len = static_cast<uint16_t>(e.len - kRecordHeaderSize);
-  rec->ts_ns = e.ts;
-  rec->orig_len = e.orig_len;
-  rec->flags = e.flags;
-  rec->family = e.family;
+bool RingReader::copy_run(size_t r, size_t from, size_t to, Batcher& out, std::string* error) {
+  Ring& ring = rings_[r];
+  const auto& es = entries_[r];
+  const uint32_t start = es[from].offset;
+  const size_t bytes = size_t{es[to - 1].offset} + es[to - 1].step - start;
+  const size_t base = out.bytes();
+  const uint32_t base_records = out.records();
+  uint8_t* dst = out.append_span(bytes, static_cast<uint32_t>(to - from));
+  memcpy(dst, ring.data + start, bytes);
+  // Checked in our copy: the producer cannot change what was checked afterwards.
+  for (size_t k = from; k < to; k++) {
+    const size_t at = es[k].offset - start;
+    const auto* rec = reinterpret_cast<const struct icmpcap_record*>(dst + at);
+    const char* why = check_ring_record(rec, bytes - at);
+    if (!why && align_record(rec->len) != es[k].step) why = "record changed while it was read";
+    if (!why && (rec->flags & ICMPCAP_REC_F_PAD)) why = "record changed into a pad record";
+    if (why) {
+      out.truncate(base + at, base_records + static_cast<uint32_t>(k - from));
+      *error = ring_name(static_cast<uint32_t>(r), ring.cpu) + " at data offset " +
+               std::to_string(es[k].offset) + ": " + why;
+      return false;
+    }
+    ring.read++;
+  }
+  return true;
 }
 
-// k-way merge by timestamp: each ring's entries are in time order already. A linear scan
-// over the rings that have entries is fastest for a few; a heap beyond that.
-void RingReader::merge_into(Batcher& out) {
+// k-way merge by timestamp: each ring's entries are in time order already. Runs of one
+// ring's entries that follow each other in the merged order and in the ring are copied in
+// one go. A linear scan over the rings that have entries is fastest for a few; a heap
+// beyond that.
+bool RingReader::merge_into(Batcher& out, std::string* error) {
+  using Head = std::pair<uint64_t, size_t>;  // (ts, ring); ties go to the lower ring
+  constexpr Head kNone{UINT64_MAX, SIZE_MAX};
   active_.clear();
   for (size_t i = 0; i < entries_.size(); i++)
     if (!entries_[i].empty()) active_.push_back(i);
-  if (active_.size() == 1) {
-    const size_t r = active_[0];
-    for (const Entry& e : entries_[r]) copy_out(rings_[r], e, out);
-    return;
-  }
   head_.assign(entries_.size(), 0);
+  // Copies ring r's entries from head_[r] on while they lie back to back in the ring and
+  // come before next, the head of the next ring in the merged order.
+  auto take_run = [&](size_t r, Head next) {
+    const auto& es = entries_[r];
+    const size_t from = head_[r];
+    size_t end = from + 1;
+    while (end < es.size() && es[end].offset == es[end - 1].offset + es[end - 1].step &&
+           Head{es[end].ts, r} < next)
+      end++;
+    head_[r] = end;
+    return copy_run(r, from, end, out, error);
+  };
   if (active_.size() <= 8) {
     for (;;) {
-      size_t best = SIZE_MAX;
-      uint64_t best_ts = 0;
+      Head best = kNone, second = kNone;
       for (size_t i : active_) {
         if (head_[i] >= entries_[i].size()) continue;
-        const uint64_t ts = entries_[i][head_[i]].ts;
-        if (best == SIZE_MAX || ts < best_ts) {
-          best = i;
-          best_ts = ts;
+        const Head h{entries_[i][head_[i]].ts, i};
+        if (h < best) {
+          second = best;
+          best = h;
+        } else if (h < second) {
+          second = h;
         }
       }
-      if (best == SIZE_MAX) return;
-      copy_out(rings_[best], entries_[best][head_[best]++], out);
+      if (best.second == SIZE_MAX) return true;
+      if (!take_run(best.second, second)) return false;
     }
   }
-  using Head = std::pair<uint64_t, size_t>;  // (ts, ring); ties go to the lower ring
   std::priority_queue<Head, std::vector<Head>, std::greater<Head>> heap;
   for (size_t i : active_) heap.emplace(entries_[i][0].ts, i);
   while (!heap.empty()) {
     const size_t r = heap.top().second;
     heap.pop();
-    copy_out(rings_[r], entries_[r][head_[r]++], out);
+    if (!take_run(r, heap.empty() ? kNone : heap.top())) return false;
     if (head_[r] < entries_[r].size()) heap.emplace(entries_[r][head_[r]].ts, r);
   }
+  return true;
 }
 
 void RingReader::release(Ring& ring) {
   if (ring.scan == ring.consumer) return;
   ring.consumer = ring.scan;
-  // Pairs with the acquire load of consumer_pos in reserve() (native/helper/producer.c)
-  // when the rings are icmpcap-helper's.
-  if (ring.consumer_out != &ring.hdr->consumer_pos) {
-    __atomic_store_n(ring.consumer_out, ring.consumer, __ATOMIC_RELEASE);
-    return;
-  }
-  // Pairs with the acquire load of consumer_pos in icmpcap_ring_reserve()
-  // (kernel/ring.c): our reads of the records are done before the kernel may reuse them.
-  __atomic_store_n(&ring.hdr->consumer_pos, ring.consumer, __ATOMIC_RELEASE);
+  // Pairs with the acquire load of consumer_pos in icmpcap_ring_reserve() (kernel/ring.c),
+  // or in reserve() (native/helper/producer.c) when the rings are icmpcap-helper's: our
+  // reads of the records are done before the producer may reuse their space.
+  __atomic_store_n(ring.consumer_out, ring.consumer, __ATOMIC_RELEASE);
 }
 
 bool RingReader::poll_records(Batcher& out, std::string* error) {
@@ -192,7 +213,7 @@ bool RingReader::poll_records(Batcher& out, std::string* error) {
     r.scan = r.consumer;
     // Pairs with the release store of producer_pos in icmpcap_ring_commit()
     // (kernel/ring.c): the record bytes below it are visible once we see it.
-    r.producer = load_acquire(&r.hdr->producer_pos);
+    r.producer = load_acquire(&r.prod->producer_pos);
     if (r.producer - r.consumer > data_size_) {
       *error = ring_name(static_cast<uint32_t>(i), r.cpu) + ": producer_pos " +
                std::to_string(r.producer) + " is more than data_size (" +
@@ -219,7 +240,6 @@ bool RingReader::poll_records(Batcher& out, std::string* error) {
       const size_t before = entries_[i].size();
       const bool ok = scan(i, std::min(share, records_left), &bytes_left, &first, error);
       const uint32_t added = static_cast<uint32_t>(entries_[i].size() - before);
-      rings_[i].read += added;  // merged below, corrupt or not
       if (!ok) {
         corrupt = true;
         break;
@@ -234,16 +254,21 @@ bool RingReader::poll_records(Batcher& out, std::string* error) {
   }
   first_ring_ = (first_ring_ + 1) % n;
 
-  merge_into(out);
-  if (!corrupt)
-    for (auto& r : rings_) release(r);
-  return !corrupt;
+  // What was scanned before a corruption is still copied (and checked) into out.
+  std::string merge_error;
+  if (!merge_into(out, &merge_error)) {
+    if (!corrupt) *error = merge_error;
+    return false;
+  }
+  if (corrupt) return false;
+  for (auto& r : rings_) release(r);
+  return true;
 }
 
 uint64_t RingReader::unread_records() const {
   uint64_t n = 0;
   for (const auto& r : rings_) {
-    const uint64_t written = load_relaxed(&r.hdr->captured);
+    const uint64_t written = load_relaxed(&r.prod->captured);
     if (written > r.read) n += written - r.read;
   }
   return n;
@@ -252,13 +277,13 @@ uint64_t RingReader::unread_records() const {
 std::vector<CpuStats> RingReader::cpu_stats() const {
   std::vector<CpuStats> out;
   for (const auto& r : rings_)
-    out.push_back(CpuStats{r.cpu, load_relaxed(&r.hdr->captured), load_relaxed(&r.hdr->dropped)});
+    out.push_back(CpuStats{r.cpu, load_relaxed(&r.prod->captured), load_relaxed(&r.prod->dropped)});
   return out;
 }
 
 uint64_t RingReader::total_dropped() const {
   uint64_t d = 0;
-  for (const auto& r : rings_) d += load_relaxed(&r.hdr->dropped);
+  for (const auto& r : rings_) d += load_relaxed(&r.prod->dropped);
   return d;
 }
 

@@ -17,7 +17,14 @@
 
 #include <linux/types.h>
 
-#define ICMPCAP_ABI_VERSION 1
+/*
+ * 2: the ring header split into a consumer page (writable) and a producer
+ * page (read-only), as kernel/bpf/ringbuf.c maps its rings. An app and a
+ * module of different ABI versions refuse each other (SUBSCRIBE's
+ * ABI_VERSION; an ABI 1 app's writable mapping of a whole ring fails with
+ * EPERM): rebuild and reinstall the module (dkms) with the app.
+ */
+#define ICMPCAP_ABI_VERSION 2
 #define ICMPCAP_DEVICE_NAME "icmpcap" /* /dev/icmpcap */
 #define ICMPCAP_GENL_NAME "icmpcap"
 #define ICMPCAP_GENL_VERSION 1
@@ -128,10 +135,23 @@ struct icmpcap_record {
 /* ------------------------------------------------------------------------
  * Ring: one single-producer/single-consumer ring per possible CPU.
  *
- * Each ring is mapped separately from /dev/icmpcap: ring i at offset
- * i * ring_stride, length exactly ring_stride, where
+ * Ring i starts at offset i * ring_stride of /dev/icmpcap, where
  * ring_stride = ICMPCAP_RING_HDR_SIZE + data_size (data_size a power of two,
- * reported by ICMPCAP_CMD_GET_INFO and ICMPCAP_CMD_SUBSCRIBE).
+ * reported by ICMPCAP_CMD_GET_INFO and ICMPCAP_CMD_SUBSCRIBE). A ring is
+ * three parts, as a BPF ring buffer is:
+ *   ICMPCAP_RING_CONSUMER_OFF  consumer page: struct icmpcap_ring_consumer,
+ *                              the only part user space may write
+ *   ICMPCAP_RING_PRODUCER_OFF  producer page: struct icmpcap_ring_producer,
+ *                              read-only
+ *   ICMPCAP_RING_DATA_OFF      data_size bytes of records, read-only
+ * A consumer maps the consumer page (offset i * ring_stride, length
+ * ICMPCAP_RING_PAGE_SIZE) with PROT_READ | PROT_WRITE and the rest
+ * (offset i * ring_stride + ICMPCAP_RING_PRODUCER_OFF, length
+ * ring_stride - ICMPCAP_RING_PRODUCER_OFF) with PROT_READ; a passive
+ * observer may also map the whole ring (length ring_stride) with PROT_READ.
+ * A writable mapping of anything but the consumer page fails with EPERM, and
+ * read-only mappings of the producer page cannot be made writable later
+ * (mprotect: EACCES).
  *
  * producer_pos and consumer_pos are free-running byte positions; the byte at
  * position p lives at data[p & (data_size - 1)]. The kernel publishes records
@@ -144,24 +164,28 @@ struct icmpcap_record {
  * A full ring drops the record and counts it; unread data is never
  * overwritten. The kernel never trusts consumer_pos: a value that is ahead of
  * producer_pos or more than data_size behind it is treated as "ring full".
- * Nor does it read producer_pos back: it keeps its own copy, stores it into
- * the page at every publish (so a producer_pos scribbled by user space is
- * repaired by the next record on that ring) and computes poll() readiness
- * from its copy and consumer_pos.
  * ------------------------------------------------------------------------
  */
-#define ICMPCAP_RING_HDR_SIZE 4096
+#define ICMPCAP_RING_PAGE_SIZE 4096
+#define ICMPCAP_RING_CONSUMER_OFF 0
+#define ICMPCAP_RING_PRODUCER_OFF 4096
+#define ICMPCAP_RING_DATA_OFF 8192
+#define ICMPCAP_RING_HDR_SIZE ICMPCAP_RING_DATA_OFF /* consumer + producer page */
 
-struct icmpcap_ring_header {
-	__u64 producer_pos;  /*   0: written by the kernel */
-	__u8 __pad0[56];
-	__u64 consumer_pos;  /*  64: written by user space */
-	__u8 __pad1[56];
-	__u64 data_size;     /* 128: bytes in the data area, a power of two */
-	__u32 cpu;	     /* 136: CPU this ring belongs to */
-	__u32 abi_version;   /* 140: ICMPCAP_ABI_VERSION */
-	__u64 dropped;	     /* 144: records dropped because this ring was full */
-	__u64 captured;	     /* 152: records written to this ring */
+/* The consumer page: written by user space, read by the kernel. */
+struct icmpcap_ring_consumer {
+	__u64 consumer_pos;  /*  0 */
+	/* rest of the page reserved, zero */
+};
+
+/* The producer page: written by the kernel, read-only to user space. */
+struct icmpcap_ring_producer {
+	__u64 producer_pos;  /*  0 */
+	__u64 data_size;     /*  8: bytes in the data area, a power of two */
+	__u32 cpu;	     /* 16: CPU this ring belongs to */
+	__u32 abi_version;   /* 20: ICMPCAP_ABI_VERSION */
+	__u64 dropped;	     /* 24: records dropped because this ring was full */
+	__u64 captured;	     /* 32: records written to this ring */
 	/* rest of the page reserved, zero */
 };
 
@@ -183,9 +207,12 @@ struct icmpcap_ring_header {
  *   2. SUBSCRIBE with ICMPCAP_A_DEV_FD = fd plus any configuration attribute;
  *      request NLM_F_ACK or read the reply: it carries ABI_VERSION, NR_RINGS,
  *      DATA_SIZE, RING_STRIDE, SUB_ID. Check ABI_VERSION == ICMPCAP_ABI_VERSION.
- *   3. For i in [0, NR_RINGS): mmap(NULL, RING_STRIDE, PROT_READ | PROT_WRITE,
- *      MAP_SHARED, fd, i * RING_STRIDE). Each ring starts with
- *      struct icmpcap_ring_header (cpu, data_size, abi_version filled in).
+ *   3. For i in [0, NR_RINGS), with base = i * RING_STRIDE: map the consumer
+ *      page, mmap(NULL, ICMPCAP_RING_PAGE_SIZE, PROT_READ | PROT_WRITE,
+ *      MAP_SHARED, fd, base), and the producer page with the data,
+ *      mmap(NULL, RING_STRIDE - ICMPCAP_RING_PRODUCER_OFF, PROT_READ,
+ *      MAP_SHARED, fd, base + ICMPCAP_RING_PRODUCER_OFF). The producer page
+ *      has cpu, data_size and abi_version filled in.
  *   4. poll(fd, POLLIN): readable when any ring holds unread data. Wakeups come
  *      at most once per batch (watermark or timer), so drain every ring
  *      completely before polling again. POLLHUP: the subscription ended
@@ -200,13 +227,11 @@ struct icmpcap_ring_header {
  * device again. The device file keeps the module loaded (rmmod: EBUSY) while
  * it is open or mapped.
  *
- * mmap errors: ENXIO no subscription on this file yet; EINVAL length is not
- * exactly RING_STRIDE, offset is not i * RING_STRIDE with i < NR_RINGS, or
- * MAP_PRIVATE; EPERM PROT_EXEC. The mapping may be read-only (PROT_READ) for
- * a passive observer; the consumer needs PROT_WRITE to store consumer_pos.
- * Only the header page is ever writable: a store into the data area raises
- * SIGBUS. The kernel never reads anything from the shared page but
- * consumer_pos.
+ * mmap errors: ENXIO no subscription on this file yet; EINVAL offset and
+ * length are none of the three mappings of a ring described above (ring
+ * i < NR_RINGS), or MAP_PRIVATE; EPERM PROT_EXEC, or PROT_WRITE on anything
+ * but the consumer page; EACCES PROT_WRITE on an O_RDONLY file. The kernel
+ * never reads anything from the shared pages but consumer_pos.
  *
  * Other errors: EINVAL bad attribute value (extack message says which);
  * EBADF DEV_FD not open; ENOTTY DEV_FD is not /dev/icmpcap; EBUSY file already
