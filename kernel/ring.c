@@ -234,8 +234,10 @@ bool icmpcap_ring_put(struct icmpcap_ring *ring, u32 wakeup_bytes, u32 wakeup_re
 	if (!dst)
 		return false;
 	memcpy(dst, rec, sizeof(*rec));
-	/* Cannot fail: cap_len <= skb->len - nhoff. */
-	if (unlikely(skb_copy_bits(skb, nhoff, dst + sizeof(*rec), rec->cap_len)))
+	/* Cannot fail: cap_len <= skb->len - nhoff. Linear data, the common case, directly. */
+	if (likely(nhoff + rec->cap_len <= skb_headlen(skb)))
+		memcpy(dst + sizeof(*rec), skb->data + nhoff, rec->cap_len);
+	else if (unlikely(skb_copy_bits(skb, nhoff, dst + sizeof(*rec), rec->cap_len)))
 		memset(dst + sizeof(*rec), 0, rec->cap_len);
 	/* Readers copy whole spans of records: no stale bytes in the padding. */
 	memset(dst + rec->len, 0, ICMPCAP_ALIGN(rec->len) - rec->len);

@@ -22,7 +22,7 @@ run() {
 npm run --silent build || exit 1
 for part in "${PARTS[@]}"; do
   case $part in
-    kernel) run kernel bash -c 'bash scripts/deps.sh kernel && bash kernel/test/bench.sh' ;;
+    kernel) run kernel bash -c 'bash scripts/deps.sh kernel kbench && bash kernel/test/bench.sh' ;;
     native) run native bash native/bench/run.sh ;;
     files) run files bash -c 'bash scripts/deps.sh files && npx --no-install tsx electron/core/files/bench.ts' ;;
     service)

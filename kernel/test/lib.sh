@@ -70,10 +70,18 @@ ktest_build_progs() {
 	mkdir -p "$bin"
 	gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$bin/icmpcap_test" "$KTEST_DIR/icmpcap_test.c"
 	gcc -c -O2 -Wall -Wextra -Werror -pthread -o "$bin/icmpcap_bench.o" "$KTEST_DIR/icmpcap_bench.c"
+	gcc -c -O2 -Wall -Wextra -Werror -pthread -I"$core" -o "$bin/icmpcap_bench_peers.o" \
+		"$KTEST_DIR/icmpcap_bench_peers.c"
 	g++ -static -O2 -std=c++17 -Wall -Wextra -Werror -pthread \
 		-I"$KSRC_DIR/include/uapi" -I"$core" -I"$KTEST_DIR" \
-		-o "$bin/icmpcap_bench" "$bin/icmpcap_bench.o" "$KTEST_DIR/icmpcap_bench_reader.cc" \
-		"$core/ring_reader.cc" "$core/source.cc" "$core/errors.cc"
+		-o "$bin/icmpcap_bench" "$bin/icmpcap_bench.o" "$bin/icmpcap_bench_peers.o" \
+		"$KTEST_DIR/icmpcap_bench_reader.cc" "$core/ring_reader.cc" "$core/source.cc" \
+		"$core/errors.cc"
+	# The app's capture helper (native/binding.gyp's icmpcap-helper), static, for the
+	# benchmark's AF_PACKET peer.
+	gcc -static -O2 -Wall -Wextra -Werror -I"$KSRC_DIR/include/uapi" -o "$bin/icmpcap-helper" \
+		"$REPO_DIR/native/helper/icmpcap-helper.c" "$REPO_DIR/native/helper/producer.c" \
+		"$core/bpf_filter.c" "$core/decode.c"
 }
 
 # Copies a dynamic binary and its libraries into root $1.
@@ -101,7 +109,8 @@ ktest_copy_module() {
 	esac
 }
 
-# Packs $KBUILD_DIR/initramfs.cpio.gz; $1 = "native" adds native/'s guest tests.
+# Packs $KBUILD_DIR/initramfs.cpio.gz; $1 = "native" adds native/'s guest tests, "bench"
+# the benchmark's peers (tcpdump).
 ktest_pack_initramfs() {
 	local root=$KBUILD_DIR/root a with=${1:-}
 	rm -rf "$root"
@@ -121,7 +130,12 @@ ktest_pack_initramfs() {
 	# nftables, to prove that a thousand captures leave it its hook slots.
 	ktest_copy_with_libs "$root" "$(command -v nft)"
 	cp "$KBUILD_DIR/mod/icmpcap.ko" "$root/lib/icmpcap.ko"
-	cp "$KBUILD_DIR/bin/icmpcap_test" "$KBUILD_DIR/bin/icmpcap_bench" "$root/bin/"
+	cp "$KBUILD_DIR/bin/icmpcap_test" "$KBUILD_DIR/bin/icmpcap_bench" "$KBUILD_DIR/bin/icmpcap-helper" \
+		"$root/bin/"
+	# tcpdump, the benchmark's third peer (scripts/deps.sh kbench).
+	if [ "$with" = bench ]; then
+		ktest_copy_with_libs "$root" "$(command -v tcpdump)"
+	fi
 	cp "$KTEST_DIR/guest-init" "$root/init"
 	chmod +x "$root/init"
 	echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"

@@ -116,6 +116,110 @@ bool RingReader::scan(size_t idx, uint32_t max_records, size_t* bytes_left, bool
   return true;
 }
 
+const char* RingReader::check_copy(const uint8_t* copy, size_t bytes, size_t n, size_t* bad_at,
+                                   uint32_t* good) {
+  size_t at = 0, last = 0;
+  for (size_t k = 0; k < n; k++) {
+    *bad_at = at;
+    *good = static_cast<uint32_t>(k);
+    if (bytes - at < kRecordHeaderSize) return "record changed while it was read";
+    const auto* rec = reinterpret_cast<const struct icmpcap_record*>(copy + at);
+    if (const char* why = check_ring_record(rec, bytes - at)) return why;
+    if (rec->flags & ICMPCAP_REC_F_PAD) return "record changed into a pad record";
+    last = at;
+    at += align_record(rec->len);
+  }
+  if (at != bytes) {
+    // A record became shorter than walked: count the last one as the bad one.
+    *bad_at = last;
+    *good = static_cast<uint32_t>(n - 1);
+    return "record changed while it was read";
+  }
+  *bad_at = at;
+  *good = static_cast<uint32_t>(n);
+  return nullptr;
+}
+
+bool RingReader::drain_single(size_t idx, Batcher& out, std::string* error) {
+  Ring& r = rings_[idx];
+  const BatchLimits& lim = out.limits();
+  uint32_t records_left = lim.max_records > out.records() ? lim.max_records - out.records() : 0;
+  size_t bytes_left = lim.max_bytes > out.bytes() ? lim.max_bytes - out.bytes() : 0;
+  bool first = out.empty();
+  auto fail = [&](const char* why) {
+    *error = ring_name(static_cast<uint32_t>(idx), r.cpu) + " at position " +
+             std::to_string(r.scan) + ": " + why;
+    return false;
+  };
+  while (records_left > 0 && r.scan != r.producer) {
+    const uint64_t off = r.scan & mask_;
+    const uint64_t limit = std::min(r.producer - r.scan, data_size_ - off);
+    const uint8_t* base = r.data + off;
+    if (limit < ICMPCAP_PAD_MIN_SIZE) return fail("producer_pos is not on a record boundary");
+    // Walk the lengths of one contiguous span (it ends at a pad, the producer position,
+    // the end of the data area or the batch limits).
+    uint64_t span = 0;
+    uint32_t n = 0;
+    while (n < records_left && limit - span >= ICMPCAP_PAD_MIN_SIZE) {
+      const auto* rec = reinterpret_cast<const struct icmpcap_record*>(base + span);
+      const uint32_t len = __atomic_load_n(&rec->len, __ATOMIC_RELAXED);
+      const uint16_t flags = __atomic_load_n(&rec->flags, __ATOMIC_RELAXED);
+      const uint64_t step = align_record(len);
+      if (flags & ICMPCAP_REC_F_PAD) break;
+      if (len < kRecordHeaderSize || step > limit - span) {
+        if (n) break;  // the span so far is good; the next pass reports this record
+        struct icmpcap_record hdr;
+        memset(&hdr, 0, sizeof(hdr));
+        memcpy(&hdr, rec, static_cast<size_t>(std::min<uint64_t>(limit, sizeof(hdr))));
+        hdr.len = len;
+        hdr.flags = flags;
+        return fail(check_ring_record(&hdr, limit) ?: "record length out of range");
+      }
+      // A record larger than the whole byte budget still goes alone into an empty batch.
+      if (step > bytes_left && !first) {
+        batch_full_ = true;
+        break;
+      }
+      first = false;
+      bytes_left -= std::min<size_t>(bytes_left, step);
+      span += step;
+      n++;
+    }
+    if (n == 0) {
+      if (batch_full_) break;
+      if (limit - span < ICMPCAP_PAD_MIN_SIZE)
+        return fail("producer_pos is not on a record boundary");
+      // A pad: check it and skip it.
+      struct icmpcap_record pad;
+      pad.len = __atomic_load_n(&reinterpret_cast<const struct icmpcap_record*>(base)->len,
+                                __ATOMIC_RELAXED);
+      pad.flags = ICMPCAP_REC_F_PAD;
+      if (const char* why = check_ring_record(&pad, limit)) return fail(why);
+      r.scan += align_record(pad.len);
+      continue;
+    }
+    const size_t at0 = out.bytes();
+    const uint32_t n0 = out.records();
+    uint8_t* dst = out.append_span(span, n);
+    memcpy(dst, base, span);
+    size_t bad_at = 0;
+    uint32_t good = 0;
+    // Checked in our copy: the producer cannot change what was checked afterwards.
+    if (const char* why = check_copy(dst, span, n, &bad_at, &good)) {
+      out.truncate(at0 + bad_at, n0 + good);
+      r.read += good;
+      r.scan += bad_at;
+      return fail(why);
+    }
+    r.read += n;
+    r.scan += span;
+    records_left -= n;
+    if (batch_full_) break;
+  }
+  if (records_left == 0 || bytes_left == 0) batch_full_ |= r.scan != r.producer;
+  return true;
+}
+
 bool RingReader::copy_run(size_t r, size_t from, size_t to, Batcher& out, std::string* error) {
   Ring& ring = rings_[r];
   const auto& es = entries_[r];
@@ -220,6 +324,18 @@ bool RingReader::poll_records(Batcher& out, std::string* error) {
                std::to_string(data_size_) + ") ahead of consumer_pos " + std::to_string(r.consumer);
       return false;
     }
+  }
+
+  size_t with_data = 0, single = 0;
+  for (size_t i = 0; i < n; i++)
+    if (rings_[i].producer != rings_[i].consumer) {
+      with_data++;
+      single = i;
+    }
+  if (with_data == 1) {
+    const bool ok = drain_single(single, out, error);
+    if (ok) release(rings_[single]);
+    return ok;
   }
 
   // Share the batch budget between rings in rounds so that a busy CPU cannot starve the

@@ -75,6 +75,13 @@ class RingReader {
   // Collects up to max_records records of ring r (within max_bytes of batch space) into
   // entries_[r]. Returns false on corruption.
   bool scan(size_t r, uint32_t max_records, size_t* bytes_left, bool* first, std::string* error);
+  // The common case, one ring with data: no merge, no entries; walks the lengths, copies
+  // each contiguous span with one memcpy and checks the copy. Returns false on corruption.
+  bool drain_single(size_t r, Batcher& out, std::string* error);
+  // Why the records at copy (bytes long, n records as walked) are not what was walked, or
+  // nullptr; *good records at the start are fine and end at offset *bad_at.
+  static const char* check_copy(const uint8_t* copy, size_t bytes, size_t n, size_t* bad_at,
+                                uint32_t* good);
   void release(Ring& ring);
   // Copies entries [from, to) of ring r, back to back in the ring, with one memcpy, then
   // checks the copy. False (and the batch cut before the bad record) on corruption.
