@@ -4,7 +4,7 @@
 # consumer cost per record, loss at 1 M/s, and the peers (module, the app's
 # AF_PACKET helper, tcpdump) on one flood: zero-loss rate and CPU per packet.
 # Bounded: the guest program stops its rounds and trials at its time budget
-# (BENCH_BUDGET_S, 200 s) and reports what it has; QEMU is killed at 420 s.
+# (BENCH_BUDGET_S, 200 s) and reports what it has; QEMU is killed at 600 s.
 # Merges kernel.* keys into bench/results.json (other keys are kept).
 # Usage: kernel/test/bench.sh
 set -euo pipefail
@@ -21,7 +21,7 @@ ktest_build_module
 ktest_build_progs
 ktest_pack_initramfs bench
 log=$KBUILD_DIR/guest-bench.log
-ktest_boot "$log" "icmpcap_mode=bench" 420
+ktest_boot "$log" "icmpcap_mode=bench" 600
 
 grep -E '^(PASS|FAIL|BENCH) ' "$log" || true
 fail=0
