@@ -526,15 +526,22 @@ std::string mismatch(const char* what, size_t i, const Rec* m, const Rec* a) {
   return s;
 }
 
+// Incoming: record by record. Reports up to 6 differences.
 std::string compare_in(const std::vector<Rec>& m, const std::vector<Rec>& a, const Topology& t) {
-  for (size_t i = 0; i < std::max(m.size(), a.size()); i++) {
-    if (i >= m.size() || i >= a.size())
-      return mismatch("incoming", i, i < m.size() ? &m[i] : nullptr,
-                      i < a.size() ? &a[i] : nullptr);
+  std::string out;
+  int found = 0;
+  for (size_t i = 0; i < std::max(m.size(), a.size()) && found < 6; i++) {
+    if (i >= m.size() || i >= a.size()) {
+      out +=
+          mismatch("incoming", i, i < m.size() ? &m[i] : nullptr, i < a.size() ? &a[i] : nullptr);
+      break;
+    }
     const std::string d = field_diff(m[i], a[i], ICMPCAP_HOOK_PRE_ROUTING, t);
-    if (!d.empty()) return d + " differs, " + mismatch("incoming", i, &m[i], &a[i]);
+    if (!d.empty()) {
+      out += (found++ ? "\n" : "") + d + " differs, " + mismatch("incoming", i, &m[i], &a[i]);
+    }
   }
-  return "";
+  return out;
 }
 
 // Outgoing: record by record, but a datagram larger than the MTU is one module record
