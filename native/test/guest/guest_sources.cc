@@ -8,7 +8,7 @@
 // extensions, unknown types, VLAN tags. The two record streams are compared record by record:
 // every header field, the flags and the captured bytes. A difference prints both records.
 //
-// What legitimately differs, and only that, is allowed (see same_record() and compare_out()):
+// What legitimately differs, and only that, is allowed (see field_diff() and compare_out()):
 // hook (the module's netfilter hook; AF_PACKET has none), timestamps (two clocks, two points
 // on the path), the sender's pid (only the module's LOCAL_OUT runs in the sender's context),
 // the interface of a VLAN packet coming in (the module sees it on the VLAN device, AF_PACKET
