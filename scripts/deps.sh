@@ -13,7 +13,7 @@ declare -A GROUP=(
   [metrics]="prometheus curl"
   [paths]="traceroute mtr-tiny iputils-tracepath iproute2 nftables"
   [kbench]="tcpdump"
-  [kernel]="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2 nftables"
+  [kernel]="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2 nftables tshark"
 )
 
 want=()
