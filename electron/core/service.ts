@@ -24,6 +24,7 @@ import {
   type SourceKind,
   isRequestName,
 } from '../common/contract.js';
+import type { InsightRequestName } from '../common/insights.js';
 import { type ExportRow, exportRecords, openCaptureFile } from './files/index.js';
 import { spoolExportRows } from './spool-export.js';
 import { FilterSyntaxError, checkFilter, compileFilter } from './filter/index.js';
@@ -40,6 +41,10 @@ import { storeFieldReader } from './fields/store-fields.js';
 import { Aggregator } from './stats/aggregator.js';
 import { FilterCancelled, SortCancelled, View } from './view.js';
 import { CHUNK_MASK, MAX_RECORDS, RecordStore, hookName } from './store.js';
+
+/** Requests a feature module answers (serveRequests), not the service itself. */
+type FeatureRequestName = InsightRequestName;
+type CoreRequestName = Exclude<RequestName, FeatureRequestName>;
 
 export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
 
@@ -145,10 +150,27 @@ export class CaptureService {
         `bad parameters for ${method}${where}: ${issue?.message ?? 'invalid'}`,
       );
     }
-    return Promise.resolve(this.dispatch(method, parsed.data, transport));
+    const feature = this.featureHandlers.get(method);
+    if (feature) return Promise.resolve(feature(parsed.data));
+    return Promise.resolve(this.dispatch(method as CoreRequestName, parsed.data, transport));
   }
 
-  private dispatch(method: RequestName, p: unknown, transport: Hello['transport']): unknown {
+  private readonly featureHandlers = new Map<RequestName, (params: unknown) => unknown>();
+
+  /**
+   * Lets a feature module (./insights) answer requests of its own: they are validated here as every request
+   * is, and its events reach both transports through `publish`.
+   */
+  serveRequests(handlers: Partial<Record<FeatureRequestName, (params: unknown) => unknown>>): void {
+    for (const [name, handler] of Object.entries(handlers))
+      this.featureHandlers.set(name as RequestName, handler);
+  }
+
+  publish<E extends EventName>(event: E, data: Events[E]): void {
+    this.emit(event, data);
+  }
+
+  private dispatch(method: CoreRequestName, p: unknown, transport: Hello['transport']): unknown {
     switch (method) {
       case 'hello':
         return {

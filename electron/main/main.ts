@@ -3,6 +3,7 @@ import * as electron from 'electron';
 import { join } from 'node:path';
 import { loadNative } from '../core/native.js';
 import { projectRoot } from '../core/paths.js';
+import { attachInsights } from '../core/insights/index.js';
 import { CaptureService } from '../core/service.js';
 import { version } from '../core/version.js';
 import { runApp } from './app.js';
@@ -16,6 +17,7 @@ try {
 }
 const service = new CaptureService({ native, version: version() });
 service.watchInterfaces();
+attachInsights(service);
 await runApp(
   electron,
   service,
