@@ -266,14 +266,3 @@ export interface InsightEvents {
 
 export type InsightRequestName = keyof typeof InsightRequestSchemas;
 export const INSIGHT_REQUEST_NAMES = Object.keys(InsightRequestSchemas) as InsightRequestName[];
-
-/** One-line summary of a firing, as a notification shows it. */
-export function firingText(f: AlertFiring): { title: string; body: string } {
-  const v = f.figures.value;
-  const value = Number.isInteger(v) ? String(v) : v.toFixed(2);
-  const body = f.finding
-    ? f.finding.detail
-    : `${f.figures.metric} ${value}${f.figures.op ? ` ${f.figures.op} ${f.figures.threshold}` : ''}` +
-      `${f.figures.windowSeconds ? ` over ${f.figures.windowSeconds} s` : ''} (${f.evidence.length} packets)`;
-  return { title: `icmpcap alert: ${f.rule}`, body };
-}
