@@ -7,6 +7,7 @@ import { attachInsights } from '../core/insights/index.js';
 import { CaptureService } from '../core/service.js';
 import { version } from '../core/version.js';
 import { runApp } from './app.js';
+import { notifyFirings } from './notify.js';
 
 const root = projectRoot();
 let native;
@@ -18,7 +19,7 @@ try {
 const service = new CaptureService({ native, version: version() });
 service.watchInterfaces();
 attachInsights(service);
-await runApp(
+const win = await runApp(
   electron,
   service,
   {
@@ -27,3 +28,9 @@ await runApp(
   },
   process.argv.slice(1),
 );
+if (win)
+  notifyFirings(electron, service, () => {
+    if (win.isDestroyed()) return;
+    win.show();
+    win.focus();
+  });

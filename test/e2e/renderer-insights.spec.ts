@@ -67,8 +67,8 @@ async function openApp(opts: Parameters<typeof openCheckedPage>[2] = {}): Promis
   return page;
 }
 
-function h1(...cmd: string[]): string {
-  return chain.ns(chain.names.h1, ...cmd);
+function h1(cmd: string, ...args: string[]): string {
+  return chain.ns(chain.names.h1, cmd, ...args);
 }
 
 /** A ping that is meant to fail (too big, or its answers dropped). */
@@ -195,8 +195,8 @@ test('a burst of unreachables fires a rule once per cool-down, listed in Alerts,
   const page = await openApp({
     permissions: ['notifications'],
     colorScheme: 'dark',
-    beforeGoto: (p) =>
-      p.addInitScript(() => {
+    beforeGoto: async (p) => {
+      await p.addInitScript(() => {
         // The real Notification, observed: every construction is recorded.
         const Real = window.Notification;
         const seen: { title: string; body: string }[] = [];
@@ -208,7 +208,8 @@ test('a burst of unreachables fires a rule once per cool-down, listed in Alerts,
           }
         }
         window.Notification = Observed;
-      }),
+      });
+    },
   });
   await page.getByTestId('tab-alerts').click();
   await page.getByTestId('rule-add').click();
