@@ -22,7 +22,8 @@ import { AlertRunner, type AlertEvent } from '../alerts/index.js';
 import { snapshotName } from '../alerts/actions.js';
 import { type AlertFlagValues, alertsFile, snapshotDir } from '../alerts/cli.js';
 import { NeighbourHealth, type NeighbourOptions } from '../neighbours/health.js';
-import { OFF, REC_F_HAS_PID, decodeRecord, forEachRecord } from '../record.js';
+import { Direction, OFF, REC_F_HAS_PID, forEachRecord } from '../record.js';
+import { CachedDecoder } from './decode.js';
 import type { CaptureService } from '../service.js';
 import { AlertRuleStore, checkRule } from './alert-rules.js';
 import { findingInfo, firingInfo, hostInfo, pathInfo, routerInfo } from './convert.js';
@@ -60,6 +61,7 @@ export class Insights {
   private runner: AlertRunner | null = null;
   private readonly rules: AlertRuleStore;
   private readonly gateways = new GatewayTable();
+  private readonly decoder = new CachedDecoder();
   private lastNo = 0;
   private dirty = { problems: false, paths: false, neighbours: false };
   private readonly timer: NodeJS.Timeout;
@@ -163,9 +165,14 @@ export class Insights {
       const frame = no++;
       const family = view.getUint8(offset + OFF.family) === 6 ? 6 : 4;
       const type = view.getUint8(offset + OFF.type);
-      const wanted = (family === 6 ? V6_TYPES : V4_TYPES).has(type);
+      let wanted = (family === 6 ? V6_TYPES : V4_TYPES).has(type);
+      // Echo requests that came in or passed through are nobody's probes here (passive traceroute skips them).
+      if (wanted && (type === 8 || type === 128)) {
+        const dir = view.getUint8(offset + OFF.dir);
+        wanted = dir === Direction.Out || dir === Direction.Unknown;
+      }
       if (!wanted && runner === null) return;
-      const record = decodeRecord(view, offset);
+      const record = this.decoder.decode(view, offset);
       const link = ifname(record.ifindex);
       runner?.observe(record, frame, link);
       if (!wanted) return;

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { buildBatch } from '../../../test/support/records.js';
+import { decodeRecord, forEachRecord } from '../record.js';
+import { CachedDecoder } from './decode.js';
+
+describe('the cached decoder', () => {
+  it('decodes every record as decodeRecord does, across more addresses than it keeps', () => {
+    const specs = Array.from({ length: 6000 }, (_, i) => {
+      const v6 = i % 3 === 0;
+      return {
+        family: (v6 ? 6 : 4),
+        tsNs: 1_700_000_000_000_000_000n + BigInt(i),
+        src: v6 ? `2001:db8::${(i % 40).toString(16)}` : `10.${(i >> 8) & 255}.${i & 255}.1`,
+        dst: v6 ? `fe80::${(i % 11).toString(16)}:1` : `192.0.2.${i % 7}`,
+        type: i % 2 ? 0 : 8,
+        id: i & 0xffff,
+        seq: i,
+        dir: i % 4,
+      };
+    });
+    const batch = buildBatch(specs);
+    const cached = new CachedDecoder();
+    let n = 0;
+    forEachRecord(batch, (view, offset) => {
+      expect(cached.decode(view, offset)).toEqual(decodeRecord(view, offset));
+      n++;
+    });
+    expect(n).toBe(specs.length);
+  });
+});
