@@ -7,8 +7,9 @@ describe('the cached decoder', () => {
   it('decodes every record as decodeRecord does, across more addresses than it keeps', () => {
     const specs = Array.from({ length: 6000 }, (_, i) => {
       const v6 = i % 3 === 0;
+      const family: 4 | 6 = v6 ? 6 : 4;
       return {
-        family: (v6 ? 6 : 4),
+        family,
         tsNs: 1_700_000_000_000_000_000n + BigInt(i),
         src: v6 ? `2001:db8::${(i % 40).toString(16)}` : `10.${(i >> 8) & 255}.${i & 255}.1`,
         dst: v6 ? `fe80::${(i % 11).toString(16)}:1` : `192.0.2.${i % 7}`,
