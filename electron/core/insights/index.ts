@@ -43,6 +43,8 @@ export interface InsightsOptions {
 }
 
 const MAX_FINDINGS = 1000;
+const MAX_PATHS = 200;
+const MAX_HOSTS = 1000;
 
 /** ICMP types the answer engines look at; the rest of a flood is skipped without decoding. */
 const V4_TYPES = new Set([0, 3, 4, 5, 8, 9, 11, 12]);
@@ -93,7 +95,7 @@ export class Insights {
     });
     service.serveRequests({
       'problems.list': () => this.problems.list(),
-      'paths.list': () => this.paths.paths().map(pathInfo),
+      'paths.list': () => this.pathList(),
       'neighbours.get': () => this.neighbours(),
       'neighbours.configure': (p) => this.configure(p as Params<'neighbours.configure'>),
       'alerts.rules': () => this.rules.info(),
@@ -189,12 +191,17 @@ export class Insights {
     this.lastNo = no - 1;
   }
 
+  /** The newest MAX_PATHS paths. */
+  private pathList() {
+    return this.paths.paths().slice(-MAX_PATHS).map(pathInfo);
+  }
+
   private neighbours(): NeighboursSnapshot {
     const findings = this.health.findings;
     const from = Math.max(0, findings.length - MAX_FINDINGS);
     return {
       routers: this.health.routerList().map(routerInfo),
-      hosts: this.health.hostList().map(hostInfo),
+      hosts: this.health.hostList().slice(-MAX_HOSTS).map(hostInfo),
       findings: findings.slice(from).map((f, i) => findingInfo(f, from + i + 1)),
       learningUntilNs: this.health.learningUntilNs?.toString() ?? null,
       allowRouters: this.healthOptions.allowRouters ?? null,
@@ -228,7 +235,7 @@ export class Insights {
     const d = this.dirty;
     this.dirty = { problems: false, paths: false, neighbours: false };
     if (d.problems) this.service.publish('problems', this.problems.list());
-    if (d.paths) this.service.publish('paths', this.paths.paths().map(pathInfo));
+    if (d.paths) this.service.publish('paths', this.pathList());
     if (d.neighbours) this.service.publish('neighbours', this.neighbours());
   }
 

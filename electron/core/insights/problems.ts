@@ -12,6 +12,8 @@ import { flowKey, type Problem, ProblemTable } from '../answers/flows.js';
 import type { DecodedRecord } from '../record.js';
 
 const MAX_EVIDENCE = 32;
+/** Problems listed (and pushed), newest first. */
+export const MAX_LISTED = 500;
 /** The kernel handles a too-big right after the capture point; ask the route only after this long. */
 const SETTLE_MS = 300;
 /** Ask again for a flow that keeps receiving too-big errors at most this often. */
@@ -110,7 +112,12 @@ export class ProblemTracker {
   list(): ProblemInfo[] {
     const now = Date.now();
     this.unchecked = false;
-    return this.table.list().map((p) => {
+    // The newest flows: a scan makes a flow per port, and the view shows what is happening now.
+    const newest = this.table
+      .list()
+      .sort((a, b) => (a.lastNs < b.lastNs ? 1 : a.lastNs > b.lastNs ? -1 : 0))
+      .slice(0, MAX_LISTED);
+    return newest.map((p) => {
       const key = flowKey(p.flow);
       const extra = this.extras.get(key);
       if (extra) this.maybeCheck(p, extra, now);
