@@ -270,6 +270,12 @@ export class Spool {
     if (!this.closed) this.writer.flush();
   }
 
+  /** sync() off the event loop; `done` gets the error, if any. */
+  syncAsync(done: (err: Error | null) => void): void {
+    if (this.closed) done(null);
+    else this.writer.flushAsync(done);
+  }
+
   /** Closes the files; removes the spool unless asked to keep it. */
   close(keep = false): void {
     if (this.closed) return;

@@ -36,6 +36,8 @@ export class PcapngSpoolWriter {
   private scratchView = new DataView(this.scratch.buffer);
   private position = 0;
   private closed = false;
+  /** fdatasync calls running in the thread pool (flushAsync). */
+  private syncing = 0;
 
   private constructor(
     private readonly fd: number,
@@ -151,10 +153,24 @@ export class PcapngSpoolWriter {
     if (!this.closed) fs.fdatasyncSync(this.fd);
   }
 
+  /**
+   * flush() off the event loop (libuv's thread pool): a fdatasync of a second of a flood can take hundreds of
+   * ms. Writes go on meanwhile; close() waits for it before letting the descriptor go.
+   */
+  flushAsync(done: (err: Error | null) => void): void {
+    if (this.closed) return done(null);
+    this.syncing++;
+    fs.fdatasync(this.fd, (err) => {
+      if (--this.syncing === 0 && this.closed) fs.close(this.fd, () => {});
+      done(err);
+    });
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    fs.closeSync(this.fd);
+    // A fdatasync still running in the thread pool closes the descriptor when it ends (see flushAsync).
+    if (this.syncing === 0) fs.closeSync(this.fd);
   }
 
   private ensureScratch(size: number): void {

@@ -94,16 +94,22 @@ export class CaptureService implements RequestHandlers, JobHost {
   constructor(private readonly options: ServiceOptions) {
     this.spools = new SpoolOwner(options);
     this.ingestor = new Ingestor(this.store, (ifindex) => this.ifname(ifindex));
-    this.view = new View(this.store, {
-      addresses: this.ingestor.addresses,
-      interfaces: this.ingestor.interfaces,
-      // Display-filter tests the columns cannot answer read the record's bytes from the spool.
-      fields: storeFieldReader(
-        this.store,
-        (offset) => (this.spool ? this.spool.read(offset) : null),
-        (id) => this.ingestor.interfaces.get(id),
-      ),
-    });
+    this.view = new View(
+      this.store,
+      {
+        addresses: this.ingestor.addresses,
+        interfaces: this.ingestor.interfaces,
+        // Display-filter tests the columns cannot answer read the record's bytes from the spool.
+        fields: storeFieldReader(
+          this.store,
+          (offset) => (this.spool ? this.spool.read(offset) : null),
+          (id) => this.ingestor.interfaces.get(id),
+        ),
+      },
+      // Sorts and filters yield every 10 ms: a slice, plus the step that crosses it, stays well under the
+      // 50 ms a frame of the UI (and a batch of the capture) may wait.
+      { sliceMs: 10 },
+    );
     this.aggregator = new Aggregator(this.ingestor);
     this.jobs = new JobRunner((job) => this.emit('job', job));
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
@@ -367,7 +373,13 @@ export class CaptureService implements RequestHandlers, JobHost {
       queueMicrotask(() => this.stop(overflow));
       return;
     }
-    if (this.spools.guard.failed) return; // the capture is stopping: nothing more can be kept
+    if (this.spools.guard.failed) {
+      // The capture is stopping: nothing more can be kept. A file being opened fails with the reason.
+      const failed = this.spools.guard.failed;
+      if (this.state.source === 'file' && this.state.state === 'starting' && failed !== 'over the cap')
+        throw new Error(failed);
+      return;
+    }
     let offsets: Float64Array;
     try {
       offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex), from, this.ring.segmentCut);
@@ -561,12 +573,13 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   tick(): void {
     const now = Date.now();
-    const spool = this.spool;
-    try {
-      this.spools.syncIfDue(now);
-    } catch (err) {
-      if (spool) this.spoolFailed(spool, err);
-    }
+    this.spools.syncIfDue(now, (spool, err) => {
+      try {
+        this.spoolFailed(spool, err);
+      } catch {
+        // A file being opened: its next batch says so (onBatch).
+      }
+    });
     this.view.settle();
     if (this.push.aggregatesDue(now, this.store.length) && this.listeners.size > 0)
       this.emit('aggregates', this.aggregates());
