@@ -324,6 +324,15 @@ export interface Row {
   requestIn?: number;
   /** One-line summary, as Wireshark's Info column (electron/common/info.ts). */
   info?: string;
+  /** The local process the record belongs to, when known (fields unknown to it are null). */
+  proc?: RowProcess;
+}
+
+export interface RowProcess {
+  pid: number | null;
+  name: string | null;
+  uid: number | null;
+  cgroup: string | null;
 }
 
 export interface Counts {

@@ -19,6 +19,7 @@ import {
 } from './record.js';
 import { icmpChecksumOk } from './checksum.js';
 import { PairTable } from './stats/pair-table.js';
+import { wantsProcess, type ProcAttribution } from './proc/attribution.js';
 import type { RecordFlag, Row } from '../common/contract.js';
 import {
   CHUNK_MASK,
@@ -110,6 +111,8 @@ export class Ingestor {
   readonly interfaces = new Interner();
   private baseHi = 0;
   private baseLo = 0;
+  /** Attributes records to local processes as they come in (proc/attribution.ts); null: not at all. */
+  attribution: ProcAttribution | null = null;
 
   constructor(
     readonly store: RecordStore,
@@ -122,6 +125,7 @@ export class Ingestor {
     const addresses = this.addresses;
     // Interface names can change between batches (an index reused), not within one.
     const ifIdxOf = new Map<number, number>();
+    const attribution = this.attribution;
     let n = 0;
     return forEachRecord(batch, (view, o) => {
       const lo = view.getUint32(o + OFF.tsNs, true);
@@ -202,11 +206,21 @@ export class Ingestor {
       ) {
         marks |= FLAG_BAD_CHECKSUM;
       }
-      const { chunk, i } = store.next();
+      const { chunk, i, index } = store.next();
+      const dir = view.getUint8(o + OFF.dir);
+      if (attribution !== null && wantsProcess(family, type, dir, flags)) {
+        attribution.attribute(
+          index,
+          view,
+          o,
+          () => addresses.text[src]!,
+          () => addresses.text[dst]!,
+        );
+      }
       chunk.tsRel[i] = tsRel;
       chunk.src[i] = src;
       chunk.dst[i] = dst;
-      chunk.meta[i] = (type | (code << 8) | (view.getUint8(o + OFF.dir) << 16) | (family << 24)) >>> 0;
+      chunk.meta[i] = (type | (code << 8) | (dir << 16) | (family << 24)) >>> 0;
       chunk.idSeq[i] = ((view.getUint16(o + OFF.id, true) << 16) | view.getUint16(o + OFF.seq, true)) >>> 0;
       chunk.misc[i] =
         (view.getUint8(o + OFF.ttl) |

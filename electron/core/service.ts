@@ -38,6 +38,7 @@ import { SpoolGuard, spoolErrorMessage } from './spool-guard.js';
 import { type LeftoverSpool, cleanSpools, findSpool, listLeftoverSpools } from './spool-recovery.js';
 import { storeFieldReader } from './fields/store-fields.js';
 import { Aggregator } from './stats/aggregator.js';
+import { ProcAttribution } from './proc/attribution.js';
 import { FilterCancelled, SortCancelled, View } from './view.js';
 import { CHUNK_MASK, MAX_RECORDS, RecordStore, hookName } from './store.js';
 
@@ -69,6 +70,8 @@ export class CaptureService {
   private spool: Spool | null = null;
   private readonly view: View;
   private readonly aggregator: Aggregator;
+  /** Which local process each record belongs to (live captures only: a file's processes are long gone). */
+  readonly attribution = new ProcAttribution();
   private readonly jobs: JobRunner;
   private state: CaptureState = { state: 'idle', interfaces: [] };
   private ifnames = new Map<number, string>();
@@ -97,9 +100,11 @@ export class CaptureService {
         this.store,
         (offset) => (this.spool ? this.spool.read(offset) : null),
         (id) => this.ingestor.interfaces.get(id),
+        (index) => this.attribution.processOf(index),
       ),
     });
     this.aggregator = new Aggregator(this.ingestor.addresses);
+    this.aggregator.onEchoMatch = (request, reply) => this.attribution.echoMatched(request, reply);
     this.jobs = new JobRunner((job) => this.emit('job', job));
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
     this.timer.unref();
@@ -293,6 +298,7 @@ export class CaptureService {
     }
     try {
       this.newSpool(params.snaplen, params.limit);
+      this.ingestor.attribution = this.attribution;
       session.start(
         (batch, info) => this.onBatch(batch, info),
         (ev) => this.onSessionEvent(ev),
@@ -392,6 +398,8 @@ export class CaptureService {
   /** Forgets every record: index, view, statistics and rates (the spool is the caller's business). */
   private resetIndex(): void {
     this.ingestor.clear();
+    this.ingestor.attribution = null;
+    this.attribution.clear();
     this.aggregator.clear();
     this.view.clear();
     this.rateWindow = [];
@@ -468,6 +476,7 @@ export class CaptureService {
     const target = evictionTarget(this.store, this.ring);
     if (target <= this.store.firstIndex) return;
     this.store.evictTo(target);
+    this.attribution.column.evictTo(target);
     spool.dropBefore(target);
     // Even a paused view lets go of evicted records (it keeps the rest as it was).
     this.view.evict();
@@ -547,7 +556,13 @@ export class CaptureService {
 
   /** The records at `indices` as exports carry them (bytes from the spool): for writers that stream (CLI -w). */
   recordRows(indices: Iterable<number>): Iterable<ExportRow> {
-    return this.spool ? copiedRows(spoolExportRows(this.store, this.ingestor, this.spool, indices)) : [];
+    return this.spool
+      ? copiedRows(
+          spoolExportRows(this.store, this.ingestor, this.spool, indices, (i) =>
+            this.attribution.processOf(i),
+          ),
+        )
+      : [];
   }
 
   private startExport(p: z.output<(typeof RequestSchemas)['export.start']>): number {
@@ -565,7 +580,9 @@ export class CaptureService {
   runExport(format: ExportFormat, path: string, indices: Iterable<number>, total: number): number {
     const spool = this.spool;
     if (!spool) throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
-    const rows = spoolExportRows(this.store, this.ingestor, spool, indices);
+    const rows = spoolExportRows(this.store, this.ingestor, spool, indices, (i) =>
+      this.attribution.processOf(i),
+    );
     return this.jobs.start('export', path, async (ctx) => {
       const result = await exportRecords(rows, {
         format,
@@ -727,6 +744,8 @@ export class CaptureService {
 
   private row(index: number): Row {
     const row: Row = { ...rowOf(this.store, this.ingestor, index), ...echoLink(this.store, index) };
+    const proc = this.attribution.processOf(index);
+    if (proc) row.proc = proc;
     if (!this.spool) return row;
     try {
       const rec = this.spool.read(this.store.chunkOf(index).spoolOffset[index & CHUNK_MASK]!);

@@ -27,6 +27,7 @@ import { formatIpv6 } from '../../common/address.js';
 import { type FieldInfo, type FieldType, fieldInfo } from '../../common/fields.js';
 import { Hook } from '../record.js';
 import type { DecodedRecord } from '../record.js';
+import type { RowProcess } from '../../common/contract.js';
 
 /** A field's value: uint/framenum numbers, ipv4 as uint32, ipv6/ether/bytes as bytes, times in ns. */
 export type FieldValue = number | bigint | boolean | string | Uint8Array | null;
@@ -84,6 +85,8 @@ export interface FrameContext {
   echoRequest?: boolean;
   /** icmpcap's RTT (matched within the timeout), ms. */
   rttMs?: number;
+  /** The local process the record belongs to (icmpcap.proc.*), when known. */
+  proc?: RowProcess | undefined;
 }
 
 class Bytes {
@@ -591,6 +594,13 @@ export function extractFields(record: DecodedRecord, ctx: FrameContext | null): 
     if (request) out.add('icmpcap.peer.responder', record.dst);
     if (reply) out.add('icmpcap.peer.requester', record.dst);
     if (reply) out.add('icmpcap.peer.responder', record.src);
+    const proc = ctx.proc;
+    if (proc) {
+      if (proc.pid !== null) out.add('icmpcap.proc.pid', proc.pid);
+      if (proc.name !== null) out.add('icmpcap.proc.name', proc.name);
+      if (proc.uid !== null) out.add('icmpcap.proc.uid', proc.uid);
+      if (proc.cgroup !== null) out.add('icmpcap.proc.cgroup', proc.cgroup);
+    }
   }
   return out;
 }

@@ -2,7 +2,7 @@
  * Exports records to pcapng, pcap, CSV or NDJSON, streaming with constant memory. The file appears under its
  * name only when the export succeeded; a cancelled or failed export leaves nothing behind.
  */
-import type { RecordFlag } from '../../common/contract.js';
+import type { RecordFlag, RowProcess } from '../../common/contract.js';
 import type { DecodedRecord } from '../record.js';
 import { ExportFileSink } from './file-sink.js';
 import { pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap-write.js';
@@ -34,6 +34,8 @@ export interface ExportRow {
   /** `record.tsNs` as two 32-bit halves, when the row has them (saves a BigInt per record). */
   tsHi?: number;
   tsLo?: number;
+  /** The local process the record belongs to: pcapng writes it as EPB comments, CSV/NDJSON as columns. */
+  proc?: RowProcess | undefined;
 }
 
 export interface ExportOptions {
@@ -152,6 +154,7 @@ class PcapngRowWriter implements RowWriter {
   private interfaceCount = 0;
   private pendingIdb: Uint8Array | null = null;
   private currentId = 0;
+  private comments: readonly Uint8Array[] = NO_COMMENTS;
 
   constructor(private readonly application: string) {}
 
@@ -181,7 +184,10 @@ class PcapngRowWriter implements RowWriter {
     // Resolving the interface here lets a new interface's IDB count in the room this row needs.
     this.currentId = this.interfaceId(row);
     const idbSize = this.pendingIdb?.length ?? 0;
-    return idbSize + enhancedPacketBlockSize(row.record.data.length, directionFlags(row.record.dir));
+    this.comments = processComments(row.proc);
+    return (
+      idbSize + enhancedPacketBlockSize(row.record.data.length, directionFlags(row.record.dir), this.comments)
+    );
   }
 
   write(row: ExportRow, sink: ExportFileSink): void {
@@ -212,8 +218,31 @@ class PcapngRowWriter implements RowWriter {
       r.data.length,
       r.origLen,
       directionFlags(r.dir),
+      true,
+      this.comments,
     );
   }
+}
+
+const NO_COMMENTS: readonly Uint8Array[] = [];
+const commentEncoder = new TextEncoder();
+/** Comment texts by process, so a long capture of one ping encodes its comments once. */
+const commentCache = new WeakMap<RowProcess, readonly Uint8Array[]>();
+
+/** ptcpdump's EPB comments for a process: `PID: 1234` and `Cmd: ping` (what is known of it). */
+export function processComments(proc: RowProcess | undefined): readonly Uint8Array[] {
+  if (!proc) return NO_COMMENTS;
+  let comments = commentCache.get(proc);
+  if (comments === undefined) {
+    const texts: string[] = [];
+    if (proc.pid !== null) texts.push(`PID: ${proc.pid}`);
+    if (proc.name !== null) texts.push(`Cmd: ${proc.name}`);
+    if (proc.uid !== null) texts.push(`UID: ${proc.uid}`);
+    if (proc.cgroup !== null) texts.push(`Cgroup: ${proc.cgroup}`);
+    comments = texts.map((t) => commentEncoder.encode(t));
+    commentCache.set(proc, comments);
+  }
+  return comments;
 }
 
 class PcapRowWriter implements RowWriter {
@@ -264,6 +293,7 @@ class TextRowWriter implements RowWriter {
       rttMs: row.rttMs,
       relativeNs,
       flags: row.flags,
+      proc: row.proc,
     });
     return this.line.length * 3;
   }

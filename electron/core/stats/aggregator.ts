@@ -163,6 +163,8 @@ export class Aggregator {
   private readonly sparkLength: number;
 
   total = 0;
+  /** Called when a reply (record index) is matched to its request: replies inherit the request's process. */
+  onEchoMatch: ((requestIndex: number, replyIndex: number) => void) | null = null;
   /** Bumped by clear(): a new capture, whose counters start again at zero. */
   generation = 0;
   private readonly byKind = new Float64Array(4);
@@ -293,7 +295,7 @@ export class Aggregator {
         if (info & 12 && misc[i]! & MISC_F_HAS_ECHO) {
           if (info & 4) this.request(s, d, idSeq[i]!, ts, (m >>> 16) & 3, (c << CHUNK_SHIFT) | i);
           // Authoritative for replies: NaN when unmatched, whatever an earlier matcher wrote.
-          else rtt[i] = this.reply(s, d, idSeq[i]!, ts);
+          else rtt[i] = this.reply(s, d, idSeq[i]!, ts, (c << CHUNK_SHIFT) | i);
         }
       }
       at += stop - start;
@@ -432,7 +434,7 @@ export class Aggregator {
   }
 
   /** Returns the RTT in ms of a reply matched to its request, NaN for an unmatched one. */
-  private reply(from: number, to: number, idSeq: number, ts: number): number {
+  private reply(from: number, to: number, idSeq: number, ts: number, index: number): number {
     const p = this.peerIds.get(to, from);
     if (p < 0) return NaN;
     const peer = this.peerSlots[p]!;
@@ -456,6 +458,7 @@ export class Aggregator {
     const rttMs = (ts - sent) / 1e6;
     peer.lastSeen = ts;
     const slot = n & (this.capacity - 1);
+    this.onEchoMatch?.(this.reqIndex[slot]!, index);
     if (state !== ST_PENDING) {
       peer.duplicates++;
     } else if (ts - sent > this.echoTimeoutNs) {

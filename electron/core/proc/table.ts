@@ -1,0 +1,67 @@
+/**
+ * Processes interned to small numbers, so a record holds one 32-bit index (0: unknown) instead of a pid,
+ * a name, a uid and a cgroup; the per-chunk column of those indices is allocated only for chunks that
+ * have an attributed record, so traffic no local process sent costs nothing.
+ */
+import { CHUNK_MASK, CHUNK_SHIFT, CHUNK_SIZE } from '../store.js';
+import type { ProcessInfo } from './processes.js';
+
+export const PROC_UNKNOWN = 0;
+
+export class ProcessTable {
+  readonly entries: (ProcessInfo | null)[] = [null];
+  private readonly ids = new Map<string, number>();
+
+  intern(info: ProcessInfo): number {
+    const key = `${info.pid}\t${info.name}\t${info.uid}\t${info.cgroup}`;
+    let id = this.ids.get(key);
+    if (id === undefined) {
+      id = this.entries.length;
+      this.entries.push(info);
+      this.ids.set(key, id);
+    }
+    return id;
+  }
+
+  get(id: number): ProcessInfo | null {
+    return this.entries[id] ?? null;
+  }
+
+  clear(): void {
+    this.entries.length = 1;
+    this.ids.clear();
+  }
+}
+
+/** Process index per record, by chunk (record index >>> CHUNK_SHIFT), allocated on first use. */
+export class ProcColumn {
+  private chunks: (Uint32Array | undefined)[] = [];
+
+  get(index: number): number {
+    return this.chunks[index >>> CHUNK_SHIFT]?.[index & CHUNK_MASK] ?? PROC_UNKNOWN;
+  }
+
+  set(index: number, proc: number): void {
+    const c = index >>> CHUNK_SHIFT;
+    let chunk = this.chunks[c];
+    if (chunk === undefined) {
+      if (proc === PROC_UNKNOWN) return;
+      chunk = new Uint32Array(CHUNK_SIZE);
+      this.chunks[c] = chunk;
+    }
+    chunk[index & CHUNK_MASK] = proc;
+  }
+
+  /** Releases the chunks below record `firstIndex` (the ring buffer dropped them). */
+  evictTo(firstIndex: number): void {
+    for (let c = 0; c < firstIndex >>> CHUNK_SHIFT && c < this.chunks.length; c++) this.chunks[c] = undefined;
+  }
+
+  get bytesAllocated(): number {
+    return this.chunks.reduce((n, c) => n + (c ? c.byteLength : 0), 0);
+  }
+
+  clear(): void {
+    this.chunks = [];
+  }
+}
