@@ -171,6 +171,8 @@ export const RequestSchemas = {
   'spool.open': SpoolOpenParamsSchema,
   /** Removes one of them, or all. */
   'spool.clean': SpoolCleanParamsSchema,
+  /** Which local processes sent or received ICMP in this capture (live captures only). */
+  'procs.summary': Empty,
 } as const;
 
 /**
@@ -513,6 +515,20 @@ export interface Results {
   'spool.list': LeftoverSpoolInfo[];
   'spool.open': JobStarted;
   'spool.clean': { removed: string[] };
+  'procs.summary': ProcessSummaryRow[];
+}
+
+/** One local process's ICMP in the capture; the line with pid, name and uid all null is "unknown". */
+export interface ProcessSummaryRow extends RowProcess {
+  sent: number;
+  received: number;
+  requests: number;
+  replies: number;
+  errors: number;
+  /** Distinct remote addresses. */
+  peers: number;
+  firstNs: string;
+  lastNs: string;
 }
 
 export interface Events {

@@ -38,7 +38,7 @@ import { SpoolGuard, spoolErrorMessage } from './spool-guard.js';
 import { type LeftoverSpool, cleanSpools, findSpool, listLeftoverSpools } from './spool-recovery.js';
 import { storeFieldReader } from './fields/store-fields.js';
 import { Aggregator } from './stats/aggregator.js';
-import { ProcAttribution } from './proc/attribution.js';
+import { ProcAttribution, processSummary } from './proc/attribution.js';
 import { FilterCancelled, SortCancelled, View } from './view.js';
 import { CHUNK_MASK, MAX_RECORDS, RecordStore, hookName } from './store.js';
 
@@ -202,6 +202,8 @@ export class CaptureService {
         return { ok: true };
       case 'stats.get':
         return this.aggregates();
+      case 'procs.summary':
+        return processSummary(this.store, this.ingestor, this.attribution);
       case 'stats.peerSeries': {
         const { peers, maxPoints } = p as z.output<(typeof RequestSchemas)['stats.peerSeries']>;
         return peers.map((peer) => this.aggregator.peerSeries(peer, maxPoints));
@@ -846,6 +848,7 @@ function* copiedRows(rows: Iterable<ExportRow>): Generator<ExportRow> {
       ...(row.rttMs === undefined ? {} : { rttMs: row.rttMs }),
       ...(row.relativeNs === undefined ? {} : { relativeNs: row.relativeNs }),
       ...(row.flags ? { flags: row.flags } : {}),
+      ...(row.proc ? { proc: row.proc } : {}),
     };
   }
 }

@@ -594,15 +594,18 @@ export function extractFields(record: DecodedRecord, ctx: FrameContext | null): 
     if (request) out.add('icmpcap.peer.responder', record.dst);
     if (reply) out.add('icmpcap.peer.requester', record.dst);
     if (reply) out.add('icmpcap.peer.responder', record.src);
-    const proc = ctx.proc;
-    if (proc) {
-      if (proc.pid !== null) out.add('icmpcap.proc.pid', proc.pid);
-      if (proc.name !== null) out.add('icmpcap.proc.name', proc.name);
-      if (proc.uid !== null) out.add('icmpcap.proc.uid', proc.uid);
-      if (proc.cgroup !== null) out.add('icmpcap.proc.cgroup', proc.cgroup);
-    }
+    addProcessFields(out, ctx.proc);
   }
   return out;
+}
+
+/** icmpcap.proc.*: what is known of the local process a record belongs to. */
+export function addProcessFields(out: FieldMap, proc: RowProcess | undefined): void {
+  if (!proc) return;
+  if (proc.pid !== null) out.add('icmpcap.proc.pid', proc.pid);
+  if (proc.name !== null) out.add('icmpcap.proc.name', proc.name);
+  if (proc.uid !== null) out.add('icmpcap.proc.uid', proc.uid);
+  if (proc.cgroup !== null) out.add('icmpcap.proc.cgroup', proc.cgroup);
 }
 
 interface PendingRequest {

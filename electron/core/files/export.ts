@@ -8,6 +8,7 @@ import { ExportFileSink } from './file-sink.js';
 import { pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap-write.js';
 import {
   directionFlags,
+  processComments,
   enhancedPacketBlockSize,
   interfaceDescriptionBlock,
   LINKTYPE_RAW,
@@ -154,7 +155,7 @@ class PcapngRowWriter implements RowWriter {
   private interfaceCount = 0;
   private pendingIdb: Uint8Array | null = null;
   private currentId = 0;
-  private comments: readonly Uint8Array[] = NO_COMMENTS;
+  private comments: readonly Uint8Array[] = [];
 
   constructor(private readonly application: string) {}
 
@@ -222,27 +223,6 @@ class PcapngRowWriter implements RowWriter {
       this.comments,
     );
   }
-}
-
-const NO_COMMENTS: readonly Uint8Array[] = [];
-const commentEncoder = new TextEncoder();
-/** Comment texts by process, so a long capture of one ping encodes its comments once. */
-const commentCache = new WeakMap<RowProcess, readonly Uint8Array[]>();
-
-/** ptcpdump's EPB comments for a process: `PID: 1234` and `Cmd: ping` (what is known of it). */
-export function processComments(proc: RowProcess | undefined): readonly Uint8Array[] {
-  if (!proc) return NO_COMMENTS;
-  let comments = commentCache.get(proc);
-  if (comments === undefined) {
-    const texts: string[] = [];
-    if (proc.pid !== null) texts.push(`PID: ${proc.pid}`);
-    if (proc.name !== null) texts.push(`Cmd: ${proc.name}`);
-    if (proc.uid !== null) texts.push(`UID: ${proc.uid}`);
-    if (proc.cgroup !== null) texts.push(`Cgroup: ${proc.cgroup}`);
-    comments = texts.map((t) => commentEncoder.encode(t));
-    commentCache.set(proc, comments);
-  }
-  return comments;
 }
 
 class PcapRowWriter implements RowWriter {

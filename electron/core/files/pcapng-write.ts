@@ -2,6 +2,7 @@
  * pcapng block writers shared by the exporter and the capture spool. All blocks are written in one byte
  * order per section (little-endian by default; big-endian exists so tests can prove the reader handles both).
  */
+import type { RowProcess } from '../../common/contract.js';
 import { Direction } from '../record.js';
 import { BLOCK, BYTE_ORDER_MAGIC, EPB_FLAG_INBOUND, EPB_FLAG_OUTBOUND, OPT, pad4 } from './pcapng-format.js';
 
@@ -176,4 +177,24 @@ export function writeEnhancedPacketBlock(
   }
   view.setUint32(p, total, le);
   return p + 4;
+}
+
+const commentEncoder = new TextEncoder();
+/** Comment texts by process, so a long capture of one ping encodes its comments once. */
+const commentCache = new WeakMap<RowProcess, readonly Uint8Array[]>();
+
+/** ptcpdump's EPB comments for a process: `PID: 1234` and `Cmd: ping` (what is known of it). */
+export function processComments(proc: RowProcess | undefined): readonly Uint8Array[] {
+  if (!proc) return NO_COMMENTS;
+  let comments = commentCache.get(proc);
+  if (comments === undefined) {
+    const texts: string[] = [];
+    if (proc.pid !== null) texts.push(`PID: ${proc.pid}`);
+    if (proc.name !== null) texts.push(`Cmd: ${proc.name}`);
+    if (proc.uid !== null) texts.push(`UID: ${proc.uid}`);
+    if (proc.cgroup !== null) texts.push(`Cgroup: ${proc.cgroup}`);
+    comments = texts.map((t) => commentEncoder.encode(t));
+    commentCache.set(proc, comments);
+  }
+  return comments;
 }

@@ -16,6 +16,10 @@ import { Direction, OFF, REC_F_HAS_ECHO, REC_F_HAS_PID, decodeRecord } from '../
 import { pidsOfInodes, processInfo, type ProcessInfo } from './processes.js';
 import { isUnspecified, readSockets, type SocketEntry, type SocketTable } from './sockets.js';
 import { PROC_UNKNOWN, ProcColumn, ProcessTable } from './table.js';
+import { ProcessSummary } from './summary.js';
+import type { ProcessSummaryRow } from '../../common/contract.js';
+import type { Ingestor } from '../ingest.js';
+import { CHUNK_MASK, type RecordStore } from '../store.js';
 
 /** How long a resolved (family, id) or port keeps its process after its last use. */
 const HIT_TTL_MS = 5_000;
@@ -201,4 +205,30 @@ function remember<K>(map: Map<K, Cached>, key: K, value: Cached): void {
   map.delete(key);
   map.set(key, value);
   if (map.size > CACHE_MAX) map.delete(map.keys().next().value as K);
+}
+
+/** The per-process summary of the records in the index (only the chunks that hold attributed records). */
+export function processSummary(
+  store: RecordStore,
+  ingestor: Ingestor,
+  attribution: ProcAttribution,
+): ProcessSummaryRow[] {
+  const summary = new ProcessSummary();
+  const base = store.baseNs ?? 0n;
+  const addresses = ingestor.addresses.text;
+  attribution.column.forEachKnown(store.firstIndex, store.length, (index, proc) => {
+    const c = store.chunkOf(index);
+    const i = index & CHUNK_MASK;
+    const meta = c.meta[i]!;
+    const dir = (meta >>> 16) & 3;
+    summary.add({
+      proc: attribution.processes.get(proc),
+      dir,
+      family: meta >>> 24 === 6 ? 6 : 4,
+      type: meta & 0xff,
+      peer: addresses[dir === Direction.Out ? c.dst[i]! : c.src[i]!]!,
+      tsNs: base + BigInt(c.tsRel[i]!),
+    });
+  });
+  return summary.rows();
 }

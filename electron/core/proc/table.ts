@@ -57,6 +57,18 @@ export class ProcColumn {
     for (let c = 0; c < firstIndex >>> CHUNK_SHIFT && c < this.chunks.length; c++) this.chunks[c] = undefined;
   }
 
+  /** Calls `visit` for every record with a known process, in record order, from `from` on. */
+  forEachKnown(from: number, to: number, visit: (index: number, proc: number) => void): void {
+    for (let c = from >>> CHUNK_SHIFT; c < this.chunks.length && c << CHUNK_SHIFT < to; c++) {
+      const chunk = this.chunks[c];
+      if (chunk === undefined) continue;
+      const base = c << CHUNK_SHIFT;
+      const end = Math.min(CHUNK_SIZE, to - base);
+      for (let i = Math.max(0, from - base); i < end; i++)
+        if (chunk[i] !== PROC_UNKNOWN) visit(base + i, chunk[i]!);
+    }
+  }
+
   get bytesAllocated(): number {
     return this.chunks.reduce((n, c) => n + (c ? c.byteLength : 0), 0);
   }
