@@ -36,6 +36,8 @@ export class ProcessTable {
 /** Process index per record, by chunk (record index >>> CHUNK_SHIFT), allocated on first use. */
 export class ProcColumn {
   private chunks: (Uint32Array | undefined)[] = [];
+  /** Chunks below this one are released. */
+  private firstChunk = 0;
 
   get(index: number): number {
     return this.chunks[index >>> CHUNK_SHIFT]?.[index & CHUNK_MASK] ?? PROC_UNKNOWN;
@@ -54,7 +56,9 @@ export class ProcColumn {
 
   /** Releases the chunks below record `firstIndex` (the ring buffer dropped them). */
   evictTo(firstIndex: number): void {
-    for (let c = 0; c < firstIndex >>> CHUNK_SHIFT && c < this.chunks.length; c++) this.chunks[c] = undefined;
+    const to = Math.min(firstIndex >>> CHUNK_SHIFT, this.chunks.length);
+    for (let c = this.firstChunk; c < to; c++) this.chunks[c] = undefined;
+    this.firstChunk = Math.max(this.firstChunk, to);
   }
 
   /** Calls `visit` for every record with a known process, in record order, from `from` on. */
@@ -75,5 +79,6 @@ export class ProcColumn {
 
   clear(): void {
     this.chunks = [];
+    this.firstChunk = 0;
   }
 }
