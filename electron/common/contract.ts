@@ -174,6 +174,8 @@ export const RequestSchemas = {
   'spool.clean': SpoolCleanParamsSchema,
   /** Problems, Paths, Neighbours and Alerts (./insights.ts). */
   ...InsightRequestSchemas,
+  /** Which local processes sent or received ICMP in this capture (live captures only). */
+  'procs.summary': Empty,
 } as const;
 
 /**
@@ -327,6 +329,15 @@ export interface Row {
   requestIn?: number;
   /** One-line summary, as Wireshark's Info column (electron/common/info.ts). */
   info?: string;
+  /** The local process the record belongs to, when known (fields unknown to it are null). */
+  proc?: RowProcess;
+}
+
+export interface RowProcess {
+  pid: number | null;
+  name: string | null;
+  uid: number | null;
+  cgroup: string | null;
 }
 
 export interface Counts {
@@ -507,6 +518,20 @@ export interface Results extends InsightResults {
   'spool.list': LeftoverSpoolInfo[];
   'spool.open': JobStarted;
   'spool.clean': { removed: string[] };
+  'procs.summary': ProcessSummaryRow[];
+}
+
+/** One local process's ICMP in the capture; the line with pid, name and uid all null is "unknown". */
+export interface ProcessSummaryRow extends RowProcess {
+  sent: number;
+  received: number;
+  requests: number;
+  replies: number;
+  errors: number;
+  /** Distinct remote addresses. */
+  peers: number;
+  firstNs: string;
+  lastNs: string;
 }
 
 export interface Events extends InsightEvents {

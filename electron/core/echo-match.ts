@@ -86,13 +86,24 @@ function echoRole(meta: number): number {
   return type === 8 ? 1 : type === 0 ? 2 : 0;
 }
 
+/** Who else wants to know that a reply answers a request (the process attribution: proc/attribution.ts). */
+export interface ReplyInheritance {
+  echoMatched(request: number, reply: number): void;
+}
+
 /**
- * What a matched reply (record `reply`) takes from its request (record `request`): its RTT, in ms.
- * The one place to add what else a reply inherits (e.g. the request's process).
+ * What a matched reply (record `reply`) takes from its request (record `request`): its RTT, in ms, and
+ * (through `inheritance`) the request's process.
  */
-export function inheritFromRequest(store: RecordStore, reply: number, request: number, rttMs: number): void {
-  void request;
+export function inheritFromRequest(
+  store: RecordStore,
+  reply: number,
+  request: number,
+  rttMs: number,
+  inheritance: ReplyInheritance | null = null,
+): void {
   store.chunks[reply >>> CHUNK_SHIFT]!.rtt[reply & CHUNK_MASK] = rttMs;
+  inheritance?.echoMatched(request, reply);
 }
 
 export class EchoMatcher {
@@ -130,6 +141,8 @@ export class EchoMatcher {
   /** Record index of each request, to mark the ones without a response and to link replies. */
   private reqIndex = new Uint32Array(this.capacity);
   private store: RecordStore | null = null;
+  /** Told of every matched reply (set by the Ingestor: its process attribution, when it has one). */
+  inheritance: ReplyInheritance | null = null;
   /** Next request number; the oldest remembered; the oldest whose timeout has not been judged. */
   private tail = 0;
   private head = 0;
@@ -335,7 +348,7 @@ export class EchoMatcher {
       }
     }
     this.listener?.reply(p, rttMs, ts, kind);
-    inheritFromRequest(this.store!, index, this.reqIndex[slot]!, rttMs);
+    inheritFromRequest(this.store!, index, this.reqIndex[slot]!, rttMs, this.inheritance);
   }
 
   /** The request number held in a live ring slot. */

@@ -22,6 +22,7 @@ import {
 import { icmpChecksumOk } from './checksum.js';
 import { EchoMatcher, type EchoMatchOptions } from './echo-match.js';
 import { PairTable } from './stats/pair-table.js';
+import { wantsProcess, type ProcAttribution } from './proc/attribution.js';
 import type { RecordFlag, Row } from '../common/contract.js';
 import {
   CHUNK_MASK,
@@ -115,6 +116,8 @@ export class Ingestor {
   readonly echo: EchoMatcher;
   private baseHi = 0;
   private baseLo = 0;
+  /** Attributes records to local processes as they come in (proc/attribution.ts); null: not at all. */
+  attribution: ProcAttribution | null = null;
 
   constructor(
     readonly store: RecordStore,
@@ -127,7 +130,10 @@ export class Ingestor {
   /** Adds a batch's records to the store and matches their echoes; returns how many there were. */
   ingest(batch: ArrayBuffer, spoolOffsets?: Float64Array): number {
     const from = this.store.length;
+    // Records the ring buffer dropped have no process any more.
+    this.attribution?.column.evictTo(this.store.firstIndex);
     const n = this.addRecords(batch, spoolOffsets);
+    this.echo.inheritance = this.attribution;
     this.echo.match(this.store, from, this.store.length);
     return n;
   }
@@ -138,6 +144,7 @@ export class Ingestor {
     const addresses = this.addresses;
     // Interface names can change between batches (an index reused), not within one.
     const ifIdxOf = new Map<number, number>();
+    const attribution = this.attribution;
     let n = 0;
     return forEachRecord(batch, (view, o) => {
       const lo = view.getUint32(o + OFF.tsNs, true);
@@ -218,11 +225,21 @@ export class Ingestor {
       ) {
         marks |= FLAG_BAD_CHECKSUM;
       }
-      const { chunk, i } = store.next();
+      const { chunk, i, index } = store.next();
+      const dir = view.getUint8(o + OFF.dir);
+      if (attribution !== null && wantsProcess(family, type, dir, flags)) {
+        attribution.attribute(
+          index,
+          view,
+          o,
+          () => addresses.text[src]!,
+          () => addresses.text[dst]!,
+        );
+      }
       chunk.tsRel[i] = tsRel;
       chunk.src[i] = src;
       chunk.dst[i] = dst;
-      chunk.meta[i] = (type | (code << 8) | (view.getUint8(o + OFF.dir) << 16) | (family << 24)) >>> 0;
+      chunk.meta[i] = (type | (code << 8) | (dir << 16) | (family << 24)) >>> 0;
       chunk.idSeq[i] = ((view.getUint16(o + OFF.id, true) << 16) | view.getUint16(o + OFF.seq, true)) >>> 0;
       chunk.misc[i] =
         (view.getUint8(o + OFF.ttl) |

@@ -4,7 +4,7 @@
  * Nothing is decoded again, so a record the dissector cannot make sense of (a later fragment, a cut ICMP
  * header, an unknown type, a bad checksum) is exported as captured, with the table's flags.
  */
-import type { RecordFlag } from '../common/contract.js';
+import type { RecordFlag, RowProcess } from '../common/contract.js';
 import type { ExportRow, SpoolPacket } from './files/index.js';
 import type { Ingestor } from './ingest.js';
 import { recordFlags } from './ingest.js';
@@ -39,6 +39,7 @@ class SpoolRow implements ExportRow {
   ifname = '';
   rttMs: number | undefined = undefined;
   flags: RecordFlag[] | undefined = undefined;
+  proc: RowProcess | undefined = undefined;
   tsHi = 0;
   tsLo = 0;
   readonly record: RecordView;
@@ -87,6 +88,7 @@ export function* spoolExportRows(
   ingestor: Ingestor,
   spool: Spool,
   indices: Iterable<number>,
+  processOf?: (index: number) => RowProcess | null,
 ): Generator<ExportRow> {
   const packet = {} as SpoolPacket;
   const addresses = ingestor.addresses.text;
@@ -133,6 +135,7 @@ export function* spoolExportRows(
     row.ifname = ingestor.interfaces.get(ifIdx);
     row.rttMs = Number.isNaN(rtt) ? undefined : rtt;
     row.flags = recordFlags(marks, misc) ?? undefined;
+    row.proc = processOf?.(index) ?? undefined;
     yield row;
   }
 }

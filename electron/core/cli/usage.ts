@@ -55,6 +55,7 @@ output
   -E, --field-option OPT header=y|n, separator=/t|/s|C, quote=d|s|n, occurrence=f|l|a, aggregator=C
   -z, --statistics STAT  icmp,srt[,FILTER], icmpv6,srt[,FILTER], icmpcap,peers: printed at the end
                          icmpcap,paths (traceroute/mtr runs rebuilt), icmpcap,problems (errors by flow)
+                         icmpcap,procs (the local processes that sent ICMP, and what came back)
   -q, --quiet            no packet lines (with -z) and no progress (with -w)
   -l, --line-buffered    write each packet line as it comes
   -n                     print addresses (the default); -N, --resolve: print DNS names

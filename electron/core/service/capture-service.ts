@@ -38,6 +38,7 @@ import { packetInfo } from '../../common/info.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from '../native.js';
 import type { Spool } from '../spool-store.js';
 import { storeFieldReader } from '../fields/store-fields.js';
+import { ProcAttribution, processSummary } from '../proc/attribution.js';
 import { Aggregator } from '../stats/aggregator.js';
 import { View } from '../view.js';
 import { CHUNK_MASK, RecordStore, hookName } from '../store.js';
@@ -76,6 +77,8 @@ export class CaptureService implements RequestHandlers, JobHost {
   readonly view: View;
   readonly aggregator: Aggregator;
   readonly jobs: JobRunner;
+  /** Which local process each record belongs to (live captures only: a file's processes are long gone). */
+  readonly attribution = new ProcAttribution();
   readonly ifnames = new Map<number, string>();
   private readonly listeners = new Set<EventListener>();
   private session: NativeSession | null = null;
@@ -104,6 +107,7 @@ export class CaptureService implements RequestHandlers, JobHost {
           this.store,
           (offset) => (this.spool ? this.spool.read(offset) : null),
           (id) => this.ingestor.interfaces.get(id),
+          (index) => this.attribution.processOf(index),
         ),
       },
       // Sorts and filters yield every 10 ms: a slice, plus the step that crosses it, stays well under the
@@ -233,6 +237,7 @@ export class CaptureService implements RequestHandlers, JobHost {
     }
     try {
       this.newSpool(params.snaplen, params.limit);
+      this.ingestor.attribution = this.attribution;
       session.start(
         (batch, info) => this.onBatch(batch, info),
         (ev) => this.onSessionEvent(ev),
@@ -333,6 +338,8 @@ export class CaptureService implements RequestHandlers, JobHost {
   /** Forgets every record: index, view, statistics and rates (the spool is the caller's business). */
   private resetIndex(): void {
     this.ingestor.clear();
+    this.ingestor.attribution = null;
+    this.attribution.clear();
     this.aggregator.clear();
     this.view.clear();
     this.rates.reset();
@@ -451,7 +458,13 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   /** The records at `indices` as exports carry them (bytes from the spool): for writers that stream (CLI -w). */
   recordRows(indices: Iterable<number>): Iterable<ExportRow> {
-    return this.spool ? copiedRows(spoolExportRows(this.store, this.ingestor, this.spool, indices)) : [];
+    return this.spool
+      ? copiedRows(
+          spoolExportRows(this.store, this.ingestor, this.spool, indices, (i) =>
+            this.attribution.processOf(i),
+          ),
+        )
+      : [];
   }
 
   startExport(p: z.output<(typeof RequestSchemas)['export.start']>): number {
@@ -536,6 +549,8 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   private row(index: number): Row {
     const row: Row = { ...rowOf(this.store, this.ingestor, index), ...echoLink(this.store, index) };
+    const proc = this.attribution.processOf(index);
+    if (proc) row.proc = proc;
     if (!this.spool) return row;
     try {
       const rec = this.spool.read(this.store.chunkOf(index).spoolOffset[index & CHUNK_MASK]!);
@@ -560,6 +575,11 @@ export class CaptureService implements RequestHandlers, JobHost {
   viewIndices(count: number): number[] {
     const n = Math.min(count, this.view.length);
     return Array.from({ length: n }, (_, p) => this.view.indexAt(p));
+  }
+
+  /** The per-process summary (`procs.summary`): the records attributed to local processes. */
+  processSummary(): Results['procs.summary'] {
+    return processSummary(this.store, this.ingestor, this.attribution);
   }
 
   aggregates(): Results['stats.get'] {

@@ -18,12 +18,14 @@ import { spoolExportRows } from '../spool-export.js';
 import type { Spool } from '../spool-store.js';
 import type { RecordStore } from '../store.js';
 import type { View } from '../view.js';
+import type { ProcAttribution } from '../proc/attribution.js';
 
 /** What the jobs need of the service. */
 export interface JobHost {
   readonly store: RecordStore;
   readonly view: View;
   readonly ingestor: Ingestor;
+  readonly attribution: ProcAttribution;
   readonly jobs: JobRunner;
   readonly version: string;
   readonly spool: Spool | null;
@@ -71,7 +73,9 @@ export function runExport(
 ): number {
   const spool = host.spool;
   if (!spool) throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
-  const rows = spoolExportRows(host.store, host.ingestor, spool, indices);
+  const rows = spoolExportRows(host.store, host.ingestor, spool, indices, (i) =>
+    host.attribution.processOf(i),
+  );
   return host.jobs.start('export', path, async (ctx) => {
     const result = await exportRecords(rows, {
       format,
@@ -158,6 +162,7 @@ export function* copiedRows(rows: Iterable<ExportRow>): Generator<ExportRow> {
       ...(row.rttMs === undefined ? {} : { rttMs: row.rttMs }),
       ...(row.relativeNs === undefined ? {} : { relativeNs: row.relativeNs }),
       ...(row.flags ? { flags: row.flags } : {}),
+      ...(row.proc ? { proc: row.proc } : {}),
     };
   }
 }

@@ -56,6 +56,23 @@ async function stopAndExport(): Promise<void> {
   process.exit(0);
 }
 
+/** `filter EXPR` -> {"filter":EXPR,"nos":[...]}: the record numbers the display filter keeps. */
+async function filterRecords(filter: string): Promise<void> {
+  try {
+    await service.handle('view.setFilter', { filter }, 'ipc');
+    const nos: number[] = [];
+    for (let start = 0; ; start += 2000) {
+      const page = service.rows(start, 2000);
+      nos.push(...page.rows.map((r) => r.no));
+      if (start + 2000 >= page.view) break;
+    }
+    await service.handle('view.setFilter', { filter: '' }, 'ipc');
+    say({ filter, nos });
+  } catch (err) {
+    say({ filter, error: (err as Error).message });
+  }
+}
+
 function* allIndices(): Generator<number> {
   for (let i = service.store.firstIndex; i < service.store.length; i++) yield i;
 }
@@ -80,6 +97,7 @@ process.stdin.on('data', (chunk: Buffer) => {
     const line = input.slice(0, nl).trim();
     input = input.slice(nl + 1);
     if (line === 'stop') void stopAndExport();
+    else if (line.startsWith('filter ')) void filterRecords(line.slice(7));
     else if (line.startsWith('mark ')) {
       const name = line.slice(5);
       void settle(300).then(() => say({ mark: name, records: service.store.length }));
