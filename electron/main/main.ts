@@ -3,6 +3,7 @@ import * as electron from 'electron';
 import { join } from 'node:path';
 import { loadNative } from '../core/native.js';
 import { projectRoot } from '../core/paths.js';
+import { RemoteHosts } from '../core/remote/hosts.js';
 import { CaptureService } from '../core/service.js';
 import { version } from '../core/version.js';
 import { runApp } from './app.js';
@@ -24,4 +25,6 @@ await runApp(
     indexHtml: join(root, 'dist', 'renderer', 'index.html'),
   },
   process.argv.slice(1),
+  process.cwd(),
+  new RemoteHosts(),
 );
