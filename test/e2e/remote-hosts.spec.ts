@@ -198,6 +198,6 @@ test('an agent back with another certificate is refused, showing both fingerprin
   // The accepted fingerprint is the pin from now on.
   const pins = JSON.parse(
     readFileSync(join(process.env.XDG_CONFIG_HOME!, 'icmpcap', 'known-hosts.json'), 'utf8'),
-  );
+  ) as Record<string, string>;
   expect(pins).toMatchObject({ [`198.51.100.11:${PORT}`]: presented });
 });
