@@ -46,12 +46,8 @@ export function createStar(tag: string, leafV4: string[]): Star {
   try {
     for (const ns of [hub, ...leaves.map((l) => l.ns)]) {
       ip(['netns', 'add', ns]);
-      execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1'], {
-        stdio: 'ignore',
-      });
-      execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1'], {
-        stdio: 'ignore',
-      });
+      for (const scope of ['all', 'default'])
+        star.exec(ns, ['sh', '-c', `echo 1 > /proc/sys/net/ipv6/conf/${scope}/disable_ipv6`]);
       ip(['-n', ns, 'link', 'set', 'lo', 'up']);
     }
     ip(['-n', hub, 'link', 'add', 'br0', 'type', 'bridge']);

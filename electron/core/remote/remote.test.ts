@@ -13,6 +13,7 @@ import { CaptureService } from '../service.js';
 import { selfSignedTls } from '../web/tls.js';
 import { RemoteHosts, agentUrl } from './hosts.js';
 import { PinStore } from './pins.js';
+import { readTokenFile } from './cli.js';
 
 const A = 'AA:' + '11:'.repeat(30) + '11';
 const B = 'BB:' + '22:'.repeat(30) + '22';
@@ -119,6 +120,18 @@ describe('agent addresses', () => {
     expect(() => agentUrl('https://u:p@192.0.2.7/', false)).toThrow(/token in its own field/);
     expect(() => agentUrl('https://192.0.2.7/ws', false)).toThrow(/without a path/);
     expect(() => agentUrl('not a url', false)).toThrow(/not an address/);
+  });
+});
+
+describe('serve --token-file', () => {
+  it('takes one token line and refuses anything else, saying what a token looks like', () => {
+    const good = join(dir, 'token-good');
+    writeFileSync(good, `${TOKEN}\n`);
+    expect(readTokenFile(good)).toBe(TOKEN);
+    const bad = join(dir, 'token-bad');
+    writeFileSync(bad, 'two words here, too short');
+    expect(() => readTokenFile(bad)).toThrow(/one token of 16 to 256 letters/);
+    expect(() => readTokenFile(join(dir, 'missing'))).toThrow(/cannot read/);
   });
 });
 
