@@ -22,6 +22,8 @@ import { COMMAND_HELP, USAGE, commandHelp } from './cli/usage.js';
 import { ALERT_FLAGS, alertRulesFromFlags } from './alerts/cli.js';
 import { attachInsights } from './insights/index.js';
 import { spoolCommand } from './spool-cli.js';
+import { RemoteHosts } from './remote/hosts.js';
+import { REMOTE_FLAGS, readTokenFile } from './remote/cli.js';
 
 export { version } from './cli/service.js';
 
@@ -60,11 +62,13 @@ async function serve(argv: string[]): Promise<void> {
         ...METRICS_FLAGS,
         ...SERVE_SECURITY_OPTIONS,
         ...ALERT_FLAGS,
+        ...REMOTE_FLAGS,
         user: { type: 'string', short: 'Z' },
       },
     }),
   );
   if (helpRequested('serve', values)) return;
+  const token = values['token-file'] === undefined ? undefined : readTokenFile(values['token-file']);
   // Alert rules are checked before anything starts: a bad one is a usage error, not a silent no-op.
   try {
     alertRulesFromFlags(values);
@@ -89,6 +93,7 @@ async function serve(argv: string[]): Promise<void> {
   // Problems, Paths, Neighbours and the alert rules (alerts.conf and --alert), served to the UI.
   attachInsights(service, { alerts: values });
   const exporter = metrics ? createExporter(metrics, service, version()) : null;
+  const remote = metrics?.noUi ? null : new RemoteHosts();
   const server = metrics?.noUi
     ? null
     : await startServer({
@@ -97,6 +102,8 @@ async function serve(argv: string[]): Promise<void> {
         host: values.listen ?? '127.0.0.1',
         port,
         files: security.files,
+        ...(token ? { token } : {}),
+        ...(remote ? { remote } : {}),
         ...(security.tls ? { tls: security.tls } : {}),
         ...(exporter ? { routes: exporter.route } : {}),
       });
@@ -125,6 +132,7 @@ async function serve(argv: string[]): Promise<void> {
   const shutdown = (): void => {
     if (stopping) return;
     stopping = true;
+    remote?.close();
     service.close();
     void Promise.all([server?.close(), exporter?.close()]).then(() => {
       process.stdout.write('icmpcap: stopped\n');

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadNative } from '../core/native.js';
 import { projectRoot } from '../core/paths.js';
 import { attachInsights } from '../core/insights/index.js';
+import { RemoteHosts } from '../core/remote/hosts.js';
 import { CaptureService } from '../core/service.js';
 import { version } from '../core/version.js';
 import { runApp } from './app.js';
@@ -27,6 +28,8 @@ const win = await runApp(
     indexHtml: join(root, 'dist', 'renderer', 'index.html'),
   },
   process.argv.slice(1),
+  process.cwd(),
+  new RemoteHosts(),
 );
 if (win)
   notifyFirings(electron, service, () => {

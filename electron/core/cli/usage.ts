@@ -3,11 +3,13 @@ import { METRICS_USAGE } from '../metrics/index.js';
 import { SERVE_SECURITY_USAGE } from '../web/serve-setup.js';
 import { ALERT_USAGE } from '../alerts/cli.js';
 import { SPOOL_USAGE } from '../spool-cli.js';
+import { REMOTE_USAGE } from '../remote/cli.js';
 
 const SERVE = `usage: icmpcap serve [options]
   serve the app in a browser (127.0.0.1 and a random token by default)
   --listen ADDR          listen on ADDR instead of 127.0.0.1 (HTTPS; the token is still required)
 ${SERVE_SECURITY_USAGE.replace(/^ {16}/gm, '').trimEnd()}
+${REMOTE_USAGE.replace(/^ {16}/gm, '').trimEnd()}
   -Z, --user USER        started as root: run as USER after preparing the capture helper
                          (default: SUDO_USER, else the system account icmpcap)
   --port N               port (default: any free port)
