@@ -25,9 +25,9 @@ import {
   isRequestName,
 } from '../common/contract.js';
 import { type ExportRow, exportRecords, openCaptureFile } from './files/index.js';
-import { spoolExportRows } from './spool-export.js';
+import { exportSpoolPcapng, spoolExportRows } from './spool-export.js';
 import { FilterSyntaxError, checkFilter, compileFilter } from './filter/index.js';
-import { Ingestor, rowOf } from './ingest.js';
+import { type AddressTable, Ingestor, rowOf } from './ingest.js';
 import { JobRunner } from './jobs.js';
 import { echoLink } from './stats/echo-link.js';
 import { packetInfo } from '../common/info.js';
@@ -120,6 +120,11 @@ export class CaptureService {
   /** The per-peer statistics the UI shows, read as they are by the metrics exporter. */
   get statistics(): Aggregator {
     return this.aggregator;
+  }
+
+  /** The capture's interned addresses (memory accounting, tests). */
+  get addressTable(): AddressTable {
+    return this.ingestor.addresses;
   }
 
   on(listener: EventListener): () => void {
@@ -567,14 +572,18 @@ export class CaptureService {
     if (!spool) throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
     const rows = spoolExportRows(this.store, this.ingestor, spool, indices);
     return this.jobs.start('export', path, async (ctx) => {
-      const result = await exportRecords(rows, {
-        format,
+      const options = {
         path,
         total,
         signal: ctx.signal,
-        onProgress: (done) => ctx.progress(done, total),
+        onProgress: (done: number) => ctx.progress(done, total),
         application: `icmpcap ${this.options.version}`,
-      });
+      };
+      // pcapng: the spool's blocks are copied as they are (spool-export.ts).
+      const result =
+        format === 'pcapng'
+          ? await exportSpoolPcapng(this.store, this.ingestor, spool, indices, options)
+          : await exportRecords(rows, { format, ...options });
       ctx.progress(result.records, total);
       return `${result.records.toLocaleString('en')} records written to ${result.path}`;
     });

@@ -22,13 +22,15 @@ export class ExportFileSink {
     private readonly handle: fs.promises.FileHandle,
     readonly tempPath: string,
     readonly finalPath: string,
+    bufferSize: number,
   ) {
-    this.buf = Buffer.allocUnsafe(BUFFER_SIZE);
+    this.buf = Buffer.allocUnsafe(bufferSize);
     this.view = viewOf(this.buf);
-    this.spare = Buffer.allocUnsafe(BUFFER_SIZE);
+    this.spare = Buffer.allocUnsafe(bufferSize);
   }
 
-  static async create(finalPath: string): Promise<ExportFileSink> {
+  /** `bufferSize`: bytes per buffer (two of them); bigger means fewer, larger writes. */
+  static async create(finalPath: string, bufferSize = BUFFER_SIZE): Promise<ExportFileSink> {
     const dir = path.dirname(path.resolve(finalPath));
     const name = path.basename(finalPath);
     if (name === '' || name === '.' || name === '..') {
@@ -39,7 +41,7 @@ export class ExportFileSink {
       const stat = await fs.promises.stat(finalPath).catch(() => null);
       if (stat?.isDirectory()) throw Object.assign(new Error('it is a directory'), { code: 'EISDIR' });
       const handle = await fs.promises.open(tempPath, 'wx', 0o644);
-      return new ExportFileSink(handle, tempPath, finalPath);
+      return new ExportFileSink(handle, tempPath, finalPath, bufferSize);
     } catch (err) {
       throw new Error(`Cannot write the export to ${finalPath}: ${explain(err, dir)}`, { cause: err });
     }

@@ -48,7 +48,27 @@ export interface AggregatorOptions {
 export interface AddressNames {
   readonly text: readonly string[];
   readonly family: readonly number[];
+  /**
+   * Reference counting (ingest.ts AddressTable): a peer holds its two addresses while it is kept, and a
+   * reclaimed id's per-address counters are folded before the id is reused. Absent: ids are never reused.
+   */
+  retain?(id: number): void;
+  release?(id: number): void;
+  onFree?(listener: (id: number) => void): () => void;
 }
+
+/** Peers let go (no records left in a ring buffer, or beyond `maxPeers`), summed. */
+export interface EvictedPeers {
+  peers: number;
+  requests: number;
+  replies: number;
+  lost: number;
+  duplicates: number;
+  late: number;
+}
+
+/** Addresses let go whose packet counts are still folded into the top talkers (the largest ones). */
+const EVICTED_TALKERS = 32;
 
 const KINDS: readonly MessageKindName[] = ['echo', 'error', 'nd', 'other'];
 /**
@@ -135,6 +155,8 @@ class Peer {
   pointStride = 1;
   pointSkip = 0;
   lastSeen = 0;
+  /** The newest record of this flow (request or reply): the ring buffer has let it go once it is below. */
+  lastIndex = -1;
   /** When the last LOST_TIMES lost requests were sent (ms since the capture's base time), a ring. */
   lostT = new Float64Array(0);
   lostCount = 0;
@@ -212,6 +234,19 @@ export class Aggregator {
   /** xorshift32 state for the reservoirs (seeded: results are reproducible). */
   private rng = 0x1c3f;
   private baseNs = 0n;
+  private readonly evicted: EvictedPeers = {
+    peers: 0,
+    requests: 0,
+    replies: 0,
+    lost: 0,
+    duplicates: 0,
+    late: 0,
+  };
+  /** Packets and bytes of reclaimed addresses, the largest EVICTED_TALKERS, by address. */
+  private readonly evictedTalkers = new Map<string, { packets: number; bytes: number }>();
+  /** The store whose evictions this follows, and the capture time of the last sweep for record-less peers. */
+  private watched: RecordStore | null = null;
+  private sweptAt = -Infinity;
 
   constructor(
     private readonly addresses: AddressNames,
@@ -233,12 +268,48 @@ export class Aggregator {
     this.maxPoints = Math.max(4, options.maxPointsPerPeer ?? 1024);
     this.reservoirSize = options.reservoirSize ?? 1024;
     this.sparkLength = options.sparkLength ?? 32;
+    addresses.onFree?.((id) => this.foldTalker(id));
+  }
+
+  /** A reclaimed address: its cumulative counts join the evicted top talkers (or go, when small). */
+  private foldTalker(id: number): void {
+    const packets = this.packets[id] ?? 0;
+    if (packets === 0) return;
+    const bytes = this.bytes[id]!;
+    this.packets[id] = 0;
+    this.bytes[id] = 0;
+    const address = this.addresses.text[id] ?? '';
+    const known = this.evictedTalkers.get(address);
+    if (known) {
+      known.packets += packets;
+      known.bytes += bytes;
+      return;
+    }
+    if (this.evictedTalkers.size >= EVICTED_TALKERS) {
+      let smallest: string | null = null;
+      let least = packets;
+      for (const [a, t] of this.evictedTalkers) {
+        if (t.packets < least) {
+          least = t.packets;
+          smallest = a;
+        }
+      }
+      if (smallest === null) return;
+      this.evictedTalkers.delete(smallest);
+    }
+    this.evictedTalkers.set(address, { packets, bytes });
   }
 
   /** Takes in records `from..to-1` of the store (call after each batch with the new range). */
   update(store: RecordStore, from: number, to: number): void {
     if (to <= from) return;
     this.store = store;
+    if (this.watched !== store) {
+      this.watched = store;
+      store.onEvict((_, first) => {
+        if (this.watched === store) this.sweepPeers(first);
+      });
+    }
     this.baseNs = store.baseNs ?? 0n;
     const baseFracNs = Number(this.baseNs % 1_000_000_000n);
     const baseSec = Number(this.baseNs / 1_000_000_000n);
@@ -293,7 +364,7 @@ export class Aggregator {
         if (info & 12 && misc[i]! & MISC_F_HAS_ECHO) {
           if (info & 4) this.request(s, d, idSeq[i]!, ts, (m >>> 16) & 3, (c << CHUNK_SHIFT) | i);
           // Authoritative for replies: NaN when unmatched, whatever an earlier matcher wrote.
-          else rtt[i] = this.reply(s, d, idSeq[i]!, ts);
+          else rtt[i] = this.reply(s, d, idSeq[i]!, ts, (c << CHUNK_SHIFT) | i);
         }
       }
       at += stop - start;
@@ -302,6 +373,40 @@ export class Aggregator {
     this.newest = newest;
     this.judge();
     if (this.livePeers > this.maxPeers) this.evictPeers();
+    // Peers whose records left the ring buffer while they could still be answered go once they cannot.
+    if (store.firstIndex > 0 && newest - this.sweptAt > this.retainNs / 4) this.sweepPeers(store.firstIndex);
+  }
+
+  /**
+   * A ring buffer let go of every record below `first`: the peers with no record left and no request that
+   * can still be answered are folded into the evicted-peers summary (their addresses released), so the
+   * statistics stay proportional to the records held. A peer that still has records keeps all its history.
+   */
+  private sweepPeers(first: number): void {
+    this.sweptAt = this.newest;
+    const quiet = this.newest - this.retainNs;
+    for (const peer of this.peerSlots) {
+      if (peer !== null && !peer.evicted && peer.lastIndex < first && peer.lastSeen < quiet)
+        this.dropPeer(peer);
+    }
+  }
+
+  private dropPeer(peer: Peer): void {
+    peer.evicted = true;
+    this.peerIds.delete(peer.requester, peer.responder);
+    this.peerSlots[peer.index] = null;
+    // An evicted peer's index is reused only once every request that names it is forgotten.
+    this.freeSlots.push({ index: peer.index, after: this.tail });
+    this.livePeers--;
+    const e = this.evicted;
+    e.peers++;
+    e.requests += peer.requests;
+    e.replies += peer.replies;
+    e.lost += peer.lost;
+    e.duplicates += peer.duplicates;
+    e.late += peer.late;
+    this.addresses.release?.(peer.requester);
+    this.addresses.release?.(peer.responder);
   }
 
   private growAddresses(n: number): void {
@@ -339,6 +444,8 @@ export class Aggregator {
         p = free.index;
       } else p = this.peerSlots.length;
       peer = new Peer(p, from, to, role, this.sparkLength);
+      this.addresses.retain?.(from);
+      this.addresses.retain?.(to);
       this.peerSlots[p] = peer;
       if ((p + 1) * RECENT * 3 > this.recent.length) {
         const grown = new Float64Array(this.recent.length * 2).fill(-1);
@@ -361,11 +468,13 @@ export class Aggregator {
         ts - r[at + 1]! < this.echoTimeoutNs
       ) {
         peer.lastSeen = ts;
+        peer.lastIndex = index;
         return;
       }
     }
     peer.requests++;
     peer.lastSeen = ts;
+    peer.lastIndex = index;
     if (this.tail - this.head === this.capacity) {
       if (this.capacity < this.maxOutstanding) this.growRing();
       else this.forget(true);
@@ -432,10 +541,11 @@ export class Aggregator {
   }
 
   /** Returns the RTT in ms of a reply matched to its request, NaN for an unmatched one. */
-  private reply(from: number, to: number, idSeq: number, ts: number): number {
+  private reply(from: number, to: number, idSeq: number, ts: number, index: number): number {
     const p = this.peerIds.get(to, from);
     if (p < 0) return NaN;
     const peer = this.peerSlots[p]!;
+    peer.lastIndex = index;
     const r = this.recent;
     const at = (p * RECENT + (idSeq & (RECENT - 1))) * 3;
     let n = r[at]!;
@@ -616,14 +726,7 @@ export class Aggregator {
   private evictPeers(): void {
     const keep = Math.floor(this.maxPeers * 0.9);
     const live = [...this.peers()].sort((a, b) => b.lastSeen - a.lastSeen);
-    for (let k = keep; k < live.length; k++) {
-      const peer = live[k]!;
-      peer.evicted = true;
-      this.peerIds.delete(peer.requester, peer.responder);
-      this.peerSlots[peer.index] = null;
-      this.freeSlots.push({ index: peer.index, after: this.tail });
-      this.livePeers--;
-    }
+    for (let k = keep; k < live.length; k++) this.dropPeer(live[k]!);
   }
 
   private peerStats(peer: Peer): PeerStats {
@@ -734,26 +837,38 @@ export class Aggregator {
       topTalkers: this.topTalkers(10),
       peers: this.peerList(maxPeers),
       series: this.series(),
+      ...(this.evicted.peers > 0 ? { evictedPeers: { ...this.evicted } } : {}),
     };
   }
 
+  /** The addresses with the most packets; reclaimed addresses count with what they had (the largest kept). */
   topTalkers(count: number): Aggregates['topTalkers'] {
     const n = Math.min(this.addresses.text.length, this.packets.length);
+    const want = count + this.evictedTalkers.size;
     const top: number[] = [];
     for (let id = 1; id < n; id++) {
       const p = this.packets[id]!;
       if (p === 0) continue;
-      if (top.length === count && p <= this.packets[top[count - 1]!]!) continue;
+      if (top.length === want && p <= this.packets[top[want - 1]!]!) continue;
       let at = top.length;
       while (at > 0 && this.packets[top[at - 1]!]! < p) at--;
       top.splice(at, 0, id);
-      if (top.length > count) top.pop();
+      if (top.length > want) top.pop();
     }
-    return top.map((id) => ({
+    const out = top.map((id) => ({
       address: this.addresses.text[id]!,
       packets: this.packets[id]!,
       bytes: this.bytes[id]!,
     }));
+    for (const [address, t] of this.evictedTalkers) {
+      const same = out.find((o) => o.address === address);
+      if (same) {
+        same.packets += t.packets;
+        same.bytes += t.bytes;
+      } else out.push({ address, packets: t.packets, bytes: t.bytes });
+    }
+    out.sort((a, b) => b.packets - a.packets);
+    return out.slice(0, count);
   }
 
   series(): Aggregates['series'] {
@@ -850,6 +965,10 @@ export class Aggregator {
     this.reqPeer.fill(-1);
     this.tail = this.head = this.judged = 0;
     this.rng = 0x1c3f;
+    // The address table is cleared with the index: the peers' references go with it, not one by one.
+    Object.assign(this.evicted, { peers: 0, requests: 0, replies: 0, lost: 0, duplicates: 0, late: 0 });
+    this.evictedTalkers.clear();
+    this.sweptAt = -Infinity;
   }
 }
 
