@@ -90,7 +90,7 @@ describe('memory with a ring-buffer limit', () => {
         ':db8:' +
         Array.from({ length: 6 }, (_, k) => first.readUInt16BE(4 + 2 * k).toString(16)).join(':');
       await svc.handle('view.setFilter', { filter: `ipv6.src == ${firstText}` }, 'ipc');
-      const addresses = svc.addressTable;
+      const addresses = svc.ingestor.addresses;
       let tableAtHalf = 0;
       let statsBytesAtHalf = 0;
       let maxTable = 0;
