@@ -30,6 +30,7 @@ import {
 import { SEGMENT_SCALE, type Spool } from './spool-store.js';
 import {
   CHUNK_MASK,
+  CHUNK_SHIFT,
   FLAG_FRAGMENT,
   FLAG_NOT_FIRST,
   FLAG_SHORT,
@@ -214,16 +215,21 @@ export async function exportSpoolPcapng(
       runFrom = runTo = 0;
       runBlocks = 0;
     };
+    // The segment being read: its locations are [segmentBase, segmentBase + SEGMENT_SCALE).
+    let segmentBase = -2 * SEGMENT_SCALE;
+    const chunks = store.chunks;
     for (const index of indices) {
-      if (!store.has(index)) continue;
-      const c = store.chunkOf(index);
+      if (index < store.firstIndex || index >= store.length) continue; // evicted meanwhile
+      const c = chunks[index >>> CHUNK_SHIFT]!;
       const i = index & CHUNK_MASK;
       const location = c.spoolOffset[i]!;
-      const seg = Math.floor(location / SEGMENT_SCALE);
-      const offset = location - seg * SEGMENT_SCALE;
       const ifIdx = (c.misc[i]! >>> 8) & 0xffff;
       let id = exportIds[ifIdx]!;
-      if (id < 0 || seg !== segment || !reader!.holds(offset)) {
+      let offset = location - segmentBase;
+      let at: number;
+      if (id < 0 || offset < 0 || offset >= SEGMENT_SCALE || !reader!.holds(offset)) {
+        const seg = Math.floor(location / SEGMENT_SCALE);
+        offset = location - seg * SEGMENT_SCALE;
         await flush();
         if (id < 0) {
           id = exportIds[ifIdx] = interfaces++;
@@ -249,11 +255,12 @@ export async function exportSpoolPcapng(
           }
           reader = open.reader;
           segment = seg;
+          segmentBase = seg * SEGMENT_SCALE;
         }
         // An await above may have let the ring buffer drop this record.
         if (!store.has(index)) continue;
-      }
-      const at = reader!.locate(offset);
+        at = reader!.locate(offset);
+      } else at = offset - reader!.windowStart;
       const b = reader!.bytes;
       const length = (b[at + 4]! | (b[at + 5]! << 8) | (b[at + 6]! << 16) | (b[at + 7]! << 24)) >>> 0;
       if (at !== runTo || runTo - runFrom + length > MAX_RUN) {

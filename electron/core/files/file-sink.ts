@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const BUFFER_SIZE = 1 << 20;
+/** Bytes written between datasyncs started while the export goes on (so the last one has little left). */
+const SYNC_EVERY = 32 << 20;
 
 export class ExportFileSink {
   /** The buffer being filled; write at `pos`, after making room with `reserve`. */
@@ -17,6 +19,9 @@ export class ExportFileSink {
   private spare: Buffer;
   private pending: Promise<unknown> | null = null;
   private written = 0;
+  /** A datasync running beside the writes, and where the last one started. */
+  private syncing: Promise<void> | null = null;
+  private syncedAt = 0;
 
   private constructor(
     private readonly handle: fs.promises.FileHandle,
@@ -63,6 +68,18 @@ export class ExportFileSink {
     const full = this.buf.subarray(0, this.pos);
     this.pending = this.writeAll(full);
     this.written += this.pos;
+    if (this.written - this.syncedAt >= SYNC_EVERY && this.syncing === null) {
+      // The disk writes back what we have so far while we go on: commit's datasync finds little left.
+      // A failure here shows again in commit's own datasync, which reports it.
+      this.syncedAt = this.written;
+      const written = this.pending;
+      this.syncing = written
+        .then(() => this.handle.datasync())
+        .catch(() => undefined)
+        .finally(() => {
+          this.syncing = null;
+        });
+    }
     let next = this.spare;
     if (next.length < size) next = Buffer.allocUnsafe(size);
     this.spare = this.buf;
@@ -85,6 +102,7 @@ export class ExportFileSink {
   async commit(): Promise<number> {
     await this.pending;
     this.pending = null;
+    await this.syncing;
     await this.writeAll(this.buf.subarray(0, this.pos));
     this.written += this.pos;
     this.pos = 0;
@@ -118,6 +136,7 @@ export class ExportFileSink {
   async discard(): Promise<void> {
     await this.pending?.catch(() => undefined);
     this.pending = null;
+    await this.syncing;
     await this.handle.close().catch(() => undefined);
     await fs.promises.rm(this.tempPath, { force: true });
   }

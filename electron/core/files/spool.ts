@@ -257,6 +257,11 @@ export class SpoolReader {
     return this.window;
   }
 
+  /** The file offset of `bytes[0]`. */
+  get windowStart(): number {
+    return this.start;
+  }
+
   /** True when the whole block at `offset` is in the window (so `locate` reads nothing). */
   holds(offset: number): boolean {
     const at = offset - this.start;
