@@ -6,11 +6,15 @@
  * requester being the reply's destination. Replies may arrive in any order (a reply to an older seq
  * after a newer one still matches). Each matched reply gets its RTT written to `chunk.rtt` (the
  * service needs no other matcher). Per request, in capture time (record timestamps, not wall time):
- * - answered within `echoTimeoutNs` (default 2 s): a reply; its RTT feeds min/avg/max/p95/jitter;
- * - no reply within the timeout by the newest record's time: lost (counted once its timeout passed);
- * - a reply after the timeout: late, and the request still counts as lost, as ping does; its RTT is
- *   written to the record but kept out of the peer's RTT statistics;
+ * - answered: a reply; its RTT feeds min/avg/max/p95/jitter, however late (as `tshark -z icmp,srt` and
+ *   stats/srt.ts count them); one after `lateAfterNs` (default 1 s, srt.ts's threshold) also counts as late;
+ * - no reply within `echoTimeoutNs` (default 2 s) by the newest record's time: lost (counted once its
+ *   timeout passed; a reply after that takes it back: the request was answered, late);
  * - a second (third...) reply to the same request: a duplicate (RTT written, not in the statistics).
+ * - a request to a broadcast or multicast address (`ping -b`, `ping ff02::1`): each host that answers is
+ *   a flow of its own (requester > responder) with its own replies and RTTs, never a duplicate, and nothing
+ *   is lost to the group address; a responder's requests are the group requests from the first one it
+ *   answered on (as srt.ts's per-peer figures), so one it stops answering shows as loss.
  * Requests are remembered for `retainNs` (default 4 s, at least twice the timeout) so late replies
  * and duplicates are recognised, and at most `maxOutstanding` of them (default 4 Mi, 21 bytes each
  * plus 24 in the hash table; the ring starts at 64 Ki and doubles as needed), oldest forgotten first
@@ -34,9 +38,12 @@ import type { Aggregates, MessageKindName, PeerSeries, PeerStats } from '../../c
 import { messageKind } from '../../common/icmp.js';
 import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, MISC_F_NO_RESPONSE, type RecordStore } from '../store.js';
 import { PairTable } from './pair-table.js';
+import { isGroup } from './srt.js';
 
 export interface AggregatorOptions {
   echoTimeoutNs?: number;
+  /** Replies later than this count as late (default 1 s, as stats/srt.ts); they are still replies. */
+  lateAfterNs?: number;
   retainNs?: number;
   maxOutstanding?: number;
   maxPeers?: number;
@@ -116,9 +123,9 @@ const TYPE_INFO = (() => {
 
 const ST_PENDING = 0;
 const ST_ANSWERED = 1;
-/** Replied to after the timeout (it still counts as lost). */
-const ST_LATE = 2;
 const ST_MASK = 3;
+/** Broadcast and multicast requests remembered for responders answering for the first time (a ring). */
+const GROUP_REQUESTS = 4096;
 /** The request is findable through the `pending` hash table (it left its peer's recent cache). */
 const ST_IN_HASH = 4;
 /** Per-peer direct-mapped cache of recent requests, by the low bits of id << 16 | seq. */
@@ -177,6 +184,7 @@ class Peer {
 
 export class Aggregator {
   readonly echoTimeoutNs: number;
+  private readonly lateAfterNs: number;
   private readonly retainNs: number;
   private readonly maxOutstanding: number;
   private readonly maxPeers: number;
@@ -246,6 +254,19 @@ export class Aggregator {
   private readonly evictedTalkers = new Map<string, { packets: number; bytes: number }>();
   /** The store whose evictions this follows, and the capture time of the last sweep for record-less peers. */
   private watched: RecordStore | null = null;
+  /** Per address id: 0 not known yet, 1 unicast, 2 broadcast or multicast. */
+  private groupFlags = new Uint8Array(1024);
+  /** Recent group requests (a ring of GROUP_REQUESTS), findable by (requester, id << 16 | seq). */
+  private readonly groupPending = new PairTable(GROUP_REQUESTS);
+  private groupHead = 0;
+  private readonly groupFrom = new Uint32Array(GROUP_REQUESTS);
+  private readonly groupIdSeq = new Uint32Array(GROUP_REQUESTS);
+  private readonly groupTs = new Float64Array(GROUP_REQUESTS);
+  private readonly groupDir = new Uint8Array(GROUP_REQUESTS);
+  private readonly groupIndex = new Uint32Array(GROUP_REQUESTS);
+  private readonly groupKey: string[] = new Array<string>(GROUP_REQUESTS).fill('');
+  /** `requester group` (addresses) -> the flows of the responders that answered its group requests. */
+  private readonly groupAnswerers = new Map<string, Peer[]>();
   private sweptAt = -Infinity;
 
   constructor(
@@ -253,6 +274,7 @@ export class Aggregator {
     options: AggregatorOptions = {},
   ) {
     this.echoTimeoutNs = options.echoTimeoutNs ?? 2e9;
+    this.lateAfterNs = options.lateAfterNs ?? 1e9;
     this.retainNs = Math.max(options.retainNs ?? 4e9, 2 * this.echoTimeoutNs);
     // A power of two (rounded down) so ring slots are a mask away.
     this.maxOutstanding = 2 ** Math.floor(Math.log2(Math.max(16, options.maxOutstanding ?? 1 << 22)));
@@ -268,7 +290,10 @@ export class Aggregator {
     this.maxPoints = Math.max(4, options.maxPointsPerPeer ?? 1024);
     this.reservoirSize = options.reservoirSize ?? 1024;
     this.sparkLength = options.sparkLength ?? 32;
-    addresses.onFree?.((id) => this.foldTalker(id));
+    addresses.onFree?.((id) => {
+      this.foldTalker(id);
+      if (id < this.groupFlags.length) this.groupFlags[id] = 0;
+    });
   }
 
   /** A reclaimed address: its cumulative counts join the evicted top talkers (or go, when small). */
@@ -433,30 +458,116 @@ export class Aggregator {
   }
 
   private request(from: number, to: number, idSeq: number, ts: number, dir: number, index: number): void {
-    let p = this.peerIds.get(from, to);
-    let peer: Peer;
-    if (p < 0) {
-      const role = dir === 1 ? 'out' : dir === 0 ? 'in' : 'unknown';
-      // An evicted peer's index is reused only once every request that names it is forgotten.
-      const free = this.freeSlots[0];
-      if (free !== undefined && free.after < this.head) {
-        this.freeSlots.shift();
-        p = free.index;
-      } else p = this.peerSlots.length;
-      peer = new Peer(p, from, to, role, this.sparkLength);
-      this.addresses.retain?.(from);
-      this.addresses.retain?.(to);
-      this.peerSlots[p] = peer;
-      if ((p + 1) * RECENT * 3 > this.recent.length) {
-        const grown = new Float64Array(this.recent.length * 2).fill(-1);
-        grown.set(this.recent);
-        this.recent = grown;
-      }
-      this.recent.fill(-1, p * RECENT * 3, (p + 1) * RECENT * 3);
-      this.peerIds.set(from, to, p);
-      this.livePeers++;
-    } else {
-      peer = this.peerSlots[p]!;
+    if (this.isGroup(to)) {
+      this.groupRequest(from, to, idSeq, ts, dir, index);
+      return;
+    }
+    const p = this.peerIds.get(from, to);
+    this.enqueue(p < 0 ? this.newPeer(from, to, dir) : this.peerSlots[p]!, idSeq, ts, index);
+  }
+
+  /** A new flow (requester `from`, responder `to`); its role from the first request's direction. */
+  private newPeer(from: number, to: number, dir: number): Peer {
+    const role = dir === 1 ? 'out' : dir === 0 ? 'in' : 'unknown';
+    // An evicted peer's index is reused only once every request that names it is forgotten.
+    let p: number;
+    const free = this.freeSlots[0];
+    if (free !== undefined && free.after < this.head) {
+      this.freeSlots.shift();
+      p = free.index;
+    } else p = this.peerSlots.length;
+    const peer = new Peer(p, from, to, role, this.sparkLength);
+    this.addresses.retain?.(from);
+    this.addresses.retain?.(to);
+    this.peerSlots[p] = peer;
+    if ((p + 1) * RECENT * 3 > this.recent.length) {
+      const grown = new Float64Array(this.recent.length * 2).fill(-1);
+      grown.set(this.recent);
+      this.recent = grown;
+    }
+    this.recent.fill(-1, p * RECENT * 3, (p + 1) * RECENT * 3);
+    this.peerIds.set(from, to, p);
+    this.livePeers++;
+    return peer;
+  }
+
+  /** Whether address `id` is a broadcast or multicast address (cached per id until it is reclaimed). */
+  private isGroup(id: number): boolean {
+    if (id >= this.groupFlags.length) {
+      const grown = new Uint8Array(Math.max(id + 1, this.groupFlags.length * 2));
+      grown.set(this.groupFlags);
+      this.groupFlags = grown;
+    }
+    let f = this.groupFlags[id]!;
+    if (f === 0) {
+      const family = this.addresses.family[id] === 6 ? 6 : 4;
+      f = isGroup(family, this.addresses.text[id] ?? '') ? 2 : 1;
+      this.groupFlags[id] = f;
+    }
+    return f === 2;
+  }
+
+  /**
+   * A request to a broadcast or multicast address: every host there may answer, each one a flow of its own.
+   * The responders that answered this requester's earlier requests to the group get it as a request of
+   * theirs now (judged lost when they do not answer); one answering for the first time gets it when its
+   * reply comes (`groupReply`). The group address itself is no flow: nothing is lost to it.
+   */
+  private groupRequest(
+    from: number,
+    group: number,
+    idSeq: number,
+    ts: number,
+    dir: number,
+    index: number,
+  ): void {
+    const g = this.groupHead++ & (GROUP_REQUESTS - 1);
+    const old = this.groupPending.get(this.groupFrom[g]!, this.groupIdSeq[g]!);
+    if (old === g) this.groupPending.delete(this.groupFrom[g]!, this.groupIdSeq[g]!);
+    this.groupFrom[g] = from;
+    this.groupIdSeq[g] = idSeq;
+    this.groupTs[g] = ts;
+    this.groupDir[g] = dir;
+    this.groupIndex[g] = index;
+    this.groupKey[g] = `${this.addresses.text[from]} ${this.addresses.text[group]}`;
+    this.groupPending.set(from, idSeq, g);
+    const answerers = this.groupAnswerers.get(this.groupKey[g]);
+    if (answerers === undefined) return;
+    let k = 0;
+    for (const peer of answerers) {
+      if (peer.evicted) continue;
+      answerers[k++] = peer;
+      this.enqueue(peer, idSeq, ts, index);
+    }
+    answerers.length = k;
+  }
+
+  /**
+   * A reply no request of its flow explains: when it answers a recent group request of its destination, its
+   * source becomes (or is) a responder of that group and the request one of its flow's. Returns whether it did.
+   */
+  private groupReply(from: number, to: number, idSeq: number, ts: number): boolean {
+    const g = this.groupPending.get(to, idSeq);
+    if (g < 0 || this.groupFrom[g] !== to || this.groupIdSeq[g] !== idSeq) return false;
+    const sent = this.groupTs[g]!;
+    if (sent > ts || ts - sent > this.retainNs) return false;
+    const p = this.peerIds.get(to, from);
+    const peer = p < 0 ? this.newPeer(to, from, this.groupDir[g]!) : this.peerSlots[p]!;
+    const key = this.groupKey[g]!;
+    let answerers = this.groupAnswerers.get(key);
+    if (answerers === undefined) {
+      answerers = [];
+      this.groupAnswerers.set(key, answerers);
+    }
+    if (!answerers.includes(peer)) answerers.push(peer);
+    this.enqueue(peer, idSeq, sent, this.groupIndex[g]!);
+    return true;
+  }
+
+  /** One more request of `peer`'s flow, remembered until answered, judged and forgotten. */
+  private enqueue(peer: Peer, idSeq: number, ts: number, index: number): void {
+    const p = peer.index;
+    {
       // The same request seen again while it waits (a loopback packet seen leaving and arriving, or one
       // packet at two capture points): one request, not a second one whose first copy is then judged lost.
       const at = (p * RECENT + (idSeq & (RECENT - 1))) * 3;
@@ -541,9 +652,14 @@ export class Aggregator {
   }
 
   /** Returns the RTT in ms of a reply matched to its request, NaN for an unmatched one. */
-  private reply(from: number, to: number, idSeq: number, ts: number, index: number): number {
+  private reply(from: number, to: number, idSeq: number, ts: number, index: number, group = true): number {
     const p = this.peerIds.get(to, from);
-    if (p < 0) return NaN;
+    if (p < 0) {
+      // Perhaps a responder to a broadcast or multicast request, answering for the first time.
+      return group && this.groupReply(from, to, idSeq, ts)
+        ? this.reply(from, to, idSeq, ts, index, false)
+        : NaN;
+    }
     const peer = this.peerSlots[p]!;
     peer.lastIndex = index;
     const r = this.recent;
@@ -556,7 +672,11 @@ export class Aggregator {
       sent = r[at + 1]!;
     } else {
       const slot = this.pending.get(p, idSeq);
-      if (slot < 0 || this.reqPeer[slot] !== p || this.reqIdSeq[slot] !== idSeq) return NaN;
+      if (slot < 0 || this.reqPeer[slot] !== p || this.reqIdSeq[slot] !== idSeq) {
+        return group && this.groupReply(from, to, idSeq, ts)
+          ? this.reply(from, to, idSeq, ts, index, false)
+          : NaN;
+      }
       n = this.numberOf(slot);
       sent = this.reqTs[slot]!;
       state = this.reqState[slot]! & ST_MASK;
@@ -568,15 +688,14 @@ export class Aggregator {
     const slot = n & (this.capacity - 1);
     if (state !== ST_PENDING) {
       peer.duplicates++;
-    } else if (ts - sent > this.echoTimeoutNs) {
-      this.reqState[slot]! |= ST_LATE;
-      if (recent) r[at + 2] = idSeq * 4 + ST_LATE;
-      peer.late++;
     } else {
       this.reqState[slot]! |= ST_ANSWERED;
       if (recent) r[at + 2] = idSeq * 4 + ST_ANSWERED;
       peer.replies++;
-      // A timely reply seen after its request was judged lost (records slightly out of order).
+      // Late (as `tshark -z icmp,srt` and stats/srt.ts count them): still a reply, with its RTT.
+      if (ts - sent > this.lateAfterNs) peer.late++;
+      // A reply seen after its request was judged lost (it came after the timeout, or records came slightly
+      // out of order): answered after all.
       if (n < this.judged) {
         peer.lost--;
         this.markNoResponse(this.reqIndex[slot]!, false);
@@ -969,6 +1088,9 @@ export class Aggregator {
     Object.assign(this.evicted, { peers: 0, requests: 0, replies: 0, lost: 0, duplicates: 0, late: 0 });
     this.evictedTalkers.clear();
     this.sweptAt = -Infinity;
+    this.groupFlags.fill(0);
+    this.groupPending.clear();
+    this.groupAnswerers.clear();
   }
 }
 
