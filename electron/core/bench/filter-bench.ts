@@ -67,7 +67,7 @@ function median(xs: number[]): number {
 function main(): void {
   const store = new RecordStore();
   const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
-  const agg = new Aggregator(ingestor.addresses);
+  const agg = new Aggregator(ingestor);
   for (const batch of realisticCapture(N, 4096)) {
     const from = store.length;
     ingestor.ingest(batch);

@@ -102,7 +102,7 @@ export class CaptureService implements RequestHandlers, JobHost {
         (id) => this.ingestor.interfaces.get(id),
       ),
     });
-    this.aggregator = new Aggregator(this.ingestor.addresses);
+    this.aggregator = new Aggregator(this.ingestor);
     this.jobs = new JobRunner((job) => this.emit('job', job));
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
     this.timer.unref();
@@ -271,7 +271,7 @@ export class CaptureService implements RequestHandlers, JobHost {
     }
     this.view.update();
     // Loss is judged at stop: requests still waiting will get no reply in this capture.
-    if (this.aggregator.finish() && this.listeners.size > 0) this.emit('aggregates', this.aggregates());
+    if (this.ingestor.echo.finish() && this.listeners.size > 0) this.emit('aggregates', this.aggregates());
     this.setState({
       ...this.state,
       state: 'stopped',
@@ -361,7 +361,6 @@ export class CaptureService implements RequestHandlers, JobHost {
     for (const tap of this.recordTaps) tap(batch, from + 1, (ifindex) => this.ifname(ifindex));
     const over = this.spools.guard.overCap(spool);
     if (over) queueMicrotask(() => this.stop(over));
-    // The aggregator fills in the RTTs, so it runs before the view (filters on rtt see them).
     // Aggregates stay cumulative over the whole capture, evicted records included.
     this.aggregator.update(this.store, from, this.store.length);
     this.lastIngestAt = performance.now();
@@ -556,7 +555,7 @@ export class CaptureService implements RequestHandlers, JobHost {
       this.readDrops(this.session);
       // Loss against the clock while idle (nothing arrives from a dead host).
       const idleNs = (performance.now() - this.lastIngestAt) * 1e6;
-      if (this.aggregator.advanceIdle(idleNs) && this.listeners.size > 0)
+      if (this.ingestor.echo.advanceIdle(idleNs) && this.listeners.size > 0)
         this.emit('aggregates', this.aggregates());
     }
     this.rates.sample(now, this.store.length);
