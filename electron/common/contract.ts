@@ -531,6 +531,18 @@ export interface Aggregates {
   peers: PeerStats[];
   /** Packets per second by kind, one point a second, the last 300 seconds. tSec is seconds since the epoch. */
   series: { tSec: number[] } & Record<MessageKindName, number[]>;
+  /**
+   * Peers no longer listed, summed: with a ring-buffer limit, those whose records all left it (and that can
+   * no longer be answered); beyond 10,000 peers, the least recently seen. Absent when there are none.
+   */
+  evictedPeers?: {
+    peers: number;
+    requests: number;
+    replies: number;
+    lost: number;
+    duplicates: number;
+    late: number;
+  };
 }
 
 export interface PeerSeries {

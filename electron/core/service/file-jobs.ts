@@ -14,7 +14,7 @@ import { type ExportRow, exportRecords, openCaptureFile } from '../files/index.j
 import type { Ingestor } from '../ingest.js';
 import type { JobRunner } from '../jobs.js';
 import type { BatchInfo } from '../native.js';
-import { spoolExportRows } from '../spool-export.js';
+import { exportSpoolPcapng, spoolExportRows } from '../spool-export.js';
 import type { Spool } from '../spool-store.js';
 import type { RecordStore } from '../store.js';
 import type { View } from '../view.js';
@@ -77,14 +77,20 @@ export function runExport(
     host.attribution.processOf(i),
   );
   return host.jobs.start('export', path, async (ctx) => {
-    const result = await exportRecords(rows, {
-      format,
+    const options = {
       path,
       total,
       signal: ctx.signal,
-      onProgress: (done) => ctx.progress(done, total),
+      onProgress: (done: number) => ctx.progress(done, total),
       application: `icmpcap ${host.version}`,
-    });
+    };
+    // pcapng: the spool's blocks are copied as they are (spool-export.ts), unless some record carries a
+    // process: its EPB comments (`PID:`/`Cmd:`, as ptcpdump writes them) are not in the spool, so those
+    // exports go through the row writer, which adds them.
+    const copyBlocks = format === 'pcapng' && host.attribution.processes.entries.length <= 1;
+    const result = copyBlocks
+      ? await exportSpoolPcapng(host.store, host.ingestor, spool, indices, options)
+      : await exportRecords(rows, { format, ...options });
     ctx.progress(result.records, total);
     return `${result.records.toLocaleString('en')} records written to ${result.path}`;
   });
