@@ -7,8 +7,9 @@ export default defineConfig({
   },
   test: {
     include: ['electron/**/*.test.ts', 'native/test/**/*.test.ts', 'test/unit/**/*.test.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // Generous: a 2-core CI machine runs these with the builds of other suites; a hung test still ends.
+    testTimeout: 180_000,
+    hookTimeout: 120_000,
     // Tests that make network namespaces must not race each other for the same names or CPU.
     fileParallelism: false,
   },

@@ -28,6 +28,7 @@ for part in "${PARTS[@]}"; do
     service)
       run service node --max-old-space-size=8192 --import tsx electron/core/bench/service-bench.ts
       run service-ring node --max-old-space-size=8192 --import tsx electron/core/bench/ring-bench.ts
+      run proc-race node --import tsx electron/core/bench/proc-race.ts
       run service-filters node --max-old-space-size=8192 --import tsx electron/core/bench/filter-bench.ts
       run service-event-loop node --max-old-space-size=8192 --import tsx electron/core/bench/event-loop-bench.ts
       ;;

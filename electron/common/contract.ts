@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import type { CaptureFilterSpec } from './capture-filter.js';
 import { EXPORT_FORMATS, SORT_COLUMNS, type SortColumn } from './constants.js';
+import { InsightRequestSchemas, type InsightEvents, type InsightResults } from './insights.js';
 
 export { EXPORT_FORMATS, SORT_COLUMNS, type ExportFormat, type SortColumn } from './constants.js';
 
@@ -171,6 +172,10 @@ export const RequestSchemas = {
   'spool.open': SpoolOpenParamsSchema,
   /** Removes one of them, or all. */
   'spool.clean': SpoolCleanParamsSchema,
+  /** Problems, Paths, Neighbours and Alerts (./insights.ts). */
+  ...InsightRequestSchemas,
+  /** Which local processes sent or received ICMP in this capture (live captures only). */
+  'procs.summary': Empty,
 } as const;
 
 /**
@@ -214,6 +219,92 @@ export const ExportRequestSchema = z
 export type ExportRequest = z.infer<typeof ExportRequestSchema>;
 
 /**
+ * Remote agents (electron/core/remote): other `icmpcap serve` hosts the local service connects to on the
+ * page's behalf (a page cannot trust a self-signed certificate). The token goes in once, with hosts.add,
+ * and never comes back to a page.
+ */
+export const HostIdSchema = z.string().regex(/^h[0-9]{1,6}$/, 'a host id as hosts.list gives it');
+export const HostsAddParamsSchema = z
+  .object({
+    /** https://HOST:PORT/ (http:// only for a loopback agent, or with allowInsecure). */
+    url: z.string().min(8).max(2048),
+    token: z
+      .string()
+      .min(16)
+      .max(256)
+      .regex(/^[A-Za-z0-9_-]+$/, 'a token as `icmpcap serve` prints it (after #token=)'),
+    name: z
+      .string()
+      .min(1)
+      .max(64)
+      .refine(
+        (n) => ![...n].some((c) => c < ' ' || c === '<' || c === '>'),
+        'a name without control characters or angle brackets',
+      )
+      .optional(),
+    /** Plain http:// to an agent beyond loopback: the token and the capture travel unencrypted. */
+    allowInsecure: z.boolean().optional(),
+  })
+  .strict();
+export type HostsAddParams = z.input<typeof HostsAddParamsSchema>;
+export const HostRefParamsSchema = z.object({ host: HostIdSchema }).strict();
+/** Accepts a changed certificate: the fingerprint the host presents now, as the refusal showed it. */
+export const HostsTrustParamsSchema = z
+  .object({ host: HostIdSchema, fingerprint: z.string().regex(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/) })
+  .strict();
+/** One request to a remote host's own service (the same contract, minus files: those stay on that host). */
+export const HostsRequestParamsSchema = z
+  .object({ host: HostIdSchema, method: z.string().min(1).max(64), params: z.unknown().optional() })
+  .strict();
+
+export const HostsRequestSchemas = {
+  'hosts.list': Empty,
+  'hosts.add': HostsAddParamsSchema,
+  'hosts.remove': HostRefParamsSchema,
+  'hosts.trust': HostsTrustParamsSchema,
+  'hosts.request': HostsRequestParamsSchema,
+} as const;
+export type HostsRequestName = keyof typeof HostsRequestSchemas;
+
+export function isHostsRequestName(name: unknown): name is HostsRequestName {
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(HostsRequestSchemas, name);
+}
+
+/** A remote host as a page sees it: never its token. */
+export interface HostInfo {
+  id: string;
+  name: string;
+  /** The agent's address, without token. */
+  url: string;
+  /**
+   * connecting: first attempt; connected; unreachable: lost or never reached, retrying with backoff;
+   * refused: it will not retry by itself (changed certificate, wrong token): `message` says what to do.
+   */
+  state: 'connecting' | 'connected' | 'unreachable' | 'refused';
+  /** When the host was last lost (ms since the epoch), while it is not connected; null otherwise. */
+  unreachableSinceMs: number | null;
+  /** When unreachable: when the next attempt starts. */
+  retryAtMs: number | null;
+  /** Why it is not connected, and what to do. */
+  message: string | null;
+  /** The pinned SHA-256 certificate fingerprint (https), else null. */
+  fingerprint: string | null;
+  /** A changed certificate: the fingerprint the host presents now (accept it with hosts.trust). */
+  presentedFingerprint?: string;
+  /** The remote service's version, once connected. */
+  version?: string;
+  /** Connections made so far: a reconnect raises it (pages reload that host's view). */
+  generation: number;
+}
+
+/** An event of a remote host's service, relayed. */
+export interface HostEvent {
+  host: string;
+  event: EventName;
+  data: unknown;
+}
+
+/**
  * The requests a page (renderer) sends, over either transport. The same as the service's, except that
  * file requests never carry a path (the transports turn them into paths: electron/main/dialogs.ts,
  * electron/core/web/page-files.ts), and `files.list` says how this page picks files.
@@ -223,6 +314,7 @@ export const PageRequestSchemas = {
   'export.start': ExportRequestSchema,
   'file.open': OpenRequestSchema,
   'files.list': Empty,
+  ...HostsRequestSchemas,
 } as const;
 export type PageRequestName = keyof typeof PageRequestSchemas;
 export type PageRequestParams<M extends PageRequestName> = z.input<(typeof PageRequestSchemas)[M]>;
@@ -324,6 +416,15 @@ export interface Row {
   requestIn?: number;
   /** One-line summary, as Wireshark's Info column (electron/common/info.ts). */
   info?: string;
+  /** The local process the record belongs to, when known (fields unknown to it are null). */
+  proc?: RowProcess;
+}
+
+export interface RowProcess {
+  pid: number | null;
+  name: string | null;
+  uid: number | null;
+  cgroup: string | null;
 }
 
 export interface Counts {
@@ -430,6 +531,18 @@ export interface Aggregates {
   peers: PeerStats[];
   /** Packets per second by kind, one point a second, the last 300 seconds. tSec is seconds since the epoch. */
   series: { tSec: number[] } & Record<MessageKindName, number[]>;
+  /**
+   * Peers no longer listed, summed: with a ring-buffer limit, those whose records all left it (and that can
+   * no longer be answered); beyond 10,000 peers, the least recently seen. Absent when there are none.
+   */
+  evictedPeers?: {
+    peers: number;
+    requests: number;
+    replies: number;
+    lost: number;
+    duplicates: number;
+    late: number;
+  };
 }
 
 export interface PeerSeries {
@@ -480,7 +593,7 @@ export interface Hello {
   interfaces: InterfaceInfo[];
 }
 
-export interface Results {
+export interface Results extends InsightResults {
   hello: Hello;
   'capture.start': CaptureState;
   'capture.stop': CaptureState;
@@ -504,9 +617,28 @@ export interface Results {
   'spool.list': LeftoverSpoolInfo[];
   'spool.open': JobStarted;
   'spool.clean': { removed: string[] };
+  'procs.summary': ProcessSummaryRow[];
+  'hosts.list': HostInfo[];
+  'hosts.add': HostInfo;
+  'hosts.remove': { removed: string };
+  'hosts.trust': HostInfo;
+  'hosts.request': unknown;
 }
 
-export interface Events {
+/** One local process's ICMP in the capture; the line with pid, name and uid all null is "unknown". */
+export interface ProcessSummaryRow extends RowProcess {
+  sent: number;
+  received: number;
+  requests: number;
+  replies: number;
+  errors: number;
+  /** Distinct remote addresses. */
+  peers: number;
+  firstNs: string;
+  lastNs: string;
+}
+
+export interface Events extends InsightEvents {
   state: CaptureState;
   counts: Counts;
   /** Pushed about twice a second while anything changes. */
@@ -515,6 +647,10 @@ export interface Events {
   job: Job;
   /** The interfaces changed (one came, went, or changed state or addresses). */
   interfaces: InterfaceInfo[];
+  /** The remote hosts changed (added, removed, connected, lost). */
+  hosts: HostInfo[];
+  /** An event of a remote host's service. */
+  'host.event': HostEvent;
 }
 export type EventName = keyof Events;
 
@@ -528,7 +664,9 @@ export interface ContractError {
     | 'filter-syntax'
     | 'internal'
     /** export.start: the file exists; ask, then send again with overwrite: true. */
-    | 'file-exists';
+    | 'file-exists'
+    /** hosts.request: the remote host is not connected now (it reconnects by itself). */
+    | 'host-unreachable';
   message: string;
   /** For filter syntax errors: the character offset the message points at. */
   position?: number;

@@ -268,6 +268,12 @@ export const FIELDS: readonly FieldInfo[] = [
     own: true,
   }),
   f('icmpcap.peer.responder', 'string', 'Echo responder (the reply source)', { own: true }),
+  f('icmpcap.proc.pid', 'uint32', 'Local process that sent the packet or the request it answers (pid)', {
+    own: true,
+  }),
+  f('icmpcap.proc.name', 'string', 'Command name of that process (/proc/PID/comm)', { own: true }),
+  f('icmpcap.proc.uid', 'uint32', 'User id owning that process or its socket', { own: true }),
+  f('icmpcap.proc.cgroup', 'string', 'Control group (container, service) of that process', { own: true }),
 ];
 
 const BY_NAME: ReadonlyMap<string, FieldInfo> = new Map([...PROTOCOLS, ...FIELDS].map((x) => [x.name, x]));

@@ -19,8 +19,11 @@ import { UsageError, usage } from './cli/errors.js';
 import { interfaces } from './cli/interfaces.js';
 import { dropRoot, makeService, version } from './cli/service.js';
 import { COMMAND_HELP, USAGE, commandHelp } from './cli/usage.js';
-import { ALERT_FLAGS, alertRulesFromFlags, attachAlerts } from './alerts/cli.js';
+import { ALERT_FLAGS, alertRulesFromFlags } from './alerts/cli.js';
+import { attachInsights } from './insights/index.js';
 import { spoolCommand } from './spool-cli.js';
+import { RemoteHosts } from './remote/hosts.js';
+import { REMOTE_FLAGS, readTokenFile } from './remote/cli.js';
 
 export { version } from './cli/service.js';
 
@@ -59,11 +62,13 @@ async function serve(argv: string[]): Promise<void> {
         ...METRICS_FLAGS,
         ...SERVE_SECURITY_OPTIONS,
         ...ALERT_FLAGS,
+        ...REMOTE_FLAGS,
         user: { type: 'string', short: 'Z' },
       },
     }),
   );
   if (helpRequested('serve', values)) return;
+  const token = values['token-file'] === undefined ? undefined : readTokenFile(values['token-file']);
   // Alert rules are checked before anything starts: a bad one is a usage error, not a silent no-op.
   try {
     alertRulesFromFlags(values);
@@ -85,8 +90,10 @@ async function serve(argv: string[]): Promise<void> {
   const limit = ringLimit(values['ring-records'], values['ring-seconds']);
   const service = makeService();
   service.watchInterfaces();
-  attachAlerts(service, values);
+  // Problems, Paths, Neighbours and the alert rules (alerts.conf and --alert), served to the UI.
+  attachInsights(service, { alerts: values });
   const exporter = metrics ? createExporter(metrics, service, version()) : null;
+  const remote = metrics?.noUi ? null : new RemoteHosts();
   const server = metrics?.noUi
     ? null
     : await startServer({
@@ -95,6 +102,8 @@ async function serve(argv: string[]): Promise<void> {
         host: values.listen ?? '127.0.0.1',
         port,
         files: security.files,
+        ...(token ? { token } : {}),
+        ...(remote ? { remote } : {}),
         ...(security.tls ? { tls: security.tls } : {}),
         ...(exporter ? { routes: exporter.route } : {}),
       });
@@ -123,6 +132,7 @@ async function serve(argv: string[]): Promise<void> {
   const shutdown = (): void => {
     if (stopping) return;
     stopping = true;
+    remote?.close();
     service.close();
     void Promise.all([server?.close(), exporter?.close()]).then(() => {
       process.stdout.write('icmpcap: stopped\n');

@@ -10,11 +10,15 @@
  * Statistics (stats/aggregator.ts) only listen to the outcomes (`EchoOutcomes`).
  *
  * Per request, in capture time (record timestamps, not wall time):
- * - answered within `echoTimeoutNs` (default 2 s): a reply; its RTT feeds the flow's statistics;
- * - no reply within the timeout by the newest record's time: lost (counted once its timeout passed);
- * - a reply after the timeout: late, and the request still counts as lost, as ping does; its RTT is
- *   written to the record but kept out of the flow's RTT statistics;
- * - a second (third...) reply to the same request: a duplicate (RTT written, not in the statistics).
+ * - answered: a reply; its RTT feeds the flow's statistics however late (as `tshark -z icmp,srt` and
+ *   stats/srt.ts count them); one after `lateAfterNs` (default 1 s, srt.ts's threshold) is REPLY_LATE;
+ * - no reply within `echoTimeoutNs` (default 2 s) by the newest record's time: lost (counted once its
+ *   timeout passed; a reply after that takes it back: `unlost`);
+ * - a second (third...) reply to the same request: a duplicate (RTT written, not in the statistics);
+ * - a request to a broadcast or multicast address (`ping -b`, `ping ff02::1`): each host that answers is
+ *   a flow of its own (requester, responder), never a duplicate, and nothing is lost to the group address;
+ *   a responder's requests are the group requests from the first one it answered on (as srt.ts's per-peer
+ *   figures), so one it stops answering shows as loss.
  * Requests are remembered for `retainNs` (default 4 s, at least twice the timeout) so late replies
  * and duplicates are recognised, and at most `maxOutstanding` of them (default 4 Mi, 21 bytes each
  * plus 24 in the hash table; the ring starts at 64 Ki and doubles as needed), oldest forgotten first
@@ -22,10 +26,13 @@
  *
  * Flows: one per (requester, responder) pair. The role comes from the first request's direction: out (we
  * pinged the peer), in (the peer pinged us), otherwise unknown. At most `maxPeers` flows; beyond that the
- * least recently seen are forgotten (and their statistics with them).
+ * least recently seen are forgotten (and their statistics with them). With a ring-buffer limit, a flow with no
+ * record left in the store and no request that can still be answered is forgotten too, so flows stay
+ * proportional to the records held; a flow holds its two addresses (`addresses.retain`) while it is kept.
  */
 import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, MISC_F_NO_RESPONSE, type RecordStore } from './store.js';
 import { PairTable } from './stats/pair-table.js';
+import { isGroup } from './stats/srt.js';
 
 export interface EchoMatchOptions {
   echoTimeoutNs?: number;
@@ -33,6 +40,18 @@ export interface EchoMatchOptions {
   maxOutstanding?: number;
   /** The most flows (requester, responder) remembered. */
   maxPeers?: number;
+  /** Replies later than this are REPLY_LATE (default 1 s, as stats/srt.ts); they still count as replies. */
+  lateAfterNs?: number;
+  /** The store's addresses: group addresses are told by their text; flows hold theirs while kept. */
+  addresses?: MatchAddresses;
+}
+
+export interface MatchAddresses {
+  readonly text: readonly string[];
+  readonly family: readonly number[];
+  retain?(id: number): void;
+  release?(id: number): void;
+  onFree?(listener: (id: number) => void): () => void;
 }
 
 export type FlowRole = 'out' | 'in' | 'unknown';
@@ -61,9 +80,9 @@ export interface EchoOutcomes {
 
 const ST_PENDING = 0;
 const ST_ANSWERED = 1;
-/** Replied to after the timeout (it still counts as lost). */
-const ST_LATE = 2;
 const ST_MASK = 3;
+/** Broadcast and multicast requests remembered for responders answering for the first time (a ring). */
+const GROUP_REQUESTS = 4096;
 /** The request is findable through the `pending` hash table (it left its flow's recent cache). */
 const ST_IN_HASH = 4;
 /** Per-flow direct-mapped cache of recent requests, by the low bits of id << 16 | seq. */
@@ -71,6 +90,8 @@ const RECENT = 64;
 
 class Flow {
   lastSeen = 0;
+  /** The newest record of this flow (request or reply): the ring buffer has let it go once it is below. */
+  lastIndex = -1;
   evicted = false;
   constructor(
     readonly index: number,
@@ -86,13 +107,24 @@ function echoRole(meta: number): number {
   return type === 8 ? 1 : type === 0 ? 2 : 0;
 }
 
+/** Who else wants to know that a reply answers a request (the process attribution: proc/attribution.ts). */
+export interface ReplyInheritance {
+  echoMatched(request: number, reply: number): void;
+}
+
 /**
- * What a matched reply (record `reply`) takes from its request (record `request`): its RTT, in ms.
- * The one place to add what else a reply inherits (e.g. the request's process).
+ * What a matched reply (record `reply`) takes from its request (record `request`): its RTT, in ms, and
+ * (through `inheritance`) the request's process.
  */
-export function inheritFromRequest(store: RecordStore, reply: number, request: number, rttMs: number): void {
-  void request;
+export function inheritFromRequest(
+  store: RecordStore,
+  reply: number,
+  request: number,
+  rttMs: number,
+  inheritance: ReplyInheritance | null = null,
+): void {
   store.chunks[reply >>> CHUNK_SHIFT]!.rtt[reply & CHUNK_MASK] = rttMs;
+  inheritance?.echoMatched(request, reply);
 }
 
 export class EchoMatcher {
@@ -100,7 +132,25 @@ export class EchoMatcher {
   private readonly retainNs: number;
   private readonly maxOutstanding: number;
   private readonly maxFlows: number;
+  private readonly lateAfterNs: number;
+  private readonly addresses: MatchAddresses | null;
   private listener: EchoOutcomes | null = null;
+  /** The store whose evictions this follows, and the capture time of the last sweep for record-less flows. */
+  private watched: RecordStore | null = null;
+  private sweptAt = -Infinity;
+  /** Per address id: 0 not known yet, 1 unicast, 2 broadcast or multicast. */
+  private groupFlags = new Uint8Array(1024);
+  /** Recent group requests (a ring of GROUP_REQUESTS), findable by (requester, id << 16 | seq). */
+  private readonly groupPending = new PairTable(GROUP_REQUESTS);
+  private groupHead = 0;
+  private readonly groupFrom = new Uint32Array(GROUP_REQUESTS);
+  private readonly groupIdSeq = new Uint32Array(GROUP_REQUESTS);
+  private readonly groupTs = new Float64Array(GROUP_REQUESTS);
+  private readonly groupDir = new Uint8Array(GROUP_REQUESTS);
+  private readonly groupIndex = new Uint32Array(GROUP_REQUESTS);
+  private readonly groupKey: string[] = new Array<string>(GROUP_REQUESTS).fill('');
+  /** `requester group` (addresses) -> the flows of the responders that answered its group requests. */
+  private readonly groupAnswerers = new Map<string, Flow[]>();
 
   /** Newest record time seen (tsRel ns). */
   private newest = -Infinity;
@@ -130,6 +180,8 @@ export class EchoMatcher {
   /** Record index of each request, to mark the ones without a response and to link replies. */
   private reqIndex = new Uint32Array(this.capacity);
   private store: RecordStore | null = null;
+  /** Told of every matched reply (set by the Ingestor: its process attribution, when it has one). */
+  inheritance: ReplyInheritance | null = null;
   /** Next request number; the oldest remembered; the oldest whose timeout has not been judged. */
   private tail = 0;
   private head = 0;
@@ -149,6 +201,11 @@ export class EchoMatcher {
       this.reqIndex = new Uint32Array(this.capacity);
     }
     this.maxFlows = options.maxPeers ?? 10_000;
+    this.lateAfterNs = options.lateAfterNs ?? 1e9;
+    this.addresses = options.addresses ?? null;
+    this.addresses?.onFree?.((id) => {
+      if (id < this.groupFlags.length) this.groupFlags[id] = 0;
+    });
   }
 
   /** The statistics that hear every outcome (one listener). */
@@ -160,6 +217,12 @@ export class EchoMatcher {
   match(store: RecordStore, from: number, to: number): void {
     if (to <= from) return;
     this.store = store;
+    if (this.watched !== store) {
+      this.watched = store;
+      store.onEvict((_, first) => {
+        if (this.watched === store) this.sweepFlows(first);
+      });
+    }
     let newest = this.newest;
     for (let at = from; at < to;) {
       const c = at >>> CHUNK_SHIFT;
@@ -185,48 +248,96 @@ export class EchoMatcher {
     this.newest = newest;
     this.judge();
     if (this.liveFlows > this.maxFlows) this.forgetFlows();
+    // Flows whose records left the ring buffer while they could still be answered go once they cannot.
+    if (store.firstIndex > 0 && newest - this.sweptAt > this.retainNs / 4) this.sweepFlows(store.firstIndex);
+  }
+
+  /**
+   * A ring buffer let go of every record below `first`: the flows with no record left and no request that
+   * can still be answered are forgotten (their statistics become the evicted-peers summary).
+   */
+  private sweepFlows(first: number): void {
+    this.sweptAt = this.newest;
+    const quiet = this.newest - this.retainNs;
+    const gone: Flow[] = [];
+    for (const flow of this.flows)
+      if (flow !== null && !flow.evicted && flow.lastIndex < first && flow.lastSeen < quiet) gone.push(flow);
+    if (gone.length > 0) this.drop(gone);
+  }
+
+  /** Forgets `flows`: their numbers are reused once no remembered request names them. */
+  private drop(flows: Flow[]): void {
+    const gone: number[] = [];
+    for (const flow of flows) {
+      flow.evicted = true;
+      this.flowIds.delete(flow.requester, flow.responder);
+      this.flows[flow.index] = null;
+      this.freeSlots.push({ index: flow.index, after: this.tail });
+      this.liveFlows--;
+      gone.push(flow.index);
+    }
+    this.listener?.flowsForgotten(gone);
+    for (const flow of flows) {
+      this.addresses?.release?.(flow.requester);
+      this.addresses?.release?.(flow.responder);
+    }
   }
 
   private request(from: number, to: number, idSeq: number, ts: number, dir: number, index: number): void {
-    let p = this.flowIds.get(from, to);
-    let flow: Flow;
-    if (p < 0) {
-      const role = dir === 1 ? 'out' : dir === 0 ? 'in' : 'unknown';
-      // A forgotten flow's index is reused only once every request that names it is forgotten.
-      const free = this.freeSlots[0];
-      if (free !== undefined && free.after < this.head) {
-        this.freeSlots.shift();
-        p = free.index;
-      } else p = this.flows.length;
-      flow = new Flow(p, from, to);
-      this.flows[p] = flow;
-      if ((p + 1) * RECENT * 3 > this.recent.length) {
-        const grown = new Float64Array(this.recent.length * 2).fill(-1);
-        grown.set(this.recent);
-        this.recent = grown;
-      }
-      this.recent.fill(-1, p * RECENT * 3, (p + 1) * RECENT * 3);
-      this.flowIds.set(from, to, p);
-      this.liveFlows++;
-      this.listener?.flowAdded(p, from, to, role);
-    } else {
-      flow = this.flows[p]!;
-      // The same request seen again while it waits (a loopback packet seen leaving and arriving, or one
-      // packet at two capture points): one request, not a second one whose first copy is then judged lost.
-      const at = (p * RECENT + (idSeq & (RECENT - 1))) * 3;
-      const r = this.recent;
-      if (
-        r[at]! >= this.head &&
-        r[at + 2]! === idSeq * 4 + ST_PENDING &&
-        ts >= r[at + 1]! &&
-        ts - r[at + 1]! < this.echoTimeoutNs
-      ) {
-        flow.lastSeen = ts;
-        this.listener?.request(p, ts, true);
-        return;
-      }
+    if (this.isGroup(to)) {
+      this.groupRequest(from, to, idSeq, ts, dir, index);
+      return;
+    }
+    const p = this.flowIds.get(from, to);
+    this.enqueue(p < 0 ? this.newFlow(from, to, dir) : this.flows[p]!, idSeq, ts, index);
+  }
+
+  /** A new flow (requester `from`, responder `to`); its role from the first request's direction. */
+  private newFlow(from: number, to: number, dir: number): Flow {
+    const role = dir === 1 ? 'out' : dir === 0 ? 'in' : 'unknown';
+    // A forgotten flow's index is reused only once every request that names it is forgotten.
+    let p: number;
+    const free = this.freeSlots[0];
+    if (free !== undefined && free.after < this.head) {
+      this.freeSlots.shift();
+      p = free.index;
+    } else p = this.flows.length;
+    const flow = new Flow(p, from, to);
+    this.flows[p] = flow;
+    if ((p + 1) * RECENT * 3 > this.recent.length) {
+      const grown = new Float64Array(this.recent.length * 2).fill(-1);
+      grown.set(this.recent);
+      this.recent = grown;
+    }
+    this.recent.fill(-1, p * RECENT * 3, (p + 1) * RECENT * 3);
+    this.flowIds.set(from, to, p);
+    this.liveFlows++;
+    this.addresses?.retain?.(from);
+    this.addresses?.retain?.(to);
+    this.listener?.flowAdded(p, from, to, role);
+    return flow;
+  }
+
+  /** One more request of `flow`, remembered until answered, judged and forgotten. */
+  private enqueue(flow: Flow, idSeq: number, ts: number, index: number): void {
+    const p = flow.index;
+    // The same request seen again while it waits (a loopback packet seen leaving and arriving, or one
+    // packet at two capture points): one request, not a second one whose first copy is then judged lost.
+    const seen = (p * RECENT + (idSeq & (RECENT - 1))) * 3;
+    const cache = this.recent;
+    if (
+      cache[seen]! >= this.head &&
+      cache[seen + 2]! === idSeq * 4 + ST_PENDING &&
+      ts >= cache[seen + 1]! &&
+      ts - cache[seen + 1]! < this.echoTimeoutNs
+    ) {
+      flow.lastSeen = ts;
+      flow.lastIndex = index;
+      this.listener?.request(p, ts, true);
+      return;
     }
     flow.lastSeen = ts;
+    flow.lastIndex = index;
     this.listener?.request(p, ts, false);
     if (this.tail - this.head === this.capacity) {
       if (this.capacity < this.maxOutstanding) this.growRing();
@@ -257,6 +368,81 @@ export class EchoMatcher {
     r[at] = n;
     r[at + 1] = ts;
     r[at + 2] = idSeq * 4 + ST_PENDING;
+  }
+
+  /** Whether address `id` is a broadcast or multicast address (cached per id until it is reclaimed). */
+  private isGroup(id: number): boolean {
+    const a = this.addresses;
+    if (a === null) return false;
+    if (id >= this.groupFlags.length) {
+      const grown = new Uint8Array(Math.max(id + 1, this.groupFlags.length * 2));
+      grown.set(this.groupFlags);
+      this.groupFlags = grown;
+    }
+    let f = this.groupFlags[id]!;
+    if (f === 0) {
+      f = isGroup(a.family[id] === 6 ? 6 : 4, a.text[id] ?? '') ? 2 : 1;
+      this.groupFlags[id] = f;
+    }
+    return f === 2;
+  }
+
+  /**
+   * A request to a broadcast or multicast address: every host there may answer, each one a flow of its own.
+   * The responders that answered this requester's earlier requests to the group get it as a request of
+   * theirs now (judged lost when they do not answer); one answering for the first time gets it when its
+   * reply comes (`groupReply`). The group address itself is no flow: nothing is lost to it.
+   */
+  private groupRequest(
+    from: number,
+    group: number,
+    idSeq: number,
+    ts: number,
+    dir: number,
+    index: number,
+  ): void {
+    const g = this.groupHead++ & (GROUP_REQUESTS - 1);
+    if (this.groupPending.get(this.groupFrom[g]!, this.groupIdSeq[g]!) === g)
+      this.groupPending.delete(this.groupFrom[g]!, this.groupIdSeq[g]!);
+    const text = this.addresses!.text;
+    this.groupFrom[g] = from;
+    this.groupIdSeq[g] = idSeq;
+    this.groupTs[g] = ts;
+    this.groupDir[g] = dir;
+    this.groupIndex[g] = index;
+    this.groupKey[g] = `${text[from]} ${text[group]}`;
+    this.groupPending.set(from, idSeq, g);
+    const answerers = this.groupAnswerers.get(this.groupKey[g]);
+    if (answerers === undefined) return;
+    let k = 0;
+    for (const flow of answerers) {
+      if (flow.evicted) continue;
+      answerers[k++] = flow;
+      this.enqueue(flow, idSeq, ts, index);
+    }
+    answerers.length = k;
+  }
+
+  /**
+   * A reply no request of its flow explains: when it answers a recent group request of its destination, its
+   * source becomes (or is) a responder of that group and the request one of its flow's. Returns whether it did.
+   */
+  private groupReply(from: number, to: number, idSeq: number, ts: number): boolean {
+    const g = this.groupPending.get(to, idSeq);
+    if (g < 0 || this.groupFrom[g] !== to || this.groupIdSeq[g] !== idSeq) return false;
+    const sent = this.groupTs[g]!;
+    if (sent > ts || ts - sent > this.retainNs) return false;
+    const p = this.flowIds.get(to, from);
+    const flow = p < 0 ? this.newFlow(to, from, this.groupDir[g]!) : this.flows[p]!;
+    const key = this.groupKey[g]!;
+    let answerers = this.groupAnswerers.get(key);
+    if (answerers === undefined) {
+      answerers = [];
+      this.groupAnswerers.set(key, answerers);
+    }
+    if (!answerers.includes(flow)) answerers.push(flow);
+    this.enqueue(flow, idSeq, sent, this.groupIndex[g]!);
+    return true;
   }
 
   /** Doubles the ring (request numbers keep their order; slots move). */
@@ -294,10 +480,15 @@ export class EchoMatcher {
   }
 
   /** Matches a reply (record `index`) to its request; an unmatched one is left as it is. */
-  private reply(from: number, to: number, idSeq: number, ts: number, index: number): void {
+  private reply(from: number, to: number, idSeq: number, ts: number, index: number, group = true): void {
     const p = this.flowIds.get(to, from);
-    if (p < 0) return;
+    if (p < 0) {
+      // Perhaps a responder to a broadcast or multicast request, answering for the first time.
+      if (group && this.groupReply(from, to, idSeq, ts)) this.reply(from, to, idSeq, ts, index, false);
+      return;
+    }
     const flow = this.flows[p]!;
+    flow.lastIndex = index;
     const r = this.recent;
     const at = (p * RECENT + (idSeq & (RECENT - 1))) * 3;
     let n = r[at]!;
@@ -308,7 +499,10 @@ export class EchoMatcher {
       sent = r[at + 1]!;
     } else {
       const slot = this.pending.get(p, idSeq);
-      if (slot < 0 || this.reqFlow[slot] !== p || this.reqIdSeq[slot] !== idSeq) return;
+      if (slot < 0 || this.reqFlow[slot] !== p || this.reqIdSeq[slot] !== idSeq) {
+        if (group && this.groupReply(from, to, idSeq, ts)) this.reply(from, to, idSeq, ts, index, false);
+        return;
+      }
       n = this.numberOf(slot);
       sent = this.reqTs[slot]!;
       state = this.reqState[slot]! & ST_MASK;
@@ -321,21 +515,19 @@ export class EchoMatcher {
     let kind = REPLY_TIMELY;
     if (state !== ST_PENDING) {
       kind = REPLY_DUPLICATE;
-    } else if (ts - sent > this.echoTimeoutNs) {
-      this.reqState[slot]! |= ST_LATE;
-      if (recent) r[at + 2] = idSeq * 4 + ST_LATE;
-      kind = REPLY_LATE;
     } else {
+      if (ts - sent > this.lateAfterNs) kind = REPLY_LATE;
       this.reqState[slot]! |= ST_ANSWERED;
       if (recent) r[at + 2] = idSeq * 4 + ST_ANSWERED;
-      // A timely reply seen after its request was judged lost (records slightly out of order).
+      // A reply seen after its request was judged lost (it came after the timeout, or records came slightly
+      // out of order): answered after all.
       if (n < this.judged) {
         this.listener?.unlost(p);
         this.markNoResponse(this.reqIndex[slot]!, false);
       }
     }
     this.listener?.reply(p, rttMs, ts, kind);
-    inheritFromRequest(this.store!, index, this.reqIndex[slot]!, rttMs);
+    inheritFromRequest(this.store!, index, this.reqIndex[slot]!, rttMs, this.inheritance);
   }
 
   /** The request number held in a live ring slot. */
@@ -415,17 +607,7 @@ export class EchoMatcher {
     const keep = Math.floor(this.maxFlows * 0.9);
     const live = this.flows.filter((f): f is Flow => f !== null && !f.evicted);
     live.sort((a, b) => b.lastSeen - a.lastSeen);
-    const gone: number[] = [];
-    for (let k = keep; k < live.length; k++) {
-      const flow = live[k]!;
-      flow.evicted = true;
-      this.flowIds.delete(flow.requester, flow.responder);
-      this.flows[flow.index] = null;
-      this.freeSlots.push({ index: flow.index, after: this.tail });
-      this.liveFlows--;
-      gone.push(flow.index);
-    }
-    this.listener?.flowsForgotten(gone);
+    this.drop(live.slice(keep));
   }
 
   /** Requests currently remembered (for tests and memory accounting). */
@@ -457,6 +639,11 @@ export class EchoMatcher {
     this.recent.fill(-1);
     this.reqFlow.fill(-1);
     this.tail = this.head = this.judged = 0;
+    // The address table is cleared with the index: the flows' references go with it, not one by one.
+    this.sweptAt = -Infinity;
+    this.groupFlags.fill(0);
+    this.groupPending.clear();
+    this.groupAnswerers.clear();
     this.listener?.cleared();
   }
 }

@@ -22,9 +22,11 @@ import {
 import { icmpChecksumOk } from './checksum.js';
 import { EchoMatcher, type EchoMatchOptions } from './echo-match.js';
 import { PairTable } from './stats/pair-table.js';
+import { wantsProcess, type ProcAttribution } from './proc/attribution.js';
 import type { RecordFlag, Row } from '../common/contract.js';
 import {
   CHUNK_MASK,
+  CHUNK_SHIFT,
   FLAG_BAD_CHECKSUM,
   FLAG_FRAGMENT,
   FLAG_NOT_FIRST,
@@ -38,40 +40,68 @@ import {
   type RecordStore,
 } from './store.js';
 
-/** Addresses by id (text and family), ids in first-seen order. */
+/** Id (re)assignments remembered for `assignedSince` (a ring). */
+const ASSIGN_LOG = 1 << 16;
+
+/**
+ * Addresses by id (text and family). Ids are reference counted: every record that names an address holds
+ * one reference (taken when it is interned, given back when the ring buffer evicts the record), and the
+ * statistics hold one per address a peer keeps (`retain`/`release`). An id whose count drops to zero is
+ * reclaimed and later reused, so a ring-buffer capture under a flood from random sources keeps at most
+ * about as many addresses as it holds records. Consumers that keep something per id (filter tables,
+ * sort ranks, per-address counters) follow `serial` and `assignedSince`, and `onFree` for the ids that go.
+ */
 export class AddressTable {
   readonly text: string[] = [''];
   readonly family: (4 | 6)[] = [4];
   private v4 = new PairTable(1024);
   private v6 = new PairTable(1024);
-  /** The four 32-bit words of each IPv6 id's address (at id * 4), to confirm hash hits. */
-  private v6words = new Uint32Array(4096);
+  /** The address of each id as four 32-bit words (at id * 4; IPv4: the first), to confirm hash hits and to
+   * find an id's hash entry when it is reclaimed. */
+  private words = new Uint32Array(4096);
   /** IPv6 addresses whose hash collided with another's (practically never). */
   private readonly v6slow = new Map<string, number>();
+  /** References held on each id. */
+  private refs = new Int32Array(1024);
+  /** Reclaimed ids, reused oldest first (a queue from `freeHead`): an id rests as long as possible. */
+  private freeIds: number[] = [];
+  private freeHead = 0;
+  private readonly freeListeners: ((id: number) => void)[] = [];
+  private readonly log = new Int32Array(ASSIGN_LOG);
+  /** Ids assigned so far (new or reused): changes whenever an id gets an address. Never goes back. */
+  serial = 0;
 
   internV4(word: number): number {
     let id = this.v4.get(word, 0);
     if (id < 0) {
       id = this.add(`${word >>> 24}.${(word >>> 16) & 255}.${(word >>> 8) & 255}.${word & 255}`, 4);
       this.v4.set(word, 0, id);
+      this.words[id * 4] = word;
     }
+    this.refs[id]!++;
     return id;
   }
 
   internV6(bytes: Uint8Array, at: number, w0: number, w1: number, w2: number, w3: number): number {
     const a = (Math.imul(w0, 0x9e3779b1) ^ w1) >>> 0;
     const b = (Math.imul(w2, 0x85ebca6b) ^ w3) >>> 0;
-    const id = this.v6.get(a, b);
+    let id = this.v6.get(a, b);
     if (id >= 0) {
       const k = id * 4;
-      const words = this.v6words;
-      if (words[k] === w0 && words[k + 1] === w1 && words[k + 2] === w2 && words[k + 3] === w3) return id;
-      return this.internV6Slow(bytes, at);
+      const words = this.words;
+      if (!(words[k] === w0 && words[k + 1] === w1 && words[k + 2] === w2 && words[k + 3] === w3))
+        id = this.internV6Slow(bytes, at);
+    } else {
+      id = this.add(formatAddress(bytes.subarray(at, at + 16), 6), 6);
+      this.v6.set(a, b, id);
+      const k = id * 4;
+      this.words[k] = w0;
+      this.words[k + 1] = w1;
+      this.words[k + 2] = w2;
+      this.words[k + 3] = w3;
     }
-    const fresh = this.add(formatAddress(bytes.subarray(at, at + 16), 6), 6);
-    this.v6.set(a, b, fresh);
-    this.remember(fresh, w0, w1, w2, w3);
-    return fresh;
+    this.refs[id]!++;
+    return id;
   }
 
   private internV6Slow(bytes: Uint8Array, at: number): number {
@@ -84,27 +114,104 @@ export class AddressTable {
     return id;
   }
 
-  private remember(id: number, w0: number, w1: number, w2: number, w3: number): void {
-    if (id * 4 + 4 > this.v6words.length) {
-      const grown = new Uint32Array(Math.max(id * 8, this.v6words.length * 2));
-      grown.set(this.v6words);
-      this.v6words = grown;
+  /** Takes one more reference on `id` (it stays this address until released). */
+  retain(id: number): void {
+    this.refs[id]!++;
+  }
+
+  /** Gives back one reference; the last one reclaims the id. */
+  release(id: number): void {
+    if (--this.refs[id]! === 0 && id !== 0) this.free(id);
+  }
+
+  /** Calls `listener` with each id as it is reclaimed (its address still in `text`); returns an unsubscribe. */
+  onFree(listener: (id: number) => void): () => void {
+    this.freeListeners.push(listener);
+    return () => {
+      const k = this.freeListeners.indexOf(listener);
+      if (k >= 0) this.freeListeners.splice(k, 1);
+    };
+  }
+
+  /**
+   * Calls `fn` with every id assigned since `serial` (an earlier value of `serial`), oldest first. False when
+   * that is too long ago to tell: the caller then looks at every id again.
+   */
+  assignedSince(serial: number, fn: (id: number) => void): boolean {
+    if (this.serial - serial > ASSIGN_LOG || serial > this.serial) return false;
+    for (let s = serial; s < this.serial; s++) fn(this.log[s & (ASSIGN_LOG - 1)]!);
+    return true;
+  }
+
+  /** Addresses held (ids in use). */
+  get size(): number {
+    return this.text.length - 1 - (this.freeIds.length - this.freeHead);
+  }
+
+  /** Bytes the table's typed arrays hold (its strings come on top). */
+  get byteLength(): number {
+    return this.v4.byteLength + this.v6.byteLength + this.words.byteLength + this.refs.byteLength;
+  }
+
+  private free(id: number): void {
+    for (const listener of this.freeListeners) listener(id);
+    const text = this.text[id]!;
+    const k = id * 4;
+    if (this.family[id] === 4) {
+      if (this.v4.get(this.words[k]!, 0) === id) this.v4.delete(this.words[k]!, 0);
+    } else if (this.v6slow.get(text) === id) {
+      this.v6slow.delete(text);
+    } else {
+      const w = this.words;
+      const a = (Math.imul(w[k]!, 0x9e3779b1) ^ w[k + 1]!) >>> 0;
+      const b = (Math.imul(w[k + 2]!, 0x85ebca6b) ^ w[k + 3]!) >>> 0;
+      if (this.v6.get(a, b) === id) this.v6.delete(a, b);
     }
-    this.v6words.set([w0, w1, w2, w3], id * 4);
+    this.text[id] = '';
+    this.freeIds.push(id);
   }
 
   private add(text: string, family: 4 | 6): number {
-    this.text.push(text);
-    this.family.push(family);
-    return this.text.length - 1;
+    let id: number | undefined;
+    if (this.freeHead < this.freeIds.length) {
+      id = this.freeIds[this.freeHead++]!;
+      if (this.freeHead > 4096 && this.freeHead * 2 > this.freeIds.length) {
+        this.freeIds = this.freeIds.slice(this.freeHead);
+        this.freeHead = 0;
+      }
+    }
+    if (id === undefined) {
+      id = this.text.length;
+      this.text.push(text);
+      this.family.push(family);
+      if (id >= this.refs.length) {
+        const refs = new Int32Array(this.refs.length * 2);
+        refs.set(this.refs);
+        this.refs = refs;
+        const words = new Uint32Array(refs.length * 4);
+        words.set(this.words);
+        this.words = words;
+      }
+    } else {
+      this.text[id] = text;
+      this.family[id] = family;
+    }
+    this.refs[id] = 0;
+    this.log[this.serial & (ASSIGN_LOG - 1)] = id;
+    this.serial++;
+    return id;
   }
 
+  /** Forgets every address (the index was cleared). `serial` goes on counting. */
   clear(): void {
     this.v4 = new PairTable(1024);
     this.v6 = new PairTable(1024);
     this.v6slow.clear();
     this.text.length = 1;
     this.family.length = 1;
+    this.refs.fill(0);
+    this.freeIds = [];
+    this.freeHead = 0;
   }
 }
 
@@ -115,19 +222,35 @@ export class Ingestor {
   readonly echo: EchoMatcher;
   private baseHi = 0;
   private baseLo = 0;
+  /** Attributes records to local processes as they come in (proc/attribution.ts); null: not at all. */
+  attribution: ProcAttribution | null = null;
 
   constructor(
     readonly store: RecordStore,
     private readonly ifname: (ifindex: number) => string,
     echoOptions: EchoMatchOptions = {},
   ) {
-    this.echo = new EchoMatcher(echoOptions);
+    this.echo = new EchoMatcher({ ...echoOptions, addresses: this.addresses });
+    // Records leaving the ring buffer give their addresses back.
+    store.onEvict((from, to) => {
+      const addresses = this.addresses;
+      for (let c = from >>> CHUNK_SHIFT; c < to >>> CHUNK_SHIFT; c++) {
+        const { src, dst } = store.chunks[c]!;
+        for (let i = 0; i < src.length; i++) {
+          addresses.release(src[i]!);
+          addresses.release(dst[i]!);
+        }
+      }
+    });
   }
 
   /** Adds a batch's records to the store and matches their echoes; returns how many there were. */
   ingest(batch: ArrayBuffer, spoolOffsets?: Float64Array): number {
     const from = this.store.length;
+    // Records the ring buffer dropped have no process any more.
+    this.attribution?.column.evictTo(this.store.firstIndex);
     const n = this.addRecords(batch, spoolOffsets);
+    this.echo.inheritance = this.attribution;
     this.echo.match(this.store, from, this.store.length);
     return n;
   }
@@ -138,6 +261,7 @@ export class Ingestor {
     const addresses = this.addresses;
     // Interface names can change between batches (an index reused), not within one.
     const ifIdxOf = new Map<number, number>();
+    const attribution = this.attribution;
     let n = 0;
     return forEachRecord(batch, (view, o) => {
       const lo = view.getUint32(o + OFF.tsNs, true);
@@ -218,11 +342,21 @@ export class Ingestor {
       ) {
         marks |= FLAG_BAD_CHECKSUM;
       }
-      const { chunk, i } = store.next();
+      const { chunk, i, index } = store.next();
+      const dir = view.getUint8(o + OFF.dir);
+      if (attribution !== null && wantsProcess(family, type, dir, flags)) {
+        attribution.attribute(
+          index,
+          view,
+          o,
+          () => addresses.text[src]!,
+          () => addresses.text[dst]!,
+        );
+      }
       chunk.tsRel[i] = tsRel;
       chunk.src[i] = src;
       chunk.dst[i] = dst;
-      chunk.meta[i] = (type | (code << 8) | (view.getUint8(o + OFF.dir) << 16) | (family << 24)) >>> 0;
+      chunk.meta[i] = (type | (code << 8) | (dir << 16) | (family << 24)) >>> 0;
       chunk.idSeq[i] = ((view.getUint16(o + OFF.id, true) << 16) | view.getUint16(o + OFF.seq, true)) >>> 0;
       chunk.misc[i] =
         (view.getUint8(o + OFF.ttl) |

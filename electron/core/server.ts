@@ -25,6 +25,7 @@ import { BadTokenLimiter, type RateLimitOptions, bearerToken, tokenMatches } fro
 import { PageFiles } from './web/page-files.js';
 import { PartJoiner } from './web/parts.js';
 import { defaultSpoolDir } from './spool-store.js';
+import { RemoteHosts } from './remote/hosts.js';
 
 /** What a mounted route gets besides the request: whether it carried the token, and how to answer. */
 export interface RouteContext {
@@ -65,6 +66,8 @@ export interface ServerOptions {
   maxClients?: number;
   /** How wrong tokens are slowed down (electron/core/web/auth.ts). */
   badTokens?: RateLimitOptions;
+  /** Remote agents this service connects to for its pages (hosts.* requests, host.event events). */
+  remote?: RemoteHosts;
   /** Extra endpoints with their own authorisation (e.g. /metrics); true when one answered. */
   routes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
@@ -100,7 +103,15 @@ const MIME: Record<string, string> = {
 };
 
 /** Events that are snapshots: a newer one always follows, so a slow client may miss some. */
-const SNAPSHOT_EVENTS = new Set<EventName>(['counts', 'aggregates', 'interfaces']);
+const SNAPSHOT_EVENTS = new Set<EventName>([
+  'counts',
+  'aggregates',
+  'interfaces',
+  // Whole lists, replaced by the next push (electron/core/insights); firings are never dropped.
+  'problems',
+  'paths',
+  'neighbours',
+]);
 const DEFAULT_MAX_BUFFERED = 8 * 1024 * 1024;
 const DEFAULT_HEARTBEAT_MS = 15_000;
 
@@ -326,7 +337,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         // an event that cannot be sent is skipped; the next snapshot follows
       }
     });
-    ws.on('close', off);
+    const offRemote = opts.remote?.on((event, data) => {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      const inner = event === 'host.event' ? (data as { event: EventName }).event : 'counts';
+      if (SNAPSHOT_EVENTS.has(inner) && ws.bufferedAmount > eventDropBytes) return;
+      send(ws, JSON.stringify({ event, data }));
+    });
+    ws.on('close', () => {
+      off();
+      offRemote?.();
+    });
     ws.on('message', (raw, isBinary) => {
       try {
         if (isBinary) return reject(ws, null, 'send requests as JSON text frames');
@@ -364,7 +384,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         throw new ServiceError('bad-request', 'a request needs a numeric "id" and a string "method"');
       }
       id = msg.data.id;
-      const result = await files.handle(msg.data.method, msg.data.params);
+      const result =
+        opts.remote && RemoteHosts.handles(msg.data.method)
+          ? await opts.remote.handle(msg.data.method, msg.data.params)
+          : await files.handle(msg.data.method, msg.data.params);
       send(ws, JSON.stringify({ id, result }));
     } catch (err) {
       try {

@@ -4,8 +4,19 @@
  * Nothing is decoded again, so a record the dissector cannot make sense of (a later fragment, a cut ICMP
  * header, an unknown type, a bad checksum) is exported as captured, with the table's flags.
  */
-import type { RecordFlag } from '../common/contract.js';
-import type { ExportRow, SpoolPacket } from './files/index.js';
+import type { RecordFlag, RowProcess } from '../common/contract.js';
+import {
+  defaultOsName,
+  ExportFileSink,
+  interfaceDescriptionBlock,
+  LINKTYPE_RAW,
+  MAX_RECORD_DATA,
+  sectionHeaderBlock,
+  type ExportResult,
+  type ExportRow,
+  type SpoolPacket,
+  type SpoolReader,
+} from './files/index.js';
 import type { Ingestor } from './ingest.js';
 import { recordFlags } from './ingest.js';
 import {
@@ -16,9 +27,10 @@ import {
   REC_F_TRUNCATED,
   type DecodedRecord,
 } from './record.js';
-import type { Spool } from './spool-store.js';
+import { SEGMENT_SCALE, type Spool } from './spool-store.js';
 import {
   CHUNK_MASK,
+  CHUNK_SHIFT,
   FLAG_FRAGMENT,
   FLAG_NOT_FIRST,
   FLAG_SHORT,
@@ -39,6 +51,7 @@ class SpoolRow implements ExportRow {
   ifname = '';
   rttMs: number | undefined = undefined;
   flags: RecordFlag[] | undefined = undefined;
+  proc: RowProcess | undefined = undefined;
   tsHi = 0;
   tsLo = 0;
   readonly record: RecordView;
@@ -87,6 +100,7 @@ export function* spoolExportRows(
   ingestor: Ingestor,
   spool: Spool,
   indices: Iterable<number>,
+  processOf?: (index: number) => RowProcess | null,
 ): Generator<ExportRow> {
   const packet = {} as SpoolPacket;
   const addresses = ingestor.addresses.text;
@@ -133,6 +147,153 @@ export function* spoolExportRows(
     row.ifname = ingestor.interfaces.get(ifIdx);
     row.rttMs = Number.isNaN(rtt) ? undefined : rtt;
     row.flags = recordFlags(marks, misc) ?? undefined;
+    row.proc = processOf?.(index) ?? undefined;
     yield row;
+  }
+}
+
+export interface SpoolCopyOptions {
+  path: string;
+  total?: number;
+  /** Called at most about ten times a second, and once at the end. */
+  onProgress?: (done: number, total?: number) => void;
+  signal?: AbortSignal;
+  /** shb_userappl (default `icmpcap`). */
+  application?: string;
+}
+
+/** Bytes per read of the spool and per write of the export (two write buffers). */
+const COPY_WINDOW = 4 << 20;
+/** Blocks are copied in runs of at most this many bytes. */
+const MAX_RUN = 1 << 20;
+const PROGRESS_EVERY = 4096;
+
+/**
+ * Exports the records at `indices` (in that order) to pcapng by copying their Enhanced Packet Blocks from the
+ * spool as they are: the spool writes each block exactly as `exportRecords` would (raw IP, the captured
+ * bytes, direction flags), so the file is the same, and no packet is decoded, allocated or written one by
+ * one. Blocks that follow each other in the spool go out in one copy; only each block's interface id is
+ * rewritten (the export numbers its interfaces, one per interface name, in order of appearance). The spool is
+ * read through readers of its own, in large windows. Records evicted meanwhile are skipped.
+ */
+export async function exportSpoolPcapng(
+  store: RecordStore,
+  ingestor: Ingestor,
+  spool: Spool,
+  indices: Iterable<number>,
+  opts: SpoolCopyOptions,
+): Promise<ExportResult> {
+  const { signal, onProgress, total } = opts;
+  signal?.throwIfAborted();
+  const sink = await ExportFileSink.create(opts.path, COPY_WINDOW);
+  const readers = new Map<number, { reader: SpoolReader; close(): void }>();
+  let records = 0;
+  try {
+    const shb = sectionHeaderBlock({ application: opts.application ?? 'icmpcap', os: defaultOsName() });
+    await sink.reserve(shb.length);
+    sink.writeBytes(shb);
+    /** Export interface id of each interned interface (-1: no IDB written yet). */
+    const exportIds = new Int32Array(1 << 16).fill(-1);
+    let interfaces = 0;
+    let segment = -1;
+    let reader: SpoolReader | null = null;
+    // The run: window bytes [runFrom, runTo) of `reader`, its blocks' export interface ids.
+    let runFrom = 0;
+    let runTo = 0;
+    let runBlocks = 0;
+    let runIds = new Int32Array(8192);
+    let lastProgress = performance.now();
+    const flush = async (): Promise<void> => {
+      const length = runTo - runFrom;
+      if (length === 0 || reader === null) return;
+      if (sink.room < length) await sink.reserve(length);
+      const out = sink.pos;
+      sink.buf.set(reader.bytes.subarray(runFrom, runTo), out);
+      const view = sink.view;
+      for (let k = 0, p = out; k < runBlocks; k++) {
+        view.setUint32(p + 8, runIds[k]!, true);
+        p += view.getUint32(p + 4, true);
+      }
+      sink.pos = out + length;
+      runFrom = runTo = 0;
+      runBlocks = 0;
+    };
+    // The segment being read: its locations are [segmentBase, segmentBase + SEGMENT_SCALE).
+    let segmentBase = -2 * SEGMENT_SCALE;
+    const chunks = store.chunks;
+    for (const index of indices) {
+      if (index < store.firstIndex || index >= store.length) continue; // evicted meanwhile
+      const c = chunks[index >>> CHUNK_SHIFT]!;
+      const i = index & CHUNK_MASK;
+      const location = c.spoolOffset[i]!;
+      const ifIdx = (c.misc[i]! >>> 8) & 0xffff;
+      let id = exportIds[ifIdx]!;
+      let offset = location - segmentBase;
+      let at: number;
+      if (id < 0 || offset < 0 || offset >= SEGMENT_SCALE || !reader!.holds(offset)) {
+        const seg = Math.floor(location / SEGMENT_SCALE);
+        offset = location - seg * SEGMENT_SCALE;
+        await flush();
+        if (id < 0) {
+          id = exportIds[ifIdx] = interfaces++;
+          const idb = interfaceDescriptionBlock({
+            name: ingestor.interfaces.get(ifIdx),
+            linkType: LINKTYPE_RAW,
+            snaplen: MAX_RECORD_DATA,
+          });
+          if (sink.room < idb.length) await sink.reserve(idb.length);
+          sink.writeBytes(idb);
+        }
+        if (seg !== segment) {
+          let open = readers.get(seg);
+          if (open === undefined) {
+            // Exports go through the segments in order: an older one is done with.
+            for (const [n, r] of readers) {
+              if (n >= seg) continue;
+              r.close();
+              readers.delete(n);
+            }
+            open = spool.segmentReader(seg, COPY_WINDOW);
+            readers.set(seg, open);
+          }
+          reader = open.reader;
+          segment = seg;
+          segmentBase = seg * SEGMENT_SCALE;
+        }
+        // An await above may have let the ring buffer drop this record.
+        if (!store.has(index)) continue;
+        at = reader!.locate(offset);
+      } else at = offset - reader!.windowStart;
+      const b = reader!.bytes;
+      const length = (b[at + 4]! | (b[at + 5]! << 8) | (b[at + 6]! << 16) | (b[at + 7]! << 24)) >>> 0;
+      if (at !== runTo || runTo - runFrom + length > MAX_RUN) {
+        await flush();
+        runFrom = runTo = at;
+      }
+      if (runBlocks === runIds.length) {
+        const grown = new Int32Array(runIds.length * 2);
+        grown.set(runIds);
+        runIds = grown;
+      }
+      runIds[runBlocks++] = id;
+      runTo += length;
+      if (++records % PROGRESS_EVERY === 0) {
+        signal?.throwIfAborted();
+        if (onProgress && performance.now() - lastProgress >= 100) {
+          lastProgress = performance.now();
+          onProgress(records, total);
+        }
+      }
+    }
+    await flush();
+    signal?.throwIfAborted();
+    const bytes = await sink.commit();
+    onProgress?.(records, total);
+    return { records, bytes, path: opts.path };
+  } catch (err) {
+    await sink.discard();
+    throw err;
+  } finally {
+    for (const r of readers.values()) r.close();
   }
 }

@@ -225,6 +225,19 @@ export class Spool {
     return open.reader;
   }
 
+  /**
+   * A reader of segment `segment` of its own (its own descriptor and a `windowSize` window), for a long
+   * sequential read such as an export: nothing else moves its window. Close it when done.
+   */
+  segmentReader(segment: number, windowSize: number): { reader: SpoolReader; close(): void } {
+    const first = this.segments[0]?.number ?? 0;
+    const seg = this.segments[segment - first];
+    if (seg === undefined || seg.number !== segment)
+      throw new Error(`spool segment ${segment} is gone (dropped by the ring buffer)`);
+    const fd = openSync(seg.path, 'r');
+    return { reader: new SpoolReader(fd, windowSize), close: () => closeSync(fd) };
+  }
+
   /** Deletes the segments whose records all have indices below `index`; returns how many. */
   dropBefore(index: number): number {
     let dropped = 0;
@@ -268,6 +281,12 @@ export class Spool {
   /** Forces what was written to the disk (fdatasync), so a power cut loses at most what came since. */
   sync(): void {
     if (!this.closed) this.writer.flush();
+  }
+
+  /** sync() off the event loop; `done` gets the error, if any. */
+  syncAsync(done: (err: Error | null) => void): void {
+    if (this.closed) done(null);
+    else this.writer.flushAsync(done);
   }
 
   /** Closes the files; removes the spool unless asked to keep it. */

@@ -128,6 +128,15 @@ export class RecordStore {
   private first = 0;
   /** Absolute time of tsRel == 0, in ns since the epoch. */
   baseNs: bigint | null = null;
+  private readonly evictListeners: ((from: number, to: number) => void)[] = [];
+
+  /**
+   * Calls `listener(from, to)` when records `from..to-1` (whole chunks) are about to be evicted, while their
+   * columns can still be read: what refers to them (address references, peers) lets go.
+   */
+  onEvict(listener: (from: number, to: number) => void): void {
+    this.evictListeners.push(listener);
+  }
 
   /** One past the last record's index (absolute: evicted records still count). */
   get length(): number {
@@ -157,6 +166,7 @@ export class RecordStore {
     if (index <= this.first) return 0;
     if (index & CHUNK_MASK || index > this.count)
       throw new RangeError(`cannot evict to ${index}: not a chunk boundary within ${this.count} records`);
+    for (const listener of this.evictListeners) listener(this.first, index);
     for (let c = this.first >>> CHUNK_SHIFT; c < index >>> CHUNK_SHIFT; c++) this.chunks[c] = EVICTED_CHUNK;
     const dropped = index - this.first;
     this.first = index;

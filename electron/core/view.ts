@@ -548,7 +548,8 @@ export class View {
   private updateRanks(column = this.sortColumn): boolean {
     const which = this.needsRanks(column);
     if (which === 'address') {
-      const n = this.env.addresses.text.length;
+      // serial moves when a reclaimed id gets a new address (ring buffer), not only when the table grows.
+      const n = this.env.addresses.serial ?? this.env.addresses.text.length;
       if (n === this.rankedAddresses) return false;
       this.addressRank = rankAddresses(this.env.addresses.text, this.env.addresses.family);
       this.rankedAddresses = n;

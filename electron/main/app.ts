@@ -12,6 +12,7 @@ import type {
 import { IPC_EVENT_CHANNEL, IPC_REQUEST_CHANNEL, type Job } from '../common/contract.js';
 import { plainWords } from '../common/plain-words.js';
 import { type DialogLike, DialogFiles } from './dialogs.js';
+import { RemoteHosts } from '../core/remote/hosts.js';
 import type { CaptureService } from '../core/service.js';
 import { contractError } from '../common/contract-error.js';
 import { join, resolve } from 'node:path';
@@ -95,6 +96,7 @@ export async function runApp(
   paths: AppPaths,
   argv: readonly string[] = [],
   cwd = process.cwd(),
+  remote?: RemoteHosts,
 ): Promise<BrowserWindow | null> {
   const { app, BrowserWindow: Window, ipcMain } = electron;
   // One window: opening a capture file from the file manager while icmpcap runs opens it there.
@@ -126,6 +128,9 @@ export async function runApp(
       return { ok: false, error: { code: 'bad-request', message: 'request from an unknown frame refused' } };
     }
     try {
+      // Remote agents are reached by this process on the page's behalf (electron/core/remote).
+      if (remote && RemoteHosts.handles(method))
+        return { ok: true, result: await remote.handle(method, params) };
       // File requests become native dialogs here; the page never names a path.
       return { ok: true, result: await dialogFiles.handle(method, params) };
     } catch (err) {
@@ -139,9 +144,18 @@ export async function runApp(
     const shown = job?.message ? { ...job, message: plainWords(job.message) } : data;
     win.webContents.send(IPC_EVENT_CHANNEL, event, shown);
   });
-  win.on('closed', off);
+  const offRemote = remote?.on((event, data) => {
+    if (!win.isDestroyed()) win.webContents.send(IPC_EVENT_CHANNEL, event, data);
+  });
+  win.on('closed', () => {
+    off();
+    offRemote?.();
+  });
   app.on('window-all-closed', () => app.quit());
-  app.on('before-quit', () => service.close());
+  app.on('before-quit', () => {
+    remote?.close();
+    service.close();
+  });
   const openFiles = (files: string[]): void => {
     const file = files[0];
     if (file === undefined) return;

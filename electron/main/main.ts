@@ -3,9 +3,12 @@ import * as electron from 'electron';
 import { join } from 'node:path';
 import { loadNative } from '../core/native.js';
 import { projectRoot } from '../core/paths.js';
+import { attachInsights } from '../core/insights/index.js';
+import { RemoteHosts } from '../core/remote/hosts.js';
 import { CaptureService } from '../core/service.js';
 import { version } from '../core/version.js';
 import { runApp } from './app.js';
+import { notifyFirings } from './notify.js';
 
 const root = projectRoot();
 let native;
@@ -16,7 +19,8 @@ try {
 }
 const service = new CaptureService({ native, version: version() });
 service.watchInterfaces();
-await runApp(
+attachInsights(service);
+const win = await runApp(
   electron,
   service,
   {
@@ -24,4 +28,12 @@ await runApp(
     indexHtml: join(root, 'dist', 'renderer', 'index.html'),
   },
   process.argv.slice(1),
+  process.cwd(),
+  new RemoteHosts(),
 );
+if (win)
+  notifyFirings(electron, service, () => {
+    if (win.isDestroyed()) return;
+    win.show();
+    win.focus();
+  });

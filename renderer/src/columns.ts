@@ -6,8 +6,8 @@ import type { Row, SortColumn } from '@common/contract';
 import { typeKey } from '@common/icmp';
 import { formatCode, formatType } from './format';
 
-/** Every sortable column, and Info (a summary the service writes; not sortable). */
-export type ColumnId = SortColumn | 'info';
+/** Every sortable column, Info (a summary the service writes) and Process (neither is sortable). */
+export type ColumnId = SortColumn | 'info' | 'proc';
 
 export interface ColumnDef {
   id: ColumnId;
@@ -35,7 +35,22 @@ export const COLUMNS: readonly ColumnDef[] = [
   { id: 'ttl', label: 'TTL', title: 'TTL or hop limit', width: 48, numeric: true },
   { id: 'len', label: 'Len', title: 'Length in bytes', width: 54, numeric: true },
   { id: 'rtt', label: 'RTT ms', title: 'Round-trip time of replies, ms', width: 76, numeric: true },
+  {
+    id: 'proc',
+    label: 'Process',
+    title: 'Local process that sent it, or the request it answers (name and pid, or uid)',
+    width: 150,
+    sortable: false,
+  },
 ];
+
+/** `ping (4242)`; `uid 1000` when only the socket's owner is known. */
+export function processText(row: Row): string {
+  const p = row.proc;
+  if (!p) return '';
+  if (p.pid === null) return p.uid === null ? '' : `uid ${p.uid}`;
+  return `${p.name ?? '?'} (${p.pid})`;
+}
 
 export const COLUMN_BY_ID = Object.fromEntries(COLUMNS.map((c) => [c.id, c])) as Record<ColumnId, ColumnDef>;
 
@@ -69,6 +84,8 @@ export function cellText(col: ColumnId, row: Row): string {
       return row.tsNs;
     case 'info':
       return row.info ?? `${formatType(row)}${row.noResponse ? ' (no response found!)' : ''}`;
+    case 'proc':
+      return processText(row);
   }
 }
 
@@ -110,6 +127,12 @@ export function cellFilter(col: ColumnId, row: Row): string | null {
       return row.rttMs === null ? null : `icmpcap.rtt >= ${row.rttMs}`;
     case 'info':
       return row.noResponse ? (row.family === 6 ? 'icmpv6.resp_not_found' : 'icmp.resp_not_found') : null;
+    case 'proc':
+      return row.proc?.pid != null
+        ? `icmpcap.proc.pid == ${row.proc.pid}`
+        : row.proc?.uid != null
+          ? `icmpcap.proc.uid == ${row.proc.uid}`
+          : null;
     default:
       return null;
   }

@@ -17,6 +17,7 @@ import type {
   Results,
 } from '@common/contract';
 import { WS_PROTOCOL, WS_TOKEN_PREFIX, encodeRequest } from '@common/wire';
+import { createHostScope } from './hosts/scope';
 
 declare global {
   interface Window {
@@ -298,8 +299,12 @@ function createTransport(): { api: IcmpcapApi; connection: Connection } {
 }
 
 const transport = createTransport();
-export const api = transport.api;
-export const connection = transport.connection;
+/** This window's own service, whatever host the window shows (the hosts bar and the all-hosts view). */
+export const localApi = transport.api;
+/** The host the window shows (renderer/src/hosts/scope.ts): `api` and `connection` follow it. */
+export const hostScope = createHostScope(transport.api, transport.connection);
+export const api = hostScope.api;
+export const connection = hostScope.connection;
 
 /** True in a browser (browser mode): files go by download and upload, not native dialogs. */
 export const inBrowser = !window.icmpcap;

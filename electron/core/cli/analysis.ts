@@ -4,12 +4,22 @@
  * ../fields/extract.ts) and the statistics of `-z` (../stats/srt.ts), printed at the end.
  */
 import type { ExportRow } from '../files/index.js';
-import { type FieldMap, FieldSession, type FieldValue, formatFieldValue } from '../fields/extract.js';
+import {
+  addProcessFields,
+  type FieldMap,
+  FieldSession,
+  type FieldValue,
+  formatFieldValue,
+} from '../fields/extract.js';
 import { FIELDS, fieldInfo } from '../../common/fields.js';
 import { type PeerSrt, type SrtTap, SrtCollector, formatSrtReport, parseSrtArg } from '../stats/srt.js';
 import type { FieldOptions } from './args.js';
 import { usage } from './errors.js';
 import { ANSWER_STATS, createAnswerStat } from '../answers/index.js';
+import { formatProcessSummary, ProcessSummary } from '../proc/summary.js';
+
+/** `-z icmpcap,procs`: the per-process summary. */
+export const PROCS_STAT = 'icmpcap,procs';
 
 /** `-e` names checked before anything starts: an unknown one is a usage error naming it. */
 export function checkFields(names: readonly string[]): void {
@@ -55,9 +65,10 @@ export interface Statistic {
 /** `-z` arguments checked before anything starts. */
 export function checkStatistics(args: readonly string[]): void {
   for (const arg of args) {
-    if (arg === 'icmpcap,peers' || arg in ANSWER_STATS || parseSrtArg(arg) !== null) continue;
+    if (arg === 'icmpcap,peers' || arg === PROCS_STAT || arg in ANSWER_STATS || parseSrtArg(arg) !== null)
+      continue;
     usage(
-      `-z ${arg}: icmpcap computes icmp,srt[,FILTER], icmpv6,srt[,FILTER], icmpcap,peers, ${Object.keys(ANSWER_STATS).join(', ')}`,
+      `-z ${arg}: icmpcap computes icmp,srt[,FILTER], icmpv6,srt[,FILTER], icmpcap,peers, ${PROCS_STAT}, ${Object.keys(ANSWER_STATS).join(', ')}`,
     );
   }
 }
@@ -77,8 +88,10 @@ export function createStatistics(
   const order: ('srt' | 'peers')[] = [];
   // icmpcap,paths / icmpcap,problems (../answers): live says the route cache of this namespace may be asked.
   const answers = args.filter((a) => a in ANSWER_STATS).map((a) => createAnswerStat(a, live));
+  // icmpcap,procs: the local processes (their records carry them in live captures only).
+  const procs = args.includes(PROCS_STAT) ? new ProcessSummary() : null;
   for (const arg of args) {
-    if (arg in ANSWER_STATS) continue;
+    if (arg in ANSWER_STATS || arg === PROCS_STAT) continue;
     const srt = parseSrtArg(arg);
     if (srt) {
       const test = srt.filter ? matcher(srt.filter) : null;
@@ -92,12 +105,24 @@ export function createStatistics(
       current = index;
       collector.add(row.record);
       for (const a of answers) a.add(row.record);
+      if (procs) {
+        const r = row.record;
+        procs.add({
+          proc: row.proc ?? null,
+          dir: r.dir,
+          family: r.family,
+          type: r.type,
+          peer: r.dir === 1 ? r.dst : r.src,
+          tsNs: r.tsNs,
+        });
+      }
     },
     report() {
       const out: string[] = [];
       if (taps.length) out.push(formatSrtReport(collector.srtTables()));
       if (order.includes('peers')) out.push(formatPeers(collector.peerStats()));
       for (const a of answers) out.push(a.report());
+      if (procs) out.push(formatProcessSummary(procs.rows()));
       return out.join('');
     },
   };
@@ -146,7 +171,9 @@ export class FieldReader {
   private readonly session = new FieldSession();
 
   read(row: ExportRow): FieldMap {
-    return this.session.next(row.record, row.ifname);
+    const map = this.session.next(row.record, row.ifname);
+    addProcessFields(map, row.proc);
+    return map;
   }
 
   /** A record not printed: it still counts for frame numbers, times and echo matching. */

@@ -8,6 +8,7 @@ import type { ExportFormat, ExportRow } from '../files/index.js';
 import { pcapFileHeader, pcapRecordSize, writePcapRecord } from '../files/pcap-write.js';
 import {
   directionFlags,
+  processComments,
   enhancedPacketBlockSize,
   interfaceDescriptionBlock,
   LINKTYPE_RAW,
@@ -96,7 +97,8 @@ class PcapngEncoder implements RowEncoder {
     }
     const r = row.record;
     const flags = directionFlags(r.dir);
-    out.reserve(enhancedPacketBlockSize(r.data.length, flags));
+    const comments = processComments(row.proc);
+    out.reserve(enhancedPacketBlockSize(r.data.length, flags, comments));
     split.setBigUint64(0, r.tsNs, true);
     out.pos = writeEnhancedPacketBlock(
       out.view,
@@ -110,6 +112,8 @@ class PcapngEncoder implements RowEncoder {
       r.data.length,
       r.origLen,
       flags,
+      true,
+      comments,
     );
   }
 }

@@ -3,11 +3,13 @@ import { METRICS_USAGE } from '../metrics/index.js';
 import { SERVE_SECURITY_USAGE } from '../web/serve-setup.js';
 import { ALERT_USAGE } from '../alerts/cli.js';
 import { SPOOL_USAGE } from '../spool-cli.js';
+import { REMOTE_USAGE } from '../remote/cli.js';
 
 const SERVE = `usage: icmpcap serve [options]
   serve the app in a browser (127.0.0.1 and a random token by default)
   --listen ADDR          listen on ADDR instead of 127.0.0.1 (HTTPS; the token is still required)
 ${SERVE_SECURITY_USAGE.replace(/^ {16}/gm, '').trimEnd()}
+${REMOTE_USAGE.replace(/^ {16}/gm, '').trimEnd()}
   -Z, --user USER        started as root: run as USER after preparing the capture helper
                          (default: SUDO_USER, else the system account icmpcap)
   --port N               port (default: any free port)
@@ -55,6 +57,7 @@ output
   -E, --field-option OPT header=y|n, separator=/t|/s|C, quote=d|s|n, occurrence=f|l|a, aggregator=C
   -z, --statistics STAT  icmp,srt[,FILTER], icmpv6,srt[,FILTER], icmpcap,peers: printed at the end
                          icmpcap,paths (traceroute/mtr runs rebuilt), icmpcap,problems (errors by flow)
+                         icmpcap,procs (the local processes that sent ICMP, and what came back)
   -q, --quiet            no packet lines (with -z) and no progress (with -w)
   -l, --line-buffered    write each packet line as it comes
   -n                     print addresses (the default); -N, --resolve: print DNS names

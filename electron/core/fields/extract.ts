@@ -27,6 +27,7 @@ import { formatIpv6 } from '../../common/address.js';
 import { type FieldInfo, type FieldType, fieldInfo } from '../../common/fields.js';
 import { Hook } from '../record.js';
 import type { DecodedRecord } from '../record.js';
+import type { RowProcess } from '../../common/contract.js';
 
 /** A field's value: uint/framenum numbers, ipv4 as uint32, ipv6/ether/bytes as bytes, times in ns. */
 export type FieldValue = number | bigint | boolean | string | Uint8Array | null;
@@ -84,6 +85,8 @@ export interface FrameContext {
   echoRequest?: boolean;
   /** icmpcap's RTT (matched within the timeout), ms. */
   rttMs?: number;
+  /** The local process the record belongs to (icmpcap.proc.*), when known. */
+  proc?: RowProcess | undefined;
 }
 
 class Bytes {
@@ -591,8 +594,18 @@ export function extractFields(record: DecodedRecord, ctx: FrameContext | null): 
     if (request) out.add('icmpcap.peer.responder', record.dst);
     if (reply) out.add('icmpcap.peer.requester', record.dst);
     if (reply) out.add('icmpcap.peer.responder', record.src);
+    addProcessFields(out, ctx.proc);
   }
   return out;
+}
+
+/** icmpcap.proc.*: what is known of the local process a record belongs to. */
+export function addProcessFields(out: FieldMap, proc: RowProcess | undefined): void {
+  if (!proc) return;
+  if (proc.pid !== null) out.add('icmpcap.proc.pid', proc.pid);
+  if (proc.name !== null) out.add('icmpcap.proc.name', proc.name);
+  if (proc.uid !== null) out.add('icmpcap.proc.uid', proc.uid);
+  if (proc.cgroup !== null) out.add('icmpcap.proc.cgroup', proc.cgroup);
 }
 
 interface PendingRequest {

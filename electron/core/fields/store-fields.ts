@@ -5,6 +5,7 @@
  * aggregator wrote has `icmp.resptime` (and `icmpcap.rtt`); `resp_to`/`resp_in` need Wireshark's
  * whole-capture pass and are available where the caller keeps a FieldSession (files, the CLI).
  */
+import type { RowProcess } from '../../common/contract.js';
 import type { DecodedRecord } from '../record.js';
 import { CHUNK_MASK, type RecordStore } from '../store.js';
 import { type FieldMap, extractFields } from './extract.js';
@@ -13,6 +14,7 @@ export function storeFieldReader(
   store: RecordStore,
   read: (spoolOffset: number) => DecodedRecord | null,
   interfaceName: (id: number) => string,
+  processOf?: (index: number) => RowProcess | null,
 ): (index: number) => FieldMap | null {
   return (index) => {
     if (!store.has(index) || store.baseNs === null) return null;
@@ -36,6 +38,7 @@ export function storeFieldReader(
       prevTsNs: store.baseNs + BigInt(Math.round(prev)),
       rttMs: Number.isNaN(rtt) ? undefined : rtt,
       resptimeMs: reply && !Number.isNaN(rtt) ? rtt : undefined,
+      proc: processOf?.(index) ?? undefined,
     });
   };
 }

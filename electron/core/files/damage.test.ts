@@ -74,7 +74,7 @@ describe.skipIf(!hasTools())('damaged capture files', () => {
       const bytes = new Uint8Array(fs.readFileSync(file));
       samples.push({ name, bytes, format, boundaries: boundariesOf(bytes, format) });
     }
-  }, 60_000);
+  }, 180_000);
 
   afterAll(() => {
     lab.tearDown();

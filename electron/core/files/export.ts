@@ -2,12 +2,13 @@
  * Exports records to pcapng, pcap, CSV or NDJSON, streaming with constant memory. The file appears under its
  * name only when the export succeeded; a cancelled or failed export leaves nothing behind.
  */
-import type { RecordFlag } from '../../common/contract.js';
+import type { RecordFlag, RowProcess } from '../../common/contract.js';
 import type { DecodedRecord } from '../record.js';
 import { ExportFileSink } from './file-sink.js';
 import { pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap-write.js';
 import {
   directionFlags,
+  processComments,
   enhancedPacketBlockSize,
   interfaceDescriptionBlock,
   LINKTYPE_RAW,
@@ -34,6 +35,8 @@ export interface ExportRow {
   /** `record.tsNs` as two 32-bit halves, when the row has them (saves a BigInt per record). */
   tsHi?: number;
   tsLo?: number;
+  /** The local process the record belongs to: pcapng writes it as EPB comments, CSV/NDJSON as columns. */
+  proc?: RowProcess | undefined;
 }
 
 export interface ExportOptions {
@@ -152,6 +155,7 @@ class PcapngRowWriter implements RowWriter {
   private interfaceCount = 0;
   private pendingIdb: Uint8Array | null = null;
   private currentId = 0;
+  private comments: readonly Uint8Array[] = [];
 
   constructor(private readonly application: string) {}
 
@@ -181,7 +185,10 @@ class PcapngRowWriter implements RowWriter {
     // Resolving the interface here lets a new interface's IDB count in the room this row needs.
     this.currentId = this.interfaceId(row);
     const idbSize = this.pendingIdb?.length ?? 0;
-    return idbSize + enhancedPacketBlockSize(row.record.data.length, directionFlags(row.record.dir));
+    this.comments = processComments(row.proc);
+    return (
+      idbSize + enhancedPacketBlockSize(row.record.data.length, directionFlags(row.record.dir), this.comments)
+    );
   }
 
   write(row: ExportRow, sink: ExportFileSink): void {
@@ -212,6 +219,8 @@ class PcapngRowWriter implements RowWriter {
       r.data.length,
       r.origLen,
       directionFlags(r.dir),
+      true,
+      this.comments,
     );
   }
 }
@@ -264,6 +273,7 @@ class TextRowWriter implements RowWriter {
       rttMs: row.rttMs,
       relativeNs,
       flags: row.flags,
+      proc: row.proc,
     });
     return this.line.length * 3;
   }

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const BUFFER_SIZE = 1 << 20;
+/** Bytes written between datasyncs started while the export goes on (so the last one has little left). */
+const SYNC_EVERY = 32 << 20;
 
 export class ExportFileSink {
   /** The buffer being filled; write at `pos`, after making room with `reserve`. */
@@ -17,18 +19,23 @@ export class ExportFileSink {
   private spare: Buffer;
   private pending: Promise<unknown> | null = null;
   private written = 0;
+  /** A datasync running beside the writes, and where the last one started. */
+  private syncing: Promise<void> | null = null;
+  private syncedAt = 0;
 
   private constructor(
     private readonly handle: fs.promises.FileHandle,
     readonly tempPath: string,
     readonly finalPath: string,
+    bufferSize: number,
   ) {
-    this.buf = Buffer.allocUnsafe(BUFFER_SIZE);
+    this.buf = Buffer.allocUnsafe(bufferSize);
     this.view = viewOf(this.buf);
-    this.spare = Buffer.allocUnsafe(BUFFER_SIZE);
+    this.spare = Buffer.allocUnsafe(bufferSize);
   }
 
-  static async create(finalPath: string): Promise<ExportFileSink> {
+  /** `bufferSize`: bytes per buffer (two of them); bigger means fewer, larger writes. */
+  static async create(finalPath: string, bufferSize = BUFFER_SIZE): Promise<ExportFileSink> {
     const dir = path.dirname(path.resolve(finalPath));
     const name = path.basename(finalPath);
     if (name === '' || name === '.' || name === '..') {
@@ -39,7 +46,7 @@ export class ExportFileSink {
       const stat = await fs.promises.stat(finalPath).catch(() => null);
       if (stat?.isDirectory()) throw Object.assign(new Error('it is a directory'), { code: 'EISDIR' });
       const handle = await fs.promises.open(tempPath, 'wx', 0o644);
-      return new ExportFileSink(handle, tempPath, finalPath);
+      return new ExportFileSink(handle, tempPath, finalPath, bufferSize);
     } catch (err) {
       throw new Error(`Cannot write the export to ${finalPath}: ${explain(err, dir)}`, { cause: err });
     }
@@ -61,6 +68,18 @@ export class ExportFileSink {
     const full = this.buf.subarray(0, this.pos);
     this.pending = this.writeAll(full);
     this.written += this.pos;
+    if (this.written - this.syncedAt >= SYNC_EVERY && this.syncing === null) {
+      // The disk writes back what we have so far while we go on: commit's datasync finds little left.
+      // A failure here shows again in commit's own datasync, which reports it.
+      this.syncedAt = this.written;
+      const written = this.pending;
+      this.syncing = written
+        .then(() => this.handle.datasync())
+        .catch(() => undefined)
+        .finally(() => {
+          this.syncing = null;
+        });
+    }
     let next = this.spare;
     if (next.length < size) next = Buffer.allocUnsafe(size);
     this.spare = this.buf;
@@ -83,6 +102,7 @@ export class ExportFileSink {
   async commit(): Promise<number> {
     await this.pending;
     this.pending = null;
+    await this.syncing;
     await this.writeAll(this.buf.subarray(0, this.pos));
     this.written += this.pos;
     this.pos = 0;
@@ -116,6 +136,7 @@ export class ExportFileSink {
   async discard(): Promise<void> {
     await this.pending?.catch(() => undefined);
     this.pending = null;
+    await this.syncing;
     await this.handle.close().catch(() => undefined);
     await fs.promises.rm(this.tempPath, { force: true });
   }

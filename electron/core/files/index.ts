@@ -29,3 +29,6 @@ export {
   type SpoolRecord,
 } from './spool.js';
 export { LINKTYPE } from './linktypes.js';
+export { ExportFileSink } from './file-sink.js';
+export { interfaceDescriptionBlock, LINKTYPE_RAW, sectionHeaderBlock } from './pcapng-write.js';
+export { defaultOsName } from './system.js';

@@ -2,6 +2,7 @@
  * pcapng block writers shared by the exporter and the capture spool. All blocks are written in one byte
  * order per section (little-endian by default; big-endian exists so tests can prove the reader handles both).
  */
+import type { RowProcess } from '../../common/contract.js';
 import { Direction } from '../record.js';
 import { BLOCK, BYTE_ORDER_MAGIC, EPB_FLAG_INBOUND, EPB_FLAG_OUTBOUND, OPT, pad4 } from './pcapng-format.js';
 
@@ -108,9 +109,17 @@ export function directionFlags(dir: number): number {
 }
 
 /** Bytes an Enhanced Packet Block takes for `capLen` packet bytes. */
-export function enhancedPacketBlockSize(capLen: number, flags: number): number {
-  return 32 + pad4(capLen) + (flags !== 0 ? 12 : 0);
+export function enhancedPacketBlockSize(
+  capLen: number,
+  flags: number,
+  comments: readonly Uint8Array[] = NO_COMMENTS,
+): number {
+  let options = flags !== 0 ? 8 : 0;
+  for (const c of comments) options += 4 + pad4(c.length);
+  return 28 + pad4(capLen) + (options !== 0 ? options + 4 : 0) + 4;
 }
+
+const NO_COMMENTS: readonly Uint8Array[] = [];
 
 /**
  * Writes an Enhanced Packet Block at `at` (hot path: no allocation). `packet[start, start + capLen)` are the
@@ -129,8 +138,9 @@ export function writeEnhancedPacketBlock(
   origLen: number,
   flags: number,
   le = true,
+  comments: readonly Uint8Array[] = NO_COMMENTS,
 ): number {
-  const total = enhancedPacketBlockSize(capLen, flags);
+  const total = enhancedPacketBlockSize(capLen, flags, comments);
   view.setUint32(at, BLOCK.ENHANCED_PACKET, le);
   view.setUint32(at + 4, total, le);
   view.setUint32(at + 8, interfaceId, le);
@@ -146,13 +156,45 @@ export function writeEnhancedPacketBlock(
   let p = at + 28 + capLen;
   const padded = at + 28 + pad4(capLen);
   while (p < padded) bytes[p++] = 0;
+  for (const c of comments) {
+    // opt_comment (UTF-8), one per line of what is known, as ptcpdump writes them.
+    view.setUint16(p, OPT.COMMENT, le);
+    view.setUint16(p + 2, c.length, le);
+    bytes.set(c, p + 4);
+    p += 4 + c.length;
+    const end = p + ((4 - (c.length & 3)) & 3);
+    while (p < end) bytes[p++] = 0;
+  }
   if (flags !== 0) {
     view.setUint16(p, OPT.EPB_FLAGS, le);
     view.setUint16(p + 2, 4, le);
     view.setUint32(p + 4, flags, le);
-    view.setUint32(p + 8, OPT.END, le);
-    p += 12;
+    p += 8;
+  }
+  if (flags !== 0 || comments.length > 0) {
+    view.setUint32(p, OPT.END, le);
+    p += 4;
   }
   view.setUint32(p, total, le);
   return p + 4;
+}
+
+const commentEncoder = new TextEncoder();
+/** Comment texts by process, so a long capture of one ping encodes its comments once. */
+const commentCache = new WeakMap<RowProcess, readonly Uint8Array[]>();
+
+/** ptcpdump's EPB comments for a process: `PID: 1234` and `Cmd: ping` (what is known of it). */
+export function processComments(proc: RowProcess | undefined): readonly Uint8Array[] {
+  if (!proc) return NO_COMMENTS;
+  let comments = commentCache.get(proc);
+  if (comments === undefined) {
+    const texts: string[] = [];
+    if (proc.pid !== null) texts.push(`PID: ${proc.pid}`);
+    if (proc.name !== null) texts.push(`Cmd: ${proc.name}`);
+    if (proc.uid !== null) texts.push(`UID: ${proc.uid}`);
+    if (proc.cgroup !== null) texts.push(`Cgroup: ${proc.cgroup}`);
+    comments = texts.map((t) => commentEncoder.encode(t));
+    commentCache.set(proc, comments);
+  }
+  return comments;
 }

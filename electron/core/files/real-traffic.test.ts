@@ -214,6 +214,10 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
       'captured_length',
       'rtt_ms',
       'flags',
+      'pid',
+      'process',
+      'uid',
+      'cgroup',
     ]);
     expect(table.length).toBe(rows.length + 1);
     rows.forEach((row, i) => {
@@ -241,6 +245,11 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
         String(r.capLen),
         row.rttMs === undefined ? '' : row.rttMs.toFixed(3),
         r.flags & REC_F_NOT_FIRST ? 'fragment not-first' : r.flags & REC_F_FRAGMENT ? 'fragment' : '',
+        // A file's records name no process (attribution is for live captures).
+        '',
+        '',
+        '',
+        '',
       ]);
       expect(row.ifname).toMatch(/"x", y$/);
     });
@@ -288,6 +297,10 @@ describe.skipIf(!hasTools())('capture files with real traffic', () => {
             : r.flags & REC_F_FRAGMENT
               ? ['fragment']
               : [],
+        pid: null,
+        process: null,
+        uid: null,
+        cgroup: null,
       });
     });
     expect(lines.some((l) => l.includes('"direction":"out"'))).toBe(true);

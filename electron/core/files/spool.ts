@@ -36,6 +36,8 @@ export class PcapngSpoolWriter {
   private scratchView = new DataView(this.scratch.buffer);
   private position = 0;
   private closed = false;
+  /** fdatasync calls running in the thread pool (flushAsync). */
+  private syncing = 0;
 
   private constructor(
     private readonly fd: number,
@@ -151,10 +153,24 @@ export class PcapngSpoolWriter {
     if (!this.closed) fs.fdatasyncSync(this.fd);
   }
 
+  /**
+   * flush() off the event loop (libuv's thread pool): a fdatasync of a second of a flood can take hundreds of
+   * ms. Writes go on meanwhile; close() waits for it before letting the descriptor go.
+   */
+  flushAsync(done: (err: Error | null) => void): void {
+    if (this.closed) return done(null);
+    this.syncing++;
+    fs.fdatasync(this.fd, (err) => {
+      if (--this.syncing === 0 && this.closed) fs.close(this.fd, () => {});
+      done(err);
+    });
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    fs.closeSync(this.fd);
+    // A fdatasync still running in the thread pool closes the descriptor when it ends (see flushAsync).
+    if (this.syncing === 0) fs.closeSync(this.fd);
   }
 
   private ensureScratch(size: number): void {
@@ -238,13 +254,44 @@ function packetOfBlock(
  * file so consecutive records cost no system call. The spool only grows, so the window never goes stale.
  */
 export class SpoolReader {
-  private window = new Uint8Array(1 << 20);
-  private view = new DataView(this.window.buffer);
+  private window: Uint8Array;
+  private view: DataView;
   /** File offsets covered by the window: [start, end). */
   private start = 0;
   private end = 0;
 
-  constructor(private readonly fd: number) {}
+  constructor(
+    private readonly fd: number,
+    windowSize = 1 << 20,
+  ) {
+    this.window = new Uint8Array(windowSize);
+    this.view = new DataView(this.window.buffer);
+  }
+
+  /** The window: `locate` says where a block is in it (valid until the next read that moves it). */
+  get bytes(): Uint8Array {
+    return this.window;
+  }
+
+  /** The file offset of `bytes[0]`. */
+  get windowStart(): number {
+    return this.start;
+  }
+
+  /** True when the whole block at `offset` is in the window (so `locate` reads nothing). */
+  holds(offset: number): boolean {
+    const at = offset - this.start;
+    return at >= 0 && offset + 28 <= this.end && offset + this.view.getUint32(at + 4, true) <= this.end;
+  }
+
+  /**
+   * Makes sure the whole Enhanced Packet Block at `offset` is in the window and returns where it starts in
+   * `bytes` (its total length at +4): exports copy blocks from there as they are.
+   */
+  locate(offset: number): number {
+    this.load(offset);
+    return offset - this.start;
+  }
 
   /** Records go into 1 MiB slabs rather than a small buffer each: far less allocation and GC. */
   private readonly slab = new RecordSlab();

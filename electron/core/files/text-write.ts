@@ -1,6 +1,6 @@
 /** CSV (RFC 4180) and NDJSON lines for exported records; both carry the same fields. */
 import { codeLabel, typeLabel } from '../../common/icmp.js';
-import type { RecordFlag } from '../../common/contract.js';
+import type { RecordFlag, RowProcess } from '../../common/contract.js';
 import {
   REC_F_FRAGMENT,
   REC_F_NOT_FIRST,
@@ -18,6 +18,8 @@ export interface TextRow {
   relativeNs: bigint;
   /** The table's flags; when missing, those the record's own flags tell. */
   flags?: readonly RecordFlag[] | undefined;
+  /** The local process the record belongs to, when known. */
+  proc?: RowProcess | undefined;
 }
 
 const NO_FLAGS: readonly RecordFlag[] = [];
@@ -59,6 +61,10 @@ export const CSV_COLUMNS = [
   'captured_length',
   'rtt_ms',
   'flags',
+  'pid',
+  'process',
+  'uid',
+  'cgroup',
 ] as const;
 
 const DIRECTION_NAMES = ['in', 'out', 'forward', 'unknown'];
@@ -127,6 +133,10 @@ export function csvLine(row: TextRow): string {
       String(r.capLen),
       rttText(row.rttMs),
       rowFlags(row).join(' '),
+      String(row.proc?.pid ?? ''),
+      csvField(row.proc?.name ?? ''),
+      String(row.proc?.uid ?? ''),
+      csvField(row.proc?.cgroup ?? ''),
     ].join(',') + '\r\n'
   );
 }
@@ -148,6 +158,8 @@ export function ndjsonLine(row: TextRow): string {
       : '"type":null,"typeName":null,"code":null,"codeName":null,') +
     `"id":${echo ? r.id : 'null'},"seq":${echo ? r.seq : 'null'},"ttl":${r.ttl},"length":${r.origLen},` +
     `"capturedLength":${r.capLen},"rttMs":${rtt === '' ? 'null' : rtt},` +
-    `"flags":${flags.length === 0 ? '[]' : JSON.stringify(flags)}}\n`
+    `"flags":${flags.length === 0 ? '[]' : JSON.stringify(flags)},` +
+    `"pid":${row.proc?.pid ?? 'null'},"process":${JSON.stringify(row.proc?.name ?? null)},` +
+    `"uid":${row.proc?.uid ?? 'null'},"cgroup":${JSON.stringify(row.proc?.cgroup ?? null)}}\n`
   );
 }

@@ -27,7 +27,16 @@ import { type CmpOp, type Entity, FilterSyntaxError, type Node, type SetItem, pa
 
 /** What a filter needs to know about the capture besides the columns. */
 export interface FilterEnv {
-  addresses: { readonly text: readonly string[]; readonly family: readonly number[] };
+  addresses: {
+    readonly text: readonly string[];
+    readonly family: readonly number[];
+    /**
+     * Reused ids (ingest.ts AddressTable, a ring buffer reclaims addresses): `serial` moves whenever an id
+     * gets an address, `assignedSince` names those ids. Absent: ids only ever grow.
+     */
+    readonly serial?: number;
+    assignedSince?(serial: number, fn: (id: number) => void): boolean;
+  };
   interfaces: { readonly values: readonly string[] };
   /**
    * Every field of record `index` (decoded from its captured bytes), for the tests the columns cannot
@@ -185,6 +194,8 @@ interface AddressTable {
   family: 4 | 6;
   hits: Uint8Array;
   known: number;
+  /** env.addresses.serial when `hits` was brought up to date (-1: never). */
+  serial: number;
 }
 
 interface NameTable {
@@ -380,7 +391,7 @@ class Compiler {
           const c = lo as { net: Uint8Array; bits: number };
           return { family, bytes: c.net, prefix: c.bits };
         });
-        const table: AddressTable = { terms, family, hits: new Uint8Array(0), known: 0 };
+        const table: AddressTable = { terms, family, hits: new Uint8Array(0), known: 0, serial: -1 };
         const t = this.table(table.hits);
         this.addressTables.push({ slot: this.tables.length - 1, table });
         const any =
@@ -518,6 +529,28 @@ function cmpNum(a: number, op: Op, b: number): boolean {
 
 function refreshAddresses(table: AddressTable, env: FilterEnv): Uint8Array {
   const n = env.addresses.text.length;
+  const serial = env.addresses.serial;
+  if (serial !== undefined && env.addresses.assignedSince !== undefined) {
+    if (n > table.hits.length) {
+      const grown = new Uint8Array(Math.max(n, table.hits.length * 2, 256));
+      grown.set(table.hits);
+      table.hits = grown;
+    }
+    const check = (id: number): void => {
+      let hit = 0;
+      if (env.addresses.family[id] === table.family && id !== 0) {
+        const bytes = addressBytes(env.addresses.text[id]!, table.family);
+        if (bytes !== null && table.terms.some((term) => termMatches(term, bytes))) hit = 1;
+      }
+      table.hits[id] = hit;
+    };
+    // Only the ids (re)assigned since the last look; every id when that is too long ago to tell.
+    if (table.serial < 0 || !env.addresses.assignedSince(table.serial, check))
+      for (let id = 0; id < n; id++) check(id);
+    table.serial = serial;
+    table.known = n;
+    return table.hits;
+  }
   if (n < table.known) {
     // The capture was cleared and ids are being reused.
     table.hits.fill(0);
@@ -608,9 +641,10 @@ export function compileFilter(text: string, env: FilterEnv): CompiledFilter | nu
   let knownNames = -1;
   // Tables indexed by address or interface id grow as the capture interns new ones.
   const refresh = (): void => {
-    if (env.addresses.text.length !== knownAddresses) {
+    const addressesNow = env.addresses.serial ?? env.addresses.text.length;
+    if (addressesNow !== knownAddresses) {
       for (const { slot, table } of addressTables) tables[slot] = refreshAddresses(table, env);
-      knownAddresses = env.addresses.text.length;
+      knownAddresses = addressesNow;
     }
     if (env.interfaces.values.length !== knownNames) {
       for (const { slot, table } of nameTables) tables[slot] = refreshNames(table, env);

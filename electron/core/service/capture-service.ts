@@ -18,6 +18,7 @@ import {
   type Hello,
   type InterfaceInfo,
   type LeftoverSpoolInfo,
+  type RequestName,
   type RequestSchemas,
   type Results,
   type RingLimit,
@@ -26,6 +27,7 @@ import {
   type SourceAvailability,
   type SourceKind,
 } from '../../common/contract.js';
+import type { InsightRequestName } from '../../common/insights.js';
 import type { ExportRow } from '../files/index.js';
 import { spoolExportRows } from '../spool-export.js';
 import { compileFilter } from '../filter/index.js';
@@ -36,6 +38,7 @@ import { packetInfo } from '../../common/info.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from '../native.js';
 import type { Spool } from '../spool-store.js';
 import { storeFieldReader } from '../fields/store-fields.js';
+import { ProcAttribution, processSummary } from '../proc/attribution.js';
 import { Aggregator } from '../stats/aggregator.js';
 import { View } from '../view.js';
 import { CHUNK_MASK, RecordStore, hookName } from '../store.js';
@@ -74,6 +77,8 @@ export class CaptureService implements RequestHandlers, JobHost {
   readonly view: View;
   readonly aggregator: Aggregator;
   readonly jobs: JobRunner;
+  /** Which local process each record belongs to (live captures only: a file's processes are long gone). */
+  readonly attribution = new ProcAttribution();
   readonly ifnames = new Map<number, string>();
   private readonly listeners = new Set<EventListener>();
   private session: NativeSession | null = null;
@@ -92,16 +97,23 @@ export class CaptureService implements RequestHandlers, JobHost {
   constructor(private readonly options: ServiceOptions) {
     this.spools = new SpoolOwner(options);
     this.ingestor = new Ingestor(this.store, (ifindex) => this.ifname(ifindex));
-    this.view = new View(this.store, {
-      addresses: this.ingestor.addresses,
-      interfaces: this.ingestor.interfaces,
-      // Display-filter tests the columns cannot answer read the record's bytes from the spool.
-      fields: storeFieldReader(
-        this.store,
-        (offset) => (this.spool ? this.spool.read(offset) : null),
-        (id) => this.ingestor.interfaces.get(id),
-      ),
-    });
+    this.view = new View(
+      this.store,
+      {
+        addresses: this.ingestor.addresses,
+        interfaces: this.ingestor.interfaces,
+        // Display-filter tests the columns cannot answer read the record's bytes from the spool.
+        fields: storeFieldReader(
+          this.store,
+          (offset) => (this.spool ? this.spool.read(offset) : null),
+          (id) => this.ingestor.interfaces.get(id),
+          (index) => this.attribution.processOf(index),
+        ),
+      },
+      // Sorts and filters yield every 10 ms: a slice, plus the step that crosses it, stays well under the
+      // 50 ms a frame of the UI (and a batch of the capture) may wait.
+      { sliceMs: 10 },
+    );
     this.aggregator = new Aggregator(this.ingestor);
     this.jobs = new JobRunner((job) => this.emit('job', job));
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
@@ -145,7 +157,24 @@ export class CaptureService implements RequestHandlers, JobHost {
   /** The one entry point of both transports: validates, then dispatches. */
   async handle(method: unknown, params: unknown, transport: Hello['transport']): Promise<unknown> {
     const request = validateRequest(method, params);
+    const feature = this.featureHandlers.get(request.method);
+    if (feature) return Promise.resolve(feature(request.params));
     return Promise.resolve(dispatchRequest(this, request.method, request.params, transport));
+  }
+
+  private readonly featureHandlers = new Map<RequestName, (params: unknown) => unknown>();
+
+  /**
+   * Lets a feature module (../insights) answer requests of its own: they are validated here as every
+   * request is, and its events reach both transports through `publish`.
+   */
+  serveRequests(handlers: Partial<Record<InsightRequestName, (params: unknown) => unknown>>): void {
+    for (const [name, handler] of Object.entries(handlers))
+      this.featureHandlers.set(name as RequestName, handler);
+  }
+
+  publish<E extends EventName>(event: E, data: Events[E]): void {
+    this.emit(event, data);
   }
 
   private native(): Native {
@@ -208,6 +237,7 @@ export class CaptureService implements RequestHandlers, JobHost {
     }
     try {
       this.newSpool(params.snaplen, params.limit);
+      this.ingestor.attribution = this.attribution;
       session.start(
         (batch, info) => this.onBatch(batch, info),
         (ev) => this.onSessionEvent(ev),
@@ -308,6 +338,8 @@ export class CaptureService implements RequestHandlers, JobHost {
   /** Forgets every record: index, view, statistics and rates (the spool is the caller's business). */
   private resetIndex(): void {
     this.ingestor.clear();
+    this.ingestor.attribution = null;
+    this.attribution.clear();
     this.aggregator.clear();
     this.view.clear();
     this.rates.reset();
@@ -348,7 +380,13 @@ export class CaptureService implements RequestHandlers, JobHost {
       queueMicrotask(() => this.stop(overflow));
       return;
     }
-    if (this.spools.guard.failed) return; // the capture is stopping: nothing more can be kept
+    if (this.spools.guard.failed) {
+      // The capture is stopping: nothing more can be kept. A file being opened fails with the reason.
+      const failed = this.spools.guard.failed;
+      if (this.state.source === 'file' && this.state.state === 'starting' && failed !== 'over the cap')
+        throw new Error(failed);
+      return;
+    }
     let offsets: Float64Array;
     try {
       offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex), from, this.ring.segmentCut);
@@ -420,7 +458,13 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   /** The records at `indices` as exports carry them (bytes from the spool): for writers that stream (CLI -w). */
   recordRows(indices: Iterable<number>): Iterable<ExportRow> {
-    return this.spool ? copiedRows(spoolExportRows(this.store, this.ingestor, this.spool, indices)) : [];
+    return this.spool
+      ? copiedRows(
+          spoolExportRows(this.store, this.ingestor, this.spool, indices, (i) =>
+            this.attribution.processOf(i),
+          ),
+        )
+      : [];
   }
 
   startExport(p: z.output<(typeof RequestSchemas)['export.start']>): number {
@@ -505,6 +549,8 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   private row(index: number): Row {
     const row: Row = { ...rowOf(this.store, this.ingestor, index), ...echoLink(this.store, index) };
+    const proc = this.attribution.processOf(index);
+    if (proc) row.proc = proc;
     if (!this.spool) return row;
     try {
       const rec = this.spool.read(this.store.chunkOf(index).spoolOffset[index & CHUNK_MASK]!);
@@ -531,6 +577,11 @@ export class CaptureService implements RequestHandlers, JobHost {
     return Array.from({ length: n }, (_, p) => this.view.indexAt(p));
   }
 
+  /** The per-process summary (`procs.summary`): the records attributed to local processes. */
+  processSummary(): Results['procs.summary'] {
+    return processSummary(this.store, this.ingestor, this.attribution);
+  }
+
   aggregates(): Results['stats.get'] {
     const c = this.counts();
     return this.aggregator.aggregates({
@@ -542,12 +593,13 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   tick(): void {
     const now = Date.now();
-    const spool = this.spool;
-    try {
-      this.spools.syncIfDue(now);
-    } catch (err) {
-      if (spool) this.spoolFailed(spool, err);
-    }
+    this.spools.syncIfDue(now, (spool, err) => {
+      try {
+        this.spoolFailed(spool, err);
+      } catch {
+        // A file being opened: its next batch says so (onBatch).
+      }
+    });
     this.view.settle();
     if (this.push.aggregatesDue(now, this.store.length) && this.listeners.size > 0)
       this.emit('aggregates', this.aggregates());

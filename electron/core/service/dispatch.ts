@@ -44,6 +44,7 @@ export interface RequestHandlers {
   setFilter(filter: string): Promise<Results['view.setFilter']>;
   tick(): void;
   aggregates(): Results['stats.get'];
+  processSummary(): Results['procs.summary'];
   details(no: number): Results['record.details'];
   startExport(p: Params<'export.start'>): number;
   openFile(paths: string[], label: string): number;
@@ -127,6 +128,8 @@ export function dispatchRequest(
       return { ok: true };
     case 'stats.get':
       return s.aggregates();
+    case 'procs.summary':
+      return s.processSummary();
     case 'stats.peerSeries': {
       const { peers, maxPoints } = p as Params<'stats.peerSeries'>;
       return peers.map((peer) => s.aggregator.peerSeries(peer, maxPoints));

@@ -14,16 +14,18 @@ import { type ExportRow, exportRecords, openCaptureFile } from '../files/index.j
 import type { Ingestor } from '../ingest.js';
 import type { JobRunner } from '../jobs.js';
 import type { BatchInfo } from '../native.js';
-import { spoolExportRows } from '../spool-export.js';
+import { exportSpoolPcapng, spoolExportRows } from '../spool-export.js';
 import type { Spool } from '../spool-store.js';
 import type { RecordStore } from '../store.js';
 import type { View } from '../view.js';
+import type { ProcAttribution } from '../proc/attribution.js';
 
 /** What the jobs need of the service. */
 export interface JobHost {
   readonly store: RecordStore;
   readonly view: View;
   readonly ingestor: Ingestor;
+  readonly attribution: ProcAttribution;
   readonly jobs: JobRunner;
   readonly version: string;
   readonly spool: Spool | null;
@@ -71,16 +73,24 @@ export function runExport(
 ): number {
   const spool = host.spool;
   if (!spool) throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
-  const rows = spoolExportRows(host.store, host.ingestor, spool, indices);
+  const rows = spoolExportRows(host.store, host.ingestor, spool, indices, (i) =>
+    host.attribution.processOf(i),
+  );
   return host.jobs.start('export', path, async (ctx) => {
-    const result = await exportRecords(rows, {
-      format,
+    const options = {
       path,
       total,
       signal: ctx.signal,
-      onProgress: (done) => ctx.progress(done, total),
+      onProgress: (done: number) => ctx.progress(done, total),
       application: `icmpcap ${host.version}`,
-    });
+    };
+    // pcapng: the spool's blocks are copied as they are (spool-export.ts), unless some record carries a
+    // process: its EPB comments (`PID:`/`Cmd:`, as ptcpdump writes them) are not in the spool, so those
+    // exports go through the row writer, which adds them.
+    const copyBlocks = format === 'pcapng' && host.attribution.processes.entries.length <= 1;
+    const result = copyBlocks
+      ? await exportSpoolPcapng(host.store, host.ingestor, spool, indices, options)
+      : await exportRecords(rows, { format, ...options });
     ctx.progress(result.records, total);
     return `${result.records.toLocaleString('en')} records written to ${result.path}`;
   });
@@ -158,6 +168,7 @@ export function* copiedRows(rows: Iterable<ExportRow>): Generator<ExportRow> {
       ...(row.rttMs === undefined ? {} : { rttMs: row.rttMs }),
       ...(row.relativeNs === undefined ? {} : { relativeNs: row.relativeNs }),
       ...(row.flags ? { flags: row.flags } : {}),
+      ...(row.proc ? { proc: row.proc } : {}),
     };
   }
 }

@@ -34,9 +34,16 @@ export class SpoolOwner {
     this.spool = null;
   }
 
-  /** Forces the spool to disk when a second has passed; the write error, if any, is thrown. */
-  syncIfDue(now: number): void {
-    if (this.spool && this.guard.syncDue(now)) this.spool.sync();
+  /**
+   * Forces the spool to disk when a second has passed, off the event loop (a fdatasync can take hundreds of
+   * ms); `failed` hears the write error, if any.
+   */
+  syncIfDue(now: number, failed: (spool: Spool, err: Error) => void): void {
+    const spool = this.spool;
+    if (!spool || !this.guard.syncDue(now)) return;
+    spool.syncAsync((err) => {
+      if (err && spool === this.spool) failed(spool, err);
+    });
   }
 
   /** The message for a write error of `spool`, the first time one happens (null after that). */

@@ -92,7 +92,7 @@ describe('echo statistics', () => {
       rep(3020, P, L, 4),
       rep(3025, P, L, 4), // duplicate
       req(4000, L, P, 5),
-      rep(6500, P, L, 5), // 2.5 s: late, and lost
+      rep(6500, P, L, 5), // 2.5 s: late, still a reply with its RTT (as tshark -z icmp,srt counts it)
       tick(10_000),
     ]);
     const [peer, ...others] = agg.peerList();
@@ -103,21 +103,62 @@ describe('echo statistics', () => {
       family: 4,
       role: 'out',
       requests: 5,
-      replies: 3,
-      lost: 2,
-      loss: 0.4,
+      replies: 4,
+      lost: 1,
+      loss: 0.2,
       duplicates: 1,
       late: 1,
       rttMinMs: 10,
-      rttAvgMs: 20,
-      rttMaxMs: 30,
-      rttP95Ms: 30, // nearest rank: ceil(0.95 * 3) = 3rd of [10, 20, 30]
-      jitterMs: 15, // (|30 - 10| + |20 - 30|) / 2
-      spark: [10, 30, 20],
+      rttAvgMs: 640, // (10 + 30 + 20 + 2500) / 4
+      rttMaxMs: 2500,
+      rttP95Ms: 2500, // nearest rank: ceil(0.95 * 4) = 4th of [10, 20, 30, 2500]
+      jitterMs: 836.667, // (|30 - 10| + |20 - 30| + |2500 - 20|) / 3
+      spark: [10, 30, 20, 2500],
       lastSeenNs: String(BigInt(T0) + 6500n * 1_000_000n),
     });
     // Every matched reply gets its RTT in the store, duplicates and late ones too.
     expect(rtts).toEqual([null, 10, null, 30, null, null, 20, 25, null, 2500, null]);
+  });
+
+  it('counts replies to a broadcast request per responder, late ones with their RTT', () => {
+    const L = '10.0.0.1';
+    const B = '10.0.0.255';
+    const [R1, R2] = ['10.0.0.2', '10.0.0.3'];
+    const { agg, rtts } = run([
+      req(0, L, B, 1),
+      rep(1, R1, L, 1),
+      rep(2, R2, L, 1),
+      req(1000, L, B, 2),
+      rep(1001, R1, L, 2),
+      rep(1001, R1, L, 2), // a duplicate of R1's own reply
+      req(2000, L, B, 3),
+      rep(2002, R1, L, 3),
+      rep(3500, R2, L, 3), // 1.5 s: late, a reply with its RTT
+      req(4000, L, B, 4), // R2 no longer answers: lost for R2 only
+      rep(4001, R1, L, 4),
+      tick(10_000),
+    ]);
+    const byPeer = Object.fromEntries(agg.peerList().map((p) => [p.peer, p]));
+    expect(Object.keys(byPeer).sort()).toEqual([R1, R2]);
+    expect(byPeer[R1]).toMatchObject({
+      local: L,
+      role: 'out',
+      requests: 4,
+      replies: 4,
+      lost: 0,
+      duplicates: 1,
+    });
+    expect(byPeer[R1]!.rttMaxMs).toBe(2);
+    // R2 answered from the first request on: 4 requests, the second and fourth unanswered.
+    expect(byPeer[R2]).toMatchObject({
+      requests: 4,
+      replies: 2,
+      lost: 2,
+      late: 1,
+      duplicates: 0,
+      rttMaxMs: 1500,
+    });
+    expect(rtts.filter((r) => r !== null)).toEqual([1, 2, 1, 1, 2, 1500, 1]);
   });
 
   it('matches reordered replies of a peer that pings us (IPv6, role in)', () => {
@@ -210,7 +251,9 @@ describe('echo statistics', () => {
     const stats = agg.peerList();
     expect(stats.map((p) => p.requests).reduce((a, b) => a + b)).toBe(count);
     expect(stats.map((p) => p.replies).reduce((a, b) => a + b)).toBe(count);
-    expect(stats.map((p) => p.lost + p.duplicates + p.late).reduce((a, b) => a + b)).toBe(0);
+    expect(stats.map((p) => p.lost + p.duplicates).reduce((a, b) => a + b)).toBe(0);
+    // RTT 1500 - k / 50 ms: the first 25000 requests' replies took longer than 1 s (late, still replies).
+    expect(stats.map((p) => p.late).reduce((a, b) => a + b)).toBe(25_000);
     expect(rtts.slice(count, 2 * count).every((r) => r !== null)).toBe(true);
     expect(rtts[count]).toBeCloseTo(1500 - 2 * ((count - 1) / 100), 0);
   });

@@ -35,7 +35,22 @@ export interface AggregatorOptions {
 export interface AddressNames {
   readonly text: readonly string[];
   readonly family: readonly number[];
+  /** Reclaimed ids (ingest.ts AddressTable, a ring buffer): their per-address counters are folded first. */
+  onFree?(listener: (id: number) => void): () => void;
 }
+
+/** Peers let go (no records left in a ring buffer, or beyond `maxPeers`), summed. */
+export interface EvictedPeers {
+  peers: number;
+  requests: number;
+  replies: number;
+  lost: number;
+  duplicates: number;
+  late: number;
+}
+
+/** Addresses let go whose packet counts are still folded into the top talkers (the largest ones). */
+const EVICTED_TALKERS = 32;
 
 const KINDS: readonly MessageKindName[] = ['echo', 'error', 'nd', 'other'];
 /**
@@ -154,6 +169,16 @@ export class Aggregator implements EchoOutcomes {
   private baseNs = 0n;
 
   private readonly addresses: AddressNames;
+  private readonly evicted: EvictedPeers = {
+    peers: 0,
+    requests: 0,
+    replies: 0,
+    lost: 0,
+    duplicates: 0,
+    late: 0,
+  };
+  /** Packets and bytes of reclaimed addresses, the largest EVICTED_TALKERS, by address. */
+  private readonly evictedTalkers = new Map<string, { packets: number; bytes: number }>();
 
   /** Counts what `ingestor` adds to the store and hears its echo matching. */
   constructor(ingestor: { addresses: AddressNames; echo: EchoMatcher }, options: AggregatorOptions = {}) {
@@ -162,6 +187,36 @@ export class Aggregator implements EchoOutcomes {
     this.maxPoints = Math.max(4, options.maxPointsPerPeer ?? 1024);
     this.reservoirSize = options.reservoirSize ?? 1024;
     this.sparkLength = options.sparkLength ?? 32;
+    this.addresses.onFree?.((id) => this.foldTalker(id));
+  }
+
+  /** A reclaimed address: its cumulative counts join the evicted top talkers (or go, when small). */
+  private foldTalker(id: number): void {
+    const packets = this.packets[id] ?? 0;
+    if (packets === 0) return;
+    const bytes = this.bytes[id]!;
+    this.packets[id] = 0;
+    this.bytes[id] = 0;
+    const address = this.addresses.text[id] ?? '';
+    const known = this.evictedTalkers.get(address);
+    if (known) {
+      known.packets += packets;
+      known.bytes += bytes;
+      return;
+    }
+    if (this.evictedTalkers.size >= EVICTED_TALKERS) {
+      let smallest: string | null = null;
+      let least = packets;
+      for (const [a, t] of this.evictedTalkers) {
+        if (t.packets < least) {
+          least = t.packets;
+          smallest = a;
+        }
+      }
+      if (smallest === null) return;
+      this.evictedTalkers.delete(smallest);
+    }
+    this.evictedTalkers.set(address, { packets, bytes });
   }
 
   /** Takes in records `from..to-1` of the store (call after each batch with the new range). */
@@ -260,8 +315,9 @@ export class Aggregator implements EchoOutcomes {
     const peer = this.peerSlots[flow]!;
     peer.lastSeen = ts;
     if (kind === REPLY_DUPLICATE) peer.duplicates++;
-    else if (kind === REPLY_LATE) peer.late++;
     else {
+      // Late replies are replies with their RTT too (as tshark -z icmp,srt and stats/srt.ts count them).
+      if (kind === REPLY_LATE) peer.late++;
       peer.replies++;
       this.sample(peer, Math.fround(rttMs), ts);
     }
@@ -282,16 +338,28 @@ export class Aggregator implements EchoOutcomes {
     this.peerSlots[flow]!.lost--;
   }
 
+  /** Flows echo matching let go (no records left in a ring buffer, or too many): summed as evicted peers. */
   flowsForgotten(flows: readonly number[]): void {
+    const e = this.evicted;
     for (const flow of flows) {
-      if (this.peerSlots[flow]) this.livePeers--;
+      const peer = this.peerSlots[flow];
+      if (!peer) continue;
+      this.livePeers--;
       this.peerSlots[flow] = null;
+      e.peers++;
+      e.requests += peer.requests;
+      e.replies += peer.replies;
+      e.lost += peer.lost;
+      e.duplicates += peer.duplicates;
+      e.late += peer.late;
     }
   }
 
   cleared(): void {
     this.peerSlots.length = 0;
     this.livePeers = 0;
+    Object.assign(this.evicted, { peers: 0, requests: 0, replies: 0, lost: 0, duplicates: 0, late: 0 });
+    this.evictedTalkers.clear();
   }
 
   private sample(peer: Peer, rtt: number, ts: number): void {
@@ -463,26 +531,38 @@ export class Aggregator implements EchoOutcomes {
       topTalkers: this.topTalkers(10),
       peers: this.peerList(maxPeers),
       series: this.series(),
+      ...(this.evicted.peers > 0 ? { evictedPeers: { ...this.evicted } } : {}),
     };
   }
 
+  /** The addresses with the most packets; reclaimed addresses count with what they had (the largest kept). */
   topTalkers(count: number): Aggregates['topTalkers'] {
     const n = Math.min(this.addresses.text.length, this.packets.length);
+    const want = count + this.evictedTalkers.size;
     const top: number[] = [];
     for (let id = 1; id < n; id++) {
       const p = this.packets[id]!;
       if (p === 0) continue;
-      if (top.length === count && p <= this.packets[top[count - 1]!]!) continue;
+      if (top.length === want && p <= this.packets[top[want - 1]!]!) continue;
       let at = top.length;
       while (at > 0 && this.packets[top[at - 1]!]! < p) at--;
       top.splice(at, 0, id);
-      if (top.length > count) top.pop();
+      if (top.length > want) top.pop();
     }
-    return top.map((id) => ({
+    const out = top.map((id) => ({
       address: this.addresses.text[id]!,
       packets: this.packets[id]!,
       bytes: this.bytes[id]!,
     }));
+    for (const [address, t] of this.evictedTalkers) {
+      const same = out.find((o) => o.address === address);
+      if (same) {
+        same.packets += t.packets;
+        same.bytes += t.bytes;
+      } else out.push({ address, packets: t.packets, bytes: t.bytes });
+    }
+    out.sort((a, b) => b.packets - a.packets);
+    return out.slice(0, count);
   }
 
   series(): Aggregates['series'] {

@@ -126,7 +126,8 @@ interface SentRequest {
   answered: Set<string>;
 }
 
-function isGroup(family: 4 | 6, dst: string, broadcasts: ReadonlySet<string>): boolean {
+/** A broadcast or multicast destination: every host there may answer (IPv4 x.x.x.255 is taken as a broadcast). */
+export function isGroup(family: 4 | 6, dst: string, broadcasts: ReadonlySet<string> = new Set()): boolean {
   if (family === 6) return dst.startsWith('ff');
   const first = Number(dst.split('.')[0]);
   return (

@@ -143,6 +143,12 @@ export class OddLab {
     return answer.records;
   }
 
+  /** The record numbers the display filter `filter` keeps (an error message when it does not compile). */
+  async filter(filter: string): Promise<{ nos?: number[]; error?: string }> {
+    this.child!.stdin!.write(`filter ${filter}\n`);
+    return JSON.parse(await this.nextLine(30_000)) as { nos?: number[]; error?: string };
+  }
+
   /** Stops the capture and exports every record in every format. */
   async stop(): Promise<ChildResult> {
     this.child!.stdin!.write('stop\n');

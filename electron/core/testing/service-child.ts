@@ -4,6 +4,7 @@
  * line, answers on stdout as JSON lines:
  *   mark NAME   -> {"mark":NAME,"records":N}   (after the capture has settled)
  *   stop        -> stops, exports every record in every format, then {"rows":[...],"exports":{...},"jobs":[...]}
+ *   stats       -> stops (every request judged), then the aggregates the UI shows (stats.get) and exits
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -56,6 +57,31 @@ async function stopAndExport(): Promise<void> {
   process.exit(0);
 }
 
+/** `filter EXPR` -> {"filter":EXPR,"nos":[...]}: the record numbers the display filter keeps. */
+async function filterRecords(filter: string): Promise<void> {
+  try {
+    await service.handle('view.setFilter', { filter }, 'ipc');
+    const nos: number[] = [];
+    for (let start = 0; ; start += 2000) {
+      const page = service.rows(start, 2000);
+      nos.push(...page.rows.map((r) => r.no));
+      if (start + 2000 >= page.view) break;
+    }
+    await service.handle('view.setFilter', { filter: '' }, 'ipc');
+    say({ filter, nos });
+  } catch (err) {
+    say({ filter, error: (err as Error).message });
+  }
+}
+
+async function stopAndStats(): Promise<void> {
+  await settle(300);
+  service.stop();
+  say(await service.handle('stats.get', {}, 'ipc'));
+  service.close();
+  process.exit(0);
+}
+
 function* allIndices(): Generator<number> {
   for (let i = service.store.firstIndex; i < service.store.length; i++) yield i;
 }
@@ -80,6 +106,8 @@ process.stdin.on('data', (chunk: Buffer) => {
     const line = input.slice(0, nl).trim();
     input = input.slice(nl + 1);
     if (line === 'stop') void stopAndExport();
+    else if (line.startsWith('filter ')) void filterRecords(line.slice(7));
+    else if (line === 'stats') void stopAndStats();
     else if (line.startsWith('mark ')) {
       const name = line.slice(5);
       void settle(300).then(() => say({ mark: name, records: service.store.length }));

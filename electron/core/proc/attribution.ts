@@ -1,0 +1,234 @@
+/**
+ * Which local process an ICMP record belongs to, resolved when the record is ingested:
+ * - a record that carries the sender's pid (the module's, REC_F_HAS_PID) names it;
+ * - an outgoing echo request is looked up by socket: the ping socket whose local port is its echo
+ *   identifier, else the one raw socket that could have sent it (protocol, bound and connected
+ *   addresses); socket inode -> pid through /proc/PID/fd where this user may look (else the uid alone);
+ * - an ICMP error aimed at this host inherits the process of the local flow it quotes: the echo it quotes
+ *   (as above), or the UDP/TCP socket bound to the quoted source port;
+ * - a reply inherits its request's process through echo matching (`echoMatched`).
+ * Lookups are cached (by family and echo id, or by protocol and port), refreshed on a miss, bounded in
+ * size and in rate, so a flood of unknown identifiers costs a few file reads a second, not one per packet.
+ * Several candidate sockets, or none, leave the record "unknown": nothing is guessed.
+ */
+import { decodeError } from '../answers/flows.js';
+import { Direction, OFF, REC_F_HAS_ECHO, REC_F_HAS_PID, decodeRecord } from '../record.js';
+import { pidsOfInodes, processInfo, type ProcessInfo } from './processes.js';
+import { isUnspecified, readSockets, type SocketEntry, type SocketTable } from './sockets.js';
+import { PROC_UNKNOWN, ProcColumn, ProcessTable } from './table.js';
+import { ProcessSummary } from './summary.js';
+import type { ProcessSummaryRow } from '../../common/contract.js';
+import type { Ingestor } from '../ingest.js';
+import { CHUNK_MASK, type RecordStore } from '../store.js';
+
+/** How long a resolved (family, id) or port keeps its process after its last use. */
+const HIT_TTL_MS = 5_000;
+/** How long an identifier no socket was found for is not looked up again. */
+const MISS_TTL_MS = 1_000;
+const CACHE_MAX = 4096;
+/** Socket-table lookups allowed per second (each reads a /proc/net file and may walk /proc/*\/fd). */
+const LOOKUPS_PER_SECOND = 50;
+
+interface Cached {
+  proc: number;
+  at: number;
+}
+
+/** How the lookups went: `resolved` found the process (pid), `uidOnly` only its owner, `missed` nothing. */
+export interface AttributionStats {
+  lookups: number;
+  resolved: number;
+  uidOnly: number;
+  missed: number;
+  limited: number;
+}
+
+const V4_ERRORS = new Set([3, 4, 5, 11, 12]);
+const V6_ERRORS = new Set([1, 2, 3, 4]);
+
+/** Whether a record of this family, type and direction can be attributed at ingest (cheap, per record). */
+export function wantsProcess(family: number, type: number, dir: number, flags: number): boolean {
+  if (flags & REC_F_HAS_PID) return true;
+  if (dir === Direction.Out) return family === 6 ? type === 128 : type === 8;
+  if (dir === Direction.In) return family === 6 ? V6_ERRORS.has(type) : V4_ERRORS.has(type);
+  return false;
+}
+
+export class ProcAttribution {
+  readonly processes = new ProcessTable();
+  readonly column = new ProcColumn();
+  readonly stats: AttributionStats = { lookups: 0, resolved: 0, uidOnly: 0, missed: 0, limited: 0 };
+  private readonly cache = new Map<string, Cached>();
+  private readonly byPid = new Map<number, Cached>();
+  private windowStart = 0;
+  private windowLookups = 0;
+  private readonly root = process.getuid?.() === 0;
+
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
+  /** Attributes record `index` (at `o` in `view`), whose src/dst are `src`, `dst` as text. */
+  attribute(index: number, view: DataView, o: number, src: () => string, dst: () => string): void {
+    const flags = view.getUint16(o + OFF.flags, true);
+    const family = view.getUint8(o + OFF.family) === 6 ? 6 : 4;
+    const dir = view.getUint8(o + OFF.dir);
+    let proc = PROC_UNKNOWN;
+    if (flags & REC_F_HAS_PID) {
+      proc = this.forPid(view.getUint32(o + OFF.pid, true));
+    } else if (dir === Direction.Out) {
+      if (flags & REC_F_HAS_ECHO) proc = this.forEcho(family, view.getUint16(o + OFF.id, true), src(), dst());
+    } else if (dir === Direction.In) {
+      proc = this.forError(view, o);
+    }
+    if (proc !== PROC_UNKNOWN) this.column.set(index, proc);
+  }
+
+  /** Echo matching found `replyIndex` answers `requestIndex`: the reply goes to the same process. */
+  echoMatched(requestIndex: number, replyIndex: number): void {
+    const proc = this.column.get(requestIndex);
+    if (proc !== PROC_UNKNOWN) this.column.set(replyIndex, proc);
+  }
+
+  processOf(index: number): ProcessInfo | null {
+    return this.processes.get(this.column.get(index));
+  }
+
+  clear(): void {
+    this.column.clear();
+    this.processes.clear();
+    this.cache.clear();
+    this.byPid.clear();
+  }
+
+  private forPid(pid: number): number {
+    const t = this.now();
+    const hit = this.byPid.get(pid);
+    if (hit && t - hit.at < HIT_TTL_MS) return hit.proc;
+    const proc = this.processes.intern(processInfo(pid));
+    remember(this.byPid, pid, { proc, at: t });
+    return proc;
+  }
+
+  private forError(view: DataView, o: number): number {
+    const record = decodeRecord(view, o);
+    const report = decodeError(record);
+    const flow = report?.flow;
+    // Only errors about what this host sent: the quoted source is the address the error was sent to.
+    if (!flow || flow.src !== record.dst) return PROC_UNKNOWN;
+    if ((flow.protocol === 'icmp' || flow.protocol === 'icmpv6') && flow.echoId !== null)
+      return this.forEcho(flow.family, flow.echoId, flow.src, flow.dst);
+    if ((flow.protocol === 'udp' || flow.protocol === 'tcp') && flow.srcPort !== null)
+      return this.forPort(flow.protocol, flow.family, flow.srcPort, flow.src, flow.dst, flow.dstPort);
+    return PROC_UNKNOWN;
+  }
+
+  /** The process of an echo request with identifier `id` from `src` to `dst`. */
+  private forEcho(family: 4 | 6, id: number, src: string, dst: string): number {
+    return this.cached(`e${family}:${id}`, () => {
+      const local = (s: SocketEntry): boolean => isUnspecified(s.local) || s.local === src;
+      const ping = readSockets('icmp', family).filter((s) => s.localPort === id && local(s));
+      if (ping.length > 0) return ping;
+      const proto = family === 6 ? 58 : 1;
+      return readSockets('raw', family).filter(
+        (s) =>
+          (s.localPort === proto || s.localPort === 255) &&
+          local(s) &&
+          (isUnspecified(s.remote) || s.remote === dst),
+      );
+    });
+  }
+
+  /** The process of the UDP/TCP socket bound to local `port` that sent to `dst`:`dstPort`. */
+  private forPort(
+    table: SocketTable,
+    family: 4 | 6,
+    port: number,
+    src: string,
+    dst: string,
+    dstPort: number | null,
+  ): number {
+    return this.cached(`${table}${family}:${port}:${dst}:${dstPort}`, () => {
+      const bound = readSockets(table, family).filter(
+        (s) => s.localPort === port && (isUnspecified(s.local) || s.local === src),
+      );
+      const connected = bound.filter((s) => s.remote === dst && s.remotePort === dstPort);
+      if (connected.length > 0) return connected;
+      return bound.filter((s) => isUnspecified(s.remote));
+    });
+  }
+
+  private cached(key: string, candidates: () => SocketEntry[]): number {
+    const t = this.now();
+    const hit = this.cache.get(key);
+    if (hit) {
+      if (hit.proc !== PROC_UNKNOWN && t - hit.at < HIT_TTL_MS) {
+        hit.at = t;
+        return hit.proc;
+      }
+      if (hit.proc === PROC_UNKNOWN && t - hit.at < MISS_TTL_MS) return PROC_UNKNOWN;
+    }
+    if (t - this.windowStart >= 1000) {
+      this.windowStart = t;
+      this.windowLookups = 0;
+    }
+    if (this.windowLookups >= LOOKUPS_PER_SECOND) {
+      this.stats.limited++;
+      return PROC_UNKNOWN;
+    }
+    this.windowLookups++;
+    this.stats.lookups++;
+    const proc = this.resolve(candidates());
+    remember(this.cache, key, { proc, at: t });
+    return proc;
+  }
+
+  /** One socket: its process (or its owner's uid); none or several: unknown. */
+  private resolve(sockets: SocketEntry[]): number {
+    if (sockets.length !== 1) {
+      this.stats.missed++;
+      return PROC_UNKNOWN;
+    }
+    const socket = sockets[0]!;
+    const wanted = new Set([socket.inode]);
+    let pid = pidsOfInodes(wanted, socket.uid).get(socket.inode);
+    // A process may hold a socket another uid created (made before a setuid); root can look everywhere.
+    if (pid === undefined && this.root) pid = pidsOfInodes(wanted, null).get(socket.inode);
+    if (pid === undefined) {
+      this.stats.uidOnly++;
+      return this.processes.intern({ pid: null, name: null, uid: socket.uid, cgroup: null });
+    }
+    this.stats.resolved++;
+    return this.processes.intern(processInfo(pid, socket.uid));
+  }
+}
+
+function remember<K>(map: Map<K, Cached>, key: K, value: Cached): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > CACHE_MAX) map.delete(map.keys().next().value as K);
+}
+
+/** The per-process summary of the records in the index (only the chunks that hold attributed records). */
+export function processSummary(
+  store: RecordStore,
+  ingestor: Ingestor,
+  attribution: ProcAttribution,
+): ProcessSummaryRow[] {
+  const summary = new ProcessSummary();
+  const base = store.baseNs ?? 0n;
+  const addresses = ingestor.addresses.text;
+  attribution.column.forEachKnown(store.firstIndex, store.length, (index, proc) => {
+    const c = store.chunkOf(index);
+    const i = index & CHUNK_MASK;
+    const meta = c.meta[i]!;
+    const dir = (meta >>> 16) & 3;
+    summary.add({
+      proc: attribution.processes.get(proc),
+      dir,
+      family: meta >>> 24 === 6 ? 6 : 4,
+      type: meta & 0xff,
+      peer: addresses[dir === Direction.Out ? c.dst[i]! : c.src[i]!]!,
+      tsNs: base + BigInt(c.tsRel[i]!),
+    });
+  });
+  return summary.rows();
+}

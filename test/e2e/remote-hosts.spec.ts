@@ -1,0 +1,203 @@
+/**
+ * Remote agents in one window. Two `icmpcap serve` agents in namespaces of their own, both HTTPS on
+ * their non-loopback address (self-signed certificates, pinned on first use), on a bridge in a hub
+ * namespace where the viewing service and chromium run. The hub pings both, so each agent sees the
+ * same remote peer (the hub): the all-hosts view must show it as two rows, one per host. Stopping an
+ * agent greys it ("unreachable since …") without harm; restarted, it comes back. An agent that comes
+ * back with another certificate is refused with both fingerprints until the user accepts it.
+ */
+import { type Page, expect, test } from '@playwright/test';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Agent, type Star, accountDir, createStar, startAgent, tokenFile } from '../support/agents.js';
+import { type ServedApp, openCheckedPage, serveInNetns } from '../support/serve.js';
+
+const N = 5;
+const PORT = 21000 + (process.pid % 20000);
+const TOKENS = ['alpha-agent-token-0123456789', 'beta-agent-token-0123456789ab'];
+const NAMES = ['alpha', 'beta'];
+
+test.describe.configure({ mode: 'serial' });
+
+let star: Star;
+let hub: ServedApp | undefined;
+const agents: (Agent | undefined)[] = [];
+const dirs: string[] = [];
+const saved = { config: process.env.XDG_CONFIG_HOME, cache: process.env.XDG_CACHE_HOME };
+
+function dir(prefix: string): string {
+  const d = accountDir(prefix);
+  dirs.push(d);
+  return d;
+}
+
+const agentDirs: { config: string; cache: string; token: string }[] = [];
+
+function startNth(i: number, config = agentDirs[i]!.config): Promise<Agent> {
+  const leaf = star.leaves[i]!;
+  return startAgent(
+    leaf.ns,
+    ['-i', leaf.ifname, '--listen', leaf.v4, '--port', String(PORT), '--token-file', agentDirs[i]!.token],
+    { XDG_CONFIG_HOME: config, XDG_CACHE_HOME: agentDirs[i]!.cache },
+    TOKENS[i]!,
+  );
+}
+
+function pingLeaf(i: number): void {
+  star.exec(star.hub, ['ping', '-c', String(N), '-i', '0.05', '-W', '2', star.leaves[i]!.v4]);
+}
+
+test.beforeAll(async () => {
+  star = createStar('rh', ['198.51.100.11', '198.51.100.22']);
+  for (let i = 0; i < 2; i++) {
+    const config = dir('icmpcap-e2e-rh-config-');
+    agentDirs.push({ config, cache: dir('icmpcap-e2e-rh-cache-'), token: tokenFile(config, TOKENS[i]!) });
+    agents[i] = await startNth(i);
+    expect(agents[i]!.url).toBe(`https://${star.leaves[i]!.v4}:${PORT}/`);
+    expect(agents[i]!.fingerprint).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  }
+  // The viewing service keeps its pins in a config folder of this test's own.
+  process.env.XDG_CONFIG_HOME = dir('icmpcap-e2e-rh-hub-config-');
+  process.env.XDG_CACHE_HOME = dir('icmpcap-e2e-rh-hub-cache-');
+  hub = await serveInNetns(star.hub, ['-i', 'br0']);
+});
+
+const problems: string[] = [];
+test.afterEach(() => {
+  const seen = problems.splice(0);
+  expect(seen).toEqual([]);
+});
+
+test.afterAll(async () => {
+  await hub?.close();
+  for (const a of agents) await a?.stop();
+  star?.destroy();
+  for (const [name, value] of [
+    ['XDG_CONFIG_HOME', saved.config],
+    ['XDG_CACHE_HOME', saved.cache],
+  ] as const) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function addHost(page: Page, i: number): Promise<void> {
+  await page.getByTestId('host-add').click();
+  // The address as the agent printed it, token included: the form splits it off.
+  await page.getByTestId('host-url').fill(`${agents[i]!.url}#token=${TOKENS[i]}`);
+  await page.getByTestId('host-name').fill(NAMES[i]!);
+  await page.getByTestId('host-submit').click();
+  await expect(page.getByTestId('host-form')).toHaveCount(0);
+}
+
+const chip = (page: Page, i: number) => page.getByTestId('host-chip').filter({ hasText: NAMES[i]! });
+
+/** The all-hosts rows as [host, peer, requests, replies]. */
+function mergedRows(page: Page): Promise<string[][]> {
+  return page
+    .getByTestId('all-peers-row')
+    .evaluateAll((rows) =>
+      rows.map((r) =>
+        ['all-peers-host', 'all-peers-peer', 'all-peers-requests', 'all-peers-replies'].map(
+          (id) => r.querySelector(`[data-testid="${id}"]`)?.textContent?.trim() ?? '',
+        ),
+      ),
+    );
+}
+
+function sorted(rows: string[][]): string[][] {
+  return [...rows].sort((a, b) => a.join('|').localeCompare(b.join('|')));
+}
+
+test('two agents in one window: each host shown, peers merged per host, a stopped one greyed and back', async () => {
+  test.setTimeout(180_000);
+  const page = await openCheckedPage(hub!, problems);
+  await expect(page.getByTestId('status-state')).toHaveText('running');
+  for (const i of [0, 1]) await addHost(page, i);
+  for (const i of [0, 1]) await expect(chip(page, i)).toHaveAttribute('data-state', 'connected');
+  // Tokens went in once and are not shown back.
+  expect(await page.content()).not.toContain(TOKENS[0]!);
+  expect(await page.content()).not.toContain(TOKENS[1]!);
+
+  pingLeaf(0);
+  pingLeaf(1);
+
+  // Each host's own capture: its table, its peers.
+  await chip(page, 0).getByTestId('host-select').click();
+  await expect(page.getByTestId('status-count')).toHaveText(`${2 * N} packets`);
+  await expect(page.getByTestId('packet-row')).toHaveCount(2 * N);
+  for (const text of await page.getByTestId('packet-row').allTextContents()) {
+    expect(text).toContain('198.51.100.11');
+    expect(text).toContain(star.hubV4);
+  }
+  await page.getByTestId('tab-peers').click();
+  await expect(page.locator('#panel-peers tbody tr')).toHaveCount(1);
+  await expect(page.locator('#panel-peers tbody tr')).toContainText(star.hubV4);
+
+  await chip(page, 1).getByTestId('host-select').click();
+  await expect(page.locator('#panel-peers tbody tr')).toHaveCount(1);
+  await expect(page.locator('#panel-peers tbody tr')).toContainText(star.hubV4);
+  await page.getByTestId('tab-packets').click();
+  await expect(page.getByTestId('status-count')).toHaveText(`${2 * N} packets`);
+  await expect(page.getByTestId('packet-row').first()).toContainText('198.51.100.22');
+
+  // All hosts: the hub seen from alpha and from beta is two rows; this machine's two flows are its own.
+  await page.getByTestId('tab-hosts').click();
+  const expected = sorted([
+    ['alpha', star.hubV4, String(N), String(N)],
+    ['beta', star.hubV4, String(N), String(N)],
+    ['this machine', '198.51.100.11', String(N), String(N)],
+    ['this machine', '198.51.100.22', String(N), String(N)],
+  ]);
+  await expect.poll(async () => sorted(await mergedRows(page)), { timeout: 15_000 }).toEqual(expected);
+
+  // Beta stops while shown: greyed, "unreachable since", the rest still works; it is retried.
+  await chip(page, 1).getByTestId('host-select').click();
+  await agents[1]!.stop();
+  await expect(chip(page, 1)).toHaveAttribute('data-state', 'unreachable');
+  await expect(chip(page, 1).getByTestId('host-note')).toContainText('unreachable since');
+  await expect(page.getByTestId('connection-banner')).toContainText('Disconnected — reconnecting…');
+  await expect(page.getByTestId('connection-hint')).toContainText('beta is unreachable since');
+  await expect(page.locator('[data-testid="all-peers-row"][data-host="beta"]')).toHaveClass(/stale/);
+  await expect(page.locator('[data-testid="all-peers-row"][data-host="alpha"]')).not.toHaveClass(/stale/);
+  await expect(chip(page, 0)).toHaveAttribute('data-state', 'connected');
+
+  // Back on the same port with the same token: connected again, its new capture shown.
+  agents[1] = await startNth(1);
+  await expect(chip(page, 1)).toHaveAttribute('data-state', 'connected', { timeout: 30_000 });
+  await expect(page.getByTestId('connection-banner')).toHaveCount(0);
+  pingLeaf(1);
+  await expect
+    .poll(async () => (await mergedRows(page)).filter((r) => r[0] === 'beta'), { timeout: 15_000 })
+    .toEqual([['beta', star.hubV4, String(N), String(N)]]);
+  await page.getByTestId('tab-packets').click();
+  await expect(page.getByTestId('status-count')).toHaveText(`${2 * N} packets`);
+});
+
+test('an agent back with another certificate is refused, showing both fingerprints, until accepted', async () => {
+  test.setTimeout(120_000);
+  const page = await openCheckedPage(hub!, problems);
+  // The hosts live in the service: the test before added them (the tests run in order).
+  await expect(chip(page, 0)).toHaveAttribute('data-state', 'connected');
+  const pinned = agents[0]!.fingerprint!;
+  await agents[0]!.stop();
+  // A new config folder: the agent makes a new self-signed certificate.
+  agents[0] = await startNth(0, dir('icmpcap-e2e-rh-config2-'));
+  const presented = agents[0].fingerprint!;
+  expect(presented).not.toBe(pinned);
+  const refused = page.getByTestId('host-refused');
+  await expect(refused).toContainText(`pinned SHA-256 ${pinned}`, { timeout: 30_000 });
+  await expect(refused).toContainText(`now ${presented}`);
+  await expect(refused).toContainText('Trust new certificate');
+  await expect(chip(page, 0)).toHaveAttribute('data-state', 'refused');
+  await expect(chip(page, 1)).toHaveAttribute('data-state', 'connected');
+  await page.getByTestId('host-trust').click();
+  await expect(chip(page, 0)).toHaveAttribute('data-state', 'connected');
+  await expect(refused).toHaveCount(0);
+  // The accepted fingerprint is the pin from now on.
+  const pins = JSON.parse(
+    readFileSync(join(process.env.XDG_CONFIG_HOME!, 'icmpcap', 'known-hosts.json'), 'utf8'),
+  ) as Record<string, string>;
+  expect(pins).toMatchObject({ [`198.51.100.11:${PORT}`]: presented });
+});
