@@ -19,6 +19,7 @@ import {
 } from './record.js';
 import { icmpChecksumOk } from './checksum.js';
 import { PairTable } from './stats/pair-table.js';
+import { QUOTING_TYPES, QuotedIndex } from './filter/quoted.js';
 import type { RecordFlag, Row } from '../common/contract.js';
 import {
   CHUNK_MASK,
@@ -108,6 +109,8 @@ export class AddressTable {
 export class Ingestor {
   readonly addresses = new AddressTable();
   readonly interfaces = new Interner();
+  /** The headers ICMP errors quote, for the display filters (filter/quoted.ts). */
+  readonly quoted = new QuotedIndex();
   private baseHi = 0;
   private baseLo = 0;
 
@@ -202,7 +205,9 @@ export class Ingestor {
       ) {
         marks |= FLAG_BAD_CHECKSUM;
       }
-      const { chunk, i } = store.next();
+      const { chunk, i, index } = store.next();
+      if (QUOTING_TYPES[type | (family === 6 ? 256 : 0)] === 1 && !(flags & REC_F_NOT_FIRST))
+        this.quoted.add(index, chunk, i, bytes, dataAt, capLen, family, marks, addresses, store.firstIndex);
       chunk.tsRel[i] = tsRel;
       chunk.src[i] = src;
       chunk.dst[i] = dst;
@@ -226,6 +231,7 @@ export class Ingestor {
   clear(): void {
     this.store.clear();
     this.addresses.clear();
+    this.quoted.clear();
   }
 }
 

@@ -92,6 +92,8 @@ export class CaptureService {
     this.view = new View(this.store, {
       addresses: this.ingestor.addresses,
       interfaces: this.ingestor.interfaces,
+      quoted: this.ingestor.quoted,
+      matchedColumns: true,
       // Display-filter tests the columns cannot answer read the record's bytes from the spool.
       fields: storeFieldReader(
         this.store,
