@@ -359,6 +359,16 @@ export interface FilterResult {
 
 export interface FilterCheck {
   ok: true;
+  /** Set when the filter reads packet bytes record by record (slower than the index): why. */
+  slow?: string;
+}
+
+/** A filter the service is applying: what makes it slow (if anything) and how far it has got. */
+export interface FilterProgress {
+  filter: string;
+  /** 0 at the start, 1 when done. */
+  fraction: number;
+  slow?: string;
 }
 
 export interface ViewResult {
@@ -515,6 +525,8 @@ export interface Events {
   job: Job;
   /** The interfaces changed (one came, went, or changed state or addresses). */
   interfaces: InterfaceInfo[];
+  /** A filter being applied (view.setFilter): at its start, then as it goes while it takes long. */
+  filter: FilterProgress;
 }
 export type EventName = keyof Events;
 

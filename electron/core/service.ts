@@ -190,13 +190,15 @@ export class CaptureService {
           },
         );
       }
-      case 'filter.check':
+      case 'filter.check': {
+        let slow: string | null;
         try {
-          checkFilter((p as z.output<(typeof RequestSchemas)['filter.check']>).filter);
+          slow = checkFilter((p as z.output<(typeof RequestSchemas)['filter.check']>).filter);
         } catch (err) {
           throw filterError(err);
         }
-        return { ok: true };
+        return slow === null ? { ok: true } : { ok: true, slow };
+      }
       case 'stats.get':
         return this.aggregates();
       case 'stats.peerSeries': {
@@ -741,7 +743,17 @@ export class CaptureService {
 
   private async setFilter(filter: string): Promise<Results['view.setFilter']> {
     try {
-      const { ms } = await this.view.setFilterAsync(filter);
+      // The filter bar says when a filter reads packet bytes (slower) and how far it has got.
+      let slow: string | null = null;
+      try {
+        slow = checkFilter(filter);
+      } catch {
+        // setFilterAsync reports the error
+      }
+      const progress = (fraction: number): void =>
+        this.emit('filter', { filter, fraction, ...(slow === null ? {} : { slow }) });
+      progress(0);
+      const { ms } = await this.view.setFilterAsync(filter, (p) => progress(p.fraction));
       this.tick();
       return { view: this.view.length, filter: this.view.filterText, ms };
     } catch (err) {

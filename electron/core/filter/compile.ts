@@ -241,6 +241,7 @@ class Compiler {
   /** Per-record predicates the generated code calls as `S[k](index)`. */
   readonly slow: Predicate[] = [];
   readonly slowFields = new Set<string>();
+  readonly slowKinds = new Set<string>();
   slowForms = false;
   readonly used = new Set<string>(['meta']);
   readonly evaluator: Evaluator;
@@ -271,6 +272,7 @@ class Compiler {
     const pred = ev.node(node);
     for (const f of ev.fields) this.slowFields.add(f);
     if (ev.slowForms) this.slowForms = true;
+    for (const k of ev.forms) this.slowKinds.add(k);
     this.slow.push(pred);
     return `((q = S(${this.slow.length - 1}, base + i)) === 2 ? ${fallback} : q === 1)`;
   }
@@ -713,10 +715,11 @@ export function compileFilter(text: string, env: FilterEnv): CompiledFilter | nu
       knownNames = env.interfaces.values.length;
     }
   };
-  const reasons: string[] = [];
-  if (compiler.slowForms) reasons.push('regex or byte search');
-  const offColumns = [...compiler.slowFields].filter((f) => COLUMNS[f] === undefined);
-  if (offColumns.length > 0) reasons.push(`fields read from the bytes: ${offColumns.slice(0, 4).join(', ')}`);
+  const reasons: string[] = [...compiler.slowKinds];
+  const offColumns = [...compiler.slowFields].filter(
+    (f) => COLUMNS[f] === undefined && !(env.matchedColumns === true && MATCHED_COLUMNS[f] !== undefined),
+  );
+  if (offColumns.length > 0) reasons.push(`fields not in the index: ${offColumns.slice(0, 4).join(', ')}`);
   return {
     text,
     perRecord: reasons.length > 0,
@@ -733,7 +736,17 @@ export function compileFilter(text: string, env: FilterEnv): CompiledFilter | nu
   };
 }
 
-/** Checks a filter's syntax and meaning without a capture (for `filter.check`). */
-export function checkFilter(text: string): void {
-  compileFilter(text, { addresses: { text: [''], family: [4] }, interfaces: { values: [''] } });
+/**
+ * Checks a filter's syntax and meaning without a capture (for `filter.check`); returns why it is slow
+ * (it reads packet bytes record by record: `reads packet bytes (regex)`), or null. Classified as the
+ * service compiles it (quoted headers and echo matching from the columns).
+ */
+export function checkFilter(text: string): string | null {
+  const compiled = compileFilter(text, {
+    addresses: { text: [''], family: [4] },
+    interfaces: { values: [''] },
+    matchedColumns: true,
+    quoted: { of: () => null },
+  });
+  return compiled?.perRecord ? `reads packet bytes (${compiled.perRecordReason})` : null;
 }
