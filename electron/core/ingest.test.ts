@@ -9,9 +9,9 @@ function ingestor(): Ingestor {
   return new Ingestor(new RecordStore(), (i: number) => `eth${i}`);
 }
 
-/** Ingests a batch and runs the aggregator over it, as the service does (it fills in the RTTs). */
+/** Ingests a batch with statistics listening, as the service does (echo matching fills in the RTTs). */
 function ingestWithStats(ing: Ingestor, batch: ArrayBuffer): void {
-  const agg = new Aggregator(ing.addresses);
+  const agg = new Aggregator(ing);
   const from = ing.store.length;
   ing.ingest(batch);
   agg.update(ing.store, from, ing.store.length);

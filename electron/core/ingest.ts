@@ -5,7 +5,9 @@
  * - addresses are interned through typed-array hash tables (PairTable), not Maps of heap numbers or
  *   strings built per record;
  * - each interface index is resolved to its interned name once per batch, not once per record.
- * Echo replies get their RTT from the Aggregator (stats/aggregator.ts), which matches them to requests.
+ * - echo matching (echo-match.ts) runs over each batch as its last step: replies get their RTT (and
+ *   whatever else they inherit from their request), requests without a response their mark, before anyone
+ *   (statistics, views, filters) reads the batch.
  */
 import {
   OFF,
@@ -18,6 +20,7 @@ import {
   formatAddress,
 } from './record.js';
 import { icmpChecksumOk } from './checksum.js';
+import { EchoMatcher, type EchoMatchOptions } from './echo-match.js';
 import { PairTable } from './stats/pair-table.js';
 import { QUOTING_TYPES, QuotedIndex } from './filter/quoted.js';
 import type { RecordFlag, Row } from '../common/contract.js';
@@ -111,15 +114,28 @@ export class Ingestor {
   readonly interfaces = new Interner();
   /** The headers ICMP errors quote, for the display filters (filter/quoted.ts). */
   readonly quoted = new QuotedIndex();
+  /** Matches echo replies to requests as records come in. */
+  readonly echo: EchoMatcher;
   private baseHi = 0;
   private baseLo = 0;
 
   constructor(
     readonly store: RecordStore,
     private readonly ifname: (ifindex: number) => string,
-  ) {}
+    echoOptions: EchoMatchOptions = {},
+  ) {
+    this.echo = new EchoMatcher(echoOptions);
+  }
 
+  /** Adds a batch's records to the store and matches their echoes; returns how many there were. */
   ingest(batch: ArrayBuffer, spoolOffsets?: Float64Array): number {
+    const from = this.store.length;
+    const n = this.addRecords(batch, spoolOffsets);
+    this.echo.match(this.store, from, this.store.length);
+    return n;
+  }
+
+  private addRecords(batch: ArrayBuffer, spoolOffsets?: Float64Array): number {
     const bytes = new Uint8Array(batch);
     const store = this.store;
     const addresses = this.addresses;
@@ -232,6 +248,7 @@ export class Ingestor {
     this.store.clear();
     this.addresses.clear();
     this.quoted.clear();
+    this.echo.clear();
   }
 }
 

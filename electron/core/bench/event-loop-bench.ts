@@ -51,7 +51,7 @@ async function measure(op: string, path: Delay['path'], work: () => unknown): Pr
 function build(n: number): { view: View; store: RecordStore } {
   const store = new RecordStore();
   const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
-  const agg = new Aggregator(ingestor.addresses);
+  const agg = new Aggregator(ingestor);
   const view = new View(
     store,
     { addresses: ingestor.addresses, interfaces: ingestor.interfaces },

@@ -52,7 +52,7 @@ async function run(dir: string): Promise<void> {
   const store = new RecordStore();
   const ifname = (i: number): string => IFNAMES[i] ?? `if${i}`;
   const ingestor = new Ingestor(store, ifname);
-  const agg = new Aggregator(ingestor.addresses);
+  const agg = new Aggregator(ingestor);
   const spool = Spool.create(dir, 'icmpcap filter bench', 256);
   for (const batch of realisticCapture(N, 4096)) {
     fillPacketBytes(batch);
@@ -62,7 +62,7 @@ async function run(dir: string): Promise<void> {
     agg.update(store, from, store.length);
   }
   // Loss is judged at stop: every request still waiting is judged now (icmp.resp_not_found).
-  agg.finish();
+  ingestor.echo.finish();
   spool.sync();
   let spoolReads = 0;
   const reader = storeFieldReader(

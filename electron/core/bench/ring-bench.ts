@@ -58,7 +58,7 @@ function feedRun(made: ArrayBuffer[], spoolDir: string, limited = true) {
 function viewRun(made: ArrayBuffer[]) {
   const store = new RecordStore();
   const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
-  const agg = new Aggregator(ingestor.addresses);
+  const agg = new Aggregator(ingestor);
   const env = { addresses: ingestor.addresses, interfaces: ingestor.interfaces };
   const filter = 'icmp.type == echo-reply || icmp.type == 129';
   const view = new View(store, env, { resortIntervalMs: 0 });

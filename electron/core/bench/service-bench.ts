@@ -19,6 +19,7 @@ import { type ExportRow, exportRecords } from '../files/index.js';
 import { ipv4Icmp, ipv6Icmp } from '../files/testing/packets.js';
 import { Ingestor, rowOf } from '../ingest.js';
 import type { DecodedRecord } from '../record.js';
+import type { EchoMatcher } from '../echo-match.js';
 import { Aggregator } from '../stats/aggregator.js';
 import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, RecordStore } from '../store.js';
 import { View } from '../view.js';
@@ -141,12 +142,13 @@ function ingestAll(
   makeIngestor: (store: RecordStore) => {
     ingest(batch: ArrayBuffer): number;
     addresses: { text: string[]; family: (4 | 6)[] };
+    echo: EchoMatcher;
     interfaces: { values: string[] };
   },
 ): IngestRun & { ingestor: ReturnType<typeof makeIngestor> } {
   const store = new RecordStore();
   const ingestor = makeIngestor(store);
-  const agg = new Aggregator(ingestor.addresses);
+  const agg = new Aggregator(ingestor);
   const view = new View(store, { addresses: ingestor.addresses, interfaces: ingestor.interfaces });
   const run = { store, agg, view, ingestor, ingestMs: 0, aggMs: 0, ingestCpuUs: 0, aggCpuUs: 0 };
   for (const batch of made) {
@@ -260,10 +262,10 @@ async function main(): Promise<void> {
   );
 
   const storeBytes = store.bytesAllocated;
-  const statsBytes = agg.bytesAllocated;
+  const statsBytes = agg.bytesAllocated + ingestor.echo.bytesAllocated;
   const bytesPerRecord = (storeBytes + statsBytes + view.bytesAllocated) / n;
   console.log(
-    `memory: store ${round(storeBytes / n)} B/record, aggregator ${round(statsBytes / n)} B/record, identity view 0;` +
+    `memory: store ${round(storeBytes / n)} B/record, aggregator + echo matching ${round(statsBytes / n)} B/record, identity view 0;` +
       ` a sorted+filtered view of ${viewLength} holds ${round(sortedViewBytes / 1e6, 1)} MB`,
   );
 

@@ -23,7 +23,7 @@ describe('columnar filters select what reading every record from the spool selec
   const store = new RecordStore();
   const ifname = (i: number): string => ['', 'eth0', 'wlan0'][i] ?? `if${i}`;
   const ingestor = new Ingestor(store, ifname);
-  const agg = new Aggregator(ingestor.addresses);
+  const agg = new Aggregator(ingestor);
   const spool = Spool.create(dir, 'icmpcap test', 256);
   for (const batch of realisticCapture(CHUNK_SIZE + 5000, 4096)) {
     fillPacketBytes(batch);
@@ -31,7 +31,7 @@ describe('columnar filters select what reading every record from the spool selec
     ingestor.ingest(batch, spool.append(batch, 4096, ifname, from));
     agg.update(store, from, store.length);
   }
-  agg.finish();
+  ingestor.echo.finish();
   spool.sync();
   const reader = storeFieldReader(
     store,

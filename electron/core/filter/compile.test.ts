@@ -35,7 +35,7 @@ interface Rec {
 function load(n: number, seed: number): { store: RecordStore; ingestor: Ingestor; recs: Rec[] } {
   const store = new RecordStore();
   const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
-  const agg = new Aggregator(ingestor.addresses);
+  const agg = new Aggregator(ingestor);
   for (const batch of randomCapture(n, seed)) {
     const from = store.length;
     ingestor.ingest(batch);

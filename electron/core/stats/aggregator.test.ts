@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { messageKind } from '../../common/icmp.js';
 import { BatchBuilder, IFNAMES, addressOf, randomCapture } from '../bench/synth.js';
+import type { EchoMatchOptions } from '../echo-match.js';
 import { Ingestor } from '../ingest.js';
 import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_NO_RESPONSE, RecordStore } from '../store.js';
 import { Aggregator, type AggregatorOptions } from './aggregator.js';
@@ -18,10 +19,10 @@ interface Ev {
   dir?: number;
 }
 
-function run(events: Ev[], options: AggregatorOptions = {}, batchSize = 3) {
+function run(events: Ev[], options: AggregatorOptions & EchoMatchOptions = {}, batchSize = 3) {
   const store = new RecordStore();
-  const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
-  const agg = new Aggregator(ingestor.addresses, options);
+  const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`, options);
+  const agg = new Aggregator(ingestor, options);
   const b = new BatchBuilder();
   const flush = (): void => {
     if (b.count === 0) return;
@@ -53,7 +54,7 @@ function run(events: Ev[], options: AggregatorOptions = {}, batchSize = 3) {
     const v = store.chunks[r >>> CHUNK_SHIFT]!.rtt[r & CHUNK_MASK]!;
     rtts.push(Number.isNaN(v) ? null : Math.round(v * 1000) / 1000);
   }
-  return { agg, store, rtts };
+  return { agg, echo: ingestor.echo, store, rtts };
 }
 
 const req = (ms: number, src: string, dst: string, seq: number, dir = 1, id = 7): Ev => ({
@@ -231,8 +232,8 @@ describe('echo statistics', () => {
   it('bounds remembered requests and peers', () => {
     const events: Ev[] = [];
     for (let k = 0; k < 3000; k++) events.push(req(k, '10.0.0.1', `10.1.${k >> 8}.${k & 255}`, k));
-    const { agg } = run(events, { maxOutstanding: 500, maxPeers: 100 }, 64);
-    expect(agg.remembered).toBeLessThanOrEqual(500);
+    const { agg, echo } = run(events, { maxOutstanding: 500, maxPeers: 100 }, 64);
+    expect(echo.remembered).toBeLessThanOrEqual(500);
     expect(agg.peerCount).toBeLessThanOrEqual(110);
     // The most recently seen peers are the ones kept.
     expect(agg.peerList(1000).map((p) => p.peer)).toContain('10.1.11.183');
@@ -262,7 +263,7 @@ describe('aggregates', () => {
   function load(batchSize: number) {
     const store = new RecordStore();
     const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
-    const agg = new Aggregator(ingestor.addresses);
+    const agg = new Aggregator(ingestor);
     for (const batch of randomCapture(80_000, 21, batchSize)) {
       const from = store.length;
       ingestor.ingest(batch);
@@ -384,28 +385,28 @@ describe('loss is judged against the clock while idle and at stop', () => {
   const peerOf = (agg: Aggregator) => agg.aggregates({ rate: 0, droppedKernel: 0, droppedRing: 0 }).peers[0]!;
 
   it('ping -c 3 to a dead host: 0 % while waiting, 100 % once the waits are over', () => {
-    const { agg } = run([
+    const { agg, echo } = run([
       req(0, '10.0.0.2', '10.66.0.1', 1),
       req(1000, '10.0.0.2', '10.66.0.1', 2),
       req(2000, '10.0.0.2', '10.66.0.1', 3),
     ]);
     // Nothing else arrives: by capture time alone no wait is ever over (the defect: 0 % forever).
     expect(peerOf(agg)).toMatchObject({ lost: 0, loss: 0 });
-    expect(agg.advanceIdle(500 * MS)).toBe(true); // 2.5 s after the first request: it is lost
+    expect(echo.advanceIdle(500 * MS)).toBe(true); // 2.5 s after the first request: it is lost
     expect(peerOf(agg)).toMatchObject({ lost: 1 });
-    expect(agg.advanceIdle(1000 * MS)).toBe(false);
-    expect(agg.advanceIdle(2500 * MS)).toBe(true);
+    expect(echo.advanceIdle(1000 * MS)).toBe(false);
+    expect(echo.advanceIdle(2500 * MS)).toBe(true);
     expect(peerOf(agg)).toMatchObject({ lost: 3, loss: 1 });
   });
 
   it('judges every waiting request at stop', () => {
-    const { agg } = run([
+    const { agg, echo } = run([
       req(0, '10.0.0.2', '10.66.0.1', 1),
       rep(5, '10.66.0.1', '10.0.0.2', 1),
       req(1000, '10.0.0.2', '10.66.0.1', 2),
     ]);
     expect(peerOf(agg)).toMatchObject({ lost: 0 });
-    expect(agg.finish()).toBe(true);
+    expect(echo.finish()).toBe(true);
     expect(peerOf(agg)).toMatchObject({ lost: 1, loss: 0.5 });
   });
 });

@@ -1,28 +1,13 @@
 /**
  * Aggregates and per-peer echo statistics, kept incrementally: `update(store, from, to)` after each
- * batch makes one pass over the new records' columns.
+ * batch makes one pass over the new records' columns for the counters; the per-peer echo statistics come
+ * from echo matching, a step of ingest (echo-match.ts: requests, replies, loss, late replies and
+ * duplicates), whose outcomes this listens to.
  *
- * Echo matching: a reply matches the request with the same (requester, responder, id, seq), the
- * requester being the reply's destination. Replies may arrive in any order (a reply to an older seq
- * after a newer one still matches). Each matched reply gets its RTT written to `chunk.rtt` (the
- * service needs no other matcher). Per request, in capture time (record timestamps, not wall time):
- * - answered within `echoTimeoutNs` (default 2 s): a reply; its RTT feeds min/avg/max/p95/jitter;
- * - no reply within the timeout by the newest record's time: lost (counted once its timeout passed);
- * - a reply after the timeout: late, and the request still counts as lost, as ping does; its RTT is
- *   written to the record but kept out of the peer's RTT statistics;
- * - a second (third...) reply to the same request: a duplicate (RTT written, not in the statistics).
- * Requests are remembered for `retainNs` (default 4 s, at least twice the timeout) so late replies
- * and duplicates are recognised, and at most `maxOutstanding` of them (default 4 Mi, 21 bytes each
- * plus 24 in the hash table; the ring starts at 64 Ki and doubles as needed), oldest forgotten first
- * (judged early if its timeout has not passed yet), so memory is bounded.
- *
- * A request judged lost gets MISC_F_NO_RESPONSE on its record (cleared again if a timely reply turns up
- * out of order), so the table can say "no response found" and the filter can select them.
- *
- * Peers: one entry per (requester, responder) pair, a flow, named `requester>responder`. The role comes from the first request's
- * direction: out (we pinged the peer: the responder is the peer), in (the peer pinged us: the
- * requester is the peer), otherwise unknown (the responder is the peer). At most `maxPeers` entries;
- * beyond that the least recently seen are evicted.
+ * Peers: one entry per flow of echo matching, a (requester, responder) pair named `requester>responder`.
+ * The role comes from the first request's direction: out (we pinged the peer: the responder is the peer),
+ * in (the peer pinged us: the requester is the peer), otherwise unknown (the responder is the peer). Echo
+ * matching bounds the flows (`maxPeers`), forgetting the least recently seen.
  *
  * p95 is exact up to `reservoirSize` (1024) RTTs per peer and from a uniform random sample of that
  * size (Vitter's algorithm R, seeded, so results are reproducible) after. Jitter is the mean absolute
@@ -32,14 +17,16 @@
  */
 import type { Aggregates, MessageKindName, PeerSeries, PeerStats } from '../../common/contract.js';
 import { messageKind } from '../../common/icmp.js';
-import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, MISC_F_NO_RESPONSE, type RecordStore } from '../store.js';
-import { PairTable } from './pair-table.js';
+import {
+  type EchoMatcher,
+  type EchoOutcomes,
+  type FlowRole,
+  REPLY_DUPLICATE,
+  REPLY_LATE,
+} from '../echo-match.js';
+import { CHUNK_MASK, CHUNK_SHIFT, type RecordStore } from '../store.js';
 
 export interface AggregatorOptions {
-  echoTimeoutNs?: number;
-  retainNs?: number;
-  maxOutstanding?: number;
-  maxPeers?: number;
   maxPointsPerPeer?: number;
   reservoirSize?: number;
   sparkLength?: number;
@@ -80,29 +67,16 @@ export interface PeerCounters {
 }
 const SERIES_SECONDS = 300;
 const SERIES_SLOTS = 512;
-/** Per (family, type): kind index (low 2 bits), 4 = echo request, 8 = echo reply. */
+/** Per (family, type): kind index. */
 const TYPE_INFO = (() => {
   const t = new Uint8Array(512);
   for (let type = 0; type < 256; type++) {
     t[type] = KINDS.indexOf(messageKind(4, type));
     t[256 + type] = KINDS.indexOf(messageKind(6, type));
   }
-  t[8]! |= 4;
-  t[0]! |= 8;
-  t[256 + 128]! |= 4;
-  t[256 + 129]! |= 8;
   return t;
 })();
 
-const ST_PENDING = 0;
-const ST_ANSWERED = 1;
-/** Replied to after the timeout (it still counts as lost). */
-const ST_LATE = 2;
-const ST_MASK = 3;
-/** The request is findable through the `pending` hash table (it left its peer's recent cache). */
-const ST_IN_HASH = 4;
-/** Per-peer direct-mapped cache of recent requests, by the low bits of id << 16 | seq. */
-const RECENT = 64;
 /** Lost requests remembered per flow, for the loss marks on the RTT chart. */
 const LOST_TIMES = 512;
 
@@ -138,26 +112,21 @@ class Peer {
   /** When the last LOST_TIMES lost requests were sent (ms since the capture's base time), a ring. */
   lostT = new Float64Array(0);
   lostCount = 0;
-  evicted = false;
   p95Cache: number | null = null;
 
   constructor(
-    /** Place in Aggregator.peerSlots (reused after eviction). */
+    /** The flow's number in echo matching (reused after it is forgotten). */
     readonly index: number,
     readonly requester: number,
     readonly responder: number,
-    readonly role: 'out' | 'in' | 'unknown',
+    readonly role: FlowRole,
     sparkLength: number,
   ) {
     this.spark = new Float32Array(sparkLength);
   }
 }
 
-export class Aggregator {
-  readonly echoTimeoutNs: number;
-  private readonly retainNs: number;
-  private readonly maxOutstanding: number;
-  private readonly maxPeers: number;
+export class Aggregator implements EchoOutcomes {
   private readonly maxPoints: number;
   private readonly reservoirSize: number;
   private readonly sparkLength: number;
@@ -176,60 +145,20 @@ export class Aggregator {
   private readonly slotSec = new Float64Array(SERIES_SLOTS).fill(-1);
   private readonly slotCounts = new Float64Array(SERIES_SLOTS * 4);
   private newestSec = -1;
-  /** Newest record time seen (tsRel ns). */
-  private newest = -Infinity;
 
-  /** (requester, responder) -> index into peerSlots. */
-  private readonly peerIds = new PairTable(1024);
+  /** Per flow of echo matching (null: forgotten). */
   private readonly peerSlots: (Peer | null)[] = [];
-  /** Indices of evicted peers, each with the request number after which it may be reused. */
-  private readonly freeSlots: { index: number; after: number }[] = [];
   private livePeers = 0;
-  /**
-   * Each peer's recent requests, direct-mapped by the low bits of id << 16 | seq: at
-   * ((peer * RECENT) + k) * 3 the request number (-1: none), its time, and (id << 16 | seq) * 4 + state.
-   * One cache line answers the common case (a reply to one of the peer's last requests) without the
-   * hash table or the ring's scattered slots.
-   */
-  private recent = new Float64Array(64 * RECENT * 3).fill(-1);
-  /** (peer index, id << 16 | seq) -> ring slot, for unanswered requests that left the recent cache. */
-  private pending = new PairTable(1 << 16);
-  // Remembered requests, oldest first: a ring indexed by request number % capacity; it grows up to
-  // maxOutstanding.
-  private capacity = 1 << 16;
-  private reqTs = new Float64Array(this.capacity);
-  private reqState = new Uint8Array(this.capacity);
-  private reqIdSeq = new Uint32Array(this.capacity);
-  /** Peer index of each request, -1 once forgotten (typed, so GC never scans the ring). */
-  private reqPeer = new Int32Array(this.capacity).fill(-1);
-  /** Record index of each request, to mark the ones without a response. */
-  private reqIndex = new Uint32Array(this.capacity);
-  private store: RecordStore | null = null;
-  /** Next request number; the oldest remembered; the oldest whose timeout has not been judged. */
-  private tail = 0;
-  private head = 0;
-  private judged = 0;
   /** xorshift32 state for the reservoirs (seeded: results are reproducible). */
   private rng = 0x1c3f;
   private baseNs = 0n;
 
-  constructor(
-    private readonly addresses: AddressNames,
-    options: AggregatorOptions = {},
-  ) {
-    this.echoTimeoutNs = options.echoTimeoutNs ?? 2e9;
-    this.retainNs = Math.max(options.retainNs ?? 4e9, 2 * this.echoTimeoutNs);
-    // A power of two (rounded down) so ring slots are a mask away.
-    this.maxOutstanding = 2 ** Math.floor(Math.log2(Math.max(16, options.maxOutstanding ?? 1 << 22)));
-    if (this.capacity > this.maxOutstanding) {
-      this.capacity = this.maxOutstanding;
-      this.reqTs = new Float64Array(this.capacity);
-      this.reqState = new Uint8Array(this.capacity);
-      this.reqIdSeq = new Uint32Array(this.capacity);
-      this.reqPeer = new Int32Array(this.capacity).fill(-1);
-      this.reqIndex = new Uint32Array(this.capacity);
-    }
-    this.maxPeers = options.maxPeers ?? 10_000;
+  private readonly addresses: AddressNames;
+
+  /** Counts what `ingestor` adds to the store and hears its echo matching. */
+  constructor(ingestor: { addresses: AddressNames; echo: EchoMatcher }, options: AggregatorOptions = {}) {
+    this.addresses = ingestor.addresses;
+    ingestor.echo.listen(this);
     this.maxPoints = Math.max(4, options.maxPointsPerPeer ?? 1024);
     this.reservoirSize = options.reservoirSize ?? 1024;
     this.sparkLength = options.sparkLength ?? 32;
@@ -238,7 +167,6 @@ export class Aggregator {
   /** Takes in records `from..to-1` of the store (call after each batch with the new range). */
   update(store: RecordStore, from: number, to: number): void {
     if (to <= from) return;
-    this.store = store;
     this.baseNs = store.baseNs ?? 0n;
     const baseFracNs = Number(this.baseNs % 1_000_000_000n);
     const baseSec = Number(this.baseNs / 1_000_000_000n);
@@ -249,7 +177,6 @@ export class Aggregator {
     const byDir = this.byDir;
     const byTypeCode = this.byTypeCode;
     const byTypeDir = this.byTypeDir;
-    let newest = this.newest;
     const slotCounts = this.slotCounts;
     let secLo = Infinity;
     let secHi = -Infinity;
@@ -260,7 +187,7 @@ export class Aggregator {
       const chunk = store.chunks[c]!;
       const start = at & CHUNK_MASK;
       const stop = Math.min(to - (c << CHUNK_SHIFT), CHUNK_MASK + 1);
-      const { tsRel, src, dst, meta, idSeq, misc, len, rtt } = chunk;
+      const { tsRel, src, dst, meta, len } = chunk;
       for (let i = start; i < stop; i++) {
         const m = meta[i]!;
         const ts = tsRel[i]!;
@@ -269,7 +196,7 @@ export class Aggregator {
         const l = len[i]! & 0xffff;
         const v6 = (m >>> 17) & 256;
         const info = TYPE_INFO[(m & 255) | v6]!;
-        const kind = info & 3;
+        const kind = info;
         byKind[kind]!++;
         byDir[(m >>> 16) & 3]!++;
         byTypeCode[(v6 << 8) | (m & 0xffff)]!++;
@@ -280,7 +207,6 @@ export class Aggregator {
           packets[d]!++;
           bytes[d]! += l;
         }
-        if (ts > newest) newest = ts;
         if (ts < secLo || ts >= secHi) {
           // Entering another second (records are nearly in time order, so this is rare).
           const sec = baseSec + Math.floor((ts + baseFracNs) / 1e9);
@@ -290,18 +216,10 @@ export class Aggregator {
           curSlot = (sec & (SERIES_SLOTS - 1)) * 4;
         }
         if (curValid) slotCounts[curSlot + kind]!++;
-        if (info & 12 && misc[i]! & MISC_F_HAS_ECHO) {
-          if (info & 4) this.request(s, d, idSeq[i]!, ts, (m >>> 16) & 3, (c << CHUNK_SHIFT) | i);
-          // Authoritative for replies: NaN when unmatched, whatever an earlier matcher wrote.
-          else rtt[i] = this.reply(s, d, idSeq[i]!, ts);
-        }
       }
       at += stop - start;
     }
     this.total += to - from;
-    this.newest = newest;
-    this.judge();
-    if (this.livePeers > this.maxPeers) this.evictPeers();
   }
 
   private growAddresses(n: number): void {
@@ -327,159 +245,53 @@ export class Aggregator {
     return true;
   }
 
-  private request(from: number, to: number, idSeq: number, ts: number, dir: number, index: number): void {
-    let p = this.peerIds.get(from, to);
-    let peer: Peer;
-    if (p < 0) {
-      const role = dir === 1 ? 'out' : dir === 0 ? 'in' : 'unknown';
-      // An evicted peer's index is reused only once every request that names it is forgotten.
-      const free = this.freeSlots[0];
-      if (free !== undefined && free.after < this.head) {
-        this.freeSlots.shift();
-        p = free.index;
-      } else p = this.peerSlots.length;
-      peer = new Peer(p, from, to, role, this.sparkLength);
-      this.peerSlots[p] = peer;
-      if ((p + 1) * RECENT * 3 > this.recent.length) {
-        const grown = new Float64Array(this.recent.length * 2).fill(-1);
-        grown.set(this.recent);
-        this.recent = grown;
-      }
-      this.recent.fill(-1, p * RECENT * 3, (p + 1) * RECENT * 3);
-      this.peerIds.set(from, to, p);
-      this.livePeers++;
-    } else {
-      peer = this.peerSlots[p]!;
-      // The same request seen again while it waits (a loopback packet seen leaving and arriving, or one
-      // packet at two capture points): one request, not a second one whose first copy is then judged lost.
-      const at = (p * RECENT + (idSeq & (RECENT - 1))) * 3;
-      const r = this.recent;
-      if (
-        r[at]! >= this.head &&
-        r[at + 2]! === idSeq * 4 + ST_PENDING &&
-        ts >= r[at + 1]! &&
-        ts - r[at + 1]! < this.echoTimeoutNs
-      ) {
-        peer.lastSeen = ts;
-        return;
-      }
-    }
-    peer.requests++;
-    peer.lastSeen = ts;
-    if (this.tail - this.head === this.capacity) {
-      if (this.capacity < this.maxOutstanding) this.growRing();
-      else this.forget(true);
-    }
-    const n = this.tail++;
-    const slot = n & (this.capacity - 1);
-    this.reqTs[slot] = ts;
-    this.reqState[slot] = ST_PENDING;
-    this.reqIdSeq[slot] = idSeq;
-    this.reqPeer[slot] = p;
-    this.reqIndex[slot] = index;
-    // The request this one displaces from the peer's recent cache stays findable through the hash
-    // table while it is unanswered (a request with the same id and seq is superseded, as before).
-    const r = this.recent;
-    const at = (p * RECENT + (idSeq & (RECENT - 1))) * 3;
-    const old = r[at]!;
-    if (old >= this.head) {
-      const tag = r[at + 2]!;
-      const oldState = tag % 4;
-      const oldIdSeq = (tag - oldState) / 4;
-      if (oldState === ST_PENDING && oldIdSeq !== idSeq) {
-        const oldSlot = old & (this.capacity - 1);
-        this.pending.set(p, oldIdSeq, oldSlot);
-        this.reqState[oldSlot]! |= ST_IN_HASH;
-      }
-    }
-    r[at] = n;
-    r[at + 1] = ts;
-    r[at + 2] = idSeq * 4 + ST_PENDING;
+  flowAdded(flow: number, requester: number, responder: number, role: FlowRole): void {
+    this.peerSlots[flow] = new Peer(flow, requester, responder, role, this.sparkLength);
+    this.livePeers++;
   }
 
-  /** Doubles the ring (request numbers keep their order; slots move). */
-  private growRing(): void {
-    const old = {
-      ts: this.reqTs,
-      state: this.reqState,
-      idSeq: this.reqIdSeq,
-      peer: this.reqPeer,
-      index: this.reqIndex,
-    };
-    const oldMask = this.capacity - 1;
-    this.capacity = Math.min(this.maxOutstanding, this.capacity * 2);
-    const mask = this.capacity - 1;
-    this.reqTs = new Float64Array(this.capacity);
-    this.reqState = new Uint8Array(this.capacity);
-    this.reqIdSeq = new Uint32Array(this.capacity);
-    this.reqPeer = new Int32Array(this.capacity).fill(-1);
-    this.reqIndex = new Uint32Array(this.capacity);
-    const pending = new PairTable(this.pending.size + 1024);
-    for (let n = this.head; n < this.tail; n++) {
-      const from = n & oldMask;
-      const to = n & mask;
-      const p = old.peer[from]!;
-      this.reqTs[to] = old.ts[from]!;
-      this.reqState[to] = old.state[from]!;
-      this.reqIdSeq[to] = old.idSeq[from]!;
-      this.reqPeer[to] = p;
-      this.reqIndex[to] = old.index[from]!;
-      if (p >= 0 && old.state[from]! & ST_IN_HASH && this.pending.get(p, old.idSeq[from]!) === from) {
-        pending.set(p, old.idSeq[from]!, to);
-      }
-    }
-    this.pending = pending;
+  request(flow: number, ts: number, repeat: boolean): void {
+    const peer = this.peerSlots[flow]!;
+    if (!repeat) peer.requests++;
+    peer.lastSeen = ts;
   }
 
-  /** Returns the RTT in ms of a reply matched to its request, NaN for an unmatched one. */
-  private reply(from: number, to: number, idSeq: number, ts: number): number {
-    const p = this.peerIds.get(to, from);
-    if (p < 0) return NaN;
-    const peer = this.peerSlots[p]!;
-    const r = this.recent;
-    const at = (p * RECENT + (idSeq & (RECENT - 1))) * 3;
-    let n = r[at]!;
-    let sent: number;
-    let state = r[at + 2]! % 4;
-    const recent = n >= this.head && (r[at + 2]! - state) / 4 === idSeq;
-    if (recent) {
-      sent = r[at + 1]!;
-    } else {
-      const slot = this.pending.get(p, idSeq);
-      if (slot < 0 || this.reqPeer[slot] !== p || this.reqIdSeq[slot] !== idSeq) return NaN;
-      n = this.numberOf(slot);
-      sent = this.reqTs[slot]!;
-      state = this.reqState[slot]! & ST_MASK;
-    }
-    // Forgetting happens per batch; deciding by age here keeps results independent of batching.
-    if (sent > ts || ts - sent > this.retainNs) return NaN;
-    const rttMs = (ts - sent) / 1e6;
+  reply(flow: number, rttMs: number, ts: number, kind: number): void {
+    const peer = this.peerSlots[flow]!;
     peer.lastSeen = ts;
-    const slot = n & (this.capacity - 1);
-    if (state !== ST_PENDING) {
-      peer.duplicates++;
-    } else if (ts - sent > this.echoTimeoutNs) {
-      this.reqState[slot]! |= ST_LATE;
-      if (recent) r[at + 2] = idSeq * 4 + ST_LATE;
-      peer.late++;
-    } else {
-      this.reqState[slot]! |= ST_ANSWERED;
-      if (recent) r[at + 2] = idSeq * 4 + ST_ANSWERED;
+    if (kind === REPLY_DUPLICATE) peer.duplicates++;
+    else if (kind === REPLY_LATE) peer.late++;
+    else {
       peer.replies++;
-      // A timely reply seen after its request was judged lost (records slightly out of order).
-      if (n < this.judged) {
-        peer.lost--;
-        this.markNoResponse(this.reqIndex[slot]!, false);
-      }
       this.sample(peer, Math.fround(rttMs), ts);
     }
-    return rttMs;
   }
 
-  /** The request number held in a live ring slot. */
-  private numberOf(slot: number): number {
-    const mask = this.capacity - 1;
-    return this.head + ((slot - (this.head & mask)) & mask);
+  judged(flow: number, lost: boolean, sentTs: number): void {
+    const peer = this.peerSlots[flow];
+    if (!peer) return;
+    peer.expired++;
+    if (lost) {
+      peer.lost++;
+      if (peer.lostT.length === 0) peer.lostT = new Float64Array(LOST_TIMES);
+      peer.lostT[peer.lostCount++ % LOST_TIMES] = Math.round(sentTs / 1e6);
+    }
+  }
+
+  unlost(flow: number): void {
+    this.peerSlots[flow]!.lost--;
+  }
+
+  flowsForgotten(flows: readonly number[]): void {
+    for (const flow of flows) {
+      if (this.peerSlots[flow]) this.livePeers--;
+      this.peerSlots[flow] = null;
+    }
+  }
+
+  cleared(): void {
+    this.peerSlots.length = 0;
+    this.livePeers = 0;
   }
 
   private sample(peer: Peer, rtt: number, ts: number): void {
@@ -539,91 +351,8 @@ export class Aggregator {
     peer.pointSkip = peer.pointStride - 1;
   }
 
-  /**
-   * Idle wall time since the newest record arrived (live captures): requests whose wait is over by then
-   * are judged lost now, not when the next record comes (`ping -c 3 deadhost` shows 100 % loss, not
-   * 0 % forever). Elapsed time, not the wall clock itself, so record clocks need not be the wall clock.
-   * Returns true when it judged any request.
-   */
-  advanceIdle(elapsedNs: number): boolean {
-    if (this.newest === -Infinity || !(elapsedNs > 0)) return false;
-    const before = this.judged;
-    this.judge(this.newest + elapsedNs);
-    return this.judged !== before;
-  }
-
-  /** The capture stopped: every request still waiting is judged (lost unless answered). */
-  finish(): boolean {
-    const before = this.judged;
-    this.judge(Infinity);
-    return this.judged !== before;
-  }
-
-  /** Judges requests whose timeout has passed by `now` (the newest record's time), forgets old ones. */
-  private judge(now = this.newest): void {
-    const limit = now - this.echoTimeoutNs;
-    const mask = this.capacity - 1;
-    while (this.judged < this.tail) {
-      const slot = this.judged & mask;
-      if (!(this.reqTs[slot]! < limit)) break;
-      this.judgeSlot(slot);
-      this.judged++;
-    }
-    const forgetBefore = this.newest - this.retainNs;
-    while (this.head < this.judged && this.reqTs[this.head & mask]! < forgetBefore) this.forget(false);
-  }
-
-  private judgeSlot(slot: number): void {
-    const p = this.reqPeer[slot]!;
-    const peer = p < 0 ? null : this.peerSlots[p];
-    if (!peer || peer.evicted) return;
-    peer.expired++;
-    if ((this.reqState[slot]! & ST_MASK) !== ST_ANSWERED) {
-      peer.lost++;
-      if (peer.lostT.length === 0) peer.lostT = new Float64Array(LOST_TIMES);
-      peer.lostT[peer.lostCount++ % LOST_TIMES] = Math.round(this.reqTs[slot]! / 1e6);
-      this.markNoResponse(this.reqIndex[slot]!, true);
-    }
-  }
-
-  private markNoResponse(index: number, on: boolean): void {
-    const chunk = this.store?.chunks[index >>> CHUNK_SHIFT];
-    const i = index & CHUNK_MASK;
-    if (!chunk || i >= chunk.misc.length) return; // evicted by a ring-buffer limit
-    chunk.misc[i] = on ? (chunk.misc[i]! | MISC_F_NO_RESPONSE) >>> 0 : chunk.misc[i]! & ~MISC_F_NO_RESPONSE;
-  }
-
-  /** Forgets the oldest remembered request (`early`: the ring is full, judge it now if not judged). */
-  private forget(early: boolean): void {
-    const n = this.head;
-    const slot = n & (this.capacity - 1);
-    if (early && this.judged <= n) {
-      this.judgeSlot(slot);
-      this.judged = n + 1;
-    }
-    const p = this.reqPeer[slot]!;
-    if (p >= 0 && this.reqState[slot]! & ST_IN_HASH && this.pending.get(p, this.reqIdSeq[slot]!) === slot) {
-      this.pending.delete(p, this.reqIdSeq[slot]!);
-    }
-    this.reqPeer[slot] = -1;
-    this.head++;
-  }
-
   private *peers(): Generator<Peer> {
-    for (const p of this.peerSlots) if (p !== null && !p.evicted) yield p;
-  }
-
-  private evictPeers(): void {
-    const keep = Math.floor(this.maxPeers * 0.9);
-    const live = [...this.peers()].sort((a, b) => b.lastSeen - a.lastSeen);
-    for (let k = keep; k < live.length; k++) {
-      const peer = live[k]!;
-      peer.evicted = true;
-      this.peerIds.delete(peer.requester, peer.responder);
-      this.peerSlots[peer.index] = null;
-      this.freeSlots.push({ index: peer.index, after: this.tail });
-      this.livePeers--;
-    }
+    for (const p of this.peerSlots) if (p) yield p;
   }
 
   private peerStats(peer: Peer): PeerStats {
@@ -801,11 +530,6 @@ export class Aggregator {
     return out;
   }
 
-  /** Requests currently remembered (for tests and memory accounting). */
-  get remembered(): number {
-    return this.tail - this.head;
-  }
-
   get peerCount(): number {
     return this.livePeers;
   }
@@ -814,18 +538,10 @@ export class Aggregator {
   get bytesAllocated(): number {
     let perPeer = 0;
     for (const p of this.peers()) {
-      perPeer += 200 + p.reservoir.byteLength + p.spark.byteLength + RECENT * 24;
+      perPeer += 200 + p.reservoir.byteLength + p.spark.byteLength;
       perPeer += p.pointsT.byteLength;
     }
-    return (
-      perPeer +
-      this.capacity * (8 + 1 + 4 + 8) +
-      this.pending.byteLength +
-      this.peerIds.byteLength +
-      this.byTypeCode.byteLength +
-      this.packets.byteLength * 2 +
-      this.slotCounts.byteLength
-    );
+    return perPeer + this.byTypeCode.byteLength + this.packets.byteLength * 2 + this.slotCounts.byteLength;
   }
 
   clear(): void {
@@ -840,15 +556,7 @@ export class Aggregator {
     this.slotSec.fill(-1);
     this.slotCounts.fill(0);
     this.newestSec = -1;
-    this.newest = -Infinity;
-    this.peerIds.clear();
-    this.peerSlots.length = 0;
-    this.freeSlots.length = 0;
-    this.livePeers = 0;
-    this.pending.clear();
-    this.recent.fill(-1);
-    this.reqPeer.fill(-1);
-    this.tail = this.head = this.judged = 0;
+    this.cleared();
     this.rng = 0x1c3f;
   }
 }

@@ -16,7 +16,7 @@ export interface SyntheticCapture {
 export function syntheticCapture(n: number, seed: number): SyntheticCapture {
   const store = new RecordStore();
   const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
-  const agg = new Aggregator(ingestor.addresses);
+  const agg = new Aggregator(ingestor);
   const batches = randomCapture(n, seed, 3000);
   let next = 0;
   return {

@@ -1,0 +1,599 @@
+/**
+ * The capture service: owns the native session, keeps the columnar index, answers the renderer's
+ * requests and pushes counts and state. Plain Node: nothing here imports Electron, so the same service
+ * runs behind Electron IPC and behind the WebSocket server.
+ *
+ * This file is the capture state machine (idle, starting, running, paused, stopped, error) and the path of
+ * a batch into the index. Each other concern has a module of its own beside it: request dispatch
+ * (dispatch.ts), spool ownership (spool-owner.ts), the ring-buffer policy (ring-policy.ts), export and open
+ * jobs (file-jobs.ts), the capture rate (rates.ts) and how often the UI is told (push-throttle.ts).
+ */
+import type { z } from 'zod';
+import {
+  type CaptureState,
+  type Counts,
+  type EventName,
+  type Events,
+  type ExportFormat,
+  type Hello,
+  type InterfaceInfo,
+  type LeftoverSpoolInfo,
+  type RequestSchemas,
+  type Results,
+  type RingLimit,
+  type Row,
+  ServiceError,
+  type SourceAvailability,
+  type SourceKind,
+} from '../../common/contract.js';
+import type { ExportRow } from '../files/index.js';
+import { spoolExportRows } from '../spool-export.js';
+import { checkFilter, compileFilter } from '../filter/index.js';
+import { Ingestor, rowOf } from '../ingest.js';
+import { JobRunner } from '../jobs.js';
+import { echoLink } from '../stats/echo-link.js';
+import { packetInfo } from '../../common/info.js';
+import type { BatchInfo, Native, NativeSession, SessionEvent } from '../native.js';
+import type { Spool } from '../spool-store.js';
+import { storeFieldReader } from '../fields/store-fields.js';
+import { Aggregator } from '../stats/aggregator.js';
+import { View } from '../view.js';
+import { CHUNK_MASK, RecordStore, hookName } from '../store.js';
+import { type RequestHandlers, dispatchRequest, validateRequest } from './dispatch.js';
+import { errorMessage, filterError } from './errors.js';
+import { type JobHost, copiedRows, openFiles, runExport, startExport } from './file-jobs.js';
+import { PushThrottle } from './push-throttle.js';
+import { RateMeter } from './rates.js';
+import { RingPolicy } from './ring-policy.js';
+import { SpoolOwner } from './spool-owner.js';
+
+export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
+
+export interface ServiceOptions {
+  /** The native addon, or the reason it could not be loaded. */
+  native: Native | Error;
+  version: string;
+  /** How often counts are pushed, in ms. */
+  tickMs?: number;
+  /** Where spool files go (default: $XDG_CACHE_HOME/icmpcap/spool). */
+  spoolDir?: string;
+  /**
+   * The most bytes one capture's spool may take on disk (default: ICMPCAP_SPOOL_MAX, else 16 GiB); a capture
+   * reaching it stops with a message. A ring-buffer limit keeps it far below.
+   */
+  spoolMaxBytes?: number;
+}
+
+/** A batch of records as ingested: `firstNo` is the number of its first record (1-based). */
+export type RecordTap = (batch: ArrayBuffer, firstNo: number, ifname: (ifindex: number) => string) => void;
+
+export class CaptureService implements RequestHandlers, JobHost {
+  readonly store = new RecordStore();
+  /** @internal the parts below are the service's own; they are public for its modules (service/). */
+  readonly ingestor: Ingestor;
+  readonly view: View;
+  readonly aggregator: Aggregator;
+  readonly jobs: JobRunner;
+  readonly ifnames = new Map<number, string>();
+  private readonly listeners = new Set<EventListener>();
+  private session: NativeSession | null = null;
+  private readonly spools: SpoolOwner;
+  private state: CaptureState = { state: 'idle', interfaces: [] };
+  /** performance.now() of the last batch ingested, for judging loss while idle. */
+  private lastIngestAt = 0;
+  private lastDrops = { kernel: 0, ring: 0 };
+  private readonly rates = new RateMeter();
+  private readonly push = new PushThrottle();
+  private readonly timer: NodeJS.Timeout;
+  private interfaceWatch: { close(): void } | null = null;
+  /** The ring-buffer limit of the current capture. */
+  private readonly ring = new RingPolicy();
+
+  constructor(private readonly options: ServiceOptions) {
+    this.spools = new SpoolOwner(options);
+    this.ingestor = new Ingestor(this.store, (ifindex) => this.ifname(ifindex));
+    this.view = new View(this.store, {
+      addresses: this.ingestor.addresses,
+      interfaces: this.ingestor.interfaces,
+      quoted: this.ingestor.quoted,
+      matchedColumns: true,
+      // Display-filter tests the columns cannot answer read the record's bytes from the spool.
+      fields: storeFieldReader(
+        this.store,
+        (offset) => (this.spool ? this.spool.read(offset) : null),
+        (id) => this.ingestor.interfaces.get(id),
+      ),
+    });
+    this.aggregator = new Aggregator(this.ingestor);
+    this.jobs = new JobRunner((job) => this.emit('job', job));
+    this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
+    this.timer.unref();
+  }
+
+  get version(): string {
+    return this.options.version;
+  }
+
+  get spool(): Spool | null {
+    return this.spools.spool;
+  }
+
+  get capturing(): boolean {
+    return this.session !== null;
+  }
+
+  /** Follows interfaces coming and going and tells the renderer; call once when a UI is attached. */
+  watchInterfaces(): void {
+    if (this.interfaceWatch || this.options.native instanceof Error) return;
+    this.interfaceWatch = this.options.native.watchInterfaces(() =>
+      this.emit('interfaces', this.interfaces()),
+    );
+  }
+
+  get captureState(): CaptureState {
+    return this.state;
+  }
+
+  /** The per-peer statistics the UI shows, read as they are by the metrics exporter. */
+  get statistics(): Aggregator {
+    return this.aggregator;
+  }
+
+  on(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The one entry point of both transports: validates, then dispatches. */
+  async handle(method: unknown, params: unknown, transport: Hello['transport']): Promise<unknown> {
+    const request = validateRequest(method, params);
+    return Promise.resolve(dispatchRequest(this, request.method, request.params, transport));
+  }
+
+  private native(): Native {
+    if (this.options.native instanceof Error) {
+      throw new ServiceError('capture-failed', this.options.native.message);
+    }
+    return this.options.native;
+  }
+
+  probe(): SourceAvailability[] {
+    if (this.options.native instanceof Error) {
+      const reason = this.options.native.message;
+      return (['module', 'afpacket'] as const).map((source) => ({ source, available: false, reason }));
+    }
+    return this.options.native.probe();
+  }
+
+  interfaces(): InterfaceInfo[] {
+    if (this.options.native instanceof Error) return [];
+    const list = this.options.native.interfaces();
+    for (const i of list) this.ifnames.set(i.index, i.name);
+    return list;
+  }
+
+  private ifname(ifindex: number): string {
+    let name = this.ifnames.get(ifindex);
+    if (name === undefined) {
+      this.interfaces();
+      name = this.ifnames.get(ifindex) ?? `if${ifindex}`;
+      this.ifnames.set(ifindex, name);
+    }
+    return name;
+  }
+  start(params: z.output<(typeof RequestSchemas)['capture.start']>): CaptureState {
+    if (this.session) throw new ServiceError('capture-failed', 'a capture is already running: stop it first');
+    const native = this.native();
+    const source = params.source === 'auto' ? this.bestSource() : params.source;
+    const known = new Set(this.interfaces().map((i) => i.name));
+    const missing = params.interfaces.filter((name) => !known.has(name));
+    if (missing.length) {
+      throw new ServiceError(
+        'capture-failed',
+        `no interface named ${missing.join(', ')} on this host; pick one from the interface list`,
+      );
+    }
+    if (this.jobs.busy('open'))
+      throw new ServiceError('capture-failed', 'a capture file is being opened: wait or cancel it');
+    let session: NativeSession;
+    try {
+      // The new source is opened before anything of the current capture is let go.
+      session = native.open({
+        source,
+        interfaces: params.interfaces,
+        snaplen: params.snaplen,
+        // The kernel-side filter (CaptureFilterSpec); addons that predate it ignore it.
+        ...(params.filter ? { filter: params.filter } : {}),
+      });
+    } catch (err) {
+      throw new ServiceError('capture-failed', errorMessage(err));
+    }
+    try {
+      this.newSpool(params.snaplen, params.limit);
+      session.start(
+        (batch, info) => this.onBatch(batch, info),
+        (ev) => this.onSessionEvent(ev),
+      );
+    } catch (err) {
+      session.close();
+      this.setState({ state: 'error', interfaces: params.interfaces, source, message: errorMessage(err) });
+      throw new ServiceError('capture-failed', errorMessage(err));
+    }
+    this.session = session;
+    this.setState({
+      state: 'running',
+      source,
+      interfaces: params.interfaces,
+      startedAtMs: Date.now(),
+      ...this.ring.state(this.store),
+    });
+    return this.state;
+  }
+
+  /**
+   * Starts a capture with no native session, fed by `feed()`: the same path as a live capture's batches
+   * (spool, ring buffer, index, aggregates, view). For tests and benchmarks.
+   */
+  startFeed(params: { snaplen?: number; limit?: RingLimit } = {}): CaptureState {
+    if (this.session) throw new ServiceError('capture-failed', 'a capture is already running: stop it first');
+    this.newSpool(params.snaplen ?? 256, params.limit);
+    this.setState({
+      state: 'running',
+      interfaces: [],
+      startedAtMs: Date.now(),
+      ...this.ring.state(this.store),
+    });
+    return this.state;
+  }
+
+  /** Takes in one batch of records (record.ts format) as a native session would deliver it. */
+  feed(batch: ArrayBuffer, records?: number): void {
+    this.onBatch(batch, records === undefined ? undefined : { records, bytes: batch.byteLength });
+  }
+
+  private bestSource(): SourceKind {
+    const sources = this.probe();
+    const usable = sources.find((s) => s.available);
+    if (usable) return usable.source;
+    const why = sources.map(
+      (s) => `${s.source}: ${s.reason ?? 'unavailable'}${s.fix ? ` (fix: ${s.fix})` : ''}`,
+    );
+    throw new ServiceError('capture-failed', `no capture source is available. ${why.join('; ')}`);
+  }
+
+  stop(message?: string): CaptureState {
+    const session = this.session;
+    if (!session) return this.state;
+    this.session = null;
+    try {
+      session.stop();
+      this.readDrops(session);
+    } finally {
+      session.close();
+    }
+    this.view.update();
+    // Loss is judged at stop: requests still waiting will get no reply in this capture.
+    if (this.ingestor.echo.finish() && this.listeners.size > 0) this.emit('aggregates', this.aggregates());
+    this.setState({
+      ...this.state,
+      state: 'stopped',
+      stoppedAtMs: Date.now(),
+      ...(message ? { message } : {}),
+    });
+    this.tick();
+    return this.state;
+  }
+
+  pause(paused: boolean): CaptureState {
+    if (paused) {
+      if (this.state.state !== 'running')
+        throw new ServiceError('bad-request', 'nothing to pause: no capture is running');
+      this.setState({ ...this.state, state: 'paused' });
+    } else {
+      if (this.state.state !== 'paused') throw new ServiceError('bad-request', 'the capture is not paused');
+      this.view.update();
+      this.setState({ ...this.state, state: 'running' });
+    }
+    this.tick();
+    return this.state;
+  }
+
+  clear(): void {
+    if (this.jobs.busy('export'))
+      throw new ServiceError('bad-request', 'an export is running: wait for it or cancel it');
+    this.resetIndex();
+    // Record numbers start again at 1: the spool's older segments go (the current one goes at the next cut).
+    this.spool?.restartNumbering();
+    this.tick();
+  }
+
+  /** Forgets every record: index, view, statistics and rates (the spool is the caller's business). */
+  private resetIndex(): void {
+    this.ingestor.clear();
+    this.aggregator.clear();
+    this.view.clear();
+    this.rates.reset();
+    this.push.resetAggregates();
+  }
+
+  /** Starts a fresh capture: clears the index and replaces the spool. */
+  newSpool(snaplen: number, limit?: RingLimit): void {
+    if (this.jobs.busy('export')) {
+      throw new ServiceError(
+        'capture-failed',
+        'an export is running from this capture: wait for it or cancel it',
+      );
+    }
+    this.spools.close();
+    this.resetIndex();
+    this.ifnames.clear();
+    this.ring.configure(limit);
+    this.spools.replace(snaplen);
+  }
+
+  private readonly recordTaps = new Set<RecordTap>();
+
+  /** Sees every batch as it is ingested (alerts, neighbour health); returns the function that removes it. */
+  tapRecords(tap: RecordTap): () => void {
+    this.recordTaps.add(tap);
+    return () => this.recordTaps.delete(tap);
+  }
+
+  /** Takes a batch into the spool, the index, the statistics and the view. */
+  onBatch(batch: ArrayBuffer, info?: BatchInfo): void {
+    const spool = this.spool;
+    if (!spool) return;
+    const records = info?.records ?? Math.ceil(batch.byteLength / 72);
+    const from = this.store.length;
+    const overflow = this.ring.overflow(this.store, records);
+    if (overflow) {
+      queueMicrotask(() => this.stop(overflow));
+      return;
+    }
+    if (this.spools.guard.failed) return; // the capture is stopping: nothing more can be kept
+    let offsets: Float64Array;
+    try {
+      offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex), from, this.ring.segmentCut);
+    } catch (err) {
+      // A full or failing disk: the records already spooled stay readable; the capture stops, the service serves.
+      this.spoolFailed(spool, err);
+      return;
+    }
+    this.ingestor.ingest(batch, offsets);
+    for (const tap of this.recordTaps) tap(batch, from + 1, (ifindex) => this.ifname(ifindex));
+    const over = this.spools.guard.overCap(spool);
+    if (over) queueMicrotask(() => this.stop(over));
+    // Aggregates stay cumulative over the whole capture, evicted records included.
+    this.aggregator.update(this.store, from, this.store.length);
+    this.lastIngestAt = performance.now();
+    if (this.ring.limit && this.ring.apply(this.store, spool, this.view)) {
+      if (this.state.state === 'running' || this.state.state === 'paused')
+        this.setState({ ...this.state, ...this.ring.state(this.store) });
+    }
+    // While paused the view stays as it was: capture goes on, the table holds still.
+    if (this.state.state !== 'paused') this.view.update();
+  }
+
+  details(no: number): Results['record.details'] {
+    const index = no - 1;
+    if (index < this.store.firstIndex && this.spool) {
+      throw new ServiceError(
+        'not-found',
+        `record ${no} fell out of the ring buffer (keeping the newest ${this.ring.text(this.store)}; records 1 to ` +
+          `${this.store.firstIndex} were dropped)`,
+      );
+    }
+    if (index >= this.store.length || !this.spool) {
+      throw new ServiceError(
+        'not-found',
+        `there is no record ${no} in this capture (it has ${this.store.length})`,
+      );
+    }
+    const c = this.store.chunkOf(index);
+    const i = index & CHUNK_MASK;
+    const rec = this.spool.read(c.spoolOffset[i]!);
+    return {
+      row: this.row(index),
+      bytesHex: Buffer.from(rec.data.buffer, rec.data.byteOffset, rec.data.byteLength).toString('hex'),
+      origLen: rec.origLen,
+      capLen: rec.capLen,
+      hook: hookName(c.misc[i]!),
+      tsNs: rec.tsNs.toString(),
+    };
+  }
+
+  recordMatcher(filter: string): (index: number) => boolean {
+    let compiled;
+    try {
+      compiled = compileFilter(filter, {
+        addresses: this.ingestor.addresses,
+        interfaces: this.ingestor.interfaces,
+        quoted: this.ingestor.quoted,
+        matchedColumns: true,
+      });
+    } catch (err) {
+      throw filterError(err);
+    }
+    if (compiled === null) return () => true;
+    const matcher = compiled;
+    return (index) => {
+      if (!this.store.has(index)) return false;
+      return matcher.matches(this.store.chunkOf(index), index & CHUNK_MASK, index - (index & CHUNK_MASK));
+    };
+  }
+
+  /** The records at `indices` as exports carry them (bytes from the spool): for writers that stream (CLI -w). */
+  recordRows(indices: Iterable<number>): Iterable<ExportRow> {
+    return this.spool ? copiedRows(spoolExportRows(this.store, this.ingestor, this.spool, indices)) : [];
+  }
+
+  startExport(p: z.output<(typeof RequestSchemas)['export.start']>): number {
+    return startExport(this, p);
+  }
+
+  /** Exports the records at `indices` (in that order) as a job; returns the job id. */
+  runExport(format: ExportFormat, path: string, indices: Iterable<number>, total: number): number {
+    return runExport(this, format, path, indices, total);
+  }
+
+  openFile(paths: string[], label: string, leftover = false): number {
+    return openFiles(this, paths, label, leftover);
+  }
+
+  /** Spools of icmpcap processes that ended without cleaning up, newest first. */
+  leftoverSpools(): LeftoverSpoolInfo[] {
+    return this.spools.leftovers();
+  }
+
+  /** Opens a leftover spool as the current capture: its segments are read as one file would be. */
+  openLeftover(id: string): number {
+    const spool = this.spools.findLeftover(id);
+    return this.openFile(spool.segments, `the capture of ${new Date(spool.startedAtMs).toISOString()}`, true);
+  }
+
+  cleanSpools(id: string | undefined): string[] {
+    return this.spools.clean(id);
+  }
+
+  /** The spool could not be written: stop capturing, say what happened and what is kept. */
+  private spoolFailed(spool: Spool, err: unknown): void {
+    const message = this.spools.failure(spool, err, this.store.live);
+    if (message === null) return;
+    const file = this.state.source === 'file';
+    queueMicrotask(() => {
+      if (this.session) this.stop(message);
+      else if (!file) this.setState({ ...this.state, state: 'stopped', message });
+    });
+    if (file) throw new Error(message);
+  }
+
+  private onSessionEvent(ev: SessionEvent): void {
+    // The native session ends by itself after an error or when its last interface is gone.
+    if (ev.type === 'error' || ev.type === 'interface-gone' || ev.type === 'stopped') {
+      if (ev.type !== 'stopped' || this.state.state === 'running' || this.state.state === 'paused') {
+        queueMicrotask(() => this.stop(ev.type === 'stopped' ? undefined : ev.message));
+      }
+    }
+  }
+
+  private readDrops(session: NativeSession): void {
+    const s = session.stats();
+    this.lastDrops = { kernel: s.droppedKernel, ring: s.droppedRing };
+  }
+
+  private viewLength(): number {
+    return this.view.length;
+  }
+
+  counts(): Counts {
+    return {
+      total: this.store.live,
+      evicted: this.store.firstIndex,
+      view: this.viewLength(),
+      rate: this.rates.rate(Date.now(), this.store.length),
+      droppedKernel: this.lastDrops.kernel,
+      droppedRing: this.lastDrops.ring,
+      firstTsNs: this.store.baseNs === null ? null : this.store.baseNs.toString(),
+      filter: this.view.filterText,
+      sort: this.view.sort,
+    };
+  }
+
+  rows(start: number, count: number): Results['view.rows'] {
+    const view = this.viewLength();
+    const end = Math.min(view, start + count);
+    const rows: Row[] = [];
+    for (let n = start; n < end; n++) rows.push(this.row(this.view.indexAt(n)));
+    return { start, rows, view };
+  }
+
+  private row(index: number): Row {
+    const row: Row = { ...rowOf(this.store, this.ingestor, index), ...echoLink(this.store, index) };
+    if (!this.spool) return row;
+    try {
+      const rec = this.spool.read(this.store.chunkOf(index).spoolOffset[index & CHUNK_MASK]!);
+      row.info = packetInfo(rec.data, row);
+    } catch {
+      // The bytes are unreadable (a spool error is reported where it happens): the table shows the type.
+    }
+    return row;
+  }
+
+  async setFilter(filter: string): Promise<Results['view.setFilter']> {
+    try {
+      // The filter bar says when a filter reads packet bytes (slower) and how far it has got.
+      let slow: string | null = null;
+      try {
+        slow = checkFilter(filter);
+      } catch {
+        // setFilterAsync reports the error
+      }
+      const progress = (fraction: number): void =>
+        this.emit('filter', { filter, fraction, ...(slow === null ? {} : { slow }) });
+      progress(0);
+      const { ms } = await this.view.setFilterAsync(filter, (p) => progress(p.fraction));
+      this.tick();
+      return { view: this.view.length, filter: this.view.filterText, ms };
+    } catch (err) {
+      throw filterError(err);
+    }
+  }
+
+  /** The first `count` record indices of the current view, in view order. */
+  viewIndices(count: number): number[] {
+    const n = Math.min(count, this.view.length);
+    return Array.from({ length: n }, (_, p) => this.view.indexAt(p));
+  }
+
+  aggregates(): Results['stats.get'] {
+    const c = this.counts();
+    return this.aggregator.aggregates({
+      rate: c.rate,
+      droppedKernel: c.droppedKernel,
+      droppedRing: c.droppedRing,
+    });
+  }
+
+  tick(): void {
+    const now = Date.now();
+    const spool = this.spool;
+    try {
+      this.spools.syncIfDue(now);
+    } catch (err) {
+      if (spool) this.spoolFailed(spool, err);
+    }
+    this.view.settle();
+    if (this.push.aggregatesDue(now, this.store.length) && this.listeners.size > 0)
+      this.emit('aggregates', this.aggregates());
+    if (this.session) {
+      this.readDrops(this.session);
+      // Loss against the clock while idle (nothing arrives from a dead host).
+      const idleNs = (performance.now() - this.lastIngestAt) * 1e6;
+      if (this.ingestor.echo.advanceIdle(idleNs) && this.listeners.size > 0)
+        this.emit('aggregates', this.aggregates());
+    }
+    this.rates.sample(now, this.store.length);
+    const counts = this.counts();
+    if (this.push.countsChanged(counts)) this.emit('counts', counts);
+  }
+
+  setState(state: CaptureState): void {
+    this.state = state;
+    this.emit('state', state);
+  }
+
+  private emit<E extends EventName>(event: E, data: Events[E]): void {
+    for (const listener of this.listeners) listener(event, data);
+  }
+
+  /** Stops capturing and releases everything; the service is unusable afterwards. */
+  close(): void {
+    clearInterval(this.timer);
+    this.interfaceWatch?.close();
+    this.interfaceWatch = null;
+    this.jobs.cancelAll();
+    this.stop();
+    this.spools.close();
+    this.listeners.clear();
+  }
+}
