@@ -12,7 +12,7 @@ declare -A GROUP=(
   [native]="libcap2-bin util-linux"
   [metrics]="prometheus curl"
   [paths]="traceroute mtr-tiny iputils-tracepath iproute2 nftables"
-  [kernel]="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2 nftables"
+  [kernel]="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2 nftables tshark"
 )
 
 want=()

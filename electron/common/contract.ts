@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import type { CaptureFilterSpec } from './capture-filter.js';
 import { EXPORT_FORMATS, SORT_COLUMNS, type SortColumn } from './constants.js';
+import { InsightRequestSchemas, type InsightEvents, type InsightResults } from './insights.js';
 
 export { EXPORT_FORMATS, SORT_COLUMNS, type ExportFormat, type SortColumn } from './constants.js';
 
@@ -171,6 +172,8 @@ export const RequestSchemas = {
   'spool.open': SpoolOpenParamsSchema,
   /** Removes one of them, or all. */
   'spool.clean': SpoolCleanParamsSchema,
+  /** Problems, Paths, Neighbours and Alerts (./insights.ts). */
+  ...InsightRequestSchemas,
 } as const;
 
 /**
@@ -490,7 +493,7 @@ export interface Hello {
   interfaces: InterfaceInfo[];
 }
 
-export interface Results {
+export interface Results extends InsightResults {
   hello: Hello;
   'capture.start': CaptureState;
   'capture.stop': CaptureState;
@@ -516,7 +519,7 @@ export interface Results {
   'spool.clean': { removed: string[] };
 }
 
-export interface Events {
+export interface Events extends InsightEvents {
   state: CaptureState;
   counts: Counts;
   /** Pushed about twice a second while anything changes. */

@@ -19,7 +19,8 @@ import { UsageError, usage } from './cli/errors.js';
 import { interfaces } from './cli/interfaces.js';
 import { dropRoot, makeService, version } from './cli/service.js';
 import { COMMAND_HELP, USAGE, commandHelp } from './cli/usage.js';
-import { ALERT_FLAGS, alertRulesFromFlags, attachAlerts } from './alerts/cli.js';
+import { ALERT_FLAGS, alertRulesFromFlags } from './alerts/cli.js';
+import { attachInsights } from './insights/index.js';
 import { spoolCommand } from './spool-cli.js';
 
 export { version } from './cli/service.js';
@@ -85,7 +86,8 @@ async function serve(argv: string[]): Promise<void> {
   const limit = ringLimit(values['ring-records'], values['ring-seconds']);
   const service = makeService();
   service.watchInterfaces();
-  attachAlerts(service, values);
+  // Problems, Paths, Neighbours and the alert rules (alerts.conf and --alert), served to the UI.
+  attachInsights(service, { alerts: values });
   const exporter = metrics ? createExporter(metrics, service, version()) : null;
   const server = metrics?.noUi
     ? null

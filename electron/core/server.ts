@@ -100,7 +100,15 @@ const MIME: Record<string, string> = {
 };
 
 /** Events that are snapshots: a newer one always follows, so a slow client may miss some. */
-const SNAPSHOT_EVENTS = new Set<EventName>(['counts', 'aggregates', 'interfaces']);
+const SNAPSHOT_EVENTS = new Set<EventName>([
+  'counts',
+  'aggregates',
+  'interfaces',
+  // Whole lists, replaced by the next push (electron/core/insights); firings are never dropped.
+  'problems',
+  'paths',
+  'neighbours',
+]);
 const DEFAULT_MAX_BUFFERED = 8 * 1024 * 1024;
 const DEFAULT_HEARTBEAT_MS = 15_000;
 

@@ -3,9 +3,11 @@ import * as electron from 'electron';
 import { join } from 'node:path';
 import { loadNative } from '../core/native.js';
 import { projectRoot } from '../core/paths.js';
+import { attachInsights } from '../core/insights/index.js';
 import { CaptureService } from '../core/service.js';
 import { version } from '../core/version.js';
 import { runApp } from './app.js';
+import { notifyFirings } from './notify.js';
 
 const root = projectRoot();
 let native;
@@ -16,7 +18,8 @@ try {
 }
 const service = new CaptureService({ native, version: version() });
 service.watchInterfaces();
-await runApp(
+attachInsights(service);
+const win = await runApp(
   electron,
   service,
   {
@@ -25,3 +28,9 @@ await runApp(
   },
   process.argv.slice(1),
 );
+if (win)
+  notifyFirings(electron, service, () => {
+    if (win.isDestroyed()) return;
+    win.show();
+    win.focus();
+  });

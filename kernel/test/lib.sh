@@ -10,7 +10,7 @@ ktest_log() { echo "[$(basename "$0")] $*" >&2; }
 
 # Installs the Debian packages the guest harness needs, when missing.
 ktest_deps() {
-	local pkgs="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2 nftables"
+	local pkgs="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2 nftables tshark"
 	local missing="" p
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -115,7 +115,8 @@ ktest_pack_initramfs() {
 	# busybox ip has no netns/veth: use iproute2's.
 	ktest_copy_with_libs "$root" "$(command -v ip)"
 	ln -sf "$(command -v ip)" "$root/bin/ip"
-	for a in veth crc32c_generic libcrc32c nfnetlink nf_tables; do
+	# llc .. 8021q: VLAN devices (guest_sources sends tagged frames).
+	for a in veth crc32c_generic libcrc32c nfnetlink nf_tables llc stp garp mrp 8021q; do
 		ktest_copy_module "$root" "$a"
 	done
 	# nftables, to prove that a thousand captures leave it its hook slots.
@@ -133,7 +134,8 @@ ktest_pack_initramfs() {
 		rm -rf "$out"
 		mkdir -p "$out"
 		if "$gb" "$out" >"$KBUILD_DIR/native-guest-build.log" 2>&1; then
-			for a in "$out"/guest_*; do
+			# guest_* run in the guest; icmpcap-helper serves their AF_PACKET sessions.
+			for a in "$out"/guest_* "$out"/icmpcap-helper; do
 				[ -f "$a" ] && [ -x "$a" ] && cp "$a" "$root/guest/"
 			done
 			ktest_log "native guest tests: $(ls "$root/guest" | tr '\n' ' ')"

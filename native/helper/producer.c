@@ -97,10 +97,17 @@ static int emit(struct icmpcap_prod* p, const struct tpacket3_hdr* h, size_t h_o
   const int ip_off =
       icmpcap_ip_offset(frame, h->tp_snaplen, (uint16_t)__builtin_bswap16(sll->sll_protocol));
   if (ip_off < 0 || (uint32_t)ip_off >= h->tp_snaplen || (uint32_t)ip_off >= h->tp_len) return 0;
-  uint32_t cap = h->tp_snaplen - (uint32_t)ip_off;
-  if (cap > p->snaplen) cap = p->snaplen;
+  /* Decoded from every byte the filter kept (it keeps the headers whole, past snaplen if need
+   * be, as the module decodes from the whole packet), then recorded up to snaplen. */
   struct icmpcap_record rec;
-  if (!icmpcap_describe_ip(frame + ip_off, cap, h->tp_len - (uint32_t)ip_off, &rec)) return 0;
+  if (!icmpcap_describe_ip(frame + ip_off, h->tp_snaplen - (uint32_t)ip_off,
+                           h->tp_len - (uint32_t)ip_off, &rec))
+    return 0;
+  if (rec.cap_len > p->snaplen) {
+    rec.cap_len = (uint16_t)p->snaplen;
+    rec.len = ICMPCAP_RECORD_HDR_SIZE + p->snaplen;
+    rec.flags |= ICMPCAP_REC_F_TRUNCATED;
+  }
   rec.hook = ICMPCAP_HOOK_NONE;
   rec.dir = sll->sll_pkttype == PACKET_OUTGOING ? ICMPCAP_DIR_OUT : ICMPCAP_DIR_IN;
   rec.ts_ns = (uint64_t)h->tp_sec * 1000000000u + h->tp_nsec;

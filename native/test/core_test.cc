@@ -485,6 +485,7 @@ static std::vector<uint8_t> ipv4_echo(uint8_t type, uint16_t id, uint16_t seq, u
 
 TEST(parse_ipv4_echo_request) {
   auto p = ipv4_echo(8, 0x1234, 7, 61);
+  p[3] = 84;  // the first 44 bytes of an 84-byte packet
   icmpcap_record r;
   REQUIRE(icmpcap::describe_ip_packet(p.data(), static_cast<uint32_t>(p.size()), 84, &r));
   CHECK(r.family == 4 && r.ttl == 61 && r.icmp_type == 8 && r.icmp_id == 0x1234 && r.icmp_seq == 7);
@@ -512,6 +513,7 @@ TEST(parse_ipv4_non_echo_and_fragments) {
 TEST(parse_ipv6_echo_reply) {
   std::vector<uint8_t> p(48, 0);
   p[0] = 0x60;
+  p[5] = 8;  // payload length
   p[6] = 58;
   p[7] = 255;
   p[8] = 0xfd;
@@ -542,7 +544,8 @@ TEST(parse_random_packets_never_read_out_of_bounds) {
     icmpcap_record r;
     if (icmpcap::describe_ip_packet(p.data(), len, rng() % 200, &r)) {
       accepted++;
-      CHECK(r.len == 72u + r.cap_len && r.cap_len == len && r.orig_len >= r.cap_len);
+      // Up to the IP length when the header gives one shorter than what arrived.
+      CHECK(r.len == 72u + r.cap_len && r.cap_len <= len && r.orig_len >= r.cap_len);
     }
   }
   CHECK(accepted > 0);

@@ -246,6 +246,24 @@ TEST(decode_ipv4_short_icmp_header) {
         t.icmp_type == 8);
 }
 
+TEST(decode_stops_at_the_ip_length_not_at_link_padding) {
+  // A 4-byte ICMP header in a 60-byte Ethernet frame: 22 bytes of padding after the packet.
+  auto p = v4(8, 0, 4);
+  p[20] = 8;
+  p.resize(46, 0);
+  auto d = decode(p);
+  CHECK(d.ok && d.r.orig_len == 24 && d.r.cap_len == 24 && d.r.len == ICMPCAP_RECORD_HDR_SIZE + 24);
+  CHECK(d.r.flags == ICMPCAP_REC_F_SHORT && d.r.icmp_type == 8 && d.r.icmp_id == 0);
+  auto q = v6({}, 58, 128);
+  q.resize(q.size() + 10, 0xee);
+  auto e = decode(q);
+  CHECK(e.ok && e.r.orig_len == 48 && e.r.cap_len == 48 && e.r.flags == ICMPCAP_REC_F_HAS_ECHO);
+  // A length beyond what arrived is left alone (the kernel drops it; AF_PACKET shows it).
+  auto r = v4(8, 0, 64);
+  r[3] = 200;
+  CHECK(decode(r).ok && decode(r).r.orig_len == 84);
+}
+
 TEST(decode_ipv6_walks_extension_headers) {
   auto mld = decode(v6({0}, 58, 143));  // MLDv2 report behind hop-by-hop (router alert)
   CHECK(mld.ok && mld.r.family == 6 && mld.r.icmp_type == 143 && mld.r.flags == 0);
@@ -367,7 +385,7 @@ uint32_t run_bpf(const std::vector<sock_filter>& prog, const std::vector<uint8_t
         break;
       }
       case BPF_RET:
-        return f.k;
+        return BPF_RVAL(f.code) == BPF_A ? A : f.k;
       case BPF_MISC:
         if (BPF_MISCOP(f.code) == BPF_TAX)
           X = A;
@@ -425,6 +443,16 @@ TEST(filter_accepts_what_the_decoder_describes_and_nothing_else) {
   CHECK(run_bpf(prog, v6({60}, 6, 0), 0x86dd) == 0);
   CHECK(run_bpf(prog, v6({44}, 17, 0, 8), 0x86dd) == 0);
   CHECK(run_bpf(prog, v4(8, 0, 64), 0x0806) == 0);  // ARP
+}
+
+TEST(filter_keeps_the_headers_whole_past_the_snap_length) {
+  // IPv6, hop-by-hop, destination options, routing, authentication: the ICMPv6 header at 76.
+  auto p = v6({0, 60, 43, 51}, 58, 129);
+  p.resize(200, 0);
+  CHECK(run_bpf(build(nullptr, 64), p, 0x86dd) == 76 + 8);
+  CHECK(run_bpf(build(nullptr, 64), tagged(p, 0x86dd), 0x8100) == 4 + 76 + 8);
+  CHECK(run_bpf(build(nullptr, 256), p, 0x86dd) == 256 + ICMPCAP_BPF_TAG_ROOM);
+  CHECK(run_bpf(build(nullptr, 64), v4(8, 0, 64), 0x0800) == 64 + ICMPCAP_BPF_TAG_ROOM);
 }
 
 TEST(filter_spec_types_codes_families_directions_addresses) {

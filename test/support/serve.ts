@@ -71,11 +71,19 @@ export async function serveInNetns(ns: string, serveArgs: string[]): Promise<Ser
 export async function openCheckedPage(
   app: ServedApp,
   problems: string[],
-  opts: { colorScheme?: 'light' | 'dark'; height?: number } = {},
+  opts: {
+    colorScheme?: 'light' | 'dark';
+    height?: number;
+    /** Browser permissions granted to the page (e.g. 'notifications'). */
+    permissions?: string[];
+    /** Runs before the app loads (init scripts that observe the page). */
+    beforeGoto?: (page: Page) => Promise<void>;
+  } = {},
 ): Promise<Page> {
   const page = await app.browser.newPage({
     viewport: { width: 1400, height: opts.height ?? 900 },
     colorScheme: opts.colorScheme ?? 'light',
+    ...(opts.permissions ? { permissions: opts.permissions } : {}),
   });
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => {
@@ -87,6 +95,7 @@ export async function openCheckedPage(
       console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI} ${e.sample}`),
     ),
   );
+  await opts.beforeGoto?.(page);
   await page.goto(app.url);
   return page;
 }

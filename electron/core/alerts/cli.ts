@@ -32,7 +32,7 @@ export function alertsFile(env: NodeJS.ProcessEnv = process.env): string {
   return join(base, 'icmpcap', 'alerts.conf');
 }
 
-function snapshotDir(env: NodeJS.ProcessEnv = process.env): string {
+export function snapshotDir(env: NodeJS.ProcessEnv = process.env): string {
   const base = env['XDG_DATA_HOME'] || join(env['HOME'] || homedir(), '.local', 'share');
   return join(base, 'icmpcap', 'snapshots');
 }

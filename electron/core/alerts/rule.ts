@@ -62,6 +62,7 @@ const FINDINGS: readonly FindingKind[] = [
   'dad-repeated',
   'na-flip-flop',
   'router-flag-non-router',
+  'redirect-not-gateway',
 ];
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

@@ -245,7 +245,7 @@ export function flowText(f: ReportedFlow | null): string {
   return `proto ${f.protocolNumber} ${f.src} > ${f.dst}`;
 }
 
-function flowKey(f: ReportedFlow | null): string {
+export function flowKey(f: ReportedFlow | null): string {
   if (f === null) return '?';
   return [f.family, f.protocolNumber, f.src, f.dst, f.srcPort, f.dstPort, f.echoId].join('|');
 }

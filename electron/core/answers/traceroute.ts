@@ -84,6 +84,7 @@ interface InferredRun {
 /** Errors of one UDP/TCP traceroute run: at most this far apart in time, and in ports. */
 const RUN_GAP_NS = 5_000_000_000n;
 const PORT_BAND = 256;
+const MAX_RTT_SAMPLES = 1024;
 
 function newHop(ttl: number): Hop {
   return {
@@ -109,13 +110,29 @@ function isEchoReply(r: DecodedRecord): boolean {
 export class PathBuilder {
   private readonly exact = new Map<string, ExactRun>();
   private readonly inferred = new Map<string, InferredRun[]>();
+  /** The run of the last echo seen: a flood's records all belong to one, found without a key string. */
+  private lastRun: ExactRun | null = null;
+
+  private runOf(family: 4 | 6, source: string, destination: string, echoId: number): ExactRun | undefined {
+    const last = this.lastRun;
+    if (
+      last !== null &&
+      last.echoId === echoId &&
+      last.source === source &&
+      last.destination === destination &&
+      last.family === family
+    )
+      return last;
+    const run = this.exact.get(`${family}|${source}|${destination}|${echoId}`);
+    if (run !== undefined) this.lastRun = run;
+    return run;
+  }
 
   add(r: DecodedRecord): void {
     if (isEchoRequest(r)) {
       // Only requests this capture saw leaving (or of unknown direction, as from some files) are probes.
       if (r.dir === 0 || r.dir === 2) return;
-      const key = `${r.family}|${r.src}|${r.dst}|${r.id}`;
-      let run = this.exact.get(key);
+      let run = this.runOf(r.family, r.src, r.dst, r.id);
       if (run === undefined) {
         run = {
           family: r.family,
@@ -127,14 +144,15 @@ export class PathBuilder {
           hops: new Map(),
           traced: false,
         };
-        this.exact.set(key, run);
+        this.exact.set(`${r.family}|${r.src}|${r.dst}|${r.id}`, run);
+        this.lastRun = run;
       }
       run.probes.set(r.seq, { tsNs: r.tsNs, ttl: r.ttl, answered: false });
       run.sentByTtl.set(r.ttl, (run.sentByTtl.get(r.ttl) ?? 0) + 1);
       return;
     }
     if (isEchoReply(r)) {
-      const run = this.exact.get(`${r.family}|${r.dst}|${r.src}|${r.id}`);
+      const run = this.runOf(r.family, r.dst, r.src, r.id);
       const probe = run?.probes.get(r.seq);
       if (run === undefined || probe === undefined || probe.answered) return;
       this.answer(run, probe, r.src, r.tsNs, [], true);
@@ -224,6 +242,8 @@ export class PathBuilder {
     if (!hop.addresses.includes(from)) hop.addresses.push(from);
     hop.answered++;
     hop.rttMs.push(Number(tsNs - probe.tsNs) / 1e6);
+    // A long ping keeps answering at one hop: its RTT figures come from the newest samples.
+    if (hop.rttMs.length > MAX_RTT_SAMPLES) hop.rttMs.shift();
     if (mpls.length > 0 && hop.mpls.length === 0) hop.mpls = mpls;
     if (destination) hop.destination = true;
   }

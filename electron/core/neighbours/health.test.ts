@@ -142,3 +142,65 @@ describe('duplicate address detection', () => {
     expect(findings.filter((f) => !f.kind.startsWith('dad'))).toEqual([]);
   });
 });
+
+const V4_SENDER = join(import.meta.dirname, 'testing', 'v4_send.py');
+
+function hasScapy(): boolean {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import scapy.all'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe.runIf(hasScapy())('ICMPv4 router discovery and redirects', () => {
+  it('flags a new and a changed RFC 1256 router and a redirect from a host that is not the gateway', async () => {
+    const file = join(tmp, 'v4.pcapng');
+    // Every sender below is a real address on the wire: extra addresses of the sending side.
+    for (const a of ['198.51.100.3', '198.51.100.9'])
+      pair.exec(pair.b, ['ip', 'addr', 'add', `${a}/24`, 'dev', pair.ifB]);
+    const cap = await startDumpcap(pair.a, pair.ifA, file, 'icmp');
+    const to = pair.v4.a;
+    const plan = [
+      { kind: 'rdisc', src: pair.v4.b, dst: to, addresses: [pair.v4.b] },
+      { kind: 'sleep', seconds: 1.3 },
+      { kind: 'rdisc', src: pair.v4.b, dst: to, addresses: [pair.v4.b] },
+      { kind: 'rdisc', src: '198.51.100.3', dst: to, addresses: ['198.51.100.3'] },
+      { kind: 'rdisc', src: pair.v4.b, dst: to, addresses: [pair.v4.b, '198.51.100.3'] },
+      // The gateway (198.51.100.2) may redirect; 198.51.100.9 may not.
+      { kind: 'redirect', src: pair.v4.b, dst: to, gateway: '198.51.100.3', target: '203.0.113.7' },
+      { kind: 'redirect', src: '198.51.100.9', dst: to, gateway: '198.51.100.9', target: '203.0.113.7' },
+    ];
+    pair.exec(pair.b, ['/usr/bin/python3', V4_SENDER, pair.ifB, JSON.stringify(plan)]);
+    const records = await cap.stop();
+    // This host's routing: 203.0.113.0/24 via 198.51.100.2 (as `ip route` would say).
+    const health = new NeighbourHealth({
+      learnSeconds: 1,
+      gatewayFor: (d) => (d.startsWith('203.0.113.') ? pair.v4.b : undefined),
+    });
+    records.forEach((r, i) => health.observe(r, i + 1, 'veth'));
+    const at = (n: number): DecodedRecord => records[n - 1]!;
+    expect(health.findings.map((f) => [f.kind, f.subject])).toEqual([
+      ['new-router', '198.51.100.3'],
+      ['router-changed', pair.v4.b],
+      ['redirect-not-gateway', '198.51.100.9'],
+    ]);
+    const [rogue, changed, redirect] = health.findings as [
+      NeighbourFinding,
+      NeighbourFinding,
+      NeighbourFinding,
+    ];
+    expect(rogue.evidence.map((n) => [at(n).src, at(n).type])).toEqual([['198.51.100.3', 9]]);
+    expect(changed.detail).toContain(
+      `addresses ${pair.v4.b} (preference 0) -> 198.51.100.2 (preference 0), 198.51.100.3`,
+    );
+    expect(changed.evidence.map((n) => at(n).type)).toEqual([9, 9]);
+    expect(redirect.detail).toContain('for 203.0.113.7 to 198.51.100.9');
+    expect(redirect.evidence.map((n) => [at(n).src, at(n).type])).toEqual([['198.51.100.9', 5]]);
+    expect(health.routerList().map((r) => [r.family, r.address])).toEqual([
+      [4, pair.v4.b],
+      [4, '198.51.100.3'],
+    ]);
+  });
+});

@@ -20,7 +20,9 @@ export type FindingKind =
   | 'dad-conflict'
   | 'dad-repeated'
   | 'na-flip-flop'
-  | 'router-flag-non-router';
+  | 'router-flag-non-router'
+  /** ICMPv4 redirect from an address that is not the gateway this host uses for the destination. */
+  | 'redirect-not-gateway';
 
 export interface NeighbourFinding {
   kind: FindingKind;
@@ -35,6 +37,8 @@ export interface NeighbourFinding {
 }
 
 export interface RouterState {
+  /** 6: learned from ICMPv6 RAs; 4: from ICMPv4 router discovery (RFC 1256; prefixes hold its addresses). */
+  family?: 4 | 6;
   link: string;
   address: string;
   mac: string | null;
@@ -68,6 +72,12 @@ export interface NeighbourOptions {
   floodPerSecond?: number;
   /** DAD conflicts for one address that count as repeated failures (default 3). */
   repeatedDad?: number;
+  /**
+   * The gateway this host's routing uses towards an IPv4 destination (undefined: not known, so ICMPv4
+   * redirects are not judged). A redirect from anyone else is a finding: the kernel ignores it, a host
+   * without that check would follow it.
+   */
+  gatewayFor?: (destination: string) => string | null | undefined;
 }
 
 const ND_RS = 133;
@@ -78,6 +88,15 @@ const NS_PER_S = 1_000_000_000n;
 /** How long after a DAD probe an NA for its target counts as the answer (RetransTimer is 1 s; be lenient). */
 const DAD_WINDOW_NS = 5n * NS_PER_S;
 const MAX_EVIDENCE = 32;
+const ICMP_REDIRECT = 5;
+const ICMP_ROUTER_ADVERT = 9;
+
+/** The ICMPv4 message of a record (its bytes after the IPv4 header), or null when not captured. */
+function icmpv4Bytes(data: Uint8Array): Uint8Array | null {
+  if (data.length < 20 || data[0]! >> 4 !== 4) return null;
+  const ihl = (data[0]! & 0xf) * 4;
+  return data.length >= ihl + 8 ? data.subarray(ihl) : null;
+}
 
 function macText(v: FieldValue | undefined): string | null {
   if (!(v instanceof Uint8Array) || v.length !== 6) return null;
@@ -114,16 +133,23 @@ export class NeighbourHealth {
   private readonly floodPerSecond: number;
   private readonly repeatedDad: number;
   private startNs: bigint | null = null;
+  private readonly gatewayFor: NeighbourOptions['gatewayFor'];
 
   constructor(opts: NeighbourOptions = {}) {
     this.learnNs = BigInt(Math.round((opts.learnSeconds ?? 30) * 1000)) * 1_000_000n;
     this.allow = opts.allowRouters ? new Set(opts.allowRouters.map((a) => a.toLowerCase())) : null;
     this.floodPerSecond = opts.floodPerSecond ?? 10;
     this.repeatedDad = opts.repeatedDad ?? 3;
+    this.gatewayFor = opts.gatewayFor;
   }
 
   get findings(): readonly NeighbourFinding[] {
     return this.findingsList;
+  }
+
+  /** The end of the learning period (ns since the epoch); null with an allow list or before any packet. */
+  get learningUntilNs(): bigint | null {
+    return this.allow !== null || this.startNs === null ? null : this.startNs + this.learnNs;
   }
 
   routerList(): RouterState[] {
@@ -142,6 +168,7 @@ export class NeighbourHealth {
   /** Looks at one record; returns the findings it produced (also kept in `findings`). */
   observe(record: DecodedRecord, frame: number, link: string): NeighbourFinding[] {
     this.startNs ??= record.tsNs;
+    if (record.family === 4) return this.observeV4(record, frame, link);
     if (record.family !== 6 || record.type < ND_RS || record.type > ND_NA) return [];
     // RFC 4861: ND messages with a hop limit other than 255 come from off link and are discarded.
     if (record.ttl !== 255) return [];
@@ -163,6 +190,117 @@ export class NeighbourHealth {
     else if (record.type === ND_NS) this.onNs(record, frame, link, fields);
     else if (record.type === ND_NA) this.onNa(record, frame, link, fields, emit);
     return out;
+  }
+
+  /** ICMPv4: router discovery (RFC 1256) and redirects. */
+  private observeV4(record: DecodedRecord, frame: number, link: string): NeighbourFinding[] {
+    if (record.type !== ICMP_REDIRECT && record.type !== ICMP_ROUTER_ADVERT) return [];
+    const out: NeighbourFinding[] = [];
+    const emit = (kind: FindingKind, subject: string, detail: string, evidence: number[]): void => {
+      const f: NeighbourFinding = { kind, link, subject, detail, evidence, tsNs: record.tsNs };
+      out.push(f);
+      this.findingsList.push(f);
+    };
+    const icmp = icmpv4Bytes(record.data);
+    if (icmp === null) return out;
+    if (record.type === ICMP_ROUTER_ADVERT) this.onRouterAdvertV4(record, frame, link, icmp, emit);
+    else this.onRedirect(record, frame, link, icmp, emit);
+    return out;
+  }
+
+  private onRouterAdvertV4(
+    record: DecodedRecord,
+    frame: number,
+    link: string,
+    icmp: Uint8Array,
+    emit: (k: FindingKind, s: string, d: string, e: number[]) => void,
+  ): void {
+    if (icmp.length < 8) return;
+    const count = icmp[4]!;
+    const entryWords = icmp[5]!;
+    const lifetime = (icmp[6]! << 8) | icmp[7]!;
+    const addresses: string[] = [];
+    for (let i = 0; i < count && entryWords >= 2; i++) {
+      const at = 8 + i * entryWords * 4;
+      if (at + 8 > icmp.length) break;
+      const pref = new DataView(icmp.buffer, icmp.byteOffset + at + 4, 4).getInt32(0);
+      addresses.push(`${Array.from(icmp.subarray(at, at + 4)).join('.')} (preference ${pref})`);
+    }
+    addresses.sort();
+    const src = record.src;
+    this.noteHost(link, src, null, frame, record.tsNs);
+    const key = `${link}|${src}`;
+    const router = this.routers.get(key);
+    const learning = this.learning(record.tsNs);
+    if (router === undefined) {
+      const known = learning || (this.allow?.has(src) ?? false);
+      this.routers.set(key, {
+        family: 4,
+        link,
+        address: src,
+        mac: null,
+        prefixes: addresses,
+        managed: false,
+        other: false,
+        mtu: null,
+        rdnss: [],
+        lifetime,
+        firstFrame: frame,
+        lastFrame: frame,
+        lastTsNs: record.tsNs,
+        known,
+      });
+      if (known) return;
+      if (lifetime === 0)
+        emit(
+          'router-lifetime-zero',
+          src,
+          `router lifetime 0 from ${src}, which is not a known router on ${link}`,
+          [frame],
+        );
+      else
+        emit(
+          'new-router',
+          src,
+          `new IPv4 router ${src} on ${link} advertising ${listText(addresses)} (RFC 1256)`,
+          [frame],
+        );
+      return;
+    }
+    const changes: string[] = [];
+    if (!sameList(router.prefixes, addresses))
+      changes.push(`addresses ${listText(router.prefixes)} -> ${listText(addresses)}`);
+    if ((router.lifetime === 0) !== (lifetime === 0))
+      changes.push(`lifetime ${router.lifetime} -> ${lifetime}`);
+    const previous = router.lastFrame;
+    Object.assign(router, { prefixes: addresses, lifetime, lastFrame: frame, lastTsNs: record.tsNs });
+    if (changes.length > 0 && !learning)
+      emit('router-changed', src, `IPv4 router ${src} on ${link} changed: ${changes.join('; ')}`, [
+        previous,
+        frame,
+      ]);
+  }
+
+  private onRedirect(
+    record: DecodedRecord,
+    frame: number,
+    link: string,
+    icmp: Uint8Array,
+    emit: (k: FindingKind, s: string, d: string, e: number[]) => void,
+  ): void {
+    // The redirect names the better gateway and quotes the datagram it is about (its destination).
+    if (icmp.length < 8 + 20 || this.gatewayFor === undefined) return;
+    const newGateway = Array.from(icmp.subarray(4, 8)).join('.');
+    const destination = Array.from(icmp.subarray(8 + 16, 8 + 20)).join('.');
+    const gateway = this.gatewayFor(destination);
+    if (gateway === undefined || gateway === record.src) return;
+    emit(
+      'redirect-not-gateway',
+      record.src,
+      `ICMP redirect for ${destination} to ${newGateway} from ${record.src}, which is not the gateway ` +
+        `(${gateway ?? 'directly connected'}) on ${link}: ignore it, or find who sends it`,
+      [frame],
+    );
   }
 
   private noteHost(link: string, address: string, mac: string | null, frame: number, tsNs: bigint): void {

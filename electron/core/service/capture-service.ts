@@ -18,6 +18,7 @@ import {
   type Hello,
   type InterfaceInfo,
   type LeftoverSpoolInfo,
+  type RequestName,
   type RequestSchemas,
   type Results,
   type RingLimit,
@@ -26,6 +27,7 @@ import {
   type SourceAvailability,
   type SourceKind,
 } from '../../common/contract.js';
+import type { InsightRequestName } from '../../common/insights.js';
 import type { ExportRow } from '../files/index.js';
 import { spoolExportRows } from '../spool-export.js';
 import { checkFilter, compileFilter } from '../filter/index.js';
@@ -147,7 +149,24 @@ export class CaptureService implements RequestHandlers, JobHost {
   /** The one entry point of both transports: validates, then dispatches. */
   async handle(method: unknown, params: unknown, transport: Hello['transport']): Promise<unknown> {
     const request = validateRequest(method, params);
+    const feature = this.featureHandlers.get(request.method);
+    if (feature) return Promise.resolve(feature(request.params));
     return Promise.resolve(dispatchRequest(this, request.method, request.params, transport));
+  }
+
+  private readonly featureHandlers = new Map<RequestName, (params: unknown) => unknown>();
+
+  /**
+   * Lets a feature module (../insights) answer requests of its own: they are validated here as every
+   * request is, and its events reach both transports through `publish`.
+   */
+  serveRequests(handlers: Partial<Record<InsightRequestName, (params: unknown) => unknown>>): void {
+    for (const [name, handler] of Object.entries(handlers))
+      this.featureHandlers.set(name as RequestName, handler);
+  }
+
+  publish<E extends EventName>(event: E, data: Events[E]): void {
+    this.emit(event, data);
   }
 
   private native(): Native {

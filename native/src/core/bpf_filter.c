@@ -324,7 +324,14 @@ int icmpcap_bpf_build(const struct icmpcap_filter_spec* spec, uint32_t snaplen,
     jump(a, L_DROP);
   }
 
+  /* Accept snaplen (and room for tags), or up to the end of the last header the decoder needs
+   * when that is further (X: the ICMP header, the IPv6 fragment header of a later fragment,
+   * or the IPv4 header): records are decoded from the whole headers, as the module does. */
   place(a, L_ACCEPT);
+  stmt(a, BPF_MISC | BPF_TXA, 0);
+  stmt(a, BPF_ALU | BPF_ADD | BPF_K, 8);
+  emit(a, BPF_JMP | BPF_JGT | BPF_K, snaplen + ICMPCAP_BPF_TAG_ROOM, 0, 1);
+  stmt(a, BPF_RET | BPF_A, 0);
   stmt(a, BPF_RET | BPF_K, snaplen + ICMPCAP_BPF_TAG_ROOM);
   place(a, L_DROP);
   stmt(a, BPF_RET | BPF_K, 0);

@@ -7,7 +7,9 @@
  * routing, destination options, authentication, fragment), accepts inline VLAN tags (up to
  * two), and applies the spec the way the module applies its filter attributes. Fragments
  * that carry no ICMP header (non-first) pass the type and code tests: their first fragment
- * may match. The accepted length is snaplen plus room for inline tags.
+ * may match. The accepted length is snaplen plus room for inline tags, or more when the
+ * headers up to the end of the ICMP header (which the decoder reads, as the module reads the
+ * whole packet) reach further: icmpcap-helper records snaplen bytes of it.
  */
 #ifndef ICMPCAP_BPF_FILTER_H
 #define ICMPCAP_BPF_FILTER_H

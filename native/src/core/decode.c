@@ -91,12 +91,33 @@ static int describe_v6(const uint8_t* ip, uint32_t cap_len, uint32_t orig_len,
   return 1;
 }
 
+/*
+ * The length the IP header gives the packet, when it is shorter than orig_len: what follows is
+ * link-layer padding (an Ethernet frame has at least 60 bytes), which the kernel trims off
+ * before the IP layer (ip_rcv_core(), ipv6_rcv()) and so before the module's hooks see the
+ * packet. A length beyond orig_len is left alone (the kernel drops such a packet; AF_PACKET
+ * still shows it as it came).
+ */
+static uint32_t ip_length(const uint8_t* ip, uint32_t cap_len, uint32_t orig_len) {
+  if ((ip[0] >> 4) == 4 && cap_len >= 4) {
+    const uint32_t tot = be16(ip + 2);
+    if (tot >= 20 && tot >= (ip[0] & 0x0fu) * 4u && tot < orig_len) return tot;
+  } else if ((ip[0] >> 4) == 6 && cap_len >= 7) {
+    /* As ipv6_rcv(): a zero payload length with hop-by-hop may be a jumbogram. */
+    const uint32_t plen = be16(ip + 4);
+    if ((plen || ip[6] != NEXTHDR_HOP_) && 40 + plen < orig_len) return 40 + plen;
+  }
+  return orig_len;
+}
+
 int icmpcap_describe_ip(const uint8_t* ip, uint32_t cap_len, uint32_t orig_len,
                         struct icmpcap_record* hdr) {
   memset(hdr, 0, sizeof(*hdr));
   if (cap_len < 1) return 0;
   if (cap_len > 0xffffu) cap_len = 0xffffu;
   if (orig_len < cap_len) orig_len = cap_len;
+  orig_len = ip_length(ip, cap_len, orig_len);
+  if (cap_len > orig_len) cap_len = orig_len;
   int ok;
   switch (ip[0] >> 4) {
     case 4:

@@ -19,7 +19,8 @@ extern "C" {
  * Fills hdr from the packet at ip (cap_len bytes captured of orig_len, starting at the IP
  * header). Returns 1, or 0 when the bytes are not an ICMP/ICMPv6 packet (too short to
  * tell, wrong version or protocol): the caller skips it. hook, dir, ts_ns and ifindex are
- * left zero for the caller. cap_len above 65535 is cut to 65535.
+ * left zero for the caller. cap_len above 65535 is cut to 65535. Bytes past the length in the
+ * IP header (link-layer padding) are not part of the packet: orig_len and cap_len stop there.
  */
 int icmpcap_describe_ip(const uint8_t* ip, uint32_t cap_len, uint32_t orig_len,
                         struct icmpcap_record* hdr);

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Builds OUTDIR/guest_native: a static program from the native core that kernel/test/run.sh
-# copies into the QEMU guest and runs after loading icmpcap.ko.  Usage: build.sh OUTDIR
+# Builds static programs from the native core that kernel/test/run.sh copies into the QEMU
+# guest (as /guest/) and runs after loading icmpcap.ko: guest_native, guest_sources (module and
+# AF_PACKET side by side), and the icmpcap-helper that guest_sources' AF_PACKET sessions start.
+# Usage: build.sh OUTDIR
 set -eu
 out=${1:?usage: build.sh OUTDIR}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,4 +16,16 @@ ${CXX:-g++} -static -O2 -std=c++17 -Wall -Wextra -Werror -pthread \
 	"$core/errors.cc" "$core/genl.cc" "$core/interfaces.cc" "$core/link_watch.cc" \
 	"$core/module_source.cc" "$core/record.cc" "$core/ring_reader.cc" "$core/ring_source.cc" \
 	"$core/source.cc" "$out/decode.o"
-echo "built $out/guest_native"
+${CC:-gcc} -O2 -std=c11 -Wall -Wextra -Werror -I"$here/../../../kernel/include/uapi" \
+	-c "$core/bpf_filter.c" -o "$out/bpf_filter.o"
+${CC:-gcc} -static -O2 -Wall -Wextra -Werror -I"$here/../../../kernel/include/uapi" \
+	-o "$out/icmpcap-helper" "$here/../../helper/icmpcap-helper.c" "$here/../../helper/producer.c" \
+	"$core/bpf_filter.c" "$core/decode.c"
+${CXX:-g++} -static -O2 -std=c++17 -Wall -Wextra -Werror -pthread \
+	-I"$here/../../../kernel/include/uapi" \
+	-o "$out/guest_sources" "$here/guest_sources.cc" \
+	"$core/afpacket_source.cc" "$core/errors.cc" "$core/genl.cc" "$core/interfaces.cc" \
+	"$core/link_watch.cc" "$core/module_source.cc" "$core/probe.cc" "$core/record.cc" \
+	"$core/ring_reader.cc" "$core/ring_source.cc" "$core/source.cc" "$out/decode.o" \
+	"$out/bpf_filter.o"
+echo "built $out/guest_native $out/guest_sources $out/icmpcap-helper"

@@ -1,0 +1,198 @@
+/**
+ * The Problems view's model: the answers engine's ProblemTable (errors grouped by the flow they report) plus
+ * what the view shows beside it: the error frames, the local process behind the flow when the capture
+ * recorded one, and the path-MTU check against the kernel's route (asked asynchronously, never on the
+ * ingest path).
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { PmtuInfo, ProblemInfo } from '../../common/insights.js';
+import { flowKey, type Problem, ProblemTable } from '../answers/flows.js';
+import type { DecodedRecord } from '../record.js';
+
+const MAX_EVIDENCE = 32;
+/** Problems listed (and pushed), newest first. */
+export const MAX_LISTED = 500;
+/** The kernel handles a too-big right after the capture point; ask the route only after this long. */
+const SETTLE_MS = 300;
+/** Ask again for a flow that keeps receiving too-big errors at most this often. */
+const RECHECK_MS = 2000;
+
+export interface RouteAnswer {
+  mtu: number | null;
+  dev: string | null;
+}
+
+/** The kernel's route to `destination` (`ip -j route get`): its cached MTU and its device. */
+export function routeGet(destination: string): Promise<RouteAnswer> {
+  if (isIP(destination) === 0) return Promise.reject(new Error(`not an IP address: ${destination}`));
+  return new Promise((resolve, reject) => {
+    execFile('ip', ['-j', 'route', 'get', destination], { timeout: 3000 }, (err, stdout) => {
+      if (err) return reject(new Error(`ip route get ${destination}: ${err.message}`));
+      try {
+        const routes = JSON.parse(stdout) as { dev?: string; metrics?: { mtu?: number }[] }[];
+        let mtu: number | null = null;
+        for (const r of routes) for (const m of r.metrics ?? []) if (typeof m.mtu === 'number') mtu = m.mtu;
+        resolve({ mtu, dev: routes[0]?.dev ?? null });
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  });
+}
+
+function interfaceMtu(dev: string | null): number | null {
+  if (dev === null || !/^[\w.@-]+$/.test(dev)) return null;
+  try {
+    return Number(readFileSync(`/sys/class/net/${dev}/mtu`, 'utf8').trim()) || null;
+  } catch {
+    return null;
+  }
+}
+
+function processName(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+interface Extra {
+  evidence: number[];
+  pmtu: PmtuInfo | null;
+  /** lastNs of the too-big errors when the route was last asked. */
+  checkedLastNs: bigint;
+  checking: boolean;
+}
+
+export class ProblemTracker {
+  private readonly table = new ProblemTable();
+  private readonly extras = new Map<string, Extra>();
+  /** Local senders of echo flows: `family|src|dst|id` -> pid (records that carry one). */
+  private readonly echoPids = new Map<string, number>();
+  private readonly names = new Map<number, string | null>();
+  /** A too-big error waits for its route check: list() must run again even if nothing new arrives. */
+  private unchecked = false;
+
+  get waitingForRouteCheck(): boolean {
+    return this.unchecked;
+  }
+
+  constructor(
+    /** Asks the kernel's route; null: no route checks (a file read back, not this host's traffic). */
+    private readonly route: ((destination: string) => Promise<RouteAnswer>) | null,
+    private readonly onChange: () => void,
+  ) {}
+
+  /** Any record; `pid` when the record carries its sender's. Returns whether it changed the problems. */
+  add(record: DecodedRecord, frame: number, pid: number | null): boolean {
+    if (pid !== null && record.hasEcho && (record.type === 8 || record.type === 128)) {
+      const key = `${record.family}|${record.src}|${record.dst}|${record.id}`;
+      if (this.echoPids.get(key) !== pid) {
+        this.echoPids.set(key, pid);
+        if (!this.names.has(pid)) this.names.set(pid, processName(pid));
+      }
+    }
+    const report = this.table.add(record);
+    if (report === null) return false;
+    const key = flowKey(report.flow);
+    let extra = this.extras.get(key);
+    if (extra === undefined) {
+      extra = { evidence: [], pmtu: null, checkedLastNs: -1n, checking: false };
+      this.extras.set(key, extra);
+    }
+    if (report.kind === 'too-big' && this.route !== null) this.unchecked = true;
+    extra.evidence.push(frame);
+    if (extra.evidence.length > MAX_EVIDENCE) extra.evidence.shift();
+    return true;
+  }
+
+  list(): ProblemInfo[] {
+    const now = Date.now();
+    this.unchecked = false;
+    // The newest flows: a scan makes a flow per port, and the view shows what is happening now.
+    const newest = this.table
+      .list()
+      .sort((a, b) => (a.lastNs < b.lastNs ? 1 : a.lastNs > b.lastNs ? -1 : 0))
+      .slice(0, MAX_LISTED);
+    return newest.map((p) => {
+      const key = flowKey(p.flow);
+      const extra = this.extras.get(key);
+      if (extra) this.maybeCheck(p, extra, now);
+      const f = p.flow;
+      const pid =
+        f && f.echoId !== null ? this.echoPids.get(`${f.family}|${f.src}|${f.dst}|${f.echoId}`) : undefined;
+      return {
+        key,
+        flow: f && {
+          family: f.family,
+          protocol: f.protocol,
+          protocolNumber: f.protocolNumber,
+          src: f.src,
+          dst: f.dst,
+          srcPort: f.srcPort,
+          dstPort: f.dstPort,
+          echoId: f.echoId,
+          echoSeq: f.echoSeq,
+        },
+        flowText: p.flowText,
+        count: p.count,
+        firstNs: p.firstNs.toString(),
+        lastNs: p.lastNs.toString(),
+        events: p.events.map((e) => ({
+          ...e,
+          firstNs: e.firstNs.toString(),
+          lastNs: e.lastNs.toString(),
+        })),
+        pmtu: extra?.pmtu ?? null,
+        process: pid === undefined ? null : { pid, name: this.names.get(pid) ?? null },
+        evidence: extra ? [...extra.evidence] : [],
+      };
+    });
+  }
+
+  /** Too-big errors sent to the flow's source (this host, when it is the sender) ask the kernel's route. */
+  private maybeCheck(p: Problem, extra: Extra, nowMs: number): void {
+    const route = this.route;
+    const flow = p.flow;
+    if (route === null || flow === null || extra.checking) return;
+    const tooBig = p.events.filter((e) => e.kind === 'too-big' && e.mtu !== null && e.to === flow.src);
+    if (tooBig.length === 0) return;
+    const lastNs = tooBig.reduce((m, e) => (e.lastNs > m ? e.lastNs : m), 0n);
+    if (lastNs === extra.checkedLastNs) return;
+    const sinceMs = nowMs - Number(lastNs / 1_000_000n);
+    if (sinceMs < SETTLE_MS || (extra.pmtu && nowMs - extra.pmtu.checkedAtMs < RECHECK_MS)) {
+      this.unchecked = true;
+      return;
+    }
+    const offered = Math.min(...tooBig.map((e) => e.mtu!));
+    const count = tooBig.reduce((n, e) => n + e.count, 0);
+    extra.checking = true;
+    route(flow.dst).then(
+      ({ mtu, dev }) => {
+        const taken = mtu !== null && mtu <= offered;
+        extra.pmtu = {
+          destination: flow.dst,
+          offered,
+          interfaceMtu: interfaceMtu(dev),
+          interfaceName: dev,
+          routeMtu: mtu,
+          taken,
+          blackHole: !taken,
+          count,
+          checkedAtMs: Date.now(),
+        };
+        extra.checkedLastNs = lastNs;
+        extra.checking = false;
+        this.onChange();
+      },
+      () => {
+        // No route lookup here (no iproute2, no route): say nothing rather than guess.
+        extra.checkedLastNs = lastNs;
+        extra.checking = false;
+      },
+    );
+  }
+}

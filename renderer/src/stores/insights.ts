@@ -1,0 +1,139 @@
+/**
+ * Problems, Paths, Neighbours and Alerts as the service pushes them (at most twice a second), replaced
+ * wholesale (shallowRef), never deeply observed. Firings also raise a desktop notification in browser mode
+ * (the Electron main process shows its own).
+ */
+import type {
+  AlertFiring,
+  AlertRulesInfo,
+  NeighboursSnapshot,
+  PathInfo,
+  ProblemInfo,
+} from '@common/insights';
+import { firingText } from '@common/firing-text';
+import { defineStore } from 'pinia';
+import { markRaw, ref, shallowRef } from 'vue';
+import { api, connection, inBrowser } from '../transport';
+import { useViewStore } from './view';
+
+const EMPTY_NEIGHBOURS: NeighboursSnapshot = {
+  routers: [],
+  hosts: [],
+  findings: [],
+  learningUntilNs: null,
+  allowRouters: null,
+};
+
+/** The browser's permission for notifications: 'unsupported' where the page cannot have any. */
+function permissionNow(): NotificationPermission | 'unsupported' {
+  return typeof Notification === 'undefined' ? 'unsupported' : Notification.permission;
+}
+
+export const useInsightsStore = defineStore('insights', () => {
+  const problems = shallowRef<ProblemInfo[]>([]);
+  const paths = shallowRef<PathInfo[]>([]);
+  const neighbours = shallowRef<NeighboursSnapshot>(EMPTY_NEIGHBOURS);
+  const firings = shallowRef<AlertFiring[]>([]);
+  const rules = shallowRef<AlertRulesInfo | null>(null);
+  const error = ref<string | null>(null);
+  const permission = ref(permissionNow());
+  /** Firings not yet seen in the Alerts view (the tab's badge). */
+  const unseen = ref(0);
+
+  api.onEvent('problems', (p) => (problems.value = markRaw(p)));
+  api.onEvent('paths', (p) => (paths.value = markRaw(p)));
+  api.onEvent('neighbours', (n) => (neighbours.value = markRaw(n)));
+  api.onEvent('alert.rules', (r) => (rules.value = markRaw(r)));
+  api.onEvent('alert.fired', (f) => {
+    firings.value = markRaw([...firings.value, f].slice(-500));
+    unseen.value++;
+    notify(f);
+  });
+
+  function notify(f: AlertFiring): void {
+    if (!inBrowser || permissionNow() !== 'granted') return;
+    const { title, body } = firingText(f);
+    try {
+      new Notification(title, { body, tag: `icmpcap-${f.rule}` });
+    } catch {
+      // Some browsers allow notifications only from a service worker: the Alerts view still lists it.
+    }
+  }
+
+  /** Asks the browser once, from the user's click (browsers ignore requests made without one). */
+  async function askPermission(): Promise<void> {
+    if (typeof Notification === 'undefined') return;
+    permission.value = await Notification.requestPermission();
+  }
+
+  async function load(): Promise<void> {
+    try {
+      const [p, t, n, f, r] = await Promise.all([
+        api.request('problems.list'),
+        api.request('paths.list'),
+        api.request('neighbours.get'),
+        api.request('alerts.firings'),
+        api.request('alerts.rules'),
+      ]);
+      problems.value = markRaw(p);
+      paths.value = markRaw(t);
+      neighbours.value = markRaw(n);
+      firings.value = markRaw(f);
+      rules.value = markRaw(r);
+      error.value = null;
+    } catch (err) {
+      error.value = (err as Error).message;
+    }
+  }
+
+  async function saveRules(texts: string[]): Promise<AlertRulesInfo> {
+    const info = await api.request('alerts.setRules', { rules: texts });
+    if (info.saved) rules.value = markRaw(info);
+    return info;
+  }
+
+  async function configureNeighbours(p: { learnSeconds?: number; allowRouters?: string[] }): Promise<void> {
+    neighbours.value = markRaw(await api.request('neighbours.configure', p));
+  }
+
+  /**
+   * Selects the evidence packets in the table: the first one selected (details), all of them marked. A
+   * display filter that hides them is lifted.
+   */
+  async function selectPackets(nos: readonly number[]): Promise<void> {
+    const view = useViewStore();
+    const sorted = [...new Set(nos)].sort((a, b) => a - b);
+    if (sorted.length === 0) return;
+    view.clearSelection();
+    view.marked = new Set(sorted);
+    view.selected = sorted[0]!;
+    await view.locateSelection(true);
+    if (view.selectedPos === null && view.filter) await view.applyFilter('');
+  }
+
+  let seenGeneration = -1;
+  const reload = (s: typeof connection.status): void => {
+    if (s.state === 'connected' && s.generation !== seenGeneration) {
+      seenGeneration = s.generation;
+      void load();
+    }
+  };
+  connection.onStatus(reload);
+  reload(connection.status);
+
+  return {
+    problems,
+    paths,
+    neighbours,
+    firings,
+    rules,
+    error,
+    permission,
+    unseen,
+    load,
+    saveRules,
+    configureNeighbours,
+    selectPackets,
+    askPermission,
+  };
+});
