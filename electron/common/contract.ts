@@ -460,6 +460,16 @@ export interface FilterResult {
 
 export interface FilterCheck {
   ok: true;
+  /** Set when the filter reads packet bytes record by record (slower than the index): why. */
+  slow?: string;
+}
+
+/** A filter the service is applying: what makes it slow (if anything) and how far it has got. */
+export interface FilterProgress {
+  filter: string;
+  /** 0 at the start, 1 when done. */
+  fraction: number;
+  slow?: string;
 }
 
 export interface ViewResult {
@@ -651,6 +661,8 @@ export interface Events extends InsightEvents {
   hosts: HostInfo[];
   /** An event of a remote host's service. */
   'host.event': HostEvent;
+  /** A filter being applied (view.setFilter): at its start, then as it goes while it takes long. */
+  filter: FilterProgress;
 }
 export type EventName = keyof Events;
 

@@ -4,11 +4,20 @@
  * a tree; fields past the captured bytes are marked truncated instead of throwing.
  */
 import { formatIpv6 } from './address.js';
+import { fieldInfo } from './fields.js';
 import { codeLabel, isErrorWithQuote, typeLabel } from './icmp.js';
 
 export interface FieldNode {
   label: string;
   value: string;
+  /**
+   * The field as Wireshark names it (`icmp.type`), a name of the registry (common/fields.ts): the
+   * details tree shows it with the registry's description and builds "apply as filter" from it.
+   * Absent for nodes that are no single field (markers, data, parts Wireshark does not name).
+   */
+  name?: string;
+  /** The value as a filter literal (`8`, `10.0.0.1`, `0x02`); absent for protocols and options. */
+  filterValue?: string;
   /** Byte offset from the start of the outer IP header. */
   start: number;
   length: number;
@@ -551,6 +560,12 @@ function dissectIcmp(r: Reader, ip: IpHeader): FieldNode {
 }
 
 export function dissect(bytes: Uint8Array): FieldNode[] {
+  const tree = dissectTree(bytes);
+  nameFields(tree, null, new Reader(bytes));
+  return tree;
+}
+
+function dissectTree(bytes: Uint8Array): FieldNode[] {
   if (bytes.length === 0) return [{ label: 'No data', value: 'no bytes were captured', start: 0, length: 0 }];
   const r = new Reader(bytes);
   try {
@@ -604,4 +619,187 @@ export function hexToBytes(hex: string): Uint8Array {
     out[i] = Number.isNaN(v) ? 0 : v;
   }
   return out;
+}
+
+/** The protocol a node's children belong to, by its label (top level and quoted headers). */
+const LAYER_OF: Readonly<Record<string, string>> = {
+  'Internet Protocol Version 4': 'ip',
+  'Internet Protocol Version 6': 'ipv6',
+  'Internet Control Message Protocol': 'icmp',
+  'Internet Control Message Protocol v6': 'icmpv6',
+  'Quoted IPv4 header': 'ip',
+  'Quoted IPv6 header': 'ipv6',
+  'Quoted ICMP header': 'icmp',
+  'Quoted ICMPv6 header': 'icmpv6',
+  'Quoted UDP header': 'udp',
+  'Quoted TCP header': 'tcp',
+};
+
+/** Registry names of the tree's fields, by layer and label (`layer/label`). */
+const FIELD_NAMES: Readonly<Record<string, string>> = {
+  'ip/Version': 'ip.version',
+  'ip/Header length': 'ip.hdr_len',
+  'ip/Differentiated services': 'ip.dsfield',
+  'ip/DSCP': 'ip.dsfield.dscp',
+  'ip/ECN': 'ip.dsfield.ecn',
+  'ip/Total length': 'ip.len',
+  'ip/Identification': 'ip.id',
+  'ip/Flags': 'ip.flags',
+  'ip/Reserved bit': 'ip.flags.rb',
+  "ip/Don't fragment": 'ip.flags.df',
+  'ip/More fragments': 'ip.flags.mf',
+  'ip/Fragment offset': 'ip.frag_offset',
+  'ip/Time to live': 'ip.ttl',
+  'ip/Protocol': 'ip.proto',
+  'ip/Header checksum': 'ip.checksum',
+  'ip/Source address': 'ip.src',
+  'ip/Destination address': 'ip.dst',
+  'ipv6/Version': 'ipv6.version',
+  'ipv6/Traffic class': 'ipv6.tclass',
+  'ipv6/Flow label': 'ipv6.flow',
+  'ipv6/Payload length': 'ipv6.plen',
+  'ipv6/Next header': 'ipv6.nxt',
+  'ipv6/Hop limit': 'ipv6.hlim',
+  'ipv6/Source address': 'ipv6.src',
+  'ipv6/Destination address': 'ipv6.dst',
+  'icmp/Type': 'icmp.type',
+  'icmp/Code': 'icmp.code',
+  'icmp/Checksum': 'icmp.checksum',
+  'icmp/Identifier': 'icmp.ident',
+  'icmp/Sequence number': 'icmp.seq',
+  'icmp/Next-hop MTU': 'icmp.mtu',
+  'icmp/Pointer': 'icmp.pointer',
+  'icmp/Gateway address': 'icmp.redir_gw',
+  'icmpv6/Type': 'icmpv6.type',
+  'icmpv6/Code': 'icmpv6.code',
+  'icmpv6/Checksum': 'icmpv6.checksum',
+  'icmpv6/Identifier': 'icmpv6.echo.identifier',
+  'icmpv6/Sequence number': 'icmpv6.echo.sequence_number',
+  'icmpv6/MTU': 'icmpv6.mtu',
+  'icmpv6/Pointer': 'icmpv6.pointer',
+  'icmpv6/Cur hop limit': 'icmpv6.nd.ra.cur_hop_limit',
+  'icmpv6/Router lifetime': 'icmpv6.nd.ra.router_lifetime',
+  'icmpv6/Reachable time': 'icmpv6.nd.ra.reachable_time',
+  'icmpv6/Retrans timer': 'icmpv6.nd.ra.retrans_timer',
+  'icmpv6-134/Flags': 'icmpv6.nd.ra.flag',
+  'icmpv6-136/Flags': 'icmpv6.nd.na.flag',
+  'icmpv6-135/Target address': 'icmpv6.nd.ns.target_address',
+  'icmpv6-136/Target address': 'icmpv6.nd.na.target_address',
+  'icmpv6-137/Target address': 'icmpv6.nd.rd.target_address',
+  'icmpv6-137/Destination address': 'icmpv6.rd.na.destination_address',
+  'udp/Source port': 'udp.srcport',
+  'udp/Destination port': 'udp.dstport',
+  'udp/Length': 'udp.length',
+  'tcp/Source port': 'tcp.srcport',
+  'tcp/Destination port': 'tcp.dstport',
+  'tcp/Sequence number': 'tcp.seq_raw',
+  'opt/Type': 'icmpv6.opt.type',
+  'opt/Length': 'icmpv6.opt.length',
+  'opt-1/Link-layer address': 'icmpv6.opt.src_linkaddr',
+  'opt-2/Link-layer address': 'icmpv6.opt.target_linkaddr',
+  'opt/MTU': 'icmpv6.opt.mtu',
+  'opt/Prefix length': 'icmpv6.opt.prefix.length',
+  'opt/Valid lifetime': 'icmpv6.opt.prefix.valid_lifetime',
+  'opt/Preferred lifetime': 'icmpv6.opt.prefix.preferred_lifetime',
+  'opt/Prefix': 'icmpv6.opt.prefix',
+};
+
+/** Values that are not the field's whole bytes as a number (bit fields, units). */
+function bitValue(name: string, r: Reader, at: number): string | undefined {
+  const b = r.u8(at);
+  switch (name) {
+    case 'ip.version':
+    case 'ipv6.version':
+      return String(b >> 4);
+    case 'ip.hdr_len':
+      return String((b & 15) * 4);
+    case 'ip.dsfield.dscp':
+      return String(b >> 2);
+    case 'ip.dsfield.ecn':
+      return String(b & 3);
+    case 'ip.flags':
+      return `0x${(b >> 5).toString(16).padStart(2, '0')}`;
+    case 'ip.flags.rb':
+      return String((b >> 7) & 1);
+    case 'ip.flags.df':
+      return String((b >> 6) & 1);
+    case 'ip.flags.mf':
+      return String((b >> 5) & 1);
+    case 'ip.frag_offset':
+      return String(r.u16(at) & 0x1fff);
+    case 'ipv6.tclass':
+      return String((r.u16(at) >> 4) & 0xff);
+    case 'ipv6.flow':
+      return String(r.u32(at - 1) & 0xfffff);
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Gives every node that shows one field its registry name and its value as a filter literal, from
+ * the layer it sits in (an ICMP error's quoted headers are named as Wireshark names them: ip.*, icmp.*).
+ */
+function nameFields(nodes: FieldNode[], layer: string | null, r: Reader): void {
+  for (const n of nodes) {
+    const own = LAYER_OF[n.label];
+    if (own !== undefined) {
+      n.name = own;
+      if (n.children) nameFields(n.children, own === 'icmpv6' ? `icmpv6-${r.u8(n.start)}` : own, r);
+      continue;
+    }
+    if (layer?.startsWith('icmpv6') && n.children && ND_OPTION_LABELS.has(n.label)) {
+      // An ND option: its fields are icmpv6.opt.*; the option itself is icmpv6.opt.
+      n.name = 'icmpv6.opt';
+      nameFields(n.children, `opt-${r.u8(n.start)}`, r);
+      continue;
+    }
+    if (layer === 'ipv6' && n.children && n.label.startsWith('IPv6 ')) {
+      // An extension header: its fields are not the IPv6 header's (Wireshark: ipv6.hopopts.*, ...).
+      nameFields(n.children, null, r);
+      continue;
+    }
+    if (layer !== null && !n.truncated) {
+      const base = layer.split('-')[0]!;
+      const name = FIELD_NAMES[`${layer}/${n.label}`] ?? FIELD_NAMES[`${base}/${n.label}`];
+      // Wireshark reads a quoted TCP sequence number only from a whole 20-byte header.
+      if (name !== undefined && !(name === 'tcp.seq_raw' && !r.has(n.start - 4, 20))) {
+        n.name = name;
+        const info = fieldInfo(name);
+        const v =
+          bitValue(name, r, n.start) ??
+          (info?.type === 'ipv4'
+            ? r.ipv4(n.start)
+            : info?.type === 'ipv6'
+              ? r.ipv6(n.start)
+              : info?.type === 'ether' || info?.type === 'bytes'
+                ? r.mac(n.start, n.length)
+                : wholeNumber(r, n.start, n.length));
+        if (v !== undefined) n.filterValue = v;
+      }
+    }
+    if (n.children) nameFields(n.children, layer, r);
+  }
+}
+
+const ND_OPTION_LABELS = new Set(Object.values(ND_OPTIONS));
+
+function wholeNumber(r: Reader, at: number, length: number): string | undefined {
+  if (length < 1 || length > 4) return undefined;
+  let v = 0;
+  for (let i = 0; i < length; i++) v = v * 256 + r.u8(at + i);
+  return String(v);
+}
+
+/**
+ * The display filter that selects packets with this node's value (right-click "apply as filter"):
+ * `icmp.type == 8`, `ip.src == 10.0.0.1`, or the bare name for protocols and options. Null for nodes
+ * without a registry name.
+ */
+export function filterForNode(n: FieldNode): string | null {
+  if (n.name === undefined) return null;
+  if (n.filterValue === undefined) return n.name;
+  const info = fieldInfo(n.name);
+  const v = info?.type === 'string' ? JSON.stringify(n.filterValue) : n.filterValue;
+  return `${n.name} == ${v}`;
 }

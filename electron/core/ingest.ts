@@ -23,6 +23,7 @@ import { icmpChecksumOk } from './checksum.js';
 import { EchoMatcher, type EchoMatchOptions } from './echo-match.js';
 import { PairTable } from './stats/pair-table.js';
 import { wantsProcess, type ProcAttribution } from './proc/attribution.js';
+import { QUOTING_TYPES, QuotedIndex } from './filter/quoted.js';
 import type { RecordFlag, Row } from '../common/contract.js';
 import {
   CHUNK_MASK,
@@ -218,6 +219,8 @@ export class AddressTable {
 export class Ingestor {
   readonly addresses = new AddressTable();
   readonly interfaces = new Interner();
+  /** The headers ICMP errors quote, for the display filters (filter/quoted.ts). */
+  readonly quoted = new QuotedIndex();
   /** Matches echo replies to requests as records come in. */
   readonly echo: EchoMatcher;
   private baseHi = 0;
@@ -353,6 +356,8 @@ export class Ingestor {
           () => addresses.text[dst]!,
         );
       }
+      if (QUOTING_TYPES[type | (family === 6 ? 256 : 0)] === 1 && !(flags & REC_F_NOT_FIRST))
+        this.quoted.add(index, chunk, i, bytes, dataAt, capLen, family, marks, addresses, store.firstIndex);
       chunk.tsRel[i] = tsRel;
       chunk.src[i] = src;
       chunk.dst[i] = dst;
@@ -376,6 +381,7 @@ export class Ingestor {
   clear(): void {
     this.store.clear();
     this.addresses.clear();
+    this.quoted.clear();
     this.echo.clear();
   }
 }

@@ -303,3 +303,112 @@ export function* realisticCapture(n: number, batchSize = 4096): Generator<ArrayB
     yield b.take();
   }
 }
+
+/**
+ * Writes real packet bytes into every record of `batch` from its header fields (the synthetic records
+ * carry zeros), so the bytes read back from a spool decode as the columns say and tshark reads the same
+ * packets: IPv4/IPv6 header, ICMP header with id/seq, and for errors the quoted datagram (an echo
+ * request from the destination to a peer derived from the record's position), for ND the target.
+ */
+export function fillPacketBytes(batch: ArrayBuffer): void {
+  const view = new DataView(batch);
+  const bytes = new Uint8Array(batch);
+  let n = 0;
+  for (let o = 0; o + RECORD_HEADER_SIZE <= batch.byteLength;) {
+    const len = view.getUint32(o + OFF.len, true);
+    const capLen = view.getUint16(o + OFF.capLen, true);
+    const at = o + OFF.data;
+    const family = view.getUint8(o + OFF.family);
+    const type = view.getUint8(o + OFF.type);
+    const code = view.getUint8(o + OFF.code);
+    const ttl = view.getUint8(o + OFF.ttl);
+    const echo = (view.getUint16(o + OFF.flags, true) & REC_F_HAS_ECHO) !== 0;
+    const id = view.getUint16(o + OFF.id, true);
+    const seq = view.getUint16(o + OFF.seq, true);
+    const peer = 0x0a000000 | ((Math.imul(n, 0x9e3779b1) >>> 8) % 0x30000);
+    n++;
+    if (family === 4) {
+      ipv4Header(
+        view,
+        at,
+        capLen,
+        ttl,
+        1,
+        view.getUint32(o + OFF.saddr, false),
+        view.getUint32(o + OFF.daddr, false),
+      );
+      const icmp = at + 20;
+      view.setUint8(icmp, type);
+      view.setUint8(icmp + 1, code);
+      if (echo) {
+        view.setUint16(icmp + 4, id);
+        view.setUint16(icmp + 6, seq);
+      } else if (type === 3 || type === 11) {
+        ipv4Header(view, icmp + 8, 84, 1, 1, view.getUint32(o + OFF.daddr, false), peer >>> 0);
+        view.setUint8(icmp + 28, 8);
+        view.setUint16(icmp + 32, n & 0xffff);
+        view.setUint16(icmp + 34, (n >>> 16) & 0xffff);
+      }
+      view.setUint16(icmp + 2, checksum(bytes, icmp, at + capLen, 0));
+    } else {
+      view.setUint32(at, 0x60000000);
+      view.setUint16(at + 4, capLen - 40);
+      view.setUint8(at + 6, 58);
+      view.setUint8(at + 7, ttl);
+      bytes.copyWithin(at + 8, o + OFF.saddr, o + OFF.saddr + 16);
+      bytes.copyWithin(at + 24, o + OFF.daddr, o + OFF.daddr + 16);
+      const icmp = at + 40;
+      view.setUint8(icmp, type);
+      view.setUint8(icmp + 1, code);
+      if (echo) {
+        view.setUint16(icmp + 4, id);
+        view.setUint16(icmp + 6, seq);
+      } else if (type >= 1 && type <= 4) {
+        const q = icmp + 8;
+        view.setUint32(q, 0x60000000);
+        view.setUint16(q + 4, 8);
+        view.setUint8(q + 6, 58);
+        view.setUint8(q + 7, 1);
+        bytes.copyWithin(q + 8, o + OFF.daddr, o + OFF.daddr + 16);
+        view.setUint32(q + 24, 0x20010db8);
+        view.setUint32(q + 36, peer >>> 0);
+        view.setUint8(q + 40, 128);
+        view.setUint16(q + 44, n & 0xffff);
+      } else if (type === 135 || type === 136) {
+        bytes.copyWithin(icmp + 8, o + OFF.daddr, o + OFF.daddr + 16);
+      }
+      // The pseudo-header: addresses, upper-layer length, next header.
+      let sum = capLen - 40 + 58;
+      for (let k = at + 8; k < at + 40; k += 2) sum += (bytes[k]! << 8) | bytes[k + 1]!;
+      view.setUint16(icmp + 2, checksum(bytes, icmp, at + capLen, sum));
+    }
+    o += alignRecord(len);
+  }
+}
+
+function ipv4Header(
+  view: DataView,
+  at: number,
+  total: number,
+  ttl: number,
+  proto: number,
+  src: number,
+  dst: number,
+): void {
+  view.setUint8(at, 0x45);
+  view.setUint16(at + 2, total);
+  view.setUint8(at + 8, ttl);
+  view.setUint8(at + 9, proto);
+  view.setUint32(at + 12, src);
+  view.setUint32(at + 16, dst);
+  const bytes = new Uint8Array(view.buffer);
+  view.setUint16(at + 10, checksum(bytes, at, at + 20, 0));
+}
+
+function checksum(bytes: Uint8Array, from: number, to: number, initial: number): number {
+  let sum = initial;
+  for (let k = from; k + 1 < to; k += 2) sum += (bytes[k]! << 8) | bytes[k + 1]!;
+  if ((to - from) & 1) sum += bytes[to - 1]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}

@@ -2,12 +2,13 @@
  * The fields of a stored record, for the display filters' per-record path (compile.ts `env.fields`):
  * the bytes come from the spool, the frame context from the columns (number, times, interface, RTT).
  * Echo matching state (icmp.resp_to, resptime...) comes from icmpcap's matcher: a reply whose RTT the
- * aggregator wrote has `icmp.resptime` (and `icmpcap.rtt`); `resp_to`/`resp_in` need Wireshark's
+ * aggregator wrote has `icmp.resptime` (and `icmpcap.rtt`), a request it judged unanswered `icmp.no_resp`
+ * (the filter reads both from the columns: compile.ts `matchedColumns`); `resp_to`/`resp_in` need Wireshark's
  * whole-capture pass and are available where the caller keeps a FieldSession (files, the CLI).
  */
 import type { RowProcess } from '../../common/contract.js';
 import type { DecodedRecord } from '../record.js';
-import { CHUNK_MASK, type RecordStore } from '../store.js';
+import { CHUNK_MASK, MISC_F_NO_RESPONSE, type RecordStore } from '../store.js';
 import { type FieldMap, extractFields } from './extract.js';
 
 export function storeFieldReader(
@@ -39,6 +40,8 @@ export function storeFieldReader(
       rttMs: Number.isNaN(rtt) ? undefined : rtt,
       resptimeMs: reply && !Number.isNaN(rtt) ? rtt : undefined,
       proc: processOf?.(index) ?? undefined,
+      // A request judged unanswered by the matcher (the filter's icmp.resp_not_found column too).
+      noResp: (c.misc[i]! & MISC_F_NO_RESPONSE) !== 0,
     });
   };
 }

@@ -20,8 +20,9 @@
 import { FIELD_ALIASES, fieldInfo } from '../../common/fields.js';
 import { messageKind } from '../../common/icmp.js';
 import type { FieldMap } from '../fields/extract.js';
-import type { Chunk } from '../store.js';
+import { CHUNK_SHIFT, type Chunk, EVICTED_CHUNK } from '../store.js';
 import { type AddressTerm, addressBytes, termMatches } from './address.js';
+import { QuotedChunk } from './quoted.js';
 import { type EvalEnv, Evaluator, type Predicate, resolveField, suggestName, vtypeOf } from './evaluate.js';
 import { type CmpOp, type Entity, FilterSyntaxError, type Node, type SetItem, parseFilter } from './parse.js';
 
@@ -45,6 +46,17 @@ export interface FilterEnv {
   fields?: (index: number) => FieldMap | null;
   /** Values of `${field}` references (the selected record). */
   ref?: EvalEnv['ref'];
+  /**
+   * The headers ICMP errors quote, as columns (filter/quoted.ts, filled by the Ingestor): tests on
+   * ip.* / icmp.* ... answer errors from them instead of reading their bytes. Absent: bytes.
+   */
+  quoted?: { of(chunk: Chunk, c: number): QuotedChunk | null };
+  /**
+   * The rtt column is what `icmp.resptime` reads and MISC_F_NO_RESPONSE what `icmp.no_resp` reads (the
+   * service's matcher: fields/store-fields.ts fills the per-record fields from the same columns), so the
+   * columns answer them. Unset where the fields come from Wireshark's own matching (files, tests).
+   */
+  matchedColumns?: boolean;
 }
 
 export interface CompiledFilter {
@@ -147,6 +159,24 @@ const COLUMNS: Readonly<Record<string, ColumnField>> = {
   'frame.time_relative': { kind: 'reltime', expr: 'tsRel[i]' },
 };
 
+/** Columns for the echo-matching fields (FilterEnv.matchedColumns). */
+const MATCHED_COLUMNS: Readonly<Record<string, ColumnField>> = {
+  'icmp.resptime': {
+    kind: 'float',
+    family: 4,
+    expr: 'rtt[i]',
+    presence: `(meta[i] & 255) === 0 && rtt[i] === rtt[i]`,
+  },
+  'icmpv6.resptime': {
+    kind: 'float',
+    family: 6,
+    expr: 'rtt[i]',
+    presence: `(meta[i] & 255) === 129 && rtt[i] === rtt[i]`,
+  },
+  'icmp.no_resp': { kind: 'uint', family: 4, expr: '1', presence: '(misc[i] & 0x20000000) !== 0' },
+  'icmpv6.no_resp': { kind: 'uint', family: 6, expr: '1', presence: '(misc[i] & 0x20000000) !== 0' },
+};
+
 /** icmpcap's older names, still accepted (completion offers the Wireshark names). */
 const OLD_NAMES: Readonly<Record<string, string>> = {
   ...FIELD_ALIASES,
@@ -222,12 +252,17 @@ class Compiler {
   /** Per-record predicates the generated code calls as `S[k](index)`. */
   readonly slow: Predicate[] = [];
   readonly slowFields = new Set<string>();
+  readonly slowKinds = new Set<string>();
   slowForms = false;
   readonly used = new Set<string>(['meta']);
   readonly evaluator: Evaluator;
 
   constructor(private readonly env: FilterEnv) {
     this.evaluator = new Evaluator({ ref: env.ref });
+  }
+
+  private column(name: string): ColumnField | undefined {
+    return COLUMNS[name] ?? (this.env.matchedColumns === true ? MATCHED_COLUMNS[name] : undefined);
   }
 
   private table(t: Uint8Array): string {
@@ -248,27 +283,43 @@ class Compiler {
     const pred = ev.node(node);
     for (const f of ev.fields) this.slowFields.add(f);
     if (ev.slowForms) this.slowForms = true;
+    for (const k of ev.forms) this.slowKinds.add(k);
     this.slow.push(pred);
     return `((q = S(${this.slow.length - 1}, base + i)) === 2 ? ${fallback} : q === 1)`;
   }
 
-  compile(node: Node): string {
+  /**
+   * The test as a JS expression; `heavy` when it reads records one by one (then `&&`/`||` keep it
+   * from running where the other side already decides). Light sides combine with `&`/`|`/`^`: no
+   * branches, so the scan loop costs the same whatever the data (a mispredicted branch per record
+   * costs more than the test).
+   */
+  compile(node: Node): { code: string; heavy: boolean } {
     switch (node.kind) {
       case 'and':
-        return `(${this.compile(node.left)} && ${this.compile(node.right)})`;
-      case 'or':
-        return `(${this.compile(node.left)} || ${this.compile(node.right)})`;
-      case 'xor':
-        return `(${this.compile(node.left)} !== ${this.compile(node.right)})`;
-      case 'not':
-        return `!(${this.compile(node.expr)})`;
+      case 'or': {
+        const l = this.compile(node.left);
+        const r = this.compile(node.right);
+        const heavy = l.heavy || r.heavy;
+        const op = node.kind === 'and' ? (heavy ? '&&' : '&') : heavy ? '||' : '|';
+        return { code: `(${l.code} ${op} ${r.code})`, heavy };
+      }
+      case 'xor': {
+        const l = this.compile(node.left);
+        const r = this.compile(node.right);
+        return { code: `(!${l.code} !== !${r.code})`, heavy: l.heavy || r.heavy };
+      }
+      case 'not': {
+        const e = this.compile(node.expr);
+        return { code: e.heavy ? `!${e.code}` : `(${e.code} ^ 1)`, heavy: e.heavy };
+      }
       case 'test':
       case 'cmp':
       case 'in': {
         const fast = this.leaf(node);
-        if (fast !== null) return `(${this.use(fast)})`;
+        if (fast !== null) return { code: `(${this.use(fast)})`, heavy: false };
         // Validate now (errors point at the character), then evaluate per record.
-        return `(${this.perRecord(node, 'false')})`;
+        return { code: `(${this.perRecord(node, 'false')})`, heavy: true };
       }
     }
   }
@@ -282,7 +333,7 @@ class Compiler {
     }
     if (node.left.kind !== 'literal' || node.left.quoted !== 'none') return null;
     const name = canonical(node.left.text);
-    const col = COLUMNS[name];
+    const col = this.column(name);
     if (col === undefined) return null;
     let op: Op;
     let items: SetItem[];
@@ -305,16 +356,45 @@ class Compiler {
       op = node.negated ? 'not_in' : 'in';
       items = node.items;
     }
+    // A quantifier over both addresses: the evaluator.
+    if (node.quantifier !== undefined && col.which === 'both') return null;
     const fast = this.columnTest(name, col, op, items, node);
     if (fast === null) return null;
     if (!col.quotable) return fast;
-    // ICMP errors carry a second occurrence (the quoted datagram): ask the record.
+    // ICMP errors carry a second occurrence (the quoted datagram): the quoted columns answer it (the
+    // same test on the inner header), or the record's bytes when they do not hold it.
     const quotes = `${this.quotesTable(col)}[${TYPE_INDEX}] === 1`;
+    const held = this.quotedHeld();
     // "Any" tests are true as soon as the outer header matches: only errors whose outer header does not
-    // match read their bytes (so `ip.dst == X` costs a read per non-matching error, not per record).
+    // match look inside (so `ip.dst == X` reads at most the non-matching errors' bytes).
     const anyTest = node.quantifier !== 'all' && op !== 'all_eq' && op !== 'all_ne' && op !== 'not_in';
-    if (anyTest) return `(${fast} || (${quotes} && ${this.perRecord(node, 'false')}))`;
-    return `(${quotes} ? ${this.perRecord(node, fast)} : ${fast})`;
+    if (anyTest)
+      return `(${fast} || (${quotes} && (${held} ? ${inner(fast)} : ${this.perRecord(node, 'false')})))`;
+    const layerOp = op === 'not_in' ? 'in' : op;
+    const layer = layerOp === op ? fast : this.columnTest(name, col, layerOp, items, node)!;
+    const pO = this.presentExpr(name, col);
+    const pI = inner(pO);
+    const allForm = node.quantifier === 'all' || op === 'all_eq' || op === 'all_ne';
+    let both = allForm
+      ? `((${pO} || ${pI}) && (!(${pO}) || ${layer}) && (!(${pI}) || ${inner(layer)}))`
+      : `(${layer} || ${inner(layer)})`;
+    if (op === 'not_in') both = `!${both}`;
+    return `(${quotes} ? (${held} ? ${both} : ${this.perRecord(node, fast)}) : ${fast})`;
+  }
+
+  /** Whether the generated code reads the quoted columns (q* arrays, slot k). */
+  quotedUsed = false;
+
+  /** True when the quoted columns hold record i's inner header (sets `k` to its slot). */
+  private quotedHeld(): string {
+    this.quotedUsed = true;
+    return `((k = Q.slot(i)) >= 0 && qsimple[k] === 1)`;
+  }
+
+  /** The field is present in the outer header (family, ICMP layer, echo...). */
+  private presentExpr(name: string, col: ColumnField): string {
+    const parts = [familyGuard(name, col), col.presence ?? ''].filter((p) => p !== '');
+    return parts.length === 0 ? 'true' : parts.join(' && ');
   }
 
   /** Per (family, type): the record must be read for this field. */
@@ -351,16 +431,16 @@ class Compiler {
       }
     }
     const name = canonical(lower);
-    const col = COLUMNS[name];
+    const col = this.column(name);
     if (col === undefined) {
       if (resolveField(lower) === undefined && fieldInfo(lower) === undefined)
         throw new FilterSyntaxError(`unknown field or protocol '${text}' at ${pos}${suggestName(text)}`, pos);
       return null;
     }
-    const parts = [familyGuard(name, col), col.presence ?? ''].filter((p) => p !== '');
-    const fast = parts.length === 0 ? 'true' : parts.join(' && ');
+    const fast = this.presentExpr(name, col);
     if (!col.quotable) return fast;
-    return `(${fast} || (${this.quotesTable(col)}[${TYPE_INDEX}] === 1 && ${this.perRecord(node, 'false')}))`;
+    const held = this.quotedHeld();
+    return `(${fast} || (${this.quotesTable(col)}[${TYPE_INDEX}] === 1 && (${held} ? ${inner(fast)} : ${this.perRecord(node, 'false')})))`;
   }
 
   /** The typed literal values of `items` (parsed as the evaluator parses them: same errors). */
@@ -502,6 +582,11 @@ class Compiler {
   }
 }
 
+/** The same column test on the quoted header's columns (filter/quoted.ts: the store's layout, slot k). */
+function inner(code: string): string {
+  return code.replace(/\b(meta|idSeq|misc|src|dst|flags)\[i\]/g, 'q$1[k]');
+}
+
 function v4Text(v: number): string {
   return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 }
@@ -583,6 +668,8 @@ function refreshNames(table: NameTable, env: FilterEnv): Uint8Array {
   return table.hits;
 }
 
+const QUOTED_COLUMNS = ['simple', 'meta', 'idSeq', 'misc', 'src', 'dst', 'flags'] as const;
+
 type ScanFn = (
   chunk: Chunk,
   from: number,
@@ -600,27 +687,35 @@ export function compileFilter(text: string, env: FilterEnv): CompiledFilter | nu
   const ast = parseFilter(text);
   if (ast === null) return null;
   const compiler = new Compiler(env);
-  const cond = compiler.compile(ast);
+  const { code: cond, heavy } = compiler.compile(ast);
   const cols = [...compiler.used].map((c) => `${c} = chunk.${c}`);
   const tabs = compiler.tables.map((_, k) => `t${k} = T[${k}]`);
-  const decls = [...cols, ...tabs, 'v = 0', 'q = 0'].join(', ');
+  const quoted = compiler.quotedUsed
+    ? ['Q = QOF(chunk, base)', 'k = 0', ...QUOTED_COLUMNS.map((c) => `q${c} = Q.${c}`)]
+    : [];
+  const decls = [...cols, ...tabs, ...quoted, 'v = 0', 'q = 0'].join(', ');
+  // Light filters store every index and advance by the test's 0/1: no branch per record.
+  const loop = heavy
+    ? `for (let i = from; i < to; i++) if (${cond}) out[n++] = base + i;`
+    : `for (let i = from; i < to; i++) { out[n] = base + i; n += ${cond} | 0; }`;
   const body =
     `'use strict';\n` +
     `return {\n` +
     `  scan(chunk, from, to, out, n, base) {\n` +
     `    let ${decls};\n` +
-    `    for (let i = from; i < to; i++) if (${cond}) out[n++] = base + i;\n` +
+    `    ${loop}\n` +
     `    return n;\n` +
     `  },\n` +
     `  one(chunk, i, base) {\n` +
     `    let ${decls};\n` +
-    `    return ${cond};\n` +
+    `    return !!${cond};\n` +
     `  },\n` +
     `};`;
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- see the file comment: generated, not user, code
-  const make = new Function('T', 'S', body) as (
+  const make = new Function('T', 'S', 'QOF', body) as (
     tables: Uint8Array[],
     slow: (k: number, index: number) => number,
+    quotedOf: (chunk: Chunk, base: number) => QuotedChunk,
   ) => { scan: ScanFn; one: (chunk: Chunk, i: number, base: number) => boolean };
   const tables = compiler.tables;
   // Per-record tests: 1 true, 0 false, 2 the record's bytes are not available (use the columns).
@@ -635,7 +730,10 @@ export function compileFilter(text: string, env: FilterEnv): CompiledFilter | nu
     if (cached === null) return 2;
     return compiler.slow[k]!(cached) ? 1 : 0;
   };
-  const fns = make(tables, slow);
+  const noQuoted = new QuotedChunk(EVICTED_CHUNK);
+  const quotedOf = (chunk: Chunk, base: number): QuotedChunk =>
+    env.quoted?.of(chunk, base >>> CHUNK_SHIFT) ?? noQuoted;
+  const fns = make(tables, slow, quotedOf);
   const { addressTables, nameTables } = compiler;
   let knownAddresses = -1;
   let knownNames = -1;
@@ -651,10 +749,11 @@ export function compileFilter(text: string, env: FilterEnv): CompiledFilter | nu
       knownNames = env.interfaces.values.length;
     }
   };
-  const reasons: string[] = [];
-  if (compiler.slowForms) reasons.push('regex or byte search');
-  const offColumns = [...compiler.slowFields].filter((f) => COLUMNS[f] === undefined);
-  if (offColumns.length > 0) reasons.push(`fields read from the bytes: ${offColumns.slice(0, 4).join(', ')}`);
+  const reasons: string[] = [...compiler.slowKinds];
+  const offColumns = [...compiler.slowFields].filter(
+    (f) => COLUMNS[f] === undefined && !(env.matchedColumns === true && MATCHED_COLUMNS[f] !== undefined),
+  );
+  if (offColumns.length > 0) reasons.push(`fields not in the index: ${offColumns.slice(0, 4).join(', ')}`);
   return {
     text,
     perRecord: reasons.length > 0,
@@ -671,7 +770,17 @@ export function compileFilter(text: string, env: FilterEnv): CompiledFilter | nu
   };
 }
 
-/** Checks a filter's syntax and meaning without a capture (for `filter.check`). */
-export function checkFilter(text: string): void {
-  compileFilter(text, { addresses: { text: [''], family: [4] }, interfaces: { values: [''] } });
+/**
+ * Checks a filter's syntax and meaning without a capture (for `filter.check`); returns why it is slow
+ * (it reads packet bytes record by record: `reads packet bytes (regex)`), or null. Classified as the
+ * service compiles it (quoted headers and echo matching from the columns).
+ */
+export function checkFilter(text: string): string | null {
+  const compiled = compileFilter(text, {
+    addresses: { text: [''], family: [4] },
+    interfaces: { values: [''] },
+    matchedColumns: true,
+    quoted: { of: () => null },
+  });
+  return compiled?.perRecord ? `reads packet bytes (${compiled.perRecordReason})` : null;
 }

@@ -417,6 +417,8 @@ export class Evaluator {
   readonly fields = new Set<string>();
   /** Uses regexes or byte searches (slower: the status says so). */
   slowForms = false;
+  /** What reads the bytes, for the status line: 'regex', 'byte search', 'slices'. */
+  readonly forms = new Set<string>();
 
   constructor(private readonly env: EvalEnv = {}) {}
 
@@ -535,6 +537,7 @@ export class Evaluator {
         };
       }
       case 'slice': {
+        this.forms.add('slices');
         const c = this.entity(e.expr, null);
         if (
           c.type === 'int' ||
@@ -797,6 +800,7 @@ export class Evaluator {
           n.opPos,
         );
       this.slowForms = true;
+      this.forms.add('byte search');
       const test = (a: Val, b: Val): boolean =>
         typeof a === 'string' && typeof b === 'string'
           ? a.includes(b)
@@ -826,6 +830,7 @@ export class Evaluator {
 
   private matches(n: Node & { kind: 'cmp' }): Predicate {
     this.slowForms = true;
+    this.forms.add('regex');
     const l = this.entity(n.left, null);
     if (l.type !== 'string' && l.type !== 'bytes')
       throw new FilterSyntaxError(

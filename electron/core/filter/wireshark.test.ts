@@ -49,6 +49,7 @@ describe.skipIf(!hasTshark)('display filters select what tshark -Y selects', () 
     addresses: ingestor.addresses,
     interfaces: ingestor.interfaces,
     fields: (i: number) => fieldMaps[i] ?? null,
+    quoted: ingestor.quoted,
   };
 
   beforeAll(() => {

@@ -30,7 +30,7 @@ import {
 import type { InsightRequestName } from '../../common/insights.js';
 import type { ExportRow } from '../files/index.js';
 import { spoolExportRows } from '../spool-export.js';
-import { compileFilter } from '../filter/index.js';
+import { checkFilter, compileFilter } from '../filter/index.js';
 import { Ingestor, rowOf } from '../ingest.js';
 import { JobRunner } from '../jobs.js';
 import { echoLink } from '../stats/echo-link.js';
@@ -102,6 +102,8 @@ export class CaptureService implements RequestHandlers, JobHost {
       {
         addresses: this.ingestor.addresses,
         interfaces: this.ingestor.interfaces,
+        quoted: this.ingestor.quoted,
+        matchedColumns: true,
         // Display-filter tests the columns cannot answer read the record's bytes from the spool.
         fields: storeFieldReader(
           this.store,
@@ -444,6 +446,8 @@ export class CaptureService implements RequestHandlers, JobHost {
       compiled = compileFilter(filter, {
         addresses: this.ingestor.addresses,
         interfaces: this.ingestor.interfaces,
+        quoted: this.ingestor.quoted,
+        matchedColumns: true,
       });
     } catch (err) {
       throw filterError(err);
@@ -563,7 +567,17 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   async setFilter(filter: string): Promise<Results['view.setFilter']> {
     try {
-      const { ms } = await this.view.setFilterAsync(filter);
+      // The filter bar says when a filter reads packet bytes (slower) and how far it has got.
+      let slow: string | null = null;
+      try {
+        slow = checkFilter(filter);
+      } catch {
+        // setFilterAsync reports the error
+      }
+      const progress = (fraction: number): void =>
+        this.emit('filter', { filter, fraction, ...(slow === null ? {} : { slow }) });
+      progress(0);
+      const { ms } = await this.view.setFilterAsync(filter, (p) => progress(p.fraction));
       this.tick();
       return { view: this.view.length, filter: this.view.filterText, ms };
     } catch (err) {

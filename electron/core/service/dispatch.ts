@@ -119,13 +119,15 @@ export function dispatchRequest(
         },
       );
     }
-    case 'filter.check':
+    case 'filter.check': {
+      let slow: string | null;
       try {
-        checkFilter((p as Params<'filter.check'>).filter);
+        slow = checkFilter((p as Params<'filter.check'>).filter);
       } catch (err) {
         throw filterError(err);
       }
-      return { ok: true };
+      return slow === null ? { ok: true } : { ok: true, slow };
+    }
     case 'stats.get':
       return s.aggregates();
     case 'procs.summary':

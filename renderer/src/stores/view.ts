@@ -2,7 +2,7 @@
  * The table's view of the capture: the applied filter and sort (both live in the service), and the
  * selection, kept by record number so it survives new rows, sorting and filter changes.
  */
-import type { Row, SortColumn } from '@common/contract';
+import type { FilterProgress, Row, SortColumn } from '@common/contract';
 import { defineStore } from 'pinia';
 import { ref, shallowRef, watch } from 'vue';
 import { RequestError, api } from '../transport';
@@ -22,6 +22,17 @@ export const useViewStore = defineStore('view', () => {
   const applying = ref(false);
   const applyStartedMs = ref(0);
   const lastApplyMs = ref<number | null>(null);
+  /** The service's word on the filter being (or last) applied: why it is slow, how far it has got. */
+  const applyProgress = shallowRef<FilterProgress | null>(null);
+  /** A filter put into the bar without applying it ("prepare as filter"); seq makes repeats count. */
+  const prepared = shallowRef<{ text: string; seq: number } | null>(null);
+  let preparedSeq = 0;
+  function prepareFilter(text: string): void {
+    prepared.value = { text, seq: ++preparedSeq };
+  }
+  api.onEvent('filter', (p) => {
+    if (p.filter === requested.value) applyProgress.value = p;
+  });
   const sort = shallowRef<{ column: SortColumn | null; descending: boolean }>({
     column: null,
     descending: false,
@@ -60,6 +71,7 @@ export const useViewStore = defineStore('view', () => {
   async function applyFilter(text: string): Promise<boolean> {
     const mine = ++applySeq;
     requested.value = text;
+    if (applyProgress.value?.filter !== text) applyProgress.value = null;
     applying.value = true;
     applyStartedMs.value = performance.now();
     try {
@@ -161,6 +173,9 @@ export const useViewStore = defineStore('view', () => {
     applying,
     applyStartedMs,
     lastApplyMs,
+    applyProgress,
+    prepared,
+    prepareFilter,
     sort,
     version,
     selected,
