@@ -244,6 +244,21 @@ function canonical(name: string): string {
 
 type Op = CmpOp | 'in' | 'not_in';
 
+/**
+ * A leaf's test: `code` on any record, `plain` on a record that is not in the quoted index (it quotes
+ * no datagram, so its outer header alone decides).
+ */
+interface Leaf {
+  code: string;
+  plain: string;
+}
+
+interface Compiled extends Leaf {
+  heavy: boolean;
+}
+
+const same = (code: string): Leaf => ({ code, plain: code });
+
 class Compiler {
   /** Tables the generated code reads as `t0`, `t1`, ... */
   readonly tables: Uint8Array[] = [];
@@ -294,7 +309,7 @@ class Compiler {
    * branches, so the scan loop costs the same whatever the data (a mispredicted branch per record
    * costs more than the test).
    */
-  compile(node: Node): { code: string; heavy: boolean } {
+  compile(node: Node): Compiled {
     switch (node.kind) {
       case 'and':
       case 'or': {
@@ -302,30 +317,37 @@ class Compiler {
         const r = this.compile(node.right);
         const heavy = l.heavy || r.heavy;
         const op = node.kind === 'and' ? (heavy ? '&&' : '&') : heavy ? '||' : '|';
-        return { code: `(${l.code} ${op} ${r.code})`, heavy };
+        return { code: `(${l.code} ${op} ${r.code})`, plain: `(${l.plain} ${op} ${r.plain})`, heavy };
       }
       case 'xor': {
         const l = this.compile(node.left);
         const r = this.compile(node.right);
-        return { code: `(!${l.code} !== !${r.code})`, heavy: l.heavy || r.heavy };
+        return {
+          code: `(!${l.code} !== !${r.code})`,
+          plain: `(!${l.plain} !== !${r.plain})`,
+          heavy: l.heavy || r.heavy,
+        };
       }
       case 'not': {
         const e = this.compile(node.expr);
-        return { code: e.heavy ? `!${e.code}` : `(${e.code} ^ 1)`, heavy: e.heavy };
+        const not = (c: string): string => (e.heavy ? `!${c}` : `(${c} ^ 1)`);
+        return { code: not(e.code), plain: not(e.plain), heavy: e.heavy };
       }
       case 'test':
       case 'cmp':
       case 'in': {
         const fast = this.leaf(node);
-        if (fast !== null) return { code: `(${this.use(fast)})`, heavy: false };
+        if (fast !== null)
+          return { code: `(${this.use(fast.code)})`, plain: `(${this.use(fast.plain)})`, heavy: false };
         // Validate now (errors point at the character), then evaluate per record.
-        return { code: `(${this.perRecord(node, 'false')})`, heavy: true };
+        const code = `(${this.perRecord(node, 'false')})`;
+        return { code, plain: code, heavy: true };
       }
     }
   }
 
   /** Columnar code for a leaf, or null when the columns cannot answer it. */
-  private leaf(node: Node & { kind: 'test' | 'cmp' | 'in' }): string | null {
+  private leaf(node: Node & { kind: 'test' | 'cmp' | 'in' }): Leaf | null {
     if (node.kind === 'test') {
       const e = node.expr;
       if (e.kind !== 'literal' || e.quoted !== 'none') return null;
@@ -360,7 +382,7 @@ class Compiler {
     if (node.quantifier !== undefined && col.which === 'both') return null;
     const fast = this.columnTest(name, col, op, items, node);
     if (fast === null) return null;
-    if (!col.quotable) return fast;
+    if (!col.quotable) return { code: fast, plain: fast };
     // ICMP errors carry a second occurrence (the quoted datagram): the quoted columns answer it (the
     // same test on the inner header), or the record's bytes when they do not hold it.
     const quotes = `${this.quotesTable(col)}[${TYPE_INDEX}] === 1`;
@@ -368,8 +390,13 @@ class Compiler {
     // "Any" tests are true as soon as the outer header matches: only errors whose outer header does not
     // match look inside (so `ip.dst == X` reads at most the non-matching errors' bytes).
     const anyTest = node.quantifier !== 'all' && op !== 'all_eq' && op !== 'all_ne' && op !== 'not_in';
-    if (anyTest)
-      return `(${fast} || (${quotes} && (${held} ? ${inner(fast)} : ${this.perRecord(node, 'false')})))`;
+    if (anyTest) {
+      const read = this.perRecord(node, 'false');
+      return {
+        code: `(${fast} || (${quotes} && (${held} ? ${inner(fast)} : ${read})))`,
+        plain: this.plainAny(col, fast, read),
+      };
+    }
     const layerOp = op === 'not_in' ? 'in' : op;
     const layer = layerOp === op ? fast : this.columnTest(name, col, layerOp, items, node)!;
     const pO = this.presentExpr(name, col);
@@ -379,7 +406,29 @@ class Compiler {
       ? `((${pO} || ${pI}) && (!(${pO}) || ${layer}) && (!(${pI}) || ${inner(layer)}))`
       : `(${layer} || ${inner(layer)})`;
     if (op === 'not_in') both = `!${both}`;
-    return `(${quotes} ? (${held} ? ${both} : ${this.perRecord(node, fast)}) : ${fast})`;
+    const read = this.perRecord(node, fast);
+    const more = this.moreTable(col);
+    return {
+      code: `(${quotes} ? (${held} ? ${both} : ${read}) : ${fast})`,
+      plain: more === null ? fast : `(${more}[${TYPE_INDEX}] === 1 ? ${read} : ${fast})`,
+    };
+  }
+
+  /**
+   * The "any" test of a quotable field on a record that quotes nothing (not in the quoted index): the
+   * outer header decides, but for the ICMPv4 types where the field exists off the columns (`moreTypes`).
+   */
+  private plainAny(col: ColumnField, fast: string, read: string): string {
+    const more = this.moreTable(col);
+    return more === null ? fast : `(${fast} || (${more}[${TYPE_INDEX}] === 1 && ${read}))`;
+  }
+
+  /** Per (family, type): the field is off the columns though the message quotes nothing, or null. */
+  private moreTable(col: ColumnField): string | null {
+    if (col.moreTypes === undefined) return null;
+    const t = new Uint8Array(512);
+    for (const type of col.moreTypes) t[type] = QUOTES[type] === 1 ? 0 : 1;
+    return this.table(t);
   }
 
   /** Whether the generated code reads the quoted columns (q* arrays, slot k). */
@@ -406,19 +455,19 @@ class Compiler {
   }
 
   /** A bare word: protocol, message kind or field existence. */
-  private word(text: string, pos: number, node: Node): string | null {
+  private word(text: string, pos: number, node: Node): Leaf | null {
     const lower = text.toLowerCase();
     switch (lower) {
       case 'frame':
-        return 'true';
+        return same('true');
       case 'ip':
-        return FAM4;
+        return same(FAM4);
       case 'icmp':
-        return ICMP4;
+        return same(ICMP4);
       case 'ipv6':
-        return FAM6;
+        return same(FAM6);
       case 'icmpv6':
-        return ICMP6;
+        return same(ICMP6);
       case 'echo':
       case 'error':
       case 'nd': {
@@ -427,7 +476,7 @@ class Compiler {
           t[type] = messageKind(4, type) === lower ? 1 : 0;
           t[256 + type] = messageKind(6, type) === lower ? 1 : 0;
         }
-        return `${this.table(t)}[${TYPE_INDEX}] !== 0`;
+        return same(`${this.table(t)}[${TYPE_INDEX}] !== 0`);
       }
     }
     const name = canonical(lower);
@@ -438,9 +487,13 @@ class Compiler {
       return null;
     }
     const fast = this.presentExpr(name, col);
-    if (!col.quotable) return fast;
+    if (!col.quotable) return { code: fast, plain: fast };
     const held = this.quotedHeld();
-    return `(${fast} || (${this.quotesTable(col)}[${TYPE_INDEX}] === 1 && (${held} ? ${inner(fast)} : ${this.perRecord(node, 'false')})))`;
+    const read = this.perRecord(node, 'false');
+    return {
+      code: `(${fast} || (${this.quotesTable(col)}[${TYPE_INDEX}] === 1 && (${held} ? ${inner(fast)} : ${read})))`,
+      plain: this.plainAny(col, fast, read),
+    };
   }
 
   /** The typed literal values of `items` (parsed as the evaluator parses them: same errors). */
@@ -543,7 +596,12 @@ class Compiler {
           else hit = cmpNum(type, op, vals[0]!.lo as number);
           t[off + type] = hit ? 1 : 0;
         }
-        const code = `(${famCond} && ${this.table(t)}[${TYPE_INDEX}] === 1)`;
+        // Later fragments read as type 0 (ingest.ts): a table without type 0 needs no guard at all (the
+        // other family's half is 0).
+        const code =
+          t[off] === 0
+            ? `(${this.table(t)}[${TYPE_INDEX}] === 1)`
+            : `(${famCond} && ${this.table(t)}[${TYPE_INDEX}] === 1)`;
         return op === 'not_in' ? `!${code}` : code;
       }
       case 'uint':
@@ -687,7 +745,7 @@ export function compileFilter(text: string, env: FilterEnv): CompiledFilter | nu
   const ast = parseFilter(text);
   if (ast === null) return null;
   const compiler = new Compiler(env);
-  const { code: cond, heavy } = compiler.compile(ast);
+  const { code: cond, plain, heavy } = compiler.compile(ast);
   const cols = [...compiler.used].map((c) => `${c} = chunk.${c}`);
   const tabs = compiler.tables.map((_, k) => `t${k} = T[${k}]`);
   const quoted = compiler.quotedUsed
@@ -695,9 +753,25 @@ export function compileFilter(text: string, env: FilterEnv): CompiledFilter | nu
     : [];
   const decls = [...cols, ...tabs, ...quoted, 'v = 0', 'q = 0'].join(', ');
   // Light filters store every index and advance by the test's 0/1: no branch per record.
-  const loop = heavy
-    ? `for (let i = from; i < to; i++) if (${cond}) out[n++] = base + i;`
-    : `for (let i = from; i < to; i++) { out[n] = base + i; n += ${cond} | 0; }`;
+  const run = (test: string, start: string, stop: string): string =>
+    heavy
+      ? `for (let i = ${start}; i < ${stop}; i++) if (${test}) out[n++] = base + i;`
+      : `for (let i = ${start}; i < ${stop}; i++) { out[n] = base + i; n += ${test} | 0; }`;
+  // With the quoted index (it lists every record that quotes a datagram, ingest.ts), the records
+  // between two listed ones run the plain test (outer header only), the listed ones the whole test.
+  const loop =
+    compiler.quotedUsed && env.quoted !== undefined && plain !== cond
+      ? `const qat = Q.at, qn = Q.count;\n` +
+        `    let s = 0, hi = qn;\n` +
+        `    while (s < hi) { const mid = (s + hi) >>> 1; if (qat[mid] < from) s = mid + 1; else hi = mid; }\n` +
+        `    for (let at = from; ; s++) {\n` +
+        `      const stop = s < qn && qat[s] < to ? qat[s] : to;\n` +
+        `      ${run(plain, 'at', 'stop')}\n` +
+        `      if (stop === to) break;\n` +
+        `      { const i = stop; if (${cond}) out[n++] = base + i; }\n` +
+        `      at = stop + 1;\n` +
+        `    }`
+      : run(cond, 'from', 'to');
   const body =
     `'use strict';\n` +
     `return {\n` +
