@@ -91,8 +91,8 @@ const HAS_ECHO = '(misc[i] & 0x1000000) !== 0';
 const FAM4 = '(meta[i] >>> 24) === 4';
 const FAM6 = '(meta[i] >>> 24) === 6';
 /** The ICMP layer is there: not a later fragment (store.ts FLAG_NOT_FIRST), which carries no ICMP header. */
-const ICMP4 = `(${FAM4} && (flags[i] & 2) === 0)`;
-const ICMP6 = `(${FAM6} && (flags[i] & 2) === 0)`;
+const ICMP4 = `(${FAM4} & (flags[i] & 2) === 0)`;
+const ICMP6 = `(${FAM6} & (flags[i] & 2) === 0)`;
 
 /** The family (and for icmp.* / icmpv6.* fields, ICMP layer) guard of a column field. */
 function familyGuard(name: string, col: ColumnField): string {
@@ -443,7 +443,7 @@ class Compiler {
   /** The field is present in the outer header (family, ICMP layer, echo...). */
   private presentExpr(name: string, col: ColumnField): string {
     const parts = [familyGuard(name, col), col.presence ?? ''].filter((p) => p !== '');
-    return parts.length === 0 ? 'true' : parts.join(' && ');
+    return parts.length === 0 ? 'true' : parts.join(' & ');
   }
 
   /** Per (family, type): the record must be read for this field. */
@@ -507,7 +507,8 @@ class Compiler {
 
   private columnTest(name: string, col: ColumnField, op: Op, items: SetItem[], node: Node): string | null {
     const famCond = familyGuard(name, col);
-    const guard = [famCond, col.presence ?? ''].filter((p) => p !== '').join(' && ');
+    // Joined with `&`: every part is a comparison without side effects, and a branch per part costs more.
+    const guard = [famCond, col.presence ?? ''].filter((p) => p !== '').join(' & ');
     const present = guard === '' ? 'true' : guard;
     const eqOp = op === 'any_eq' || op === 'all_eq' || op === 'in';
     const neOp = op === 'all_ne' || op === 'any_ne' || op === 'not_in';
@@ -534,18 +535,20 @@ class Compiler {
               ? `${t}[dst[i]]`
               : `(${t}[src[i]] | ${t}[dst[i]])`;
         const all = col.which === 'both' ? `(${t}[src[i]] & ${t}[dst[i]])` : any;
+        // A hit implies the family (refreshAddresses marks only ids of the table's family): the
+        // positive tests need no guard.
         switch (op) {
           case 'any_eq':
           case 'in':
-            return `(${present} && ${any} === 1)`;
+            return `(${any} === 1)`;
           case 'all_eq':
-            return `(${present} && ${all} === 1)`;
+            return `(${all} === 1)`;
           case 'all_ne':
-            return `(${present} && ${any} === 0)`;
+            return `(${present} & ${any} === 0)`;
           case 'any_ne':
-            return `(${present} && ${all} === 0)`;
+            return `(${present} & ${all} === 0)`;
           case 'not_in':
-            return `!(${present} && ${any} === 1)`;
+            return `!(${any} === 1)`;
           default:
             return null;
         }
@@ -601,7 +604,7 @@ class Compiler {
         const code =
           t[off] === 0
             ? `(${this.table(t)}[${TYPE_INDEX}] === 1)`
-            : `(${famCond} && ${this.table(t)}[${TYPE_INDEX}] === 1)`;
+            : `(${famCond} & ${this.table(t)}[${TYPE_INDEX}] === 1)`;
         return op === 'not_in' ? `!${code}` : code;
       }
       case 'uint':
@@ -614,7 +617,7 @@ class Compiler {
         // The rtt column is Float32: compare what is stored.
         const conv = (v: number): number => (col.expr === 'rtt[i]' ? Math.fround(v) : v);
         const expr = col.expr!;
-        const g = present === 'true' ? '' : `${present} && `;
+        const g = present === 'true' ? '' : `${present} & `;
         if (op === 'in' || op === 'not_in') {
           const tests = vals.map(({ lo, hi }) =>
             hi === undefined ? `v === ${conv(lo)}` : `(v >= ${conv(lo)} && v <= ${conv(hi)})`,
