@@ -673,6 +673,27 @@ function cmpNum(a: number, op: Op, b: number): boolean {
   }
 }
 
+/**
+ * The bytes of each interned address, parsed once per address table (every filter typed refreshes its
+ * tables over all ids: parsing 10 k address texts each time cost more than the scan). Keyed by the text
+ * too, so a reused id is parsed afresh.
+ */
+const parsedAddresses = new WeakMap<object, { text: (string | undefined)[]; bytes: (Uint8Array | null)[] }>();
+
+function addressOf(addresses: FilterEnv['addresses'], id: number, family: 4 | 6): Uint8Array | null {
+  let cache = parsedAddresses.get(addresses);
+  if (cache === undefined) {
+    cache = { text: [], bytes: [] };
+    parsedAddresses.set(addresses, cache);
+  }
+  const text = addresses.text[id]!;
+  if (cache.text[id] !== text) {
+    cache.text[id] = text;
+    cache.bytes[id] = addressBytes(text, family);
+  }
+  return cache.bytes[id]!;
+}
+
 function refreshAddresses(table: AddressTable, env: FilterEnv): Uint8Array {
   const n = env.addresses.text.length;
   const serial = env.addresses.serial;
@@ -685,7 +706,7 @@ function refreshAddresses(table: AddressTable, env: FilterEnv): Uint8Array {
     const check = (id: number): void => {
       let hit = 0;
       if (env.addresses.family[id] === table.family && id !== 0) {
-        const bytes = addressBytes(env.addresses.text[id]!, table.family);
+        const bytes = addressOf(env.addresses, id, table.family);
         if (bytes !== null && table.terms.some((term) => termMatches(term, bytes))) hit = 1;
       }
       table.hits[id] = hit;
@@ -709,7 +730,7 @@ function refreshAddresses(table: AddressTable, env: FilterEnv): Uint8Array {
   }
   for (let id = table.known; id < n; id++) {
     if (env.addresses.family[id] !== table.family || id === 0) continue;
-    const bytes = addressBytes(env.addresses.text[id]!, table.family);
+    const bytes = addressOf(env.addresses, id, table.family);
     if (bytes !== null && table.terms.some((term) => termMatches(term, bytes))) table.hits[id] = 1;
   }
   table.known = n;
