@@ -674,7 +674,7 @@ function cmpNum(a: number, op: Op, b: number): boolean {
 }
 
 /**
- * The bytes of each interned address, parsed once per address table (every filter typed refreshes its
+ * The bytes of each interned address, parsed once per interner (every filter typed refreshes its
  * tables over all ids: parsing 10 k address texts each time cost more than the scan). Keyed by the text
  * too, so a reused id is parsed afresh.
  */
