@@ -18,8 +18,11 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
+  copyFileSync,
   mkdtempSync,
   readFileSync,
+  renameSync,
+  rmSync,
   statSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -117,12 +120,22 @@ export function chooseAccount(requested: string | undefined, env: NodeJS.Process
  */
 export function prepareHelper(helperPath: string, captureGid: number): string | null {
   if (!existsSync(helperPath)) return `the capture helper ${helperPath} is missing: run npm run build`;
-  chownSync(helperPath, 0, captureGid);
-  chmodSync(helperPath, 0o750);
-  try {
-    run('setcap', ['cap_net_raw+ep', helperPath]);
-  } catch (err) {
-    return `cannot give the capture helper cap_net_raw (${(err as Error).message}): apt install libcap2-bin`;
+  // Never touch a helper that is already right: chgrp drops file capabilities, so re-preparing it in place
+  // left another icmpcap started as root at the same moment a helper without CAP_NET_RAW (EPERM). A helper
+  // that needs preparing is prepared as a copy and renamed over it: whoever runs it meanwhile runs either
+  // the old file or a whole prepared one.
+  if (!helperReady(helperPath, captureGid)) {
+    const staged = `${helperPath}.prepare-${process.pid}`;
+    try {
+      copyFileSync(helperPath, staged);
+      chownSync(staged, 0, captureGid);
+      chmodSync(staged, 0o750);
+      run('setcap', ['cap_net_raw+ep', staged]);
+      renameSync(staged, helperPath);
+    } catch (err) {
+      rmSync(staged, { force: true });
+      return `cannot give the capture helper cap_net_raw (${(err as Error).message}): install libcap2-bin (apt install libcap2-bin), and run from a folder root may write to`;
+    }
   }
   // Every folder on the way must let the account through (o+x, or group icmpcap with g+x).
   for (let dir = dirname(helperPath); ; dir = dirname(dir)) {
@@ -134,6 +147,15 @@ export function prepareHelper(helperPath: string, captureGid: number): string | 
     if (dir === dirname(dir)) break;
   }
   return null;
+}
+
+/** The helper is root:captureGid 0750 with cap_net_raw in its permitted and effective sets. */
+function helperReady(helperPath: string, captureGid: number): boolean {
+  const st = statSync(helperPath);
+  if (st.uid !== 0 || st.gid !== captureGid || (st.mode & 0o7777) !== 0o750) return false;
+  const r = spawnSync('getcap', [helperPath], { encoding: 'utf8' });
+  // libcap 2.66 prints "PATH cap_net_raw=ep", older ones "PATH = cap_net_raw+ep".
+  return r.status === 0 && /cap_net_raw[=+]ep\b/.test(r.stdout);
 }
 
 /** The current (already switched) user may create files in `dir` (made if missing). */
