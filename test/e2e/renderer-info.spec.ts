@@ -65,19 +65,23 @@ test('Info reads as Wireshark’s; request and reply link to each other; unanswe
   const rows = await infos(page);
   const request = rows.find((r) => r.info.startsWith('Echo (ping) request id=0x1281, seq=1/256'))!;
   const replyNo = Number(/reply in (\d+)/.exec(request.info)![1]);
-  const reply = rows.find((r) => r.no === replyNo)!;
-  expect(reply.info).toMatch(
-    new RegExp(`^Echo \\(ping\\) reply id=0x1281, seq=1/256, ttl=64 \\(request in ${request.no}\\)$`),
-  );
+  // Rows reach the page in batches: each check below polls for the row it is about.
+  await expect
+    .poll(async () => (await infos(page)).find((r) => r.no === replyNo)?.info ?? '')
+    .toMatch(
+      new RegExp(`^Echo \\(ping\\) reply id=0x1281, seq=1/256, ttl=64 \\(request in ${request.no}\\)$`),
+    );
 
   // The UDP probe to a closed port, quoted by the Port unreachable A sent back.
-  expect(rows.map((r) => r.info)).toContainEqual(
-    expect.stringMatching(
-      new RegExp(
-        `^Port unreachable for UDP ${net.v4.b.replace(/\./g, '\\.')}:\\d+ → ${net.v4.a.replace(/\./g, '\\.')}:33434$`,
+  await expect
+    .poll(async () => (await infos(page)).map((r) => r.info))
+    .toContainEqual(
+      expect.stringMatching(
+        new RegExp(
+          `^Port unreachable for UDP ${net.v4.b.replace(/\./g, '\\.')}:\\d+ → ${net.v4.a.replace(/\./g, '\\.')}:33434$`,
+        ),
       ),
-    ),
-  );
+    );
   // The dropped request: "no response found!" once its timeout has passed in capture time (a ping each
   // try moves capture time on), and the filter finds it.
   await expect
