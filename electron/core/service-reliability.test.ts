@@ -63,7 +63,8 @@ describe('capture service reliability', () => {
         expect(svc.captureState.message).toMatch(/records captured before are kept and can be exported/);
         const kept = svc.store.live;
         expect(kept).toBeGreaterThan(1000);
-        expect(kept).toBeLessThan(fed);
+        // The batch whose write hit the full disk is kept too (its bytes stay in the write queue, in memory).
+        expect(kept).toBeLessThanOrEqual(fed);
         // Still serving: requests answer, and every kept record exports (to another disk).
         expect(
           ((await svc.handle('hello', {}, 'websocket')) as { counts: { total: number } }).counts.total,

@@ -57,8 +57,8 @@ interface Segment {
   path: string;
   /** Absolute index of its first record. */
   firstRecord: number;
-  /** Its size once closed (the one being written counts the writer's size). */
-  bytes: number;
+  /** Its writer: after the segment is closed it still writes what it queued, and readers read the queue. */
+  writer: PcapngSpoolWriter;
 }
 
 /**
@@ -78,6 +78,8 @@ export class Spool {
   private closed = false;
   private lastSegment = -1;
   private lastReader: SpoolReader | null = null;
+  /** Hears the first write error of any segment (writes run in the thread pool: see PcapngSpoolWriter). */
+  onWriteError: ((err: Error) => void) | null = null;
 
   private constructor(
     /** Path prefix: segment k is `${base}-${k padded to 4}.pcapng`. */
@@ -113,7 +115,8 @@ export class Spool {
     if (number >= MAX_SEGMENTS) throw new Error(`the spool has run out of segment numbers (${MAX_SEGMENTS})`);
     const path = `${this.base}-${String(number).padStart(4, '0')}.pcapng`;
     const writer = PcapngSpoolWriter.create(path, { application: this.application, snaplen: this.snaplen });
-    this.segments.push({ number, path, firstRecord, bytes: 0 });
+    writer.onError = (err) => this.onWriteError?.(err);
+    this.segments.push({ number, path, firstRecord, writer });
     this.named = new Set();
     this.segmentFirstTs = -1;
     return writer;
@@ -121,9 +124,8 @@ export class Spool {
 
   private rotate(firstRecord: number): void {
     const number = this.segments[this.segments.length - 1]!.number + 1;
-    const closing = this.segments[this.segments.length - 1]!;
     const next = this.openSegment(number, firstRecord);
-    closing.bytes = this.writer.size;
+    // Its queue is still written, in order, by the closed writer; readers of it read that queue meanwhile.
     this.writer.close();
     this.writer = next;
   }
@@ -217,7 +219,7 @@ export class Spool {
         if (oldest === this.lastSegment) this.lastReader = null;
       }
       const fd = openSync(seg.path, 'r');
-      open = { fd, reader: new SpoolReader(fd) };
+      open = { fd, reader: new SpoolReader(fd, undefined, seg.writer) };
     } else this.readers.delete(segment);
     this.readers.set(segment, open); // most recently used last
     this.lastSegment = segment;
@@ -235,7 +237,7 @@ export class Spool {
     if (seg === undefined || seg.number !== segment)
       throw new Error(`spool segment ${segment} is gone (dropped by the ring buffer)`);
     const fd = openSync(seg.path, 'r');
-    return { reader: new SpoolReader(fd, windowSize), close: () => closeSync(fd) };
+    return { reader: new SpoolReader(fd, windowSize, seg.writer), close: () => closeSync(fd) };
   }
 
   /** Deletes the segments whose records all have indices below `index`; returns how many. */
@@ -249,6 +251,7 @@ export class Spool {
         this.readers.delete(seg.number);
         if (seg.number === this.lastSegment) this.lastReader = null;
       }
+      seg.writer.discard(); // its queued writes would go to a deleted file
       rmSync(seg.path, { force: true });
       dropped++;
     }
@@ -271,29 +274,61 @@ export class Spool {
     return this.writer.size;
   }
 
-  /** Bytes of every segment still on disk. */
+  /** Bytes of every segment still on disk (or queued for it). */
   get totalBytes(): number {
-    let total = this.writer.size;
-    for (let k = 0; k < this.segments.length - 1; k++) total += this.segments[k]!.bytes;
+    let total = 0;
+    for (const seg of this.segments) total += seg.writer.size;
     return total;
   }
 
-  /** Forces what was written to the disk (fdatasync), so a power cut loses at most what came since. */
+  /** Bytes appended but not yet in the files: the write queue, which the service keeps bounded. */
+  get backlog(): number {
+    let total = 0;
+    for (const seg of this.segments) total += seg.writer.backlog;
+    return total;
+  }
+
+  /** Resolves when every byte appended so far is in the files (or writing stopped on an error). */
+  async drained(): Promise<void> {
+    for (const seg of [...this.segments]) await seg.writer.drained();
+  }
+
+  /**
+   * Writes what is queued and forces it to the disk, blocking the caller (tests and benchmarks; the service
+   * uses syncAsync).
+   */
   sync(): void {
-    if (!this.closed) this.writer.flush();
+    if (!this.closed) for (const seg of this.segments) seg.writer.flush();
   }
 
-  /** sync() off the event loop; `done` gets the error, if any. */
+  /**
+   * Forces the bytes appended so far to the disk off the event loop (their writes first, then fdatasync),
+   * so a crash of the machine loses at most what came since; `done` gets the error, if any. A segment closed
+   * by a rotation was forced by the previous call or is forced here.
+   */
   syncAsync(done: (err: Error | null) => void): void {
-    if (this.closed) done(null);
-    else this.writer.flushAsync(done);
+    if (this.closed) return done(null);
+    let left = this.segments.length;
+    let first: Error | null = null;
+    for (const seg of this.segments) {
+      seg.writer.flushAsync((err) => {
+        first ??= err;
+        if (--left === 0) done(first);
+      });
+    }
   }
 
-  /** Closes the files; removes the spool unless asked to keep it. */
+  /**
+   * Closes the files; removes the spool unless asked to keep it (then its queued bytes are still written:
+   * `drained()` tells when they are).
+   */
   close(keep = false): void {
     if (this.closed) return;
     this.closed = true;
-    this.writer.close();
+    for (const seg of this.segments) {
+      if (keep) seg.writer.close();
+      else seg.writer.discard();
+    }
     for (const { fd } of this.readers.values()) closeSync(fd);
     this.readers.clear();
     this.lastReader = null;

@@ -27,6 +27,7 @@ export {
   type SpoolOptions,
   type SpoolPacket,
   type SpoolRecord,
+  type SpoolTail,
 } from './spool.js';
 export { LINKTYPE } from './linktypes.js';
 export { ExportFileSink } from './file-sink.js';

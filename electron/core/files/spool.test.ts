@@ -8,6 +8,7 @@ import { encodeRecord, MAX_RECORD_SIZE } from './packet.js';
 import { readCaptureFileAll } from './read.js';
 import { PcapngSpoolWriter, readSpoolRecord, SpoolReader } from './spool.js';
 import { hasTools, tsharkFields } from './testing/lab.js';
+import { canStickDisk, stuckDisk } from './testing/stuck-disk.js';
 import { ipv4Error, ipv4Icmp, ipv6Icmp } from './testing/packets.js';
 import { expectedTsharkRow, normalizeTsharkRow, TSHARK_FIELDS } from './testing/records.js';
 
@@ -57,7 +58,7 @@ describe('PcapngSpoolWriter', () => {
     { packet: ipv6Icmp({ type: 129, seq: 2, payload: 1000 }), ifindex: 1, dir: Direction.Unknown },
   ];
 
-  it('writes one EPB per record, records their offsets and reads each one back', () => {
+  it('writes one EPB per record, records their offsets and reads each one back', async () => {
     const file = path.join(dir, 'spool.pcapng');
     const spool = PcapngSpoolWriter.create(file, { application: 'icmpcap 0.1.0-test' });
     expect(spool.interfaceId(3, 'eth0')).toBe(0);
@@ -72,7 +73,8 @@ describe('PcapngSpoolWriter', () => {
     expect(offsets[6]).toBe(-1);
     expect([...offsets.subarray(1, 6)].every((o, i, all) => i === 0 || o > all[i - 1]!)).toBe(true);
 
-    // Not closed yet: a crash now must leave a readable file with everything appended.
+    // Not closed yet: once the writes land, a crash must leave a readable file with everything appended.
+    await spool.drained();
     const fd = fs.openSync(file, 'r');
     const original = [...recordsOf(first), ...recordsOf(second)];
     const ifaceIds = [0, 0, 1, 2, 1]; // ifindex 42 was never announced: it gets interface 2 on the fly
@@ -101,6 +103,7 @@ describe('PcapngSpoolWriter', () => {
     const batch = batchOf(specs);
     spool.append(batch, 0, batch.byteLength);
     spool.close();
+    await spool.drained();
     const { summary, records } = await readCaptureFileAll(file);
     expect(summary.error).toBeUndefined();
     expect(summary.interfaces.map((i) => i.name)).toEqual(['eth "0", x', 'if1', 'if42']);
@@ -118,15 +121,16 @@ describe('PcapngSpoolWriter', () => {
     }
   });
 
-  it('reads many records through SpoolReader exactly as readSpoolRecord does, in any order', () => {
+  it('reads many records through SpoolReader exactly as readSpoolRecord does, in any order', async () => {
     const file = path.join(dir, 'spool3.pcapng');
     const spool = PcapngSpoolWriter.create(file, { application: 'icmpcap' });
     const batch = batchOf(Array.from({ length: 3000 }, (_, i) => specs[i % specs.length]!));
     const offsets = new Float64Array(3000);
     spool.append(batch, 0, batch.byteLength, offsets); // about 1.5 MiB: more than one window
     const fd = fs.openSync(file, 'r');
-    const reader = new SpoolReader(fd);
+    const reader = new SpoolReader(fd, undefined, spool);
     const order = [...offsets, ...[...offsets].reverse(), offsets[1500]!, offsets[0]!];
+    await spool.drained(); // readSpoolRecord reads the file alone
     for (const offset of order)
       expect(comparable(reader.read(offset))).toEqual(comparable(readSpoolRecord(fd, offset)));
     expect(() => reader.read(1)).toThrow(/No packet block at byte 1/);
@@ -138,6 +142,59 @@ describe('PcapngSpoolWriter', () => {
     fs.closeSync(fd);
     spool.close();
   });
+
+  it.skipIf(!canStickDisk())(
+    'never blocks the event loop on a disk that does not take writes, and reads every record back at once',
+    async () => {
+      const disk = stuckDisk(dir, 32);
+      let spool: PcapngSpoolWriter | null = null;
+      try {
+        const file = path.join(disk.dir, 'spool.pcapng');
+        spool = PcapngSpoolWriter.create(file, { application: 'icmpcap' });
+        await spool.drained();
+        const fd = fs.openSync(file, 'r');
+        const reader = new SpoolReader(fd, 64 << 10, spool); // a small window: reads cross file and queue
+        const fd2 = fs.openSync(file, 'r');
+        const exportReader = new SpoolReader(fd2, 1 << 20, spool);
+        disk.freeze(8);
+        const all: { offset: number; record: DecodedRecord }[] = [];
+        for (let b = 0; b < 20; b++) {
+          const batch = batchOf(Array.from({ length: 500 }, (_, i) => specs[(b + i) % specs.length]!));
+          const offsets = new Float64Array(500);
+          expect(spool.append(batch, 0, batch.byteLength, offsets)).toBe(500);
+          const records = recordsOf(batch);
+          // Right after the append, while its write is stuck: every record reads back whole.
+          records.forEach((record, i) => {
+            all.push({ offset: offsets[i]!, record });
+            expect(reader.read(offsets[i]!).seq).toBe(record.seq);
+          });
+          // The loop goes on: a timer fires while the disk still holds the writes.
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          expect(disk.thawed()).toBe(false);
+        }
+        expect(spool.backlog).toBeGreaterThan(0);
+        for (const { offset, record } of all) {
+          const back = exportReader.readPacket(offset);
+          expect([...back.data]).toEqual([...record.data]);
+        }
+        disk.thaw();
+        await spool.drained();
+        expect(spool.backlog).toBe(0);
+        spool.close();
+        await spool.drained();
+        fs.closeSync(fd);
+        fs.closeSync(fd2);
+        // Written in order, whole: the file holds every record.
+        const { summary, records } = await readCaptureFileAll(file);
+        expect(summary.error).toBeUndefined();
+        expect(records.map((r) => r.seq)).toEqual(all.map((a) => a.record.seq));
+      } finally {
+        spool?.discard();
+        disk.remove();
+      }
+    },
+    30_000,
+  );
 
   it('says what to do when the spool cannot be created', () => {
     expect(() =>

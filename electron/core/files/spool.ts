@@ -29,15 +29,67 @@ export interface SpoolOptions {
   snaplen?: number;
 }
 
-export class PcapngSpoolWriter {
+/** Bytes handed to one write system call at most (a few pages of the queue). */
+const MAX_WRITE = 16 << 20;
+/** The queue's pages: encoded blocks wait in them until they are in the file. */
+const PAGE_SIZE = 4 << 20;
+
+/** A page of the write queue: file bytes [start, start + filled) in bytes[0, filled). */
+interface Page {
+  bytes: Uint8Array;
+  view: DataView;
+  start: number;
+  filled: number;
+}
+
+/**
+ * Where a reader of a file still being written finds the bytes not in the file yet (SpoolReader): the file
+ * is read up to `readableEnd`; what follows comes from the writer's queue.
+ */
+export interface SpoolTail {
+  /** Bytes of the file that are written for sure; past this, reading the file may see a write half done. */
+  readonly readableEnd: number;
+  /** Bytes appended so far (written or queued). */
+  readonly size: number;
+  /** Copies the queued bytes of [offset, offset + length) into `into` at `at`; returns how many. */
+  copyQueued(offset: number, length: number, into: Uint8Array, at: number): number;
+}
+
+/**
+ * Appends records to a pcapng file without ever blocking the event loop: blocks are encoded into a queue of
+ * pages and written in order by one write at a time in libuv's thread pool (a write stuck on a slow disk
+ * holds a pool thread, never the loop). Records are readable at once: SpoolReader takes the bytes not yet
+ * in the file from the queue (this is its SpoolTail). The queue is unbounded here; its owner bounds it
+ * (`backlog`, `whenBacklogBelow`). A write error stops the writing for good; the queued bytes stay readable.
+ *
+ * Why the thread pool and not a worker owning the descriptor: the bytes are encoded on the loop anyway
+ * (from the batch the service already holds), one `writev` per queue run is the whole cost, and reads of
+ * queued bytes need no message round trip; a worker would add a copy (or a transfer) per batch and make
+ * every read of a fresh record asynchronous.
+ */
+export class PcapngSpoolWriter implements SpoolTail {
   private readonly interfaceIds = new Map<number, number>();
   private interfaceCount = 0;
-  private scratch = new Uint8Array(1 << 20);
-  private scratchView = new DataView(this.scratch.buffer);
+  /** Queued bytes, oldest first; the last page is the one being filled. */
+  private pages: Page[] = [];
+  /** Bytes appended: the offset the next block will have. */
   private position = 0;
+  /** Bytes surely in the file. */
+  private written = 0;
+  /** End of the bytes handed to the write in flight (or written). */
+  private submitted = 0;
+  private inFlight = false;
   private closed = false;
+  private discarded = false;
+  private fdClosed = false;
+  /** The write error that stopped writing, if any. */
+  private failure: Error | null = null;
   /** fdatasync calls running in the thread pool (flushAsync). */
   private syncing = 0;
+  /** Called when `written` reaches their target (or writing stops). */
+  private waiters: { target: number; done: () => void }[] = [];
+  /** Hears the write error that stopped writing (once). */
+  onError: ((err: Error) => void) | null = null;
 
   private constructor(
     private readonly fd: number,
@@ -62,9 +114,23 @@ export class PcapngSpoolWriter {
     return writer;
   }
 
-  /** Bytes written so far; also the offset the next block will have. */
+  /** Bytes appended so far (written or queued); also the offset the next block will have. */
   get size(): number {
     return this.position;
+  }
+
+  get readableEnd(): number {
+    return this.written;
+  }
+
+  /** Bytes appended but not yet in the file. */
+  get backlog(): number {
+    return this.position - this.written;
+  }
+
+  /** The write error that stopped writing, or null. */
+  get error(): Error | null {
+    return this.failure;
   }
 
   /** The file's interface id for `ifindex`, writing its Interface Description Block the first time. */
@@ -78,10 +144,10 @@ export class PcapngSpoolWriter {
   }
 
   /**
-   * Writes one Enhanced Packet Block per record of `batch[byteOffset, byteOffset + byteLength)` with a single
-   * synchronous write, and stores each block's file offset in `offsetsOut[offsetsOutStart + i]`.
-   * Records of an interface not announced with `interfaceId` get an interface named `if<index>`.
-   * Returns the number of records written.
+   * Queues one Enhanced Packet Block per record of `batch[byteOffset, byteOffset + byteLength)` for writing
+   * and stores each block's file offset in `offsetsOut[offsetsOutStart + i]` (readable at once through a
+   * SpoolReader given this writer). Records of an interface not announced with `interfaceId` get an
+   * interface named `if<index>`. Returns the number of records appended.
    */
   append(
     batch: ArrayBuffer,
@@ -94,9 +160,10 @@ export class PcapngSpoolWriter {
     const src = new Uint8Array(batch, byteOffset, byteLength);
     const srcView = new DataView(batch, byteOffset, byteLength);
     // An EPB (at most 44 bytes of framing) is never larger than the 72-byte-header record it comes from, so
-    // the scratch buffer is sized once per batch instead of checked per record; IDBs on the way are checked.
-    this.ensureScratch(byteLength + 4096);
-    let out = 0;
+    // the page is sized once per batch instead of checked per record; IDBs on the way are checked.
+    let page = this.pageWithRoom(byteLength + 4096);
+    const base = page.filled;
+    let out = base;
     let count = 0;
     let lastIfindex = -1;
     let lastId = 0;
@@ -116,8 +183,8 @@ export class PcapngSpoolWriter {
           id = this.interfaceCount++;
           this.interfaceIds.set(ifindex, id);
           const idb = interfaceDescriptionBlock({ name: `if${ifindex}`, snaplen: this.snaplen });
-          this.ensureScratch(out + idb.length + (byteLength - at) + 4096);
-          this.scratch.set(idb, out);
+          page = this.growPage(page, out, out + idb.length + (byteLength - at) + 4096);
+          page.bytes.set(idb, out);
           out += idb.length;
         }
         lastIfindex = ifindex;
@@ -127,10 +194,10 @@ export class PcapngSpoolWriter {
       if (RECORD_HEADER_SIZE + capLen !== len) {
         throw new Error(`captured length ${capLen} does not match record length ${len} at byte ${at}`);
       }
-      if (offsetsOut) offsetsOut[offsetsOutStart + count] = this.position + out;
+      if (offsetsOut) offsetsOut[offsetsOutStart + count] = page.start + out;
       out = writeEnhancedPacketBlock(
-        this.scratchView,
-        this.scratch,
+        page.view,
+        page.bytes,
         out,
         lastId,
         srcView.getUint32(at + OFF.tsNs + 4, true),
@@ -144,49 +211,188 @@ export class PcapngSpoolWriter {
       count++;
       at += alignRecord(len);
     }
-    this.writeBytes(this.scratch.subarray(0, out));
+    page.filled = out;
+    this.position += out - base;
+    this.pump();
     return count;
   }
 
-  /** Forces written blocks to the disk (the page cache already survives a crash of this process). */
-  flush(): void {
-    if (!this.closed) fs.fdatasyncSync(this.fd);
+  copyQueued(offset: number, length: number, into: Uint8Array, at: number): number {
+    const end = Math.min(offset + length, this.position);
+    let copied = 0;
+    for (const page of this.pages) {
+      const from = Math.max(offset + copied, page.start);
+      const to = Math.min(end, page.start + page.filled);
+      if (from !== offset + copied) break; // the queue starts later than asked: nothing contiguous to give
+      if (to <= from) continue;
+      into.set(page.bytes.subarray(from - page.start, to - page.start), at + copied);
+      copied += to - from;
+    }
+    return copied;
+  }
+
+  /** Calls `done` once every byte appended so far is in the file (or writing has stopped). */
+  whenWritten(done: () => void, target = this.position): void {
+    if (this.written >= target || this.failure || this.discarded) done();
+    else this.waiters.push({ target, done });
+  }
+
+  /** Resolves once every byte appended so far is in the file (or writing has stopped). */
+  drained(): Promise<void> {
+    return new Promise((resolve) => this.whenWritten(resolve));
   }
 
   /**
-   * flush() off the event loop (libuv's thread pool): a fdatasync of a second of a flood can take hundreds of
-   * ms. Writes go on meanwhile; close() waits for it before letting the descriptor go.
+   * Writes the queue and forces it to the disk before returning: blocks the caller. Tests and benchmarks
+   * only; the service uses flushAsync.
+   */
+  flush(): void {
+    if (this.fdClosed || this.discarded) return;
+    if (this.failure) throw this.failure;
+    // From `written` on: a write in flight may be half done; writing the same bytes again is harmless.
+    for (const page of this.pages) {
+      let from = Math.max(this.written - page.start, 0);
+      while (from < page.filled)
+        from += fs.writeSync(this.fd, page.bytes, from, page.filled - from, page.start + from);
+    }
+    this.written = this.submitted = this.position;
+    this.release();
+    fs.fdatasyncSync(this.fd);
+    this.settle();
+  }
+
+  /**
+   * Forces the bytes appended so far to the disk, off the event loop: waits for their writes, then runs
+   * fdatasync in the thread pool (one of a second of a flood can take hundreds of ms). A write error was
+   * reported already (onError): `done` hears only an fdatasync error.
    */
   flushAsync(done: (err: Error | null) => void): void {
-    if (this.closed) return done(null);
+    if (this.fdClosed || this.discarded) return done(null);
     this.syncing++;
-    fs.fdatasync(this.fd, (err) => {
-      if (--this.syncing === 0 && this.closed) fs.close(this.fd, () => {});
-      done(err);
+    this.whenWritten(() => {
+      if (this.failure || this.discarded) {
+        this.syncing--;
+        this.settle();
+        return done(null);
+      }
+      fs.fdatasync(this.fd, (err) => {
+        this.syncing--;
+        this.settle();
+        done(err);
+      });
     });
   }
 
+  /** No more appends; the queue is still written, then the descriptor closes (drained() tells when). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    // A fdatasync still running in the thread pool closes the descriptor when it ends (see flushAsync).
-    if (this.syncing === 0) fs.closeSync(this.fd);
+    this.settle();
   }
 
-  private ensureScratch(size: number): void {
-    if (this.scratch.length >= size) return;
-    const grown = new Uint8Array(Math.max(size, this.scratch.length * 2));
-    grown.set(this.scratch);
-    this.scratch = grown;
-    this.scratchView = new DataView(grown.buffer);
+  /** The file is being deleted: stops writing, drops the queue, closes the descriptor when it can. */
+  discard(): void {
+    this.closed = true;
+    this.discarded = true;
+    this.pages = [];
+    this.settle();
+  }
+
+  /** The page to encode `need` bytes into: the last one if they fit, else a new one. */
+  private pageWithRoom(need: number): Page {
+    const last = this.pages[this.pages.length - 1];
+    if (last && last.bytes.length - last.filled >= need) return last;
+    const bytes = new Uint8Array(Math.max(PAGE_SIZE, need));
+    const page = { bytes, view: new DataView(bytes.buffer), start: this.position, filled: 0 };
+    this.pages.push(page);
+    return page;
+  }
+
+  /**
+   * Makes the last page hold `size` bytes, keeping its first `used`: a bigger copy replaces it (a write in
+   * flight keeps the old buffer, whose bytes are the same).
+   */
+  private growPage(page: Page, used: number, size: number): Page {
+    if (page.bytes.length >= size) return page;
+    const bytes = new Uint8Array(Math.max(size, page.bytes.length * 2));
+    bytes.set(page.bytes.subarray(0, used));
+    page.bytes = bytes;
+    page.view = new DataView(bytes.buffer);
+    return page;
   }
 
   private writeBytes(bytes: Uint8Array): void {
-    let done = 0;
-    while (done < bytes.length) {
-      done += fs.writeSync(this.fd, bytes, done, bytes.length - done, this.position + done);
-    }
+    if (this.closed) throw new Error(`The capture spool ${this.path} is closed`);
+    const page = this.pageWithRoom(bytes.length);
+    page.bytes.set(bytes, page.filled);
+    page.filled += bytes.length;
     this.position += bytes.length;
+    this.pump();
+  }
+
+  /** Starts the next write when none is in flight: everything queued, in file order, in one writev. */
+  private pump(): void {
+    if (this.inFlight || this.failure || this.discarded || this.submitted === this.position) return;
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    for (const page of this.pages) {
+      const from = Math.max(this.submitted - page.start, 0);
+      if (page.filled > from) {
+        parts.push(page.bytes.subarray(from, page.filled));
+        length += page.filled - from;
+      }
+      if (length >= MAX_WRITE) break;
+    }
+    const start = this.submitted;
+    this.submitted = start + length;
+    this.inFlight = true;
+    fs.writev(this.fd, parts, start, (err, n) => {
+      this.inFlight = false;
+      if (err) {
+        if (!this.discarded && !this.failure) {
+          this.failure = err;
+          this.settle();
+          this.onError?.(err);
+        }
+        this.settle();
+        return;
+      }
+      this.written = Math.max(this.written, start + n);
+      // A short write: the rest goes again (flush() may have written it already).
+      if (this.submitted > this.written && n < length) this.submitted = this.written;
+      this.release();
+      this.pump();
+      this.settle();
+    });
+  }
+
+  /** Lets go of the pages wholly in the file; the last one is reused once it is. */
+  private release(): void {
+    while (this.pages.length > 1 && this.pages[0]!.start + this.pages[0]!.filled <= this.written)
+      this.pages.shift();
+    const last = this.pages[0];
+    if (this.pages.length === 1 && last && last.start + last.filled <= this.written && !this.inFlight) {
+      last.start = this.position;
+      last.filled = 0;
+    }
+  }
+
+  /** Calls the waiters whose bytes are written; closes the descriptor when nothing needs it any more. */
+  private settle(): void {
+    if (this.waiters.length) {
+      const stopped = this.failure !== null || this.discarded;
+      const ready = this.waiters.filter((w) => stopped || this.written >= w.target);
+      if (ready.length) {
+        this.waiters = this.waiters.filter((w) => !ready.includes(w));
+        for (const w of ready) w.done();
+      }
+    }
+    const idle = !this.inFlight && this.syncing === 0 && this.waiters.length === 0;
+    const nothingLeft = this.submitted === this.position || this.failure !== null || this.discarded;
+    if (this.closed && !this.fdClosed && idle && nothingLeft) {
+      this.fdClosed = true;
+      fs.close(this.fd, () => {});
+    }
   }
 }
 
@@ -251,7 +457,8 @@ function packetOfBlock(
 
 /**
  * Reads many spool records, in any order but fastest in file order (exports): keeps a 1 MiB window of the
- * file so consecutive records cost no system call. The spool only grows, so the window never goes stale.
+ * file so consecutive records cost no system call. The spool only grows, so the window never goes stale; a
+ * spool still being written gives its queued bytes (SpoolTail), so a record is readable as soon as it is appended.
  */
 export class SpoolReader {
   private window: Uint8Array;
@@ -260,9 +467,14 @@ export class SpoolReader {
   private start = 0;
   private end = 0;
 
+  /**
+   * `tail`: the writer of a file still being written; the bytes it has not written yet come from its queue
+   * (reading the file there could see a write half done).
+   */
   constructor(
     private readonly fd: number,
     windowSize = 1 << 20,
+    private readonly tail: SpoolTail | null = null,
   ) {
     this.window = new Uint8Array(windowSize);
     this.view = new DataView(this.window.buffer);
@@ -322,12 +534,17 @@ export class SpoolReader {
       this.window = new Uint8Array(need);
       this.view = new DataView(this.window.buffer);
     }
+    const tail = this.tail;
+    const fileEnd = tail ? tail.readableEnd : Infinity;
+    const fromFile = Math.max(0, Math.min(this.window.length, fileEnd - offset));
     let done = 0;
-    while (done < this.window.length) {
-      const n = fs.readSync(this.fd, this.window, done, this.window.length - done, offset + done);
+    while (done < fromFile) {
+      const n = fs.readSync(this.fd, this.window, done, fromFile - done, offset + done);
       if (n === 0) break;
       done += n;
     }
+    if (tail && done === fromFile && done < this.window.length)
+      done += tail.copyQueued(offset + done, this.window.length - done, this.window, done);
     this.start = offset;
     this.end = offset + done;
     if (done < need) throw new Error(`The spool ends before byte ${offset + need}`);

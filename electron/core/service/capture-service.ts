@@ -96,6 +96,13 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   constructor(private readonly options: ServiceOptions) {
     this.spools = new SpoolOwner(options);
+    this.spools.onWriteError = (spool, err) => {
+      try {
+        this.spoolFailed(spool, err);
+      } catch {
+        // A file being opened: its next batch says so (onBatch).
+      }
+    };
     this.ingestor = new Ingestor(this.store, (ifindex) => this.ifname(ifindex));
     this.view = new View(
       this.store,
@@ -389,6 +396,10 @@ export class CaptureService implements RequestHandlers, JobHost {
         throw new Error(failed);
       return;
     }
+    if (this.state.source !== 'file' && !this.spools.admit(spool, batch.byteLength, records)) {
+      this.diskBehind();
+      return;
+    }
     let offsets: Float64Array;
     try {
       offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex), from, this.ring.segmentCut);
@@ -499,6 +510,17 @@ export class CaptureService implements RequestHandlers, JobHost {
     return this.spools.clean(id);
   }
 
+  /** A live batch was dropped because the disk is not keeping up: the state says so the first time. */
+  private diskBehind(): void {
+    if (this.state.message || (this.state.state !== 'running' && this.state.state !== 'paused')) return;
+    this.setState({
+      ...this.state,
+      message:
+        'The disk holding the spool cannot keep up: records are being dropped (counted with the ring drops) ' +
+        'while it catches up. Point XDG_CACHE_HOME at a faster disk, or narrow the capture with a filter.',
+    });
+  }
+
   /** The spool could not be written: stop capturing, say what happened and what is kept. */
   private spoolFailed(spool: Spool, err: unknown): void {
     const message = this.spools.failure(spool, err, this.store.live);
@@ -536,7 +558,7 @@ export class CaptureService implements RequestHandlers, JobHost {
       view: this.viewLength(),
       rate: this.rates.rate(Date.now(), this.store.length),
       droppedKernel: this.lastDrops.kernel,
-      droppedRing: this.lastDrops.ring,
+      droppedRing: this.lastDrops.ring + this.spools.dropped,
       firstTsNs: this.store.baseNs === null ? null : this.store.baseNs.toString(),
       filter: this.view.filterText,
       sort: this.view.sort,

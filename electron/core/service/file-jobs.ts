@@ -19,6 +19,7 @@ import type { Spool } from '../spool-store.js';
 import type { RecordStore } from '../store.js';
 import type { View } from '../view.js';
 import type { ProcAttribution } from '../proc/attribution.js';
+import { spoolRoom } from './spool-owner.js';
 
 /** What the jobs need of the service. */
 export interface JobHost {
@@ -131,6 +132,7 @@ export function openFiles(host: JobHost, paths: string[], label: string, leftove
           for (const { id, name } of interfaces) names.set(id, name);
           for (const [id, name] of names) host.ifnames.set(id, name);
           host.onBatch(batch, { records: n, bytes: batch.byteLength });
+          await spoolRoom(host.spool); // a file reads faster than a slow disk writes: wait, keep every record
           next = await reader.next();
         }
         records += next.value.records;

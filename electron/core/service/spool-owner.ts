@@ -9,11 +9,26 @@ import { SpoolGuard, spoolErrorMessage } from '../spool-guard.js';
 import { Spool, defaultSpoolDir } from '../spool-store.js';
 import { errorMessage } from './errors.js';
 
+/**
+ * The most bytes the spool's write queue may hold (a second of a 500 k records/s flood at about 130 bytes a
+ * record): the spool is written off the event loop, and a disk that falls this far behind is not keeping up.
+ */
+export const SPOOL_BACKLOG_MAX = 64 * 2 ** 20;
+
+/** Waits, when the spool's write queue is past half its bound, for the disk to take it (file open). */
+export async function spoolRoom(spool: Spool | null): Promise<void> {
+  if (spool && spool.backlog > SPOOL_BACKLOG_MAX / 2) await spool.drained();
+}
+
 export class SpoolOwner {
   /** The current capture's spool (null before the first capture and after close). */
   spool: Spool | null = null;
   /** Spool health: when it was last forced to disk, and the write error that stopped the capture. */
   readonly guard = new SpoolGuard();
+  /** Records of the current capture dropped because the disk could not keep up (see admit). */
+  dropped = 0;
+  /** Hears a write error of the current spool (the writes end in the thread pool, after append returned). */
+  onWriteError: ((spool: Spool, err: Error) => void) | null = null;
 
   constructor(private readonly options: { spoolDir?: string; spoolMaxBytes?: number; version: string }) {}
 
@@ -24,9 +39,14 @@ export class SpoolOwner {
   /** Closes the current spool and starts a new one. */
   replace(snaplen: number): Spool {
     this.close();
-    this.spool = Spool.create(this.dir, `icmpcap ${this.options.version}`, snaplen);
+    const spool = Spool.create(this.dir, `icmpcap ${this.options.version}`, snaplen);
+    spool.onWriteError = (err) => {
+      if (spool === this.spool) this.onWriteError?.(spool, err);
+    };
+    this.spool = spool;
     this.guard.reset(this.options.spoolMaxBytes);
-    return this.spool;
+    this.dropped = 0;
+    return spool;
   }
 
   close(): void {
@@ -44,6 +64,18 @@ export class SpoolOwner {
     spool.syncAsync((err) => {
       if (err && spool === this.spool) failed(spool, err);
     });
+  }
+
+  /**
+   * Whether a live batch of `bytes` may join the write queue. A disk that cannot keep up (the queue is at
+   * its bound) costs the batch, counted with the ring's drops as dumpcap counts what it could not keep:
+   * the capture goes on, never blocks the loop, never grows without bound; a file being opened waits
+   * instead (spoolRoom). Returns false when the batch is dropped.
+   */
+  admit(spool: Spool, bytes: number, records: number): boolean {
+    if (spool.backlog === 0 || spool.backlog + bytes <= SPOOL_BACKLOG_MAX) return true;
+    this.dropped += records;
+    return false;
   }
 
   /** The message for a write error of `spool`, the first time one happens (null after that). */
