@@ -65,6 +65,11 @@ export interface ServiceOptions {
    * reaching it stops with a message. A ring-buffer limit keeps it far below.
    */
   spoolMaxBytes?: number;
+  /**
+   * The most bytes the spool's write queue may hold before live batches are dropped (and counted) because
+   * the disk cannot keep up (default SPOOL_BACKLOG_MAX, 64 MiB).
+   */
+  spoolBacklogMax?: number;
 }
 
 /** A batch of records as ingested: `firstNo` is the number of its first record (1-based). */

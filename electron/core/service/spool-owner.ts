@@ -30,7 +30,14 @@ export class SpoolOwner {
   /** Hears a write error of the current spool (the writes end in the thread pool, after append returned). */
   onWriteError: ((spool: Spool, err: Error) => void) | null = null;
 
-  constructor(private readonly options: { spoolDir?: string; spoolMaxBytes?: number; version: string }) {}
+  constructor(
+    private readonly options: {
+      spoolDir?: string;
+      spoolMaxBytes?: number;
+      spoolBacklogMax?: number;
+      version: string;
+    },
+  ) {}
 
   get dir(): string {
     return this.options.spoolDir ?? defaultSpoolDir();
@@ -73,7 +80,8 @@ export class SpoolOwner {
    * instead (spoolRoom). Returns false when the batch is dropped.
    */
   admit(spool: Spool, bytes: number, records: number): boolean {
-    if (spool.backlog === 0 || spool.backlog + bytes <= SPOOL_BACKLOG_MAX) return true;
+    const max = this.options.spoolBacklogMax ?? SPOOL_BACKLOG_MAX;
+    if (spool.backlog === 0 || spool.backlog + bytes <= max) return true;
     this.dropped += records;
     return false;
   }
