@@ -14,6 +14,7 @@ import { exportRecords, type ExportRow } from './export.js';
 import { encodeRecord } from './packet.js';
 import { openCaptureFile } from './read.js';
 import { PcapngSpoolWriter } from './spool.js';
+import { SPOOL_BACKLOG_MAX } from '../service/spool-owner.js';
 import { Ingestor } from '../ingest.js';
 import { exportSpoolPcapng, spoolExportRows } from '../spool-export.js';
 import { Spool } from '../spool-store.js';
@@ -97,8 +98,14 @@ async function main(): Promise<void> {
       spool.interfaceId(1, 'lo');
       spool.interfaceId(2, 'eth0');
       let written = 0;
-      for (const batch of batches) written += spool.append(batch, 0, batch.byteLength, offsets, written);
+      // Until every byte is in the file (the writes run in the thread pool), the queue bounded as the
+      // service bounds it (SPOOL_BACKLOG_MAX).
+      for (const batch of batches) {
+        written += spool.append(batch, 0, batch.byteLength, offsets, written);
+        if (spool.backlog > SPOOL_BACKLOG_MAX / 2) await spool.drained();
+      }
       spool.close();
+      await spool.drained();
       spoolRuns.push(seconds(start));
       if (written !== RECORDS) throw new Error('the spool lost records');
     }
