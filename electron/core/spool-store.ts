@@ -304,7 +304,7 @@ export class Spool {
   /**
    * Forces the bytes appended so far to the disk off the event loop (their writes first, then fdatasync),
    * so a crash of the machine loses at most what came since; `done` gets the error, if any. A segment closed
-   * by a rotation was forced by the previous call or is forced here.
+   * by a rotation is forced here while its writes are queued, and by its writer once they are done.
    */
   syncAsync(done: (err: Error | null) => void): void {
     if (this.closed) return done(null);

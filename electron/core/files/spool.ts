@@ -391,7 +391,9 @@ export class PcapngSpoolWriter implements SpoolTail {
     const nothingLeft = this.submitted === this.position || this.failure !== null || this.discarded;
     if (this.closed && !this.fdClosed && idle && nothingLeft) {
       this.fdClosed = true;
-      fs.close(this.fd, () => {});
+      // A closed segment's last bytes are forced to the disk too (not those of a file being deleted).
+      if (this.discarded || this.failure) fs.close(this.fd, () => {});
+      else fs.fdatasync(this.fd, () => fs.close(this.fd, () => {}));
     }
   }
 }
