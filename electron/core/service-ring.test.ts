@@ -122,7 +122,8 @@ describe('capture service with a ring-buffer limit (fed batches)', () => {
       expect(maxSegments).toBeLessThanOrEqual(3);
       const files = segments(spoolDir);
       expect(files.map((f) => f.slice(-12))).toEqual(['-0004.pcapng', '-0005.pcapng']);
-      // Every segment is a complete pcapng.
+      // Every segment is a complete pcapng once the spool's writes (in the thread pool) have landed.
+      await svc.spool!.drained();
       let onDisk = 0;
       for (const f of files) {
         const { records, summary } = await readCaptureFileAll(join(spoolDir, f));

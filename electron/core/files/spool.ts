@@ -72,6 +72,8 @@ export class PcapngSpoolWriter implements SpoolTail {
   private interfaceCount = 0;
   /** Queued bytes, oldest first; the last page is the one being filled. */
   private pages: Page[] = [];
+  /** Written pages kept for reuse (fresh memory costs a page fault per 4 KiB). */
+  private spare: Uint8Array[] = [];
   /** Bytes appended: the offset the next block will have. */
   private position = 0;
   /** Bytes surely in the file. */
@@ -287,6 +289,7 @@ export class PcapngSpoolWriter implements SpoolTail {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.spare = []; // no more appends: only the queue is kept, until written
     this.settle();
   }
 
@@ -295,6 +298,7 @@ export class PcapngSpoolWriter implements SpoolTail {
     this.closed = true;
     this.discarded = true;
     this.pages = [];
+    this.spare = [];
     this.settle();
   }
 
@@ -302,7 +306,7 @@ export class PcapngSpoolWriter implements SpoolTail {
   private pageWithRoom(need: number): Page {
     const last = this.pages[this.pages.length - 1];
     if (last && last.bytes.length - last.filled >= need) return last;
-    const bytes = new Uint8Array(Math.max(PAGE_SIZE, need));
+    const bytes = (need <= PAGE_SIZE && this.spare.pop()) || new Uint8Array(Math.max(PAGE_SIZE, need));
     const page = { bytes, view: new DataView(bytes.buffer), start: this.position, filled: 0 };
     this.pages.push(page);
     return page;
@@ -368,8 +372,12 @@ export class PcapngSpoolWriter implements SpoolTail {
 
   /** Lets go of the pages wholly in the file; the last one is reused once it is. */
   private release(): void {
-    while (this.pages.length > 1 && this.pages[0]!.start + this.pages[0]!.filled <= this.written)
-      this.pages.shift();
+    while (this.pages.length > 1 && this.pages[0]!.start + this.pages[0]!.filled <= this.written) {
+      const done = this.pages.shift()!;
+      // A write in flight (flush() wrote its bytes already) may still read it: not reused then.
+      if (!this.inFlight && done.bytes.length === PAGE_SIZE && this.spare.length < 4)
+        this.spare.push(done.bytes);
+    }
     const last = this.pages[0];
     if (this.pages.length === 1 && last && last.start + last.filled <= this.written && !this.inFlight) {
       last.start = this.position;
