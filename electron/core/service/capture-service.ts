@@ -24,6 +24,7 @@ import {
   type RingLimit,
   type Row,
   ServiceError,
+  type SortColumn,
   type SourceAvailability,
   type SourceKind,
 } from '../../common/contract.js';
@@ -583,6 +584,34 @@ export class CaptureService implements RequestHandlers, JobHost {
     } catch (err) {
       throw filterError(err);
     }
+  }
+
+  private sortsRunning = 0;
+
+  /** view.setSort: sorts in slices (view.ts), telling every window how far it has got (`sort` events). */
+  async setSort(column: SortColumn | null, descending: boolean): Promise<Results['view.setSort']> {
+    const progress = (fraction: number): void => this.emit('sort', { column, descending, fraction });
+    progress(0);
+    this.sortsRunning++;
+    try {
+      await this.view.setSortAsync(column, descending, (p) => {
+        if (p.fraction < 1) progress(p.fraction);
+      });
+      this.tick();
+      return { view: this.view.length };
+    } catch (err) {
+      throw filterError(err);
+    } finally {
+      this.sortsRunning--;
+      progress(1);
+    }
+  }
+
+  /** view.cancelSort: stops the sorts under way; the view keeps its order. */
+  cancelSort(): Results['view.cancelSort'] {
+    const cancelled = this.sortsRunning > 0;
+    this.view.cancelSort();
+    return { cancelled };
   }
 
   /** The first `count` record indices of the current view, in view order. */

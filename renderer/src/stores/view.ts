@@ -139,8 +139,25 @@ export const useViewStore = defineStore('view', () => {
     }
   }
 
+  /** The sort this page asked for and is waiting on: the service's word on how far it has got. */
+  const sorting = shallowRef<{
+    column: SortColumn | null;
+    descending: boolean;
+    fraction: number;
+    startedMs: number;
+  } | null>(null);
+  api.onEvent('sort', (p) => {
+    const s = sorting.value;
+    if (s && s.column === p.column && s.descending === p.descending && p.fraction < 1)
+      sorting.value = { ...s, fraction: p.fraction };
+  });
+  let sortSeq = 0;
+  let sortCancelled = -1;
+
   async function setSort(column: SortColumn | null, descending: boolean): Promise<void> {
     sortsPending++;
+    const mine = ++sortSeq;
+    sorting.value = { column, descending, fraction: 0, startedMs: performance.now() };
     try {
       const { view } = await api.request('view.setSort', { column, descending });
       const capture = useCaptureStore();
@@ -149,10 +166,21 @@ export const useViewStore = defineStore('view', () => {
       version.value++;
       await locateSelection(true);
     } catch (err) {
-      filterError.value = { message: `sorting: ${(err as Error).message}`, position: null };
+      // Replaced by a newer sort or filter (here or in another window), or cancelled: not an error.
+      const stopped = err instanceof RequestError && err.code === 'cancelled';
+      if (mine === sortSeq && sortCancelled !== mine && !stopped)
+        filterError.value = { message: `sorting: ${(err as Error).message}`, position: null };
     } finally {
       sortsPending--;
+      if (mine === sortSeq) sorting.value = null;
     }
+  }
+
+  /** Stops the sort under way; the table keeps the order it shows. */
+  async function cancelSort(): Promise<void> {
+    sortCancelled = sortSeq;
+    sorting.value = null;
+    await api.request('view.cancelSort');
   }
 
   /** Header click: ascending, then descending, then the capture order. */
@@ -232,6 +260,8 @@ export const useViewStore = defineStore('view', () => {
     revealPos,
     applyFilter,
     setSort,
+    sorting,
+    cancelSort,
     cycleSort,
     select,
     markRange,
