@@ -148,8 +148,12 @@ export const useViewStore = defineStore('view', () => {
   } | null>(null);
   api.onEvent('sort', (p) => {
     const s = sorting.value;
-    if (s && s.column === p.column && s.descending === p.descending && p.fraction < 1)
-      sorting.value = { ...s, fraction: p.fraction };
+    const same = s !== null && s.column === p.column && s.descending === p.descending;
+    if (p.fraction < 1) {
+      // Another window's sort (or this page's, after a reconnect) shows too: the view is theirs as well.
+      if (same) sorting.value = { ...s, fraction: p.fraction };
+      else if (sortsPending === 0) sorting.value = { ...p, startedMs: performance.now() };
+    } else if (sortsPending === 0) sorting.value = null;
   });
   let sortSeq = 0;
   let sortCancelled = -1;
@@ -166,8 +170,9 @@ export const useViewStore = defineStore('view', () => {
       version.value++;
       await locateSelection(true);
     } catch (err) {
-      // Replaced by a newer sort or filter (here or in another window), or cancelled: not an error.
-      const stopped = err instanceof RequestError && err.code === 'cancelled';
+      // Replaced by a newer sort or filter (here or in another window), or cancelled: not an error. The
+      // connection lost meanwhile: the banner says so, and the view follows the service's once back.
+      const stopped = err instanceof RequestError && (err.code === 'cancelled' || err.code === 'transport');
       if (mine === sortSeq && sortCancelled !== mine && !stopped)
         filterError.value = { message: `sorting: ${(err as Error).message}`, position: null };
     } finally {
