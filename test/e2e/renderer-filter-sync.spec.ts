@@ -114,6 +114,7 @@ test('a late view state never replaces what the user typed; filters applied else
   await expect(page.getByTestId('status-view')).toHaveText('6 shown');
   await expect(input).toHaveValue('icmp.seq == 1 && icmp.type == echo-reply');
   await expect(page.getByTestId('filter-applied')).toContainText('icmp.seq >= 2');
+  await page.screenshot({ path: 'artifacts/screenshots/filter-applied-elsewhere.png' });
 
   await page.close();
   await other.close();

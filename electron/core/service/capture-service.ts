@@ -51,6 +51,9 @@ import { RateMeter } from './rates.js';
 import { RingPolicy } from './ring-policy.js';
 import { SpoolOwner } from './spool-owner.js';
 
+/** Least time between two `sort` progress events of one sort. */
+const SORT_PROGRESS_MS = 100;
+
 export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
 
 export interface ServiceOptions {
@@ -593,9 +596,14 @@ export class CaptureService implements RequestHandlers, JobHost {
     const progress = (fraction: number): void => this.emit('sort', { column, descending, fraction });
     progress(0);
     this.sortsRunning++;
+    // Slices are short: a few updates a second are enough for a progress bar (and cheaper for every window).
+    let lastAt = performance.now();
     try {
       await this.view.setSortAsync(column, descending, (p) => {
-        if (p.fraction < 1) progress(p.fraction);
+        const now = performance.now();
+        if (p.fraction >= 1 || now - lastAt < SORT_PROGRESS_MS) return;
+        lastAt = now;
+        progress(p.fraction);
       });
       this.tick();
       return { view: this.view.length };
