@@ -7,6 +7,7 @@
  * Last, a sort is stopped from the status bar. Merged into bench/results.json as renderer.frame_p95_ms_sorting.
  *
  *   npx playwright test --config test/bench/playwright.config.ts renderer-sort
+ *   (BENCH_SORT_ROWS / BENCH_SORT_PEER_ROWS: sizes; BENCH_SORT_TRACE=1 logs the sort requests and events)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type Page, expect, test } from '@playwright/test';
