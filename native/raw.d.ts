@@ -19,5 +19,10 @@ export interface RawAddon {
 
 /** build/Release/icmpcap_bench.node: the same, plus a synthetic source (bench.js). */
 export interface RawBenchAddon extends RawAddon {
-  benchSession(count: number, capLen: number, perRecordObjects: boolean): Session;
+  benchSession(
+    count: number,
+    capLen: number,
+    perRecordObjects: boolean,
+    options?: import('./bench.js').BenchSessionOptions,
+  ): Session;
 }

@@ -3,6 +3,7 @@
  * spool and opening capture files (or a leftover spool) as the current capture.
  */
 import { type Stats, existsSync, statSync } from 'node:fs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { z } from 'zod';
 import {
   type CaptureState,
@@ -19,6 +20,9 @@ import type { Spool } from '../spool-store.js';
 import type { RecordStore } from '../store.js';
 import type { View } from '../view.js';
 import type { ProcAttribution } from '../proc/attribution.js';
+
+/** Records per batch read from a file being opened (openCaptureFile's default is 8192). */
+export const OPEN_BATCH_RECORDS = 2048;
 
 /** What the jobs need of the service. */
 export interface JobHost {
@@ -115,6 +119,9 @@ export function openFiles(host: JobHost, paths: string[], label: string, leftove
         const reader = openCaptureFile(path, {
           signal: ctx.signal,
           onProgress: (bytes, total) => ctx.progress(bytes, total),
+          // Each batch is parsed and taken in (spool, index, statistics, view) in one turn of the event loop:
+          // half a live capture's largest batch keeps that turn to a few ms at any file size.
+          batchRecords: OPEN_BATCH_RECORDS,
         });
         let next = await reader.next();
         if (k === 0) {
@@ -124,6 +131,8 @@ export function openFiles(host: JobHost, paths: string[], label: string, leftove
             );
           host.newSpool(65535);
           host.setState({ state: 'starting', source: 'file', file, interfaces: [] });
+          // Letting the previous capture go (index, statistics) is a turn of its own.
+          await nextTurn();
         }
         const names = new Map<number, string>();
         while (!next.done) {
