@@ -3,10 +3,12 @@
 // synthetic source through the real delivery path, optionally one JS object per record.
 #include <arpa/inet.h>
 #include <napi.h>
+#include <uv.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -26,6 +28,13 @@ using icmpcap::EventType;
 // At most this many batches wait for JavaScript; beyond that the reader stops draining and
 // the kernel ring absorbs (and counts) the loss.
 constexpr uint32_t kMaxInflightBatches = 8;
+
+// Longest the batches of one turn of the event loop may take in JavaScript. Node runs up to
+// 1000 queued ThreadSafeFunction calls in one go, and a reader faster than the consumer keeps
+// the queue from emptying: without a budget, a capture that outpaces the service would hold the
+// event loop for seconds. Past the budget, items wait in order for the next turn (setImmediate)
+// and still count against kMaxInflightBatches, so the reader leaves records in the kernel ring.
+constexpr double kTurnBudgetMs = 8;
 
 // {code, op, kind, helperPath?, group?, device?}: the advice is TypeScript's
 // (electron/core/advice.ts).
@@ -73,9 +82,20 @@ struct JsContext {
 #ifdef ICMPCAP_BENCH
   bool per_record_objects = false;  // one JS object per record, to measure what that costs
 #endif
+  // Items past the turn's budget, in order (see kTurnBudgetMs), and what runs them later.
+  std::deque<std::unique_ptr<Item>> deferred;
+  Napi::FunctionReference set_immediate;
+  Napi::FunctionReference drain;
+  uv_loop_t* loop = nullptr;
+  uint64_t turn = ~uint64_t{0};  // uv_now() of the turn `spent_ms` belongs to
+  double spent_ms = 0;
+  bool drain_scheduled = false;
+  bool finalized = false;  // the ThreadSafeFunction is gone: the last drain deletes this
 };
 
 void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw);
+void Deliver(Napi::Env env, JsContext* ctx, std::unique_ptr<Item> item);
+Napi::Value DrainDeferred(const Napi::CallbackInfo& info);
 
 // A callback threw: report it as an uncaught exception, as for any other callback. Never
 // throws (Error::ThrowAsJavaScriptException() does when the environment is terminating, and
@@ -217,8 +237,17 @@ class Session : public Napi::ObjectWrap<Session> {
 #ifdef ICMPCAP_BENCH
     ctx->per_record_objects = Value().Get("_perRecordObjects").ToBoolean();
 #endif
-    tsfn_ = Tsfn::New(env, "icmpcap.session", 0, 1, ctx,
-                      [](Napi::Env, void*, JsContext* c) { delete c; });
+    if (napi_get_uv_event_loop(env, &ctx->loop) != napi_ok) ctx->loop = nullptr;
+    ctx->set_immediate =
+        Napi::Persistent(env.Global().Get("setImmediate").As<Napi::Function>());
+    ctx->drain = Napi::Persistent(Napi::Function::New(env, DrainDeferred, "icmpcapDrain", ctx));
+    tsfn_ = Tsfn::New(env, "icmpcap.session", 0, 1, ctx, [](Napi::Env, void*, JsContext* c) {
+      // Items still deferred are delivered by the drain already scheduled, which then deletes c.
+      if (c->deferred.empty() || !c->drain_scheduled)
+        delete c;
+      else
+        c->finalized = true;
+    });
     has_tsfn_ = true;
     env_ = env;
     if (napi_add_env_cleanup_hook(env, OnEnvCleanup, this) == napi_ok) hook_added_ = true;
@@ -295,11 +324,72 @@ class Session : public Napi::ObjectWrap<Session> {
   icmpcap::Stats last_stats_;
 };
 
+// Runs `item` in JavaScript and adds the time it took to this turn's.
+void RunTimed(Napi::Env env, JsContext* ctx, std::unique_ptr<Item> item) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Deliver(env, ctx, std::move(item));
+  ctx->spent_ms +=
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void ScheduleDrain(JsContext* ctx) {
+  if (ctx->drain_scheduled) return;
+  ctx->drain_scheduled = true;
+  ctx->set_immediate.Call({ctx->drain.Value()});
+}
+
 void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw) {
   std::unique_ptr<Item> item(raw);
   // The environment is going away: Node empties the queue with env == null after the
   // finalizer deleted ctx. Drop, and touch nothing else.
   if (!env) return;
+  if (ctx->loop) {
+    const uint64_t now = uv_now(ctx->loop);  // the same for every call of this turn
+    if (now != ctx->turn) {
+      ctx->turn = now;
+      ctx->spent_ms = 0;
+    }
+  }
+  if (!ctx->deferred.empty() || ctx->spent_ms >= kTurnBudgetMs) {
+    ctx->deferred.push_back(std::move(item));
+    try {
+      ScheduleDrain(ctx);
+    } catch (const Napi::Error& e) {
+      RethrowToJs(env, e);
+    } catch (...) {
+    }
+    return;
+  }
+  RunTimed(env, ctx, std::move(item));
+}
+
+// setImmediate: delivers deferred items for one turn's budget (at least one), then again next
+// turn while any are left.
+Napi::Value DrainDeferred(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* ctx = static_cast<JsContext*>(info.Data());
+  ctx->drain_scheduled = false;
+  ctx->turn = ctx->loop ? uv_now(ctx->loop) : 0;
+  ctx->spent_ms = 0;
+  while (!ctx->deferred.empty()) {
+    std::unique_ptr<Item> item = std::move(ctx->deferred.front());
+    ctx->deferred.pop_front();
+    // Scheduled first, so that an exception thrown by a callback does not stall the rest.
+    if (!ctx->deferred.empty() && ctx->spent_ms >= kTurnBudgetMs) {
+      ctx->deferred.push_front(std::move(item));
+      ScheduleDrain(ctx);
+      return env.Undefined();
+    }
+    if (!ctx->deferred.empty()) ScheduleDrain(ctx);
+    RunTimed(env, ctx, std::move(item));
+    // A callback threw (now pending, reported as uncaught when this returns), or more is left.
+    if (ctx->drain_scheduled || env.IsExceptionPending()) return env.Undefined();
+  }
+  if (ctx->finalized) delete ctx;
+  return env.Undefined();
+}
+
+void Deliver(Napi::Env env, JsContext* ctx, std::unique_ptr<Item> item) {
   if (item->is_batch) ctx->state->inflight.fetch_sub(1, std::memory_order_acq_rel);
   try {
     if (item->is_batch) {
