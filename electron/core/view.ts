@@ -526,7 +526,7 @@ export class View {
     if (this.sortColumn !== null && this.sortColumn !== 'no') {
       const wait = this.resortIntervalMs === 0 ? 0 : Math.max(this.resortIntervalMs, 4 * this.lastSortCost);
       if (performance.now() - this.lastSortAt >= wait) {
-        if (this.backgroundMerge) this.mergeSoon();
+        if (this.backgroundMerge) void this.mergeSoon();
         else this.merge();
       }
     }

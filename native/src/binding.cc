@@ -238,8 +238,7 @@ class Session : public Napi::ObjectWrap<Session> {
     ctx->per_record_objects = Value().Get("_perRecordObjects").ToBoolean();
 #endif
     if (napi_get_uv_event_loop(env, &ctx->loop) != napi_ok) ctx->loop = nullptr;
-    ctx->set_immediate =
-        Napi::Persistent(env.Global().Get("setImmediate").As<Napi::Function>());
+    ctx->set_immediate = Napi::Persistent(env.Global().Get("setImmediate").As<Napi::Function>());
     ctx->drain = Napi::Persistent(Napi::Function::New(env, DrainDeferred, "icmpcapDrain", ctx));
     tsfn_ = Tsfn::New(env, "icmpcap.session", 0, 1, ctx, [](Napi::Env, void*, JsContext* c) {
       // Items still deferred are delivered by the drain already scheduled, which then deletes c.
@@ -801,8 +800,8 @@ class SyntheticSource final : public icmpcap::Source {
     const uint8_t* p = opts_.templ.data() + templ_offsets_[i % templ_offsets_.size()];
     memcpy(&hdr, p, sizeof(hdr));
     // 1.7e18 ns (2023) on, one record every 1/rate s.
-    hdr.ts_ns = 1700000000000000000ull +
-                static_cast<uint64_t>(static_cast<double>(i) * 1e9 / (opts_.rate > 0 ? opts_.rate : 1e6));
+    hdr.ts_ns = 1700000000000000000ull + static_cast<uint64_t>(static_cast<double>(i) * 1e9 /
+                                                               (opts_.rate > 0 ? opts_.rate : 1e6));
     return p + icmpcap::kRecordHeaderSize;
   }
 
@@ -822,7 +821,8 @@ class SyntheticSource final : public icmpcap::Source {
 
   void run_paced() {
     uint64_t avg = icmpcap::align_record(icmpcap::kRecordHeaderSize + cap_len_);
-    if (!templ_offsets_.empty()) avg = std::max<uint64_t>(8, opts_.templ.size() / templ_offsets_.size());
+    if (!templ_offsets_.empty())
+      avg = std::max<uint64_t>(8, opts_.templ.size() / templ_offsets_.size());
     const uint64_t ring_records = std::max<uint64_t>(1, opts_.ring_bytes / avg);
     const auto start = std::chrono::steady_clock::now();
     int64_t last_flush_ms = icmpcap::monotonic_ms();
@@ -853,8 +853,8 @@ class SyntheticSource final : public icmpcap::Source {
         taken++;
       }
       const int64_t now_ms = icmpcap::monotonic_ms();
-      if (!blocked && now_ms - last_flush_ms >=
-                          static_cast<int64_t>(batcher_.limits().flush_interval_ms)) {
+      if (!blocked &&
+          now_ms - last_flush_ms >= static_cast<int64_t>(batcher_.limits().flush_interval_ms)) {
         if (flush()) last_flush_ms = now_ms;
       }
       if (!wait_for_room(1)) return;
@@ -880,7 +880,8 @@ Napi::Value BenchSession(const Napi::CallbackInfo& info) {
   if (info.Length() > 3 && info[3].IsObject()) {
     Napi::Object o = info[3].As<Napi::Object>();
     opts.rate = GetNumber(o, "rate", 0, 0, 1e9);
-    opts.ring_bytes = static_cast<uint64_t>(GetNumber(o, "ringBytes", 1 << 20, 4096, double(1ull << 34)));
+    opts.ring_bytes =
+        static_cast<uint64_t>(GetNumber(o, "ringBytes", 1 << 20, 4096, double(1ull << 34)));
     if (o.Has("template")) {
       Napi::Value t = o.Get("template");
       if (!t.IsArrayBuffer()) ThrowType(env, "template: an ArrayBuffer of records");
