@@ -133,6 +133,9 @@ async function runService(n: number): Promise<Delay[]> {
   svc.on(() => {}); // a UI is attached: counts and aggregates are pushed as to a window
   const out: Delay[] = [];
   try {
+    // The noise floor of this run (other processes preempt us too), beside the service's figures.
+    const control = await measure('idle 300 ms (control)', 'service', () => sleep(300));
+    console.log(`  (control: ${control.max} ms)`);
     // Made up front, so the generator's own work is not counted as the service's.
     // With real packet headers, so the exported file opens as the same n ICMP records.
     const batches = [...realisticCapture(n, 4096, { packetBytes: true })];
