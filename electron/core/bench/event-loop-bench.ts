@@ -12,7 +12,7 @@
  *   (npm run bench -- service runs it at 10 M and 20 M; a custom count does not write results)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -222,7 +222,8 @@ function write(at: number, w: { sync: Delay; sliced: Delay }): void {
     `worst perf_hooks.monitorEventLoopDelay max at ${at / 1e6} M records over the view's sorts (src, rtt, len) and ` +
     `filters (plain and sorted)${d.path === 'sync' ? '' : ", and the service's capture, sort, filter, statistics, export and open"}, ` +
     `${d.path} path: ${d.op} (p99 ${d.p99} ms, took ${d.ms} ms); beside it the ${peer.path} path in the same run: ` +
-    `${peer.max} ms (${peer.op}). Machine shared with other builds: noisy.`;
+    `${peer.max} ms (${peer.op}). Load average ${Math.round(loadavg()[0]! * 10) / 10} (2 cores): other builds ` +
+    `preempt it, and every max includes that.`;
   mergeBenchResults({
     'service.event_loop_max_ms': {
       value: w.sliced.max,
