@@ -61,6 +61,23 @@ describe('a sorted view merging new records in slices', () => {
     });
   }
 
+  it('snapshots the view as shown, the records not merged yet after the sorted ones', async () => {
+    const live = syntheticCapture(30_000, 14);
+    live.step();
+    const view = new View(live.store, envOf(live), {
+      backgroundMerge: true,
+      resortIntervalMs: 1e9,
+      sliceMs: 1,
+    });
+    view.update();
+    view.setSort('ttl', false);
+    live.step();
+    view.update();
+    expect([...view.snapshot()]).toEqual(viewContents(view));
+    await settled(view);
+    expect([...view.snapshot()]).toEqual(fullSort(live, '', 'ttl', false));
+  });
+
   it('gives way to a new sort that arrives while it merges', async () => {
     const live = syntheticCapture(40_000, 12);
     live.step();

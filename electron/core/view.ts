@@ -169,11 +169,15 @@ export class View {
 
   /** The record indices in view order as of now (a copy: for exports that must not see later changes). */
   snapshot(): Uint32Array {
-    this.settle();
+    // Merging in the background, the records not merged yet are copied as the table shows them (after the
+    // sorted ones): a merge now would hold the event loop for O(view).
+    if (!this.backgroundMerge) this.settle();
     const n = this.length;
     const out = new Uint32Array(n);
     if (this.sortColumn !== null && this.sortColumn !== 'no') {
-      out.set(this.order.subarray(0, n));
+      const sorted = Math.min(this.sortedCount, n);
+      out.set(this.order.subarray(0, sorted));
+      if (sorted < n) this.copyMatches(sorted, n, out, sorted);
     } else {
       this.copyMatches(0, n, out, 0);
       if (this.sortColumn === 'no' && this.descending) out.reverse();
