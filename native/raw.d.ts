@@ -1,6 +1,7 @@
 // Types of what build/Release/icmpcap.node exports (src/binding.cc). index.js wraps it (default
 // helper path, argument checks); index.d.ts types that wrapper, which is what the app uses.
 import type { InterfaceInfo, OpenConfig, Session, SourceAvailability } from './index.js';
+import type { BenchSessionOptions } from './bench.js';
 
 export interface RawAddon {
   readonly ABI_VERSION: number;
@@ -23,6 +24,6 @@ export interface RawBenchAddon extends RawAddon {
     count: number,
     capLen: number,
     perRecordObjects: boolean,
-    options?: import('./bench.js').BenchSessionOptions,
+    options?: BenchSessionOptions,
   ): Session;
 }
