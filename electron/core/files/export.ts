@@ -18,6 +18,7 @@ import {
 import { defaultOsName } from './system.js';
 import { csvHeader, csvLine, ndjsonLine, type TextRow } from './text-write.js';
 import { MAX_RECORD_DATA } from './packet.js';
+import { splitSecondsNs } from './timestamp.js';
 
 export type ExportFormat = 'pcapng' | 'pcap' | 'csv' | 'ndjson';
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['pcapng', 'pcap', 'csv', 'ndjson'];
@@ -234,16 +235,21 @@ class PcapRowWriter implements RowWriter {
     return pcapRecordSize(row.record.data.length);
   }
 
+  private readonly time = { seconds: 0, ns: 0 };
+
   write(row: ExportRow, sink: ExportFileSink): void {
     const r = row.record;
-    const seconds = r.tsNs / 1_000_000_000n;
-    const nanoseconds = Number(r.tsNs - seconds * 1_000_000_000n);
+    if (row.tsHi !== undefined && row.tsLo !== undefined) splitSecondsNs(row.tsHi, row.tsLo, this.time);
+    else {
+      splitTimestamp(r.tsNs);
+      splitSecondsNs(tsHi(), tsLo(), this.time);
+    }
     sink.pos = writePcapRecord(
       sink.view,
       sink.buf,
       sink.pos,
-      Number(seconds),
-      nanoseconds,
+      this.time.seconds,
+      this.time.ns,
       r.data,
       r.origLen,
     );
