@@ -19,12 +19,8 @@ import {
 } from './files/index.js';
 import { pcapFileHeader } from './files/pcap-write.js';
 import { PCAP_RECORD_HEADER_SIZE } from './files/pcap-format.js';
-import {
-  directionFlags,
-  enhancedPacketBlockSize,
-  processComments,
-  writeEnhancedPacketBlock,
-} from './files/pcapng-write.js';
+import { pad4 } from './files/pcapng-format.js';
+import { processCommentOptions } from './files/pcapng-write.js';
 import { splitSecondsNs } from './files/timestamp.js';
 import type { Ingestor } from './ingest.js';
 import { recordFlags } from './ingest.js';
@@ -290,6 +286,9 @@ export async function exportSpoolPcapng(
     let runTo = 0;
     let runBlocks = 0;
     let runIds = new Int32Array(8192);
+    // The comment options of the last record's process (a capture has few processes, in long stretches).
+    let lastProc: RowProcess | null = null;
+    let lastOptions = new Uint8Array(0);
     const copyRun = (): void => {
       const out = sink.pos;
       const length = runTo - runFrom;
@@ -340,30 +339,33 @@ export async function exportSpoolPcapng(
       }
       const b = blocks.bytes;
       const length = u32(b, at + 4);
-      const comments = processOf === undefined ? null : processComments(processOf(index) ?? undefined);
-      if (comments !== null && comments.length > 0) {
-        // Written on its own, with its comments: the run so far goes first.
+      const proc = processOf === undefined ? null : processOf(index);
+      if (proc !== null && proc !== lastProc) {
+        lastProc = proc;
+        lastOptions = processCommentOptions(proc);
+      }
+      if (proc !== null && lastOptions.length > 0) {
+        // Written on its own, its comments inserted before its direction option (where the row writer puts
+        // them): the run so far goes first.
         const flushing = flush();
         if (flushing) await flushing;
-        const capLen = u32(b, at + 20);
-        const flags = directionFlags((c.meta[i]! >>> 16) & 3);
-        const size = enhancedPacketBlockSize(capLen, flags, comments);
+        const body = 28 + pad4(u32(b, at + 20));
+        const rest = length - 4 - body; // the direction option and the end of options, or nothing
+        const size = length + lastOptions.length + (rest === 0 ? 4 : 0);
         if (sink.room < size) await sink.reserve(size); // the window stays: the reader is ours
-        sink.pos = writeEnhancedPacketBlock(
-          sink.view,
-          sink.buf,
-          sink.pos,
-          id,
-          u32(b, at + 12),
-          u32(b, at + 16),
-          b,
-          at + 28,
-          capLen,
-          u32(b, at + 24),
-          flags,
-          true,
-          comments,
-        );
+        const buf = sink.buf;
+        const view = sink.view;
+        const out = sink.pos;
+        buf.set(b.subarray(at, at + body), out);
+        buf.set(lastOptions, out + body);
+        let p = out + body + lastOptions.length;
+        if (rest > 0) buf.set(b.subarray(at + body, at + body + rest), p);
+        else view.setUint32(p, 0, true); // opt_endofopt
+        p += rest > 0 ? rest : 4;
+        view.setUint32(out + 4, size, true);
+        view.setUint32(out + 8, id, true);
+        view.setUint32(p, size, true);
+        sink.pos = p + 4;
         runFrom = runTo = at + length;
       } else {
         if (at !== runTo || runTo - runFrom + length > MAX_RUN) {

@@ -259,6 +259,18 @@ class PcapRowWriter implements RowWriter {
 class TextRowWriter implements RowWriter {
   private firstTs: bigint | null = null;
   private line = '';
+  /** One row object handed to the formatter, refilled per row. */
+  private readonly text: TextRow = {
+    no: 0,
+    record: undefined as unknown as DecodedRecord,
+    ifname: '',
+    rttMs: undefined,
+    relativeNs: 0n,
+    flags: undefined,
+    proc: undefined,
+    tsHi: undefined,
+    tsLo: undefined,
+  };
 
   constructor(
     private readonly headerText: string,
@@ -270,17 +282,22 @@ class TextRowWriter implements RowWriter {
   }
 
   prepare(row: ExportRow): number {
-    this.firstTs ??= row.record.tsNs;
-    const relativeNs = row.relativeNs ?? row.record.tsNs - this.firstTs;
-    this.line = this.format({
-      no: row.no,
-      record: row.record,
-      ifname: row.ifname,
-      rttMs: row.rttMs,
-      relativeNs,
-      flags: row.flags,
-      proc: row.proc,
-    });
+    const text = this.text;
+    text.no = row.no;
+    text.record = row.record;
+    text.ifname = row.ifname;
+    text.rttMs = row.rttMs;
+    let relativeNs = row.relativeNs;
+    if (relativeNs === undefined) {
+      this.firstTs ??= row.record.tsNs;
+      relativeNs = row.record.tsNs - this.firstTs;
+    }
+    text.relativeNs = relativeNs;
+    text.flags = row.flags;
+    text.proc = row.proc;
+    text.tsHi = row.tsHi;
+    text.tsLo = row.tsLo;
+    this.line = this.format(text);
     return this.line.length * 3;
   }
 
