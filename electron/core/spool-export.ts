@@ -288,7 +288,7 @@ export async function exportSpoolPcapng(
     let runIds = new Int32Array(8192);
     // The comment options of the last record's process (a capture has few processes, in long stretches).
     let lastProc: RowProcess | null = null;
-    let lastOptions = new Uint8Array(0);
+    let lastOptions: Uint8Array = new Uint8Array(0);
     const copyRun = (): void => {
       const out = sink.pos;
       const length = runTo - runFrom;
