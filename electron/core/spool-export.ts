@@ -7,7 +7,7 @@
 import type { RecordFlag, RowProcess } from '../common/contract.js';
 import {
   defaultOsName,
-  ExportFileSink,
+  type ExportFileSink,
   interfaceDescriptionBlock,
   LINKTYPE_RAW,
   MAX_RECORD_DATA,
@@ -17,6 +17,7 @@ import {
   type SpoolPacket,
   type SpoolReader,
 } from './files/index.js';
+import { writeExportFile } from './files/export.js';
 import { pcapFileHeader } from './files/pcap-write.js';
 import { PCAP_RECORD_HEADER_SIZE } from './files/pcap-format.js';
 import { pad4 } from './files/pcapng-format.js';
@@ -238,17 +239,20 @@ function u32(b: Uint8Array, at: number): number {
   return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 }
 
-/** The progress and abort checks every PROGRESS_EVERY records of a copy. */
-function progressTicker(opts: SpoolCopyOptions): (records: number) => void {
-  const { signal, onProgress, total } = opts;
-  let lastProgress = performance.now();
-  return (records) => {
-    signal?.throwIfAborted();
-    if (onProgress && performance.now() - lastProgress >= 100) {
-      lastProgress = performance.now();
-      onProgress(records, total);
+/** writeExportFile with the spool's blocks read through readers of the export's own. */
+async function copyToFile(
+  spool: Spool,
+  opts: SpoolCopyOptions,
+  copy: (sink: ExportFileSink, blocks: SpoolBlocks, tick: (records: number) => void) => Promise<number>,
+): Promise<ExportResult> {
+  return writeExportFile(opts, COPY_WINDOW, async (sink, tick) => {
+    const blocks = new SpoolBlocks(spool);
+    try {
+      return await copy(sink, blocks, tick);
+    } finally {
+      blocks.close();
     }
-  };
+  });
 }
 
 /**
@@ -268,13 +272,9 @@ export async function exportSpoolPcapng(
   indices: Iterable<number>,
   opts: SpoolCopyOptions,
 ): Promise<ExportResult> {
-  const { signal, onProgress, total, processOf } = opts;
-  signal?.throwIfAborted();
-  const sink = await ExportFileSink.create(opts.path, COPY_WINDOW);
-  const blocks = new SpoolBlocks(spool);
-  const tick = progressTicker(opts);
-  let records = 0;
-  try {
+  const processOf = opts.processOf;
+  return copyToFile(spool, opts, async (sink, blocks, tick) => {
+    let records = 0;
     const shb = sectionHeaderBlock({ application: opts.application ?? 'icmpcap', os: defaultOsName() });
     await sink.reserve(shb.length);
     sink.writeBytes(shb);
@@ -385,16 +385,8 @@ export async function exportSpoolPcapng(
     }
     const flushing = flush();
     if (flushing) await flushing;
-    signal?.throwIfAborted();
-    const bytes = await sink.commit();
-    onProgress?.(records, total);
-    return { records, bytes, path: opts.path };
-  } catch (err) {
-    await sink.discard();
-    throw err;
-  } finally {
-    blocks.close();
-  }
+    return records;
+  });
 }
 
 /**
@@ -409,14 +401,9 @@ export async function exportSpoolPcap(
   indices: Iterable<number>,
   opts: SpoolCopyOptions,
 ): Promise<ExportResult> {
-  const { signal, onProgress, total } = opts;
-  signal?.throwIfAborted();
-  const sink = await ExportFileSink.create(opts.path, COPY_WINDOW);
-  const blocks = new SpoolBlocks(spool);
-  const tick = progressTicker(opts);
-  const time = { seconds: 0, ns: 0 };
-  let records = 0;
-  try {
+  return copyToFile(spool, opts, async (sink, blocks, tick) => {
+    const time = { seconds: 0, ns: 0 };
+    let records = 0;
     const header = pcapFileHeader(LINKTYPE_RAW, MAX_RECORD_DATA);
     await sink.reserve(header.length);
     sink.writeBytes(header);
@@ -441,14 +428,6 @@ export async function exportSpoolPcap(
       sink.pos = out + size;
       if (++records % PROGRESS_EVERY === 0) tick(records);
     }
-    signal?.throwIfAborted();
-    const bytes = await sink.commit();
-    onProgress?.(records, total);
-    return { records, bytes, path: opts.path };
-  } catch (err) {
-    await sink.discard();
-    throw err;
-  } finally {
-    blocks.close();
-  }
+    return records;
+  });
 }

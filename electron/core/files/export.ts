@@ -74,35 +74,27 @@ export async function exportRecords(
   opts: ExportOptions,
 ): Promise<ExportResult> {
   const writer = createRowWriter(opts);
-  const { signal, onProgress, total } = opts;
-  signal?.throwIfAborted();
-  const sink = await ExportFileSink.create(opts.path);
-  let records = 0;
-  let lastProgress = performance.now();
-  const afterRow = (): void => {
-    if (++records % CHECK_EVERY !== 0) return;
-    signal?.throwIfAborted();
-    if (onProgress && performance.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
-      lastProgress = performance.now();
-      onProgress(records, total);
-    }
-  };
-  /** Returns a promise only when the sink must hand a buffer to the disk first. */
-  const writeRow = (row: ExportRow): Promise<void> | undefined => {
-    const size = writer.prepare(row);
-    if (sink.room < size) {
-      return sink.reserve(size).then(() => {
-        signal?.throwIfAborted();
-        writer.write(row, sink);
-        afterRow();
-      });
-    }
-    writer.write(row, sink);
-    afterRow();
-    return undefined;
-  };
+  const { signal } = opts;
+  return writeExportFile(opts, undefined, async (sink, tick) => {
+    let records = 0;
+    const afterRow = (): void => {
+      if (++records % CHECK_EVERY === 0) tick(records);
+    };
+    /** Returns a promise only when the sink must hand a buffer to the disk first. */
+    const writeRow = (row: ExportRow): Promise<void> | undefined => {
+      const size = writer.prepare(row);
+      if (sink.room < size) {
+        return sink.reserve(size).then(() => {
+          signal?.throwIfAborted();
+          writer.write(row, sink);
+          afterRow();
+        });
+      }
+      writer.write(row, sink);
+      afterRow();
+      return undefined;
+    };
 
-  try {
     writer.header(sink);
     if (Symbol.asyncIterator in rows) {
       for await (const row of rows) {
@@ -115,6 +107,41 @@ export async function exportRecords(
         if (pending) await pending;
       }
     }
+    return records;
+  });
+}
+
+/** What `writeExportFile` needs of an export's options. */
+export interface ExportFileOptions {
+  path: string;
+  total?: number;
+  onProgress?: (done: number, total?: number) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs `write` into a new export file (an ExportFileSink of `bufferSize`-byte buffers): the file takes its
+ * name (fsync, rename) with the record count `write` returns, or is discarded when it throws. `tick(records)`
+ * checks the abort signal and reports progress at most ten times a second; call it every few hundred records.
+ */
+export async function writeExportFile(
+  opts: ExportFileOptions,
+  bufferSize: number | undefined,
+  write: (sink: ExportFileSink, tick: (records: number) => void) => Promise<number>,
+): Promise<ExportResult> {
+  const { signal, onProgress, total } = opts;
+  signal?.throwIfAborted();
+  const sink = await ExportFileSink.create(opts.path, bufferSize);
+  let lastProgress = performance.now();
+  const tick = (records: number): void => {
+    signal?.throwIfAborted();
+    if (onProgress && performance.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
+      lastProgress = performance.now();
+      onProgress(records, total);
+    }
+  };
+  try {
+    const records = await write(sink, tick);
     signal?.throwIfAborted();
     const bytes = await sink.commit();
     onProgress?.(records, total);
