@@ -9,13 +9,14 @@ import {
   type CaptureState,
   type ExportFormat,
   type RequestSchemas,
+  type RowProcess,
   ServiceError,
 } from '../../common/contract.js';
 import { type ExportRow, exportRecords, openCaptureFile } from '../files/index.js';
 import type { Ingestor } from '../ingest.js';
 import type { JobRunner } from '../jobs.js';
 import type { BatchInfo } from '../native.js';
-import { exportSpoolPcapng, spoolExportRows } from '../spool-export.js';
+import { exportSpoolPcap, exportSpoolPcapng, spoolExportRows } from '../spool-export.js';
 import type { Spool } from '../spool-store.js';
 import type { RecordStore } from '../store.js';
 import type { View } from '../view.js';
@@ -77,9 +78,7 @@ export function runExport(
 ): number {
   const spool = host.spool;
   if (!spool) throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
-  const rows = spoolExportRows(host.store, host.ingestor, spool, indices, (i) =>
-    host.attribution.processOf(i),
-  );
+  const processOf = (i: number): RowProcess | null => host.attribution.processOf(i);
   return host.jobs.start('export', path, async (ctx) => {
     const options = {
       path,
@@ -88,13 +87,17 @@ export function runExport(
       onProgress: (done: number) => ctx.progress(done, total),
       application: `icmpcap ${host.version}`,
     };
-    // pcapng: the spool's blocks are copied as they are (spool-export.ts), unless some record carries a
-    // process: its EPB comments (`PID:`/`Cmd:`, as ptcpdump writes them) are not in the spool, so those
-    // exports go through the row writer, which adds them.
-    const copyBlocks = format === 'pcapng' && host.attribution.processes.entries.length <= 1;
-    const result = copyBlocks
-      ? await exportSpoolPcapng(host.store, host.ingestor, spool, indices, options)
-      : await exportRecords(rows, { format, ...options });
+    // pcapng and pcap copy the spool's bytes (spool-export.ts: blocks, with the processes' EPB comments
+    // `PID:`/`Cmd:` as ptcpdump writes them; packets); CSV and NDJSON are written from rows.
+    const result =
+      format === 'pcapng'
+        ? await exportSpoolPcapng(host.store, host.ingestor, spool, indices, { ...options, processOf })
+        : format === 'pcap'
+          ? await exportSpoolPcap(host.store, spool, indices, options)
+          : await exportRecords(spoolExportRows(host.store, host.ingestor, spool, indices, processOf), {
+              format,
+              ...options,
+            });
     ctx.progress(result.records, total);
     return `${result.records.toLocaleString('en')} records written to ${result.path}`;
   });
