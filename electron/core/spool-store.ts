@@ -319,6 +319,15 @@ export class Spool {
   }
 
   /**
+   * Closes the files without writing what is still queued (the caller deletes them, e.g. off the event loop).
+   */
+  abandon(): void {
+    if (this.closed) return;
+    for (const seg of this.segments) seg.writer.discard();
+    this.close(true);
+  }
+
+  /**
    * Closes the files; removes the spool unless asked to keep it (then its queued bytes are still written:
    * `drained()` tells when they are).
    */
