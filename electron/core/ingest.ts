@@ -371,7 +371,7 @@ export class Ingestor {
           (flags & REC_F_TRUNCATED ? MISC_F_TRUNCATED : 0)) >>>
         0;
       chunk.len[i] = (origLen | (capLen << 16)) >>> 0;
-      chunk.spoolOffset[i] = spoolOffsets ? spoolOffsets[n]! : -1;
+      chunk.spool.set(i, spoolOffsets ? spoolOffsets[n]! : -1);
       chunk.rtt[i] = NaN;
       chunk.flags[i] = marks;
       n++;

@@ -112,7 +112,7 @@ export function* spoolExportRows(
     const c = store.chunkOf(index);
     const i = index & CHUNK_MASK;
     // The direction comes from the index (the same record's), so the block's options need no parsing.
-    spool.readPacket(c.spoolOffset[i]!, packet, false);
+    spool.readPacket(c.spool.at(i), packet, false);
     const meta = c.meta[i]!;
     const misc = c.misc[i]!;
     const marks = c.flags[i]!;
@@ -225,7 +225,7 @@ export async function exportSpoolPcapng(
       if (index < store.firstIndex || index >= store.length) continue; // evicted meanwhile
       const c = chunks[index >>> CHUNK_SHIFT]!;
       const i = index & CHUNK_MASK;
-      const location = c.spoolOffset[i]!;
+      const location = c.spool.at(i);
       const ifIdx = (c.misc[i]! >>> 8) & 0xffff;
       let id = exportIds[ifIdx]!;
       let offset = location - segmentBase;
