@@ -32,6 +32,9 @@ export interface AddressInterner {
   internV6(bytes: Uint8Array, at: number, w0: number, w1: number, w2: number, w3: number): number;
 }
 
+/** A QuotedChunk object and its eight typed-array objects, about (V8, 64-bit). */
+const OBJECT_BYTES = 9 * 80;
+
 /** The quoted headers of one store chunk's errors. */
 export class QuotedChunk {
   count = 0;
@@ -59,6 +62,21 @@ export class QuotedChunk {
       else hi = mid;
     }
     return lo < this.count && at[lo] === i ? lo : -1;
+  }
+
+  /** Bytes its arrays hold (capacity included) and the object. */
+  get bytesAllocated(): number {
+    return (
+      OBJECT_BYTES +
+      this.at.byteLength +
+      this.simple.byteLength +
+      this.meta.byteLength +
+      this.idSeq.byteLength +
+      this.misc.byteLength +
+      this.src.byteLength +
+      this.dst.byteLength +
+      this.flags.byteLength
+    );
   }
 
   push(i: number): number {
@@ -111,6 +129,13 @@ export class QuotedIndex {
   clear(): void {
     this.chunks = [];
     this.dropped = 0;
+  }
+
+  /** Bytes held by the indexed chunks (the dropped ones' slots in `chunks` included). */
+  get bytesAllocated(): number {
+    let bytes = this.chunks.length * 8;
+    for (const q of this.chunks) if (q !== undefined) bytes += q.bytesAllocated;
+    return bytes;
   }
 
   /**

@@ -614,14 +614,28 @@ export class Aggregator implements EchoOutcomes {
     return this.livePeers;
   }
 
-  /** Approximate bytes held. */
+  /** Bytes held: every typed array (capacity included) exactly; the peer objects about. */
   get bytesAllocated(): number {
-    let perPeer = 0;
-    for (const p of this.peers()) {
-      perPeer += 200 + p.reservoir.byteLength + p.spark.byteLength;
-      perPeer += p.pointsT.byteLength;
+    let bytes = this.peerSlots.length * 8;
+    for (const p of this.peerSlots) {
+      if (p === null) continue;
+      // The Peer object (header and 26 fields) and its five typed-array objects, about; then their buffers
+      // (pointsRtt shares pointsT's).
+      bytes += 240 + 5 * 80;
+      bytes += p.rttBuckets.byteLength + p.reservoir.byteLength + p.spark.byteLength;
+      bytes += p.pointsT.byteLength + p.lostT.byteLength;
     }
-    return perPeer + this.byTypeCode.byteLength + this.packets.byteLength * 2 + this.slotCounts.byteLength;
+    return (
+      bytes +
+      this.byKind.byteLength +
+      this.byDir.byteLength +
+      this.byTypeCode.byteLength +
+      this.byTypeDir.byteLength +
+      this.packets.byteLength +
+      this.bytes.byteLength +
+      this.slotSec.byteLength +
+      this.slotCounts.byteLength
+    );
   }
 
   clear(): void {
