@@ -124,7 +124,8 @@ class Peer {
   pointStride = 1;
   pointSkip = 0;
   lastSeen = 0;
-  /** When the last LOST_TIMES lost requests were sent (ms since the capture's base time), a ring. */
+  /** When the last LOST_TIMES lost requests were sent (ms since the capture's base time): a ring, grown
+   * until that many were lost. */
   lostT = new Float64Array(0);
   lostCount = 0;
   p95Cache: number | null = null;
@@ -329,7 +330,12 @@ export class Aggregator implements EchoOutcomes {
     peer.expired++;
     if (lost) {
       peer.lost++;
-      if (peer.lostT.length === 0) peer.lostT = new Float64Array(LOST_TIMES);
+      // Grown as losses come (most peers lose a few requests, if any), up to the ring's LOST_TIMES.
+      if (peer.lostCount === peer.lostT.length && peer.lostT.length < LOST_TIMES) {
+        const grown = new Float64Array(Math.max(8, peer.lostT.length * 2));
+        grown.set(peer.lostT);
+        peer.lostT = grown;
+      }
       peer.lostT[peer.lostCount++ % LOST_TIMES] = Math.round(sentTs / 1e6);
     }
   }
