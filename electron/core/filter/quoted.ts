@@ -97,8 +97,22 @@ export class QuotedChunk {
     return k;
   }
 
+  /** Drops the unused capacity (the store has moved on to its next chunk: this one takes no more). */
+  trim(): void {
+    if (this.count === this.at.length) return;
+    const n = this.count;
+    this.at = this.at.slice(0, n);
+    this.simple = this.simple.slice(0, n);
+    this.meta = this.meta.slice(0, n);
+    this.idSeq = this.idSeq.slice(0, n);
+    this.misc = this.misc.slice(0, n);
+    this.src = this.src.slice(0, n);
+    this.dst = this.dst.slice(0, n);
+    this.flags = this.flags.slice(0, n);
+  }
+
   private grow(): void {
-    const n = this.at.length * 2;
+    const n = Math.max(64, this.at.length * 2);
     const g = <T extends Uint8Array | Uint16Array | Uint32Array>(a: T, make: new (n: number) => T): T => {
       const b = new make(n);
       b.set(a);
@@ -119,6 +133,8 @@ export class QuotedIndex {
   private chunks: (QuotedChunk | undefined)[] = [];
   /** Chunks below this one were dropped with the store's. */
   private dropped = 0;
+  /** The chunk a record was indexed in last. */
+  private last: QuotedChunk | null = null;
 
   /** The quoted headers of `chunk` (number `c`), or null when none were indexed for it. */
   of(chunk: Chunk, c: number): QuotedChunk | null {
@@ -129,6 +145,7 @@ export class QuotedIndex {
   clear(): void {
     this.chunks = [];
     this.dropped = 0;
+    this.last = null;
   }
 
   /** Bytes held by the indexed chunks (the dropped ones' slots in `chunks` included). */
@@ -157,7 +174,10 @@ export class QuotedIndex {
     const c = index >>> 16;
     let q = this.chunks[c];
     if (q === undefined || q.owner !== chunk) {
+      // The store has moved past the chunk indexed last: its capacity beyond what it holds goes.
+      this.last?.trim();
       q = new QuotedChunk(chunk);
+      this.last = q;
       // The chunks the store dropped (ring buffer) go.
       for (; this.dropped < firstIndex >>> 16; this.dropped++) this.chunks[this.dropped] = undefined;
       this.chunks[c] = q;
