@@ -157,7 +157,9 @@ function main(): void {
         ` ${round(run.maxBytes / 2 ** 20)} MiB, ${run.segments} segment files at the end (includes the spool writes,` +
         ` which service.ingest_records_per_s does not). Same run, same path, no limit: ${round(unlimitedRate / 1e6, 3)} M/s,` +
         ` index ${round(unlimited.maxBytes / 2 ** 20)} MiB. View cost per eviction, filtered + sorted by rtt` +
-        ` (${v.matches} matches): trim ${round(v.trimMs, 2)} ms median, rebuild ${round(v.rebuildMs, 2)} ms median`,
+        ` (${v.matches} matches): trim ${round(v.trimMs, 2)} ms median, rebuild ${round(v.rebuildMs, 2)} ms median;` +
+        ` ${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}, load average` +
+        ` ${os.loadavg()[0]!.toFixed(1)} at the end of the run`,
     },
   };
   if (SCALE === null) {
