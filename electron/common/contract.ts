@@ -155,6 +155,8 @@ export const RequestSchemas = {
   'capture.clear': Empty,
   'view.setFilter': FilterParamsSchema,
   'view.setSort': SortParamsSchema,
+  /** Stops a sort under way (view.setSort rejects); the view keeps the order it had. */
+  'view.cancelSort': Empty,
   'view.rows': RowsParamsSchema,
   'view.positionOf': RecordParamsSchema,
   'filter.check': FilterParamsSchema,
@@ -464,6 +466,14 @@ export interface FilterCheck {
   slow?: string;
 }
 
+/** A sort the service is applying (view.setSort): at its start, then as it goes, and fraction 1 at its end. */
+export interface SortProgress {
+  column: SortColumn | null;
+  descending: boolean;
+  /** 0 at the start, 1 when done (or stopped: replaced, cancelled). */
+  fraction: number;
+}
+
 /** A filter the service is applying: what makes it slow (if anything) and how far it has got. */
 export interface FilterProgress {
   filter: string;
@@ -612,6 +622,7 @@ export interface Results extends InsightResults {
   'capture.clear': Counts;
   'view.setFilter': FilterResult;
   'view.setSort': ViewResult;
+  'view.cancelSort': { cancelled: boolean };
   'view.rows': RowsResult;
   'view.positionOf': PositionResult;
   'filter.check': FilterCheck;
@@ -663,6 +674,8 @@ export interface Events extends InsightEvents {
   'host.event': HostEvent;
   /** A filter being applied (view.setFilter): at its start, then as it goes while it takes long. */
   filter: FilterProgress;
+  /** A sort being applied (view.setSort): at its start, then as it goes while it takes long, then its end. */
+  sort: SortProgress;
 }
 export type EventName = keyof Events;
 
@@ -678,7 +691,9 @@ export interface ContractError {
     /** export.start: the file exists; ask, then send again with overwrite: true. */
     | 'file-exists'
     /** hosts.request: the remote host is not connected now (it reconnects by itself). */
-    | 'host-unreachable';
+    | 'host-unreachable'
+    /** view.setSort: a newer sort or filter, or view.cancelSort, stopped it before it finished. */
+    | 'cancelled';
   message: string;
   /** For filter syntax errors: the character offset the message points at. */
   position?: number;

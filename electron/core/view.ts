@@ -427,6 +427,11 @@ export class View {
     return { ms: performance.now() - started };
   }
 
+  /** Stops a sliced sort under way (it rejects with SortCancelled); the view keeps the order it has. */
+  cancelSort(): void {
+    this.sortGeneration++;
+  }
+
   /** Sorts every match by `column` in slices, then installs the order (see setSortAsync). */
   private async sortSliced(
     column: SortColumn,

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { type Page, expect, test } from '@playwright/test';
 import { type NetnsPair, createNetnsPair } from '../support/netns.js';
 import { type ServedApp, serveInNetns } from '../support/serve.js';
+import { p95, startFrames, stopFrames, total } from './frames.js';
 
 const COMMAND = 'npx playwright test --config test/bench/playwright.config.ts';
 const FILE_ROWS = Number(process.env.BENCH_FILE_ROWS ?? 10_000_000);
@@ -104,39 +105,6 @@ function writePcapng(path: string, rows: number): void {
     writeSync(fd, buf, 0, n * BLOCK);
   }
   closeSync(fd);
-}
-
-/** Starts collecting rAF deltas in the page. */
-async function startFrames(page: Page): Promise<void> {
-  await page.evaluate(() => {
-    const w = window as unknown as { __frames: number[]; __stop: boolean };
-    w.__frames = [];
-    w.__stop = false;
-    let last = performance.now();
-    const tick = (t: number) => {
-      w.__frames.push(t - last);
-      last = t;
-      if (!w.__stop) requestAnimationFrame(tick);
-    };
-    requestAnimationFrame(tick);
-  });
-}
-
-async function stopFrames(page: Page): Promise<number[]> {
-  return page.evaluate(() => {
-    const w = window as unknown as { __frames: number[]; __stop: boolean };
-    w.__stop = true;
-    return w.__frames.slice(2);
-  });
-}
-
-function p95(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * 0.95))] ?? NaN;
-}
-
-async function total(page: Page): Promise<number> {
-  return Number((await page.getByTestId('status-count').textContent())!.replace(/\D/g, ''));
 }
 
 /** The scripted session: wheel scrolling, page keys, scrollbar jumps, filters applied and cleared. */

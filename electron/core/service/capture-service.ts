@@ -24,6 +24,7 @@ import {
   type RingLimit,
   type Row,
   ServiceError,
+  type SortColumn,
   type SourceAvailability,
   type SourceKind,
 } from '../../common/contract.js';
@@ -49,6 +50,9 @@ import { PushThrottle } from './push-throttle.js';
 import { RateMeter } from './rates.js';
 import { RingPolicy } from './ring-policy.js';
 import { SpoolOwner } from './spool-owner.js';
+
+/** Least time between two `sort` progress events of one sort. */
+const SORT_PROGRESS_MS = 100;
 
 export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
 
@@ -583,6 +587,39 @@ export class CaptureService implements RequestHandlers, JobHost {
     } catch (err) {
       throw filterError(err);
     }
+  }
+
+  private sortsRunning = 0;
+
+  /** view.setSort: sorts in slices (view.ts), telling every window how far it has got (`sort` events). */
+  async setSort(column: SortColumn | null, descending: boolean): Promise<Results['view.setSort']> {
+    const progress = (fraction: number): void => this.emit('sort', { column, descending, fraction });
+    progress(0);
+    this.sortsRunning++;
+    // Slices are short: a few updates a second are enough for a progress bar (and cheaper for every window).
+    let lastAt = performance.now();
+    try {
+      await this.view.setSortAsync(column, descending, (p) => {
+        const now = performance.now();
+        if (p.fraction >= 1 || now - lastAt < SORT_PROGRESS_MS) return;
+        lastAt = now;
+        progress(p.fraction);
+      });
+      this.tick();
+      return { view: this.view.length };
+    } catch (err) {
+      throw filterError(err);
+    } finally {
+      this.sortsRunning--;
+      progress(1);
+    }
+  }
+
+  /** view.cancelSort: stops the sorts under way; the view keeps its order. */
+  cancelSort(): Results['view.cancelSort'] {
+    const cancelled = this.sortsRunning > 0;
+    this.view.cancelSort();
+    return { cancelled };
   }
 
   /** The first `count` record indices of the current view, in view order. */

@@ -42,6 +42,8 @@ export interface RequestHandlers {
   clear(): void;
   rows(start: number, count: number): Results['view.rows'];
   setFilter(filter: string): Promise<Results['view.setFilter']>;
+  setSort(column: Params<'view.setSort'>['column'], descending: boolean): Promise<Results['view.setSort']>;
+  cancelSort(): Results['view.cancelSort'];
   tick(): void;
   aggregates(): Results['stats.get'];
   processSummary(): Results['procs.summary'];
@@ -109,16 +111,10 @@ export function dispatchRequest(
       return s.setFilter((p as Params<'view.setFilter'>).filter);
     case 'view.setSort': {
       const { column, descending } = p as Params<'view.setSort'>;
-      return s.view.setSortAsync(column, descending).then(
-        () => {
-          s.tick();
-          return { view: s.view.length };
-        },
-        (err: unknown) => {
-          throw filterError(err);
-        },
-      );
+      return s.setSort(column, descending);
     }
+    case 'view.cancelSort':
+      return s.cancelSort();
     case 'filter.check': {
       let slow: string | null;
       try {

@@ -7,7 +7,7 @@ export function filterError(err: unknown): ServiceError {
   if (err instanceof FilterSyntaxError) return new ServiceError('filter-syntax', err.message, err.position);
   if (err instanceof FilterCancelled) return new ServiceError('bad-request', 'replaced by a newer filter');
   if (err instanceof SortCancelled)
-    return new ServiceError('bad-request', 'replaced by a newer filter or sort');
+    return new ServiceError('cancelled', 'replaced by a newer filter or sort, or cancelled');
   return new ServiceError('internal', errorMessage(err));
 }
 

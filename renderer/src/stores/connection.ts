@@ -41,17 +41,18 @@ export const useConnectionStore = defineStore('connection', () => {
     if (!capture.connected) return;
     const now = { state: capture.state, counts: capture.counts };
     if (before === null) {
-      // First connection: the view lives in the service, a filter applied before this page loaded is still in force.
-      if (now.counts.filter) view.filter = view.requested = now.counts.filter;
-      view.sort = now.counts.sort;
+      // First connection: the view lives in the service, a filter applied before this page loaded is still in
+      // force. It is the applied filter, not a request of this page: text typed meanwhile stays in the bar.
+      view.followService(now.counts, true);
     } else if (sameCapture(before, now)) {
+      view.followService(now.counts, true); // another window may have changed the view meanwhile
       view.version++;
       await view.locateSelection(false);
     } else {
       view.clearSelection();
       view.sort = now.counts.sort;
       if (view.filter && view.filter !== now.counts.filter) await view.applyFilter(view.filter);
-      else view.filter = view.requested = now.counts.filter;
+      else view.followService(now.counts, true);
       view.version++;
     }
     await stats.load();

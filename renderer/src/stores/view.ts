@@ -1,8 +1,9 @@
 /**
- * The table's view of the capture: the applied filter and sort (both live in the service), and the
- * selection, kept by record number so it survives new rows, sorting and filter changes.
+ * The table's view of the capture: the applied filter and sort (both live in the service, shared by every
+ * window that looks at it), and the selection, kept by record number so it survives new rows, sorting and
+ * filter changes.
  */
-import type { FilterProgress, Row, SortColumn } from '@common/contract';
+import type { Counts, FilterProgress, Row, SortColumn } from '@common/contract';
 import { defineStore } from 'pinia';
 import { ref, shallowRef, watch } from 'vue';
 import { RequestError, api } from '../transport';
@@ -15,7 +16,10 @@ export interface FilterError {
 }
 
 export const useViewStore = defineStore('view', () => {
+  /** The filter the service's view applies, whoever applied it. */
   const filter = ref('');
+  /** The applied filter came from the service (another window, or before this page opened), not this page. */
+  const appliedElsewhere = ref(false);
   /** The last filter asked for, applied or not: the filter bar shows it. */
   const requested = ref('');
   const filterError = shallowRef<FilterError | null>(null);
@@ -66,6 +70,34 @@ export const useViewStore = defineStore('view', () => {
     }
   }
 
+  // The service pushes its view (filter, sort) with the counts; another window may change it at any time.
+  // Followed on change only: a push that was on its way before this page's own apply ended is not news.
+  let serviceFilter: string | null = null;
+  let serviceSort = '';
+  let sortsPending = 0;
+  function followService(c: Counts, force = false): void {
+    if (force || c.filter !== serviceFilter) {
+      serviceFilter = c.filter;
+      // This page's own apply under way: its answer says what is applied (see applyFilter).
+      if (!applying.value && c.filter !== filter.value) {
+        filter.value = c.filter;
+        appliedElsewhere.value = true;
+        lastApplyMs.value = null;
+        version.value++;
+      }
+    }
+    const sortKey = `${c.sort.column}/${c.sort.descending}`;
+    if (force || sortKey !== serviceSort) {
+      serviceSort = sortKey;
+      const s = sort.value;
+      if (sortsPending === 0 && (s.column !== c.sort.column || s.descending !== c.sort.descending)) {
+        sort.value = c.sort;
+        version.value++;
+      }
+    }
+  }
+  api.onEvent('counts', (c) => followService(c));
+
   let applySeq = 0;
   /** Applies a filter in the service; a newer apply supersedes (and silences) an older one still running. */
   async function applyFilter(text: string): Promise<boolean> {
@@ -78,6 +110,7 @@ export const useViewStore = defineStore('view', () => {
       const result = await api.request('view.setFilter', { filter: text });
       if (mine !== applySeq) return false;
       filter.value = result.filter;
+      appliedElsewhere.value = false;
       filterError.value = null;
       lastApplyMs.value = result.ms;
       const capture = useCaptureStore();
@@ -92,11 +125,43 @@ export const useViewStore = defineStore('view', () => {
       filterError.value = { message: e.message, position: e.position ?? null };
       return false;
     } finally {
-      if (mine === applySeq) applying.value = false;
+      if (mine === applySeq) {
+        applying.value = false;
+        // Not applied (an error, or another window's filter replaced it): the view is what the service
+        // last said.
+        if (serviceFilter !== null && filter.value !== serviceFilter && filterError.value) {
+          filter.value = serviceFilter;
+          appliedElsewhere.value = true;
+          lastApplyMs.value = null;
+          version.value++;
+        }
+      }
     }
   }
 
+  /** The sort this page asked for and is waiting on: the service's word on how far it has got. */
+  const sorting = shallowRef<{
+    column: SortColumn | null;
+    descending: boolean;
+    fraction: number;
+    startedMs: number;
+  } | null>(null);
+  api.onEvent('sort', (p) => {
+    const s = sorting.value;
+    const same = s !== null && s.column === p.column && s.descending === p.descending;
+    if (p.fraction < 1) {
+      // Another window's sort (or this page's, after a reconnect) shows too: the view is theirs as well.
+      if (same) sorting.value = { ...s, fraction: p.fraction };
+      else if (sortsPending === 0) sorting.value = { ...p, startedMs: performance.now() };
+    } else if (sortsPending === 0) sorting.value = null;
+  });
+  let sortSeq = 0;
+  let sortCancelled = -1;
+
   async function setSort(column: SortColumn | null, descending: boolean): Promise<void> {
+    sortsPending++;
+    const mine = ++sortSeq;
+    sorting.value = { column, descending, fraction: 0, startedMs: performance.now() };
     try {
       const { view } = await api.request('view.setSort', { column, descending });
       const capture = useCaptureStore();
@@ -105,8 +170,22 @@ export const useViewStore = defineStore('view', () => {
       version.value++;
       await locateSelection(true);
     } catch (err) {
-      filterError.value = { message: `sorting: ${(err as Error).message}`, position: null };
+      // Replaced by a newer sort or filter (here or in another window), or cancelled: not an error. The
+      // connection lost meanwhile: the banner says so, and the view follows the service's once back.
+      const stopped = err instanceof RequestError && (err.code === 'cancelled' || err.code === 'transport');
+      if (mine === sortSeq && sortCancelled !== mine && !stopped)
+        filterError.value = { message: `sorting: ${(err as Error).message}`, position: null };
+    } finally {
+      sortsPending--;
+      if (mine === sortSeq) sorting.value = null;
     }
+  }
+
+  /** Stops the sort under way; the table keeps the order it shows. */
+  async function cancelSort(): Promise<void> {
+    sortCancelled = sortSeq;
+    sorting.value = null;
+    await api.request('view.cancelSort');
   }
 
   /** Header click: ascending, then descending, then the capture order. */
@@ -168,6 +247,8 @@ export const useViewStore = defineStore('view', () => {
 
   return {
     filter,
+    appliedElsewhere,
+    followService,
     requested,
     filterError,
     applying,
@@ -184,6 +265,8 @@ export const useViewStore = defineStore('view', () => {
     revealPos,
     applyFilter,
     setSort,
+    sorting,
+    cancelSort,
     cycleSort,
     select,
     markRange,
