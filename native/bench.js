@@ -9,5 +9,8 @@ const path = require('node:path');
 const native = require(path.join(__dirname, 'build', 'Release', 'icmpcap_bench.node'));
 
 module.exports = {
-  benchSession: (count, capLen, perRecordObjects) => native.benchSession(count, capLen, perRecordObjects),
+  benchSession: (count, capLen, perRecordObjects, options) =>
+    options === undefined
+      ? native.benchSession(count, capLen, perRecordObjects)
+      : native.benchSession(count, capLen, perRecordObjects, options),
 };

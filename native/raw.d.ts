@@ -1,6 +1,7 @@
 // Types of what build/Release/icmpcap.node exports (src/binding.cc). index.js wraps it (default
 // helper path, argument checks); index.d.ts types that wrapper, which is what the app uses.
 import type { InterfaceInfo, OpenConfig, Session, SourceAvailability } from './index.js';
+import type { BenchSessionOptions } from './bench.js';
 
 export interface RawAddon {
   readonly ABI_VERSION: number;
@@ -19,5 +20,10 @@ export interface RawAddon {
 
 /** build/Release/icmpcap_bench.node: the same, plus a synthetic source (bench.js). */
 export interface RawBenchAddon extends RawAddon {
-  benchSession(count: number, capLen: number, perRecordObjects: boolean): Session;
+  benchSession(
+    count: number,
+    capLen: number,
+    perRecordObjects: boolean,
+    options?: BenchSessionOptions,
+  ): Session;
 }

@@ -143,16 +143,21 @@ export interface PathInfo {
   hops: HopInfo[];
 }
 
-export type NeighbourFindingKind =
-  | 'new-router'
-  | 'router-changed'
-  | 'router-lifetime-zero'
-  | 'ra-flood'
-  | 'dad-conflict'
-  | 'dad-repeated'
-  | 'na-flip-flop'
-  | 'router-flag-non-router'
-  | 'redirect-not-gateway';
+/** What neighbour health reports (electron/core/neighbours/health.ts); alert rules name them too. */
+export const NEIGHBOUR_FINDING_KINDS = [
+  'new-router',
+  'router-changed',
+  'router-lifetime-zero',
+  'ra-flood',
+  'dad-conflict',
+  'dad-repeated',
+  'na-flip-flop',
+  'router-flag-non-router',
+  /** ICMPv4 redirect from an address that is not the gateway this host uses for the destination. */
+  'redirect-not-gateway',
+] as const;
+
+export type NeighbourFindingKind = (typeof NEIGHBOUR_FINDING_KINDS)[number];
 
 export interface FindingInfo {
   id: number;

@@ -26,7 +26,9 @@
  *
  * Flows: one per (requester, responder) pair. The role comes from the first request's direction: out (we
  * pinged the peer), in (the peer pinged us), otherwise unknown. At most `maxPeers` flows; beyond that the
- * least recently seen are forgotten (and their statistics with them). With a ring-buffer limit, a flow with no
+ * least recently seen are forgotten (and their statistics with them). A forgotten flow's index (and its
+ * 1.5 KB of recent requests) waits for its requests to be forgotten; at most `maxPeers` * 1.25 indices are
+ * kept, beyond that the oldest requests are forgotten (judged) early (a flood of new requesters). With a ring-buffer limit, a flow with no
  * record left in the store and no request that can still be answered is forgotten too, so flows stay
  * proportional to the records held; a flow holds its two addresses (`addresses.retain`) while it is kept.
  */
@@ -132,6 +134,8 @@ export class EchoMatcher {
   private readonly retainNs: number;
   private readonly maxOutstanding: number;
   private readonly maxFlows: number;
+  /** Flow indices (live, or forgotten and waiting for their requests to go) kept before reusing early. */
+  private readonly maxSlots: number;
   private readonly lateAfterNs: number;
   private readonly addresses: MatchAddresses | null;
   private listener: EchoOutcomes | null = null;
@@ -201,6 +205,7 @@ export class EchoMatcher {
       this.reqIndex = new Uint32Array(this.capacity);
     }
     this.maxFlows = options.maxPeers ?? 10_000;
+    this.maxSlots = this.maxFlows + Math.max(1024, this.maxFlows >> 2);
     this.lateAfterNs = options.lateAfterNs ?? 1e9;
     this.addresses = options.addresses ?? null;
     this.addresses?.onFree?.((id) => {
@@ -295,17 +300,28 @@ export class EchoMatcher {
   /** A new flow (requester `from`, responder `to`); its role from the first request's direction. */
   private newFlow(from: number, to: number, dir: number): Flow {
     const role = dir === 1 ? 'out' : dir === 0 ? 'in' : 'unknown';
-    // A forgotten flow's index is reused only once every request that names it is forgotten.
+    // A forgotten flow's index is reused only once every request that names it is forgotten (after the
+    // retain time). A flood of new requesters would grow the flows' slots (RECENT * 24 bytes each) for that
+    // long: beyond maxSlots, the oldest requests are forgotten now instead, judged as the full ring judges
+    // them (unanswered ones count as lost), until the oldest forgotten flow's index is free.
     let p: number;
     const free = this.freeSlots[0];
-    if (free !== undefined && free.after < this.head) {
+    if (free !== undefined && free.after > this.head && this.flows.length >= this.maxSlots)
+      while (this.head < free.after) this.forget(true);
+    if (free !== undefined && free.after <= this.head) {
       this.freeSlots.shift();
       p = free.index;
     } else p = this.flows.length;
     const flow = new Flow(p, from, to);
     this.flows[p] = flow;
     if ((p + 1) * RECENT * 3 > this.recent.length) {
-      const grown = new Float64Array(this.recent.length * 2).fill(-1);
+      // Doubling up to maxSlots; past it (new flows of one batch, before forgetFlows runs) an eighth more.
+      const had = this.recent.length / (RECENT * 3);
+      const slots = Math.max(
+        p + 1,
+        had < this.maxSlots ? Math.min(this.maxSlots, had * 2) : had + (had >> 3),
+      );
+      const grown = new Float64Array(slots * RECENT * 3).fill(-1);
       grown.set(this.recent);
       this.recent = grown;
     }

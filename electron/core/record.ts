@@ -134,7 +134,13 @@ export function forEachRecord(
   return count;
 }
 
-export function decodeRecord(view: DataView, offset: number): DecodedRecord {
+/** Formats the address at `bytes[at, at + 16)` (IPv4 uses the first 4 bytes) as text. */
+export type AddressText = (bytes: Uint8Array, at: number, family: 4 | 6) => string;
+
+const addressText: AddressText = (bytes, at, family) => formatAddress(bytes.subarray(at, at + 16), family);
+
+/** Decodes the record at `offset`; `address` formats its addresses (a caller may cache them). */
+export function decodeRecord(view: DataView, offset: number, address = addressText): DecodedRecord {
   const family = view.getUint8(offset + OFF.family) === 6 ? 6 : 4;
   const flags = view.getUint16(offset + OFF.flags, true);
   const capLen = view.getUint16(offset + OFF.capLen, true);
@@ -155,8 +161,8 @@ export function decodeRecord(view: DataView, offset: number): DecodedRecord {
     id: view.getUint16(offset + OFF.id, true),
     seq: view.getUint16(offset + OFF.seq, true),
     hasEcho: (flags & REC_F_HAS_ECHO) !== 0,
-    src: formatAddress(bytes.subarray(base + OFF.saddr, base + OFF.saddr + 16), family),
-    dst: formatAddress(bytes.subarray(base + OFF.daddr, base + OFF.daddr + 16), family),
+    src: address(bytes, base + OFF.saddr, family),
+    dst: address(bytes, base + OFF.daddr, family),
     data: bytes.subarray(base + OFF.data, base + OFF.data + capLen),
   };
 }

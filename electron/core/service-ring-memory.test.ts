@@ -18,7 +18,9 @@ const LIMIT = 131072; // two chunks: between one and two chunks stay live
 const TOTAL = 200_000;
 /** Phase 1: echo requests from this many random sources (each one a peer); then unsolicited replies. */
 const REQUESTERS = 20_000;
-const STEP_NS = 100_000; // 100 us apart: 20 s of capture time, the live window 6.5 to 13 s
+const STEP_NS = 100_000;
+/** New requesters in a flood (the second test). */
+const FLOOD = 80_000; // 100 us apart: 20 s of capture time, the live window 6.5 to 13 s
 const T0 = 1_700_000_000e9;
 const LOCAL = '2001:db8::1';
 const PINGED = '2001:db8::bb';
@@ -157,6 +159,77 @@ describe('memory with a ring-buffer limit', () => {
       const sorted = svc.rows(0, 200).rows.map((r) => addressOf(r.src));
       for (let k = 1; k < sorted.length; k++)
         expect(Buffer.compare(Buffer.from(sorted[k - 1]!), Buffer.from(sorted[k]!))).toBeLessThanOrEqual(0);
+    } finally {
+      svc.close();
+    }
+  });
+
+  it('keeps echo matching bounded under a flood of new requesters faster than requests are forgotten', async () => {
+    // 80,000 requesters in 0.8 s of capture time, each a new flow, while requests are remembered 4 s: the
+    // flows' slots must not grow for those 4 s (1.5 KB each: 200,000 requesters in 2 s took 400 MB), and a
+    // steady ping stays matched.
+    const svc = new CaptureService({
+      native: new Error('no native here'),
+      version: 'test',
+      spoolDir: join(tmp, 'spool-flood'),
+    });
+    const rand = prng(7);
+    const local = addressOf(LOCAL);
+    const pinged = addressOf(PINGED);
+    const builder = new BatchBuilder();
+    let pings = 0;
+    let requesters = 0;
+    let most = 0;
+    try {
+      svc.startFeed({ limit: { records: LIMIT } });
+      for (let k = 0; k < FLOOD; k++) {
+        const common = {
+          tsNs: T0 + k * 10_000,
+          family: 6 as const,
+          code: 0,
+          ifindex: 1,
+          ttl: 64,
+          capLen: 48,
+        };
+        if (k % 1000 === 0) {
+          builder.add({ ...common, src: local, dst: pinged, type: 128, id: 77, seq: k / 1000, dir: 1 });
+          pings++;
+        } else if (k % 1000 === 5) {
+          builder.add({ ...common, src: pinged, dst: local, type: 129, id: 77, seq: (k - 5) / 1000, dir: 0 });
+        } else {
+          builder.add({
+            ...common,
+            src: randomV6(rand),
+            dst: local,
+            type: 128,
+            id: 9,
+            seq: k & 0xffff,
+            dir: 0,
+          });
+          requesters++;
+        }
+        if (builder.count === 4096 || k === FLOOD - 1) {
+          svc.feed(builder.take());
+          most = Math.max(most, svc.ingestor.echo.bytesAllocated);
+        }
+      }
+      // 10,000 flows (maxPeers) of 1.5 KB and the request ring: tens of MB, not hundreds.
+      expect(most).toBeLessThan(48e6);
+      svc.ingestor.echo.finish();
+      const stats = (await svc.handle('stats.get', {}, 'ipc')) as Aggregates;
+      expect(stats.total).toBe(FLOOD);
+      const ping = stats.peers.find((p) => p.peer === PINGED);
+      expect(ping).toMatchObject({
+        requests: pings,
+        replies: pings,
+        lost: 0,
+        rttMinMs: 0.05,
+        rttMaxMs: 0.05,
+      });
+      // Every flood requester is a peer (listed or folded), and none was answered.
+      expect((stats.evictedPeers?.peers ?? 0) + svc.statistics.peerCount).toBe(requesters + 1);
+      expect(stats.peers.every((p) => p.peer === PINGED || p.replies === 0)).toBe(true);
+      expect(stats.evictedPeers?.replies ?? 0).toBe(0);
     } finally {
       svc.close();
     }

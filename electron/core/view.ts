@@ -40,6 +40,11 @@ export interface ViewOptions {
   resortIntervalMs?: number;
   /** How long the async filter runs before yielding to the event loop (default 50 ms). */
   sliceMs?: number;
+  /**
+   * Merge new records into a sorted view in slices of `sliceMs` off update() and settleSoon(), instead of at
+   * once (O(view) per merge: 100 ms and more at 20 M records). The service sets it; settle() still merges now.
+   */
+  backgroundMerge?: boolean;
 }
 
 export interface FilterProgress {
@@ -85,6 +90,14 @@ export class View {
   private sortGeneration = 0;
   private readonly resortIntervalMs: number;
   private readonly sliceMs: number;
+  private readonly backgroundMerge: boolean;
+  /** A merge (or re-sort) running in slices (see mergeSoon). */
+  private merging = false;
+  /** Moves on whenever the sorted order changes in place (merge, resort, evict): a merge in slices stops. */
+  private orderEpoch = 0;
+  /** The arrays the order was in before the last background merge: its next destination. */
+  private spareOrder: Uint32Array<ArrayBuffer> | null = null;
+  private spareKeys: Float64Array<ArrayBuffer> | null = null;
 
   constructor(
     private readonly store: RecordStore,
@@ -93,6 +106,7 @@ export class View {
   ) {
     this.resortIntervalMs = options.resortIntervalMs ?? 250;
     this.sliceMs = options.sliceMs ?? 50;
+    this.backgroundMerge = options.backgroundMerge ?? false;
   }
 
   /** The filter as applied ('' for none). */
@@ -155,11 +169,15 @@ export class View {
 
   /** The record indices in view order as of now (a copy: for exports that must not see later changes). */
   snapshot(): Uint32Array {
-    this.settle();
+    // Merging in the background, the records not merged yet are copied as the table shows them (after the
+    // sorted ones): a merge now would hold the event loop for O(view).
+    if (!this.backgroundMerge) this.settle();
     const n = this.length;
     const out = new Uint32Array(n);
     if (this.sortColumn !== null && this.sortColumn !== 'no') {
-      out.set(this.order.subarray(0, n));
+      const sorted = Math.min(this.sortedCount, n);
+      out.set(this.order.subarray(0, sorted));
+      if (sorted < n) this.copyMatches(sorted, n, out, sorted);
     } else {
       this.copyMatches(0, n, out, 0);
       if (this.sortColumn === 'no' && this.descending) out.reverse();
@@ -220,6 +238,7 @@ export class View {
     this.first = first;
     if (this.seen < first) this.seen = first;
     if (sorted && this.sortedCount > 0) {
+      this.orderEpoch++;
       // Keep the surviving sorted entries in their order.
       const order = this.order;
       const keys = this.keys;
@@ -515,8 +534,123 @@ export class View {
     this.seen = end;
     if (this.sortColumn !== null && this.sortColumn !== 'no') {
       const wait = this.resortIntervalMs === 0 ? 0 : Math.max(this.resortIntervalMs, 4 * this.lastSortCost);
-      if (performance.now() - this.lastSortAt >= wait) this.merge();
+      if (performance.now() - this.lastSortAt >= wait) {
+        if (this.backgroundMerge) void this.mergeSoon();
+        else this.merge();
+      }
     }
+  }
+
+  /**
+   * Merges any pending new records into the sorted order: in slices when the view merges in the background
+   * (the promise ends when that merge has ended or was cancelled), else now.
+   */
+  settleSoon(): Promise<void> {
+    if (!this.backgroundMerge) {
+      this.settle();
+      return Promise.resolve();
+    }
+    return this.mergeSoon();
+  }
+
+  private mergeRun: Promise<void> = Promise.resolve();
+
+  /** Starts a merge in slices of the pending records, unless one runs; resolves when it ends. */
+  private mergeSoon(): Promise<void> {
+    if (this.merging) return this.mergeRun;
+    if (this.sortColumn === null || this.sortColumn === 'no' || this.sortedCount >= this.length)
+      return Promise.resolve();
+    this.merging = true;
+    this.mergeRun = this.mergeSliced()
+      .catch((err: unknown) => {
+        // A newer sort, filter or clear replaced it, or evictions moved the view: the next update merges.
+        if (!(err instanceof SortCancelled)) throw err;
+      })
+      .finally(() => {
+        this.merging = false;
+      });
+    return this.mergeRun;
+  }
+
+  /**
+   * merge() in slices: the new records' keys are computed and sorted, then merged with the sorted order
+   * into the spare arrays, front to back (stable: on equal keys the sorted one, an older record, goes
+   * first); meanwhile the view shows the old order and the pending records after it, as before the merge.
+   * New ranks (addresses or interfaces seen for the first time) re-sort everything, in slices too.
+   */
+  private async mergeSliced(): Promise<void> {
+    const column = this.sortColumn;
+    if (column === null || column === 'no') return;
+    const generation = this.sortGeneration;
+    if (this.needsRanks(column)) {
+      const which = this.needsRanks(column);
+      const known =
+        which === 'address'
+          ? (this.env.addresses.serial ?? this.env.addresses.text.length) === this.rankedAddresses
+          : this.env.interfaces.values.length === this.rankedIfaces;
+      if (!known) return this.sortSliced(column, this.descending, generation);
+    }
+    const started = performance.now();
+    const first = this.first;
+    const skip = this.skip;
+    const epoch = this.orderEpoch;
+    const cancelled = (): boolean =>
+      generation !== this.sortGeneration ||
+      this.first !== first ||
+      this.skip !== skip ||
+      this.orderEpoch !== epoch;
+    const old = this.sortedCount;
+    const n = this.length;
+    const m = n - old;
+    const newKeys = new Float64Array(m);
+    const newIdx = new Uint32Array(m);
+    let order = this.spareOrder;
+    let keys = this.spareKeys;
+    if (!order || !keys || order.length < n) {
+      const capacity = n + (n >>> 2) + 1024;
+      order = new Uint32Array(capacity);
+      keys = new Float64Array(capacity);
+    }
+    this.spareOrder = null;
+    this.spareKeys = null;
+    const srcOrder = this.order;
+    const srcKeys = this.keys;
+    const dstOrder = order;
+    const dstKeys = keys;
+    const self = this; // eslint-disable-line @typescript-eslint/no-this-alias
+    function* steps(): Generator<number, void, void> {
+      for (let from = old; from < n; from += 1 << 16) {
+        self.fillKeys(from, Math.min(n, from + (1 << 16)), newKeys, newIdx, from - old);
+        yield 0;
+      }
+      yield* sortByKeySteps(newKeys, newIdx, m);
+      let a = 0;
+      let b = 0;
+      for (let o = 0; o < n;) {
+        const stop = Math.min(n, o + (1 << 18));
+        for (; o < stop; o++) {
+          if (b >= m || (a < old && srcKeys[a]! <= newKeys[b]!)) {
+            dstKeys[o] = srcKeys[a]!;
+            dstOrder[o] = srcOrder[a]!;
+            a++;
+          } else {
+            dstKeys[o] = newKeys[b]!;
+            dstOrder[o] = newIdx[b]!;
+            b++;
+          }
+        }
+        yield o / n;
+      }
+    }
+    await runSliced(steps(), { sliceMs: this.sliceMs, cancelled });
+    if (cancelled()) throw new SortCancelled();
+    this.spareOrder = this.order;
+    this.spareKeys = this.keys;
+    this.order = dstOrder;
+    this.keys = dstKeys;
+    this.sortedCount = n;
+    this.lastSortAt = performance.now();
+    this.lastSortCost = this.lastSortAt - started;
   }
 
   /** Merges any pending new records into the sorted order now. */
@@ -536,6 +670,8 @@ export class View {
     this.first = 0;
     this.order = new Uint32Array(0);
     this.keys = new Float64Array(0);
+    this.spareOrder = null;
+    this.spareKeys = null;
     this.sortedCount = 0;
     this.rankedAddresses = 0;
     this.rankedIfaces = 0;
@@ -687,6 +823,9 @@ export class View {
   /** Sorts every match from scratch. */
   private resort(): void {
     const started = performance.now();
+    this.orderEpoch++;
+    this.spareOrder = null;
+    this.spareKeys = null;
     this.order = new Uint32Array(0);
     this.keys = new Float64Array(0);
     this.sortedCount = 0;
@@ -714,6 +853,7 @@ export class View {
     const n = this.length;
     const m = n - old;
     if (m <= 0) return;
+    this.orderEpoch++;
     const newKeys = new Float64Array(m);
     const newIdx = new Uint32Array(m);
     this.fillKeys(old, n, newKeys, newIdx, 0);

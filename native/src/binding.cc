@@ -3,10 +3,15 @@
 // synthetic source through the real delivery path, optionally one JS object per record.
 #include <arpa/inet.h>
 #include <napi.h>
+#include <uv.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/interfaces.h"
@@ -23,6 +28,13 @@ using icmpcap::EventType;
 // At most this many batches wait for JavaScript; beyond that the reader stops draining and
 // the kernel ring absorbs (and counts) the loss.
 constexpr uint32_t kMaxInflightBatches = 8;
+
+// Longest the batches of one turn of the event loop may take in JavaScript. Node runs up to
+// 1000 queued ThreadSafeFunction calls in one go, and a reader faster than the consumer keeps
+// the queue from emptying: without a budget, a capture that outpaces the service would hold the
+// event loop for seconds. Past the budget, items wait in order for the next turn (setImmediate)
+// and still count against kMaxInflightBatches, so the reader leaves records in the kernel ring.
+constexpr double kTurnBudgetMs = 8;
 
 // {code, op, kind, helperPath?, group?, device?}: the advice is TypeScript's
 // (electron/core/advice.ts).
@@ -70,9 +82,20 @@ struct JsContext {
 #ifdef ICMPCAP_BENCH
   bool per_record_objects = false;  // one JS object per record, to measure what that costs
 #endif
+  // Items past the turn's budget, in order (see kTurnBudgetMs), and what runs them later.
+  std::deque<std::unique_ptr<Item>> deferred;
+  Napi::FunctionReference set_immediate;
+  Napi::FunctionReference drain;
+  uv_loop_t* loop = nullptr;
+  uint64_t turn = ~uint64_t{0};  // uv_now() of the turn `spent_ms` belongs to
+  double spent_ms = 0;
+  bool drain_scheduled = false;
+  bool finalized = false;  // the ThreadSafeFunction is gone: the last drain deletes this
 };
 
 void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw);
+void Deliver(Napi::Env env, JsContext* ctx, std::unique_ptr<Item> item);
+Napi::Value DrainDeferred(const Napi::CallbackInfo& info);
 
 // A callback threw: report it as an uncaught exception, as for any other callback. Never
 // throws (Error::ThrowAsJavaScriptException() does when the environment is terminating, and
@@ -214,8 +237,16 @@ class Session : public Napi::ObjectWrap<Session> {
 #ifdef ICMPCAP_BENCH
     ctx->per_record_objects = Value().Get("_perRecordObjects").ToBoolean();
 #endif
-    tsfn_ = Tsfn::New(env, "icmpcap.session", 0, 1, ctx,
-                      [](Napi::Env, void*, JsContext* c) { delete c; });
+    if (napi_get_uv_event_loop(env, &ctx->loop) != napi_ok) ctx->loop = nullptr;
+    ctx->set_immediate = Napi::Persistent(env.Global().Get("setImmediate").As<Napi::Function>());
+    ctx->drain = Napi::Persistent(Napi::Function::New(env, DrainDeferred, "icmpcapDrain", ctx));
+    tsfn_ = Tsfn::New(env, "icmpcap.session", 0, 1, ctx, [](Napi::Env, void*, JsContext* c) {
+      // Items still deferred are delivered by the drain already scheduled, which then deletes c.
+      if (c->deferred.empty() || !c->drain_scheduled)
+        delete c;
+      else
+        c->finalized = true;
+    });
     has_tsfn_ = true;
     env_ = env;
     if (napi_add_env_cleanup_hook(env, OnEnvCleanup, this) == napi_ok) hook_added_ = true;
@@ -292,11 +323,72 @@ class Session : public Napi::ObjectWrap<Session> {
   icmpcap::Stats last_stats_;
 };
 
+// Runs `item` in JavaScript and adds the time it took to this turn's.
+void RunTimed(Napi::Env env, JsContext* ctx, std::unique_ptr<Item> item) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Deliver(env, ctx, std::move(item));
+  ctx->spent_ms +=
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void ScheduleDrain(JsContext* ctx) {
+  if (ctx->drain_scheduled) return;
+  ctx->drain_scheduled = true;
+  ctx->set_immediate.Call({ctx->drain.Value()});
+}
+
 void CallJs(Napi::Env env, Napi::Function, JsContext* ctx, Item* raw) {
   std::unique_ptr<Item> item(raw);
   // The environment is going away: Node empties the queue with env == null after the
   // finalizer deleted ctx. Drop, and touch nothing else.
   if (!env) return;
+  if (ctx->loop) {
+    const uint64_t now = uv_now(ctx->loop);  // the same for every call of this turn
+    if (now != ctx->turn) {
+      ctx->turn = now;
+      ctx->spent_ms = 0;
+    }
+  }
+  if (!ctx->deferred.empty() || ctx->spent_ms >= kTurnBudgetMs) {
+    ctx->deferred.push_back(std::move(item));
+    try {
+      ScheduleDrain(ctx);
+    } catch (const Napi::Error& e) {
+      RethrowToJs(env, e);
+    } catch (...) {
+    }
+    return;
+  }
+  RunTimed(env, ctx, std::move(item));
+}
+
+// setImmediate: delivers deferred items for one turn's budget (at least one), then again next
+// turn while any are left.
+Napi::Value DrainDeferred(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* ctx = static_cast<JsContext*>(info.Data());
+  ctx->drain_scheduled = false;
+  ctx->turn = ctx->loop ? uv_now(ctx->loop) : 0;
+  ctx->spent_ms = 0;
+  while (!ctx->deferred.empty()) {
+    std::unique_ptr<Item> item = std::move(ctx->deferred.front());
+    ctx->deferred.pop_front();
+    // Scheduled first, so that an exception thrown by a callback does not stall the rest.
+    if (!ctx->deferred.empty() && ctx->spent_ms >= kTurnBudgetMs) {
+      ctx->deferred.push_front(std::move(item));
+      ScheduleDrain(ctx);
+      return env.Undefined();
+    }
+    if (!ctx->deferred.empty()) ScheduleDrain(ctx);
+    RunTimed(env, ctx, std::move(item));
+    // A callback threw (now pending, reported as uncaught when this returns), or more is left.
+    if (ctx->drain_scheduled || env.IsExceptionPending()) return env.Undefined();
+  }
+  if (ctx->finalized) delete ctx;
+  return env.Undefined();
+}
+
+void Deliver(Napi::Env env, JsContext* ctx, std::unique_ptr<Item> item) {
   if (item->is_batch) ctx->state->inflight.fetch_sub(1, std::memory_order_acq_rel);
   try {
     if (item->is_batch) {
@@ -644,56 +736,161 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
 }
 
 #ifdef ICMPCAP_BENCH
-// Bench only: a thread produces `count` synthetic records of `recordBytes` through the same
-// Batcher + JsSink + ThreadSafeFunction path as a capture session; onDone(stats) at the end.
+// Bench only: a thread produces `count` synthetic records through the same Batcher + JsSink +
+// ThreadSafeFunction path as a capture session. Unpaced (rate 0), it produces as fast as the
+// queue takes them and never drops. Paced, records arrive at `rate` per second into a modelled
+// kernel ring of `ringBytes`, which the reader drains only while the bounded queue to
+// JavaScript has room (as RingSource does): what arrives while the ring is full is dropped and
+// counted as droppedKernel, exactly the loss a service that falls behind would cause. Records
+// are `capLen` bytes of 0x45, or copies of the records of `templ` (record.h format) in turn,
+// each with a fresh timestamp.
+struct SyntheticOptions {
+  double rate = 0;
+  uint64_t ring_bytes = 1u << 20;
+  std::vector<uint8_t> templ;
+};
+
 class SyntheticSource final : public icmpcap::Source {
  public:
-  SyntheticSource(uint64_t count, uint32_t cap_len)
+  SyntheticSource(uint64_t count, uint32_t cap_len, SyntheticOptions opts)
       : Source(icmpcap::SourceKind::kAfPacket, icmpcap::BatchLimits{}),
         count_(count),
-        cap_len_(cap_len) {}
+        cap_len_(cap_len),
+        opts_(std::move(opts)) {
+    for (size_t off = 0; off + icmpcap::kRecordHeaderSize <= opts_.templ.size();) {
+      icmpcap_record r;
+      memcpy(&r, opts_.templ.data() + off, sizeof(r));
+      if (r.len < icmpcap::kRecordHeaderSize || off + r.len > opts_.templ.size()) break;
+      templ_offsets_.push_back(off);
+      off += icmpcap::align_record(r.len);
+    }
+  }
   ~SyntheticSource() override { close(); }
 
  protected:
   void run() override {
-    icmpcap_record hdr = {};
-    hdr.len = icmpcap::kRecordHeaderSize + cap_len_;
-    hdr.cap_len = static_cast<uint16_t>(cap_len_);
-    hdr.orig_len = cap_len_;
-    hdr.family = 4;
-    hdr.hook = ICMPCAP_HOOK_NONE;
-    std::vector<uint8_t> payload(cap_len_, 0x45);
-    for (uint64_t i = 0; i < count_ && !stop_requested(); i++) {
-      if (!batcher_.fits(hdr.len)) {
-        while (!flush()) {
-          if (!wait_for_room(1)) return;
-        }
-      }
-      hdr.ts_ns = i;
-      hdr.icmp_seq = static_cast<uint16_t>(i);
-      batcher_.append_record(hdr, payload.data());
-      captured_.fetch_add(1, std::memory_order_relaxed);
-    }
+    if (opts_.rate > 0)
+      run_paced();
+    else
+      run_unpaced();
     while (!flush()) {
       if (!wait_for_room(1)) return;
     }
   }
   void release() override {}
-  void fill_stats(icmpcap::Stats&) override {}
+  void fill_stats(icmpcap::Stats& s) override {
+    s.dropped_kernel = dropped_.load(std::memory_order_relaxed);
+  }
 
  private:
+  // The i-th record: its header (timestamp set) and its bytes after the header.
+  const uint8_t* next_record(uint64_t i, icmpcap_record& hdr) {
+    if (templ_offsets_.empty()) {
+      hdr = {};
+      hdr.len = icmpcap::kRecordHeaderSize + cap_len_;
+      hdr.cap_len = static_cast<uint16_t>(cap_len_);
+      hdr.orig_len = cap_len_;
+      hdr.family = 4;
+      hdr.hook = ICMPCAP_HOOK_NONE;
+      hdr.icmp_seq = static_cast<uint16_t>(i);
+      if (payload_.size() != cap_len_) payload_.assign(cap_len_, 0x45);
+      hdr.ts_ns = i;
+      return payload_.data();
+    }
+    const uint8_t* p = opts_.templ.data() + templ_offsets_[i % templ_offsets_.size()];
+    memcpy(&hdr, p, sizeof(hdr));
+    // 1.7e18 ns (2023) on, one record every 1/rate s.
+    hdr.ts_ns = 1700000000000000000ull + static_cast<uint64_t>(static_cast<double>(i) * 1e9 /
+                                                               (opts_.rate > 0 ? opts_.rate : 1e6));
+    return p + icmpcap::kRecordHeaderSize;
+  }
+
+  void run_unpaced() {
+    for (uint64_t i = 0; i < count_ && !stop_requested(); i++) {
+      icmpcap_record hdr;
+      const uint8_t* payload = next_record(i, hdr);
+      if (!batcher_.fits(hdr.len)) {
+        while (!flush()) {
+          if (!wait_for_room(1)) return;
+        }
+      }
+      batcher_.append_record(hdr, payload);
+      captured_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  void run_paced() {
+    uint64_t avg = icmpcap::align_record(icmpcap::kRecordHeaderSize + cap_len_);
+    if (!templ_offsets_.empty())
+      avg = std::max<uint64_t>(8, opts_.templ.size() / templ_offsets_.size());
+    const uint64_t ring_records = std::max<uint64_t>(1, opts_.ring_bytes / avg);
+    const auto start = std::chrono::steady_clock::now();
+    int64_t last_flush_ms = icmpcap::monotonic_ms();
+    uint64_t taken = 0;  // records read from the ring or dropped
+    while (taken < count_ && !stop_requested()) {
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const uint64_t arrived = std::min<uint64_t>(count_, static_cast<uint64_t>(secs * opts_.rate));
+      if (arrived - taken > ring_records) {
+        // The ring is full: what arrives now is dropped and counted, as the kernel does.
+        const uint64_t lost = arrived - taken - ring_records;
+        dropped_.fetch_add(lost, std::memory_order_relaxed);
+        taken += lost;
+      }
+      bool blocked = false;
+      while (taken < arrived) {
+        icmpcap_record hdr;
+        const uint8_t* payload = next_record(taken, hdr);
+        if (!batcher_.fits(hdr.len)) {
+          if (!flush()) {
+            blocked = true;  // the queue to JavaScript is full: the records stay in the ring
+            break;
+          }
+          last_flush_ms = icmpcap::monotonic_ms();
+        }
+        batcher_.append_record(hdr, payload);
+        captured_.fetch_add(1, std::memory_order_relaxed);
+        taken++;
+      }
+      const int64_t now_ms = icmpcap::monotonic_ms();
+      if (!blocked &&
+          now_ms - last_flush_ms >= static_cast<int64_t>(batcher_.limits().flush_interval_ms)) {
+        if (flush()) last_flush_ms = now_ms;
+      }
+      if (!wait_for_room(1)) return;
+    }
+  }
+
   uint64_t count_;
   uint32_t cap_len_;
+  SyntheticOptions opts_;
+  std::vector<size_t> templ_offsets_;
+  std::vector<uint8_t> payload_;
+  std::atomic<uint64_t> dropped_{0};
 };
 
 Napi::Value BenchSession(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsBoolean())
-    ThrowType(env, "benchSession(count, capLen, perRecordObjects)");
+    ThrowType(env, "benchSession(count, capLen, perRecordObjects, {rate, ringBytes, template}?)");
   const uint64_t count = static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue());
   const uint32_t cap = info[1].As<Napi::Number>().Uint32Value();
   if (cap > 65535) ThrowType(env, "capLen <= 65535");
-  auto* src = new SyntheticSource(count, cap);
+  SyntheticOptions opts;
+  if (info.Length() > 3 && info[3].IsObject()) {
+    Napi::Object o = info[3].As<Napi::Object>();
+    opts.rate = GetNumber(o, "rate", 0, 0, 1e9);
+    opts.ring_bytes =
+        static_cast<uint64_t>(GetNumber(o, "ringBytes", 1 << 20, 4096, double(1ull << 34)));
+    if (o.Has("template")) {
+      Napi::Value t = o.Get("template");
+      if (!t.IsArrayBuffer()) ThrowType(env, "template: an ArrayBuffer of records");
+      Napi::ArrayBuffer ab = t.As<Napi::ArrayBuffer>();
+      const auto* b = static_cast<const uint8_t*>(ab.Data());
+      opts.templ.assign(b, b + ab.ByteLength());
+    }
+  }
+  auto* src = new SyntheticSource(count, cap, std::move(opts));
   auto ext = Napi::External<icmpcap::Source>::New(env, src);
   Napi::Object obj = env.GetInstanceData<AddonData>()->session_ctor.New({ext});
   obj.Set("_perRecordObjects", info[2]);

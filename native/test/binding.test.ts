@@ -76,6 +76,41 @@ describe('native binding', () => {
     s.close();
   });
 
+  it('gives the event loop a turn between batches when JavaScript cannot keep up with the reader', async () => {
+    // A reader far faster than its consumer (5 ms a batch here): Node runs up to 1000 queued calls of a
+    // ThreadSafeFunction in one go, so without a budget per turn every batch ran back to back and timers,
+    // I/O and the UI's requests waited until the capture ended.
+    const s = bench.benchSession(400_000, 28, false);
+    let turns = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const perTurn = new Map<number, number>();
+    let records = 0;
+    await new Promise<void>((resolve) => {
+      s.start(
+        (_ab, info) => {
+          records += info.records;
+          perTurn.set(turns, (perTurn.get(turns) ?? 0) + 1);
+          const until = performance.now() + 5;
+          while (performance.now() < until); // the service's work on a batch
+        },
+        (ev) => {
+          if (ev.type === 'stopped') resolve();
+        },
+      );
+    });
+    ticking = false;
+    s.close();
+    expect(records).toBe(400_000);
+    expect(perTurn.size).toBeGreaterThan(10);
+    // The budget is 8 ms a turn: two 5 ms batches, and up to as many again from the queue after a drain.
+    expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(4);
+  });
+
   it('stop() is idempotent and close() before or without start() is safe', () => {
     const a = bench.benchSession(10, 28, false);
     a.stop();

@@ -16,14 +16,14 @@
  */
 import { checkFilter, FilterSyntaxError, parseFilter } from '../filter/index.js';
 import { Evaluator, type Predicate } from '../filter/evaluate.js';
-import type { FindingKind } from '../neighbours/health.js';
+import { NEIGHBOUR_FINDING_KINDS, type NeighbourFindingKind } from '../../common/insights.js';
 
 export type Op = '>' | '>=' | '<' | '<=';
 
 export type Condition =
   | { kind: 'packets'; metric: 'count' | 'rate' | 'sources'; op: Op; value: number; windowMs: number }
   | { kind: 'peer'; peer: string; metric: 'loss' | 'rtt'; op: Op; value: number; windowMs: number }
-  | { kind: 'neighbour'; finding: FindingKind | null };
+  | { kind: 'neighbour'; finding: NeighbourFindingKind | null };
 
 export interface AlertRule {
   /** The rule as written. */
@@ -53,18 +53,6 @@ export class AlertRuleError extends Error {
   }
 }
 
-const FINDINGS: readonly FindingKind[] = [
-  'new-router',
-  'router-changed',
-  'router-lifetime-zero',
-  'ra-flood',
-  'dad-conflict',
-  'dad-repeated',
-  'na-flip-flop',
-  'router-flag-non-router',
-  'redirect-not-gateway',
-];
-
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
 
@@ -88,14 +76,14 @@ function parseCondition(text: string, rule: string, base: number): { filter: str
   const nb = /^neighbour(?:\s+(\S+))?$/.exec(t);
   if (nb) {
     const kind = nb[1] ?? null;
-    if (kind !== null && !FINDINGS.includes(kind as FindingKind)) {
+    if (kind !== null && !(NEIGHBOUR_FINDING_KINDS as readonly string[]).includes(kind)) {
       throw new AlertRuleError(
         rule,
         lead + t.indexOf(kind),
-        `unknown neighbour finding "${kind}": use one of ${FINDINGS.join(', ')}`,
+        `unknown neighbour finding "${kind}": use one of ${NEIGHBOUR_FINDING_KINDS.join(', ')}`,
       );
     }
-    return { filter: '', condition: { kind: 'neighbour', finding: kind as FindingKind | null } };
+    return { filter: '', condition: { kind: 'neighbour', finding: kind as NeighbourFindingKind | null } };
   }
   const peer = PEER.exec(t);
   if (peer) {

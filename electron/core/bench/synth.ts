@@ -198,9 +198,15 @@ interface SynthPeer {
 /**
  * A busy host, batch by batch: echo request/reply pairs with 3000 peers (a third IPv6; 75% we ping
  * them, 15% they ping us; 1% lost; RTTs 0.2-80 ms), errors (unreachable, time exceeded, packet too
- * big) and neighbour discovery, about 100 k records per second of capture time.
+ * big) and neighbour discovery, about 100 k records per second of capture time. With `packetBytes`, each
+ * record carries real IPv4/IPv6 and ICMP headers matching its fields (fillPacketBytes), so a file exported
+ * from it reads back as the same ICMP records; without, the packet bytes are zeros (faster to make).
  */
-export function* realisticCapture(n: number, batchSize = 4096): Generator<ArrayBuffer> {
+export function* realisticCapture(
+  n: number,
+  batchSize = 4096,
+  options: { packetBytes?: boolean } = {},
+): Generator<ArrayBuffer> {
   const rnd = prng(1);
   const local4 = addressOf('192.168.1.10');
   const local6 = addressOf('2001:db8:ffff::10');
@@ -300,7 +306,9 @@ export function* realisticCapture(n: number, batchSize = 4096): Generator<ArrayB
         });
       }
     }
-    yield b.take();
+    const batch = b.take();
+    if (options.packetBytes) fillPacketBytes(batch);
+    yield batch;
   }
 }
 

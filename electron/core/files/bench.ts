@@ -1,6 +1,8 @@
 /**
- * Capture-file benchmark: export of 1 M records to pcapng and open + decode of a 1 M record pcapng, each next
- * to tshark doing the same work on the same file in the same run. Results are merged into bench/results.json.
+ * Capture-file benchmark: export of 1 M records to pcapng and open + decode of a 1 M record pcapng, and the
+ * service's exports from its spool (pcapng, pcapng with process comments, pcap, CSV, NDJSON), each next to
+ * tshark doing the same work on the same file in the same run where tshark has a peer. Results are merged
+ * into bench/results.json.
  *
  *   npx tsx electron/core/files/bench.ts [records]
  */
@@ -15,7 +17,9 @@ import { encodeRecord } from './packet.js';
 import { openCaptureFile } from './read.js';
 import { PcapngSpoolWriter } from './spool.js';
 import { Ingestor } from '../ingest.js';
-import { exportSpoolPcapng, spoolExportRows } from '../spool-export.js';
+import { exportSpoolPcap, exportSpoolPcapng, spoolExportRows } from '../spool-export.js';
+import { ProcAttribution } from '../proc/attribution.js';
+import type { RowProcess } from '../../common/contract.js';
 import { Spool } from '../spool-store.js';
 import { RecordStore } from '../store.js';
 import { ipv4Icmp, ipv6Icmp } from './testing/packets.js';
@@ -174,32 +178,102 @@ async function main(): Promise<void> {
     const all = function* (): Generator<number> {
       for (let i = 0; i < RECORDS; i++) yield i;
     };
-    // The service's pcapng export copies the spool's blocks (exportSpoolPcapng); the rows path (what pcap
-    // and the text formats take) must give the same bytes.
-    const spoolExportRuns: number[] = [];
-    for (let run = 0; run < 3; run++) {
-      const start = process.hrtime.bigint();
-      await exportSpoolPcapng(store, ingestor, spool, all(), { path: path.join(dir, 'from-spool.pcapng') });
-      spoolExportRuns.push(seconds(start));
-    }
-    const rowsStart = process.hrtime.bigint();
-    await exportRecords(spoolExportRows(store, ingestor, spool, all()), {
-      format: 'pcapng',
-      path: path.join(dir, 'from-spool-rows.pcapng'),
-    });
-    const rowsSeconds = seconds(rowsStart);
-    spool.close();
-    if (
-      !fs
-        .readFileSync(path.join(dir, 'from-spool.pcapng'))
-        .equals(fs.readFileSync(path.join(dir, 'from-spool-rows.pcapng')))
-    )
-      throw new Error('the block copy and the row export of the spool differ');
-    console.log(`export from the spool through rows (pcap, CSV, NDJSON path): ${rowsSeconds.toFixed(3)} s`);
-    const spoolExportSeconds = [...spoolExportRuns].sort((a, b) => a - b)[1]!;
-    console.log(
-      `export from the spool: ${RECORDS} records in ${spoolExportRuns.map((x) => x.toFixed(3)).join(' / ')} s; tshark -r -w: ${tsharkCopySeconds.toFixed(3)} s`,
+    const median = (runs: number[]): number => [...runs].sort((x, y) => x - y)[Math.floor(runs.length / 2)]!;
+    const runs = async (count: number, work: () => Promise<unknown>): Promise<number[]> => {
+      const out: number[] = [];
+      for (let run = 0; run < count; run++) {
+        const start = process.hrtime.bigint();
+        await work();
+        out.push(seconds(start));
+      }
+      return out;
+    };
+    const same = (a: string, b: string, what: string): void => {
+      if (!fs.readFileSync(path.join(dir, a)).equals(fs.readFileSync(path.join(dir, b))))
+        throw new Error(`${what}: the copy from the spool and the row export differ`);
+    };
+    const list = (xs: number[]): string => xs.map((x) => x.toFixed(3)).join(' / ');
+    // The service's pcapng export copies the spool's blocks (exportSpoolPcapng); the rows path must give the
+    // same bytes.
+    const spoolExportRuns = await runs(3, () =>
+      exportSpoolPcapng(store, ingestor, spool, all(), { path: path.join(dir, 'from-spool.pcapng') }),
     );
+    const rowsRuns = await runs(1, () =>
+      exportRecords(spoolExportRows(store, ingestor, spool, all()), {
+        format: 'pcapng',
+        path: path.join(dir, 'from-spool-rows.pcapng'),
+      }),
+    );
+    same('from-spool.pcapng', 'from-spool-rows.pcapng', 'pcapng');
+    const spoolExportSeconds = median(spoolExportRuns);
+    const rowsSeconds = rowsRuns[0]!;
+    console.log(`export from the spool through rows (CSV, NDJSON path): ${rowsSeconds.toFixed(3)} s`);
+    console.log(
+      `export from the spool: ${RECORDS} records in ${list(spoolExportRuns)} s; tshark -r -w: ${tsharkCopySeconds.toFixed(3)} s`,
+    );
+
+    // pcapng of a capture with attributed processes: a local pinger's requests and replies (every other
+    // peer's records here, half of all) carry `PID:`/`Cmd:`/`UID:`/`Cgroup:` EPB comments.
+    const attribution = new ProcAttribution();
+    const pingers = [
+      { pid: 4242, name: 'ping', uid: 1000, cgroup: '/user.slice/user-1000.slice/session-2.scope' },
+      { pid: 4243, name: 'fping', uid: 1000, cgroup: '/user.slice/user-1000.slice/session-2.scope' },
+    ].map((p) => attribution.processes.intern(p));
+    for (let i = 0; i < RECORDS; i++)
+      if ((i >> 1) % 2 === 0) attribution.column.set(i, pingers[(i >> 2) % 2]!);
+    const processOf = (i: number): RowProcess | null => attribution.processOf(i);
+    const commentRuns = await runs(3, () =>
+      exportSpoolPcapng(store, ingestor, spool, all(), {
+        path: path.join(dir, 'from-spool-proc.pcapng'),
+        processOf,
+      }),
+    );
+    await exportRecords(spoolExportRows(store, ingestor, spool, all(), processOf), {
+      format: 'pcapng',
+      path: path.join(dir, 'from-spool-proc-rows.pcapng'),
+    });
+    same('from-spool-proc.pcapng', 'from-spool-proc-rows.pcapng', 'pcapng with process comments');
+    const commentSeconds = median(commentRuns);
+    const tsharkCommentSeconds = tshark([
+      '-r',
+      path.join(dir, 'from-spool-proc.pcapng'),
+      '-w',
+      path.join(dir, 'tshark-proc.pcapng'),
+    ]);
+    console.log(
+      `export from the spool, pcapng with process comments on half the records: ${list(commentRuns)} s; tshark -r -w of that file: ${tsharkCommentSeconds.toFixed(3)} s`,
+    );
+
+    // pcap: record headers written, packet bytes copied from the spool (exportSpoolPcap).
+    const pcapRuns = await runs(3, () =>
+      exportSpoolPcap(store, spool, all(), { path: path.join(dir, 'from-spool.pcap') }),
+    );
+    const pcapRowsRuns = await runs(1, () =>
+      exportRecords(spoolExportRows(store, ingestor, spool, all()), {
+        format: 'pcap',
+        path: path.join(dir, 'from-spool-rows.pcap'),
+      }),
+    );
+    same('from-spool.pcap', 'from-spool-rows.pcap', 'pcap');
+    const pcapSeconds = median(pcapRuns);
+    const tsharkPcapSeconds = tshark(['-r', input, '-w', path.join(dir, 'tshark.pcap'), '-F', 'pcap']);
+    console.log(
+      `export from the spool to pcap: ${list(pcapRuns)} s (through rows ${pcapRowsRuns[0]!.toFixed(3)} s); tshark -r -w -F pcap: ${tsharkPcapSeconds.toFixed(3)} s`,
+    );
+
+    // CSV and NDJSON: rows from the spool and the index, formatted.
+    const textSeconds: Record<'csv' | 'ndjson', number> = { csv: 0, ndjson: 0 };
+    for (const format of ['csv', 'ndjson'] as const) {
+      const textRuns = await runs(3, () =>
+        exportRecords(spoolExportRows(store, ingestor, spool, all(), processOf), {
+          format,
+          path: path.join(dir, `from-spool.${format}`),
+        }),
+      );
+      textSeconds[format] = median(textRuns);
+      console.log(`export from the spool to ${format}: ${list(textRuns)} s`);
+    }
+    spool.close();
 
     const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
     const metrics: Record<string, { value: number; unit: string; command: string; note: string }> = {
@@ -231,13 +305,43 @@ async function main(): Promise<void> {
         value: Math.round(RECORDS / spoolExportSeconds),
         unit: 'records/s',
         command: COMMAND,
-        note: `the service's pcapng export of ${RECORDS} records from its Spool (exportSpoolPcapng: Enhanced Packet Blocks copied in runs, interface ids rewritten; same bytes as the row path, checked), median of 3 runs, file fsync'ed and renamed; tshark -r in -w out on the same records took ${tsharkCopySeconds.toFixed(2)} s in the same run; the row path (spoolExportRows + exportRecords, what pcap/CSV/NDJSON take) ${(RECORDS / rowsSeconds / 1e6).toFixed(2)} M/s`,
+        note: `the service's pcapng export of ${RECORDS} records from its Spool (exportSpoolPcapng: Enhanced Packet Blocks copied in runs, interface ids rewritten; same bytes as the row path, checked), median of 3 runs, file fsync'ed and renamed; tshark -r in -w out on the same records took ${tsharkCopySeconds.toFixed(2)} s in the same run; the row path (spoolExportRows + exportRecords, what CSV/NDJSON take) ${(RECORDS / rowsSeconds / 1e6).toFixed(2)} M/s`,
       },
       'files.spool_export_vs_tshark': {
         value: Number((tsharkCopySeconds / spoolExportSeconds).toFixed(2)),
         unit: 'x',
         command: COMMAND,
         note: `tshark -r in -w out on the same ${RECORDS}-record file took ${tsharkCopySeconds.toFixed(2)} s vs our export from the spool ${spoolExportSeconds.toFixed(2)} s (higher is better)`,
+      },
+      'files.spool_export_comments_records_per_s': {
+        value: Math.round(RECORDS / commentSeconds),
+        unit: 'records/s',
+        command: COMMAND,
+        note: `exportSpoolPcapng of ${RECORDS} records of which half carry a local process (PID:/Cmd:/UID:/Cgroup: EPB comments written into the copied blocks; same bytes as the row path, checked), median of 3 runs; tshark -r that file -w out took ${tsharkCommentSeconds.toFixed(2)} s in the same run (${(tsharkCommentSeconds / commentSeconds).toFixed(2)}x)`,
+      },
+      'files.spool_export_pcap_records_per_s': {
+        value: Math.round(RECORDS / pcapSeconds),
+        unit: 'records/s',
+        command: COMMAND,
+        note: `exportSpoolPcap of ${RECORDS} records (pcap record headers written, packet bytes copied from the spool's blocks; same bytes as the row path, checked), median of 3 runs; tshark -r in -w out -F pcap on the same records took ${tsharkPcapSeconds.toFixed(2)} s in the same run (${(tsharkPcapSeconds / pcapSeconds).toFixed(2)}x); through rows ${(RECORDS / pcapRowsRuns[0]!).toFixed(0)} records/s`,
+      },
+      'files.spool_export_pcap_vs_tshark': {
+        value: Number((tsharkPcapSeconds / pcapSeconds).toFixed(2)),
+        unit: 'x',
+        command: COMMAND,
+        note: `tshark -r in -w out -F pcap on the same ${RECORDS}-record file took ${tsharkPcapSeconds.toFixed(2)} s vs our pcap export from the spool ${pcapSeconds.toFixed(2)} s (higher is better)`,
+      },
+      'files.spool_export_csv_records_per_s': {
+        value: Math.round(RECORDS / textSeconds.csv),
+        unit: 'records/s',
+        command: COMMAND,
+        note: `CSV export of ${RECORDS} records from the spool and index (spoolExportRows + exportRecords, half with a process), median of 3 runs`,
+      },
+      'files.spool_export_ndjson_records_per_s': {
+        value: Math.round(RECORDS / textSeconds.ndjson),
+        unit: 'records/s',
+        command: COMMAND,
+        note: `NDJSON export of ${RECORDS} records from the spool and index (spoolExportRows + exportRecords, half with a process), median of 3 runs`,
       },
       'files.spool_append_records_per_s': {
         value: Math.round(RECORDS / spoolSeconds),

@@ -18,6 +18,7 @@ import {
 import { defaultOsName } from './system.js';
 import { csvHeader, csvLine, ndjsonLine, type TextRow } from './text-write.js';
 import { MAX_RECORD_DATA } from './packet.js';
+import { splitSecondsNs } from './timestamp.js';
 
 export type ExportFormat = 'pcapng' | 'pcap' | 'csv' | 'ndjson';
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['pcapng', 'pcap', 'csv', 'ndjson'];
@@ -73,35 +74,27 @@ export async function exportRecords(
   opts: ExportOptions,
 ): Promise<ExportResult> {
   const writer = createRowWriter(opts);
-  const { signal, onProgress, total } = opts;
-  signal?.throwIfAborted();
-  const sink = await ExportFileSink.create(opts.path);
-  let records = 0;
-  let lastProgress = performance.now();
-  const afterRow = (): void => {
-    if (++records % CHECK_EVERY !== 0) return;
-    signal?.throwIfAborted();
-    if (onProgress && performance.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
-      lastProgress = performance.now();
-      onProgress(records, total);
-    }
-  };
-  /** Returns a promise only when the sink must hand a buffer to the disk first. */
-  const writeRow = (row: ExportRow): Promise<void> | undefined => {
-    const size = writer.prepare(row);
-    if (sink.room < size) {
-      return sink.reserve(size).then(() => {
-        signal?.throwIfAborted();
-        writer.write(row, sink);
-        afterRow();
-      });
-    }
-    writer.write(row, sink);
-    afterRow();
-    return undefined;
-  };
+  const { signal } = opts;
+  return writeExportFile(opts, undefined, async (sink, tick) => {
+    let records = 0;
+    const afterRow = (): void => {
+      if (++records % CHECK_EVERY === 0) tick(records);
+    };
+    /** Returns a promise only when the sink must hand a buffer to the disk first. */
+    const writeRow = (row: ExportRow): Promise<void> | undefined => {
+      const size = writer.prepare(row);
+      if (sink.room < size) {
+        return sink.reserve(size).then(() => {
+          signal?.throwIfAborted();
+          writer.write(row, sink);
+          afterRow();
+        });
+      }
+      writer.write(row, sink);
+      afterRow();
+      return undefined;
+    };
 
-  try {
     writer.header(sink);
     if (Symbol.asyncIterator in rows) {
       for await (const row of rows) {
@@ -114,6 +107,41 @@ export async function exportRecords(
         if (pending) await pending;
       }
     }
+    return records;
+  });
+}
+
+/** What `writeExportFile` needs of an export's options. */
+export interface ExportFileOptions {
+  path: string;
+  total?: number;
+  onProgress?: (done: number, total?: number) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs `write` into a new export file (an ExportFileSink of `bufferSize`-byte buffers): the file takes its
+ * name (fsync, rename) with the record count `write` returns, or is discarded when it throws. `tick(records)`
+ * checks the abort signal and reports progress at most ten times a second; call it every few hundred records.
+ */
+export async function writeExportFile(
+  opts: ExportFileOptions,
+  bufferSize: number | undefined,
+  write: (sink: ExportFileSink, tick: (records: number) => void) => Promise<number>,
+): Promise<ExportResult> {
+  const { signal, onProgress, total } = opts;
+  signal?.throwIfAborted();
+  const sink = await ExportFileSink.create(opts.path, bufferSize);
+  let lastProgress = performance.now();
+  const tick = (records: number): void => {
+    signal?.throwIfAborted();
+    if (onProgress && performance.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
+      lastProgress = performance.now();
+      onProgress(records, total);
+    }
+  };
+  try {
+    const records = await write(sink, tick);
     signal?.throwIfAborted();
     const bytes = await sink.commit();
     onProgress?.(records, total);
@@ -234,16 +262,21 @@ class PcapRowWriter implements RowWriter {
     return pcapRecordSize(row.record.data.length);
   }
 
+  private readonly time = { seconds: 0, ns: 0 };
+
   write(row: ExportRow, sink: ExportFileSink): void {
     const r = row.record;
-    const seconds = r.tsNs / 1_000_000_000n;
-    const nanoseconds = Number(r.tsNs - seconds * 1_000_000_000n);
+    if (row.tsHi !== undefined && row.tsLo !== undefined) splitSecondsNs(row.tsHi, row.tsLo, this.time);
+    else {
+      splitTimestamp(r.tsNs);
+      splitSecondsNs(tsHi(), tsLo(), this.time);
+    }
     sink.pos = writePcapRecord(
       sink.view,
       sink.buf,
       sink.pos,
-      Number(seconds),
-      nanoseconds,
+      this.time.seconds,
+      this.time.ns,
       r.data,
       r.origLen,
     );
@@ -253,6 +286,18 @@ class PcapRowWriter implements RowWriter {
 class TextRowWriter implements RowWriter {
   private firstTs: bigint | null = null;
   private line = '';
+  /** One row object handed to the formatter, refilled per row. */
+  private readonly text: TextRow = {
+    no: 0,
+    record: undefined as unknown as DecodedRecord,
+    ifname: '',
+    rttMs: undefined,
+    relativeNs: 0n,
+    flags: undefined,
+    proc: undefined,
+    tsHi: undefined,
+    tsLo: undefined,
+  };
 
   constructor(
     private readonly headerText: string,
@@ -264,17 +309,22 @@ class TextRowWriter implements RowWriter {
   }
 
   prepare(row: ExportRow): number {
-    this.firstTs ??= row.record.tsNs;
-    const relativeNs = row.relativeNs ?? row.record.tsNs - this.firstTs;
-    this.line = this.format({
-      no: row.no,
-      record: row.record,
-      ifname: row.ifname,
-      rttMs: row.rttMs,
-      relativeNs,
-      flags: row.flags,
-      proc: row.proc,
-    });
+    const text = this.text;
+    text.no = row.no;
+    text.record = row.record;
+    text.ifname = row.ifname;
+    text.rttMs = row.rttMs;
+    let relativeNs = row.relativeNs;
+    if (relativeNs === undefined) {
+      this.firstTs ??= row.record.tsNs;
+      relativeNs = row.record.tsNs - this.firstTs;
+    }
+    text.relativeNs = relativeNs;
+    text.flags = row.flags;
+    text.proc = row.proc;
+    text.tsHi = row.tsHi;
+    text.tsLo = row.tsLo;
+    this.line = this.format(text);
     return this.line.length * 3;
   }
 

@@ -198,3 +198,28 @@ export function processComments(proc: RowProcess | undefined): readonly Uint8Arr
   }
   return comments;
 }
+
+/** Comment options by process, encoded once. */
+const commentOptionCache = new WeakMap<RowProcess, Uint8Array>();
+
+/**
+ * The opt_comment options of `processComments(proc)` as `writeEnhancedPacketBlock` writes them (little-endian,
+ * each padded to 4 bytes; no end marker): what a copied block gets inserted before its direction option.
+ */
+export function processCommentOptions(proc: RowProcess): Uint8Array {
+  let bytes = commentOptionCache.get(proc);
+  if (bytes === undefined) {
+    const comments = processComments(proc);
+    bytes = new Uint8Array(comments.reduce((n, c) => n + 4 + pad4(c.length), 0));
+    const view = new DataView(bytes.buffer);
+    let p = 0;
+    for (const c of comments) {
+      view.setUint16(p, OPT.COMMENT, true);
+      view.setUint16(p + 2, c.length, true);
+      bytes.set(c, p + 4);
+      p += 4 + pad4(c.length);
+    }
+    commentOptionCache.set(proc, bytes);
+  }
+  return bytes;
+}

@@ -92,3 +92,36 @@ export function pcapTimestamp(seconds: number, fraction: number, fractionToNs: n
   out.lo = lo - carry * TWO_32;
   out.hi = (out.hi + carry) % TWO_32;
 }
+
+export interface SecondsNs {
+  seconds: number;
+  ns: number;
+}
+
+/**
+ * Splits `hi * 2^32 + lo` nanoseconds into whole seconds and the nanoseconds left over, exactly, without a
+ * BigInt (pcap record headers; a BigInt division per record costs more than the rest of the record).
+ */
+export function splitSecondsNs(hi: number, lo: number, out: SecondsNs): void {
+  // The double estimate is off by at most a few thousand ns, so the seconds by at most one either way.
+  let seconds = Math.floor((hi * TWO_32 + lo) / 1e9);
+  // seconds * 10^9 as 32-bit halves, exactly: seconds < 2^35 splits into 16-bit-ish parts whose products
+  // with 10^9 stay below 2^53.
+  const high = Math.floor(seconds / 65536);
+  const scaledHigh = high * 1e9; // * 2^16 below
+  const productHi0 = Math.floor(scaledHigh / 65536);
+  let productLo = (scaledHigh - productHi0 * 65536) * 65536 + (seconds - high * 65536) * 1e9;
+  const carry = Math.floor(productLo / TWO_32);
+  productLo -= carry * TWO_32;
+  let ns = (hi - productHi0 - carry) * TWO_32 + (lo - productLo);
+  while (ns < 0) {
+    seconds--;
+    ns += 1e9;
+  }
+  while (ns >= 1e9) {
+    seconds++;
+    ns -= 1e9;
+  }
+  out.seconds = seconds;
+  out.ns = ns;
+}

@@ -4,7 +4,7 @@
  * record (passive traceroute needs the probes), so this keeps it off the ingest path's critical cost.
  */
 import { formatAddress } from '../../common/address.js';
-import { type DecodedRecord, OFF, REC_F_HAS_ECHO } from '../record.js';
+import { type AddressText, type DecodedRecord, decodeRecord } from '../record.js';
 
 const MAX_CACHED = 4096;
 const V6_RECENT = 8;
@@ -15,7 +15,7 @@ export class CachedDecoder {
   private readonly v6Raw: Uint8Array[] = [];
   private readonly v6Text: string[] = [];
 
-  private address(bytes: Uint8Array, at: number, family: 4 | 6): string {
+  private readonly address: AddressText = (bytes, at, family) => {
     if (family === 4) {
       const key =
         ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
@@ -41,32 +41,9 @@ export class CachedDecoder {
       this.v6Text.pop();
     }
     return text;
-  }
+  };
 
   decode(view: DataView, offset: number): DecodedRecord {
-    const family = view.getUint8(offset + OFF.family) === 6 ? 6 : 4;
-    const flags = view.getUint16(offset + OFF.flags, true);
-    const capLen = view.getUint16(offset + OFF.capLen, true);
-    const base = view.byteOffset + offset;
-    const bytes = new Uint8Array(view.buffer);
-    return {
-      flags,
-      hook: view.getUint8(offset + OFF.hook),
-      dir: view.getUint8(offset + OFF.dir),
-      tsNs: view.getBigUint64(offset + OFF.tsNs, true),
-      ifindex: view.getUint32(offset + OFF.ifindex, true),
-      origLen: view.getUint32(offset + OFF.origLen, true),
-      capLen,
-      family,
-      ttl: view.getUint8(offset + OFF.ttl),
-      type: view.getUint8(offset + OFF.type),
-      code: view.getUint8(offset + OFF.code),
-      id: view.getUint16(offset + OFF.id, true),
-      seq: view.getUint16(offset + OFF.seq, true),
-      hasEcho: (flags & REC_F_HAS_ECHO) !== 0,
-      src: this.address(bytes, base + OFF.saddr, family),
-      dst: this.address(bytes, base + OFF.daddr, family),
-      data: bytes.subarray(base + OFF.data, base + OFF.data + capLen),
-    };
+    return decodeRecord(view, offset, this.address);
   }
 }

@@ -11,21 +11,10 @@
 import { formatIpv6 } from '../../common/address.js';
 import { extractFields, type FieldMap, type FieldValue } from '../fields/extract.js';
 import type { DecodedRecord } from '../record.js';
-
-export type FindingKind =
-  | 'new-router'
-  | 'router-changed'
-  | 'router-lifetime-zero'
-  | 'ra-flood'
-  | 'dad-conflict'
-  | 'dad-repeated'
-  | 'na-flip-flop'
-  | 'router-flag-non-router'
-  /** ICMPv4 redirect from an address that is not the gateway this host uses for the destination. */
-  | 'redirect-not-gateway';
+import type { NeighbourFindingKind } from '../../common/insights.js';
 
 export interface NeighbourFinding {
-  kind: FindingKind;
+  kind: NeighbourFindingKind;
   link: string;
   /** The router or address the finding is about. */
   subject: string;
@@ -174,7 +163,7 @@ export class NeighbourHealth {
     if (record.ttl !== 255) return [];
     const fields = extractFields(record, null);
     const out: NeighbourFinding[] = [];
-    const emit = (kind: FindingKind, subject: string, detail: string, evidence: number[]): void => {
+    const emit = (kind: NeighbourFindingKind, subject: string, detail: string, evidence: number[]): void => {
       const f: NeighbourFinding = {
         kind,
         link,
@@ -196,7 +185,7 @@ export class NeighbourHealth {
   private observeV4(record: DecodedRecord, frame: number, link: string): NeighbourFinding[] {
     if (record.type !== ICMP_REDIRECT && record.type !== ICMP_ROUTER_ADVERT) return [];
     const out: NeighbourFinding[] = [];
-    const emit = (kind: FindingKind, subject: string, detail: string, evidence: number[]): void => {
+    const emit = (kind: NeighbourFindingKind, subject: string, detail: string, evidence: number[]): void => {
       const f: NeighbourFinding = { kind, link, subject, detail, evidence, tsNs: record.tsNs };
       out.push(f);
       this.findingsList.push(f);
@@ -213,7 +202,7 @@ export class NeighbourHealth {
     frame: number,
     link: string,
     icmp: Uint8Array,
-    emit: (k: FindingKind, s: string, d: string, e: number[]) => void,
+    emit: (k: NeighbourFindingKind, s: string, d: string, e: number[]) => void,
   ): void {
     if (icmp.length < 8) return;
     const count = icmp[4]!;
@@ -286,7 +275,7 @@ export class NeighbourHealth {
     frame: number,
     link: string,
     icmp: Uint8Array,
-    emit: (k: FindingKind, s: string, d: string, e: number[]) => void,
+    emit: (k: NeighbourFindingKind, s: string, d: string, e: number[]) => void,
   ): void {
     // The redirect names the better gateway and quotes the datagram it is about (its destination).
     if (icmp.length < 8 + 20 || this.gatewayFor === undefined) return;
@@ -320,7 +309,7 @@ export class NeighbourHealth {
     frame: number,
     link: string,
     fields: FieldMap,
-    emit: (k: FindingKind, s: string, d: string, e: number[]) => void,
+    emit: (k: NeighbourFindingKind, s: string, d: string, e: number[]) => void,
   ): void {
     const src = record.src;
     const tsNs = record.tsNs;
@@ -430,7 +419,7 @@ export class NeighbourHealth {
     frame: number,
     link: string,
     fields: FieldMap,
-    emit: (k: FindingKind, s: string, d: string, e: number[]) => void,
+    emit: (k: NeighbourFindingKind, s: string, d: string, e: number[]) => void,
   ): void {
     const target = v6(first(fields, 'icmpv6.nd.na.target_address'));
     if (target === null) return;

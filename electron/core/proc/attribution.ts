@@ -75,7 +75,9 @@ export class ProcAttribution {
     if (flags & REC_F_HAS_PID) {
       proc = this.forPid(view.getUint32(o + OFF.pid, true));
     } else if (dir === Direction.Out) {
-      if (flags & REC_F_HAS_ECHO) proc = this.forEcho(family, view.getUint16(o + OFF.id, true), src(), dst());
+      // The addresses as text only on a cache miss: formatting them for every outgoing echo costs more than
+      // the rest of its ingest.
+      if (flags & REC_F_HAS_ECHO) proc = this.forEcho(family, view.getUint16(o + OFF.id, true), src, dst);
     } else if (dir === Direction.In) {
       proc = this.forError(view, o);
     }
@@ -115,15 +117,22 @@ export class ProcAttribution {
     // Only errors about what this host sent: the quoted source is the address the error was sent to.
     if (!flow || flow.src !== record.dst) return PROC_UNKNOWN;
     if ((flow.protocol === 'icmp' || flow.protocol === 'icmpv6') && flow.echoId !== null)
-      return this.forEcho(flow.family, flow.echoId, flow.src, flow.dst);
+      return this.forEcho(
+        flow.family,
+        flow.echoId,
+        () => flow.src,
+        () => flow.dst,
+      );
     if ((flow.protocol === 'udp' || flow.protocol === 'tcp') && flow.srcPort !== null)
       return this.forPort(flow.protocol, flow.family, flow.srcPort, flow.src, flow.dst, flow.dstPort);
     return PROC_UNKNOWN;
   }
 
   /** The process of an echo request with identifier `id` from `src` to `dst`. */
-  private forEcho(family: 4 | 6, id: number, src: string, dst: string): number {
+  private forEcho(family: 4 | 6, id: number, srcText: () => string, dstText: () => string): number {
     return this.cached(`e${family}:${id}`, () => {
+      const src = srcText();
+      const dst = dstText();
       const local = (s: SocketEntry): boolean => isUnspecified(s.local) || s.local === src;
       const ping = readSockets('icmp', family).filter((s) => s.localPort === id && local(s));
       if (ping.length > 0) return ping;

@@ -117,8 +117,9 @@ export class CaptureService implements RequestHandlers, JobHost {
         ),
       },
       // Sorts and filters yield every 10 ms: a slice, plus the step that crosses it, stays well under the
-      // 50 ms a frame of the UI (and a batch of the capture) may wait.
-      { sliceMs: 10 },
+      // 50 ms a frame of the UI (and a batch of the capture) may wait. So do merges of new records into a
+      // sorted view while capturing.
+      { sliceMs: 10, backgroundMerge: true },
     );
     this.aggregator = new Aggregator(this.ingestor);
     this.jobs = new JobRunner((job) => this.emit('job', job));
@@ -360,7 +361,7 @@ export class CaptureService implements RequestHandlers, JobHost {
         'an export is running from this capture: wait for it or cancel it',
       );
     }
-    this.spools.close();
+    this.spools.retire();
     this.resetIndex();
     this.ifnames.clear();
     this.ring.configure(limit);
@@ -651,7 +652,7 @@ export class CaptureService implements RequestHandlers, JobHost {
         // A file being opened: its next batch says so (onBatch).
       }
     });
-    this.view.settle();
+    void this.view.settleSoon();
     if (this.push.aggregatesDue(now, this.store.length) && this.listeners.size > 0)
       this.emit('aggregates', this.aggregates());
     if (this.session) {

@@ -3,22 +3,27 @@
  * spool and opening capture files (or a leftover spool) as the current capture.
  */
 import { type Stats, existsSync, statSync } from 'node:fs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { z } from 'zod';
 import {
   type CaptureState,
   type ExportFormat,
   type RequestSchemas,
+  type RowProcess,
   ServiceError,
 } from '../../common/contract.js';
 import { type ExportRow, exportRecords, openCaptureFile } from '../files/index.js';
 import type { Ingestor } from '../ingest.js';
 import type { JobRunner } from '../jobs.js';
 import type { BatchInfo } from '../native.js';
-import { exportSpoolPcapng, spoolExportRows } from '../spool-export.js';
+import { exportSpoolPcap, exportSpoolPcapng, spoolExportRows } from '../spool-export.js';
 import type { Spool } from '../spool-store.js';
 import type { RecordStore } from '../store.js';
 import type { View } from '../view.js';
 import type { ProcAttribution } from '../proc/attribution.js';
+
+/** Records per batch read from a file being opened (openCaptureFile's default is 8192). */
+export const OPEN_BATCH_RECORDS = 2048;
 
 /** What the jobs need of the service. */
 export interface JobHost {
@@ -73,9 +78,7 @@ export function runExport(
 ): number {
   const spool = host.spool;
   if (!spool) throw new ServiceError('bad-request', 'nothing to export: capture or open a file first');
-  const rows = spoolExportRows(host.store, host.ingestor, spool, indices, (i) =>
-    host.attribution.processOf(i),
-  );
+  const processOf = (i: number): RowProcess | null => host.attribution.processOf(i);
   return host.jobs.start('export', path, async (ctx) => {
     const options = {
       path,
@@ -84,13 +87,17 @@ export function runExport(
       onProgress: (done: number) => ctx.progress(done, total),
       application: `icmpcap ${host.version}`,
     };
-    // pcapng: the spool's blocks are copied as they are (spool-export.ts), unless some record carries a
-    // process: its EPB comments (`PID:`/`Cmd:`, as ptcpdump writes them) are not in the spool, so those
-    // exports go through the row writer, which adds them.
-    const copyBlocks = format === 'pcapng' && host.attribution.processes.entries.length <= 1;
-    const result = copyBlocks
-      ? await exportSpoolPcapng(host.store, host.ingestor, spool, indices, options)
-      : await exportRecords(rows, { format, ...options });
+    // pcapng and pcap copy the spool's bytes (spool-export.ts: blocks, with the processes' EPB comments
+    // `PID:`/`Cmd:` as ptcpdump writes them; packets); CSV and NDJSON are written from rows.
+    const result =
+      format === 'pcapng'
+        ? await exportSpoolPcapng(host.store, host.ingestor, spool, indices, { ...options, processOf })
+        : format === 'pcap'
+          ? await exportSpoolPcap(host.store, spool, indices, options)
+          : await exportRecords(spoolExportRows(host.store, host.ingestor, spool, indices, processOf), {
+              format,
+              ...options,
+            });
     ctx.progress(result.records, total);
     return `${result.records.toLocaleString('en')} records written to ${result.path}`;
   });
@@ -115,6 +122,9 @@ export function openFiles(host: JobHost, paths: string[], label: string, leftove
         const reader = openCaptureFile(path, {
           signal: ctx.signal,
           onProgress: (bytes, total) => ctx.progress(bytes, total),
+          // Each batch is parsed and taken in (spool, index, statistics, view) in one turn of the event loop:
+          // half a live capture's largest batch keeps that turn to a few ms at any file size.
+          batchRecords: OPEN_BATCH_RECORDS,
         });
         let next = await reader.next();
         if (k === 0) {
@@ -124,6 +134,8 @@ export function openFiles(host: JobHost, paths: string[], label: string, leftove
             );
           host.newSpool(65535);
           host.setState({ state: 'starting', source: 'file', file, interfaces: [] });
+          // Letting the previous capture go (index, statistics) is a turn of its own.
+          await nextTurn();
         }
         const names = new Map<number, string>();
         while (!next.done) {

@@ -2,6 +2,7 @@
  * The service's spool: the pcapng file the current capture's bytes live in (spool-store.ts), its health
  * (spool-guard.ts: periodic fdatasync, size cap, write errors) and the spools earlier processes left behind.
  */
+import { rm } from 'node:fs/promises';
 import type { LeftoverSpoolInfo } from '../../common/contract.js';
 import { ServiceError } from '../../common/contract.js';
 import { type LeftoverSpool, cleanSpools, findSpool, listLeftoverSpools } from '../spool-recovery.js';
@@ -21,17 +22,32 @@ export class SpoolOwner {
     return this.options.spoolDir ?? defaultSpoolDir();
   }
 
-  /** Closes the current spool and starts a new one. */
+  /** Closes the current spool (its files are removed off the event loop) and starts a new one. */
   replace(snaplen: number): Spool {
-    this.close();
+    this.retire();
     this.spool = Spool.create(this.dir, `icmpcap ${this.options.version}`, snaplen);
     this.guard.reset(this.options.spoolMaxBytes);
     return this.spool;
   }
 
+  /** Closes the current spool and removes its files before returning (the service is going away). */
   close(): void {
     this.spool?.close();
     this.spool = null;
+  }
+
+  /**
+   * Closes the current spool and removes its files in the thread pool: unlinking the gigabytes of a large
+   * capture takes the file system hundreds of ms, which the event loop (a file being opened, a capture
+   * starting) must not wait for. Until then they are this live process's files, never listed as leftovers.
+   */
+  retire(): void {
+    const spool = this.spool;
+    this.spool = null;
+    if (!spool) return;
+    const paths = spool.paths;
+    spool.close(true);
+    for (const path of paths) void rm(path, { force: true }).catch(() => undefined);
   }
 
   /**
