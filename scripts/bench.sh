@@ -26,8 +26,11 @@ for part in "${PARTS[@]}"; do
     native) run native bash native/bench/run.sh ;;
     files) run files bash -c 'bash scripts/deps.sh files && npx --no-install tsx electron/core/files/bench.ts' ;;
     service)
+      bash scripts/deps.sh service
       run service node --max-old-space-size=8192 --import tsx electron/core/bench/service-bench.ts
+      run service-20m node --max-old-space-size=8192 --import tsx electron/core/bench/service-bench.ts 20000000
       run service-ring node --max-old-space-size=8192 --import tsx electron/core/bench/ring-bench.ts
+      run service-ring-20m node --max-old-space-size=8192 --import tsx electron/core/bench/ring-bench.ts 20000000
       run proc-race node --import tsx electron/core/bench/proc-race.ts
       run service-filters node --max-old-space-size=8192 --import tsx electron/core/bench/filter-bench.ts
       run service-event-loop node --max-old-space-size=8192 --import tsx electron/core/bench/event-loop-bench.ts

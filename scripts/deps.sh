@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs from Debian's apt archive what a part of the project needs, only when it is missing, and says
-# what it installs. Usage: scripts/deps.sh GROUP...   (groups: build test e2e files odd native metrics paths kernel kbench)
+# what it installs. Usage: scripts/deps.sh GROUP...   (groups: build test e2e files odd native metrics paths kernel kbench service)
 set -euo pipefail
 
 declare -A GROUP=(
@@ -13,6 +13,7 @@ declare -A GROUP=(
   [metrics]="prometheus curl"
   [paths]="traceroute mtr-tiny iputils-tracepath iproute2 nftables"
   [kbench]="tcpdump"
+  [service]="tshark time"
   [kernel]="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod gcc make libc6-dev iproute2 nftables tshark"
 )
 

@@ -635,15 +635,29 @@ export class EchoMatcher {
     return this.liveFlows;
   }
 
-  /** Approximate bytes held. */
+  /** Bytes held: every typed array (capacity included) exactly; flows and group keys about. */
   get bytesAllocated(): number {
     return (
       this.recent.byteLength +
-      this.flows.length * 8 +
-      this.liveFlows * 48 +
-      this.capacity * (8 + 1 + 4 + 4 + 4) +
       this.pending.byteLength +
-      this.flowIds.byteLength
+      this.flowIds.byteLength +
+      this.reqTs.byteLength +
+      this.reqState.byteLength +
+      this.reqIdSeq.byteLength +
+      this.reqFlow.byteLength +
+      this.reqIndex.byteLength +
+      this.groupFlags.byteLength +
+      this.groupPending.byteLength +
+      this.groupFrom.byteLength +
+      this.groupIdSeq.byteLength +
+      this.groupTs.byteLength +
+      this.groupDir.byteLength +
+      this.groupIndex.byteLength +
+      this.groupKey.length * 8 +
+      this.groupAnswerers.size * 96 +
+      // A Flow object (header and six fields) and its slot; a free slot's object.
+      this.flows.length * 72 +
+      this.freeSlots.length * 40
     );
   }
 

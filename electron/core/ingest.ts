@@ -149,9 +149,23 @@ export class AddressTable {
     return this.text.length - 1 - (this.freeIds.length - this.freeHead);
   }
 
-  /** Bytes the table's typed arrays hold (its strings come on top). */
+  /**
+   * Bytes the table holds: its typed arrays (capacity included) exactly, and its texts, families and free
+   * list about (array slots of 8 bytes; a string's header and characters).
+   */
   get byteLength(): number {
-    return this.v4.byteLength + this.v6.byteLength + this.words.byteLength + this.refs.byteLength;
+    let strings = 0;
+    for (const text of this.text) strings += 16 + ((text.length + 7) & ~7);
+    return (
+      this.v4.byteLength +
+      this.v6.byteLength +
+      this.words.byteLength +
+      this.refs.byteLength +
+      this.log.byteLength +
+      this.v6slow.size * 48 +
+      (this.text.length + this.family.length + this.freeIds.length) * 8 +
+      strings
+    );
   }
 
   private free(id: number): void {
@@ -371,11 +385,24 @@ export class Ingestor {
           (flags & REC_F_TRUNCATED ? MISC_F_TRUNCATED : 0)) >>>
         0;
       chunk.len[i] = (origLen | (capLen << 16)) >>> 0;
-      chunk.spoolOffset[i] = spoolOffsets ? spoolOffsets[n]! : -1;
+      chunk.spool.set(i, spoolOffsets ? spoolOffsets[n]! : -1);
       chunk.rtt[i] = NaN;
       chunk.flags[i] = marks;
       n++;
     });
+  }
+
+  /**
+   * Bytes held for the records besides the store's columns: the address table, the quoted headers of
+   * errors, echo matching and the process column (what `service.bytes_per_record_with_stats` adds).
+   */
+  get bytesAllocated(): number {
+    return (
+      this.addresses.byteLength +
+      this.quoted.bytesAllocated +
+      this.echo.bytesAllocated +
+      (this.attribution?.column.bytesAllocated ?? 0)
+    );
   }
 
   clear(): void {

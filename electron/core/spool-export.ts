@@ -50,7 +50,7 @@ import {
 
 /** Where record `i` of chunk `c` is in the spool (spoolLocation): the one place that reads the column. */
 function locationOf(c: Chunk, i: number): number {
-  return c.spoolOffset[i]!;
+  return c.spool.at(i);
 }
 
 /**

@@ -11,7 +11,7 @@
  * or when a segment passes SEGMENT_SOFT_MAX bytes. `dropBefore(index)` deletes the segments whose records
  * are all below `index` (records evicted by the ring buffer).
  *
- * Record locations: (segment, offset) encoded exactly in one Float64 (the store's `spoolOffset`) as
+ * Record locations: (segment, offset) encoded exactly in one Float64 (the store: spool-locations.ts) as
  * segment * 2^36 + offset: offsets below 2^36 (64 GiB; segments are cut at SEGMENT_SOFT_MAX = 32 GiB and a
  * chunk of records is at most 65536 * 65,580 bytes = 4.3 GB) and segment numbers below 2^17 (131,072; each
  * holds at least one chunk of records or 32 GiB, so at least 8.5 G records per capture, more than the

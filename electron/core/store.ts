@@ -2,7 +2,7 @@
  * The in-memory columnar index of a capture: a few typed-array columns per record, in chunks of 64 Ki
  * records so growth never copies and never leaves a half-empty doubling behind. Addresses and interface
  * names are interned, so a record costs the same whether it is IPv4 or IPv6. The raw bytes live in the
- * spool file on disk; `spoolOffset` points at them.
+ * spool file on disk; `spool` says where (spool-locations.ts: 4 bytes per record).
  *
  * Ring buffer (a capture with a limit): `evictTo` drops whole chunks from the front. Record indices stay
  * absolute (record number = index + 1 keeps counting); `firstIndex` is the first live one, always a
@@ -10,9 +10,10 @@
  * array and `chunks[index >>> CHUNK_SHIFT]` is unchanged. Indices stay below 2^31 (`MAX_RECORDS`: the view
  * keeps them in Uint32Arrays and chunk math uses 32-bit shifts); a ring-buffer capture stops there.
  *
- * Bytes per record: tsRel 8 + src 4 + dst 4 + meta 4 + idSeq 4 + misc 4 + len 4 + spoolOffset 8 +
- * rtt 4 + flags 1 = 45.
+ * Bytes per record: tsRel 8 + src 4 + dst 4 + meta 4 + idSeq 4 + misc 4 + len 4 + spool 4 +
+ * rtt 4 + flags 1 = 41.
  */
+import { SpoolLocations } from './spool-locations.js';
 
 export const CHUNK_SHIFT = 16;
 export const CHUNK_SIZE = 1 << CHUNK_SHIFT;
@@ -31,7 +32,8 @@ export interface Chunk {
   misc: Uint32Array;
   /** origLen | capLen << 16 */
   len: Uint32Array;
-  spoolOffset: Float64Array;
+  /** Where each record's bytes are in the spool: `spool.at(i)` (spool-store.ts spoolLocation, -1: none). */
+  spool: SpoolLocations;
   /** RTT in ms for replies matched to a request, NaN otherwise. */
   rtt: Float32Array;
   /** What the table flags: FLAG_* (fragment, later fragment, short, bad checksum). */
@@ -69,7 +71,7 @@ function newChunk(): Chunk {
     idSeq: new Uint32Array(CHUNK_SIZE),
     misc: new Uint32Array(CHUNK_SIZE),
     len: new Uint32Array(CHUNK_SIZE),
-    spoolOffset: new Float64Array(CHUNK_SIZE),
+    spool: new SpoolLocations(CHUNK_SIZE),
     rtt: new Float32Array(CHUNK_SIZE),
     flags: new Uint8Array(CHUNK_SIZE),
   };
@@ -84,7 +86,7 @@ export const EVICTED_CHUNK: Readonly<Chunk> = Object.freeze({
   idSeq: new Uint32Array(0),
   misc: new Uint32Array(0),
   len: new Uint32Array(0),
-  spoolOffset: new Float64Array(0),
+  spool: new SpoolLocations(0),
   rtt: new Float32Array(0),
   flags: new Uint8Array(0),
 });
@@ -92,7 +94,7 @@ export const EVICTED_CHUNK: Readonly<Chunk> = Object.freeze({
 /** Record indices must fit 31 bits (see above); a capture stops before this many. */
 export const MAX_RECORDS = 2 ** 31 - CHUNK_SIZE;
 
-export const BYTES_PER_RECORD = 8 + 4 + 4 + 4 + 4 + 4 + 4 + 8 + 4 + 1;
+export const BYTES_PER_RECORD = 8 + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 1;
 
 /** Interns strings to small integers; index 0 is reserved for "none". */
 export class Interner {
@@ -204,8 +206,14 @@ export class RecordStore {
     this.baseNs = null;
   }
 
-  /** Bytes held by the live chunks' columns (what `service.bytes_per_record` divides). */
+  /**
+   * Bytes held by the live chunks' columns, the unfilled end of the last chunk included (what
+   * `service.bytes_per_record` divides), and the spool locations' extra runs, if any.
+   */
   get bytesAllocated(): number {
-    return (this.chunks.length - (this.first >>> CHUNK_SHIFT)) * CHUNK_SIZE * BYTES_PER_RECORD;
+    let runs = 0;
+    for (let c = this.first >>> CHUNK_SHIFT; c < this.chunks.length; c++)
+      runs += this.chunks[c]!.spool.byteLength - CHUNK_SIZE * 4;
+    return (this.chunks.length - (this.first >>> CHUNK_SHIFT)) * CHUNK_SIZE * BYTES_PER_RECORD + runs;
   }
 }

@@ -13,7 +13,7 @@ import { type FieldMap, extractFields } from './extract.js';
 
 export function storeFieldReader(
   store: RecordStore,
-  read: (spoolOffset: number) => DecodedRecord | null,
+  read: (location: number) => DecodedRecord | null,
   interfaceName: (id: number) => string,
   processOf?: (index: number) => RowProcess | null,
 ): (index: number) => FieldMap | null {
@@ -23,7 +23,7 @@ export function storeFieldReader(
     const i = index & CHUNK_MASK;
     let record: DecodedRecord | null;
     try {
-      record = read(c.spoolOffset[i]!);
+      record = read(c.spool.at(i));
     } catch {
       return null;
     }

@@ -32,6 +32,9 @@ export interface AddressInterner {
   internV6(bytes: Uint8Array, at: number, w0: number, w1: number, w2: number, w3: number): number;
 }
 
+/** A QuotedChunk object and its eight typed-array objects, about (V8, 64-bit). */
+const OBJECT_BYTES = 9 * 80;
+
 /** The quoted headers of one store chunk's errors. */
 export class QuotedChunk {
   count = 0;
@@ -61,6 +64,21 @@ export class QuotedChunk {
     return lo < this.count && at[lo] === i ? lo : -1;
   }
 
+  /** Bytes its arrays hold (capacity included) and the object. */
+  get bytesAllocated(): number {
+    return (
+      OBJECT_BYTES +
+      this.at.byteLength +
+      this.simple.byteLength +
+      this.meta.byteLength +
+      this.idSeq.byteLength +
+      this.misc.byteLength +
+      this.src.byteLength +
+      this.dst.byteLength +
+      this.flags.byteLength
+    );
+  }
+
   push(i: number): number {
     if (this.count > 0 && this.at[this.count - 1]! >= i) {
       // The store slot was reused (cleared capture): start over.
@@ -79,8 +97,22 @@ export class QuotedChunk {
     return k;
   }
 
+  /** Drops the unused capacity (the store has moved on to its next chunk: this one takes no more). */
+  trim(): void {
+    if (this.count === this.at.length) return;
+    const n = this.count;
+    this.at = this.at.slice(0, n);
+    this.simple = this.simple.slice(0, n);
+    this.meta = this.meta.slice(0, n);
+    this.idSeq = this.idSeq.slice(0, n);
+    this.misc = this.misc.slice(0, n);
+    this.src = this.src.slice(0, n);
+    this.dst = this.dst.slice(0, n);
+    this.flags = this.flags.slice(0, n);
+  }
+
   private grow(): void {
-    const n = this.at.length * 2;
+    const n = Math.max(64, this.at.length * 2);
     const g = <T extends Uint8Array | Uint16Array | Uint32Array>(a: T, make: new (n: number) => T): T => {
       const b = new make(n);
       b.set(a);
@@ -101,6 +133,8 @@ export class QuotedIndex {
   private chunks: (QuotedChunk | undefined)[] = [];
   /** Chunks below this one were dropped with the store's. */
   private dropped = 0;
+  /** The chunk a record was indexed in last. */
+  private last: QuotedChunk | null = null;
 
   /** The quoted headers of `chunk` (number `c`), or null when none were indexed for it. */
   of(chunk: Chunk, c: number): QuotedChunk | null {
@@ -111,6 +145,14 @@ export class QuotedIndex {
   clear(): void {
     this.chunks = [];
     this.dropped = 0;
+    this.last = null;
+  }
+
+  /** Bytes held by the indexed chunks (the dropped ones' slots in `chunks` included). */
+  get bytesAllocated(): number {
+    let bytes = this.chunks.length * 8;
+    for (const q of this.chunks) if (q !== undefined) bytes += q.bytesAllocated;
+    return bytes;
   }
 
   /**
@@ -132,7 +174,10 @@ export class QuotedIndex {
     const c = index >>> 16;
     let q = this.chunks[c];
     if (q === undefined || q.owner !== chunk) {
+      // The store has moved past the chunk indexed last: its capacity beyond what it holds goes.
+      this.last?.trim();
       q = new QuotedChunk(chunk);
+      this.last = q;
       // The chunks the store dropped (ring buffer) go.
       for (; this.dropped < firstIndex >>> 16; this.dropped++) this.chunks[this.dropped] = undefined;
       this.chunks[c] = q;

@@ -450,7 +450,7 @@ export class CaptureService implements RequestHandlers, JobHost {
     }
     const c = this.store.chunkOf(index);
     const i = index & CHUNK_MASK;
-    const rec = this.spool.read(c.spoolOffset[i]!);
+    const rec = this.spool.read(c.spool.at(i));
     return {
       row: this.row(index),
       bytesHex: Buffer.from(rec.data.buffer, rec.data.byteOffset, rec.data.byteLength).toString('hex'),
@@ -589,7 +589,7 @@ export class CaptureService implements RequestHandlers, JobHost {
     if (proc) row.proc = proc;
     if (!this.spool) return row;
     try {
-      const rec = this.spool.read(this.store.chunkOf(index).spoolOffset[index & CHUNK_MASK]!);
+      const rec = this.spool.read(this.store.chunkOf(index).spool.at(index & CHUNK_MASK));
       row.info = packetInfo(rec.data, row);
     } catch {
       // The bytes are unreadable (a spool error is reported where it happens): the table shows the type.

@@ -422,6 +422,16 @@ describe('flows and unanswered requests', () => {
     ]);
     expect(agg.peerSeries('10.0.0.1>10.0.0.2').lostTMs).toEqual([]);
   });
+
+  it('keeps the send times of the last 512 lost requests, in order, however many were lost', () => {
+    // 700 requests to a peer that never answers: the marks' buffer grows, then wraps around.
+    const events: Ev[] = [];
+    for (let k = 0; k < 700; k++) events.push(req(k * 10, '10.0.0.1', '10.0.0.9', k, 0, 8));
+    events.push({ ms: 20_000, type: 3, src: '10.0.0.2', dst: '10.0.0.1', dir: 1 }); // time passes
+    const { agg } = run(events, {}, 64);
+    const marks = agg.peerSeries('10.0.0.1>10.0.0.9').lostTMs!.map((t) => Math.round(t - T0 / 1e6));
+    expect(marks).toEqual(Array.from({ length: 512 }, (_, k) => (700 - 512 + k) * 10));
+  });
 });
 
 describe('loss is judged against the clock while idle and at stop', () => {

@@ -124,7 +124,8 @@ class Peer {
   pointStride = 1;
   pointSkip = 0;
   lastSeen = 0;
-  /** When the last LOST_TIMES lost requests were sent (ms since the capture's base time), a ring. */
+  /** When the last LOST_TIMES lost requests were sent (ms since the capture's base time): a ring, grown
+   * until that many were lost. */
   lostT = new Float64Array(0);
   lostCount = 0;
   p95Cache: number | null = null;
@@ -329,7 +330,12 @@ export class Aggregator implements EchoOutcomes {
     peer.expired++;
     if (lost) {
       peer.lost++;
-      if (peer.lostT.length === 0) peer.lostT = new Float64Array(LOST_TIMES);
+      // Grown as losses come (most peers lose a few requests, if any), up to the ring's LOST_TIMES.
+      if (peer.lostCount === peer.lostT.length && peer.lostT.length < LOST_TIMES) {
+        const grown = new Float64Array(Math.max(8, peer.lostT.length * 2));
+        grown.set(peer.lostT);
+        peer.lostT = grown;
+      }
       peer.lostT[peer.lostCount++ % LOST_TIMES] = Math.round(sentTs / 1e6);
     }
   }
@@ -614,14 +620,28 @@ export class Aggregator implements EchoOutcomes {
     return this.livePeers;
   }
 
-  /** Approximate bytes held. */
+  /** Bytes held: every typed array (capacity included) exactly; the peer objects about. */
   get bytesAllocated(): number {
-    let perPeer = 0;
-    for (const p of this.peers()) {
-      perPeer += 200 + p.reservoir.byteLength + p.spark.byteLength;
-      perPeer += p.pointsT.byteLength;
+    let bytes = this.peerSlots.length * 8;
+    for (const p of this.peerSlots) {
+      if (p === null) continue;
+      // The Peer object (header and 26 fields) and its five typed-array objects, about; then their buffers
+      // (pointsRtt shares pointsT's).
+      bytes += 240 + 5 * 80;
+      bytes += p.rttBuckets.byteLength + p.reservoir.byteLength + p.spark.byteLength;
+      bytes += p.pointsT.byteLength + p.lostT.byteLength;
     }
-    return perPeer + this.byTypeCode.byteLength + this.packets.byteLength * 2 + this.slotCounts.byteLength;
+    return (
+      bytes +
+      this.byKind.byteLength +
+      this.byDir.byteLength +
+      this.byTypeCode.byteLength +
+      this.byTypeDir.byteLength +
+      this.packets.byteLength +
+      this.bytes.byteLength +
+      this.slotSec.byteLength +
+      this.slotCounts.byteLength
+    );
   }
 
   clear(): void {
