@@ -34,6 +34,7 @@ for part in "${PARTS[@]}"; do
       run proc-race node --import tsx electron/core/bench/proc-race.ts
       run service-filters node --max-old-space-size=8192 --import tsx electron/core/bench/filter-bench.ts
       run service-event-loop node --max-old-space-size=8192 --import tsx electron/core/bench/event-loop-bench.ts
+      run service-ingest-load node --max-old-space-size=8192 --import tsx electron/core/bench/ingest-load-bench.ts
       ;;
     renderer) run renderer npx --no-install playwright test --config test/bench/playwright.config.ts ;;
     *) echo "unknown part $part (known: ${PARTS[*]})"; exit 2 ;;
