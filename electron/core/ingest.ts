@@ -115,6 +115,27 @@ export class AddressTable {
     return id;
   }
 
+  /**
+   * The address of `id` as four big-endian 32-bit words into `out` from `at` (IPv4: the first, the others 0),
+   * without parsing its text: false for an id with no address, or one kept by its text (a hash collision).
+   */
+  wordsOf(id: number, out: Uint32Array, at: number): boolean {
+    const text = this.text[id];
+    if (id === 0 || !text) return false;
+    const k = id * 4;
+    if (this.family[id] === 4) {
+      out[at] = this.words[k]!;
+      out[at + 1] = out[at + 2] = out[at + 3] = 0;
+      return true;
+    }
+    if (this.v6slow.get(text) === id) return false;
+    out[at] = this.words[k]!;
+    out[at + 1] = this.words[k + 1]!;
+    out[at + 2] = this.words[k + 2]!;
+    out[at + 3] = this.words[k + 3]!;
+    return true;
+  }
+
   /** Takes one more reference on `id` (it stays this address until released). */
   retain(id: number): void {
     this.refs[id]!++;

@@ -692,7 +692,7 @@ export class View {
       // serial moves when a reclaimed id gets a new address (ring buffer), not only when the table grows.
       const n = this.env.addresses.serial ?? this.env.addresses.text.length;
       if (n === this.rankedAddresses) return false;
-      this.addressRank = rankAddresses(this.env.addresses.text, this.env.addresses.family);
+      this.addressRank = rankAddresses(this.env.addresses);
       this.rankedAddresses = n;
       return true;
     }
@@ -891,16 +891,37 @@ export class View {
 }
 
 /** Ranks address ids by family, then address bytes (the order of the src/dst columns). */
-function rankAddresses(text: readonly string[], family: readonly number[]): Uint32Array {
+/**
+ * Each address id's rank in address order: no address first, then IPv4 before IPv6, then by the address's
+ * bytes, then by id. The bytes come from the address table's words (no text parsed: parsing 10 k addresses
+ * took 35-75 ms, one blocking step of a sort by address), from the text only where the table has no words.
+ */
+export function rankAddresses(addresses: FilterEnv['addresses']): Uint32Array {
+  const { text, family } = addresses;
   const n = text.length;
-  const sortKey: string[] = new Array<string>(n);
-  for (let id = 0; id < n; id++) {
-    const bytes = id === 0 ? null : addressBytes(text[id]!, family[id]!);
-    sortKey[id] = bytes === null ? '' : String.fromCharCode(family[id]!, ...bytes);
+  const cls = new Uint8Array(n);
+  const words = new Uint32Array(n * 4);
+  for (let id = 1; id < n; id++) {
+    if (addresses.wordsOf?.(id, words, id * 4)) {
+      cls[id] = family[id]!;
+      continue;
+    }
+    const bytes = addressBytes(text[id]!, family[id]!);
+    if (bytes === null) continue;
+    cls[id] = family[id]!;
+    for (let b = 0; b < bytes.length; b++) words[id * 4 + (b >>> 2)]! |= bytes[b]! << (24 - 8 * (b & 3));
   }
-  const ids = Array.from({ length: n }, (_, k) => k).sort((a, b) =>
-    sortKey[a]! < sortKey[b]! ? -1 : sortKey[a]! > sortKey[b]! ? 1 : a - b,
-  );
+  const ids = Array.from({ length: n }, (_, k) => k).sort((a, b) => {
+    const d = cls[a]! - cls[b]!;
+    if (d !== 0) return d;
+    const ka = a * 4;
+    const kb = b * 4;
+    for (let w = 0; w < 4; w++) {
+      const dw = words[ka + w]! - words[kb + w]!;
+      if (dw !== 0) return dw;
+    }
+    return a - b;
+  });
   const rank = new Uint32Array(n);
   ids.forEach((id, r) => (rank[id] = r));
   return rank;

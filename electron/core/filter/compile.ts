@@ -37,6 +37,8 @@ export interface FilterEnv {
      */
     readonly serial?: number;
     assignedSince?(serial: number, fn: (id: number) => void): boolean;
+    /** The address of `id` as four big-endian words (ingest.ts AddressTable.wordsOf); absent: parsed from text. */
+    wordsOf?(id: number, out: Uint32Array, at: number): boolean;
   };
   interfaces: { readonly values: readonly string[] };
   /**
