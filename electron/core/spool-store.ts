@@ -17,7 +17,7 @@
  * holds at least one chunk of records or 32 GiB, so at least 8.5 G records per capture, more than the
  * store's 2^31 indices).
  */
-import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DecodedRecord } from './record.js';
@@ -37,8 +37,26 @@ export function defaultSpoolDir(): string {
   return join(cache, 'icmpcap', 'spool');
 }
 
-function stamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+function stamp(ms = Date.now()): string {
+  return new Date(ms).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+}
+
+/** Spool names this process has used (see `Spool.create`). */
+const usedBases = new Set<string>();
+
+/**
+ * A spool name in `dir` no spool of this process has had and no file has: two spools started in the same
+ * second would otherwise share one, and the replaced one's files, removed in the background, would take the
+ * new one's with them. The time moves on by a second until the name is free.
+ */
+function freshBase(dir: string): string {
+  for (let ms = Date.now(); ; ms += 1000) {
+    const base = join(dir, `capture-${stamp(ms)}-${process.pid}`);
+    if (!usedBases.has(base) && !existsSync(`${base}-0000.pcapng`)) {
+      usedBases.add(base);
+      return base;
+    }
+  }
 }
 
 /** Encodes a record's location in a segment as one exact Float64. */
@@ -98,7 +116,7 @@ export class Spool {
         `cannot create the spool folder ${dir}: ${(err as Error).message}; set XDG_CACHE_HOME to a writable folder`,
       );
     }
-    return new Spool(join(dir, `capture-${stamp()}-${process.pid}`), application, snaplen);
+    return new Spool(freshBase(dir), application, snaplen);
   }
 
   /** The segment being written. */
