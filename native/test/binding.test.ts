@@ -172,7 +172,10 @@ describe('native binding', () => {
     const w = native.watchInterfaces(() => {});
     w.close();
     expect(fds()).toBe(fd0);
-    expect(threads()).toBe(th0);
+    // Every thread of ours is joined by close(); a thread the runtime itself starts or ends meanwhile (CI saw
+    // one more, once, under load) is given a moment. A leak would be one thread per run: 20 more.
+    for (let k = 0; k < 50 && threads() > th0; k++) await new Promise((r) => setTimeout(r, 100));
+    expect(threads()).toBeLessThanOrEqual(th0);
   });
 
   it('validates open() config with EINVAL and names the option', () => {
