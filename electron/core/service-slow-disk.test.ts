@@ -8,24 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Job } from '../common/contract.js';
 import { encodeRecord, MAX_RECORD_SIZE } from './files/packet.js';
 import { readCaptureFileAll } from './files/read.js';
 import { ipv4Icmp } from './files/testing/packets.js';
 import { canStickDisk, stuckDisk } from './files/testing/stuck-disk.js';
 import { Direction } from './record.js';
 import { CaptureService } from './service.js';
-
-function waitJob(svc: CaptureService, id: number): Promise<Job> {
-  return new Promise((resolve) => {
-    const off = svc.on((event, data) => {
-      if (event === 'job' && (data as Job).id === id && (data as Job).state !== 'running') {
-        off();
-        resolve(data as Job);
-      }
-    });
-  });
-}
+import { jobEnd } from './testing/jobs.js';
 
 const T0 = 1_795_329_960_000_000_000n;
 
@@ -112,7 +101,7 @@ describe('capture service on a disk that stops taking writes', () => {
           { format: 'pcapng', scope: 'all', path: out },
           'ipc',
         )) as { id: number };
-        expect((await waitJob(svc, id)).state).toBe('done');
+        expect((await jobEnd(svc, id)).state).toBe('done');
         const { records, summary } = await readCaptureFileAll(out);
         expect(summary.error).toBeUndefined();
         expect(records).toHaveLength(svc.store.live);

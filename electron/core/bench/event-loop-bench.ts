@@ -17,8 +17,9 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mergeBenchResults } from '../../../test/support/bench-results.js';
-import type { Job, SortColumn } from '../../common/contract.js';
+import type { SortColumn } from '../../common/contract.js';
 import { CaptureService } from '../service.js';
+import { jobDone } from '../testing/jobs.js';
 import { Ingestor } from '../ingest.js';
 import { Aggregator } from '../stats/aggregator.js';
 import { RecordStore } from '../store.js';
@@ -109,19 +110,6 @@ async function run(n: number): Promise<Delay[]> {
   return out;
 }
 
-/** Waits for job `id` of `svc` to end; rejects unless it is done. */
-function jobEnd(svc: CaptureService, id: number): Promise<Job> {
-  return new Promise((resolve, reject) => {
-    const off = svc.on((event, data) => {
-      const job = data as Job;
-      if (event !== 'job' || job.id !== id || job.state === 'running') return;
-      off();
-      if (job.state === 'done') resolve(job);
-      else reject(new Error(`job ${id} ${job.state}: ${job.message ?? ''}`));
-    });
-  });
-}
-
 /** The whole service at `n` records: capture, sort, filter, statistics, export, open. */
 async function runService(n: number): Promise<Delay[]> {
   const dir = mkdtempSync(join(tmpdir(), 'icmpcap-loop-bench-'));
@@ -176,14 +164,14 @@ async function runService(n: number): Promise<Delay[]> {
           { format: 'pcapng', scope: 'all', path: file },
           'ipc',
         )) as { id: number };
-        const job = await jobEnd(svc, id);
+        const job = await jobDone(svc, id);
         console.log(`  service: ${job.message ?? ''}`);
       }),
     );
     out.push(
       await measure('open (pcapng)', 'service', async () => {
         const { id } = (await svc.handle('file.open', { path: file }, 'ipc')) as { id: number };
-        const job = await jobEnd(svc, id);
+        const job = await jobDone(svc, id);
         console.log(`  service: ${job.message ?? ''}`);
       }),
     );

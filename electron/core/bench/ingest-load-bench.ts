@@ -25,11 +25,11 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mergeBenchResults } from '../../../test/support/bench-results.js';
-import type { Job } from '../../common/contract.js';
 import type * as Bench from '../../../native/bench.js';
 import { type Native, type NativeSession, loadNative } from '../native.js';
 import { projectRoot } from '../paths.js';
 import { CaptureService } from '../service.js';
+import { jobDone } from '../testing/jobs.js';
 import { realisticCapture } from './synth.js';
 
 const ARGS = process.argv.slice(2);
@@ -42,19 +42,6 @@ const COMMAND = 'node --max-old-space-size=8192 --import tsx electron/core/bench
 const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;
 
 const bench = createRequire(import.meta.url)(join(projectRoot(), 'native', 'bench.js')) as typeof Bench;
-
-/** Waits for job `id` of `svc` to end; rejects unless it is done. */
-function jobEnd(svc: CaptureService, id: number): Promise<Job> {
-  return new Promise((resolve, reject) => {
-    const off = svc.on((event, data) => {
-      const job = data as Job;
-      if (event !== 'job' || job.id !== id || job.state === 'running') return;
-      off();
-      if (job.state === 'done') resolve(job);
-      else reject(new Error(`job ${id} ${job.state}: ${job.message ?? ''}`));
-    });
-  });
-}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'icmpcap-ingest-load-'));
@@ -107,7 +94,7 @@ async function main(): Promise<void> {
       { format: 'pcapng', scope: 'all', path: file },
       'ipc',
     )) as { id: number };
-    const exported = jobEnd(svc, id);
+    const exported = jobDone(svc, id);
     const sortT0 = performance.now();
     await svc.handle('view.setSort', { column: 'rtt', descending: true }, 'ipc');
     const sortMs = performance.now() - sortT0;
