@@ -4,7 +4,7 @@ import { BatchBuilder, IFNAMES, addressOf, randomCapture } from '../bench/synth.
 import type { EchoMatchOptions } from '../echo-match.js';
 import { Ingestor } from '../ingest.js';
 import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_NO_RESPONSE, RecordStore } from '../store.js';
-import { Aggregator, type AggregatorOptions } from './aggregator.js';
+import { Aggregator, type AggregatorOptions, RTT_BUCKETS_S, rttBucket } from './aggregator.js';
 
 const T0 = 1_700_000_000e9;
 const MS = 1e6;
@@ -461,5 +461,27 @@ describe('loss is judged against the clock while idle and at stop', () => {
     expect(peerOf(agg)).toMatchObject({ lost: 0 });
     expect(echo.finish()).toBe(true);
     expect(peerOf(agg)).toMatchObject({ lost: 1, loss: 0.5 });
+  });
+});
+
+describe('rttBucket', () => {
+  const bounds = RTT_BUCKETS_S.map((s) => s * 1000);
+  const linear = (rtt: number): number => {
+    for (let b = 0; b < bounds.length; b++) if (rtt <= bounds[b]!) return b;
+    return bounds.length;
+  };
+  it('is the first bound at or above the RTT, as a linear search finds it, at and beside every bound', () => {
+    const values = [0, -0, NaN, Infinity, 1e-12, 1e9, Number.MIN_VALUE];
+    for (const bound of bounds) {
+      const f = Math.fround(bound);
+      values.push(bound, f, bound * (1 + 2 ** -52), bound * (1 - 2 ** -53), bound * 1.5, bound * 0.75);
+      values.push(Math.fround(bound * (1 + 2 ** -23)), Math.fround(bound * (1 - 2 ** -24)));
+    }
+    let x = 12345;
+    for (let k = 0; k < 100_000; k++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      values.push(Math.fround(2 ** ((x / 2 ** 32) * 40 - 25)));
+    }
+    for (const v of values) expect(rttBucket(v), `rtt ${v}`).toBe(linear(v));
   });
 });
