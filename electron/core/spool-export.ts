@@ -180,7 +180,7 @@ export interface SpoolCopyOptions {
 const COPY_WINDOW = 4 << 20;
 /** Blocks are copied in runs of at most this many bytes. */
 const MAX_RUN = 1 << 20;
-const PROGRESS_EVERY = 4096;
+const PROGRESS_EVERY = 1024;
 
 /**
  * Reads the spool's blocks for an export: a reader of its own per segment (its own descriptor, COPY_WINDOW
@@ -243,7 +243,11 @@ function u32(b: Uint8Array, at: number): number {
 async function copyToFile(
   spool: Spool,
   opts: SpoolCopyOptions,
-  copy: (sink: ExportFileSink, blocks: SpoolBlocks, tick: (records: number) => void) => Promise<number>,
+  copy: (
+    sink: ExportFileSink,
+    blocks: SpoolBlocks,
+    tick: (records: number) => Promise<void> | undefined,
+  ) => Promise<number>,
 ): Promise<ExportResult> {
   return writeExportFile(opts, COPY_WINDOW, async (sink, tick) => {
     const blocks = new SpoolBlocks(spool);
@@ -381,7 +385,15 @@ export async function exportSpoolPcapng(
         runIds[runBlocks++] = id;
         runTo += length;
       }
-      if (++records % PROGRESS_EVERY === 0) tick(records);
+      if (++records % PROGRESS_EVERY === 0) {
+        const yielding = tick(records);
+        if (yielding) {
+          // The run goes out first: nothing of this loop's state waits across the yield.
+          const flushing = flush();
+          if (flushing) await flushing;
+          await yielding;
+        }
+      }
     }
     const flushing = flush();
     if (flushing) await flushing;
@@ -426,7 +438,10 @@ export async function exportSpoolPcap(
       view.setUint32(out + 12, u32(b, at + 24), true);
       sink.buf.set(b.subarray(at + 28, at + 28 + capLen), out + PCAP_RECORD_HEADER_SIZE);
       sink.pos = out + size;
-      if (++records % PROGRESS_EVERY === 0) tick(records);
+      if (++records % PROGRESS_EVERY === 0) {
+        const yielding = tick(records);
+        if (yielding) await yielding;
+      }
     }
     return records;
   });

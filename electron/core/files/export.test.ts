@@ -99,6 +99,38 @@ describe('exportRecords', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it.each(['csv', 'pcapng'] as const)(
+    'a %s export yields to the event loop every few ms, not only when a buffer goes to disk',
+    async (format: ExportFormat) => {
+      // Rows that cost 50 us each (a slow source): the old writer turned the loop once per full 1 MiB buffer,
+      // thousands of rows (hundreds of ms) apart. Counted in rows between turns of the loop, not timed.
+      let turns = 0;
+      let rowsThisTurn = 0;
+      let mostRowsInATurn = 0;
+      let running = true;
+      const spin = (): void => {
+        turns++;
+        rowsThisTurn = 0;
+        if (running) setImmediate(spin);
+      };
+      setImmediate(spin);
+      const slowRows = rowsOf(12_000, () => {
+        const until = performance.now() + 0.05;
+        while (performance.now() < until);
+        mostRowsInATurn = Math.max(mostRowsInATurn, ++rowsThisTurn);
+      });
+      try {
+        const result = await exportRecords(slowRows, { format, path: path.join(dir, `sliced.${format}`) });
+        expect(result.records).toBe(12_000);
+      } finally {
+        running = false;
+      }
+      // 8 ms slices of 50 us rows, checked every 256 rows: at most ~160 + 256 rows between turns.
+      expect(mostRowsInATurn).toBeLessThanOrEqual(1024);
+      expect(turns).toBeGreaterThan(12_000 / 1024);
+    },
+  );
+
   it('streams more rows than its buffers hold and reports progress a bounded number of times', async () => {
     const target = path.join(dir, 'big.pcapng');
     const calls: [number, number | undefined][] = [];

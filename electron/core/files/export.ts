@@ -68,6 +68,8 @@ interface RowWriter {
 const PROGRESS_INTERVAL_MS = 100;
 /** Rows between checks of the abort signal and the clock. */
 const CHECK_EVERY = 256;
+/** Longest an export holds the event loop before it yields (see writeExportFile's tick). */
+const EXPORT_SLICE_MS = 8;
 
 export async function exportRecords(
   rows: AsyncIterable<ExportRow> | Iterable<ExportRow>,
@@ -77,22 +79,20 @@ export async function exportRecords(
   const { signal } = opts;
   return writeExportFile(opts, undefined, async (sink, tick) => {
     let records = 0;
-    const afterRow = (): void => {
-      if (++records % CHECK_EVERY === 0) tick(records);
-    };
-    /** Returns a promise only when the sink must hand a buffer to the disk first. */
+    const afterRow = (): Promise<void> | undefined =>
+      ++records % CHECK_EVERY === 0 ? tick(records) : undefined;
+    /** Returns a promise only when the sink must hand a buffer to the disk first, or it is time to yield. */
     const writeRow = (row: ExportRow): Promise<void> | undefined => {
       const size = writer.prepare(row);
       if (sink.room < size) {
         return sink.reserve(size).then(() => {
           signal?.throwIfAborted();
           writer.write(row, sink);
-          afterRow();
+          return afterRow();
         });
       }
       writer.write(row, sink);
-      afterRow();
-      return undefined;
+      return afterRow();
     };
 
     writer.header(sink);
@@ -123,22 +123,33 @@ export interface ExportFileOptions {
  * Runs `write` into a new export file (an ExportFileSink of `bufferSize`-byte buffers): the file takes its
  * name (fsync, rename) with the record count `write` returns, or is discarded when it throws. `tick(records)`
  * checks the abort signal and reports progress at most ten times a second; call it every few hundred records.
+ * It returns a promise when the export has held the event loop for EXPORT_SLICE_MS: await it (the writer
+ * yields to the loop there; a full buffer alone is no yield, as the disk may take it at once and a sink of
+ * 4 MiB holds 40 k CSV rows, over 100 ms of work).
  */
 export async function writeExportFile(
   opts: ExportFileOptions,
   bufferSize: number | undefined,
-  write: (sink: ExportFileSink, tick: (records: number) => void) => Promise<number>,
+  write: (sink: ExportFileSink, tick: (records: number) => Promise<void> | undefined) => Promise<number>,
 ): Promise<ExportResult> {
   const { signal, onProgress, total } = opts;
   signal?.throwIfAborted();
   const sink = await ExportFileSink.create(opts.path, bufferSize);
   let lastProgress = performance.now();
-  const tick = (records: number): void => {
+  let sliceStart = performance.now();
+  const resume = (): void => {
+    sliceStart = performance.now();
     signal?.throwIfAborted();
-    if (onProgress && performance.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
-      lastProgress = performance.now();
+  };
+  const tick = (records: number): Promise<void> | undefined => {
+    signal?.throwIfAborted();
+    const now = performance.now();
+    if (onProgress && now - lastProgress >= PROGRESS_INTERVAL_MS) {
+      lastProgress = now;
       onProgress(records, total);
     }
+    if (now - sliceStart < EXPORT_SLICE_MS) return undefined;
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(resume);
   };
   try {
     const records = await write(sink, tick);

@@ -25,6 +25,7 @@ import {
   REPLY_LATE,
 } from '../echo-match.js';
 import { CHUNK_MASK, CHUNK_SHIFT, type RecordStore } from '../store.js';
+import { selectKth } from './select.js';
 
 export interface AggregatorOptions {
   maxPointsPerPeer?: number;
@@ -163,6 +164,8 @@ class Peer {
 export class Aggregator implements EchoOutcomes {
   private readonly maxPoints: number;
   private readonly reservoirSize: number;
+  /** Where a percentile is selected (the reservoir itself keeps its order for algorithm R). */
+  private scratch = new Float32Array(0);
   private readonly sparkLength: number;
 
   total = 0;
@@ -478,8 +481,9 @@ export class Aggregator implements EchoOutcomes {
   private p95(peer: Peer): number {
     if (peer.p95Cache === null) {
       const n = Math.min(peer.rttCount, this.reservoirSize);
-      const sorted = peer.reservoir.slice(0, n).sort();
-      peer.p95Cache = sorted[Math.ceil(0.95 * n) - 1]!;
+      if (this.scratch.length < n) this.scratch = new Float32Array(this.reservoirSize);
+      this.scratch.set(peer.reservoir.subarray(0, n));
+      peer.p95Cache = selectKth(this.scratch, n, Math.ceil(0.95 * n) - 1);
     }
     return peer.p95Cache;
   }
@@ -647,6 +651,7 @@ export class Aggregator implements EchoOutcomes {
     }
     return (
       bytes +
+      this.scratch.byteLength +
       this.byKind.byteLength +
       this.byDir.byteLength +
       this.byTypeCode.byteLength +
