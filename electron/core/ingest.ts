@@ -282,18 +282,26 @@ export class Ingestor {
     });
   }
 
-  /** Adds a batch's records to the store and matches their echoes; returns how many there were. */
-  ingest(batch: ArrayBuffer, spoolOffsets?: Float64Array): number {
+  /**
+   * Adds a batch's records to the store and matches their echoes; returns how many there were. A slice of the
+   * batch: the records in bytes [byteOffset, byteOffset + byteLength), `spoolOffsets` theirs.
+   */
+  ingest(batch: ArrayBuffer, spoolOffsets?: Float64Array, byteOffset = 0, byteLength?: number): number {
     const from = this.store.length;
     // Records the ring buffer dropped have no process any more.
     this.attribution?.column.evictTo(this.store.firstIndex);
-    const n = this.addRecords(batch, spoolOffsets);
+    const n = this.addRecords(batch, spoolOffsets, byteOffset, byteLength ?? batch.byteLength - byteOffset);
     this.echo.inheritance = this.attribution;
     this.echo.match(this.store, from, this.store.length);
     return n;
   }
 
-  private addRecords(batch: ArrayBuffer, spoolOffsets?: Float64Array): number {
+  private addRecords(
+    batch: ArrayBuffer,
+    spoolOffsets: Float64Array | undefined,
+    byteOffset: number,
+    byteLength: number,
+  ): number {
     const bytes = new Uint8Array(batch);
     const store = this.store;
     const addresses = this.addresses;
@@ -301,116 +309,122 @@ export class Ingestor {
     const ifIdxOf = new Map<number, number>();
     const attribution = this.attribution;
     let n = 0;
-    return forEachRecord(batch, (view, o) => {
-      const lo = view.getUint32(o + OFF.tsNs, true);
-      const hi = view.getUint32(o + OFF.tsNs + 4, true);
-      if (store.baseNs === null) {
-        store.baseNs = (BigInt(hi) << 32n) | BigInt(lo);
-        this.baseHi = hi;
-        this.baseLo = lo;
-      }
-      const tsRel = (hi - this.baseHi) * 4294967296 + (lo - this.baseLo);
-      const family = view.getUint8(o + OFF.family) === 6 ? 6 : 4;
-      let src: number;
-      let dst: number;
-      if (family === 4) {
-        src = addresses.internV4(view.getUint32(o + OFF.saddr, false));
-        dst = addresses.internV4(view.getUint32(o + OFF.daddr, false));
-      } else {
-        const s = o + OFF.saddr;
-        const d = o + OFF.daddr;
-        src = addresses.internV6(
-          bytes,
-          s,
-          view.getUint32(s, false),
-          view.getUint32(s + 4, false),
-          view.getUint32(s + 8, false),
-          view.getUint32(s + 12, false),
-        );
-        dst = addresses.internV6(
-          bytes,
-          d,
-          view.getUint32(d, false),
-          view.getUint32(d + 4, false),
-          view.getUint32(d + 8, false),
-          view.getUint32(d + 12, false),
-        );
-      }
-      const ifindex = view.getUint32(o + OFF.ifindex, true);
-      let ifIdx = ifIdxOf.get(ifindex);
-      if (ifIdx === undefined) {
-        ifIdx = this.interfaces.intern(this.ifname(ifindex));
-        ifIdxOf.set(ifindex, ifIdx);
-      }
-      let flags = view.getUint16(o + OFF.flags, true);
-      const hook = view.getUint8(o + OFF.hook);
-      const capLen = view.getUint16(o + OFF.capLen, true);
-      const origLen = Math.min(view.getUint32(o + OFF.origLen, true), 0xffff);
-      const dataAt = view.byteOffset + o + OFF.data;
-      let type = view.getUint8(o + OFF.type);
-      let code = view.getUint8(o + OFF.code);
-      if (family === 4 && capLen >= 20) {
-        // Sources that predate the fragment and short flags (and files written by them) still get these
-        // right: a later fragment carries no ICMP header, so whatever type the source read there means nothing.
-        const fragment = ((bytes[dataAt + 6]! << 8) | bytes[dataAt + 7]!) & 0x3fff;
-        if (fragment !== 0) flags |= fragment & 0x1fff ? REC_F_FRAGMENT | REC_F_NOT_FIRST : REC_F_FRAGMENT;
-        else if (origLen - (bytes[dataAt]! & 0x0f) * 4 < 8) flags |= REC_F_SHORT;
-      } else if (family === 6 && capLen >= 40) {
-        const next = bytes[dataAt + 6];
-        if (next === 44 && capLen >= 48) {
-          flags |=
-            (bytes[dataAt + 42]! << 8) | (bytes[dataAt + 43]! & 0xf8)
-              ? REC_F_FRAGMENT | REC_F_NOT_FIRST
-              : REC_F_FRAGMENT;
-        } else if (next === 58 && origLen < 48) flags |= REC_F_SHORT;
-      }
-      let marks =
-        (flags & REC_F_FRAGMENT ? FLAG_FRAGMENT : 0) |
-        (flags & REC_F_NOT_FIRST ? FLAG_NOT_FIRST : 0) |
-        (flags & REC_F_SHORT ? FLAG_SHORT : 0);
-      if (flags & REC_F_NOT_FIRST) {
-        type = 0;
-        code = 0;
-        flags &= ~REC_F_HAS_ECHO;
-      } else if (flags & REC_F_SHORT) {
-        flags &= ~REC_F_HAS_ECHO;
-      } else if (
-        !(flags & (REC_F_TRUNCATED | REC_F_FRAGMENT | REC_F_SHORT)) &&
-        !icmpChecksumOk(bytes, dataAt, capLen, family)
-      ) {
-        marks |= FLAG_BAD_CHECKSUM;
-      }
-      const { chunk, i, index } = store.next();
-      const dir = view.getUint8(o + OFF.dir);
-      if (attribution !== null && wantsProcess(family, type, dir, flags)) {
-        attribution.attribute(
-          index,
-          view,
-          o,
-          () => addresses.text[src]!,
-          () => addresses.text[dst]!,
-        );
-      }
-      if (QUOTING_TYPES[type | (family === 6 ? 256 : 0)] === 1 && !(flags & REC_F_NOT_FIRST))
-        this.quoted.add(index, chunk, i, bytes, dataAt, capLen, family, marks, addresses, store.firstIndex);
-      chunk.tsRel[i] = tsRel;
-      chunk.src[i] = src;
-      chunk.dst[i] = dst;
-      chunk.meta[i] = (type | (code << 8) | (dir << 16) | (family << 24)) >>> 0;
-      chunk.idSeq[i] = ((view.getUint16(o + OFF.id, true) << 16) | view.getUint16(o + OFF.seq, true)) >>> 0;
-      chunk.misc[i] =
-        (view.getUint8(o + OFF.ttl) |
-          ((hook < MISC_HOOK_NONE ? hook : MISC_HOOK_NONE) << MISC_HOOK_SHIFT) |
-          ((ifIdx & 0xffff) << 8) |
-          (flags & REC_F_HAS_ECHO ? MISC_F_HAS_ECHO : 0) |
-          (flags & REC_F_TRUNCATED ? MISC_F_TRUNCATED : 0)) >>>
-        0;
-      chunk.len[i] = (origLen | (capLen << 16)) >>> 0;
-      chunk.spool.set(i, spoolOffsets ? spoolOffsets[n]! : -1);
-      chunk.rtt[i] = NaN;
-      chunk.flags[i] = marks;
-      n++;
-    });
+    return forEachRecord(
+      batch,
+      (view, o) => {
+        const lo = view.getUint32(o + OFF.tsNs, true);
+        const hi = view.getUint32(o + OFF.tsNs + 4, true);
+        if (store.baseNs === null) {
+          store.baseNs = (BigInt(hi) << 32n) | BigInt(lo);
+          this.baseHi = hi;
+          this.baseLo = lo;
+        }
+        const tsRel = (hi - this.baseHi) * 4294967296 + (lo - this.baseLo);
+        const family = view.getUint8(o + OFF.family) === 6 ? 6 : 4;
+        let src: number;
+        let dst: number;
+        if (family === 4) {
+          src = addresses.internV4(view.getUint32(o + OFF.saddr, false));
+          dst = addresses.internV4(view.getUint32(o + OFF.daddr, false));
+        } else {
+          const s = o + OFF.saddr;
+          const d = o + OFF.daddr;
+          // `bytes` is the whole batch; `o` counts from the view's start (the view may be a slice of it).
+          src = addresses.internV6(
+            bytes,
+            view.byteOffset + s,
+            view.getUint32(s, false),
+            view.getUint32(s + 4, false),
+            view.getUint32(s + 8, false),
+            view.getUint32(s + 12, false),
+          );
+          dst = addresses.internV6(
+            bytes,
+            view.byteOffset + d,
+            view.getUint32(d, false),
+            view.getUint32(d + 4, false),
+            view.getUint32(d + 8, false),
+            view.getUint32(d + 12, false),
+          );
+        }
+        const ifindex = view.getUint32(o + OFF.ifindex, true);
+        let ifIdx = ifIdxOf.get(ifindex);
+        if (ifIdx === undefined) {
+          ifIdx = this.interfaces.intern(this.ifname(ifindex));
+          ifIdxOf.set(ifindex, ifIdx);
+        }
+        let flags = view.getUint16(o + OFF.flags, true);
+        const hook = view.getUint8(o + OFF.hook);
+        const capLen = view.getUint16(o + OFF.capLen, true);
+        const origLen = Math.min(view.getUint32(o + OFF.origLen, true), 0xffff);
+        const dataAt = view.byteOffset + o + OFF.data;
+        let type = view.getUint8(o + OFF.type);
+        let code = view.getUint8(o + OFF.code);
+        if (family === 4 && capLen >= 20) {
+          // Sources that predate the fragment and short flags (and files written by them) still get these
+          // right: a later fragment carries no ICMP header, so whatever type the source read there means nothing.
+          const fragment = ((bytes[dataAt + 6]! << 8) | bytes[dataAt + 7]!) & 0x3fff;
+          if (fragment !== 0) flags |= fragment & 0x1fff ? REC_F_FRAGMENT | REC_F_NOT_FIRST : REC_F_FRAGMENT;
+          else if (origLen - (bytes[dataAt]! & 0x0f) * 4 < 8) flags |= REC_F_SHORT;
+        } else if (family === 6 && capLen >= 40) {
+          const next = bytes[dataAt + 6];
+          if (next === 44 && capLen >= 48) {
+            flags |=
+              (bytes[dataAt + 42]! << 8) | (bytes[dataAt + 43]! & 0xf8)
+                ? REC_F_FRAGMENT | REC_F_NOT_FIRST
+                : REC_F_FRAGMENT;
+          } else if (next === 58 && origLen < 48) flags |= REC_F_SHORT;
+        }
+        let marks =
+          (flags & REC_F_FRAGMENT ? FLAG_FRAGMENT : 0) |
+          (flags & REC_F_NOT_FIRST ? FLAG_NOT_FIRST : 0) |
+          (flags & REC_F_SHORT ? FLAG_SHORT : 0);
+        if (flags & REC_F_NOT_FIRST) {
+          type = 0;
+          code = 0;
+          flags &= ~REC_F_HAS_ECHO;
+        } else if (flags & REC_F_SHORT) {
+          flags &= ~REC_F_HAS_ECHO;
+        } else if (
+          !(flags & (REC_F_TRUNCATED | REC_F_FRAGMENT | REC_F_SHORT)) &&
+          !icmpChecksumOk(bytes, dataAt, capLen, family)
+        ) {
+          marks |= FLAG_BAD_CHECKSUM;
+        }
+        const { chunk, i, index } = store.next();
+        const dir = view.getUint8(o + OFF.dir);
+        if (attribution !== null && wantsProcess(family, type, dir, flags)) {
+          attribution.attribute(
+            index,
+            view,
+            o,
+            () => addresses.text[src]!,
+            () => addresses.text[dst]!,
+          );
+        }
+        if (QUOTING_TYPES[type | (family === 6 ? 256 : 0)] === 1 && !(flags & REC_F_NOT_FIRST))
+          this.quoted.add(index, chunk, i, bytes, dataAt, capLen, family, marks, addresses, store.firstIndex);
+        chunk.tsRel[i] = tsRel;
+        chunk.src[i] = src;
+        chunk.dst[i] = dst;
+        chunk.meta[i] = (type | (code << 8) | (dir << 16) | (family << 24)) >>> 0;
+        chunk.idSeq[i] = ((view.getUint16(o + OFF.id, true) << 16) | view.getUint16(o + OFF.seq, true)) >>> 0;
+        chunk.misc[i] =
+          (view.getUint8(o + OFF.ttl) |
+            ((hook < MISC_HOOK_NONE ? hook : MISC_HOOK_NONE) << MISC_HOOK_SHIFT) |
+            ((ifIdx & 0xffff) << 8) |
+            (flags & REC_F_HAS_ECHO ? MISC_F_HAS_ECHO : 0) |
+            (flags & REC_F_TRUNCATED ? MISC_F_TRUNCATED : 0)) >>>
+          0;
+        chunk.len[i] = (origLen | (capLen << 16)) >>> 0;
+        chunk.spool.set(i, spoolOffsets ? spoolOffsets[n]! : -1);
+        chunk.rtt[i] = NaN;
+        chunk.flags[i] = marks;
+        n++;
+      },
+      byteOffset,
+      byteLength,
+    );
   }
 
   /**

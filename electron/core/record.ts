@@ -134,6 +134,24 @@ export function forEachRecord(
   return count;
 }
 
+/**
+ * The bytes from `at` that hold the next `max` records of a batch (pad records in between included), and how many
+ * records that is: a batch taken in slices (forEachRecord with that offset and length) visits the same records.
+ * A malformed length ends the span at the batch's end, where forEachRecord reports it.
+ */
+export function recordSpan(view: DataView, at: number, max: number): { bytes: number; records: number } {
+  const end = view.byteLength;
+  let offset = at;
+  let records = 0;
+  while (records < max && offset + 8 <= end) {
+    const len = view.getUint32(offset + OFF.len, true);
+    if (len < 8 || offset + len > end) return { bytes: end - at, records: records + 1 };
+    if (!(view.getUint16(offset + OFF.flags, true) & REC_F_PAD)) records++;
+    offset += alignRecord(len);
+  }
+  return { bytes: Math.min(offset, end) - at, records };
+}
+
 /** Formats the address at `bytes[at, at + 16)` (IPv4 uses the first 4 bytes) as text. */
 export type AddressText = (bytes: Uint8Array, at: number, family: 4 | 6) => string;
 

@@ -130,15 +130,15 @@ async function runService(n: number): Promise<Delay[]> {
     svc.startFeed({ snaplen: 256 });
     out.push(
       await measure('capture (spool, ingest)', 'service', async () => {
-        // One batch per turn of the event loop, as a native session delivers them.
+        // One batch per turn of the event loop, as a native session delivers them (deliver: the same path).
         for (let k = 0; k < batches.length; k++) {
-          svc.feed(batches[k]!);
+          svc.deliver(batches[k]!);
           batches[k] = new ArrayBuffer(0); // let it go: the spool has it
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
+        await svc.handle('capture.stop', {}, 'ipc'); // takes in what is still waiting
       }),
     );
-    await svc.handle('capture.stop', {}, 'ipc');
     console.log(`  service: ${svc.store.length} records captured`);
     for (const column of ['src', 'rtt'] as const) {
       out.push(

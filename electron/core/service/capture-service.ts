@@ -33,6 +33,7 @@ import type { ExportRow } from '../files/index.js';
 import { spoolExportRows } from '../spool-export.js';
 import { checkFilter, compileFilter } from '../filter/index.js';
 import { Ingestor, rowOf } from '../ingest.js';
+import { recordSpan } from '../record.js';
 import { JobRunner } from '../jobs.js';
 import { echoLink } from '../stats/echo-link.js';
 import { packetInfo } from '../../common/info.js';
@@ -53,6 +54,10 @@ import { SpoolOwner } from './spool-owner.js';
 
 /** Least time between two `sort` progress events of one sort. */
 const SORT_PROGRESS_MS = 100;
+/** A batch is taken into the index this many records at a time... */
+const INGEST_SLICE_RECORDS = 1024;
+/** ...and once it has held the event loop this long, the rest waits for the next turn (see onBatch). */
+const INGEST_SLICE_MS = 10;
 
 export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
 
@@ -293,8 +298,17 @@ export class CaptureService implements RequestHandlers, JobHost {
     return this.state;
   }
 
-  /** Takes in one batch of records (record.ts format) as a native session would deliver it. */
+  /**
+   * Takes in one batch of records (record.ts format) as a native session would deliver it (`deliver`), then
+   * settles it: every record is in the index when this returns.
+   */
   feed(batch: ArrayBuffer, records?: number): void {
+    this.deliver(batch, records);
+    this.settleIngest();
+  }
+
+  /** One batch exactly as a native session delivers it: a slow batch's rest may wait for the next turn. */
+  deliver(batch: ArrayBuffer, records?: number): void {
     this.onBatch(batch, records === undefined ? undefined : { records, bytes: batch.byteLength });
   }
 
@@ -310,7 +324,10 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   stop(message?: string): CaptureState {
     const session = this.session;
-    if (!session) return this.state;
+    if (!session) {
+      this.settleIngest();
+      return this.state;
+    }
     this.session = null;
     try {
       session.stop();
@@ -318,6 +335,7 @@ export class CaptureService implements RequestHandlers, JobHost {
     } finally {
       session.close();
     }
+    this.settleIngest();
     this.view.update();
     // Loss is judged at stop: requests still waiting will get no reply in this capture.
     if (this.ingestor.echo.finish() && this.listeners.size > 0) this.emit('aggregates', this.aggregates());
@@ -356,6 +374,7 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   /** Forgets every record: index, view, statistics and rates (the spool is the caller's business). */
   private resetIndex(): void {
+    this.pendingIngest = null;
     this.ingestor.clear();
     this.ingestor.attribution = null;
     this.attribution.clear();
@@ -381,6 +400,16 @@ export class CaptureService implements RequestHandlers, JobHost {
   }
 
   private readonly recordTaps = new Set<RecordTap>();
+  /** The batch the index is still taking in (see onBatch), from byte `byteAt` and record `recordAt` on. */
+  private pendingIngest: {
+    spool: Spool;
+    batch: ArrayBuffer;
+    view: DataView;
+    offsets: Float64Array;
+    byteAt: number;
+    recordAt: number;
+    firstNo: number;
+  } | null = null;
 
   /** Sees every batch as it is ingested (alerts, neighbour health); returns the function that removes it. */
   tapRecords(tap: RecordTap): () => void {
@@ -388,10 +417,18 @@ export class CaptureService implements RequestHandlers, JobHost {
     return () => this.recordTaps.delete(tap);
   }
 
-  /** Takes a batch into the spool, the index, the statistics and the view. */
+  /**
+   * Takes a batch into the spool, the index, the statistics and the view, as a native session delivers it: the
+   * spool takes it whole; the index takes it in slices of INGEST_SLICE_RECORDS, and when a batch has held the
+   * event loop for INGEST_SLICE_MS (code not compiled yet, thousands of new peers, a slow machine) the rest of it
+   * waits for the next turn. A batch arriving meanwhile finishes that rest first, so the order holds and at
+   * most one batch waits (the session's own bounded queue keeps the backpressure).
+   */
   onBatch(batch: ArrayBuffer, info?: BatchInfo): void {
+    if (this.pendingIngest) this.ingestSlices(Infinity);
     const spool = this.spool;
     if (!spool) return;
+    const started = performance.now();
     const records = info?.records ?? Math.ceil(batch.byteLength / 72);
     const from = this.store.length;
     const overflow = this.ring.overflow(this.store, records);
@@ -418,19 +455,65 @@ export class CaptureService implements RequestHandlers, JobHost {
       this.spoolFailed(spool, err);
       return;
     }
-    this.ingestor.ingest(batch, offsets);
-    for (const tap of this.recordTaps) tap(batch, from + 1, (ifindex) => this.ifname(ifindex));
     const over = this.spools.guard.overCap(spool);
     if (over) queueMicrotask(() => this.stop(over));
-    // Aggregates stay cumulative over the whole capture, evicted records included.
-    this.aggregator.update(this.store, from, this.store.length);
-    this.lastIngestAt = performance.now();
-    if (this.ring.limit && this.ring.apply(this.store, spool, this.view)) {
-      if (this.state.state === 'running' || this.state.state === 'paused')
-        this.setState({ ...this.state, ...this.ring.state(this.store) });
+    this.pendingIngest = {
+      spool,
+      batch,
+      view: new DataView(batch),
+      offsets,
+      byteAt: 0,
+      recordAt: 0,
+      firstNo: from + 1,
+    };
+    this.ingestSlices(started + INGEST_SLICE_MS);
+  }
+
+  /** Takes in the waiting batch until `deadline` (performance.now()); what is left waits for the next turn. */
+  private ingestSlices(deadline: number): void {
+    const p = this.pendingIngest;
+    if (!p) return;
+    while (p.byteAt < p.batch.byteLength) {
+      const span = recordSpan(p.view, p.byteAt, INGEST_SLICE_RECORDS);
+      const from = this.store.length;
+      const at = p.byteAt;
+      p.byteAt += span.bytes;
+      try {
+        this.ingestor.ingest(p.batch, p.offsets.subarray(p.recordAt), at, span.bytes);
+      } catch (err) {
+        // A malformed batch: what came before it stays; nothing after it in this batch can be read.
+        this.pendingIngest = null;
+        throw err;
+      }
+      p.recordAt += span.records;
+      // Aggregates stay cumulative over the whole capture, evicted records included.
+      this.aggregator.update(this.store, from, this.store.length);
+      this.lastIngestAt = performance.now();
+      if (this.ring.limit && this.ring.apply(this.store, p.spool, this.view)) {
+        if (this.state.state === 'running' || this.state.state === 'paused')
+          this.setState({ ...this.state, ...this.ring.state(this.store) });
+      }
+      // While paused the view stays as it was: capture goes on, the table holds still.
+      if (this.state.state !== 'paused') this.view.update();
+      if (p.byteAt < p.batch.byteLength && performance.now() >= deadline) {
+        setImmediate(() => {
+          if (this.pendingIngest !== p) return;
+          try {
+            this.ingestSlices(performance.now() + INGEST_SLICE_MS);
+          } catch (err) {
+            this.stop(`a batch of records could not be read: ${errorMessage(err)}`);
+          }
+        });
+        return;
+      }
     }
-    // While paused the view stays as it was: capture goes on, the table holds still.
-    if (this.state.state !== 'paused') this.view.update();
+    this.pendingIngest = null;
+    for (const tap of this.recordTaps) tap(p.batch, p.firstNo, (ifindex) => this.ifname(ifindex));
+  }
+
+  /** Takes in whatever of the last batch is still waiting, now (before a stop, or for callers that read at once). */
+  settleIngest(): void {
+    this.ingestSlices(Infinity);
   }
 
   details(no: number): Results['record.details'] {
@@ -710,6 +793,7 @@ export class CaptureService implements RequestHandlers, JobHost {
     this.interfaceWatch = null;
     this.jobs.cancelAll();
     this.stop();
+    this.pendingIngest = null;
     this.spools.close();
     this.listeners.clear();
   }

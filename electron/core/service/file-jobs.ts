@@ -41,6 +41,8 @@ export interface JobHost {
   newSpool(snaplen: number): void;
   setState(state: CaptureState): void;
   onBatch(batch: ArrayBuffer, info?: BatchInfo): void;
+  /** Takes in the rest of a batch onBatch left for a later turn, now. */
+  settleIngest(): void;
   tick(): void;
 }
 
@@ -153,6 +155,7 @@ export function openFiles(host: JobHost, paths: string[], label: string, leftove
           damage.push(`${path} is damaged at byte ${next.value.error.offset}: ${next.value.error.message}`);
       }
     } finally {
+      host.settleIngest();
       if (host.captureState.state === 'starting') {
         host.setState({
           state: 'stopped',

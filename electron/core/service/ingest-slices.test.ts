@@ -1,0 +1,131 @@
+/**
+ * A batch that takes long to index (one of 150 k records here; in life, the first batches before the code is
+ * compiled, or thousands of new peers at once) does not hold the event loop: the index takes it in slices, and
+ * after INGEST_SLICE_MS the rest waits for the next turn. Nothing is lost or reordered, a batch arriving meanwhile
+ * goes after it, and stop() or feed() settle it at once.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BatchBuilder, addressOf, prng, realisticCapture } from '../bench/synth.js';
+import { formatAddress } from '../../common/address.js';
+import { CHUNK_MASK } from '../store.js';
+import { CaptureService } from '../service.js';
+
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'icmpcap-ingest-slices-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const service = (): CaptureService => {
+  const svc = new CaptureService({ native: new Error('no native here'), version: 'test', spoolDir: tmp });
+  svc.startFeed();
+  return svc;
+};
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const rowsOf = (svc: CaptureService, at: number, n: number): string =>
+  svc
+    .rows(at, n)
+    .rows.map((r) => `${r.no} ${r.src} ${r.dst} ${r.info}`)
+    .join('\n');
+
+describe('a slow batch is indexed in slices across turns of the event loop', () => {
+  it('takes a 150 k-record batch over several turns, then holds the same rows as feed() does', async () => {
+    const [big, next] = [...realisticCapture(150_000 + 4096, 150_000)];
+    const sliced = service();
+    const whole = service();
+    const tapped: [number, number][] = [];
+    sliced.tapRecords((batch, firstNo) => tapped.push([firstNo, batch.byteLength]));
+    try {
+      sliced.deliver(big!);
+      // 150 k records cannot be indexed in one 10 ms slice: the rest waits for later turns.
+      expect(sliced.store.length).toBeGreaterThan(0);
+      expect(sliced.store.length).toBeLessThan(150_000);
+      expect(tapped).toEqual([]); // taps see a batch once it is whole
+      let turns = 0;
+      while (sliced.store.length < 150_000 && turns < 10_000) {
+        await turn();
+        turns++;
+      }
+      expect(turns).toBeGreaterThan(1);
+      expect(sliced.store.length).toBe(150_000);
+      expect(tapped).toEqual([[1, big!.byteLength]]);
+      // A batch delivered while one waits goes after it (ordered), and feed() returns with both indexed.
+      const [big2] = [...realisticCapture(150_000, 150_000)];
+      sliced.deliver(big2!);
+      sliced.feed(next!);
+      expect(sliced.store.length).toBe(300_000 + 4096);
+      whole.feed(big!);
+      whole.feed(big2!);
+      whole.feed(next!);
+      sliced.tick();
+      whole.tick();
+      const n = whole.store.length;
+      expect(rowsOf(sliced, 0, 400)).toEqual(rowsOf(whole, 0, 400));
+      expect(sliced.rows(n - 300, 300).rows).toEqual(whole.rows(n - 300, 300).rows);
+      expect(sliced.statistics.aggregates({ rate: 0, droppedKernel: 0, droppedRing: 0 }).total).toBe(n);
+    } finally {
+      sliced.close();
+      whole.close();
+    }
+  });
+
+  it('names every new address of every slice from its own bytes', () => {
+    // One batch of 120 k records, each from an IPv6 source never seen before: every one is a new entry of the
+    // address table, made from the record's bytes (a slice's offsets count from the slice's start).
+    const rand = prng(3);
+    const builder = new BatchBuilder();
+    const sources: string[] = [];
+    const local = addressOf('2001:db8::1');
+    for (let k = 0; k < 120_000; k++) {
+      const src = new Uint8Array(16);
+      src.set([0x20, 0x01, 0x0d, 0xb8]);
+      for (let b = 4; b < 16; b++) src[b] = Math.floor(rand() * 256);
+      sources.push(formatAddress(src, 6));
+      builder.add({
+        tsNs: 1.7e18 + k * 1e6,
+        family: 6,
+        src,
+        dst: local,
+        type: 128,
+        code: 0,
+        id: 1,
+        seq: k & 0xffff,
+        dir: 0,
+        ifindex: 1,
+        ttl: 64,
+        capLen: 48,
+      });
+    }
+    const svc = service();
+    try {
+      svc.deliver(builder.take());
+      expect(svc.store.length).toBeLessThan(120_000); // it was sliced
+      svc.settleIngest();
+      const text = svc.ingestor.addresses.text;
+      let wrong = 0;
+      for (let r = 0; r < 120_000; r++) {
+        const c = svc.store.chunkOf(r);
+        if (text[c.src[r & CHUNK_MASK]!] !== sources[r]) wrong++;
+      }
+      expect(wrong).toBe(0);
+    } finally {
+      svc.close();
+    }
+  });
+
+  it('stop settles a batch still waiting: every record is indexed when the capture stops', async () => {
+    const [big] = [...realisticCapture(150_000, 150_000)];
+    const svc = service();
+    try {
+      svc.deliver(big!);
+      expect(svc.store.length).toBeLessThan(150_000);
+      await svc.handle('capture.stop', {}, 'ipc');
+      expect(svc.store.length).toBe(150_000);
+    } finally {
+      svc.close();
+    }
+  });
+});
