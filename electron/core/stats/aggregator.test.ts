@@ -485,3 +485,31 @@ describe('rttBucket', () => {
     for (const v of values) expect(rttBucket(v), `rtt ${v}`).toBe(linear(v));
   });
 });
+
+describe('peerList', () => {
+  it('lists the peers with the most requests first, as sorting every peer does, ties by last seen', () => {
+    const store = new RecordStore();
+    const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
+    const agg = new Aggregator(ingestor);
+    let x = 5;
+    const rnd = (n: number): number => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return x % n;
+    };
+    for (let flow = 0; flow < 3000; flow++) {
+      agg.flowAdded(flow, 1, 2, 'out');
+      const requests = rnd(40); // many ties
+      for (let k = 0; k < requests; k++) agg.request(flow, rnd(1000) * 1e6, false);
+    }
+    for (const flow of [7, 99, 2500]) agg.flowsForgotten([flow]);
+    const everyPeer = agg.peerList(1e9);
+    expect(everyPeer.length).toBe(2997);
+    for (const max of [1, 10, 200, 2996, 2997, 5000]) {
+      const top = agg.peerList(max);
+      expect(top.map((p) => [p.requests, p.lastSeenNs])).toEqual(
+        everyPeer.slice(0, max).map((p) => [p.requests, p.lastSeenNs]),
+      );
+    }
+    expect(agg.peerList(0)).toEqual([]);
+  });
+});
