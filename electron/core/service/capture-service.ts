@@ -54,10 +54,12 @@ import { SpoolOwner } from './spool-owner.js';
 
 /** Least time between two `sort` progress events of one sort. */
 const SORT_PROGRESS_MS = 100;
-/** A batch is taken into the index this many records at a time... */
+/** A batch is taken into the index at most this many records at a time (fewer while slices are slow)... */
 const INGEST_SLICE_RECORDS = 1024;
 /** ...and once it has held the event loop this long, the rest waits for the next turn (see onBatch). */
 const INGEST_SLICE_MS = 10;
+/** Batches that may wait behind one being taken in before the service catches up at once. */
+const MAX_WAITING_BATCHES = 4;
 
 export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
 
@@ -375,6 +377,7 @@ export class CaptureService implements RequestHandlers, JobHost {
   /** Forgets every record: index, view, statistics and rates (the spool is the caller's business). */
   private resetIndex(): void {
     this.pendingIngest = null;
+    this.waitingBatches = [];
     this.ingestor.clear();
     this.ingestor.attribution = null;
     this.attribution.clear();
@@ -400,6 +403,12 @@ export class CaptureService implements RequestHandlers, JobHost {
   }
 
   private readonly recordTaps = new Set<RecordTap>();
+  /** Batches delivered while one was still being taken in (see onBatch), in order. */
+  private waitingBatches: { batch: ArrayBuffer; info?: BatchInfo }[] = [];
+  /** A turn of ingestSlices is scheduled. */
+  private continuing = false;
+  /** Records per ingest slice, adapted to how long slices take (see ingestSlices). */
+  private sliceRecords = 128;
   /** The batch the index is still taking in (see onBatch), from byte `byteAt` and record `recordAt` on. */
   private pendingIngest: {
     spool: Spool;
@@ -419,16 +428,33 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   /**
    * Takes a batch into the spool, the index, the statistics and the view, as a native session delivers it: the
-   * spool takes it whole; the index takes it in slices of INGEST_SLICE_RECORDS, and when a batch has held the
-   * event loop for INGEST_SLICE_MS (code not compiled yet, thousands of new peers, a slow machine) the rest of it
-   * waits for the next turn. A batch arriving meanwhile finishes that rest first, so the order holds and at
-   * most one batch waits (the session's own bounded queue keeps the backpressure).
+   * spool takes it whole; the index takes it in slices (up to INGEST_SLICE_RECORDS, fewer while slices are slow).
+   * Once the work of a turn has held the event loop for INGEST_SLICE_MS (code not compiled yet, thousands of new
+   * peers, a slow machine), the rest waits for the next turn, and a batch arriving meanwhile waits behind it, in
+   * order. At most MAX_WAITING_BATCHES wait: past that the service is behind the capture and catches up at once
+   * (the session's bounded queue then leaves the excess in the kernel ring, where it is counted).
    */
   onBatch(batch: ArrayBuffer, info?: BatchInfo): void {
-    if (this.pendingIngest) this.ingestSlices(Infinity);
+    const deadline = performance.now() + INGEST_SLICE_MS;
+    if (this.pendingIngest || this.waitingBatches.length > 0) {
+      this.ingestSlices(deadline);
+      if (this.pendingIngest || this.waitingBatches.length > 0) {
+        if (this.waitingBatches.length < MAX_WAITING_BATCHES) {
+          this.waitingBatches.push({ batch, info });
+          this.continueSoon();
+          return;
+        }
+        this.settleIngest();
+      }
+    }
+    this.takeBatch(batch, info);
+    this.ingestSlices(deadline);
+  }
+
+  /** The spool takes the batch (checked against the ring, the disk and the cap); the index takes it next. */
+  private takeBatch(batch: ArrayBuffer, info?: BatchInfo): void {
     const spool = this.spool;
     if (!spool) return;
-    const started = performance.now();
     const records = info?.records ?? Math.ceil(batch.byteLength / 72);
     const from = this.store.length;
     const overflow = this.ring.overflow(this.store, records);
@@ -449,6 +475,7 @@ export class CaptureService implements RequestHandlers, JobHost {
     }
     let offsets: Float64Array;
     try {
+      // The locations are the spool's own array, valid until its next append: the index takes them first.
       offsets = spool.append(batch, records, (ifindex) => this.ifname(ifindex), from, this.ring.segmentCut);
     } catch (err) {
       // A full or failing disk: the records already spooled stay readable; the capture stops, the service serves.
@@ -466,52 +493,80 @@ export class CaptureService implements RequestHandlers, JobHost {
       recordAt: 0,
       firstNo: from + 1,
     };
-    this.ingestSlices(started + INGEST_SLICE_MS);
   }
 
-  /** Takes in the waiting batch until `deadline` (performance.now()); what is left waits for the next turn. */
-  private ingestSlices(deadline: number): void {
-    const p = this.pendingIngest;
-    if (!p) return;
-    while (p.byteAt < p.batch.byteLength) {
-      const span = recordSpan(p.view, p.byteAt, INGEST_SLICE_RECORDS);
-      const from = this.store.length;
-      const at = p.byteAt;
-      p.byteAt += span.bytes;
+  /** Runs ingestSlices in the next turn (once, however often asked). */
+  private continueSoon(): void {
+    if (this.continuing) return;
+    this.continuing = true;
+    setImmediate(() => {
+      this.continuing = false;
       try {
-        this.ingestor.ingest(p.batch, p.offsets.subarray(p.recordAt), at, span.bytes);
+        this.ingestSlices(performance.now() + INGEST_SLICE_MS);
       } catch (err) {
-        // A malformed batch: what came before it stays; nothing after it in this batch can be read.
         this.pendingIngest = null;
-        throw err;
+        this.waitingBatches = [];
+        this.stop(`a batch of records could not be read: ${errorMessage(err)}`);
       }
-      p.recordAt += span.records;
-      // Aggregates stay cumulative over the whole capture, evicted records included.
-      this.aggregator.update(this.store, from, this.store.length);
-      this.lastIngestAt = performance.now();
-      if (this.ring.limit && this.ring.apply(this.store, p.spool, this.view)) {
-        if (this.state.state === 'running' || this.state.state === 'paused')
-          this.setState({ ...this.state, ...this.ring.state(this.store) });
+    });
+  }
+
+  /**
+   * Takes in the batch under way and then the waiting ones until `deadline` (performance.now()); what is left
+   * waits for the next turn.
+   */
+  private ingestSlices(deadline: number): void {
+    for (;;) {
+      let p = this.pendingIngest;
+      if (!p) {
+        const next = this.waitingBatches.shift();
+        if (!next) return;
+        this.takeBatch(next.batch, next.info);
+        p = this.pendingIngest;
+        if (!p) continue;
       }
-      // While paused the view stays as it was: capture goes on, the table holds still.
-      if (this.state.state !== 'paused') this.view.update();
-      if (p.byteAt < p.batch.byteLength && performance.now() >= deadline) {
-        setImmediate(() => {
-          if (this.pendingIngest !== p) return;
-          try {
-            this.ingestSlices(performance.now() + INGEST_SLICE_MS);
-          } catch (err) {
-            this.stop(`a batch of records could not be read: ${errorMessage(err)}`);
-          }
-        });
+      while (p.byteAt < p.batch.byteLength) {
+        const sliceStart = performance.now();
+        const span = recordSpan(p.view, p.byteAt, this.sliceRecords);
+        const from = this.store.length;
+        const at = p.byteAt;
+        p.byteAt += span.bytes;
+        try {
+          this.ingestor.ingest(p.batch, p.offsets.subarray(p.recordAt), at, span.bytes);
+        } catch (err) {
+          // A malformed batch: what came before it stays; nothing after it in this batch can be read.
+          this.pendingIngest = null;
+          throw err;
+        }
+        p.recordAt += span.records;
+        // Aggregates stay cumulative over the whole capture, evicted records included.
+        this.aggregator.update(this.store, from, this.store.length);
+        this.lastIngestAt = performance.now();
+        if (this.ring.limit && this.ring.apply(this.store, p.spool, this.view)) {
+          if (this.state.state === 'running' || this.state.state === 'paused')
+            this.setState({ ...this.state, ...this.ring.state(this.store) });
+        }
+        // While paused the view stays as it was: capture goes on, the table holds still.
+        if (this.state.state !== 'paused') this.view.update();
+        // Slices of about 1-4 ms: fewer records while code is cold or peers are new, more once it runs fast.
+        const now = performance.now();
+        if (now - sliceStart < 1 && this.sliceRecords < INGEST_SLICE_RECORDS) this.sliceRecords *= 2;
+        else if (now - sliceStart > 4 && this.sliceRecords > 64) this.sliceRecords >>= 1;
+        if (p.byteAt < p.batch.byteLength && now >= deadline) {
+          this.continueSoon();
+          return;
+        }
+      }
+      this.pendingIngest = null;
+      for (const tap of this.recordTaps) tap(p.batch, p.firstNo, (ifindex) => this.ifname(ifindex));
+      if (this.waitingBatches.length > 0 && performance.now() >= deadline) {
+        this.continueSoon();
         return;
       }
     }
-    this.pendingIngest = null;
-    for (const tap of this.recordTaps) tap(p.batch, p.firstNo, (ifindex) => this.ifname(ifindex));
   }
 
-  /** Takes in whatever of the last batch is still waiting, now (before a stop, or for callers that read at once). */
+  /** Takes in whatever is still waiting, now (before a stop, or for callers that read at once). */
   settleIngest(): void {
     this.ingestSlices(Infinity);
   }
@@ -794,6 +849,7 @@ export class CaptureService implements RequestHandlers, JobHost {
     this.jobs.cancelAll();
     this.stop();
     this.pendingIngest = null;
+    this.waitingBatches = [];
     this.spools.close();
     this.listeners.clear();
   }

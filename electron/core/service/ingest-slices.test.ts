@@ -55,7 +55,11 @@ describe('a slow batch is indexed in slices across turns of the event loop', () 
       // A batch delivered while one waits goes after it (ordered), and feed() returns with both indexed.
       const [big2] = [...realisticCapture(150_000, 150_000)];
       sliced.deliver(big2!);
-      sliced.feed(next!);
+      const before = sliced.store.length;
+      sliced.deliver(next!); // waits behind big2: nothing of it is taken before big2 is whole
+      expect(sliced.store.length).toBeLessThan(300_000);
+      expect(sliced.store.length - before).toBeLessThan(150_000);
+      sliced.feed(next!.slice(0, 0)); // an empty batch: feed() settles everything waiting
       expect(sliced.store.length).toBe(300_000 + 4096);
       whole.feed(big!);
       whole.feed(big2!);
