@@ -58,7 +58,7 @@ const SORT_PROGRESS_MS = 100;
 const INGEST_SLICE_RECORDS = 1024;
 /** ...and once it has held the event loop this long, the rest waits for the next turn (see onBatch). */
 const INGEST_SLICE_MS = 10;
-/** Batches that may wait behind one being taken in before the service catches up at once. */
+/** Batches that may wait behind one being taken in; past that the one under way is finished at once. */
 const MAX_WAITING_BATCHES = 4;
 
 export type EventListener = <E extends EventName>(event: E, data: Events[E]) => void;
@@ -431,20 +431,20 @@ export class CaptureService implements RequestHandlers, JobHost {
    * spool takes it whole; the index takes it in slices (up to INGEST_SLICE_RECORDS, fewer while slices are slow).
    * Once the work of a turn has held the event loop for INGEST_SLICE_MS (code not compiled yet, thousands of new
    * peers, a slow machine), the rest waits for the next turn, and a batch arriving meanwhile waits behind it, in
-   * order. At most MAX_WAITING_BATCHES wait: past that the service is behind the capture and catches up at once
-   * (the session's bounded queue then leaves the excess in the kernel ring, where it is counted).
+   * order. At most MAX_WAITING_BATCHES wait: past that the service is behind the capture and finishes the batch
+   * under way at once to make room (the session's bounded queue leaves the excess in the kernel ring, counted).
    */
   onBatch(batch: ArrayBuffer, info?: BatchInfo): void {
     const deadline = performance.now() + INGEST_SLICE_MS;
     if (this.pendingIngest || this.waitingBatches.length > 0) {
       this.ingestSlices(deadline);
       if (this.pendingIngest || this.waitingBatches.length > 0) {
-        if (this.waitingBatches.length < MAX_WAITING_BATCHES) {
-          this.waitingBatches.push({ batch, info });
-          this.continueSoon();
-          return;
-        }
-        this.settleIngest();
+        // Behind the capture: the batch under way is finished now (one batch's work, not the backlog's) to make
+        // room; the new one waits its turn.
+        if (this.waitingBatches.length >= MAX_WAITING_BATCHES) this.ingestSlices(Infinity, true);
+        this.waitingBatches.push({ batch, info });
+        this.continueSoon();
+        return;
       }
     }
     this.takeBatch(batch, info);
@@ -515,7 +515,7 @@ export class CaptureService implements RequestHandlers, JobHost {
    * Takes in the batch under way and then the waiting ones until `deadline` (performance.now()); what is left
    * waits for the next turn.
    */
-  private ingestSlices(deadline: number): void {
+  private ingestSlices(deadline: number, oneBatch = false): void {
     for (;;) {
       let p = this.pendingIngest;
       if (!p) {
@@ -559,6 +559,7 @@ export class CaptureService implements RequestHandlers, JobHost {
       }
       this.pendingIngest = null;
       for (const tap of this.recordTaps) tap(p.batch, p.firstNo, (ifindex) => this.ifname(ifindex));
+      if (oneBatch) return;
       if (this.waitingBatches.length > 0 && performance.now() >= deadline) {
         this.continueSoon();
         return;

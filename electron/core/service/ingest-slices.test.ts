@@ -76,6 +76,28 @@ describe('a slow batch is indexed in slices across turns of the event loop', () 
     }
   });
 
+  it('behind the capture, finishes the batch under way to make room, and keeps the order', () => {
+    const [big] = [...realisticCapture(150_000, 150_000)];
+    const small = [...realisticCapture(6 * 4096, 4096)];
+    const svc = service();
+    const whole = service();
+    try {
+      svc.deliver(big!);
+      expect(svc.store.length).toBeLessThan(150_000);
+      for (const b of small.slice(0, 4)) svc.deliver(b); // they wait behind it
+      expect(svc.store.length).toBeLessThan(150_000);
+      svc.deliver(small[4]!); // a fifth: the big batch is finished now, the rest still waits
+      expect(svc.store.length).toBe(150_000);
+      svc.feed(small[5]!);
+      for (const b of [big!, ...small]) whole.feed(b);
+      expect(svc.store.length).toBe(whole.store.length);
+      expect(rowsOf(svc, 149_990, 200)).toEqual(rowsOf(whole, 149_990, 200));
+    } finally {
+      svc.close();
+      whole.close();
+    }
+  });
+
   it('names every new address of every slice from its own bytes', () => {
     // One batch of 120 k records, each from an IPv6 source never seen before: every one is a new entry of the
     // address table, made from the record's bytes (a slice's offsets count from the slice's start).
