@@ -301,6 +301,14 @@ export class Aggregator implements EchoOutcomes {
     this.total += to - from;
   }
 
+  /**
+   * Bytes of the per-address counters (packets and bytes per address id): sized by the highest id the address
+   * table has handed out, doubling, so they follow the table's own bound, not the peers'.
+   */
+  get addressCounterBytes(): number {
+    return this.packets.byteLength + this.bytes.byteLength;
+  }
+
   private growAddresses(n: number): void {
     if (n <= this.packets.length) return;
     const size = Math.max(n, this.packets.length * 2);
