@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sortByKeySteps } from './radix-sort.js';
+import { runSliced, sortByKeySteps } from './radix-sort.js';
 
 /**
  * How much of the arrays one step of the sort touched, at most: a step that moves every element (a reversal or
@@ -53,4 +53,38 @@ describe('sortByKeySteps', () => {
       expect(wrong).toBe(0);
       expect(most).toBeLessThanOrEqual(2 * STEP);
     });
+});
+
+describe('runSliced', () => {
+  it('ends a slice before a step as long as the last one would carry it past sliceMs', async () => {
+    // Steps of 4 ms in slices of 10 ms: two steps make 8 ms, and a third would end at 12 ms, so the slice ends
+    // after two. (The old rule ran steps until 10 ms had passed: three steps, 12 ms.) Counted in steps per turn
+    // of the event loop; a slower machine only ends slices sooner.
+    let turns = 0;
+    let stepsThisTurn = 0;
+    let most = 0;
+    let running = true;
+    const spin = (): void => {
+      turns++;
+      stepsThisTurn = 0;
+      if (running) setImmediate(spin);
+    };
+    setImmediate(spin);
+    function* steps(): Generator<number, string, void> {
+      for (let k = 0; k < 30; k++) {
+        const until = performance.now() + 4;
+        while (performance.now() < until);
+        most = Math.max(most, ++stepsThisTurn);
+        yield k / 30;
+      }
+      return 'done';
+    }
+    try {
+      expect(await runSliced(steps(), { sliceMs: 10 })).toBe('done');
+    } finally {
+      running = false;
+    }
+    expect(most).toBeLessThanOrEqual(2);
+    expect(turns).toBeGreaterThanOrEqual(14);
+  });
 });

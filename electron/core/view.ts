@@ -316,9 +316,12 @@ export class View {
           matched = this.truncateTo(blocks, matched, c * CHUNK_SIZE);
           continue;
         }
+        const chunkStart = performance.now();
         matched = this.scanChunk(compiled, c, end, blocks, matched);
         c++;
-        if (performance.now() - sliceStart >= this.sliceMs) {
+        // As runSliced: the slice ends before the next chunk would carry it past sliceMs.
+        const now = performance.now();
+        if (now - sliceStart + (now - chunkStart) >= this.sliceMs) {
           const done = c * CHUNK_SIZE - this.first;
           onProgress?.({ fraction: Math.min(1, Math.max(0, done) / Math.max(1, this.seen - this.first)) });
           await new Promise<void>((resolve) => setImmediate(resolve));
