@@ -552,7 +552,8 @@ export class CaptureService implements RequestHandlers, JobHost {
         const now = performance.now();
         if (now - sliceStart < 1 && this.sliceRecords < INGEST_SLICE_RECORDS) this.sliceRecords *= 2;
         else if (now - sliceStart > 4 && this.sliceRecords > 64) this.sliceRecords >>= 1;
-        if (p.byteAt < p.batch.byteLength && now >= deadline) {
+        // As runSliced: the turn ends before the next slice, as long as this one, would carry it past the deadline.
+        if (p.byteAt < p.batch.byteLength && now + (now - sliceStart) >= deadline) {
           this.continueSoon();
           return;
         }
