@@ -238,6 +238,18 @@ describe('capture file formats', () => {
     expect(fromFile.equals(Buffer.concat(inMemory.map((x) => new Uint8Array(x))))).toBe(true);
     expect(fromFile.length).toBeGreaterThan(count * 72);
 
+    // Batches that start small (the first run cold code) and double up to batchRecords: the same bytes.
+    const ramped = openCaptureFile(file, { batchRecords: 5000, firstBatchRecords: 64 });
+    const sizes: number[] = [];
+    const rampedBatches: ArrayBuffer[] = [];
+    for (let r = await ramped.next(); !r.done; r = await ramped.next()) {
+      sizes.push(r.value.records);
+      rampedBatches.push(r.value.batch);
+    }
+    expect(sizes.slice(0, 8)).toEqual([64, 128, 256, 512, 1024, 2048, 4096, 5000]);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(count);
+    expect(Buffer.concat(rampedBatches.map((x) => new Uint8Array(x))).equals(fromFile)).toBe(true);
+
     const controller = new AbortController();
     const cancelled = openCaptureFile(file, { batchRecords: 5000, signal: controller.signal });
     await cancelled.next();

@@ -59,10 +59,15 @@ export class RecordBatchBuilder {
    * `fileSize` bounds the buffer for small files: a record is at most 80 bytes larger than its frame and every
    * frame costs at least 16 bytes of file framing, so records never take more than 3x the file size.
    */
+  /** Records the batch under way may hold: `firstBatchRecords`, doubling with each batch up to `batchRecords`. */
+  private limit: number;
+
   constructor(
     private readonly batchRecords: number,
     fileSize: number,
+    firstBatchRecords = batchRecords,
   ) {
+    this.limit = Math.max(1, Math.min(firstBatchRecords, batchRecords));
     const capacity = Math.min(MAX_BATCH_BYTES, fileSize * 3) + MAX_RECORD_SIZE;
     this.buffer = new ArrayBuffer(capacity);
     this.bytes = new Uint8Array(this.buffer);
@@ -71,7 +76,7 @@ export class RecordBatchBuilder {
 
   /** Full when another record might not fit, so `add` never has to check for room. */
   get full(): boolean {
-    return this.records >= this.batchRecords || this.used + MAX_RECORD_SIZE > this.buffer.byteLength;
+    return this.records >= this.limit || this.used + MAX_RECORD_SIZE > this.buffer.byteLength;
   }
 
   add(
@@ -108,6 +113,7 @@ export class RecordBatchBuilder {
     const result = { batch: this.buffer.slice(0, this.used), records: this.records };
     this.used = 0;
     this.records = 0;
+    this.limit = Math.min(this.batchRecords, this.limit * 2);
     return result;
   }
 }

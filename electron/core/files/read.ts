@@ -25,6 +25,12 @@ export interface OpenCaptureOptions {
   onProgress?: (bytesRead: number, totalBytes: number) => void;
   /** Records per yielded batch (default 8192). */
   batchRecords?: number;
+  /**
+   * Records in the first batch; each next one holds twice as many, up to `batchRecords` (default: all of them
+   * from the first). The first batches run code not compiled yet, tens of times slower per record: a caller
+   * that takes each batch in one turn of its event loop keeps those turns short.
+   */
+  firstBatchRecords?: number;
 }
 
 export interface CaptureBatch {
@@ -44,8 +50,8 @@ class CaptureParseLoop {
   readonly state: ReaderState;
   private parser: FormatParser | null = null;
 
-  constructor(batchRecords: number, fileSize: number) {
-    this.state = new ReaderState(new RecordBatchBuilder(batchRecords, fileSize));
+  constructor(batchRecords: number, fileSize: number, firstBatchRecords?: number) {
+    this.state = new ReaderState(new RecordBatchBuilder(batchRecords, fileSize, firstBatchRecords));
   }
 
   get summary(): FileSummary {
@@ -106,7 +112,11 @@ export async function* openCaptureFile(
   }
   try {
     const fileSize = (await handle.stat()).size;
-    const loop = new CaptureParseLoop(opts.batchRecords ?? DEFAULT_BATCH_RECORDS, fileSize);
+    const loop = new CaptureParseLoop(
+      opts.batchRecords ?? DEFAULT_BATCH_RECORDS,
+      fileSize,
+      opts.firstBatchRecords,
+    );
     const state = loop.state;
     // A plain Uint8Array, not a Buffer: its subarray (one per packet copied) is cheaper.
     let bytes = new Uint8Array(Math.max(64, Math.min(READ_CHUNK, fileSize)));
