@@ -162,6 +162,7 @@ export function* sortByKeySteps(keys: Float64Array, idx: Uint32Array, n: number)
   let dstLo = new Uint32Array(n);
   let dstHi = new Uint32Array(n);
   let dstIdx: Uint32Array = new Uint32Array(n);
+  yield* touchSteps([dstLo, dstHi, dstIdx], n, 0);
   const counts = new Uint32Array(RADIX);
   // Digits: lo bits 0-10, 11-21, 22-31, then hi bits 0-10, 11-21, 22-31.
   for (let pass = 0; pass < 6; pass++) {
@@ -212,6 +213,19 @@ export function* sortByKeySteps(keys: Float64Array, idx: Uint32Array, n: number)
       }
     }
     yield 1;
+  }
+}
+
+/**
+ * Writes every page of new arrays, in steps, before a pass scatters into them. A new array's memory is mapped on
+ * first write: the first scatter step writes all over it, so at 20 M it faulted in 160-240 MB of pages in one
+ * step (30-40 ms: the longest step of sorts by rtt and by src at 20 M).
+ */
+function* touchSteps(arrays: Uint32Array[], n: number, progress: number): Generator<number, void, void> {
+  for (let s = 0; s < n; s += STEP) {
+    const e = Math.min(n, s + STEP);
+    for (const a of arrays) a.fill(0, s, e);
+    yield progress;
   }
 }
 
@@ -282,6 +296,7 @@ function* sortBy32Bits(keys: Float64Array, idx: Uint32Array, n: number): Generat
   let srcIdx: Uint32Array = idx.subarray(0, n);
   let dstCode = new Uint32Array(n);
   let dstIdx: Uint32Array = new Uint32Array(n);
+  yield* touchSteps([dstCode, dstIdx], n, 0.1);
   let maxCode = 0;
   for (let s = 0; s < n; s += STEP) {
     const e = Math.min(n, s + STEP);
