@@ -15,7 +15,7 @@ failed=0
 failures=()
 failure_logs=()
 mkdir -p artifacts/logs && rm -f artifacts/logs/suite-*.log
-# Each suite's output also goes to artifacts/logs/<n>.log; a failed suite's failures are printed again at the
+# Each suite's output also goes to artifacts/logs/suite-<n>.log; a failed suite's failures are printed again at the
 # end of the run, so that they are in the last lines a CI system shows, not thousands of lines above.
 run_suite() {
   local name=$1
@@ -38,7 +38,6 @@ run_suite() {
 # The failures of one suite's log: vitest's "Failed Tests" section, else the lines that name a failure.
 failure_digest() {
   local logfile=$1
-  # shellcheck disable=SC2001
   if grep -q 'Failed Tests' "$logfile"; then
     sed -e 's/\x1b\[[0-9;]*m//g' "$logfile" | sed -n '/Failed Tests/,$p' | grep -v '^ *$' | head -120
   else

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { countLoopTurns } from '../../test/support/loop-turns.js';
 import { runSliced, sortByKeySteps } from './radix-sort.js';
 
 /**
@@ -60,21 +61,12 @@ describe('runSliced', () => {
     // Steps of 4 ms in slices of 10 ms: two steps make 8 ms, and a third would end at 12 ms, so the slice ends
     // after two. (The old rule ran steps until 10 ms had passed: three steps, 12 ms.) Counted in steps per turn
     // of the event loop; a slower machine only ends slices sooner.
-    let turns = 0;
-    let stepsThisTurn = 0;
-    let most = 0;
-    let running = true;
-    const spin = (): void => {
-      turns++;
-      stepsThisTurn = 0;
-      if (running) setImmediate(spin);
-    };
-    setImmediate(spin);
+    const loop = countLoopTurns();
     function* steps(): Generator<number, string, void> {
       for (let k = 0; k < 30; k++) {
         const until = performance.now() + 4;
         while (performance.now() < until);
-        most = Math.max(most, ++stepsThisTurn);
+        loop.work();
         yield k / 30;
       }
       return 'done';
@@ -82,9 +74,9 @@ describe('runSliced', () => {
     try {
       expect(await runSliced(steps(), { sliceMs: 10 })).toBe('done');
     } finally {
-      running = false;
+      loop.stop();
     }
-    expect(most).toBeLessThanOrEqual(2);
-    expect(turns).toBeGreaterThanOrEqual(14);
+    expect(loop.most).toBeLessThanOrEqual(2);
+    expect(loop.turns).toBeGreaterThanOrEqual(14);
   });
 });

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countLoopTurns } from '../../../test/support/loop-turns.js';
 import { decodeRecord, type DecodedRecord } from '../record.js';
 import { exportRecords, type ExportFormat, type ExportRow } from './export.js';
 import { encodeRecord, MAX_RECORD_SIZE } from './packet.js';
@@ -104,30 +105,21 @@ describe('exportRecords', () => {
     async (format: ExportFormat) => {
       // Rows that cost 50 us each (a slow source): the old writer turned the loop once per full 1 MiB buffer,
       // thousands of rows (hundreds of ms) apart. Counted in rows between turns of the loop, not timed.
-      let turns = 0;
-      let rowsThisTurn = 0;
-      let mostRowsInATurn = 0;
-      let running = true;
-      const spin = (): void => {
-        turns++;
-        rowsThisTurn = 0;
-        if (running) setImmediate(spin);
-      };
-      setImmediate(spin);
+      const loop = countLoopTurns();
       const slowRows = rowsOf(12_000, () => {
         const until = performance.now() + 0.05;
         while (performance.now() < until);
-        mostRowsInATurn = Math.max(mostRowsInATurn, ++rowsThisTurn);
+        loop.work();
       });
       try {
         const result = await exportRecords(slowRows, { format, path: path.join(dir, `sliced.${format}`) });
         expect(result.records).toBe(12_000);
       } finally {
-        running = false;
+        loop.stop();
       }
       // 8 ms slices of 50 us rows, checked every 256 rows: at most ~160 + 256 rows between turns.
-      expect(mostRowsInATurn).toBeLessThanOrEqual(1024);
-      expect(turns).toBeGreaterThan(12_000 / 1024);
+      expect(loop.most).toBeLessThanOrEqual(1024);
+      expect(loop.turns).toBeGreaterThan(12_000 / 1024);
     },
   );
 

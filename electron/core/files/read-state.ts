@@ -55,13 +55,13 @@ export class RecordBatchBuilder {
   used = 0;
   records = 0;
 
+  /** Records the batch under way may hold: `firstBatchRecords`, doubling with each batch up to `batchRecords`. */
+  private limit: number;
+
   /**
    * `fileSize` bounds the buffer for small files: a record is at most 80 bytes larger than its frame and every
    * frame costs at least 16 bytes of file framing, so records never take more than 3x the file size.
    */
-  /** Records the batch under way may hold: `firstBatchRecords`, doubling with each batch up to `batchRecords`. */
-  private limit: number;
-
   constructor(
     private readonly batchRecords: number,
     fileSize: number,

@@ -130,7 +130,7 @@ export function openFiles(host: JobHost, paths: string[], label: string, leftove
           signal: ctx.signal,
           onProgress: (bytes, total) => ctx.progress(bytes, total),
           // Each batch is parsed and taken in (spool, index, statistics, view) in one turn of the event loop:
-          // half a live capture's largest batch keeps that turn to a few ms at any file size.
+          // a quarter of a live capture's largest batch keeps that turn short at any file size.
           batchRecords: OPEN_BATCH_RECORDS,
           // Cold code (the parser's first records, a fresh index) takes the first, small batches.
           firstBatchRecords: 64,
