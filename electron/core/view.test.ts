@@ -238,6 +238,22 @@ describe('View', () => {
     expect(viewContents(view)).toEqual(viewContents(sync));
   });
 
+  it('starts an async filter with small scans that double up to a chunk (a new filter runs cold at first)', async () => {
+    const view = new View(fixture.store, envOf(fixture), { sliceMs: 0 });
+    view.update();
+    const total = fixture.store.length;
+    const scanned: number[] = [];
+    await view.setFilterAsync('icmp.type == echo-reply', (p) => scanned.push(Math.round(p.fraction * total)));
+    // sliceMs 0: one scan per turn. 1024 records first, then 2048, 4096 ... and never more than a chunk.
+    expect(scanned.slice(0, 4)).toEqual([1024, 3072, 7168, 15360]);
+    const steps = scanned.slice(1).map((v, k) => v - scanned[k]!);
+    expect(Math.max(...steps)).toBeLessThanOrEqual(1 << CHUNK_SHIFT);
+    const sync = new View(fixture.store, envOf(fixture));
+    sync.update();
+    sync.setFilter('icmp.type == echo-reply');
+    expect(viewContents(view)).toEqual(viewContents(sync));
+  });
+
   it('catches up with records that arrive while an async filter runs', async () => {
     const live = syntheticCapture(40_000, 3);
     for (let k = 0; k < 6; k++) live.step();
