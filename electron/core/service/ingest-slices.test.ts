@@ -12,6 +12,7 @@ import { BatchBuilder, addressOf, prng, realisticCapture } from '../bench/synth.
 import { formatAddress } from '../../common/address.js';
 import { CHUNK_MASK } from '../store.js';
 import { CaptureService } from '../service.js';
+import { MAX_WAITING_BATCHES } from './capture-service.js';
 
 let tmp: string;
 beforeAll(() => {
@@ -78,19 +79,48 @@ describe('a slow batch is indexed in slices across turns of the event loop', () 
 
   it('behind the capture, finishes the batch under way to make room, and keeps the order', () => {
     const [big] = [...realisticCapture(150_000, 150_000)];
-    const small = [...realisticCapture(6 * 4096, 4096)];
+    const small = [...realisticCapture((MAX_WAITING_BATCHES + 2) * 4096, 4096)];
     const svc = service();
     const whole = service();
     try {
       svc.deliver(big!);
       expect(svc.store.length).toBeLessThan(150_000);
-      for (const b of small.slice(0, 4)) svc.deliver(b); // they wait behind it
+      for (const b of small.slice(0, MAX_WAITING_BATCHES)) svc.deliver(b); // they wait behind it
       expect(svc.store.length).toBeLessThan(150_000);
-      svc.deliver(small[4]!); // a fifth: the big batch is finished now, the rest still waits
+      svc.deliver(small[MAX_WAITING_BATCHES]!); // one more: the big batch is finished now, the rest still waits
       expect(svc.store.length).toBe(150_000);
-      svc.feed(small[5]!);
+      svc.feed(small[MAX_WAITING_BATCHES + 1]!);
       for (const b of [big!, ...small]) whole.feed(b);
       expect(svc.store.length).toBe(whole.store.length);
+      expect(rowsOf(svc, 149_990, 200)).toEqual(rowsOf(whole, 149_990, 200));
+    } finally {
+      svc.close();
+      whole.close();
+    }
+  });
+
+  it("behind the capture, a new batch waits for the service's turn instead of adding a slice of its own", async () => {
+    // A batch delivered while one is still being taken in (a native session's next batch, or one delivered in
+    // the same turn as the service's own slice) must not take a second 10 ms slice in that turn: the two
+    // stacked held the event loop 20 ms and more.
+    const [big] = [...realisticCapture(150_000, 150_000)];
+    const small = [...realisticCapture(3 * 4096, 4096)];
+    const svc = service();
+    const whole = service();
+    try {
+      svc.deliver(big!);
+      const afterFirst = svc.store.length;
+      expect(afterFirst).toBeGreaterThan(0);
+      expect(afterFirst).toBeLessThan(150_000);
+      for (const b of small) svc.deliver(b);
+      expect(svc.store.length).toBe(afterFirst); // no slice of their own: they wait
+      let turns = 0;
+      while (svc.store.length < 150_000 + 3 * 4096 && turns < 10_000) {
+        await turn();
+        turns++;
+      }
+      expect(svc.store.length).toBe(150_000 + 3 * 4096);
+      for (const b of [big!, ...small]) whole.feed(b);
       expect(rowsOf(svc, 149_990, 200)).toEqual(rowsOf(whole, 149_990, 200));
     } finally {
       svc.close();

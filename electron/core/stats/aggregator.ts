@@ -165,7 +165,7 @@ export class Aggregator implements EchoOutcomes {
   private readonly maxPoints: number;
   private readonly reservoirSize: number;
   /** Where a percentile is selected (the reservoir itself keeps its order for algorithm R). */
-  private scratch = new Float32Array(0);
+  private scratch = new Float64Array(0);
   /** Where peerList selects the max-th largest request count. */
   private requestCounts = new Float64Array(0);
   private readonly sparkLength: number;
@@ -491,7 +491,7 @@ export class Aggregator implements EchoOutcomes {
   private p95(peer: Peer): number {
     if (peer.p95Cache === null) {
       const n = Math.min(peer.rttCount, this.reservoirSize);
-      if (this.scratch.length < n) this.scratch = new Float32Array(this.reservoirSize);
+      if (this.scratch.length < n) this.scratch = new Float64Array(this.reservoirSize);
       this.scratch.set(peer.reservoir.subarray(0, n));
       peer.p95Cache = selectKth(this.scratch, n, Math.ceil(0.95 * n) - 1);
     }
