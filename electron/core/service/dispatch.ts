@@ -38,6 +38,7 @@ export interface RequestHandlers {
   interfaces(): InterfaceInfo[];
   start(params: Params<'capture.start'>): CaptureState;
   stop(): CaptureState;
+  stopSliced(): Promise<CaptureState>;
   pause(paused: boolean): CaptureState;
   clear(): void;
   rows(start: number, count: number): Results['view.rows'];
@@ -95,7 +96,7 @@ export function dispatchRequest(
     case 'capture.start':
       return s.start(p as Params<'capture.start'>);
     case 'capture.stop':
-      return s.stop();
+      return s.stopSliced();
     case 'capture.pause':
       return s.pause(true);
     case 'capture.resume':

@@ -13,6 +13,7 @@ import { formatAddress } from '../../common/address.js';
 import { CHUNK_MASK } from '../store.js';
 import { CaptureService } from '../service.js';
 import { MAX_WAITING_BATCHES } from './capture-service.js';
+import { countLoopTurns } from '../../../test/support/loop-turns.js';
 
 let tmp: string;
 beforeAll(() => {
@@ -167,6 +168,27 @@ describe('a slow batch is indexed in slices across turns of the event loop', () 
         if (text[c.src[r & CHUNK_MASK]!] !== sources[r]) wrong++;
       }
       expect(wrong).toBe(0);
+    } finally {
+      svc.close();
+    }
+  });
+
+  it('capture.stop takes a backlog in a slice a turn, not all of it in one turn', async () => {
+    // Behind a flood, MAX_WAITING_BATCHES batches wait; stop() took them all in one turn (100 ms and more).
+    const batches = [...realisticCapture((MAX_WAITING_BATCHES + 1) * 16_384, 16_384)];
+    const svc = service();
+    try {
+      for (const b of batches) svc.deliver(b);
+      expect(svc.store.length).toBeLessThan(16_384);
+      const turns = countLoopTurns();
+      svc.tapRecords(() => turns.work()); // once per batch taken in whole
+      await svc.handle('capture.stop', {}, 'ipc');
+      turns.stop();
+      expect(svc.store.length).toBe(batches.length * 16_384);
+      // A batch of 16 k records is more than one 10 ms slice's work: at most the end of one and the whole of
+      // the next fit in a turn (the old stop: all 17).
+      expect(turns.most).toBeLessThanOrEqual(2);
+      expect(turns.turns).toBeGreaterThan(MAX_WAITING_BATCHES / 2);
     } finally {
       svc.close();
     }
