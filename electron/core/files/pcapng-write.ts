@@ -126,7 +126,18 @@ const NO_COMMENTS: readonly Uint8Array[] = [];
  * captured bytes; the timestamp comes in 32-bit halves of nanoseconds. Returns the offset after the block.
  */
 /** Packets up to this many bytes are copied in a loop, not through a subarray (see writeEnhancedPacketBlock). */
-const SMALL_COPY = 512;
+const SMALL_COPY = 256;
+
+/** A DataView of the last source given (a spool batch: one view for all of its records). */
+let lastSource: Uint8Array | null = null;
+let lastSourceView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+function dataViewOf(bytes: Uint8Array): DataView<ArrayBufferLike> {
+  if (bytes !== lastSource) {
+    lastSource = bytes;
+    lastSourceView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  return lastSourceView;
+}
 
 export function writeEnhancedPacketBlock(
   view: DataView,
@@ -153,10 +164,17 @@ export function writeEnhancedPacketBlock(
   view.setUint32(at + 24, origLen, le);
   // Exports pass each record's own data view whole: no subarray to allocate then. The spool passes a whole
   // batch: a subarray per record was 100 of the ~160 bytes of garbage the capture made per record (a scavenge
-  // every 100 ms at 700 k records/s), so packets of ordinary size are copied byte by byte instead.
+  // every 100 ms at 700 k records/s), so packets of ordinary size are copied four bytes at a time instead
+  // (41 ns for 64 bytes, 65 ns for 100, against 85-95 ns for subarray and set, its garbage not counted).
   if (start === 0 && capLen === packet.length) bytes.set(packet, at + 28);
   else if (capLen > SMALL_COPY) bytes.set(packet.subarray(start, start + capLen), at + 28);
-  else for (let k = 0, o = at + 28; k < capLen; k++) bytes[o + k] = packet[start + k]!;
+  else {
+    const from = dataViewOf(packet);
+    const o = at + 28;
+    let k = 0;
+    for (; k + 4 <= capLen; k += 4) view.setUint32(o + k, from.getUint32(start + k));
+    for (; k < capLen; k++) bytes[o + k] = packet[start + k]!;
+  }
   let p = at + 28 + capLen;
   const padded = at + 28 + pad4(capLen);
   while (p < padded) bytes[p++] = 0;

@@ -96,6 +96,30 @@ describe('PcapngSpoolWriter', () => {
     expect(() => spool.append(first, 0, first.byteLength)).toThrow(/closed/);
   });
 
+  it('keeps every byte of packets of every length, whichever way a packet is copied', async () => {
+    // Short packets are copied a word at a time and their last 0-3 bytes one by one; long ones as a whole.
+    const lengths = Array.from({ length: 320 }, (_, k) => k); // ICMP payloads of 0..319 bytes
+    const packets = lengths.map((n) => {
+      const p = ipv4Icmp({ seq: n, payload: n });
+      for (let b = 28; b < p.length; b++) p[b] = (b * 31 + n) & 0xff;
+      return p;
+    });
+    const batch = batchOf(packets.map((packet) => ({ packet, ifindex: 1, dir: Direction.In })));
+    const file = path.join(dir, 'lengths.pcapng');
+    const spool = PcapngSpoolWriter.create(file, { application: 'icmpcap 0.1.0-test' });
+    const offsets = new Float64Array(packets.length);
+    expect(spool.append(batch, 0, batch.byteLength, offsets)).toBe(packets.length);
+    await spool.drained();
+    const fd = fs.openSync(file, 'r');
+    try {
+      const wrong = packets.filter((p, i) => Buffer.compare(readSpoolRecord(fd, offsets[i]!).data, p) !== 0);
+      expect(wrong.map((p) => p.length)).toEqual([]);
+    } finally {
+      fs.closeSync(fd);
+      spool.close();
+    }
+  });
+
   it('is a pcapng file that our reader and tshark read with the same records', async () => {
     const file = path.join(dir, 'spool2.pcapng');
     const spool = PcapngSpoolWriter.create(file, { application: 'icmpcap 0.1.0-test', snaplen: 262144 });
