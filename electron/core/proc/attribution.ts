@@ -12,6 +12,7 @@
  * Several candidate sockets, or none, leave the record "unknown": nothing is guessed.
  */
 import { decodeError } from '../answers/flows.js';
+import { quotedFlowOf } from './quoted.js';
 import { Direction, OFF, REC_F_HAS_ECHO, REC_F_HAS_PID, decodeRecord } from '../record.js';
 import { pidsOfInodes, processInfo, type ProcessInfo } from './processes.js';
 import { isUnspecified, readSockets, type SocketEntry, type SocketTable } from './sockets.js';
@@ -111,6 +112,21 @@ export class ProcAttribution {
   }
 
   private forError(view: DataView, o: number): number {
+    // The usual shapes straight from the bytes; decodeError (every field of the packet) for the rest.
+    const quick = quotedFlowOf(view, o);
+    if (quick === null) return PROC_UNKNOWN;
+    if (quick !== undefined) {
+      if (quick.protocol === 'udp' || quick.protocol === 'tcp')
+        return this.forPort(
+          quick.protocol,
+          quick.family,
+          quick.srcPort!,
+          quick.src(),
+          quick.dst(),
+          quick.dstPort,
+        );
+      return this.forEcho(quick.family, quick.echoId!, quick.src, quick.dst);
+    }
     const record = decodeRecord(view, o);
     const report = decodeError(record);
     const flow = report?.flow;
