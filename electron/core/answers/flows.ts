@@ -12,9 +12,10 @@
  *   problems.add(record);                     // any record; non-errors are ignored
  *   problems.list();                          // grouped by flow, most recent last
  */
-import { formatIpv6 } from '../../common/address.js';
+import { formatAddress, formatIpv6 } from '../../common/address.js';
 import { codeLabel, typeLabel } from '../../common/icmp.js';
 import { extractFields, type FieldMap, type FieldValue } from '../fields/extract.js';
+import { parseQuoted } from '../proc/quoted.js';
 import type { DecodedRecord } from '../record.js';
 
 export type FlowProtocol = 'udp' | 'tcp' | 'icmp' | 'icmpv6' | 'other';
@@ -208,16 +209,50 @@ function describe(
   }
 }
 
-/** The error `record` reports, or null when it is not an ICMP/ICMPv6 error. */
-export function decodeError(record: DecodedRecord): ErrorReport | null {
+/**
+ * The error `record` reports, or null when it is not an ICMP/ICMPv6 error. `full`: always through the field
+ * dissector (tests compare the two readers).
+ */
+export function decodeError(record: DecodedRecord, full = false): ErrorReport | null {
   const kinds = record.family === 4 ? V4_KINDS : V6_KINDS;
   let kind = kinds[record.type];
   if (kind === undefined) return null;
   if (record.family === 4 && record.type === 11 && record.code === 1) kind = 'reassembly-timeout';
   if (record.family === 4 && record.type === 3 && record.code === 4) kind = 'too-big';
+  // The usual shapes straight from the bytes (proc/quoted.ts); the dissector, every field of the packet, for
+  // the rest (RFC 4884 extensions, extension headers, fragments, quotes cut short, errors quoting errors).
+  const shape = full
+    ? undefined
+    : parseQuoted(record.data, 0, record.data.length, record.family, record.type);
+  if (shape !== undefined) {
+    const flow: ReportedFlow = {
+      family: record.family,
+      protocol: shape.protocol,
+      protocolNumber: shape.protocolNumber,
+      src: formatAddress(record.data.subarray(shape.srcAt, shape.srcAt + 16), record.family),
+      dst: formatAddress(record.data.subarray(shape.dstAt, shape.dstAt + 16), record.family),
+      srcPort: shape.srcPort,
+      dstPort: shape.dstPort,
+      echoId: shape.echoId,
+      echoSeq: shape.echoSeq,
+      quotedTtl: shape.quotedTtl,
+    };
+    return report(record, kind, shape.mtu, flow, [], []);
+  }
   const fields = extractFields(record, null);
   const mtu = record.family === 4 ? num(at(fields, 'icmp.mtu', 1)) : num(at(fields, 'icmpv6.mtu', 1));
   const { mpls, interfaces } = extensions(fields);
+  return report(record, kind, mtu, quotedFlow(fields, record.family), mpls, interfaces);
+}
+
+function report(
+  record: DecodedRecord,
+  kind: ErrorKind,
+  mtu: number | null,
+  flow: ReportedFlow | null,
+  mpls: MplsEntry[],
+  interfaces: InterfaceInfo[],
+): ErrorReport {
   return {
     family: record.family,
     type: record.type,
@@ -228,7 +263,7 @@ export function decodeError(record: DecodedRecord): ErrorReport | null {
     tsNs: record.tsNs,
     what: describe(kind, record.family, record.type, record.code, record.src, mtu),
     mtu: kind === 'too-big' ? mtu : null,
-    flow: quotedFlow(fields, record.family),
+    flow,
     mpls,
     interfaces,
   };

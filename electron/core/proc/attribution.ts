@@ -116,16 +116,17 @@ export class ProcAttribution {
     const quick = quotedFlowOf(view, o);
     if (quick === null) return PROC_UNKNOWN;
     if (quick !== undefined) {
-      if (quick.protocol === 'udp' || quick.protocol === 'tcp')
+      if ((quick.protocol === 'udp' || quick.protocol === 'tcp') && quick.srcPort !== null)
         return this.forPort(
           quick.protocol,
           quick.family,
-          quick.srcPort!,
+          quick.srcPort,
           quick.src(),
           quick.dst(),
           quick.dstPort,
         );
-      return this.forEcho(quick.family, quick.echoId!, quick.src, quick.dst);
+      if (quick.echoId !== null) return this.forEcho(quick.family, quick.echoId, quick.src, quick.dst);
+      return PROC_UNKNOWN;
     }
     const record = decodeRecord(view, o);
     const report = decodeError(record);

@@ -9,7 +9,7 @@ import { decodeError } from '../answers/flows.js';
 import { prng } from '../bench/synth.js';
 import { encodeRecord, MAX_RECORD_SIZE } from '../files/packet.js';
 import { Direction, decodeRecord } from '../record.js';
-import { quotedFlowOf } from './quoted.js';
+import { parseQuoted, quotedFlowOf } from './quoted.js';
 
 type Rand = () => number;
 const pick = <T>(rand: Rand, items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
@@ -132,7 +132,7 @@ describe('quotedFlowOf', () => {
       if (quick === undefined) continue;
       answered++;
       const record = decodeRecord(view, 0);
-      const flow = decodeError(record)?.flow ?? null;
+      const flow = decodeError(record, true)?.flow ?? null;
       const slow = flow && flow.src === record.dst ? decision(flow) : null;
       const fast = quick === null ? null : decision({ ...quick, src: quick.src(), dst: quick.dst() });
       if (fast !== slow)
@@ -142,5 +142,38 @@ describe('quotedFlowOf', () => {
     expect(records).toBeGreaterThan(25_000);
     // The usual shapes are most of these: the quick reader is what attribution runs.
     expect(answered / records).toBeGreaterThan(0.5);
+  });
+
+  it('gives decodeError the same report through either reader', () => {
+    const rand = prng(792);
+    const out = new Uint8Array(MAX_RECORD_SIZE);
+    const view = new DataView(out.buffer);
+    let quick = 0;
+    let errors = 0;
+    const wrong: string[] = [];
+    for (let k = 0; k < 30_000; k++) {
+      const packet = errorPacket(rand);
+      out.fill(0);
+      const size = encodeRecord(
+        packet,
+        { tsNs: 7n, ifindex: 1, dir: Direction.In, origLen: packet.length },
+        out,
+        0,
+      );
+      if (size === null) continue;
+      const record = decodeRecord(view, 0);
+      const full = decodeError(record, true);
+      if (full !== null) errors++;
+      if (parseQuoted(record.data, 0, record.data.length, record.family, record.type) !== undefined) quick++;
+      const either = decodeError(record);
+      if (
+        JSON.stringify(either, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)) !==
+        JSON.stringify(full, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))
+      )
+        wrong.push(Buffer.from(packet).toString('hex'));
+    }
+    expect(wrong.slice(0, 5)).toEqual([]);
+    expect(errors).toBeGreaterThan(15_000);
+    expect(quick / errors).toBeGreaterThan(0.4);
   });
 });
