@@ -118,9 +118,9 @@ function onesSum(b: Uint8Array, start: number, end: number, initial = 0): number
   return sum;
 }
 
-const V4_ERRORS = new Set([3, 4, 5, 11, 12]);
-const V6_ERRORS = new Set([1, 2, 3, 4]);
-const V4_ECHOLIKE = new Set([0, 8, 13, 14, 15, 16, 17, 18]);
+export const V4_ERRORS = new Set([3, 4, 5, 11, 12]);
+export const V6_ERRORS = new Set([1, 2, 3, 4]);
+export const V4_ECHOLIKE = new Set([0, 8, 13, 14, 15, 16, 17, 18]);
 
 interface Layers {
   ip: number;

@@ -109,24 +109,25 @@ function decision(
   return null;
 }
 
+/** `count` generated errors, each encoded as an incoming record at offset 0 of `view` (reused). */
+function* errorRecords(seed: number, count: number): Generator<{ packet: Uint8Array; view: DataView }> {
+  const rand = prng(seed);
+  const out = new Uint8Array(MAX_RECORD_SIZE);
+  const view = new DataView(out.buffer);
+  for (let k = 0; k < count; k++) {
+    const packet = errorPacket(rand);
+    out.fill(0);
+    const meta = { tsNs: 7n, ifindex: 1, dir: Direction.In, origLen: packet.length };
+    if (encodeRecord(packet, meta, out, 0) !== null) yield { packet, view };
+  }
+}
+
 describe('quotedFlowOf', () => {
   it('decides as decodeError does on every shape it answers, and answers the usual ones', () => {
-    const rand = prng(4884);
-    const out = new Uint8Array(MAX_RECORD_SIZE);
-    const view = new DataView(out.buffer);
     let answered = 0;
     let records = 0;
     const wrong: string[] = [];
-    for (let k = 0; k < 30_000; k++) {
-      const packet = errorPacket(rand);
-      out.fill(0);
-      const size = encodeRecord(
-        packet,
-        { tsNs: 1n, ifindex: 1, dir: Direction.In, origLen: packet.length },
-        out,
-        0,
-      );
-      if (size === null) continue;
+    for (const { packet, view } of errorRecords(4884, 30_000)) {
       records++;
       const quick = quotedFlowOf(view, 0);
       if (quick === undefined) continue;
@@ -145,22 +146,10 @@ describe('quotedFlowOf', () => {
   });
 
   it('gives decodeError the same report through either reader', () => {
-    const rand = prng(792);
-    const out = new Uint8Array(MAX_RECORD_SIZE);
-    const view = new DataView(out.buffer);
     let quick = 0;
     let errors = 0;
     const wrong: string[] = [];
-    for (let k = 0; k < 30_000; k++) {
-      const packet = errorPacket(rand);
-      out.fill(0);
-      const size = encodeRecord(
-        packet,
-        { tsNs: 7n, ifindex: 1, dir: Direction.In, origLen: packet.length },
-        out,
-        0,
-      );
-      if (size === null) continue;
+    for (const { packet, view } of errorRecords(792, 30_000)) {
       const record = decodeRecord(view, 0);
       const full = decodeError(record, true);
       if (full !== null) errors++;

@@ -10,6 +10,7 @@
  * The tests compare both readers on every shape this one answers.
  */
 import { formatAddress } from '../../common/address.js';
+import { V4_ECHOLIKE, V4_ERRORS, V6_ERRORS } from '../fields/extract.js';
 import { OFF } from '../record.js';
 
 /** What an error's bytes say, where parseQuoted answers. */
@@ -29,11 +30,9 @@ export interface QuotedShape {
   quotedTtl: number;
 }
 
-/** ICMP types whose message quotes the datagram it is about (the ones decodeError knows). */
-const V4_QUOTING = new Set([3, 4, 5, 11, 12]);
-const V6_QUOTING = new Set([1, 2, 3, 4]);
-/** ICMP (v4) types the dissector reads an identifier and sequence of. */
-const V4_ECHOLIKE = new Set([0, 8, 13, 14, 15, 16, 17, 18]);
+/** ICMP types whose message quotes the datagram it is about, as the dissector reads them. */
+const V4_QUOTING = V4_ERRORS;
+const V6_QUOTING = V6_ERRORS;
 
 const u16 = (b: Uint8Array, at: number): number => (b[at]! << 8) | b[at + 1]!;
 
