@@ -282,7 +282,13 @@ export class View {
     const end = this.seen;
     if (compiled) {
       for (let c = this.liveFirst() >>> CHUNK_SHIFT; c * CHUNK_SIZE < end; c++)
-        matched = this.scanChunk(compiled, c, end, blocks, matched);
+        matched = this.scanRangeInto(
+          compiled,
+          c * CHUNK_SIZE,
+          Math.min(end, (c + 1) * CHUNK_SIZE),
+          blocks,
+          matched,
+        );
     }
     this.install(compiled, text, blocks, matched, end);
     return { ms: performance.now() - started };
@@ -351,19 +357,6 @@ export class View {
     }
     onProgress?.({ fraction: 1 });
     return { ms: performance.now() - started };
-  }
-
-  private scanChunk(
-    filter: CompiledFilter,
-    c: number,
-    end: number,
-    blocks: Uint32Array[],
-    matched: number,
-  ): number {
-    const chunk = this.store.chunks[c]!;
-    const base = c * CHUNK_SIZE;
-    const to = Math.min(CHUNK_SIZE, end - base);
-    return this.append(blocks, matched, this.scratch, filter.scan(chunk, 0, to, this.scratch, 0, base));
   }
 
   /** Scans records [from, to) of one chunk, appending the matches to `blocks`; returns the new match count. */

@@ -121,10 +121,6 @@ export function enhancedPacketBlockSize(
 
 const NO_COMMENTS: readonly Uint8Array[] = [];
 
-/**
- * Writes an Enhanced Packet Block at `at` (hot path: no allocation). `packet[start, start + capLen)` are the
- * captured bytes; the timestamp comes in 32-bit halves of nanoseconds. Returns the offset after the block.
- */
 /** Packets up to this many bytes are copied in a loop, not through a subarray (see writeEnhancedPacketBlock). */
 const SMALL_COPY = 256;
 
@@ -139,6 +135,10 @@ function dataViewOf(bytes: Uint8Array): DataView<ArrayBufferLike> {
   return lastSourceView;
 }
 
+/**
+ * Writes an Enhanced Packet Block at `at` (hot path: no allocation). `packet[start, start + capLen)` are the
+ * captured bytes; the timestamp comes in 32-bit halves of nanoseconds. Returns the offset after the block.
+ */
 export function writeEnhancedPacketBlock(
   view: DataView,
   bytes: Uint8Array,

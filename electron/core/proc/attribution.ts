@@ -12,7 +12,7 @@
  * Several candidate sockets, or none, leave the record "unknown": nothing is guessed.
  */
 import { decodeError } from '../answers/flows.js';
-import { quotedFlowOf } from './quoted.js';
+import { type QuotedFlow, quotedFlowOf } from './quoted.js';
 import { Direction, OFF, REC_F_HAS_ECHO, REC_F_HAS_PID, decodeRecord } from '../record.js';
 import { pidsOfInodes, processInfo, type ProcessInfo } from './processes.js';
 import { isUnspecified, readSockets, type SocketEntry, type SocketTable } from './sockets.js';
@@ -113,35 +113,18 @@ export class ProcAttribution {
 
   private forError(view: DataView, o: number): number {
     // The usual shapes straight from the bytes; decodeError (every field of the packet) for the rest.
-    const quick = quotedFlowOf(view, o);
-    if (quick === null) return PROC_UNKNOWN;
-    if (quick !== undefined) {
-      if ((quick.protocol === 'udp' || quick.protocol === 'tcp') && quick.srcPort !== null)
-        return this.forPort(
-          quick.protocol,
-          quick.family,
-          quick.srcPort,
-          quick.src(),
-          quick.dst(),
-          quick.dstPort,
-        );
-      if (quick.echoId !== null) return this.forEcho(quick.family, quick.echoId, quick.src, quick.dst);
-      return PROC_UNKNOWN;
+    let flow: QuotedFlow | null | undefined = quotedFlowOf(view, o);
+    if (flow === undefined) {
+      const record = decodeRecord(view, o);
+      const f = decodeError(record)?.flow;
+      // Only errors about what this host sent: the quoted source is the address the error was sent to.
+      flow = f && f.src === record.dst ? { ...f, src: () => f.src, dst: () => f.dst } : null;
     }
-    const record = decodeRecord(view, o);
-    const report = decodeError(record);
-    const flow = report?.flow;
-    // Only errors about what this host sent: the quoted source is the address the error was sent to.
-    if (!flow || flow.src !== record.dst) return PROC_UNKNOWN;
+    if (flow === null) return PROC_UNKNOWN;
     if ((flow.protocol === 'icmp' || flow.protocol === 'icmpv6') && flow.echoId !== null)
-      return this.forEcho(
-        flow.family,
-        flow.echoId,
-        () => flow.src,
-        () => flow.dst,
-      );
+      return this.forEcho(flow.family, flow.echoId, flow.src, flow.dst);
     if ((flow.protocol === 'udp' || flow.protocol === 'tcp') && flow.srcPort !== null)
-      return this.forPort(flow.protocol, flow.family, flow.srcPort, flow.src, flow.dst, flow.dstPort);
+      return this.forPort(flow.protocol, flow.family, flow.srcPort, flow.src(), flow.dst(), flow.dstPort);
     return PROC_UNKNOWN;
   }
 

@@ -361,14 +361,14 @@ export class CaptureService implements RequestHandlers, JobHost {
    * stops as stop() does. stop() alone takes that backlog in one turn: 100 ms and more with 16 batches waiting.
    * The session stays the service's until then, so a capture.start meanwhile is refused as while running.
    */
-  async stopSliced(message?: string): Promise<CaptureState> {
+  async stopSliced(): Promise<CaptureState> {
     const session = this.session;
     session?.stop();
     while ((this.pendingIngest || this.waitingBatches.length > 0) && this.session === session) {
       this.continueSoon();
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    return this.stop(message);
+    return this.stop();
   }
 
   pause(paused: boolean): CaptureState {

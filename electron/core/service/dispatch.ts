@@ -37,7 +37,6 @@ export interface RequestHandlers {
   probe(): SourceAvailability[];
   interfaces(): InterfaceInfo[];
   start(params: Params<'capture.start'>): CaptureState;
-  stop(): CaptureState;
   stopSliced(): Promise<CaptureState>;
   pause(paused: boolean): CaptureState;
   clear(): void;
