@@ -105,12 +105,17 @@ export function attachAlerts(
     allowCommands: values['alert-commands'] === true,
     ...(linkBase ? { linkBase } : {}),
   });
-  service.tapRecords((batch, firstNo, ifname) => {
+  service.tapRecords((batch, firstNo, ifname, byteOffset, byteLength) => {
     let no = firstNo;
-    forEachRecord(batch, (view, offset) => {
-      const record = decodeRecord(view, offset);
-      runner.observe(record, no++, ifname(record.ifindex));
-    });
+    forEachRecord(
+      batch,
+      (view, offset) => {
+        const record = decodeRecord(view, offset);
+        runner.observe(record, no++, ifname(record.ifindex));
+      },
+      byteOffset,
+      byteLength,
+    );
   });
   return runner;
 }

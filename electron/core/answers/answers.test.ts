@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureFileAll } from '../files/index.js';
+import { decodeRecord, forEachRecord } from '../record.js';
 import { pcapFile } from '../files/testing/file-builder.js';
 import { decodeError, PathBuilder, ProblemTable, routeMtu, type TracedPath } from './index.js';
 import { H1, H2, ROUTERS, RouterChain, hasChainTools } from './testing/chain.js';
@@ -182,6 +183,8 @@ describe.skipIf(!canRun)('passive traceroute through three routers', () => {
   let dir = '';
   let cliOut = '';
   let paths: TracedPath[] = [];
+  /** The same capture through the insights tap's path: echo records read from their bytes (echoAt). */
+  let pathsFromBytes: TracedPath[] = [];
   let problems: ReturnType<ProblemTable['list']> = [];
   const printed: Record<string, string> = {};
 
@@ -199,7 +202,7 @@ describe.skipIf(!canRun)('passive traceroute through three routers', () => {
       printed.udp = tool('traceroute', '-n', '-q', '3', H2);
       printed.tracepath = tool('tracepath', '-n', H2);
     });
-    const { records } = await readCaptureFileAll(file);
+    const { records, batches } = await readCaptureFileAll(file);
     const builder = new PathBuilder();
     const table = new ProblemTable();
     for (const r of records) {
@@ -207,6 +210,14 @@ describe.skipIf(!canRun)('passive traceroute through three routers', () => {
       table.add(r);
     }
     paths = builder.paths();
+    const fromBytes = new PathBuilder();
+    for (const { batch } of batches)
+      forEachRecord(batch, (view, offset) => {
+        const r = decodeRecord(view, offset);
+        if (!(r.hasEcho && [0, 8, 128, 129].includes(r.type))) fromBytes.add(r);
+        else fromBytes.echoAt(view, offset);
+      });
+    pathsFromBytes = fromBytes.paths();
     problems = table.list();
   }, 120_000);
 
@@ -244,6 +255,11 @@ describe.skipIf(!canRun)('passive traceroute through three routers', () => {
       expect(path.hops.length).toBe(toolHops(text));
       expect(path.hops[path.hops.length - 1]!.destination).toBe(true);
     }
+  });
+
+  it('gives the same paths when echo records are read from their bytes (the insights tap)', () => {
+    expect(paths.length).toBe(4);
+    expect(pathsFromBytes).toEqual(paths);
   });
 
   it('gives exact ICMP paths an RTT and loss per hop from the captured probes', () => {

@@ -17,7 +17,8 @@
  *   paths.paths();   // [{ destination, protocol, inferred, hops: [{ ttl, addresses, sent, answered, rttMs }] }]
  */
 import { decodeError, type MplsEntry } from './flows.js';
-import type { DecodedRecord } from '../record.js';
+import { formatAddress } from '../../common/address.js';
+import { type DecodedRecord, OFF, REC_F_HAS_ECHO } from '../record.js';
 
 export interface Hop {
   /** TTL of the probes (exact paths), or the position among the answering hops (inferred paths). */
@@ -48,24 +49,36 @@ export interface TracedPath {
   hops: Hop[];
 }
 
-interface Probe {
-  tsNs: bigint;
-  ttl: number;
-  answered: boolean;
-}
-
-interface ExactRun {
-  family: 4 | 6;
-  source: string;
-  destination: string;
-  echoId: number;
-  /** Probes by sequence number (the newest one for a reused number). */
-  probes: Map<number, Probe>;
-  /** Every TTL a probe was sent with, and how many. */
-  sentByTtl: Map<number, number>;
+/**
+ * An echo flow this host sent: (family, source, destination, identifier). Its newest probes sit in typed
+ * arrays, at `seq & (capacity - 1)`: a ping or traceroute in flight is found there, and a flood keeps a
+ * bounded window (at most MAX_PROBES per run) instead of an object per request.
+ */
+export interface ExactRun {
+  readonly family: 4 | 6;
+  readonly source: string;
+  readonly destination: string;
+  readonly echoId: number;
+  /** The pid of the sender, as the newest request that carried one said (null: none said). */
+  pid: number | null;
+  /**
+   * Four numbers per slot, so that a record touches one cache line of them: the probe's capture time (ns after
+   * the builder's first timestamp); its sequence number and TTL (seq + ttl * 65536; -1: an empty slot); its
+   * state (WAITING, IN_HOPS, or REPLIED: answered by the destination while the run was not traced, not in
+   * `hops` yet, since a plain ping's replies make no path); and a REPLIED probe's reply time.
+   */
+  probes: Float64Array;
+  /** Probes sent with each TTL. */
+  sentByTtl: Uint32Array;
+  probesSent: number;
   hops: Map<number, Hop>;
   /** Time Exceeded seen: a plain ping that got replies is not a traceroute. */
   traced: boolean;
+  /** The source and destination as 32-bit words (IPv4: the first of each four), for the records' fast path;
+   * null until a record read from its bytes found the run. */
+  words: Uint32Array | null;
+  /** The next run in the same hash bucket (a collision). */
+  nextInBucket: ExactRun | null;
 }
 
 interface InferredRun {
@@ -85,6 +98,15 @@ interface InferredRun {
 const RUN_GAP_NS = 5_000_000_000n;
 const PORT_BAND = 256;
 const MAX_RTT_SAMPLES = 1024;
+/** Probes remembered per echo run: the newest, by sequence number (a reply or error later than this many
+ * probes of the same run is not matched). */
+const MAX_PROBES = 1024;
+const FIRST_PROBES = 16;
+const WAITING = 0;
+const IN_HOPS = 1;
+const REPLIED = 2;
+/** Echo runs kept; past this the oldest that met no Time Exceeded (plain pings) are forgotten. */
+const MAX_RUNS = 4096;
 
 function newHop(ttl: number): Hop {
   return {
@@ -107,11 +129,68 @@ function isEchoReply(r: DecodedRecord): boolean {
   return r.hasEcho && (r.family === 4 ? r.type === 0 : r.type === 129);
 }
 
+const NO_MPLS: MplsEntry[] = [];
+
+function wordsHash(family: 4 | 6, echoId: number, words: Uint32Array): number {
+  let h = Math.imul(echoId | (family << 16), 0x9e3779b1);
+  for (let i = 0; i < 8; i++) {
+    h = Math.imul(h ^ words[i]!, 0x85ebca6b);
+    h ^= h >>> 13;
+  }
+  // A small integer: a Map keyed by it hashes it as is (a wider one would be a heap number).
+  return h & 0x3fffffff;
+}
+
+function sameWords(a: Uint32Array, b: Uint32Array): boolean {
+  for (let i = 0; i < 8; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function growProbes(run: ExactRun, capacity: number): void {
+  const old = run.probes;
+  const probes = new Float64Array(capacity * 4);
+  for (let k = 0; k < capacity; k++) probes[k * 4 + 1] = -1;
+  for (let k = 0; k < old.length; k += 4) {
+    const tag = old[k + 1]!;
+    if (tag < 0) continue;
+    probes.set(old.subarray(k, k + 4), (tag & 0xffff & (capacity - 1)) * 4);
+  }
+  run.probes = probes;
+}
+
 export class PathBuilder {
   private readonly exact = new Map<string, ExactRun>();
   private readonly inferred = new Map<string, InferredRun[]>();
+  /** Echo runs by a hash of (family, source, destination, identifier): the fast path (`echoAt`) finds its
+   * run with numbers, without formatting an address or building a key. Collisions chain (`nextInBucket`). */
+  private readonly byHash = new Map<number, ExactRun>();
+  /** Runs made from decoded records (not hashed yet): while there are any, a miss in `byHash` also looks up
+   * the text key. */
+  private unhashed = 0;
   /** The run of the last echo seen: a flood's records all belong to one, found without a key string. */
   private lastRun: ExactRun | null = null;
+  /** The first timestamp seen (probe times are ns after it, exact as doubles for 104 days). */
+  private baseHi = -1;
+  private baseLo = 0;
+  private baseNs = 0n;
+  /** Scratch: the source and destination words of the record at hand. */
+  private readonly words = new Uint32Array(8);
+
+  private relNs(tsNs: bigint): number {
+    if (this.baseHi < 0) this.setBase(Number(tsNs >> 32n), Number(tsNs & 0xffffffffn));
+    return Number(tsNs - this.baseNs);
+  }
+
+  private relNsOf(hi: number, lo: number): number {
+    if (this.baseHi < 0) this.setBase(hi, lo);
+    return (hi - this.baseHi) * 4294967296 + (lo - this.baseLo);
+  }
+
+  private setBase(hi: number, lo: number): void {
+    this.baseHi = hi;
+    this.baseLo = lo;
+    this.baseNs = (BigInt(hi) << 32n) | BigInt(lo);
+  }
 
   private runOf(family: 4 | 6, source: string, destination: string, echoId: number): ExactRun | undefined {
     const last = this.lastRun;
@@ -128,34 +207,173 @@ export class PathBuilder {
     return run;
   }
 
+  private newRun(
+    family: 4 | 6,
+    source: string,
+    destination: string,
+    echoId: number,
+    words: Uint32Array | null,
+  ): ExactRun {
+    const run: ExactRun = {
+      family,
+      source,
+      destination,
+      echoId,
+      pid: null,
+      probes: new Float64Array(FIRST_PROBES * 4),
+      sentByTtl: new Uint32Array(256),
+      probesSent: 0,
+      hops: new Map(),
+      traced: false,
+      words: null,
+      nextInBucket: null,
+    };
+    for (let k = 1; k < run.probes.length; k += 4) run.probes[k] = -1;
+    this.exact.set(`${family}|${source}|${destination}|${echoId}`, run);
+    if (words === null) this.unhashed++;
+    else this.hash(run, words.slice());
+    this.lastRun = run;
+    if (this.exact.size > MAX_RUNS) this.forgetPings();
+    return run;
+  }
+
+  private hash(run: ExactRun, words: Uint32Array): void {
+    run.words = words;
+    const h = wordsHash(run.family, run.echoId, words);
+    run.nextInBucket = this.byHash.get(h) ?? null;
+    this.byHash.set(h, run);
+  }
+
+  /** Forgets the oldest runs that met no Time Exceeded (plain pings), down to 3/4 of MAX_RUNS. */
+  private forgetPings(): void {
+    for (const [key, run] of this.exact) {
+      if (this.exact.size <= (MAX_RUNS * 3) / 4) break;
+      if (run.traced) continue;
+      this.exact.delete(key);
+      if (this.lastRun === run) this.lastRun = null;
+      if (run.words === null) {
+        this.unhashed--;
+        continue;
+      }
+      const h = wordsHash(run.family, run.echoId, run.words);
+      let at = this.byHash.get(h)!;
+      if (at === run) {
+        if (run.nextInBucket === null) this.byHash.delete(h);
+        else this.byHash.set(h, run.nextInBucket);
+      } else {
+        while (at.nextInBucket !== run) at = at.nextInBucket!;
+        at.nextInBucket = run.nextInBucket;
+      }
+    }
+  }
+
+  /** A probe sent: it takes the slot of its sequence number (the window grows up to MAX_PROBES). */
+  private sent(run: ExactRun, seq: number, ttl: number, ns: number): void {
+    run.probesSent++;
+    const capacity = run.probes.length >> 2;
+    if (run.probesSent > capacity && capacity < MAX_PROBES) growProbes(run, capacity * 2);
+    const p = run.probes;
+    const k = (seq & ((p.length >> 2) - 1)) << 2;
+    p[k] = ns;
+    p[k + 1] = seq + ttl * 65536;
+    p[k + 2] = WAITING;
+    run.sentByTtl[ttl]!++;
+  }
+
+  /** The slot (index into `probes`) of probe `seq` while it waits for its answer, else -1. */
+  private waiting(run: ExactRun, seq: number): number {
+    const p = run.probes;
+    const k = (seq & ((p.length >> 2) - 1)) << 2;
+    const tag = p[k + 1]!;
+    return tag >= 0 && (tag & 0xffff) === seq && p[k + 2] === WAITING ? k : -1;
+  }
+
+  /** The destination's echo reply to the probe in `slot`. */
+  private replied(run: ExactRun, slot: number, ns: number): void {
+    if (run.traced) return this.answer(run, slot, run.destination, ns, NO_MPLS, true);
+    run.probes[slot + 2] = REPLIED;
+    run.probes[slot + 3] = ns;
+  }
+
+  /** The run met its first Time Exceeded: it is a path, and the replies it had go into its hops. */
+  private traced(run: ExactRun): void {
+    run.traced = true;
+    const p = run.probes;
+    for (let k = 0; k < p.length; k += 4)
+      if (p[k + 1]! >= 0 && p[k + 2] === REPLIED)
+        this.answer(run, k, run.destination, p[k + 3]!, NO_MPLS, true);
+  }
+
+  /**
+   * The echo request or reply at `offset` of a record batch, read from its bytes: the insights tap's path,
+   * with no decoded record and no address text unless the run is new. The same as `add` with the decoded
+   * record. Returns the run the record belongs to (null: none, or not an echo request or reply).
+   */
+  echoAt(view: DataView, offset: number): ExactRun | null {
+    const flags = view.getUint16(offset + OFF.flags, true);
+    if ((flags & REC_F_HAS_ECHO) === 0) return null;
+    const family = view.getUint8(offset + OFF.family) === 6 ? 6 : 4;
+    const type = view.getUint8(offset + OFF.type);
+    const request = type === (family === 4 ? 8 : 128);
+    if (!request && type !== (family === 4 ? 0 : 129)) return null;
+    if (request) {
+      // Only requests this capture saw leaving (or of unknown direction, as from some files) are probes.
+      const dir = view.getUint8(offset + OFF.dir);
+      if (dir === 0 || dir === 2) return null;
+    }
+    // The run's source is the request's source, the reply's destination.
+    const from = offset + (request ? OFF.saddr : OFF.daddr);
+    const to = offset + (request ? OFF.daddr : OFF.saddr);
+    const w = this.words;
+    const n = family === 4 ? 1 : 4;
+    for (let i = 0; i < 4; i++) {
+      w[i] = i < n ? view.getUint32(from + 4 * i) : 0;
+      w[4 + i] = i < n ? view.getUint32(to + 4 * i) : 0;
+    }
+    const id = view.getUint16(offset + OFF.id, true);
+    let run: ExactRun | null | undefined = this.byHash.get(wordsHash(family, id, w));
+    while (run != null && !(run.family === family && run.echoId === id && sameWords(run.words!, w)))
+      run = run.nextInBucket;
+    if (run == null) {
+      if (!request && this.unhashed === 0) return null;
+      const bytes = new Uint8Array(view.buffer, view.byteOffset);
+      const source = formatAddress(bytes.subarray(from, from + 16), family);
+      const destination = formatAddress(bytes.subarray(to, to + 16), family);
+      run = this.runOf(family, source, destination, id);
+      if (run !== undefined && run.words === null) {
+        this.unhashed--;
+        this.hash(run, w.slice());
+      }
+      if (run === undefined) {
+        if (!request) return null;
+        run = this.newRun(family, source, destination, id, w);
+      }
+    }
+    const ns = this.relNsOf(
+      view.getUint32(offset + OFF.tsNs + 4, true),
+      view.getUint32(offset + OFF.tsNs, true),
+    );
+    const seq = view.getUint16(offset + OFF.seq, true);
+    if (request) this.sent(run, seq, view.getUint8(offset + OFF.ttl), ns);
+    else {
+      const slot = this.waiting(run, seq);
+      if (slot >= 0) this.replied(run, slot, ns);
+    }
+    return run;
+  }
+
   add(r: DecodedRecord): void {
     if (isEchoRequest(r)) {
       // Only requests this capture saw leaving (or of unknown direction, as from some files) are probes.
       if (r.dir === 0 || r.dir === 2) return;
-      let run = this.runOf(r.family, r.src, r.dst, r.id);
-      if (run === undefined) {
-        run = {
-          family: r.family,
-          source: r.src,
-          destination: r.dst,
-          echoId: r.id,
-          probes: new Map(),
-          sentByTtl: new Map(),
-          hops: new Map(),
-          traced: false,
-        };
-        this.exact.set(`${r.family}|${r.src}|${r.dst}|${r.id}`, run);
-        this.lastRun = run;
-      }
-      run.probes.set(r.seq, { tsNs: r.tsNs, ttl: r.ttl, answered: false });
-      run.sentByTtl.set(r.ttl, (run.sentByTtl.get(r.ttl) ?? 0) + 1);
+      const run = this.runOf(r.family, r.src, r.dst, r.id) ?? this.newRun(r.family, r.src, r.dst, r.id, null);
+      this.sent(run, r.seq, r.ttl, this.relNs(r.tsNs));
       return;
     }
     if (isEchoReply(r)) {
       const run = this.runOf(r.family, r.dst, r.src, r.id);
-      const probe = run?.probes.get(r.seq);
-      if (run === undefined || probe === undefined || probe.answered) return;
-      this.answer(run, probe, r.src, r.tsNs, [], true);
+      const slot = run === undefined ? -1 : this.waiting(run, r.seq);
+      if (slot >= 0) this.replied(run!, slot, this.relNs(r.tsNs));
       return;
     }
     const report = decodeError(r);
@@ -167,10 +385,10 @@ export class PathBuilder {
     if (report.kind !== 'time-exceeded' && !(fromDestination && report.kind === 'unreachable')) return;
     if ((flow.protocol === 'icmp' || flow.protocol === 'icmpv6') && flow.echoId !== null) {
       const run = this.exact.get(`${flow.family}|${flow.src}|${flow.dst}|${flow.echoId}`);
-      const probe = flow.echoSeq === null ? undefined : run?.probes.get(flow.echoSeq);
-      if (run === undefined || probe === undefined || probe.answered) return;
-      if (report.kind === 'time-exceeded') run.traced = true;
-      this.answer(run, probe, report.reporter, r.tsNs, report.mpls, fromDestination);
+      const slot = run === undefined || flow.echoSeq === null ? -1 : this.waiting(run, flow.echoSeq);
+      if (slot < 0) return;
+      if (report.kind === 'time-exceeded' && !run!.traced) this.traced(run!);
+      this.answer(run!, slot, report.reporter, this.relNs(r.tsNs), report.mpls, fromDestination);
       return;
     }
     if (
@@ -227,23 +445,26 @@ export class PathBuilder {
 
   private answer(
     run: ExactRun,
-    probe: Probe,
+    slot: number,
     from: string,
-    tsNs: bigint,
+    ns: number,
     mpls: MplsEntry[],
     destination: boolean,
   ): void {
-    probe.answered = true;
-    let hop = run.hops.get(probe.ttl);
+    const p = run.probes;
+    p[slot + 2] = IN_HOPS;
+    const ttl = p[slot + 1]! >>> 16;
+    let hop = run.hops.get(ttl);
     if (hop === undefined) {
-      hop = newHop(probe.ttl);
-      run.hops.set(probe.ttl, hop);
+      hop = newHop(ttl);
+      run.hops.set(ttl, hop);
     }
     if (!hop.addresses.includes(from)) hop.addresses.push(from);
     hop.answered++;
-    hop.rttMs.push(Number(tsNs - probe.tsNs) / 1e6);
-    // A long ping keeps answering at one hop: its RTT figures come from the newest samples.
-    if (hop.rttMs.length > MAX_RTT_SAMPLES) hop.rttMs.shift();
+    hop.rttMs.push((ns - p[slot]!) / 1e6);
+    // A long ping keeps answering at one hop: its RTT figures come from the newest samples (trimmed in halves,
+    // not one shift per sample).
+    if (hop.rttMs.length >= 2 * MAX_RTT_SAMPLES) hop.rttMs.splice(0, hop.rttMs.length - MAX_RTT_SAMPLES);
     if (mpls.length > 0 && hop.mpls.length === 0) hop.mpls = mpls;
     if (destination) hop.destination = true;
   }
@@ -259,8 +480,9 @@ export class PathBuilder {
       const maxTtl = Number.isFinite(end) ? end : Math.max(...run.hops.keys());
       const hops: Hop[] = [];
       for (let ttl = 1; ttl <= maxTtl; ttl++) {
-        const sent = run.sentByTtl.get(ttl) ?? 0;
+        const sent = run.sentByTtl[ttl] ?? 0;
         const hop = run.hops.get(ttl) ?? newHop(ttl);
+        if (hop.rttMs.length > MAX_RTT_SAMPLES) hop.rttMs.splice(0, hop.rttMs.length - MAX_RTT_SAMPLES);
         if (sent === 0 && hop.answered === 0) continue;
         hop.sent = sent;
         hop.lossPct =

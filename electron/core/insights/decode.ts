@@ -1,19 +1,17 @@
 /**
  * decodeRecord (../record.ts) with the address strings cached: formatting two addresses is most of the cost
- * of decoding a record, and a flood repeats the same few addresses. The insights tap decodes every echo
- * record (passive traceroute needs the probes), so this keeps it off the ingest path's critical cost.
+ * of decoding a record, and traffic repeats its addresses. The insights tap decodes the records its engines
+ * need beyond echo requests and replies (errors, neighbour discovery; every record when alert rules are set).
  */
 import { formatAddress } from '../../common/address.js';
 import { type AddressText, type DecodedRecord, decodeRecord } from '../record.js';
 
 const MAX_CACHED = 4096;
-const V6_RECENT = 8;
 
 export class CachedDecoder {
   private readonly v4 = new Map<number, string>();
-  /** The last IPv6 addresses seen (raw and as text), newest first: a flood repeats a few. */
-  private readonly v6Raw: Uint8Array[] = [];
-  private readonly v6Text: string[] = [];
+  /** IPv6 addresses by a hash of their bytes; each entry keeps the bytes to confirm a hit. */
+  private readonly v6 = new Map<number, { raw: Uint8Array; text: string }>();
 
   private readonly address: AddressText = (bytes, at, family) => {
     if (family === 4) {
@@ -27,19 +25,20 @@ export class CachedDecoder {
       }
       return text;
     }
-    search: for (let k = 0; k < this.v6Raw.length; k++) {
-      const raw = this.v6Raw[k]!;
-      for (let i = 15; i >= 0; i--) if (raw[i] !== bytes[at + i]) continue search;
-      return this.v6Text[k]!;
+    let h = 0x811c9dc5;
+    for (let i = 0; i < 16; i++) h = Math.imul(h ^ bytes[at + i]!, 0x01000193);
+    h &= 0x3fffffff;
+    const hit = this.v6.get(h);
+    if (hit !== undefined) {
+      const raw = hit.raw;
+      let same = true;
+      for (let i = 0; i < 16; i++) if (raw[i] !== bytes[at + i]) same = false;
+      if (same) return hit.text;
     }
     const raw = bytes.slice(at, at + 16);
     const text = formatAddress(raw, 6);
-    this.v6Raw.unshift(raw);
-    this.v6Text.unshift(text);
-    if (this.v6Raw.length > V6_RECENT) {
-      this.v6Raw.pop();
-      this.v6Text.pop();
-    }
+    if (this.v6.size >= MAX_CACHED) this.v6.clear();
+    this.v6.set(h, { raw, text });
     return text;
   };
 

@@ -22,7 +22,7 @@ import { AlertRunner, type AlertEvent } from '../alerts/index.js';
 import { snapshotName } from '../alerts/actions.js';
 import { type AlertFlagValues, alertsFile, snapshotDir } from '../alerts/cli.js';
 import { NeighbourHealth, type NeighbourOptions } from '../neighbours/health.js';
-import { Direction, OFF, REC_F_HAS_PID, forEachRecord } from '../record.js';
+import { Direction, OFF, REC_F_HAS_ECHO, REC_F_HAS_PID, forEachRecord } from '../record.js';
 import { CachedDecoder } from './decode.js';
 import type { CaptureService } from '../service.js';
 import { AlertRuleStore, checkRule } from './alert-rules.js';
@@ -88,7 +88,9 @@ export class Insights {
     };
     this.reset();
     this.rebuildRunner();
-    this.offTap = service.tapRecords((batch, firstNo, ifname) => this.onBatch(batch, firstNo, ifname));
+    this.offTap = service.tapRecords((batch, firstNo, ifname, byteOffset, byteLength) =>
+      this.onBatch(batch, firstNo, ifname, byteOffset, byteLength),
+    );
     // Clear empties the capture without a new batch: the answers go with it.
     this.offEvents = service.on((event, data) => {
       if (event === 'counts' && (data as { total: number }).total === 0 && this.lastNo > 0) this.reset();
@@ -159,35 +161,68 @@ export class Insights {
     });
   }
 
-  private onBatch(batch: ArrayBuffer, firstNo: number, ifname: (ifindex: number) => string): void {
+  private onBatch(
+    batch: ArrayBuffer,
+    firstNo: number,
+    ifname: (ifindex: number) => string,
+    byteOffset: number,
+    byteLength: number,
+  ): void {
     if (firstNo <= this.lastNo) this.reset();
     let no = firstNo;
     const runner = this.runner;
-    forEachRecord(batch, (view, offset) => {
-      const frame = no++;
-      const family = view.getUint8(offset + OFF.family) === 6 ? 6 : 4;
-      const type = view.getUint8(offset + OFF.type);
-      let wanted = (family === 6 ? V6_TYPES : V4_TYPES).has(type);
-      // Echo requests that came in or passed through are nobody's probes here (passive traceroute skips them).
-      if (wanted && (type === 8 || type === 128)) {
-        const dir = view.getUint8(offset + OFF.dir);
-        wanted = dir === Direction.Out || dir === Direction.Unknown;
-      }
-      if (!wanted && runner === null) return;
-      const record = this.decoder.decode(view, offset);
-      const link = ifname(record.ifindex);
-      runner?.observe(record, frame, link);
-      if (!wanted) return;
-      const pid = record.flags & REC_F_HAS_PID ? view.getUint32(offset + OFF.pid, true) : null;
-      if (this.problems.add(record, frame, pid)) this.dirty.problems = true;
-      if (isNeighbourMessage(family, type)) {
-        this.health.observe(record, frame, link);
-        this.dirty.neighbours = true;
-      } else {
-        this.paths.add(record);
-        this.dirty.paths = true;
-      }
-    });
+    forEachRecord(
+      batch,
+      (view, offset) => {
+        const frame = no++;
+        const family = view.getUint8(offset + OFF.family) === 6 ? 6 : 4;
+        const type = view.getUint8(offset + OFF.type);
+        let wanted = (family === 6 ? V6_TYPES : V4_TYPES).has(type);
+        // Echo requests that came in or passed through are nobody's probes here (passive traceroute skips them).
+        if (wanted && (type === 8 || type === 128)) {
+          const dir = view.getUint8(offset + OFF.dir);
+          wanted = dir === Direction.Out || dir === Direction.Unknown;
+        }
+        if (!wanted && runner === null) return;
+        // Echo requests and replies (a flood's every record) only feed the paths, and the senders' pids: read
+        // from the bytes, without a decoded record, unless alert rules want every record.
+        if (
+          runner === null &&
+          isEcho(family, type) &&
+          view.getUint16(offset + OFF.flags, true) & REC_F_HAS_ECHO
+        ) {
+          const run = this.paths.echoAt(view, offset);
+          this.dirty.paths = true;
+          if (
+            run !== null &&
+            view.getUint16(offset + OFF.flags, true) & REC_F_HAS_PID &&
+            (type === 8 || type === 128)
+          ) {
+            const pid = view.getUint32(offset + OFF.pid, true);
+            if (run.pid !== pid) {
+              run.pid = pid;
+              this.problems.echoSender(run.family, run.source, run.destination, run.echoId, pid);
+            }
+          }
+          return;
+        }
+        const record = this.decoder.decode(view, offset);
+        const link = ifname(record.ifindex);
+        runner?.observe(record, frame, link);
+        if (!wanted) return;
+        const pid = record.flags & REC_F_HAS_PID ? view.getUint32(offset + OFF.pid, true) : null;
+        if (this.problems.add(record, frame, pid)) this.dirty.problems = true;
+        if (isNeighbourMessage(family, type)) {
+          this.health.observe(record, frame, link);
+          this.dirty.neighbours = true;
+        } else {
+          this.paths.add(record);
+          this.dirty.paths = true;
+        }
+      },
+      byteOffset,
+      byteLength,
+    );
     this.lastNo = no - 1;
   }
 
@@ -249,6 +284,10 @@ export class Insights {
     this.offTap();
     this.offEvents();
   }
+}
+
+function isEcho(family: 4 | 6, type: number): boolean {
+  return family === 6 ? type === 128 || type === 129 : type === 8 || type === 0;
 }
 
 /** ND (ICMPv6 133-136), ICMPv4 router discovery (9) and redirects (5): the neighbour health engine's. */

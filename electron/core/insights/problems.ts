@@ -88,13 +88,8 @@ export class ProblemTracker {
 
   /** Any record; `pid` when the record carries its sender's. Returns whether it changed the problems. */
   add(record: DecodedRecord, frame: number, pid: number | null): boolean {
-    if (pid !== null && record.hasEcho && (record.type === 8 || record.type === 128)) {
-      const key = `${record.family}|${record.src}|${record.dst}|${record.id}`;
-      if (this.echoPids.get(key) !== pid) {
-        this.echoPids.set(key, pid);
-        if (!this.names.has(pid)) this.names.set(pid, processName(pid));
-      }
-    }
+    if (pid !== null && record.hasEcho && (record.type === 8 || record.type === 128))
+      this.echoSender(record.family, record.src, record.dst, record.id, pid);
     const report = this.table.add(record);
     if (report === null) return false;
     const key = flowKey(report.flow);
@@ -107,6 +102,14 @@ export class ProblemTracker {
     extra.evidence.push(frame);
     if (extra.evidence.length > MAX_EVIDENCE) extra.evidence.shift();
     return true;
+  }
+
+  /** The local process `pid` sends the echo flow (family, src, dst, id): named in the flow's problems. */
+  echoSender(family: 4 | 6, src: string, dst: string, id: number, pid: number): void {
+    const key = `${family}|${src}|${dst}|${id}`;
+    if (this.echoPids.get(key) === pid) return;
+    this.echoPids.set(key, pid);
+    if (!this.names.has(pid)) this.names.set(pid, processName(pid));
   }
 
   list(): ProblemInfo[] {

@@ -87,8 +87,17 @@ export interface ServiceOptions {
   spoolBacklogMax?: number;
 }
 
-/** A batch of records as ingested: `firstNo` is the number of its first record (1-based). */
-export type RecordTap = (batch: ArrayBuffer, firstNo: number, ifname: (ifindex: number) => string) => void;
+/**
+ * Records as they are ingested: the bytes [byteOffset, byteOffset + byteLength) of `batch`, one ingest slice
+ * (part of a batch, in order, each record once); `firstNo` is the number of their first record (1-based).
+ */
+export type RecordTap = (
+  batch: ArrayBuffer,
+  firstNo: number,
+  ifname: (ifindex: number) => string,
+  byteOffset: number,
+  byteLength: number,
+) => void;
 
 export class CaptureService implements RequestHandlers, JobHost {
   readonly store = new RecordStore();
@@ -423,6 +432,7 @@ export class CaptureService implements RequestHandlers, JobHost {
   }
 
   private readonly recordTaps = new Set<RecordTap>();
+  private readonly ifnameOf = (ifindex: number): string => this.ifname(ifindex);
   /** Batches delivered while one was still being taken in (see onBatch), in order. */
   private waitingBatches: { batch: ArrayBuffer; info?: BatchInfo }[] = [];
   /** A turn of ingestSlices is scheduled. */
@@ -440,7 +450,7 @@ export class CaptureService implements RequestHandlers, JobHost {
     firstNo: number;
   } | null = null;
 
-  /** Sees every batch as it is ingested (alerts, neighbour health); returns the function that removes it. */
+  /** Sees every record as it is ingested, a slice at a time (alerts, insights); returns its remover. */
   tapRecords(tap: RecordTap): () => void {
     this.recordTaps.add(tap);
     return () => this.recordTaps.delete(tap);
@@ -549,6 +559,7 @@ export class CaptureService implements RequestHandlers, JobHost {
         const span = recordSpan(p.view, p.byteAt, this.sliceRecords);
         const from = this.store.length;
         const at = p.byteAt;
+        const firstNo = p.firstNo + p.recordAt;
         p.byteAt += span.bytes;
         try {
           this.ingestor.ingest(p.batch, p.offsets.subarray(p.recordAt), at, span.bytes);
@@ -567,6 +578,8 @@ export class CaptureService implements RequestHandlers, JobHost {
         }
         // While paused the view stays as it was: capture goes on, the table holds still.
         if (this.state.state !== 'paused') this.view.update();
+        // The taps (insights, alerts) take their part within the slice, so the slice's length counts them too.
+        for (const tap of this.recordTaps) tap(p.batch, firstNo, this.ifnameOf, at, span.bytes);
         // Slices of about 1-4 ms: fewer records while code is cold or peers are new, more once it runs fast.
         const now = performance.now();
         if (now - sliceStart < 1 && this.sliceRecords < INGEST_SLICE_RECORDS) this.sliceRecords *= 2;
@@ -578,7 +591,6 @@ export class CaptureService implements RequestHandlers, JobHost {
         }
       }
       this.pendingIngest = null;
-      for (const tap of this.recordTaps) tap(p.batch, p.firstNo, (ifindex) => this.ifname(ifindex));
       if (oneBatch) return;
       if (this.waitingBatches.length > 0 && performance.now() >= deadline) {
         this.continueSoon();
