@@ -25,6 +25,8 @@
         "src/core/record.cc",
         "src/core/ring_reader.cc",
         "src/core/ring_source.cc",
+        "src/core/routes.cc",
+        "src/core/rtnl.cc",
         "src/core/source.cc"
       ]
     },

@@ -123,6 +123,45 @@ export function watchInterfaces(
   onChange: (ev: { type: 'added' | 'removed' | 'changed'; iface: InterfaceInfo }) => void,
 ): { close(): void };
 
+/** The kernel's route to one destination, as `ip route get` shows it. */
+export interface RouteAnswer {
+  /**
+   * The route's MTU (RTAX_MTU): the route's own (`ip route add ... mtu N`) or a cached path-MTU
+   * exception's (`cache expires ... mtu N`); null: none, the interface's MTU applies.
+   */
+  mtu: number | null;
+  /** The interface the route leaves by; null: none. */
+  dev: string | null;
+  /** The next hop (RTA_GATEWAY or RTA_VIA); null: the destination is on link (or local). */
+  gateway: string | null;
+  /** The preferred source address (RTA_PREFSRC); null: none. */
+  source: string | null;
+}
+
+/**
+ * `ip route get DESTINATION` in process (one RTM_GETROUTE request, answered within 1 s), in this
+ * process's network namespace: no child process, so no fork of a large process. destination: IPv4
+ * or IPv6 text without a zone; anything else throws a TypeError (code 'EINVAL'). Throws a
+ * NativeError with the kernel's errno otherwise (code 'ENETUNREACH': no route; 'EHOSTUNREACH',
+ * 'EACCES', 'EINVAL': an unreachable, prohibit or blackhole route), op 'route get DESTINATION'.
+ */
+export function routeGet(destination: string): RouteAnswer;
+
+/** An IPv4 unicast route of the main table. */
+export interface Route4 {
+  /** The network; '0.0.0.0' for the default route. */
+  dst: string;
+  prefixLength: number;
+  /** The next hop; null: on link, or several next hops (as `ip route` shows them, without a gateway). */
+  gateway: string | null;
+}
+
+/**
+ * The unicast routes of the IPv4 main table (`ip -4 route show table main`, types other than unicast
+ * left out), in the kernel's order, through rtnetlink in process. Throws a NativeError.
+ */
+export function routesV4(): Route4[];
+
 /**
  * What a failure is, for the advice (electron/core/advice.ts): 'module-missing',
  * 'module-permission', 'module-abi', 'module-no-addr-rules', 'helper-missing', 'helper-group',

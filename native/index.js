@@ -61,6 +61,8 @@ module.exports = {
   open,
   interfaces: () => native.interfaces(),
   watchInterfaces: (onChange) => native.watchInterfaces(onChange),
+  routeGet: (destination) => native.routeGet(destination),
+  routesV4: () => native.routesV4(),
   probe,
   defaultHelperPath,
 };

@@ -1,6 +1,6 @@
 // Types of what build/Release/icmpcap.node exports (src/binding.cc). index.js wraps it (default
 // helper path, argument checks); index.d.ts types that wrapper, which is what the app uses.
-import type { InterfaceInfo, OpenConfig, Session, SourceAvailability } from './index.js';
+import type { InterfaceInfo, OpenConfig, Route4, RouteAnswer, Session, SourceAvailability } from './index.js';
 import type { BenchSessionOptions } from './bench.js';
 
 export interface RawAddon {
@@ -12,6 +12,8 @@ export interface RawAddon {
   watchInterfaces(onChange: (ev: { type: 'added' | 'removed' | 'changed'; iface: InterfaceInfo }) => void): {
     close(): void;
   };
+  routeGet(destination: string): RouteAnswer;
+  routesV4(): Route4[];
   probe(helperPath: string): SourceAvailability[];
   /** The classes behind open() and watchInterfaces(); not constructible from JavaScript. */
   readonly Session: new (...args: never[]) => Session;

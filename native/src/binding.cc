@@ -1,6 +1,6 @@
-// Thin node-addon-api layer over the core: sessions, interfaces, probe. Built twice: icmpcap.node
-// (production) and, with ICMPCAP_BENCH, icmpcap_bench.node, which adds benchSession(): a
-// synthetic source through the real delivery path, optionally one JS object per record.
+// Thin node-addon-api layer over the core: sessions, interfaces, routes, probe. Built twice:
+// icmpcap.node (production) and, with ICMPCAP_BENCH, icmpcap_bench.node, which adds benchSession():
+// a synthetic source through the real delivery path, optionally one JS object per record.
 #include <arpa/inet.h>
 #include <napi.h>
 #include <uv.h>
@@ -18,6 +18,7 @@
 #include "core/open.h"
 #include "core/probe.h"
 #include "core/record.h"
+#include "core/routes.h"
 
 namespace {
 
@@ -625,6 +626,58 @@ Napi::Value Interfaces(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// A string or null: empty is null.
+Napi::Value OrNull(Napi::Env env, const std::string& s) {
+  return s.empty() ? env.Null() : Napi::String::New(env, s);
+}
+
+Napi::Value RouteGet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString())
+    ThrowType(env, "routeGet(destination) needs an IP address as a string");
+  const std::string text = info[0].As<Napi::String>().Utf8Value();
+  uint8_t addr[16];
+  int family = 0;
+  if (text.find('\0') == std::string::npos) {
+    if (inet_pton(AF_INET, text.c_str(), addr) == 1)
+      family = AF_INET;
+    else if (inet_pton(AF_INET6, text.c_str(), addr) == 1)
+      family = AF_INET6;
+  }
+  if (!family) ThrowType(env, "routeGet: not an IP address: " + text);
+  icmpcap::RouteAnswer r;
+  try {
+    r = icmpcap::route_get(family, addr);
+  } catch (const icmpcap::Error& e) {
+    ThrowCore(env, e);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("mtu", r.mtu ? Napi::Number::New(env, r.mtu) : env.Null());
+  o.Set("dev", OrNull(env, r.dev));
+  o.Set("gateway", OrNull(env, r.gateway));
+  o.Set("source", OrNull(env, r.source));
+  return o;
+}
+
+Napi::Value RoutesV4(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<icmpcap::Route4> list;
+  try {
+    list = icmpcap::routes_v4_main();
+  } catch (const icmpcap::Error& e) {
+    ThrowCore(env, e);
+  }
+  Napi::Array a = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("dst", list[i].dst);
+    o.Set("prefixLength", list[i].prefix_length);
+    o.Set("gateway", OrNull(env, list[i].gateway));
+    a.Set(i, o);
+  }
+  return a;
+}
+
 struct IfChange {
   icmpcap::InterfaceChange type;
   icmpcap::InterfaceInfo iface;
@@ -909,6 +962,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("interfaces", Napi::Function::New(env, Interfaces, "interfaces"));
   exports.Set("watchInterfaces", Napi::Function::New(env, WatchInterfaces, "watchInterfaces"));
+  exports.Set("routeGet", Napi::Function::New(env, RouteGet, "routeGet"));
+  exports.Set("routesV4", Napi::Function::New(env, RoutesV4, "routesV4"));
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
 #ifdef ICMPCAP_BENCH
   exports.Set("benchSession", Napi::Function::New(env, BenchSession, "benchSession"));

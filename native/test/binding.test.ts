@@ -58,6 +58,8 @@ describe('native binding', () => {
       'interfaces',
       'open',
       'probe',
+      'routeGet',
+      'routesV4',
       'watchInterfaces',
     ]);
   });

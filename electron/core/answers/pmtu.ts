@@ -1,13 +1,13 @@
 /**
  * Path-MTU check: for a Fragmentation Needed / Packet Too Big aimed at this host, does the kernel now use the
- * offered MTU towards the flow's destination? Asks the route cache as `ip route get` shows it (`ip -j route
- * get`, RTM_GETROUTE), in the network namespace this process runs in: the one it captured in.
+ * offered MTU towards the flow's destination? Asks the route cache as `ip route get` shows it (RTM_GETROUTE
+ * through the native addon, in process), in the network namespace this process runs in: the one it captured in.
  *
  * When the kernel did not take it (a firewall dropped the message after capture, or the kernel rejected it)
  * packets of that size keep vanishing: the classic PMTU black hole.
  */
-import { execFileSync } from 'node:child_process';
 import { isIP } from 'node:net';
+import { loadNative } from '../native.js';
 import type { Problem } from './flows.js';
 
 export interface PmtuCheck {
@@ -22,14 +22,13 @@ export interface PmtuCheck {
   count: number;
 }
 
-/** The MTU of the kernel's route (cache) to `destination`, or null when it has none. Throws when ip fails. */
+/**
+ * The MTU of the kernel's route (cache) to `destination`, or null when it has none. Throws when there is no
+ * route, or the addon is not built.
+ */
 export function routeMtu(destination: string): number | null {
   if (isIP(destination) === 0) throw new Error(`not an IP address: ${destination}`);
-  const out = execFileSync('ip', ['-j', 'route', 'get', destination], { encoding: 'utf8', stdio: 'pipe' });
-  const routes = JSON.parse(out) as { metrics?: { mtu?: number }[] }[];
-  for (const route of routes)
-    for (const m of route.metrics ?? []) if (typeof m.mtu === 'number') return m.mtu;
-  return null;
+  return loadNative().routeGet(destination).mtu;
 }
 
 /**

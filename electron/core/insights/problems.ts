@@ -4,11 +4,11 @@
  * recorded one, and the path-MTU check against the kernel's route (asked asynchronously, never on the
  * ingest path).
  */
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { PmtuInfo, ProblemInfo } from '../../common/insights.js';
 import { flowKey, type Problem, ProblemTable } from '../answers/flows.js';
+import { loadNative } from '../native.js';
 import type { DecodedRecord } from '../record.js';
 
 const MAX_EVIDENCE = 32;
@@ -24,22 +24,21 @@ export interface RouteAnswer {
   dev: string | null;
 }
 
-/** The kernel's route to `destination` (`ip -j route get`): its cached MTU and its device. */
+/**
+ * The kernel's route to `destination` (what `ip route get` shows): its MTU, a cached path-MTU exception's
+ * included, and its device. Asked in process through rtnetlink (the native addon), never by starting `ip`:
+ * forking the service's process (gigabytes resident during a large capture) holds its event loop about 50 ms
+ * per gigabyte, and a capture with path-MTU trouble asks for every flow. Rejects when the addon cannot be
+ * loaded or the kernel has no route.
+ */
 export function routeGet(destination: string): Promise<RouteAnswer> {
   if (isIP(destination) === 0) return Promise.reject(new Error(`not an IP address: ${destination}`));
-  return new Promise((resolve, reject) => {
-    execFile('ip', ['-j', 'route', 'get', destination], { timeout: 3000 }, (err, stdout) => {
-      if (err) return reject(new Error(`ip route get ${destination}: ${err.message}`));
-      try {
-        const routes = JSON.parse(stdout) as { dev?: string; metrics?: { mtu?: number }[] }[];
-        let mtu: number | null = null;
-        for (const r of routes) for (const m of r.metrics ?? []) if (typeof m.mtu === 'number') mtu = m.mtu;
-        resolve({ mtu, dev: routes[0]?.dev ?? null });
-      } catch (e) {
-        reject(e instanceof Error ? e : new Error(String(e)));
-      }
-    });
-  });
+  try {
+    const { mtu, dev } = loadNative().routeGet(destination);
+    return Promise.resolve({ mtu, dev });
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
 }
 
 function interfaceMtu(dev: string | null): number | null {

@@ -15,6 +15,7 @@
 #include <algorithm>
 
 #include "errors.h"
+#include "rtnl.h"
 
 #ifndef IFF_RUNNING
 #define IFF_RUNNING 0x40
@@ -60,68 +61,22 @@ InterfaceInfo from_link(const LinkMessage& l) {
   return i;
 }
 
-int open_rtnl(unsigned groups) {
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) throw_error("socket(AF_NETLINK, NETLINK_ROUTE)", errno);
-  struct sockaddr_nl sa = {};
-  sa.nl_family = AF_NETLINK;
-  sa.nl_groups = groups;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0) {
-    int err = errno;
-    ::close(fd);
-    throw_error("bind(NETLINK_ROUTE)", err);
-  }
-  return fd;
-}
-
-// Sends a dump request and passes every reply message to fn.
-template <typename Fn>
-void dump(int fd, uint16_t type, uint8_t family, Fn fn) {
-  struct {
-    struct nlmsghdr nh;
-    struct rtgenmsg g;
-  } req = {};
-  req.nh.nlmsg_len = sizeof(req);
-  req.nh.nlmsg_type = type;
-  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.nh.nlmsg_seq = type;
-  req.g.rtgen_family = family;
-  if (send(fd, &req, sizeof(req), 0) < 0) throw_error("send(RTM_GETLINK/RTM_GETADDR)", errno);
-  alignas(struct nlmsghdr) char buf[32768];
-  for (;;) {
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_error("recv(NETLINK_ROUTE)", errno);
-    }
-    int len = static_cast<int>(n);
-    for (auto* nh = reinterpret_cast<struct nlmsghdr*>(buf); NLMSG_OK(nh, len);
-         nh = NLMSG_NEXT(nh, len)) {
-      if (nh->nlmsg_type == NLMSG_DONE) return;
-      if (nh->nlmsg_type == NLMSG_ERROR) {
-        auto* e = static_cast<struct nlmsgerr*>(NLMSG_DATA(nh));
-        if (e->error) throw_error("rtnetlink dump", -e->error);
-        return;
-      }
-      fn(nh);
-    }
-  }
-}
-
 std::map<int, InterfaceInfo> snapshot(int fd) {
   std::map<int, InterfaceInfo> out;
-  dump(fd, RTM_GETLINK, AF_UNSPEC, [&](const struct nlmsghdr* nh) {
-    LinkMessage l;
-    if (parse_link_message(nh, &l) && !l.removed) out[l.index] = from_link(l);
-  });
-  dump(fd, RTM_GETADDR, AF_UNSPEC, [&](const struct nlmsghdr* nh) {
-    int index;
-    InterfaceAddress a;
-    if (nh->nlmsg_type == RTM_NEWADDR && parse_addr(nh, &index, &a)) {
-      auto it = out.find(index);
-      if (it != out.end()) it->second.addresses.push_back(a);
-    }
-  });
+  rtnl_dump(fd, RTM_GETLINK, AF_UNSPEC, "rtnetlink dump RTM_GETLINK",
+            [&](const struct nlmsghdr* nh) {
+              LinkMessage l;
+              if (parse_link_message(nh, &l) && !l.removed) out[l.index] = from_link(l);
+            });
+  rtnl_dump(fd, RTM_GETADDR, AF_UNSPEC, "rtnetlink dump RTM_GETADDR",
+            [&](const struct nlmsghdr* nh) {
+              int index;
+              InterfaceAddress a;
+              if (nh->nlmsg_type == RTM_NEWADDR && parse_addr(nh, &index, &a)) {
+                auto it = out.find(index);
+                if (it != out.end()) it->second.addresses.push_back(a);
+              }
+            });
   return out;
 }
 
@@ -164,15 +119,7 @@ std::vector<std::pair<unsigned, std::string>> resolve_interfaces(
 }
 
 std::vector<InterfaceInfo> list_interfaces() {
-  int fd = open_rtnl(0);
-  std::map<int, InterfaceInfo> m;
-  try {
-    m = snapshot(fd);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
+  std::map<int, InterfaceInfo> m = snapshot(RtnlSocket().fd());
   std::vector<InterfaceInfo> out;
   for (auto& kv : m) out.push_back(std::move(kv.second));
   return out;
@@ -188,14 +135,7 @@ InterfaceWatcher::InterfaceWatcher(Callback on_change) : on_change_(std::move(on
     throw_error("eventfd", err);
   }
   try {
-    int snap_fd = open_rtnl(0);
-    try {
-      known_ = snapshot(snap_fd);
-    } catch (...) {
-      ::close(snap_fd);
-      throw;
-    }
-    ::close(snap_fd);
+    known_ = snapshot(RtnlSocket().fd());
   } catch (...) {
     ::close(nl_fd_);
     ::close(stop_fd_);
@@ -301,14 +241,7 @@ void InterfaceWatcher::handle(const void* data, size_t n) {
 void InterfaceWatcher::resync() {
   std::map<int, InterfaceInfo> fresh;
   try {
-    int fd = open_rtnl(0);
-    try {
-      fresh = snapshot(fd);
-    } catch (...) {
-      ::close(fd);
-      return;
-    }
-    ::close(fd);
+    fresh = snapshot(RtnlSocket().fd());
   } catch (...) {
     return;
   }

@@ -15,7 +15,7 @@ ${CXX:-g++} -static -O2 -std=c++17 -Wall -Wextra -Werror -pthread \
 	-o "$out/guest_native" "$here/guest_native.cc" \
 	"$core/errors.cc" "$core/genl.cc" "$core/interfaces.cc" "$core/link_watch.cc" \
 	"$core/module_source.cc" "$core/record.cc" "$core/ring_reader.cc" "$core/ring_source.cc" \
-	"$core/source.cc" "$out/decode.o"
+	"$core/rtnl.cc" "$core/source.cc" "$out/decode.o"
 ${CC:-gcc} -O2 -std=c11 -Wall -Wextra -Werror -I"$here/../../../kernel/include/uapi" \
 	-c "$core/bpf_filter.c" -o "$out/bpf_filter.o"
 ${CC:-gcc} -static -O2 -Wall -Wextra -Werror -I"$here/../../../kernel/include/uapi" \
@@ -26,6 +26,6 @@ ${CXX:-g++} -static -O2 -std=c++17 -Wall -Wextra -Werror -pthread \
 	-o "$out/guest_sources" "$here/guest_sources.cc" \
 	"$core/afpacket_source.cc" "$core/errors.cc" "$core/genl.cc" "$core/interfaces.cc" \
 	"$core/link_watch.cc" "$core/module_source.cc" "$core/probe.cc" "$core/record.cc" \
-	"$core/ring_reader.cc" "$core/ring_source.cc" "$core/source.cc" "$out/decode.o" \
+	"$core/ring_reader.cc" "$core/ring_source.cc" "$core/rtnl.cc" "$core/source.cc" "$out/decode.o" \
 	"$out/bpf_filter.o"
 echo "built $out/guest_native $out/guest_sources $out/icmpcap-helper"

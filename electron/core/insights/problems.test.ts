@@ -1,0 +1,83 @@
+/**
+ * The Problems view's path-MTU check asks the kernel's route for every flow that received a too-big error,
+ * in process: no `ip` child process, whose fork holds a large service's event loop (about 50 ms per resident
+ * gigabyte). Real parts: real route lookups in this network namespace, real error packets decoded.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { encodeRecord, MAX_RECORD_SIZE } from '../files/packet.js';
+import { Direction, decodeRecord } from '../record.js';
+import { ProblemTracker, routeGet } from './problems.js';
+
+const ME = [192, 168, 1, 10];
+
+/** A Fragmentation Needed (MTU 1400) from 10.0.0.1 to this host, quoting UDP from it to 127.0.0.`k`. */
+function tooBig(k: number) {
+  const quoted = [0x45, 0, 0, 60, 0, 1, 0x40, 0, 63, 17, 0, 0, ...ME, 127, 0, k >> 8, k & 255];
+  const udp = [0x9c, 0x40, 0x82, 0x9d, 0, 40, 0, 0];
+  const icmp = [3, 4, 0, 0, 0, 0, 1400 >> 8, 1400 & 255, ...quoted, ...udp];
+  const packet = Uint8Array.from([
+    0x45,
+    0,
+    0,
+    20 + icmp.length,
+    0,
+    2,
+    0,
+    0,
+    64,
+    1,
+    0,
+    0,
+    10,
+    0,
+    0,
+    1,
+    ...ME,
+    ...icmp,
+  ]);
+  const out = new Uint8Array(MAX_RECORD_SIZE);
+  // Long ago: the kernel has had time to take the offered MTU (SETTLE_MS), so the route is asked at once.
+  const meta = {
+    tsNs: 1_700_000_000_000_000_000n + BigInt(k),
+    ifindex: 1,
+    dir: Direction.In,
+    origLen: packet.length,
+  };
+  encodeRecord(packet, meta, out, 0);
+  return decodeRecord(new DataView(out.buffer), 0);
+}
+
+/** This process's child processes (every thread's). */
+function children(): number[] {
+  return readdirSync('/proc/self/task').flatMap((t) =>
+    readFileSync(`/proc/self/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+  );
+}
+
+describe('the path-MTU check of the Problems view', () => {
+  it('asks the route of 300 flows in process: answers for every one, no child process', async () => {
+    const tracker = new ProblemTracker(routeGet, () => undefined);
+    for (let k = 1; k <= 300; k++) expect(tracker.add(tooBig(k), k, null)).toBe(true);
+    const before = children().length;
+    const first = tracker.list();
+    expect(first).toHaveLength(300);
+    // The old check started an `ip -j route get` per flow here: 300 children at once.
+    expect(children().length).toBe(before);
+    await new Promise((resolve) => setImmediate(resolve));
+    const listed = tracker.list();
+    expect(listed.filter((p) => p.pmtu !== null)).toHaveLength(300);
+    for (const p of listed) {
+      // 127.0.0.0/8 is local: no route MTU, so the offered 1400 is not in use.
+      expect(p.pmtu).toMatchObject({ destination: p.flow!.dst, offered: 1400, routeMtu: null, taken: false });
+      expect(p.pmtu!.interfaceName).toBe('lo');
+    }
+  });
+
+  it('rejects what is not an address, and a destination without a route, with a message', async () => {
+    await expect(routeGet('-h')).rejects.toThrow(/not an IP address/);
+    await expect(routeGet('')).rejects.toThrow(/not an IP address/);
+    const v6 = await routeGet('::1');
+    expect(v6.dev).toBe('lo');
+  });
+});
