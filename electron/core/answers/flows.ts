@@ -16,6 +16,7 @@ import { formatAddress, formatIpv6 } from '../../common/address.js';
 import { codeLabel, typeLabel } from '../../common/icmp.js';
 import { extractFields, type FieldMap, type FieldValue } from '../fields/extract.js';
 import { parseQuoted } from '../proc/quoted.js';
+import { selectKth } from '../stats/select.js';
 import type { DecodedRecord } from '../record.js';
 
 export type FlowProtocol = 'udp' | 'tcp' | 'icmp' | 'icmpv6' | 'other';
@@ -362,6 +363,25 @@ export class ProblemTable {
 
   list(): Problem[] {
     return [...this.byFlow.values()];
+  }
+
+  /**
+   * The `n` problems last seen most recently, newest first: in time linear in the problems held (a scan makes
+   * a problem per port; the view shows the newest, twice a second), comparing times as doubles, not bigints.
+   */
+  newest(n: number): Problem[] {
+    const all = [...this.byFlow.values()];
+    const at = new Float64Array(all.length);
+    for (let i = 0; i < all.length; i++) at[i] = Number(all[i]!.lastNs);
+    let picked = all;
+    if (all.length > n && n > 0) {
+      // The n-th newest time; ties at it fill the rest in the table's order.
+      const threshold = selectKth(at.slice(), all.length, all.length - n);
+      picked = [];
+      for (let i = 0; i < all.length; i++) if (at[i]! > threshold) picked.push(all[i]!);
+      for (let i = 0; i < all.length && picked.length < n; i++) if (at[i] === threshold) picked.push(all[i]!);
+    } else if (n <= 0) picked = [];
+    return picked.sort((a, b) => (a.lastNs < b.lastNs ? 1 : a.lastNs > b.lastNs ? -1 : 0));
   }
 }
 

@@ -3,9 +3,10 @@
  * during each operation.
  * - The view alone: the synchronous path (View.setSort / setFilter, one blocking call) beside the sliced path
  *   (View.setSortAsync / setFilterAsync, which yield every few ms), on the same store in one run.
- * - The whole service (CaptureService, as the UI drives it through `handle`): capture (batches fed as a
- *   session delivers them: spool writes and fdatasync, ingest with echo matching, statistics, view), sort,
- *   filter, statistics, export of every record to pcapng, and open of that file.
+ * - The whole service (CaptureService, as the UI drives it through `handle`, with the insights attached as the
+ *   app and `serve` attach them): capture (batches fed as a session delivers them: spool writes and fdatasync,
+ *   ingest with echo matching, statistics, view, the insights' tap), sort, filter, statistics, export of every
+ *   record to pcapng, and open of that file.
  * The worst max of the sliced view path and the service at the largest count is `service.event_loop_max_ms`.
  *
  *   node --max-old-space-size=8192 --import tsx electron/core/bench/event-loop-bench.ts [records...]
@@ -18,6 +19,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mergeBenchResults } from '../../../test/support/bench-results.js';
 import type { SortColumn } from '../../common/contract.js';
+import { attachInsights } from '../insights/index.js';
 import { CaptureService } from '../service.js';
 import { jobDone } from '../testing/jobs.js';
 import { Ingestor } from '../ingest.js';
@@ -119,6 +121,8 @@ async function runService(n: number): Promise<Delay[]> {
     spoolDir: join(dir, 'spool'),
   });
   svc.on(() => {}); // a UI is attached: counts and aggregates are pushed as to a window
+  // Problems, paths, neighbours and alerts (no rules file here), as electron/main and `serve` attach them.
+  const insights = attachInsights(svc, { rulesFile: join(dir, 'alerts.conf'), log: () => undefined });
   const out: Delay[] = [];
   try {
     // The noise floor of this run (other processes preempt us too), beside the service's figures.
@@ -179,6 +183,7 @@ async function runService(n: number): Promise<Delay[]> {
     if (svc.store.live !== n)
       throw new Error(`open read ${svc.store.live} ICMP records of the ${n} exported: the bench is broken`);
   } finally {
+    insights.close();
     svc.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -7,6 +7,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { encodeRecord, MAX_RECORD_SIZE } from '../files/packet.js';
 import { Direction, decodeRecord } from '../record.js';
+import { ProblemTable } from '../answers/flows.js';
+import { prng } from '../bench/synth.js';
 import { ProblemTracker, routeGet } from './problems.js';
 
 const ME = [192, 168, 1, 10];
@@ -56,22 +58,44 @@ function children(): number[] {
 }
 
 describe('the path-MTU check of the Problems view', () => {
-  it('asks the route of 300 flows in process: answers for every one, no child process', async () => {
+  it('asks the route of 300 flows in process, at most 32 a push: answers for every one, no child process', async () => {
     const tracker = new ProblemTracker(routeGet, () => undefined);
     for (let k = 1; k <= 300; k++) expect(tracker.add(tooBig(k), k, null)).toBe(true);
     const before = children().length;
-    const first = tracker.list();
-    expect(first).toHaveLength(300);
-    // The old check started an `ip -j route get` per flow here: 300 children at once.
-    expect(children().length).toBe(before);
-    await new Promise((resolve) => setImmediate(resolve));
-    const listed = tracker.list();
-    expect(listed.filter((p) => p.pmtu !== null)).toHaveLength(300);
-    for (const p of listed) {
+    const answered: number[] = [];
+    for (let push = 0; push < 30; push++) {
+      const listed = tracker.list();
+      expect(listed).toHaveLength(300);
+      // The old check started an `ip -j route get` per flow here: 300 children at once.
+      expect(children().length).toBe(before);
+      answered.push(listed.filter((p) => p.pmtu !== null).length);
+      if (answered.at(-1) === 300) break;
+      // After the first push 268 flows still wait for their check: the next push lists them again.
+      if (push === 0) expect(tracker.waitingForRouteCheck).toBe(true);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(answered.at(-1)).toBe(300);
+    for (let i = 1; i < answered.length; i++) expect(answered[i]! - answered[i - 1]!).toBeLessThanOrEqual(32);
+    for (const p of tracker.list()) {
       // 127.0.0.0/8 is local: no route MTU, so the offered 1400 is not in use.
       expect(p.pmtu).toMatchObject({ destination: p.flow!.dst, offered: 1400, routeMtu: null, taken: false });
       expect(p.pmtu!.interfaceName).toBe('lo');
     }
+  });
+
+  it('lists the newest 500 of 5000 problems, newest first, as a full sort does', () => {
+    const table = new ProblemTable();
+    const rand = prng(5);
+    for (let k = 1; k <= 5000; k++) {
+      const r = tooBig(k);
+      // Times all over, some problems seen again later.
+      for (let again = 0; again < 1 + (k % 3); again++)
+        table.add({ ...r, tsNs: 1_700_000_000_000_000_000n + BigInt(Math.floor(rand() * 1e12)) * 1000n });
+    }
+    const sorted = table.list().sort((a, b) => (a.lastNs < b.lastNs ? 1 : a.lastNs > b.lastNs ? -1 : 0));
+    expect(table.newest(500)).toEqual(sorted.slice(0, 500));
+    expect(table.newest(10_000)).toEqual(sorted);
+    expect(table.newest(0)).toEqual([]);
   });
 
   it('rejects what is not an address, and a destination without a route, with a message', async () => {

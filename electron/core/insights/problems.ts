@@ -18,6 +18,9 @@ export const MAX_LISTED = 500;
 const SETTLE_MS = 300;
 /** Ask again for a flow that keeps receiving too-big errors at most this often. */
 const RECHECK_MS = 2000;
+/** Route checks per list() (one push): each is an rtnetlink round trip of about 10 µs, and hundreds of flows
+ * may wait; the rest are asked on the next push. */
+const MAX_CHECKS_PER_LIST = 32;
 
 export interface RouteAnswer {
   mtu: number | null;
@@ -74,6 +77,8 @@ export class ProblemTracker {
   private readonly names = new Map<number, string | null>();
   /** A too-big error waits for its route check: list() must run again even if nothing new arrives. */
   private unchecked = false;
+  /** Route checks this list() may still start (the others wait for the next one). */
+  private checksLeft = 0;
 
   get waitingForRouteCheck(): boolean {
     return this.unchecked;
@@ -115,10 +120,8 @@ export class ProblemTracker {
     const now = Date.now();
     this.unchecked = false;
     // The newest flows: a scan makes a flow per port, and the view shows what is happening now.
-    const newest = this.table
-      .list()
-      .sort((a, b) => (a.lastNs < b.lastNs ? 1 : a.lastNs > b.lastNs ? -1 : 0))
-      .slice(0, MAX_LISTED);
+    const newest = this.table.newest(MAX_LISTED);
+    this.checksLeft = MAX_CHECKS_PER_LIST;
     return newest.map((p) => {
       const key = flowKey(p.flow);
       const extra = this.extras.get(key);
@@ -165,10 +168,15 @@ export class ProblemTracker {
     const lastNs = tooBig.reduce((m, e) => (e.lastNs > m ? e.lastNs : m), 0n);
     if (lastNs === extra.checkedLastNs) return;
     const sinceMs = nowMs - Number(lastNs / 1_000_000n);
-    if (sinceMs < SETTLE_MS || (extra.pmtu && nowMs - extra.pmtu.checkedAtMs < RECHECK_MS)) {
+    if (
+      sinceMs < SETTLE_MS ||
+      (extra.pmtu && nowMs - extra.pmtu.checkedAtMs < RECHECK_MS) ||
+      this.checksLeft <= 0
+    ) {
       this.unchecked = true;
       return;
     }
+    this.checksLeft--;
     const offered = Math.min(...tooBig.map((e) => e.mtu!));
     const count = tooBig.reduce((n, e) => n + e.count, 0);
     extra.checking = true;
