@@ -99,6 +99,14 @@ export interface Session {
   /** Idempotent; joins the reader thread; remaining records are flushed first. */
   stop(): void;
   stats(): SessionStats;
+  /**
+   * How many delivered batches the consumer still holds, not yet worked in. They count against
+   * the bounded queue to JavaScript (8 batches), so a consumer behind the capture makes the
+   * reader leave records in the kernel ring (where a full ring drops and counts them) instead of
+   * receiving batches faster than it can take them in. 0 when it has caught up. Throws a
+   * TypeError for anything but a whole number of 0 or more.
+   */
+  hold(batches: number): void;
   /** Releases fd, mapping, thread; idempotent; also done by the finalizer. */
   close(): void;
 }

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -63,6 +64,10 @@ struct Item {
 
 struct SinkState {
   std::atomic<uint32_t> inflight{0};
+  // Batches JavaScript was given but still holds, not taken in yet (Session.hold): they count
+  // against kMaxInflightBatches too, so a consumer behind the capture holds the reader back
+  // instead of taking batches faster than it can work them in.
+  std::atomic<uint32_t> held{0};
 };
 
 class Session;
@@ -116,8 +121,11 @@ class JsSink final : public icmpcap::Sink {
  public:
   JsSink(Tsfn tsfn, std::shared_ptr<SinkState> state) : tsfn_(tsfn), state_(std::move(state)) {}
   bool can_accept() override {
-    return state_->inflight.load(std::memory_order_acquire) < kMaxInflightBatches;
+    return state_->inflight.load(std::memory_order_acquire) +
+               state_->held.load(std::memory_order_acquire) <
+           kMaxInflightBatches;
   }
+  void set_held(uint32_t batches) { state_->held.store(batches, std::memory_order_release); }
   bool deliver(Batch&& batch) override {
     auto* item = new Item;
     item->is_batch = true;
@@ -187,7 +195,8 @@ class Session : public Napi::ObjectWrap<Session> {
     Napi::Function f = DefineClass(
         env, "Session",
         {InstanceMethod("start", &Session::Start), InstanceMethod("stop", &Session::Stop),
-         InstanceMethod("stats", &Session::GetStats), InstanceMethod("close", &Session::Close)});
+         InstanceMethod("stats", &Session::GetStats), InstanceMethod("hold", &Session::Hold),
+         InstanceMethod("close", &Session::Close)});
     data->session_ctor = Napi::Persistent(f);
     exports.Set("Session", f);
   }
@@ -289,6 +298,17 @@ class Session : public Napi::ObjectWrap<Session> {
       o.Set("perCpu", arr);
     }
     return o;
+  }
+
+  // hold(batches): how many delivered batches the consumer still holds (see SinkState::held).
+  void Hold(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber())
+      ThrowType(env, "hold(batches) needs the number of batches still held (0 or more)");
+    const double n = info[0].As<Napi::Number>().DoubleValue();
+    if (!(n >= 0) || n != std::floor(n))
+      ThrowType(env, "hold(batches): batches must be a whole number, 0 or more");
+    if (sink_) sink_->set_held(static_cast<uint32_t>(std::min<double>(n, kMaxInflightBatches)));
   }
 
   void Close(const Napi::CallbackInfo&) { Shutdown(); }

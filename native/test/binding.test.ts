@@ -113,6 +113,41 @@ describe('native binding', () => {
     expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(4);
   });
 
+  it('hold(n): batches the consumer still holds keep the reader back, the ring counts the loss', async () => {
+    // 2 M records/s into a 64 KiB modelled ring: while JavaScript holds 8 batches, nothing more is delivered
+    // and what arrives is dropped in the ring, counted; hold(0) lets the reader go on.
+    const s = bench.benchSession(1e9, 28, false, { rate: 2_000_000, ringBytes: 1 << 16 });
+    let batches = 0;
+    s.start(
+      () => {
+        batches++;
+        s.hold(8);
+      },
+      () => undefined,
+    );
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    while (batches === 0) await sleep(5);
+    await sleep(50); // batches already queued arrive
+    const held = batches;
+    const droppedBefore = s.stats().droppedKernel;
+    await sleep(300);
+    expect(batches).toBe(held); // held back: nothing delivered for 300 ms
+    expect(s.stats().droppedKernel).toBeGreaterThan(droppedBefore + 100_000); // the ring overflowed, counted
+    s.hold(0);
+    let more = 0;
+    const start = batches;
+    for (let i = 0; i < 100 && more === 0; i++) {
+      await sleep(10);
+      more = batches - start;
+    }
+    expect(more).toBeGreaterThan(0); // the reader went on
+    s.stop();
+    s.close();
+    expect(() => s.hold(-1)).toThrow(TypeError);
+    expect(() => s.hold(1.5)).toThrow(TypeError);
+    expect(() => (s.hold as (n?: unknown) => void)('3')).toThrow(TypeError);
+  });
+
   it('stop() is idempotent and close() before or without start() is safe', () => {
     const a = bench.benchSession(10, 28, false);
     a.stop();

@@ -134,8 +134,10 @@ async function runService(n: number): Promise<Delay[]> {
     svc.startFeed({ snaplen: 256 });
     out.push(
       await measure('capture (spool, ingest)', 'service', async () => {
-        // One batch per turn of the event loop, as a native session delivers them (deliver: the same path).
+        // One batch per turn of the event loop, as a native session delivers them (deliver: the same path), and
+        // as its reader does, none while the service holds 8 (the session's bounded queue, see Session.hold).
         for (let k = 0; k < batches.length; k++) {
+          while (svc.heldBatches >= 8) await new Promise<void>((resolve) => setImmediate(resolve));
           svc.deliver(batches[k]!);
           batches[k] = new ArrayBuffer(0); // let it go: the spool has it
           await new Promise<void>((resolve) => setImmediate(resolve));

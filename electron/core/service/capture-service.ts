@@ -287,6 +287,7 @@ export class CaptureService implements RequestHandlers, JobHost {
       throw new ServiceError('capture-failed', errorMessage(err));
     }
     this.session = session;
+    this.held = 0;
     this.setState({
       state: 'running',
       source,
@@ -432,6 +433,8 @@ export class CaptureService implements RequestHandlers, JobHost {
   }
 
   private readonly recordTaps = new Set<RecordTap>();
+  /** Batches the native session was last told are held here (reportHeld). */
+  private held = 0;
   private readonly ifnameOf = (ifindex: number): string => this.ifname(ifindex);
   /** Batches delivered while one was still being taken in (see onBatch), in order. */
   private waitingBatches: { batch: ArrayBuffer; info?: BatchInfo }[] = [];
@@ -465,20 +468,34 @@ export class CaptureService implements RequestHandlers, JobHost {
    * under way at once to make room (the session's bounded queue leaves the excess in the kernel ring, counted).
    */
   onBatch(batch: ArrayBuffer, info?: BatchInfo): void {
-    if (this.pendingIngest || this.waitingBatches.length > 0) {
-      // Behind the capture: the service's own turn (continueSoon) takes the backlog in, a slice a turn. A slice
-      // here as well would stack two in one turn of the event loop (a batch delivered in the turn that runs the
-      // service's slice: 20 ms and more, not 10). Past MAX_WAITING_BATCHES the batch under way is finished now
-      // (one batch's work, not the backlog's) to make room; the new one waits its turn.
-      if (this.waitingBatches.length >= MAX_WAITING_BATCHES) this.ingestSlices(Infinity, true);
-      this.waitingBatches.push({ batch, info });
-      this.continueSoon();
-      return;
-    }
-    const deadline = performance.now() + INGEST_SLICE_MS;
-    this.takeBatch(batch, info);
-    this.ingestSlices(deadline);
+    // Every batch is taken in by the service's own turn (continueSoon), a slice a turn: a slice here as well
+    // would stack two in one turn of the event loop (a native session delivers in the loop's poll phase, the
+    // service's turn follows in the same iteration: 20 ms and more, not 10). Past MAX_WAITING_BATCHES the
+    // batch under way is finished now (one batch's work, not the backlog's) to make room; a native session
+    // rarely gets there, since the batches held here count against its bounded queue (reportHeld).
+    if (this.waitingBatches.length >= MAX_WAITING_BATCHES) this.ingestSlices(Infinity, true);
+    this.waitingBatches.push({ batch, info });
+    this.continueSoon();
+    this.reportHeld();
   }
+
+  /**
+   * Tells the native session how many delivered batches wait here: they count against its bounded queue, so
+   * while the service is behind, the reader leaves records in the kernel ring (counted there when it is full)
+   * instead of handing over batches faster than they can be taken in.
+   */
+  /** Delivered batches not yet taken in whole (what reportHeld tells the native session). */
+  get heldBatches(): number {
+    return this.waitingBatches.length + (this.pendingIngest ? 1 : 0);
+  }
+
+  private reportHeld(): void {
+    const held = this.heldBatches;
+    if (held === this.held) return;
+    this.held = held;
+    this.session?.hold(held);
+  }
+
 
   /** The spool takes the batch (checked against the ring, the disk and the cap); the index takes it next. */
   private takeBatch(batch: ArrayBuffer, info?: BatchInfo): void {
@@ -545,6 +562,14 @@ export class CaptureService implements RequestHandlers, JobHost {
    * waits for the next turn.
    */
   private ingestSlices(deadline: number, oneBatch = false): void {
+    try {
+      this.ingestSlicesUntil(deadline, oneBatch);
+    } finally {
+      this.reportHeld();
+    }
+  }
+
+  private ingestSlicesUntil(deadline: number, oneBatch: boolean): void {
     for (;;) {
       let p = this.pendingIngest;
       if (!p) {
