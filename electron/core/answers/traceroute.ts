@@ -100,7 +100,7 @@ const PORT_BAND = 256;
 const MAX_RTT_SAMPLES = 1024;
 /** Probes remembered per echo run: the newest, by sequence number (a reply or error later than this many
  * probes of the same run is not matched). */
-const MAX_PROBES = 1024;
+const MAX_PROBES = 256;
 const FIRST_PROBES = 16;
 const WAITING = 0;
 const IN_HOPS = 1;

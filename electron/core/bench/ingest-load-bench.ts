@@ -6,7 +6,8 @@
  * The records come through the real delivery path: the bench build of the addon (native/bench.js
  * benchSession) runs a reader thread that batches records (Batcher, at most 4096 a batch), hands them to
  * JavaScript through the bounded queue (at most 8 batches waiting) and the ThreadSafeFunction, into
- * CaptureService.onBatch as a live session's are (spool, ingest, statistics, view). The records arrive at
+ * CaptureService.onBatch as a live session's are (spool, ingest, statistics, view, and the insights' tap: they
+ * are attached as the app and `serve` attach them). The records arrive at
  * 500 k/s into a modelled kernel ring of 1 MiB (the module's default per-CPU ring); the reader drains it only
  * while the queue has room, as RingSource does. A record arriving while that ring is full is dropped and
  * counted (droppedKernel): a drop caused by the service, since the reader itself waits on nothing else. A
@@ -28,6 +29,7 @@ import { mergeBenchResults } from '../../../test/support/bench-results.js';
 import type * as Bench from '../../../native/bench.js';
 import { type Native, type NativeSession, loadNative } from '../native.js';
 import { projectRoot } from '../paths.js';
+import { attachInsights } from '../insights/index.js';
 import { CaptureService } from '../service.js';
 import { jobDone } from '../testing/jobs.js';
 import { realisticCapture } from './synth.js';
@@ -72,6 +74,8 @@ async function main(): Promise<void> {
   };
   const svc = new CaptureService({ native, version: 'bench', spoolDir: join(dir, 'spool') });
   svc.on(() => {}); // a UI is attached: counts and aggregates are pushed as to a window
+  // Problems, paths, neighbours and alerts (no rules file here), as electron/main and `serve` attach them.
+  const insights = attachInsights(svc, { rulesFile: join(dir, 'alerts.conf'), log: () => undefined });
   const drops = (): number => (session ? session.stats().droppedKernel : 0);
   try {
     const t0 = performance.now();
@@ -126,7 +130,7 @@ async function main(): Promise<void> {
             `records lost while a sort by RTT (${round(sortMs)} ms) and a pcapng export of ${atStart} records ` +
             `(${round(windowMs)} ms) ran during a capture at a paced ${RATE / 1e3} k records/s through the real ` +
             `delivery path (bench addon: reader thread, batches of 4096, queue of 8 batches, ThreadSafeFunction, ` +
-            `CaptureService.onBatch); the reader drains a modelled 1 MiB kernel ring only while the queue has room, ` +
+            `CaptureService.onBatch with the insights attached, as the app and serve attach them); the reader drains a modelled 1 MiB kernel ring only while the queue has room, ` +
             `and what arrives while the ring is full is dropped. Beside it in the same capture: ${before} dropped ` +
             `in the ${round(fillS)} s before; event-loop delay during the window p99 ${round(h.percentile(99) / 1e6)} ` +
             `ms, max ${round(h.max / 1e6)} ms. Load average at the end ${round(loadavg()[0]!)} (2 cores): with ` +
@@ -135,6 +139,7 @@ async function main(): Promise<void> {
       });
     }
   } finally {
+    insights.close();
     svc.close();
     rmSync(dir, { recursive: true, force: true });
   }
