@@ -16,7 +16,6 @@ import { formatAddress, formatIpv6 } from '../../common/address.js';
 import { codeLabel, typeLabel } from '../../common/icmp.js';
 import { extractFields, type FieldMap, type FieldValue } from '../fields/extract.js';
 import { parseQuoted } from '../proc/quoted.js';
-import { selectKth } from '../stats/select.js';
 import type { DecodedRecord } from '../record.js';
 
 export type FlowProtocol = 'udp' | 'tcp' | 'icmp' | 'icmpv6' | 'other';
@@ -310,9 +309,21 @@ export interface Problem {
   events: ProblemEvent[];
 }
 
-/** ICMP errors grouped by the flow they report. */
+/**
+ * ICMP errors grouped by the flow they report. The flows are kept in the order last seen (a flow seen again
+ * moves to the end): the newest are the last, and past `maxFlows` the one seen longest ago is forgotten
+ * (`onForget` gets its key). Unbounded by default (a file's report); the live Problems view bounds it, since
+ * a scan makes a flow per port.
+ */
 export class ProblemTable {
   private readonly byFlow = new Map<string, Problem>();
+  /** The key of the flow seen last (already at the end: no move). */
+  private lastKey = '';
+
+  constructor(
+    private readonly maxFlows = Infinity,
+    private readonly onForget?: (key: string) => void,
+  ) {}
 
   /** Takes any record; returns its error report (null for non-errors, which are ignored). */
   add(record: DecodedRecord): ErrorReport | null {
@@ -330,7 +341,17 @@ export class ProblemTable {
         events: [],
       };
       this.byFlow.set(key, p);
+      if (this.byFlow.size > this.maxFlows) {
+        const oldest = this.byFlow.keys().next().value!;
+        this.byFlow.delete(oldest);
+        this.onForget?.(oldest);
+      }
+    } else if (key !== this.lastKey) {
+      // Seen again: to the end, with the newest.
+      this.byFlow.delete(key);
+      this.byFlow.set(key, p);
     }
+    this.lastKey = key;
     p.count++;
     p.lastNs = report.tsNs > p.lastNs ? report.tsNs : p.lastNs;
     let e = p.events.find(
@@ -366,22 +387,15 @@ export class ProblemTable {
   }
 
   /**
-   * The `n` problems last seen most recently, newest first: in time linear in the problems held (a scan makes
-   * a problem per port; the view shows the newest, twice a second), comparing times as doubles, not bigints.
+   * The `n` problems seen last, newest first (by their last time): the view shows what happens now, twice a
+   * second, so this walks the table once and sorts only those `n`, not every problem (a scan makes thousands).
    */
   newest(n: number): Problem[] {
-    const all = [...this.byFlow.values()];
-    const at = new Float64Array(all.length);
-    for (let i = 0; i < all.length; i++) at[i] = Number(all[i]!.lastNs);
-    let picked = all;
-    if (all.length > n && n > 0) {
-      // The n-th newest time; ties at it fill the rest in the table's order.
-      const threshold = selectKth(at.slice(), all.length, all.length - n);
-      picked = [];
-      for (let i = 0; i < all.length; i++) if (at[i]! > threshold) picked.push(all[i]!);
-      for (let i = 0; i < all.length && picked.length < n; i++) if (at[i] === threshold) picked.push(all[i]!);
-    } else if (n <= 0) picked = [];
-    return picked.sort((a, b) => (a.lastNs < b.lastNs ? 1 : a.lastNs > b.lastNs ? -1 : 0));
+    if (n <= 0) return [];
+    const last: Problem[] = new Array<Problem>(Math.min(n, this.byFlow.size));
+    let k = 0;
+    for (const p of this.byFlow.values()) last[k++ % last.length] = p;
+    return last.sort((a, b) => (a.lastNs < b.lastNs ? 1 : a.lastNs > b.lastNs ? -1 : 0));
   }
 }
 

@@ -83,19 +83,33 @@ describe('the path-MTU check of the Problems view', () => {
     }
   });
 
-  it('lists the newest 500 of 5000 problems, newest first, as a full sort does', () => {
-    const table = new ProblemTable();
+  it('lists the newest 500 of 5000 problems, newest first, as a full sort does; keeps at most its bound', () => {
     const rand = prng(5);
-    for (let k = 1; k <= 5000; k++) {
-      const r = tooBig(k);
-      // Times all over, some problems seen again later.
-      for (let again = 0; again < 1 + (k % 3); again++)
-        table.add({ ...r, tsNs: 1_700_000_000_000_000_000n + BigInt(Math.floor(rand() * 1e12)) * 1000n });
+    // 5000 flows' errors in capture order, many flows seen again later (a flow seen again is newer).
+    const seen: number[] = [];
+    for (let i = 0; i < 12_000; i++) seen.push(i < 5000 ? i + 1 : 1 + Math.floor(rand() * 5000));
+    const errors = seen.map((k, i) => ({
+      ...tooBig(k),
+      tsNs: 1_700_000_000_000_000_000n + BigInt(i) * 1000n,
+    }));
+    const table = new ProblemTable();
+    const forgotten: string[] = [];
+    const bounded = new ProblemTable(1000, (key) => forgotten.push(key));
+    for (const r of errors) {
+      table.add(r);
+      bounded.add(r);
     }
     const sorted = table.list().sort((a, b) => (a.lastNs < b.lastNs ? 1 : a.lastNs > b.lastNs ? -1 : 0));
+    expect(sorted).toHaveLength(5000);
     expect(table.newest(500)).toEqual(sorted.slice(0, 500));
     expect(table.newest(10_000)).toEqual(sorted);
     expect(table.newest(0)).toEqual([]);
+    // The bounded table holds the 1000 flows seen last, as they are in the whole table.
+    expect(bounded.list()).toHaveLength(1000);
+    // (a flow forgotten and seen again counts from then on: compare which flows, and when last seen)
+    const which = (ps: { flowText: string; lastNs: bigint }[]) => ps.map((p) => `${p.flowText} ${p.lastNs}`);
+    expect(which(bounded.newest(1000))).toEqual(which(sorted.slice(0, 1000)));
+    expect(forgotten.length).toBeGreaterThanOrEqual(4000); // each flow forgotten when 1000 newer ones were seen
   });
 
   it('rejects what is not an address, and a destination without a route, with a message', async () => {

@@ -14,6 +14,9 @@ import type { DecodedRecord } from '../record.js';
 const MAX_EVIDENCE = 32;
 /** Problems listed (and pushed), newest first. */
 export const MAX_LISTED = 500;
+/** Flows kept with their problems: past this the one seen longest ago is forgotten (a scan makes a flow per
+ * port; the view lists the newest MAX_LISTED). */
+export const MAX_PROBLEMS = 10_000;
 /** The kernel handles a too-big right after the capture point; ask the route only after this long. */
 const SETTLE_MS = 300;
 /** Ask again for a flow that keeps receiving too-big errors at most this often. */
@@ -70,7 +73,7 @@ interface Extra {
 }
 
 export class ProblemTracker {
-  private readonly table = new ProblemTable();
+  private readonly table = new ProblemTable(MAX_PROBLEMS, (key) => this.extras.delete(key));
   private readonly extras = new Map<string, Extra>();
   /** Local senders of echo flows: `family|src|dst|id` -> pid (records that carry one). */
   private readonly echoPids = new Map<string, number>();
