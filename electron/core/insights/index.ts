@@ -105,7 +105,7 @@ export class Insights {
       'alerts.setRules': (p) => this.setRules(p as Params<'alerts.setRules'>),
       'alerts.firings': () => this.firings,
     });
-    this.timer = setInterval(() => this.push(), opts.pushMs ?? 500);
+    this.timer = setInterval(() => service.loopWork(() => this.push()), opts.pushMs ?? 500);
     this.timer.unref();
   }
 

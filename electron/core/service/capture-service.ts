@@ -58,6 +58,8 @@ const SORT_PROGRESS_MS = 100;
 const INGEST_SLICE_RECORDS = 1024;
 /** ...and once it has held the event loop this long, the rest waits for the next turn (see onBatch). */
 const INGEST_SLICE_MS = 10;
+/** The least an ingest turn keeps when timers already worked in its iteration of the event loop (loopWork). */
+const MIN_INGEST_SLICE_MS = 2;
 /**
  * Batches that may wait behind one being taken in; past that the one under way is finished at once. A capture's
  * first batches run cold (several times slower per record), and with 4 the backlog of the first 100-300 ms
@@ -155,7 +157,7 @@ export class CaptureService implements RequestHandlers, JobHost {
     );
     this.aggregator = new Aggregator(this.ingestor);
     this.jobs = new JobRunner((job) => this.emit('job', job));
-    this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
+    this.timer = setInterval(() => this.loopWork(() => this.tick()), options.tickMs ?? 250);
     this.timer.unref();
   }
 
@@ -435,6 +437,9 @@ export class CaptureService implements RequestHandlers, JobHost {
   private readonly recordTaps = new Set<RecordTap>();
   /** Batches the native session was last told are held here (reportHeld). */
   private held = 0;
+  /** Time timers' work took since the last ingest turn (loopWork), and when the last of it ended. */
+  private otherWorkMs = 0;
+  private otherWorkEnd = 0;
   private readonly ifnameOf = (ifindex: number): string => this.ifname(ifindex);
   /** Batches delivered while one was still being taken in (see onBatch), in order. */
   private waitingBatches: { batch: ArrayBuffer; info?: BatchInfo }[] = [];
@@ -541,14 +546,37 @@ export class CaptureService implements RequestHandlers, JobHost {
     };
   }
 
+  /**
+   * Runs `work`, a timer's (the statistics tick, the insights' push), and counts its time against the next
+   * ingest turn, which follows in the same iteration of the event loop: the two together stay within one
+   * slice's budget instead of stacking.
+   */
+  loopWork<T>(work: () => T): T {
+    const start = performance.now();
+    if (start - this.otherWorkEnd > INGEST_SLICE_MS) this.otherWorkMs = 0; // an earlier iteration's
+    try {
+      return work();
+    } finally {
+      this.otherWorkEnd = performance.now();
+      this.otherWorkMs += this.otherWorkEnd - start;
+    }
+  }
+
   /** Runs ingestSlices in the next turn (once, however often asked). */
   private continueSoon(): void {
     if (this.continuing) return;
     this.continuing = true;
     setImmediate(() => {
       this.continuing = false;
+      // What timers did in this iteration comes off this turn's budget (at least MIN_INGEST_SLICE_MS is left:
+      // the capture keeps moving).
+      // (Work that ended longer ago than a slice was an earlier iteration's: idle ticks do not count.)
+      const now = performance.now();
+      const other = now - this.otherWorkEnd < INGEST_SLICE_MS ? this.otherWorkMs : 0;
+      const budget = Math.max(MIN_INGEST_SLICE_MS, INGEST_SLICE_MS - other);
+      this.otherWorkMs = 0;
       try {
-        this.ingestSlices(performance.now() + INGEST_SLICE_MS);
+        this.ingestSlices(now + budget);
       } catch (err) {
         this.pendingIngest = null;
         this.waitingBatches = [];

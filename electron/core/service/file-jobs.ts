@@ -24,11 +24,14 @@ import type { ProcAttribution } from '../proc/attribution.js';
 import { spoolRoom } from './spool-owner.js';
 
 /**
- * Records per batch read from a file being opened (openCaptureFile's default is 8192): each is parsed, spooled
- * and taken in within one turn of the event loop, so a 20 M-record open holds the loop for as long as one batch
- * takes (2048 records: turns of 36-45 ms, 58-78 ms with a collection, at 10 and 20 M).
+ * Records per batch read from a file being opened (openCaptureFile's default is 8192): each is parsed in one
+ * turn of the event loop and taken in by the service's own turn (spool, index, statistics, view, taps), so a
+ * 20 M-record open holds the loop for about as long as one batch takes (2048 records: turns of 36-45 ms,
+ * 58-78 ms with a collection, at 10 and 20 M).
  */
 export const OPEN_BATCH_RECORDS = 1024;
+/** Batches of a file being opened that may wait for the service's turn. */
+const MAX_HELD_WHILE_OPENING = 4;
 
 /** What the jobs need of the service. */
 export interface JobHost {
@@ -45,6 +48,8 @@ export interface JobHost {
   newSpool(snaplen: number): void;
   setState(state: CaptureState): void;
   onBatch(batch: ArrayBuffer, info?: BatchInfo): void;
+  /** Batches given to onBatch and not yet taken in whole. */
+  readonly heldBatches: number;
   /** Takes in the rest of a batch onBatch left for a later turn, now. */
   settleIngest(): void;
   tick(): void;
@@ -151,6 +156,9 @@ export function openFiles(host: JobHost, paths: string[], label: string, leftove
           const { batch, records: n, interfaces } = next.value;
           for (const { id, name } of interfaces) names.set(id, name);
           for (const [id, name] of names) host.ifnames.set(id, name);
+          // As a native session's reader does: none more while the service still holds a few (it takes them in a
+          // slice a turn; a file parsed ahead of it would pile batches up until one is forced through at once).
+          while (host.heldBatches >= MAX_HELD_WHILE_OPENING) await nextTurn();
           host.onBatch(batch, { records: n, bytes: batch.byteLength });
           await spoolRoom(host.spool); // a file reads faster than a slow disk writes: wait, keep every record
           next = await reader.next();
