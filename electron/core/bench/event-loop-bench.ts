@@ -215,7 +215,7 @@ async function main(): Promise<void> {
 function write(at: number, w: { sync: Delay; sliced: Delay }): void {
   const note = (d: Delay, peer: Delay): string =>
     `worst perf_hooks.monitorEventLoopDelay max at ${at / 1e6} M records over the view's sorts (src, rtt, len) and ` +
-    `filters (plain and sorted)${d.path === 'sync' ? '' : ", and the service's capture, sort, filter, statistics, export and open"}, ` +
+    `filters (plain and sorted)${d.path === 'sync' ? '' : ", and the service's capture, sort, filter, statistics, export and open with the insights attached (as the app and serve attach them)"}, ` +
     `${d.path} path: ${d.op} (p99 ${d.p99} ms, took ${d.ms} ms); beside it the ${peer.path} path in the same run: ` +
     `${peer.max} ms (${peer.op}). Load average ${Math.round(loadavg()[0]! * 10) / 10} (2 cores): other builds ` +
     `preempt it, and every max includes that.`;
