@@ -501,7 +501,6 @@ export class CaptureService implements RequestHandlers, JobHost {
     this.session?.hold(held);
   }
 
-
   /** The spool takes the batch (checked against the ring, the disk and the cap); the index takes it next. */
   private takeBatch(batch: ArrayBuffer, info?: BatchInfo): void {
     const spool = this.spool;
