@@ -481,9 +481,10 @@ export class PathBuilder {
       const hops: Hop[] = [];
       for (let ttl = 1; ttl <= maxTtl; ttl++) {
         const sent = run.sentByTtl[ttl] ?? 0;
-        const hop = run.hops.get(ttl) ?? newHop(ttl);
+        const seen = run.hops.get(ttl);
+        if (sent === 0 && (seen === undefined || seen.answered === 0)) continue;
+        const hop = seen ?? newHop(ttl);
         if (hop.rttMs.length > MAX_RTT_SAMPLES) hop.rttMs.splice(0, hop.rttMs.length - MAX_RTT_SAMPLES);
-        if (sent === 0 && hop.answered === 0) continue;
         hop.sent = sent;
         hop.lossPct =
           sent > 0 ? Math.round((1000 * (sent - Math.min(hop.answered, sent))) / sent) / 10 : null;

@@ -186,18 +186,11 @@ export class Insights {
         if (!wanted && runner === null) return;
         // Echo requests and replies (a flood's every record) only feed the paths, and the senders' pids: read
         // from the bytes, without a decoded record, unless alert rules want every record.
-        if (
-          runner === null &&
-          isEcho(family, type) &&
-          view.getUint16(offset + OFF.flags, true) & REC_F_HAS_ECHO
-        ) {
+        const flags = view.getUint16(offset + OFF.flags, true);
+        if (runner === null && isEcho(family, type) && flags & REC_F_HAS_ECHO) {
           const run = this.paths.echoAt(view, offset);
           this.dirty.paths = true;
-          if (
-            run !== null &&
-            view.getUint16(offset + OFF.flags, true) & REC_F_HAS_PID &&
-            (type === 8 || type === 128)
-          ) {
+          if (run !== null && flags & REC_F_HAS_PID && (type === 8 || type === 128)) {
             const pid = view.getUint32(offset + OFF.pid, true);
             if (run.pid !== pid) {
               run.pid = pid;
@@ -210,7 +203,7 @@ export class Insights {
         const link = ifname(record.ifindex);
         runner?.observe(record, frame, link);
         if (!wanted) return;
-        const pid = record.flags & REC_F_HAS_PID ? view.getUint32(offset + OFF.pid, true) : null;
+        const pid = flags & REC_F_HAS_PID ? view.getUint32(offset + OFF.pid, true) : null;
         if (this.problems.add(record, frame, pid)) this.dirty.problems = true;
         if (isNeighbourMessage(family, type)) {
           this.health.observe(record, frame, link);

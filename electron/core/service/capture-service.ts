@@ -465,12 +465,12 @@ export class CaptureService implements RequestHandlers, JobHost {
   }
 
   /**
-   * Takes a batch into the spool, the index, the statistics and the view, as a native session delivers it: the
-   * spool takes it whole; the index takes it in slices (up to INGEST_SLICE_RECORDS, fewer while slices are slow).
-   * Once the work of a turn has held the event loop for INGEST_SLICE_MS (code not compiled yet, thousands of new
-   * peers, a slow machine), the rest waits for the next turn, and a batch arriving meanwhile waits behind it, in
-   * order. At most MAX_WAITING_BATCHES wait: past that the service is behind the capture and finishes the batch
-   * under way at once to make room (the session's bounded queue leaves the excess in the kernel ring, counted).
+   * Takes a batch into the spool, the index, the statistics and the view, as a native session delivers it, in
+   * the service's own turns (continueSoon): the spool takes it whole; the index takes it in slices (up to
+   * INGEST_SLICE_RECORDS, fewer while slices are slow). Once a turn has held the event loop for INGEST_SLICE_MS
+   * (less what timers took in the same iteration: loopWork), the rest waits for the next turn, and batches
+   * arriving meanwhile wait behind it, in order. At most MAX_WAITING_BATCHES wait: past that the service finishes
+   * the batch under way at once to make room (a native session rarely gets there: see reportHeld).
    */
   onBatch(batch: ArrayBuffer, info?: BatchInfo): void {
     // Every batch is taken in by the service's own turn (continueSoon), a slice a turn: a slice here as well
