@@ -158,7 +158,8 @@ static inline int nl_open_family(struct nl *nl)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	socklen_t sl = sizeof(sa);
-	static struct reply r;
+	/* Per thread: the fuzzers open their sockets concurrently. */
+	static __thread struct reply r;
 	struct nlmsg m;
 	int err;
 
@@ -259,7 +260,7 @@ static inline void ring_unmap(uint32_t stride, struct icmpcap_ring_producer *p,
  */
 static inline int cap_open(struct cap *c, struct nlmsg *m_in)
 {
-	static struct reply r;
+	static __thread struct reply r; /* threads open captures concurrently */
 	struct nlmsg m;
 	uint32_t i;
 	int err;
