@@ -325,9 +325,16 @@ export class ProblemTable {
     private readonly onForget?: (key: string) => void,
   ) {}
 
-  /** Takes any record; returns its error report (null for non-errors, which are ignored). */
-  add(record: DecodedRecord): ErrorReport | null {
-    const report = decodeError(record);
+  /** The key (`flowKey`) of the flow the last report added went to. */
+  get lastFlowKey(): string {
+    return this.lastKey;
+  }
+
+  /**
+   * Takes any record; returns its error report (null for non-errors, which are ignored). `report`: the record's
+   * `decodeError`, when the caller has it already.
+   */
+  add(record: DecodedRecord, report: ErrorReport | null = decodeError(record)): ErrorReport | null {
     if (report === null) return null;
     const key = flowKey(report.flow);
     let p = this.byFlow.get(key);

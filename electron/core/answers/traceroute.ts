@@ -16,7 +16,7 @@
  *   for (const r of records) paths.add(r);
  *   paths.paths();   // [{ destination, protocol, inferred, hops: [{ ttl, addresses, sent, answered, rttMs }] }]
  */
-import { decodeError, type MplsEntry } from './flows.js';
+import { decodeError, type ErrorReport, type MplsEntry } from './flows.js';
 import { formatAddress } from '../../common/address.js';
 import { type DecodedRecord, OFF, REC_F_HAS_ECHO } from '../record.js';
 
@@ -153,7 +153,12 @@ function growProbes(run: ExactRun, capacity: number): void {
   for (let k = 0; k < old.length; k += 4) {
     const tag = old[k + 1]!;
     if (tag < 0) continue;
-    probes.set(old.subarray(k, k + 4), (tag & 0xffff & (capacity - 1)) * 4);
+    // Element by element: a subarray per slot was most of what the insights allocated on a ping flood.
+    const at = (tag & 0xffff & (capacity - 1)) * 4;
+    probes[at] = old[k]!;
+    probes[at + 1] = tag;
+    probes[at + 2] = old[k + 2]!;
+    probes[at + 3] = old[k + 3]!;
   }
   run.probes = probes;
 }
@@ -362,7 +367,8 @@ export class PathBuilder {
     return run;
   }
 
-  add(r: DecodedRecord): void {
+  /** Any record (`errorReport`: its `decodeError`, when the caller has it). */
+  add(r: DecodedRecord, errorReport?: ErrorReport | null): void {
     if (isEchoRequest(r)) {
       // Only requests this capture saw leaving (or of unknown direction, as from some files) are probes.
       if (r.dir === 0 || r.dir === 2) return;
@@ -376,7 +382,7 @@ export class PathBuilder {
       if (slot >= 0) this.replied(run!, slot, this.relNs(r.tsNs));
       return;
     }
-    const report = decodeError(r);
+    const report = errorReport === undefined ? decodeError(r) : errorReport;
     const flow = report?.flow;
     if (report == null || flow == null) return;
     // Only errors back to the prober describe its path.

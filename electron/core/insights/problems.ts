@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { PmtuInfo, ProblemInfo } from '../../common/insights.js';
-import { flowKey, type Problem, ProblemTable } from '../answers/flows.js';
+import { decodeError, type ErrorReport, flowKey, type Problem, ProblemTable } from '../answers/flows.js';
 import { loadNative } from '../native.js';
 import type { DecodedRecord } from '../record.js';
 
@@ -93,13 +93,20 @@ export class ProblemTracker {
     private readonly onChange: () => void,
   ) {}
 
-  /** Any record; `pid` when the record carries its sender's. Returns whether it changed the problems. */
-  add(record: DecodedRecord, frame: number, pid: number | null): boolean {
+  /**
+   * Any record; `pid` when the record carries its sender's; `report` its `decodeError` when the caller has it.
+   * Returns whether it changed the problems.
+   */
+  add(
+    record: DecodedRecord,
+    frame: number,
+    pid: number | null,
+    report: ErrorReport | null = decodeError(record),
+  ): boolean {
     if (pid !== null && record.hasEcho && (record.type === 8 || record.type === 128))
       this.echoSender(record.family, record.src, record.dst, record.id, pid);
-    const report = this.table.add(record);
-    if (report === null) return false;
-    const key = flowKey(report.flow);
+    if (report === null || this.table.add(record, report) === null) return false;
+    const key = this.table.lastFlowKey;
     let extra = this.extras.get(key);
     if (extra === undefined) {
       extra = { evidence: [], pmtu: null, checkedLastNs: -1n, checking: false };

@@ -1,15 +1,15 @@
 /**
  * IPv6 neighbour and router health over the record stream (what NDPMon and radvdump were used for).
  *
- * Fed one record at a time, with its frame number and link (interface name). The ND fields come from the
- * shared field extractor (electron/core/fields), so the bytes are parsed once, the same way the filter and
- * the details pane see them. Link-layer addresses come from the ND options (records start at the IP header).
+ * Fed one record at a time, with its frame number and link (interface name). The ND fields are read from the
+ * record's bytes by `ndFields` (nd.ts), by the field extractor's rules, so they are the values the filter and
+ * the details pane show. Link-layer addresses come from the ND options (records start at the IP header).
  *
  * Routers and prefixes are learned per link from RAs during a learning period (or taken from an allow list);
  * afterwards every finding carries the frame numbers of its evidence packets.
  */
 import { formatIpv6 } from '../../common/address.js';
-import { extractFields, type FieldMap, type FieldValue } from '../fields/extract.js';
+import { ndFields, type NdFields } from './nd.js';
 import type { DecodedRecord } from '../record.js';
 import type { NeighbourFindingKind } from '../../common/insights.js';
 
@@ -87,17 +87,13 @@ function icmpv4Bytes(data: Uint8Array): Uint8Array | null {
   return data.length >= ihl + 8 ? data.subarray(ihl) : null;
 }
 
-function macText(v: FieldValue | undefined): string | null {
-  if (!(v instanceof Uint8Array) || v.length !== 6) return null;
+function macText(v: Uint8Array | null): string | null {
+  if (v === null || v.length !== 6) return null;
   return Array.from(v, (b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
-function first(fields: FieldMap, name: string): FieldValue | undefined {
-  return fields.get(name)[0];
-}
-
-function v6(v: FieldValue | undefined): string | null {
-  return v instanceof Uint8Array && v.length === 16 ? formatIpv6(v) : null;
+function v6(v: Uint8Array | null): string | null {
+  return v !== null && v.length === 16 ? formatIpv6(v) : null;
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -161,7 +157,7 @@ export class NeighbourHealth {
     if (record.family !== 6 || record.type < ND_RS || record.type > ND_NA) return [];
     // RFC 4861: ND messages with a hop limit other than 255 come from off link and are discarded.
     if (record.ttl !== 255) return [];
-    const fields = extractFields(record, null);
+    const fields = ndFields(record.data);
     const out: NeighbourFinding[] = [];
     const emit = (kind: NeighbourFindingKind, subject: string, detail: string, evidence: number[]): void => {
       const f: NeighbourFinding = {
@@ -308,29 +304,21 @@ export class NeighbourHealth {
     record: DecodedRecord,
     frame: number,
     link: string,
-    fields: FieldMap,
+    fields: NdFields,
     emit: (k: NeighbourFindingKind, s: string, d: string, e: number[]) => void,
   ): void {
     const src = record.src;
     const tsNs = record.tsNs;
-    const mac = macText(first(fields, 'icmpv6.opt.src_linkaddr'));
-    const lengths = fields.get('icmpv6.opt.prefix.length');
-    const prefixes = fields
-      .get('icmpv6.opt.prefix')
-      .map((p, i) => `${v6(p) ?? '?'}/${String(lengths[i] ?? '?')}`)
-      .sort();
-    const mtuV = first(fields, 'icmpv6.opt.mtu');
-    const rdnss = fields
-      .get('icmpv6.opt.rdnss')
-      .map((a) => v6(a) ?? '?')
-      .sort();
+    const mac = macText(fields.srcLinkaddr);
+    const prefixes = fields.prefixes.map((p) => `${v6(p.prefix) ?? '?'}/${p.length}`).sort();
+    const rdnss = fields.rdnss.map((a) => v6(a) ?? '?').sort();
     const seen = {
       prefixes,
-      managed: first(fields, 'icmpv6.nd.ra.flag.m') === true,
-      other: first(fields, 'icmpv6.nd.ra.flag.o') === true,
-      mtu: typeof mtuV === 'number' ? mtuV : null,
+      managed: fields.managed,
+      other: fields.other,
+      mtu: fields.mtu,
       rdnss,
-      lifetime: Number(first(fields, 'icmpv6.nd.ra.router_lifetime') ?? 0),
+      lifetime: fields.routerLifetime ?? 0,
     };
     this.noteHost(link, src, mac, frame, tsNs);
 
@@ -404,28 +392,28 @@ export class NeighbourHealth {
     }
   }
 
-  private onNs(record: DecodedRecord, frame: number, link: string, fields: FieldMap): void {
-    const target = v6(first(fields, 'icmpv6.nd.ns.target_address'));
+  private onNs(record: DecodedRecord, frame: number, link: string, fields: NdFields): void {
+    const target = v6(fields.nsTarget);
     if (target === null) return;
     if (record.src === '::') {
       this.probes.set(`${link}|${target}`, { frame, tsNs: record.tsNs });
       return;
     }
-    this.noteHost(link, record.src, macText(first(fields, 'icmpv6.opt.src_linkaddr')), frame, record.tsNs);
+    this.noteHost(link, record.src, macText(fields.srcLinkaddr), frame, record.tsNs);
   }
 
   private onNa(
     record: DecodedRecord,
     frame: number,
     link: string,
-    fields: FieldMap,
+    fields: NdFields,
     emit: (k: NeighbourFindingKind, s: string, d: string, e: number[]) => void,
   ): void {
-    const target = v6(first(fields, 'icmpv6.nd.na.target_address'));
+    const target = v6(fields.naTarget);
     if (target === null) return;
-    const mac = macText(first(fields, 'icmpv6.opt.target_linkaddr'));
-    const routerFlag = first(fields, 'icmpv6.nd.na.flag.r') === true;
-    const override = first(fields, 'icmpv6.nd.na.flag.o') === true;
+    const mac = macText(fields.targetLinkaddr);
+    const routerFlag = fields.naRouter;
+    const override = fields.naOverride;
     const key = `${link}|${target}`;
 
     const probe = this.probes.get(key);
