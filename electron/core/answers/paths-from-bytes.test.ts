@@ -74,6 +74,8 @@ interface Expected {
   family: 4 | 6;
   destination: string;
   hops: { ttl: number; address: string; sent: number; answered: number }[];
+  /** Whether the destination answered (unset: the last hop is the destination's). */
+  reached?: boolean;
 }
 
 /** A traceroute -I run from this host through `routers` to `target`: 3 probes per TTL, some lost. */
@@ -110,6 +112,47 @@ function traceroute(
   return { family, destination: text(target), hops };
 }
 
+/**
+ * `ping -t ttl` through `routers` (the one at hop `ttl` answers its Time Exceeded, some lost), after
+ * `plain` requests with TTL 64 that the target answered (0: none; so a run's first TTL is not its only one).
+ */
+function pingWithTtl(
+  rand: Rand,
+  family: 4 | 6,
+  id: number,
+  ttl: number,
+  router: number[],
+  target: number[],
+  plain: number,
+  t0: bigint,
+  out: Packet[],
+): Expected {
+  const me = family === 4 ? LOCAL4 : LOCAL6;
+  let seq = 1;
+  for (; seq <= plain; seq++) {
+    const ns = t0 + BigInt(seq) * 1_000_000n;
+    out.push({ ns, bytes: ip(family, me, target, 64, echo(family, true, id, seq)), dir: Direction.Out });
+    const reply = ip(family, target, me, 60, echo(family, false, id, seq));
+    out.push({ ns: ns + 300_000n, bytes: reply, dir: Direction.In });
+  }
+  let answered = 0;
+  for (let q = 0; q < 20; q++, seq++) {
+    const ns = t0 + BigInt(seq) * 1_000_000n;
+    const probe = ip(family, me, target, ttl, echo(family, true, id, seq));
+    out.push({ ns, bytes: probe, dir: Direction.Out });
+    if (rand() < 0.2) continue;
+    answered++;
+    out.push({
+      ns: ns + 400_000n,
+      bytes: ip(family, router, me, 250, timeExceeded(family, probe)),
+      dir: Direction.In,
+    });
+  }
+  const hops = [{ ttl, address: text(router), sent: 20, answered }];
+  if (plain > 0) hops.push({ ttl: 64, address: text(target), sent: plain, answered: plain });
+  return { family, destination: text(target), hops, reached: plain > 0 };
+}
+
 function encode(packets: Packet[]): ArrayBuffer[] {
   packets.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
   const batches: ArrayBuffer[] = [];
@@ -140,6 +183,26 @@ describe('passive traceroute from the records bytes', () => {
       const start = t0 + BigInt(k) * 250_000_000n;
       // Runs to different destinations share identifiers (as one mtr to several hosts does).
       expected.push(traceroute(rand, family, 0x4000 + (k % 10), routers, addr(0x20000 + k), start, packets));
+    }
+    // ping -t: probes of one TTL only, some after plain requests (whose replies then end the path at TTL 64).
+    for (let k = 0; k < 10; k++) {
+      const family: 4 | 6 = k % 2 ? 6 : 4;
+      const addr = family === 4 ? v4 : v6;
+      const start = t0 + BigInt(k) * 300_000_000n + 7_000_000n;
+      const router = addr(0x31000 + k);
+      expected.push(
+        pingWithTtl(
+          rand,
+          family,
+          0x5000 + k,
+          2 + (k % 3),
+          router,
+          addr(0x30000 + k),
+          k < 6 ? 0 : 4,
+          start,
+          packets,
+        ),
+      );
     }
     // Plain pings to 6000 hosts (more runs than the builder keeps), answered, over 10 s.
     for (let h = 0; h < 6000; h++) {
@@ -195,11 +258,11 @@ describe('passive traceroute from the records bytes', () => {
       expect(path, want.destination).toBeDefined();
       expect(path!.family).toBe(want.family);
       expect(path!.inferred).toBe(false);
-      const reached = want.hops.at(-1)!.answered > 0;
+      const reached = want.reached ?? want.hops.at(-1)!.answered > 0;
       expect(path!.reached).toBe(reached);
       // The path ends at the destination, or at the last hop that answered.
       const last = reached
-        ? want.hops.length
+        ? want.hops.at(-1)!.ttl
         : Math.max(...want.hops.filter((h) => h.answered).map((h) => h.ttl));
       const hops = want.hops.filter((h) => h.ttl <= last);
       expect(

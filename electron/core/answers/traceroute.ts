@@ -17,6 +17,7 @@
  *   paths.paths();   // [{ destination, protocol, inferred, hops: [{ ttl, addresses, sent, answered, rttMs }] }]
  */
 import { decodeError, type ErrorReport, type MplsEntry } from './flows.js';
+import { RunKeys } from './run-keys.js';
 import { formatAddress } from '../../common/address.js';
 import { type DecodedRecord, OFF, REC_F_HAS_ECHO } from '../record.js';
 
@@ -68,17 +69,24 @@ export interface ExactRun {
    * `hops` yet, since a plain ping's replies make no path); and a REPLIED probe's reply time.
    */
   probes: Float64Array;
-  /** Probes sent with each TTL. */
-  sentByTtl: Uint32Array;
+  /** Probes sent with each TTL: while every probe had one TTL (a plain ping), that TTL and their count, and no
+   * table (`sentByTtl` null); the table from the second TTL on. Read with `sentAt`. */
+  soleTtl: number;
+  soleCount: number;
+  sentByTtl: Uint32Array | null;
   probesSent: number;
   hops: Map<number, Hop>;
   /** Time Exceeded seen: a plain ping that got replies is not a traceroute. */
   traced: boolean;
   /** The source and destination as 32-bit words (IPv4: the first of each four), for the records' fast path;
    * null until a record read from its bytes found the run. */
-  words: Uint32Array | null;
-  /** The next run in the same hash bucket (a collision). */
-  nextInBucket: ExactRun | null;
+  words: Int32Array | null;
+}
+
+/** Probes sent with `ttl`. */
+function sentAt(run: ExactRun, ttl: number): number {
+  if (run.sentByTtl !== null) return run.sentByTtl[ttl] ?? 0;
+  return ttl === run.soleTtl ? run.soleCount : 0;
 }
 
 interface InferredRun {
@@ -131,7 +139,7 @@ function isEchoReply(r: DecodedRecord): boolean {
 
 const NO_MPLS: MplsEntry[] = [];
 
-function wordsHash(family: 4 | 6, echoId: number, words: Uint32Array): number {
+function wordsHash(family: 4 | 6, echoId: number, words: Int32Array): number {
   let h = Math.imul(echoId | (family << 16), 0x9e3779b1);
   for (let i = 0; i < 8; i++) {
     h = Math.imul(h ^ words[i]!, 0x85ebca6b);
@@ -139,11 +147,6 @@ function wordsHash(family: 4 | 6, echoId: number, words: Uint32Array): number {
   }
   // A small integer: a Map keyed by it hashes it as is (a wider one would be a heap number).
   return h & 0x3fffffff;
-}
-
-function sameWords(a: Uint32Array, b: Uint32Array): boolean {
-  for (let i = 0; i < 8; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function growProbes(run: ExactRun, capacity: number): void {
@@ -166,10 +169,10 @@ function growProbes(run: ExactRun, capacity: number): void {
 export class PathBuilder {
   private readonly exact = new Map<string, ExactRun>();
   private readonly inferred = new Map<string, InferredRun[]>();
-  /** Echo runs by a hash of (family, source, destination, identifier): the fast path (`echoAt`) finds its
-   * run with numbers, without formatting an address or building a key. Collisions chain (`nextInBucket`). */
-  private readonly byHash = new Map<number, ExactRun>();
-  /** Runs made from decoded records (not hashed yet): while there are any, a miss in `byHash` also looks up
+  /** Echo runs by (family, source, destination, identifier) as numbers: the fast path (`echoAt`) finds its
+   * run without formatting an address or building a key. */
+  private readonly byKey = new RunKeys<ExactRun>();
+  /** Runs made from decoded records (not hashed yet): while there are any, a miss in `byKey` also looks up
    * the text key. */
   private unhashed = 0;
   /** The run of the last echo seen: a flood's records all belong to one, found without a key string. */
@@ -179,7 +182,7 @@ export class PathBuilder {
   private baseLo = 0;
   private baseNs = 0n;
   /** Scratch: the source and destination words of the record at hand. */
-  private readonly words = new Uint32Array(8);
+  private readonly words = new Int32Array(8);
 
   private relNs(tsNs: bigint): number {
     if (this.baseHi < 0) this.setBase(Number(tsNs >> 32n), Number(tsNs & 0xffffffffn));
@@ -217,7 +220,7 @@ export class PathBuilder {
     source: string,
     destination: string,
     echoId: number,
-    words: Uint32Array | null,
+    words: Int32Array | null,
   ): ExactRun {
     const run: ExactRun = {
       family,
@@ -226,12 +229,13 @@ export class PathBuilder {
       echoId,
       pid: null,
       probes: new Float64Array(FIRST_PROBES * 4),
-      sentByTtl: new Uint32Array(256),
+      soleTtl: -1,
+      soleCount: 0,
+      sentByTtl: null,
       probesSent: 0,
       hops: new Map(),
       traced: false,
       words: null,
-      nextInBucket: null,
     };
     for (let k = 1; k < run.probes.length; k += 4) run.probes[k] = -1;
     this.exact.set(`${family}|${source}|${destination}|${echoId}`, run);
@@ -242,11 +246,9 @@ export class PathBuilder {
     return run;
   }
 
-  private hash(run: ExactRun, words: Uint32Array): void {
+  private hash(run: ExactRun, words: Int32Array): void {
     run.words = words;
-    const h = wordsHash(run.family, run.echoId, words);
-    run.nextInBucket = this.byHash.get(h) ?? null;
-    this.byHash.set(h, run);
+    this.byKey.insert(run, wordsHash(run.family, run.echoId, words), (run.family << 16) | run.echoId, words);
   }
 
   /** Forgets the oldest runs that met no Time Exceeded (plain pings), down to 3/4 of MAX_RUNS. */
@@ -260,15 +262,7 @@ export class PathBuilder {
         this.unhashed--;
         continue;
       }
-      const h = wordsHash(run.family, run.echoId, run.words);
-      let at = this.byHash.get(h)!;
-      if (at === run) {
-        if (run.nextInBucket === null) this.byHash.delete(h);
-        else this.byHash.set(h, run.nextInBucket);
-      } else {
-        while (at.nextInBucket !== run) at = at.nextInBucket!;
-        at.nextInBucket = run.nextInBucket;
-      }
+      this.byKey.remove(run, wordsHash(run.family, run.echoId, run.words));
     }
   }
 
@@ -282,6 +276,15 @@ export class PathBuilder {
     p[k] = ns;
     p[k + 1] = seq + ttl * 65536;
     p[k + 2] = WAITING;
+    if (run.sentByTtl === null) {
+      if (run.soleTtl === ttl || run.soleTtl < 0) {
+        run.soleTtl = ttl;
+        run.soleCount++;
+        return;
+      }
+      run.sentByTtl = new Uint32Array(256);
+      run.sentByTtl[run.soleTtl] = run.soleCount;
+    }
     run.sentByTtl[ttl]!++;
   }
 
@@ -332,14 +335,12 @@ export class PathBuilder {
     const w = this.words;
     const n = family === 4 ? 1 : 4;
     for (let i = 0; i < 4; i++) {
-      w[i] = i < n ? view.getUint32(from + 4 * i) : 0;
-      w[4 + i] = i < n ? view.getUint32(to + 4 * i) : 0;
+      w[i] = i < n ? view.getInt32(from + 4 * i) : 0;
+      w[4 + i] = i < n ? view.getInt32(to + 4 * i) : 0;
     }
     const id = view.getUint16(offset + OFF.id, true);
-    let run: ExactRun | null | undefined = this.byHash.get(wordsHash(family, id, w));
-    while (run != null && !(run.family === family && run.echoId === id && sameWords(run.words!, w)))
-      run = run.nextInBucket;
-    if (run == null) {
+    let run: ExactRun | null | undefined = this.byKey.find(wordsHash(family, id, w), (family << 16) | id, w);
+    if (run === null) {
       if (!request && this.unhashed === 0) return null;
       const bytes = new Uint8Array(view.buffer, view.byteOffset);
       const source = formatAddress(bytes.subarray(from, from + 16), family);
@@ -486,7 +487,7 @@ export class PathBuilder {
       const maxTtl = Number.isFinite(end) ? end : Math.max(...run.hops.keys());
       const hops: Hop[] = [];
       for (let ttl = 1; ttl <= maxTtl; ttl++) {
-        const sent = run.sentByTtl[ttl] ?? 0;
+        const sent = sentAt(run, ttl);
         const seen = run.hops.get(ttl);
         if (sent === 0 && (seen === undefined || seen.answered === 0)) continue;
         const hop = seen ?? newHop(ttl);
