@@ -3,12 +3,12 @@
  * log), save a pcapng snapshot of the seconds around it (the existing exporter), run a command with the
  * event JSON on stdin (only when enabled).
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { exportRecords, type ExportRow } from '../files/index.js';
 import type { DecodedRecord } from '../record.js';
 import type { AlertEvent } from './engine.js';
 import type { AlertRule } from './rule.js';
+import { commandSpawner } from './spawner.js';
 
 /** The documented webhook body (and command stdin): the event, with times as strings. */
 export function eventJson(event: AlertEvent): string {
@@ -63,15 +63,12 @@ export async function postWebhook(
   return false;
 }
 
-/** Runs `command` through /bin/sh with the event JSON on stdin; resolves its exit code. */
+/**
+ * Runs `command` through /bin/sh with the event JSON on stdin; resolves its exit code. The shell starts from
+ * the command helper (spawner.ts), so a firing does not fork the service.
+ */
 export function runCommand(command: string, event: AlertEvent): Promise<number> {
-  return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'inherit', 'inherit'] });
-    child.on('error', () => resolve(127));
-    child.on('exit', (code) => resolve(code ?? 1));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(eventJson(event));
-  });
+  return commandSpawner.run(command, eventJson(event));
 }
 
 interface Kept {

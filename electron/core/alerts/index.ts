@@ -2,6 +2,7 @@
 import { postWebhook, redactUrl, runCommand, SnapshotRecorder } from './actions.js';
 import { AlertEngine, type AlertEvent } from './engine.js';
 import type { AlertRule } from './rule.js';
+import { commandSpawner } from './spawner.js';
 import type { NeighbourOptions } from '../neighbours/health.js';
 import type { DecodedRecord } from '../record.js';
 
@@ -42,6 +43,8 @@ export class AlertRunner {
             this.log(`icmpcap alerts: snapshot ${path} (${n} packets)`),
           )
         : null;
+    // The command helper starts now, while rules are read, not at the first firing (see spawner.ts).
+    if (opts.allowCommands && rules.some((r) => r.command !== null)) commandSpawner.start();
     const byText = new Map(rules.map((r) => [r.text, r]));
     this.engine = new AlertEngine(rules, (ev) => this.fired(byText.get(ev.text)!, ev), {
       ...(opts.neighbours ? { neighbours: opts.neighbours } : {}),
