@@ -104,14 +104,16 @@ export function attachAlerts(
     ...(needsDir ? { snapshotDir: dir } : {}),
     allowCommands: values['alert-commands'] === true,
     ...(linkBase ? { linkBase } : {}),
+    matcher: (filter, fields) => service.ruleMatcher(filter, fields),
   });
-  service.tapRecords((batch, firstNo, ifname, byteOffset, byteLength) => {
+  service.tapRecords((batch, firstNo, ifname, byteOffset, byteLength, firstIndex) => {
     let no = firstNo;
+    let index = firstIndex;
     forEachRecord(
       batch,
       (view, offset) => {
         const record = decodeRecord(view, offset);
-        runner.observe(record, no++, ifname(record.ifindex));
+        runner.observe(record, no++, ifname(record.ifindex), index++);
       },
       byteOffset,
       byteLength,

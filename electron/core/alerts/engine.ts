@@ -3,7 +3,7 @@
  * firings as the live capture did). Each firing is an AlertEvent; actions (webhook, snapshot, command)
  * run in ./actions.ts. Neighbour findings come from the health engine fed the same records.
  */
-import { extractFields } from '../fields/extract.js';
+import { type FieldMap, extractFields } from '../fields/extract.js';
 import { NeighbourHealth, type NeighbourFinding, type NeighbourOptions } from '../neighbours/health.js';
 import type { DecodedRecord } from '../record.js';
 import type { AlertRule, Op } from './rule.js';
@@ -50,16 +50,39 @@ function compare(op: Op, a: number, b: number): boolean {
 }
 
 class RuleState {
+  /** The packets in the window: `window[head..]` (the head moves; the array is compacted now and then). */
   window: Seen[] = [];
+  head = 0;
+  /** Packets per source in the window (the `sources` metric), kept as packets enter and leave. */
+  readonly sources = new Map<string, number>();
   echo = new Map<string, EchoReq>();
   lastFireNs: bigint | null = null;
-  constructor(readonly rule: AlertRule) {}
+  constructor(
+    readonly rule: AlertRule,
+    /** The rule's filter on the stored record (null: not stored), from the index's columns; null: none. */
+    readonly match: ((index: number) => boolean | null) | null,
+  ) {}
 }
+
+/**
+ * Compiles a rule's filter against the capture's index (CaptureService.ruleMatcher): the matcher tests a stored
+ * record from the columns, and asks `fields` only for what they cannot answer. Null: not possible.
+ */
+export type RuleMatcherFactory = (
+  filter: string,
+  fields: (index: number) => FieldMap | null,
+) => ((index: number) => boolean | null) | null;
 
 export interface AlertEngineOptions {
   neighbours?: NeighbourOptions;
   /** Base of the link in events (e.g. the serve URL); `#frame=N` is appended. */
   linkBase?: string;
+  /**
+   * Rule filters tested on the index (records fed with their store index): a filter the columns answer costs
+   * tens of ns a record, where every field of every record (`extractFields`) cost microseconds. Without it,
+   * or for a record not stored, the filter runs on the record's fields.
+   */
+  matcher?: RuleMatcherFactory;
 }
 
 export class AlertEngine {
@@ -75,15 +98,38 @@ export class AlertEngine {
     opts: AlertEngineOptions = {},
   ) {
     this.health = new NeighbourHealth(opts.neighbours);
-    this.states = rules.map((r) => new RuleState(r));
+    const fieldsOf = (): FieldMap | null => this.currentFields();
+    this.states = rules.map(
+      (r) => new RuleState(r, r.predicate !== null && opts.matcher ? opts.matcher(r.filter, fieldsOf) : null),
+    );
     this.linkBase = opts.linkBase ?? 'icmpcap:';
   }
 
-  /** Feeds one record (frame numbers are 1-based, as in the table). */
-  observe(record: DecodedRecord, frame: number, link: string): void {
+  private current: { record: DecodedRecord; frame: number; link: string; fields: FieldMap | null } | null =
+    null;
+
+  /** Every field of the record being observed (made once, on first need). */
+  private currentFields(): FieldMap | null {
+    const c = this.current;
+    if (c === null) return null;
+    c.fields ??= extractFields(c.record, {
+      number: c.frame,
+      ifname: c.link,
+      firstTsNs: this.firstTsNs ?? c.record.tsNs,
+      prevTsNs: this.prevTsNs,
+    });
+    return c.fields;
+  }
+
+  /**
+   * Feeds one record (frame numbers are 1-based, as in the table); `index`: where the service stored it, so
+   * that rule filters are tested on the index's columns (`matcher`).
+   */
+  observe(record: DecodedRecord, frame: number, link: string, index?: number): void {
     this.firstTsNs ??= record.tsNs;
     const findings = this.health.observe(record, frame, link);
-    let fields: ReturnType<typeof extractFields> | null = null;
+    const current = { record, frame, link, fields: null as FieldMap | null };
+    this.current = current;
     for (const st of this.states) {
       const c = st.rule.condition;
       if (c.kind === 'neighbour') {
@@ -105,34 +151,43 @@ export class AlertEngine {
         continue;
       }
       if (st.rule.predicate !== null) {
-        fields ??= extractFields(record, {
-          number: frame,
-          ifname: link,
-          firstTsNs: this.firstTsNs,
-          prevTsNs: this.prevTsNs,
-        });
-        if (!st.rule.predicate(fields)) continue;
+        let ok = index !== undefined && st.match !== null ? st.match(index) : null;
+        if (ok === null) ok = st.rule.predicate(this.currentFields()!);
+        if (!ok) continue;
       }
+      // The window moves by one packet: constant work per packet (a flood fills it with thousands).
       const windowNs = BigInt(c.windowMs) * 1_000_000n;
-      st.window.push({ tsNs: record.tsNs, frame, src: record.src });
-      while (st.window.length > 0 && record.tsNs - st.window[0]!.tsNs >= windowNs) st.window.shift();
-      const count = st.window.length;
+      const sources = c.metric === 'sources';
+      const w = st.window;
+      w.push({ tsNs: record.tsNs, frame, src: record.src });
+      if (sources) st.sources.set(record.src, (st.sources.get(record.src) ?? 0) + 1);
+      while (st.head < w.length && record.tsNs - w[st.head]!.tsNs >= windowNs) {
+        const gone = w[st.head++]!;
+        if (sources) {
+          const n = st.sources.get(gone.src)! - 1;
+          if (n === 0) st.sources.delete(gone.src);
+          else st.sources.set(gone.src, n);
+        }
+      }
+      if (st.head > 1024 && st.head * 2 > w.length) {
+        st.window = w.slice(st.head);
+        st.head = 0;
+      }
+      const count = st.window.length - st.head;
       const value =
-        c.metric === 'count'
-          ? count
-          : c.metric === 'rate'
-            ? count / (c.windowMs / 1000)
-            : new Set(st.window.map((s) => s.src)).size;
-      if (compare(c.op, value, c.value)) {
+        c.metric === 'count' ? count : c.metric === 'rate' ? count / (c.windowMs / 1000) : st.sources.size;
+      if (compare(c.op, value, c.value) && !this.coolingDown(st, record.tsNs)) {
+        const from = Math.max(st.head, st.window.length - MAX_EVIDENCE);
         this.fire(
           st,
           record.tsNs,
           { metric: c.metric, value, op: c.op, threshold: c.value, windowSeconds: c.windowMs / 1000 },
-          st.window.map((s) => s.frame),
+          st.window.slice(from).map((s) => s.frame),
         );
       }
     }
     this.prevTsNs = record.tsNs;
+    this.current = null;
   }
 
   private peer(st: RuleState, record: DecodedRecord, frame: number): void {
@@ -171,6 +226,11 @@ export class AlertEngine {
         evidence,
       );
     }
+  }
+
+  /** Within the rule's cool-down after its last firing (a firing now would be dropped). */
+  private coolingDown(st: RuleState, tsNs: bigint): boolean {
+    return st.lastFireNs !== null && tsNs - st.lastFireNs < BigInt(st.rule.cooldownMs) * 1_000_000n;
   }
 
   private fire(

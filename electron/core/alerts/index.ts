@@ -1,6 +1,6 @@
 /** Alert rules over the record stream, and what their firings do. See ./rule.ts for the rule form. */
 import { postWebhook, redactUrl, runCommand, SnapshotRecorder } from './actions.js';
-import { AlertEngine, type AlertEvent } from './engine.js';
+import { AlertEngine, type AlertEvent, type RuleMatcherFactory } from './engine.js';
 import type { AlertRule } from './rule.js';
 import { commandSpawner } from './spawner.js';
 import type { NeighbourOptions } from '../neighbours/health.js';
@@ -20,6 +20,8 @@ export interface AlertRunnerOptions {
   webhookBackoffMs?: number;
   log?: (line: string) => void;
   onEvent?: (event: AlertEvent) => void;
+  /** Rule filters on the capture's index (records observed with their store index): engine.ts. */
+  matcher?: RuleMatcherFactory;
 }
 
 export class AlertRunner {
@@ -49,12 +51,14 @@ export class AlertRunner {
     this.engine = new AlertEngine(rules, (ev) => this.fired(byText.get(ev.text)!, ev), {
       ...(opts.neighbours ? { neighbours: opts.neighbours } : {}),
       ...(opts.linkBase ? { linkBase: opts.linkBase } : {}),
+      ...(opts.matcher ? { matcher: opts.matcher } : {}),
     });
   }
 
-  observe(record: DecodedRecord, frame: number, link: string): void {
+  /** One record; `index`: its store index, when it was stored (rule filters then read the index). */
+  observe(record: DecodedRecord, frame: number, link: string, index?: number): void {
     this.snapshots?.observe(record, frame, link);
-    this.engine.observe(record, frame, link);
+    this.engine.observe(record, frame, link, index);
   }
 
   /** Writes pending snapshots and waits for webhooks and commands in flight. */

@@ -89,8 +89,8 @@ export class Insights {
     };
     this.reset();
     this.rebuildRunner();
-    this.offTap = service.tapRecords((batch, firstNo, ifname, byteOffset, byteLength) =>
-      this.onBatch(batch, firstNo, ifname, byteOffset, byteLength),
+    this.offTap = service.tapRecords((batch, firstNo, ifname, byteOffset, byteLength, firstIndex) =>
+      this.onBatch(batch, firstNo, ifname, byteOffset, byteLength, firstIndex),
     );
     // Clear empties the capture without a new batch: the answers go with it.
     this.offEvents = service.on((event, data) => {
@@ -151,6 +151,7 @@ export class Insights {
       allowCommands: flags['alert-commands'] === true,
       neighbours: this.healthOptions,
       log: this.log,
+      matcher: (filter, fields) => this.service.ruleMatcher(filter, fields),
       onEvent: (ev: AlertEvent) => {
         const rule = byText.get(ev.text);
         const snapshot = snapshots && rule && rule.snapshotSeconds !== null ? snapshotName(rule, ev) : null;
@@ -168,6 +169,7 @@ export class Insights {
     ifname: (ifindex: number) => string,
     byteOffset: number,
     byteLength: number,
+    firstIndex?: number,
   ): void {
     if (firstNo <= this.lastNo) this.reset();
     let no = firstNo;
@@ -176,6 +178,8 @@ export class Insights {
       batch,
       (view, offset) => {
         const frame = no++;
+        // Its store index (rule filters read the index's columns there).
+        const index = firstIndex === undefined ? undefined : firstIndex + (frame - firstNo);
         const family = view.getUint8(offset + OFF.family) === 6 ? 6 : 4;
         const type = view.getUint8(offset + OFF.type);
         let wanted = (family === 6 ? V6_TYPES : V4_TYPES).has(type);
@@ -186,23 +190,28 @@ export class Insights {
         }
         if (!wanted && runner === null) return;
         // Echo requests and replies (a flood's every record) only feed the paths, and the senders' pids: read
-        // from the bytes, without a decoded record, unless alert rules want every record.
+        // from the bytes, without a decoded record (alert rules, when set, still get every record decoded).
         const flags = view.getUint16(offset + OFF.flags, true);
-        if (runner === null && isEcho(family, type) && flags & REC_F_HAS_ECHO) {
-          const run = this.paths.echoAt(view, offset);
-          this.dirty.paths = true;
-          if (run !== null && flags & REC_F_HAS_PID && (type === 8 || type === 128)) {
-            const pid = view.getUint32(offset + OFF.pid, true);
-            if (run.pid !== pid) {
-              run.pid = pid;
-              this.problems.echoSender(run.family, run.source, run.destination, run.echoId, pid);
+        if (isEcho(family, type) && flags & REC_F_HAS_ECHO) {
+          if (wanted) {
+            const run = this.paths.echoAt(view, offset);
+            this.dirty.paths = true;
+            if (run !== null && flags & REC_F_HAS_PID && (type === 8 || type === 128)) {
+              const pid = view.getUint32(offset + OFF.pid, true);
+              if (run.pid !== pid) {
+                run.pid = pid;
+                this.problems.echoSender(run.family, run.source, run.destination, run.echoId, pid);
+              }
             }
           }
+          if (runner === null) return;
+          const record = this.decoder.decode(view, offset);
+          runner.observe(record, frame, ifname(record.ifindex), index);
           return;
         }
         const record = this.decoder.decode(view, offset);
         const link = ifname(record.ifindex);
-        runner?.observe(record, frame, link);
+        runner?.observe(record, frame, link, index);
         if (!wanted) return;
         const pid = flags & REC_F_HAS_PID ? view.getUint32(offset + OFF.pid, true) : null;
         // One decode of an error for both engines (each decoding it was a third of what the tap allocated).

@@ -40,6 +40,7 @@ import { packetInfo } from '../../common/info.js';
 import type { BatchInfo, Native, NativeSession, SessionEvent } from '../native.js';
 import type { Spool } from '../spool-store.js';
 import { storeFieldReader } from '../fields/store-fields.js';
+import type { FieldMap } from '../fields/extract.js';
 import { ProcAttribution, processSummary } from '../proc/attribution.js';
 import { Aggregator } from '../stats/aggregator.js';
 import { View } from '../view.js';
@@ -91,7 +92,8 @@ export interface ServiceOptions {
 
 /**
  * Records as they are ingested: the bytes [byteOffset, byteOffset + byteLength) of `batch`, one ingest slice
- * (part of a batch, in order, each record once); `firstNo` is the number of their first record (1-based).
+ * (part of a batch, in order, each record once); `firstNo` is the number of their first record (1-based);
+ * `firstIndex` the store index they were given, in order (`ruleMatcher` tests them there).
  */
 export type RecordTap = (
   batch: ArrayBuffer,
@@ -99,6 +101,7 @@ export type RecordTap = (
   ifname: (ifindex: number) => string,
   byteOffset: number,
   byteLength: number,
+  firstIndex: number,
 ) => void;
 
 export class CaptureService implements RequestHandlers, JobHost {
@@ -631,7 +634,7 @@ export class CaptureService implements RequestHandlers, JobHost {
         // While paused the view stays as it was: capture goes on, the table holds still.
         if (this.state.state !== 'paused') this.view.update();
         // The taps (insights, alerts) take their part within the slice, so the slice's length counts them too.
-        for (const tap of this.recordTaps) tap(p.batch, firstNo, this.ifnameOf, at, span.bytes);
+        for (const tap of this.recordTaps) tap(p.batch, firstNo, this.ifnameOf, at, span.bytes, from);
         // Slices of about 1-4 ms: fewer records while code is cold or peers are new, more once it runs fast.
         const now = performance.now();
         if (now - sliceStart < 1 && this.sliceRecords < INGEST_SLICE_RECORDS) this.sliceRecords *= 2;
@@ -700,6 +703,36 @@ export class CaptureService implements RequestHandlers, JobHost {
     const matcher = compiled;
     return (index) => {
       if (!this.store.has(index)) return false;
+      return matcher.matches(this.store.chunkOf(index), index & CHUNK_MASK, index - (index & CHUNK_MASK));
+    };
+  }
+
+  /**
+   * A display filter tested on stored records from the index's columns, as the table's filter tests them: an
+   * alert rule's filter on each record as it is taken in (alerts/engine.ts), without decoding every field.
+   * Tests the columns cannot answer read `fields(index)`. The matcher answers null for a record not in the
+   * store (evicted); null for a filter the service cannot compile.
+   */
+  ruleMatcher(
+    filter: string,
+    fields: (index: number) => FieldMap | null,
+  ): ((index: number) => boolean | null) | null {
+    let compiled;
+    try {
+      compiled = compileFilter(filter, {
+        addresses: this.ingestor.addresses,
+        interfaces: this.ingestor.interfaces,
+        quoted: this.ingestor.quoted,
+        matchedColumns: true,
+        fields,
+      });
+    } catch {
+      return null;
+    }
+    if (compiled === null) return () => true;
+    const matcher = compiled;
+    return (index) => {
+      if (!this.store.has(index)) return null;
       return matcher.matches(this.store.chunkOf(index), index & CHUNK_MASK, index - (index & CHUNK_MASK));
     };
   }
