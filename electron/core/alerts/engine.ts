@@ -36,9 +36,85 @@ interface Seen {
 }
 
 interface EchoReq {
+  key: string;
   tsNs: bigint;
   frame: number;
   answeredNs: bigint | null;
+  /** Older than the echo timeout (counted lost while unanswered). */
+  settled: boolean;
+  /** Replaced by a newer request with the same identifier and sequence number, or gone from the window. */
+  dead: boolean;
+}
+
+/**
+ * A peer rule's echo requests within its window, in arrival order, with running counts: each echo record
+ * costs constant work (a ping flood puts hundreds of thousands of requests in a 60 s window). Requests older
+ * than the echo timeout form a prefix (`head..settleAt`) and count as lost while unanswered.
+ */
+class PeerWindow {
+  queue: EchoReq[] = [];
+  head = 0;
+  settleAt = 0;
+  readonly byKey = new Map<string, EchoReq>();
+  answered = 0;
+  answeredSumNs = 0;
+  lost = 0;
+
+  request(key: string, tsNs: bigint, frame: number): void {
+    const old = this.byKey.get(key);
+    if (old !== undefined) this.drop(old);
+    const e: EchoReq = { key, tsNs, frame, answeredNs: null, settled: false, dead: false };
+    this.queue.push(e);
+    this.byKey.set(key, e);
+  }
+
+  reply(key: string, tsNs: bigint): void {
+    const e = this.byKey.get(key);
+    if (e === undefined || e.answeredNs !== null) return;
+    e.answeredNs = tsNs - e.tsNs;
+    this.answered++;
+    this.answeredSumNs += Number(e.answeredNs);
+    if (e.settled) this.lost--;
+  }
+
+  /** Moves the window to `nowNs`: requests past the timeout settle, requests older than the window leave. */
+  advance(nowNs: bigint, windowNs: bigint): void {
+    const q = this.queue;
+    if (this.settleAt < this.head) this.settleAt = this.head;
+    while (this.settleAt < q.length && nowNs - q[this.settleAt]!.tsNs >= ECHO_TIMEOUT_NS) {
+      const e = q[this.settleAt++]!;
+      e.settled = true;
+      if (!e.dead && e.answeredNs === null) this.lost++;
+    }
+    while (this.head < q.length && nowNs - q[this.head]!.tsNs > windowNs) {
+      const e = q[this.head++]!;
+      if (!e.dead) this.drop(e);
+    }
+    if (this.head > 1024 && this.head * 2 > q.length) {
+      this.queue = q.slice(this.head);
+      this.settleAt -= this.head;
+      this.head = 0;
+    }
+  }
+
+  /** Frames of the live requests that `pick` chooses, oldest first. */
+  frames(pick: (e: EchoReq) => boolean): number[] {
+    const out: number[] = [];
+    for (let i = this.head; i < this.queue.length; i++) {
+      const e = this.queue[i]!;
+      if (!e.dead && pick(e)) out.push(e.frame);
+    }
+    return out;
+  }
+
+  private drop(e: EchoReq): void {
+    e.dead = true;
+    if (e.answeredNs !== null) {
+      this.answered--;
+      this.answeredSumNs -= Number(e.answeredNs);
+    } else if (e.settled) this.lost--;
+    if (this.byKey.get(e.key) === e) this.byKey.delete(e.key);
+  }
 }
 
 const MAX_EVIDENCE = 100;
@@ -55,7 +131,7 @@ class RuleState {
   head = 0;
   /** Packets per source in the window (the `sources` metric), kept as packets enter and leave. */
   readonly sources = new Map<string, number>();
-  echo = new Map<string, EchoReq>();
+  readonly echo = new PeerWindow();
   lastFireNs: bigint | null = null;
   constructor(
     readonly rule: AlertRule,
@@ -196,29 +272,26 @@ export class AlertEngine {
     const request = record.family === 4 ? record.type === 8 : record.type === 128;
     const reply = record.family === 4 ? record.type === 0 : record.type === 129;
     const key = `${record.id}:${record.seq}`;
-    if (request && record.dst === c.peer) st.echo.set(key, { tsNs: record.tsNs, frame, answeredNs: null });
-    else if (reply && record.src === c.peer) {
-      const req = st.echo.get(key);
-      if (req && req.answeredNs === null) req.answeredNs = record.tsNs - req.tsNs;
-    } else return;
-    const windowNs = BigInt(c.windowMs) * 1_000_000n;
-    for (const [k, r] of st.echo) if (record.tsNs - r.tsNs > windowNs) st.echo.delete(k);
-    const all = [...st.echo.values()];
+    const w = st.echo;
+    if (request && record.dst === c.peer) w.request(key, record.tsNs, frame);
+    else if (reply && record.src === c.peer) w.reply(key, record.tsNs);
+    else return;
+    w.advance(record.tsNs, BigInt(c.windowMs) * 1_000_000n);
     let value: number;
-    let evidence: number[];
     if (c.metric === 'loss') {
-      const settled = all.filter((r) => r.answeredNs !== null || record.tsNs - r.tsNs >= ECHO_TIMEOUT_NS);
-      if (settled.length === 0) return;
-      const lost = settled.filter((r) => r.answeredNs === null);
-      value = (100 * lost.length) / settled.length;
-      evidence = lost.map((r) => r.frame);
+      // Settled: answered, or unanswered past the echo timeout (lost).
+      const settled = w.answered + w.lost;
+      if (settled === 0) return;
+      value = (100 * w.lost) / settled;
     } else {
-      const answered = all.filter((r) => r.answeredNs !== null);
-      if (answered.length === 0) return;
-      value = answered.reduce((s, r) => s + Number(r.answeredNs) / 1e6, 0) / answered.length;
-      evidence = answered.map((r) => r.frame);
+      if (w.answered === 0) return;
+      value = w.answeredSumNs / w.answered / 1e6;
     }
-    if (compare(c.op, value, c.value)) {
+    if (compare(c.op, value, c.value) && !this.coolingDown(st, record.tsNs)) {
+      const evidence =
+        c.metric === 'loss'
+          ? w.frames((e) => e.settled && e.answeredNs === null)
+          : w.frames((e) => e.answeredNs !== null);
       this.fire(
         st,
         record.tsNs,
