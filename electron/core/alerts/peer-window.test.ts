@@ -7,20 +7,11 @@ import { describe, expect, it } from 'vitest';
 import type { DecodedRecord } from '../record.js';
 import { AlertEngine, type AlertEvent } from './engine.js';
 import { parseAlertRule, type AlertRule } from './rule.js';
+import { prng } from '../bench/synth.js';
 
 const PEER = '192.0.2.7';
 const ME = '192.0.2.1';
 const TIMEOUT_NS = 1_000_000_000n;
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function echo(request: boolean, tsNs: bigint, peer: string, id: number, seq: number): DecodedRecord {
   return {

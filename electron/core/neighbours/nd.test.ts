@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { extractFields, type FieldValue } from '../fields/extract.js';
 import type { DecodedRecord } from '../record.js';
 import { ndFields, type NdFields } from './nd.js';
+import { prng } from '../bench/synth.js';
 
 /** What the field extractor says, in `NdFields`' shape: the reference `ndFields` must equal. */
 function fromExtractor(data: Uint8Array): NdFields {
@@ -40,16 +41,6 @@ function plain(f: NdFields): unknown {
     rdnss: f.rdnss.map(b),
     nsTarget: b(f.nsTarget),
     naTarget: b(f.naTarget),
-  };
-}
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

@@ -688,23 +688,13 @@ export class CaptureService implements RequestHandlers, JobHost {
   }
 
   recordMatcher(filter: string): (index: number) => boolean {
-    let compiled;
+    let test;
     try {
-      compiled = compileFilter(filter, {
-        addresses: this.ingestor.addresses,
-        interfaces: this.ingestor.interfaces,
-        quoted: this.ingestor.quoted,
-        matchedColumns: true,
-      });
+      test = this.indexMatcher(filter);
     } catch (err) {
       throw filterError(err);
     }
-    if (compiled === null) return () => true;
-    const matcher = compiled;
-    return (index) => {
-      if (!this.store.has(index)) return false;
-      return matcher.matches(this.store.chunkOf(index), index & CHUNK_MASK, index - (index & CHUNK_MASK));
-    };
+    return (index) => test(index) === true;
   }
 
   /**
@@ -717,23 +707,29 @@ export class CaptureService implements RequestHandlers, JobHost {
     filter: string,
     fields: (index: number) => FieldMap | null,
   ): ((index: number) => boolean | null) | null {
-    let compiled;
     try {
-      compiled = compileFilter(filter, {
-        addresses: this.ingestor.addresses,
-        interfaces: this.ingestor.interfaces,
-        quoted: this.ingestor.quoted,
-        matchedColumns: true,
-        fields,
-      });
+      return this.indexMatcher(filter, fields);
     } catch {
       return null;
     }
+  }
+
+  /** `filter` compiled on the index (throws FilterSyntaxError); the test answers null off the store. */
+  private indexMatcher(
+    filter: string,
+    fields?: (index: number) => FieldMap | null,
+  ): (index: number) => boolean | null {
+    const compiled = compileFilter(filter, {
+      addresses: this.ingestor.addresses,
+      interfaces: this.ingestor.interfaces,
+      quoted: this.ingestor.quoted,
+      matchedColumns: true,
+      ...(fields ? { fields } : {}),
+    });
     if (compiled === null) return () => true;
-    const matcher = compiled;
     return (index) => {
       if (!this.store.has(index)) return null;
-      return matcher.matches(this.store.chunkOf(index), index & CHUNK_MASK, index - (index & CHUNK_MASK));
+      return compiled.matches(this.store.chunkOf(index), index & CHUNK_MASK, index - (index & CHUNK_MASK));
     };
   }
 
