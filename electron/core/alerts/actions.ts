@@ -99,7 +99,9 @@ export function snapshotName(rule: AlertRule, event: AlertEvent): string {
  * then writes the N seconds before and after to `dir`.
  */
 export class SnapshotRecorder {
+  /** The last `keepSeconds` of records: `recent[head..]` (the head moves; compacted now and then). */
   private recent: Kept[] = [];
+  private head = 0;
   private pending: PendingSnapshot[] = [];
   private readonly keepNs: bigint;
 
@@ -113,10 +115,18 @@ export class SnapshotRecorder {
 
   observe(record: DecodedRecord, frame: number, ifname: string): void {
     const kept: Kept = { no: frame, record: { ...record, data: record.data.slice() }, ifname };
-    this.recent.push(kept);
-    while (this.recent.length > 0 && record.tsNs - this.recent[0]!.record.tsNs > this.keepNs)
-      this.recent.shift();
+    const recent = this.recent;
+    recent.push(kept);
+    // Constant work per record: the window's head moves (a shift per record moved the whole list).
+    while (this.head < recent.length && record.tsNs - recent[this.head]!.record.tsNs > this.keepNs)
+      this.head++;
+    if (this.head > 1024 && this.head * 2 > recent.length) {
+      this.recent = recent.slice(this.head);
+      this.head = 0;
+    }
+    if (this.pending.length === 0) return;
     for (const p of this.pending) if (record.tsNs <= p.untilNs) p.rows.push(kept);
+    if (this.pending.every((p) => record.tsNs <= p.untilNs)) return;
     const done = this.pending.filter((p) => record.tsNs > p.untilNs);
     this.pending = this.pending.filter((p) => record.tsNs <= p.untilNs);
     for (const p of done) void this.write(p);
@@ -125,7 +135,7 @@ export class SnapshotRecorder {
   fired(rule: AlertRule, event: AlertEvent): void {
     if (rule.snapshotSeconds === null) return;
     const spanNs = BigInt(Math.round(rule.snapshotSeconds * 1e3)) * 1_000_000n;
-    const rows = this.recent.filter((k) => event.tsNs - k.record.tsNs <= spanNs);
+    const rows = this.recent.slice(this.head).filter((k) => event.tsNs - k.record.tsNs <= spanNs);
     this.pending.push({ event, rule, untilNs: event.tsNs + spanNs, rows });
   }
 
