@@ -181,13 +181,18 @@ export class AlertEngine {
     this.linkBase = opts.linkBase ?? 'icmpcap:';
   }
 
-  private current: { record: DecodedRecord; frame: number; link: string; fields: FieldMap | null } | null =
-    null;
+  /** The record being observed (record null between records); its fields are made once, on first need. */
+  private readonly current: {
+    record: DecodedRecord | null;
+    frame: number;
+    link: string;
+    fields: FieldMap | null;
+  } = { record: null, frame: 0, link: '', fields: null };
 
   /** Every field of the record being observed (made once, on first need). */
   private currentFields(): FieldMap | null {
     const c = this.current;
-    if (c === null) return null;
+    if (c.record === null) return null;
     c.fields ??= extractFields(c.record, {
       number: c.frame,
       ifname: c.link,
@@ -204,8 +209,11 @@ export class AlertEngine {
   observe(record: DecodedRecord, frame: number, link: string, index?: number): void {
     this.firstTsNs ??= record.tsNs;
     const findings = this.health.observe(record, frame, link);
-    const current = { record, frame, link, fields: null as FieldMap | null };
-    this.current = current;
+    const current = this.current;
+    current.record = record;
+    current.frame = frame;
+    current.link = link;
+    current.fields = null;
     for (const st of this.states) {
       const c = st.rule.condition;
       if (c.kind === 'neighbour') {
@@ -263,7 +271,8 @@ export class AlertEngine {
       }
     }
     this.prevTsNs = record.tsNs;
-    this.current = null;
+    current.record = null;
+    current.fields = null;
   }
 
   private peer(st: RuleState, record: DecodedRecord, frame: number): void {

@@ -78,9 +78,9 @@ export interface ExactRun {
   hops: Map<number, Hop>;
   /** Time Exceeded seen: a plain ping that got replies is not a traceroute. */
   traced: boolean;
-  /** The source and destination as 32-bit words (IPv4: the first of each four), for the records' fast path;
-   * null until a record read from its bytes found the run. */
-  words: Int32Array | null;
+  /** The hash it has in `byKey` (the table keeps its key words); null until a record read from its bytes
+   * found the run. */
+  keyHash: number | null;
 }
 
 /** Probes sent with `ttl`. */
@@ -235,20 +235,21 @@ export class PathBuilder {
       probesSent: 0,
       hops: new Map(),
       traced: false,
-      words: null,
+      keyHash: null,
     };
     for (let k = 1; k < run.probes.length; k += 4) run.probes[k] = -1;
     this.exact.set(`${family}|${source}|${destination}|${echoId}`, run);
     if (words === null) this.unhashed++;
-    else this.hash(run, words.slice());
+    else this.hash(run, words);
     this.lastRun = run;
     if (this.exact.size > MAX_RUNS) this.forgetPings();
     return run;
   }
 
+  /** Puts `run` in `byKey` under `words` (the table copies them). */
   private hash(run: ExactRun, words: Int32Array): void {
-    run.words = words;
-    this.byKey.insert(run, wordsHash(run.family, run.echoId, words), (run.family << 16) | run.echoId, words);
+    run.keyHash = wordsHash(run.family, run.echoId, words);
+    this.byKey.insert(run, run.keyHash, (run.family << 16) | run.echoId, words);
   }
 
   /** Forgets the oldest runs that met no Time Exceeded (plain pings), down to 3/4 of MAX_RUNS. */
@@ -258,11 +259,11 @@ export class PathBuilder {
       if (run.traced) continue;
       this.exact.delete(key);
       if (this.lastRun === run) this.lastRun = null;
-      if (run.words === null) {
+      if (run.keyHash === null) {
         this.unhashed--;
         continue;
       }
-      this.byKey.remove(run, wordsHash(run.family, run.echoId, run.words));
+      this.byKey.remove(run, run.keyHash);
     }
   }
 
@@ -346,9 +347,9 @@ export class PathBuilder {
       const source = formatAddress(bytes.subarray(from, from + 16), family);
       const destination = formatAddress(bytes.subarray(to, to + 16), family);
       run = this.runOf(family, source, destination, id);
-      if (run !== undefined && run.words === null) {
+      if (run !== undefined && run.keyHash === null) {
         this.unhashed--;
-        this.hash(run, w.slice());
+        this.hash(run, w);
       }
       if (run === undefined) {
         if (!request) return null;
