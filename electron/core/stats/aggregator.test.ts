@@ -258,6 +258,77 @@ describe('echo statistics', () => {
     expect(rtts[count]).toBeCloseTo(1500 - 2 * ((count - 1) / 100), 0);
   });
 
+  it('matches replies of hundreds of flows that use the same id and sequence numbers, before and after clear()', () => {
+    // Every flow pings with id 7, seq 1..3, and its own RTT: a reply matched to another flow's request (flows
+    // sharing a slot of the recent-request cache) would get the wrong RTT.
+    const flows = 600;
+    const peer = (f: number): string => `10.1.${f >> 7}.${(f & 127) + 1}`;
+    const rttOf = (f: number): number => 1 + (f % 97);
+    const events: Ev[] = [];
+    for (let seq = 1; seq <= 3; seq++) {
+      const at = (seq - 1) * 1000;
+      for (let f = 0; f < flows; f++) events.push(req(at + f / 1000, '10.0.0.1', peer(f), seq));
+      // The first request of every fifth flow is seen twice (leaving and arriving): one request.
+      if (seq === 1) for (let f = 0; f < flows; f += 5) events.push(req(f / 1000 + 0.5, '10.0.0.1', peer(f), 1));
+      const replies = [...Array(flows).keys()].sort((a, b) => rttOf(a) - rttOf(b));
+      for (const f of replies) events.push(rep(at + f / 1000 + rttOf(f), peer(f), '10.0.0.1', seq));
+      // Every seventh flow's last reply comes twice: a duplicate.
+      if (seq === 3) for (let f = 0; f < flows; f += 7) events.push(rep(at + 200, peer(f), '10.0.0.1', 3));
+    }
+    events.push(tick(6000));
+    const check = (agg: Aggregator): void => {
+      const stats = new Map(agg.peerList(flows).map((p) => [p.peer, p]));
+      expect(stats.size).toBe(flows);
+      for (let f = 0; f < flows; f++) {
+        const p = stats.get(peer(f))!;
+        const rtt = rttOf(f);
+        expect([p.requests, p.replies, p.lost, p.duplicates]).toEqual([3, 3, 0, f % 7 === 0 ? 1 : 0]);
+        expect([p.rttMinMs, p.rttMaxMs]).toEqual([rtt, rtt]);
+      }
+    };
+    const { agg, echo, store } = run(events, {}, 512);
+    check(agg);
+    // A new capture: the same flows again, from an empty matcher.
+    echo.clear();
+    store.clear();
+    const again = run(events, {}, 512);
+    check(again.agg);
+  });
+
+  it('grows its per-flow caches a little at a time as flows come (no step copies megabytes)', () => {
+    // A flow's recent requests take 1.5 KB; growing them by doubling made the turn that met the 4097th
+    // flow allocate, fill and copy 12.6 MB at once.
+    const events: Ev[] = [];
+    for (let f = 0; f < 4097; f++) events.push(req(f / 100, '10.0.0.1', `10.2.${f >> 7}.${(f & 127) + 1}`, 1));
+    const ingestor = new Ingestor(new RecordStore(), (i) => IFNAMES[i] ?? `if${i}`);
+    const { echo } = ingestor;
+    const b = new BatchBuilder();
+    let before = echo.bytesAllocated;
+    let largestStep = 0;
+    for (const e of events) {
+      b.add({
+        tsNs: T0 + e.ms * MS,
+        family: 4,
+        src: addressOf(e.src),
+        dst: addressOf(e.dst),
+        type: e.type,
+        code: 0,
+        id: 7,
+        seq: 1,
+        dir: 1,
+        ifindex: 1,
+        ttl: 64,
+        capLen: 64,
+      });
+      ingestor.ingest(b.take());
+      const now = echo.bytesAllocated;
+      largestStep = Math.max(largestStep, now - before);
+      before = now;
+    }
+    expect(echo.flowCount).toBe(4097);
+    expect(largestStep).toBeLessThan(1 << 20);
+  });
+
   it('computes p95 by nearest rank and jitter over many replies', () => {
     const events: Ev[] = [];
     const rtt = [5, 1, 20, 3, 4, 17, 2, 19, 6, 8, 7, 9, 11, 10, 12, 14, 13, 16, 15, 18];
