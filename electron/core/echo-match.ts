@@ -96,6 +96,29 @@ const RECENT = 64;
  */
 const BLOCK_SHIFT = 7;
 const BLOCK_MASK = (1 << BLOCK_SHIFT) - 1;
+/** Requests per block of the ring (log2): 16 Ki requests, 336 KB (fewer when maxOutstanding is smaller). */
+const RING_BLOCK_SHIFT = 14;
+/** Emptied ring blocks kept for reuse (the tail needs a new block as often as the head lets one go). */
+const SPARE_BLOCKS = 2;
+
+/** A block of the request ring: per request its time, state, id << 16 | seq, flow (-1: forgotten), record. */
+class RequestBlock {
+  readonly ts: Float64Array;
+  readonly state: Uint8Array;
+  readonly idSeq: Uint32Array;
+  readonly flow: Int32Array;
+  readonly index: Uint32Array;
+  constructor(size: number) {
+    this.ts = new Float64Array(size);
+    this.state = new Uint8Array(size);
+    this.idSeq = new Uint32Array(size);
+    this.flow = new Int32Array(size).fill(-1);
+    this.index = new Uint32Array(size);
+  }
+  get byteLength(): number {
+    return this.ts.length * 21;
+  }
+}
 
 class Flow {
   lastSeen = 0;
@@ -180,16 +203,18 @@ export class EchoMatcher {
   private recent: Float64Array[] = [];
   /** (flow, id << 16 | seq) -> ring slot, for unanswered requests that left the recent cache. */
   private pending = new PairTable(1 << 16);
-  // Remembered requests, oldest first: a ring indexed by request number % capacity; it grows up to
-  // maxOutstanding.
-  private capacity = 1 << 16;
-  private reqTs = new Float64Array(this.capacity);
-  private reqState = new Uint8Array(this.capacity);
-  private reqIdSeq = new Uint32Array(this.capacity);
-  /** Flow of each request, -1 once forgotten (typed, so GC never scans the ring). */
-  private reqFlow = new Int32Array(this.capacity).fill(-1);
-  /** Record index of each request, to mark the ones without a response and to link replies. */
-  private reqIndex = new Uint32Array(this.capacity);
+  /**
+   * Remembered requests, oldest first: a ring of maxOutstanding slots (slot = request number & ringMask) in
+   * blocks of 2^blockShift, a block made when the tail enters it and let go once the head has left it. Memory
+   * follows the requests waiting, and no step copies the ring (doubling one copied and re-slotted every waiting
+   * request in one turn: at 512 Ki waiting, 16 MB). Typed arrays, so GC never scans the ring; a forgotten
+   * request's flow is -1.
+   */
+  private ring: (RequestBlock | null)[];
+  private readonly ringMask: number;
+  private readonly blockShift: number;
+  private readonly blockMask: number;
+  private spareBlocks: RequestBlock[] = [];
   private store: RecordStore | null = null;
   /** Told of every matched reply (set by the Ingestor: its process attribution, when it has one). */
   inheritance: ReplyInheritance | null = null;
@@ -203,14 +228,10 @@ export class EchoMatcher {
     this.retainNs = Math.max(options.retainNs ?? 4e9, 2 * this.echoTimeoutNs);
     // A power of two (rounded down) so ring slots are a mask away.
     this.maxOutstanding = 2 ** Math.floor(Math.log2(Math.max(16, options.maxOutstanding ?? 1 << 22)));
-    if (this.capacity > this.maxOutstanding) {
-      this.capacity = this.maxOutstanding;
-      this.reqTs = new Float64Array(this.capacity);
-      this.reqState = new Uint8Array(this.capacity);
-      this.reqIdSeq = new Uint32Array(this.capacity);
-      this.reqFlow = new Int32Array(this.capacity).fill(-1);
-      this.reqIndex = new Uint32Array(this.capacity);
-    }
+    this.ringMask = this.maxOutstanding - 1;
+    this.blockShift = Math.min(RING_BLOCK_SHIFT, Math.log2(this.maxOutstanding));
+    this.blockMask = (1 << this.blockShift) - 1;
+    this.ring = new Array<RequestBlock | null>(this.maxOutstanding >>> this.blockShift).fill(null);
     this.maxFlows = options.maxPeers ?? 10_000;
     this.maxSlots = this.maxFlows + Math.max(1024, this.maxFlows >> 2);
     this.lateAfterNs = options.lateAfterNs ?? 1e9;
@@ -354,17 +375,16 @@ export class EchoMatcher {
     flow.lastSeen = ts;
     flow.lastIndex = index;
     this.listener?.request(p, ts, false);
-    if (this.tail - this.head === this.capacity) {
-      if (this.capacity < this.maxOutstanding) this.growRing();
-      else this.forget(true);
-    }
+    if (this.tail - this.head === this.maxOutstanding) this.forget(true);
     const n = this.tail++;
-    const slot = n & (this.capacity - 1);
-    this.reqTs[slot] = ts;
-    this.reqState[slot] = ST_PENDING;
-    this.reqIdSeq[slot] = idSeq;
-    this.reqFlow[slot] = p;
-    this.reqIndex[slot] = index;
+    const slot = n & this.ringMask;
+    const block = this.ring[slot >>> this.blockShift] ?? this.newBlock(slot);
+    const i = slot & this.blockMask;
+    block.ts[i] = ts;
+    block.state[i] = ST_PENDING;
+    block.idSeq[i] = idSeq;
+    block.flow[i] = p;
+    block.index[i] = index;
     // The request this one displaces from the flow's recent cache stays findable through the hash
     // table while it is unanswered (a request with the same id and seq is superseded, as before).
     const r = cache;
@@ -375,9 +395,9 @@ export class EchoMatcher {
       const oldState = tag % 4;
       const oldIdSeq = (tag - oldState) / 4;
       if (oldState === ST_PENDING && oldIdSeq !== idSeq) {
-        const oldSlot = old & (this.capacity - 1);
+        const oldSlot = old & this.ringMask;
         this.pending.set(p, oldIdSeq, oldSlot);
-        this.reqState[oldSlot]! |= ST_IN_HASH;
+        this.ring[oldSlot >>> this.blockShift]!.state[oldSlot & this.blockMask]! |= ST_IN_HASH;
       }
     }
     r[at] = n;
@@ -460,38 +480,11 @@ export class EchoMatcher {
     return true;
   }
 
-  /** Doubles the ring (request numbers keep their order; slots move). */
-  private growRing(): void {
-    const old = {
-      ts: this.reqTs,
-      state: this.reqState,
-      idSeq: this.reqIdSeq,
-      flow: this.reqFlow,
-      index: this.reqIndex,
-    };
-    const oldMask = this.capacity - 1;
-    this.capacity = Math.min(this.maxOutstanding, this.capacity * 2);
-    const mask = this.capacity - 1;
-    this.reqTs = new Float64Array(this.capacity);
-    this.reqState = new Uint8Array(this.capacity);
-    this.reqIdSeq = new Uint32Array(this.capacity);
-    this.reqFlow = new Int32Array(this.capacity).fill(-1);
-    this.reqIndex = new Uint32Array(this.capacity);
-    const pending = new PairTable(this.pending.size + 1024);
-    for (let n = this.head; n < this.tail; n++) {
-      const from = n & oldMask;
-      const to = n & mask;
-      const p = old.flow[from]!;
-      this.reqTs[to] = old.ts[from]!;
-      this.reqState[to] = old.state[from]!;
-      this.reqIdSeq[to] = old.idSeq[from]!;
-      this.reqFlow[to] = p;
-      this.reqIndex[to] = old.index[from]!;
-      if (p >= 0 && old.state[from]! & ST_IN_HASH && this.pending.get(p, old.idSeq[from]!) === from) {
-        pending.set(p, old.idSeq[from]!, to);
-      }
-    }
-    this.pending = pending;
+  /** Makes (or takes a spare) block for the ring slot the tail enters. */
+  private newBlock(slot: number): RequestBlock {
+    const block = this.spareBlocks.pop() ?? new RequestBlock(this.blockMask + 1);
+    this.ring[slot >>> this.blockShift] = block;
+    return block;
   }
 
   /** Matches a reply (record `index`) to its request; an unmatched one is left as it is. */
@@ -514,40 +507,44 @@ export class EchoMatcher {
       sent = r[at + 1]!;
     } else {
       const slot = this.pending.get(p, idSeq);
-      if (slot < 0 || this.reqFlow[slot] !== p || this.reqIdSeq[slot] !== idSeq) {
+      const block = slot < 0 ? null : this.ring[slot >>> this.blockShift]!;
+      const i = slot & this.blockMask;
+      if (block === null || block.flow[i] !== p || block.idSeq[i] !== idSeq) {
         if (group && this.groupReply(from, to, idSeq, ts)) this.reply(from, to, idSeq, ts, index, false);
         return;
       }
       n = this.numberOf(slot);
-      sent = this.reqTs[slot]!;
-      state = this.reqState[slot]! & ST_MASK;
+      sent = block.ts[i]!;
+      state = block.state[i]! & ST_MASK;
     }
     // Forgetting happens per batch; deciding by age here keeps results independent of batching.
     if (sent > ts || ts - sent > this.retainNs) return;
     const rttMs = (ts - sent) / 1e6;
     flow.lastSeen = ts;
-    const slot = n & (this.capacity - 1);
+    const slot = n & this.ringMask;
+    const block = this.ring[slot >>> this.blockShift]!;
+    const i = slot & this.blockMask;
     let kind = REPLY_TIMELY;
     if (state !== ST_PENDING) {
       kind = REPLY_DUPLICATE;
     } else {
       if (ts - sent > this.lateAfterNs) kind = REPLY_LATE;
-      this.reqState[slot]! |= ST_ANSWERED;
+      block.state[i]! |= ST_ANSWERED;
       if (recent) r[at + 2] = idSeq * 4 + ST_ANSWERED;
       // A reply seen after its request was judged lost (it came after the timeout, or records came slightly
       // out of order): answered after all.
       if (n < this.judged) {
         this.listener?.unlost(p);
-        this.markNoResponse(this.reqIndex[slot]!, false);
+        this.markNoResponse(block.index[i]!, false);
       }
     }
     this.listener?.reply(p, rttMs, ts, kind);
-    inheritFromRequest(this.store!, index, this.reqIndex[slot]!, rttMs, this.inheritance);
+    inheritFromRequest(this.store!, index, block.index[i]!, rttMs, this.inheritance);
   }
 
   /** The request number held in a live ring slot. */
   private numberOf(slot: number): number {
-    const mask = this.capacity - 1;
+    const mask = this.ringMask;
     return this.head + ((slot - (this.head & mask)) & mask);
   }
 
@@ -574,24 +571,30 @@ export class EchoMatcher {
   /** Judges requests whose timeout has passed by `now` (the newest record's time), forgets old ones. */
   private judge(now = this.newest): void {
     const limit = now - this.echoTimeoutNs;
-    const mask = this.capacity - 1;
+    const mask = this.ringMask;
     while (this.judged < this.tail) {
       const slot = this.judged & mask;
-      if (!(this.reqTs[slot]! < limit)) break;
+      if (!(this.ring[slot >>> this.blockShift]!.ts[slot & this.blockMask]! < limit)) break;
       this.judgeSlot(slot);
       this.judged++;
     }
     const forgetBefore = this.newest - this.retainNs;
-    while (this.head < this.judged && this.reqTs[this.head & mask]! < forgetBefore) this.forget(false);
+    while (this.head < this.judged) {
+      const slot = this.head & mask;
+      if (!(this.ring[slot >>> this.blockShift]!.ts[slot & this.blockMask]! < forgetBefore)) break;
+      this.forget(false);
+    }
   }
 
   private judgeSlot(slot: number): void {
-    const p = this.reqFlow[slot]!;
+    const block = this.ring[slot >>> this.blockShift]!;
+    const i = slot & this.blockMask;
+    const p = block.flow[i]!;
     const flow = p < 0 ? null : this.flows[p];
     if (!flow || flow.evicted) return;
-    const lost = (this.reqState[slot]! & ST_MASK) !== ST_ANSWERED;
-    this.listener?.judged(p, lost, this.reqTs[slot]!);
-    if (lost) this.markNoResponse(this.reqIndex[slot]!, true);
+    const lost = (block.state[i]! & ST_MASK) !== ST_ANSWERED;
+    this.listener?.judged(p, lost, block.ts[i]!);
+    if (lost) this.markNoResponse(block.index[i]!, true);
   }
 
   private markNoResponse(index: number, on: boolean): void {
@@ -604,17 +607,29 @@ export class EchoMatcher {
   /** Forgets the oldest remembered request (`early`: the ring is full, judge it now if not judged). */
   private forget(early: boolean): void {
     const n = this.head;
-    const slot = n & (this.capacity - 1);
+    const slot = n & this.ringMask;
     if (early && this.judged <= n) {
       this.judgeSlot(slot);
       this.judged = n + 1;
     }
-    const p = this.reqFlow[slot]!;
-    if (p >= 0 && this.reqState[slot]! & ST_IN_HASH && this.pending.get(p, this.reqIdSeq[slot]!) === slot) {
-      this.pending.delete(p, this.reqIdSeq[slot]!);
+    const b = slot >>> this.blockShift;
+    const block = this.ring[b]!;
+    const i = slot & this.blockMask;
+    const p = block.flow[i]!;
+    if (p >= 0 && block.state[i]! & ST_IN_HASH && this.pending.get(p, block.idSeq[i]!) === slot) {
+      this.pending.delete(p, block.idSeq[i]!);
     }
-    this.reqFlow[slot] = -1;
+    block.flow[i] = -1;
     this.head++;
+    // The head left the block: every request in it is forgotten, unless the tail came round into it again
+    // (a ring of one block, or one nearly full).
+    if (
+      i === this.blockMask &&
+      (this.tail === this.head || ((this.tail - 1) & this.ringMask) >>> this.blockShift !== b)
+    ) {
+      this.ring[b] = null;
+      if (this.spareBlocks.length < SPARE_BLOCKS) this.spareBlocks.push(block);
+    }
   }
 
   /** Forgets the least recently seen flows, down to 90 % of the most. */
@@ -634,17 +649,21 @@ export class EchoMatcher {
     return this.liveFlows;
   }
 
+  /** Bytes of the request ring's blocks, spares included. */
+  private get ringBytes(): number {
+    let bytes = this.ring.length * 8;
+    for (const block of this.ring) if (block !== null) bytes += block.byteLength;
+    for (const block of this.spareBlocks) bytes += block.byteLength;
+    return bytes;
+  }
+
   /** Bytes held: every typed array (capacity included) exactly; flows and group keys about. */
   get bytesAllocated(): number {
     return (
       this.recent.length * (BLOCK_MASK + 1) * RECENT * 3 * 8 +
       this.pending.byteLength +
       this.flowIds.byteLength +
-      this.reqTs.byteLength +
-      this.reqState.byteLength +
-      this.reqIdSeq.byteLength +
-      this.reqFlow.byteLength +
-      this.reqIndex.byteLength +
+      this.ringBytes +
       this.groupFlags.byteLength +
       this.groupPending.byteLength +
       this.groupFrom.byteLength +
@@ -668,7 +687,12 @@ export class EchoMatcher {
     this.liveFlows = 0;
     this.pending.clear();
     this.recent = []; // a new capture's flows make what they need
-    this.reqFlow.fill(-1);
+    for (const block of this.ring) {
+      if (block === null) continue;
+      block.flow.fill(-1);
+      if (this.spareBlocks.length < SPARE_BLOCKS) this.spareBlocks.push(block);
+    }
+    this.ring.fill(null);
     this.tail = this.head = this.judged = 0;
     // The address table is cleared with the index: the flows' references go with it, not one by one.
     this.sweptAt = -Infinity;

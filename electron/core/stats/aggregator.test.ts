@@ -19,6 +19,29 @@ interface Ev {
   dir?: number;
 }
 
+function addEvent(b: BatchBuilder, e: Ev): void {
+  b.add({
+    tsNs: T0 + e.ms * MS,
+    family: e.src.includes(':') ? 6 : 4,
+    src: addressOf(e.src),
+    dst: addressOf(e.dst),
+    type: e.type,
+    code: 0,
+    id: e.id ?? null,
+    seq: e.seq ?? 0,
+    dir: e.dir ?? 3,
+    ifindex: 1,
+    ttl: 64,
+    capLen: 64,
+  });
+}
+
+function batchOf(events: Ev[]): ArrayBuffer {
+  const b = new BatchBuilder();
+  for (const e of events) addEvent(b, e);
+  return b.take();
+}
+
 function run(events: Ev[], options: AggregatorOptions & EchoMatchOptions = {}, batchSize = 3) {
   const store = new RecordStore();
   const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`, options);
@@ -31,21 +54,7 @@ function run(events: Ev[], options: AggregatorOptions & EchoMatchOptions = {}, b
     agg.update(store, from, store.length);
   };
   for (const e of events) {
-    const family = e.src.includes(':') ? 6 : 4;
-    b.add({
-      tsNs: T0 + e.ms * MS,
-      family,
-      src: addressOf(e.src),
-      dst: addressOf(e.dst),
-      type: e.type,
-      code: 0,
-      id: e.id ?? null,
-      seq: e.seq ?? 0,
-      dir: e.dir ?? 3,
-      ifindex: 1,
-      ttl: 64,
-      capLen: 64,
-    });
+    addEvent(b, e);
     if (b.count === batchSize) flush();
   }
   flush();
@@ -55,6 +64,30 @@ function run(events: Ev[], options: AggregatorOptions & EchoMatchOptions = {}, b
     rtts.push(Number.isNaN(v) ? null : Math.round(v * 1000) / 1000);
   }
   return { agg, echo: ingestor.echo, store, rtts };
+}
+
+/** Feeds `events` in batches of `batchSize`, noting how much the echo matcher grew in its largest step. */
+function steps(events: Ev[], batchSize: number) {
+  const store = new RecordStore();
+  const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
+  const agg = new Aggregator(ingestor);
+  const { echo } = ingestor;
+  let before = echo.bytesAllocated;
+  let largestStep = 0;
+  for (let k = 0; k < events.length; k += batchSize) {
+    const from = store.length;
+    ingestor.ingest(batchOf(events.slice(k, k + batchSize)));
+    agg.update(store, from, store.length);
+    const now = echo.bytesAllocated;
+    largestStep = Math.max(largestStep, now - before);
+    before = now;
+  }
+  const rtts: (number | null)[] = [];
+  for (let r = 0; r < store.length; r++) {
+    const v = store.chunks[r >>> CHUNK_SHIFT]!.rtt[r & CHUNK_MASK]!;
+    rtts.push(Number.isNaN(v) ? null : v);
+  }
+  return { echo, agg, largestStep, rtts };
 }
 
 const req = (ms: number, src: string, dst: string, seq: number, dir = 1, id = 7): Ev => ({
@@ -269,7 +302,8 @@ describe('echo statistics', () => {
       const at = (seq - 1) * 1000;
       for (let f = 0; f < flows; f++) events.push(req(at + f / 1000, '10.0.0.1', peer(f), seq));
       // The first request of every fifth flow is seen twice (leaving and arriving): one request.
-      if (seq === 1) for (let f = 0; f < flows; f += 5) events.push(req(f / 1000 + 0.5, '10.0.0.1', peer(f), 1));
+      if (seq === 1)
+        for (let f = 0; f < flows; f += 5) events.push(req(f / 1000 + 0.5, '10.0.0.1', peer(f), 1));
       const replies = [...Array(flows).keys()].sort((a, b) => rttOf(a) - rttOf(b));
       for (const f of replies) events.push(rep(at + f / 1000 + rttOf(f), peer(f), '10.0.0.1', seq));
       // Every seventh flow's last reply comes twice: a duplicate.
@@ -299,34 +333,55 @@ describe('echo statistics', () => {
     // A flow's recent requests take 1.5 KB; growing them by doubling made the turn that met the 4097th
     // flow allocate, fill and copy 12.6 MB at once.
     const events: Ev[] = [];
-    for (let f = 0; f < 4097; f++) events.push(req(f / 100, '10.0.0.1', `10.2.${f >> 7}.${(f & 127) + 1}`, 1));
-    const ingestor = new Ingestor(new RecordStore(), (i) => IFNAMES[i] ?? `if${i}`);
-    const { echo } = ingestor;
-    const b = new BatchBuilder();
-    let before = echo.bytesAllocated;
-    let largestStep = 0;
-    for (const e of events) {
-      b.add({
-        tsNs: T0 + e.ms * MS,
-        family: 4,
-        src: addressOf(e.src),
-        dst: addressOf(e.dst),
-        type: e.type,
-        code: 0,
-        id: 7,
-        seq: 1,
-        dir: 1,
-        ifindex: 1,
-        ttl: 64,
-        capLen: 64,
-      });
-      ingestor.ingest(b.take());
-      const now = echo.bytesAllocated;
-      largestStep = Math.max(largestStep, now - before);
-      before = now;
-    }
+    for (let f = 0; f < 4097; f++)
+      events.push(req(f / 100, '10.0.0.1', `10.2.${f >> 7}.${(f & 127) + 1}`, 1));
+    const { echo, largestStep } = steps(events, 1);
     expect(echo.flowCount).toBe(4097);
     expect(largestStep).toBeLessThan(1 << 20);
+  });
+
+  it('remembers 200 000 waiting requests without a step that copies megabytes, and lets their memory go', () => {
+    // Doubling the request ring copied every waiting request in one turn (at 128 Ki waiting, 2.7 MB; at
+    // 512 Ki, 11 MB), and the ring never shrank. 3200 peers, 62 or 63 requests waiting each: each flow's
+    // recent cache holds them, so the ring is what grows (across ring growth, the reverse test above goes
+    // through the hash table).
+    const count = 200_000;
+    const peers = 3200;
+    const peer = (k: number): string => `10.3.${(k % peers) >> 7}.${((k % peers) & 127) + 1}`;
+    const seq = (k: number): number => Math.floor(k / peers);
+    const events: Ev[] = [];
+    for (let k = 0; k < count; k++) events.push(req(k / 100, '10.0.0.1', peer(k), seq(k)));
+    // Answered newest first, each after 3 ms plus a little more per peer.
+    for (let k = count - 1; k >= 0; k--)
+      events.push(rep(k / 100 + 3 + (k % 100) / 10, peer(k), '10.0.0.1', seq(k)));
+    const { echo, agg, largestStep, rtts } = steps(events, 256);
+    expect(largestStep).toBeLessThan(1 << 20);
+    const stats = agg.peerList(peers);
+    expect(stats.map((p) => p.replies).reduce((a, b) => a + b)).toBe(count);
+    expect(stats.map((p) => p.duplicates + p.lost).reduce((a, b) => a + b)).toBe(0);
+    for (const k of [0, 1, 16_383, 16_384, 77_777, count - 1])
+      expect(rtts[2 * count - 1 - k]).toBeCloseTo(3 + (k % 100) / 10, 3);
+    const held = echo.bytesAllocated;
+    // Long after: every request is forgotten, and the ring lets its blocks go.
+    const later = steps([...events, tick(3000 + 10_000)], 4096).echo;
+    expect(later.remembered).toBe(0);
+    expect(held - later.bytesAllocated).toBeGreaterThan(3_000_000);
+  });
+
+  it('keeps the requests the ring wrapped round into a block whose old requests were all forgotten', () => {
+    // A ring of two blocks (32 Ki requests): 32000 requests, 2000 more four seconds later (the ring wraps into
+    // its first block), then time moves on until the first block's old requests are forgotten: the newest ones
+    // live in that block too, and their replies must still find them.
+    const events: Ev[] = [];
+    for (let n = 0; n < 32_000; n++) events.push(req(n / 10, '10.0.0.1', '10.4.0.1', n, 1, 2));
+    for (let n = 32_000; n < 34_000; n++)
+      events.push(req(4000 + (n - 32_000) / 2, '10.0.0.1', '10.4.0.1', n, 1, 2));
+    events.push(tick(5700));
+    for (let n = 33_000; n < 34_000; n++) events.push(rep(5701, '10.4.0.1', '10.0.0.1', n, 0, 2));
+    const { agg, rtts } = run(events, { maxOutstanding: 1 << 15 }, 1);
+    const [peer] = agg.peerList();
+    expect(peer!.replies).toBe(1000);
+    expect(rtts.slice(-1000)).toEqual([...Array(1000).keys()].map((j) => 5701 - (4500 + j / 2)));
   });
 
   it('computes p95 by nearest rank and jitter over many replies', () => {
