@@ -384,6 +384,27 @@ describe('echo statistics', () => {
     expect(rtts.slice(-1000)).toEqual([...Array(1000).keys()].map((j) => 5701 - (4500 + j / 2)));
   });
 
+  it('keeps a peer that never answered small: a flood from new sources makes no RTT arrays per packet', () => {
+    // A spoofed-source ping flood: every request from a new address, none answered. What one more such peer
+    // costs: the aggregator's bytes at 4000 peers less those at 2000, per peer.
+    const flood = (peers: number): Ev[] => {
+      const events: Ev[] = [];
+      for (let k = 0; k < peers; k++)
+        events.push(req(k / 10, `10.5.${k >> 7}.${(k & 127) + 1}`, '10.0.0.1', 1, 0));
+      return events;
+    };
+    const small = run(flood(2000), {}, 256).agg;
+    // One of them is answered after all: it gets its RTT, spark and series as any peer does.
+    const { agg } = run([...flood(4000), rep(450, '10.0.0.1', '10.5.0.1', 1, 1)], {}, 256);
+    expect(agg.peerCount).toBe(4000);
+    expect((agg.bytesAllocated - small.bytesAllocated) / 2000).toBeLessThan(600);
+    const answered = agg.peerList(4000).find((p) => p.peer === '10.5.0.1')!;
+    expect(answered).toMatchObject({ role: 'in', requests: 1, replies: 1, rttMinMs: 450, spark: [450] });
+    expect(agg.peerSeries('10.5.0.1').rttMs).toEqual([450]);
+    const counters = agg.peerCounters().find((p) => p.peer === '10.5.0.2')!;
+    expect(Array.from(counters.rttBuckets)).toEqual(new Array(RTT_BUCKETS_S.length).fill(0));
+  });
+
   it('computes p95 by nearest rank and jitter over many replies', () => {
     const events: Ev[] = [];
     const rtt = [5, 1, 20, 3, 4, 17, 2, 19, 6, 8, 7, 9, 11, 10, 12, 14, 13, 16, 15, 18];

@@ -111,6 +111,15 @@ const TYPE_INFO = (() => {
   return t;
 })();
 
+/**
+ * What a peer holds before its first RTT (shared, empty): a flood of requests from new sources (spoofed
+ * addresses, never answered) made five typed arrays per packet, and their allocation and collection were
+ * most of the service's time under such a flood.
+ */
+const NO_F64 = new Float64Array(0);
+const NO_F32 = new Float32Array(0);
+const NO_U32 = new Uint32Array(0);
+
 /** Lost requests remembered per flow, for the loss marks on the RTT chart. */
 const LOST_TIMES = 512;
 
@@ -126,26 +135,27 @@ class Peer {
   rttSum = 0;
   rttMin = Infinity;
   rttMax = -Infinity;
-  /** RTT histogram, per bucket of RTT_BUCKETS_S; above the last bound only rttCount counts. */
-  rttBuckets = new Float64Array(RTT_BUCKETS_S.length);
+  /** RTT histogram, per bucket of RTT_BUCKETS_S; above the last bound only rttCount counts (made at the
+   * first RTT, as are the reservoir, the spark and the points). */
+  rttBuckets = NO_F64;
   jitterSum = 0;
   lastRtt = NaN;
-  reservoir = new Float32Array(64);
-  spark: Float32Array;
+  reservoir = NO_F32;
+  spark = NO_F32;
   sparkCount = 0;
   /**
    * The RTT-over-time points, interleaved in one buffer so an append touches one cache line:
    * pointsT[2k] = ms since the capture's base time, pointsRtt[2k + 1] = RTT in ms.
    */
-  pointsT = new Uint32Array(128);
-  pointsRtt = new Float32Array(this.pointsT.buffer);
+  pointsT = NO_U32;
+  pointsRtt = NO_F32;
   points = 0;
   pointStride = 1;
   pointSkip = 0;
   lastSeen = 0;
   /** When the last LOST_TIMES lost requests were sent (ms since the capture's base time): a ring, grown
    * until that many were lost. */
-  lostT = new Float64Array(0);
+  lostT = NO_F64;
   lostCount = 0;
   p95Cache: number | null = null;
 
@@ -155,10 +165,7 @@ class Peer {
     readonly requester: number,
     readonly responder: number,
     readonly role: FlowRole,
-    sparkLength: number,
-  ) {
-    this.spark = new Float32Array(sparkLength);
-  }
+  ) {}
 }
 
 export class Aggregator implements EchoOutcomes {
@@ -333,7 +340,7 @@ export class Aggregator implements EchoOutcomes {
   }
 
   flowAdded(flow: number, requester: number, responder: number, role: FlowRole): void {
-    this.peerSlots[flow] = new Peer(flow, requester, responder, role, this.sparkLength);
+    this.peerSlots[flow] = new Peer(flow, requester, responder, role);
     this.livePeers++;
   }
 
@@ -400,6 +407,10 @@ export class Aggregator implements EchoOutcomes {
   }
 
   private sample(peer: Peer, rtt: number, ts: number): void {
+    if (peer.rttBuckets.length === 0) {
+      peer.rttBuckets = new Float64Array(RTT_BUCKETS_S.length);
+      peer.spark = new Float32Array(this.sparkLength);
+    }
     const k = peer.rttCount++;
     peer.rttSum += rtt;
     if (rtt < peer.rttMin) peer.rttMin = rtt;
@@ -412,7 +423,7 @@ export class Aggregator implements EchoOutcomes {
     // Reservoir (algorithm R).
     if (k < this.reservoirSize) {
       if (k >= peer.reservoir.length) {
-        const grown = new Float32Array(Math.min(this.reservoirSize, peer.reservoir.length * 2));
+        const grown = new Float32Array(Math.min(this.reservoirSize, Math.max(64, peer.reservoir.length * 2)));
         grown.set(peer.reservoir);
         peer.reservoir = grown;
       }
@@ -441,7 +452,7 @@ export class Aggregator implements EchoOutcomes {
       peer.pointStride *= 2;
     }
     if (2 * peer.points === peer.pointsT.length) {
-      const grown = new Uint32Array(Math.min(2 * this.maxPoints, peer.pointsT.length * 2));
+      const grown = new Uint32Array(Math.min(2 * this.maxPoints, Math.max(128, peer.pointsT.length * 2)));
       grown.set(peer.pointsT);
       peer.pointsT = grown;
       peer.pointsRtt = new Float32Array(grown.buffer);
@@ -516,7 +527,7 @@ export class Aggregator implements EchoOutcomes {
         judged: peer.expired,
         duplicates: peer.duplicates,
         late: peer.late,
-        rttBuckets: peer.rttBuckets.slice(),
+        rttBuckets: peer.rttBuckets.length ? peer.rttBuckets.slice() : new Float64Array(RTT_BUCKETS_S.length),
         rttCount: peer.rttCount,
         rttSumS: peer.rttSum / 1000,
       });
@@ -663,9 +674,9 @@ export class Aggregator implements EchoOutcomes {
     let bytes = this.peerSlots.length * 8;
     for (const p of this.peerSlots) {
       if (p === null) continue;
-      // The Peer object (header and 26 fields) and its five typed-array objects, about; then their buffers
-      // (pointsRtt shares pointsT's).
-      bytes += 240 + 5 * 80;
+      // The Peer object (header and 26 fields) and, once it has an RTT, its five typed-array objects, about;
+      // then their buffers (pointsRtt shares pointsT's; a peer without an RTT shares empty ones).
+      bytes += 240 + (p.rttBuckets.length ? 5 * 80 : 0);
       bytes += p.rttBuckets.byteLength + p.reservoir.byteLength + p.spark.byteLength;
       bytes += p.pointsT.byteLength + p.lostT.byteLength;
     }
