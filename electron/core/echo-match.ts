@@ -94,8 +94,8 @@ const RECENT = 64;
  * come, never by copying: doubling one array made the turn that met the 4097th flow allocate, fill and copy
  * 12.6 MB (43 ms of page faults on a 2-core VM, a capture's longest turn).
  */
-const BLOCK_SHIFT = 7;
-const BLOCK_MASK = (1 << BLOCK_SHIFT) - 1;
+const RECENT_BLOCK_SHIFT = 7;
+const RECENT_BLOCK_MASK = (1 << RECENT_BLOCK_SHIFT) - 1;
 /** Requests per block of the ring (log2): 16 Ki requests, 336 KB (fewer when maxOutstanding is smaller). */
 const RING_BLOCK_SHIFT = 14;
 /** Emptied ring blocks kept for reuse (the tail needs a new block as often as the head lets one go). */
@@ -195,9 +195,9 @@ export class EchoMatcher {
   private readonly freeSlots: { index: number; after: number }[] = [];
   private liveFlows = 0;
   /**
-   * Each flow's recent requests, direct-mapped by the low bits of id << 16 | seq: in block flow >> BLOCK_SHIFT,
-   * at (((flow & BLOCK_MASK) * RECENT) + k) * 3, the request number (-1: none), its time, and
-   * (id << 16 | seq) * 4 + state. One cache line answers the common case (a reply to one of the flow's last
+   * Each flow's recent requests, direct-mapped by the low bits of id << 16 | seq: in block
+   * flow >> RECENT_BLOCK_SHIFT, at (((flow & RECENT_BLOCK_MASK) * RECENT) + k) * 3, the request number
+   * (-1: none), its time, and (id << 16 | seq) * 4 + state. One cache line answers the common case (a reply to one of the flow's last
    * requests) without the hash table or the ring's scattered slots.
    */
   private recent: Float64Array[] = [];
@@ -207,7 +207,7 @@ export class EchoMatcher {
    * Remembered requests, oldest first: a ring of maxOutstanding slots (slot = request number & ringMask) in
    * blocks of 2^blockShift, a block made when the tail enters it and let go once the head has left it. Memory
    * follows the requests waiting, and no step copies the ring (doubling one copied and re-slotted every waiting
-   * request in one turn: at 512 Ki waiting, 16 MB). Typed arrays, so GC never scans the ring; a forgotten
+   * request in one turn: at 512 Ki waiting, 11 MB). Typed arrays, so GC never scans the ring; a forgotten
    * request's flow is -1.
    */
   private ring: (RequestBlock | null)[];
@@ -342,10 +342,10 @@ export class EchoMatcher {
     } else p = this.flows.length;
     const flow = new Flow(p, from, to);
     this.flows[p] = flow;
-    while (this.recent.length <= p >>> BLOCK_SHIFT)
-      this.recent.push(new Float64Array(((BLOCK_MASK + 1) * RECENT * 3) | 0).fill(-1));
-    const slots = (p & BLOCK_MASK) * RECENT * 3;
-    this.recent[p >>> BLOCK_SHIFT]!.fill(-1, slots, slots + RECENT * 3);
+    while (this.recent.length <= p >>> RECENT_BLOCK_SHIFT)
+      this.recent.push(new Float64Array((RECENT_BLOCK_MASK + 1) * RECENT * 3).fill(-1));
+    const slots = (p & RECENT_BLOCK_MASK) * RECENT * 3;
+    this.recent[p >>> RECENT_BLOCK_SHIFT]!.fill(-1, slots, slots + RECENT * 3);
     this.flowIds.set(from, to, p);
     this.liveFlows++;
     this.addresses?.retain?.(from);
@@ -359,8 +359,8 @@ export class EchoMatcher {
     const p = flow.index;
     // The same request seen again while it waits (a loopback packet seen leaving and arriving, or one
     // packet at two capture points): one request, not a second one whose first copy is then judged lost.
-    const seen = ((p & BLOCK_MASK) * RECENT + (idSeq & (RECENT - 1))) * 3;
-    const cache = this.recent[p >>> BLOCK_SHIFT]!;
+    const seen = ((p & RECENT_BLOCK_MASK) * RECENT + (idSeq & (RECENT - 1))) * 3;
+    const cache = this.recent[p >>> RECENT_BLOCK_SHIFT]!;
     if (
       cache[seen]! >= this.head &&
       cache[seen + 2]! === idSeq * 4 + ST_PENDING &&
@@ -387,11 +387,9 @@ export class EchoMatcher {
     block.index[i] = index;
     // The request this one displaces from the flow's recent cache stays findable through the hash
     // table while it is unanswered (a request with the same id and seq is superseded, as before).
-    const r = cache;
-    const at = seen;
-    const old = r[at]!;
+    const old = cache[seen]!;
     if (old >= this.head) {
-      const tag = r[at + 2]!;
+      const tag = cache[seen + 2]!;
       const oldState = tag % 4;
       const oldIdSeq = (tag - oldState) / 4;
       if (oldState === ST_PENDING && oldIdSeq !== idSeq) {
@@ -400,9 +398,9 @@ export class EchoMatcher {
         this.ring[oldSlot >>> this.blockShift]!.state[oldSlot & this.blockMask]! |= ST_IN_HASH;
       }
     }
-    r[at] = n;
-    r[at + 1] = ts;
-    r[at + 2] = idSeq * 4 + ST_PENDING;
+    cache[seen] = n;
+    cache[seen + 1] = ts;
+    cache[seen + 2] = idSeq * 4 + ST_PENDING;
   }
 
   /** Whether address `id` is a broadcast or multicast address (cached per id until it is reclaimed). */
@@ -497,8 +495,8 @@ export class EchoMatcher {
     }
     const flow = this.flows[p]!;
     flow.lastIndex = index;
-    const r = this.recent[p >>> BLOCK_SHIFT]!;
-    const at = ((p & BLOCK_MASK) * RECENT + (idSeq & (RECENT - 1))) * 3;
+    const r = this.recent[p >>> RECENT_BLOCK_SHIFT]!;
+    const at = ((p & RECENT_BLOCK_MASK) * RECENT + (idSeq & (RECENT - 1))) * 3;
     let n = r[at]!;
     let sent: number;
     let state = r[at + 2]! % 4;
@@ -660,7 +658,7 @@ export class EchoMatcher {
   /** Bytes held: every typed array (capacity included) exactly; flows and group keys about. */
   get bytesAllocated(): number {
     return (
-      this.recent.length * (BLOCK_MASK + 1) * RECENT * 3 * 8 +
+      this.recent.length * (RECENT_BLOCK_MASK + 1) * RECENT * 3 * 8 +
       this.pending.byteLength +
       this.flowIds.byteLength +
       this.ringBytes +

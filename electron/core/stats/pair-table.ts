@@ -111,16 +111,13 @@ export class PairTable {
 
   /** The value for (a, b), or -1. */
   get(a: number, b: number): number {
-    const { keysA, keysB, values, mask } = this.slots;
-    for (let s = this.slots.home(a, b); ; s = (s + 1) & mask) {
-      const v = values[s]!;
-      if (v === 0) break;
-      if (keysA[s] === a && keysB[s] === b) return v - 1;
-    }
+    const slots = this.slots;
+    const s = slots.find(a, b);
+    if (s >= 0) return slots.values[s]! - 1;
     const old = this.old;
     if (old === null) return -1;
-    const s = old.find(a, b);
-    return s < 0 ? -1 : old.values[s]! - 1;
+    const t = old.find(a, b);
+    return t < 0 ? -1 : old.values[t]! - 1;
   }
 
   set(a: number, b: number, value: number): void {
