@@ -45,6 +45,14 @@ import {
 const ASSIGN_LOG = 1 << 16;
 
 /**
+ * Ids per block of the address table's per-id arrays (references, words). They grow a block at a time and
+ * are never copied: doubling one array meant copying and faulting in tens of MB in one turn once a
+ * spoofed-source flood had made millions of addresses (40 MB at 2 M ids).
+ */
+export const ID_BLOCK_SHIFT = 12;
+export const ID_BLOCK_MASK = (1 << ID_BLOCK_SHIFT) - 1;
+
+/**
  * Addresses by id (text and family). Ids are reference counted: every record that names an address holds
  * one reference (taken when it is interned, given back when the ring buffer evicts the record), and the
  * statistics hold one per address a peer keeps (`retain`/`release`). An id whose count drops to zero is
@@ -57,13 +65,13 @@ export class AddressTable {
   readonly family: (4 | 6)[] = [4];
   private v4 = new PairTable(1024);
   private v6 = new PairTable(1024);
-  /** The address of each id as four 32-bit words (at id * 4; IPv4: the first), to confirm hash hits and to
-   * find an id's hash entry when it is reclaimed. */
-  private words = new Uint32Array(4096);
+  /** The address of each id as four 32-bit words (IPv4: the first), to confirm hash hits and to find an
+   * id's hash entry when it is reclaimed: id's at `(id & ID_BLOCK_MASK) * 4` of block `id >>> ID_BLOCK_SHIFT`. */
+  private readonly words: Uint32Array[] = [new Uint32Array(4 << ID_BLOCK_SHIFT)];
   /** IPv6 addresses whose hash collided with another's (practically never). */
   private readonly v6slow = new Map<string, number>();
-  /** References held on each id. */
-  private refs = new Int32Array(1024);
+  /** References held on each id, in blocks as `words`. */
+  private readonly refs: Int32Array[] = [new Int32Array(1 << ID_BLOCK_SHIFT)];
   /** Reclaimed ids, reused oldest first (a queue from `freeHead`): an id rests as long as possible. */
   private freeIds: number[] = [];
   private freeHead = 0;
@@ -77,9 +85,9 @@ export class AddressTable {
     if (id < 0) {
       id = this.add(`${word >>> 24}.${(word >>> 16) & 255}.${(word >>> 8) & 255}.${word & 255}`, 4);
       this.v4.set(word, 0, id);
-      this.words[id * 4] = word;
+      this.words[id >>> ID_BLOCK_SHIFT]![(id & ID_BLOCK_MASK) * 4] = word;
     }
-    this.refs[id]!++;
+    this.refs[id >>> ID_BLOCK_SHIFT]![id & ID_BLOCK_MASK]!++;
     return id;
   }
 
@@ -88,20 +96,21 @@ export class AddressTable {
     const b = (Math.imul(w2, 0x85ebca6b) ^ w3) >>> 0;
     let id = this.v6.get(a, b);
     if (id >= 0) {
-      const k = id * 4;
-      const words = this.words;
+      const k = (id & ID_BLOCK_MASK) * 4;
+      const words = this.words[id >>> ID_BLOCK_SHIFT]!;
       if (!(words[k] === w0 && words[k + 1] === w1 && words[k + 2] === w2 && words[k + 3] === w3))
         id = this.internV6Slow(bytes, at);
     } else {
       id = this.add(formatAddress(bytes.subarray(at, at + 16), 6), 6);
       this.v6.set(a, b, id);
-      const k = id * 4;
-      this.words[k] = w0;
-      this.words[k + 1] = w1;
-      this.words[k + 2] = w2;
-      this.words[k + 3] = w3;
+      const k = (id & ID_BLOCK_MASK) * 4;
+      const words = this.words[id >>> ID_BLOCK_SHIFT]!;
+      words[k] = w0;
+      words[k + 1] = w1;
+      words[k + 2] = w2;
+      words[k + 3] = w3;
     }
-    this.refs[id]!++;
+    this.refs[id >>> ID_BLOCK_SHIFT]![id & ID_BLOCK_MASK]!++;
     return id;
   }
 
@@ -122,28 +131,29 @@ export class AddressTable {
   wordsOf(id: number, out: Uint32Array, at: number): boolean {
     const text = this.text[id];
     if (id === 0 || !text) return false;
-    const k = id * 4;
+    const k = (id & ID_BLOCK_MASK) * 4;
+    const words = this.words[id >>> ID_BLOCK_SHIFT]!;
     if (this.family[id] === 4) {
-      out[at] = this.words[k]!;
+      out[at] = words[k]!;
       out[at + 1] = out[at + 2] = out[at + 3] = 0;
       return true;
     }
     if (this.v6slow.get(text) === id) return false;
-    out[at] = this.words[k]!;
-    out[at + 1] = this.words[k + 1]!;
-    out[at + 2] = this.words[k + 2]!;
-    out[at + 3] = this.words[k + 3]!;
+    out[at] = words[k]!;
+    out[at + 1] = words[k + 1]!;
+    out[at + 2] = words[k + 2]!;
+    out[at + 3] = words[k + 3]!;
     return true;
   }
 
   /** Takes one more reference on `id` (it stays this address until released). */
   retain(id: number): void {
-    this.refs[id]!++;
+    this.refs[id >>> ID_BLOCK_SHIFT]![id & ID_BLOCK_MASK]!++;
   }
 
   /** Gives back one reference; the last one reclaims the id. */
   release(id: number): void {
-    if (--this.refs[id]! === 0 && id !== 0) this.free(id);
+    if (--this.refs[id >>> ID_BLOCK_SHIFT]![id & ID_BLOCK_MASK]! === 0 && id !== 0) this.free(id);
   }
 
   /** Calls `listener` with each id as it is reclaimed (its address still in `text`); returns an unsubscribe. */
@@ -180,8 +190,7 @@ export class AddressTable {
     return (
       this.v4.byteLength +
       this.v6.byteLength +
-      this.words.byteLength +
-      this.refs.byteLength +
+      this.idBytes +
       this.log.byteLength +
       this.v6slow.size * 48 +
       (this.text.length + this.family.length + this.freeIds.length) * 8 +
@@ -189,16 +198,21 @@ export class AddressTable {
     );
   }
 
+  /** Bytes of the per-id arrays (references and words), blocks not yet filled included. */
+  get idBytes(): number {
+    return this.words.length * (20 << ID_BLOCK_SHIFT);
+  }
+
   private free(id: number): void {
     for (const listener of this.freeListeners) listener(id);
     const text = this.text[id]!;
-    const k = id * 4;
+    const k = (id & ID_BLOCK_MASK) * 4;
+    const w = this.words[id >>> ID_BLOCK_SHIFT]!;
     if (this.family[id] === 4) {
-      if (this.v4.get(this.words[k]!, 0) === id) this.v4.delete(this.words[k]!, 0);
+      if (this.v4.get(w[k]!, 0) === id) this.v4.delete(w[k]!, 0);
     } else if (this.v6slow.get(text) === id) {
       this.v6slow.delete(text);
     } else {
-      const w = this.words;
       const a = (Math.imul(w[k]!, 0x9e3779b1) ^ w[k + 1]!) >>> 0;
       const b = (Math.imul(w[k + 2]!, 0x85ebca6b) ^ w[k + 3]!) >>> 0;
       if (this.v6.get(a, b) === id) this.v6.delete(a, b);
@@ -220,19 +234,15 @@ export class AddressTable {
       id = this.text.length;
       this.text.push(text);
       this.family.push(family);
-      if (id >= this.refs.length) {
-        const refs = new Int32Array(this.refs.length * 2);
-        refs.set(this.refs);
-        this.refs = refs;
-        const words = new Uint32Array(refs.length * 4);
-        words.set(this.words);
-        this.words = words;
+      if (id >>> ID_BLOCK_SHIFT === this.refs.length) {
+        this.refs.push(new Int32Array(1 << ID_BLOCK_SHIFT));
+        this.words.push(new Uint32Array(4 << ID_BLOCK_SHIFT));
       }
     } else {
       this.text[id] = text;
       this.family[id] = family;
     }
-    this.refs[id] = 0;
+    this.refs[id >>> ID_BLOCK_SHIFT]![id & ID_BLOCK_MASK] = 0;
     this.log[this.serial & (ASSIGN_LOG - 1)] = id;
     this.serial++;
     return id;
@@ -245,7 +255,9 @@ export class AddressTable {
     this.v6slow.clear();
     this.text.length = 1;
     this.family.length = 1;
-    this.refs.fill(0);
+    // A new capture makes the blocks it needs; the first is kept (its words are written before read).
+    this.refs.length = this.words.length = 1;
+    this.refs[0]!.fill(0);
     this.freeIds = [];
     this.freeHead = 0;
   }

@@ -405,6 +405,45 @@ describe('echo statistics', () => {
     expect(Array.from(counters.rttBuckets)).toEqual(new Array(RTT_BUCKETS_S.length).fill(0));
   });
 
+  it('grows the address table and the per-address counters a block at a time under a spoofed-source flood', () => {
+    // Every request from a new address: the per-id arrays doubled with a copy (at 262 144 addresses a 5 MB
+    // step in the address table and 4 MB in the counters; at 2 M, 72 MB copied and faulted in in one turn).
+    const store = new RecordStore();
+    const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`);
+    const agg = new Aggregator(ingestor);
+    const sizes = () => [ingestor.addresses.idBytes, agg.addressCounterBytes];
+    let before = sizes();
+    const largest = [0, 0];
+    const source = (k: number): string => `10.${k >>> 16}.${(k >>> 8) & 255}.${k & 255}`;
+    const b = new BatchBuilder();
+    const N = 300_000;
+    for (let k = 1; k <= N + 7; k++) {
+      // The last seven requests come again from a source with a high id: the second talker.
+      addEvent(b, req(k / 100, source(k <= N ? k : 290_001), '192.0.2.1', k, 0));
+      if (b.count < 4096 && k < N + 7) continue;
+      const from = store.length;
+      ingestor.ingest(b.take());
+      agg.update(store, from, store.length);
+      const now = sizes();
+      now.forEach((v, j) => (largest[j] = Math.max(largest[j]!, v - before[j]!)));
+      before = now;
+    }
+    expect(ingestor.addresses.size).toBe(N + 1);
+    expect(largest[0]).toBeGreaterThan(0);
+    expect(largest[1]).toBeGreaterThan(0);
+    expect(largest[0]).toBeLessThan(1_000_000);
+    expect(largest[1]).toBeLessThan(1_000_000);
+    expect(agg.topTalkers(3)).toEqual([
+      { address: '192.0.2.1', packets: N + 7, bytes: (N + 7) * 64 },
+      { address: source(290_001), packets: 8, bytes: 8 * 64 },
+      { address: source(1), packets: 1, bytes: 64 },
+    ]);
+    // A new capture's counters start from one block, at zero.
+    agg.clear();
+    expect(agg.addressCounterBytes).toBeLessThan(before[1]! / 50);
+    expect(agg.topTalkers(3)).toEqual([]);
+  });
+
   it('computes p95 by nearest rank and jitter over many replies', () => {
     const events: Ev[] = [];
     const rtt = [5, 1, 20, 3, 4, 17, 2, 19, 6, 8, 7, 9, 11, 10, 12, 14, 13, 16, 15, 18];

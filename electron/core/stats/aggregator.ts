@@ -27,6 +27,14 @@ import {
 import { CHUNK_MASK, CHUNK_SHIFT, type RecordStore } from '../store.js';
 import { selectKth } from './select.js';
 
+/**
+ * Address ids per block of the per-address counters (packets and bytes of id `id` at `2 * (id & mask)` and
+ * the next of block `id >>> TALKER_BLOCK_SHIFT`). They grow a block at a time, never copied: doubling one
+ * array copied and faulted in 32 MB in one turn at 2 M addresses (a spoofed-source flood).
+ */
+const TALKER_BLOCK_SHIFT = 12;
+const TALKER_BLOCK_MASK = (1 << TALKER_BLOCK_SHIFT) - 1;
+
 export interface AggregatorOptions {
   maxPointsPerPeer?: number;
   reservoirSize?: number;
@@ -186,8 +194,8 @@ export class Aggregator implements EchoOutcomes {
   private readonly byTypeCode = new Float64Array(2 << 16);
   /** Indexed by family6 << 10 | direction << 8 | type. */
   private readonly byTypeDir = new Float64Array(2 << 10);
-  private packets = new Float64Array(1024);
-  private bytes = new Float64Array(1024);
+  /** Packets and bytes per address id, in blocks (TALKER_BLOCK_SHIFT). */
+  private readonly talkers: Float64Array[] = [new Float64Array(2 << TALKER_BLOCK_SHIFT)];
   private readonly slotSec = new Float64Array(SERIES_SLOTS).fill(-1);
   private readonly slotCounts = new Float64Array(SERIES_SLOTS * 4);
   private newestSec = -1;
@@ -223,11 +231,12 @@ export class Aggregator implements EchoOutcomes {
 
   /** A reclaimed address: its cumulative counts join the evicted top talkers (or go, when small). */
   private foldTalker(id: number): void {
-    const packets = this.packets[id] ?? 0;
+    const block = this.talkers[id >>> TALKER_BLOCK_SHIFT];
+    const k = (id & TALKER_BLOCK_MASK) << 1;
+    const packets = block?.[k] ?? 0;
     if (packets === 0) return;
-    const bytes = this.bytes[id]!;
-    this.packets[id] = 0;
-    this.bytes[id] = 0;
+    const bytes = block![k + 1]!;
+    block![k] = block![k + 1] = 0;
     const address = this.addresses.text[id] ?? '';
     const known = this.evictedTalkers.get(address);
     if (known) {
@@ -257,8 +266,7 @@ export class Aggregator implements EchoOutcomes {
     const baseFracNs = Number(this.baseNs % 1_000_000_000n);
     const baseSec = Number(this.baseNs / 1_000_000_000n);
     this.growAddresses(this.addresses.text.length);
-    const packets = this.packets;
-    const bytes = this.bytes;
+    const talkers = this.talkers;
     const byKind = this.byKind;
     const byDir = this.byDir;
     const byTypeCode = this.byTypeCode;
@@ -287,11 +295,15 @@ export class Aggregator implements EchoOutcomes {
         byDir[(m >>> 16) & 3]!++;
         byTypeCode[(v6 << 8) | (m & 0xffff)]!++;
         byTypeDir[(v6 << 2) | (((m >>> 16) & 3) << 8) | (m & 255)]!++;
-        packets[s]!++;
-        bytes[s]! += l;
+        const st = talkers[s >>> TALKER_BLOCK_SHIFT]!;
+        const sk = (s & TALKER_BLOCK_MASK) << 1;
+        st[sk]!++;
+        st[sk + 1]! += l;
         if (d !== s) {
-          packets[d]!++;
-          bytes[d]! += l;
+          const dt = talkers[d >>> TALKER_BLOCK_SHIFT]!;
+          const dk = (d & TALKER_BLOCK_MASK) << 1;
+          dt[dk]!++;
+          dt[dk + 1]! += l;
         }
         if (ts < secLo || ts >= secHi) {
           // Entering another second (records are nearly in time order, so this is rare).
@@ -310,21 +322,21 @@ export class Aggregator implements EchoOutcomes {
 
   /**
    * Bytes of the per-address counters (packets and bytes per address id): sized by the highest id the address
-   * table has handed out, doubling, so they follow the table's own bound, not the peers'.
+   * table has handed out, a block at a time, so they follow the table's own bound, not the peers'.
    */
   get addressCounterBytes(): number {
-    return this.packets.byteLength + this.bytes.byteLength;
+    return this.talkers.length * (16 << TALKER_BLOCK_SHIFT);
   }
 
+  /** Makes the counters' blocks cover ids below `n`. */
   private growAddresses(n: number): void {
-    if (n <= this.packets.length) return;
-    const size = Math.max(n, this.packets.length * 2);
-    const p = new Float64Array(size);
-    p.set(this.packets);
-    const b = new Float64Array(size);
-    b.set(this.bytes);
-    this.packets = p;
-    this.bytes = b;
+    while (this.talkers.length << TALKER_BLOCK_SHIFT < n)
+      this.talkers.push(new Float64Array(2 << TALKER_BLOCK_SHIFT));
+  }
+
+  /** Packets counted for address `id` (0 beyond the counters). */
+  private packetsOf(id: number): number {
+    return this.talkers[id >>> TALKER_BLOCK_SHIFT]?.[(id & TALKER_BLOCK_MASK) << 1] ?? 0;
   }
 
   /** Makes the series slot of second `sec` current; false when the second is too old to keep. */
@@ -592,22 +604,22 @@ export class Aggregator implements EchoOutcomes {
 
   /** The addresses with the most packets; reclaimed addresses count with what they had (the largest kept). */
   topTalkers(count: number): Aggregates['topTalkers'] {
-    const n = Math.min(this.addresses.text.length, this.packets.length);
+    const n = Math.min(this.addresses.text.length, this.talkers.length << TALKER_BLOCK_SHIFT);
     const want = count + this.evictedTalkers.size;
     const top: number[] = [];
     for (let id = 1; id < n; id++) {
-      const p = this.packets[id]!;
+      const p = this.packetsOf(id);
       if (p === 0) continue;
-      if (top.length === want && p <= this.packets[top[want - 1]!]!) continue;
+      if (top.length === want && p <= this.packetsOf(top[want - 1]!)) continue;
       let at = top.length;
-      while (at > 0 && this.packets[top[at - 1]!]! < p) at--;
+      while (at > 0 && this.packetsOf(top[at - 1]!) < p) at--;
       top.splice(at, 0, id);
       if (top.length > want) top.pop();
     }
     const out = top.map((id) => ({
       address: this.addresses.text[id]!,
-      packets: this.packets[id]!,
-      bytes: this.bytes[id]!,
+      packets: this.packetsOf(id),
+      bytes: this.talkers[id >>> TALKER_BLOCK_SHIFT]![((id & TALKER_BLOCK_MASK) << 1) + 1]!,
     }));
     for (const [address, t] of this.evictedTalkers) {
       const same = out.find((o) => o.address === address);
@@ -688,8 +700,7 @@ export class Aggregator implements EchoOutcomes {
       this.byDir.byteLength +
       this.byTypeCode.byteLength +
       this.byTypeDir.byteLength +
-      this.packets.byteLength +
-      this.bytes.byteLength +
+      this.addressCounterBytes +
       this.slotSec.byteLength +
       this.slotCounts.byteLength
     );
@@ -702,8 +713,9 @@ export class Aggregator implements EchoOutcomes {
     this.byTypeCode.fill(0);
     this.byTypeDir.fill(0);
     this.generation++;
-    this.packets.fill(0);
-    this.bytes.fill(0);
+    // A new capture makes the blocks it needs.
+    this.talkers.length = 1;
+    this.talkers[0]!.fill(0);
     this.slotSec.fill(-1);
     this.slotCounts.fill(0);
     this.newestSec = -1;
