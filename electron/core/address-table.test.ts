@@ -36,7 +36,9 @@ function expectAddresses(table: AddressTable, held: { id: number; words: number[
   for (const a of held) {
     const ok = table.wordsOf(a.id, got, 0);
     if (table.text[a.id] !== a.text || !ok || got.some((w, i) => w !== a.words[i]))
-      wrong.push(`${a.id}: ${table.text[a.id]} ${Array.from(got)} (want ${a.text} ${a.words})`);
+      wrong.push(
+        `${a.id}: ${table.text[a.id]} ${Array.from(got).join(' ')} (want ${a.text} ${a.words.join(' ')})`,
+      );
   }
   expect(wrong.slice(0, 5)).toEqual([]);
 }
