@@ -58,6 +58,13 @@ export class SpoolLocations {
     }
   }
 
+  /** Forgets every location, as a new one (a recycled chunk's). */
+  reset(): void {
+    this.delta.fill(0);
+    this.base = this.lastBase = NaN;
+    this.runFrom = this.runBase = null;
+  }
+
   /** Runs after the first (0 when the chunk's records all lie in one stretch of one segment). */
   get extraRuns(): number {
     return this.runFrom?.length ?? 0;

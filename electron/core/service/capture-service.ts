@@ -924,6 +924,8 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   tick(): void {
     const now = Date.now();
+    // The chunks a new capture or a ring buffer did not reuse go a few at a time (store.ts).
+    this.store.releaseSpares();
     this.spools.syncIfDue(now, (spool, err) => {
       try {
         this.spoolFailed(spool, err);
