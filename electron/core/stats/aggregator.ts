@@ -334,10 +334,6 @@ export class Aggregator implements EchoOutcomes {
       this.talkers.push(new Float64Array(2 << TALKER_BLOCK_SHIFT));
   }
 
-  /** Packets counted for address `id` (0 beyond the counters). */
-  private packetsOf(id: number): number {
-    return this.talkers[id >>> TALKER_BLOCK_SHIFT]?.[(id & TALKER_BLOCK_MASK) << 1] ?? 0;
-  }
 
   /** Makes the series slot of second `sec` current; false when the second is too old to keep. */
   private seriesSlot(sec: number): boolean {
@@ -606,19 +602,27 @@ export class Aggregator implements EchoOutcomes {
   topTalkers(count: number): Aggregates['topTalkers'] {
     const n = Math.min(this.addresses.text.length, this.talkers.length << TALKER_BLOCK_SHIFT);
     const want = count + this.evictedTalkers.size;
-    const top: number[] = [];
-    for (let id = 1; id < n; id++) {
-      const p = this.packetsOf(id);
-      if (p === 0) continue;
-      if (top.length === want && p <= this.packetsOf(top[want - 1]!)) continue;
-      let at = top.length;
-      while (at > 0 && this.packetsOf(top[at - 1]!) < p) at--;
-      top.splice(at, 0, id);
-      if (top.length > want) top.pop();
+    // The largest `want`, most first, and the least of them once there are that many (a spoofed-source
+    // flood makes millions of ids: one tight pass over each block, the list touched only by a larger count).
+    const top: { id: number; packets: number }[] = [];
+    let least = 0;
+    for (let b = 0; b < this.talkers.length && b << TALKER_BLOCK_SHIFT < n; b++) {
+      const block = this.talkers[b]!;
+      const base = b << TALKER_BLOCK_SHIFT;
+      const end = Math.min(TALKER_BLOCK_MASK + 1, n - base) << 1;
+      for (let k = base === 0 ? 2 : 0; k < end; k += 2) {
+        const p = block[k]!;
+        if (p <= least) continue;
+        let at = top.length;
+        while (at > 0 && top[at - 1]!.packets < p) at--;
+        top.splice(at, 0, { id: base + (k >>> 1), packets: p });
+        if (top.length > want) top.pop();
+        if (top.length === want && want > 0) least = top[want - 1]!.packets;
+      }
     }
-    const out = top.map((id) => ({
+    const out = top.map(({ id, packets }) => ({
       address: this.addresses.text[id]!,
-      packets: this.packetsOf(id),
+      packets,
       bytes: this.talkers[id >>> TALKER_BLOCK_SHIFT]![((id & TALKER_BLOCK_MASK) << 1) + 1]!,
     }));
     for (const [address, t] of this.evictedTalkers) {
