@@ -334,7 +334,6 @@ export class Aggregator implements EchoOutcomes {
       this.talkers.push(new Float64Array(2 << TALKER_BLOCK_SHIFT));
   }
 
-
   /** Makes the series slot of second `sec` current; false when the second is too old to keep. */
   private seriesSlot(sec: number): boolean {
     if (sec > this.newestSec) this.newestSec = sec;
