@@ -197,17 +197,17 @@ export class EchoMatcher {
   /**
    * Each flow's recent requests, direct-mapped by the low bits of id << 16 | seq: in block
    * flow >> RECENT_BLOCK_SHIFT, at (((flow & RECENT_BLOCK_MASK) * RECENT) + k) * 3, the request number
-   * (-1: none), its time, and (id << 16 | seq) * 4 + state. One cache line answers the common case (a reply to one of the flow's last
-   * requests) without the hash table or the ring's scattered slots.
+   * (-1: none), its time, and (id << 16 | seq) * 4 + state. One cache line answers the common case (a reply
+   * to one of the flow's last requests) without the hash table or the ring's scattered slots.
    */
   private recent: Float64Array[] = [];
   /** (flow, id << 16 | seq) -> ring slot, for unanswered requests that left the recent cache. */
   private pending = new PairTable(1 << 16);
   /**
    * Remembered requests, oldest first: a ring of maxOutstanding slots (slot = request number & ringMask) in
-   * blocks of 2^blockShift, a block made when the tail enters it and let go once the head has left it. Memory
-   * follows the requests waiting, and no step copies the ring (doubling one copied and re-slotted every waiting
-   * request in one turn: at 512 Ki waiting, 11 MB). Typed arrays, so GC never scans the ring; a forgotten
+   * blocks of 2^blockShift, a block made when the tail enters it and let go once the head has left it.
+   * Memory follows the requests waiting, and no step copies the ring (doubling one copied and re-slotted every
+   * waiting request in one turn: at 512 Ki waiting, 11 MB). Typed arrays, so GC never scans the ring; a forgotten
    * request's flow is -1.
    */
   private ring: (RequestBlock | null)[];

@@ -45,9 +45,10 @@ import {
 const ASSIGN_LOG = 1 << 16;
 
 /**
- * Ids per block of the address table's per-id arrays (references, words). They grow a block at a time and
- * are never copied: doubling one array meant copying and faulting in tens of MB in one turn once a
- * spoofed-source flood had made millions of addresses (40 MB at 2 M ids).
+ * Ids per block of the arrays kept per address id (the table's references and words, the statistics'
+ * per-address counters). They grow a block at a time and are never copied: doubling one array meant
+ * copying and faulting in tens of MB in one turn once a spoofed-source flood had made millions of addresses
+ * (72 MB at 2 M ids).
  */
 export const ID_BLOCK_SHIFT = 12;
 export const ID_BLOCK_MASK = (1 << ID_BLOCK_SHIFT) - 1;
@@ -66,7 +67,8 @@ export class AddressTable {
   private v4 = new PairTable(1024);
   private v6 = new PairTable(1024);
   /** The address of each id as four 32-bit words (IPv4: the first), to confirm hash hits and to find an
-   * id's hash entry when it is reclaimed: id's at `(id & ID_BLOCK_MASK) * 4` of block `id >>> ID_BLOCK_SHIFT`. */
+   * id's hash entry when it is reclaimed: id's at `(id & ID_BLOCK_MASK) * 4` of block
+   * `id >>> ID_BLOCK_SHIFT`. */
   private readonly words: Uint32Array[] = [new Uint32Array(4 << ID_BLOCK_SHIFT)];
   /** IPv6 addresses whose hash collided with another's (practically never). */
   private readonly v6slow = new Map<string, number>();

@@ -13,8 +13,8 @@
  * Chunks are recycled: those `clear` and `evictTo` let go are kept as spares and zeroed when the next records
  * need a chunk, and `releaseSpares` lets the surplus go a few at a time. Dropping a 20 M-record index at once
  * (800 MB of ArrayBuffers) had the collector free it all while the next capture or file filled fresh chunks:
- * on these machines that showed as ingest turns of 85-155 ms, the main thread mostly waiting (hundreds of
- * voluntary context switches a turn) while other threads freed and it allocated. A ring buffer's capture
+ * on these machines that showed as ingest turns of up to 155 ms (that one off CPU for about 60 ms, with 173
+ * voluntary context switches) while other threads freed and it allocated. A ring buffer's capture
  * reuses the chunks it evicts instead of faulting in new ones (about 9 ms a chunk at 14 µs a page fault).
  * Nothing holds a Chunk across turns: readers index `chunks` (or `chunkOf`) when they read.
  *

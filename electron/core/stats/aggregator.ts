@@ -24,16 +24,9 @@ import {
   REPLY_DUPLICATE,
   REPLY_LATE,
 } from '../echo-match.js';
+import { ID_BLOCK_MASK, ID_BLOCK_SHIFT } from '../ingest.js';
 import { CHUNK_MASK, CHUNK_SHIFT, type RecordStore } from '../store.js';
 import { selectKth } from './select.js';
-
-/**
- * Address ids per block of the per-address counters (packets and bytes of id `id` at `2 * (id & mask)` and
- * the next of block `id >>> TALKER_BLOCK_SHIFT`). They grow a block at a time, never copied: doubling one
- * array copied and faulted in 32 MB in one turn at 2 M addresses (a spoofed-source flood).
- */
-const TALKER_BLOCK_SHIFT = 12;
-const TALKER_BLOCK_MASK = (1 << TALKER_BLOCK_SHIFT) - 1;
 
 export interface AggregatorOptions {
   maxPointsPerPeer?: number;
@@ -194,8 +187,9 @@ export class Aggregator implements EchoOutcomes {
   private readonly byTypeCode = new Float64Array(2 << 16);
   /** Indexed by family6 << 10 | direction << 8 | type. */
   private readonly byTypeDir = new Float64Array(2 << 10);
-  /** Packets and bytes per address id, in blocks (TALKER_BLOCK_SHIFT). */
-  private readonly talkers: Float64Array[] = [new Float64Array(2 << TALKER_BLOCK_SHIFT)];
+  /** Packets and bytes per address id, in blocks as the address table's (ingest.ts ID_BLOCK_SHIFT): id's at
+   * `2 * (id & ID_BLOCK_MASK)` and the next of block `id >>> ID_BLOCK_SHIFT`. */
+  private readonly talkers: Float64Array[] = [new Float64Array(2 << ID_BLOCK_SHIFT)];
   private readonly slotSec = new Float64Array(SERIES_SLOTS).fill(-1);
   private readonly slotCounts = new Float64Array(SERIES_SLOTS * 4);
   private newestSec = -1;
@@ -231,8 +225,8 @@ export class Aggregator implements EchoOutcomes {
 
   /** A reclaimed address: its cumulative counts join the evicted top talkers (or go, when small). */
   private foldTalker(id: number): void {
-    const block = this.talkers[id >>> TALKER_BLOCK_SHIFT];
-    const k = (id & TALKER_BLOCK_MASK) << 1;
+    const block = this.talkers[id >>> ID_BLOCK_SHIFT];
+    const k = (id & ID_BLOCK_MASK) << 1;
     const packets = block?.[k] ?? 0;
     if (packets === 0) return;
     const bytes = block![k + 1]!;
@@ -295,13 +289,13 @@ export class Aggregator implements EchoOutcomes {
         byDir[(m >>> 16) & 3]!++;
         byTypeCode[(v6 << 8) | (m & 0xffff)]!++;
         byTypeDir[(v6 << 2) | (((m >>> 16) & 3) << 8) | (m & 255)]!++;
-        const st = talkers[s >>> TALKER_BLOCK_SHIFT]!;
-        const sk = (s & TALKER_BLOCK_MASK) << 1;
+        const st = talkers[s >>> ID_BLOCK_SHIFT]!;
+        const sk = (s & ID_BLOCK_MASK) << 1;
         st[sk]!++;
         st[sk + 1]! += l;
         if (d !== s) {
-          const dt = talkers[d >>> TALKER_BLOCK_SHIFT]!;
-          const dk = (d & TALKER_BLOCK_MASK) << 1;
+          const dt = talkers[d >>> ID_BLOCK_SHIFT]!;
+          const dk = (d & ID_BLOCK_MASK) << 1;
           dt[dk]!++;
           dt[dk + 1]! += l;
         }
@@ -325,13 +319,13 @@ export class Aggregator implements EchoOutcomes {
    * table has handed out, a block at a time, so they follow the table's own bound, not the peers'.
    */
   get addressCounterBytes(): number {
-    return this.talkers.length * (16 << TALKER_BLOCK_SHIFT);
+    return this.talkers.length * (16 << ID_BLOCK_SHIFT);
   }
 
   /** Makes the counters' blocks cover ids below `n`. */
   private growAddresses(n: number): void {
-    while (this.talkers.length << TALKER_BLOCK_SHIFT < n)
-      this.talkers.push(new Float64Array(2 << TALKER_BLOCK_SHIFT));
+    while (this.talkers.length << ID_BLOCK_SHIFT < n)
+      this.talkers.push(new Float64Array(2 << ID_BLOCK_SHIFT));
   }
 
   /** Makes the series slot of second `sec` current; false when the second is too old to keep. */
@@ -599,16 +593,16 @@ export class Aggregator implements EchoOutcomes {
 
   /** The addresses with the most packets; reclaimed addresses count with what they had (the largest kept). */
   topTalkers(count: number): Aggregates['topTalkers'] {
-    const n = Math.min(this.addresses.text.length, this.talkers.length << TALKER_BLOCK_SHIFT);
+    const n = Math.min(this.addresses.text.length, this.talkers.length << ID_BLOCK_SHIFT);
     const want = count + this.evictedTalkers.size;
     // The largest `want`, most first, and the least of them once there are that many (a spoofed-source
     // flood makes millions of ids: one tight pass over each block, the list touched only by a larger count).
     const top: { id: number; packets: number }[] = [];
     let least = 0;
-    for (let b = 0; b < this.talkers.length && b << TALKER_BLOCK_SHIFT < n; b++) {
+    for (let b = 0; b < this.talkers.length && b << ID_BLOCK_SHIFT < n; b++) {
       const block = this.talkers[b]!;
-      const base = b << TALKER_BLOCK_SHIFT;
-      const end = Math.min(TALKER_BLOCK_MASK + 1, n - base) << 1;
+      const base = b << ID_BLOCK_SHIFT;
+      const end = Math.min(ID_BLOCK_MASK + 1, n - base) << 1;
       for (let k = base === 0 ? 2 : 0; k < end; k += 2) {
         const p = block[k]!;
         if (p <= least) continue;
@@ -622,7 +616,7 @@ export class Aggregator implements EchoOutcomes {
     const out = top.map(({ id, packets }) => ({
       address: this.addresses.text[id]!,
       packets,
-      bytes: this.talkers[id >>> TALKER_BLOCK_SHIFT]![((id & TALKER_BLOCK_MASK) << 1) + 1]!,
+      bytes: this.talkers[id >>> ID_BLOCK_SHIFT]![((id & ID_BLOCK_MASK) << 1) + 1]!,
     }));
     for (const [address, t] of this.evictedTalkers) {
       const same = out.find((o) => o.address === address);

@@ -75,9 +75,9 @@ class Slots {
  * second.
  *
  * It grows without a long step: a full table makes one twice its size and moves its entries over a few
- * clusters per `set` (an address table under a spoofed-source flood rehashed 2 M entries in one turn, 360 ms).
- * Meanwhile lookups try the new table, then the old. A cluster (a run of full slots between empty ones) moves
- * whole, so every entry left in the old table still has its probe run intact. Slots hold value + 1 (0: empty),
+ * clusters per `set` (an address table under a spoofed-source flood rehashed 2 M entries in one turn,
+ * 360 ms). Meanwhile lookups try the new table, then the old. A cluster (a run of full slots between empty
+ * ones) moves whole, so every entry left in the old table still has its probe run intact. Slots hold value + 1 (0: empty),
  * so new arrays are not written until used.
  */
 export class PairTable {
