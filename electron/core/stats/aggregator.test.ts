@@ -620,6 +620,78 @@ describe('flows and unanswered requests', () => {
   });
 });
 
+describe('per-peer statistics do not depend on when they are read', () => {
+  /**
+   * Feeds `events` in batches of `batchSize` and returns everything the peers show; `readEachBatch` reads the
+   * peers after every batch (so each batch's echo outcomes are counted at once), otherwise they are read once
+   * at the end (outcomes wait and are counted a flow at a time, in groups of many thousands).
+   */
+  function peersAfter(events: Ev[], options: AggregatorOptions & EchoMatchOptions, readEachBatch: boolean) {
+    const store = new RecordStore();
+    const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`, options);
+    const agg = new Aggregator(ingestor, options);
+    const extra = { rate: 0, droppedKernel: 0, droppedRing: 0 };
+    for (let k = 0; k < events.length; k += 1000) {
+      const from = store.length;
+      ingestor.ingest(batchOf(events.slice(k, k + 1000)));
+      agg.update(store, from, store.length);
+      if (readEachBatch) agg.peerList(10_000);
+    }
+    const peers = agg.peerList(10_000);
+    return {
+      aggregates: agg.aggregates(extra, 10_000),
+      counters: agg.peerCounters().sort((a, b) => `${a.peer}${a.local}`.localeCompare(`${b.peer}${b.local}`)),
+      series: peers.map((p) => agg.peerSeries(p.flow)),
+    };
+  }
+
+  it('40 peers with 3000 exchanges each: loss, duplicates, late replies, p95 from the reservoir', () => {
+    const events: Ev[] = [];
+    let ms = 0;
+    for (let k = 0; k < 3000; k++) {
+      for (let p = 0; p < 40; p++) {
+        const peer = p % 4 === 3 ? `2001:db8::${p}` : `10.9.0.${p}`;
+        const local = p % 4 === 3 ? '2001:db8::ffff' : '10.9.1.1';
+        ms += 0.05;
+        events.push(req(ms, local, peer, k, 1, p));
+        if ((k * 7 + p) % 50 === 0) continue; // lost
+        // RTTs spread over 0.1-60 ms, some late (over 1 s), a few duplicated.
+        const rtt = (k * 13 + p * 7) % 53 === 0 ? 1200 : 0.1 + ((k * 31 + p * 17) % 600) / 10;
+        events.push(rep(ms + rtt, peer, local, k, 0, p));
+        if ((k + p) % 97 === 0) events.push(rep(ms + rtt + 0.5, peer, local, k, 0, p));
+      }
+    }
+    events.sort((a, b) => a.ms - b.ms);
+    events.push(tick(ms + 10_000));
+    const once = peersAfter(events, {}, false);
+    const each = peersAfter(events, {}, true);
+    expect(once.aggregates.peers).toHaveLength(40);
+    // Past the reservoir's 1024 RTTs, and with every kind of outcome.
+    for (const p of once.aggregates.peers) {
+      expect(p.replies).toBeGreaterThan(2000);
+      expect(p.lost).toBeGreaterThan(0);
+      expect(p.late).toBeGreaterThan(0);
+      expect(p.duplicates).toBeGreaterThan(0);
+    }
+    expect(once).toEqual(each);
+  });
+
+  it('a stream of new peers past maxPeers: forgotten flows, their numbers reused', () => {
+    const events: Ev[] = [];
+    for (let k = 0; k < 60_000; k++) {
+      const peer = `10.8.${(k >> 4) & 255}.${(k >> 12) + 1}`;
+      events.push(req(k, '10.9.1.1', peer, k, 1, 5));
+      if (k % 3 !== 0) events.push(rep(k + 0.25 + (k % 5), peer, '10.9.1.1', k, 0, 5));
+    }
+    events.sort((a, b) => a.ms - b.ms);
+    const options = { maxPeers: 200 };
+    const once = peersAfter(events, options, false);
+    const each = peersAfter(events, options, true);
+    expect(once.aggregates.evictedPeers!.peers).toBeGreaterThan(1000);
+    expect(once).toEqual(each);
+  });
+});
+
 describe('loss is judged against the clock while idle and at stop', () => {
   const peerOf = (agg: Aggregator) => agg.aggregates({ rate: 0, droppedKernel: 0, droppedRing: 0 }).peers[0]!;
 
