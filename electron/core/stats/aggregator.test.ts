@@ -645,6 +645,18 @@ describe('per-peer statistics do not depend on when they are read', () => {
     };
   }
 
+  it('holds outcomes in a buffer that grows with them: a short capture keeps it small', () => {
+    const events: Ev[] = [];
+    for (let k = 0; k < 3; k++) {
+      events.push(req(k * 1000, '10.0.0.1', '10.0.0.2', k));
+      events.push(rep(k * 1000 + 2, '10.0.0.2', '10.0.0.1', k));
+    }
+    const { agg } = run(events);
+    // The counters by type and code are 1 MB of it; the outcomes' buffer at its largest is 3.9 MB more.
+    expect(agg.bytesAllocated).toBeLessThan(1.5e6);
+    expect(agg.peerList()[0]!.replies).toBe(3);
+  });
+
   it('40 peers with 3000 exchanges each: loss, duplicates, late replies, p95 from the reservoir', () => {
     const events: Ev[] = [];
     let ms = 0;

@@ -59,6 +59,8 @@ export interface EvictedPeers {
 
 /** Echo outcomes held before they are counted a flow at a time (about 10 a flow with 3000 peers). */
 const OUTCOMES = 1 << 17;
+/** The buffer's first size: it doubles as outcomes come, up to OUTCOMES (a short capture keeps it small). */
+const FIRST_OUTCOMES = 4096;
 /** What an outcome held was (its kind in the buffer). */
 const OUT_REQUEST = 0;
 const OUT_REPEAT = 1;
@@ -219,16 +221,16 @@ export class Aggregator implements EchoOutcomes {
   private livePeers = 0;
   /** Echo outcomes not counted yet, in the order they came: flow, kind (OUT_*), RTT in ms (a reply's, as the
    * float32 the statistics keep) and time (a judged request's: when it was sent). 30 bytes an outcome with
-   * the sorted copy: 3.9 MB. */
-  private readonly outFlow = new Int32Array(OUTCOMES);
-  private readonly outKind = new Uint8Array(OUTCOMES);
-  private readonly outValue = new Float32Array(OUTCOMES);
-  private readonly outTs = new Float64Array(OUTCOMES);
+   * the sorted copy: 120 KB at first, 3.9 MB at most. */
+  private outFlow = new Int32Array(FIRST_OUTCOMES);
+  private outKind = new Uint8Array(FIRST_OUTCOMES);
+  private outValue = new Float32Array(FIRST_OUTCOMES);
+  private outTs = new Float64Array(FIRST_OUTCOMES);
   private outCount = 0;
   /** The same sorted by flow (a counting sort), where `settle` counts them from. */
-  private readonly sortedKind = new Uint8Array(OUTCOMES);
-  private readonly sortedValue = new Float32Array(OUTCOMES);
-  private readonly sortedTs = new Float64Array(OUTCOMES);
+  private sortedKind = new Uint8Array(FIRST_OUTCOMES);
+  private sortedValue = new Float32Array(FIRST_OUTCOMES);
+  private sortedTs = new Float64Array(FIRST_OUTCOMES);
   private flowEnds = new Int32Array(1024);
   private baseNs = 0n;
 
@@ -398,7 +400,30 @@ export class Aggregator implements EchoOutcomes {
     this.outKind[k] = kind;
     this.outValue[k] = value;
     this.outTs[k] = ts;
-    if (k + 1 === OUTCOMES) this.settle();
+    if (k + 1 === this.outFlow.length) {
+      if (k + 1 < OUTCOMES) this.growOutcomes();
+      else this.settle();
+    }
+  }
+
+  /** Doubles the outcomes' buffer (the sorted copy is made again: it holds nothing between settles). */
+  private growOutcomes(): void {
+    const size = this.outFlow.length * 2;
+    const flow = new Int32Array(size);
+    flow.set(this.outFlow);
+    this.outFlow = flow;
+    const kind = new Uint8Array(size);
+    kind.set(this.outKind);
+    this.outKind = kind;
+    const value = new Float32Array(size);
+    value.set(this.outValue);
+    this.outValue = value;
+    const ts = new Float64Array(size);
+    ts.set(this.outTs);
+    this.outTs = ts;
+    this.sortedKind = new Uint8Array(size);
+    this.sortedValue = new Float32Array(size);
+    this.sortedTs = new Float64Array(size);
   }
 
   /**
@@ -806,7 +831,7 @@ export class Aggregator implements EchoOutcomes {
       this.addressCounterBytes +
       this.slotSec.byteLength +
       this.slotCounts.byteLength +
-      OUTCOMES * 30 +
+      this.outFlow.length * 30 +
       this.flowEnds.byteLength
     );
   }
