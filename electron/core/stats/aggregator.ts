@@ -401,26 +401,19 @@ export class Aggregator implements EchoOutcomes {
     this.outValue[k] = value;
     this.outTs[k] = ts;
     if (k + 1 === this.outFlow.length) {
+      // Counted at every size on the way up, so the first (cold) counts are of a few thousand, not 131072.
+      this.settle();
       if (k + 1 < OUTCOMES) this.growOutcomes();
-      else this.settle();
     }
   }
 
-  /** Doubles the outcomes' buffer (the sorted copy is made again: it holds nothing between settles). */
+  /** Doubles the outcomes' buffer (empty: called right after `settle`). */
   private growOutcomes(): void {
     const size = this.outFlow.length * 2;
-    const flow = new Int32Array(size);
-    flow.set(this.outFlow);
-    this.outFlow = flow;
-    const kind = new Uint8Array(size);
-    kind.set(this.outKind);
-    this.outKind = kind;
-    const value = new Float32Array(size);
-    value.set(this.outValue);
-    this.outValue = value;
-    const ts = new Float64Array(size);
-    ts.set(this.outTs);
-    this.outTs = ts;
+    this.outFlow = new Int32Array(size);
+    this.outKind = new Uint8Array(size);
+    this.outValue = new Float32Array(size);
+    this.outTs = new Float64Array(size);
     this.sortedKind = new Uint8Array(size);
     this.sortedValue = new Float32Array(size);
     this.sortedTs = new Float64Array(size);
