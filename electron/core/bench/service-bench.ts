@@ -1,7 +1,7 @@
 /**
- * Capture-service benchmark: ingest (Ingestor + Aggregator + View.update, batches of 4096; the median of three
- * passes), a display filter over 10 M records, viewport fetches from a filtered and sorted view, and memory
- * per record.
+ * Capture-service benchmark: ingest (Ingestor + Aggregator + View.update, batches of 4096; the median of
+ * three passes), a display filter over 10 M records, viewport fetches from a filtered and sorted view, and
+ * memory per record.
  * Synthetic but shaped like a busy host: echo request/reply pairs with a few thousand peers (both
  * families, both directions, some loss, duplicates and reordering), errors and ND. Results merge into
  * bench/results.json.

@@ -57,7 +57,7 @@ export interface EvictedPeers {
   late: number;
 }
 
-/** Echo outcomes held before they are counted a flow at a time (about 10 a flow with 3000 peers). */
+/** Echo outcomes held before they are counted a flow at a time (about 20 a flow: 3000 peers, both ways). */
 const OUTCOMES = 1 << 17;
 /** The buffer's first size: it doubles as outcomes come, up to OUTCOMES (a short capture keeps it small). */
 const FIRST_OUTCOMES = 4096;
@@ -178,8 +178,8 @@ class Peer {
   lostT = NO_F64;
   lostCount = 0;
   p95Cache: number | null = null;
-  /** xorshift32 state for the reservoir: seeded, and the peer's own, so which RTTs it keeps depends only on the
-   * peer's replies (not on other peers', nor on when the statistics were read). */
+  /** xorshift32 state for the reservoir: seeded, and the peer's own, so which RTTs it keeps depends only on
+   * the peer's replies (not on other peers', nor on when the statistics were read). */
   rng = 0x1c3f;
 
   constructor(
@@ -420,8 +420,9 @@ export class Aggregator implements EchoOutcomes {
   }
 
   /**
-   * Counts the echo outcomes held: sorted by flow (stable, so each flow's in the order they came), then a flow
-   * at a time, its peer's lines fetched once for all of them. Everything that reads the peers calls it first.
+   * Counts the echo outcomes held: sorted by flow (stable, so each flow's in the order they came), then a
+   * flow at a time, its peer's lines fetched once for all of them. Everything that reads the peers calls it
+   * first.
    */
   settle(): void {
     const n = this.outCount;
