@@ -1,10 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { messageKind } from '../../common/icmp.js';
 import { BatchBuilder, IFNAMES, addressOf, randomCapture } from '../bench/synth.js';
-import type { EchoMatchOptions } from '../echo-match.js';
+import { type EchoMatchOptions, REPLY_DUPLICATE, REPLY_LATE, REPLY_TIMELY } from '../echo-match.js';
 import { Ingestor } from '../ingest.js';
 import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_NO_RESPONSE, RecordStore } from '../store.js';
-import { Aggregator, type AggregatorOptions, RTT_BUCKETS_S, rttBucket } from './aggregator.js';
+import {
+  Aggregator,
+  type AggregatorOptions,
+  FIRST_OUTCOMES,
+  OUTCOMES,
+  RTT_BUCKETS_S,
+  rttBucket,
+} from './aggregator.js';
 
 const T0 = 1_700_000_000e9;
 const MS = 1e6;
@@ -622,20 +629,21 @@ describe('flows and unanswered requests', () => {
 
 describe('per-peer statistics do not depend on when they are read', () => {
   /**
-   * Feeds `events` in batches of `batchSize` and returns everything the peers show; `readEachBatch` reads the
-   * peers after every batch (so each batch's echo outcomes are counted at once), otherwise they are read once
-   * at the end (outcomes wait and are counted a flow at a time, in groups of many thousands).
+   * Feeds `events` in batches of 1000 and returns everything the peers show; the peers are also read after
+   * every `readEvery` batches (1: each batch's echo outcomes are counted at once; Infinity: only at the end,
+   * outcomes wait and are counted a flow at a time, in groups of many thousands).
    */
-  function peersAfter(events: Ev[], options: AggregatorOptions & EchoMatchOptions, readEachBatch: boolean) {
+  function peersAfter(events: Ev[], options: AggregatorOptions & EchoMatchOptions, readEvery: number) {
     const store = new RecordStore();
     const ingestor = new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`, options);
     const agg = new Aggregator(ingestor, options);
     const extra = { rate: 0, droppedKernel: 0, droppedRing: 0 };
-    for (let k = 0; k < events.length; k += 1000) {
+    for (let k = 0, batch = 1; k < events.length; k += 1000, batch++) {
       const from = store.length;
       ingestor.ingest(batchOf(events.slice(k, k + 1000)));
       agg.update(store, from, store.length);
-      if (readEachBatch) agg.peerList(10_000);
+      // What every reader of the peers does first.
+      if (batch % readEvery === 0) agg.settle();
     }
     const peers = agg.peerList(10_000);
     return {
@@ -675,8 +683,8 @@ describe('per-peer statistics do not depend on when they are read', () => {
     }
     events.sort((a, b) => a.ms - b.ms);
     events.push(tick(ms + 10_000));
-    const once = peersAfter(events, {}, false);
-    const each = peersAfter(events, {}, true);
+    const once = peersAfter(events, {}, Infinity);
+    const each = peersAfter(events, {}, 1);
     expect(once.aggregates.peers).toHaveLength(40);
     // Past the reservoir's 1024 RTTs, and with every kind of outcome.
     for (const p of once.aggregates.peers) {
@@ -688,6 +696,70 @@ describe('per-peer statistics do not depend on when they are read', () => {
     expect(once).toEqual(each);
   });
 
+  it('2000 peers: the same read every 37 batches as read once at the end', () => {
+    // Read once at the end, the buffer fills at full size twice: its outcomes are counted a flow or so per
+    // outcome after it (2000 flows: about a batch later).
+    const events: Ev[] = [];
+    let ms = 0;
+    for (let k = 0; k < 100; k++) {
+      for (let p = 0; p < 2000; p++) {
+        const peer = `10.7.${p >> 8}.${p & 255}`;
+        ms += 0.01;
+        events.push(req(ms, '10.9.1.1', peer, k, 1, p));
+        if ((k + p) % 9 !== 0) events.push(rep(ms + 0.3 + (p % 7), peer, '10.9.1.1', k, 0, p));
+      }
+    }
+    events.sort((a, b) => a.ms - b.ms);
+    events.push(tick(ms + 10_000));
+    const once = peersAfter(events, {}, Infinity);
+    expect(once.aggregates.peers).toHaveLength(2000);
+    expect(peersAfter(events, {}, 37)).toEqual(once);
+  });
+
+  it('counts every outcome when read right after the buffer filled, while it is still being counted', () => {
+    // Outcomes as echo matching tells them, straight to the statistics: 2000 flows, requests, replies
+    // (timely, late, duplicate), judged and lost ones.
+    const make = (): Aggregator => {
+      const ingestor = new Ingestor(new RecordStore(), () => 'eth0');
+      const agg = new Aggregator(ingestor);
+      const local = ingestor.addresses.internV4(0x0a090101);
+      for (let f = 0; f < 2000; f++)
+        agg.flowAdded(f, local, ingestor.addresses.internV4(0x0a070000 + f), 'out');
+      return agg;
+    };
+    const feed = (agg: Aggregator, from: number, to: number): void => {
+      for (let k = from; k < to; k++) {
+        const f = (k * 7919) % 2000;
+        const ts = k * 1000;
+        if (k % 3 === 0) agg.request(f, ts, false);
+        else if (k % 3 === 1)
+          agg.reply(
+            f,
+            0.5 + (k % 13),
+            ts,
+            k % 11 === 0 ? REPLY_LATE : k % 17 === 0 ? REPLY_DUPLICATE : REPLY_TIMELY,
+          );
+        else agg.judged(f, k % 19 === 0, ts - 5000);
+      }
+    };
+    // The buffer fills at each size on its way up (counted at once), then at OUTCOMES: from there its
+    // outcomes are counted a flow or so per outcome after it.
+    let fullAt = 0;
+    for (let size = FIRST_OUTCOMES; size < OUTCOMES; size *= 2) fullAt += size;
+    fullAt += OUTCOMES;
+    const total = fullAt + 5000;
+    const atEnd = make();
+    feed(atEnd, 0, total);
+    const readEarly = make();
+    feed(readEarly, 0, fullAt + 10);
+    readEarly.peerList(10); // ten outcomes after the fill: most of the full buffer is still to count
+    feed(readEarly, fullAt + 10, total);
+    const peers = (agg: Aggregator) => agg.peerCounters().sort((a, b) => a.peer.localeCompare(b.peer));
+    const all = peers(atEnd);
+    expect(all.reduce((n, p) => n + p.requests + p.replies + p.duplicates + p.judged, 0)).toBe(total);
+    expect(peers(readEarly)).toEqual(all);
+  });
+
   it('a stream of new peers past maxPeers: forgotten flows, their numbers reused', () => {
     const events: Ev[] = [];
     for (let k = 0; k < 60_000; k++) {
@@ -697,8 +769,8 @@ describe('per-peer statistics do not depend on when they are read', () => {
     }
     events.sort((a, b) => a.ms - b.ms);
     const options = { maxPeers: 200 };
-    const once = peersAfter(events, options, false);
-    const each = peersAfter(events, options, true);
+    const once = peersAfter(events, options, Infinity);
+    const each = peersAfter(events, options, 1);
     expect(once.aggregates.evictedPeers!.peers).toBeGreaterThan(1000);
     expect(once).toEqual(each);
   });
