@@ -322,6 +322,7 @@ export class Ingestor {
     // Interface names can change between batches (an index reused), not within one.
     const ifIdxOf = new Map<number, number>();
     const attribution = this.attribution;
+    attribution?.beginBatch();
     let n = 0;
     return forEachRecord(
       batch,
@@ -408,13 +409,7 @@ export class Ingestor {
         const { chunk, i, index } = store.next();
         const dir = view.getUint8(o + OFF.dir);
         if (attribution !== null && wantsProcess(family, type, dir, flags)) {
-          attribution.attribute(
-            index,
-            view,
-            o,
-            () => addresses.text[src]!,
-            () => addresses.text[dst]!,
-          );
+          attribution.attribute(index, view, o, addresses.text, src, dst);
         }
         if (QUOTING_TYPES[type | (family === 6 ? 256 : 0)] === 1 && !(flags & REC_F_NOT_FIRST))
           this.quoted.add(index, chunk, i, bytes, dataAt, capLen, family, marks, addresses, store.firstIndex);

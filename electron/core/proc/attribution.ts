@@ -59,16 +59,27 @@ export class ProcAttribution {
   readonly processes = new ProcessTable();
   readonly column = new ProcColumn();
   readonly stats: AttributionStats = { lookups: 0, resolved: 0, uidOnly: 0, missed: 0, limited: 0 };
+  /** Ports' answers by protocol, family, port and peer. */
   private readonly cache = new Map<string, Cached>();
+  /** Echo identifiers' answers by family and identifier (`echoKey`): a number, no key string per record. */
+  private readonly echoes = new Map<number, Cached>();
+  /** The clock, read once a batch (beginBatch). */
+  private t: number;
   private readonly byPid = new Map<number, Cached>();
   private windowStart = 0;
   private windowLookups = 0;
   private readonly root = process.getuid?.() === 0;
 
-  constructor(private readonly now: () => number = () => performance.now()) {}
+  constructor(private readonly now: () => number = () => performance.now()) {
+    this.t = now();
+  }
 
-  /** Attributes record `index` (at `o` in `view`), whose src/dst are `src`, `dst` as text. */
-  attribute(index: number, view: DataView, o: number, src: () => string, dst: () => string): void {
+  /**
+   * Attributes record `index` (at `o` in `view`), whose source and destination are `text[src]`, `text[dst]`
+   * (read only on a cache miss: formatting or even fetching them for every outgoing echo costs more than the
+   * rest of its ingest). Call `beginBatch` first: the cache's clock is read once a batch.
+   */
+  attribute(index: number, view: DataView, o: number, text: readonly string[], src: number, dst: number): void {
     const flags = view.getUint16(o + OFF.flags, true);
     const family = view.getUint8(o + OFF.family) === 6 ? 6 : 4;
     const dir = view.getUint8(o + OFF.dir);
@@ -76,13 +87,21 @@ export class ProcAttribution {
     if (flags & REC_F_HAS_PID) {
       proc = this.forPid(view.getUint32(o + OFF.pid, true));
     } else if (dir === Direction.Out) {
-      // The addresses as text only on a cache miss: formatting them for every outgoing echo costs more than
-      // the rest of its ingest.
-      if (flags & REC_F_HAS_ECHO) proc = this.forEcho(family, view.getUint16(o + OFF.id, true), src, dst);
+      if (flags & REC_F_HAS_ECHO) {
+        const id = view.getUint16(o + OFF.id, true);
+        proc =
+          this.fresh(this.echoes, echoKey(family, id)) ??
+          this.forEcho(family, id, () => text[src]!, () => text[dst]!);
+      }
     } else if (dir === Direction.In) {
       proc = this.forError(view, o);
     }
     if (proc !== PROC_UNKNOWN) this.column.set(index, proc);
+  }
+
+  /** Reads the clock for the records of a batch (the cache's times are seconds; one read is enough). */
+  beginBatch(): void {
+    this.t = this.now();
   }
 
   /** Echo matching found `replyIndex` answers `requestIndex`: the reply goes to the same process. */
@@ -99,11 +118,12 @@ export class ProcAttribution {
     this.column.clear();
     this.processes.clear();
     this.cache.clear();
+    this.echoes.clear();
     this.byPid.clear();
   }
 
   private forPid(pid: number): number {
-    const t = this.now();
+    const t = this.t;
     const hit = this.byPid.get(pid);
     if (hit && t - hit.at < HIT_TTL_MS) return hit.proc;
     const proc = this.processes.intern(processInfo(pid));
@@ -122,15 +142,18 @@ export class ProcAttribution {
     }
     if (flow === null) return PROC_UNKNOWN;
     if ((flow.protocol === 'icmp' || flow.protocol === 'icmpv6') && flow.echoId !== null)
-      return this.forEcho(flow.family, flow.echoId, flow.src, flow.dst);
+      return (
+        this.fresh(this.echoes, echoKey(flow.family, flow.echoId)) ??
+        this.forEcho(flow.family, flow.echoId, flow.src, flow.dst)
+      );
     if ((flow.protocol === 'udp' || flow.protocol === 'tcp') && flow.srcPort !== null)
       return this.forPort(flow.protocol, flow.family, flow.srcPort, flow.src(), flow.dst(), flow.dstPort);
     return PROC_UNKNOWN;
   }
 
-  /** The process of an echo request with identifier `id` from `src` to `dst`. */
+  /** The process of an echo request with identifier `id` from `src` to `dst` (after `fresh` missed). */
   private forEcho(family: 4 | 6, id: number, srcText: () => string, dstText: () => string): number {
-    return this.cached(`e${family}:${id}`, () => {
+    return this.lookup(this.echoes, echoKey(family, id), () => {
       const src = srcText();
       const dst = dstText();
       const local = (s: SocketEntry): boolean => isUnspecified(s.local) || s.local === src;
@@ -155,7 +178,8 @@ export class ProcAttribution {
     dst: string,
     dstPort: number | null,
   ): number {
-    return this.cached(`${table}${family}:${port}:${dst}:${dstPort}`, () => {
+    const key = `${table}${family}:${port}:${dst}:${dstPort}`;
+    return this.fresh(this.cache, key) ?? this.lookup(this.cache, key, () => {
       const bound = readSockets(table, family).filter(
         (s) => s.localPort === port && (isUnspecified(s.local) || s.local === src),
       );
@@ -165,16 +189,23 @@ export class ProcAttribution {
     });
   }
 
-  private cached(key: string, candidates: () => SocketEntry[]): number {
-    const t = this.now();
-    const hit = this.cache.get(key);
-    if (hit) {
-      if (hit.proc !== PROC_UNKNOWN && t - hit.at < HIT_TTL_MS) {
-        hit.at = t;
-        return hit.proc;
-      }
-      if (hit.proc === PROC_UNKNOWN && t - hit.at < MISS_TTL_MS) return PROC_UNKNOWN;
+  /** The cached answer for `key` while it holds (a process for HIT_TTL_MS after its last use, none for
+   * MISS_TTL_MS), else undefined: look it up. */
+  private fresh<K>(map: Map<K, Cached>, key: K): number | undefined {
+    const hit = map.get(key);
+    if (hit === undefined) return undefined;
+    const t = this.t;
+    if (hit.proc !== PROC_UNKNOWN) {
+      if (t - hit.at >= HIT_TTL_MS) return undefined;
+      hit.at = t;
+      return hit.proc;
     }
+    return t - hit.at < MISS_TTL_MS ? PROC_UNKNOWN : undefined;
+  }
+
+  /** Looks `key` up in the sockets (at most LOOKUPS_PER_SECOND a second) and caches the answer. */
+  private lookup<K>(map: Map<K, Cached>, key: K, candidates: () => SocketEntry[]): number {
+    const t = this.t;
     if (t - this.windowStart >= 1000) {
       this.windowStart = t;
       this.windowLookups = 0;
@@ -186,7 +217,7 @@ export class ProcAttribution {
     this.windowLookups++;
     this.stats.lookups++;
     const proc = this.resolve(candidates());
-    remember(this.cache, key, { proc, at: t });
+    remember(map, key, { proc, at: t });
     return proc;
   }
 
@@ -208,6 +239,11 @@ export class ProcAttribution {
     this.stats.resolved++;
     return this.processes.intern(processInfo(pid, socket.uid));
   }
+}
+
+/** An echo identifier's key in the cache: family and identifier as one number. */
+function echoKey(family: 4 | 6, id: number): number {
+  return family === 6 ? 65536 + id : id;
 }
 
 function remember<K>(map: Map<K, Cached>, key: K, value: Cached): void {
