@@ -79,7 +79,14 @@ export class ProcAttribution {
    * (read only on a cache miss: formatting or even fetching them for every outgoing echo costs more than the
    * rest of its ingest). Call `beginBatch` first: the cache's clock is read once a batch.
    */
-  attribute(index: number, view: DataView, o: number, text: readonly string[], src: number, dst: number): void {
+  attribute(
+    index: number,
+    view: DataView,
+    o: number,
+    text: readonly string[],
+    src: number,
+    dst: number,
+  ): void {
     const flags = view.getUint16(o + OFF.flags, true);
     const family = view.getUint8(o + OFF.family) === 6 ? 6 : 4;
     const dir = view.getUint8(o + OFF.dir);
@@ -91,7 +98,12 @@ export class ProcAttribution {
         const id = view.getUint16(o + OFF.id, true);
         proc =
           this.fresh(this.echoes, echoKey(family, id)) ??
-          this.forEcho(family, id, () => text[src]!, () => text[dst]!);
+          this.forEcho(
+            family,
+            id,
+            () => text[src]!,
+            () => text[dst]!,
+          );
       }
     } else if (dir === Direction.In) {
       proc = this.forError(view, o);
@@ -179,14 +191,17 @@ export class ProcAttribution {
     dstPort: number | null,
   ): number {
     const key = `${table}${family}:${port}:${dst}:${dstPort}`;
-    return this.fresh(this.cache, key) ?? this.lookup(this.cache, key, () => {
-      const bound = readSockets(table, family).filter(
-        (s) => s.localPort === port && (isUnspecified(s.local) || s.local === src),
-      );
-      const connected = bound.filter((s) => s.remote === dst && s.remotePort === dstPort);
-      if (connected.length > 0) return connected;
-      return bound.filter((s) => isUnspecified(s.remote));
-    });
+    return (
+      this.fresh(this.cache, key) ??
+      this.lookup(this.cache, key, () => {
+        const bound = readSockets(table, family).filter(
+          (s) => s.localPort === port && (isUnspecified(s.local) || s.local === src),
+        );
+        const connected = bound.filter((s) => s.remote === dst && s.remotePort === dstPort);
+        if (connected.length > 0) return connected;
+        return bound.filter((s) => isUnspecified(s.remote));
+      })
+    );
   }
 
   /** The cached answer for `key` while it holds (a process for HIT_TTL_MS after its last use, none for
