@@ -120,10 +120,8 @@ class RequestBlock {
   }
 }
 
+/** A flow's cold state; what every record reads or writes is in EchoMatcher's per-flow typed arrays. */
 class Flow {
-  lastSeen = 0;
-  /** The newest record of this flow (request or reply): the ring buffer has let it go once it is below. */
-  lastIndex = -1;
   evicted = false;
   constructor(
     readonly index: number,
@@ -191,6 +189,15 @@ export class EchoMatcher {
   /** (requester, responder) -> index into flows. */
   private readonly flowIds = new PairTable(1024);
   private readonly flows: (Flow | null)[] = [];
+  /**
+   * Per flow index, what a record reads or writes, in typed arrays (a few bytes a flow, dense, so they stay
+   * in cache, where a record reaching its Flow object missed it): 1 while the flow is live (0: none, or
+   * forgotten); the time and store index of its newest record (request or reply: the ring buffer has let
+   * the flow go once its newest is below its first record).
+   */
+  private flowLive = new Uint8Array(1024);
+  private flowLastSeen = new Float64Array(1024);
+  private flowLastIndex = new Float64Array(1024);
   /** Indices of forgotten flows, each with the request number after which it may be reused. */
   private readonly freeSlots: { index: number; after: number }[] = [];
   private liveFlows = 0;
@@ -293,8 +300,11 @@ export class EchoMatcher {
     this.sweptAt = this.newest;
     const quiet = this.newest - this.retainNs;
     const gone: Flow[] = [];
+    const lastIndex = this.flowLastIndex;
+    const lastSeen = this.flowLastSeen;
     for (const flow of this.flows)
-      if (flow !== null && !flow.evicted && flow.lastIndex < first && flow.lastSeen < quiet) gone.push(flow);
+      if (flow !== null && !flow.evicted && lastIndex[flow.index]! < first && lastSeen[flow.index]! < quiet)
+        gone.push(flow);
     if (gone.length > 0) this.drop(gone);
   }
 
@@ -303,6 +313,7 @@ export class EchoMatcher {
     const gone: number[] = [];
     for (const flow of flows) {
       flow.evicted = true;
+      this.flowLive[flow.index] = 0;
       this.flowIds.delete(flow.requester, flow.responder);
       this.flows[flow.index] = null;
       this.freeSlots.push({ index: flow.index, after: this.tail });
@@ -322,7 +333,7 @@ export class EchoMatcher {
       return;
     }
     const p = this.flowIds.get(from, to);
-    this.enqueue(p < 0 ? this.newFlow(from, to, dir) : this.flows[p]!, idSeq, ts, index);
+    this.enqueue(p < 0 ? this.newFlow(from, to, dir).index : p, idSeq, ts, index);
   }
 
   /** A new flow (requester `from`, responder `to`); its role from the first request's direction. */
@@ -342,6 +353,10 @@ export class EchoMatcher {
     } else p = this.flows.length;
     const flow = new Flow(p, from, to);
     this.flows[p] = flow;
+    if (p >= this.flowLive.length) this.growFlowState(p + 1);
+    this.flowLive[p] = 1;
+    this.flowLastSeen[p] = 0;
+    this.flowLastIndex[p] = -1;
     while (this.recent.length <= p >>> RECENT_BLOCK_SHIFT)
       this.recent.push(new Float64Array((RECENT_BLOCK_MASK + 1) * RECENT * 3).fill(-1));
     const slots = (p & RECENT_BLOCK_MASK) * RECENT * 3;
@@ -354,9 +369,22 @@ export class EchoMatcher {
     return flow;
   }
 
-  /** One more request of `flow`, remembered until answered, judged and forgotten. */
-  private enqueue(flow: Flow, idSeq: number, ts: number, index: number): void {
-    const p = flow.index;
+  /** The per-flow typed arrays, grown (doubled) to hold at least `n` flows. */
+  private growFlowState(n: number): void {
+    const size = Math.max(n, this.flowLive.length * 2);
+    const live = new Uint8Array(size);
+    live.set(this.flowLive);
+    this.flowLive = live;
+    const seen = new Float64Array(size);
+    seen.set(this.flowLastSeen);
+    this.flowLastSeen = seen;
+    const last = new Float64Array(size);
+    last.set(this.flowLastIndex);
+    this.flowLastIndex = last;
+  }
+
+  /** One more request of flow `p`, remembered until answered, judged and forgotten. */
+  private enqueue(p: number, idSeq: number, ts: number, index: number): void {
     // The same request seen again while it waits (a loopback packet seen leaving and arriving, or one
     // packet at two capture points): one request, not a second one whose first copy is then judged lost.
     const seen = ((p & RECENT_BLOCK_MASK) * RECENT + (idSeq & (RECENT - 1))) * 3;
@@ -367,13 +395,13 @@ export class EchoMatcher {
       ts >= cache[seen + 1]! &&
       ts - cache[seen + 1]! < this.echoTimeoutNs
     ) {
-      flow.lastSeen = ts;
-      flow.lastIndex = index;
+      this.flowLastSeen[p] = ts;
+      this.flowLastIndex[p] = index;
       this.listener?.request(p, ts, true);
       return;
     }
-    flow.lastSeen = ts;
-    flow.lastIndex = index;
+    this.flowLastSeen[p] = ts;
+    this.flowLastIndex[p] = index;
     this.listener?.request(p, ts, false);
     if (this.tail - this.head === this.maxOutstanding) this.forget(true);
     const n = this.tail++;
@@ -451,7 +479,7 @@ export class EchoMatcher {
     for (const flow of answerers) {
       if (flow.evicted) continue;
       answerers[k++] = flow;
-      this.enqueue(flow, idSeq, ts, index);
+      this.enqueue(flow.index, idSeq, ts, index);
     }
     answerers.length = k;
   }
@@ -474,7 +502,7 @@ export class EchoMatcher {
       this.groupAnswerers.set(key, answerers);
     }
     if (!answerers.includes(flow)) answerers.push(flow);
-    this.enqueue(flow, idSeq, sent, this.groupIndex[g]!);
+    this.enqueue(flow.index, idSeq, sent, this.groupIndex[g]!);
     return true;
   }
 
@@ -493,8 +521,7 @@ export class EchoMatcher {
       if (group && this.groupReply(from, to, idSeq, ts)) this.reply(from, to, idSeq, ts, index, false);
       return;
     }
-    const flow = this.flows[p]!;
-    flow.lastIndex = index;
+    this.flowLastIndex[p] = index;
     const r = this.recent[p >>> RECENT_BLOCK_SHIFT]!;
     const at = ((p & RECENT_BLOCK_MASK) * RECENT + (idSeq & (RECENT - 1))) * 3;
     let n = r[at]!;
@@ -518,7 +545,7 @@ export class EchoMatcher {
     // Forgetting happens per batch; deciding by age here keeps results independent of batching.
     if (sent > ts || ts - sent > this.retainNs) return;
     const rttMs = (ts - sent) / 1e6;
-    flow.lastSeen = ts;
+    this.flowLastSeen[p] = ts;
     const slot = n & this.ringMask;
     const block = this.ring[slot >>> this.blockShift]!;
     const i = slot & this.blockMask;
@@ -588,8 +615,7 @@ export class EchoMatcher {
     const block = this.ring[slot >>> this.blockShift]!;
     const i = slot & this.blockMask;
     const p = block.flow[i]!;
-    const flow = p < 0 ? null : this.flows[p];
-    if (!flow || flow.evicted) return;
+    if (p < 0 || this.flowLive[p] !== 1) return;
     const lost = (block.state[i]! & ST_MASK) !== ST_ANSWERED;
     this.listener?.judged(p, lost, block.ts[i]!);
     if (lost) this.markNoResponse(block.index[i]!, true);
@@ -634,7 +660,8 @@ export class EchoMatcher {
   private forgetFlows(): void {
     const keep = Math.floor(this.maxFlows * 0.9);
     const live = this.flows.filter((f): f is Flow => f !== null && !f.evicted);
-    live.sort((a, b) => b.lastSeen - a.lastSeen);
+    const lastSeen = this.flowLastSeen;
+    live.sort((a, b) => lastSeen[b.index]! - lastSeen[a.index]!);
     this.drop(live.slice(keep));
   }
 
@@ -671,8 +698,12 @@ export class EchoMatcher {
       this.groupIndex.byteLength +
       this.groupKey.length * 8 +
       this.groupAnswerers.size * 96 +
-      // A Flow object (header and six fields) and its slot; a free slot's object.
-      this.flows.length * 72 +
+      // A Flow object (header and four fields) and its slot; each flow's state in the typed arrays; a free
+      // slot's object.
+      this.flows.length * 56 +
+      this.flowLive.byteLength +
+      this.flowLastSeen.byteLength +
+      this.flowLastIndex.byteLength +
       this.freeSlots.length * 40
     );
   }
@@ -681,6 +712,7 @@ export class EchoMatcher {
     this.newest = -Infinity;
     this.flowIds.clear();
     this.flows.length = 0;
+    this.flowLive.fill(0);
     this.freeSlots.length = 0;
     this.liveFlows = 0;
     this.pending.clear();
