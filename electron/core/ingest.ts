@@ -69,7 +69,7 @@ export class AddressTable {
   /** The address of each id as four 32-bit words (IPv4: the first), to confirm hash hits and to find an
    * id's hash entry when it is reclaimed: id's at `(id & ID_BLOCK_MASK) * 4` of block
    * `id >>> ID_BLOCK_SHIFT`. */
-  private readonly words: Uint32Array[] = [new Uint32Array(4 << ID_BLOCK_SHIFT)];
+  private readonly words: Int32Array[] = [new Int32Array(4 << ID_BLOCK_SHIFT)];
   /** IPv6 addresses whose hash collided with another's (practically never). */
   private readonly v6slow = new Map<string, number>();
   /** References held on each id, in blocks as `words`. */
@@ -82,7 +82,9 @@ export class AddressTable {
   /** Ids assigned so far (new or reused): changes whenever an id gets an address. Never goes back. */
   serial = 0;
 
+  /** The id of IPv4 address `word` (its 32 bits, signed or not: ingest reads them signed, never boxed). */
   internV4(word: number): number {
+    word |= 0;
     let id = this.v4.get(word, 0);
     if (id < 0) {
       id = this.add(`${word >>> 24}.${(word >>> 16) & 255}.${(word >>> 8) & 255}.${word & 255}`, 4);
@@ -93,9 +95,14 @@ export class AddressTable {
     return id;
   }
 
+  /** The id of the IPv6 address at `bytes[at..]`, its 32-bit words `w0`..`w3` (signed or not, as internV4). */
   internV6(bytes: Uint8Array, at: number, w0: number, w1: number, w2: number, w3: number): number {
-    const a = (Math.imul(w0, 0x9e3779b1) ^ w1) >>> 0;
-    const b = (Math.imul(w2, 0x85ebca6b) ^ w3) >>> 0;
+    w0 |= 0;
+    w1 |= 0;
+    w2 |= 0;
+    w3 |= 0;
+    const a = Math.imul(w0, 0x9e3779b1) ^ w1;
+    const b = Math.imul(w2, 0x85ebca6b) ^ w3;
     let id = this.v6.get(a, b);
     if (id >= 0) {
       const k = (id & ID_BLOCK_MASK) * 4;
@@ -215,8 +222,8 @@ export class AddressTable {
     } else if (this.v6slow.get(text) === id) {
       this.v6slow.delete(text);
     } else {
-      const a = (Math.imul(w[k]!, 0x9e3779b1) ^ w[k + 1]!) >>> 0;
-      const b = (Math.imul(w[k + 2]!, 0x85ebca6b) ^ w[k + 3]!) >>> 0;
+      const a = Math.imul(w[k]!, 0x9e3779b1) ^ w[k + 1]!;
+      const b = Math.imul(w[k + 2]!, 0x85ebca6b) ^ w[k + 3]!;
       if (this.v6.get(a, b) === id) this.v6.delete(a, b);
     }
     this.text[id] = '';
@@ -238,7 +245,7 @@ export class AddressTable {
       this.family.push(family);
       if (id >>> ID_BLOCK_SHIFT === this.refs.length) {
         this.refs.push(new Int32Array(1 << ID_BLOCK_SHIFT));
-        this.words.push(new Uint32Array(4 << ID_BLOCK_SHIFT));
+        this.words.push(new Int32Array(4 << ID_BLOCK_SHIFT));
       }
     } else {
       this.text[id] = text;
@@ -339,8 +346,9 @@ export class Ingestor {
         let src: number;
         let dst: number;
         if (family === 4) {
-          src = addresses.internV4(view.getUint32(o + OFF.saddr, false));
-          dst = addresses.internV4(view.getUint32(o + OFF.daddr, false));
+          // Read signed: a word of 2^31 or more read unsigned is a heap number when passed (an allocation a record).
+          src = addresses.internV4(view.getInt32(o + OFF.saddr, false));
+          dst = addresses.internV4(view.getInt32(o + OFF.daddr, false));
         } else {
           const s = o + OFF.saddr;
           const d = o + OFF.daddr;
@@ -348,18 +356,18 @@ export class Ingestor {
           src = addresses.internV6(
             bytes,
             view.byteOffset + s,
-            view.getUint32(s, false),
-            view.getUint32(s + 4, false),
-            view.getUint32(s + 8, false),
-            view.getUint32(s + 12, false),
+            view.getInt32(s, false),
+            view.getInt32(s + 4, false),
+            view.getInt32(s + 8, false),
+            view.getInt32(s + 12, false),
           );
           dst = addresses.internV6(
             bytes,
             view.byteOffset + d,
-            view.getUint32(d, false),
-            view.getUint32(d + 4, false),
-            view.getUint32(d + 8, false),
-            view.getUint32(d + 12, false),
+            view.getInt32(d, false),
+            view.getInt32(d + 4, false),
+            view.getInt32(d + 8, false),
+            view.getInt32(d + 12, false),
           );
         }
         const ifindex = view.getUint32(o + OFF.ifindex, true);

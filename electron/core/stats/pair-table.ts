@@ -5,11 +5,12 @@
  * matching's one a request or reply).
  */
 class Slots {
-  readonly cells: Uint32Array;
+  /** Keys as int32 (PairTable takes either sign: the same 32 bits are the same key). */
+  readonly cells: Int32Array;
   readonly mask: number;
 
   constructor(capacity: number) {
-    this.cells = new Uint32Array(capacity * 3);
+    this.cells = new Int32Array(capacity * 3);
     this.mask = capacity - 1;
   }
 
@@ -79,7 +80,9 @@ class Slots {
 }
 
 /**
- * A hash map from a pair of unsigned 32-bit integers to a non-negative int32, in typed arrays (open
+ * A hash map from a pair of 32-bit integers (signed or unsigned: the same 32 bits are the same key; callers
+ * on hot paths pass int32, which a call never boxes, where a uint32 of 2^31 or more is a heap number) to a
+ * non-negative int32, in typed arrays (open
  * addressing, linear probing, backward-shift deletion). A JS Map keyed by `a * 2^32 + b` boxes every
  * key as a heap number; this does not allocate per operation, which matters at millions of lookups a
  * second.
@@ -121,6 +124,8 @@ export class PairTable {
 
   /** The value for (a, b), or -1. */
   get(a: number, b: number): number {
+    a |= 0;
+    b |= 0;
     const slots = this.slots;
     const s = slots.find(a, b);
     if (s >= 0) return slots.stored(s) - 1;
@@ -131,6 +136,8 @@ export class PairTable {
   }
 
   set(a: number, b: number, value: number): void {
+    a |= 0;
+    b |= 0;
     if (this.old !== null) this.move(64);
     // Full: a new key starts the move into a larger table (an update of a key it holds needs no room).
     if ((this.count + 1) * 2 > this.slots.capacity && this.get(a, b) < 0) {
@@ -150,6 +157,8 @@ export class PairTable {
   }
 
   delete(a: number, b: number): boolean {
+    a |= 0;
+    b |= 0;
     if (this.slots.remove(a, b) || (this.old !== null && this.old.remove(a, b))) {
       this.count--;
       return true;
