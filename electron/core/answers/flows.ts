@@ -16,7 +16,7 @@ import { formatAddress, formatIpv6 } from '../../common/address.js';
 import { codeLabel, typeLabel } from '../../common/icmp.js';
 import { extractFields, type FieldMap, type FieldValue } from '../fields/extract.js';
 import { parseQuoted } from '../proc/quoted.js';
-import type { DecodedRecord } from '../record.js';
+import type { AddressText, DecodedRecord } from '../record.js';
 
 export type FlowProtocol = 'udp' | 'tcp' | 'icmp' | 'icmpv6' | 'other';
 
@@ -211,9 +211,15 @@ function describe(
 
 /**
  * The error `record` reports, or null when it is not an ICMP/ICMPv6 error. `full`: always through the field
- * dissector (tests compare the two readers).
+ * dissector (tests compare the two readers). `text`: formats the quoted addresses (the insights pass their
+ * cache: an error quotes the same few flows again and again, and formatting an IPv6 address is most of what
+ * decoding an error allocates).
  */
-export function decodeError(record: DecodedRecord, full = false): ErrorReport | null {
+export function decodeError(
+  record: DecodedRecord,
+  full = false,
+  text: AddressText = quotedText,
+): ErrorReport | null {
   const kinds = record.family === 4 ? V4_KINDS : V6_KINDS;
   let kind = kinds[record.type];
   if (kind === undefined) return null;
@@ -229,8 +235,8 @@ export function decodeError(record: DecodedRecord, full = false): ErrorReport | 
       family: record.family,
       protocol: shape.protocol,
       protocolNumber: shape.protocolNumber,
-      src: formatAddress(record.data.subarray(shape.srcAt, shape.srcAt + 16), record.family),
-      dst: formatAddress(record.data.subarray(shape.dstAt, shape.dstAt + 16), record.family),
+      src: text(record.data, shape.srcAt, record.family),
+      dst: text(record.data, shape.dstAt, record.family),
       srcPort: shape.srcPort,
       dstPort: shape.dstPort,
       echoId: shape.echoId,
@@ -282,8 +288,12 @@ export function flowText(f: ReportedFlow | null): string {
 
 export function flowKey(f: ReportedFlow | null): string {
   if (f === null) return '?';
-  return [f.family, f.protocolNumber, f.src, f.dst, f.srcPort, f.dstPort, f.echoId].join('|');
+  // As [...].join('|') wrote it (null as nothing), without the array.
+  return `${f.family}|${f.protocolNumber}|${f.src}|${f.dst}|${f.srcPort ?? ''}|${f.dstPort ?? ''}|${f.echoId ?? ''}`;
 }
+
+/** The quoted addresses' text when the caller has no cache of its own. */
+const quotedText: AddressText = (bytes, at, family) => formatAddress(bytes.subarray(at, at + 16), family);
 
 export interface ProblemEvent {
   what: string;

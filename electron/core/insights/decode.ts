@@ -13,7 +13,8 @@ export class CachedDecoder {
   /** IPv6 addresses by a hash of their bytes; each entry keeps the bytes to confirm a hit. */
   private readonly v6 = new Map<number, { raw: Uint8Array; text: string }>();
 
-  private readonly address: AddressText = (bytes, at, family) => {
+  /** An address's text, cached (also for the addresses an error quotes: decodeError's `text`). */
+  readonly address: AddressText = (bytes, at, family) => {
     if (family === 4) {
       const key =
         ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;

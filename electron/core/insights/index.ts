@@ -215,7 +215,7 @@ export class Insights {
         if (!wanted) return;
         const pid = flags & REC_F_HAS_PID ? view.getUint32(offset + OFF.pid, true) : null;
         // One decode of an error for both engines (each decoding it was a third of what the tap allocated).
-        const report = decodeError(record);
+        const report = decodeError(record, false, this.decoder.address);
         if (this.problems.add(record, frame, pid, report)) this.dirty.problems = true;
         if (isNeighbourMessage(family, type)) {
           this.health.observe(record, frame, link);

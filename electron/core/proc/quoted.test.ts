@@ -5,7 +5,8 @@
  * and a quoted header of the other family. And it answers the usual shapes itself.
  */
 import { describe, expect, it } from 'vitest';
-import { decodeError } from '../answers/flows.js';
+import { decodeError, flowKey } from '../answers/flows.js';
+import { CachedDecoder } from '../insights/decode.js';
 import { prng } from '../bench/synth.js';
 import { encodeRecord, MAX_RECORD_SIZE } from '../files/packet.js';
 import { Direction, decodeRecord } from '../record.js';
@@ -145,21 +146,27 @@ describe('quotedFlowOf', () => {
     expect(answered / records).toBeGreaterThan(0.5);
   });
 
-  it('gives decodeError the same report through either reader', () => {
+  it("gives decodeError the same report through either reader, and with the insights' address cache", () => {
     let quick = 0;
     let errors = 0;
     const wrong: string[] = [];
+    const cache = new CachedDecoder();
+    const json = (v: unknown): string =>
+      JSON.stringify(v, (_, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x));
     for (const { packet, view } of errorRecords(792, 30_000)) {
       const record = decodeRecord(view, 0);
       const full = decodeError(record, true);
       if (full !== null) errors++;
       if (parseQuoted(record.data, 0, record.data.length, record.family, record.type) !== undefined) quick++;
       const either = decodeError(record);
-      if (
-        JSON.stringify(either, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)) !==
-        JSON.stringify(full, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))
-      )
+      const cached = decodeError(record, false, cache.address);
+      if (json(either) !== json(full) || json(cached) !== json(full))
         wrong.push(Buffer.from(packet).toString('hex'));
+      // The problems' key of the flow, as it was written (an array joined by |, null as nothing).
+      const f = full?.flow ?? null;
+      const joined =
+        f && [f.family, f.protocolNumber, f.src, f.dst, f.srcPort, f.dstPort, f.echoId].join('|');
+      if (flowKey(f) !== (joined ?? '?')) wrong.push(`key ${flowKey(f)} for ${joined}`);
     }
     expect(wrong.slice(0, 5)).toEqual([]);
     expect(errors).toBeGreaterThan(15_000);
