@@ -25,8 +25,8 @@ export class SortCancelled extends Error {
 }
 
 export interface SliceOptions {
-  /** Longest run between yields to the event loop (default 20 ms). */
-  sliceMs?: number;
+  /** Longest run between yields to the event loop (default 20 ms); a function is asked at every step. */
+  sliceMs?: number | (() => number);
   /** Asked after each yield: true stops the work (the promise rejects with SortCancelled). */
   cancelled?: () => boolean;
   onProgress?: (fraction: number) => void;
@@ -41,7 +41,8 @@ export async function runSliced<T>(
   steps: Generator<number, T, void>,
   options: SliceOptions = {},
 ): Promise<T> {
-  const sliceMs = options.sliceMs ?? 20;
+  const given = options.sliceMs ?? 20;
+  const sliceMs = typeof given === 'number' ? () => given : given;
   let sliceStart = performance.now();
   let stepStart = sliceStart;
   for (;;) {
@@ -50,7 +51,7 @@ export async function runSliced<T>(
     const now = performance.now();
     const stepMs = now - stepStart;
     stepStart = now;
-    if (now - sliceStart + stepMs >= sliceMs) {
+    if (now - sliceStart + stepMs >= sliceMs()) {
       options.onProgress?.(step.value);
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (options.cancelled?.()) {

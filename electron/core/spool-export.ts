@@ -174,6 +174,8 @@ export interface SpoolCopyOptions {
   application?: string;
   /** pcapng: the local process of record `index`, written as its EPB comments (as `spoolExportRows` does). */
   processOf?: (index: number) => RowProcess | null;
+  /** How long a slice may hold the event loop now (see writeExportFile). */
+  sliceMs?: () => number;
 }
 
 /** Bytes per read of the spool and per write of the export (two write buffers). */

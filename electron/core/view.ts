@@ -45,8 +45,11 @@ const FIRST_SCAN_STEP = 1024;
 export interface ViewOptions {
   /** Least time between merges of new records into a sorted view (default 250 ms; 0 merges on every update). */
   resortIntervalMs?: number;
-  /** How long the async filter runs before yielding to the event loop (default 50 ms). */
-  sliceMs?: number;
+  /**
+   * How long the async filter, sort and merge run before yielding to the event loop (default 50 ms); a
+   * function is asked at every step (the service shortens them while the capture falls behind).
+   */
+  sliceMs?: number | (() => number);
   /**
    * Merge new records into a sorted view in slices of `sliceMs` off update() and settleSoon(), instead of at
    * once (O(view) per merge: 100 ms and more at 20 M records). The service sets it; settle() still merges now.
@@ -96,7 +99,7 @@ export class View {
   /** Moves on with every sort, filter and clear: a sliced sort that sees it move stops (see sortSliced). */
   private sortGeneration = 0;
   private readonly resortIntervalMs: number;
-  private readonly sliceMs: number;
+  private readonly sliceMs: () => number;
   private readonly backgroundMerge: boolean;
   /** A merge (or re-sort) running in slices (see mergeSoon). */
   private merging = false;
@@ -112,7 +115,8 @@ export class View {
     options: ViewOptions = {},
   ) {
     this.resortIntervalMs = options.resortIntervalMs ?? 250;
-    this.sliceMs = options.sliceMs ?? 50;
+    const sliceMs = options.sliceMs ?? 50;
+    this.sliceMs = typeof sliceMs === 'number' ? () => sliceMs : sliceMs;
     this.backgroundMerge = options.backgroundMerge ?? false;
   }
 
@@ -332,7 +336,7 @@ export class View {
         step = Math.min(CHUNK_SIZE, step * 2);
         // As runSliced: the slice ends before the next scan would carry it past sliceMs.
         const now = performance.now();
-        if (now - sliceStart + (now - scanStart) >= this.sliceMs) {
+        if (now - sliceStart + (now - scanStart) >= this.sliceMs()) {
           const done = at - this.first;
           onProgress?.({ fraction: Math.min(1, Math.max(0, done) / Math.max(1, this.seen - this.first)) });
           await new Promise<void>((resolve) => setImmediate(resolve));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countLoopTurns } from '../../../test/support/loop-turns.js';
 import { decodeRecord, type DecodedRecord } from '../record.js';
-import { exportRecords, type ExportFormat, type ExportRow } from './export.js';
+import { exportRecords, type ExportFormat, type ExportRow, writeExportFile } from './export.js';
 import { encodeRecord, MAX_RECORD_SIZE } from './packet.js';
 import { readCaptureFileAll } from './read.js';
 import { ipv4Icmp, ipv6Icmp } from './testing/packets.js';
@@ -164,5 +164,36 @@ describe('exportRecords', () => {
     }
     expect(fs.readFileSync(path.join(dir, 'empty.csv'), 'utf8').split('\r\n')).toHaveLength(2);
     expect(fs.readFileSync(path.join(dir, 'empty.ndjson'), 'utf8')).toBe('');
+  });
+});
+
+describe('an export slice', () => {
+  it('yields to the event loop as often as its sliceMs says at each check', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'icmpcap-export-slice-'));
+    try {
+      const yields = async (sliceMs: () => number): Promise<number> => {
+        let n = 0;
+        await writeExportFile(
+          { path: path.join(dir, `x${sliceMs()}.bin`), sliceMs },
+          undefined,
+          async (_sink, tick) => {
+            for (let k = 1; k <= 50; k++) {
+              const y = tick(k);
+              if (y) {
+                n++;
+                await y;
+              }
+            }
+            return 50;
+          },
+        );
+        return n;
+      };
+      // 0 ms: every check yields (the capture is behind); a long slice: none of these quick checks does.
+      expect(await yields(() => 0)).toBe(50);
+      expect(await yields(() => 60_000)).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -68,8 +68,8 @@ interface RowWriter {
 const PROGRESS_INTERVAL_MS = 100;
 /** Rows between checks of the abort signal and the clock. */
 const CHECK_EVERY = 256;
-/** Longest an export holds the event loop before it yields (see writeExportFile's tick). */
-const EXPORT_SLICE_MS = 8;
+/** Longest an export holds the event loop before it yields (see writeExportFile's tick), unless told. */
+export const EXPORT_SLICE_MS = 8;
 
 export async function exportRecords(
   rows: AsyncIterable<ExportRow> | Iterable<ExportRow>,
@@ -117,6 +117,8 @@ export interface ExportFileOptions {
   total?: number;
   onProgress?: (done: number, total?: number) => void;
   signal?: AbortSignal;
+  /** How long a slice may hold the event loop now (asked at every check; default EXPORT_SLICE_MS). */
+  sliceMs?: () => number;
 }
 
 /**
@@ -148,7 +150,7 @@ export async function writeExportFile(
       lastProgress = now;
       onProgress(records, total);
     }
-    if (now - sliceStart < EXPORT_SLICE_MS) return undefined;
+    if (now - sliceStart < (opts.sliceMs?.() ?? EXPORT_SLICE_MS)) return undefined;
     return new Promise<void>((resolve) => setImmediate(resolve)).then(resume);
   };
   try {

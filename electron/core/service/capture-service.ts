@@ -57,6 +57,10 @@ import { SpoolOwner } from './spool-owner.js';
 const SORT_PROGRESS_MS = 100;
 /** A batch is taken into the index at most this many records at a time (fewer while slices are slow)... */
 const INGEST_SLICE_RECORDS = 1024;
+/** How long the view's sorts, filters and merges hold the event loop before they yield (backgroundSliceMs). */
+const VIEW_SLICE_MS = 10;
+/** The same for every background step while the capture falls behind (batches wait to be taken in). */
+const BEHIND_SLICE_MS = 1;
 /** ...and once it has held the event loop this long, the rest waits for the next turn (see onBatch). */
 const INGEST_SLICE_MS = 10;
 /** The least an ingest turn keeps when timers already worked in its iteration of the event loop (loopWork). */
@@ -155,8 +159,8 @@ export class CaptureService implements RequestHandlers, JobHost {
       },
       // Sorts and filters yield every 10 ms: a slice, plus the step that crosses it, stays well under the
       // 50 ms a frame of the UI (and a batch of the capture) may wait. So do merges of new records into a
-      // sorted view while capturing.
-      { sliceMs: 10, backgroundMerge: true },
+      // sorted view while capturing. While the capture falls behind, every 1 ms (backgroundSliceMs).
+      { sliceMs: () => this.backgroundSliceMs(VIEW_SLICE_MS), backgroundMerge: true },
     );
     this.aggregator = new Aggregator(this.ingestor);
     this.jobs = new JobRunner((job) => this.emit('job', job));
@@ -652,6 +656,15 @@ export class CaptureService implements RequestHandlers, JobHost {
         return;
       }
     }
+  }
+
+  /**
+   * How long a background step (a sort, filter or merge of the view, an export) may hold the event loop now:
+   * `normal`, or BEHIND_SLICE_MS while delivered batches wait behind the one being taken in. The capture
+   * comes first: a record the kernel's ring drops is lost, an export that takes longer is not.
+   */
+  backgroundSliceMs(normal: number): number {
+    return this.heldBatches >= 2 ? BEHIND_SLICE_MS : normal;
   }
 
   /** Takes in whatever is still waiting, now (before a stop, or for callers that read at once). */

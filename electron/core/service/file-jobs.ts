@@ -12,6 +12,7 @@ import {
   type RowProcess,
   ServiceError,
 } from '../../common/contract.js';
+import { EXPORT_SLICE_MS } from '../files/export.js';
 import { type ExportRow, exportRecords, openCaptureFile } from '../files/index.js';
 import type { Ingestor } from '../ingest.js';
 import type { JobRunner } from '../jobs.js';
@@ -52,6 +53,8 @@ export interface JobHost {
   readonly heldBatches: number;
   /** Takes in the rest of a batch onBatch left for a later turn, now. */
   settleIngest(): void;
+  /** How long a background step may hold the loop now (shorter while the capture falls behind). */
+  backgroundSliceMs(normal: number): number;
   tick(): void;
 }
 
@@ -97,6 +100,7 @@ export function runExport(
       total,
       signal: ctx.signal,
       onProgress: (done: number) => ctx.progress(done, total),
+      sliceMs: () => host.backgroundSliceMs(EXPORT_SLICE_MS),
       application: `icmpcap ${host.version}`,
     };
     // pcapng and pcap copy the spool's bytes (spool-export.ts: blocks, with the processes' EPB comments

@@ -227,3 +227,27 @@ describe('a slow batch is indexed in slices across turns of the event loop', () 
     }
   });
 });
+
+describe('background work gives way while the capture falls behind', () => {
+  it('shortens the slices of sorts, filters and exports while delivered batches wait, not otherwise', async () => {
+    const svc = service();
+    try {
+      const [a, b, c] = [...realisticCapture(3 * 4096, 4096)];
+      expect(svc.backgroundSliceMs(10)).toBe(10);
+      // Two batches delivered in one turn: the second waits behind the first.
+      svc.deliver(a!);
+      expect(svc.backgroundSliceMs(10)).toBe(10);
+      svc.deliver(b!);
+      expect(svc.backgroundSliceMs(10)).toBe(1);
+      svc.deliver(c!);
+      expect(svc.backgroundSliceMs(10)).toBe(1);
+      expect(svc.backgroundSliceMs(8)).toBe(1);
+      // Taken in: the slices are as long as before.
+      svc.settleIngest();
+      expect(svc.store.length).toBe(3 * 4096);
+      expect(svc.backgroundSliceMs(10)).toBe(10);
+    } finally {
+      svc.close();
+    }
+  });
+});
