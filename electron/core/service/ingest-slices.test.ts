@@ -229,7 +229,7 @@ describe('a slow batch is indexed in slices across turns of the event loop', () 
 });
 
 describe('background work gives way while the capture falls behind', () => {
-  it('shortens the slices of sorts, filters and exports while delivered batches wait, not otherwise', async () => {
+  it('shortens the slices of sorts, filters and exports while delivered batches wait, not otherwise', () => {
     const svc = service();
     try {
       const [a, b, c] = [...realisticCapture(3 * 4096, 4096)];
