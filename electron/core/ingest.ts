@@ -346,7 +346,8 @@ export class Ingestor {
         let src: number;
         let dst: number;
         if (family === 4) {
-          // Read signed: a word of 2^31 or more read unsigned is a heap number when passed (an allocation a record).
+          // Read signed: a word of 2^31 or more read unsigned is a heap number when passed (an allocation a
+          // record).
           src = addresses.internV4(view.getInt32(o + OFF.saddr, false));
           dst = addresses.internV4(view.getInt32(o + OFF.daddr, false));
         } else {

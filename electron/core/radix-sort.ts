@@ -41,8 +41,7 @@ export async function runSliced<T>(
   steps: Generator<number, T, void>,
   options: SliceOptions = {},
 ): Promise<T> {
-  const given = options.sliceMs ?? 20;
-  const sliceMs = typeof given === 'number' ? () => given : given;
+  const sliceMs = sliceBudget(options.sliceMs, 20);
   let sliceStart = performance.now();
   let stepStart = sliceStart;
   for (;;) {
@@ -61,6 +60,12 @@ export async function runSliced<T>(
       sliceStart = stepStart = performance.now();
     }
   }
+}
+
+/** A slice length given as a number or as a function asked at each step, as a function (`fallback` if none). */
+export function sliceBudget(sliceMs: number | (() => number) | undefined, fallback: number): () => number {
+  const given = sliceMs ?? fallback;
+  return typeof given === 'number' ? () => given : given;
 }
 
 /** sortByKey in slices (see runSliced). The arrays must not change meanwhile. */

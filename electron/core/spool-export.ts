@@ -17,7 +17,7 @@ import {
   type SpoolPacket,
   type SpoolReader,
 } from './files/index.js';
-import { writeExportFile } from './files/export.js';
+import { type ExportFileOptions, writeExportFile } from './files/export.js';
 import { pcapFileHeader } from './files/pcap-write.js';
 import { PCAP_RECORD_HEADER_SIZE } from './files/pcap-format.js';
 import { pad4 } from './files/pcapng-format.js';
@@ -164,18 +164,12 @@ export function* spoolExportRows(
   }
 }
 
-export interface SpoolCopyOptions {
-  path: string;
-  total?: number;
-  /** Called at most about ten times a second, and once at the end. */
-  onProgress?: (done: number, total?: number) => void;
-  signal?: AbortSignal;
+/** The export file's options (path, progress at most ten times a second, abort, slice length), and: */
+export interface SpoolCopyOptions extends ExportFileOptions {
   /** shb_userappl (default `icmpcap`). */
   application?: string;
   /** pcapng: the local process of record `index`, written as its EPB comments (as `spoolExportRows` does). */
   processOf?: (index: number) => RowProcess | null;
-  /** How long a slice may hold the event loop now (see writeExportFile). */
-  sliceMs?: () => number;
 }
 
 /** Bytes per read of the spool and per write of the export (two write buffers). */

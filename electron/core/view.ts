@@ -21,7 +21,7 @@
 import type { SortColumn } from '../common/contract.js';
 import { type CompiledFilter, type FilterEnv, compileFilter } from './filter/compile.js';
 import { addressBytes } from './filter/address.js';
-import { SortCancelled, runSliced, sortByKey, sortByKeySteps } from './radix-sort.js';
+import { SortCancelled, runSliced, sliceBudget, sortByKey, sortByKeySteps } from './radix-sort.js';
 import {
   CHUNK_MASK,
   CHUNK_SHIFT,
@@ -115,8 +115,7 @@ export class View {
     options: ViewOptions = {},
   ) {
     this.resortIntervalMs = options.resortIntervalMs ?? 250;
-    const sliceMs = options.sliceMs ?? 50;
-    this.sliceMs = typeof sliceMs === 'number' ? () => sliceMs : sliceMs;
+    this.sliceMs = sliceBudget(options.sliceMs, 50);
     this.backgroundMerge = options.backgroundMerge ?? false;
   }
 

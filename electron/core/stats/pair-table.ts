@@ -82,8 +82,7 @@ class Slots {
 /**
  * A hash map from a pair of 32-bit integers (signed or unsigned: the same 32 bits are the same key; callers
  * on hot paths pass int32, which a call never boxes, where a uint32 of 2^31 or more is a heap number) to a
- * non-negative int32, in typed arrays (open
- * addressing, linear probing, backward-shift deletion). A JS Map keyed by `a * 2^32 + b` boxes every
+ * non-negative int32, in typed arrays (open addressing, linear probing, backward-shift deletion). A JS Map keyed by `a * 2^32 + b` boxes every
  * key as a heap number; this does not allocate per operation, which matters at millions of lookups a
  * second.
  *
