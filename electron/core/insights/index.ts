@@ -1,35 +1,39 @@
 /**
- * Problems, Paths, Neighbours and Alerts for the UI: the answers, neighbour health and alert engines fed
- * from the service's record tap, their results served over the contract (electron/common/insights.ts) and
- * pushed at most twice a second while they change, as the service pushes its aggregates.
+ * Problems, Paths, Neighbours and Alerts for the UI: the answer and neighbour health engines (engines.ts) fed
+ * from the service's record tap on a worker thread of their own (worker.ts), the alert engine on the service's
+ * thread (its rules' filters read the service's index); their results served over the contract
+ * (electron/common/insights.ts) and pushed at most twice a second while they change, as the service pushes its
+ * aggregates.
  *
  *   const insights = attachInsights(service, { alerts: flagValues });   // serve, the Electron main process
  *
  * A capture that starts again (new capture, Clear, an opened file: frame numbers start over at 1) starts
- * every engine over.
+ * every engine over. Requests are answered once the worker has taken in every record tapped before them.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type { z } from 'zod';
 import {
   type AlertFiring,
   type InsightRequestName,
   type InsightRequestSchemas,
   MAX_FIRINGS,
-  type NeighboursSnapshot,
 } from '../../common/insights.js';
-import { decodeError } from '../answers/flows.js';
-import { PathBuilder } from '../answers/traceroute.js';
 import { AlertRunner, type AlertEvent } from '../alerts/index.js';
 import { snapshotName } from '../alerts/actions.js';
 import { type AlertFlagValues, alertsFile, snapshotDir } from '../alerts/cli.js';
-import { NeighbourHealth, type NeighbourOptions } from '../neighbours/health.js';
-import { Direction, OFF, REC_F_HAS_ECHO, REC_F_HAS_PID, forEachRecord } from '../record.js';
+import type { NeighbourOptions } from '../neighbours/health.js';
+import { OFF, forEachRecord } from '../record.js';
 import { CachedDecoder } from './decode.js';
 import type { CaptureService } from '../service.js';
 import { AlertRuleStore, checkRule } from './alert-rules.js';
-import { findingInfo, firingInfo, hostInfo, pathInfo, routerInfo } from './convert.js';
+import { firingInfo } from './convert.js';
+import { type HealthSettings, healthOptions } from './engines.js';
 import { GatewayTable } from './gateways.js';
-import { ProblemTracker, routeGet } from './problems.js';
+import type { EngineRequest, FromWorker, ToWorker, WorkerSetup } from './worker-protocol.js';
 
 export interface InsightsOptions {
   /** The alert flags of the command line (`--alert`, `--no-alert-file`, `--alert-dir`, `--alert-commands`). */
@@ -41,36 +45,87 @@ export interface InsightsOptions {
   /** Where the rules file is (default $XDG_CONFIG_HOME/icmpcap/alerts.conf). */
   rulesFile?: string;
   log?: (line: string) => void;
+  /** Bytes that may wait for the worker before a live capture goes on without it (default MAX_QUEUED_BYTES). */
+  maxQueuedBytes?: number;
 }
-
-const MAX_FINDINGS = 1000;
-const MAX_PATHS = 200;
-const MAX_HOSTS = 1000;
-
-/** ICMP types the answer engines look at; the rest of a flood is skipped without decoding. */
-const V4_TYPES = new Set([0, 3, 4, 5, 8, 9, 11, 12]);
-const V6_TYPES = new Set([1, 2, 3, 4, 128, 129, 133, 134, 135, 136]);
 
 type Params<M extends InsightRequestName> = z.output<(typeof InsightRequestSchemas)[M]>;
 
+/**
+ * Bytes of records sent to the worker and not taken in yet, past which a live capture's records go on without
+ * the insights (counted, and said in the log) rather than pile up in memory: the worker takes in a record in a
+ * fraction of the service's time, so only a flood faster than any link gets there.
+ */
+export const MAX_QUEUED_BYTES = 64 << 20;
+/** While a file is opened, the open waits for the worker once this many bytes wait for it. */
+const OPEN_QUEUED_BYTES = 8 << 20;
+/** The records of a turn's slices go to the worker in one message of up to this many bytes. */
+const STAGE_BYTES = 1 << 20;
+/** Buffers kept for reuse. */
+const MAX_SPARE = 4;
+/** Worker failures in a row (none taking a batch in between) after which the insights stay off. */
+const MAX_FAILURES = 3;
+
+/** The worker's module: the built .js beside this one, or, run from the sources (tsx, vitest), the .ts. */
+function startWorker(setup: WorkerSetup): Worker {
+  const fromSources = import.meta.url.endsWith('.ts');
+  const url = new URL(fromSources ? './worker.ts' : './worker.js', import.meta.url);
+  if (!fromSources) return new Worker(url, { workerData: setup });
+  // A worker does not inherit tsx's loader: it registers it (tsx's ESM API, as its package exports it), then
+  // imports the sources.
+  const pkg = createRequire(import.meta.url).resolve('tsx/package.json');
+  const manifest = JSON.parse(readFileSync(pkg, 'utf8')) as {
+    exports: Record<string, { import: { default: string } }>;
+  };
+  const tsx = pathToFileURL(join(dirname(pkg), manifest.exports['./esm/api']!.import.default)).href;
+  return new Worker(
+    `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
+    { eval: true, workerData: setup },
+  );
+}
+
 export class Insights {
-  private problems!: ProblemTracker;
-  private paths!: PathBuilder;
-  private health!: NeighbourHealth;
-  private healthOptions: NeighbourOptions;
-  private findingIds = 0;
   private firings: AlertFiring[] = [];
   private firingIds = 0;
   private runner: AlertRunner | null = null;
   private readonly rules: AlertRuleStore;
+  private healthSettings: HealthSettings = {};
   private readonly gateways = new GatewayTable();
+  /** The alert engine's decoder (every record is decoded for it while rules are set). */
   private readonly decoder = new CachedDecoder();
   private lastNo = 0;
-  private dirty = { problems: false, paths: false, neighbours: false };
-  private readonly timer: NodeJS.Timeout;
   private readonly offTap: () => void;
   private readonly offEvents: () => void;
+  private readonly offCatchUp: () => void;
   private readonly log: (line: string) => void;
+  private worker!: Worker;
+  /** Interface names sent to the worker. */
+  private sentNames = new Map<number, string>();
+  /** Bytes sent to the worker and not taken in yet. */
+  private queuedBytes = 0;
+  /** Records not sent to the worker since it fell MAX_QUEUED_BYTES behind (said once it catches up). */
+  private skipped = 0;
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  /** Resolved when the worker's backlog is under OPEN_QUEUED_BYTES / 2 again. */
+  private drained: { promise: Promise<void>; resolve(): void } | null = null;
+  private closed = false;
+  /** Records gathered for the worker this turn: `staged` bytes of `stage`, frames from `stageFirstNo`. */
+  private stage: Uint8Array | null = null;
+  private staged = 0;
+  private stageFirstNo = 0;
+  /** The frame number the next slice continues the stage with. */
+  private stageNextNo = 0;
+  private stageFile = false;
+  private stageNames: [number, string][] = [];
+  private sendScheduled = false;
+  /** Buffers the worker handed back (reused for the next stages). */
+  private spare: ArrayBuffer[] = [];
+  /** Scratch: the interfaces of a slice. */
+  private readonly seenIfs = new Int32Array(16);
+  /** Worker failures in a row without a batch taken in: past MAX_FAILURES the insights stay off (`off`). */
+  private failures = 0;
+  private off: string | null = null;
 
   constructor(
     private readonly service: CaptureService,
@@ -83,46 +138,158 @@ export class Insights {
       flags.alert ?? [],
       !flags['no-alert-file'],
     );
-    this.healthOptions = {
-      learnSeconds: opts.learnSeconds ?? 30,
-      gatewayFor: (d) => this.gateways.gatewayFor(d),
-    };
-    this.reset();
+    this.spawn();
     this.rebuildRunner();
     this.offTap = service.tapRecords((batch, firstNo, ifname, byteOffset, byteLength, firstIndex) =>
       this.onBatch(batch, firstNo, ifname, byteOffset, byteLength, firstIndex),
     );
+    this.offCatchUp = service.addCatchUp(() => this.caughtUp());
     // Clear empties the capture without a new batch: the answers go with it.
     this.offEvents = service.on((event, data) => {
       if (event === 'counts' && (data as { total: number }).total === 0 && this.lastNo > 0) this.reset();
     });
     service.serveRequests({
-      'problems.list': () => this.problems.list(),
-      'paths.list': () => this.pathList(),
-      'neighbours.get': () => this.neighbours(),
+      'problems.list': () => this.ask({ method: 'problems.list' }),
+      'paths.list': () => this.ask({ method: 'paths.list' }),
+      'neighbours.get': () => this.ask({ method: 'neighbours.get' }),
       'neighbours.configure': (p) => this.configure(p as Params<'neighbours.configure'>),
       'alerts.rules': () => this.rules.info(),
       'alerts.check': (p) => (p as Params<'alerts.check'>).rules.map((t) => checkRule(t).check),
       'alerts.setRules': (p) => this.setRules(p as Params<'alerts.setRules'>),
       'alerts.firings': () => this.firings,
     });
-    this.timer = setInterval(() => service.loopWork(() => this.push()), opts.pushMs ?? 500);
-    this.timer.unref();
+  }
+
+  /** Starts the worker (again, after it failed: its engines start over, as after Clear). */
+  private spawn(): void {
+    const worker = startWorker({
+      pushMs: this.opts.pushMs ?? 500,
+      learnSeconds: this.opts.learnSeconds ?? 30,
+    });
+    this.worker = worker;
+    this.sentNames = new Map();
+    this.queuedBytes = 0;
+    this.stage = null;
+    this.staged = 0;
+    this.stageNames = [];
+    worker.on('message', (message: FromWorker) => this.onMessage(message));
+    const failed = (why: string): void => {
+      if (this.worker !== worker || this.closed || this.off !== null) return;
+      this.log(`icmpcap insights: the worker stopped (${why}); Problems, Paths and Neighbours start over`);
+      for (const p of this.pending.values()) p.reject(new Error(`the insights worker stopped: ${why}`));
+      this.pending.clear();
+      this.settleDrained();
+      void worker.terminate();
+      if (++this.failures >= MAX_FAILURES) {
+        this.off = why;
+        this.log(`icmpcap insights: the worker failed ${this.failures} times in a row; they stay off`);
+        return;
+      }
+      this.spawn();
+    };
+    worker.on('error', (err) => failed(err.message));
+    worker.on('exit', (code) => failed(`exit code ${code}`));
+    // The service's own handles keep the process alive; the worker alone does not.
+    worker.unref();
+    const settings = this.healthSettings;
+    if (settings.allowRouters !== undefined || settings.learnSeconds !== undefined)
+      this.post({ t: 'request', id: -1, request: { method: 'neighbours.configure', params: settings } });
+  }
+
+  private post(message: ToWorker, transfer?: ArrayBuffer[]): void {
+    if (this.off === null) this.worker.postMessage(message, transfer);
+  }
+
+  private onMessage(message: FromWorker): void {
+    switch (message.t) {
+      case 'done': {
+        this.failures = 0;
+        this.queuedBytes -= message.bytes;
+        const buffer = message.buffer;
+        if (buffer !== undefined && buffer.byteLength >= STAGE_BYTES && this.spare.length < MAX_SPARE)
+          this.spare.push(buffer);
+        if (this.queuedBytes < OPEN_QUEUED_BYTES / 2) this.settleDrained();
+        if (this.queuedBytes === 0 && this.skipped > 0) {
+          this.log(
+            `icmpcap insights: ${this.skipped.toLocaleString('en')} records were not analysed for Problems, ` +
+              'Paths and Neighbours: the capture came faster than they could follow (every record is captured)',
+          );
+          this.skipped = 0;
+        }
+        return;
+      }
+      case 'reply':
+      case 'failed': {
+        const p = this.pending.get(message.id);
+        if (p === undefined) return;
+        this.pending.delete(message.id);
+        if (this.pending.size === 0) this.worker.unref();
+        if (message.t === 'reply') p.resolve(message.value);
+        else p.reject(new Error(message.message));
+        return;
+      }
+      case 'push':
+        this.service.loopWork(() => {
+          if (message.problems) this.service.publish('problems', message.problems);
+          if (message.paths) this.service.publish('paths', message.paths);
+          if (message.neighbours) this.service.publish('neighbours', message.neighbours);
+        });
+        return;
+      case 'log':
+        this.log(message.line);
+        return;
+    }
+  }
+
+  /** The worker's answer, once it has taken in every record sent before. */
+  private ask(request: EngineRequest): Promise<unknown> {
+    if (this.off !== null)
+      return Promise.reject(
+        new Error(
+          `Problems, Paths and Neighbours are unavailable: their worker failed (${this.off}); restart icmpcap`,
+        ),
+      );
+    return this.request({ t: 'request', id: this.nextId++, request });
+  }
+
+  /** Posts a request or sync; a pending one keeps the process alive until the worker answers. */
+  private request(message: ToWorker & { id: number }): Promise<unknown> {
+    // Answered with every record tapped so far.
+    this.sendStage();
+    return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) this.worker.ref();
+      this.pending.set(message.id, { resolve, reject });
+      this.post(message);
+    });
+  }
+
+  private settleDrained(): void {
+    const d = this.drained;
+    this.drained = null;
+    d?.resolve();
+  }
+
+  /** A promise while the worker is OPEN_QUEUED_BYTES behind (a file being opened waits for it), else null. */
+  private caughtUp(): Promise<void> | null {
+    if (this.queuedBytes < OPEN_QUEUED_BYTES) return null;
+    if (this.drained === null) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.drained = { promise, resolve };
+    }
+    return this.drained.promise;
   }
 
   /** Every engine starts over (a new capture, Clear, an opened file). Firings stay: they happened. */
   private reset(): void {
-    this.problems = new ProblemTracker(
-      (dst) =>
-        this.service.captureState.source === 'file' ? Promise.reject(new Error('file')) : routeGet(dst),
-      () => (this.dirty.problems = true),
-    );
-    this.paths = new PathBuilder();
-    this.health = new NeighbourHealth(this.healthOptions);
-    this.findingIds = 0;
     this.lastNo = 0;
-    this.dirty = { problems: true, paths: true, neighbours: true };
+    this.sendStage();
+    this.post({ t: 'reset' });
     if (this.runner) this.rebuildRunner();
+  }
+
+  private neighbourOptions(): NeighbourOptions {
+    return healthOptions(this.healthSettings, this.opts.learnSeconds ?? 30, this.gateways);
   }
 
   private rebuildRunner(): void {
@@ -149,7 +316,7 @@ export class Insights {
     this.runner = new AlertRunner(snapshots ? rules : rules.map((r) => ({ ...r, snapshotSeconds: null })), {
       ...(snapshots ? { snapshotDir: dir } : {}),
       allowCommands: flags['alert-commands'] === true,
-      neighbours: this.healthOptions,
+      neighbours: this.neighbourOptions(),
       log: this.log,
       matcher: (filter, fields) => this.service.ruleMatcher(filter, fields),
       onEvent: (ev: AlertEvent) => {
@@ -171,94 +338,110 @@ export class Insights {
     byteLength: number,
     firstIndex?: number,
   ): void {
-    if (firstNo <= this.lastNo) this.reset();
-    let no = firstNo;
+    if (firstNo <= this.lastNo) {
+      this.lastNo = 0;
+      if (this.runner) this.rebuildRunner();
+    }
     const runner = this.runner;
+    const forward = this.off === null;
+    const file = this.service.captureState.source === 'file';
+    if (forward && (firstNo !== this.stageNextNo || file !== this.stageFile)) this.sendStage();
+    // The interfaces of this slice, each looked up once (the worker is told a name it has not been told).
+    const seen = this.seenIfs;
+    let seenCount = 0;
+    let records = 0;
     forEachRecord(
       batch,
       (view, offset) => {
-        const frame = no++;
-        // Its store index (rule filters read the index's columns there).
-        const index = firstIndex === undefined ? undefined : firstIndex + (frame - firstNo);
-        const family = view.getUint8(offset + OFF.family) === 6 ? 6 : 4;
-        const type = view.getUint8(offset + OFF.type);
-        let wanted = (family === 6 ? V6_TYPES : V4_TYPES).has(type);
-        // Echo requests that came in or passed through are nobody's probes here (passive traceroute skips them).
-        if (wanted && (type === 8 || type === 128)) {
-          const dir = view.getUint8(offset + OFF.dir);
-          wanted = dir === Direction.Out || dir === Direction.Unknown;
-        }
-        if (!wanted && runner === null) return;
-        // Echo requests and replies (a flood's every record) only feed the paths, and the senders' pids: read
-        // from the bytes, without a decoded record (alert rules, when set, still get every record decoded).
-        const flags = view.getUint16(offset + OFF.flags, true);
-        if (isEcho(family, type) && flags & REC_F_HAS_ECHO) {
-          if (wanted) {
-            const run = this.paths.echoAt(view, offset);
-            this.dirty.paths = true;
-            if (run !== null && flags & REC_F_HAS_PID && (type === 8 || type === 128)) {
-              const pid = view.getUint32(offset + OFF.pid, true);
-              if (run.pid !== pid) {
-                run.pid = pid;
-                this.problems.echoSender(run.family, run.source, run.destination, run.echoId, pid);
-              }
-            }
+        records++;
+        const ifindex = view.getUint32(offset + OFF.ifindex, true);
+        let k = 0;
+        while (k < seenCount && seen[k] !== ifindex) k++;
+        if (k === seenCount) {
+          if (seenCount < seen.length) seen[seenCount++] = ifindex;
+          const name = ifname(ifindex);
+          if (this.sentNames.get(ifindex) !== name) {
+            this.sentNames.set(ifindex, name);
+            this.stageNames.push([ifindex, name]);
           }
-          if (runner === null) return;
-          const record = this.decoder.decode(view, offset);
-          runner.observe(record, frame, ifname(record.ifindex), index);
-          return;
         }
+        if (runner === null) return;
+        // Every record, decoded, for the rules (their filters read the index's columns at the record's index).
+        const frame = firstNo + records - 1;
+        const index = firstIndex === undefined ? undefined : firstIndex + (frame - firstNo);
         const record = this.decoder.decode(view, offset);
-        const link = ifname(record.ifindex);
-        runner?.observe(record, frame, link, index);
-        if (!wanted) return;
-        const pid = flags & REC_F_HAS_PID ? view.getUint32(offset + OFF.pid, true) : null;
-        // One decode of an error for both engines (each decoding it was a third of what the tap allocated).
-        const report = decodeError(record, false, this.decoder.address);
-        if (this.problems.add(record, frame, pid, report)) this.dirty.problems = true;
-        if (isNeighbourMessage(family, type)) {
-          this.health.observe(record, frame, link);
-          this.dirty.neighbours = true;
-        } else {
-          this.paths.add(record, report);
-          this.dirty.paths = true;
-        }
+        runner.observe(record, frame, ifname(record.ifindex), index);
       },
       byteOffset,
       byteLength,
     );
-    this.lastNo = no - 1;
+    this.lastNo = firstNo + records - 1;
+    if (!forward) return;
+    if (this.queuedBytes >= (this.opts.maxQueuedBytes ?? MAX_QUEUED_BYTES) && !file) {
+      // Far behind: a live capture's records go on without the insights (the names still go).
+      this.skipped += records;
+      this.sendStage();
+      this.stageNextNo = this.lastNo + 1;
+      return;
+    }
+    // Gathered with the turn's other slices, in a buffer the worker handed back when there is one.
+    if (this.stage !== null && this.staged + byteLength > this.stage.length) this.sendStage();
+    if (this.stage === null) {
+      this.stageFirstNo = firstNo;
+      this.stageFile = file;
+      const spare = this.spare.pop();
+      this.stage = new Uint8Array(
+        spare !== undefined && spare.byteLength >= byteLength
+          ? spare
+          : new ArrayBuffer(Math.max(STAGE_BYTES, byteLength)),
+      );
+    }
+    this.stage.set(new Uint8Array(batch, byteOffset, byteLength), this.staged);
+    this.staged += byteLength;
+    this.stageNextNo = this.lastNo + 1;
+    if (!this.sendScheduled) {
+      this.sendScheduled = true;
+      setImmediate(this.sendSoon);
+    }
   }
 
-  /** The newest MAX_PATHS paths. */
-  private pathList() {
-    return this.paths.paths().slice(-MAX_PATHS).map(pathInfo);
+  private readonly sendSoon = (): void => {
+    this.sendScheduled = false;
+    this.sendStage();
+  };
+
+  /** Sends the records gathered (and the names not sent yet) to the worker. */
+  private sendStage(): void {
+    const stage = this.stage;
+    if (this.off !== null || (stage === null && this.stageNames.length === 0)) return;
+    const names = this.stageNames;
+    this.stageNames = [];
+    if (stage === null || this.staged === 0) {
+      this.post({
+        t: 'batch',
+        batch: new ArrayBuffer(0),
+        length: 0,
+        firstNo: this.stageNextNo,
+        names,
+        file: this.stageFile,
+      });
+      return;
+    }
+    const length = this.staged;
+    this.stage = null;
+    this.staged = 0;
+    this.queuedBytes += length;
+    const buffer = stage.buffer as ArrayBuffer;
+    this.post(
+      { t: 'batch', batch: buffer, length, firstNo: this.stageFirstNo, names, file: this.stageFile },
+      [buffer],
+    );
   }
 
-  private neighbours(): NeighboursSnapshot {
-    const findings = this.health.findings;
-    const from = Math.max(0, findings.length - MAX_FINDINGS);
-    return {
-      routers: this.health.routerList().map(routerInfo),
-      hosts: this.health.hostList().slice(-MAX_HOSTS).map(hostInfo),
-      findings: findings.slice(from).map((f, i) => findingInfo(f, from + i + 1)),
-      learningUntilNs: this.health.learningUntilNs?.toString() ?? null,
-      allowRouters: this.healthOptions.allowRouters ?? null,
-    };
-  }
-
-  private configure(p: Params<'neighbours.configure'>): NeighboursSnapshot {
-    this.healthOptions = {
-      gatewayFor: (d) => this.gateways.gatewayFor(d),
-      ...(p.allowRouters && p.allowRouters.length > 0
-        ? { allowRouters: p.allowRouters }
-        : { learnSeconds: p.learnSeconds ?? this.opts.learnSeconds ?? 30 }),
-    };
-    this.health = new NeighbourHealth(this.healthOptions);
+  private configure(p: Params<'neighbours.configure'>): Promise<unknown> {
+    this.healthSettings = { learnSeconds: p.learnSeconds, allowRouters: p.allowRouters };
     this.rebuildRunner();
-    this.dirty.neighbours = true;
-    return this.neighbours();
+    return this.ask({ method: 'neighbours.configure', params: this.healthSettings });
   }
 
   private setRules(p: Params<'alerts.setRules'>) {
@@ -270,34 +453,22 @@ export class Insights {
     return info;
   }
 
-  private push(): void {
-    if (this.problems.waitingForRouteCheck) this.dirty.problems = true;
-    const d = this.dirty;
-    this.dirty = { problems: false, paths: false, neighbours: false };
-    if (d.problems) this.service.publish('problems', this.problems.list());
-    if (d.paths) this.service.publish('paths', this.pathList());
-    if (d.neighbours) this.service.publish('neighbours', this.neighbours());
-  }
-
-  /** Waits for the alert actions in flight (webhooks, snapshots). */
-  flush(): Promise<void> {
-    return this.runner?.flush() ?? Promise.resolve();
+  /** Waits for the alert actions in flight (webhooks, snapshots) and for the worker to take in every record. */
+  async flush(): Promise<void> {
+    if (this.off !== null) return this.runner?.flush();
+    await Promise.all([this.runner?.flush(), this.request({ t: 'sync', id: this.nextId++ })]);
   }
 
   close(): void {
-    clearInterval(this.timer);
+    this.closed = true;
     this.offTap();
     this.offEvents();
+    this.offCatchUp();
+    for (const p of this.pending.values()) p.reject(new Error('the insights were closed'));
+    this.pending.clear();
+    this.settleDrained();
+    void this.worker.terminate();
   }
-}
-
-function isEcho(family: 4 | 6, type: number): boolean {
-  return family === 6 ? type === 128 || type === 129 : type === 8 || type === 0;
-}
-
-/** ND (ICMPv6 133-136), ICMPv4 router discovery (9) and redirects (5): the neighbour health engine's. */
-function isNeighbourMessage(family: 4 | 6, type: number): boolean {
-  return family === 6 ? type >= 133 && type <= 136 : type === 9 || type === 5;
 }
 
 export function attachInsights(service: CaptureService, opts: InsightsOptions = {}): Insights {

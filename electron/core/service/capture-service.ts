@@ -471,6 +471,26 @@ export class CaptureService implements RequestHandlers, JobHost {
     return () => this.recordTaps.delete(tap);
   }
 
+  private readonly catchUps = new Set<() => Promise<void> | null>();
+
+  /**
+   * Lets a tap that works on another thread (the insights worker) hold back a file being opened while it is far
+   * behind: `behind` returns a promise that ends when it has caught up, or null. Returns its remover.
+   */
+  addCatchUp(behind: () => Promise<void> | null): () => void {
+    this.catchUps.add(behind);
+    return () => this.catchUps.delete(behind);
+  }
+
+  /** A promise while a tap is far behind (see addCatchUp), else null. */
+  tapsBehind(): Promise<void> | null {
+    for (const behind of this.catchUps) {
+      const waiting = behind();
+      if (waiting !== null) return waiting;
+    }
+    return null;
+  }
+
   /**
    * Takes a batch into the spool, the index, the statistics and the view, as a native session delivers it, in
    * the service's own turns (continueSoon): the spool takes it whole; the index takes it in slices (up to

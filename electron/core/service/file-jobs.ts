@@ -53,6 +53,8 @@ export interface JobHost {
   readonly heldBatches: number;
   /** Takes in the rest of a batch onBatch left for a later turn, now. */
   settleIngest(): void;
+  /** A promise while a record tap on another thread is far behind (the open waits for it), else null. */
+  tapsBehind(): Promise<void> | null;
   /** How long a background step may hold the loop now (shorter while the capture falls behind). */
   backgroundSliceMs(normal: number): number;
   tick(): void;
@@ -163,6 +165,8 @@ export function openFiles(host: JobHost, paths: string[], label: string, leftove
           // As a native session's reader does: none more while the service still holds a few (it takes them in a
           // slice a turn; a file parsed ahead of it would pile batches up until one is forced through at once).
           while (host.heldBatches >= MAX_HELD_WHILE_OPENING) await nextTurn();
+          // Nor while the insights' worker is far behind: a file read faster than it follows would pile up there.
+          for (let behind = host.tapsBehind(); behind !== null; behind = host.tapsBehind()) await behind;
           host.onBatch(batch, { records: n, bytes: batch.byteLength });
           await spoolRoom(host.spool); // a file reads faster than a slow disk writes: wait, keep every record
           next = await reader.next();
