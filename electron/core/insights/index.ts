@@ -10,11 +10,8 @@
  * A capture that starts again (new capture, Clear, an opened file: frame numbers start over at 1) starts
  * every engine over. Requests are answered once the worker has taken in every record tapped before them.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { mkdirSync } from 'node:fs';
+import type { Worker } from 'node:worker_threads';
 import type { z } from 'zod';
 import {
   type AlertFiring,
@@ -26,13 +23,14 @@ import { AlertRunner, type AlertEvent } from '../alerts/index.js';
 import { snapshotName } from '../alerts/actions.js';
 import { type AlertFlagValues, alertsFile, snapshotDir } from '../alerts/cli.js';
 import type { NeighbourOptions } from '../neighbours/health.js';
-import { OFF, forEachRecord } from '../record.js';
+import { OFF, REC_F_PAD, alignRecord, forEachRecord } from '../record.js';
 import { CachedDecoder } from './decode.js';
 import type { CaptureService } from '../service.js';
 import { AlertRuleStore, checkRule } from './alert-rules.js';
 import { firingInfo } from './convert.js';
 import { type HealthSettings, healthOptions } from './engines.js';
 import { GatewayTable } from './gateways.js';
+import { startWorker } from '../workers.js';
 import type { EngineRequest, FromWorker, ToWorker, WorkerSetup } from './worker-protocol.js';
 
 export interface InsightsOptions {
@@ -65,24 +63,6 @@ const STAGE_BYTES = 1 << 20;
 const MAX_SPARE = 4;
 /** Worker failures in a row (none taking a batch in between) after which the insights stay off. */
 const MAX_FAILURES = 3;
-
-/** The worker's module: the built .js beside this one, or, run from the sources (tsx, vitest), the .ts. */
-function startWorker(setup: WorkerSetup): Worker {
-  const fromSources = import.meta.url.endsWith('.ts');
-  const url = new URL(fromSources ? './worker.ts' : './worker.js', import.meta.url);
-  if (!fromSources) return new Worker(url, { workerData: setup });
-  // A worker does not inherit tsx's loader: it registers it (tsx's ESM API, as its package exports it), then
-  // imports the sources.
-  const pkg = createRequire(import.meta.url).resolve('tsx/package.json');
-  const manifest = JSON.parse(readFileSync(pkg, 'utf8')) as {
-    exports: Record<string, { import: { default: string } }>;
-  };
-  const tsx = pathToFileURL(join(dirname(pkg), manifest.exports['./esm/api']!.import.default)).href;
-  return new Worker(
-    `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
-    { eval: true, workerData: setup },
-  );
-}
 
 export class Insights {
   private firings: AlertFiring[] = [];
@@ -162,10 +142,11 @@ export class Insights {
 
   /** Starts the worker (again, after it failed: its engines start over, as after Clear). */
   private spawn(): void {
-    const worker = startWorker({
+    const setup: WorkerSetup = {
       pushMs: this.opts.pushMs ?? 500,
       learnSeconds: this.opts.learnSeconds ?? 30,
-    });
+    };
+    const worker = startWorker(import.meta.url, './worker', setup);
     this.worker = worker;
     this.sentNames = new Map();
     this.queuedBytes = 0;
@@ -349,32 +330,50 @@ export class Insights {
     // The interfaces of this slice, each looked up once (the worker is told a name it has not been told).
     const seen = this.seenIfs;
     let seenCount = 0;
+    const noteInterface = (ifindex: number): void => {
+      let k = 0;
+      while (k < seenCount && seen[k] !== ifindex) k++;
+      if (k < seenCount) return;
+      if (seenCount < seen.length) seen[seenCount++] = ifindex;
+      const name = ifname(ifindex);
+      if (this.sentNames.get(ifindex) === name) return;
+      this.sentNames.set(ifindex, name);
+      this.stageNames.push([ifindex, name]);
+    };
     let records = 0;
-    forEachRecord(
-      batch,
-      (view, offset) => {
-        records++;
-        const ifindex = view.getUint32(offset + OFF.ifindex, true);
-        let k = 0;
-        while (k < seenCount && seen[k] !== ifindex) k++;
-        if (k === seenCount) {
-          if (seenCount < seen.length) seen[seenCount++] = ifindex;
-          const name = ifname(ifindex);
-          if (this.sentNames.get(ifindex) !== name) {
-            this.sentNames.set(ifindex, name);
-            this.stageNames.push([ifindex, name]);
+    if (runner === null) {
+      // The records' lengths and interfaces only: the service has read this slice whole already.
+      const view = new DataView(batch, byteOffset, byteLength);
+      let lastIf = -1;
+      for (let offset = 0; offset + 8 <= byteLength;) {
+        const len = view.getUint32(offset + OFF.len, true);
+        if (len < 8) break;
+        if ((view.getUint16(offset + OFF.flags, true) & REC_F_PAD) === 0) {
+          records++;
+          const ifindex = view.getUint32(offset + OFF.ifindex, true);
+          if (ifindex !== lastIf) {
+            lastIf = ifindex;
+            noteInterface(ifindex);
           }
         }
-        if (runner === null) return;
-        // Every record, decoded, for the rules (their filters read the index's columns at the record's index).
-        const frame = firstNo + records - 1;
-        const index = firstIndex === undefined ? undefined : firstIndex + (frame - firstNo);
-        const record = this.decoder.decode(view, offset);
-        runner.observe(record, frame, ifname(record.ifindex), index);
-      },
-      byteOffset,
-      byteLength,
-    );
+        offset += alignRecord(len);
+      }
+    } else {
+      forEachRecord(
+        batch,
+        (view, offset) => {
+          records++;
+          noteInterface(view.getUint32(offset + OFF.ifindex, true));
+          // Every record, decoded, for the rules (their filters read the index's columns at its index).
+          const frame = firstNo + records - 1;
+          const index = firstIndex === undefined ? undefined : firstIndex + (frame - firstNo);
+          const record = this.decoder.decode(view, offset);
+          runner.observe(record, frame, ifname(record.ifindex), index);
+        },
+        byteOffset,
+        byteLength,
+      );
+    }
     this.lastNo = firstNo + records - 1;
     if (!forward) return;
     if (this.queuedBytes >= (this.opts.maxQueuedBytes ?? MAX_QUEUED_BYTES) && !file) {

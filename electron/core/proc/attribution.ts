@@ -12,7 +12,8 @@
  * Several candidate sockets, or none, leave the record "unknown": nothing is guessed.
  */
 import { decodeError } from '../answers/flows.js';
-import { type QuotedFlow, quotedFlowOf } from './quoted.js';
+import { AddressCache } from '../address-cache.js';
+import { quotedFlowOf } from './quoted.js';
 import { Direction, OFF, REC_F_HAS_ECHO, REC_F_HAS_PID, decodeRecord } from '../record.js';
 import { pidsOfInodes, processInfo, type ProcessInfo } from './processes.js';
 import { isUnspecified, readSockets, type SocketEntry, type SocketTable } from './sockets.js';
@@ -58,6 +59,8 @@ export function wantsProcess(family: number, type: number, dir: number, flags: n
 export class ProcAttribution {
   readonly processes = new ProcessTable();
   readonly column = new ProcColumn();
+  /** The text of an address an error quotes (looked up by its bytes; formatted once). */
+  private readonly addressText = new AddressCache().text;
   readonly stats: AttributionStats = { lookups: 0, resolved: 0, uidOnly: 0, missed: 0, limited: 0 };
   /** Ports' answers by protocol, family, port and peer. */
   private readonly cache = new Map<string, Cached>();
@@ -97,13 +100,7 @@ export class ProcAttribution {
       if (flags & REC_F_HAS_ECHO) {
         const id = view.getUint16(o + OFF.id, true);
         proc =
-          this.fresh(this.echoes, echoKey(family, id)) ??
-          this.forEcho(
-            family,
-            id,
-            () => text[src]!,
-            () => text[dst]!,
-          );
+          this.fresh(this.echoes, echoKey(family, id)) ?? this.forEcho(family, id, text[src]!, text[dst]!);
       }
     } else if (dir === Direction.In) {
       proc = this.forError(view, o);
@@ -145,29 +142,47 @@ export class ProcAttribution {
 
   private forError(view: DataView, o: number): number {
     // The usual shapes straight from the bytes; decodeError (every field of the packet) for the rest.
-    let flow: QuotedFlow | null | undefined = quotedFlowOf(view, o);
-    if (flow === undefined) {
-      const record = decodeRecord(view, o);
-      const f = decodeError(record)?.flow;
-      // Only errors about what this host sent: the quoted source is the address the error was sent to.
-      flow = f && f.src === record.dst ? { ...f, src: () => f.src, dst: () => f.dst } : null;
-    }
+    const flow = quotedFlowOf(view, o);
+    if (flow === undefined) return this.forDecodedError(view, o);
     if (flow === null) return PROC_UNKNOWN;
+    const { family, bytes } = flow;
+    const text = this.addressText;
+    if ((flow.protocol === 'icmp' || flow.protocol === 'icmpv6') && flow.echoId !== null)
+      return (
+        this.fresh(this.echoes, echoKey(family, flow.echoId)) ??
+        this.forEcho(family, flow.echoId, text(bytes, flow.srcAt, family), text(bytes, flow.dstAt, family))
+      );
+    if ((flow.protocol === 'udp' || flow.protocol === 'tcp') && flow.srcPort !== null)
+      return this.forPort(
+        flow.protocol,
+        family,
+        flow.srcPort,
+        text(bytes, flow.srcAt, family),
+        text(bytes, flow.dstAt, family),
+        flow.dstPort,
+      );
+    return PROC_UNKNOWN;
+  }
+
+  /** An error of a shape quotedFlowOf does not read, decoded whole. */
+  private forDecodedError(view: DataView, o: number): number {
+    const record = decodeRecord(view, o);
+    const flow = decodeError(record)?.flow;
+    // Only errors about what this host sent: the quoted source is the address the error was sent to.
+    if (!flow || flow.src !== record.dst) return PROC_UNKNOWN;
     if ((flow.protocol === 'icmp' || flow.protocol === 'icmpv6') && flow.echoId !== null)
       return (
         this.fresh(this.echoes, echoKey(flow.family, flow.echoId)) ??
         this.forEcho(flow.family, flow.echoId, flow.src, flow.dst)
       );
     if ((flow.protocol === 'udp' || flow.protocol === 'tcp') && flow.srcPort !== null)
-      return this.forPort(flow.protocol, flow.family, flow.srcPort, flow.src(), flow.dst(), flow.dstPort);
+      return this.forPort(flow.protocol, flow.family, flow.srcPort, flow.src, flow.dst, flow.dstPort);
     return PROC_UNKNOWN;
   }
 
   /** The process of an echo request with identifier `id` from `src` to `dst` (after `fresh` missed). */
-  private forEcho(family: 4 | 6, id: number, srcText: () => string, dstText: () => string): number {
+  private forEcho(family: 4 | 6, id: number, src: string, dst: string): number {
     return this.lookup(this.echoes, echoKey(family, id), () => {
-      const src = srcText();
-      const dst = dstText();
       const local = (s: SocketEntry): boolean => isUnspecified(s.local) || s.local === src;
       const ping = readSockets('icmp', family).filter((s) => s.localPort === id && local(s));
       if (ping.length > 0) return ping;

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeError, flowKey } from '../answers/flows.js';
+import { AddressCache } from '../address-cache.js';
 import { CachedDecoder } from '../insights/decode.js';
 import { prng } from '../bench/synth.js';
 import { encodeRecord, MAX_RECORD_SIZE } from '../files/packet.js';
@@ -128,6 +129,8 @@ describe('quotedFlowOf', () => {
     let answered = 0;
     let records = 0;
     const wrong: string[] = [];
+    // The quoted addresses' text as attribution reads it: through an address cache.
+    const cache = new AddressCache();
     for (const { packet, view } of errorRecords(4884, 30_000)) {
       records++;
       const quick = quotedFlowOf(view, 0);
@@ -136,7 +139,14 @@ describe('quotedFlowOf', () => {
       const record = decodeRecord(view, 0);
       const flow = decodeError(record, true)?.flow ?? null;
       const slow = flow && flow.src === record.dst ? decision(flow) : null;
-      const fast = quick === null ? null : decision({ ...quick, src: quick.src(), dst: quick.dst() });
+      const fast =
+        quick === null
+          ? null
+          : decision({
+              ...quick,
+              src: cache.text(quick.bytes, quick.srcAt, quick.family),
+              dst: cache.text(quick.bytes, quick.dstAt, quick.family),
+            });
       if (fast !== slow)
         wrong.push(`${Buffer.from(packet).toString('hex')}: quick ${fast}, decodeError ${slow}`);
     }

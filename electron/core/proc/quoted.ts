@@ -9,7 +9,6 @@
  * after it a UDP or TCP header (8 bytes), an echo request or reply header (8 bytes) or another protocol.
  * The tests compare both readers on every shape this one answers.
  */
-import { formatAddress } from '../../common/address.js';
 import { V4_ECHOLIKE, V4_ERRORS, V6_ERRORS } from '../fields/extract.js';
 import { OFF } from '../record.js';
 
@@ -120,9 +119,10 @@ export interface QuotedFlow {
   srcPort: number | null;
   dstPort: number | null;
   echoId: number | null;
-  /** The quoted source and destination as text (formatted when asked). */
-  src: () => string;
-  dst: () => string;
+  /** Where the quoted source and destination are in `bytes` (formatted only when a lookup needs them). */
+  bytes: Uint8Array;
+  srcAt: number;
+  dstAt: number;
 }
 
 /**
@@ -151,7 +151,8 @@ export function quotedFlowOf(view: DataView, o: number): QuotedFlow | null | und
     srcPort: shape.srcPort,
     dstPort: shape.dstPort,
     echoId: shape.echoId,
-    src: () => formatAddress(bytes.subarray(srcAt, srcAt + 16), family),
-    dst: () => formatAddress(bytes.subarray(dstAt, dstAt + 16), family),
+    bytes,
+    srcAt,
+    dstAt,
   };
 }

@@ -1,0 +1,28 @@
+/**
+ * Worker threads of the service (the insights' engines, the view's sorts): started from the built .js beside
+ * the caller, or, when the service runs from its sources (tsx, vitest), from the .ts with tsx's loader, which a
+ * worker does not inherit: the worker registers it (tsx's ESM API, as its package exports it) first.
+ *
+ *   const worker = startWorker(import.meta.url, './insights/worker', setup);
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+
+/** Starts the worker module `relative` (no extension) to the module at `from` (its import.meta.url). */
+export function startWorker(from: string, relative: string, workerData?: unknown): Worker {
+  const fromSources = from.endsWith('.ts');
+  const url = new URL(`${relative}${fromSources ? '.ts' : '.js'}`, from);
+  if (!fromSources) return new Worker(url, { workerData });
+  const pkg = createRequire(from).resolve('tsx/package.json');
+  const manifest = JSON.parse(readFileSync(pkg, 'utf8')) as {
+    exports: Record<string, { import: { default: string } }>;
+  };
+  const tsx = pathToFileURL(join(dirname(pkg), manifest.exports['./esm/api']!.import.default)).href;
+  return new Worker(
+    `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
+    { eval: true, workerData },
+  );
+}
