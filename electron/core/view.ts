@@ -22,6 +22,7 @@ import type { SortColumn } from '../common/contract.js';
 import { type CompiledFilter, type FilterEnv, compileFilter } from './filter/compile.js';
 import { addressBytes } from './filter/address.js';
 import { SortCancelled, runSliced, sliceBudget, sortByKey, sortByKeySteps } from './radix-sort.js';
+import { SortWorkerFailed, sortOffThread } from './sort-pool.js';
 import {
   CHUNK_MASK,
   CHUNK_SHIFT,
@@ -41,6 +42,8 @@ const BLOCK_MASK = BLOCK_SIZE - 1;
 const FILL_STEP = 1 << 14;
 /** The first scan of an async filter (records); each next one doubles, up to a chunk. */
 const FIRST_SCAN_STEP = 1024;
+/** Records from which an async sort runs its radix passes on the sort worker (below, the messages cost more). */
+export const OFF_THREAD_MIN = 1 << 18;
 
 export interface ViewOptions {
   /** Least time between merges of new records into a sorted view (default 250 ms; 0 merges on every update). */
@@ -55,6 +58,8 @@ export interface ViewOptions {
    * once (O(view) per merge: 100 ms and more at 20 M records). The service sets it; settle() still merges now.
    */
   backgroundMerge?: boolean;
+  /** Sort large views (OFF_THREAD_MIN records and more) on the sort worker (default true; sort-pool.ts). */
+  sortOffThread?: boolean;
 }
 
 export interface FilterProgress {
@@ -108,6 +113,8 @@ export class View {
   /** The arrays the order was in before the last background merge: its next destination. */
   private spareOrder: Uint32Array<ArrayBuffer> | null = null;
   private spareKeys: Float64Array<ArrayBuffer> | null = null;
+  /** Async sorts use the sort worker (false once it failed). */
+  private offThread: boolean;
 
   constructor(
     private readonly store: RecordStore,
@@ -117,6 +124,7 @@ export class View {
     this.resortIntervalMs = options.resortIntervalMs ?? 250;
     this.sliceMs = sliceBudget(options.sliceMs, 50);
     this.backgroundMerge = options.backgroundMerge ?? false;
+    this.offThread = options.sortOffThread ?? true;
   }
 
   /** The filter as applied ('' for none). */
@@ -515,6 +523,9 @@ export class View {
         order = new Uint32Array(capacity);
         keys = new Float64Array(capacity);
       }
+      // A large sort goes to the sort worker once its keys are filled (sort-pool.ts); a small one, one run at
+      // once, and every one after the worker failed, runs here.
+      const offThread = !atOnce && this.offThread && n >= OFF_THREAD_MIN;
       const self = this; // eslint-disable-line @typescript-eslint/no-this-alias
       function* steps(): Generator<number, boolean, void> {
         if (rankSteps) yield* rankSteps;
@@ -524,6 +535,7 @@ export class View {
           yield (0.3 * from) / n;
           if (moved()) return false;
         }
+        if (offThread) return true;
         for (const f of sortByKeySteps(keys, order, n)) yield 0.3 + 0.7 * f;
         return true;
       }
@@ -537,6 +549,18 @@ export class View {
       } else {
         try {
           done = await runSliced(steps(), { sliceMs: this.sliceMs, cancelled, onProgress: progress });
+          if (done && offThread && !moved() && !cancelled()) {
+            try {
+              ({ keys, idx: order } = await sortOffThread(keys, order, n, (f) => progress(0.3 + 0.7 * f)));
+            } catch (err) {
+              if (!(err instanceof SortWorkerFailed)) throw err;
+              // The arrays went with the worker: this sort starts over here, as every later one does.
+              this.offThread = false;
+              attempt--;
+              continue;
+            }
+            if (cancelled()) throw new SortCancelled();
+          }
         } catch (err) {
           if (err instanceof SortCancelled) {
             // Put back the ranks the current order was sorted with.

@@ -1,0 +1,83 @@
+/**
+ * A large sort runs its radix passes on the sort worker (sort-pool.ts), off the thread that takes the capture
+ * in: the order is the one the sort on this thread gives, this thread's event loop is mostly idle meanwhile,
+ * and a worker that dies mid-sort costs the sort nothing but time (it starts over here).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomCapture } from './bench/synth.js';
+import { CaptureService } from './service.js';
+import { stopSortWorker } from './sort-pool.js';
+import { OFF_THREAD_MIN } from './view.js';
+
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'icmpcap-sort-off-thread-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function loaded(records: number): CaptureService {
+  const svc = new CaptureService({ native: new Error('no native here'), version: 'test', spoolDir: tmp });
+  svc.startFeed();
+  for (const batch of randomCapture(records, 11)) svc.feed(batch);
+  svc.tick();
+  return svc;
+}
+
+/** Every record's index, in the view's order. */
+const order = (svc: CaptureService): Uint32Array => svc.view.snapshot();
+/** Whether the view still sorts on the worker (false once it fell back to this thread). */
+const offThread = (svc: CaptureService): boolean => (svc.view as unknown as { offThread: boolean }).offThread;
+
+describe('sorts on the sort worker', () => {
+  it('gives the order of the sort on this thread, its event loop mostly idle meanwhile', async () => {
+    const svc = loaded(600_000);
+    try {
+      expect(svc.view.length).toBeGreaterThan(OFF_THREAD_MIN);
+      for (const [column, descending] of [
+        ['len', false],
+        ['src', true],
+        ['rtt', false],
+      ] as const) {
+        svc.view.setSort(column, descending); // on this thread, at once
+        const here = order(svc);
+        svc.view.setSort(null);
+        const before = performance.eventLoopUtilization();
+        await svc.handle('view.setSort', { column, descending }, 'ipc');
+        const busy = performance.eventLoopUtilization(before).utilization;
+        expect(order(svc)).toEqual(here);
+        // On this thread the sort holds every turn (slices back to back): utilization near 1. Here it only
+        // fills the keys; then it waits for the worker.
+        expect(busy).toBeLessThan(0.7);
+        expect(offThread(svc)).toBe(true);
+      }
+    } finally {
+      svc.close();
+    }
+  }, 120_000);
+
+  it('sorts on this thread when the worker dies mid-sort', async () => {
+    const svc = loaded(600_000);
+    try {
+      svc.view.setSort('len', true);
+      const here = order(svc);
+      svc.view.setSort(null);
+      let stopped = false;
+      // From 0.3 on the keys are filled and the worker sorts them: it says so as it starts.
+      await svc.view.setSortAsync('len', true, ({ fraction }) => {
+        if (fraction >= 0.3 && fraction < 1 && !stopped) {
+          stopped = true;
+          stopSortWorker();
+        }
+      });
+      expect(stopped).toBe(true);
+      expect(offThread(svc)).toBe(false); // the sort started over here
+      expect(order(svc)).toEqual(here);
+    } finally {
+      svc.close();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,94 @@
+/**
+ * Sorts (key, record index) pairs on the sort worker (sort-worker.ts), off the thread that takes the capture
+ * in: the arrays are transferred there and back (no copy), so the caller must not touch them meanwhile; it
+ * gets views of the same memory back, sorted as sortByKey sorts them. One worker, started when first needed,
+ * takes the sorts in order; it does not keep the process alive while idle.
+ *
+ *   const sorted = await sortOffThread(keys, idx, n, (fraction) => report(fraction));
+ */
+import type { Worker } from 'node:worker_threads';
+import type { SortJob, SortReply } from './sort-worker.js';
+import { startWorker } from './workers.js';
+
+/** The sort worker failed: the arrays given to it are lost (sort again on this thread, with new ones). */
+export class SortWorkerFailed extends Error {
+  constructor(why: string) {
+    super(`the sort worker failed: ${why}`);
+    this.name = 'SortWorkerFailed';
+  }
+}
+
+interface Pending {
+  resolve(sorted: { keys: Float64Array<ArrayBuffer>; idx: Uint32Array<ArrayBuffer> }): void;
+  reject(err: Error): void;
+  onProgress: ((fraction: number) => void) | undefined;
+}
+
+let worker: Worker | null = null;
+/** Lets the current worker go: its sorts fail with SortWorkerFailed at once, its later messages are ignored. */
+let failWorker: ((why: string) => void) | null = null;
+let nextId = 0;
+const pending = new Map<number, Pending>();
+
+function sortWorker(): Worker {
+  if (worker !== null) return worker;
+  const started = startWorker(import.meta.url, './sort-worker');
+  const failed = (why: string): void => {
+    if (worker !== started) return;
+    worker = null;
+    failWorker = null;
+    void started.terminate();
+    for (const p of pending.values()) p.reject(new SortWorkerFailed(why));
+    pending.clear();
+  };
+  started.on('message', (reply: SortReply) => {
+    if (worker !== started) return;
+    const p = pending.get(reply.id);
+    if (p === undefined) return;
+    if ('progress' in reply) {
+      p.onProgress?.(reply.progress);
+      return;
+    }
+    pending.delete(reply.id);
+    if (pending.size === 0) started.unref();
+    if ('error' in reply) p.reject(new SortWorkerFailed(reply.error));
+    else p.resolve({ keys: new Float64Array(reply.keys), idx: new Uint32Array(reply.idx) });
+  });
+  started.on('error', (err) => failed(err.message));
+  started.on('exit', (code) => failed(`exit code ${code}`));
+  started.unref();
+  worker = started;
+  failWorker = failed;
+  return started;
+}
+
+/**
+ * Sorts keys[0..n) ascending, idx alongside, stably, on the sort worker. `keys` and `idx` must each be a view
+ * of a whole ArrayBuffer; both buffers are transferred (detached here) and come back as the result's views.
+ * Rejects with SortWorkerFailed when the worker fails (the arrays are lost with it).
+ */
+export function sortOffThread(
+  keys: Float64Array<ArrayBuffer>,
+  idx: Uint32Array<ArrayBuffer>,
+  n: number,
+  onProgress?: (fraction: number) => void,
+): Promise<{ keys: Float64Array<ArrayBuffer>; idx: Uint32Array<ArrayBuffer> }> {
+  if (keys.byteOffset !== 0 || keys.byteLength !== keys.buffer.byteLength)
+    throw new RangeError('sortOffThread: keys must be a view of a whole buffer');
+  if (idx.byteOffset !== 0 || idx.byteLength !== idx.buffer.byteLength)
+    throw new RangeError('sortOffThread: idx must be a view of a whole buffer');
+  if (n > keys.length || n > idx.length) throw new RangeError(`sortOffThread: ${n} pairs do not fit`);
+  const w = sortWorker();
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    if (pending.size === 0) w.ref(); // a sort under way keeps the process alive until it ends
+    pending.set(id, { resolve, reject, onProgress });
+    const job: SortJob = { id, keys: keys.buffer, idx: idx.buffer, n };
+    w.postMessage(job, [keys.buffer, idx.buffer]);
+  });
+}
+
+/** Stops the sort worker: its sorts fail with SortWorkerFailed now; the next sort starts a new one. */
+export function stopSortWorker(): void {
+  failWorker?.('stopped');
+}
