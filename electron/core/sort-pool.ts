@@ -1,10 +1,10 @@
 /**
  * Sorts (key, record index) pairs on the sort worker (sort-worker.ts), off the thread that takes the capture
- * in: the arrays are transferred there and back (no copy), so the caller must not touch them meanwhile; it
- * gets views of the same memory back, sorted as sortByKey sorts them. One worker, started when first needed,
+ * in: the arrays are shared memory, sorted in place as sortByKey sorts them (the caller leaves them alone
+ * meanwhile). One worker, started when first needed,
  * takes the sorts in order; it does not keep the process alive while idle.
  *
- *   const sorted = await sortOffThread(keys, idx, n, (fraction) => report(fraction));
+ *   await sortOffThread(keys, idx, n, (fraction) => report(fraction));
  */
 import type { Worker } from 'node:worker_threads';
 import type { SortJob, SortReply } from './sort-worker.js';
@@ -19,7 +19,7 @@ export class SortWorkerFailed extends Error {
 }
 
 interface Pending {
-  resolve(sorted: { keys: Float64Array<ArrayBuffer>; idx: Uint32Array<ArrayBuffer> }): void;
+  resolve(): void;
   reject(err: Error): void;
   onProgress: ((fraction: number) => void) | undefined;
 }
@@ -52,7 +52,7 @@ function sortWorker(): Worker {
     pending.delete(reply.id);
     if (pending.size === 0) started.unref();
     if ('error' in reply) p.reject(new SortWorkerFailed(reply.error));
-    else p.resolve({ keys: new Float64Array(reply.keys), idx: new Uint32Array(reply.idx) });
+    else p.resolve();
   });
   started.on('error', (err) => failed(err.message));
   started.on('exit', (code) => failed(`exit code ${code}`));
@@ -63,28 +63,35 @@ function sortWorker(): Worker {
 }
 
 /**
- * Sorts keys[0..n) ascending, idx alongside, stably, on the sort worker. `keys` and `idx` must each be a view
- * of a whole ArrayBuffer; both buffers are transferred (detached here) and come back as the result's views.
- * Rejects with SortWorkerFailed when the worker fails (the arrays are lost with it).
+ * Sorts keys[0..n) ascending, idx alongside, stably, on the sort worker, in place: both must be views of
+ * SharedArrayBuffers, not touched until the promise settles. Rejects with SortWorkerFailed when the worker
+ * fails (the arrays may be left half sorted).
  */
 export function sortOffThread(
-  keys: Float64Array<ArrayBuffer>,
-  idx: Uint32Array<ArrayBuffer>,
+  keys: Float64Array,
+  idx: Uint32Array,
   n: number,
   onProgress?: (fraction: number) => void,
-): Promise<{ keys: Float64Array<ArrayBuffer>; idx: Uint32Array<ArrayBuffer> }> {
-  if (keys.byteOffset !== 0 || keys.byteLength !== keys.buffer.byteLength)
-    throw new RangeError('sortOffThread: keys must be a view of a whole buffer');
-  if (idx.byteOffset !== 0 || idx.byteLength !== idx.buffer.byteLength)
-    throw new RangeError('sortOffThread: idx must be a view of a whole buffer');
+): Promise<void> {
+  const keyBuffer = keys.buffer;
+  const idxBuffer = idx.buffer;
+  if (!(keyBuffer instanceof SharedArrayBuffer) || !(idxBuffer instanceof SharedArrayBuffer))
+    throw new TypeError('sortOffThread: keys and idx must be views of SharedArrayBuffers');
   if (n > keys.length || n > idx.length) throw new RangeError(`sortOffThread: ${n} pairs do not fit`);
   const w = sortWorker();
   const id = nextId++;
   return new Promise((resolve, reject) => {
     if (pending.size === 0) w.ref(); // a sort under way keeps the process alive until it ends
     pending.set(id, { resolve, reject, onProgress });
-    const job: SortJob = { id, keys: keys.buffer, idx: idx.buffer, n };
-    w.postMessage(job, [keys.buffer, idx.buffer]);
+    const job: SortJob = {
+      id,
+      keys: keyBuffer,
+      keysOffset: keys.byteOffset,
+      idx: idxBuffer,
+      idxOffset: idx.byteOffset,
+      n,
+    };
+    w.postMessage(job);
   });
 }
 

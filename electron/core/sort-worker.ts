@@ -1,22 +1,23 @@
 /**
- * The view's radix sort on a thread of its own (sort-pool.ts starts it): the keys and record indices come
- * transferred, are sorted whole (sortByKeySteps run to the end, its progress posted about ten times a second),
- * and go back transferred. The thread that takes the capture in keeps only filling the keys.
+ * The view's radix sort on a thread of its own (sort-pool.ts starts it): the keys and record indices, in
+ * shared memory, are sorted in place, whole (sortByKeySteps run to the end, its progress posted about ten times
+ * a second). The thread that takes the capture in keeps only filling the keys.
  */
 import { parentPort } from 'node:worker_threads';
 import { sortByKeySteps } from './radix-sort.js';
 
+/** keys[0..n) (Float64) and idx[0..n) (Uint32) at the given byte offsets of shared buffers. */
 export interface SortJob {
   id: number;
-  keys: ArrayBuffer;
-  idx: ArrayBuffer;
+  keys: SharedArrayBuffer;
+  keysOffset: number;
+  idx: SharedArrayBuffer;
+  idxOffset: number;
   n: number;
 }
 
 export type SortReply =
-  | { id: number; progress: number }
-  | { id: number; keys: ArrayBuffer; idx: ArrayBuffer }
-  | { id: number; error: string };
+  { id: number; progress: number } | { id: number; done: true } | { id: number; error: string };
 
 const port = parentPort;
 if (port === null) throw new Error('sort-worker.ts runs as a worker thread (see sort-pool.ts)');
@@ -27,13 +28,15 @@ port.on('message', (job: SortJob) => {
     // Started: the caller hears that its keys are here (and the worker is sorting them).
     port.postMessage({ id: job.id, progress: 0 } satisfies SortReply);
     let last = performance.now();
-    for (const fraction of sortByKeySteps(new Float64Array(job.keys), new Uint32Array(job.idx), job.n)) {
+    const keys = new Float64Array(job.keys, job.keysOffset, job.n);
+    const idx = new Uint32Array(job.idx, job.idxOffset, job.n);
+    for (const fraction of sortByKeySteps(keys, idx, job.n)) {
       const now = performance.now();
       if (now - last < PROGRESS_MS) continue;
       last = now;
       port.postMessage({ id: job.id, progress: fraction } satisfies SortReply);
     }
-    port.postMessage({ id: job.id, keys: job.keys, idx: job.idx } satisfies SortReply, [job.keys, job.idx]);
+    port.postMessage({ id: job.id, done: true } satisfies SortReply);
   } catch (err) {
     port.postMessage({ id: job.id, error: String(err) } satisfies SortReply);
   }
