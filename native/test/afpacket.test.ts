@@ -246,7 +246,9 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
     const r = await cap.stop();
     expect(r.framingErrors).toBe(0);
     const s = r.stats!;
-    expect(s.droppedKernel).toBeGreaterThan(0);
+    // What the capture saw, should it drop nothing (a flake seen once in CI: 0 drops, cause not known).
+    const seen = JSON.stringify({ stats: s, batches: r.batches, records: r.records.length });
+    expect(s.droppedKernel, seen).toBeGreaterThan(0);
     // Every frame the filter accepted was either captured or counted as dropped.
     expect(r.records.every((x) => x.family === 4 && (x.type === 8 || x.type === 0))).toBe(true);
     expect(s.captured).toBe(r.records.length);

@@ -68,6 +68,12 @@ export class NetnsPair {
   // veth ifA (in a, with addresses v4A/v6A) <-> ifB (in b); prefix /24 and /64.
   // v6 null: IPv6 disabled on both ends, so no neighbour discovery or MLD ICMPv6 appears.
   addVeth(ifA: string, ifB: string, v4: [string, string], v6: [string, string] | null): void {
+    // A test that vitest retries adds its pair again: the failed attempt's pair goes first.
+    try {
+      sh('ip', ['-n', this.a, 'link', 'del', ifA]);
+    } catch {
+      // none: the usual case
+    }
     sh('ip', ['link', 'add', ifA, 'netns', this.a, 'type', 'veth', 'peer', 'name', ifB, 'netns', this.b]);
     sh('ip', ['-n', this.a, 'addr', 'add', `${v4[0]}/24`, 'dev', ifA]);
     sh('ip', ['-n', this.b, 'addr', 'add', `${v4[1]}/24`, 'dev', ifB]);
