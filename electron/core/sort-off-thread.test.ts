@@ -1,9 +1,10 @@
 /**
  * A large sort runs its radix passes on the sort worker (sort-pool.ts), off the thread that takes the capture
  * in: the order is the one the sort on this thread gives, this thread's event loop is mostly idle meanwhile,
- * and a worker that dies mid-sort costs the sort nothing but time (it starts over here).
+ * the worker runs at a lower priority than this thread, and a worker that dies mid-sort costs the sort nothing
+ * but time (it starts over here).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -12,6 +13,17 @@ import { randomCapture } from './bench/synth.js';
 import { CaptureService } from './service.js';
 import { stopSortWorker } from './sort-pool.js';
 import { OFF_THREAD_MIN } from './view.js';
+import { WORKER_NICE } from './workers.js';
+
+/** The nice value of every thread of this process (this one first: its id is the process's). */
+function threadNices(): number[] {
+  const tids = readdirSync('/proc/self/task').map(Number);
+  tids.sort((a, b) => (a === process.pid ? -1 : b === process.pid ? 1 : a - b));
+  return tids.map((tid) => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
 
 let tmp: string;
 beforeAll(() => {
@@ -54,6 +66,9 @@ describe('sorts on the sort worker', () => {
         expect(busy).toBeLessThan(0.7);
         expect(offThread(svc)).toBe(true);
       }
+      // The worker yields to the capture's thread: its nice value is WORKER_NICE, this thread's is not.
+      expect(threadNices().filter((n) => n === WORKER_NICE).length).toBe(1);
+      expect(threadNices()[0]).toBe(0);
     } finally {
       svc.close();
     }

@@ -5,6 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { sortByKeySteps } from './radix-sort.js';
+import { lowerThreadPriority } from './workers.js';
 
 /** keys[0..n) (Float64) and idx[0..n) (Uint32) at the given byte offsets of shared buffers. */
 export interface SortJob {
@@ -22,6 +23,8 @@ export type SortReply =
 const port = parentPort;
 if (port === null) throw new Error('sort-worker.ts runs as a worker thread (see sort-pool.ts)');
 const PROGRESS_MS = 100;
+// The capture's thread comes first (a sort that takes longer loses nothing).
+lowerThreadPriority();
 
 port.on('message', (job: SortJob) => {
   try {

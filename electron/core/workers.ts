@@ -5,8 +5,9 @@
  *
  *   const worker = startWorker(import.meta.url, './insights/worker', setup);
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { getPriority, setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -25,4 +26,29 @@ export function startWorker(from: string, relative: string, workerData?: unknown
     `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`,
     { eval: true, workerData },
   );
+}
+
+/** The nice value of the service's workers: below the thread that takes the capture in. */
+export const WORKER_NICE = 10;
+
+/**
+ * Lowers the calling thread's scheduling priority to WORKER_NICE (Linux: a thread's nice value is its own, set
+ * through its thread id; no privilege is needed to lower it). Called first thing in a worker: on a machine
+ * with few cores the capture's thread comes first, and the worker takes the time it leaves. Returns the nice
+ * value set, or null where the thread's id cannot be read.
+ */
+export function lowerThreadPriority(): number | null {
+  let tid: number;
+  try {
+    tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+  } catch {
+    return null;
+  }
+  if (!Number.isInteger(tid) || tid <= 0) return null;
+  try {
+    setPriority(tid, WORKER_NICE);
+    return getPriority(tid);
+  } catch {
+    return null;
+  }
 }

@@ -5,11 +5,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { InsightEngines } from './engines.js';
+import { lowerThreadPriority } from '../workers.js';
 import type { EngineRequest, FromWorker, ToWorker, WorkerSetup } from './worker-protocol.js';
 
 const port = parentPort;
 if (port === null) throw new Error('insights/worker.ts runs as a worker thread (see insights/index.ts)');
 const setup = workerData as WorkerSetup;
+// The capture's thread comes first: the insights may fall behind (bounded, see index.ts), a record may not.
+lowerThreadPriority();
 const engines = new InsightEngines({ learnSeconds: setup.learnSeconds });
 const names = new Map<number, string>();
 const ifname = (ifindex: number): string => names.get(ifindex) ?? String(ifindex);
