@@ -153,7 +153,10 @@ export class Insights {
     this.stage = null;
     this.staged = 0;
     this.stageNames = [];
-    worker.on('message', (message: FromWorker) => this.onMessage(message));
+    // A replaced worker's last messages (counts of a backlog that went with it) are not this one's.
+    worker.on('message', (message: FromWorker) => {
+      if (this.worker === worker) this.onMessage(message);
+    });
     const failed = (why: string): void => {
       if (this.worker !== worker || this.closed || this.off !== null) return;
       this.log(`icmpcap insights: the worker stopped (${why}); Problems, Paths and Neighbours start over`);
