@@ -255,7 +255,8 @@ export class Insights {
 
   /** A promise while the worker is OPEN_QUEUED_BYTES behind (a file being opened waits for it), else null. */
   private caughtUp(): Promise<void> | null {
-    if (this.queuedBytes < OPEN_QUEUED_BYTES) return null;
+    // Off: nothing will ever catch up, and nothing needs to.
+    if (this.off !== null || this.queuedBytes < OPEN_QUEUED_BYTES) return null;
     if (this.drained === null) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => (resolve = r));
