@@ -107,7 +107,8 @@ describe('capture service with a ring-buffer limit (fed batches)', () => {
       for (let at = 0; at < TOTAL; at += 4096) {
         svc.feed(batchOf(at, Math.min(4096, TOTAL - at)));
         maxBytes = Math.max(maxBytes, svc.store.bytesAllocated);
-        maxSegments = Math.max(maxSegments, segments(spoolDir).length);
+        // The spool's segments (dropped ones are deleted in the thread pool: counted on disk below).
+        maxSegments = Math.max(maxSegments, svc.spool!.paths.length);
         expect(svc.store.live).toBeLessThanOrEqual(LIMIT);
       }
       const store = svc.store;
@@ -120,6 +121,7 @@ describe('capture service with a ring-buffer limit (fed batches)', () => {
       expect(store.bytesAllocated).toBe(2 * CHUNK_SIZE * BYTES_PER_RECORD);
       // Disk: one segment per unit; dropped units' segments are deleted.
       expect(maxSegments).toBeLessThanOrEqual(3);
+      await svc.spool!.removals();
       const files = segments(spoolDir);
       expect(files.map((f) => f.slice(-12))).toEqual(['-0004.pcapng', '-0005.pcapng']);
       // Every segment is a complete pcapng once the spool's writes (in the thread pool) have landed.
@@ -226,9 +228,11 @@ describe('capture service with a ring-buffer limit (fed batches)', () => {
 
       // capture.clear: numbers start again at 1, old segments go, the ring still bounds disk and memory.
       await svc.handle('capture.clear', {}, 'ipc');
+      await svc.spool!.removals();
       expect(segments(spoolDir)).toHaveLength(1);
       for (let at = 0; at < 4 * CHUNK_SIZE; at += 4096) svc.feed(batchOf(at, 4096));
       expect(store.firstIndex).toBe(2 * CHUNK_SIZE);
+      await svc.spool!.removals();
       expect(segments(spoolDir).map((f) => f.slice(-12))).toEqual(['-0011.pcapng', '-0012.pcapng']);
       expect(svc.rows(0, 1).rows[0]!.no).toBe(2 * CHUNK_SIZE + 1);
       const again = (await svc.handle('record.details', { no: 3 * CHUNK_SIZE + 5 }, 'ipc')) as { row: Row };
@@ -269,6 +273,7 @@ describe('capture service with a ring-buffer limit (fed batches)', () => {
       expect(span).toBeLessThanOrEqual(10e9);
       expect(span).toBeGreaterThan(7e9);
       // Segments cover about 1/8 of the window each.
+      await svc.spool!.removals();
       const files = segments(spoolDir);
       expect(files.length).toBeGreaterThanOrEqual(6);
       expect(files.length).toBeLessThanOrEqual(10);

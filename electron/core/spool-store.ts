@@ -18,6 +18,7 @@
  * store's 2^31 indices).
  */
 import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DecodedRecord } from './record.js';
@@ -96,6 +97,8 @@ export class Spool {
   private closed = false;
   private lastSegment = -1;
   private lastReader: SpoolReader | null = null;
+  /** Segment files being deleted in the thread pool (see dropBefore). */
+  private readonly removing = new Set<Promise<void>>();
   /** Hears the first write error of any segment (writes run in the thread pool: see PcapngSpoolWriter). */
   onWriteError: ((err: Error) => void) | null = null;
 
@@ -270,10 +273,28 @@ export class Spool {
         if (seg.number === this.lastSegment) this.lastReader = null;
       }
       seg.writer.discard(); // its queued writes would go to a deleted file
-      rmSync(seg.path, { force: true });
+      this.remove(seg.path);
       dropped++;
     }
     return dropped;
+  }
+
+  /**
+   * Deletes a dropped segment's file in the thread pool: unlinking tens of megabytes whose pages are still
+   * being written back takes the file system 100-300 ms, which the capture's turn must not wait for. The
+   * spool no longer lists it (nor counts its bytes); a crash before the unlink lands leaves it with the
+   * spool's other files, whose recovery reads what is on disk.
+   */
+  private remove(path: string): void {
+    const done: Promise<void> = rm(path, { force: true })
+      .catch(() => undefined) // already gone, or a folder we may not write: nothing the capture can do
+      .finally(() => this.removing.delete(done));
+    this.removing.add(done);
+  }
+
+  /** Resolves when the segment files dropped so far are deleted. */
+  async removals(): Promise<void> {
+    while (this.removing.size > 0) await Promise.all([...this.removing]);
   }
 
   /**

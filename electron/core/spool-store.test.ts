@@ -1,0 +1,105 @@
+/**
+ * The spool's segments dropped by the ring buffer are deleted off the event loop: unlinking a segment of tens
+ * of megabytes whose pages are still being written back takes the file system 100-300 ms on this machine's
+ * disk, a whole frozen turn of the service (it was 2.5 s of a 5 M-record capture with a ring limit). The
+ * synchronous calls of node:fs are counted here; the files must still be gone once the removals settle.
+ */
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildBatch, type RecordSpec } from '../../test/support/records.js';
+import { CHUNK_SIZE } from './store.js';
+
+const syncRemovals: string[] = [];
+vi.mock('node:fs', async (original) => {
+  const real = await original<typeof fs>();
+  const counted =
+    <A extends unknown[], R>(name: string, fn: (...args: A) => R) =>
+    (...args: A): R => {
+      syncRemovals.push(`${name} ${String(args[0])}`);
+      return fn(...args);
+    };
+  const mocked = {
+    ...real,
+    rmSync: counted('rmSync', real.rmSync),
+    unlinkSync: counted('unlinkSync', real.unlinkSync),
+  };
+  return { ...mocked, default: mocked };
+});
+
+const { Spool } = await import('./spool-store.js');
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(join(tmpdir(), 'icmpcap-spool-store-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function batchOf(from: number, n: number): ArrayBuffer {
+  const specs: RecordSpec[] = [];
+  for (let k = from; k < from + n; k++)
+    specs.push({
+      tsNs: 1_700_000_000_000_000_000n + BigInt(k) * 1000n,
+      src: '10.0.0.1',
+      dst: '192.0.2.1',
+      type: 8,
+      id: 7,
+      seq: k & 0xffff,
+      ifindex: 1,
+      payload: 64,
+    });
+  return buildBatch(specs);
+}
+
+const pcapngs = (dir: string): string[] =>
+  fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.pcapng'))
+    .sort();
+
+describe('spool segments dropped by the ring buffer', () => {
+  it('are deleted off the event loop, and are gone once the removals settle', async () => {
+    const dir = fs.mkdtempSync(join(tmp, 'drop-'));
+    const spool = Spool.create(dir, 'icmpcap test', 262144);
+    try {
+      // A new segment at every chunk boundary: four segments of one chunk each.
+      const cut = (): boolean => true;
+      for (let at = 0; at < 4 * CHUNK_SIZE; at += 4096)
+        spool.append(batchOf(at, 4096), 4096, () => 'lo', at, cut);
+      expect(spool.paths).toHaveLength(4);
+      await spool.drained();
+      expect(pcapngs(dir)).toHaveLength(4);
+
+      syncRemovals.length = 0;
+      expect(spool.dropBefore(3 * CHUNK_SIZE)).toBe(3);
+      expect(syncRemovals).toEqual([]);
+      // The spool no longer counts them, at once.
+      expect(spool.paths).toHaveLength(1);
+
+      await spool.removals();
+      expect(pcapngs(dir)).toEqual([spool.paths[0]!.slice(dir.length + 1)]);
+      expect(spool.path.endsWith('-0003.pcapng')).toBe(true);
+    } finally {
+      spool.close();
+    }
+  });
+
+  it('restarting the numbering deletes the older segments off the event loop too', async () => {
+    const dir = fs.mkdtempSync(join(tmp, 'restart-'));
+    const spool = Spool.create(dir, 'icmpcap test', 262144);
+    try {
+      const cut = (): boolean => true;
+      for (let at = 0; at < 2 * CHUNK_SIZE + 4096; at += 4096)
+        spool.append(batchOf(at, 4096), 4096, () => 'lo', at, cut);
+      expect(spool.paths).toHaveLength(3);
+      syncRemovals.length = 0;
+      spool.restartNumbering();
+      expect(syncRemovals).toEqual([]);
+      await spool.removals();
+      expect(pcapngs(dir).map((f) => f.slice(-12))).toEqual(['-0002.pcapng']);
+    } finally {
+      spool.close();
+    }
+  });
+});
