@@ -232,7 +232,10 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
     // A pair without IPv6: every ICMP frame on it is one of ours, even the dropped ones.
     net.addVeth('vE', 'vF', ['10.205.0.1', '10.205.0.2'], null);
     const flag = path.join(tmp, 'unblock');
-    const count = 20000;
+    // What can wait while JavaScript is blocked: the batches queued for it (at most 4096 records each), the
+    // one being filled and the ring: 41 441 records in 11 batches in one run. 20 000 pings (40 000 frames) fit
+    // in that whenever the batches came full (0 drops, seen once in CI); 50 000 (100 000 frames) never do.
+    const count = 50000;
     const cap = new ChildCapture(net.b, {
       source: 'afpacket',
       interfaces: ['vF'],
