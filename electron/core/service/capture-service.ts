@@ -791,17 +791,17 @@ export class CaptureService implements RequestHandlers, JobHost {
   }
 
   /** Spools of icmpcap processes that ended without cleaning up, newest first. */
-  leftoverSpools(): LeftoverSpoolInfo[] {
+  leftoverSpools(): Promise<LeftoverSpoolInfo[]> {
     return this.spools.leftovers();
   }
 
   /** Opens a leftover spool as the current capture: its segments are read as one file would be. */
-  openLeftover(id: string): number {
-    const spool = this.spools.findLeftover(id);
+  async openLeftover(id: string): Promise<number> {
+    const spool = await this.spools.findLeftover(id);
     return this.openFile(spool.segments, `the capture of ${new Date(spool.startedAtMs).toISOString()}`, true);
   }
 
-  cleanSpools(id: string | undefined): string[] {
+  cleanSpools(id: string | undefined): Promise<string[]> {
     return this.spools.clean(id);
   }
 

@@ -50,9 +50,9 @@ export interface RequestHandlers {
   details(no: number): Results['record.details'];
   startExport(p: Params<'export.start'>): number;
   openFile(paths: string[], label: string): number;
-  leftoverSpools(): LeftoverSpoolInfo[];
-  openLeftover(id: string): number;
-  cleanSpools(id: string | undefined): string[];
+  leftoverSpools(): Promise<LeftoverSpoolInfo[]>;
+  openLeftover(id: string): Promise<number>;
+  cleanSpools(id: string | undefined): Promise<string[]>;
 }
 
 /** Validates `params` for `method`; throws ServiceError 'unknown-method' or 'bad-request'. */
@@ -153,8 +153,8 @@ export function dispatchRequest(
     case 'spool.list':
       return s.leftoverSpools();
     case 'spool.open':
-      return { id: s.openLeftover((p as Params<'spool.open'>).id) };
+      return s.openLeftover((p as Params<'spool.open'>).id).then((id) => ({ id }));
     case 'spool.clean':
-      return { removed: s.cleanSpools((p as { id?: string }).id) };
+      return s.cleanSpools((p as { id?: string }).id).then((removed) => ({ removed }));
   }
 }

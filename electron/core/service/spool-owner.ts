@@ -5,7 +5,12 @@
 import { rm } from 'node:fs/promises';
 import type { LeftoverSpoolInfo } from '../../common/contract.js';
 import { ServiceError } from '../../common/contract.js';
-import { type LeftoverSpool, cleanSpools, findSpool, listLeftoverSpools } from '../spool-recovery.js';
+import {
+  type SpoolGroup,
+  cleanSpoolsAsync,
+  findSpoolAsync,
+  listLeftoverSpoolsAsync,
+} from '../spool-recovery.js';
 import { SpoolGuard, spoolErrorMessage } from '../spool-guard.js';
 import { Spool, defaultSpoolDir } from '../spool-store.js';
 import { errorMessage } from './errors.js';
@@ -110,27 +115,26 @@ export class SpoolOwner {
     return message;
   }
 
-  /** Spools of icmpcap processes that ended without cleaning up, newest first. */
-  leftovers(): LeftoverSpoolInfo[] {
-    return listLeftoverSpools(this.dir).map(({ id, startedAtMs, packets, bytes }) => ({
-      id,
-      startedAtMs,
-      packets,
-      bytes,
-    }));
+  /**
+   * Spools of icmpcap processes that ended without cleaning up, newest first. Their segments are read off the
+   * event loop (counting the packets of a leftover of gigabytes took a second and more of it).
+   */
+  async leftovers(): Promise<LeftoverSpoolInfo[]> {
+    const spools = await listLeftoverSpoolsAsync(this.dir);
+    return spools.map(({ id, startedAtMs, packets, bytes }) => ({ id, startedAtMs, packets, bytes }));
   }
 
-  findLeftover(id: string): LeftoverSpool {
+  async findLeftover(id: string): Promise<SpoolGroup> {
     try {
-      return findSpool(this.dir, id);
+      return await findSpoolAsync(this.dir, id);
     } catch (err) {
       throw new ServiceError('not-found', errorMessage(err));
     }
   }
 
-  clean(id: string | undefined): string[] {
+  async clean(id: string | undefined): Promise<string[]> {
     try {
-      return cleanSpools(this.dir, id);
+      return await cleanSpoolsAsync(this.dir, id);
     } catch (err) {
       throw new ServiceError('not-found', errorMessage(err));
     }
