@@ -19,6 +19,7 @@ import { pidsOfInodes, processInfo, type ProcessInfo } from './processes.js';
 import { isUnspecified, readSockets, type SocketEntry, type SocketTable } from './sockets.js';
 import { PROC_UNKNOWN, ProcColumn, ProcessTable } from './table.js';
 import { ProcessSummary } from './summary.js';
+import { LiveProcessSummary } from './summary-live.js';
 import type { ProcessSummaryRow } from '../../common/contract.js';
 import type { Ingestor } from '../ingest.js';
 import { CHUNK_MASK, type RecordStore } from '../store.js';
@@ -59,6 +60,8 @@ export function wantsProcess(family: number, type: number, dir: number, flags: n
 export class ProcAttribution {
   readonly processes = new ProcessTable();
   readonly column = new ProcColumn();
+  /** The per-process summary the service answers `procs.summary` with, kept up to date as it is asked. */
+  readonly summary = new LiveProcessSummary(this.column, this.processes);
   /** The text of an address an error quotes (looked up by its bytes; formatted once). */
   private readonly addressText = new AddressCache().text;
   readonly stats: AttributionStats = { lookups: 0, resolved: 0, uidOnly: 0, missed: 0, limited: 0 };
@@ -124,6 +127,7 @@ export class ProcAttribution {
   }
 
   clear(): void {
+    this.summary.clear();
     this.column.clear();
     this.processes.clear();
     this.cache.clear();
@@ -283,6 +287,10 @@ function remember<K>(map: Map<K, Cached>, key: K, value: Cached): void {
 }
 
 /** The per-process summary of the records in the index (only the chunks that hold attributed records). */
+/**
+ * The per-process summary recounted over every live record at once (the reference LiveProcessSummary is
+ * checked against; the service answers with `attribution.summary`, which never recounts a full chunk).
+ */
 export function processSummary(
   store: RecordStore,
   ingestor: Ingestor,

@@ -41,7 +41,7 @@ import type { BatchInfo, Native, NativeSession, SessionEvent } from '../native.j
 import type { Spool } from '../spool-store.js';
 import { storeFieldReader } from '../fields/store-fields.js';
 import type { FieldMap } from '../fields/extract.js';
-import { ProcAttribution, processSummary } from '../proc/attribution.js';
+import { ProcAttribution } from '../proc/attribution.js';
 import { Aggregator } from '../stats/aggregator.js';
 import { View } from '../view.js';
 import { CHUNK_MASK, RecordStore, hookName } from '../store.js';
@@ -942,8 +942,8 @@ export class CaptureService implements RequestHandlers, JobHost {
   }
 
   /** The per-process summary (`procs.summary`): the records attributed to local processes. */
-  processSummary(): Results['procs.summary'] {
-    return processSummary(this.store, this.ingestor, this.attribution);
+  processSummary(): Promise<Results['procs.summary']> {
+    return this.attribution.summary.rows(this.store);
   }
 
   aggregates(): Results['stats.get'] {

@@ -46,7 +46,7 @@ export interface RequestHandlers {
   cancelSort(): Results['view.cancelSort'];
   tick(): void;
   aggregates(): Results['stats.get'];
-  processSummary(): Results['procs.summary'];
+  processSummary(): Promise<Results['procs.summary']>;
   details(no: number): Results['record.details'];
   startExport(p: Params<'export.start'>): number;
   openFile(paths: string[], label: string): number;
