@@ -137,6 +137,11 @@ describe('the per-process summary through the service', () => {
       // 1 M records: the event loop turned while they were counted (none did on a recount in one call).
       expect(turns).toBeGreaterThan(0);
 
+      // Two clients asking at once get the same rows.
+      const [a, b] = await Promise.all([summary(svc), summary(svc)]);
+      expect(a).toEqual(rows);
+      expect(b).toEqual(rows);
+
       const reads = vi.spyOn(svc.attribution.column, 'get');
       expect(await summary(svc)).toEqual(rows);
       expect(reads).not.toHaveBeenCalled();

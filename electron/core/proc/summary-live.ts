@@ -55,6 +55,8 @@ export class LiveProcessSummary {
   /** Per address id, the merge that last counted it as a peer (distinct counts without a set). */
   private seen = new Uint32Array(1024);
   private stamp = 0;
+  /** The call under way (see rows). */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly column: ProcColumn,
@@ -68,8 +70,17 @@ export class LiveProcessSummary {
     this.epoch++;
   }
 
-  /** The rows over the store's live records, busiest first. */
-  async rows(store: RecordStore): Promise<ProcessSummaryRow[]> {
+  /**
+   * The rows over the store's live records, busiest first. Calls run one after another (two windows asking at
+   * once): a merge marks peers in one shared array, which a second merge between its slices would upset.
+   */
+  rows(store: RecordStore): Promise<ProcessSummaryRow[]> {
+    const next = this.queue.then(() => this.rowsNow(store));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async rowsNow(store: RecordStore): Promise<ProcessSummaryRow[]> {
     for (;;) {
       try {
         return await this.run(store);
