@@ -577,27 +577,47 @@ export class EchoMatcher {
    * Idle wall time since the newest record arrived (live captures): requests whose wait is over by then
    * are judged lost now, not when the next record comes (`ping -c 3 deadhost` shows 100 % loss, not
    * 0 % forever). Elapsed time, not the wall clock itself, so record clocks need not be the wall clock.
-   * Returns true when it judged any request.
+   * At most `max` requests a call: a flood of unanswered requests that stops leaves a million waiting, 118 ms
+   * to judge in one turn; `idleDue` tells whether more are due. Returns true when it judged any request.
    */
-  advanceIdle(elapsedNs: number): boolean {
+  advanceIdle(elapsedNs: number, max = Infinity): boolean {
     if (this.newest === -Infinity || !(elapsedNs > 0)) return false;
     const before = this.judged;
-    this.judge(this.newest + elapsedNs);
+    this.judge(this.newest + elapsedNs, max);
     return this.judged !== before;
   }
 
-  /** The capture stopped: every request still waiting is judged (lost unless answered). */
-  finish(): boolean {
+  /** Whether requests whose wait is over `elapsedNs` after the newest record are still to be judged. */
+  idleDue(elapsedNs: number): boolean {
+    if (this.newest === -Infinity || !(elapsedNs > 0) || this.judged >= this.tail) return false;
+    const slot = this.judged & this.ringMask;
+    const sent = this.ring[slot >>> this.blockShift]!.ts[slot & this.blockMask]!;
+    return sent < this.newest + elapsedNs - this.echoTimeoutNs;
+  }
+
+  /**
+   * The capture stopped: every request still waiting is judged (lost unless answered), at most `max` a call
+   * (`unjudged` tells whether any is left). Returns true when it judged any request.
+   */
+  finish(max = Infinity): boolean {
     const before = this.judged;
-    this.judge(Infinity);
+    this.judge(Infinity, max);
     return this.judged !== before;
   }
 
-  /** Judges requests whose timeout has passed by `now` (the newest record's time), forgets old ones. */
-  private judge(now = this.newest): void {
+  /** Whether requests remembered are still to be judged (see finish). */
+  get unjudged(): boolean {
+    return this.judged < this.tail;
+  }
+
+  /**
+   * Judges requests whose timeout has passed by `now` (the newest record's time), at most `max`, and forgets
+   * old ones.
+   */
+  private judge(now = this.newest, max = Infinity): void {
     const limit = now - this.echoTimeoutNs;
     const mask = this.ringMask;
-    while (this.judged < this.tail) {
+    for (let left = max; this.judged < this.tail && left > 0; left--) {
       const slot = this.judged & mask;
       if (!(this.ring[slot >>> this.blockShift]!.ts[slot & this.blockMask]! < limit)) break;
       this.judgeSlot(slot);
