@@ -45,6 +45,8 @@ export interface InsightsOptions {
   log?: (line: string) => void;
   /** Bytes that may wait for the worker before a live capture goes on without it (default MAX_QUEUED_BYTES). */
   maxQueuedBytes?: number;
+  /** Bytes waiting for the worker past which a file being opened waits for it (default OPEN_QUEUED_BYTES). */
+  openQueuedBytes?: number;
 }
 
 type Params<M extends InsightRequestName> = z.output<(typeof InsightRequestSchemas)[M]>;
@@ -192,7 +194,7 @@ export class Insights {
         const buffer = message.buffer;
         if (buffer !== undefined && buffer.byteLength >= STAGE_BYTES && this.spare.length < MAX_SPARE)
           this.spare.push(buffer);
-        if (this.queuedBytes < OPEN_QUEUED_BYTES / 2) this.settleDrained();
+        if (this.queuedBytes < this.openQueuedBytes / 2) this.settleDrained();
         if (this.queuedBytes === 0 && this.skipped > 0) {
           this.log(
             `icmpcap insights: ${this.skipped.toLocaleString('en')} records were not analysed for Problems, ` +
@@ -207,7 +209,7 @@ export class Insights {
         const p = this.pending.get(message.id);
         if (p === undefined) return;
         this.pending.delete(message.id);
-        if (this.pending.size === 0) this.worker.unref();
+        if (this.pending.size === 0 && this.drained === null) this.worker.unref();
         if (message.t === 'reply') p.resolve(message.value);
         else p.reject(new Error(message.message));
         return;
@@ -241,7 +243,7 @@ export class Insights {
     // Answered with every record tapped so far.
     this.sendStage();
     return new Promise((resolve, reject) => {
-      if (this.pending.size === 0) this.worker.ref();
+      if (this.pending.size === 0 && this.drained === null) this.worker.ref();
       this.pending.set(message.id, { resolve, reject });
       this.post(message);
     });
@@ -250,17 +252,26 @@ export class Insights {
   private settleDrained(): void {
     const d = this.drained;
     this.drained = null;
+    if (d !== null && this.pending.size === 0) this.worker.unref();
     d?.resolve();
   }
 
-  /** A promise while the worker is OPEN_QUEUED_BYTES behind (a file being opened waits for it), else null. */
+  /** Bytes waiting for the worker past which a file being opened waits for it. */
+  private get openQueuedBytes(): number {
+    return this.opts.openQueuedBytes ?? OPEN_QUEUED_BYTES;
+  }
+
+  /** A promise while the worker is openQueuedBytes behind (a file being opened waits for it), else null. */
   private caughtUp(): Promise<void> | null {
     // Off: nothing will ever catch up, and nothing needs to.
-    if (this.off !== null || this.queuedBytes < OPEN_QUEUED_BYTES) return null;
+    if (this.off !== null || this.queuedBytes < this.openQueuedBytes) return null;
     if (this.drained === null) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => (resolve = r));
       this.drained = { promise, resolve };
+      // What the open waits for keeps the process alive (the worker alone does not): with no other handle, the
+      // process would end with the open half done (exit code 13 of an unsettled top-level await in a bench).
+      this.worker.ref();
     }
     return this.drained.promise;
   }
