@@ -11,7 +11,7 @@
  * names them, so the ids of live parts name one address each; the rows count distinct ids.
  */
 import type { ProcessSummaryRow } from '../../common/contract.js';
-import { CHUNK_MASK, CHUNK_SHIFT, type RecordStore } from '../store.js';
+import { CHUNK_MASK, CHUNK_SHIFT, CHUNK_SIZE, type RecordStore } from '../store.js';
 import type { ProcColumn, ProcessTable } from './table.js';
 
 /** How long one slice of counting or merging may hold the event loop. */
@@ -107,9 +107,9 @@ export class LiveProcessSummary {
       // Parts past the last record (the store was cleared and filled again without a clear() here).
       this.parts.length = Math.min(this.parts.length, (end + CHUNK_MASK) >>> CHUNK_SHIFT);
       let behind = false;
-      for (let c = first >>> CHUNK_SHIFT; c << CHUNK_SHIFT < end; c++) {
-        const from = Math.max(first, c << CHUNK_SHIFT);
-        const stop = Math.min(end, (c + 1) << CHUNK_SHIFT);
+      for (let c = first >>> CHUNK_SHIFT; c * CHUNK_SIZE < end; c++) {
+        const from = Math.max(first, c * CHUNK_SIZE);
+        const stop = Math.min(end, (c + 1) * CHUNK_SIZE);
         let part = this.parts[c];
         if (part === undefined || part.from !== from || part.to > stop) {
           part = { from, to: from, entries: new Map() };
@@ -127,7 +127,7 @@ export class LiveProcessSummary {
           }
         }
         if (behind) break;
-        if (part.to === (c + 1) << CHUNK_SHIFT) seal(part);
+        if (part.to === (c + 1) * CHUNK_SIZE) seal(part);
       }
       if (!behind && store.length === end && store.firstIndex === first) break;
     }
