@@ -1010,7 +1010,8 @@ export class CaptureService implements RequestHandlers, JobHost {
     const step = (): void => {
       const aggregator = this.aggregator;
       if (!aggregator.settleSome(SETTLE_SLICE)) {
-        setImmediate(step);
+        // Counted against the ingest turn of the same iteration, as the tick is (loopWork).
+        setImmediate(() => this.loopWork(step));
         return;
       }
       this.pushingAggregates = false;
@@ -1031,10 +1032,12 @@ export class CaptureService implements RequestHandlers, JobHost {
     const judged = echo.advanceIdle(idleNs, JUDGE_SLICE) || judgedBefore;
     if (echo.idleDue(idleNs)) {
       this.judgingIdle = true;
-      setImmediate(() => {
-        this.judgingIdle = false;
-        this.judgeIdle(judged);
-      });
+      setImmediate(() =>
+        this.loopWork(() => {
+          this.judgingIdle = false;
+          this.judgeIdle(judged);
+        }),
+      );
       return;
     }
     if (judged && this.listeners.size > 0) this.emit('aggregates', this.aggregates());
