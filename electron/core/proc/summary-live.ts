@@ -12,6 +12,7 @@
  */
 import type { ProcessSummaryRow } from '../../common/contract.js';
 import { CHUNK_MASK, CHUNK_SHIFT, CHUNK_SIZE, type RecordStore } from '../store.js';
+import { ERRORS, REPLY, REQUEST } from './summary.js';
 import type { ProcColumn, ProcessTable } from './table.js';
 
 /** How long one slice of counting or merging may hold the event loop. */
@@ -20,10 +21,6 @@ export const SUMMARY_SLICE_MS = 8;
 const STEP = 4096;
 
 const DIR_OUT = 1;
-const REQUEST = [0, 0, 0, 0, 8, 0, 128] as const;
-const REPLY = [0, 0, 0, 0, 0, 0, 129] as const;
-const V4_ERRORS = new Set([3, 4, 5, 11, 12]);
-const V6_ERRORS = new Set([1, 2, 3, 4]);
 
 interface PartEntry {
   sent: number;
@@ -164,7 +161,7 @@ export class LiveProcessSummary {
       else e.received++;
       if (type === REQUEST[family] && dir === DIR_OUT) e.requests++;
       else if (type === REPLY[family] && dir === 0) e.replies++;
-      else if (dir === 0 && (family === 6 ? V6_ERRORS : V4_ERRORS).has(type)) e.errors++;
+      else if (dir === 0 && ERRORS[family].has(type)) e.errors++;
       (e.peers as Set<number>).add(dir === DIR_OUT ? dst[i]! : src[i]!);
       e.last = tsRel[i]!;
     }

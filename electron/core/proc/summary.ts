@@ -18,9 +18,10 @@ export interface SummaryRecord {
   tsNs: bigint;
 }
 
-const REQUEST = { 4: 8, 6: 128 } as const;
-const REPLY = { 4: 0, 6: 129 } as const;
-const ERRORS = { 4: new Set([3, 4, 5, 11, 12]), 6: new Set([1, 2, 3, 4]) } as const;
+/** Echo request and reply types, and the error types a process is told of, by family (also summary-live.ts). */
+export const REQUEST = { 4: 8, 6: 128 } as const;
+export const REPLY = { 4: 0, 6: 129 } as const;
+export const ERRORS = { 4: new Set([3, 4, 5, 11, 12]), 6: new Set([1, 2, 3, 4]) } as const;
 
 interface Entry {
   row: ProcessSummaryRow;
