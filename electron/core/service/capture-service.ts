@@ -1040,7 +1040,13 @@ export class CaptureService implements RequestHandlers, JobHost {
       );
       return;
     }
-    if (judged && this.listeners.size > 0) this.emit('aggregates', this.aggregates());
+    // Pushed as the tick pushes (sliced, at most every 500 ms): under a flood this judges a few requests every
+    // tick, and a push of its own each time counted every outcome and listed every peer in one turn, twice as
+    // often as the periodic push. Idle, it is the only news: the push says the dead host's requests are lost.
+    if (!judged) return;
+    this.push.outcomesChanged();
+    if (this.listeners.size > 0 && this.push.aggregatesDue(Date.now(), this.store.length))
+      this.pushAggregates();
   }
 
   setState(state: CaptureState): void {
