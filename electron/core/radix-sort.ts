@@ -24,8 +24,14 @@ export class SortCancelled extends Error {
   }
 }
 
+/** A slice budget that says "no step now": the work yields turns until it is given one again. */
+export const SLICE_WAIT = -1;
+
 export interface SliceOptions {
-  /** Longest run between yields to the event loop (default 20 ms); a function is asked at every step. */
+  /**
+   * Longest run between yields to the event loop (default 20 ms; 0: one step a turn); a function is asked at
+   * every step, and may say SLICE_WAIT.
+   */
   sliceMs?: number | (() => number);
   /** Asked after each yield: true stops the work (the promise rejects with SortCancelled). */
   cancelled?: () => boolean;
@@ -42,6 +48,17 @@ export async function runSliced<T>(
   options: SliceOptions = {},
 ): Promise<T> {
   const sliceMs = sliceBudget(options.sliceMs, 20);
+  // SLICE_WAIT: no step now (the caller's more urgent work comes first); asked again next turn.
+  const yieldTurn = async (): Promise<void> => {
+    do {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (options.cancelled?.()) {
+        steps.return(undefined as T);
+        throw new SortCancelled();
+      }
+    } while (sliceMs() === SLICE_WAIT);
+  };
+  if (sliceMs() === SLICE_WAIT) await yieldTurn();
   let sliceStart = performance.now();
   let stepStart = sliceStart;
   for (;;) {
@@ -52,11 +69,7 @@ export async function runSliced<T>(
     stepStart = now;
     if (now - sliceStart + stepMs >= sliceMs()) {
       options.onProgress?.(step.value);
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (options.cancelled?.()) {
-        steps.return(undefined as T);
-        throw new SortCancelled();
-      }
+      await yieldTurn();
       sliceStart = stepStart = performance.now();
     }
   }

@@ -4,6 +4,7 @@
  */
 import type { RecordFlag, RowProcess } from '../../common/contract.js';
 import type { DecodedRecord } from '../record.js';
+import { SLICE_WAIT } from '../radix-sort.js';
 import { ExportFileSink } from './file-sink.js';
 import { pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap-write.js';
 import {
@@ -117,7 +118,8 @@ export interface ExportFileOptions {
   total?: number;
   onProgress?: (done: number, total?: number) => void;
   signal?: AbortSignal;
-  /** How long a slice may hold the event loop now (asked at every check; default EXPORT_SLICE_MS). */
+  /** How long a slice may hold the event loop now (asked at every check; default EXPORT_SLICE_MS); SLICE_WAIT
+   * (negative): no slice now, ask again next turn. */
   sliceMs?: () => number;
 }
 
@@ -151,7 +153,15 @@ export async function writeExportFile(
       onProgress(records, total);
     }
     if (now - sliceStart < (opts.sliceMs?.() ?? EXPORT_SLICE_MS)) return undefined;
-    return new Promise<void>((resolve) => setImmediate(resolve)).then(resume);
+    return pause();
+  };
+  // Yields a turn, and more while the budget says SLICE_WAIT (the service's capture is behind: it comes first).
+  const pause = async (): Promise<void> => {
+    do {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      signal?.throwIfAborted();
+    } while ((opts.sliceMs?.() ?? EXPORT_SLICE_MS) === SLICE_WAIT);
+    resume();
   };
   try {
     const records = await write(sink, tick);
