@@ -1,19 +1,26 @@
 /**
- * While the capture falls behind, background work (a sort, filter or merge of the view, an export) waits for
- * it. At 500 k records/s, a sort and an export that still took 1 ms every turn while batches waited took enough
+ * While the capture falls behind (batches wait to be taken in, or its session drops records), background work
+ * (a sort, filter or merge of the view, an export) waits for it. At 500 k records/s, a sort and an export that still took 1 ms every turn while batches waited took enough
  * of the thread that the capture lost a quarter of its records (ingest-load bench). The service's budget says
  * SLICE_WAIT while two batches or more wait, and lets background work have a short step once it has waited
  * BACKGROUND_WAIT_MS (an export still ends under a capture that never catches up); the sliced runners make no
  * step while told to wait.
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type * as Bench from '../../../native/bench.js';
+import { buildBatch } from '../../../test/support/records.js';
 import { realisticCapture } from '../bench/synth.js';
 import { writeExportFile } from '../files/export.js';
 import { SLICE_WAIT, runSliced } from '../radix-sort.js';
+import { type Native, loadNative } from '../native.js';
+import { projectRoot } from '../paths.js';
 import { CaptureService } from '../service.js';
+
+const bench = createRequire(import.meta.url)(join(projectRoot(), 'native', 'bench.js')) as typeof Bench;
 
 let tmp: string;
 beforeAll(() => {
@@ -44,6 +51,44 @@ describe('background work waits while the capture is behind', () => {
       expect(svc.backgroundSliceMs(10)).toBe(1);
       expect(svc.backgroundSliceMs(10)).toBe(SLICE_WAIT);
       while (svc.heldBatches > 0) await turn();
+      expect(svc.backgroundSliceMs(10)).toBe(10);
+    } finally {
+      svc.close();
+    }
+  });
+
+  it('counts the capture as behind while its session drops records, even with no batch waiting', async () => {
+    // The reader cannot hand batches over (the event loop is busy here; in life, the reader itself gets no CPU
+    // while an export's writes run): none waits in the service, but the kernel ring overflows.
+    const template = buildBatch(
+      Array.from({ length: 256 }, (_, k) => ({
+        tsNs: 1_700_000_000_000_000_000n + BigInt(k),
+        src: '192.168.1.10',
+        dst: '10.9.0.1',
+        type: 8,
+        id: 1,
+        seq: k,
+        dir: 1,
+      })),
+    );
+    const native: Native = {
+      ...loadNative(),
+      probe: () => [{ source: 'afpacket', available: true }],
+      interfaces: () => [],
+      open: () => bench.benchSession(1e12, 0, false, { rate: 2_000_000, ringBytes: 4096, template }),
+    };
+    const svc = new CaptureService({ native, version: 'test', spoolDir: join(tmp, 'dropping') });
+    try {
+      await svc.handle('capture.start', { source: 'afpacket', interfaces: [], snaplen: 256 }, 'ipc');
+      const t0 = performance.now();
+      while (performance.now() - t0 < 300); // no turn: no batch reaches the service, the ring overflows
+      expect(svc.heldBatches).toBeLessThan(2);
+      expect(svc.backgroundSliceMs(10)).toBe(1);
+      expect(svc.backgroundSliceMs(10)).toBe(SLICE_WAIT);
+      await svc.handle('capture.stop', {}, 'ipc');
+      while (svc.captureState.state !== 'stopped') await sleep(10);
+      expect(svc.counts().droppedKernel).toBeGreaterThan(0);
+      // No session: nothing to be behind.
       expect(svc.backgroundSliceMs(10)).toBe(10);
     } finally {
       svc.close();
