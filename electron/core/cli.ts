@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { loadNative } from './native.js';
 import { projectRoot } from './paths.js';
 import { startServer } from './server.js';
+import { warmUp } from './service/warm-up.js';
 import { SERVE_SECURITY_OPTIONS, serveSecurity } from './web/serve-setup.js';
 import { errorMessage } from './service.js';
 import { formatChecks, runDoctor } from './doctor.js';
@@ -128,6 +129,8 @@ async function serve(argv: string[]): Promise<void> {
       process.stdout.write(`icmpcap: not capturing yet: ${errorMessage(err)}\n`);
     }
   }
+  // Not capturing yet: the capture path is warmed while the page waits for the user (service/warm-up.ts).
+  void warmUp(service, { delayMs: 1000 });
   let stopping = false;
   const shutdown = (): void => {
     if (stopping) return;

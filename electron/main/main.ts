@@ -7,6 +7,7 @@ import { attachInsights } from '../core/insights/index.js';
 import { RemoteHosts } from '../core/remote/hosts.js';
 import { CaptureService } from '../core/service.js';
 import { version } from '../core/version.js';
+import { warmUp } from '../core/service/warm-up.js';
 import { runApp } from './app.js';
 import { notifyFirings } from './notify.js';
 
@@ -31,6 +32,8 @@ const win = await runApp(
   process.cwd(),
   new RemoteHosts(),
 );
+// The capture path is warmed while the window waits for the user (core/service/warm-up.ts).
+void warmUp(service, { delayMs: 2000 });
 if (win)
   notifyFirings(electron, service, () => {
     if (win.isDestroyed()) return;

@@ -23,6 +23,7 @@ import { mergeBenchResults } from '../../../test/support/bench-results.js';
 import type { SortColumn } from '../../common/contract.js';
 import { attachInsights } from '../insights/index.js';
 import { CaptureService } from '../service.js';
+import { warmUp } from '../service/warm-up.js';
 import { jobDone } from '../testing/jobs.js';
 import { Ingestor } from '../ingest.js';
 import { Aggregator } from '../stats/aggregator.js';
@@ -132,6 +133,8 @@ async function runService(n: number): Promise<Delay[]> {
   const insights = attachInsights(svc, { rulesFile: join(dir, 'alerts.conf'), log: () => undefined });
   const out: Delay[] = [];
   try {
+    // As the app and serve do while they wait for the user's first capture (service/warm-up.ts).
+    await warmUp(svc);
     // The noise floor of this run (other processes preempt us too), beside the service's figures.
     const control = await measure('idle 300 ms (control)', 'service', () => sleep(300));
     console.log(`  (control: ${control.max} ms)`);

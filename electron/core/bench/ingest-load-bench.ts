@@ -31,6 +31,7 @@ import { type Native, type NativeSession, loadNative } from '../native.js';
 import { projectRoot } from '../paths.js';
 import { attachInsights } from '../insights/index.js';
 import { CaptureService } from '../service.js';
+import { warmUp } from '../service/warm-up.js';
 import { jobDone } from '../testing/jobs.js';
 import { realisticCapture } from './synth.js';
 
@@ -78,6 +79,8 @@ async function main(): Promise<void> {
   const insights = attachInsights(svc, { rulesFile: join(dir, 'alerts.conf'), log: () => undefined });
   const drops = (): number => (session ? session.stats().droppedKernel : 0);
   try {
+    // As the app and serve do while they wait for the user's first capture (service/warm-up.ts).
+    await warmUp(svc);
     const t0 = performance.now();
     await svc.handle('capture.start', { source: 'afpacket', interfaces: [], snaplen: 256 }, 'ipc');
     while (svc.store.length < N) await sleep(50);
