@@ -131,7 +131,9 @@ async function main(): Promise<void> {
           command: COMMAND,
           note:
             `records lost while a sort by RTT (${round(sortMs)} ms) and a pcapng export of ${atStart} records ` +
-            `(${round(windowMs)} ms) ran during a capture at a paced ${RATE / 1e3} k records/s through the real ` +
+            `(${round(windowMs)} ms) ran during a capture at a paced ${RATE / 1e3} k records/s (${duringRecords} ` +
+            `taken in meanwhile, ${round((100 * during) / Math.max(1, during + duringRecords), 2)} % of what ` +
+            `arrived dropped; background work waits while the capture is behind) through the real ` +
             `delivery path (bench addon: reader thread, batches of 4096, queue of 8 batches, ThreadSafeFunction, ` +
             `CaptureService.onBatch with the insights attached, as the app and serve attach them); the reader drains a modelled 1 MiB kernel ring only while the queue has room, ` +
             `and what arrives while the ring is full is dropped. Beside it in the same capture: ${before} dropped ` +
