@@ -18,27 +18,28 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const warmUpDirs = (): string[] => readdirSync(tmpdir()).filter((d) => d.startsWith('icmpcap-warm-up-'));
-
 describe('warm-up before the first capture', () => {
   it('runs its records through a scratch service a batch a turn and leaves the real service as it was', async () => {
     const spoolDir = join(tmp, 'real');
     const svc = new CaptureService({ native: new Error('no native here'), version: 'test', spoolDir });
-    const events: string[] = [];
-    svc.on((event) => events.push(event));
-    const before = new Set(warmUpDirs());
+    const events: { event: string; data: unknown }[] = [];
+    svc.on((event, data) => events.push({ event, data }));
+    const scratch = mkdtempSync(join(tmp, 'scratch-'));
     try {
       const turns = countLoopTurns();
-      const warmed = await warmUp(svc, { records: 20_000 });
+      const warmed = await warmUp(svc, { records: 20_000, tmpDir: scratch });
       turns.stop();
       // 20 batches of 1024 records, each in a turn of its own.
       expect(turns.turns).toBeGreaterThanOrEqual(19);
       expect(warmed).toBe(20_000);
       expect(svc.store.length).toBe(0);
       expect(svc.captureState.state).toBe('idle');
-      expect(events).toEqual([]);
+      // Its own periodic pushes say it holds nothing; no state or job event came.
+      expect(events.filter((e) => e.event === 'state' || e.event === 'job')).toEqual([]);
+      for (const e of events.filter((e) => e.event === 'counts'))
+        expect((e.data as { total: number }).total).toBe(0);
       // Its temporary spool is gone, and the real spool directory was never made.
-      expect(warmUpDirs().filter((d) => !before.has(d))).toEqual([]);
+      expect(readdirSync(scratch)).toEqual([]);
       expect(() => readdirSync(spoolDir)).toThrow();
       // The real service captures as ever afterwards.
       svc.startFeed();
@@ -56,7 +57,7 @@ describe('warm-up before the first capture', () => {
       spoolDir: join(tmp, 'busy'),
     });
     try {
-      const warming = warmUp(svc, { records: 200_000 });
+      const warming = warmUp(svc, { records: 200_000, tmpDir: tmp });
       // A few batches in, the user starts a capture.
       for (let k = 0; k < 5; k++) await new Promise<void>((resolve) => setImmediate(resolve));
       svc.startFeed();
@@ -65,7 +66,7 @@ describe('warm-up before the first capture', () => {
       expect(warmed).toBeLessThan(20_000);
       expect(svc.store.length).toBe(0);
       // Not started at all when the service is already busy.
-      expect(await warmUp(svc, { records: 10_000 })).toBe(0);
+      expect(await warmUp(svc, { records: 10_000, tmpDir: tmp })).toBe(0);
     } finally {
       svc.close();
     }

@@ -28,6 +28,8 @@ export interface WarmUpOptions {
   records?: number;
   /** Wait this long first (the window loads, the page is served). */
   delayMs?: number;
+  /** Where its temporary spool goes (default: the system's temporary directory). */
+  tmpDir?: string;
 }
 
 /**
@@ -42,7 +44,7 @@ export async function warmUp(service: CaptureService, options: WarmUpOptions = {
   let scratch: CaptureService | null = null;
   let records = 0;
   try {
-    dir = mkdtempSync(join(tmpdir(), 'icmpcap-warm-up-'));
+    dir = mkdtempSync(join(options.tmpDir ?? tmpdir(), 'icmpcap-warm-up-'));
     scratch = new CaptureService({
       native: new Error('the warm-up has no native session'),
       version: service.version,
