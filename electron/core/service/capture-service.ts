@@ -66,8 +66,10 @@ const VIEW_SLICE_MS = 10;
  */
 const BEHIND_SLICE_MS = 1;
 const BACKGROUND_WAIT_MS = 100;
-/** The capture counts as behind for this long after its session last dropped records (read every DROPS_READ_MS). */
+/** The capture counts as dropping for this long after its session last dropped records (read every DROPS_READ_MS). */
 const DROPPING_MS = 500;
+/** While it drops with no batch waiting, background steps (of BEHIND_SLICE_MS) come at most this often. */
+const DROPPING_STEP_MS = 10;
 const DROPS_READ_MS = 20;
 /** ...and once it has held the event loop this long, the rest waits for the next turn (see onBatch). */
 const INGEST_SLICE_MS = 10;
@@ -712,17 +714,23 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   /**
    * How long a background step (a sort, filter or merge of the view, an export) may hold the event loop now:
-   * `normal`; SLICE_WAIT (no step now) while the capture is behind (`behind`), and BEHIND_SLICE_MS once it has
-   * waited BACKGROUND_WAIT_MS. The capture comes first: a record the kernel's ring drops is lost, an export that
-   * takes longer is not. At 500 k records/s, an export and a sort given 1 ms a turn while behind still took
-   * enough of the thread that the capture lost a quarter of its records.
+   * `normal` while the capture keeps up. While batches wait to be taken in (two or more), SLICE_WAIT (no step
+   * now), and BEHIND_SLICE_MS once it has waited BACKGROUND_WAIT_MS; while the session drops records with no
+   * batch waiting, the same once it has waited DROPPING_STEP_MS. The capture comes first: a record the kernel's ring drops is lost, an export
+   * that takes longer is not. At 500 k records/s, an export and a sort given 1 ms a turn while batches waited
+   * still took enough of the thread that the capture lost a quarter of its records.
    */
   backgroundSliceMs(normal: number): number {
+    // Batches wait: background work waits while ingest works through them, but never longer than
+    // BACKGROUND_WAIT_MS at a time, so an export still ends under a capture that stays behind. Dropping with no
+    // batch waiting: a step every DROPPING_STEP_MS. Waiting altogether then starved an export for minutes under
+    // a capture that drops a little all along; a step every turn gave it half the thread, as turns are short
+    // when few batches come.
+    const every =
+      this.heldBatches >= 2 ? BACKGROUND_WAIT_MS : this.dropping(performance.now()) ? DROPPING_STEP_MS : 0;
+    if (every === 0) return normal;
     const now = performance.now();
-    if (!this.behind(now)) return normal;
-    // Behind: background work waits (no step now) while ingest catches up, but never longer than
-    // BACKGROUND_WAIT_MS at a time, so an export still ends under a capture that stays behind.
-    if (now - this.backgroundRanAt < BACKGROUND_WAIT_MS) return SLICE_WAIT;
+    if (now - this.backgroundRanAt < every) return SLICE_WAIT;
     this.backgroundRanAt = now;
     return BEHIND_SLICE_MS;
   }
@@ -735,14 +743,13 @@ export class CaptureService implements RequestHandlers, JobHost {
   private droppingAt = -Infinity;
 
   /**
-   * Whether the capture is behind: batches wait to be taken in (two or more), or the session dropped records
-   * within the last DROPPING_MS. Batches alone do not tell: when the reader thread itself cannot run (the
-   * export's writes and the collector's threads have the CPUs), few batches come, none waits, and the kernel's
-   * ring overflows while the export runs at full speed (ingest-load bench: 180-340 k of 500 k records/s taken
-   * in, the rest dropped, with at most one batch waiting).
+   * Whether the session dropped records within the last DROPPING_MS. Waiting batches alone do not tell that
+   * the capture is behind: when the reader thread itself cannot run (the export's writes and the collector's
+   * threads have the CPUs), few batches come, none waits, and the kernel's ring overflows while the export runs
+   * at full speed (ingest-load bench: 180-340 k of 500 k records/s taken in, the rest dropped, with at most
+   * one batch waiting).
    */
-  private behind(now: number): boolean {
-    if (this.heldBatches >= 2) return true;
+  private dropping(now: number): boolean {
     const session = this.session;
     if (session === null) return false;
     if (now - this.dropsReadAt >= DROPS_READ_MS) {
