@@ -19,7 +19,7 @@ beforeAll(() => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('warm-up before the first capture', () => {
-  it('runs its records through a scratch service a batch a turn and leaves the real service as it was', async () => {
+  it('runs its records through a scratch service in short turns and leaves the real service as it was', async () => {
     const spoolDir = join(tmp, 'real');
     const svc = new CaptureService({ native: new Error('no native here'), version: 'test', spoolDir });
     const events: { event: string; data: unknown }[] = [];
@@ -29,7 +29,7 @@ describe('warm-up before the first capture', () => {
       const turns = countLoopTurns();
       const warmed = await warmUp(svc, { records: 20_000, tmpDir: scratch });
       turns.stop();
-      // 20 batches of 1024 records, each in a turn of its own.
+      // 79 batches of 256 records: one a turn at first, then four a turn.
       expect(turns.turns).toBeGreaterThanOrEqual(19);
       expect(warmed).toBe(20_000);
       expect(svc.store.length).toBe(0);

@@ -1,7 +1,7 @@
 /**
  * Warms the capture path before the first capture: a synthetic capture (a busy host's echo pairs, errors and
  * neighbour messages, with real packet bytes) goes through a scratch service of the same class (spool writes,
- * ingest with echo matching, statistics, view), a batch a turn, while the app or `serve` waits for the user.
+ * ingest with echo matching, statistics, view), a few hundred records a turn, while the app or `serve` waits for the user.
  *
  * JavaScript's compiler optimises a function once it has run a while. Cold, the service took in records at a
  * fraction of its rate: a capture started during a 500 k records/s flood dropped 210 k records in its first
@@ -21,8 +21,10 @@ import { CaptureService } from './capture-service.js';
 
 /** Records the warm-up sends through the scratch service (about 0.7 s of one core, cold). */
 export const WARM_UP_RECORDS = 200_000;
-/** Records a batch (a turn of the event loop each). */
-const WARM_UP_BATCH = 1024;
+/** Records a batch: a batch a turn for the first COLD_TURNS, then TURN_BATCHES a turn. */
+const BATCH = 256;
+const COLD_TURNS = 8;
+const TURN_BATCHES = 4;
 
 export interface WarmUpOptions {
   records?: number;
@@ -43,6 +45,7 @@ export async function warmUp(service: CaptureService, options: WarmUpOptions = {
   let dir: string | null = null;
   let scratch: CaptureService | null = null;
   let records = 0;
+  const turn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
   try {
     dir = mkdtempSync(join(options.tmpDir ?? tmpdir(), 'icmpcap-warm-up-'));
     scratch = new CaptureService({
@@ -50,12 +53,17 @@ export async function warmUp(service: CaptureService, options: WarmUpOptions = {
       version: service.version,
       spoolDir: join(dir, 'spool'),
     });
+    await turn();
+    if (!idle()) return 0;
     scratch.startFeed({ snaplen: 256 });
-    for (const batch of realisticCapture(options.records ?? WARM_UP_RECORDS, WARM_UP_BATCH, {
-      packetBytes: true,
-    })) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (!idle()) break;
+    // A batch a turn while the code is coldest (1024 cold records, the generator's set-up and the scratch
+    // service's construction in one turn held the loop 200 ms), then TURN_BATCHES a turn.
+    let batches = 0;
+    for (const batch of realisticCapture(options.records ?? WARM_UP_RECORDS, BATCH, { packetBytes: true })) {
+      if (batches++ < COLD_TURNS || batches % TURN_BATCHES === 0) {
+        await turn();
+        if (!idle()) break;
+      }
       scratch.feed(batch);
       records = scratch.store.length;
     }
