@@ -27,6 +27,17 @@ export class SortCancelled extends Error {
 /** A slice budget that says "no step now": the work yields turns until it is given one again. */
 export const SLICE_WAIT = -1;
 
+/**
+ * Yields a turn of the event loop, then more while `sliceMs` says SLICE_WAIT (the caller's more urgent work
+ * comes first). `check` runs after each turn and may throw to stop the work.
+ */
+export async function yieldUntilSlice(sliceMs: () => number, check: () => void): Promise<void> {
+  do {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    check();
+  } while (sliceMs() === SLICE_WAIT);
+}
+
 export interface SliceOptions {
   /**
    * Longest run between yields to the event loop (default 20 ms; 0: one step a turn); a function is asked at
@@ -48,16 +59,13 @@ export async function runSliced<T>(
   options: SliceOptions = {},
 ): Promise<T> {
   const sliceMs = sliceBudget(options.sliceMs, 20);
-  // SLICE_WAIT: no step now (the caller's more urgent work comes first); asked again next turn.
-  const yieldTurn = async (): Promise<void> => {
-    do {
-      await new Promise<void>((resolve) => setImmediate(resolve));
+  const yieldTurn = (): Promise<void> =>
+    yieldUntilSlice(sliceMs, () => {
       if (options.cancelled?.()) {
         steps.return(undefined as T);
         throw new SortCancelled();
       }
-    } while (sliceMs() === SLICE_WAIT);
-  };
+    });
   if (sliceMs() === SLICE_WAIT) await yieldTurn();
   let sliceStart = performance.now();
   let stepStart = sliceStart;

@@ -4,7 +4,7 @@
  */
 import type { RecordFlag, RowProcess } from '../../common/contract.js';
 import type { DecodedRecord } from '../record.js';
-import { SLICE_WAIT } from '../radix-sort.js';
+import { yieldUntilSlice } from '../radix-sort.js';
 import { ExportFileSink } from './file-sink.js';
 import { pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap-write.js';
 import {
@@ -157,10 +157,10 @@ export async function writeExportFile(
   };
   // Yields a turn, and more while the budget says SLICE_WAIT (the service's capture is behind: it comes first).
   const pause = async (): Promise<void> => {
-    do {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      signal?.throwIfAborted();
-    } while ((opts.sliceMs?.() ?? EXPORT_SLICE_MS) === SLICE_WAIT);
+    await yieldUntilSlice(
+      () => opts.sliceMs?.() ?? EXPORT_SLICE_MS,
+      () => signal?.throwIfAborted(),
+    );
     resume();
   };
   try {

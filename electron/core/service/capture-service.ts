@@ -66,10 +66,11 @@ const VIEW_SLICE_MS = 10;
  */
 const BEHIND_SLICE_MS = 1;
 const BACKGROUND_WAIT_MS = 100;
-/** The capture counts as dropping for this long after its session last dropped records (read every DROPS_READ_MS). */
+/** The capture counts as dropping for this long after its session last dropped records... */
 const DROPPING_MS = 500;
 /** While it drops with no batch waiting, background steps (of BEHIND_SLICE_MS) come at most this often. */
 const DROPPING_STEP_MS = 10;
+/** ...read from the session at most this often. */
 const DROPS_READ_MS = 20;
 /** ...and once it has held the event loop this long, the rest waits for the next turn (see onBatch). */
 const INGEST_SLICE_MS = 10;
@@ -716,9 +717,9 @@ export class CaptureService implements RequestHandlers, JobHost {
    * How long a background step (a sort, filter or merge of the view, an export) may hold the event loop now:
    * `normal` while the capture keeps up. While batches wait to be taken in (two or more), SLICE_WAIT (no step
    * now), and BEHIND_SLICE_MS once it has waited BACKGROUND_WAIT_MS; while the session drops records with no
-   * batch waiting, the same once it has waited DROPPING_STEP_MS. The capture comes first: a record the kernel's ring drops is lost, an export
-   * that takes longer is not. At 500 k records/s, an export and a sort given 1 ms a turn while batches waited
-   * still took enough of the thread that the capture lost a quarter of its records.
+   * batch waiting, the same once it has waited DROPPING_STEP_MS. The capture comes first: a record the kernel's
+   * ring drops is lost, an export that takes longer is not. At 500 k records/s, an export and a sort given 1 ms
+   * a turn while batches waited still took enough of the thread that the capture lost a quarter of its records.
    */
   backgroundSliceMs(normal: number): number {
     // Batches wait: background work waits while ingest works through them, but never longer than
@@ -726,10 +727,9 @@ export class CaptureService implements RequestHandlers, JobHost {
     // batch waiting: a step every DROPPING_STEP_MS. Waiting altogether then starved an export for minutes under
     // a capture that drops a little all along; a step every turn gave it half the thread, as turns are short
     // when few batches come.
-    const every =
-      this.heldBatches >= 2 ? BACKGROUND_WAIT_MS : this.dropping(performance.now()) ? DROPPING_STEP_MS : 0;
-    if (every === 0) return normal;
     const now = performance.now();
+    const every = this.heldBatches >= 2 ? BACKGROUND_WAIT_MS : this.dropping(now) ? DROPPING_STEP_MS : 0;
+    if (every === 0) return normal;
     if (now - this.backgroundRanAt < every) return SLICE_WAIT;
     this.backgroundRanAt = now;
     return BEHIND_SLICE_MS;
@@ -737,7 +737,7 @@ export class CaptureService implements RequestHandlers, JobHost {
 
   /** When background work was last let run while the capture was behind (backgroundSliceMs). */
   private backgroundRanAt = 0;
-  /** The session's drops (kernel and ring) as last read by `behind`, when, and when they last grew. */
+  /** The session's drops (kernel and ring) as last read by `dropping`, when, and when they last grew. */
   private dropsSeen = 0;
   private dropsReadAt = -Infinity;
   private droppingAt = -Infinity;

@@ -1,7 +1,8 @@
 /**
  * Warms the capture path before the first capture: a synthetic capture (a busy host's echo pairs, errors and
  * neighbour messages, with real packet bytes) goes through a scratch service of the same class (spool writes,
- * ingest with echo matching, statistics, view), a few hundred records a turn, while the app or `serve` waits for the user.
+ * ingest with echo matching, statistics, view), a few hundred records a turn, while the app or `serve` waits
+ * for the user.
  *
  * JavaScript's compiler optimises a function once it has run a while. Cold, the service took in records at a
  * fraction of its rate: a capture started during a 500 k records/s flood dropped 210 k records in its first
@@ -10,8 +11,9 @@
  * them, so the real service starts warm. Nothing of the scratch service is kept: its spool (in a temporary
  * directory) is removed and its records go.
  *
- * It yields a turn after each batch and stops as soon as the real service is asked to capture or open (its
- * state leaves 'idle'): a warm-up never competes with the work it prepares for.
+ * It yields a turn after each of its first batches and every few batches after, and stops as soon as the real
+ * service is asked to capture or open (its state leaves 'idle'): a warm-up never competes with the work it
+ * prepares for.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +21,7 @@ import { join } from 'node:path';
 import { realisticCapture } from '../bench/synth.js';
 import { CaptureService } from './capture-service.js';
 
-/** Records the warm-up sends through the scratch service (about 0.7 s of one core, cold). */
+/** Records the warm-up sends through the scratch service (0.6-0.9 s of one core, cold). */
 export const WARM_UP_RECORDS = 200_000;
 /** Records a batch: a batch a turn for the first COLD_TURNS, then TURN_BATCHES a turn. */
 const BATCH = 256;
