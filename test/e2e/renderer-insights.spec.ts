@@ -252,3 +252,38 @@ for _ in range(20): s.sendto(b'x', ('${H2}', 9)); time.sleep(0.01)`,
   ]);
   await page.screenshot({ path: 'artifacts/screenshots/alerts-dark.png' });
 });
+
+test('a rule being written survives the rules arriving from elsewhere (another window saves)', async () => {
+  const mine = await openApp();
+  await mine.getByTestId('tab-alerts').click();
+  const before = await mine.getByTestId('rule-input').count();
+  await mine.getByTestId('rule-add').click();
+  const draft = mine.getByTestId('rule-input').last();
+  await draft.fill('icmp.type == 11 count > 3 for 5s; name my draft');
+  await expect(mine.getByTestId('rule-error')).toHaveCount(0);
+
+  // Another window saves the file meanwhile: its push reaches this window.
+  const other = await openApp();
+  await other.getByTestId('tab-alerts').click();
+  await expect(other.getByTestId('rule-input')).toHaveCount(before);
+  await other.getByTestId('rule-add').click();
+  await other.getByTestId('rule-input').last().fill('icmp.type == 5 count > 1 for 1s; name theirs');
+  await other.getByTestId('rules-save').click();
+  await expect(other.getByTestId('rules-status')).toContainText('Saved to');
+
+  // The draft is still there, and the window says the file changed under it.
+  await expect(mine.getByTestId('rule-input')).toHaveCount(before + 1);
+  await expect(mine.getByTestId('rule-input').last()).toHaveValue(
+    'icmp.type == 11 count > 3 for 5s; name my draft',
+  );
+  await expect(mine.getByTestId('rules-status')).toContainText('changed elsewhere');
+  // Saving here replaces the file with what this window shows; the other window follows.
+  await mine.getByTestId('rules-save').click();
+  await expect(mine.getByTestId('rules-status')).toContainText('Saved to');
+  await expect(other.getByTestId('rule-input')).toHaveCount(before + 1);
+  await expect(other.getByTestId('rule-input').last()).toHaveValue(
+    'icmp.type == 11 count > 3 for 5s; name my draft',
+  );
+  await other.close();
+  await mine.close();
+});
