@@ -13,6 +13,9 @@ export interface BenchSessionOptions {
   template?: ArrayBuffer;
 }
 
+/** As index.js's: batches that may wait in JavaScript at once before the reader holds back. */
+export const MAX_HELD_BATCHES: number;
+
 /** A session fed with `count` synthetic records of capLen bytes through the real delivery path. */
 export function benchSession(
   count: number,

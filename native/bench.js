@@ -9,6 +9,7 @@ const path = require('node:path');
 const native = require(path.join(__dirname, 'build', 'Release', 'icmpcap_bench.node'));
 
 module.exports = {
+  MAX_HELD_BATCHES: native.MAX_HELD_BATCHES,
   benchSession: (count, capLen, perRecordObjects, options) =>
     options === undefined
       ? native.benchSession(count, capLen, perRecordObjects)

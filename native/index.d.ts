@@ -9,6 +9,11 @@
 export const ABI_VERSION: number;
 /** Size of the fixed record header (ICMPCAP_RECORD_HDR_SIZE). */
 export const RECORD_HEADER_SIZE: 72;
+/**
+ * Batches a session hands over that may wait in JavaScript at once (delivered and not yet returned by
+ * Session.hold): past that its reader leaves records in the kernel ring.
+ */
+export const MAX_HELD_BATCHES: number;
 
 export type SourceKind = 'module' | 'afpacket';
 
@@ -101,7 +106,7 @@ export interface Session {
   stats(): SessionStats;
   /**
    * How many delivered batches the consumer still holds, not yet worked in. They count against
-   * the bounded queue to JavaScript (8 batches), so a consumer behind the capture makes the
+   * the bounded queue to JavaScript (MAX_HELD_BATCHES), so a consumer behind the capture makes the
    * reader leave records in the kernel ring (where a full ring drops and counts them) instead of
    * receiving batches faster than it can take them in. 0 when it has caught up. Throws a
    * TypeError for anything but a whole number of 0 or more.

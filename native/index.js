@@ -58,6 +58,7 @@ function probe(options) {
 module.exports = {
   ABI_VERSION: native.ABI_VERSION,
   RECORD_HEADER_SIZE: native.RECORD_HEADER_SIZE,
+  MAX_HELD_BATCHES: native.MAX_HELD_BATCHES,
   open,
   interfaces: () => native.interfaces(),
   watchInterfaces: (onChange) => native.watchInterfaces(onChange),

@@ -6,6 +6,7 @@ import type { BenchSessionOptions } from './bench.js';
 export interface RawAddon {
   readonly ABI_VERSION: number;
   readonly RECORD_HEADER_SIZE: 72;
+  readonly MAX_HELD_BATCHES: number;
   /** helperPath is required here: index.js fills in the default. */
   open(config: OpenConfig & { helperPath: string }): Session;
   interfaces(): InterfaceInfo[];

@@ -13,6 +13,7 @@
  *   (npm run bench -- service runs it at 10 M and 20 M; a custom count does not write results)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -30,7 +31,13 @@ import { Aggregator } from '../stats/aggregator.js';
 import { RecordStore } from '../store.js';
 import { View } from '../view.js';
 import { realisticCapture } from './synth.js';
+import type * as NativeAddon from '../../../native/index.js';
+import { projectRoot } from '../paths.js';
 
+/** The native session's bounded queue: the batches it lets the service hold before its reader waits. */
+const { MAX_HELD_BATCHES } = createRequire(import.meta.url)(
+  join(projectRoot(), 'native', 'index.js'),
+) as typeof NativeAddon;
 const DEFAULT_COUNTS = [10_000_000, 20_000_000];
 const ARGS = process.argv.slice(2);
 /** `--service-only`: skip the view's sync/sliced comparison (minutes at 20 M); `--quick`: 2 M records. */
@@ -148,9 +155,11 @@ async function runService(n: number): Promise<Delay[]> {
     out.push(
       await measure('capture (spool, ingest)', 'service', async () => {
         // One batch per turn of the event loop, as a native session delivers them (deliver: the same path), and
-        // as its reader does, none while the service holds 8 (the session's bounded queue, see Session.hold).
+        // as its reader does, none while the service holds MAX_HELD_BATCHES (the session's bounded queue, see
+        // Session.hold).
         for (let k = 0; k < batches.length; k++) {
-          while (svc.heldBatches >= 8) await new Promise<void>((resolve) => setImmediate(resolve));
+          while (svc.heldBatches >= MAX_HELD_BATCHES)
+            await new Promise<void>((resolve) => setImmediate(resolve));
           svc.deliver(batches[k]!);
           batches[k] = new ArrayBuffer(0); // let it go: the spool has it
           await new Promise<void>((resolve) => setImmediate(resolve));

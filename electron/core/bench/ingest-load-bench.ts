@@ -5,9 +5,9 @@
  *
  * The records come through the real delivery path: the bench build of the addon (native/bench.js
  * benchSession) runs a reader thread that batches records (Batcher, at most 4096 a batch), hands them to
- * JavaScript through the bounded queue (at most 8 batches waiting) and the ThreadSafeFunction, into
- * CaptureService.onBatch as a live session's are (spool, ingest, statistics, view, and the insights' tap: they
- * are attached as the app and `serve` attach them). The records arrive at
+ * JavaScript through the bounded queue (at most MAX_HELD_BATCHES batches waiting: 64) and the
+ * ThreadSafeFunction, into CaptureService.onBatch as a live session's are (spool, ingest, statistics, view,
+ * and the insights' tap: they are attached as the app and `serve` attach them). The records arrive at
  * 500 k/s into a modelled kernel ring of 1 MiB (the module's default per-CPU ring); the reader drains it only
  * while the queue has room, as RingSource does. A record arriving while that ring is full is dropped and
  * counted (droppedKernel): a drop caused by the service, since the reader itself waits on nothing else. A
@@ -134,7 +134,8 @@ async function main(): Promise<void> {
             `(${round(windowMs)} ms) ran during a capture at a paced ${RATE / 1e3} k records/s (${duringRecords} ` +
             `taken in meanwhile, ${round((100 * during) / Math.max(1, during + duringRecords), 2)} % of what ` +
             `arrived dropped; background work waits while the capture is behind) through the real ` +
-            `delivery path (bench addon: reader thread, batches of 4096, queue of 8 batches, ThreadSafeFunction, ` +
+            `delivery path (bench addon: reader thread, batches of 4096, queue of ${bench.MAX_HELD_BATCHES} batches, ` +
+            `ThreadSafeFunction, ` +
             `CaptureService.onBatch with the insights attached, as the app and serve attach them); the reader drains a modelled 1 MiB kernel ring only while the queue has room, ` +
             `and what arrives while the ring is full is dropped. Beside it in the same capture: ${before} dropped ` +
             `in the ${round(fillS)} s before; event-loop delay during the window p99 ${round(h.percentile(99) / 1e6)} ` +
