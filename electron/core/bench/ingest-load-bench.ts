@@ -8,7 +8,8 @@
  * JavaScript through the bounded queue (at most MAX_HELD_BATCHES batches waiting: 64) and the
  * ThreadSafeFunction, into CaptureService.onBatch as a live session's are (spool, ingest, statistics, view,
  * and the insights' tap: they are attached as the app and `serve` attach them). The records arrive at
- * 500 k/s into a modelled kernel ring of 1 MiB (the module's default per-CPU ring); the reader drains it only
+ * 500 k/s into a modelled kernel ring of the size a capture asks the module for on this machine (kernel-buffer.ts:
+ * 4 MiB a CPU on 2 CPUs; RING_MIB=1 models the module's own default); the reader drains it only
  * while the queue has room, as RingSource does. A record arriving while that ring is full is dropped and
  * counted (droppedKernel): a drop caused by the service, since the reader itself waits on nothing else. A
  * flood spread over several CPUs has a ring each; one ring is the strictest case.
@@ -25,6 +26,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { moduleRingBytes } from '../kernel-buffer.js';
 import { mergeBenchResults } from '../../../test/support/bench-results.js';
 import type * as Bench from '../../../native/bench.js';
 import { type Native, type NativeSession, loadNative } from '../native.js';
@@ -38,9 +40,9 @@ import { realisticCapture } from './synth.js';
 const ARGS = process.argv.slice(2);
 const NUMBERS = ARGS.filter((a) => !a.startsWith('--')).map(Number);
 const N = ARGS.includes('--quick') ? 2_000_000 : (NUMBERS[0] ?? 10_000_000);
-const WRITES = ARGS.length === 0;
+const WRITES = ARGS.length === 0 && !process.env.RING_MIB;
 const RATE = 500_000;
-const RING_BYTES = 1 << 20;
+const RING_BYTES = process.env.RING_MIB ? Number(process.env.RING_MIB) * 2 ** 20 : moduleRingBytes();
 const COMMAND = 'node --max-old-space-size=8192 --import tsx electron/core/bench/ingest-load-bench.ts';
 const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;
 
@@ -136,7 +138,8 @@ async function main(): Promise<void> {
             `arrived dropped; background work waits while the capture is behind) through the real ` +
             `delivery path (bench addon: reader thread, batches of 4096, queue of ${bench.MAX_HELD_BATCHES} batches, ` +
             `ThreadSafeFunction, ` +
-            `CaptureService.onBatch with the insights attached, as the app and serve attach them); the reader drains a modelled 1 MiB kernel ring only while the queue has room, ` +
+            `CaptureService.onBatch with the insights attached, as the app and serve attach them); the reader drains a modelled ${RING_BYTES / 2 ** 20} MiB kernel ring (what a capture asks the module for here: ` +
+            `one per CPU) only while the queue has room, ` +
             `and what arrives while the ring is full is dropped. Beside it in the same capture: ${before} dropped ` +
             `in the ${round(fillS)} s before; event-loop delay during the window p99 ${round(h.percentile(99) / 1e6)} ` +
             `ms, max ${round(h.max / 1e6)} ms. Load average at the end ${round(loadavg()[0]!)} (2 cores): with ` +

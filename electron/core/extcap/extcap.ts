@@ -15,6 +15,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { kernelBuffer } from '../kernel-buffer.js';
 import { defaultOsName } from '../files/system.js';
 import type { SourceKind } from '../../common/contract.js';
 import { type Native, type NativeSession, loadNative } from '../native.js';
@@ -242,7 +243,7 @@ async function capture(values: Values, native: Native, io: ExtcapIo): Promise<nu
   stream.start();
   try {
     const filter = Object.keys(spec).length ? { filter: spec } : {};
-    session = native.open({ source, interfaces, snaplen, ...filter, ...helper });
+    session = native.open({ source, interfaces, snaplen, ...kernelBuffer(source), ...filter, ...helper });
     session.start(
       (batch) => {
         if (session) stream.append(batch);

@@ -28,6 +28,7 @@ import {
   type SourceAvailability,
   type SourceKind,
 } from '../../common/contract.js';
+import { kernelBuffer } from '../kernel-buffer.js';
 import type { InsightRequestName } from '../../common/insights.js';
 import type { ExportRow } from '../files/index.js';
 import { spoolExportRows } from '../spool-export.js';
@@ -298,6 +299,7 @@ export class CaptureService implements RequestHandlers, JobHost {
         source,
         interfaces: params.interfaces,
         snaplen: params.snaplen,
+        ...kernelBuffer(source),
         // The kernel-side filter (CaptureFilterSpec); addons that predate it ignore it.
         ...(params.filter ? { filter: params.filter } : {}),
       });
