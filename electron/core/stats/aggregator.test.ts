@@ -742,11 +742,9 @@ describe('per-peer statistics do not depend on when they are read', () => {
         else agg.judged(f, k % 19 === 0, ts - 5000);
       }
     };
-    // The buffer fills at each size on its way up (counted at once), then at OUTCOMES: from there its
-    // outcomes are counted a flow or so per outcome after it.
-    let fullAt = 0;
-    for (let size = FIRST_OUTCOMES; size < OUTCOMES; size *= 2) fullAt += size;
-    fullAt += OUTCOMES;
+    // The buffer grows with what it holds until it holds OUTCOMES: from there its outcomes are counted a flow
+    // or so per outcome after it.
+    const fullAt = OUTCOMES;
     const total = fullAt + 5000;
     const atEnd = make();
     feed(atEnd, 0, total);
@@ -758,6 +756,26 @@ describe('per-peer statistics do not depend on when they are read', () => {
     const all = peers(atEnd);
     expect(all.reduce((n, p) => n + p.requests + p.replies + p.duplicates + p.judged, 0)).toBe(total);
     expect(peers(readEarly)).toEqual(all);
+
+    // No outcome held counts more than a few flows' worth: the buffer growing on its way up (from
+    // FIRST_OUTCOMES) is no count of all it holds (65536 outcomes in one call, a 70 ms turn when cold).
+    const counted = make();
+    let inCall = 0;
+    type Counting = { count: (this: Aggregator, peer: unknown, begin: number, end: number) => void };
+    const count = (Aggregator.prototype as unknown as Counting).count;
+    (counted as unknown as Counting).count = function (peer, begin, end): void {
+      inCall += end - begin;
+      count.call(this, peer, begin, end);
+    };
+    let most = 0;
+    for (let k = 0; k < total; k += 1) {
+      inCall = 0;
+      feed(counted, k, k + 1);
+      most = Math.max(most, inCall);
+    }
+    expect(FIRST_OUTCOMES).toBeLessThan(OUTCOMES);
+    expect(most).toBeLessThan(1000); // 2000 flows: about 66 outcomes each in a full buffer
+    expect(peers(counted)).toEqual(all);
   });
 
   it('a stream of new peers past maxPeers: forgotten flows, their numbers reused', () => {

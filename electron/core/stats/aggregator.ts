@@ -409,8 +409,8 @@ export class Aggregator implements EchoOutcomes {
     if (this.countFlow <= this.countTop) this.countSome(4);
     if (k + 1 === this.outFlow.length) {
       if (k + 1 < OUTCOMES) {
-        // Counted at every size on the way up, so the first (cold) counts are of a few thousand.
-        this.settle();
+        // Grown with what it holds: counting it all here (65536 outcomes at the last size on the way up, code
+        // still cold) held the turn 70 ms at the start of an open. The periodic push counts in slices.
         this.growOutcomes();
       } else {
         this.countSome(Infinity);
@@ -419,16 +419,20 @@ export class Aggregator implements EchoOutcomes {
     }
   }
 
-  /** Doubles the outcomes' buffer (empty: called right after `settle`). */
+  /** Doubles the outcomes' buffers, keeping what they hold (the outcomes held, the sorted ones not counted). */
   private growOutcomes(): void {
     const size = this.outFlow.length * 2;
-    this.outFlow = new Int32Array(size);
-    this.outKind = new Uint8Array(size);
-    this.outValue = new Float32Array(size);
-    this.outTs = new Float64Array(size);
-    this.sortedKind = new Uint8Array(size);
-    this.sortedValue = new Float32Array(size);
-    this.sortedTs = new Float64Array(size);
+    const grown = <T extends Int32Array | Uint8Array | Float32Array | Float64Array>(from: T, to: T): T => {
+      to.set(from);
+      return to;
+    };
+    this.outFlow = grown(this.outFlow, new Int32Array(size));
+    this.outKind = grown(this.outKind, new Uint8Array(size));
+    this.outValue = grown(this.outValue, new Float32Array(size));
+    this.outTs = grown(this.outTs, new Float64Array(size));
+    this.sortedKind = grown(this.sortedKind, new Uint8Array(size));
+    this.sortedValue = grown(this.sortedValue, new Float32Array(size));
+    this.sortedTs = grown(this.sortedTs, new Float64Array(size));
   }
 
   /**
