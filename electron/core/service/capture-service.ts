@@ -84,9 +84,9 @@ const JUDGE_SLICE = 32768;
 /**
  * Batches that may wait behind one being taken in; past that the one under way is finished at once. A capture's
  * first batches run cold (several times slower per record), and with 4 the backlog of the first 100-300 ms
- * forced a cold batch through in one turn (47 ms at 20 M); 16 batches of at most 4096 records ride that out.
- * Above the native session's bound (MAX_HELD_BATCHES, 64), which a live capture never passes: only a feed
- * (a file, a test) can get here.
+ * forced a cold batch through in one turn (47 ms at 20 M); 16 rode that out. Now above the native session's
+ * bound (MAX_HELD_BATCHES, 64: the batches it hands over and the service holds, together), so a live capture
+ * never gets here: only batches fed faster than that (`feed`, `deliver`) can.
  */
 export const MAX_WAITING_BATCHES = 80;
 
