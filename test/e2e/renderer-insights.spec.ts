@@ -256,6 +256,10 @@ for _ in range(20): s.sendto(b'x', ('${H2}', 9)); time.sleep(0.01)`,
 test('a rule being written survives the rules arriving from elsewhere (another window saves)', async () => {
   const mine = await openApp();
   await mine.getByTestId('tab-alerts').click();
+  // The rules have been read (the file's path shows): what the list holds now is alerts.conf's.
+  const rulesRead = (page: Page) =>
+    expect(page.getByRole('region', { name: 'Alert rules' }).locator('h2')).toContainText('alerts.conf');
+  await rulesRead(mine);
   const before = await mine.getByTestId('rule-input').count();
   await mine.getByTestId('rule-add').click();
   const draft = mine.getByTestId('rule-input').last();
@@ -265,6 +269,7 @@ test('a rule being written survives the rules arriving from elsewhere (another w
   // Another window saves the file meanwhile: its push reaches this window.
   const other = await openApp();
   await other.getByTestId('tab-alerts').click();
+  await rulesRead(other);
   await expect(other.getByTestId('rule-input')).toHaveCount(before);
   await other.getByTestId('rule-add').click();
   await other.getByTestId('rule-input').last().fill('icmp.type == 5 count > 1 for 1s; name theirs');
