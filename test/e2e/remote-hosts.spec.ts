@@ -183,7 +183,8 @@ test('an agent back with another certificate is refused, showing both fingerprin
   const pinned = agents[0]!.fingerprint!;
   await agents[0]!.stop();
   // A new config folder: the agent makes a new self-signed certificate.
-  agents[0] = await startNth(0, dir('icmpcap-e2e-rh-config2-'));
+  agentDirs[0]!.config = dir('icmpcap-e2e-rh-config2-');
+  agents[0] = await startNth(0);
   const presented = agents[0].fingerprint!;
   expect(presented).not.toBe(pinned);
   const refused = page.getByTestId('host-refused');
@@ -200,4 +201,46 @@ test('an agent back with another certificate is refused, showing both fingerprin
     readFileSync(join(process.env.XDG_CONFIG_HOME!, 'icmpcap', 'known-hosts.json'), 'utf8'),
   ) as Record<string, string>;
   expect(pins).toMatchObject({ [`198.51.100.11:${PORT}`]: presented });
+});
+
+test('a rule being written belongs to its host: not shown for another, nor saved to its alerts.conf', async () => {
+  test.setTimeout(120_000);
+  const page = await openCheckedPage(hub!, problems);
+  // The hosts live in the service: the tests before added them (the tests run in order).
+  for (const i of [0, 1]) await expect(chip(page, i)).toHaveAttribute('data-state', 'connected');
+  const alertsConf = (i: number) => join(agentDirs[i]!.config, 'icmpcap', 'alerts.conf');
+  const inputs = page.getByTestId('rule-input');
+  /** Shows host i; its rules have been read once its own file's path shows. */
+  async function show(i: number): Promise<void> {
+    await chip(page, i).getByTestId('host-select').click();
+    await expect(page.getByRole('region', { name: 'Alert rules' }).locator('h2')).toContainText(
+      alertsConf(i),
+    );
+  }
+  const draft = 'icmp.type == 13 count > 1000 for 5s; name alpha only';
+
+  await page.getByTestId('tab-alerts').click();
+  await show(0);
+  await expect(inputs).toHaveCount(0);
+  await page.getByTestId('rule-add').click();
+  await inputs.last().fill(draft);
+
+  // Beta shows its own (empty) rules, and its Save writes those, not alpha's draft.
+  await show(1);
+  await expect(inputs).toHaveCount(0);
+  await page.getByTestId('rules-save').click();
+  await expect(page.getByTestId('rules-status')).toContainText(`Saved to ${alertsConf(1)}`);
+  expect(readFileSync(alertsConf(1), 'utf8')).not.toContain('alpha only');
+
+  // Alpha again, by way of another view: its draft is there, and Save writes it to alpha's file only.
+  await page.getByTestId('tab-packets').click();
+  await chip(page, 0).getByTestId('host-select').click();
+  await page.getByTestId('tab-alerts').click();
+  await expect(page.getByRole('region', { name: 'Alert rules' }).locator('h2')).toContainText(alertsConf(0));
+  await expect(inputs).toHaveCount(1);
+  await expect(inputs.last()).toHaveValue(draft);
+  await page.getByTestId('rules-save').click();
+  await expect(page.getByTestId('rules-status')).toContainText(`Saved to ${alertsConf(0)}`);
+  expect(readFileSync(alertsConf(0), 'utf8')).toContain(draft);
+  expect(readFileSync(alertsConf(1), 'utf8')).not.toContain('alpha only');
 });

@@ -5,7 +5,7 @@
  * kernel sees them: the black hole), a rogue RA after learning, and a burst of real port unreachables
  * that fires a rule once per cool-down and shows a browser notification.
  */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Page, expect, test } from '@playwright/test';
@@ -78,6 +78,11 @@ function pingTooBig(destination: string): void {
   } catch {
     // "message too long" once the kernel knows the path MTU, or no answer: that is the point
   }
+}
+
+/** The rules have been read (the file's path shows): what the list holds now is alerts.conf's. */
+async function rulesRead(page: Page): Promise<void> {
+  await expect(page.getByRole('region', { name: 'Alert rules' }).locator('h2')).toContainText('alerts.conf');
 }
 
 async function rowCells(page: Page, selector: string): Promise<Record<string, string>> {
@@ -256,9 +261,6 @@ for _ in range(20): s.sendto(b'x', ('${H2}', 9)); time.sleep(0.01)`,
 test('a rule being written survives the rules arriving from elsewhere (another window saves)', async () => {
   const mine = await openApp();
   await mine.getByTestId('tab-alerts').click();
-  // The rules have been read (the file's path shows): what the list holds now is alerts.conf's.
-  const rulesRead = (page: Page) =>
-    expect(page.getByRole('region', { name: 'Alert rules' }).locator('h2')).toContainText('alerts.conf');
   await rulesRead(mine);
   const before = await mine.getByTestId('rule-input').count();
   await mine.getByTestId('rule-add').click();
@@ -291,4 +293,50 @@ test('a rule being written survives the rules arriving from elsewhere (another w
   );
   await other.close();
   await mine.close();
+});
+
+test('a rule being written survives a visit to other views; Save then writes it, Discard drops it', async () => {
+  const page = await openApp();
+  await page.getByTestId('tab-alerts').click();
+  await rulesRead(page);
+  const before = await page.getByTestId('rule-input').count();
+  const draft = 'icmp.type == 13 count > 1000 for 5s; name kept draft';
+  await page.getByTestId('rule-add').click();
+  await page.getByTestId('rule-input').last().fill(draft);
+  await expect(page.getByTestId('rule-error')).toHaveCount(0);
+
+  // Away (the Alerts view is gone from the page, not hidden) and back: the draft is as it was left.
+  await page.getByTestId('tab-packets').click();
+  await expect(page.getByRole('region', { name: 'Alert rules' })).toHaveCount(0);
+  await page.getByTestId('tab-peers').click();
+  await page.getByTestId('tab-alerts').click();
+  await rulesRead(page);
+  await expect(page.getByTestId('rule-input')).toHaveCount(before + 1);
+  await expect(page.getByTestId('rule-input').last()).toHaveValue(draft);
+
+  await page.getByTestId('rules-save').click();
+  await expect(page.getByTestId('rules-status')).toContainText(`Saved to ${tmp}`);
+  const file = join(tmp, 'xdg_config_home', 'icmpcap', 'alerts.conf');
+  expect(readFileSync(file, 'utf8')).toContain(draft);
+
+  // Another one, thrown away after a visit elsewhere: the list is the file's again, and the file unchanged.
+  await page.getByTestId('rule-add').click();
+  await page.getByTestId('rule-input').last().fill('icmp.type == 14 count > 1000 for 5s; name thrown away');
+  await page.getByTestId('tab-packets').click();
+  await page.getByTestId('tab-alerts').click();
+  await expect(page.getByTestId('rule-input')).toHaveCount(before + 2);
+  await page.getByTestId('rules-discard').click();
+  await expect(page.getByTestId('rule-input')).toHaveCount(before + 1);
+  await expect(page.getByTestId('rule-input').last()).toHaveValue(draft);
+  await expect(page.getByTestId('rules-discard')).toHaveCount(0);
+  expect(readFileSync(file, 'utf8')).not.toContain('thrown away');
+
+  // A new window reads the saved rule from the file.
+  const other = await openApp();
+  await other.getByTestId('tab-alerts').click();
+  await rulesRead(other);
+  await expect(other.getByTestId('rule-input')).toHaveCount(before + 1);
+  await expect(other.getByTestId('rule-input').last()).toHaveValue(draft);
+  await other.close();
+  await page.close();
 });

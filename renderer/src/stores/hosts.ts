@@ -62,6 +62,12 @@ export const useHostsStore = defineStore('hosts', () => {
 
   const byId = computed(() => new Map(hosts.value.map((h) => [h.id, h])));
   const current = computed(() => (selected.value === null ? null : (byId.value.get(selected.value) ?? null)));
+  /**
+   * What this window keeps per-host state under (an unsaved draft, the rules last read): LOCAL, or the
+   * shown agent's address. Not its id: a restarted service numbers its hosts from h1 again, maybe in
+   * another order. Null while the chosen host is not in the list (removed: the window goes back to LOCAL).
+   */
+  const key = computed(() => (selected.value === null ? LOCAL : (current.value?.url ?? null)));
 
   /** Every host's peers, one row per host and flow. */
   const mergedPeers = computed<HostPeerRow[]>(() => {
@@ -89,5 +95,5 @@ export const useHostsStore = defineStore('hosts', () => {
   const remove = (host: string) => localApi.request('hosts.remove', { host });
   const trust = (host: string, fingerprint: string) => localApi.request('hosts.trust', { host, fingerprint });
 
-  return { hosts, selected, current, mergedPeers, select, start, add, remove, trust };
+  return { hosts, selected, current, key, mergedPeers, select, start, add, remove, trust };
 });

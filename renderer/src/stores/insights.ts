@@ -14,6 +14,7 @@ import { firingText } from '@common/firing-text';
 import { defineStore } from 'pinia';
 import { markRaw, ref, shallowRef } from 'vue';
 import { api, connection, inBrowser } from '../transport';
+import { useHostsStore } from './hosts';
 import { useViewStore } from './view';
 
 const EMPTY_NEIGHBOURS: NeighboursSnapshot = {
@@ -30,11 +31,17 @@ function permissionNow(): NotificationPermission | 'unsupported' {
 }
 
 export const useInsightsStore = defineStore('insights', () => {
+  const hosts = useHostsStore();
   const problems = shallowRef<ProblemInfo[]>([]);
   const paths = shallowRef<PathInfo[]>([]);
   const neighbours = shallowRef<NeighboursSnapshot>(EMPTY_NEIGHBOURS);
   const firings = shallowRef<AlertFiring[]>([]);
-  const rules = shallowRef<AlertRulesInfo | null>(null);
+  /**
+   * Each host's alert rules as last read, under the host's key (useHostsStore().key) when they were asked
+   * for: a reply that comes after a host switch is still filed under its own host, and the Alerts view
+   * checks a host's draft against that host's file only.
+   */
+  const rulesByHost = shallowRef<Readonly<Record<string, AlertRulesInfo>>>({});
   const error = ref<string | null>(null);
   const permission = ref(permissionNow());
   /** Firings not yet seen in the Alerts view (the tab's badge). */
@@ -43,12 +50,17 @@ export const useInsightsStore = defineStore('insights', () => {
   api.onEvent('problems', (p) => (problems.value = markRaw(p)));
   api.onEvent('paths', (p) => (paths.value = markRaw(p)));
   api.onEvent('neighbours', (n) => (neighbours.value = markRaw(n)));
-  api.onEvent('alert.rules', (r) => (rules.value = markRaw(r)));
+  // Events come only from the host shown (hosts/scope.ts).
+  api.onEvent('alert.rules', (r) => setRules(hosts.key, r));
   api.onEvent('alert.fired', (f) => {
     firings.value = markRaw([...firings.value, f].slice(-500));
     unseen.value++;
     notify(f);
   });
+
+  function setRules(host: string | null, info: AlertRulesInfo): void {
+    if (host !== null) rulesByHost.value = { ...rulesByHost.value, [host]: markRaw(info) };
+  }
 
   function notify(f: AlertFiring): void {
     if (!inBrowser || permissionNow() !== 'granted') return;
@@ -67,6 +79,7 @@ export const useInsightsStore = defineStore('insights', () => {
   }
 
   async function load(): Promise<void> {
+    const host = hosts.key;
     try {
       const [p, t, n, f, r] = await Promise.all([
         api.request('problems.list'),
@@ -79,16 +92,18 @@ export const useInsightsStore = defineStore('insights', () => {
       paths.value = markRaw(t);
       neighbours.value = markRaw(n);
       firings.value = markRaw(f);
-      rules.value = markRaw(r);
+      setRules(host, r);
       error.value = null;
     } catch (err) {
       error.value = (err as Error).message;
     }
   }
 
-  async function saveRules(texts: string[]): Promise<AlertRulesInfo> {
+  /** Saves the rules of `host`, which must be the host shown: the request goes to that one. */
+  async function saveRules(host: string, texts: string[]): Promise<AlertRulesInfo> {
+    if (hosts.key !== host) throw new Error('Not saved: the window shows another host now.');
     const info = await api.request('alerts.setRules', { rules: texts });
-    if (info.saved) rules.value = markRaw(info);
+    if (info.saved) setRules(host, info);
     return info;
   }
 
@@ -126,7 +141,7 @@ export const useInsightsStore = defineStore('insights', () => {
     paths,
     neighbours,
     firings,
-    rules,
+    rulesByHost,
     error,
     permission,
     unseen,
