@@ -13,7 +13,6 @@
  *   (npm run bench -- service runs it at 10 M and 20 M; a custom count does not write results)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -23,6 +22,7 @@ import { runInNewContext } from 'node:vm';
 import { mergeBenchResults } from '../../../test/support/bench-results.js';
 import type { SortColumn } from '../../common/contract.js';
 import { attachInsights } from '../insights/index.js';
+import { loadNative } from '../native.js';
 import { CaptureService } from '../service.js';
 import { warmUp } from '../service/warm-up.js';
 import { jobDone } from '../testing/jobs.js';
@@ -31,13 +31,9 @@ import { Aggregator } from '../stats/aggregator.js';
 import { RecordStore } from '../store.js';
 import { View } from '../view.js';
 import { realisticCapture } from './synth.js';
-import type * as NativeAddon from '../../../native/index.js';
-import { projectRoot } from '../paths.js';
 
 /** The native session's bounded queue: the batches it lets the service hold before its reader waits. */
-const { MAX_HELD_BATCHES } = createRequire(import.meta.url)(
-  join(projectRoot(), 'native', 'index.js'),
-) as typeof NativeAddon;
+const { MAX_HELD_BATCHES } = loadNative();
 const DEFAULT_COUNTS = [10_000_000, 20_000_000];
 const ARGS = process.argv.slice(2);
 /** `--service-only`: skip the view's sync/sliced comparison (minutes at 20 M); `--quick`: 2 M records. */
