@@ -27,12 +27,19 @@
  * Flows: one per (requester, responder) pair. The role comes from the first request's direction: out (we
  * pinged the peer), in (the peer pinged us), otherwise unknown. At most `maxPeers` flows; beyond that the
  * least recently seen are forgotten (and their statistics with them). A forgotten flow's index (and its
- * 1.5 KB of recent requests) waits for its requests to be forgotten; at most `maxPeers` * 1.25 indices are
+ * 1 KB of recent requests) waits for its requests to be forgotten; at most `maxPeers` * 1.25 indices are
  * kept, beyond that the oldest requests are forgotten (judged) early (a flood of new requesters). With a ring-buffer limit, a flow with no
  * record left in the store and no request that can still be answered is forgotten too, so flows stay
  * proportional to the records held; a flow holds its two addresses (`addresses.retain`) while it is kept.
  */
-import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, MISC_F_NO_RESPONSE, type RecordStore } from './store.js';
+import {
+  CHUNK_MASK,
+  CHUNK_SHIFT,
+  MISC_F_HAS_ECHO,
+  MISC_F_NO_RESPONSE,
+  type Chunk,
+  type RecordStore,
+} from './store.js';
 import { PairTable } from './stats/pair-table.js';
 import { isGroup } from './stats/srt.js';
 
@@ -90,12 +97,19 @@ const ST_IN_HASH = 4;
 /** Per-flow direct-mapped cache of recent requests, by the low bits of id << 16 | seq. */
 const RECENT = 64;
 /**
- * Flows per block of the recent caches (log2): 128 flows, 192 KB. The caches grow a block at a time as flows
+ * Numbers an entry of the recent cache takes: the request number and its (id << 16 | seq) * 4 + state. 16
+ * bytes, so an entry never straddles two cache lines; the request's time is its ring slot's.
+ */
+const RECENT_STRIDE = 2;
+/**
+ * Flows per block of the recent caches (log2): 128 flows, 128 KB. The caches grow a block at a time as flows
  * come, never by copying: doubling one array made the turn that met the 4097th flow allocate, fill and copy
  * 12.6 MB (43 ms of page faults on a 2-core VM, a capture's longest turn).
  */
 const RECENT_BLOCK_SHIFT = 7;
 const RECENT_BLOCK_MASK = (1 << RECENT_BLOCK_SHIFT) - 1;
+/** Records matched per `lookahead` (their recent-cache entries, at most 48 KB, stay in the L2 cache). */
+const LOOKAHEAD = 2048;
 /** Requests per block of the ring (log2): 16 Ki requests, 336 KB (fewer when maxOutstanding is smaller). */
 const RING_BLOCK_SHIFT = 14;
 /** Emptied ring blocks kept for reuse (the tail needs a new block as often as the head lets one go). */
@@ -203,9 +217,10 @@ export class EchoMatcher {
   private liveFlows = 0;
   /**
    * Each flow's recent requests, direct-mapped by the low bits of id << 16 | seq: in block
-   * flow >> RECENT_BLOCK_SHIFT, at (((flow & RECENT_BLOCK_MASK) * RECENT) + k) * 3, the request number
-   * (-1: none), its time, and (id << 16 | seq) * 4 + state. One cache line answers the common case (a reply
-   * to one of the flow's last requests) without the hash table or the ring's scattered slots.
+   * flow >> RECENT_BLOCK_SHIFT, at (((flow & RECENT_BLOCK_MASK) * RECENT) + k) * RECENT_STRIDE, the request
+   * number (-1: none) and (id << 16 | seq) * 4 + state. One cache line answers the common case (a reply to one
+   * of the flow's last requests) without the hash table; the request's ring slot, written moments before,
+   * gives its time.
    */
   private recent: Float64Array[] = [];
   /** (flow, id << 16 | seq) -> ring slot, for unanswered requests that left the recent cache. */
@@ -225,6 +240,10 @@ export class EchoMatcher {
   private store: RecordStore | null = null;
   /** Told of every matched reply (set by the Ingestor: its process attribution, when it has one). */
   inheritance: ReplyInheritance | null = null;
+  /** Per record of the slice being matched, its flow as `lookahead` found it. */
+  private readonly flowOf = new Int32Array(LOOKAHEAD);
+  /** What `lookahead`'s loads summed to: kept, so that the compiler cannot drop them. */
+  private touched = 0;
   /** Next request number; the oldest remembered; the oldest whose timeout has not been judged. */
   private tail = 0;
   private head = 0;
@@ -268,19 +287,24 @@ export class EchoMatcher {
       const c = at >>> CHUNK_SHIFT;
       const chunk = store.chunks[c]!;
       const start = at & CHUNK_MASK;
-      const stop = Math.min(to - (c << CHUNK_SHIFT), CHUNK_MASK + 1);
+      const stop = Math.min(to - (c << CHUNK_SHIFT), CHUNK_MASK + 1, start + LOOKAHEAD);
       const { tsRel, src, dst, meta, idSeq, misc, rtt } = chunk;
+      const flowOf = this.lookahead(chunk, start, stop);
       for (let i = start; i < stop; i++) {
         const ts = tsRel[i]!;
         if (ts > newest) newest = ts;
         if (!(misc[i]! & MISC_F_HAS_ECHO)) continue;
         const m = meta[i]!;
         const role = echoRole(m);
-        if (role === 1) this.request(src[i]!, dst[i]!, idSeq[i]!, ts, (m >>> 16) & 3, (c << CHUNK_SHIFT) | i);
-        else if (role === 2) {
+        const p = flowOf[i - start]!;
+        if (role === 1) {
+          const index = (c << CHUNK_SHIFT) | i;
+          if (p >= 0) this.enqueue(p, idSeq[i]!, ts, index);
+          else this.request(src[i]!, dst[i]!, idSeq[i]!, ts, (m >>> 16) & 3, index);
+        } else if (role === 2) {
           // Authoritative for replies: NaN when unmatched, whatever was there before.
           rtt[i] = NaN;
-          this.reply(src[i]!, dst[i]!, idSeq[i]!, ts, (c << CHUNK_SHIFT) | i);
+          this.reply(src[i]!, dst[i]!, idSeq[i]!, ts, (c << CHUNK_SHIFT) | i, true, p);
         }
       }
       at += stop - start;
@@ -290,6 +314,38 @@ export class EchoMatcher {
     if (this.liveFlows > this.maxFlows) this.forgetFlows();
     // Flows whose records left the ring buffer while they could still be answered go once they cannot.
     if (store.firstIndex > 0 && newest - this.sweptAt > this.retainNs / 4) this.sweepFlows(store.firstIndex);
+  }
+
+  /**
+   * The flow of each echo record in `chunk[start, stop)` that has one already (-1: none yet, or not an echo),
+   * read ahead of matching, and the recent-cache entry each will read loaded on the way. Flows are many (one
+   * per requester and responder) and their recent caches megabytes, so a record's entry is a cache miss;
+   * loading them in a loop that does nothing else lets the processor wait for many misses at once, where the
+   * matching loop, long per record, waited for each in turn (half the time of matching at 3000 peers). A flow
+   * found here stays valid for the batch: flows are only forgotten between batches.
+   */
+  private lookahead(chunk: Chunk, start: number, stop: number): Int32Array {
+    const flowOf = this.flowOf;
+    const { src, dst, meta, idSeq, misc } = chunk;
+    const flowIds = this.flowIds;
+    const recent = this.recent;
+    let touched = 0;
+    for (let i = start; i < stop; i++) {
+      let p = -1;
+      if (misc[i]! & MISC_F_HAS_ECHO) {
+        const role = echoRole(meta[i]!);
+        if (role === 1) p = flowIds.get(src[i]!, dst[i]!);
+        else if (role === 2) p = flowIds.get(dst[i]!, src[i]!);
+        if (p >= 0)
+          touched +=
+            recent[p >>> RECENT_BLOCK_SHIFT]![
+              ((p & RECENT_BLOCK_MASK) * RECENT + (idSeq[i]! & (RECENT - 1))) * RECENT_STRIDE
+            ]!;
+      }
+      flowOf[i - start] = p;
+    }
+    this.touched = touched;
+    return flowOf;
   }
 
   /**
@@ -340,7 +396,7 @@ export class EchoMatcher {
   private newFlow(from: number, to: number, dir: number): Flow {
     const role = dir === 1 ? 'out' : dir === 0 ? 'in' : 'unknown';
     // A forgotten flow's index is reused only once every request that names it is forgotten (after the
-    // retain time). A flood of new requesters would grow the flows' slots (RECENT * 24 bytes each) for that
+    // retain time). A flood of new requesters would grow the flows' slots (RECENT * 16 bytes each) for that
     // long: beyond maxSlots, the oldest requests are forgotten now instead, judged as the full ring judges
     // them (unanswered ones count as lost), until the oldest forgotten flow's index is free.
     let p: number;
@@ -358,9 +414,9 @@ export class EchoMatcher {
     this.flowLastSeen[p] = 0;
     this.flowLastIndex[p] = -1;
     while (this.recent.length <= p >>> RECENT_BLOCK_SHIFT)
-      this.recent.push(new Float64Array((RECENT_BLOCK_MASK + 1) * RECENT * 3).fill(-1));
-    const slots = (p & RECENT_BLOCK_MASK) * RECENT * 3;
-    this.recent[p >>> RECENT_BLOCK_SHIFT]!.fill(-1, slots, slots + RECENT * 3);
+      this.recent.push(new Float64Array((RECENT_BLOCK_MASK + 1) * RECENT * RECENT_STRIDE).fill(-1));
+    const slots = (p & RECENT_BLOCK_MASK) * RECENT * RECENT_STRIDE;
+    this.recent[p >>> RECENT_BLOCK_SHIFT]!.fill(-1, slots, slots + RECENT * RECENT_STRIDE);
     this.flowIds.set(from, to, p);
     this.liveFlows++;
     this.addresses?.retain?.(from);
@@ -387,14 +443,10 @@ export class EchoMatcher {
   private enqueue(p: number, idSeq: number, ts: number, index: number): void {
     // The same request seen again while it waits (a loopback packet seen leaving and arriving, or one
     // packet at two capture points): one request, not a second one whose first copy is then judged lost.
-    const seen = ((p & RECENT_BLOCK_MASK) * RECENT + (idSeq & (RECENT - 1))) * 3;
+    const seen = ((p & RECENT_BLOCK_MASK) * RECENT + (idSeq & (RECENT - 1))) * RECENT_STRIDE;
     const cache = this.recent[p >>> RECENT_BLOCK_SHIFT]!;
-    if (
-      cache[seen]! >= this.head &&
-      cache[seen + 2]! === idSeq * 4 + ST_PENDING &&
-      ts >= cache[seen + 1]! &&
-      ts - cache[seen + 1]! < this.echoTimeoutNs
-    ) {
+    const old = cache[seen]!;
+    if (old >= this.head && cache[seen + 1]! === idSeq * 4 + ST_PENDING && this.isRepeat(old, ts)) {
       this.flowLastSeen[p] = ts;
       this.flowLastIndex[p] = index;
       this.listener?.request(p, ts, true);
@@ -415,9 +467,8 @@ export class EchoMatcher {
     block.index[i] = index;
     // The request this one displaces from the flow's recent cache stays findable through the hash
     // table while it is unanswered (a request with the same id and seq is superseded, as before).
-    const old = cache[seen]!;
     if (old >= this.head) {
-      const tag = cache[seen + 2]!;
+      const tag = cache[seen + 1]!;
       const oldState = tag % 4;
       const oldIdSeq = (tag - oldState) / 4;
       if (oldState === ST_PENDING && oldIdSeq !== idSeq) {
@@ -427,8 +478,14 @@ export class EchoMatcher {
       }
     }
     cache[seen] = n;
-    cache[seen + 1] = ts;
-    cache[seen + 2] = idSeq * 4 + ST_PENDING;
+    cache[seen + 1] = idSeq * 4 + ST_PENDING;
+  }
+
+  /** Whether a request at `ts` is remembered request `n` seen again: sent no later, within the timeout. */
+  private isRepeat(n: number, ts: number): boolean {
+    const slot = n & this.ringMask;
+    const sent = this.ring[slot >>> this.blockShift]!.ts[slot & this.blockMask]!;
+    return ts >= sent && ts - sent < this.echoTimeoutNs;
   }
 
   /** Whether address `id` is a broadcast or multicast address (cached per id until it is reclaimed). */
@@ -514,8 +571,16 @@ export class EchoMatcher {
   }
 
   /** Matches a reply (record `index`) to its request; an unmatched one is left as it is. */
-  private reply(from: number, to: number, idSeq: number, ts: number, index: number, group = true): void {
-    const p = this.flowIds.get(to, from);
+  private reply(
+    from: number,
+    to: number,
+    idSeq: number,
+    ts: number,
+    index: number,
+    group = true,
+    known = -1,
+  ): void {
+    const p = known >= 0 ? known : this.flowIds.get(to, from);
     if (p < 0) {
       // Perhaps a responder to a broadcast or multicast request, answering for the first time.
       if (group && this.groupReply(from, to, idSeq, ts)) this.reply(from, to, idSeq, ts, index, false);
@@ -523,13 +588,14 @@ export class EchoMatcher {
     }
     this.flowLastIndex[p] = index;
     const r = this.recent[p >>> RECENT_BLOCK_SHIFT]!;
-    const at = ((p & RECENT_BLOCK_MASK) * RECENT + (idSeq & (RECENT - 1))) * 3;
+    const at = ((p & RECENT_BLOCK_MASK) * RECENT + (idSeq & (RECENT - 1))) * RECENT_STRIDE;
     let n = r[at]!;
     let sent: number;
-    let state = r[at + 2]! % 4;
-    const recent = n >= this.head && (r[at + 2]! - state) / 4 === idSeq;
+    let state = r[at + 1]! % 4;
+    const recent = n >= this.head && (r[at + 1]! - state) / 4 === idSeq;
     if (recent) {
-      sent = r[at + 1]!;
+      const slot = n & this.ringMask;
+      sent = this.ring[slot >>> this.blockShift]!.ts[slot & this.blockMask]!;
     } else {
       const slot = this.pending.get(p, idSeq);
       const block = slot < 0 ? null : this.ring[slot >>> this.blockShift]!;
@@ -555,7 +621,7 @@ export class EchoMatcher {
     } else {
       if (ts - sent > this.lateAfterNs) kind = REPLY_LATE;
       block.state[i]! |= ST_ANSWERED;
-      if (recent) r[at + 2] = idSeq * 4 + ST_ANSWERED;
+      if (recent) r[at + 1] = idSeq * 4 + ST_ANSWERED;
       // A reply seen after its request was judged lost (it came after the timeout, or records came slightly
       // out of order): answered after all.
       if (n < this.judged) {
@@ -705,7 +771,7 @@ export class EchoMatcher {
   /** Bytes held: every typed array (capacity included) exactly; flows and group keys about. */
   get bytesAllocated(): number {
     return (
-      this.recent.length * (RECENT_BLOCK_MASK + 1) * RECENT * 3 * 8 +
+      this.recent.length * (RECENT_BLOCK_MASK + 1) * RECENT * RECENT_STRIDE * 8 +
       this.pending.byteLength +
       this.flowIds.byteLength +
       this.ringBytes +
