@@ -79,6 +79,17 @@ export const StartParamsSchema = z
     limit: RingLimitSchema.optional(),
     /** Filter applied in the kernel (default: every ICMP and ICMPv6 packet). */
     filter: CaptureFilterSpecSchema.optional(),
+    /**
+     * The kernel buffer (tshark's -B, in bytes here): all of the capture's kernel rings together, split over the
+     * module's per-CPU rings or AF_PACKET's sockets (electron/core/kernel-buffer.ts). Default: chosen for the
+     * source. What a source takes depends on the machine: outside it, capture.start fails with 'bad-request'.
+     */
+    bufferBytes: z
+      .number()
+      .int()
+      .min(2 ** 20)
+      .max(2 ** 40)
+      .optional(),
   })
   .strict();
 export type StartParams = z.input<typeof StartParamsSchema>;

@@ -88,3 +88,13 @@ export function probeWithAdvice(list: SourceAvailability[]): SourceAvailability[
     return fix ? { ...s, fix } : s;
   });
 }
+
+/**
+ * What to do when the kernel dropped packets because the capture's buffer was full (`capture`'s summary):
+ * a larger -B, the buffer of all the capture's kernel rings together (kernel-buffer.ts). `mib`: the -B given.
+ */
+export function bufferFullAdvice(mib?: number): string {
+  // Without -B a capture has 4 to 16 MiB (kernel-buffer.ts).
+  const larger = mib === undefined ? 64 : 4 * mib;
+  return `the kernel buffer was full: give a larger one, e.g. -B ${larger} (MiB), or narrow the capture filter`;
+}

@@ -11,9 +11,10 @@ import { startServer } from './server.js';
 import { warmUp } from './service/warm-up.js';
 import { SERVE_SECURITY_OPTIONS, serveSecurity } from './web/serve-setup.js';
 import { errorMessage } from './service.js';
+import { ServiceError } from '../common/contract.js';
 import { formatChecks, runDoctor } from './doctor.js';
 import { METRICS_FLAGS, createExporter, metricsConfig } from './metrics/index.js';
-import { parseSource, ringLimit } from './cli/args.js';
+import { bufferSizeOf, parseSource, ringLimit } from './cli/args.js';
 import { listFields } from './cli/analysis.js';
 import { capture } from './cli/capture.js';
 import { UsageError, usage } from './cli/errors.js';
@@ -57,6 +58,7 @@ async function serve(argv: string[]): Promise<void> {
         port: { type: 'string' },
         interface: { type: 'string', short: 'i', multiple: true },
         source: { type: 'string', default: 'auto' },
+        'buffer-size': { type: 'string', short: 'B' },
         'no-start': { type: 'boolean', default: false },
         'ring-records': { type: 'string' },
         'ring-seconds': { type: 'string' },
@@ -82,6 +84,8 @@ async function serve(argv: string[]): Promise<void> {
   } catch (err) {
     usage(errorMessage(err));
   }
+  const bufferMiB =
+    values['buffer-size'] === undefined ? undefined : bufferSizeOf('--buffer-size', values['buffer-size']);
   dropRoot(values.user);
   const security = await serveSecurity(values);
   const port = values.port === undefined ? 0 : Number(values.port);
@@ -89,7 +93,7 @@ async function serve(argv: string[]): Promise<void> {
     usage(`--port takes a number from 0 to 65535, not ${values.port}`);
   const source = parseSource(values.source ?? 'auto');
   const limit = ringLimit(values['ring-records'], values['ring-seconds']);
-  const service = makeService();
+  const service = makeService(bufferMiB === undefined ? {} : { bufferBytes: bufferMiB * 2 ** 20 });
   service.watchInterfaces();
   // Problems, Paths, Neighbours and the alert rules (alerts.conf and --alert), served to the UI.
   attachInsights(service, { alerts: values });
@@ -126,6 +130,11 @@ async function serve(argv: string[]): Promise<void> {
         `icmpcap: capturing with ${state.source} on ${state.interfaces.length ? state.interfaces.join(', ') : 'all interfaces'}\n`,
       );
     } catch (err) {
+      // The only request capture.start refuses after the flags' own checks: the buffer's size.
+      if (err instanceof ServiceError && err.code === 'bad-request' && bufferMiB !== undefined) {
+        service.close();
+        usage(`--buffer-size ${bufferMiB}: ${err.message}`);
+      }
       process.stdout.write(`icmpcap: not capturing yet: ${errorMessage(err)}\n`);
     }
   }

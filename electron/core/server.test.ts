@@ -1,5 +1,5 @@
 /** Browser mode's guards: token, origin and host checks, and hostile messages answered with errors. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,9 +9,10 @@ import { CaptureService } from './service.js';
 
 let server: RunningServer;
 let service: CaptureService;
+let dir: string;
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'icmpcap-static-'));
+  dir = mkdtempSync(join(tmpdir(), 'icmpcap-static-'));
   writeFileSync(join(dir, 'index.html'), '<!doctype html><title>icmpcap</title>');
   service = new CaptureService({ native: new Error('no addon in this test'), version: '1.2.3' });
   server = await startServer({ service, staticDir: dir });
@@ -20,6 +21,7 @@ beforeAll(async () => {
 afterAll(async () => {
   service.close();
   await server.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Connects with `token` as the page does (a subprotocol), or with none when it is null. */
@@ -92,6 +94,19 @@ describe('browser-mode server', () => {
     expect(
       await ask(ws, JSON.stringify({ id: 4, method: 'capture.start', params: { interfaces: ['a b'] } })),
     ).toMatchObject({ id: 4, error: { code: 'bad-request' } });
+    // A kernel buffer that is no whole number of bytes from 1 MiB to 1 TiB ("1e400" parses as Infinity).
+    for (const bufferBytes of ['"64"', '-1', '0', '1e400', '1572864.5', '1099511627777', 'null', '{}', '[1]'])
+      expect(
+        await ask(ws, `{"id": 6, "method": "capture.start", "params": {"bufferBytes": ${bufferBytes}}}`),
+        bufferBytes,
+      ).toMatchObject({ id: 6, error: { code: 'bad-request' } });
+    // A valid one passes the contract (and fails here only for want of an addon).
+    expect(
+      await ask(
+        ws,
+        JSON.stringify({ id: 7, method: 'capture.start', params: { bufferBytes: 64 * 2 ** 20 } }),
+      ),
+    ).toMatchObject({ id: 7, error: { code: 'capture-failed' } });
     expect(await ask(ws, JSON.stringify({ id: 5, method: 'hello' }))).toMatchObject({ id: 5, result: {} });
     ws.close();
   });

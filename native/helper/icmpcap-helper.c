@@ -3,6 +3,7 @@
  * its AF_PACKET sockets.
  *
  * Usage: icmpcap-helper --snaplen N --ring-bytes N [--filter HEX] [--ifindex N]...
+ *        (--ring-bytes: each socket's packet ring, 64 KiB to 1 GiB, and 1 GiB over all sockets)
  *        (fd 3: a SOCK_SEQPACKET socket to icmpcap; protocol: src/core/helper_protocol.h)
  *
  * Before it looks at its arguments it keeps CAP_NET_RAW alone, sets no_new_privs and asks to
@@ -51,8 +52,9 @@ static uint32_t nr_rings;
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: icmpcap-helper --snaplen 64..65535 --ring-bytes N [--filter HEX] "
-          "[--ifindex N]...\n"
+          "usage: icmpcap-helper --snaplen 64..65535 --ring-bytes 65536..1073741824 "
+          "[--filter HEX] [--ifindex N]...\n"
+          "(--ring-bytes is each socket's packet ring: at most 1073741824 over all sockets)\n"
           "Started by icmpcap with a Unix socket on fd 3; not meant to be run by hand.\n");
   exit(2);
 }
@@ -250,8 +252,9 @@ int main(int argc, char** argv) {
     uint64_t v;
     if (strcmp(argv[i], "--snaplen") == 0 && parse_u64(argv[i + 1], 64, 65535, &v)) {
       snaplen = v;
-    } else if (strcmp(argv[i], "--ring-bytes") == 0 &&
-               parse_u64(argv[i + 1], 64u << 10, 1u << 30, &v)) {
+    } else if (strcmp(argv[i], "--ring-bytes") == 0 && !ring_bytes &&
+               parse_u64(argv[i + 1], ICMPCAP_HELPER_MIN_RING_BYTES, ICMPCAP_HELPER_MAX_RING_BYTES,
+                         &v)) {
       ring_bytes = v;
     } else if (strcmp(argv[i], "--ifindex") == 0 && nr_rings < ICMPCAP_HELPER_MAX_RINGS &&
                parse_u64(argv[i + 1], 0, 0x7fffffff, &v)) {
@@ -264,6 +267,10 @@ int main(int argc, char** argv) {
     }
   }
   if (!snaplen || !ring_bytes) usage();
+  /* Whoever may run the helper chooses how much kernel memory its packet rings pin: bounded
+   * for all its sockets together, not only each (ring_bytes <= 1 GiB, at most 64 sockets: the
+   * product cannot overflow). */
+  if (ring_bytes * (nr_rings ? nr_rings : 1) > ICMPCAP_HELPER_MAX_RING_TOTAL) usage();
   if (nr_rings == 0) ifindexes[nr_rings++] = 0;
   if (!filter_len) {
     filter_len = icmpcap_bpf_build(NULL, (uint32_t)snaplen, filter, ICMPCAP_BPF_MAX_INSNS);

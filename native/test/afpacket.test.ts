@@ -17,6 +17,8 @@ import {
 } from './netns.js';
 
 const isRoot = process.getuid?.() === 0;
+/** The system's python (a version manager's shim takes a second to start). */
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const helperBuilt = path.join(nativeDir, 'build', 'Release', 'icmpcap-helper');
 const DIR_IN = 0;
 const DIR_OUT = 1;
@@ -203,6 +205,31 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
     expect(run(['--snaplen', '10'])).toBe(2);
     expect(run(['--bogus'])).toBe(2);
     expect(run([])).toBe(2); // fd 3 is not a Unix socket
+  });
+
+  it('the helper bounds its packet rings: 64 KiB to 1 GiB each, 1 GiB over all its sockets', () => {
+    // As icmpcap runs it (fd 3 a SOCK_SEQPACKET socket), so only the arguments decide: 0 accepted, 2 refused.
+    const fixture = path.join(nativeDir, 'test', 'fixtures', 'run_helper.py');
+    const run = (args: string[]): number =>
+      Number(sh('ip', ['netns', 'exec', net.b, PYTHON, fixture, helperBuilt, '--snaplen', '256', ...args]));
+    const lo = (n: number): string[] => Array.from({ length: n }, () => ['--ifindex', '1']).flat();
+    expect(run(['--ring-bytes', '65536', ...lo(1)])).toBe(0);
+    expect(run(['--ring-bytes', String(1 << 20), ...lo(2)])).toBe(0);
+    for (const bad of [
+      ['--ring-bytes', '65535', ...lo(1)],
+      ['--ring-bytes', String(2 ** 30 + 1), ...lo(1)],
+      // Each within bounds, together more than 1 GiB.
+      ['--ring-bytes', String(2 ** 29 + 1), ...lo(2)],
+      ['--ring-bytes', String(2 ** 28), ...lo(5)],
+      ['--ring-bytes', '65536', ...lo(65)], // more sockets than the helper has rings for
+      ['--ring-bytes', '+65536', ...lo(1)],
+      ['--ring-bytes', '0x10000', ...lo(1)],
+      ['--ring-bytes', '', ...lo(1)],
+      ['--ring-bytes', '18446744073709617152', ...lo(1)], // 2^64 + 65536
+      ['--ring-bytes', '65536', '--ring-bytes', String(2 ** 30), ...lo(1)],
+      lo(1),
+    ])
+      expect(run(bad), bad.slice(0, 4).join(' ')).toBe(2);
   });
 
   it('rejects an unknown interface with ENODEV and a remedy', async () => {

@@ -4,7 +4,7 @@
  * real pings between two network namespaces; what we write is read back by tshark.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -149,6 +149,27 @@ describe.skipIf(!canRun)('icmpcap capture flags', () => {
     }
   });
 
+  it("sizes the kernel buffer with -B MiB as tshark does: the helper's packet ring is that size", async () => {
+    for (const mib of [1, 64]) {
+      const run = spawnIcmpcap(
+        ['capture', '--source', 'afpacket', '-i', pair.ifA, '-B', String(mib), '-c', '4', '-Y', ECHO],
+        tmp,
+        { netns: pair.a },
+      );
+      await run.started;
+      expect(run.stderr()).toContain(
+        `capturing on ${pair.ifA} with afpacket, a ${mib} MiB buffer (1 packet ring of ${mib} MiB)`,
+      );
+      // The helper (the capture's child) maps its socket's TPACKET ring: exactly the buffer asked for.
+      expect(packetRingBytes(helperOf(run.child.pid!))).toBe(mib * 2 ** 20);
+      pair.exec(pair.b, ['ping', '-c', '2', '-i', '0.05', pair.v4.a]);
+      expect(await run.exited, run.stderr()).toBe(0);
+      expect(run.stdout().trim().split('\n')).toHaveLength(4);
+      expect(run.stdout()).toMatch(/198\.51\.100\.1 > 198\.51\.100\.2: Echo Reply id=\d+ seq=2 /);
+      expect(run.stderr()).toMatch(/4 packets captured, 0 dropped by the kernel\n/);
+    }
+  });
+
   it('lists interfaces with -D as tshark does', async () => {
     const run = await icmpcap(['capture', '-D']);
     expect(run.code).toBe(0);
@@ -156,6 +177,9 @@ describe.skipIf(!canRun)('icmpcap capture flags', () => {
     expect(run.stdout).toMatch(/^\d+\. any$/m);
   });
 });
+
+// The runs below make a spool folder under tmp again after the captures' afterAll.
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('icmpcap command line errors, help and version', () => {
   it('exits 2 for a mistake on the command line, naming the flag', async () => {
@@ -168,6 +192,26 @@ describe('icmpcap command line errors, help and version', () => {
       [['capture', '-s', '10'], /-s takes 64 to 65535 bytes/],
       [['capture', '-r', 'x.pcap', '-i', 'lo'], /-r reads a file and -i captures live/],
       [['capture', '-w'], /-w needs a value/],
+      [
+        ['capture', '-B', '0'],
+        /-B takes the kernel buffer in MiB, a whole number from 1 \(as tshark's -B\), not "0"/,
+      ],
+      [['capture', '--buffer-size', '1.5'], /-B takes the kernel buffer in MiB, a whole number from 1/],
+      [['capture', '--buffer-size=-4'], /-B takes the kernel buffer in MiB, a whole number from 1/],
+      [['capture', '-B', '9007199254740993'], /-B 9007199254740993: more than any kernel buffer/],
+      [
+        ['capture', '-r', 'x.pcap', '-B', '4'],
+        /-B sizes the kernel buffer of a live capture and -r reads a file/,
+      ],
+      [
+        ['capture', '--source', 'afpacket', '-i', 'lo', '-B', '1025'],
+        /-B 1025: AF_PACKET takes 1 to 1024 MiB on this machine \(one packet ring of 64 KiB to 1 GiB, 1 GiB in all\)/,
+      ],
+      [
+        ['capture', '--source', 'module', '-B', '1000000'],
+        /-B 1000000: the module takes \d+ to \d+ MiB on this machine \(\d+ rings?, one per CPU/,
+      ],
+      [['serve', '--buffer-size', 'big'], /--buffer-size takes the kernel buffer in MiB/],
       [['frobnicate'], /unknown command frobnicate/],
       [['help', 'frobnicate'], /there is no command frobnicate/],
     ];
@@ -199,6 +243,25 @@ describe('icmpcap command line errors, help and version', () => {
     expect(short.stdout).toBe(help.stdout);
   });
 });
+
+/** The capture helper icmpcap started (its only child). */
+function helperOf(pid: number): number {
+  const children = readdirSync(`/proc/${pid}/task`).flatMap((t) =>
+    readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean),
+  );
+  expect(children).toHaveLength(1);
+  return Number(children[0]);
+}
+
+/** Bytes of the AF_PACKET rings `pid` has mapped (its `socket:[inode]` mappings). */
+function packetRingBytes(pid: number): number {
+  let bytes = 0;
+  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) .* socket:\[\d+\]$/.exec(line);
+    if (m) bytes += parseInt(m[2]!, 16) - parseInt(m[1]!, 16);
+  }
+  return bytes;
+}
 
 /** dumpcap on the capturing side of the pair, ICMP only, until 10 packets. */
 function spawnIcmpcapLike(pair: NetnsPair, file: string): { ready: Promise<void>; done: Promise<void> } {

@@ -43,6 +43,8 @@ export interface CaptureOptions {
   fieldOptions: FieldOptions;
   statistics: string[];
   source: 'auto' | 'module' | 'afpacket';
+  /** -B: the kernel buffer in MiB, all rings together (kernel-buffer.ts); default: chosen for the source. */
+  bufferMiB?: number;
   /** -Z: started as root, the account to run as. */
   user?: string;
   limit?: RingLimit;
@@ -168,6 +170,21 @@ export function ringLimit(records: string | undefined, seconds: string | undefin
   return parsed.data;
 }
 
+/**
+ * -B / --buffer-size: MiB, as tshark's and dumpcap's -B (tcpdump's counts KiB). What each source takes on this
+ * machine is checked when the capture starts (kernel-buffer.ts), with the range in the message.
+ */
+export function bufferSizeOf(flag: string, text: string): number {
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < 1)
+    usage(
+      `${flag} takes the kernel buffer in MiB, a whole number from 1 (as tshark's -B), not ${JSON.stringify(text)}`,
+    );
+  if (!Number.isSafeInteger(n * 2 ** 20))
+    usage(`${flag} ${text.trim()}: more than any kernel buffer (it counts MiB: -B 64 is 64 MiB)`);
+  return n;
+}
+
 export function parseSource(text: string): CaptureOptions['source'] {
   if (text !== 'auto' && text !== 'module' && text !== 'afpacket')
     usage(`--source takes auto, module or afpacket, not ${text}`);
@@ -212,6 +229,7 @@ export function parseCaptureArgs(argv: string[]): CaptureOptions {
         'field-option': { type: 'string', short: 'E', multiple: true },
         statistics: { type: 'string', short: 'z', multiple: true },
         source: { type: 'string', default: 'auto' },
+        'buffer-size': { type: 'string', short: 'B' },
         user: { type: 'string', short: 'Z' },
         'ring-records': { type: 'string' },
         'ring-seconds': { type: 'string' },
@@ -248,6 +266,10 @@ export function parseCaptureArgs(argv: string[]): CaptureOptions {
     usage('-b needs -w FILE (a file name, not -): the files are named after it');
   if (v.read !== undefined && v.interface?.length)
     usage(`-r reads a file and -i captures live: give one of them, not both`);
+  const bufferMiB = v['buffer-size'] === undefined ? undefined : bufferSizeOf('-B', v['buffer-size']);
+  // tshark ignores -B with -r; a buffer that cannot apply is more likely a mistaken command line.
+  if (v.read !== undefined && bufferMiB !== undefined)
+    usage('-B sizes the kernel buffer of a live capture and -r reads a file: drop -B');
   const count = v.count === undefined ? undefined : positiveNumber('-c', v.count, true);
   const alerts: AlertFlagValues = {
     ...(v.alert ? { alert: v.alert } : {}),
@@ -286,6 +308,7 @@ export function parseCaptureArgs(argv: string[]): CaptureOptions {
     fieldOptions: parseFieldOptions(v['field-option'] ?? []),
     statistics: v.statistics ?? [],
     source: parseSource(v.source),
+    ...(bufferMiB !== undefined ? { bufferMiB } : {}),
     ...(v.user !== undefined ? { user: v.user } : {}),
     ...(() => {
       const limit = ringLimit(v['ring-records'], v['ring-seconds']);

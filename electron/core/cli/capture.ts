@@ -7,10 +7,12 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { CaptureFilterSpec } from '../../common/capture-filter.js';
-import type { Job, Row } from '../../common/contract.js';
+import { type CaptureState, type Job, type Row, ServiceError } from '../../common/contract.js';
 import type { ExportRow } from '../files/index.js';
 import { ndjsonLine } from '../files/text-write.js';
 import { checkFilter } from '../filter/index.js';
+import { bufferFullAdvice } from '../advice.js';
+import { planBuffer, sizeText } from '../kernel-buffer.js';
 import { type CaptureService, errorMessage } from '../service.js';
 import { type CaptureOptions, formatFromPath, parseCaptureArgs } from './args.js';
 import { attachAlerts } from '../alerts/cli.js';
@@ -31,6 +33,7 @@ import { dropRoot, makeService, version } from './service.js';
 import { commandHelp } from './usage.js';
 
 const POLL_MS = 50;
+const MIB = 2 ** 20;
 /** Rows taken from the view at a time. */
 const BATCH_ROWS = 1000;
 
@@ -215,6 +218,41 @@ export async function capture(argv: string[]): Promise<void> {
   }
 }
 
+/** Starts the live capture; a -B the source cannot take here is a mistake on the command line. */
+function startLive(
+  service: CaptureService,
+  opts: CaptureOptions,
+  captureFilter: CaptureFilterSpec | undefined,
+): CaptureState {
+  try {
+    return service.start({
+      source: opts.source,
+      interfaces: opts.interfaces,
+      snaplen: opts.snaplen,
+      ...(opts.limit ? { limit: opts.limit } : {}),
+      ...(captureFilter ? { filter: captureFilter } : {}),
+      ...(opts.bufferMiB !== undefined ? { bufferBytes: opts.bufferMiB * MIB } : {}),
+    });
+  } catch (err) {
+    // The only request capture.start refuses after the command line's own checks: the buffer's size.
+    if (err instanceof ServiceError && err.code === 'bad-request' && opts.bufferMiB !== undefined)
+      usage(`-B ${opts.bufferMiB}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** With -B: how the buffer was laid out, as the source got it (its rings are powers of two, rounded down). */
+function bufferText(opts: CaptureOptions, state: CaptureState): string {
+  if (opts.bufferMiB === undefined || (state.source !== 'module' && state.source !== 'afpacket')) return '';
+  const plan = planBuffer(state.source, {
+    bytes: opts.bufferMiB * MIB,
+    interfaces: opts.interfaces,
+    snaplen: opts.snaplen,
+  });
+  const kind = state.source === 'module' ? 'per-CPU ring' : 'packet ring';
+  return `, a ${opts.bufferMiB} MiB buffer (${plan.rings} ${kind}${plan.rings === 1 ? '' : 's'} of ${sizeText(plan.ringBytes)})`;
+}
+
 /** Copies a pipe (standard input, a FIFO) to a file until its writer closes it. */
 function copyStream(fd: number, to: string): void {
   const out = openSync(to, 'w', 0o600);
@@ -291,15 +329,9 @@ async function run(
   if (readPath !== undefined) {
     openJob = ((await service.handle('file.open', { path: readPath }, 'ipc')) as { id: number }).id;
   } else {
-    const state = service.start({
-      source: opts.source,
-      interfaces: opts.interfaces,
-      snaplen: opts.snaplen,
-      ...(opts.limit ? { limit: opts.limit } : {}),
-      ...(captureFilter ? { filter: captureFilter } : {}),
-    });
+    const state = startLive(service, opts, captureFilter);
     process.stderr.write(
-      `icmpcap: capturing on ${state.interfaces.length ? state.interfaces.join(', ') : 'all interfaces'} with ${state.source}\n`,
+      `icmpcap: capturing on ${state.interfaces.length ? state.interfaces.join(', ') : 'all interfaces'} with ${state.source}${bufferText(opts, state)}\n`,
     );
   }
 
@@ -451,7 +483,7 @@ async function run(
       ? `, ${(c.total + (c.evicted ?? 0)).toLocaleString('en')} reached user space`
       : '';
     process.stderr.write(
-      `icmpcap: ${consumed.toLocaleString('en')} packets captured${where}${received}, ${dropped.toLocaleString('en')} dropped by the kernel\n`,
+      `icmpcap: ${consumed.toLocaleString('en')} packets captured${where}${received}, ${dropped.toLocaleString('en')} dropped by the kernel${c.droppedKernel > 0 ? ` (${bufferFullAdvice(opts.bufferMiB)})` : ''}\n`,
     );
   } else if (file) {
     process.stderr.write(`icmpcap: ${consumed.toLocaleString('en')} packets written${where}\n`);

@@ -6,14 +6,15 @@ import { CaptureService, errorMessage } from '../service.js';
 
 export { version };
 
-export function makeService(): CaptureService {
+/** `bufferBytes`: the kernel buffer of every capture that names none (serve --buffer-size). */
+export function makeService(options: { bufferBytes?: number } = {}): CaptureService {
   let native;
   try {
     native = loadNative();
   } catch (err) {
     native = err instanceof Error ? err : new Error(String(err));
   }
-  return new CaptureService({ native, version: version() });
+  return new CaptureService({ native, version: version(), ...options });
 }
 
 /**

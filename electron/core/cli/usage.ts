@@ -15,6 +15,7 @@ ${REMOTE_USAGE.replace(/^ {16}/gm, '').trimEnd()}
   --port N               port (default: any free port)
   -i, --interface NAME   capture on NAME (repeatable; default: all)
   --source auto|module|afpacket
+  -B, --buffer-size MiB  kernel buffer of every capture, as for capture -B
   --no-start             do not start capturing until asked from the UI
   --ring-records N       keep about the newest N records (at least 131072); older ones are dropped
                          in units of about N/8, as dumpcap's ring buffer
@@ -32,6 +33,11 @@ input
   -s, --snapshot-length N  bytes kept per packet from the IP header on (64..65535, 0: all; default all)
   -D, --list-interfaces  list the interfaces and exit
   --source auto|module|afpacket
+  -B, --buffer-size MiB  kernel buffer, as tshark's -B: the memory of all the capture's kernel rings
+                         together; the module splits it over its rings (one per CPU, each a power of two,
+                         rounded down), AF_PACKET over its rings (one per -i, or one for all). Default:
+                         module 4 MiB a CPU up to 16 MiB, AF_PACKET 4 MiB a ring. Raise it when the
+                         summary reports packets dropped by the kernel; not with -r
   -Z, --user USER        started as root: run as USER once the output file is open (default:
                          SUDO_USER, else the system account icmpcap), as tcpdump -Z
 

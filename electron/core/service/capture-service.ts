@@ -28,7 +28,7 @@ import {
   type SourceAvailability,
   type SourceKind,
 } from '../../common/contract.js';
-import { kernelBuffer } from '../kernel-buffer.js';
+import { BufferSizeError, kernelBuffer } from '../kernel-buffer.js';
 import type { InsightRequestName } from '../../common/insights.js';
 import type { ExportRow } from '../files/index.js';
 import { spoolExportRows } from '../spool-export.js';
@@ -110,6 +110,8 @@ export interface ServiceOptions {
    * the disk cannot keep up (default SPOOL_BACKLOG_MAX, 64 MiB).
    */
   spoolBacklogMax?: number;
+  /** The kernel buffer of captures that name none (capture.start bufferBytes), e.g. `serve --buffer-size`. */
+  bufferBytes?: number;
 }
 
 /**
@@ -292,6 +294,19 @@ export class CaptureService implements RequestHandlers, JobHost {
     }
     if (this.jobs.busy('open'))
       throw new ServiceError('capture-failed', 'a capture file is being opened: wait or cancel it');
+    const bufferBytes = params.bufferBytes ?? this.options.bufferBytes;
+    let buffer;
+    try {
+      buffer = kernelBuffer(
+        source,
+        bufferBytes === undefined
+          ? undefined
+          : { bytes: bufferBytes, interfaces: params.interfaces, snaplen: params.snaplen },
+      );
+    } catch (err) {
+      if (err instanceof BufferSizeError) throw new ServiceError('bad-request', err.message);
+      throw err;
+    }
     let session: NativeSession;
     try {
       // The new source is opened before anything of the current capture is let go.
@@ -299,7 +314,7 @@ export class CaptureService implements RequestHandlers, JobHost {
         source,
         interfaces: params.interfaces,
         snaplen: params.snaplen,
-        ...kernelBuffer(source),
+        ...buffer,
         // The kernel-side filter (CaptureFilterSpec); addons that predate it ignore it.
         ...(params.filter ? { filter: params.filter } : {}),
       });

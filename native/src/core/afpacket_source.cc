@@ -30,8 +30,8 @@ namespace icmpcap {
 namespace {
 
 constexpr uint64_t kDefaultRingBytes = 4u << 20;
-constexpr uint64_t kMinRingBytes = 64u << 10;
-constexpr uint64_t kMaxRingBytes = 1u << 30;
+constexpr uint64_t kMinRingBytes = ICMPCAP_HELPER_MIN_RING_BYTES;
+constexpr uint64_t kMaxRingBytes = ICMPCAP_HELPER_MAX_RING_BYTES;
 constexpr int kReadyTimeoutMs = 5000;
 constexpr int kSyncTimeoutMs = 1000;
 constexpr int64_t kOverflowIntervalMs = 100;
@@ -246,6 +246,10 @@ class HelperSource final : public RingSource {
       throw_error(
           "open: interfaces", EINVAL,
           "at most " + std::to_string(ICMPCAP_HELPER_MAX_RINGS) + " interfaces per session");
+    // A ring per socket: the helper refuses more than ICMPCAP_HELPER_MAX_RING_TOTAL over all.
+    if (ring_bytes * std::max<uint64_t>(1, targets.size()) > ICMPCAP_HELPER_MAX_RING_TOTAL)
+      throw_error("open: ringBytes " + std::to_string(ring_bytes), EINVAL,
+                  "ringBytes times the interfaces must be at most 1 GiB");
     std::map<unsigned, std::string> ifnames;
     std::vector<std::string> args = {"--snaplen",    std::to_string(cfg.snaplen),
                                      "--ring-bytes", std::to_string(ring_bytes),

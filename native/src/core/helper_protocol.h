@@ -31,6 +31,11 @@
 #define ICMPCAP_HELPER_MAX_RINGS 64
 #define ICMPCAP_HELPER_CONSUMER_STRIDE 64
 #define ICMPCAP_HELPER_CONSUMER_BYTES 4096
+/* --ring-bytes: the packet ring of each socket, within these bounds, and of all sockets together
+ * (--ring-bytes times the sockets) at most ICMPCAP_HELPER_MAX_RING_TOTAL. */
+#define ICMPCAP_HELPER_MIN_RING_BYTES (64ull << 10)
+#define ICMPCAP_HELPER_MAX_RING_BYTES (1ull << 30)
+#define ICMPCAP_HELPER_MAX_RING_TOTAL (1ull << 30)
 
 enum icmpcap_helper_kind {
   ICMPCAP_HELPER_READY = 1,
