@@ -32,14 +32,7 @@
  * record left in the store and no request that can still be answered is forgotten too, so flows stay
  * proportional to the records held; a flow holds its two addresses (`addresses.retain`) while it is kept.
  */
-import {
-  CHUNK_MASK,
-  CHUNK_SHIFT,
-  MISC_F_HAS_ECHO,
-  MISC_F_NO_RESPONSE,
-  type Chunk,
-  type RecordStore,
-} from './store.js';
+import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, MISC_F_NO_RESPONSE, type RecordStore } from './store.js';
 import { PairTable } from './stats/pair-table.js';
 import { isGroup } from './stats/srt.js';
 
@@ -108,8 +101,6 @@ const RECENT_STRIDE = 2;
  */
 const RECENT_BLOCK_SHIFT = 7;
 const RECENT_BLOCK_MASK = (1 << RECENT_BLOCK_SHIFT) - 1;
-/** Records matched per `lookahead` (their recent-cache entries, at most 48 KB, stay in the L2 cache). */
-const LOOKAHEAD = 2048;
 /** Requests per block of the ring (log2): 16 Ki requests, 336 KB (fewer when maxOutstanding is smaller). */
 const RING_BLOCK_SHIFT = 14;
 /** Emptied ring blocks kept for reuse (the tail needs a new block as often as the head lets one go). */
@@ -240,10 +231,6 @@ export class EchoMatcher {
   private store: RecordStore | null = null;
   /** Told of every matched reply (set by the Ingestor: its process attribution, when it has one). */
   inheritance: ReplyInheritance | null = null;
-  /** Per record of the slice being matched, its flow as `lookahead` found it. */
-  private readonly flowOf = new Int32Array(LOOKAHEAD);
-  /** What `lookahead`'s loads summed to: kept, so that the compiler cannot drop them. */
-  private touched = 0;
   /** Next request number; the oldest remembered; the oldest whose timeout has not been judged. */
   private tail = 0;
   private head = 0;
@@ -287,24 +274,19 @@ export class EchoMatcher {
       const c = at >>> CHUNK_SHIFT;
       const chunk = store.chunks[c]!;
       const start = at & CHUNK_MASK;
-      const stop = Math.min(to - (c << CHUNK_SHIFT), CHUNK_MASK + 1, start + LOOKAHEAD);
+      const stop = Math.min(to - (c << CHUNK_SHIFT), CHUNK_MASK + 1);
       const { tsRel, src, dst, meta, idSeq, misc, rtt } = chunk;
-      const flowOf = this.lookahead(chunk, start, stop);
       for (let i = start; i < stop; i++) {
         const ts = tsRel[i]!;
         if (ts > newest) newest = ts;
         if (!(misc[i]! & MISC_F_HAS_ECHO)) continue;
         const m = meta[i]!;
         const role = echoRole(m);
-        const p = flowOf[i - start]!;
-        if (role === 1) {
-          const index = (c << CHUNK_SHIFT) | i;
-          if (p >= 0) this.enqueue(p, idSeq[i]!, ts, index);
-          else this.request(src[i]!, dst[i]!, idSeq[i]!, ts, (m >>> 16) & 3, index);
-        } else if (role === 2) {
+        if (role === 1) this.request(src[i]!, dst[i]!, idSeq[i]!, ts, (m >>> 16) & 3, (c << CHUNK_SHIFT) | i);
+        else if (role === 2) {
           // Authoritative for replies: NaN when unmatched, whatever was there before.
           rtt[i] = NaN;
-          this.reply(src[i]!, dst[i]!, idSeq[i]!, ts, (c << CHUNK_SHIFT) | i, true, p);
+          this.reply(src[i]!, dst[i]!, idSeq[i]!, ts, (c << CHUNK_SHIFT) | i);
         }
       }
       at += stop - start;
@@ -314,38 +296,6 @@ export class EchoMatcher {
     if (this.liveFlows > this.maxFlows) this.forgetFlows();
     // Flows whose records left the ring buffer while they could still be answered go once they cannot.
     if (store.firstIndex > 0 && newest - this.sweptAt > this.retainNs / 4) this.sweepFlows(store.firstIndex);
-  }
-
-  /**
-   * The flow of each echo record in `chunk[start, stop)` that has one already (-1: none yet, or not an echo),
-   * read ahead of matching, and the recent-cache entry each will read loaded on the way. Flows are many (one
-   * per requester and responder) and their recent caches megabytes, so a record's entry is a cache miss;
-   * loading them in a loop that does nothing else lets the processor wait for many misses at once, where the
-   * matching loop, long per record, waited for each in turn (half the time of matching at 3000 peers). A flow
-   * found here stays valid for the batch: flows are only forgotten between batches.
-   */
-  private lookahead(chunk: Chunk, start: number, stop: number): Int32Array {
-    const flowOf = this.flowOf;
-    const { src, dst, meta, idSeq, misc } = chunk;
-    const flowIds = this.flowIds;
-    const recent = this.recent;
-    let touched = 0;
-    for (let i = start; i < stop; i++) {
-      let p = -1;
-      if (misc[i]! & MISC_F_HAS_ECHO) {
-        const role = echoRole(meta[i]!);
-        if (role === 1) p = flowIds.get(src[i]!, dst[i]!);
-        else if (role === 2) p = flowIds.get(dst[i]!, src[i]!);
-        if (p >= 0)
-          touched +=
-            recent[p >>> RECENT_BLOCK_SHIFT]![
-              ((p & RECENT_BLOCK_MASK) * RECENT + (idSeq[i]! & (RECENT - 1))) * RECENT_STRIDE
-            ]!;
-      }
-      flowOf[i - start] = p;
-    }
-    this.touched = touched;
-    return flowOf;
   }
 
   /**
@@ -571,16 +521,8 @@ export class EchoMatcher {
   }
 
   /** Matches a reply (record `index`) to its request; an unmatched one is left as it is. */
-  private reply(
-    from: number,
-    to: number,
-    idSeq: number,
-    ts: number,
-    index: number,
-    group = true,
-    known = -1,
-  ): void {
-    const p = known >= 0 ? known : this.flowIds.get(to, from);
+  private reply(from: number, to: number, idSeq: number, ts: number, index: number, group = true): void {
+    const p = this.flowIds.get(to, from);
     if (p < 0) {
       // Perhaps a responder to a broadcast or multicast request, answering for the first time.
       if (group && this.groupReply(from, to, idSeq, ts)) this.reply(from, to, idSeq, ts, index, false);
