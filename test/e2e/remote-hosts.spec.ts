@@ -4,9 +4,10 @@
  * namespace where the viewing service and chromium run. The hub pings both, so each agent sees the
  * same remote peer (the hub): the all-hosts view must show it as two rows, one per host. Stopping an
  * agent greys it ("unreachable since …") without harm; restarted, it comes back. An agent that comes
- * back with another certificate is refused with both fingerprints until the user accepts it.
+ * back with another certificate is refused with both fingerprints until the user accepts it. A slow
+ * host's answers that come after a switch to another host are not shown for that one.
  */
-import { type Page, expect, test } from '@playwright/test';
+import { type Page, type WebSocketRoute, expect, test } from '@playwright/test';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Agent, type Star, accountDir, createStar, startAgent, tokenFile } from '../support/agents.js';
@@ -243,4 +244,123 @@ test('a rule being written belongs to its host: not shown for another, nor saved
   await expect(page.getByTestId('rules-status')).toContainText(`Saved to ${alertsConf(0)}`);
   expect(readFileSync(alertsConf(0), 'utf8')).toContain(draft);
   expect(readFileSync(alertsConf(1), 'utf8')).not.toContain('alpha only');
+});
+
+/**
+ * A slow host for one page: while `holding` names a host, the service's answers to what the page asked of
+ * it wait until released; everything else passes as it comes. It also records who answered what.
+ */
+function slowHost() {
+  /** Host ids by name, from the host lists the service sends the page. */
+  const ids = new Map<string, string>();
+  /** Requests made of a host, by request id. */
+  const asked = new Map<number, { host: string; method: string }>();
+  const held: { method: string; message: string }[] = [];
+  const answered: { host: string; method: string }[] = [];
+  let page: WebSocketRoute | null = null;
+  const link = {
+    /** The host (by name) whose answers are held; null: none. */
+    holding: null as string | null,
+    held,
+    answered,
+    ids,
+    route(ws: WebSocketRoute): void {
+      page = ws;
+      const server = ws.connectToServer();
+      ws.onMessage((m) => {
+        const text = String(m);
+        // One-frame requests only: these are small.
+        if (!text.startsWith('#')) {
+          const r = JSON.parse(text) as {
+            id: number;
+            method: string;
+            params?: { host?: string; method?: string };
+          };
+          if (r.method === 'hosts.request' && r.params?.host && r.params.method)
+            asked.set(r.id, { host: r.params.host, method: r.params.method });
+        }
+        server.send(m);
+      });
+      server.onMessage((m) => {
+        const msg = JSON.parse(String(m)) as {
+          id?: number;
+          event?: string;
+          data?: unknown;
+          result?: unknown;
+        };
+        const list = msg.event === 'hosts' ? msg.data : msg.result;
+        if (Array.isArray(list))
+          for (const h of list as { id?: unknown; name?: unknown; url?: unknown }[])
+            if (typeof h?.id === 'string' && typeof h.name === 'string' && typeof h.url === 'string')
+              ids.set(h.name, h.id);
+        const request = typeof msg.id === 'number' ? asked.get(msg.id) : undefined;
+        if (request && link.holding !== null && request.host === ids.get(link.holding)) {
+          held.push({ method: request.method, message: String(m) });
+          return;
+        }
+        if (request) answered.push(request);
+        ws.send(m);
+      });
+    },
+    /** Passes the answers held on to the page, in order. */
+    release(): void {
+      link.holding = null;
+      for (const h of held.splice(0)) page!.send(h.message);
+    },
+  };
+  return link;
+}
+
+test("a slow host's answers that come after a switch are not shown for the host shown then", async () => {
+  test.setTimeout(120_000);
+  const link = slowHost();
+  const page = await openCheckedPage(hub!, problems, {
+    beforeGoto: (p) => p.routeWebSocket(/\/ws$/, (ws) => link.route(ws)),
+  });
+  for (const i of [0, 1]) await expect(chip(page, i)).toHaveAttribute('data-state', 'connected');
+  const rows = page.getByTestId('problem-row');
+  const count = page.getByTestId('status-count');
+  // A datagram to a closed port of alpha's: alpha answers port unreachable, a problem beta does not have.
+  star.exec(star.hub, [
+    'python3',
+    '-c',
+    `import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('${star.leaves[0]!.v4}', 9))`,
+  ]);
+
+  await page.getByTestId('tab-problems').click();
+  await chip(page, 0).getByTestId('host-select').click();
+  await expect(rows).toHaveCount(1);
+  await expect(rows).toHaveAttribute('data-flow', new RegExp(star.leaves[0]!.v4.replaceAll('.', '\\.')));
+  const alphaCount = await count.textContent();
+  await chip(page, 1).getByTestId('host-select').click();
+  await expect(rows).toHaveCount(0);
+  const betaCount = await count.textContent();
+  expect(betaCount).not.toBe(alphaCount);
+
+  // Alpha again, slow now: what the window asks of it on the switch is answered only after the next one.
+  link.holding = 'alpha';
+  await chip(page, 0).getByTestId('host-select').click();
+  const loaded = ['hello', 'problems.list', 'paths.list', 'neighbours.get', 'alerts.firings', 'alerts.rules'];
+  await expect.poll(() => loaded.filter((m) => !link.held.some((h) => h.method === m))).toEqual([]);
+  // A filter applied meanwhile goes to alpha too (alpha's problem matches it).
+  const filter = page.getByTestId('filter-input');
+  await filter.fill('icmp.type == 3');
+  await filter.press('Enter');
+  await expect.poll(() => link.held.some((h) => h.method === 'view.setFilter')).toBe(true);
+  const before = link.answered.length;
+  await chip(page, 1).getByTestId('host-select').click();
+  const beta = link.ids.get('beta');
+  const betaAnswered = () => link.answered.slice(before).filter((a) => a.host === beta);
+  await expect.poll(() => loaded.filter((m) => !betaAnswered().some((a) => a.method === m))).toEqual([]);
+  await expect(count).toHaveText(betaCount!);
+  link.release();
+  // Nothing comes from beta meanwhile (no traffic: no push): what shows now stays.
+  await page.waitForTimeout(1500);
+  await expect(chip(page, 1).getByTestId('host-select')).toHaveAttribute('aria-pressed', 'true');
+  await expect(rows).toHaveCount(0);
+  await expect(page.getByTestId('tab-problems').locator('.badge')).toHaveCount(0);
+  await expect(count).toHaveText(betaCount!);
+  // Beta's view is unfiltered: alpha's filter is not shown as applied there.
+  await expect(page.getByTestId('status-view')).toHaveCount(0);
+  await page.close();
 });

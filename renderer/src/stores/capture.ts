@@ -2,6 +2,7 @@ import type { CaptureState, Counts, InterfaceInfo, SourceAvailability, StartPara
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
 import { api } from '../transport';
+import { useHostsStore } from './hosts';
 
 const EXPORTED_KEY = 'icmpcap.exported';
 
@@ -16,7 +17,9 @@ const EMPTY_COUNTS: Counts = {
   sort: { column: null, descending: false },
 };
 
+/** The shown host's capture. An answer that comes after a host switch is another host's: not shown. */
 export const useCaptureStore = defineStore('capture', () => {
+  const hosts = useHostsStore();
   const state = shallowRef<CaptureState>({ state: 'idle', interfaces: [] });
   const counts = shallowRef<Counts>(EMPTY_COUNTS);
   const sources = shallowRef<SourceAvailability[]>([]);
@@ -69,8 +72,10 @@ export const useCaptureStore = defineStore('capture', () => {
   api.onEvent('interfaces', (list) => (interfaces.value = list));
 
   async function connect(): Promise<void> {
+    const host = hosts.key;
     try {
       const hello = await api.request('hello');
+      if (hosts.key !== host) return;
       version.value = hello.version;
       state.value = hello.state;
       counts.value = hello.counts;
@@ -79,34 +84,41 @@ export const useCaptureStore = defineStore('capture', () => {
       connected.value = true;
       error.value = null;
     } catch (err) {
-      error.value = (err as Error).message;
+      if (hosts.key === host) error.value = (err as Error).message;
     }
   }
 
-  async function run<T>(action: () => Promise<T>): Promise<T | undefined> {
+  /** Asks the host shown; the answer is written (`take`) only if the window still shows that host. */
+  async function run<T>(ask: () => Promise<T>, take: (result: T) => void): Promise<void> {
+    const host = hosts.key;
     busy.value = true;
     try {
-      const result = await action();
+      const result = await ask();
+      if (hosts.key !== host) return;
+      take(result);
       error.value = null;
-      return result;
     } catch (err) {
-      error.value = (err as Error).message;
-      return undefined;
+      if (hosts.key === host) error.value = (err as Error).message;
     } finally {
       busy.value = false;
     }
   }
 
-  const start = (params: StartParams) =>
-    run(async () => (state.value = await api.request('capture.start', params)));
-  const stop = () => run(async () => (state.value = await api.request('capture.stop')));
-  const pause = () => run(async () => (state.value = await api.request('capture.pause')));
-  const resume = () => run(async () => (state.value = await api.request('capture.resume')));
+  const setState = (s: CaptureState): void => {
+    state.value = s;
+  };
+  const start = (params: StartParams) => run(() => api.request('capture.start', params), setState);
+  const stop = () => run(() => api.request('capture.stop'), setState);
+  const pause = () => run(() => api.request('capture.pause'), setState);
+  const resume = () => run(() => api.request('capture.resume'), setState);
   const clear = () =>
-    run(async () => {
-      counts.value = await api.request('capture.clear');
-      clears.value++;
-    });
+    run(
+      () => api.request('capture.clear'),
+      (c) => {
+        counts.value = c;
+        clears.value++;
+      },
+    );
 
   return {
     state,

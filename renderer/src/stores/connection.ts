@@ -10,6 +10,7 @@ import { defineStore } from 'pinia';
 import { computed, shallowRef } from 'vue';
 import { connection } from '../transport';
 import { useCaptureStore } from './capture';
+import { useHostsStore } from './hosts';
 import { useStatsStore } from './stats';
 import { useViewStore } from './view';
 
@@ -37,8 +38,10 @@ export const useConnectionStore = defineStore('connection', () => {
     const capture = useCaptureStore();
     const view = useViewStore();
     const stats = useStatsStore();
+    const host = useHostsStore().key;
     await capture.connect();
-    if (!capture.connected) return;
+    // The window shows another host now: its own connection does the rest.
+    if (!capture.connected || useHostsStore().key !== host) return;
     const now = { state: capture.state, counts: capture.counts };
     if (before === null) {
       // First connection: the view lives in the service, a filter applied before this page loaded is still in

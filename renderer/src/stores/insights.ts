@@ -1,7 +1,8 @@
 /**
  * Problems, Paths, Neighbours and Alerts as the service pushes them (at most twice a second), replaced
  * wholesale (shallowRef), never deeply observed. Firings also raise a desktop notification in browser mode
- * (the Electron main process shows its own).
+ * (the Electron main process shows its own). They are the shown host's: an answer that comes after a host
+ * switch is another host's, and is not shown (the alert rules are filed under their own host).
  */
 import type {
   AlertFiring,
@@ -88,14 +89,16 @@ export const useInsightsStore = defineStore('insights', () => {
         api.request('alerts.firings'),
         api.request('alerts.rules'),
       ]);
+      setRules(host, r);
+      // Asked of the host shown before a switch: the window shows another now, loaded on the switch.
+      if (hosts.key !== host) return;
       problems.value = markRaw(p);
       paths.value = markRaw(t);
       neighbours.value = markRaw(n);
       firings.value = markRaw(f);
-      setRules(host, r);
       error.value = null;
     } catch (err) {
-      error.value = (err as Error).message;
+      if (hosts.key === host) error.value = (err as Error).message;
     }
   }
 
@@ -108,7 +111,9 @@ export const useInsightsStore = defineStore('insights', () => {
   }
 
   async function configureNeighbours(p: { learnSeconds?: number; allowRouters?: string[] }): Promise<void> {
-    neighbours.value = markRaw(await api.request('neighbours.configure', p));
+    const host = hosts.key;
+    const n = await api.request('neighbours.configure', p);
+    if (hosts.key === host) neighbours.value = markRaw(n);
   }
 
   /**

@@ -1,15 +1,18 @@
 /**
  * Aggregates pushed by the service (about twice a second) and the RTT series of the peers picked for the
- * chart. Everything here is replaced wholesale (shallowRef), never deeply observed.
+ * chart. Everything here is replaced wholesale (shallowRef), never deeply observed. They are the shown
+ * host's: an answer that comes after a host switch is another host's, and is not shown.
  */
 import type { Aggregates, PeerSeries } from '@common/contract';
 import { defineStore } from 'pinia';
 import { computed, markRaw, ref, shallowRef } from 'vue';
 import { api } from '../transport';
+import { useHostsStore } from './hosts';
 
 export const MAX_CHART_PEERS = 16;
 
 export const useStatsStore = defineStore('stats', () => {
+  const hosts = useHostsStore();
   const aggregates = shallowRef<Aggregates | null>(null);
   const error = ref<string | null>(null);
   const chartPeers = shallowRef<string[]>([]);
@@ -18,11 +21,14 @@ export const useStatsStore = defineStore('stats', () => {
   api.onEvent('aggregates', (a) => (aggregates.value = markRaw(a)));
 
   async function load(): Promise<void> {
+    const host = hosts.key;
     try {
-      aggregates.value = markRaw(await api.request('stats.get'));
+      const a = await api.request('stats.get');
+      if (hosts.key !== host) return;
+      aggregates.value = markRaw(a);
       error.value = null;
     } catch (err) {
-      error.value = (err as Error).message;
+      if (hosts.key === host) error.value = (err as Error).message;
     }
   }
 
@@ -41,13 +47,14 @@ export const useStatsStore = defineStore('stats', () => {
       return;
     }
     inFlight = true;
+    const host = hosts.key;
     try {
-      peerSeries.value = markRaw(
-        await api.request('stats.peerSeries', { peers: chartPeers.value, maxPoints: 1000 }),
-      );
+      const series = await api.request('stats.peerSeries', { peers: chartPeers.value, maxPoints: 1000 });
+      if (hosts.key !== host) return;
+      peerSeries.value = markRaw(series);
       error.value = null;
     } catch (err) {
-      error.value = (err as Error).message;
+      if (hosts.key === host) error.value = (err as Error).message;
     } finally {
       inFlight = false;
     }

@@ -1,7 +1,8 @@
 /**
  * The table's view of the capture: the applied filter and sort (both live in the service, shared by every
  * window that looks at it), and the selection, kept by record number so it survives new rows, sorting and
- * filter changes.
+ * filter changes. All of the shown host's: an answer that comes after a host switch is another host's, and
+ * is not shown.
  */
 import type { Counts, FilterProgress, Row, SortColumn } from '@common/contract';
 import { defineStore } from 'pinia';
@@ -9,6 +10,7 @@ import { ref, shallowRef, watch } from 'vue';
 import { RequestError, api } from '../transport';
 import { useCaptureStore } from './capture';
 import { useFiltersStore } from './filters';
+import { useHostsStore } from './hosts';
 
 export interface FilterError {
   message: string;
@@ -16,6 +18,7 @@ export interface FilterError {
 }
 
 export const useViewStore = defineStore('view', () => {
+  const hosts = useHostsStore();
   /** The filter the service's view applies, whoever applied it. */
   const filter = ref('');
   /** The applied filter came from the service (another window, or before this page opened), not this page. */
@@ -60,9 +63,10 @@ export const useViewStore = defineStore('view', () => {
   async function locateSelection(andReveal: boolean): Promise<void> {
     if (selected.value === null) return;
     const no = selected.value;
+    const host = hosts.key;
     try {
       const { position } = await api.request('view.positionOf', { no });
-      if (selected.value !== no) return;
+      if (selected.value !== no || hosts.key !== host) return;
       selectedPos.value = position;
       if (andReveal && position !== null) reveal(position);
     } catch {
@@ -97,18 +101,24 @@ export const useViewStore = defineStore('view', () => {
     }
   }
   api.onEvent('counts', (c) => followService(c));
+  /**
+   * This page's filter or sort went to a host the window no longer shows (a switch meanwhile): the view is
+   * the shown host's, as it last said.
+   */
+  const followShown = (): void => followService(useCaptureStore().counts, true);
 
   let applySeq = 0;
   /** Applies a filter in the service; a newer apply supersedes (and silences) an older one still running. */
   async function applyFilter(text: string): Promise<boolean> {
     const mine = ++applySeq;
+    const host = hosts.key;
     requested.value = text;
     if (applyProgress.value?.filter !== text) applyProgress.value = null;
     applying.value = true;
     applyStartedMs.value = performance.now();
     try {
       const result = await api.request('view.setFilter', { filter: text });
-      if (mine !== applySeq) return false;
+      if (mine !== applySeq || hosts.key !== host) return false;
       filter.value = result.filter;
       appliedElsewhere.value = false;
       filterError.value = null;
@@ -120,7 +130,7 @@ export const useViewStore = defineStore('view', () => {
       await locateSelection(true);
       return true;
     } catch (err) {
-      if (mine !== applySeq) return false;
+      if (mine !== applySeq || hosts.key !== host) return false;
       const e = err as RequestError;
       filterError.value = { message: e.message, position: e.position ?? null };
       return false;
@@ -128,8 +138,9 @@ export const useViewStore = defineStore('view', () => {
       if (mine === applySeq) {
         applying.value = false;
         // Not applied (an error, or another window's filter replaced it): the view is what the service
-        // last said.
-        if (serviceFilter !== null && filter.value !== serviceFilter && filterError.value) {
+        // last said. Asked of another host than the one shown now: the view is the shown host's.
+        if (hosts.key !== host) followShown();
+        else if (serviceFilter !== null && filter.value !== serviceFilter && filterError.value) {
           filter.value = serviceFilter;
           appliedElsewhere.value = true;
           lastApplyMs.value = null;
@@ -161,9 +172,11 @@ export const useViewStore = defineStore('view', () => {
   async function setSort(column: SortColumn | null, descending: boolean): Promise<void> {
     sortsPending++;
     const mine = ++sortSeq;
+    const host = hosts.key;
     sorting.value = { column, descending, fraction: 0, startedMs: performance.now() };
     try {
       const { view } = await api.request('view.setSort', { column, descending });
+      if (hosts.key !== host) return;
       const capture = useCaptureStore();
       capture.counts = { ...capture.counts, view };
       sort.value = { column, descending };
@@ -173,11 +186,12 @@ export const useViewStore = defineStore('view', () => {
       // Replaced by a newer sort or filter (here or in another window), or cancelled: not an error. The
       // connection lost meanwhile: the banner says so, and the view follows the service's once back.
       const stopped = err instanceof RequestError && (err.code === 'cancelled' || err.code === 'transport');
-      if (mine === sortSeq && sortCancelled !== mine && !stopped)
+      if (mine === sortSeq && sortCancelled !== mine && !stopped && hosts.key === host)
         filterError.value = { message: `sorting: ${(err as Error).message}`, position: null };
     } finally {
       sortsPending--;
       if (mine === sortSeq) sorting.value = null;
+      if (hosts.key !== host) followShown();
     }
   }
 
@@ -217,7 +231,9 @@ export const useViewStore = defineStore('view', () => {
     const p = Math.max(0, Math.min(viewCount - 1, pos));
     let row = onScreen[p - onScreenStart];
     if (!row) {
+      const host = hosts.key;
       const result = await api.request('view.rows', { start: p, count: 1 });
+      if (hosts.key !== host) return;
       row = result.rows[0];
     }
     if (!row) return;
