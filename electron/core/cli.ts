@@ -10,8 +10,9 @@ import { projectRoot } from './paths.js';
 import { startServer } from './server.js';
 import { warmUp } from './service/warm-up.js';
 import { SERVE_SECURITY_OPTIONS, serveSecurity } from './web/serve-setup.js';
-import { errorMessage } from './service.js';
-import { ServiceError } from '../common/contract.js';
+import { type CaptureService, errorMessage } from './service.js';
+import { ServiceError, type SourceKind } from '../common/contract.js';
+import { BufferSizeError, planForAny } from './kernel-buffer.js';
 import { formatChecks, runDoctor } from './doctor.js';
 import { METRICS_FLAGS, createExporter, metricsConfig } from './metrics/index.js';
 import { bufferSizeOf, parseSource, ringLimit } from './cli/args.js';
@@ -45,6 +46,44 @@ const HELP_FLAG = { help: { type: 'boolean', short: 'h' } } as const;
 function helpRequested(command: string, values: { help?: unknown }): boolean {
   if (values.help === true) process.stdout.write(commandHelp(command));
   return values.help === true;
+}
+
+/** What `serve` captures of each packet (the UI's capture.start asks for the contract's default, the same). */
+const SERVE_SNAPLEN = 256;
+
+/**
+ * `serve -B`, checked before anything listens, so a size the capture cannot take fails at once (exit 2) and not
+ * after "serving on": against the source the capture starts with (--source; auto: the one the service picks now,
+ * the first available), with its interfaces. With --no-start, or while no source is available, the source is
+ * chosen later (in the UI, on one interface or all): then only a size no source here takes is refused now; one
+ * that some source takes is checked again when the capture starts, as before.
+ */
+function checkServeBuffer(
+  service: CaptureService,
+  bufferMiB: number,
+  flags: { source: SourceKind | 'auto'; interfaces: string[]; noStart: boolean },
+): void {
+  let sources: SourceKind[];
+  if (flags.source !== 'auto') sources = [flags.source];
+  else {
+    const available = service
+      .probe()
+      .filter((s) => s.available)
+      .map((s) => s.source);
+    sources = flags.noStart ? available : available.slice(0, 1);
+    if (sources.length === 0) sources = ['module', 'afpacket'];
+  }
+  try {
+    planForAny(sources, {
+      bytes: bufferMiB * 2 ** 20,
+      interfaces: flags.noStart ? [] : flags.interfaces,
+      snaplen: SERVE_SNAPLEN,
+    });
+  } catch (err) {
+    if (!(err instanceof BufferSizeError)) throw err;
+    service.close();
+    usage(`--buffer-size ${bufferMiB}: ${err.message}`);
+  }
 }
 
 async function serve(argv: string[]): Promise<void> {
@@ -94,6 +133,12 @@ async function serve(argv: string[]): Promise<void> {
   const source = parseSource(values.source ?? 'auto');
   const limit = ringLimit(values['ring-records'], values['ring-seconds']);
   const service = makeService(bufferMiB === undefined ? {} : { bufferBytes: bufferMiB * 2 ** 20 });
+  if (bufferMiB !== undefined)
+    checkServeBuffer(service, bufferMiB, {
+      source,
+      interfaces: values.interface ?? [],
+      noStart: values['no-start'] === true,
+    });
   service.watchInterfaces();
   // Problems, Paths, Neighbours and the alert rules (alerts.conf and --alert), served to the UI.
   attachInsights(service, { alerts: values });
@@ -112,6 +157,20 @@ async function serve(argv: string[]): Promise<void> {
         ...(security.tls ? { tls: security.tls } : {}),
         ...(exporter ? { routes: exporter.route } : {}),
       });
+  // Before anything is printed: whoever reads "serving on" may stop it at once (a script, a test), cleanly.
+  let stopping = false;
+  const shutdown = (): void => {
+    if (stopping) return;
+    stopping = true;
+    remote?.close();
+    service.close();
+    void Promise.all([server?.close(), exporter?.close()]).then(() => {
+      process.stdout.write('icmpcap: stopped\n');
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
   if (server) for (const note of security.notes) process.stdout.write(`${note}\n`);
   if (server) process.stdout.write(`icmpcap ${version()} serving on ${server.url}\n`);
   if (server && values.listen)
@@ -123,7 +182,7 @@ async function serve(argv: string[]): Promise<void> {
       const state = service.start({
         source,
         interfaces: values.interface ?? [],
-        snaplen: 256,
+        snaplen: SERVE_SNAPLEN,
         ...(limit ? { limit } : {}),
       });
       process.stdout.write(
@@ -140,19 +199,6 @@ async function serve(argv: string[]): Promise<void> {
   }
   // Not capturing yet: the capture path is warmed while the page waits for the user (service/warm-up.ts).
   void warmUp(service, { delayMs: 1000 });
-  let stopping = false;
-  const shutdown = (): void => {
-    if (stopping) return;
-    stopping = true;
-    remote?.close();
-    service.close();
-    void Promise.all([server?.close(), exporter?.close()]).then(() => {
-      process.stdout.write('icmpcap: stopped\n');
-      process.exit(0);
-    });
-  };
-  process.on('SIGINT', shutdown);
-  process.on('SIGTERM', shutdown);
 }
 
 function doctor(): void {

@@ -7,6 +7,7 @@ import {
   moduleRingBytes,
   moduleRingCount,
   planBuffer,
+  planForAny,
 } from './kernel-buffer.js';
 
 const KIB = 1 << 10;
@@ -164,5 +165,26 @@ describe('a buffer the user names (-B MiB): all the kernel rings together', () =
         expect(() => planBuffer(source, { bytes }, machine(2)), `${source} ${bytes}`).toThrow(
           BufferSizeError,
         );
+  });
+});
+
+describe('a buffer before the source is chosen (serve -B --no-start)', () => {
+  it('is laid out for the first source that takes it, and refused with every range when none does', () => {
+    expect(planForAny(['module', 'afpacket'], { bytes: 64 * MIB }, machine(2))).toEqual({
+      source: 'module',
+      plan: { rings: 2, ringBytes: 32 * MIB },
+    });
+    // More than the module's 2 rings hold, within AF_PACKET's 1 GiB.
+    expect(planForAny(['module', 'afpacket'], { bytes: 512 * MIB }, machine(2)).source).toBe('afpacket');
+    const none = refusal(() => planForAny(['module', 'afpacket'], { bytes: 2 * GIB }, machine(2)));
+    expect(none.message).toBe(
+      'no capture source takes it here: the module takes 1 to 128 MiB on this machine (2 rings, one per CPU, ' +
+        'of 4 KiB to 64 MiB each); AF_PACKET takes 1 to 1024 MiB on this machine (one packet ring of 64 KiB to ' +
+        '1 GiB, 1 GiB in all)',
+    );
+    expect([none.minMiB, none.maxMiB]).toEqual([1, 1024]);
+    // One source: its own refusal, as capture.start gives it.
+    const one = refusal(() => planForAny(['afpacket'], { bytes: 1025 * MIB }));
+    expect(one.message).toBe(refusal(() => planBuffer('afpacket', { bytes: 1025 * MIB })).message);
   });
 });

@@ -186,6 +186,34 @@ export function planBuffer(
 }
 
 /**
+ * `request` for the first of `sources` that takes it here, e.g. before the source is chosen (`serve -B --no-start`:
+ * the user picks one later). Throws a BufferSizeError when none does: that source's own for one source, else one
+ * naming each source's range (minMiB/maxMiB: the smallest and largest any of them takes).
+ */
+export function planForAny(
+  sources: readonly SourceKind[],
+  request: BufferRequest,
+  facts?: () => ModuleFacts,
+): { source: SourceKind; plan: BufferPlan } {
+  const refusals: BufferSizeError[] = [];
+  for (const source of sources) {
+    try {
+      return { source, plan: planBuffer(source, request, facts) };
+    } catch (err) {
+      if (!(err instanceof BufferSizeError)) throw err;
+      refusals.push(err);
+    }
+  }
+  if (refusals.length === 1) throw refusals[0]!;
+  if (refusals.length === 0) throw new RangeError('planForAny needs a source');
+  throw new BufferSizeError(
+    `no capture source takes it here: ${refusals.map((r) => r.message).join('; ')}`,
+    Math.min(...refusals.map((r) => r.minMiB)),
+    Math.max(...refusals.map((r) => r.maxMiB)),
+  );
+}
+
+/**
  * What a live capture from `source` asks of the kernel: `request` laid out by planBuffer (throws a
  * BufferSizeError when it is out of range), or without one the module's ring size chosen above and nothing
  * for AF_PACKET (the helper's default).

@@ -1,7 +1,7 @@
 // Host tests of the AF_PACKET source with real packets: two network namespaces joined by a
 // veth pair, ping from one, capture in the other. Needs root (namespaces, setcap).
 // Run: npx vitest run native/test/afpacket.test.ts
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,6 +20,8 @@ const isRoot = process.getuid?.() === 0;
 /** The system's python (a version manager's shim takes a second to start). */
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const helperBuilt = path.join(nativeDir, 'build', 'Release', 'icmpcap-helper');
+/** Runs the helper as icmpcap does, with a Unix SOCK_SEQPACKET socket on fd 3, and prints its exit status. */
+const HELPER_FIXTURE = path.join(nativeDir, 'test', 'fixtures', 'run_helper.py');
 const DIR_IN = 0;
 const DIR_OUT = 1;
 const HOOK_NONE = 255;
@@ -191,27 +193,81 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
     expect(r.probe?.find((x) => x.source === 'afpacket')?.available).toBe(false);
   });
 
-  it('the helper rejects bad arguments and a missing fd 3', () => {
-    const run = (args: string[]): number => {
-      try {
-        execFileSync(helperBuilt, args, { stdio: ['ignore', 'ignore', 'ignore'] });
-        return 0;
-      } catch (e) {
-        return (e as { status: number }).status;
-      }
+  it('the helper refuses each bad argument for its own reason, and a missing fd 3', () => {
+    // Run as icmpcap runs it (fd 3 a SOCK_SEQPACKET socket): only the arguments decide. Each bad list is the
+    // good one with one thing changed, and the good one is accepted on the same path (exit 0): so the change
+    // is what was refused (exit 2, the usage message), not the way the helper was run.
+    const run = (args: string[]): { status: number; stderr: string } => {
+      const r = spawnSync('ip', ['netns', 'exec', net.b, PYTHON, HELPER_FIXTURE, helperBuilt, ...args], {
+        encoding: 'utf8',
+      });
+      return { status: Number(r.stdout), stderr: r.stderr };
     };
-    expect(run(['--interface', 'bad name!'])).toBe(2);
-    expect(run(['--interface', 'x'.repeat(16)])).toBe(2);
-    expect(run(['--snaplen', '10'])).toBe(2);
-    expect(run(['--bogus'])).toBe(2);
-    expect(run([])).toBe(2); // fd 3 is not a Unix socket
+    const USAGE = /^usage: icmpcap-helper --snaplen 64\.\.65535/;
+    const snap = ['--snaplen', '256'];
+    const ring = ['--ring-bytes', '65536'];
+    const lo = ['--ifindex', '1'];
+    const ifindexes = (n: number): string[] => Array.from({ length: n }, () => lo).flat();
+    const RET_ALL = '000600000000ffff'; // ret #0xffff: one classic BPF instruction, code jt jf k
+    const good: [string, string[]][] = [
+      ['the base list', [...snap, ...ring, ...lo]],
+      ['in another order', [...lo, ...ring, ...snap]],
+      ['no --ifindex: all interfaces', [...snap, ...ring]],
+      ['--ifindex 0: all interfaces', [...snap, ...ring, '--ifindex', '0']],
+      ['the smallest snaplen', ['--snaplen', '64', ...ring, ...lo]],
+      ['the largest snaplen', ['--snaplen', '65535', ...ring, ...lo]],
+      ['64 sockets, the most it has rings for', [...snap, ...ring, ...ifindexes(64)]],
+      ['a filter', [...snap, ...ring, ...lo, '--filter', RET_ALL]],
+    ];
+    for (const [why, args] of good) expect(run(args), why).toEqual({ status: 0, stderr: '' });
+    const bad: [string, string[]][] = [
+      ['snaplen below 64', ['--snaplen', '63', ...ring, ...lo]],
+      ['snaplen 10', ['--snaplen', '10', ...ring, ...lo]],
+      ['snaplen above 65535', ['--snaplen', '65536', ...ring, ...lo]],
+      ['snaplen not a number', ['--snaplen', 'big', ...ring, ...lo]],
+      ['snaplen signed', ['--snaplen', '+256', ...ring, ...lo]],
+      ['snaplen with a tail', ['--snaplen', '256k', ...ring, ...lo]],
+      ['snaplen empty', ['--snaplen', '', ...ring, ...lo]],
+      ['no snaplen', [...ring, ...lo]],
+      ['snaplen without its value, last', [...ring, ...lo, '--snaplen']],
+      ['ring bytes below 64 KiB', [...snap, '--ring-bytes', '65535', ...lo]],
+      ['ring bytes above 1 GiB', [...snap, '--ring-bytes', String(2 ** 30 + 1), ...lo]],
+      ['no ring bytes', [...snap, ...lo]],
+      ['ring bytes twice', [...snap, ...ring, ...ring, ...lo]],
+      ['65 sockets', [...snap, ...ring, ...ifindexes(65)]],
+      ['ifindex above 2^31 - 1', [...snap, ...ring, '--ifindex', '2147483648']],
+      ['ifindex negative', [...snap, ...ring, '--ifindex', '-1']],
+      ['an interface name for an ifindex', [...snap, ...ring, '--ifindex', 'lo']],
+      ['--interface: no longer taken', [...snap, ...ring, '--interface', 'lo']],
+      ['an unknown flag', [...snap, ...ring, ...lo, '--bogus', '1']],
+      ['a word that is no flag', [...snap, ...ring, ...lo, 'bogus', '1']],
+      ['filter hex in capitals', [...snap, ...ring, ...lo, '--filter', RET_ALL.toUpperCase()]],
+      ['filter not hex', [...snap, ...ring, ...lo, '--filter', 'zz0600000000ffff']],
+      ['filter not whole instructions', [...snap, ...ring, ...lo, '--filter', RET_ALL.slice(1)]],
+      ['filter empty', [...snap, ...ring, ...lo, '--filter', '']],
+      ['filter longer than 2048 instructions', [...snap, ...ring, ...lo, '--filter', RET_ALL.repeat(2049)]],
+      ['filter twice', [...snap, ...ring, ...lo, '--filter', RET_ALL, '--filter', RET_ALL]],
+    ];
+    for (const [why, args] of bad) {
+      const r = run(args);
+      expect(r.status, why).toBe(2);
+      expect(r.stderr, why).toMatch(USAGE);
+    }
+    // Hex that parses into a program the kernel refuses (no ret at the end): the arguments passed, the
+    // socket option failed, and the helper says which (exit 1, not 2).
+    expect(run([...snap, ...ring, ...lo, '--filter', '0020000000000000']).status).toBe(1);
+    // The good list with no socket on fd 3: refused before the arguments are read, for that reason.
+    const noSocket = spawnSync(helperBuilt, [...snap, ...ring, ...lo], { encoding: 'utf8' });
+    expect(noSocket.status).toBe(2);
+    expect(noSocket.stderr).toBe('icmpcap-helper: fd 3 is not a Unix SOCK_SEQPACKET socket\n');
   });
 
   it('the helper bounds its packet rings: 64 KiB to 1 GiB each, 1 GiB over all its sockets', () => {
     // As icmpcap runs it (fd 3 a SOCK_SEQPACKET socket), so only the arguments decide: 0 accepted, 2 refused.
-    const fixture = path.join(nativeDir, 'test', 'fixtures', 'run_helper.py');
     const run = (args: string[]): number =>
-      Number(sh('ip', ['netns', 'exec', net.b, PYTHON, fixture, helperBuilt, '--snaplen', '256', ...args]));
+      Number(
+        sh('ip', ['netns', 'exec', net.b, PYTHON, HELPER_FIXTURE, helperBuilt, '--snaplen', '256', ...args]),
+      );
     const lo = (n: number): string[] => Array.from({ length: n }, () => ['--ifindex', '1']).flat();
     expect(run(['--ring-bytes', '65536', ...lo(1)])).toBe(0);
     expect(run(['--ring-bytes', String(1 << 20), ...lo(2)])).toBe(0);

@@ -222,6 +222,48 @@ describe('icmpcap command line errors, help and version', () => {
     });
   });
 
+  it('serve refuses a -B its capture cannot take before it serves: exit 2, the range, nothing listening', async () => {
+    // Bounded: a serve that accepted the flag serves until stopped (SIGTERM: exit 0).
+    const cases: [string[], RegExp][] = [
+      [
+        ['serve', '--port', '0', '--source', 'afpacket', '-B', '1025'],
+        /^icmpcap: --buffer-size 1025: AF_PACKET takes 1 to 1024 MiB on this machine \(one packet ring of 64 KiB to 1 GiB, 1 GiB in all\)$/m,
+      ],
+      [
+        ['serve', '--port', '0', '--source', 'afpacket', '--buffer-size', '1025', '-i', 'lo', '--no-start'],
+        /^icmpcap: --buffer-size 1025: AF_PACKET takes 1 to 1024 MiB on this machine/m,
+      ],
+      // The source the capture would start with (auto: the first available one).
+      [
+        ['serve', '--port', '0', '-B', '100000000'],
+        /^icmpcap: --buffer-size 100000000: .* takes 1 to \d+ MiB/m,
+      ],
+      // Not started: the source is chosen later, in the UI; a size no available source takes is refused now
+      // (AF_PACKET's range alone when the module is not loaded, each source's when it is).
+      [
+        ['serve', '--port', '0', '--no-start', '-B', '100000000'],
+        /^icmpcap: --buffer-size 100000000: (no capture source takes it here: the module takes .*; )?AF_PACKET takes 1 to 1024 MiB/m,
+      ],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => runBounded(args, 10_000)));
+    runs.forEach((run, i) => {
+      const what = `${cases[i]![0].join(' ')}\n${run.stdout}${run.stderr}`;
+      expect(run.code, what).toBe(2);
+      expect(run.stderr, what).toMatch(cases[i]![1]);
+      expect(run.stdout, what).not.toMatch(/serving on/);
+    });
+  });
+
+  it('serve with a -B its capture can take serves as before', async () => {
+    const run = await runBounded(
+      ['serve', '--port', '0', '--source', 'afpacket', '-B', '64', '--no-start'],
+      10_000,
+      /serving on http:/,
+    );
+    expect(run.stdout, run.stderr).toMatch(/^icmpcap \S+ serving on http:\/\/127\.0\.0\.1:\d+\//m);
+    expect(run.code, run.stderr).toBe(0); // stopped by SIGTERM, as asked
+  });
+
   it('exits 1 for a failure at run time, saying what', async () => {
     const run = await icmpcap(['capture', '-r', join(tmpdir(), 'no-such-capture.pcapng')]);
     expect(run.code).toBe(1);
@@ -243,6 +285,40 @@ describe('icmpcap command line errors, help and version', () => {
     expect(short.stdout).toBe(help.stdout);
   });
 });
+
+/**
+ * Runs `icmpcap` until it exits, or stops it with SIGTERM after `ms` (or once its output matches `until`): for
+ * `serve`, which runs until stopped.
+ */
+function runBounded(args: string[], ms: number, until?: RegExp): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/icmpcap.mjs', ...args], {
+      env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    const stop = (): void => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    };
+    const timer = setTimeout(stop, ms);
+    const seen = (): void => {
+      if (until?.test(stdout + stderr)) stop();
+    };
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      seen();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      seen();
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
 
 /** The capture helper icmpcap started (its only child). */
 function helperOf(pid: number): number {

@@ -3,7 +3,17 @@
  * namespaces, files and pipes read by tshark while and after icmpcap runs.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,6 +189,66 @@ describe.skipIf(!canRun)('icmpcap capture -w', () => {
     expect(slices.length).toBeGreaterThanOrEqual(2);
     const all = slices.flatMap((name) => tsharkPackets(join(timeDir, name)));
     expect(all).toHaveLength(40);
+  });
+
+  it('leaves no file when the capture never starts, and a file that was there as it was', async () => {
+    // Started as root, icmpcap opens the file first, then drops root: in a folder the account it runs as may
+    // write, the file it made goes; in one only root may write (0755), it cannot: left empty, and said so.
+    const dir = mkdtempSync(join(tmp, 'never-'));
+    chmodSync(dir, 0o777);
+    const rootOnly = mkdtempSync(join(tmp, 'never-root-'));
+    chmodSync(rootOnly, 0o755);
+    const ringDir = join(dir, 'ring'); // one the account may write, as -b needs
+    mkdirSync(ringDir);
+    chmodSync(ringDir, 0o777);
+    const starts: [string, string[], number][] = [
+      ['-B out of range', ['--source', 'afpacket', '-i', 'lo', '-B', '1025'], 2],
+      ['no such interface', ['-i', 'nosuch0'], 1],
+    ];
+    // A source that is not available: the module, where it is not loaded.
+    if (!existsSync('/dev/icmpcap'))
+      starts.push(['source not available', ['--source', 'module', '-i', 'lo'], 1]);
+    const precious = Buffer.from('a file that was here before: not ours to empty or remove\n');
+    for (const [why, args, code] of starts) {
+      const made = join(dir, 'new.pcapng');
+      const stuck = join(rootOnly, 'new.pcapng');
+      rmSync(stuck, { force: true });
+      // A file that was there: left as it was, not emptied (dumpcap opens the capture before the file).
+      const before = join(dir, 'before.pcapng');
+      writeFileSync(before, precious);
+      const [ours, theirs, ring, piped, rootOnlyRun] = await Promise.all([
+        runIcmpcap(['capture', ...args, '-w', made], tmp),
+        runIcmpcap(['capture', ...args, '-w', before], tmp),
+        runIcmpcap(['capture', ...args, '-b', 'filesize:1', '-w', join(ringDir, 'r.pcapng')], tmp),
+        runIcmpcap(['capture', ...args, '-w', '-'], tmp),
+        runIcmpcap(['capture', ...args, '-w', stuck], tmp),
+      ]);
+      for (const run of [ours, theirs, ring, piped, rootOnlyRun])
+        expect(run.code, `${why}: ${run.stderr}`).toBe(code);
+      expect(existsSync(made), `${why}: the file it made`).toBe(false);
+      expect(readFileSync(before), `${why}: the file that was there`).toEqual(precious);
+      // -b: not even the first file of the ring.
+      expect(readdirSync(ringDir), `${why}: -b`).toEqual([]);
+      // -w -: nothing written to standard output, not even a header.
+      expect(piped.stdout, `${why}: -w -`).toBe('');
+      // A folder only root writes: the account after the drop cannot remove what root made; empty, and said.
+      expect(statSync(stuck).size, `${why}: left in a root-only folder`).toBe(0);
+      expect(rootOnlyRun.stderr).toMatch(
+        /was made for this capture, which never started, and could not be removed/,
+      );
+    }
+    expect(readdirSync(dir).sort()).toEqual(['before.pcapng', 'ring']);
+  });
+
+  it('replaces what a file held once the capture has started', async () => {
+    const file = join(tmp, 'replaced.pcapng');
+    writeFileSync(file, Buffer.alloc(100_000, 0x55));
+    const run = capture(['-c', '6', '-w', file]);
+    await run.started;
+    ping(3);
+    expect(await run.exited, run.stderr()).toBe(0);
+    expect(tsharkPackets(file)).toEqual(THREE_PINGS);
+    expect(statSync(file).size).toBeLessThan(100_000);
   });
 
   it('refuses -b without a switch condition or without a file, naming the flag', async () => {

@@ -177,7 +177,8 @@ export async function capture(argv: string[]): Promise<void> {
   let file: CaptureOutput | null = null;
   if (opts.write !== undefined) {
     // The file first, by whoever started icmpcap: a path that cannot be written fails before anything is
-    // captured, and `sudo icmpcap capture -w /root/x.pcapng` works as it does with dumpcap.
+    // captured, and `sudo icmpcap capture -w /root/x.pcapng` works as it does with dumpcap. Nothing is written
+    // to it (a file that was there keeps its contents) until the capture has started (file.begin in run).
     file = CaptureOutput.open({
       format,
       path: opts.write,
@@ -187,34 +188,42 @@ export async function capture(argv: string[]): Promise<void> {
       snaplen: opts.snaplen,
     });
   }
-  // The input too: standard input and pipes are copied to a private file for the reader (it wants a file it
-  // can size and seek), and so is a file root opened, for the account that reads it after the drop.
-  let inputFd: number | null = null;
-  if (opts.read === '-') inputFd = 0;
-  else if (opts.read !== undefined && (process.geteuid?.() === 0 || !isRegularFile(resolve(opts.read)))) {
-    try {
-      inputFd = openSync(resolve(opts.read), 'r');
-    } catch (err) {
-      throw new Error(`Cannot open the capture file ${opts.read}: ${errorMessage(err)}`, { cause: err });
-    }
-  }
-  // Nothing that parses packets runs as root (files written after a -b switch belong to that user).
-  dropRoot(opts.user);
-  const service = makeService();
-  const alerts = attachAlerts(service, opts.alerts);
   try {
-    if (displayFilter) await service.handle('view.setFilter', { filter: displayFilter }, 'ipc');
-    let readPath = opts.read === undefined ? undefined : resolve(opts.read);
-    if (inputFd !== null) {
-      stdinCopy = mkdtempSync(join(tmpdir(), 'icmpcap-read-'));
-      readPath = join(stdinCopy, 'input');
-      copyStream(inputFd, readPath);
+    // The input too: standard input and pipes are copied to a private file for the reader (it wants a file it
+    // can size and seek), and so is a file root opened, for the account that reads it after the drop.
+    let inputFd: number | null = null;
+    if (opts.read === '-') inputFd = 0;
+    else if (opts.read !== undefined && (process.geteuid?.() === 0 || !isRegularFile(resolve(opts.read)))) {
+      try {
+        inputFd = openSync(resolve(opts.read), 'r');
+      } catch (err) {
+        throw new Error(`Cannot open the capture file ${opts.read}: ${errorMessage(err)}`, { cause: err });
+      }
     }
-    await run(service, opts, file, readPath, captureFilter);
-    await alerts?.flush();
-  } finally {
-    service.close();
-    if (stdinCopy) rmSync(stdinCopy, { recursive: true, force: true });
+    // Nothing that parses packets runs as root (files written after a -b switch belong to that user).
+    dropRoot(opts.user);
+    const service = makeService();
+    const alerts = attachAlerts(service, opts.alerts);
+    try {
+      if (displayFilter) await service.handle('view.setFilter', { filter: displayFilter }, 'ipc');
+      let readPath = opts.read === undefined ? undefined : resolve(opts.read);
+      if (inputFd !== null) {
+        stdinCopy = mkdtempSync(join(tmpdir(), 'icmpcap-read-'));
+        readPath = join(stdinCopy, 'input');
+        copyStream(inputFd, readPath);
+      }
+      await run(service, opts, file, readPath, captureFilter);
+      await alerts?.flush();
+    } finally {
+      service.close();
+      if (stdinCopy) rmSync(stdinCopy, { recursive: true, force: true });
+    }
+  } catch (err) {
+    // The capture never started (it begins the file when it does): no file of ours is left behind, and a file
+    // that was there is as it was, as with dumpcap, which opens its file only once capturing.
+    const note = file?.discard();
+    if (note) process.stderr.write(`icmpcap: ${note}\n`);
+    throw err;
   }
 }
 
@@ -328,8 +337,10 @@ async function run(
   let openJob: number | null = null;
   if (readPath !== undefined) {
     openJob = ((await service.handle('file.open', { path: readPath }, 'ipc')) as { id: number }).id;
+    file?.begin();
   } else {
     const state = startLive(service, opts, captureFilter);
+    file?.begin();
     process.stderr.write(
       `icmpcap: capturing on ${state.interfaces.length ? state.interfaces.join(', ') : 'all interfaces'} with ${state.source}${bufferText(opts, state)}\n`,
     );

@@ -3,8 +3,22 @@
  * `-w -`. Every write is a whole number of blocks, so the file is valid whenever the process stops.
  * `-b` switches files with dumpcap's meanings and names: `out.pcapng` becomes `out_00001_20261129080651.pcapng`,
  * `out_00002_...` (number from 1, local time the file was opened); `files:N` keeps the newest N.
+ *
+ * The first file is opened before the capture starts (a path that cannot be written fails first, and root opens
+ * it before dropping root), but used only once it has started (`begin`): dumpcap opens its file only then, so a
+ * capture that never starts leaves no file of its own behind and a file that was there as it was (`discard`).
  */
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  lstatSync,
+  openSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { ExportFormat, ExportRow } from '../files/index.js';
 import { ByteChunk, createEncoder, type RowEncoder } from './encode.js';
@@ -67,6 +81,31 @@ export function ringFileName(path: string, n: number, at: Date): string {
   return `${prefix}_${String(n).padStart(5, '0')}_${time}${ext}`;
 }
 
+/** A file as the kernel knows it: what was opened is still what the name gives only while these match. */
+function identity(st: { dev: bigint; ino: bigint }): string {
+  return `${st.dev}:${st.ino}`;
+}
+
+/**
+ * Opens `name` for writing without emptying it: an existing file keeps its contents until the capture starts.
+ * `made`: this call created it (O_EXCL), so it may be removed should the capture never start. A name that
+ * appeared meanwhile, or a link to a missing file, is opened as `w` opens it, and counts as not made here.
+ */
+function openUnemptied(name: string): { fd: number; made: boolean } {
+  const { O_WRONLY, O_CREAT, O_EXCL } = constants;
+  try {
+    return { fd: openSync(name, O_WRONLY), made: false };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  try {
+    return { fd: openSync(name, O_WRONLY | O_CREAT | O_EXCL, 0o644), made: true };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  return { fd: openSync(name, O_WRONLY | O_CREAT, 0o644), made: false };
+}
+
 export class CaptureOutput {
   private fd = -1;
   private encoder!: RowEncoder;
@@ -83,14 +122,55 @@ export class CaptureOutput {
   current = '';
   /** -a files:N was reached: the last file is closed and rows are no longer written. */
   finished = false;
+  /** The capture started: the files are written (before, the first is only open). */
+  private begun = false;
+  /** The first file, when this run made it: removed by discard() if it is still that file. */
+  private made: { path: string; id: string } | null = null;
 
   private constructor(private readonly opts: OutputOptions) {}
 
-  /** Opens the first file now, so a bad path fails before anything is captured. */
+  /**
+   * Opens the first file now, so a bad path fails before anything is captured; nothing is written to it (a file
+   * that was there is not emptied) until begin().
+   */
   static open(opts: OutputOptions): CaptureOutput {
     const out = new CaptureOutput(opts);
     out.openNext(Date.now());
     return out;
+  }
+
+  /** The capture has started: empties the first file if it held something, and writes its header. */
+  begin(): void {
+    if (this.begun) return;
+    this.begun = true;
+    this.made = null;
+    this.startFile();
+  }
+
+  /**
+   * The capture never started: closes the first file unwritten, and removes it if this run made it. A file that
+   * was there is left as it was; standard output got nothing. Returns why a file made here is left, if it is.
+   */
+  discard(): string | null {
+    if (this.begun || this.fd < 0) return null;
+    const made = this.made;
+    this.made = null;
+    if (!this.toStdout) closeSync(this.fd);
+    this.fd = -1;
+    if (!made) return null;
+    try {
+      // Only the file this run made: not whatever the name was given to since.
+      if (identity(lstatSync(made.path, { bigint: true })) === made.id) unlinkSync(made.path);
+      return null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      // Made by root before it dropped root: the account it runs as now may not remove it (a sticky /tmp, a
+      // folder only root writes to). It is empty; the user removes it.
+      return (
+        `${made.path} was made for this capture, which never started, and could not be removed ` +
+        `(${(err as Error).message}): it is empty; remove it with rm`
+      );
+    }
   }
 
   get toStdout(): boolean {
@@ -185,12 +265,17 @@ export class CaptureOutput {
     } else {
       const target = resolve(path);
       const name = rotation ? ringFileName(target, ++this.fileNumber, new Date(nowMs)) : target;
+      let made = false;
       try {
-        this.fd = openSync(name, 'w', 0o644);
+        ({ fd: this.fd, made } = openUnemptied(name));
       } catch (err) {
         throw new Error(explainFileError(err, name, dirname(name)), { cause: err });
       }
       this.current = name;
+      if (!this.begun && made) {
+        const id = identity(fstatSync(this.fd, { bigint: true }));
+        this.made = { path: name, id };
+      }
       if (rotation) {
         this.ring.push(name);
         while (rotation.files !== undefined && this.ring.length > rotation.files) {
@@ -199,6 +284,12 @@ export class CaptureOutput {
       }
     }
     this.fileOpenedMs = nowMs;
+    if (this.begun) this.startFile();
+  }
+
+  /** Empties the file just opened (when it is a file: not a pipe or a device) and writes its header. */
+  private startFile(): void {
+    if (!this.toStdout && fstatSync(this.fd).isFile()) ftruncateSync(this.fd, 0);
     this.fileBytes = 0;
     this.filePackets = 0;
     this.encoder = createEncoder(this.opts.format, this.opts);
