@@ -1,10 +1,12 @@
 /**
  * Keeps the rows of the visible window fetched from the service: one request in flight at a time, and
  * always a last fetch for the latest window, so fast scrolling never queues stale requests. One row
- * before the window comes along too, for the delta time of the first visible row.
+ * before the window comes along too, for the delta time of the first visible row. Rows that come after a
+ * host switch are another host's: not shown (nor those shown then), the window is fetched from the host shown.
  */
 import type { Row } from '@common/contract';
 import { type Ref, markRaw, shallowRef, watch } from 'vue';
+import { useHostsStore } from '../stores/hosts';
 import { api } from '../transport';
 
 export function useRowWindow(
@@ -13,6 +15,7 @@ export function useRowWindow(
   viewCount: Ref<number>,
   version: Ref<number>,
 ) {
+  const hosts = useHostsStore();
   const rows = shallowRef<Row[]>([]);
   const rowsStart = shallowRef(0);
   const prevRow = shallowRef<Row | null>(null);
@@ -28,11 +31,19 @@ export function useRowWindow(
     try {
       do {
         again = false;
+        const host = hosts.key;
         const start = first.value;
         const from = Math.max(0, start - 1);
         const count = Math.min(visible.value + (start - from), Math.max(0, viewCount.value - from), 2000);
         const result =
           count > 0 ? await api.request('view.rows', { start: from, count }) : { start: from, rows: [] };
+        if (hosts.key !== host) {
+          // The rows shown are that host's too: none until the shown host's come.
+          rows.value = [];
+          prevRow.value = null;
+          again = true;
+          continue;
+        }
         const list = result.rows;
         const hasPrev = result.start < start && list.length > 0;
         prevRow.value = hasPrev ? markRaw(list[0]!) : null;
