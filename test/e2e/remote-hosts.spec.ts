@@ -311,13 +311,34 @@ function slowHost() {
   return link;
 }
 
-test("a slow host's answers that come after a switch are not shown for the host shown then", async () => {
-  test.setTimeout(120_000);
+/** A page whose WebSocket goes through `slowHost()`, both hosts connected. */
+async function openSlowPage(): Promise<{ link: ReturnType<typeof slowHost>; page: Page }> {
   const link = slowHost();
   const page = await openCheckedPage(hub!, problems, {
     beforeGoto: (p) => p.routeWebSocket(/\/ws$/, (ws) => link.route(ws)),
   });
   for (const i of [0, 1]) await expect(chip(page, i)).toHaveAttribute('data-state', 'connected');
+  return { link, page };
+}
+
+/** Shows host `i` (named `name`) and waits until its hello has been answered since. */
+async function switchTo(
+  page: Page,
+  link: ReturnType<typeof slowHost>,
+  i: number,
+  name: string,
+): Promise<void> {
+  const before = link.answered.length;
+  await chip(page, i).getByTestId('host-select').click();
+  const id = link.ids.get(name);
+  await expect
+    .poll(() => link.answered.slice(before).some((a) => a.host === id && a.method === 'hello'))
+    .toBe(true);
+}
+
+test("a slow host's answers that come after a switch are not shown for the host shown then", async () => {
+  test.setTimeout(120_000);
+  const { link, page } = await openSlowPage();
   const rows = page.getByTestId('problem-row');
   const count = page.getByTestId('status-count');
   // A datagram to a closed port of alpha's: alpha answers port unreachable, a problem beta does not have.
@@ -367,11 +388,7 @@ test("a slow host's answers that come after a switch are not shown for the host 
 
 test("the packet table's rows asked of a slow host before a switch are not shown for the host shown then", async () => {
   test.setTimeout(120_000);
-  const link = slowHost();
-  const page = await openCheckedPage(hub!, problems, {
-    beforeGoto: (p) => p.routeWebSocket(/\/ws$/, (ws) => link.route(ws)),
-  });
-  for (const i of [0, 1]) await expect(chip(page, i)).toHaveAttribute('data-state', 'connected');
+  const { link, page } = await openSlowPage();
   const rows = page.getByTestId('packet-row');
   const count = page.getByTestId('status-count');
   const sources = () => rows.evaluateAll((list) => list.map((r) => r.textContent ?? ''));
@@ -380,12 +397,7 @@ test("the packet table's rows asked of a slow host before a switch are not shown
   await expect(count).toHaveText(`${2 * N} packets`);
   // Alpha gets as many packets as beta (its port unreachable from the test before, one more, 4 pings) and
   // its view no filter: the switch to beta changes neither the table's count nor its view.
-  const asked = link.answered.length;
-  await chip(page, 0).getByTestId('host-select').click();
-  const alphaId = link.ids.get('alpha');
-  await expect
-    .poll(() => link.answered.slice(asked).some((a) => a.host === alphaId && a.method === 'hello'))
-    .toBe(true);
+  await switchTo(page, link, 0, 'alpha');
   const applied = page.getByTestId('status-view');
   await expect(async () => {
     if (await applied.count()) await page.getByLabel('Clear filter').click();
@@ -406,12 +418,7 @@ test("the packet table's rows asked of a slow host before a switch are not shown
   const size = page.viewportSize()!;
   await page.setViewportSize({ width: size.width, height: Math.round(size.height / 2) });
   await expect.poll(() => link.held.some((h) => h.method === 'view.rows')).toBe(true);
-  const before = link.answered.length;
-  await chip(page, 1).getByTestId('host-select').click();
-  const beta = link.ids.get('beta');
-  await expect
-    .poll(() => link.answered.slice(before).some((a) => a.host === beta && a.method === 'hello'))
-    .toBe(true);
+  await switchTo(page, link, 1, 'beta');
   // Alpha's rows come now, while beta's (asked only then: one request at a time) are held in turn.
   link.release('beta');
   await page.waitForTimeout(1000);
