@@ -4,6 +4,7 @@
  *
  * Usage: icmpcap-helper --snaplen N --ring-bytes N [--filter HEX] [--ifindex N]...
  *        (--ring-bytes: each socket's packet ring, 64 KiB to 1 GiB, and 1 GiB over all sockets)
+ *        (each option at most once, but --ifindex: once per socket, at most 64)
  *        (fd 3: a SOCK_SEQPACKET socket to icmpcap; protocol: src/core/helper_protocol.h)
  *
  * Before it looks at its arguments it keeps CAP_NET_RAW alone, sets no_new_privs and asks to
@@ -22,6 +23,7 @@
 #include <linux/if_packet.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,14 +52,31 @@
 static struct icmpcap_prod prods[ICMPCAP_HELPER_MAX_RINGS];
 static uint32_t nr_rings;
 
-static void usage(void) {
+#define SNAPLEN_MIN 64
+#define SNAPLEN_MAX 65535
+#define IFINDEX_MAX 0x7fffffff
+
+/* Refuses the argument list: one line that names the argument and what is wrong with it, then
+ * the usage; exit 2. */
+__attribute__((format(printf, 1, 2), noreturn)) static void refuse(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("icmpcap-helper: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
   fprintf(stderr,
-          "usage: icmpcap-helper --snaplen 64..65535 --ring-bytes 65536..1073741824 "
+          "\nusage: icmpcap-helper --snaplen %d..%d --ring-bytes %llu..%llu "
           "[--filter HEX] [--ifindex N]...\n"
-          "(--ring-bytes is each socket's packet ring: at most 1073741824 over all sockets)\n"
-          "Started by icmpcap with a Unix socket on fd 3; not meant to be run by hand.\n");
+          "(--ring-bytes is each socket's packet ring: at most %llu over all sockets)\n"
+          "(each option at most once, but --ifindex: once per socket, at most %d)\n"
+          "Started by icmpcap with a Unix socket on fd 3; not meant to be run by hand.\n",
+          SNAPLEN_MIN, SNAPLEN_MAX, ICMPCAP_HELPER_MIN_RING_BYTES, ICMPCAP_HELPER_MAX_RING_BYTES,
+          ICMPCAP_HELPER_MAX_RING_TOTAL, ICMPCAP_HELPER_MAX_RINGS);
   exit(2);
 }
+
+/* An argument as the user would type it: "" when empty. */
+static const char* shown(const char* s) { return *s ? s : "\"\""; }
 
 /* Effective and permitted: CAP_NET_RAW when keep_raw, else nothing. Inheritable: nothing. */
 static int set_capabilities(int keep_raw) {
@@ -137,15 +156,17 @@ static int hexval(char c) {
   return -1;
 }
 
-/* 16 hex digits per instruction: code (4), jt (2), jf (2), k (8). */
+/* 16 hex digits per instruction: code (4), jt (2), jf (2), k (8). Refuses what is not. */
 static int parse_filter(const char* s, struct sock_filter* out, int max) {
   const size_t n = strlen(s);
-  if (n == 0 || n % 16 || n / 16 > (size_t)max) return -1;
+  if (n == 0) refuse("--filter \"\": must be 1..%d instructions of 16 hex digits each", max);
+  if (n % 16) refuse("--filter: %zu hex digits: not whole instructions of 16 hex digits each", n);
+  if (n / 16 > (size_t)max) refuse("--filter: %zu instructions: must be 1..%d", n / 16, max);
   for (size_t i = 0; i < n / 16; i++) {
     uint64_t v = 0;
     for (size_t j = 0; j < 16; j++) {
       const int h = hexval(s[i * 16 + j]);
-      if (h < 0) return -1;
+      if (h < 0) refuse("--filter: character %zu is not a lowercase hex digit", i * 16 + j + 1);
       v = v << 4 | (uint64_t)h;
     }
     out[i].code = (uint16_t)(v >> 48);
@@ -243,34 +264,53 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  /* Every option takes a value; each but --ifindex (one per socket) at most once. */
   uint64_t snaplen = 0, ring_bytes = 0;
   uint32_t ifindexes[ICMPCAP_HELPER_MAX_RINGS];
   static struct sock_filter filter[ICMPCAP_BPF_MAX_INSNS];
   int filter_len = 0;
   for (int i = 1; i < argc; i += 2) {
-    if (i + 1 >= argc) usage();
+    const char* opt = argv[i];
+    const int is_snaplen = strcmp(opt, "--snaplen") == 0;
+    const int is_ring_bytes = strcmp(opt, "--ring-bytes") == 0;
+    const int is_ifindex = strcmp(opt, "--ifindex") == 0;
+    const int is_filter = strcmp(opt, "--filter") == 0;
+    if (!is_snaplen && !is_ring_bytes && !is_ifindex && !is_filter)
+      refuse("%s: unknown option", shown(opt));
+    if (i + 1 >= argc) refuse("%s: its value is missing", opt);
+    const char* val = argv[i + 1];
     uint64_t v;
-    if (strcmp(argv[i], "--snaplen") == 0 && parse_u64(argv[i + 1], 64, 65535, &v)) {
+    if (is_snaplen) {
+      if (snaplen) refuse("--snaplen given twice");
+      if (!parse_u64(val, SNAPLEN_MIN, SNAPLEN_MAX, &v))
+        refuse("--snaplen %s: must be %d..%d", shown(val), SNAPLEN_MIN, SNAPLEN_MAX);
       snaplen = v;
-    } else if (strcmp(argv[i], "--ring-bytes") == 0 && !ring_bytes &&
-               parse_u64(argv[i + 1], ICMPCAP_HELPER_MIN_RING_BYTES, ICMPCAP_HELPER_MAX_RING_BYTES,
-                         &v)) {
+    } else if (is_ring_bytes) {
+      if (ring_bytes) refuse("--ring-bytes given twice");
+      if (!parse_u64(val, ICMPCAP_HELPER_MIN_RING_BYTES, ICMPCAP_HELPER_MAX_RING_BYTES, &v))
+        refuse("--ring-bytes %s: must be %llu..%llu", shown(val), ICMPCAP_HELPER_MIN_RING_BYTES,
+               ICMPCAP_HELPER_MAX_RING_BYTES);
       ring_bytes = v;
-    } else if (strcmp(argv[i], "--ifindex") == 0 && nr_rings < ICMPCAP_HELPER_MAX_RINGS &&
-               parse_u64(argv[i + 1], 0, 0x7fffffff, &v)) {
+    } else if (is_ifindex) {
+      if (!parse_u64(val, 0, IFINDEX_MAX, &v))
+        refuse("--ifindex %s: must be 0..%d", shown(val), IFINDEX_MAX);
+      if (nr_rings == ICMPCAP_HELPER_MAX_RINGS)
+        refuse("--ifindex %s: more than %d of them (one socket each)", val,
+               ICMPCAP_HELPER_MAX_RINGS);
       ifindexes[nr_rings++] = (uint32_t)v;
-    } else if (strcmp(argv[i], "--filter") == 0 && !filter_len) {
-      filter_len = parse_filter(argv[i + 1], filter, ICMPCAP_BPF_MAX_INSNS);
-      if (filter_len <= 0) usage();
     } else {
-      usage();
+      if (filter_len) refuse("--filter given twice");
+      filter_len = parse_filter(val, filter, ICMPCAP_BPF_MAX_INSNS);
     }
   }
-  if (!snaplen || !ring_bytes) usage();
+  if (!snaplen) refuse("--snaplen is required");
+  if (!ring_bytes) refuse("--ring-bytes is required");
   /* Whoever may run the helper chooses how much kernel memory its packet rings pin: bounded
    * for all its sockets together, not only each (ring_bytes <= 1 GiB, at most 64 sockets: the
    * product cannot overflow). */
-  if (ring_bytes * (nr_rings ? nr_rings : 1) > ICMPCAP_HELPER_MAX_RING_TOTAL) usage();
+  if (ring_bytes * (nr_rings ? nr_rings : 1) > ICMPCAP_HELPER_MAX_RING_TOTAL)
+    refuse("--ring-bytes %llu: times %u sockets is more than %llu over all sockets",
+           (unsigned long long)ring_bytes, nr_rings ? nr_rings : 1, ICMPCAP_HELPER_MAX_RING_TOTAL);
   if (nr_rings == 0) ifindexes[nr_rings++] = 0;
   if (!filter_len) {
     filter_len = icmpcap_bpf_build(NULL, (uint32_t)snaplen, filter, ICMPCAP_BPF_MAX_INSNS);

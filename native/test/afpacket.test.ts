@@ -196,7 +196,8 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
   it('the helper refuses each bad argument for its own reason, and a missing fd 3', () => {
     // Run as icmpcap runs it (fd 3 a SOCK_SEQPACKET socket): only the arguments decide. Each bad list is the
     // good one with one thing changed, and the good one is accepted on the same path (exit 0): so the change
-    // is what was refused (exit 2, the usage message), not the way the helper was run.
+    // is what was refused (exit 2, a line naming the argument and why, then the usage), not the way the
+    // helper was run.
     const run = (args: string[]): { status: number; stderr: string } => {
       const r = spawnSync('ip', ['netns', 'exec', net.b, PYTHON, HELPER_FIXTURE, helperBuilt, ...args], {
         encoding: 'utf8',
@@ -220,38 +221,109 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
       ['a filter', [...snap, ...ring, ...lo, '--filter', RET_ALL]],
     ];
     for (const [why, args] of good) expect(run(args), why).toEqual({ status: 0, stderr: '' });
-    const bad: [string, string[]][] = [
-      ['snaplen below 64', ['--snaplen', '63', ...ring, ...lo]],
-      ['snaplen 10', ['--snaplen', '10', ...ring, ...lo]],
-      ['snaplen above 65535', ['--snaplen', '65536', ...ring, ...lo]],
-      ['snaplen not a number', ['--snaplen', 'big', ...ring, ...lo]],
-      ['snaplen signed', ['--snaplen', '+256', ...ring, ...lo]],
-      ['snaplen with a tail', ['--snaplen', '256k', ...ring, ...lo]],
-      ['snaplen empty', ['--snaplen', '', ...ring, ...lo]],
-      ['no snaplen', [...ring, ...lo]],
-      ['snaplen without its value, last', [...ring, ...lo, '--snaplen']],
-      ['ring bytes below 64 KiB', [...snap, '--ring-bytes', '65535', ...lo]],
-      ['ring bytes above 1 GiB', [...snap, '--ring-bytes', String(2 ** 30 + 1), ...lo]],
-      ['no ring bytes', [...snap, ...lo]],
-      ['ring bytes twice', [...snap, ...ring, ...ring, ...lo]],
-      ['65 sockets', [...snap, ...ring, ...ifindexes(65)]],
-      ['ifindex above 2^31 - 1', [...snap, ...ring, '--ifindex', '2147483648']],
-      ['ifindex negative', [...snap, ...ring, '--ifindex', '-1']],
-      ['an interface name for an ifindex', [...snap, ...ring, '--ifindex', 'lo']],
-      ['--interface: no longer taken', [...snap, ...ring, '--interface', 'lo']],
-      ['an unknown flag', [...snap, ...ring, ...lo, '--bogus', '1']],
-      ['a word that is no flag', [...snap, ...ring, ...lo, 'bogus', '1']],
-      ['filter hex in capitals', [...snap, ...ring, ...lo, '--filter', RET_ALL.toUpperCase()]],
-      ['filter not hex', [...snap, ...ring, ...lo, '--filter', 'zz0600000000ffff']],
-      ['filter not whole instructions', [...snap, ...ring, ...lo, '--filter', RET_ALL.slice(1)]],
-      ['filter empty', [...snap, ...ring, ...lo, '--filter', '']],
-      ['filter longer than 2048 instructions', [...snap, ...ring, ...lo, '--filter', RET_ALL.repeat(2049)]],
-      ['filter twice', [...snap, ...ring, ...lo, '--filter', RET_ALL, '--filter', RET_ALL]],
+    // Each refusal names the argument and what is wrong with it on its first line, then the usage.
+    const bad: [string, string[], string][] = [
+      ['snaplen below 64', ['--snaplen', '63', ...ring, ...lo], '--snaplen 63: must be 64..65535'],
+      ['snaplen 10', ['--snaplen', '10', ...ring, ...lo], '--snaplen 10: must be 64..65535'],
+      ['snaplen above 65535', ['--snaplen', '65536', ...ring, ...lo], '--snaplen 65536: must be 64..65535'],
+      ['snaplen not a number', ['--snaplen', 'big', ...ring, ...lo], '--snaplen big: must be 64..65535'],
+      ['snaplen signed', ['--snaplen', '+256', ...ring, ...lo], '--snaplen +256: must be 64..65535'],
+      ['snaplen with a tail', ['--snaplen', '256k', ...ring, ...lo], '--snaplen 256k: must be 64..65535'],
+      ['snaplen empty', ['--snaplen', '', ...ring, ...lo], '--snaplen "": must be 64..65535'],
+      ['no snaplen', [...ring, ...lo], '--snaplen is required'],
+      ['snaplen without its value, last', [...ring, ...lo, '--snaplen'], '--snaplen: its value is missing'],
+      ['snaplen twice, the same', [...snap, ...ring, ...lo, ...snap], '--snaplen given twice'],
+      ['snaplen twice, another', [...snap, ...ring, '--snaplen', '64', ...lo], '--snaplen given twice'],
+      ['snaplen twice, at once', [...snap, ...snap, ...ring, ...lo], '--snaplen given twice'],
+      [
+        'ring bytes below 64 KiB',
+        [...snap, '--ring-bytes', '65535', ...lo],
+        '--ring-bytes 65535: must be 65536..1073741824',
+      ],
+      [
+        'ring bytes above 1 GiB',
+        [...snap, '--ring-bytes', String(2 ** 30 + 1), ...lo],
+        '--ring-bytes 1073741825: must be 65536..1073741824',
+      ],
+      [
+        'ring bytes times the sockets above 1 GiB',
+        [...snap, '--ring-bytes', String(2 ** 29 + 1), ...ifindexes(2)],
+        '--ring-bytes 536870913: times 2 sockets is more than 1073741824 over all sockets',
+      ],
+      ['no ring bytes', [...snap, ...lo], '--ring-bytes is required'],
+      ['ring bytes twice', [...snap, ...ring, ...ring, ...lo], '--ring-bytes given twice'],
+      [
+        'ring bytes without its value, last',
+        [...snap, ...lo, '--ring-bytes'],
+        '--ring-bytes: its value is missing',
+      ],
+      [
+        '65 sockets',
+        [...snap, ...ring, ...ifindexes(65)],
+        '--ifindex 1: more than 64 of them (one socket each)',
+      ],
+      [
+        'ifindex above 2^31 - 1',
+        [...snap, ...ring, '--ifindex', '2147483648'],
+        '--ifindex 2147483648: must be 0..2147483647',
+      ],
+      ['ifindex negative', [...snap, ...ring, '--ifindex', '-1'], '--ifindex -1: must be 0..2147483647'],
+      [
+        'an interface name for an ifindex',
+        [...snap, ...ring, '--ifindex', 'lo'],
+        '--ifindex lo: must be 0..2147483647',
+      ],
+      ['ifindex without its value, last', [...snap, ...ring, '--ifindex'], '--ifindex: its value is missing'],
+      [
+        '--interface: no longer taken',
+        [...snap, ...ring, '--interface', 'lo'],
+        '--interface: unknown option',
+      ],
+      ['an unknown flag', [...snap, ...ring, ...lo, '--bogus', '1'], '--bogus: unknown option'],
+      ['a word that is no flag', [...snap, ...ring, ...lo, 'bogus', '1'], 'bogus: unknown option'],
+      ['a word that is no flag, last', [...snap, ...ring, ...lo, 'bogus'], 'bogus: unknown option'],
+      [
+        'filter hex in capitals',
+        [...snap, ...ring, ...lo, '--filter', RET_ALL.toUpperCase()],
+        '--filter: character 13 is not a lowercase hex digit',
+      ],
+      [
+        'filter not hex',
+        [...snap, ...ring, ...lo, '--filter', 'zz0600000000ffff'],
+        '--filter: character 1 is not a lowercase hex digit',
+      ],
+      [
+        'filter not whole instructions',
+        [...snap, ...ring, ...lo, '--filter', RET_ALL.slice(1)],
+        '--filter: 15 hex digits: not whole instructions of 16 hex digits each',
+      ],
+      [
+        'filter empty',
+        [...snap, ...ring, ...lo, '--filter', ''],
+        '--filter "": must be 1..2048 instructions of 16 hex digits each',
+      ],
+      [
+        'filter longer than 2048 instructions',
+        [...snap, ...ring, ...lo, '--filter', RET_ALL.repeat(2049)],
+        '--filter: 2049 instructions: must be 1..2048',
+      ],
+      [
+        'filter twice',
+        [...snap, ...ring, ...lo, '--filter', RET_ALL, '--filter', RET_ALL],
+        '--filter given twice',
+      ],
+      [
+        'filter without its value, last',
+        [...snap, ...ring, ...lo, '--filter'],
+        '--filter: its value is missing',
+      ],
     ];
-    for (const [why, args] of bad) {
+    for (const [why, args, message] of bad) {
       const r = run(args);
       expect(r.status, why).toBe(2);
-      expect(r.stderr, why).toMatch(USAGE);
+      const [first, ...rest] = r.stderr.split('\n');
+      expect(first, why).toBe(`icmpcap-helper: ${message}`);
+      expect(rest.join('\n'), why).toMatch(USAGE);
     }
     // Hex that parses into a program the kernel refuses (no ret at the end): the arguments passed, the
     // socket option failed, and the helper says which (exit 1, not 2).
