@@ -6,12 +6,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -238,6 +240,55 @@ describe.skipIf(!canRun)('icmpcap capture -w', () => {
       );
     }
     expect(readdirSync(dir).sort()).toEqual(['before.pcapng', 'ring']);
+  });
+
+  it('a capture that never starts removes the file it made through a link to a missing one, not the link', async () => {
+    // dumpcap opens -w with O_CREAT and follows links: a link to a missing file makes that file. A failed start
+    // leaves nothing that was not there before: the file made goes, the link (which was there) stays.
+    const dir = mkdtempSync(join(tmp, 'link-'));
+    chmodSync(dir, 0o777); // the account icmpcap runs as after the drop may remove what root made here
+    const sub = join(dir, 'sub');
+    mkdirSync(sub);
+    chmodSync(sub, 0o777);
+    const links: [string, string, string][] = [
+      // why, the link (made with the target as written), the file it leads to
+      ['an absolute link', join(dir, 'abs.pcapng'), join(sub, 'abs-target.pcapng')],
+      ['a relative link', join(dir, 'rel.pcapng'), 'sub/rel-target.pcapng'],
+      ['a link to a link', join(dir, 'chain.pcapng'), join(dir, 'abs2.pcapng')],
+    ];
+    symlinkSync(join(sub, 'chain-target.pcapng'), join(dir, 'abs2.pcapng'));
+    for (const [, link, target] of links) symlinkSync(target, link);
+    const runs = await Promise.all(
+      links.map(([, link]) => runIcmpcap(['capture', '-i', 'nosuch0', '-w', link], tmp)),
+    );
+    for (const [i, [why, link]] of links.entries()) {
+      expect(runs[i]!.code, `${why}: ${runs[i]!.stderr}`).toBe(1);
+      expect(runs[i]!.stderr, why).not.toMatch(/could not be removed/);
+      expect(lstatSync(link).isSymbolicLink(), `${why}: the link stays`).toBe(true);
+      expect(existsSync(link), `${why}: the file it leads to is gone`).toBe(false);
+    }
+    expect(readdirSync(dir).sort()).toEqual([
+      'abs.pcapng',
+      'abs2.pcapng',
+      'chain.pcapng',
+      'rel.pcapng',
+      'sub',
+    ]);
+    expect(readdirSync(sub)).toEqual([]);
+  });
+
+  it('a capture that starts writes through a link to a missing file into the file it leads to', async () => {
+    const dir = mkdtempSync(join(tmp, 'link-started-'));
+    chmodSync(dir, 0o777);
+    const link = join(dir, 'link.pcapng');
+    symlinkSync('target.pcapng', link);
+    const run = capture(['-c', '6', '-w', link]);
+    await run.started;
+    ping(3);
+    expect(await run.exited, run.stderr()).toBe(0);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(tsharkPackets(join(dir, 'target.pcapng'))).toEqual(THREE_PINGS);
+    expect(readdirSync(dir).sort()).toEqual(['link.pcapng', 'target.pcapng']);
   });
 
   it('replaces what a file held once the capture has started', async () => {

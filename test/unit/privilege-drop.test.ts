@@ -5,9 +5,9 @@
  * sees them.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupGroup } from '../../electron/core/privilege.js';
 import { type NetnsPair, createNetnsPair } from '../support/netns.js';
@@ -19,11 +19,13 @@ let proc: ChildProcess;
 let output = '';
 let url = '';
 let clientScript = '';
+/** This file's temporary folder (the page stand-in): removed after. */
+let tmp = '';
 
 beforeAll(async () => {
   if (!isRoot) return;
   net = createNetnsPair('zdrop');
-  const tmp = mkdtempSync(join(tmpdir(), 'icmpcap-drop-'));
+  tmp = mkdtempSync(join(tmpdir(), 'icmpcap-drop-'));
   // A page stand-in inside the namespace: runs contract calls in order and prints the replies.
   clientScript = join(tmp, 'client.mjs');
   writeFileSync(
@@ -94,6 +96,12 @@ afterAll(async () => {
     await new Promise((r) => proc.once('exit', r));
   }
   net?.destroy();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  // nobody has no usable home, and /var/cache/icmpcap may be another account's already: serve then keeps its
+  // files in a new temporary folder, which it leaves behind (its spool). Made for this run: removed too.
+  const home = /keeping its files in (\S+)$/m.exec(output)?.[1];
+  if (home && dirname(home) === resolve(tmpdir()) && basename(home).startsWith('icmpcap-nobody-'))
+    rmSync(home, { recursive: true, force: true });
 });
 
 function page(...steps: [string, unknown][]): Record<string, unknown>[] {

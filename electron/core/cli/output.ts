@@ -15,11 +15,12 @@ import {
   ftruncateSync,
   lstatSync,
   openSync,
+  readlinkSync,
   rmSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import type { ExportFormat, ExportRow } from '../files/index.js';
 import { ByteChunk, createEncoder, type RowEncoder } from './encode.js';
 import { explainFileError, OutputClosed } from './errors.js';
@@ -86,24 +87,72 @@ function identity(st: { dev: bigint; ino: bigint }): string {
   return `${st.dev}:${st.ino}`;
 }
 
+/** Links followed at most, as the kernel's limit (ELOOP beyond it). */
+const MAX_LINKS = 40;
+
+/**
+ * Where a symbolic link to a missing file leads, as the kernel follows it (each link's target read from the
+ * folder the link is in, through any links in the folders): the missing file's name in a folder that is there.
+ * Null when `name` is not such a link, or no longer one.
+ */
+function missingLinkTarget(name: string): string | null {
+  let path = name;
+  for (let links = 0; links <= MAX_LINKS; links++) {
+    let isLink: boolean;
+    try {
+      isLink = lstatSync(path).isSymbolicLink();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || path === name) return null;
+      // Missing: the kernel makes it there (if its folder is there; else making it fails anyway).
+      const last = basename(path);
+      if (path.endsWith('/') || last === '.' || last === '..') return null;
+      return path;
+    }
+    if (!isLink) return null;
+    let target: string;
+    try {
+      target = readlinkSync(path);
+      // Not normalised, and the folders not resolved here: the kernel resolves them when the file is made (with
+      // its protections: fs.protected_symlinks) and `..` after a linked folder is its to resolve, not path.join's.
+      if (!isAbsolute(target)) target = `${dirname(path)}/${target}`;
+    } catch {
+      return null;
+    }
+    path = target;
+  }
+  return null;
+}
+
 /**
  * Opens `name` for writing without emptying it: an existing file keeps its contents until the capture starts.
- * `made`: this call created it (O_EXCL), so it may be removed should the capture never start. A name that
- * appeared meanwhile, or a link to a missing file, is opened as `w` opens it, and counts as not made here.
+ * `made`: the file this call created (O_EXCL), so it may be removed should the capture never start: `name`, or
+ * for a link to a missing file, the file the link leads to (the link stays). A file that appeared meanwhile is
+ * opened as `w` opens it, and counts as not made here.
  */
-function openUnemptied(name: string): { fd: number; made: boolean } {
+function openUnemptied(name: string): { fd: number; made: string | null } {
   const { O_WRONLY, O_CREAT, O_EXCL } = constants;
   try {
-    return { fd: openSync(name, O_WRONLY), made: false };
+    return { fd: openSync(name, O_WRONLY), made: null };
   } catch (err) {
+    // The kernel followed any links to a missing file (it would have said EACCES where it may not follow them,
+    // as fs.protected_symlinks has it): making that file is ours to do, and to undo.
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   try {
-    return { fd: openSync(name, O_WRONLY | O_CREAT | O_EXCL, 0o644), made: true };
+    return { fd: openSync(name, O_WRONLY | O_CREAT | O_EXCL, 0o644), made: name };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
-  return { fd: openSync(name, O_WRONLY | O_CREAT, 0o644), made: false };
+  // `name` is there but led nowhere: a link to a missing file. Make the file it leads to, exclusively.
+  const target = missingLinkTarget(name);
+  if (target !== null) {
+    try {
+      return { fd: openSync(target, O_WRONLY | O_CREAT | O_EXCL, 0o644), made: target };
+    } catch {
+      // Made meanwhile, or not ours to make there: opened as `w` opens it, below, which says why if it fails.
+    }
+  }
+  return { fd: openSync(name, O_WRONLY | O_CREAT, 0o644), made: null };
 }
 
 export class CaptureOutput {
@@ -124,7 +173,10 @@ export class CaptureOutput {
   finished = false;
   /** The capture started: the files are written (before, the first is only open). */
   private begun = false;
-  /** The first file, when this run made it: removed by discard() if it is still that file. */
+  /**
+   * The first file, when this run made it (for a link to a missing file, the file it leads to): removed by
+   * discard() if it is still that file.
+   */
   private made: { path: string; id: string } | null = null;
 
   private constructor(private readonly opts: OutputOptions) {}
@@ -265,16 +317,16 @@ export class CaptureOutput {
     } else {
       const target = resolve(path);
       const name = rotation ? ringFileName(target, ++this.fileNumber, new Date(nowMs)) : target;
-      let made = false;
+      let made: string | null = null;
       try {
         ({ fd: this.fd, made } = openUnemptied(name));
       } catch (err) {
         throw new Error(explainFileError(err, name, dirname(name)), { cause: err });
       }
       this.current = name;
-      if (!this.begun && made) {
+      if (!this.begun && made !== null) {
         const id = identity(fstatSync(this.fd, { bigint: true }));
-        this.made = { path: name, id };
+        this.made = { path: made, id };
       }
       if (rotation) {
         this.ring.push(name);
