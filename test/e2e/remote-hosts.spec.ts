@@ -248,7 +248,8 @@ test('a rule being written belongs to its host: not shown for another, nor saved
 
 /**
  * A slow host for one page: while `holding` names a host, the service's answers to what the page asked of
- * it wait until released; everything else passes as it comes. It also records who answered what.
+ * it wait until released, and so do this service's own events named `holdingEvent`; everything else passes
+ * as it comes. It also records who was asked what, and who answered what, and can drop the connection.
  */
 function slowHost() {
   /** Host ids by name, from the host lists the service sends the page. */
@@ -257,16 +258,25 @@ function slowHost() {
   const asked = new Map<number, { host: string; method: string }>();
   const held: { method: string; message: string }[] = [];
   const answered: { host: string; method: string }[] = [];
+  const requested: { host: string; method: string }[] = [];
   let page: WebSocketRoute | null = null;
+  let server: WebSocketRoute | null = null;
   const link = {
     /** The host (by name) whose answers are held; null: none. */
     holding: null as string | null,
+    /** This service's own event (not a host's) held; null: none. */
+    holdingEvent: null as string | null,
+    /** WebSocket connections the page made so far. */
+    connections: 0,
     held,
     answered,
+    requested,
     ids,
     route(ws: WebSocketRoute): void {
       page = ws;
-      const server = ws.connectToServer();
+      link.connections++;
+      const toServer = ws.connectToServer();
+      server = toServer;
       ws.onMessage((m) => {
         const text = String(m);
         // One-frame requests only: these are small.
@@ -276,12 +286,14 @@ function slowHost() {
             method: string;
             params?: { host?: string; method?: string };
           };
-          if (r.method === 'hosts.request' && r.params?.host && r.params.method)
+          if (r.method === 'hosts.request' && r.params?.host && r.params.method) {
             asked.set(r.id, { host: r.params.host, method: r.params.method });
+            requested.push({ host: r.params.host, method: r.params.method });
+          }
         }
-        server.send(m);
+        toServer.send(m);
       });
-      server.onMessage((m) => {
+      toServer.onMessage((m) => {
         const msg = JSON.parse(String(m)) as {
           id?: number;
           event?: string;
@@ -293,6 +305,10 @@ function slowHost() {
           for (const h of list as { id?: unknown; name?: unknown; url?: unknown }[])
             if (typeof h?.id === 'string' && typeof h.name === 'string' && typeof h.url === 'string')
               ids.set(h.name, h.id);
+        if (msg.event !== undefined && msg.event === link.holdingEvent) {
+          held.push({ method: `${msg.event} event`, message: String(m) });
+          return;
+        }
         const request = typeof msg.id === 'number' ? asked.get(msg.id) : undefined;
         if (request && link.holding !== null && request.host === ids.get(link.holding)) {
           held.push({ method: request.method, message: String(m) });
@@ -302,10 +318,16 @@ function slowHost() {
         ws.send(m);
       });
     },
-    /** Passes the answers held on to the page, in order; `next` (a host's name) is held from then on. */
+    /** Passes what is held on to the page, in order; `next` (a host's name) is held from then on. */
     release(next: string | null = null): void {
       link.holding = next;
+      link.holdingEvent = null;
       for (const h of held.splice(0)) page!.send(h.message);
+    },
+    /** The connection is lost (both ends closed): the page reconnects as after a network failure. */
+    drop(): void {
+      void page!.close();
+      void server!.close();
     },
   };
   return link;
@@ -433,5 +455,103 @@ test("the packet table's rows asked of a slow host before a switch are not shown
   const shown = await sources();
   expect(shown.length).toBeGreaterThan(0);
   expect(shown.filter((t) => !t.includes(star.leaves[1]!.v4))).toEqual([]);
+  await page.close();
+});
+
+test("a switch of host clears the old host's rows at once: none shown while the new host's answers are held", async () => {
+  test.setTimeout(120_000);
+  const { link, page } = await openSlowPage();
+  const rows = page.getByTestId('packet-row');
+  const sources = () => rows.evaluateAll((list) => list.map((r) => r.textContent ?? ''));
+  const [alpha, beta] = [star.leaves[0]!.v4, star.leaves[1]!.v4];
+  await page.getByTestId('tab-packets').click();
+  await switchTo(page, link, 0, 'alpha');
+  await expect.poll(async () => (await sources()).filter((t) => t.includes(alpha)).length).toBeGreaterThan(0);
+
+  // Beta slow now: until it answers, the table is empty, not alpha's.
+  link.holding = 'beta';
+  await chip(page, 1).getByTestId('host-select').click();
+  await expect.poll(() => link.held.some((h) => h.method === 'hello')).toBe(true);
+  await expect(rows).toHaveCount(0);
+  await page.waitForTimeout(1000);
+  expect((await sources()).filter((t) => t.includes(alpha))).toEqual([]);
+  link.release();
+  await expect.poll(async () => (await sources()).length).toBeGreaterThan(0);
+  expect((await sources()).filter((t) => !t.includes(beta))).toEqual([]);
+  await page.close();
+});
+
+test("after a lost connection, a switch of host is a first connection: the host before's filter does not go to the next", async () => {
+  test.setTimeout(120_000);
+  const { link, page } = await openSlowPage();
+  const applied = page.getByTestId('status-view');
+  const filter = page.getByTestId('filter-input');
+  await page.getByTestId('tab-packets').click();
+  await switchTo(page, link, 0, 'alpha');
+  await expect(applied).toHaveCount(0);
+  await filter.fill('icmp.type == 8');
+  await filter.press('Enter');
+  await expect(applied).toHaveCount(1);
+
+  // The connection is lost and comes back: alpha's capture as before, its filter still applied.
+  const before = link.answered.length;
+  link.drop();
+  await expect.poll(() => link.connections).toBe(2);
+  const alphaId = link.ids.get('alpha');
+  await expect
+    .poll(() => link.answered.slice(before).some((a) => a.host === alphaId && a.method === 'hello'))
+    .toBe(true);
+  await expect(applied).toHaveCount(1);
+
+  // Beta, whose view has no filter: it stays so.
+  const asked = link.requested.length;
+  await switchTo(page, link, 1, 'beta');
+  await page.waitForTimeout(1500);
+  const betaId = link.ids.get('beta');
+  expect(
+    link.requested.slice(asked).filter((r) => r.host === betaId && r.method === 'view.setFilter'),
+  ).toEqual([]);
+  await expect(applied).toHaveCount(0);
+
+  // Alpha keeps its own; cleared for the tests after.
+  await switchTo(page, link, 0, 'alpha');
+  await expect(applied).toHaveCount(1);
+  await page.getByLabel('Clear filter').click();
+  await expect(applied).toHaveCount(0);
+  await page.close();
+});
+
+test('a job belongs to the host it was started on: not shown for another, followed to its end meanwhile', async () => {
+  test.setTimeout(120_000);
+  const { link, page } = await openSlowPage();
+  const job = page.getByTestId('job');
+  await page.getByTestId('host-local').click();
+  await page.getByTestId('tab-packets').click();
+  await expect(page.getByTestId('status-count')).not.toHaveText('0 packets');
+
+  // This machine's export, its progress held: it shows as running.
+  link.holdingEvent = 'job';
+  await page.getByRole('button', { name: 'Export…' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Export packets' });
+  await dialog.getByTestId('export-scope-all').check();
+  await dialog.getByTestId('export-format').selectOption('pcapng');
+  await dialog.getByTestId('export-start').click();
+  await expect(job).toHaveAttribute('data-state', 'running');
+  await expect.poll(() => link.held.some((h) => h.method === 'job event')).toBe(true);
+
+  // Alpha: this machine's job is not shown for it (nor its Cancel, which would go to alpha).
+  await switchTo(page, link, 0, 'alpha');
+  await expect(job).toHaveCount(0);
+  // The job ends while alpha is shown: its file is downloaded all the same.
+  const download = page.waitForEvent('download', { timeout: 30_000 });
+  link.release();
+  const file = await download;
+  expect(file.suggestedFilename()).toMatch(/^icmpcap-.*\.pcapng$/);
+  await expect(job).toHaveCount(0);
+
+  // This machine again: its job, done.
+  await page.getByTestId('host-local').click();
+  await expect(job).toHaveCount(1);
+  await expect(job).toHaveAttribute('data-state', 'done');
   await page.close();
 });

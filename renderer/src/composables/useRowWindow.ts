@@ -1,8 +1,9 @@
 /**
  * Keeps the rows of the visible window fetched from the service: one request in flight at a time, and
  * always a last fetch for the latest window, so fast scrolling never queues stale requests. One row
- * before the window comes along too, for the delta time of the first visible row. Rows that come after a
- * host switch are another host's: not shown (nor those shown then), the window is fetched from the host shown.
+ * before the window comes along too, for the delta time of the first visible row. At a host switch the rows
+ * shown go at once (none until the new host's come), and rows that come after it are another host's: not
+ * shown, the window is fetched from the host shown.
  */
 import type { Row } from '@common/contract';
 import { type Ref, markRaw, shallowRef, watch } from 'vue';
@@ -58,5 +59,13 @@ export function useRowWindow(
   }
 
   watch([first, visible, viewCount, version], () => void fetchWindow(), { immediate: true });
+  watch(
+    () => hosts.key,
+    () => {
+      rows.value = [];
+      prevRow.value = null;
+      void fetchWindow();
+    },
+  );
   return { rows, rowsStart, prevRow, refresh: fetchWindow };
 }

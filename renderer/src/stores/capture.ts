@@ -51,8 +51,9 @@ export const useCaptureStore = defineStore('capture', () => {
       return null;
     }
   }
-  function markExported(total: number): void {
-    exportedTotal.value = { key: datasetKey.value, total };
+  /** `key`: the data set exported (the one shown when the export began). */
+  function markExported(total: number, key = datasetKey.value): void {
+    exportedTotal.value = { key, total };
     sessionStorage.setItem(EXPORTED_KEY, JSON.stringify(exportedTotal.value));
   }
   /** Captured packets that are in no file yet (an opened file's are, in that file). */

@@ -3,7 +3,8 @@
  * (re)connects, `hello` brings the service's state; when it is the same capture as before (same start,
  * same source, no fewer records) the view resumes as it was: the filter and sort still live in the
  * service, the selection and scroll position in this page. A different service (restarted) gets this
- * page's filter applied again, and the selection goes.
+ * page's filter applied again, and the selection goes. Another host than the one lost (a switch of host)
+ * is not a restart: its state is taken as at a first connection.
  */
 import type { CaptureState, Counts } from '@common/contract';
 import { defineStore } from 'pinia';
@@ -31,7 +32,10 @@ export const useConnectionStore = defineStore('connection', () => {
   /** Disconnected after having been connected (the first attempt failing is the "cannot reach" notice). */
   const lost = computed(() => status.value.state !== 'connected' && status.value.generation > 0);
 
-  let before: { state: CaptureState; counts: Counts } | null = null;
+  /** The capture when the connection was lost, and the host it was of (useHostsStore().key). */
+  let before: { host: string | null; state: CaptureState; counts: Counts } | null = null;
+  /** The host whose capture the page holds: the last one connected to (null: none yet). */
+  let holding: string | null = null;
   let seenGeneration = 0;
 
   async function onConnected(): Promise<void> {
@@ -42,6 +46,9 @@ export const useConnectionStore = defineStore('connection', () => {
     await capture.connect();
     // The window shows another host now: its own connection does the rest.
     if (!capture.connected || useHostsStore().key !== host) return;
+    // Not the host lost: a switch of host, not a reconnect.
+    if (before !== null && before.host !== host) before = null;
+    holding = host;
     const now = { state: capture.state, counts: capture.counts };
     if (before === null) {
       // First connection: the view lives in the service, a filter applied before this page loaded is still in
@@ -64,7 +71,8 @@ export const useConnectionStore = defineStore('connection', () => {
   connection.onStatus((s) => {
     const capture = useCaptureStore();
     if (s.state !== 'connected' && status.value.state === 'connected') {
-      before = { state: capture.state, counts: capture.counts };
+      const host = holding ?? useHostsStore().key;
+      before = { host, state: capture.state, counts: capture.counts };
       lostAtMs.value = Date.now();
       capture.connected = false;
     }

@@ -1,10 +1,16 @@
-/** Exports and file opens run as service jobs; their progress arrives as `job` events. */
-import type { ExportRequest, FileChoices, Job, OpenRequest } from '@common/contract';
+/**
+ * Exports and file opens run as service jobs; their progress arrives as `job` events. Each host's jobs are
+ * its own (two services number theirs alike): kept under the key of the host they run on (LOCAL or the
+ * agent's address, as `useHostsStore().key`), followed whatever host the window shows, listed while their
+ * host is shown, and cancelled on that host.
+ */
+import type { ExportRequest, FileChoices, HostEvent, Job, OpenRequest } from '@common/contract';
 import { plainWords } from '@common/plain-words';
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
-import { RequestError, api, inBrowser, serviceFetch } from '../transport';
+import { RequestError, api, inBrowser, localApi, serviceFetch } from '../transport';
 import { useCaptureStore } from './capture';
+import { LOCAL, useHostsStore } from './hosts';
 
 const RECENT_KEY = 'icmpcap.recentFolderFiles';
 
@@ -18,29 +24,49 @@ function recentFolderFiles(): string[] {
   }
 }
 
+/** A job and the host it runs on. */
+export interface HostJob extends Job {
+  /** The host's key (useHostsStore().key). */
+  host: string;
+}
+
 export const useJobsStore = defineStore('jobs', () => {
-  const jobs = shallowRef<ReadonlyMap<number, Job>>(new Map());
+  const hosts = useHostsStore();
+  /** Each host's jobs by id, under the host's key. */
+  const byHost = shallowRef<Readonly<Record<string, ReadonlyMap<number, HostJob>>>>({});
   const error = ref<string | null>(null);
   const recentNames = ref<string[]>(recentFolderFiles());
-  /** Exports started here in a browser: fetched as a download once done. */
+  /** This machine's exports started here in a browser: fetched as a download once done. */
   const downloads = new Set<number>();
 
-  /** Exports of every record: when one is done, what it covered is saved (no "save before…" for it). */
-  const fullExports = new Map<number, number>();
+  /**
+   * This machine's exports of every record: when one is done, what it covered is saved (no "save before…"
+   * for it), for the data set it was of.
+   */
+  const fullExports = new Map<number, { covered: number; dataset: string }>();
 
-  api.onEvent('job', (job) => {
-    const covered = fullExports.get(job.id);
-    if (covered !== undefined && job.state !== 'running') {
+  const jobOf = (host: string, id: number): HostJob | undefined => byHost.value[host]?.get(id);
+  function put(host: string, job: Job): void {
+    const next = new Map(byHost.value[host]);
+    next.set(job.id, { ...job, host });
+    byHost.value = { ...byHost.value, [host]: next };
+  }
+
+  function arrived(host: string, job: Job): void {
+    put(host, job);
+    if (host !== LOCAL || job.state === 'running') return;
+    const full = fullExports.get(job.id);
+    if (full !== undefined) {
       fullExports.delete(job.id);
-      if (job.state === 'done') useCaptureStore().markExported(covered);
+      if (job.state === 'done') useCaptureStore().markExported(full.covered, full.dataset);
     }
-    const next = new Map(jobs.value);
-    next.set(job.id, job);
-    jobs.value = next;
-    if (downloads.has(job.id) && job.state !== 'running') {
-      downloads.delete(job.id);
-      if (job.state === 'done') void download(job);
-    }
+    if (downloads.delete(job.id) && job.state === 'done') void download(job);
+  }
+  // Every host's, not only the shown one's: a job goes on (and ends) while another host is shown.
+  localApi.onEvent('job', (job) => arrived(LOCAL, job));
+  localApi.onEvent('host.event', (e: HostEvent) => {
+    const url = e.event === 'job' ? hosts.hosts.find((h) => h.id === e.host)?.url : undefined;
+    if (url !== undefined) arrived(url, e.data as Job);
   });
 
   function fail(err: unknown): null {
@@ -48,14 +74,12 @@ export const useJobsStore = defineStore('jobs', () => {
     return null;
   }
 
-  function track(id: number, kind: Job['kind'], path: string): void {
-    if (jobs.value.has(id)) return; // the first event may have beaten the reply
-    const next = new Map(jobs.value);
-    next.set(id, { id, kind, state: 'running', done: 0, total: null, path });
-    jobs.value = next;
+  function track(host: string, id: number, kind: Job['kind'], path: string): void {
+    if (jobOf(host, id)) return; // the first event may have beaten the reply
+    put(host, { id, kind, state: 'running', done: 0, total: null, path });
   }
 
-  /** Saves a finished export from the service as a browser download. */
+  /** Saves a finished export of this machine's service as a browser download. */
   async function download(job: Job): Promise<void> {
     try {
       const res = await serviceFetch(`/download/${job.id}`);
@@ -73,20 +97,27 @@ export const useJobsStore = defineStore('jobs', () => {
     }
   }
 
-  /** Starts an export: a native save dialog in Electron, a download in a browser. Null: not started. */
+  /**
+   * Starts an export on the host shown: a native save dialog in Electron, a download in a browser. Null: not
+   * started. The job is that host's, even should the window show another by the time it is started.
+   */
   async function startExport(params: ExportRequest): Promise<number | null> {
+    const host = hosts.key;
     try {
       const capture = useCaptureStore();
       const covered = capture.counts.total + (capture.counts.evicted ?? 0);
+      const dataset = capture.datasetKey;
       const { id } = await api.request('export.start', params);
       error.value = null;
-      if (id === null) return null; // the user closed the save dialog
-      if (params.scope === 'all' || (params.scope === 'view' && !capture.counts.filter)) {
-        if (jobs.value.get(id)?.state === 'done') capture.markExported(covered);
-        else fullExports.set(id, covered);
+      // Null: the user closed the save dialog (a host removed meanwhile cannot have started it).
+      if (id === null || host === null) return null;
+      // Only this machine's: its files are downloaded from this page's service (a remote host's are not).
+      if (host === LOCAL && (params.scope === 'all' || (params.scope === 'view' && !capture.counts.filter))) {
+        if (jobOf(host, id)?.state === 'done') capture.markExported(covered, dataset);
+        else fullExports.set(id, { covered, dataset });
       }
-      if (inBrowser) downloads.add(id);
-      track(id, 'export', '');
+      if (host === LOCAL && inBrowser) downloads.add(id);
+      track(host, id, 'export', '');
       return id;
     } catch (err) {
       return fail(err);
@@ -94,11 +125,12 @@ export const useJobsStore = defineStore('jobs', () => {
   }
 
   async function openFile(source: OpenRequest): Promise<number | null> {
+    const host = hosts.key;
     try {
       const { id } = await api.request('file.open', source);
       error.value = null;
-      if (id === null) return null;
-      track(id, 'open', source.from === 'folder' ? source.name : '');
+      if (id === null || host === null) return null;
+      track(host, id, 'open', source.from === 'folder' ? source.name : '');
       if (source.from === 'folder') {
         recentNames.value = [source.name, ...recentNames.value.filter((n) => n !== source.name)].slice(0, 10);
         localStorage.setItem(RECENT_KEY, JSON.stringify(recentNames.value));
@@ -134,23 +166,33 @@ export const useJobsStore = defineStore('jobs', () => {
     }
   }
 
-  async function cancel(id: number): Promise<void> {
+  /** Cancels a job on the host it runs on, whatever host the window shows now. */
+  async function cancel(host: string, id: number): Promise<void> {
     try {
-      const job = await api.request('job.cancel', { id });
-      const next = new Map(jobs.value);
-      next.set(id, job);
-      jobs.value = next;
+      let job: Job;
+      if (host === LOCAL) job = await localApi.request('job.cancel', { id });
+      else {
+        const info = hosts.hosts.find((h) => h.url === host);
+        if (!info) throw new Error(`${host} is no longer a host of this window: its job cannot be cancelled`);
+        job = (await localApi.request('hosts.request', {
+          host: info.id,
+          method: 'job.cancel',
+          params: { id },
+        })) as Job;
+      }
+      put(host, job);
     } catch (err) {
-      fail(err);
+      if (hosts.key === host) fail(err);
     }
   }
 
-  function dismiss(id: number): void {
-    const next = new Map(jobs.value);
+  function dismiss(host: string, id: number): void {
+    const next = new Map(byHost.value[host]);
     next.delete(id);
-    jobs.value = next;
+    byHost.value = { ...byHost.value, [host]: next };
   }
 
-  const list = computed(() => [...jobs.value.values()]);
-  return { jobs, list, error, recentNames, startExport, openFile, upload, choices, cancel, dismiss };
+  /** The shown host's jobs. */
+  const list = computed(() => (hosts.key === null ? [] : [...(byHost.value[hosts.key]?.values() ?? [])]));
+  return { byHost, list, error, recentNames, startExport, openFile, upload, choices, cancel, dismiss };
 });
