@@ -27,8 +27,9 @@ export class SpoolLocations {
   /** The base deltas of the record being set are counted from (the last run's). */
   private lastBase = NaN;
 
-  constructor(size: number) {
-    this.delta = new Uint32Array(size);
+  /** Room for `size` records, or the (zeroed) deltas array to keep them in. */
+  constructor(size: number | Uint32Array) {
+    this.delta = typeof size === 'number' ? new Uint32Array(size) : size;
   }
 
   /** The location of record `i` (as set; -1 when it was never spooled). */

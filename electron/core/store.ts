@@ -90,19 +90,60 @@ function resetChunk(chunk: Chunk): Chunk {
   return chunk;
 }
 
-function newChunk(): Chunk {
+/**
+ * Bytes per record of each column, in the order of `Chunk`'s fields (tsRel, src, dst, meta, idSeq, misc, len,
+ * spool, rtt, flags): the buffers a chunk is made of, as `chunkBuffers` makes them.
+ */
+export const COLUMN_BYTES: readonly number[] = [8, 4, 4, 4, 4, 4, 4, 4, 4, 1];
+
+/**
+ * New (zeroed) buffers for one chunk's columns, every page written once so that it is in memory: a thread that
+ * makes chunks ahead (chunk-supply.ts) takes the page faults of their first touch, not the one that fills them.
+ */
+export function chunkBuffers(touch: boolean): ArrayBuffer[] {
+  return COLUMN_BYTES.map((bytes) => {
+    const buffer = new ArrayBuffer(bytes * CHUNK_SIZE);
+    if (touch) {
+      const b = new Uint8Array(buffer);
+      for (let at = 0; at < b.length; at += 4096) b[at] = 0;
+    }
+    return buffer;
+  });
+}
+
+/** The chunk whose columns are `buffers` (as `chunkBuffers` makes them); null when they are not that. */
+export function chunkOfBuffers(buffers: readonly unknown[]): Chunk | null {
+  if (
+    buffers.length !== COLUMN_BYTES.length ||
+    !buffers.every((b, k) => b instanceof ArrayBuffer && b.byteLength === COLUMN_BYTES[k]! * CHUNK_SIZE)
+  )
+    return null;
+  const b = buffers as ArrayBuffer[];
+  // One shape for every chunk, whoever made it: code that reads chunks stays optimized for one hidden class.
   return {
-    tsRel: new Float64Array(CHUNK_SIZE),
-    src: new Uint32Array(CHUNK_SIZE),
-    dst: new Uint32Array(CHUNK_SIZE),
-    meta: new Uint32Array(CHUNK_SIZE),
-    idSeq: new Uint32Array(CHUNK_SIZE),
-    misc: new Uint32Array(CHUNK_SIZE),
-    len: new Uint32Array(CHUNK_SIZE),
-    spool: new SpoolLocations(CHUNK_SIZE),
-    rtt: new Float32Array(CHUNK_SIZE),
-    flags: new Uint8Array(CHUNK_SIZE),
+    tsRel: new Float64Array(b[0]!),
+    src: new Uint32Array(b[1]!),
+    dst: new Uint32Array(b[2]!),
+    meta: new Uint32Array(b[3]!),
+    idSeq: new Uint32Array(b[4]!),
+    misc: new Uint32Array(b[5]!),
+    len: new Uint32Array(b[6]!),
+    spool: new SpoolLocations(new Uint32Array(b[7]!)),
+    rtt: new Float32Array(b[8]!),
+    flags: new Uint8Array(b[9]!),
   };
+}
+
+function newChunk(): Chunk {
+  return chunkOfBuffers(chunkBuffers(false))!;
+}
+
+/**
+ * Where a store gets its new chunks before it makes one itself (chunk-supply.ts: made ahead on another
+ * thread); undefined when none is ready.
+ */
+export interface ChunkSource {
+  take(): Chunk | undefined;
 }
 
 /** What an evicted chunk is replaced with: zero-length columns shared by every evicted slot. */
@@ -160,6 +201,8 @@ export class RecordStore {
   private first = 0;
   /** Absolute time of tsRel == 0, in ns since the epoch. */
   baseNs: bigint | null = null;
+  /** Chunks made ahead (chunk-supply.ts), taken before a new one is made here; spares come first. */
+  supply: ChunkSource | null = null;
   private readonly evictListeners: ((from: number, to: number) => void)[] = [];
 
   /**
@@ -215,7 +258,7 @@ export class RecordStore {
     let chunk = this.chunks[c];
     if (chunk === undefined) {
       const spare = this.spares.pop();
-      chunk = spare === undefined ? newChunk() : resetChunk(spare);
+      chunk = spare !== undefined ? resetChunk(spare) : (this.supply?.take() ?? newChunk());
       this.chunks.push(chunk);
     }
     this.count++;

@@ -33,7 +33,15 @@ import { Ingestor, rowOf } from '../ingest.js';
 import type { DecodedRecord } from '../record.js';
 import type { EchoMatcher } from '../echo-match.js';
 import { Aggregator } from '../stats/aggregator.js';
-import { CHUNK_MASK, CHUNK_SHIFT, MISC_F_HAS_ECHO, RecordStore } from '../store.js';
+import {
+  BYTES_PER_RECORD,
+  CHUNK_MASK,
+  CHUNK_SHIFT,
+  CHUNK_SIZE,
+  MISC_F_HAS_ECHO,
+  RecordStore,
+} from '../store.js';
+import { CHUNKS_AHEAD, ChunkSupply } from '../chunk-supply.js';
 import { View } from '../view.js';
 import { addressOf, prng, realisticCapture } from './synth.js';
 
@@ -227,8 +235,21 @@ interface IngestRun {
   aggCpuUs: number;
 }
 
-/** Feeds every batch through an ingestor, the Aggregator and a View, timing the two halves. */
-function ingestAll(
+/** Waits (up to 5 s) until `supply` holds its chunks ready, as it does once a capture has started. */
+async function supplyReady(supply: ChunkSupply): Promise<void> {
+  supply.start();
+  for (let k = 0; k < 100 && supply.bytesHeld < CHUNKS_AHEAD * CHUNK_SIZE * BYTES_PER_RECORD; k++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    supply.poll();
+  }
+}
+
+/**
+ * Feeds every batch through an ingestor, the Aggregator and a View, timing the two halves. The store gets its
+ * chunks as the service's does: made ahead by a ChunkSupply, started (and ready) before the first batch as a
+ * capture starts it before its first records.
+ */
+async function ingestAll(
   made: ArrayBuffer[],
   makeIngestor: (store: RecordStore) => {
     ingest(batch: ArrayBuffer): number;
@@ -236,12 +257,15 @@ function ingestAll(
     echo: EchoMatcher;
     interfaces: { values: string[] };
   },
-): IngestRun & { ingestor: ReturnType<typeof makeIngestor> } {
+): Promise<IngestRun & { ingestor: ReturnType<typeof makeIngestor>; supply: ChunkSupply }> {
   const store = new RecordStore();
+  const supply = new ChunkSupply();
+  store.supply = supply;
+  await supplyReady(supply);
   const ingestor = makeIngestor(store);
   const agg = new Aggregator(ingestor);
   const view = new View(store, { addresses: ingestor.addresses, interfaces: ingestor.interfaces });
-  const run = { store, agg, view, ingestor, ingestMs: 0, aggMs: 0, ingestCpuUs: 0, aggCpuUs: 0 };
+  const run = { store, agg, view, ingestor, supply, ingestMs: 0, aggMs: 0, ingestCpuUs: 0, aggCpuUs: 0 };
   for (const batch of made) {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
@@ -266,10 +290,11 @@ function ingestAll(
  * theirs stays reachable from main's (its interpreted frame kept the last pass's store alive, and the memory
  * measured before the kept pass included it).
  */
-function earlierPasses(made: ArrayBuffer[], passes: number): number[] {
+async function earlierPasses(made: ArrayBuffer[], passes: number): Promise<number[]> {
   const rates: number[] = [];
   for (let pass = 1; pass <= passes; pass++) {
-    const r = ingestAll(made, (store) => new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`));
+    const r = await ingestAll(made, (store) => new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`));
+    r.supply.close();
     rates.push((r.store.length / (r.ingestMs + r.aggMs)) * 1000);
     console.log(`ingest pass ${pass}: ${round(rates.at(-1)! / 1e6, 3)} M/s`);
   }
@@ -281,17 +306,17 @@ async function main(): Promise<void> {
   const made = [...realisticCapture(N, BATCH)];
   // Warm the JIT up on both paths so neither timed run pays for compilation.
   const warm = made.slice(0, Math.min(made.length, 100));
-  ingestAll(warm, (store) => new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`));
+  (await ingestAll(warm, (store) => new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`))).supply.close();
   // The rate is the median of three passes over the same batches, each into a new store: one pass is a few
   // seconds of a shared machine whose speed moves by a third from minute to minute. The last pass is kept for
   // the memory figures and everything after.
-  const passRates = earlierPasses(made, INGEST_PASSES - 1);
+  const passRates = await earlierPasses(made, INGEST_PASSES - 1);
   // Their stores' buffers are freed after the collection, by V8's sweeper on another thread: wait for it.
   memoryInUse();
   await new Promise((resolve) => setTimeout(resolve, 500));
   const before = memoryInUse();
-  const real = ingestAll(made, (store) => new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`));
-  const { store, agg, view, ingestMs, aggMs, ingestCpuUs, aggCpuUs } = real;
+  const real = await ingestAll(made, (store) => new Ingestor(store, (i) => IFNAMES[i] ?? `if${i}`));
+  const { store, agg, view, supply, ingestMs, aggMs, ingestCpuUs, aggCpuUs } = real;
   const ingestor = real.ingestor as Ingestor;
   // Memory right after ingest (the batches are still held, as they were before it): what the records cost.
   const after = memoryInUse();
@@ -300,7 +325,10 @@ async function main(): Promise<void> {
   const ingestorBytes = ingestor.bytesAllocated;
   const aggBytes = agg.bytesAllocated;
   const viewBytes = view.bytesAllocated;
-  const accountedBytes = storeBytes + ingestorBytes + aggBytes + viewBytes;
+  // The chunks the supply holds ready for the next records: memory the capture holds too.
+  supply.poll();
+  const aheadBytes = supply.bytesHeld;
+  const accountedBytes = storeBytes + ingestorBytes + aggBytes + viewBytes + aheadBytes;
   const reachable = reachableArrayBufferBytes({ store, ingestor, agg, view });
   const n0 = store.length;
   const usedHeap = after.heap - before.heap;
@@ -308,7 +336,7 @@ async function main(): Promise<void> {
   const memoryNote =
     `index ${round(storeBytes / n0)} B + address table, quoted error headers and echo matching` +
     ` ${round(ingestorBytes / n0)} B + aggregator (peers, series, counters) ${round(aggBytes / n0)} B +` +
-    ` identity view ${round(viewBytes / n0)} B, at ${n0} records (bytesAllocated: typed arrays exactly, capacity` +
+    ` identity view ${round(viewBytes / n0)} B + chunks made ahead ${round(aheadBytes / n0, 2)} B, at ${n0} records (bytesAllocated: typed arrays exactly, capacity` +
     ` included, JS objects estimated). Beside it, same state: ArrayBuffers reachable from them` +
     ` ${round(reachable.total / n0)} B/record; process.memoryUsage() after a full GC, ingest added` +
     ` ${round((usedBuffers + usedHeap) / n0)} B/record (ArrayBuffers ${round(usedBuffers / n0)} B, JS heap` +

@@ -47,6 +47,7 @@ import { Aggregator } from '../stats/aggregator.js';
 import { SLICE_WAIT } from '../radix-sort.js';
 import { View } from '../view.js';
 import { CHUNK_MASK, RecordStore, hookName } from '../store.js';
+import { ChunkSupply } from '../chunk-supply.js';
 import { type RequestHandlers, dispatchRequest, validateRequest } from './dispatch.js';
 import { errorMessage, filterError } from './errors.js';
 import { type JobHost, copiedRows, openFiles, runExport, startExport } from './file-jobs.js';
@@ -130,6 +131,8 @@ export type RecordTap = (
 
 export class CaptureService implements RequestHandlers, JobHost {
   readonly store = new RecordStore();
+  /** The store's new chunks, made ahead on a worker (chunk-supply.ts). */
+  private readonly chunkSupply = new ChunkSupply();
   /** @internal the parts below are the service's own; they are public for its modules (service/). */
   readonly ingestor: Ingestor;
   readonly view: View;
@@ -153,6 +156,7 @@ export class CaptureService implements RequestHandlers, JobHost {
   private readonly ring = new RingPolicy();
 
   constructor(private readonly options: ServiceOptions) {
+    this.store.supply = this.chunkSupply;
     this.spools = new SpoolOwner(options);
     this.spools.onWriteError = (spool, err) => {
       try {
@@ -1140,6 +1144,8 @@ export class CaptureService implements RequestHandlers, JobHost {
     this.pendingIngest = null;
     this.waitingBatches = [];
     this.spools.close();
+    this.chunkSupply.close();
+    this.store.supply = null;
     this.listeners.clear();
   }
 }
