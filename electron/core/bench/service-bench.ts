@@ -328,6 +328,8 @@ async function main(): Promise<void> {
   // The chunks the supply holds ready for the next records: memory the capture holds too.
   supply.poll();
   const aheadBytes = supply.bytesHeld;
+  // Chunks made on the worker are counted by its ArrayBuffer allocator, not by this thread's memoryUsage().
+  const workerChunkBytes = supply.counts.ahead * CHUNK_SIZE * BYTES_PER_RECORD;
   const accountedBytes = storeBytes + ingestorBytes + aggBytes + viewBytes + aheadBytes;
   const reachable = reachableArrayBufferBytes({ store, ingestor, agg, view });
   const n0 = store.length;
@@ -339,8 +341,9 @@ async function main(): Promise<void> {
     ` identity view ${round(viewBytes / n0)} B + chunks made ahead ${round(aheadBytes / n0, 2)} B, at ${n0} records (bytesAllocated: typed arrays exactly, capacity` +
     ` included, JS objects estimated). Beside it, same state: ArrayBuffers reachable from them` +
     ` ${round(reachable.total / n0)} B/record; process.memoryUsage() after a full GC, ingest added` +
-    ` ${round((usedBuffers + usedHeap) / n0)} B/record (ArrayBuffers ${round(usedBuffers / n0)} B, JS heap` +
-    ` ${round(usedHeap / n0)} B)`;
+    ` ${round((usedBuffers + usedHeap + workerChunkBytes) / n0)} B/record (ArrayBuffers ${round(usedBuffers / n0)} B` +
+    ` + the ${supply.counts.ahead} chunks made on the supply's worker ${round(workerChunkBytes / n0)} B, which` +
+    ` its own allocator counts, JS heap ${round(usedHeap / n0)} B)`;
   console.log(`memory: ${memoryNote}`);
   console.log(
     `  largest: ${reachable.byPath
