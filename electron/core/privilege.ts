@@ -20,10 +20,12 @@ import {
   mkdirSync,
   copyFileSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
   statSync,
+  type Stats,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -169,23 +171,127 @@ function writable(dir: string): boolean {
   }
 }
 
-/** Where an account without a usable home keeps its files across runs (root-owned parent, no /tmp races). */
-export const SYSTEM_HOME = '/var/cache/icmpcap';
+/**
+ * Where an account without a usable home (the system account icmpcap, `-Z nobody`) keeps its spool and
+ * settings from run to run, so that the next run finds the spool of one that crashed: ACCOUNT_HOMES/NAME, its
+ * own folder (the account's, 0700), made by root before the drop. State, not cache (the spools of crashed
+ * captures, the TLS key pages pinned): under /var/lib.
+ *
+ * The parent and everything above it are root's alone (owned by root, writable by no one else): root makes the
+ * account's folder inside and hands it over, and no account can swap a folder on that way for a link or for a
+ * folder of its own meanwhile. Never inside a folder an account owns (as LEGACY_HOME is): there root making a
+ * folder, checking it and changing its owner races with the owner renaming and replacing what is inside.
+ */
+export const ACCOUNT_HOMES = '/var/lib/icmpcap/home';
 
-/** SYSTEM_HOME for `account`, made when missing; null when it is something else (a link, another owner). */
-function stableHome(account: Account): string | null {
+/**
+ * Earlier versions' one folder for every account with no usable home: made by the first account that ran and
+ * then that account's (usually the system account icmpcap), every other account getting a new temporary
+ * folder each run. The account that owns it keeps it as its home, so the spools it left there stay found.
+ */
+export const LEGACY_HOME = '/var/cache/icmpcap';
+
+/** Account names that are a folder's name as they are (no `/`, not `.` or `..`, nothing a shell trips on). */
+const FOLDER_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]*\$?$/;
+
+/** Why `st` (of `dir`) is not a folder only root may change, or null when it is one. */
+function notRootOnly(dir: string, st: Stats): string | null {
+  if (st.isSymbolicLink()) return `${dir} is a link`;
+  if (!st.isDirectory()) return `${dir} is not a folder`;
+  if (st.uid !== 0) return `${dir} belongs to uid ${st.uid}, not root`;
+  if ((st.mode & 0o022) !== 0) return `others than root may write in ${dir}`;
+  return null;
+}
+
+/**
+ * Makes `dir` (root's, 0755) when missing and checks it is a folder only root may change, not a link; one that
+ * others may not enter is opened to them (0755: the account passes through it to its own folder). Returns why
+ * it cannot be used, or null. Its parent must be root's alone already (checked first), so it cannot be swapped.
+ */
+function rootFolder(dir: string): string | null {
   try {
-    mkdirSync(SYSTEM_HOME, { mode: 0o700 });
+    mkdirSync(dir, { mode: 0o755 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return null;
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+      return `${dir} cannot be made (${(err as Error).message})`;
   }
   try {
-    const st = lstatSync(SYSTEM_HOME);
-    if (!st.isDirectory() || (st.uid !== account.uid && st.uid !== 0)) return null;
-    return SYSTEM_HOME;
-  } catch {
+    const st = lstatSync(dir);
+    const why = notRootOnly(dir, st);
+    if (why) return why;
+    // Made under a umask such as 077 (here or by another icmpcap at the same moment): entered by no one.
+    if ((st.mode & 0o555) !== 0o555) chmodSync(dir, 0o755);
     return null;
+  } catch (err) {
+    return `${dir} cannot be checked (${(err as Error).message})`;
   }
+}
+
+/**
+ * The folder `account` keeps its files in from run to run, made when missing (still root's: dropTo hands it
+ * over), or why there is none: then dropTo makes a private temporary one. LEGACY_HOME when the account owns it;
+ * else ACCOUNT_HOMES/NAME, refused when it is a link or another account's.
+ */
+export function stableHome(account: Account): { home: string } | { why: string } {
+  try {
+    const legacy = lstatSync(LEGACY_HOME, { throwIfNoEntry: false });
+    // Its parent (/var/cache) root's alone: the folder cannot be swapped, the account owns only what is inside.
+    if (
+      account.uid !== 0 &&
+      legacy?.isDirectory() &&
+      legacy.uid === account.uid &&
+      !notRootOnly(dirname(LEGACY_HOME), statSync(dirname(LEGACY_HOME)))
+    )
+      return { home: LEGACY_HOME };
+  } catch {
+    // not there, or not checkable: the account's own folder below
+  }
+  if (!FOLDER_NAME.test(account.name))
+    return { why: `its name ${JSON.stringify(account.name)} cannot name a folder` };
+  // The system folders on the way (/, /var, /var/lib) as the kernel follows them; ours (made here) without links.
+  for (let dir = dirname(dirname(ACCOUNT_HOMES)); ; dir = dirname(dir)) {
+    let why: string | null;
+    try {
+      why = notRootOnly(dir, statSync(dir));
+    } catch (err) {
+      why = `${dir} cannot be checked (${(err as Error).message})`;
+    }
+    if (why) return { why };
+    if (dir === dirname(dir)) break;
+  }
+  for (const dir of [dirname(ACCOUNT_HOMES), ACCOUNT_HOMES]) {
+    const why = rootFolder(dir);
+    if (why) return { why };
+  }
+  const home = join(ACCOUNT_HOMES, account.name);
+  try {
+    mkdirSync(home, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+      return { why: `${home} cannot be made (${(err as Error).message})` };
+  }
+  try {
+    const st = lstatSync(home);
+    if (st.isSymbolicLink()) return { why: `${home} is a link` };
+    if (!st.isDirectory()) return { why: `${home} is not a folder` };
+    // Root's: made just now (or by a run that stopped before handing it over).
+    if (st.uid !== account.uid && st.uid !== 0)
+      return { why: `${home} belongs to uid ${st.uid}, another account` };
+    return { home };
+  } catch (err) {
+    return { why: `${home} cannot be checked (${(err as Error).message})` };
+  }
+}
+
+/** The folders of every account with no usable home (for `icmpcap spool`): LEGACY_HOME and ACCOUNT_HOMES/*. */
+export function stableHomes(): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(ACCOUNT_HOMES).sort();
+  } catch {
+    // none yet
+  }
+  return [LEGACY_HOME, ...names.map((name) => join(ACCOUNT_HOMES, name))];
 }
 
 export interface DropResult {
@@ -210,12 +316,23 @@ export function dropTo(account: Account, captureGid: number): string[] {
     usable = false;
   }
   if (!usable) {
-    // e.g. /nonexistent: a private folder for its spool and settings. A stable one, so the spool of a run
-    // that crashed is found by the next (`icmpcap spool`); a fresh temporary one only when it cannot be made.
-    home = stableHome(account) ?? mkdtempSync(join(tmpdir(), `icmpcap-${account.name}-`));
+    // e.g. /nonexistent: a private folder for its spool and settings. A stable one, the account's own, so the
+    // spool of a run that crashed is found by the next (`icmpcap spool`); a fresh temporary one (mkdtemp: made
+    // here, with a name no one knows before) only when that cannot be, and the note says why.
+    const stable = stableHome(account);
+    if ('home' in stable) {
+      home = stable.home;
+      notes.push(`icmpcap: ${account.name} has no usable home: keeping its files in ${home}`);
+    } else {
+      home = mkdtempSync(join(tmpdir(), `icmpcap-${account.name}-`));
+      notes.push(
+        `icmpcap: ${account.name} has no usable home, and no folder of its own to keep its files in from run to run (${stable.why}): ` +
+          `a spool left by this run is not found by the next; keeping its files in ${home}`,
+      );
+    }
+    // The stable folders cannot be swapped meanwhile (their parents are root's alone): following them is safe.
     chownSync(home, account.uid, account.gid);
     chmodSync(home, 0o700);
-    notes.push(`icmpcap: ${account.name} has no usable home: keeping its files in ${home}`);
   }
   const proc = process as NodeJS.Process & { initgroups?: (user: string, extraGroup: number) => void };
   if (!proc.initgroups || !process.setgroups || !process.setgid || !process.setuid) {

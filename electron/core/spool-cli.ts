@@ -19,8 +19,9 @@ export const SPOOL_USAGE = `usage: icmpcap spool [list | recover ID|latest -w FI
   list       the captures left behind by icmpcap processes that ended without cleaning up (newest first)
   recover    write one to FILE (pcapng, pcap, csv or ndjson, from its extension or -F); --force replaces FILE
   clean      remove one leftover spool, or all of them
-spools live in $XDG_CACHE_HOME/icmpcap/spool (default ~/.cache/icmpcap/spool), and in
-/var/cache/icmpcap/cache/icmpcap/spool for the account icmpcap runs as when started as root`;
+spools live in $XDG_CACHE_HOME/icmpcap/spool (default ~/.cache/icmpcap/spool); started as root, icmpcap
+runs as an account whose files, when it has no usable home, are in /var/lib/icmpcap/home/USER (spools in
+.../USER/cache/icmpcap/spool), or in /var/cache/icmpcap for the account that owns it (earlier versions)`;
 
 function size(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;

@@ -12,17 +12,21 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ExportFormat } from '../common/contract.js';
-import { SYSTEM_HOME } from './privilege.js';
+import { stableHomes } from './privilege.js';
 import { defaultSpoolDir } from './spool-store.js';
 import { exportRecords, openCaptureFile, type ExportRow } from './files/index.js';
 import { decodeRecord, forEachRecord, type DecodedRecord } from './record.js';
 
 /**
- * Where spools may be: this user's cache, and the one of the system account icmpcap drops to when started
- * as root without a user to run as (privilege.ts keeps it in /var/cache/icmpcap).
+ * Where spools may be: this user's cache, and those of the accounts icmpcap started as root drops to when they
+ * have no usable home (the system account icmpcap, -Z nobody): privilege.ts keeps their files in
+ * /var/lib/icmpcap/home/NAME, or in /var/cache/icmpcap for the account that owns it (earlier versions).
  */
 export function spoolDirs(): string[] {
-  const dirs = [defaultSpoolDir(), path.join(SYSTEM_HOME, 'cache', 'icmpcap', 'spool')];
+  const dirs = [
+    defaultSpoolDir(),
+    ...stableHomes().map((home) => path.join(home, 'cache', 'icmpcap', 'spool')),
+  ];
   return [...new Set(dirs)];
 }
 

@@ -17,7 +17,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runIcmpcap, spawnIcmpcap } from '../support/cli.js';
 import { type NetnsPair, createNetnsPair } from '../support/netns.js';
@@ -93,6 +93,33 @@ describe.skipIf(!canRun)('icmpcap capture -w', () => {
     expect(run.stderr).toMatch(/the folder \/nonexistent-icmpcap does not exist/);
     // Nothing was captured first: the file is checked before the capture starts.
     expect(run.stderr).not.toMatch(/packets/);
+  });
+
+  it('names the missing folder a link leads to, not the link’s own folder, when -w is a link', async () => {
+    // The link's folder is there; the folder of the file it leads to is not: that one is named, and the
+    // message says the file is reached through a link (its own folder would send the user to the wrong place).
+    const dir = mkdtempSync(join(tmp, 'link-nofolder-'));
+    const cases: [string, string, string, string][] = [
+      // why, the link, its target as written, where it leads
+      ['an absolute link', 'abs.pcapng', join(dir, 'gone', 'abs.pcapng'), join(dir, 'gone', 'abs.pcapng')],
+      ['a relative link', 'rel.pcapng', 'gone/deeper/rel.pcapng', `${dir}/gone/deeper/rel.pcapng`],
+      ['a link to a link', 'chain.pcapng', join(dir, 'abs.pcapng'), join(dir, 'gone', 'abs.pcapng')],
+    ];
+    for (const [, link, target] of cases) symlinkSync(target, join(dir, link));
+    const runs = await Promise.all(
+      cases.map(([, link]) => runIcmpcap(['capture', '-i', 'lo', '-a', '3', '-w', join(dir, link)], tmp)),
+    );
+    for (const [i, [why, link, , leadsTo]] of cases.entries()) {
+      const run = runs[i]!;
+      expect(run.code, `${why}: ${run.stderr}`).toBe(1);
+      expect(run.stderr, why).toContain(
+        `cannot write ${join(dir, link)}: it is a link to ${leadsTo}, and the folder ${dirname(leadsTo)} does not exist`,
+      );
+      expect(run.stderr, why).not.toContain(`the folder ${dir} does not exist`);
+      expect(run.stderr, why).not.toMatch(/packets/);
+    }
+    // Nothing made: the links stay, no folder appeared.
+    expect(readdirSync(dir).sort()).toEqual(['abs.pcapng', 'chain.pcapng', 'rel.pcapng']);
   });
 
   it('has the packets in the file while capturing, and a whole file after SIGINT, SIGTERM or SIGHUP', async () => {

@@ -2,14 +2,28 @@
  * Started as root, `icmpcap serve` drops root like `tcpdump -Z`: the serving process has a non-zero uid
  * and no capability, and capture keeps working through the capture helper: real pings from a namespace
  * are seen, and a capture stopped and started again from the UI (the contract over the WebSocket) still
- * sees them.
+ * sees them. An account with no usable home keeps its files in the same folder every run (so the next run
+ * finds the spool of one that crashed), one folder per account.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import {
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  rmdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lookupGroup } from '../../electron/core/privilege.js';
+import { ACCOUNT_HOMES, LEGACY_HOME, lookupGroup } from '../../electron/core/privilege.js';
+import { spoolDirs } from '../../electron/core/spool-recovery.js';
 import { type NetnsPair, createNetnsPair } from '../support/netns.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -21,11 +35,46 @@ let url = '';
 let clientScript = '';
 /** This file's temporary folder (the page stand-in): removed after. */
 let tmp = '';
+/**
+ * The accounts this file runs icmpcap as, none with a usable home: nobody (serve), daemon (its home, /usr/sbin,
+ * is root's), bin and sys (whose folders there this file makes a link and another account's).
+ */
+const ACCOUNTS = ['nobody', 'daemon', 'bin', 'sys'];
+/** The folders of that layout that were there before this file ran: the others are removed after. */
+const before = new Set<string>();
+/** Every folder an account was told its files are kept in, by every run of this file. */
+const homesSeen = new Set<string>();
+
+/** What this file made in that layout: removed after. */
+const planted: string[] = [];
+/** A capture file with no packets: `capture -r` drops root as serve does, and is over in a second. */
+let empty = '';
+
+/** The folder a run's notes say the account's files are kept in. */
+function homeIn(notes: string): string | undefined {
+  const home = /keeping its files in (\S+)$/m.exec(notes)?.[1];
+  if (home) homesSeen.add(home);
+  return home;
+}
 
 beforeAll(async () => {
   if (!isRoot) return;
+  for (const dir of [
+    dirname(ACCOUNT_HOMES),
+    ACCOUNT_HOMES,
+    ...ACCOUNTS.map((name) => join(ACCOUNT_HOMES, name)),
+  ])
+    if (existsSync(dir)) before.add(dir);
   net = createNetnsPair('zdrop');
   tmp = mkdtempSync(join(tmpdir(), 'icmpcap-drop-'));
+  empty = join(tmp, 'empty.pcap');
+  const header = Buffer.alloc(24);
+  header.writeUInt32LE(0xa1b2c3d4, 0);
+  header.writeUInt16LE(2, 4);
+  header.writeUInt16LE(4, 6);
+  header.writeUInt32LE(65535, 16);
+  header.writeUInt32LE(1, 20);
+  writeFileSync(empty, header);
   // A page stand-in inside the namespace: runs contract calls in order and prints the replies.
   clientScript = join(tmp, 'client.mjs');
   writeFileSync(
@@ -97,12 +146,47 @@ afterAll(async () => {
   }
   net?.destroy();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
-  // nobody has no usable home, and /var/cache/icmpcap may be another account's already: serve then keeps its
-  // files in a new temporary folder, which it leaves behind (its spool). Made for this run: removed too.
-  const home = /keeping its files in (\S+)$/m.exec(output)?.[1];
-  if (home && dirname(home) === resolve(tmpdir()) && basename(home).startsWith('icmpcap-nobody-'))
-    rmSync(home, { recursive: true, force: true });
+  homeIn(output);
+  for (const path of planted) rmSync(path, { recursive: true, force: true }); // a link itself, not its target
+  // The folders the accounts' files were kept in, when made for this file: a private temporary one (made when
+  // the stable one cannot be), or the account's folder and the folders above it that were not there before.
+  // A folder that was there (such as /var/cache/icmpcap, another account's) stays as it was.
+  for (const home of homesSeen) {
+    const temporary =
+      dirname(home) === resolve(tmpdir()) &&
+      ACCOUNTS.some((name) => basename(home).startsWith(`icmpcap-${name}-`));
+    const made = dirname(home) === ACCOUNT_HOMES && !before.has(home);
+    if (temporary || made) rmSync(home, { recursive: true, force: true });
+  }
+  for (const dir of [ACCOUNT_HOMES, dirname(ACCOUNT_HOMES)]) {
+    try {
+      if (!before.has(dir)) rmdirSync(dir); // only when empty: another run's folders stay
+    } catch {
+      // not there, or not empty
+    }
+  }
 });
+
+/** Runs `capture -Z name -r` (as root, as a user would with sudo): its notes, and the folder they name. */
+function runAs(name: string): { notes: string; home: string } {
+  const env = { ...process.env };
+  delete env.SUDO_USER;
+  delete env.XDG_CACHE_HOME;
+  delete env.XDG_CONFIG_HOME;
+  const run = spawnSync(
+    process.execPath,
+    [join(ROOT, 'bin/icmpcap.mjs'), 'capture', '-Z', name, '-r', empty],
+    {
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    },
+  );
+  expect(run.status, run.stderr).toBe(0);
+  const home = homeIn(run.stderr);
+  expect(home, run.stderr).toBeDefined();
+  return { notes: run.stderr, home: home! };
+}
 
 function page(...steps: [string, unknown][]): Record<string, unknown>[] {
   const out = execFileSync(
@@ -158,5 +242,85 @@ describe.skipIf(!isRoot)('started as root', () => {
     expect(started).toMatchObject({ result: { state: 'running', source: 'afpacket' } });
     ping(3);
     expect(await echoes(6)).toBeGreaterThanOrEqual(6);
+  });
+
+  it('keeps the files of an account with no usable home in the same folder every run, one per account', () => {
+    const homeOf = (name: string): string => runAs(name).home;
+    const nobody = homeIn(output)!;
+    expect(nobody, output).toBeDefined();
+    // Run again, the same account: the same folder (where the spool of a run that crashed is found).
+    expect(homeOf('nobody')).toBe(nobody);
+    const daemon = homeOf('daemon');
+    expect(homeOf('daemon')).toBe(daemon);
+    // Another account: another folder.
+    expect(daemon).not.toBe(nobody);
+    // `icmpcap spool` (as root) looks for leftover spools in both.
+    for (const home of [nobody, daemon])
+      expect(spoolDirs()).toContain(join(home, 'cache', 'icmpcap', 'spool'));
+    for (const [name, home] of [
+      ['nobody', nobody],
+      ['daemon', daemon],
+    ] as const) {
+      const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
+      const st = lstatSync(home);
+      expect(st.isDirectory(), `${home} is a folder, not a link`).toBe(true);
+      expect([st.uid, st.mode & 0o777], home).toEqual([uid, 0o700]);
+      expect(dirname(home), `${home} is not a temporary folder`).not.toBe(resolve(tmpdir()));
+      // The account's own folder under a parent only root may change (/var/cache/icmpcap stays the home of
+      // the account that owns it already).
+      if (home !== LEGACY_HOME) {
+        expect(home).toBe(join(ACCOUNT_HOMES, name));
+        for (let dir = dirname(home); dir !== '/'; dir = dirname(dir)) {
+          const parent = lstatSync(dir);
+          expect([parent.isDirectory(), parent.uid, parent.mode & 0o022], dir).toEqual([true, 0, 0]);
+        }
+      }
+    }
+    // The account that owns /var/cache/icmpcap (made by earlier versions for the first account that ran) keeps
+    // it: the spools it left there are still found.
+    const legacy = lstatSync(LEGACY_HOME, { throwIfNoEntry: false });
+    const owner =
+      legacy?.isDirectory() && legacy.uid !== 0
+        ? spawnSync('getent', ['passwd', String(legacy.uid)], { encoding: 'utf8' }).stdout.split(':')
+        : [];
+    if (owner.length >= 6 && owner[5] !== LEGACY_HOME) {
+      let ownHome = false;
+      try {
+        ownHome = statSync(owner[5]!).uid === legacy!.uid;
+      } catch {
+        // no such folder: no usable home
+      }
+      if (!ownHome) expect(homeOf(owner[0]!)).toBe(LEGACY_HOME);
+    }
+  });
+
+  it('refuses a folder there that is a link or another account’s, says why, and keeps the files apart', (ctx) => {
+    const link = join(ACCOUNT_HOMES, 'bin');
+    const foreign = join(ACCOUNT_HOMES, 'sys');
+    if (before.has(link) || before.has(foreign)) ctx.skip(); // real folders of this machine: not ours to replace
+    mkdirSync(ACCOUNT_HOMES, { recursive: true, mode: 0o755 });
+    // A link to a folder root owns, and a folder of another account (daemon's, uid 1).
+    const bait = mkdtempSync(join(tmp, 'bait-'));
+    planted.push(link, foreign);
+    symlinkSync(bait, link);
+    mkdirSync(foreign, { mode: 0o700 });
+    chownSync(foreign, 1, 1);
+    for (const [name, why] of [
+      ['bin', `${link} is a link`],
+      ['sys', `${foreign} belongs to uid 1, another account`],
+    ] as const) {
+      const { notes, home } = runAs(name);
+      expect(notes).toContain(`${name} has no usable home, and no folder of its own`);
+      expect(notes).toContain(why);
+      // A private folder of its own for this run, the account's.
+      expect(dirname(home), notes).toBe(resolve(tmpdir()));
+      expect(basename(home)).toMatch(new RegExp(`^icmpcap-${name}-`));
+      const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
+      expect([lstatSync(home).uid, lstatSync(home).mode & 0o777]).toEqual([uid, 0o700]);
+    }
+    // Neither was handed over: the link's target is still root's, the folder still the other account's.
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect([statSync(bait).uid, statSync(bait).mode & 0o777]).toEqual([0, 0o700]);
+    expect([lstatSync(foreign).uid, lstatSync(foreign).mode & 0o777]).toEqual([1, 0o700]);
   });
 });

@@ -3,6 +3,8 @@
  * (exit 1) says what happened and what to do. Exit 0 is a capture that ended as asked, by a count, a
  * duration, a signal or a closed output pipe.
  */
+import { dirname } from 'node:path';
+
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
@@ -17,11 +19,22 @@ export class OutputClosed extends Error {
   override readonly name = 'OutputClosed';
 }
 
-/** A file-system error as advice: what is wrong with `target` and what to do about it. */
-export function explainFileError(err: unknown, target: string, dir: string): string {
+/**
+ * A file-system error as advice: what is wrong with `target` and what to do about it. `leadsTo`: where
+ * `target` leads when it is a symbolic link to a missing file (output.ts missingLinkTarget), so that a missing
+ * folder named is the one on the link's way, not the link's own folder (which is there).
+ */
+export function explainFileError(
+  err: unknown,
+  target: string,
+  dir: string,
+  leadsTo: string | null = null,
+): string {
   const code = (err as NodeJS.ErrnoException).code;
   switch (code) {
     case 'ENOENT':
+      if (leadsTo !== null)
+        return `cannot write ${target}: it is a link to ${leadsTo}, and the folder ${dirname(leadsTo)} does not exist; create it or choose another`;
       return `cannot write ${target}: the folder ${dir} does not exist; create it or choose another`;
     case 'EACCES':
     case 'EPERM':

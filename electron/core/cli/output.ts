@@ -321,7 +321,10 @@ export class CaptureOutput {
       try {
         ({ fd: this.fd, made } = openUnemptied(name));
       } catch (err) {
-        throw new Error(explainFileError(err, name, dirname(name)), { cause: err });
+        // A link to a file in a folder that is missing fails as ENOENT too, while the link's own folder is there:
+        // the message names the folder the link leads into.
+        const leadsTo = (err as NodeJS.ErrnoException).code === 'ENOENT' ? missingLinkTarget(name) : null;
+        throw new Error(explainFileError(err, name, dirname(name), leadsTo), { cause: err });
       }
       this.current = name;
       if (!this.begun && made !== null) {
