@@ -248,14 +248,17 @@ test('a rule being written belongs to its host: not shown for another, nor saved
 
 /**
  * A slow host for one page: while `holding` names a host, the service's answers to what the page asked of
- * it wait until released, and so do this service's own events named `holdingEvent`; everything else passes
- * as it comes. It also records who was asked what, and who answered what, and can drop the connection.
+ * it wait until released, and so do this service's own events named `holdingEvent` and its own answers to
+ * requests named `holdingReply`; everything else passes as it comes. It also records who was asked what,
+ * and who answered what, and can drop the connection.
  */
 function slowHost() {
   /** Host ids by name, from the host lists the service sends the page. */
   const ids = new Map<string, string>();
   /** Requests made of a host, by request id. */
   const asked = new Map<number, { host: string; method: string }>();
+  /** Requests made of this service itself (not relayed to a host), by request id. */
+  const own = new Map<number, string>();
   const held: { method: string; message: string }[] = [];
   const answered: { host: string; method: string }[] = [];
   const requested: { host: string; method: string }[] = [];
@@ -266,6 +269,8 @@ function slowHost() {
     holding: null as string | null,
     /** This service's own event (not a host's) held; null: none. */
     holdingEvent: null as string | null,
+    /** This service's own answers (not a host's) to requests of this method held; null: none. */
+    holdingReply: null as string | null,
     /** WebSocket connections the page made so far. */
     connections: 0,
     held,
@@ -289,7 +294,7 @@ function slowHost() {
           if (r.method === 'hosts.request' && r.params?.host && r.params.method) {
             asked.set(r.id, { host: r.params.host, method: r.params.method });
             requested.push({ host: r.params.host, method: r.params.method });
-          }
+          } else own.set(r.id, r.method);
         }
         toServer.send(m);
       });
@@ -309,6 +314,11 @@ function slowHost() {
           held.push({ method: `${msg.event} event`, message: String(m) });
           return;
         }
+        const ownMethod = typeof msg.id === 'number' ? own.get(msg.id) : undefined;
+        if (ownMethod !== undefined && ownMethod === link.holdingReply) {
+          held.push({ method: ownMethod, message: String(m) });
+          return;
+        }
         const request = typeof msg.id === 'number' ? asked.get(msg.id) : undefined;
         if (request && link.holding !== null && request.host === ids.get(link.holding)) {
           held.push({ method: request.method, message: String(m) });
@@ -322,6 +332,7 @@ function slowHost() {
     release(next: string | null = null): void {
       link.holding = next;
       link.holdingEvent = null;
+      link.holdingReply = null;
       for (const h of held.splice(0)) page!.send(h.message);
     },
     /** The connection is lost (both ends closed): the page reconnects as after a network failure. */
@@ -344,6 +355,22 @@ async function openSlowPage(): Promise<{ link: ReturnType<typeof slowHost>; page
 }
 
 /** Shows host `i` (named `name`) and waits until its hello has been answered since. */
+/** This machine's packets shown (it has some). */
+async function showLocalPackets(page: Page): Promise<void> {
+  await page.getByTestId('host-local').click();
+  await page.getByTestId('tab-packets').click();
+  await expect(page.getByTestId('status-count')).not.toHaveText('0 packets');
+}
+
+/** Starts an export of every packet shown, as pcapng, through the Export dialog. */
+async function exportAllAsPcapng(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Export…' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Export packets' });
+  await dialog.getByTestId('export-scope-all').check();
+  await dialog.getByTestId('export-format').selectOption('pcapng');
+  await dialog.getByTestId('export-start').click();
+}
+
 async function switchTo(
   page: Page,
   link: ReturnType<typeof slowHost>,
@@ -525,17 +552,11 @@ test('a job belongs to the host it was started on: not shown for another, follow
   test.setTimeout(120_000);
   const { link, page } = await openSlowPage();
   const job = page.getByTestId('job');
-  await page.getByTestId('host-local').click();
-  await page.getByTestId('tab-packets').click();
-  await expect(page.getByTestId('status-count')).not.toHaveText('0 packets');
+  await showLocalPackets(page);
 
   // This machine's export, its progress held: it shows as running.
   link.holdingEvent = 'job';
-  await page.getByRole('button', { name: 'Export…' }).click();
-  const dialog = page.getByRole('dialog', { name: 'Export packets' });
-  await dialog.getByTestId('export-scope-all').check();
-  await dialog.getByTestId('export-format').selectOption('pcapng');
-  await dialog.getByTestId('export-start').click();
+  await exportAllAsPcapng(page);
   await expect(job).toHaveAttribute('data-state', 'running');
   await expect.poll(() => link.held.some((h) => h.method === 'job event')).toBe(true);
 
@@ -553,5 +574,75 @@ test('a job belongs to the host it was started on: not shown for another, follow
   await page.getByTestId('host-local').click();
   await expect(job).toHaveCount(1);
   await expect(job).toHaveAttribute('data-state', 'done');
+  await page.close();
+});
+
+test('an export whose end comes before the reply that starts it is downloaded all the same, once', async () => {
+  test.setTimeout(120_000);
+  const { link, page } = await openSlowPage();
+  const job = page.getByTestId('job');
+  const downloads: string[] = [];
+  page.on('download', (d) => downloads.push(d.suggestedFilename()));
+  await showLocalPackets(page);
+
+  // The service's answer to export.start held: the job's events, its end among them, come before it.
+  link.holdingReply = 'export.start';
+  await exportAllAsPcapng(page);
+  await expect.poll(() => link.held.some((h) => h.method === 'export.start')).toBe(true);
+  await expect(job).toHaveAttribute('data-state', 'done', { timeout: 20_000 });
+  expect(downloads).toEqual([]);
+
+  // The answer comes now: the file is downloaded, and only once.
+  const download = page.waitForEvent('download', { timeout: 15_000 });
+  link.release();
+  expect((await download).suggestedFilename()).toMatch(/^icmpcap-.*\.pcapng$/);
+  await page.waitForTimeout(1500);
+  expect(downloads).toHaveLength(1);
+  await expect(job).toHaveCount(1);
+  await page.close();
+});
+
+test("a switch of host shows none of the host before's counts while the new host's answers are held", async () => {
+  test.setTimeout(120_000);
+  const { link, page } = await openSlowPage();
+  const count = page.getByTestId('status-count');
+  const rows = page.getByTestId('packet-row');
+  const scroller = page.getByTestId('scroller');
+  const packets = async () => Number((await count.textContent())!.replace(/\D/g, ''));
+  await page.getByTestId('tab-packets').click();
+  await switchTo(page, link, 1, 'beta');
+  await expect(count).toHaveText(/^[\d,]+ packets$/);
+  const betaCount = (await count.textContent())!;
+
+  // Alpha, with more packets than beta.
+  await switchTo(page, link, 0, 'alpha');
+  await expect(count).toHaveText(/^[\d,]+ packets$/);
+  const before = await packets();
+  pingLeaf(0);
+  await expect(count).toHaveText(`${(before + 2 * N).toLocaleString()} packets`);
+  const alphaCount = (await count.textContent())!;
+  expect(alphaCount).not.toBe(betaCount);
+  await expect(rows.first()).toBeVisible();
+  const alphaRows = (await scroller.getAttribute('aria-rowcount'))!;
+  expect(Number(alphaRows)).toBeGreaterThan(0);
+
+  // Beta slow now: until it answers, the window waits for it, and shows none of alpha's counts.
+  link.holding = 'beta';
+  await chip(page, 1).getByTestId('host-select').click();
+  await expect.poll(() => link.held.some((h) => h.method === 'hello')).toBe(true);
+  await expect(page.locator('body')).not.toContainText(alphaCount);
+  await expect(scroller).toHaveAttribute('aria-rowcount', '0');
+  await expect(page.getByTestId('status-waiting')).toHaveText('waiting for beta…');
+  await expect(page.getByTestId('table-empty')).toContainText('Waiting for beta');
+  await page.waitForTimeout(1000);
+  await expect(page.locator('body')).not.toContainText(alphaCount, { timeout: 100 });
+  await expect(scroller).toHaveAttribute('aria-rowcount', '0', { timeout: 100 });
+
+  // Beta answers: its own count and rows.
+  link.release();
+  await expect(count).toHaveText(betaCount);
+  await expect(page.getByTestId('status-waiting')).toHaveCount(0);
+  await expect(page.getByTestId('table-empty')).toHaveCount(0);
+  await expect(rows.first()).toContainText(star.leaves[1]!.v4);
   await page.close();
 });

@@ -1,6 +1,6 @@
 import type { CaptureState, Counts, InterfaceInfo, SourceAvailability, StartParams } from '@common/contract';
 import { defineStore } from 'pinia';
-import { computed, ref, shallowRef } from 'vue';
+import { computed, ref, shallowRef, watch } from 'vue';
 import { api } from '../transport';
 import { useHostsStore } from './hosts';
 
@@ -17,7 +17,11 @@ const EMPTY_COUNTS: Counts = {
   sort: { column: null, descending: false },
 };
 
-/** The shown host's capture. An answer that comes after a host switch is another host's: not shown. */
+/**
+ * The shown host's capture. An answer that comes after a host switch is another host's: not shown. From a
+ * switch until the new host's hello, nothing is known of it (`waitingFor`): nothing of the host before is
+ * shown meanwhile.
+ */
 export const useCaptureStore = defineStore('capture', () => {
   const hosts = useHostsStore();
   const state = shallowRef<CaptureState>({ state: 'idle', interfaces: [] });
@@ -28,6 +32,12 @@ export const useCaptureStore = defineStore('capture', () => {
   const error = ref<string | null>(null);
   const connected = ref(false);
   const busy = ref(false);
+  /** A switch of host: the new host has not answered hello yet. */
+  const waiting = ref(false);
+  /** The host waited for after a switch, by name; null: not waiting. */
+  const waitingFor = computed(() =>
+    !waiting.value ? null : hosts.selected === null ? 'this machine' : (hosts.current?.name ?? 'the host'),
+  );
 
   const running = computed(() => state.value.state === 'running' || state.value.state === 'paused');
   /** Bumped by Clear: with the source, file and start time, it names the data set being shown. */
@@ -72,6 +82,21 @@ export const useCaptureStore = defineStore('capture', () => {
   api.onEvent('counts', (c) => (counts.value = c));
   api.onEvent('interfaces', (list) => (interfaces.value = list));
 
+  // At once (sync): the host before's capture is gone before anything is asked of the new host.
+  watch(
+    () => hosts.key,
+    () => {
+      waiting.value = true;
+      connected.value = false;
+      state.value = { state: 'idle', interfaces: [] };
+      counts.value = EMPTY_COUNTS;
+      sources.value = [];
+      interfaces.value = [];
+      error.value = null;
+    },
+    { flush: 'sync' },
+  );
+
   async function connect(): Promise<void> {
     const host = hosts.key;
     try {
@@ -83,6 +108,7 @@ export const useCaptureStore = defineStore('capture', () => {
       sources.value = hello.sources;
       interfaces.value = hello.interfaces;
       connected.value = true;
+      waiting.value = false;
       error.value = null;
     } catch (err) {
       if (hosts.key === host) error.value = (err as Error).message;
@@ -130,6 +156,7 @@ export const useCaptureStore = defineStore('capture', () => {
     error,
     connected,
     busy,
+    waitingFor,
     running,
     datasetKey,
     unsaved,

@@ -72,7 +72,9 @@ export const useConnectionStore = defineStore('connection', () => {
     const capture = useCaptureStore();
     if (s.state !== 'connected' && status.value.state === 'connected') {
       const host = holding ?? useHostsStore().key;
-      before = { host, state: capture.state, counts: capture.counts };
+      // After a switch of host the page holds no host's capture (the new host has not answered): nothing to
+      // resume, the next connection is a first one.
+      before = capture.waitingFor === null ? { host, state: capture.state, counts: capture.counts } : null;
       lostAtMs.value = Date.now();
       capture.connected = false;
     }

@@ -44,6 +44,13 @@ export const useJobsStore = defineStore('jobs', () => {
    * for it), for the data set it was of.
    */
   const fullExports = new Map<number, { covered: number; dataset: string }>();
+  /**
+   * This machine's job events that came while an export of it was being started, latest by id: the reply
+   * naming the job may come after its events, even after its end (a small export). Kept while a start is
+   * under way; the reply takes its job's from here.
+   */
+  const early = new Map<number, Job>();
+  let starting = 0;
 
   const jobOf = (host: string, id: number): HostJob | undefined => byHost.value[host]?.get(id);
   function put(host: string, job: Job): void {
@@ -54,7 +61,9 @@ export const useJobsStore = defineStore('jobs', () => {
 
   function arrived(host: string, job: Job): void {
     put(host, job);
-    if (host !== LOCAL || job.state === 'running') return;
+    if (host !== LOCAL) return;
+    if (starting > 0) early.set(job.id, job);
+    if (job.state === 'running') return;
     const full = fullExports.get(job.id);
     if (full !== undefined) {
       fullExports.delete(job.id);
@@ -103,6 +112,7 @@ export const useJobsStore = defineStore('jobs', () => {
    */
   async function startExport(params: ExportRequest): Promise<number | null> {
     const host = hosts.key;
+    if (host === LOCAL) starting++;
     try {
       const capture = useCaptureStore();
       const covered = capture.counts.total + (capture.counts.evicted ?? 0);
@@ -111,16 +121,25 @@ export const useJobsStore = defineStore('jobs', () => {
       error.value = null;
       // Null: the user closed the save dialog (a host removed meanwhile cannot have started it).
       if (id === null || host === null) return null;
+      // This machine's job may have sent events before this reply, even its end (a small export).
+      const came = host === LOCAL ? early.get(id) : undefined;
+      const done = came?.state === 'done';
+      const running = came === undefined || came.state === 'running';
       // Only this machine's: its files are downloaded from this page's service (a remote host's are not).
       if (host === LOCAL && (params.scope === 'all' || (params.scope === 'view' && !capture.counts.filter))) {
-        if (jobOf(host, id)?.state === 'done') capture.markExported(covered, dataset);
-        else fullExports.set(id, { covered, dataset });
+        if (done) capture.markExported(covered, dataset);
+        else if (running) fullExports.set(id, { covered, dataset });
       }
-      if (host === LOCAL && inBrowser) downloads.add(id);
+      if (host === LOCAL && inBrowser) {
+        if (done) void download(came);
+        else if (running) downloads.add(id);
+      }
       track(host, id, 'export', '');
       return id;
     } catch (err) {
       return fail(err);
+    } finally {
+      if (host === LOCAL && --starting === 0) early.clear();
     }
   }
 
