@@ -12,6 +12,7 @@ import type { Aggregates, Job, Row } from '../common/contract.js';
 import { readCaptureFileAll } from './files/index.js';
 import { loadNative } from './native.js';
 import { CaptureService } from './service.js';
+import { stableHomes } from './privilege.js';
 
 const ID = 30000 + (process.pid % 20000);
 const N = 4;
@@ -286,9 +287,10 @@ describe('crash safety', () => {
     await new Promise((r) => child.once('exit', r));
     // The spool is a sequence of segment files (capture-<time>-<pid>-0000.pcapng, ...): every one opens.
     // Started as root, icmpcap runs as another account: its spool is in that account's cache.
-    const dir = [join(cache, 'icmpcap', 'spool'), '/var/cache/icmpcap/cache/icmpcap/spool'].find(
-      (d) => existsSync(d) && readdirSync(d).some((f) => f.includes(`-${child.pid}-`)),
-    )!;
+    const dir = [
+      join(cache, 'icmpcap', 'spool'),
+      ...stableHomes().map((home) => join(home, 'cache', 'icmpcap', 'spool')),
+    ].find((d) => existsSync(d) && readdirSync(d).some((f) => f.includes(`-${child.pid}-`)))!;
     const spools = readdirSync(dir)
       .filter((f) => f.endsWith('.pcapng') && f.includes(`-${child.pid}-`))
       .sort();

@@ -22,8 +22,9 @@ const savedCache = process.env.XDG_CACHE_HOME;
 test.beforeAll(async () => {
   cache = mkdtempSync(join(tmpdir(), 'icmpcap-e2e-spool-'));
   // Started as root, icmpcap serves as the account icmpcap; a cache folder that account may write
-  // (XDG_CACHE_HOME) stays its cache. A private one: the shared /var/cache/icmpcap holds the spools every
-  // other icmpcap on this machine left behind (any killed serve), and the prompt offers the newest.
+  // (XDG_CACHE_HOME) stays its cache. A private one: the account's own folder (/var/lib/icmpcap/home/icmpcap)
+  // holds the spools every other icmpcap on this machine left behind (any killed serve), and the prompt offers
+  // the newest.
   const spoolDir = join(cache, 'icmpcap', 'spool');
   mkdirSync(spoolDir, { recursive: true });
   // The spool of a process that is gone: three echo requests.
