@@ -13,12 +13,9 @@ function threadFaults(): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
 }
 
-/** Waits (yielding) until `supply` holds `n` chunks ready. */
+/** Waits until `supply` holds `n` chunks ready. */
 async function readyChunks(supply: ChunkSupply, n: number): Promise<void> {
-  for (let k = 0; k < 600 && supply.bytesHeld < n * CHUNK_SIZE * BYTES_PER_RECORD; k++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    supply.poll();
-  }
+  await supply.readyChunks(n);
   expect(supply.bytesHeld).toBeGreaterThanOrEqual(n * CHUNK_SIZE * BYTES_PER_RECORD);
 }
 

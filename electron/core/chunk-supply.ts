@@ -75,6 +75,19 @@ export class ChunkSupply implements ChunkSource {
     return chunk;
   }
 
+  /**
+   * Starts the worker and waits until `n` chunks are ready (polling every 50 ms), at most `timeoutMs`; returns
+   * how many are. For callers that want the supply warm before they measure (tests, benchmarks).
+   */
+  async readyChunks(n = this.ahead, timeoutMs = 30_000): Promise<number> {
+    this.start();
+    for (const end = Date.now() + timeoutMs; this.ready.length < n && Date.now() < end;) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      this.poll();
+    }
+    return this.ready.length;
+  }
+
   /** Whether the worker is running. */
   get running(): boolean {
     return this.worker !== null;

@@ -53,10 +53,7 @@ describe('sorts on the sort worker', () => {
       // The store's chunk worker (chunk-supply.ts: started at its second chunk, also at WORKER_NICE) settled
       // first: its start-up is not the sorts' to share the CPUs with.
       const supply = svc.store.supply as ChunkSupply;
-      for (let k = 0; k < 600 && supply.bytesHeld === 0; k++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        supply.poll();
-      }
+      await supply.readyChunks(1);
       expect(supply.bytesHeld).toBeGreaterThan(0);
       const nicedBefore = threadNices().filter((n) => n === WORKER_NICE).length;
       for (const [column, descending] of [

@@ -235,15 +235,6 @@ interface IngestRun {
   aggCpuUs: number;
 }
 
-/** Waits (up to 5 s) until `supply` holds its chunks ready, as it does once a capture has started. */
-async function supplyReady(supply: ChunkSupply): Promise<void> {
-  supply.start();
-  for (let k = 0; k < 100 && supply.bytesHeld < CHUNKS_AHEAD * CHUNK_SIZE * BYTES_PER_RECORD; k++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    supply.poll();
-  }
-}
-
 /**
  * Feeds every batch through an ingestor, the Aggregator and a View, timing the two halves. The store gets its
  * chunks as the service's does: made ahead by a ChunkSupply, started (and ready) before the first batch as a
@@ -261,7 +252,8 @@ async function ingestAll(
   const store = new RecordStore();
   const supply = new ChunkSupply();
   store.supply = supply;
-  await supplyReady(supply);
+  // Ready before the first batch, as a capture's are by its first records (up to 5 s).
+  await supply.readyChunks(CHUNKS_AHEAD, 5000);
   const ingestor = makeIngestor(store);
   const agg = new Aggregator(ingestor);
   const view = new View(store, { addresses: ingestor.addresses, interfaces: ingestor.interfaces });
