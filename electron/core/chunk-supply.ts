@@ -82,8 +82,9 @@ export class ChunkSupply implements ChunkSource {
   async readyChunks(n = this.ahead, timeoutMs = 30_000): Promise<number> {
     this.start();
     for (const end = Date.now() + timeoutMs; this.ready.length < n && Date.now() < end && !this.closed;) {
-      // The wait keeps no process alive, and ends with the supply (closed, or its worker gone).
-      await new Promise((resolve) => setTimeout(resolve, 50).unref());
+      // The wait ends with the supply (closed, or its worker gone): a caller that does not wait for it
+      // (the warm-up) holds the process no longer than the chunks take.
+      await new Promise((resolve) => setTimeout(resolve, 50));
       this.poll();
     }
     return this.ready.length;
