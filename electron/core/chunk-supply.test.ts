@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChunkSupply } from './chunk-supply.js';
+import { attachInsights } from './insights/index.js';
+import { BUFFERS_AHEAD, ChunkSupply, PAGE_BUFFER_BYTES } from './chunk-supply.js';
 import { BYTES_PER_RECORD, CHUNK_SIZE, RecordStore } from './store.js';
 import { realisticCapture } from './bench/synth.js';
 import { CaptureService } from './service.js';
@@ -17,6 +18,15 @@ function threadFaults(): number {
 async function readyChunks(supply: ChunkSupply, n: number): Promise<void> {
   await supply.readyChunks(n);
   expect(supply.bytesHeld).toBeGreaterThanOrEqual(n * CHUNK_SIZE * BYTES_PER_RECORD);
+}
+
+/** Waits until `supply` holds `n` page buffers ready (poll starts nothing). */
+async function readyBuffers(supply: ChunkSupply, n: number): Promise<void> {
+  for (let k = 0; k < 600 && supply.buffersReady < n; k++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    supply.poll();
+  }
+  expect(supply.buffersReady).toBeGreaterThanOrEqual(n);
 }
 
 /** Writes every column of `n` records (what ingest does), returning the page faults the thread took. */
@@ -72,6 +82,26 @@ describe('ChunkSupply', () => {
     }
     // It keeps as many ahead as it was told: the ones taken are made again.
     await readyChunks(supply, 4);
+  });
+
+  it('hands out page buffers whose pages another thread has already faulted in', async () => {
+    const supply = new ChunkSupply(1);
+    supplies.push(supply);
+    // The first ask starts the worker and finds none ready: the caller makes its own.
+    expect(supply.takeBuffer()).toBeUndefined();
+    expect(supply.bufferCounts).toEqual({ ahead: 0, none: 1 });
+    await readyBuffers(supply, BUFFERS_AHEAD);
+    const buffer = supply.takeBuffer()!;
+    expect(buffer.byteLength).toBe(PAGE_BUFFER_BYTES);
+    expect(supply.bufferCounts).toEqual({ ahead: 1, none: 1 });
+    // Written page by page here: a fresh 1 MiB buffer faults 256 times, this one hardly.
+    const bytes = new Uint8Array(buffer);
+    const before = threadFaults();
+    for (let at = 0; at < bytes.length; at += 4096) bytes[at] = 7;
+    expect(threadFaults() - before).toBeLessThan(32);
+    expect(bytes.every((v, k) => v === (k % 4096 === 0 ? 7 : 0))).toBe(true);
+    // The one taken is made again.
+    await readyBuffers(supply, BUFFERS_AHEAD);
   });
 
   it('new chunks from the supply are as new: zero in every column', async () => {
@@ -133,6 +163,36 @@ describe('the capture service and its chunk supply', () => {
       expect(supply.running).toBe(false);
       expect(svc.store.supply).toBeNull();
     } finally {
+      svc.close();
+      rmSync(spoolDir, { recursive: true, force: true });
+    }
+  });
+
+  it("gathers the insights' records for their worker in buffers made ahead", async () => {
+    const spoolDir = mkdtempSync(join(tmpdir(), 'icmpcap-supply-'));
+    const svc = new CaptureService({ native: new Error('no native here'), version: 'test', spoolDir });
+    const insights = attachInsights(svc, {
+      rulesFile: join(spoolDir, 'alerts.conf'),
+      alerts: {},
+      log: () => undefined,
+    });
+    try {
+      const supply = svc.store.supply as ChunkSupply;
+      svc.startFeed();
+      const batches = [...realisticCapture(32 * 4096, 4096)];
+      // The first stage finds no buffer ready (it asks for them); a turn sends it.
+      svc.feed(batches[0]!, 4096);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(supply.bufferCounts.none).toBeGreaterThanOrEqual(1);
+      await readyBuffers(supply, BUFFERS_AHEAD);
+      // Records of several stages in one turn (no buffer comes back meanwhile): each new stage is one made ahead.
+      const before = supply.bufferCounts.ahead;
+      for (const batch of batches.slice(1)) svc.feed(batch, 4096);
+      expect(supply.bufferCounts.ahead - before).toBeGreaterThanOrEqual(2);
+      // The worker took every record in: it answers once it has.
+      await expect(svc.handle('paths.list', {}, 'ipc')).resolves.toBeDefined();
+    } finally {
+      insights.close();
       svc.close();
       rmSync(spoolDir, { recursive: true, force: true });
     }

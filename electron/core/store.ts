@@ -101,14 +101,17 @@ export const COLUMN_BYTES: readonly number[] = [8, 4, 4, 4, 4, 4, 4, 4, 4, 1];
  * makes chunks ahead (chunk-supply.ts) takes the page faults of their first touch, not the one that fills them.
  */
 export function chunkBuffers(touch: boolean): ArrayBuffer[] {
-  return COLUMN_BYTES.map((bytes) => {
-    const buffer = new ArrayBuffer(bytes * CHUNK_SIZE);
-    if (touch) {
-      const b = new Uint8Array(buffer);
-      for (let at = 0; at < b.length; at += 4096) b[at] = 0;
-    }
-    return buffer;
-  });
+  return COLUMN_BYTES.map((bytes) => newBuffer(bytes * CHUNK_SIZE, touch));
+}
+
+/** A new buffer of `bytes`; `touch`: a byte of each page written, so that its page faults are taken here. */
+export function newBuffer(bytes: number, touch: boolean): ArrayBuffer {
+  const buffer = new ArrayBuffer(bytes);
+  if (touch) {
+    const b = new Uint8Array(buffer);
+    for (let at = 0; at < b.length; at += 4096) b[at] = 0;
+  }
+  return buffer;
 }
 
 /** The chunk whose columns are `buffers` (as `chunkBuffers` makes them); null when they are not that. */

@@ -47,7 +47,7 @@ import { Aggregator } from '../stats/aggregator.js';
 import { SLICE_WAIT } from '../radix-sort.js';
 import { View } from '../view.js';
 import { CHUNK_MASK, RecordStore, hookName } from '../store.js';
-import { ChunkSupply } from '../chunk-supply.js';
+import { ChunkSupply, PAGE_BUFFER_BYTES } from '../chunk-supply.js';
 import { type RequestHandlers, dispatchRequest, validateRequest } from './dispatch.js';
 import { errorMessage, filterError } from './errors.js';
 import { type JobHost, copiedRows, openFiles, runExport, startExport } from './file-jobs.js';
@@ -1142,6 +1142,15 @@ export class CaptureService implements RequestHandlers, JobHost {
    */
   prepareChunks(timeoutMs?: number): Promise<number> {
     return this.chunkSupply.readyChunks(undefined, timeoutMs);
+  }
+
+  /**
+   * A new buffer of at least `bytes` for records on their way to a worker (the insights' stages): one whose
+   * pages the chunk worker has faulted in when one is ready and `bytes` is at most PAGE_BUFFER_BYTES, else a
+   * fresh one.
+   */
+  pageBuffer(bytes: number): ArrayBuffer {
+    return (bytes <= PAGE_BUFFER_BYTES ? this.chunkSupply.takeBuffer() : undefined) ?? new ArrayBuffer(bytes);
   }
 
   /** Stops capturing and releases everything; the service is unusable afterwards. */
