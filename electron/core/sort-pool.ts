@@ -7,7 +7,7 @@
  *   await sortOffThread(keys, idx, n, (fraction) => report(fraction));
  */
 import type { Worker } from 'node:worker_threads';
-import type { SortJob, SortReply } from './sort-worker.js';
+import type { PrepareJob, SortJob, SortReply } from './sort-worker.js';
 import { startWorker } from './workers.js';
 
 /** The sort worker failed: the arrays given to it are lost (sort again on this thread, with new ones). */
@@ -19,7 +19,7 @@ export class SortWorkerFailed extends Error {
 }
 
 interface Pending {
-  resolve(): void;
+  resolve(reply?: SortReply): void;
   reject(err: Error): void;
   onProgress: ((fraction: number) => void) | undefined;
 }
@@ -52,7 +52,7 @@ function sortWorker(): Worker {
     pending.delete(reply.id);
     if (pending.size === 0) started.unref();
     if ('error' in reply) p.reject(new SortWorkerFailed(reply.error));
-    else p.resolve();
+    else p.resolve(reply);
   });
   started.on('error', (err) => failed(err.message));
   started.on('exit', (code) => failed(`exit code ${code}`));
@@ -82,7 +82,7 @@ export function sortOffThread(
   const id = nextId++;
   return new Promise((resolve, reject) => {
     if (pending.size === 0) w.ref(); // a sort under way keeps the process alive until it ends
-    pending.set(id, { resolve, reject, onProgress });
+    pending.set(id, { resolve: () => resolve(), reject, onProgress });
     const job: SortJob = {
       id,
       keys: keyBuffer,
@@ -93,6 +93,31 @@ export function sortOffThread(
     };
     w.postMessage(job);
   });
+}
+
+/**
+ * Shared arrays for a sort or a merge of `capacity` pairs (record indices and keys), made on the sort worker
+ * with every page written there, so that the thread that fills them takes none of their page faults; null
+ * when the worker fails (the caller makes its own).
+ */
+export async function preparedArrays(
+  capacity: number,
+): Promise<{ order: Uint32Array; keys: Float64Array } | null> {
+  const w = sortWorker();
+  const id = nextId++;
+  try {
+    const reply = await new Promise<SortReply | undefined>((resolve, reject) => {
+      if (pending.size === 0) w.ref();
+      pending.set(id, { resolve, reject, onProgress: undefined });
+      const job: PrepareJob = { id, prepare: { orderBytes: capacity * 4, keyBytes: capacity * 8 } };
+      w.postMessage(job);
+    });
+    if (reply === undefined || !('order' in reply)) return null;
+    return { order: new Uint32Array(reply.order), keys: new Float64Array(reply.keys) };
+  } catch (err) {
+    if (err instanceof SortWorkerFailed) return null;
+    throw err;
+  }
 }
 
 /** Stops the sort worker: its sorts fail with SortWorkerFailed now; the next sort starts a new one. */

@@ -22,7 +22,7 @@ import type { SortColumn } from '../common/contract.js';
 import { type CompiledFilter, type FilterEnv, compileFilter } from './filter/compile.js';
 import { addressBytes } from './filter/address.js';
 import { SortCancelled, runSliced, sliceBudget, sortByKey, sortByKeySteps } from './radix-sort.js';
-import { SortWorkerFailed, sortOffThread } from './sort-pool.js';
+import { SortWorkerFailed, preparedArrays, sortOffThread } from './sort-pool.js';
 import {
   CHUNK_MASK,
   CHUNK_SHIFT,
@@ -539,8 +539,9 @@ export class View {
         this.spareKeys = null;
       } else {
         const capacity = n + (n >>> 3) + 1024;
-        order = orderArray(capacity);
-        keys = keyArray(capacity);
+        const prepared = !atOnce ? await this.preparedArrays(capacity) : null;
+        order = prepared?.order ?? orderArray(capacity);
+        keys = prepared?.keys ?? keyArray(capacity);
       }
       // A large sort goes to the sort worker once its keys are filled (sort-pool.ts); a small one, one run at
       // once, and every one after the worker failed, runs here.
@@ -695,13 +696,15 @@ export class View {
     const newIdx = new Uint32Array(m);
     let order = this.spareOrder;
     let keys = this.spareKeys;
-    if (!order || !keys || order.length < n) {
-      const capacity = n + (n >>> 2) + 1024;
-      order = orderArray(capacity);
-      keys = keyArray(capacity);
-    }
     this.spareOrder = null;
     this.spareKeys = null;
+    if (!order || !keys || order.length < n) {
+      const capacity = n + (n >>> 2) + 1024;
+      const prepared = await this.preparedArrays(capacity);
+      if (cancelled()) throw new SortCancelled();
+      order = prepared?.order ?? orderArray(capacity);
+      keys = prepared?.keys ?? keyArray(capacity);
+    }
     const srcOrder = this.order;
     const srcKeys = this.keys;
     const dstOrder = order;
@@ -806,6 +809,15 @@ export class View {
       return true;
     }
     return false;
+  }
+
+  /**
+   * Shared arrays of `capacity` made on the sort worker, their pages written there (sort-pool.ts), when this
+   * view sorts there and they are that large; else null (the caller makes them here).
+   */
+  private async preparedArrays(capacity: number): Promise<{ order: Uint32Array; keys: Float64Array } | null> {
+    if (!this.offThread || capacity < OFF_THREAD_MIN) return null;
+    return preparedArrays(capacity);
   }
 
   /** Fills keys for matches k = from..to-1 into `keys` from `at` on, record indices into `idx`. */
