@@ -4,7 +4,8 @@
  *
  * Usage: icmpcap-helper --snaplen N --ring-bytes N [--filter HEX] [--ifindex N]...
  *        (--ring-bytes: each socket's packet ring, 64 KiB to 1 GiB, and 1 GiB over all sockets)
- *        (each option at most once, but --ifindex: once per socket, at most 64)
+ *        (each option at most once, but --ifindex: once per socket, at most 64, each
+ *        interface once; 0 means all and goes alone)
  *        (fd 3: a SOCK_SEQPACKET socket to icmpcap; protocol: src/core/helper_protocol.h)
  *
  * Before it looks at its arguments it keeps CAP_NET_RAW alone, sets no_new_privs and asks to
@@ -68,7 +69,8 @@ __attribute__((format(printf, 1, 2), noreturn)) static void refuse(const char* f
           "\nusage: icmpcap-helper --snaplen %d..%d --ring-bytes %llu..%llu "
           "[--filter HEX] [--ifindex N]...\n"
           "(--ring-bytes is each socket's packet ring: at most %llu over all sockets)\n"
-          "(each option at most once, but --ifindex: once per socket, at most %d)\n"
+          "(each option at most once, but --ifindex: a socket per interface, at most %d;\n"
+          " 0 is all interfaces, alone)\n"
           "Started by icmpcap with a Unix socket on fd 3; not meant to be run by hand.\n",
           SNAPLEN_MIN, SNAPLEN_MAX, ICMPCAP_HELPER_MIN_RING_BYTES, ICMPCAP_HELPER_MAX_RING_BYTES,
           ICMPCAP_HELPER_MAX_RING_TOTAL, ICMPCAP_HELPER_MAX_RINGS);
@@ -297,6 +299,13 @@ int main(int argc, char** argv) {
       if (nr_rings == ICMPCAP_HELPER_MAX_RINGS)
         refuse("--ifindex %s: more than %d of them (one socket each)", val,
                ICMPCAP_HELPER_MAX_RINGS);
+      /* A socket per interface: an interface twice, or all (0) beside one, would deliver each of
+       * its packets twice. */
+      for (unsigned k = 0; k < nr_rings; k++) {
+        if (ifindexes[k] == (uint32_t)v) refuse("--ifindex %s given twice", val);
+        if (ifindexes[k] == 0 || v == 0)
+          refuse("--ifindex %s: 0 (all interfaces) goes alone, without other --ifindex", val);
+      }
       ifindexes[nr_rings++] = (uint32_t)v;
     } else {
       if (filter_len) refuse("--filter given twice");

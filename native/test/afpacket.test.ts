@@ -208,130 +208,173 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
     const snap = ['--snaplen', '256'];
     const ring = ['--ring-bytes', '65536'];
     const lo = ['--ifindex', '1'];
-    const ifindexes = (n: number): string[] => Array.from({ length: n }, () => lo).flat();
-    const RET_ALL = '000600000000ffff'; // ret #0xffff: one classic BPF instruction, code jt jf k
-    const good: [string, string[]][] = [
-      ['the base list', [...snap, ...ring, ...lo]],
-      ['in another order', [...lo, ...ring, ...snap]],
-      ['no --ifindex: all interfaces', [...snap, ...ring]],
-      ['--ifindex 0: all interfaces', [...snap, ...ring, '--ifindex', '0']],
-      ['the smallest snaplen', ['--snaplen', '64', ...ring, ...lo]],
-      ['the largest snaplen', ['--snaplen', '65535', ...ring, ...lo]],
-      ['64 sockets, the most it has rings for', [...snap, ...ring, ...ifindexes(64)]],
-      ['a filter', [...snap, ...ring, ...lo, '--filter', RET_ALL]],
-    ];
-    for (const [why, args] of good) expect(run(args), why).toEqual({ status: 0, stderr: '' });
-    // Each refusal names the argument and what is wrong with it on its first line, then the usage.
-    const bad: [string, string[], string][] = [
-      ['snaplen below 64', ['--snaplen', '63', ...ring, ...lo], '--snaplen 63: must be 64..65535'],
-      ['snaplen 10', ['--snaplen', '10', ...ring, ...lo], '--snaplen 10: must be 64..65535'],
-      ['snaplen above 65535', ['--snaplen', '65536', ...ring, ...lo], '--snaplen 65536: must be 64..65535'],
-      ['snaplen not a number', ['--snaplen', 'big', ...ring, ...lo], '--snaplen big: must be 64..65535'],
-      ['snaplen signed', ['--snaplen', '+256', ...ring, ...lo], '--snaplen +256: must be 64..65535'],
-      ['snaplen with a tail', ['--snaplen', '256k', ...ring, ...lo], '--snaplen 256k: must be 64..65535'],
-      ['snaplen empty', ['--snaplen', '', ...ring, ...lo], '--snaplen "": must be 64..65535'],
-      ['no snaplen', [...ring, ...lo], '--snaplen is required'],
-      ['snaplen without its value, last', [...ring, ...lo, '--snaplen'], '--snaplen: its value is missing'],
-      ['snaplen twice, the same', [...snap, ...ring, ...lo, ...snap], '--snaplen given twice'],
-      ['snaplen twice, another', [...snap, ...ring, '--snaplen', '64', ...lo], '--snaplen given twice'],
-      ['snaplen twice, at once', [...snap, ...snap, ...ring, ...lo], '--snaplen given twice'],
-      [
-        'ring bytes below 64 KiB',
-        [...snap, '--ring-bytes', '65535', ...lo],
-        '--ring-bytes 65535: must be 65536..1073741824',
-      ],
-      [
-        'ring bytes above 1 GiB',
-        [...snap, '--ring-bytes', String(2 ** 30 + 1), ...lo],
-        '--ring-bytes 1073741825: must be 65536..1073741824',
-      ],
-      [
-        'ring bytes times the sockets above 1 GiB',
-        [...snap, '--ring-bytes', String(2 ** 29 + 1), ...ifindexes(2)],
-        '--ring-bytes 536870913: times 2 sockets is more than 1073741824 over all sockets',
-      ],
-      ['no ring bytes', [...snap, ...lo], '--ring-bytes is required'],
-      ['ring bytes twice', [...snap, ...ring, ...ring, ...lo], '--ring-bytes given twice'],
-      [
-        'ring bytes without its value, last',
-        [...snap, ...lo, '--ring-bytes'],
-        '--ring-bytes: its value is missing',
-      ],
-      [
-        '65 sockets',
-        [...snap, ...ring, ...ifindexes(65)],
-        '--ifindex 1: more than 64 of them (one socket each)',
-      ],
-      [
-        'ifindex above 2^31 - 1',
-        [...snap, ...ring, '--ifindex', '2147483648'],
-        '--ifindex 2147483648: must be 0..2147483647',
-      ],
-      ['ifindex negative', [...snap, ...ring, '--ifindex', '-1'], '--ifindex -1: must be 0..2147483647'],
-      [
-        'an interface name for an ifindex',
-        [...snap, ...ring, '--ifindex', 'lo'],
-        '--ifindex lo: must be 0..2147483647',
-      ],
-      ['ifindex without its value, last', [...snap, ...ring, '--ifindex'], '--ifindex: its value is missing'],
-      [
-        '--interface: no longer taken',
-        [...snap, ...ring, '--interface', 'lo'],
-        '--interface: unknown option',
-      ],
-      ['an unknown flag', [...snap, ...ring, ...lo, '--bogus', '1'], '--bogus: unknown option'],
-      ['a word that is no flag', [...snap, ...ring, ...lo, 'bogus', '1'], 'bogus: unknown option'],
-      ['a word that is no flag, last', [...snap, ...ring, ...lo, 'bogus'], 'bogus: unknown option'],
-      [
-        'filter hex in capitals',
-        [...snap, ...ring, ...lo, '--filter', RET_ALL.toUpperCase()],
-        '--filter: character 13 is not a lowercase hex digit',
-      ],
-      [
-        'filter not hex',
-        [...snap, ...ring, ...lo, '--filter', 'zz0600000000ffff'],
-        '--filter: character 1 is not a lowercase hex digit',
-      ],
-      [
-        'filter not whole instructions',
-        [...snap, ...ring, ...lo, '--filter', RET_ALL.slice(1)],
-        '--filter: 15 hex digits: not whole instructions of 16 hex digits each',
-      ],
-      [
-        'filter empty',
-        [...snap, ...ring, ...lo, '--filter', ''],
-        '--filter "": must be 1..2048 instructions of 16 hex digits each',
-      ],
-      [
-        'filter longer than 2048 instructions',
-        [...snap, ...ring, ...lo, '--filter', RET_ALL.repeat(2049)],
-        '--filter: 2049 instructions: must be 1..2048',
-      ],
-      [
-        'filter twice',
-        [...snap, ...ring, ...lo, '--filter', RET_ALL, '--filter', RET_ALL],
-        '--filter given twice',
-      ],
-      [
-        'filter without its value, last',
-        [...snap, ...ring, ...lo, '--filter'],
-        '--filter: its value is missing',
-      ],
-    ];
-    for (const [why, args, message] of bad) {
-      const r = run(args);
-      expect(r.status, why).toBe(2);
-      const [first, ...rest] = r.stderr.split('\n');
-      expect(first, why).toBe(`icmpcap-helper: ${message}`);
-      expect(rest.join('\n'), why).toMatch(USAGE);
+    // 64 interfaces of the namespace, each once: lo, vB and veth pairs made for this test (the host kernel has
+    // no dummy interfaces).
+    const made: string[] = [];
+    for (let k = 0; k < 31; k++) {
+      // A pair left by an earlier attempt goes first.
+      spawnSync('ip', ['-n', net.b, 'link', 'del', `hd${k}`]);
+      execFileSync('ip', ['-n', net.b, 'link', 'add', `hd${k}`, 'type', 'veth', 'peer', 'name', `he${k}`]);
+      made.push(`hd${k}`);
     }
-    // Hex that parses into a program the kernel refuses (no ret at the end): the arguments passed, the
-    // socket option failed, and the helper says which (exit 1, not 2).
-    expect(run([...snap, ...ring, ...lo, '--filter', '0020000000000000']).status).toBe(1);
-    // The good list with no socket on fd 3: refused before the arguments are read, for that reason.
-    const noSocket = spawnSync(helperBuilt, [...snap, ...ring, ...lo], { encoding: 'utf8' });
-    expect(noSocket.status).toBe(2);
-    expect(noSocket.stderr).toBe('icmpcap-helper: fd 3 is not a Unix SOCK_SEQPACKET socket\n');
+    const links = (
+      JSON.parse(execFileSync('ip', ['-n', net.b, '-j', 'link', 'show'], { encoding: 'utf8' })) as {
+        ifindex: number;
+      }[]
+    ).map((l) => String(l.ifindex));
+    expect(links.length).toBe(64);
+    // Past 64, made-up numbers: refused before any socket is bound.
+    const ifindexes = (n: number): string[] =>
+      [...links, ...Array.from({ length: 8 }, (_, k) => String(100_000 + k))]
+        .slice(0, n)
+        .flatMap((i) => ['--ifindex', i]);
+    try {
+      const RET_ALL = '000600000000ffff'; // ret #0xffff: one classic BPF instruction, code jt jf k
+      const good: [string, string[]][] = [
+        ['the base list', [...snap, ...ring, ...lo]],
+        ['in another order', [...lo, ...ring, ...snap]],
+        ['no --ifindex: all interfaces', [...snap, ...ring]],
+        ['--ifindex 0: all interfaces', [...snap, ...ring, '--ifindex', '0']],
+        ['the smallest snaplen', ['--snaplen', '64', ...ring, ...lo]],
+        ['the largest snaplen', ['--snaplen', '65535', ...ring, ...lo]],
+        ['64 sockets, the most it has rings for', [...snap, ...ring, ...ifindexes(64)]],
+        ['a filter', [...snap, ...ring, ...lo, '--filter', RET_ALL]],
+      ];
+      for (const [why, args] of good) expect(run(args), why).toEqual({ status: 0, stderr: '' });
+      // Each refusal names the argument and what is wrong with it on its first line, then the usage.
+      const bad: [string, string[], string][] = [
+        ['snaplen below 64', ['--snaplen', '63', ...ring, ...lo], '--snaplen 63: must be 64..65535'],
+        ['snaplen 10', ['--snaplen', '10', ...ring, ...lo], '--snaplen 10: must be 64..65535'],
+        ['snaplen above 65535', ['--snaplen', '65536', ...ring, ...lo], '--snaplen 65536: must be 64..65535'],
+        ['snaplen not a number', ['--snaplen', 'big', ...ring, ...lo], '--snaplen big: must be 64..65535'],
+        ['snaplen signed', ['--snaplen', '+256', ...ring, ...lo], '--snaplen +256: must be 64..65535'],
+        ['snaplen with a tail', ['--snaplen', '256k', ...ring, ...lo], '--snaplen 256k: must be 64..65535'],
+        ['snaplen empty', ['--snaplen', '', ...ring, ...lo], '--snaplen "": must be 64..65535'],
+        ['no snaplen', [...ring, ...lo], '--snaplen is required'],
+        ['snaplen without its value, last', [...ring, ...lo, '--snaplen'], '--snaplen: its value is missing'],
+        ['snaplen twice, the same', [...snap, ...ring, ...lo, ...snap], '--snaplen given twice'],
+        ['snaplen twice, another', [...snap, ...ring, '--snaplen', '64', ...lo], '--snaplen given twice'],
+        ['snaplen twice, at once', [...snap, ...snap, ...ring, ...lo], '--snaplen given twice'],
+        [
+          'ring bytes below 64 KiB',
+          [...snap, '--ring-bytes', '65535', ...lo],
+          '--ring-bytes 65535: must be 65536..1073741824',
+        ],
+        [
+          'ring bytes above 1 GiB',
+          [...snap, '--ring-bytes', String(2 ** 30 + 1), ...lo],
+          '--ring-bytes 1073741825: must be 65536..1073741824',
+        ],
+        [
+          'ring bytes times the sockets above 1 GiB',
+          [...snap, '--ring-bytes', String(2 ** 29 + 1), ...ifindexes(2)],
+          '--ring-bytes 536870913: times 2 sockets is more than 1073741824 over all sockets',
+        ],
+        ['no ring bytes', [...snap, ...lo], '--ring-bytes is required'],
+        ['ring bytes twice', [...snap, ...ring, ...ring, ...lo], '--ring-bytes given twice'],
+        [
+          'ring bytes without its value, last',
+          [...snap, ...lo, '--ring-bytes'],
+          '--ring-bytes: its value is missing',
+        ],
+        [
+          '65 sockets',
+          [...snap, ...ring, ...ifindexes(65)],
+          '--ifindex 100000: more than 64 of them (one socket each)',
+        ],
+        ['an interface twice', [...snap, ...ring, ...lo, '--ifindex', '2', ...lo], '--ifindex 1 given twice'],
+        [
+          'all interfaces beside one',
+          [...snap, ...ring, ...lo, '--ifindex', '0'],
+          '--ifindex 0: 0 (all interfaces) goes alone, without other --ifindex',
+        ],
+        [
+          'one beside all interfaces',
+          [...snap, ...ring, '--ifindex', '0', ...lo],
+          '--ifindex 1: 0 (all interfaces) goes alone, without other --ifindex',
+        ],
+        [
+          'all interfaces twice',
+          [...snap, ...ring, '--ifindex', '0', '--ifindex', '0'],
+          '--ifindex 0 given twice',
+        ],
+        [
+          'ifindex above 2^31 - 1',
+          [...snap, ...ring, '--ifindex', '2147483648'],
+          '--ifindex 2147483648: must be 0..2147483647',
+        ],
+        ['ifindex negative', [...snap, ...ring, '--ifindex', '-1'], '--ifindex -1: must be 0..2147483647'],
+        [
+          'an interface name for an ifindex',
+          [...snap, ...ring, '--ifindex', 'lo'],
+          '--ifindex lo: must be 0..2147483647',
+        ],
+        [
+          'ifindex without its value, last',
+          [...snap, ...ring, '--ifindex'],
+          '--ifindex: its value is missing',
+        ],
+        [
+          '--interface: no longer taken',
+          [...snap, ...ring, '--interface', 'lo'],
+          '--interface: unknown option',
+        ],
+        ['an unknown flag', [...snap, ...ring, ...lo, '--bogus', '1'], '--bogus: unknown option'],
+        ['a word that is no flag', [...snap, ...ring, ...lo, 'bogus', '1'], 'bogus: unknown option'],
+        ['a word that is no flag, last', [...snap, ...ring, ...lo, 'bogus'], 'bogus: unknown option'],
+        [
+          'filter hex in capitals',
+          [...snap, ...ring, ...lo, '--filter', RET_ALL.toUpperCase()],
+          '--filter: character 13 is not a lowercase hex digit',
+        ],
+        [
+          'filter not hex',
+          [...snap, ...ring, ...lo, '--filter', 'zz0600000000ffff'],
+          '--filter: character 1 is not a lowercase hex digit',
+        ],
+        [
+          'filter not whole instructions',
+          [...snap, ...ring, ...lo, '--filter', RET_ALL.slice(1)],
+          '--filter: 15 hex digits: not whole instructions of 16 hex digits each',
+        ],
+        [
+          'filter empty',
+          [...snap, ...ring, ...lo, '--filter', ''],
+          '--filter "": must be 1..2048 instructions of 16 hex digits each',
+        ],
+        [
+          'filter longer than 2048 instructions',
+          [...snap, ...ring, ...lo, '--filter', RET_ALL.repeat(2049)],
+          '--filter: 2049 instructions: must be 1..2048',
+        ],
+        [
+          'filter twice',
+          [...snap, ...ring, ...lo, '--filter', RET_ALL, '--filter', RET_ALL],
+          '--filter given twice',
+        ],
+        [
+          'filter without its value, last',
+          [...snap, ...ring, ...lo, '--filter'],
+          '--filter: its value is missing',
+        ],
+      ];
+      for (const [why, args, message] of bad) {
+        const r = run(args);
+        expect(r.status, why).toBe(2);
+        const [first, ...rest] = r.stderr.split('\n');
+        expect(first, why).toBe(`icmpcap-helper: ${message}`);
+        expect(rest.join('\n'), why).toMatch(USAGE);
+      }
+      // Hex that parses into a program the kernel refuses (no ret at the end): the arguments passed, the
+      // socket option failed, and the helper says which (exit 1, not 2).
+      expect(run([...snap, ...ring, ...lo, '--filter', '0020000000000000']).status).toBe(1);
+      // The good list with no socket on fd 3: refused before the arguments are read, for that reason.
+      const noSocket = spawnSync(helperBuilt, [...snap, ...ring, ...lo], { encoding: 'utf8' });
+      expect(noSocket.status).toBe(2);
+      expect(noSocket.stderr).toBe('icmpcap-helper: fd 3 is not a Unix SOCK_SEQPACKET socket\n');
+    } finally {
+      for (const link of made) execFileSync('ip', ['-n', net.b, 'link', 'del', link]);
+    }
   });
 
   it('the helper bounds its packet rings: 64 KiB to 1 GiB each, 1 GiB over all its sockets', () => {
@@ -340,7 +383,18 @@ describe.skipIf(!isRoot)('AF_PACKET source, real packets between network namespa
       Number(
         sh('ip', ['netns', 'exec', net.b, PYTHON, HELPER_FIXTURE, helperBuilt, '--snaplen', '256', ...args]),
       );
-    const lo = (n: number): string[] => Array.from({ length: n }, () => ['--ifindex', '1']).flat();
+    // lo, vB, then made-up interface numbers (refused before any socket is bound): a socket each.
+    const vB = String(
+      (
+        JSON.parse(execFileSync('ip', ['-n', net.b, '-j', 'link', 'show', 'vB'], { encoding: 'utf8' })) as {
+          ifindex: number;
+        }[]
+      )[0]!.ifindex,
+    );
+    const lo = (n: number): string[] =>
+      ['1', vB, ...Array.from({ length: Math.max(0, n - 2) }, (_, k) => String(100_000 + k))]
+        .slice(0, n)
+        .flatMap((i) => ['--ifindex', i]);
     expect(run(['--ring-bytes', '65536', ...lo(1)])).toBe(0);
     expect(run(['--ring-bytes', String(1 << 20), ...lo(2)])).toBe(0);
     for (const bad of [
