@@ -122,6 +122,21 @@ describe.skipIf(!canRun)('icmpcap capture -w', () => {
     expect(readdirSync(dir).sort()).toEqual(['abs.pcapng', 'chain.pcapng', 'rel.pcapng']);
   });
 
+  it('names where a link leads when the file cannot be made there', async () => {
+    // A file stands where the link's way needs a folder: that one is named, not the link's own folder.
+    const dir = mkdtempSync(join(tmp, 'link-notdir-'));
+    writeFileSync(join(dir, 'afile'), '');
+    symlinkSync(join(dir, 'afile', 'x.pcapng'), join(dir, 'nd.pcapng'));
+    const run = await runIcmpcap(['capture', '-i', 'lo', '-a', '3', '-w', join(dir, 'nd.pcapng')], tmp);
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toContain(
+      `cannot write ${join(dir, 'nd.pcapng')}: it is a link to ${join(dir, 'afile', 'x.pcapng')}, and ` +
+        `${join(dir, 'afile')} is not a folder`,
+    );
+    expect(run.stderr).not.toContain(`${dir} is not a folder`);
+    expect(readdirSync(dir).sort()).toEqual(['afile', 'nd.pcapng']);
+  });
+
   it('has the packets in the file while capturing, and a whole file after SIGINT, SIGTERM or SIGHUP', async () => {
     const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
     const runs = signals.map((signal) => {

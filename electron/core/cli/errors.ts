@@ -21,8 +21,8 @@ export class OutputClosed extends Error {
 
 /**
  * A file-system error as advice: what is wrong with `target` and what to do about it. `leadsTo`: where
- * `target` leads when it is a symbolic link to a missing file (output.ts missingLinkTarget), so that a missing
- * folder named is the one on the link's way, not the link's own folder (which is there).
+ * `target` leads when it is a symbolic link (for ENOENT, to a missing file: output.ts missingLinkTarget), so
+ * that the folder named is the one on the link's way, not the link's own folder (which is there).
  */
 export function explainFileError(
   err: unknown,
@@ -39,6 +39,8 @@ export function explainFileError(
     case 'EACCES':
     case 'EPERM':
     case 'EROFS':
+      if (leadsTo !== null)
+        return `cannot write ${target}: it is a link to ${leadsTo}, and there is no permission to write it there (in ${dirname(leadsTo)}); choose a folder you can write to`;
       return `cannot write ${target}: no permission to write in ${dir}; choose a folder you can write to`;
     case 'ENOSPC':
     case 'EDQUOT':
@@ -46,6 +48,8 @@ export function explainFileError(
     case 'EISDIR':
       return `cannot write ${target}: it is a folder; give a file name`;
     case 'ENOTDIR':
+      if (leadsTo !== null)
+        return `cannot write ${target}: it is a link to ${leadsTo}, and ${dirname(leadsTo)} is not a folder`;
       return `cannot write ${target}: ${dir} is not a folder`;
     default:
       return `cannot write ${target}: ${(err as Error).message}`;

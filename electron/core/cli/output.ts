@@ -96,19 +96,30 @@ const MAX_LINKS = 40;
  * Null when `name` is not such a link, or no longer one.
  */
 function missingLinkTarget(name: string): string | null {
+  const leads = linkLeadsTo(name);
+  return leads !== null && leads.missing ? leads.path : null;
+}
+
+/**
+ * Where `name` leads when it is a link: the last path of its chain of links, and whether that is missing; null
+ * when `name` is no link (or the chain cannot be read, or is longer than MAX_LINKS).
+ */
+function linkLeadsTo(name: string): { path: string; missing: boolean } | null {
   let path = name;
   for (let links = 0; links <= MAX_LINKS; links++) {
     let isLink: boolean;
     try {
       isLink = lstatSync(path).isSymbolicLink();
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || path === name) return null;
+      if (path === name) return null;
+      // Not there to look at (a file on its way where a folder should be, a folder not to be searched).
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { path, missing: false };
       // Missing: the kernel makes it there (if its folder is there; else making it fails anyway).
       const last = basename(path);
       if (path.endsWith('/') || last === '.' || last === '..') return null;
-      return path;
+      return { path, missing: true };
     }
-    if (!isLink) return null;
+    if (!isLink) return path === name ? null : { path, missing: false };
     let target: string;
     try {
       target = readlinkSync(path);
@@ -323,7 +334,11 @@ export class CaptureOutput {
       } catch (err) {
         // A link to a file in a folder that is missing fails as ENOENT too, while the link's own folder is there:
         // the message names the folder the link leads into.
-        const leadsTo = (err as NodeJS.ErrnoException).code === 'ENOENT' ? missingLinkTarget(name) : null;
+        // Any other failure through a link is the place it leads to's, not the link's folder's.
+        const leadsTo =
+          (err as NodeJS.ErrnoException).code === 'ENOENT'
+            ? missingLinkTarget(name)
+            : (linkLeadsTo(name)?.path ?? null);
         throw new Error(explainFileError(err, name, dirname(name), leadsTo), { cause: err });
       }
       this.current = name;
