@@ -4,13 +4,12 @@
  * other handle, such as the event-loop bench, ended in the middle of opening a 20 M-record file (exit code 13).
  * The child waits for the worker after every batch (openQueuedBytes 1) and must finish the open.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../paths.js';
+import { runNodeChild } from '../testing/node-child.js';
 
 const RECORDS = 40_000;
 let tmp: string;
@@ -22,21 +21,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe('a file opened while the insights worker is behind', () => {
   it('is opened whole: the worker it waits for keeps the process alive', async () => {
     const child = join(projectRoot(), 'electron', 'core', 'testing', 'open-waits-child.ts');
-    const run = await promisify(execFile)(
-      process.execPath,
-      ['--import', 'tsx', child, tmp, String(RECORDS)],
-      {
-        cwd: projectRoot(),
-        timeout: 120_000,
-      },
-    ).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-      (err: { code?: number; stdout?: string; stderr?: string }) => ({
-        code: err.code ?? -1,
-        stdout: err.stdout ?? '',
-        stderr: err.stderr ?? '',
-      }),
-    );
+    const run = await runNodeChild(['--import', 'tsx', child, tmp, String(RECORDS)]);
     expect(run, run.stderr).toMatchObject({ code: 0, stdout: `opened ${RECORDS}\n` });
   });
 });

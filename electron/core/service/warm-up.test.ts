@@ -3,16 +3,15 @@
  * the real service's records, events and spool are untouched, and its temporary spool is gone. It stops as
  * soon as the real service starts working.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { realisticCapture } from '../bench/synth.js';
 import { ChunkSupply } from '../chunk-supply.js';
 import { CHUNK_SIZE } from '../store.js';
 import { projectRoot } from '../paths.js';
+import { runNodeChild } from '../testing/node-child.js';
 import { CaptureService } from '../service.js';
 import { countLoopTurns } from '../../../test/support/loop-turns.js';
 import { warmUp } from './warm-up.js';
@@ -108,18 +107,7 @@ describe('warm-up before the first capture', () => {
 
   it('keeps the code it compiled when the capture transfers its first buffer', async () => {
     const child = join(projectRoot(), 'electron', 'core', 'testing', 'warm-up-child.ts');
-    const run = await promisify(execFile)(
-      process.execPath,
-      ['--allow-natives-syntax', '--import', 'tsx', child],
-      { cwd: projectRoot(), timeout: 120_000 },
-    ).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-      (err: { code?: number; stdout?: string; stderr?: string }) => ({
-        code: err.code ?? -1,
-        stdout: err.stdout ?? '',
-        stderr: err.stderr ?? '',
-      }),
-    );
+    const run = await runNodeChild(['--allow-natives-syntax', '--import', 'tsx', child]);
     // Before: "optimised before true after false" (V8 drops every function compiled on the promise that no
     // buffer is ever detached, the first time one is).
     expect(run, run.stderr).toMatchObject({ code: 0, stdout: 'optimised before true after true\n' });
