@@ -1,10 +1,10 @@
 /**
  * Store chunks (and page buffers, takeBuffer) made ahead on a worker thread, so that the thread that fills
- * them does not take their page faults. A chunk is 2.7 MB of columns (store.ts); the first write to each of its 656 pages faults, and on
- * these machines a fault costs 5-14 µs: 3-9 ms a chunk, a chunk every 33 ms at 2 M records/s. Measured on the
- * service's path (Ingestor + Aggregator + View over 10 M records of realisticCapture, into memory the process
- * had not touched yet): the main thread's system time fell from 0.7-1.1 s to 0.1-0.2 s and its user time by
- * about a third, 1.2-1.5 M records/s became 2.2-2.5.
+ * them does not take their page faults. A chunk is 2.7 MB of columns (store.ts); the first write to each of
+ * its 656 pages faults, and on these machines a fault costs 5-14 µs: 3-9 ms a chunk, a chunk every 33 ms at
+ * 2 M records/s. Measured on the service's path (Ingestor + Aggregator + View over 10 M records of
+ * realisticCapture, into memory the process had not touched yet): the main thread's system time fell from
+ * 0.7-1.1 s to 0.1-0.2 s and its user time by about a third, 1.2-1.5 M records/s became 2.2-2.5.
  *
  * The worker (chunk-worker.ts) makes `ahead` chunks, writes a byte to each of their pages and hands their
  * buffers over (transferred, not copied). The store takes them synchronously: `take` reads what has arrived
@@ -22,7 +22,7 @@ import { startWorker } from './workers.js';
 export const CHUNKS_AHEAD = 4;
 /** Bytes of a page buffer (takeBuffer): an insights stage (insights/index.ts). */
 export const PAGE_BUFFER_BYTES = 1 << 20;
-/** Page buffers kept ready once asked for: 8 MiB (a sort and an export behind, the insights take 20-60 a second). */
+/** Page buffers kept ready once asked for: 8 MiB (while a sort and an export run, 20-60 are taken a second). */
 export const BUFFERS_AHEAD = 8;
 
 export class ChunkSupply implements ChunkSource {
@@ -102,7 +102,8 @@ export class ChunkSupply implements ChunkSource {
 
   /**
    * Starts the worker and waits until `n` chunks are ready (polling every 50 ms), at most `timeoutMs` and no
-   * longer than the supply lasts; returns how many are. For callers that want the supply warm before they measure (tests, benchmarks).
+   * longer than the supply lasts; returns how many are. For callers that want the supply warm before they
+   * measure (tests, benchmarks), and for the warm-up (service/warm-up.ts).
    */
   async readyChunks(n = this.ahead, timeoutMs = 30_000): Promise<number> {
     this.start();

@@ -40,7 +40,10 @@ export function explainFileError(
     case 'EPERM':
     case 'EROFS':
       if (leadsTo !== null)
-        return `cannot write ${target}: it is a link to ${leadsTo}, and there is no permission to write it there (in ${dirname(leadsTo)}); choose a folder you can write to`;
+        return (
+          `cannot write ${target}: it is a link to ${leadsTo}, and there is no permission to write it there ` +
+          `(in ${dirname(leadsTo)}); choose a folder you can write to`
+        );
       return `cannot write ${target}: no permission to write in ${dir}; choose a folder you can write to`;
     case 'ENOSPC':
     case 'EDQUOT':
