@@ -317,6 +317,11 @@ esac
 
 # --- purge ---------------------------------------------------------------------------------------------------
 in_root gpasswd -d tester icmpcap >/dev/null 2>&1 || true
+# What the app keeps for an account with no usable home (a spool a crash left), and the folder earlier versions
+# used: purge takes both (files-after is compared with files-before below).
+mkdir -p "$R/var/lib/icmpcap/home/nobody/cache/icmpcap/spool" "$R/var/cache/icmpcap/spool"
+echo left >"$R/var/lib/icmpcap/home/nobody/cache/icmpcap/spool/left.pcapng"
+echo left >"$R/var/cache/icmpcap/spool/left.pcapng"
 if in_root apt-get purge -y icmpcap icmpcap-dkms >"$WORK/purge.log" 2>&1; then
 	pass purge "apt-get purge icmpcap icmpcap-dkms"
 else
