@@ -7,7 +7,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { sortByKeySteps } from './radix-sort.js';
-import { lowerThreadPriority } from './workers.js';
+import { lowerThreadPriority, touchPages } from './workers.js';
 
 /** keys[0..n) (Float64) and idx[0..n) (Uint32) at the given byte offsets of shared buffers. */
 export interface SortJob {
@@ -40,8 +40,7 @@ lowerThreadPriority();
 /** A shared buffer of `bytes` with a byte of each page written: its page faults are taken on this thread. */
 function preparedBuffer(bytes: number): SharedArrayBuffer {
   const buffer = new SharedArrayBuffer(bytes);
-  const b = new Uint8Array(buffer);
-  for (let at = 0; at < bytes; at += 4096) b[at] = 0;
+  touchPages(buffer);
   return buffer;
 }
 

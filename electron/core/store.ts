@@ -22,6 +22,7 @@
  * rtt 4 + flags 1 = 41.
  */
 import { SpoolLocations } from './spool-locations.js';
+import { touchPages } from './workers.js';
 
 export const CHUNK_SHIFT = 16;
 export const CHUNK_SIZE = 1 << CHUNK_SHIFT;
@@ -107,10 +108,7 @@ export function chunkBuffers(touch: boolean): ArrayBuffer[] {
 /** A new buffer of `bytes`; `touch`: a byte of each page written, so that its page faults are taken here. */
 export function newBuffer(bytes: number, touch: boolean): ArrayBuffer {
   const buffer = new ArrayBuffer(bytes);
-  if (touch) {
-    const b = new Uint8Array(buffer);
-    for (let at = 0; at < b.length; at += 4096) b[at] = 0;
-  }
+  if (touch) touchPages(buffer);
   return buffer;
 }
 

@@ -52,3 +52,12 @@ export function lowerThreadPriority(): number | null {
     return null;
   }
 }
+
+/**
+ * Writes a byte of each page of `buffer` (zero: a new buffer stays as it was), so that the thread calling this
+ * takes the page faults of the buffer's first touch, not the thread that later fills it.
+ */
+export function touchPages(buffer: ArrayBufferLike): void {
+  const b = new Uint8Array(buffer);
+  for (let at = 0; at < b.length; at += 4096) b[at] = 0;
+}

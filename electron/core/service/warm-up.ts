@@ -90,14 +90,14 @@ export async function warmUp(service: CaptureService, options: WarmUpOptions = {
 }
 
 /**
- * Detaches an ArrayBuffer (transfers it), once per thread. Until a thread detaches its first buffer, V8 compiles
- * typed-array code on the promise that none ever will be; the first transfer breaks that promise and throws
- * away every function compiled on it. A capture transfers buffers from its first batch (the insights' records
- * go to their worker), so a warm-up before any transfer was lost at the capture's first batch: its code
- * compiled again while the capture's first second arrived (the ingest-load bench's capture dropped records in
- * its first second, with the functions of the whole path deoptimised at once: `--trace-deopt`, "code
- * dependencies"). Breaking the promise first, the warm-up's code is compiled for buffers that may be detached
- * and stays.
+ * Detaches an ArrayBuffer (transfers it): the first call on a thread is the one that counts, later ones cost
+ * an allocation. Until a thread detaches its first buffer, V8 compiles typed-array code on the promise that
+ * none ever will be; the first transfer breaks that promise and throws away every function compiled on it. A
+ * capture transfers buffers from its first batch (the insights' records go to their worker), so a warm-up
+ * before any transfer was lost at the capture's first batch: its code compiled again while the capture's first
+ * second arrived (the ingest-load bench's capture dropped records in its first second, with the functions of
+ * the whole path deoptimised at once: `--trace-deopt`, "code dependencies"). Breaking the promise first, the
+ * warm-up's code is compiled for buffers that may be detached and stays.
  */
 export function detachOneBuffer(): void {
   const buffer = new ArrayBuffer(8);
