@@ -27,7 +27,8 @@
         "src/core/ring_source.cc",
         "src/core/routes.cc",
         "src/core/rtnl.cc",
-        "src/core/source.cc"
+        "src/core/source.cc",
+        "src/core/spool_encode.cc"
       ]
     },
     {

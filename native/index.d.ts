@@ -215,5 +215,35 @@ export interface SourceAvailability {
 
 export function probe(options?: { helperPath?: string }): SourceAvailability[];
 
+/**
+ * Why encodeSpoolBlocks stopped (its return value): 0 every record is encoded; 1 the record at result[0] has
+ * an ifindex not in `interfaces` (result[3]: the ifindex); 2 the record at result[0] is shorter than 8 bytes
+ * or runs past the batch (result[3]: its length); 3 72 + cap_len is not its length (result[3]: its cap_len);
+ * 4 its block does not fit in `out` (result[3]: the block's size); 5 `offsets` has no room for it.
+ */
+export type SpoolEncodeStatus = 0 | 1 | 2 | 3 | 4 | 5;
+
+/**
+ * The capture spool's pcapng Enhanced Packet Blocks (little-endian, epb_flags for in/out) of the records of
+ * batch[byteOffset, byteOffset + byteLength) (pad records skipped), written into `out` from `outAt`; stops at
+ * the first record it cannot encode and says why. `interfaces`: (ifindex, interface id) pairs sorted by
+ * ifindex. offsets[offsetsAt + i] (unless null) gets fileBase + the i-th block's offset in `out`. `result`
+ * (4 or more) gets [where it stopped in the batch (relative to byteOffset), where the next block goes in
+ * `out`, records encoded, detail]. Throws a TypeError on arguments out of range; never touches memory outside
+ * what it was given.
+ */
+export function encodeSpoolBlocks(
+  batch: ArrayBuffer,
+  byteOffset: number,
+  byteLength: number,
+  out: Uint8Array,
+  outAt: number,
+  interfaces: Uint32Array,
+  offsets: Float64Array | null,
+  offsetsAt: number,
+  fileBase: number,
+  result: Float64Array,
+): SpoolEncodeStatus;
+
 /** Default path of icmpcap-helper (build/Release next to the addon). */
 export function defaultHelperPath(): string;

@@ -65,5 +65,6 @@ module.exports = {
   routeGet: (destination) => native.routeGet(destination),
   routesV4: () => native.routesV4(),
   probe,
+  encodeSpoolBlocks: native.encodeSpoolBlocks,
   defaultHelperPath,
 };

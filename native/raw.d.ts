@@ -1,6 +1,14 @@
 // Types of what build/Release/icmpcap.node exports (src/binding.cc). index.js wraps it (default
 // helper path, argument checks); index.d.ts types that wrapper, which is what the app uses.
-import type { InterfaceInfo, OpenConfig, Route4, RouteAnswer, Session, SourceAvailability } from './index.js';
+import type {
+  encodeSpoolBlocks,
+  InterfaceInfo,
+  OpenConfig,
+  Route4,
+  RouteAnswer,
+  Session,
+  SourceAvailability,
+} from './index.js';
 import type { BenchSessionOptions } from './bench.js';
 
 export interface RawAddon {
@@ -16,6 +24,7 @@ export interface RawAddon {
   routeGet(destination: string): RouteAnswer;
   routesV4(): Route4[];
   probe(helperPath: string): SourceAvailability[];
+  encodeSpoolBlocks: typeof encodeSpoolBlocks;
   /** The classes behind open() and watchInterfaces(); not constructible from JavaScript. */
   readonly Session: new (...args: never[]) => Session;
   readonly InterfaceWatcher: new (...args: never[]) => { close(): void };

@@ -51,3 +51,21 @@ function withAdviceOn(raw: Native): Native {
     probe: (options) => probeWithAdvice(raw.probe(options)),
   };
 }
+
+let spoolEncoder: Native['encodeSpoolBlocks'] | null | undefined;
+
+/**
+ * The addon's spool block encoder, or null when the addon cannot be loaded (the spool then encodes in
+ * JavaScript: the same bytes, slower). Loaded once, on first use.
+ */
+export function nativeSpoolEncoder(): Native['encodeSpoolBlocks'] | null {
+  if (spoolEncoder === undefined) {
+    try {
+      const encode = loadNative().encodeSpoolBlocks;
+      spoolEncoder = typeof encode === 'function' ? encode : null;
+    } catch {
+      spoolEncoder = null;
+    }
+  }
+  return spoolEncoder;
+}

@@ -20,6 +20,7 @@
 #include "core/probe.h"
 #include "core/record.h"
 #include "core/routes.h"
+#include "core/spool_encode.h"
 
 namespace {
 
@@ -976,6 +977,79 @@ Napi::Value BenchSession(const Napi::CallbackInfo& info) {
 
 #endif
 
+// encodeSpoolBlocks(batch, byteOffset, byteLength, out, outAt, interfaces, offsets, offsetsAt,
+// fileBase, result): the spool's Enhanced Packet Blocks of batch[byteOffset, byteOffset +
+// byteLength) into out from outAt (index.d.ts says the rest). Returns the status; result gets
+// [srcAt, outAt, count, detail].
+Napi::Value EncodeSpoolBlocks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto bad = [&](const char* what) -> Napi::Value {
+    Napi::TypeError::New(env, std::string("encodeSpoolBlocks: ") + what)
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  };
+  auto whole = [](const Napi::Value& v, double max, double* out) {
+    if (!v.IsNumber()) return false;
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= max) || std::floor(d) != d) return false;
+    *out = d;
+    return true;
+  };
+  if (info.Length() < 10) return bad("10 arguments expected");
+  if (!info[0].IsArrayBuffer()) return bad("batch must be an ArrayBuffer");
+  Napi::ArrayBuffer batch = info[0].As<Napi::ArrayBuffer>();
+  double byte_offset, byte_length;
+  if (!whole(info[1], batch.ByteLength(), &byte_offset) ||
+      !whole(info[2], batch.ByteLength() - byte_offset, &byte_length))
+    return bad("byteOffset and byteLength must lie within the batch");
+  if (!info[3].IsTypedArray() ||
+      info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    return bad("out must be a Uint8Array");
+  Napi::Uint8Array out = info[3].As<Napi::Uint8Array>();
+  double out_at;
+  if (!whole(info[4], out.ElementLength(), &out_at)) return bad("outAt must lie within out");
+  if (!info[5].IsTypedArray() ||
+      info[5].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    return bad("interfaces must be a Uint32Array of (ifindex, id) pairs");
+  Napi::Uint32Array interfaces = info[5].As<Napi::Uint32Array>();
+  Napi::Float64Array offsets;
+  bool has_offsets = !info[6].IsNull() && !info[6].IsUndefined();
+  if (has_offsets) {
+    if (!info[6].IsTypedArray() ||
+        info[6].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+      return bad("offsets must be a Float64Array or null");
+    offsets = info[6].As<Napi::Float64Array>();
+  }
+  double offsets_at;
+  if (!whole(info[7], has_offsets ? offsets.ElementLength() : 0x1p53, &offsets_at))
+    return bad("offsetsAt must lie within offsets");
+  if (!info[8].IsNumber()) return bad("fileBase must be a number");
+  double file_base = info[8].As<Napi::Number>().DoubleValue();
+  if (!info[9].IsTypedArray() ||
+      info[9].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[9].As<Napi::Float64Array>().ElementLength() < 4)
+    return bad("result must be a Float64Array of 4 or more");
+  Napi::Float64Array result = info[9].As<Napi::Float64Array>();
+  // An unsorted table would make lookups miss: checked, as every other argument (n is small).
+  const uint32_t* pairs = interfaces.Data();
+  size_t n = interfaces.ElementLength() / 2;
+  for (size_t i = 1; i < n; i++)
+    if (pairs[2 * i - 2] >= pairs[2 * i])
+      return bad("interfaces must be sorted by ifindex, each once");
+  const uint8_t* src = static_cast<const uint8_t*>(batch.Data()) + static_cast<size_t>(byte_offset);
+  icmpcap::SpoolEncodeResult r = icmpcap::encode_spool_blocks(
+      src, static_cast<size_t>(byte_length), 0, out.Data(), out.ElementLength(),
+      static_cast<size_t>(out_at), icmpcap::SpoolInterfaces{pairs, n},
+      has_offsets ? offsets.Data() : nullptr, has_offsets ? offsets.ElementLength() : 0,
+      static_cast<size_t>(offsets_at), file_base);
+  double* res = result.Data();
+  res[0] = static_cast<double>(r.src_at);
+  res[1] = static_cast<double>(r.out_at);
+  res[2] = r.count;
+  res[3] = r.detail;
+  return Napi::Number::New(env, static_cast<int32_t>(r.status));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData;
   env.SetInstanceData(data);  // deleted with the environment
@@ -990,6 +1064,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("routeGet", Napi::Function::New(env, RouteGet, "routeGet"));
   exports.Set("routesV4", Napi::Function::New(env, RoutesV4, "routesV4"));
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
+  exports.Set("encodeSpoolBlocks",
+              Napi::Function::New(env, EncodeSpoolBlocks, "encodeSpoolBlocks"));
 #ifdef ICMPCAP_BENCH
   exports.Set("benchSession", Napi::Function::New(env, BenchSession, "benchSession"));
 #endif

@@ -58,6 +58,7 @@ describe('native binding', () => {
       'MAX_HELD_BATCHES',
       'RECORD_HEADER_SIZE',
       'Session',
+      'encodeSpoolBlocks',
       'interfaces',
       'open',
       'probe',
