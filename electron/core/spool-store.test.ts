@@ -28,7 +28,7 @@ vi.mock('node:fs', async (original) => {
   return { ...mocked, default: mocked };
 });
 
-const { Spool } = await import('./spool-store.js');
+const { Spool, SEGMENT_SCALE } = await import('./spool-store.js');
 
 let tmp: string;
 beforeAll(() => {
@@ -98,6 +98,43 @@ describe('spool segments dropped by the ring buffer', () => {
       expect(syncRemovals).toEqual([]);
       await spool.removals();
       expect(pcapngs(dir).map((f) => f.slice(-12))).toEqual(['-0002.pcapng']);
+    } finally {
+      spool.close();
+    }
+  });
+});
+
+describe('spool appends', () => {
+  it('locate every record and start segments at chunk starts, whatever record count the caller gives', async () => {
+    const dir = fs.mkdtempSync(join(tmp, 'counts-'));
+    const spool = Spool.create(dir, 'icmpcap test', 262144);
+    try {
+      // Batches of uneven sizes, so chunk starts fall inside batches; the count given is wrong both ways.
+      const sizes = [3000, 1, 5000, 4096, 7777, 1234];
+      const cut = (): boolean => true;
+      const locations: number[] = [];
+      let at = 0;
+      let k = 0;
+      while (at < 3 * CHUNK_SIZE + 100) {
+        const n = sizes[k++ % sizes.length]!;
+        const said = k % 2 ? 1 : n * 3;
+        const located = spool.append(batchOf(at, n), said, (i) => `if-${i}`, at, cut);
+        locations.push(...located.subarray(0, n));
+        at += n;
+      }
+      // One segment per chunk started (the first holds chunk 0).
+      expect(spool.paths).toHaveLength(Math.ceil(at / CHUNK_SIZE));
+      // Record i was captured at T + i µs (batchOf): each location holds its packet.
+      const tsLo = (i: number) => Number((1_700_000_000_000_000_000n + BigInt(i) * 1000n) & 0xffffffffn);
+      for (let i = 0; i < at; i += 997) expect(spool.readPacket(locations[i]!).tsLo).toBe(tsLo(i));
+      expect(spool.readPacket(locations[at - 1]!).tsLo).toBe(tsLo(at - 1));
+      // Each segment's first record is a chunk's first.
+      for (let s = 1; s < spool.paths.length; s++) {
+        const first = s * CHUNK_SIZE;
+        expect(Math.floor(locations[first]! / SEGMENT_SCALE)).toBe(s);
+        expect(Math.floor(locations[first - 1]! / SEGMENT_SCALE)).toBe(s - 1);
+      }
+      await spool.drained();
     } finally {
       spool.close();
     }

@@ -22,7 +22,7 @@ import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DecodedRecord } from './record.js';
-import { OFF, REC_F_PAD, alignRecord } from './record.js';
+import { OFF, RECORD_HEADER_SIZE, REC_F_PAD, alignRecord } from './record.js';
 import { PcapngSpoolWriter, SpoolReader, type SpoolPacket } from './files/index.js';
 import { CHUNK_MASK } from './store.js';
 
@@ -92,7 +92,6 @@ export class Spool {
   private readonly segments: Segment[] = [];
   private readonly readers = new Map<number, { fd: number; reader: SpoolReader }>();
   private offsets = new Float64Array(8192);
-  private named = new Set<number>();
   private segmentFirstTs = -1;
   private closed = false;
   private lastSegment = -1;
@@ -138,7 +137,6 @@ export class Spool {
     const writer = PcapngSpoolWriter.create(path, { application: this.application, snaplen: this.snaplen });
     writer.onError = (err) => this.onWriteError?.(err);
     this.segments.push({ number, path, firstRecord, writer });
-    this.named = new Set();
     this.segmentFirstTs = -1;
     return writer;
   }
@@ -163,8 +161,17 @@ export class Spool {
     firstIndex = 0,
     cut?: SegmentCut,
   ): Float64Array {
-    if (this.offsets.length < records)
-      this.offsets = new Float64Array(Math.max(records, this.offsets.length * 2));
+    // Each record takes 72 bytes or more: a batch has no more records than that, whatever `records` says.
+    const most = Math.floor(batch.byteLength / RECORD_HEADER_SIZE);
+    if (this.offsets.length < Math.max(records, most))
+      this.offsets = new Float64Array(Math.max(records, most, this.offsets.length * 2));
+    // Segments start at a chunk's first record: a batch that cannot hold one goes whole to the writer,
+    // whose encoder walks it once (most batches: one in 16 of 4096 records holds a chunk's start).
+    const inChunk = firstIndex & CHUNK_MASK;
+    if (this.segmentFirstTs >= 0 && inChunk !== 0 && inChunk + most <= CHUNK_MASK + 1) {
+      this.writeRun(batch, 0, batch.byteLength, 0, ifname);
+      return this.offsets;
+    }
     const view = new DataView(batch);
     let index = firstIndex;
     let runStart = 0; // byte offset where the current segment's part of the batch starts
@@ -182,7 +189,7 @@ export class Spool {
             index > current.firstRecord &&
             (this.writer.size >= SEGMENT_SOFT_MAX || (cut?.(index, ts, this.segmentFirstTs) ?? false))
           ) {
-            runFirst += this.writeRun(batch, runStart, at, runFirst);
+            runFirst += this.writeRun(batch, runStart, at, runFirst, ifname);
             runStart = at;
             this.rotate(index);
           }
@@ -191,26 +198,25 @@ export class Spool {
           this.segmentFirstTs =
             view.getUint32(at + OFF.tsNs + 4, true) * 4294967296 + view.getUint32(at + OFF.tsNs, true);
         }
-        const ifindex = view.getUint32(at + OFF.ifindex, true);
-        if (!this.named.has(ifindex)) {
-          this.named.add(ifindex);
-          this.writer.interfaceId(ifindex, ifname(ifindex));
-        }
         index++;
       }
       at += alignRecord(len);
     }
-    this.writeRun(batch, runStart, batch.byteLength, runFirst);
+    this.writeRun(batch, runStart, batch.byteLength, runFirst, ifname);
     return this.offsets;
   }
 
   /** Writes batch[from, to) to the current segment; fills locations from `slot`; returns records written. */
-  private writeRun(batch: ArrayBuffer, from: number, to: number, slot: number): number {
+  private writeRun(
+    batch: ArrayBuffer,
+    from: number,
+    to: number,
+    slot: number,
+    ifname: (ifindex: number) => string,
+  ): number {
     if (to <= from) return 0;
-    const written = this.writer.append(batch, from, to - from, this.offsets, slot);
     const base = this.segments[this.segments.length - 1]!.number * SEGMENT_SCALE;
-    if (base !== 0) for (let k = slot; k < slot + written; k++) this.offsets[k]! += base;
-    return written;
+    return this.writer.append(batch, from, to - from, this.offsets, slot, base, ifname);
   }
 
   read(location: number): DecodedRecord & { ifaceId: number } {

@@ -89,7 +89,13 @@ describe.runIf(native !== null)('spool encoders: native and JavaScript', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   /** Appends the same batches to a spool of each encoder; returns both files and both location lists. */
-  function both(batches: ArrayBuffer[], announce: [number, string][] = [], name = 'x') {
+  function both(
+    batches: ArrayBuffer[],
+    announce: [number, string][] = [],
+    name = 'x',
+    base = 0,
+    ifname?: (ifindex: number) => string,
+  ) {
     const files: Buffer[] = [];
     const locations: number[][] = [];
     const counts: number[][] = [];
@@ -102,7 +108,7 @@ describe.runIf(native !== null)('spool encoders: native and JavaScript', () => {
       const appended: number[] = [];
       for (const batch of batches) {
         const out = new Float64Array(batch.byteLength / 72 + 1).fill(-1);
-        const n = spool.append(batch, 0, batch.byteLength, out, 0);
+        const n = spool.append(batch, 0, batch.byteLength, out, 0, base, ifname);
         appended.push(n);
         offsets.push(...out.subarray(0, n));
         expect(out[n]).toBe(-1); // nothing written past the records appended

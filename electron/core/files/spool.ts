@@ -186,9 +186,10 @@ export class PcapngSpoolWriter implements SpoolTail {
 
   /**
    * Queues one Enhanced Packet Block per record of `batch[byteOffset, byteOffset + byteLength)` for writing
-   * and stores each block's file offset in `offsetsOut[offsetsOutStart + i]` (readable at once through a
-   * SpoolReader given this writer). Records of an interface not announced with `interfaceId` get an
-   * interface named `if<index>`. Returns the number of records appended.
+   * and stores each block's location, `locationBase` + its file offset, in `offsetsOut[offsetsOutStart + i]`
+   * (readable at once through a SpoolReader given this writer). A record of an interface not announced with
+   * `interfaceId` announces it, named `ifname(index)` (`if<index>` without it), before its block. Returns the
+   * number of records appended.
    */
   append(
     batch: ArrayBuffer,
@@ -196,10 +197,15 @@ export class PcapngSpoolWriter implements SpoolTail {
     byteLength: number,
     offsetsOut?: Float64Array,
     offsetsOutStart = 0,
+    locationBase = 0,
+    ifname?: (ifindex: number) => string,
   ): number {
     if (this.closed) throw new Error(`The capture spool ${this.path} is closed`);
-    if (this.encode)
-      return this.appendNative(this.encode, batch, byteOffset, byteLength, offsetsOut, offsetsOutStart);
+    const { encode } = this;
+    if (encode) {
+      const at = offsetsOutStart;
+      return this.appendNative(encode, batch, byteOffset, byteLength, offsetsOut, at, locationBase, ifname);
+    }
     const src = new Uint8Array(batch, byteOffset, byteLength);
     const srcView = new DataView(batch, byteOffset, byteLength);
     // An EPB (at most 44 bytes of framing) is never larger than the 72-byte-header record it comes from, so
@@ -224,7 +230,8 @@ export class PcapngSpoolWriter implements SpoolTail {
         let id = this.interfaceIds.get(ifindex);
         if (id === undefined) {
           id = this.addInterface(ifindex);
-          const idb = interfaceDescriptionBlock({ name: `if${ifindex}`, snaplen: this.snaplen });
+          const name = ifname ? ifname(ifindex) : `if${ifindex}`;
+          const idb = interfaceDescriptionBlock({ name, snaplen: this.snaplen });
           page = this.growPage(page, out, out + idb.length + (byteLength - at) + 4096);
           page.bytes.set(idb, out);
           out += idb.length;
@@ -236,7 +243,7 @@ export class PcapngSpoolWriter implements SpoolTail {
       if (RECORD_HEADER_SIZE + capLen !== len) {
         throw new Error(`captured length ${capLen} does not match record length ${len} at byte ${at}`);
       }
-      if (offsetsOut) offsetsOut[offsetsOutStart + count] = page.start + out;
+      if (offsetsOut) offsetsOut[offsetsOutStart + count] = locationBase + page.start + out;
       out = writeEnhancedPacketBlock(
         page.view,
         page.bytes,
@@ -267,6 +274,8 @@ export class PcapngSpoolWriter implements SpoolTail {
     byteLength: number,
     offsetsOut: Float64Array | undefined,
     offsetsOutStart: number,
+    locationBase: number,
+    ifname: ((ifindex: number) => string) | undefined,
   ): number {
     // As in the JavaScript loop: a block is never larger than its record, so the page is sized once.
     let page = this.pageWithRoom(byteLength + 4096);
@@ -285,7 +294,7 @@ export class PcapngSpoolWriter implements SpoolTail {
         this.interfaceTable,
         offsetsOut ?? null,
         offsetsOutStart + count,
-        page.start,
+        locationBase + page.start,
         result,
       );
       at += result[0]!;
@@ -294,9 +303,10 @@ export class PcapngSpoolWriter implements SpoolTail {
       const detail = result[3]!;
       if (status === 0) break;
       if (status === 1) {
-        // An interface not announced: named if<index>, its description block before its first packet.
+        // An interface not announced: its description block goes before its first packet.
         this.addInterface(detail);
-        const idb = interfaceDescriptionBlock({ name: `if${detail}`, snaplen: this.snaplen });
+        const name = ifname ? ifname(detail) : `if${detail}`;
+        const idb = interfaceDescriptionBlock({ name, snaplen: this.snaplen });
         page = this.growPage(page, out, out + idb.length + (byteLength - at) + 4096);
         page.bytes.set(idb, out);
         out += idb.length;
