@@ -60,6 +60,8 @@ module.exports = {
     synopsis: meta.synopsis,
     description: meta.description,
     executableName: 'icmpcap',
+    // The service runs in the main process: its V8 flags must be there from the start (app-meta.cjs).
+    executableArgs: [`--js-flags=${meta.serviceV8Flags.join(' ')}`],
     desktop: { entry: meta.desktopEntry },
   },
   deb: {

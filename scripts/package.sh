@@ -288,7 +288,7 @@ const m = require('./build/app-meta.cjs');
 const e = {
   Type: 'Application',
   ...m.desktopEntry,
-  Exec: '/usr/lib/icmpcap/icmpcap %U',
+  Exec: '/usr/lib/icmpcap/icmpcap --js-flags=' + m.serviceV8Flags.join(' ') + ' %U',
   Icon: 'icmpcap',
   Terminal: 'false',
   MimeType: m.fileAssociations.map((a) => a.mimeType).join(';') + ';',

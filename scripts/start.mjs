@@ -4,7 +4,11 @@
 // line and serves the same UI in browser mode on 127.0.0.1 with a random token in the printed URL.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+
+/** The capture service's V8 flags (build/app-meta.cjs): V8 takes them only at a process's start. */
+const { serviceV8Flags } = createRequire(import.meta.url)('../build/app-meta.cjs');
 
 const root = new URL('..', import.meta.url).pathname;
 process.chdir(root);
@@ -40,7 +44,9 @@ if (process.getuid?.() === 0) {
 } else {
   const electron = electronBinary();
   if (electron.path) {
-    const child = spawn(electron.path, ['.', ...args], { stdio: 'inherit' });
+    const child = spawn(electron.path, [`--js-flags=${serviceV8Flags.join(' ')}`, '.', ...args], {
+      stdio: 'inherit',
+    });
     child.on('exit', (code) => process.exit(code ?? 0));
     process.on('SIGINT', () => child.kill('SIGINT'));
     process.on('SIGTERM', () => child.kill('SIGTERM'));
@@ -50,9 +56,13 @@ if (process.getuid?.() === 0) {
 }
 if (why) {
   console.log(`icmpcap: ${why}: serving the same UI in browser mode instead (Ctrl-C stops it)`);
-  const child = spawn(process.execPath, [join(root, 'bin', 'icmpcap.mjs'), 'serve', ...args], {
-    stdio: 'inherit',
-  });
+  const child = spawn(
+    process.execPath,
+    [...serviceV8Flags, join(root, 'bin', 'icmpcap.mjs'), 'serve', ...args],
+    {
+      stdio: 'inherit',
+    },
+  );
   // The server handles Ctrl-C itself (the terminal sends SIGINT to the whole group); wait for it.
   process.on('SIGINT', () => undefined);
   process.on('SIGTERM', () => child.kill('SIGTERM'));

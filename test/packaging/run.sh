@@ -183,7 +183,7 @@ desktop=$(dpkg-deb --fsys-tarfile "$APP_DEB" | tar -xO ./usr/share/applications/
 check desktop_entry "Categories Network, MimeType pcapng + pcap, Exec, Icon" bash -c '
 	grep -qx "Categories=Network;Monitor;" <<<"$1" &&
 	grep -qx "MimeType=application/x-pcapng;application/vnd.tcpdump.pcap;" <<<"$1" &&
-	grep -qx "Exec=/usr/lib/icmpcap/icmpcap %U" <<<"$1" && grep -qx "Icon=icmpcap" <<<"$1"' _ "$desktop"
+	grep -qx "Exec=/usr/lib/icmpcap/icmpcap --js-flags=--initial-old-space-size=512 %U" <<<"$1" && grep -qx "Icon=icmpcap" <<<"$1"' _ "$desktop"
 t0=$(date +%s)
 lintian --tag-display-limit 0 "$DKMS_DEB" "$APP_DEB" >"$WORK/lintian.log" 2>&1 || true
 if grep -q '^E: ' "$WORK/lintian.log"; then
