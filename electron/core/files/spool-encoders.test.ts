@@ -11,20 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alignRecord, OFF, REC_F_PAD, RECORD_HEADER_SIZE } from '../record.js';
 import { nativeSpoolEncoder } from '../native.js';
 import { PcapngSpoolWriter, SpoolReader } from './spool.js';
+import { xorshift32 } from '../testing/random.js';
 import { hasTools } from './testing/lab.js';
 
-/** A small deterministic generator (xorshift32), so a failure can be replayed from its seed. */
-function random(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
+/** Seeded (a failure can be replayed from its seed): numbers in [0, 1). */
+const random = (seed: number): (() => number) => xorshift32(seed).fraction;
 
 interface RawRecord {
   capLen: number;
