@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { decodeRecord, Direction, forEachRecord, OFF, REC_F_PAD, type DecodedRecord } from '../record.js';
 import { encodeRecord, MAX_RECORD_SIZE } from './packet.js';
 import { readCaptureFileAll } from './read.js';
@@ -219,6 +219,52 @@ describe('PcapngSpoolWriter', () => {
     },
     30_000,
   );
+
+  it('waits a moment for more before writing a few bytes, unless someone waits for them or it closes', async () => {
+    const writes = vi.spyOn(fs, 'writev');
+    const file = path.join(dir, 'gathered.pcapng');
+    const spool = PcapngSpoolWriter.create(file, { application: 'icmpcap' });
+    try {
+      await spool.drained();
+      const batch = batchOf(specs.slice(0, 2));
+      const offsets = new Float64Array(2);
+      const n0 = writes.mock.calls.length;
+      // A batch of a live capture: no write yet (one per batch before, a trip through the thread pool each).
+      spool.append(batch, 0, batch.byteLength, offsets, 0);
+      spool.append(batch, 0, batch.byteLength, offsets, 0);
+      expect(writes.mock.calls.length).toBe(n0);
+      // Readable meanwhile.
+      const fd = fs.openSync(file, 'r');
+      try {
+        expect(new SpoolReader(fd, 1 << 16, spool).read(offsets[1]!).seq).toBe(1);
+      } finally {
+        fs.closeSync(fd);
+      }
+      // Written once the delay is over (timers run in the order they are due: this one is due later).
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(writes.mock.calls.length).toBe(n0 + 1);
+      await spool.drained();
+      // Someone waits for the bytes: the write starts at once.
+      spool.append(batch, 0, batch.byteLength);
+      const drained = spool.drained();
+      expect(writes.mock.calls.length).toBe(n0 + 2);
+      await drained;
+      // A megabyte or more: at once too.
+      const big = batchOf(Array.from({ length: 8000 }, (_, i) => specs[i % specs.length]!));
+      spool.append(big, 0, big.byteLength);
+      expect(writes.mock.calls.length).toBe(n0 + 3);
+      await spool.drained();
+      // Closing: at once.
+      spool.append(batch, 0, batch.byteLength);
+      spool.close();
+      expect(writes.mock.calls.length).toBe(n0 + 4);
+      await spool.drained();
+      expect(fs.statSync(file).size).toBe(spool.size);
+    } finally {
+      writes.mockRestore();
+      spool.close();
+    }
+  });
 
   it('says what to do when the spool cannot be created', () => {
     expect(() =>

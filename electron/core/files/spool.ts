@@ -42,6 +42,15 @@ const encodeResult = new Float64Array(4);
 const MAX_WRITE = 16 << 20;
 /** The queue's pages: encoded blocks wait in them until they are in the file. */
 const PAGE_SIZE = 4 << 20;
+/**
+ * A write starts once this many bytes are queued, or WRITE_DELAY_MS after the first of them, whichever comes
+ * first (at once when someone waits for them, or the file is closing): each write is a trip through the
+ * thread pool, and waking a pool thread cost the event loop tens of µs on a 2-vCPU machine, once per batch
+ * under a flood (4 % of its time during a sort and an export). The bytes waiting are readable all along
+ * (SpoolTail); a crash of the process loses them, as it loses a write still in the pool.
+ */
+const MIN_WRITE = 1 << 20;
+const WRITE_DELAY_MS = 20;
 
 /** A page of the write queue: file bytes [start, start + filled) in bytes[0, filled). */
 interface Page {
@@ -94,6 +103,8 @@ export class PcapngSpoolWriter implements SpoolTail {
   /** End of the bytes handed to the write in flight (or written). */
   private submitted = 0;
   private inFlight = false;
+  /** The timer that starts a write of fewer than MIN_WRITE bytes (see pump). */
+  private delayed: NodeJS.Timeout | null = null;
   private closed = false;
   private discarded = false;
   private fdClosed = false;
@@ -344,7 +355,10 @@ export class PcapngSpoolWriter implements SpoolTail {
   /** Calls `done` once every byte appended so far is in the file (or writing has stopped). */
   whenWritten(done: () => void, target = this.position): void {
     if (this.written >= target || this.failure || this.discarded) done();
-    else this.waiters.push({ target, done });
+    else {
+      this.waiters.push({ target, done });
+      this.pump(); // someone waits: the bytes go now, not at the end of the delay
+    }
   }
 
   /** Resolves once every byte appended so far is in the file (or writing has stopped). */
@@ -366,6 +380,7 @@ export class PcapngSpoolWriter implements SpoolTail {
         from += fs.writeSync(this.fd, page.bytes, from, page.filled - from, page.start + from);
     }
     this.written = this.submitted = this.position;
+    this.cancelDelay();
     this.release();
     fs.fdatasyncSync(this.fd);
     this.settle();
@@ -398,6 +413,7 @@ export class PcapngSpoolWriter implements SpoolTail {
     if (this.closed) return;
     this.closed = true;
     this.spare = []; // no more appends: only the queue is kept, until written
+    this.pump();
     this.settle();
   }
 
@@ -407,6 +423,7 @@ export class PcapngSpoolWriter implements SpoolTail {
     this.discarded = true;
     this.pages = [];
     this.spare = [];
+    this.cancelDelay();
     this.settle();
   }
 
@@ -442,9 +459,31 @@ export class PcapngSpoolWriter implements SpoolTail {
     this.pump();
   }
 
-  /** Starts the next write when none is in flight: everything queued, in file order, in one writev. */
+  /**
+   * Starts the next write when none is in flight: everything queued, in file order, in one writev; fewer than
+   * MIN_WRITE bytes wait for more (WRITE_DELAY_MS at most) unless someone waits for them or the file is closing.
+   */
   private pump(): void {
     if (this.inFlight || this.failure || this.discarded || this.submitted === this.position) return;
+    if (this.position - this.submitted < MIN_WRITE && !this.closed && this.waiters.length === 0) {
+      this.delayed ??= setTimeout(() => {
+        this.delayed = null;
+        this.pumpNow();
+      }, WRITE_DELAY_MS);
+      return;
+    }
+    this.pumpNow();
+  }
+
+  private cancelDelay(): void {
+    if (this.delayed === null) return;
+    clearTimeout(this.delayed);
+    this.delayed = null;
+  }
+
+  private pumpNow(): void {
+    if (this.inFlight || this.failure || this.discarded || this.submitted === this.position) return;
+    this.cancelDelay();
     const parts: Uint8Array[] = [];
     let length = 0;
     for (const page of this.pages) {
