@@ -221,7 +221,7 @@ export class PcapngSpoolWriter implements SpoolTail {
     const srcView = new DataView(batch, byteOffset, byteLength);
     // An EPB (at most 44 bytes of framing) is never larger than the 72-byte-header record it comes from, so
     // the page is sized once per batch instead of checked per record; IDBs on the way are checked.
-    let page = this.pageWithRoom(byteLength + 4096);
+    const page = this.pageWithRoom(byteLength + 4096);
     const base = page.filled;
     let out = base;
     let count = 0;
@@ -240,12 +240,8 @@ export class PcapngSpoolWriter implements SpoolTail {
       if (ifindex !== lastIfindex) {
         let id = this.interfaceIds.get(ifindex);
         if (id === undefined) {
-          id = this.addInterface(ifindex);
-          const name = ifname ? ifname(ifindex) : `if${ifindex}`;
-          const idb = interfaceDescriptionBlock({ name, snaplen: this.snaplen });
-          page = this.growPage(page, out, out + idb.length + (byteLength - at) + 4096);
-          page.bytes.set(idb, out);
-          out += idb.length;
+          out = this.announce(page, out, ifindex, ifname, byteLength - at);
+          id = this.interfaceIds.get(ifindex)!;
         }
         lastIfindex = ifindex;
         lastId = id;
@@ -277,6 +273,27 @@ export class PcapngSpoolWriter implements SpoolTail {
     return count;
   }
 
+  /**
+   * An interface met in a batch before it was announced: a new id, and its description block (named
+   * `ifname(index)`, `if<index>` without it) written at `out` of `page`, before its first packet; the page grows
+   * to hold it and the `rest` of the batch's bytes. Returns where the next block goes.
+   */
+  private announce(
+    page: Page,
+    out: number,
+    ifindex: number,
+    ifname: ((ifindex: number) => string) | undefined,
+    rest: number,
+  ): number {
+    this.addInterface(ifindex);
+    const idb = interfaceDescriptionBlock({
+      name: ifname ? ifname(ifindex) : `if${ifindex}`,
+      snaplen: this.snaplen,
+    });
+    this.growPage(page, out, out + idb.length + rest + 4096).bytes.set(idb, out);
+    return out + idb.length;
+  }
+
   /** `append` with the addon's encoder: the same blocks, the same errors. */
   private appendNative(
     encode: Native['encodeSpoolBlocks'],
@@ -289,7 +306,7 @@ export class PcapngSpoolWriter implements SpoolTail {
     ifname: ((ifindex: number) => string) | undefined,
   ): number {
     // As in the JavaScript loop: a block is never larger than its record, so the page is sized once.
-    let page = this.pageWithRoom(byteLength + 4096);
+    const page = this.pageWithRoom(byteLength + 4096);
     const base = page.filled;
     const result = encodeResult;
     let out = base;
@@ -314,15 +331,9 @@ export class PcapngSpoolWriter implements SpoolTail {
       const detail = result[3]!;
       if (status === 0) break;
       if (status === 1) {
-        // An interface not announced: its description block goes before its first packet.
-        this.addInterface(detail);
-        const name = ifname ? ifname(detail) : `if${detail}`;
-        const idb = interfaceDescriptionBlock({ name, snaplen: this.snaplen });
-        page = this.growPage(page, out, out + idb.length + (byteLength - at) + 4096);
-        page.bytes.set(idb, out);
-        out += idb.length;
+        out = this.announce(page, out, detail, ifname, byteLength - at);
       } else if (status === 4) {
-        page = this.growPage(page, out, out + detail + (byteLength - at) + 4096);
+        this.growPage(page, out, out + detail + (byteLength - at) + 4096);
       } else if (status === 2) {
         throw new Error(`bad record length ${detail} at byte ${at} of the batch`);
       } else if (status === 3) {
