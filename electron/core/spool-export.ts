@@ -5,9 +5,10 @@
  * header, an unknown type, a bad checksum) is exported as captured, with the table's flags.
  */
 import type { RecordFlag, RowProcess } from '../common/contract.js';
+import type { Worker } from 'node:worker_threads';
 import {
   defaultOsName,
-  type ExportFileSink,
+  ExportFileSink,
   interfaceDescriptionBlock,
   LINKTYPE_RAW,
   MAX_RECORD_DATA,
@@ -15,14 +16,14 @@ import {
   type ExportResult,
   type ExportRow,
   type SpoolPacket,
-  type SpoolReader,
 } from './files/index.js';
-import { type ExportFileOptions, writeExportFile } from './files/export.js';
+import { EXPORT_SLICE_MS, type ExportFileOptions } from './files/export.js';
+import { exportWriteError } from './files/file-sink.js';
 import { pcapFileHeader } from './files/pcap-write.js';
-import { PCAP_RECORD_HEADER_SIZE } from './files/pcap-format.js';
-import { pad4 } from './files/pcapng-format.js';
 import { processCommentOptions } from './files/pcapng-write.js';
-import { splitSecondsNs } from './files/timestamp.js';
+import { yieldUntilSlice } from './radix-sort.js';
+import type { CopyFormat, CopyPiece, CopyReply, CopyRequest } from './spool-copy.js';
+import { startWorker } from './workers.js';
 import type { Ingestor } from './ingest.js';
 import { recordFlags } from './ingest.js';
 import {
@@ -172,88 +173,17 @@ export interface SpoolCopyOptions extends ExportFileOptions {
   processOf?: (index: number) => RowProcess | null;
 }
 
-/** Bytes per read of the spool and per write of the export (two write buffers). */
+/** Bytes per read of the spool and per write of the export, on the export's thread. */
 const COPY_WINDOW = 4 << 20;
-/** Blocks are copied in runs of at most this many bytes. */
-const MAX_RUN = 1 << 20;
-const PROGRESS_EVERY = 1024;
-
-/**
- * Reads the spool's blocks for an export: a reader of its own per segment (its own descriptor, COPY_WINDOW
- * windows), so nothing else moves its window. Exports go through the segments in order (a sorted view jumps
- * about, but mostly forward), so older readers are closed as a newer segment opens.
- */
-class SpoolBlocks {
-  /** The current segment's window: blocks are at the positions `peek` and `locate` return. */
-  bytes: Uint8Array = new Uint8Array(0);
-  private readonly readers = new Map<number, { reader: SpoolReader; close(): void }>();
-  private reader: SpoolReader | null = null;
-  private segment = -1;
-  /** Locations of the current segment are [segmentBase, segmentBase + SEGMENT_SCALE). */
-  private segmentBase = -2 * SEGMENT_SCALE;
-
-  constructor(private readonly spool: Spool) {}
-
-  /** Where the block at `location` starts in `bytes` when all of it is in the window already, else -1. */
-  peek(location: number): number {
-    const offset = location - this.segmentBase;
-    if (offset < 0 || offset >= SEGMENT_SCALE || !this.reader!.holds(offset)) return -1;
-    return offset - this.reader!.windowStart;
-  }
-
-  /** Where the block at `location` starts in `bytes`, reading it in: positions given before are void. */
-  locate(location: number): number {
-    const seg = Math.floor(location / SEGMENT_SCALE);
-    if (seg !== this.segment) {
-      let open = this.readers.get(seg);
-      if (open === undefined) {
-        for (const [n, r] of this.readers) {
-          if (n >= seg) continue;
-          r.close();
-          this.readers.delete(n);
-        }
-        open = this.spool.segmentReader(seg, COPY_WINDOW);
-        this.readers.set(seg, open);
-      }
-      this.reader = open.reader;
-      this.segment = seg;
-      this.segmentBase = seg * SEGMENT_SCALE;
-    }
-    const at = this.reader!.locate(location - this.segmentBase);
-    this.bytes = this.reader!.bytes; // a block larger than the window gets a larger one
-    return at;
-  }
-
-  close(): void {
-    for (const r of this.readers.values()) r.close();
-    this.readers.clear();
-  }
-}
-
-/** Little-endian 32-bit word of `b` at `at`. */
-function u32(b: Uint8Array, at: number): number {
-  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
-}
-
-/** writeExportFile with the spool's blocks read through readers of the export's own. */
-async function copyToFile(
-  spool: Spool,
-  opts: SpoolCopyOptions,
-  copy: (
-    sink: ExportFileSink,
-    blocks: SpoolBlocks,
-    tick: (records: number) => Promise<void> | undefined,
-  ) => Promise<number>,
-): Promise<ExportResult> {
-  return writeExportFile(opts, COPY_WINDOW, async (sink, tick) => {
-    const blocks = new SpoolBlocks(spool);
-    try {
-      return await copy(sink, blocks, tick);
-    } finally {
-      blocks.close();
-    }
-  });
-}
+/** Records per piece sent to the export's thread, and pieces sent ahead of what it has copied. */
+const PIECE = 32_768;
+const PIECES_AHEAD = 3;
+/** Records gathered between checks of the slice, the abort signal and progress. */
+const CHECK_EVERY = 1024;
+const PROGRESS_INTERVAL_MS = 100;
+/** The largest block the spool writes (header, packet, direction option, end of options, trailer): a block
+ * starting this far below where its segment is written for sure may not be written whole yet. */
+const SPOOL_BLOCK_MAX = 28 + MAX_RECORD_DATA + 3 + 16 + 4;
 
 /**
  * Exports the records at `indices` (in that order) to pcapng by copying their Enhanced Packet Blocks from the
@@ -262,8 +192,8 @@ async function copyToFile(
  * one. Blocks that follow each other in the spool go out in one copy; only each block's interface id is
  * rewritten (the export numbers its interfaces, one per interface name, in order of appearance). A record
  * with a process (`processOf`) gets its comments (`PID:`, `Cmd:`, ...) where the row writer puts them,
- * before the direction option. The spool is read through readers of its own, in large windows. Records
- * evicted meanwhile are skipped.
+ * before the direction option. The copy runs on a thread of its own (spool-copy.ts); this one only says what
+ * to copy, in slices. Records evicted meanwhile are skipped.
  */
 export async function exportSpoolPcapng(
   store: RecordStore,
@@ -272,136 +202,15 @@ export async function exportSpoolPcapng(
   indices: Iterable<number>,
   opts: SpoolCopyOptions,
 ): Promise<ExportResult> {
-  const processOf = opts.processOf;
-  return copyToFile(spool, opts, async (sink, blocks, tick) => {
-    let records = 0;
-    const shb = sectionHeaderBlock({ application: opts.application ?? 'icmpcap', os: defaultOsName() });
-    await sink.reserve(shb.length);
-    sink.writeBytes(shb);
-    /** Export interface id of each interned interface (-1: no IDB written yet). */
-    const exportIds = new Int32Array(1 << 16).fill(-1);
-    let interfaces = 0;
-    // The run: bytes [runFrom, runTo) of the window, its blocks' export interface ids.
-    let runFrom = 0;
-    let runTo = 0;
-    let runBlocks = 0;
-    let runIds = new Int32Array(8192);
-    // The comment options of the last record's process (a capture has few processes, in long stretches).
-    let lastProc: RowProcess | null = null;
-    let lastOptions: Uint8Array = new Uint8Array(0);
-    const copyRun = (): void => {
-      const out = sink.pos;
-      const length = runTo - runFrom;
-      sink.buf.set(blocks.bytes.subarray(runFrom, runTo), out);
-      const view = sink.view;
-      for (let k = 0, p = out; k < runBlocks; k++) {
-        view.setUint32(p + 8, runIds[k]!, true);
-        p += view.getUint32(p + 4, true);
-      }
-      sink.pos = out + length;
-      runFrom = runTo;
-      runBlocks = 0;
-    };
-    /** Writes the run out; a promise only when the sink must hand a buffer to the disk first. */
-    const flush = (): Promise<void> | undefined => {
-      const length = runTo - runFrom;
-      if (length === 0) return undefined;
-      if (sink.room < length) return sink.reserve(length).then(copyRun);
-      copyRun();
-      return undefined;
-    };
-    const chunks = store.chunks;
-    for (const index of indices) {
-      if (index < store.firstIndex || index >= store.length) continue; // evicted meanwhile
-      const c = chunks[index >>> CHUNK_SHIFT]!;
-      const i = index & CHUNK_MASK;
-      const location = locationOf(c, i);
-      const ifIdx = (c.misc[i]! >>> 8) & 0xffff;
-      let id = exportIds[ifIdx]!;
-      let at = id < 0 ? -1 : blocks.peek(location);
-      if (at < 0) {
-        const flushing = flush();
-        if (flushing) await flushing;
-        if (id < 0) {
-          id = exportIds[ifIdx] = interfaces++;
-          const idb = interfaceDescriptionBlock({
-            name: ingestor.interfaces.get(ifIdx),
-            linkType: LINKTYPE_RAW,
-            snaplen: MAX_RECORD_DATA,
-          });
-          if (sink.room < idb.length) await sink.reserve(idb.length);
-          sink.writeBytes(idb);
-        }
-        // An await above may have let the ring buffer drop this record.
-        if (!store.has(index)) continue;
-        at = blocks.locate(location);
-        runFrom = runTo = at;
-      }
-      const b = blocks.bytes;
-      const length = u32(b, at + 4);
-      const proc = processOf === undefined ? null : processOf(index);
-      if (proc !== null && proc !== lastProc) {
-        lastProc = proc;
-        lastOptions = processCommentOptions(proc);
-      }
-      if (proc !== null && lastOptions.length > 0) {
-        // Written on its own, its comments inserted before its direction option (where the row writer puts
-        // them): the run so far goes first.
-        const flushing = flush();
-        if (flushing) await flushing;
-        const body = 28 + pad4(u32(b, at + 20));
-        const rest = length - 4 - body; // the direction option and the end of options, or nothing
-        const size = length + lastOptions.length + (rest === 0 ? 4 : 0);
-        if (sink.room < size) await sink.reserve(size); // the window stays: the reader is ours
-        const buf = sink.buf;
-        const view = sink.view;
-        const out = sink.pos;
-        buf.set(b.subarray(at, at + body), out);
-        buf.set(lastOptions, out + body);
-        let p = out + body + lastOptions.length;
-        if (rest > 0) buf.set(b.subarray(at + body, at + body + rest), p);
-        else view.setUint32(p, 0, true); // opt_endofopt
-        p += rest > 0 ? rest : 4;
-        view.setUint32(out + 4, size, true);
-        view.setUint32(out + 8, id, true);
-        view.setUint32(p, size, true);
-        sink.pos = p + 4;
-        runFrom = runTo = at + length;
-      } else {
-        if (at !== runTo || runTo - runFrom + length > MAX_RUN) {
-          const flushing = flush();
-          if (flushing) await flushing;
-          runFrom = runTo = at;
-        }
-        if (runBlocks === runIds.length) {
-          const grown = new Int32Array(runIds.length * 2);
-          grown.set(runIds);
-          runIds = grown;
-        }
-        runIds[runBlocks++] = id;
-        runTo += length;
-      }
-      if (++records % PROGRESS_EVERY === 0) {
-        const yielding = tick(records);
-        if (yielding) {
-          // The run goes out first: nothing of this loop's state waits across the yield.
-          const flushing = flush();
-          if (flushing) await flushing;
-          await yielding;
-        }
-      }
-    }
-    const flushing = flush();
-    if (flushing) await flushing;
-    return records;
-  });
+  const header = sectionHeaderBlock({ application: opts.application ?? 'icmpcap', os: defaultOsName() });
+  return copyInWorker(store, spool, indices, opts, 'pcapng', header, ingestor);
 }
 
 /**
  * Exports the records at `indices` (in that order) to classic pcap straight from the spool's blocks: per
  * record the 16-byte record header (seconds and nanoseconds, as the row writer's nanosecond-magic file has
- * them; captured and original length) and the block's packet bytes, copied from large windows of the spool.
- * The same bytes as `exportRecords` in pcap of `spoolExportRows`; no row, no BigInt, nothing decoded.
+ * them; captured and original length) and the block's packet bytes, copied on the export's thread
+ * (spool-copy.ts). The same bytes as `exportRecords` in pcap of `spoolExportRows`; nothing decoded.
  */
 export async function exportSpoolPcap(
   store: RecordStore,
@@ -409,36 +218,353 @@ export async function exportSpoolPcap(
   indices: Iterable<number>,
   opts: SpoolCopyOptions,
 ): Promise<ExportResult> {
-  return copyToFile(spool, opts, async (sink, blocks, tick) => {
-    const time = { seconds: 0, ns: 0 };
-    let records = 0;
-    const header = pcapFileHeader(LINKTYPE_RAW, MAX_RECORD_DATA);
-    await sink.reserve(header.length);
-    sink.writeBytes(header);
-    const chunks = store.chunks;
-    for (const index of indices) {
-      if (index < store.firstIndex || index >= store.length) continue; // evicted meanwhile
-      const location = locationOf(chunks[index >>> CHUNK_SHIFT]!, index & CHUNK_MASK);
-      let at = blocks.peek(location);
-      if (at < 0) at = blocks.locate(location);
-      const b = blocks.bytes;
-      const capLen = u32(b, at + 20);
-      const size = PCAP_RECORD_HEADER_SIZE + capLen;
-      if (sink.room < size) await sink.reserve(size); // the window stays: the reader is ours
-      splitSecondsNs(u32(b, at + 12), u32(b, at + 16), time);
-      const view = sink.view;
-      const out = sink.pos;
-      view.setUint32(out, time.seconds, true);
-      view.setUint32(out + 4, time.ns, true);
-      view.setUint32(out + 8, capLen, true);
-      view.setUint32(out + 12, u32(b, at + 24), true);
-      sink.buf.set(b.subarray(at + 28, at + 28 + capLen), out + PCAP_RECORD_HEADER_SIZE);
-      sink.pos = out + size;
-      if (++records % PROGRESS_EVERY === 0) {
-        const yielding = tick(records);
-        if (yielding) await yielding;
+  return copyInWorker(store, spool, indices, opts, 'pcap', pcapFileHeader(LINKTYPE_RAW, MAX_RECORD_DATA));
+}
+
+/** A piece's per-record arrays (the export thread hands them back once it has copied the piece). */
+interface PieceArrays {
+  locations: Float64Array;
+  ids: Int32Array | null;
+  comments: Int32Array | null;
+}
+
+/** The records of one piece, as gathered on this thread. */
+class PieceBuilder {
+  count = 0;
+  readonly locations: Float64Array;
+  readonly ids: Int32Array | null;
+  readonly comments: Int32Array | null;
+  readonly inserts: { before: number; bytes: Uint8Array }[] = [];
+  readonly blobs: { id: number; bytes: Uint8Array }[] = [];
+  /** Segments read by the piece: the highest block offset in each, and whether its descriptor is new. */
+  readonly segments = new Map<number, { maxOffset: number; fd: number }>();
+
+  constructor(pcapng: boolean, arrays: PieceArrays | undefined) {
+    this.locations = arrays?.locations ?? new Float64Array(PIECE);
+    this.ids = pcapng ? (arrays?.ids ?? new Int32Array(PIECE)) : null;
+    this.comments = pcapng ? (arrays?.comments ?? new Int32Array(PIECE)) : null;
+  }
+}
+
+/**
+ * Runs an export of spool blocks on the export's thread: gathers the records' locations here (in slices of
+ * `sliceMs`, yielding while the capture is behind), sends them in pieces, at most PIECES_AHEAD ahead, with the
+ * descriptors of the segments they read (opened here, closed when the export ends), once the spool's writer
+ * has put their blocks in the file. The file is created, synced and renamed here (ExportFileSink).
+ */
+async function copyInWorker(
+  store: RecordStore,
+  spool: Spool,
+  indices: Iterable<number>,
+  opts: SpoolCopyOptions,
+  format: CopyFormat,
+  header: Uint8Array,
+  ingestor?: Ingestor,
+): Promise<ExportResult> {
+  const { signal, onProgress, total } = opts;
+  signal?.throwIfAborted();
+  const sink = await ExportFileSink.create(opts.path, 4096);
+  /** The segments' files opened for the worker; `queuedFrom`: where the queue's bytes it was given start. */
+  const files = new Map<
+    number,
+    { fd: number; writer: SpoolWriterState; close(): void; queuedFrom?: number }
+  >();
+  const worker = new CopyThread();
+  try {
+    worker.send({ type: 'start', format, out: sink.fd, header, window: COPY_WINDOW });
+    const pcapng = format === 'pcapng';
+    const processOf = pcapng ? opts.processOf : undefined;
+    /** Export interface id of each interned interface (-1: no IDB written yet). */
+    const exportIds = pcapng ? new Int32Array(1 << 16).fill(-1) : null;
+    let interfaces = 0;
+    // Comment options by process (a capture has few processes, in long stretches).
+    const blobIds = new Map<RowProcess, number>();
+    let lastProc: RowProcess | null = null;
+    let lastBlob = -1;
+    let nextBlob = 0;
+    let lastProgress = performance.now();
+    let sliceStart = performance.now();
+    const sliceMs = (): number => opts.sliceMs?.() ?? EXPORT_SLICE_MS;
+    const check = (): void => {
+      signal?.throwIfAborted();
+      worker.throwIfFailed();
+    };
+    const progress = (): void => {
+      const now = performance.now();
+      if (onProgress && now - lastProgress >= PROGRESS_INTERVAL_MS) {
+        lastProgress = now;
+        onProgress(worker.records, total);
       }
+    };
+    let piece = new PieceBuilder(pcapng, undefined);
+    // The segment of the last record and its bounds: most records are in the same one as the one before.
+    let segment = -1;
+    let segmentBase = 0;
+    let segmentEntry: { maxOffset: number; fd: number } | undefined;
+    const send = async (): Promise<void> => {
+      const p = piece;
+      piece = new PieceBuilder(pcapng, worker.spare.pop());
+      segment = -1;
+      segmentEntry = undefined;
+      if (p.count === 0 && p.inserts.length === 0) return;
+      const segments: CopyPiece['segments'] = [];
+      for (const [seg, entry] of p.segments) {
+        const file = files.get(seg)!;
+        const writer = file.writer;
+        // The worker reads the file only: a block not wholly written yet waits for the spool's writer.
+        const target = writer.size;
+        const wait = writer.readableEnd < entry.maxOffset + SPOOL_BLOCK_MAX && writer.readableEnd < target;
+        if (wait) await new Promise<void>((resolve) => writer.whenWritten(resolve));
+        const readableEnd = writer.readableEnd;
+        const s: CopyPiece['segments'][number] = { segment: seg, fd: entry.fd, readableEnd };
+        // Writing stopped short of what was appended (a full disk): the rest is only in the writer's queue.
+        if (wait && readableEnd < target && file.queuedFrom !== readableEnd) {
+          const queued = new Uint8Array(target - readableEnd);
+          const n = writer.copyQueued(readableEnd, queued.length, queued, 0);
+          s.queued = queued.subarray(0, n);
+          file.queuedFrom = readableEnd;
+        }
+        segments.push(s);
+      }
+      const { locations, ids, comments } = p;
+      const transfer: ArrayBuffer[] = [locations.buffer as ArrayBuffer];
+      if (ids) transfer.push(ids.buffer as ArrayBuffer);
+      if (comments) transfer.push(comments.buffer as ArrayBuffer);
+      await worker.room(PIECES_AHEAD);
+      check();
+      worker.send(
+        {
+          type: 'piece',
+          count: p.count,
+          locations,
+          ids,
+          comments,
+          inserts: p.inserts,
+          blobs: p.blobs,
+          segments,
+        },
+        transfer,
+      );
+      progress();
+    };
+    const chunks = store.chunks;
+    let gathered = 0;
+    for (const index of indices) {
+      if (++gathered % CHECK_EVERY === 0) {
+        check();
+        progress();
+        if (performance.now() - sliceStart >= sliceMs()) {
+          await yieldUntilSlice(sliceMs, check);
+          sliceStart = performance.now();
+        }
+      }
+      if (index < store.firstIndex || index >= store.length) continue; // evicted meanwhile
+      const c = chunks[index >>> CHUNK_SHIFT]!;
+      const i = index & CHUNK_MASK;
+      const location = locationOf(c, i);
+      const offset = location - segmentBase;
+      if (segment < 0 || offset < 0 || offset >= SEGMENT_SCALE) {
+        segment = Math.floor(location / SEGMENT_SCALE);
+        segmentBase = segment * SEGMENT_SCALE;
+        segmentEntry = piece.segments.get(segment);
+        if (segmentEntry === undefined) {
+          let file = files.get(segment);
+          let fd = -1;
+          if (file === undefined) {
+            try {
+              file = spool.segmentFile(segment);
+            } catch {
+              segment = -1;
+              continue; // dropped by the ring buffer (the record with it)
+            }
+            files.set(segment, file);
+            fd = file.fd;
+          }
+          segmentEntry = { maxOffset: 0, fd };
+          piece.segments.set(segment, segmentEntry);
+        }
+      }
+      const n = piece.count;
+      if (location - segmentBase > segmentEntry!.maxOffset) segmentEntry!.maxOffset = location - segmentBase;
+      piece.locations[n] = location;
+      if (exportIds !== null) {
+        const ifIdx = (c.misc[i]! >>> 8) & 0xffff;
+        let id = exportIds[ifIdx]!;
+        if (id < 0) {
+          id = exportIds[ifIdx] = interfaces++;
+          piece.inserts.push({
+            before: n,
+            bytes: interfaceDescriptionBlock({
+              name: ingestor!.interfaces.get(ifIdx),
+              linkType: LINKTYPE_RAW,
+              snaplen: MAX_RECORD_DATA,
+            }),
+          });
+        }
+        piece.ids![n] = id;
+        const proc = processOf === undefined ? null : processOf(index);
+        if (proc !== null && proc !== lastProc) {
+          lastProc = proc;
+          let blob = blobIds.get(proc);
+          if (blob === undefined) {
+            if (blobIds.size === 4096) blobIds.clear(); // processes come and go: remember the recent
+            blob = nextBlob++;
+            blobIds.set(proc, blob);
+            const options = processCommentOptions(proc);
+            piece.blobs.push({ id: blob, bytes: options });
+          }
+          lastBlob = blob;
+        }
+        piece.comments![n] = proc === null ? -1 : lastBlob;
+      }
+      piece.count = n + 1;
+      if (piece.count === PIECE) await send();
     }
-    return records;
-  });
+    await send();
+    const { records, bytes } = await worker.finish();
+    check();
+    sink.adopt(bytes);
+    await sink.commit();
+    onProgress?.(records, total);
+    return { records, bytes, path: opts.path };
+  } catch (err) {
+    await worker.release();
+    await sink.discard();
+    throw worker.failure ? worker.failureFor(opts.path) : err;
+  } finally {
+    // The thread is stopped (or done with the descriptors) before they close.
+    await worker.release();
+    for (const file of files.values()) file.close();
+  }
+}
+
+/** What the export needs of a segment's writer (PcapngSpoolWriter). */
+interface SpoolWriterState {
+  readonly readableEnd: number;
+  readonly size: number;
+  whenWritten(done: () => void): void;
+  copyQueued(offset: number, length: number, into: Uint8Array, at: number): number;
+}
+
+/** An export thread waiting for the next export (started ahead by `prestartExportThread`, or kept). */
+let idleThread: Worker | null = null;
+
+function exportThread(): Worker {
+  const w = idleThread ?? startWorker(import.meta.url, './export-worker');
+  idleThread = null;
+  if (!w.listenerCount('exit')) {
+    // Kept between exports: one that dies while it waits is simply not used again.
+    w.on('exit', () => {
+      if (idleThread === w) idleThread = null;
+    });
+    w.on('error', () => undefined); // told to the export using it, if any (CopyThread)
+  }
+  w.ref();
+  return w;
+}
+
+/**
+ * Starts the export thread before the first export needs it (the service's warm-up): starting one costs tens
+ * of ms of CPU (hundreds from the TypeScript sources), better spent before a capture than during it.
+ */
+export function prestartExportThread(): void {
+  if (idleThread !== null) return;
+  idleThread = exportThread();
+  idleThread.unref();
+}
+
+/** The export's thread (export-worker.ts), and its answers. */
+class CopyThread {
+  private readonly worker: Worker;
+  private sent = 0;
+  private done = 0;
+  records = 0;
+  /** Arrays of pieces copied, to fill again. */
+  readonly spare: PieceArrays[] = [];
+  failure: (CopyReply & { type: 'error' }) | null = null;
+  private finished: { records: number; bytes: number } | null = null;
+  private wake: (() => void) | null = null;
+  private released = false;
+  private readonly onMessage = (m: CopyReply): void => {
+    if (m.type === 'piece-done') {
+      this.done++;
+      this.records = m.records;
+      this.spare.push(m.arrays);
+    } else if (m.type === 'finished') {
+      this.records = m.records;
+      this.finished = { records: m.records, bytes: m.bytes };
+    } else this.failure ??= m;
+    this.notify();
+  };
+  private readonly onError = (err: Error): void => {
+    this.failure ??= { type: 'error', message: err.message, writing: false };
+    this.notify();
+  };
+  private readonly onExit = (): void => {
+    this.failure ??= { type: 'error', message: 'the export thread stopped', writing: false };
+    this.notify();
+  };
+
+  constructor() {
+    this.worker = exportThread();
+    this.worker.on('message', this.onMessage);
+    this.worker.on('error', this.onError);
+    this.worker.on('exit', this.onExit);
+  }
+
+  send(m: CopyRequest, transfer: ArrayBuffer[] = []): void {
+    if (m.type === 'piece') this.sent++;
+    this.worker.postMessage(m, transfer);
+  }
+
+  throwIfFailed(): void {
+    if (this.failure) throw new Error(this.failure.message);
+  }
+
+  /** The export's error for a failure of the thread: the file's writes say what to do about the disk. */
+  failureFor(path: string): Error {
+    const f = this.failure!;
+    if (f.writing) return exportWriteError(Object.assign(new Error(f.message), { code: f.code }), path);
+    return new Error(`Cannot export to ${path}: reading the capture's spool failed: ${f.message}`);
+  }
+
+  /** Resolves once fewer than `ahead` pieces wait to be copied. */
+  async room(ahead: number): Promise<void> {
+    while (this.sent - this.done >= ahead && !this.failure) await this.next();
+  }
+
+  async finish(): Promise<{ records: number; bytes: number }> {
+    this.send({ type: 'end' });
+    while (this.finished === null && !this.failure) await this.next();
+    this.throwIfFailed();
+    return this.finished!;
+  }
+
+  /**
+   * Lets the thread go: kept for the next export when this one finished (its copier is done with every
+   * descriptor), stopped otherwise (it may still be copying a piece, or be broken).
+   */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.worker.off('message', this.onMessage);
+    this.worker.off('error', this.onError);
+    this.worker.off('exit', this.onExit);
+    if (this.finished !== null && this.failure === null && idleThread === null) {
+      this.worker.unref();
+      idleThread = this.worker;
+    } else await this.worker.terminate();
+  }
+
+  private next(): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
 }

@@ -267,6 +267,20 @@ export class Spool {
     return { reader: new SpoolReader(fd, windowSize, seg.writer), close: () => closeSync(fd) };
   }
 
+  /**
+   * Segment `segment`'s file opened for reading (a descriptor of its own, which keeps the file readable after
+   * the ring buffer deletes it) and its writer: how far the file is written for sure (`readableEnd`), and
+   * `whenWritten`. For a reader on another thread, which cannot read the writer's queue. Close it when done.
+   */
+  segmentFile(segment: number): { fd: number; writer: PcapngSpoolWriter; close(): void } {
+    const first = this.segments[0]?.number ?? 0;
+    const seg = this.segments[segment - first];
+    if (seg === undefined || seg.number !== segment)
+      throw new Error(`spool segment ${segment} is gone (dropped by the ring buffer)`);
+    const fd = openSync(seg.path, 'r');
+    return { fd, writer: seg.writer, close: () => closeSync(fd) };
+  }
+
   /** Deletes the segments whose records all have indices below `index`; returns how many. */
   dropBefore(index: number): number {
     let dropped = 0;

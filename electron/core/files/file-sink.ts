@@ -57,6 +57,20 @@ export class ExportFileSink {
     return this.written + this.pos;
   }
 
+  /** The temporary file's descriptor, for a writer of another thread (the spool exports' worker). */
+  get fd(): number {
+    return this.handle.fd;
+  }
+
+  /**
+   * Counts `bytes` written to the file from its start by someone else (through `fd`, at positions of their
+   * own), before anything of this sink's: `commit` then syncs, closes and renames as for its own bytes.
+   */
+  adopt(bytes: number): void {
+    if (this.written !== 0 || this.pos !== 0) throw new Error('adopt() goes before any write of the sink');
+    this.written = bytes;
+  }
+
   get room(): number {
     return this.buf.length - this.pos;
   }
@@ -152,6 +166,13 @@ export class ExportFileSink {
 
 function viewOf(buffer: Buffer): DataView {
   return new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+/** The error of an export to `finalPath` that `err` (an fs error) stopped, saying what to do. */
+export function exportWriteError(err: unknown, finalPath: string): Error {
+  return new Error(`Cannot write the export to ${finalPath}: ${explain(err, path.dirname(finalPath))}`, {
+    cause: err,
+  });
 }
 
 function explain(err: unknown, dir: string): string {

@@ -27,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realisticCapture } from '../bench/synth.js';
 import { CaptureService } from './capture-service.js';
+import { prestartExportThread } from '../spool-export.js';
 
 /** Records the warm-up sends through the scratch service (0.6-0.9 s of one core, cold). */
 export const WARM_UP_RECORDS = 200_000;
@@ -85,7 +86,11 @@ export async function warmUp(service: CaptureService, options: WarmUpOptions = {
     scratch?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
-  if (idle()) void service.prepareChunks();
+  if (idle()) {
+    void service.prepareChunks();
+    // The exports' thread too: starting it during a capture would take the capture's CPU.
+    prestartExportThread();
+  }
   return records;
 }
 
