@@ -167,6 +167,49 @@ describe('PcapngSpoolWriter', () => {
     spool.close();
   });
 
+  it('reads whole windows going through the file in order, and little more than the record jumping about', async () => {
+    const file = path.join(dir, 'spool-jumps.pcapng');
+    const spool = PcapngSpoolWriter.create(file, { application: 'icmpcap' });
+    const n = 6000;
+    const batch = batchOf(Array.from({ length: n }, (_, i) => specs[i % specs.length]!));
+    const offsets = new Float64Array(n);
+    spool.append(batch, 0, batch.byteLength, offsets); // about 3 MiB
+    await spool.drained();
+    const fd = fs.openSync(file, 'r');
+    const reads = vi.spyOn(fs, 'readSync');
+    try {
+      const requested = (): number =>
+        reads.mock.calls.reduce((sum, call) => sum + ((call[3] as number | undefined) ?? 0), 0);
+      // In file order (an export of the capture as it came): one read a window, the window whole.
+      const inOrder = new SpoolReader(fd, 1 << 20, spool);
+      for (const offset of offsets) inOrder.readPacket(offset);
+      const size = fs.fstatSync(fd).size;
+      expect(reads.mock.calls.length).toBeLessThanOrEqual(Math.ceil(size / (1 << 20)) + 1);
+      // In an order unrelated to the file's (an export of a view sorted by RTT): a read of about the record
+      // for each, not a window of 1 MiB each (6000 reads of 1 MiB: 6 GB for a 3 MiB file).
+      reads.mockClear();
+      const jumping = new SpoolReader(fd, 1 << 20, spool);
+      let x = 12345;
+      const order = Array.from(offsets, (o) => o);
+      for (let k = order.length - 1; k > 0; k--) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        const j = x % (k + 1);
+        [order[k], order[j]] = [order[j]!, order[k]!];
+      }
+      for (const offset of order) {
+        const back = [...jumping.readPacket(offset).data];
+        expect(back).toEqual([...readSpoolRecord(fd, offset).data]);
+      }
+      reads.mockClear(); // readSpoolRecord's own reads above are not the reader's
+      for (const offset of order) jumping.readPacket(offset);
+      expect(requested()).toBeLessThan(n * 16384);
+    } finally {
+      reads.mockRestore();
+      fs.closeSync(fd);
+      spool.close();
+    }
+  });
+
   it.skipIf(!canStickDisk())(
     'never blocks the event loop on a disk that does not take writes, and reads every record back at once',
     async () => {

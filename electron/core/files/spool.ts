@@ -623,9 +623,12 @@ function packetOfBlock(
   return out;
 }
 
+/** Bytes read about a block reached by a jump: most blocks (and often their neighbours) in one read. */
+const JUMP_READ = 4096;
+
 /**
  * Reads many spool records, in any order but fastest in file order (exports): keeps a 1 MiB window of the
- * file so consecutive records cost no system call. The spool only grows, so the window never goes stale; a
+ * file so consecutive records cost no system call; a record reached by a jump costs a read of about itself. The spool only grows, so the window never goes stale; a
  * spool still being written gives its queued bytes (SpoolTail), so a record is readable as soon as it is appended.
  */
 export class SpoolReader {
@@ -692,27 +695,37 @@ export class SpoolReader {
   }
 
   private load(offset: number): void {
-    if (offset < this.start || offset + 28 > this.end) this.fill(offset, 28);
+    let size = this.window.length;
+    if (offset < this.start || offset + 28 > this.end) {
+      // Going on through the file (the block starts in the window or soon after its end; or the window holds
+      // nothing yet): a whole window. Jumping about (a view sorted by RTT): about the block, as the window's
+      // next bytes would not be used either (a 1 MiB read per record read 2.5 GB for 6000 records of 3 MiB).
+      const onward = this.end === 0 || (offset >= this.start && offset <= this.end + JUMP_READ);
+      if (!onward) size = JUMP_READ;
+      this.fill(offset, 28, size);
+    }
     const total = checkBlockHeader(this.view, offset - this.start, offset);
-    if (offset + total > this.end) this.fill(offset, total);
+    if (offset + total > this.end) this.fill(offset, total, size);
   }
 
-  private fill(offset: number, need: number): void {
+  /** Reads `size` bytes (at least `need`, at most the window) of the file from `offset` into the window. */
+  private fill(offset: number, need: number, size: number): void {
     if (need > this.window.length) {
       this.window = new Uint8Array(need);
       this.view = new DataView(this.window.buffer);
     }
+    const want = Math.max(need, Math.min(size, this.window.length));
     const tail = this.tail;
     const fileEnd = tail ? tail.readableEnd : Infinity;
-    const fromFile = Math.max(0, Math.min(this.window.length, fileEnd - offset));
+    const fromFile = Math.max(0, Math.min(want, fileEnd - offset));
     let done = 0;
     while (done < fromFile) {
       const n = fs.readSync(this.fd, this.window, done, fromFile - done, offset + done);
       if (n === 0) break;
       done += n;
     }
-    if (tail && done === fromFile && done < this.window.length)
-      done += tail.copyQueued(offset + done, this.window.length - done, this.window, done);
+    if (tail && done === fromFile && done < want)
+      done += tail.copyQueued(offset + done, want - done, this.window, done);
     this.start = offset;
     this.end = offset + done;
     if (done < need) throw new Error(`The spool ends before byte ${offset + need}`);
