@@ -112,4 +112,55 @@ describe('capture service on a disk that stops taking writes', () => {
     },
     60_000,
   );
+
+  it.skipIf(!canStickDisk())(
+    "exports to another disk while the spool's disk holds its writes: the records still queued go too, and a cancel is heard",
+    async () => {
+      const disk = stuckDisk(tmp, 64);
+      const svc = new CaptureService({
+        native: new Error('no native here'),
+        version: 'test',
+        spoolDir: join(disk.dir, 'spool'),
+      });
+      try {
+        svc.startFeed();
+        for (let b = 0; b < 5; b++) svc.feed(batchOf(b).batch, 1000);
+        await svc.spool!.drained();
+        disk.freeze(20);
+        for (let b = 5; b < 8; b++) {
+          svc.feed(batchOf(b).batch, 1000);
+          await turn();
+        }
+        expect(svc.spool!.backlog).toBeGreaterThan(0); // the last 3000 records are only in the queue
+        const out = join(tmp, 'while-frozen.pcapng');
+        const { id } = (await svc.handle(
+          'export.start',
+          { format: 'pcapng', scope: 'all', path: out, overwrite: true },
+          'ipc',
+        )) as { id: number };
+        const job = await jobEnd(svc, id);
+        expect(job.state).toBe('done');
+        // Written while the spool's disk was still frozen (the export waited for nothing it holds).
+        expect(disk.thawed()).toBe(false);
+        const { records, summary } = await readCaptureFileAll(out);
+        expect(summary.error).toBeUndefined();
+        expect(records).toHaveLength(8000);
+        expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 8000 }, (_, n) => n & 0xffff));
+        // A second export, cancelled at once, ends as cancelled, with the disk still frozen.
+        const second = (await svc.handle(
+          'export.start',
+          { format: 'pcapng', scope: 'all', path: join(tmp, 'cancelled.pcapng'), overwrite: true },
+          'ipc',
+        )) as { id: number };
+        const ended = jobEnd(svc, second.id);
+        await svc.handle('job.cancel', { id: second.id }, 'ipc');
+        expect((await ended).state).toBe('cancelled');
+        expect(disk.thawed()).toBe(false);
+      } finally {
+        svc.close();
+        disk.remove();
+      }
+    },
+    60_000,
+  );
 });

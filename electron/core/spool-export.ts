@@ -267,9 +267,9 @@ async function copyInWorker(
   /** The segments' files opened for the worker; `queuedFrom`: where the queue's bytes it was given start. */
   const files = new Map<
     number,
-    { fd: number; writer: SpoolWriterState; close(): void; queuedFrom?: number }
+    { fd: number; writer: SpoolWriterState; close(): void; queuedFrom?: number; queuedTo?: number }
   >();
-  const worker = new CopyThread();
+  const worker = new CopyThread(signal);
   try {
     worker.send({ type: 'start', format, out: sink.fd, header, window: COPY_WINDOW });
     const pcapng = format === 'pcapng';
@@ -314,15 +314,18 @@ async function copyInWorker(
         // The worker reads the file only: a block not wholly written yet waits for the spool's writer.
         const target = writer.size;
         const wait = writer.readableEnd < entry.maxOffset + SPOOL_BLOCK_MAX && writer.readableEnd < target;
-        if (wait) await new Promise<void>((resolve) => writer.whenWritten(resolve));
+        if (wait) await writtenOrSoon(writer, signal);
+        check();
         const readableEnd = writer.readableEnd;
         const s: CopyPiece['segments'][number] = { segment: seg, fd: entry.fd, readableEnd };
-        // Writing stopped short of what was appended (a full disk): the rest is only in the writer's queue.
-        if (wait && readableEnd < target && file.queuedFrom !== readableEnd) {
+        // Not written yet (a disk that holds its writes) or never (a full disk): the rest is in the writer's
+        // queue, and goes along (once for each stretch: the worker keeps it until the file has it).
+        if (wait && readableEnd < target && (file.queuedFrom !== readableEnd || file.queuedTo !== target)) {
           const queued = new Uint8Array(target - readableEnd);
           const n = writer.copyQueued(readableEnd, queued.length, queued, 0);
           s.queued = queued.subarray(0, n);
           file.queuedFrom = readableEnd;
+          file.queuedTo = target;
         }
         segments.push(s);
       }
@@ -438,6 +441,26 @@ async function copyInWorker(
   }
 }
 
+/** How long a piece waits for the spool's writer before it takes the bytes from the writer's queue. */
+const QUEUE_WAIT_MS = 100;
+
+/**
+ * Resolves once `writer` has written what was appended so far, after QUEUE_WAIT_MS (a disk that holds its
+ * writes: the caller takes the bytes from the queue), or when `signal` aborts.
+ */
+function writtenOrSoon(writer: SpoolWriterState, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, QUEUE_WAIT_MS);
+    signal?.addEventListener('abort', done);
+    writer.whenWritten(done);
+  });
+}
+
 /** What the export needs of a segment's writer (PcapngSpoolWriter). */
 interface SpoolWriterState {
   readonly readableEnd: number;
@@ -500,12 +523,15 @@ class CopyThread {
     this.failure ??= { type: 'error', message: err.message, writing: false };
     this.notify();
   };
+  private readonly onAbort = (): void => this.notify();
   private readonly onExit = (): void => {
     this.failure ??= { type: 'error', message: 'the export thread stopped', writing: false };
     this.notify();
   };
 
-  constructor() {
+  /** `signal`: an abort wakes whoever waits for the thread (it is stopped then, not waited for). */
+  constructor(private readonly signal: AbortSignal | undefined) {
+    signal?.addEventListener('abort', this.onAbort);
     this.worker = exportThread();
     this.worker.on('message', this.onMessage);
     this.worker.on('error', this.onError);
@@ -528,14 +554,21 @@ class CopyThread {
     return new Error(`Cannot export to ${path}: reading the capture's spool failed: ${f.message}`);
   }
 
-  /** Resolves once fewer than `ahead` pieces wait to be copied. */
+  /** Resolves once fewer than `ahead` pieces wait to be copied; throws on an abort or a failure. */
   async room(ahead: number): Promise<void> {
-    while (this.sent - this.done >= ahead && !this.failure) await this.next();
+    while (this.sent - this.done >= ahead && !this.failure) {
+      this.signal?.throwIfAborted();
+      await this.next();
+    }
+    this.signal?.throwIfAborted();
   }
 
   async finish(): Promise<{ records: number; bytes: number }> {
     this.send({ type: 'end' });
-    while (this.finished === null && !this.failure) await this.next();
+    while (this.finished === null && !this.failure) {
+      this.signal?.throwIfAborted();
+      await this.next();
+    }
     this.throwIfFailed();
     return this.finished!;
   }
@@ -547,13 +580,19 @@ class CopyThread {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    this.signal?.removeEventListener('abort', this.onAbort);
     this.worker.off('message', this.onMessage);
     this.worker.off('error', this.onError);
     this.worker.off('exit', this.onExit);
     if (this.finished !== null && this.failure === null && idleThread === null) {
       this.worker.unref();
       idleThread = this.worker;
-    } else await this.worker.terminate();
+      return;
+    }
+    // A thread in a write to a disk that holds it stops only when the write returns: not waited for longer
+    // than a moment (terminated, it runs no more of its code after that write).
+    const stopped = this.worker.terminate();
+    await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
   }
 
   private next(): Promise<void> {

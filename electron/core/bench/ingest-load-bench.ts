@@ -138,7 +138,8 @@ async function main(): Promise<void> {
             `records lost while a sort by RTT (${round(sortMs)} ms) and a pcapng export of ${atStart} records ` +
             `(${round(windowMs)} ms) ran during a capture at a paced ${RATE / 1e3} k records/s (${duringRecords} ` +
             `taken in meanwhile, ${round((100 * during) / Math.max(1, during + duringRecords), 2)} % of what ` +
-            `arrived dropped; background work waits while the capture is behind) through the real ` +
+            `arrived dropped; background work waits while the capture is behind; the sort's passes and the ` +
+            `export's copy run on threads of their own, below the capture's priority) through the real ` +
             `delivery path (bench addon: reader thread, batches of 4096, queue of ${bench.MAX_HELD_BATCHES} batches, ` +
             `ThreadSafeFunction, ` +
             `CaptureService.onBatch with the insights attached, as the app and serve attach them); the reader drains a modelled ${RING_BYTES / 2 ** 20} MiB kernel ring (what a capture asks the module for here: ` +

@@ -179,7 +179,10 @@ describe('PcapngSpoolWriter', () => {
     const reads = vi.spyOn(fs, 'readSync');
     try {
       const requested = (): number =>
-        reads.mock.calls.reduce((sum, call) => sum + ((call[3] as number | undefined) ?? 0), 0);
+        reads.mock.calls.reduce(
+          (sum, call) => sum + (((call as unknown[])[3] as number | undefined) ?? 0),
+          0,
+        );
       // In file order (an export of the capture as it came): one read a window, the window whole.
       const inOrder = new SpoolReader(fd, 1 << 20, spool);
       for (const offset of offsets) inOrder.readPacket(offset);
