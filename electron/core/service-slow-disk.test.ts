@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeRecord, MAX_RECORD_SIZE } from './files/packet.js';
 import { readCaptureFileAll } from './files/read.js';
 import { ipv4Icmp } from './files/testing/packets.js';
-import { canStickDisk, stuckDisk } from './files/testing/stuck-disk.js';
+import { canStickDisk, stuckDisk, type StuckDisk } from './files/testing/stuck-disk.js';
 import { Direction } from './record.js';
 import { CaptureService } from './service.js';
 import { jobEnd } from './testing/jobs.js';
@@ -35,6 +35,16 @@ function batchOf(b: number): { batch: ArrayBuffer; packets: Uint8Array[] } {
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
+/** A service whose spool is on `disk` (and whose write queue holds at most `spoolBacklogMax` bytes). */
+function spoolingOn(disk: StuckDisk, spoolBacklogMax?: number): CaptureService {
+  return new CaptureService({
+    native: new Error('no native here'),
+    version: 'test',
+    spoolDir: join(disk.dir, 'spool'),
+    ...(spoolBacklogMax === undefined ? {} : { spoolBacklogMax }),
+  });
+}
+
 describe('capture service on a disk that stops taking writes', () => {
   let tmp: string;
   beforeAll(() => {
@@ -46,12 +56,7 @@ describe('capture service on a disk that stops taking writes', () => {
     'keeps serving, reads fresh records from the write queue, counts what the full queue drops, exports the rest',
     async () => {
       const disk = stuckDisk(tmp, 64);
-      const svc = new CaptureService({
-        native: new Error('no native here'),
-        version: 'test',
-        spoolDir: join(disk.dir, 'spool'),
-        spoolBacklogMax: 1 << 20,
-      });
+      const svc = spoolingOn(disk, 1 << 20);
       try {
         svc.startFeed();
         const batches = Array.from({ length: 60 }, (_, b) => batchOf(b));
@@ -117,11 +122,7 @@ describe('capture service on a disk that stops taking writes', () => {
     "exports to another disk while the spool's disk holds its writes: the records still queued go too, and a cancel is heard",
     async () => {
       const disk = stuckDisk(tmp, 64);
-      const svc = new CaptureService({
-        native: new Error('no native here'),
-        version: 'test',
-        spoolDir: join(disk.dir, 'spool'),
-      });
+      const svc = spoolingOn(disk);
       try {
         svc.startFeed();
         for (let b = 0; b < 5; b++) svc.feed(batchOf(b).batch, 1000);
