@@ -2,7 +2,7 @@
  * The pcapng and pcap exports' thread (spool-copy.ts): started by spool-export.ts (and kept for the next
  * export), at WORKER_NICE, so the capture's thread comes first on a machine with few cores. It copies the pieces it is sent
  * in order, answers each (`piece-done`), and at `end` writes the rest and answers `finished` with the file's
- * length; the first error ends it (`error`: whether the file's writes failed, or the spool's reads).
+ * length; the first error ends it (`error`: the file's writes failed, the spool's reads, or the thread).
  */
 import { parentPort } from 'node:worker_threads';
 import { CopyWriteError, SpoolCopier, type CopyReply, type CopyRequest } from './spool-copy.js';
@@ -50,5 +50,7 @@ function fail(err: unknown): void {
   failed = true;
   const writing = err instanceof CopyWriteError;
   const cause = (writing ? err.cause : err) as NodeJS.ErrnoException;
-  reply({ type: 'error', message: cause?.message ?? String(err), code: cause?.code, writing });
+  // An error with an errno that is not the file's writes came from the spool's reads.
+  const what = writing ? 'write' : cause?.code !== undefined ? 'read' : 'thread';
+  reply({ type: 'error', message: cause?.message ?? String(err), code: cause?.code, failed: what });
 }

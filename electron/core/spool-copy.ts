@@ -64,7 +64,13 @@ export type CopyReply =
       arrays: { locations: Float64Array; ids: Int32Array | null; comments: Int32Array | null };
     }
   | { type: 'finished'; records: number; bytes: number; skipped: number }
-  | { type: 'error'; message: string; code?: string; writing: boolean };
+  | {
+      type: 'error';
+      message: string;
+      code?: string;
+      /** What failed: the export file's writes, the spool's reads, or the thread itself. */
+      failed: 'write' | 'read' | 'thread';
+    };
 
 /** Blocks are copied in runs of at most this many bytes. */
 const MAX_RUN = 1 << 20;

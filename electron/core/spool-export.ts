@@ -520,12 +520,12 @@ class CopyThread {
     this.notify();
   };
   private readonly onError = (err: Error): void => {
-    this.failure ??= { type: 'error', message: err.message, writing: false };
+    this.failure ??= { type: 'error', message: err.message, failed: 'thread' };
     this.notify();
   };
   private readonly onAbort = (): void => this.notify();
   private readonly onExit = (): void => {
-    this.failure ??= { type: 'error', message: 'the export thread stopped', writing: false };
+    this.failure ??= { type: 'error', message: 'it stopped', failed: 'thread' };
     this.notify();
   };
 
@@ -550,8 +550,15 @@ class CopyThread {
   /** The export's error for a failure of the thread: the file's writes say what to do about the disk. */
   failureFor(path: string): Error {
     const f = this.failure!;
-    if (f.writing) return exportWriteError(Object.assign(new Error(f.message), { code: f.code }), path);
-    return new Error(`Cannot export to ${path}: reading the capture's spool failed: ${f.message}`);
+    if (f.failed === 'write')
+      return exportWriteError(Object.assign(new Error(f.message), { code: f.code }), path);
+    if (f.failed === 'read')
+      return new Error(
+        `Cannot export to ${path}: reading the capture's spool failed (${f.message}); try again`,
+      );
+    return new Error(
+      `Cannot export to ${path}: the export's thread failed (${f.message}); try again, or export as CSV`,
+    );
   }
 
   /** Resolves once fewer than `ahead` pieces wait to be copied; throws on an abort or a failure. */
