@@ -419,8 +419,8 @@ export class EchoMatcher {
     // table while it is unanswered (a request with the same id and seq is superseded, as before).
     if (old >= this.head) {
       const tag = cache[seen + 1]!;
-      const oldState = tag % 4;
-      const oldIdSeq = (tag - oldState) / 4;
+      const oldIdSeq = Math.floor(tag * 0.25); // not tag % 4: a double's remainder is a call into C
+      const oldState = tag - oldIdSeq * 4;
       if (oldState === ST_PENDING && oldIdSeq !== idSeq) {
         const oldSlot = old & this.ringMask;
         this.pending.set(p, oldIdSeq, oldSlot);
@@ -533,8 +533,10 @@ export class EchoMatcher {
     const at = ((p & RECENT_BLOCK_MASK) * RECENT + (idSeq & (RECENT - 1))) * RECENT_STRIDE;
     let n = r[at]!;
     let sent: number;
-    let state = r[at + 1]! % 4;
-    const recent = n >= this.head && (r[at + 1]! - state) / 4 === idSeq;
+    const tag = r[at + 1]!;
+    const tagged = Math.floor(tag * 0.25); // not tag % 4: a double's remainder is a call into C
+    let state = tag - tagged * 4;
+    const recent = n >= this.head && tagged === idSeq;
     if (recent) {
       const slot = n & this.ringMask;
       sent = this.ring[slot >>> this.blockShift]!.ts[slot & this.blockMask]!;
