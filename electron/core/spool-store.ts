@@ -255,19 +255,6 @@ export class Spool {
   }
 
   /**
-   * A reader of segment `segment` of its own (its own descriptor and a `windowSize` window), for a long
-   * sequential read such as an export: nothing else moves its window. Close it when done.
-   */
-  segmentReader(segment: number, windowSize: number): { reader: SpoolReader; close(): void } {
-    const first = this.segments[0]?.number ?? 0;
-    const seg = this.segments[segment - first];
-    if (seg === undefined || seg.number !== segment)
-      throw new Error(`spool segment ${segment} is gone (dropped by the ring buffer)`);
-    const fd = openSync(seg.path, 'r');
-    return { reader: new SpoolReader(fd, windowSize, seg.writer), close: () => closeSync(fd) };
-  }
-
-  /**
    * Segment `segment`'s file opened for reading (a descriptor of its own, which keeps the file readable after
    * the ring buffer deletes it) and its writer: how far the file is written for sure (`readableEnd`), and
    * `whenWritten`. For a reader on another thread, which cannot read the writer's queue. Close it when done.

@@ -48,7 +48,7 @@ export class ExportFileSink {
       const handle = await fs.promises.open(tempPath, 'wx', 0o644);
       return new ExportFileSink(handle, tempPath, finalPath, bufferSize);
     } catch (err) {
-      throw new Error(`Cannot write the export to ${finalPath}: ${explain(err, dir)}`, { cause: err });
+      throw exportWriteError(err, finalPath);
     }
   }
 
@@ -126,22 +126,14 @@ export class ExportFileSink {
     } catch (err) {
       await this.handle.close().catch(() => undefined);
       await fs.promises.rm(this.tempPath, { force: true });
-      throw new Error(
-        `Cannot write the export to ${this.finalPath}: ${explain(err, path.dirname(this.finalPath))}`,
-        { cause: err },
-      );
+      throw exportWriteError(err, this.finalPath);
     }
     await this.handle.close();
     try {
       await fs.promises.rename(this.tempPath, this.finalPath);
     } catch (err) {
       await fs.promises.rm(this.tempPath, { force: true });
-      throw new Error(
-        `Cannot write the export to ${this.finalPath}: ${explain(err, path.dirname(this.finalPath))}`,
-        {
-          cause: err,
-        },
-      );
+      throw exportWriteError(err, this.finalPath);
     }
     return this.written;
   }
@@ -170,9 +162,12 @@ function viewOf(buffer: Buffer): DataView {
 
 /** The error of an export to `finalPath` that `err` (an fs error) stopped, saying what to do. */
 export function exportWriteError(err: unknown, finalPath: string): Error {
-  return new Error(`Cannot write the export to ${finalPath}: ${explain(err, path.dirname(finalPath))}`, {
-    cause: err,
-  });
+  return new Error(
+    `Cannot write the export to ${finalPath}: ${explain(err, path.dirname(path.resolve(finalPath)))}`,
+    {
+      cause: err,
+    },
+  );
 }
 
 function explain(err: unknown, dir: string): string {

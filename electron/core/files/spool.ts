@@ -628,8 +628,9 @@ const JUMP_READ = 4096;
 
 /**
  * Reads many spool records, in any order but fastest in file order (exports): keeps a 1 MiB window of the
- * file so consecutive records cost no system call; a record reached by a jump costs a read of about itself. The spool only grows, so the window never goes stale; a
- * spool still being written gives its queued bytes (SpoolTail), so a record is readable as soon as it is appended.
+ * file so consecutive records cost no system call; a record reached by a jump costs a read of about itself.
+ * The spool only grows, so the window never goes stale; a spool still being written gives its queued bytes
+ * (SpoolTail), so a record is readable as soon as it is appended.
  */
 export class SpoolReader {
   private window: Uint8Array;
