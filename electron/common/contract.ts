@@ -622,6 +622,11 @@ export interface Hello {
   counts: Counts;
   sources: SourceAvailability[];
   interfaces: InterfaceInfo[];
+  /**
+   * The jobs running and the last few to finish (their latest state): a page that was disconnected when one
+   * ended learns its end here. Absent from an agent of an older version.
+   */
+  jobs?: Job[];
 }
 
 export interface Results extends InsightResults {

@@ -2,6 +2,7 @@
  * Long work (exports, file opens) runs as jobs: each has an id, reports progress a few times a second as
  * `job` events, can be cancelled, and ends in exactly one of done, cancelled or error.
  */
+import { randomInt } from 'node:crypto';
 import { type Job, ServiceError } from '../common/contract.js';
 
 export type JobKind = Job['kind'];
@@ -12,10 +13,18 @@ export interface JobContext {
 }
 
 const PROGRESS_INTERVAL_MS = 200;
+/** Finished jobs `hello` still tells of (a page that was away when one ended learns how it ended). */
+export const FINISHED_KEPT = 32;
 
 export class JobRunner {
-  private nextId = 1;
+  /**
+   * Ids start at a random number, so a restarted service never reuses one a page still shows (the page would
+   * take the new job's end for its old one's). Below 10^9 (the download route's ids) with room for 10^8 more.
+   */
+  private nextId = randomInt(1, 800_000_000);
   private readonly running = new Map<number, { job: Job; abort: AbortController }>();
+  /** The last FINISHED_KEPT jobs to end, oldest first. */
+  private readonly finished: Job[] = [];
 
   constructor(private readonly emit: (job: Job) => void) {}
 
@@ -48,6 +57,8 @@ export class JobRunner {
         job.message = abort.signal.aborted ? 'cancelled' : err instanceof Error ? err.message : String(err);
       } finally {
         this.running.delete(id);
+        this.finished.push({ ...job });
+        if (this.finished.length > FINISHED_KEPT) this.finished.shift();
         this.emit({ ...job });
       }
     })();
@@ -59,6 +70,14 @@ export class JobRunner {
     if (!entry) throw new ServiceError('not-found', `no running job ${id}: it has finished or never existed`);
     entry.abort.abort();
     return { ...entry.job, state: 'cancelled' };
+  }
+
+  /** Every running job and the last ones to finish, as their latest `job` events told (for `hello`). */
+  list(): Job[] {
+    return [
+      ...this.finished.map((job) => ({ ...job })),
+      ...[...this.running.values()].map(({ job }) => ({ ...job })),
+    ];
   }
 
   /** Running jobs of a kind (at most one file open runs at a time). */

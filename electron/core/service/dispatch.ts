@@ -91,6 +91,7 @@ export function dispatchRequest(
         counts: s.counts(),
         sources: s.probe(),
         interfaces: s.interfaces(),
+        jobs: s.jobs.list(),
       } satisfies Hello;
     case 'capture.start':
       return s.start(p as Params<'capture.start'>);

@@ -3,6 +3,7 @@ import { defineStore } from 'pinia';
 import { computed, ref, shallowRef, watch } from 'vue';
 import { api } from '../transport';
 import { useHostsStore } from './hosts';
+import { useJobsStore } from './jobs';
 
 const EXPORTED_KEY = 'icmpcap.exported';
 
@@ -107,6 +108,7 @@ export const useCaptureStore = defineStore('capture', () => {
       counts.value = hello.counts;
       sources.value = hello.sources;
       interfaces.value = hello.interfaces;
+      if (host !== null) useJobsStore().reconcile(host, hello.jobs);
       connected.value = true;
       waiting.value = false;
       error.value = null;

@@ -78,6 +78,31 @@ export const useJobsStore = defineStore('jobs', () => {
     if (url !== undefined) arrived(url, e.data as Job);
   });
 
+  /**
+   * A host's hello (a first connection or a reconnect): the jobs it lists as they are now. A job this page saw
+   * running that ended while the page was away takes its end (and, this machine's, its download); one the
+   * host does not list any more (it was restarted, or ended long before) cannot be running: it is shown as
+   * ended, its outcome unknown. Running jobs started from elsewhere meanwhile are listed too.
+   */
+  function reconcile(host: string, jobs: readonly Job[] | undefined): void {
+    if (jobs === undefined) return; // an agent of an older version: its job events are all there is
+    const listed = new Map(jobs.map((job) => [job.id, job]));
+    for (const job of byHost.value[host]?.values() ?? []) {
+      if (job.state !== 'running') continue;
+      const now = listed.get(job.id);
+      if (now !== undefined && now.kind === job.kind) arrived(host, now);
+      else
+        put(host, {
+          ...job,
+          state: 'error',
+          message:
+            'the service was restarted, or the page was away too long, before this job ended: ' +
+            'whether it finished is unknown; check its file, or start it again',
+        });
+    }
+    for (const job of jobs) if (job.state === 'running' && !jobOf(host, job.id)) put(host, job);
+  }
+
   function fail(err: unknown): null {
     error.value = plainWords(err instanceof Error ? err.message : String(err));
     return null;
@@ -213,5 +238,17 @@ export const useJobsStore = defineStore('jobs', () => {
 
   /** The shown host's jobs. */
   const list = computed(() => (hosts.key === null ? [] : [...(byHost.value[hosts.key]?.values() ?? [])]));
-  return { byHost, list, error, recentNames, startExport, openFile, upload, choices, cancel, dismiss };
+  return {
+    byHost,
+    list,
+    error,
+    recentNames,
+    startExport,
+    openFile,
+    upload,
+    choices,
+    cancel,
+    dismiss,
+    reconcile,
+  };
 });
