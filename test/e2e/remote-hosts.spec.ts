@@ -602,6 +602,30 @@ test('an export whose end comes before the reply that starts it is downloaded al
   await page.close();
 });
 
+test('an export that ends while the page is disconnected shows its end once back, and is downloaded', async () => {
+  test.setTimeout(120_000);
+  const { link, page } = await openSlowPage();
+  const job = page.getByTestId('job');
+  await showLocalPackets(page);
+
+  // The job's events held, its end among them: then the connection is lost, and they with it.
+  link.holdingEvent = 'job';
+  await exportAllAsPcapng(page);
+  await expect(job).toHaveAttribute('data-state', 'running');
+  await expect.poll(() => link.held.some((h) => h.message.includes('"state":"done"'))).toBe(true);
+  const download = page.waitForEvent('download', { timeout: 30_000 });
+  const connections = link.connections;
+  link.holdingEvent = null;
+  link.held.splice(0);
+  link.drop();
+  await expect.poll(() => link.connections).toBeGreaterThan(connections);
+
+  // Back: the service's hello tells how the job ended (no event will): done, and its file downloaded.
+  await expect(job).toHaveAttribute('data-state', 'done', { timeout: 20_000 });
+  expect((await download).suggestedFilename()).toMatch(/^icmpcap-.*\.pcapng$/);
+  await page.close();
+});
+
 test("a switch of host shows none of the host before's counts while the new host's answers are held", async () => {
   test.setTimeout(120_000);
   const { link, page } = await openSlowPage();

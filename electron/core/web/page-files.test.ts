@@ -175,6 +175,16 @@ describe('browser clients and files', () => {
     expect(bytes.byteLength).toBe(24 + 150 * (16 + 84));
   });
 
+  it("lists its jobs in hello as the page knows them: the download's and the opened file's names, no path here", async () => {
+    const hello = (await request('hello', {})).result as { jobs: Job[] };
+    const ended = jobs.filter((job) => job.state !== 'running');
+    expect(ended.length).toBeGreaterThan(1);
+    // What each job's last event told the page, word for word: a page that missed it learns the same.
+    for (const job of ended) expect(hello.jobs.find((j) => j.id === job.id)).toEqual(job);
+    expect(JSON.stringify(hello.jobs)).not.toContain(tmp);
+    expect(hello.jobs.map((job) => job.path)).toEqual(expect.arrayContaining(['pings.pcap']));
+  });
+
   it('opens an uploaded file, and refuses uploads without the token', async () => {
     const url = `http://127.0.0.1:${server.port}/upload`;
     expect((await fetch(url, { method: 'POST', body: new Blob([Buffer.from(pcap)]) })).status).toBe(401);

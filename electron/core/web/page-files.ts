@@ -45,6 +45,8 @@ export interface PageFilesOptions {
 const CAPTURE_FILE = /\.(pcapng|pcap|cap|ntar)$/i;
 const KEEP_DOWNLOADS = 4;
 const KEEP_UPLOADS = 4;
+/** Job names kept: more than the jobs `hello` lists (FINISHED_KEPT and those running). */
+const JOB_NAMES_KEPT = 128;
 
 interface Kept {
   path: string;
@@ -67,7 +69,7 @@ export class PageFiles {
   private readonly work: string;
   private readonly downloads = new Map<number, Kept & { done: boolean }>();
   private readonly uploads = new Map<string, Kept>();
-  /** Jobs this gateway started, with the name the page knows them by. */
+  /** Jobs this gateway started, with the name the page knows them by (the last JOB_NAMES_KEPT). */
   private readonly jobNames = new Map<number, string>();
   private readonly folder: string | null;
   private readonly maxUpload: number;
@@ -121,13 +123,7 @@ export class PageFiles {
 
   /** Events as a page sees them: names instead of this machine's paths, errors in plain words. */
   eventForPage(event: EventName, data: unknown): unknown {
-    if (event === 'job') {
-      const job = data as Job;
-      const name = this.jobNames.get(job.id) ?? basename(job.path);
-      const message =
-        job.message === undefined ? undefined : this.hidePaths(plainWords(job.message), job.path, name);
-      return { ...job, path: name, ...(message === undefined ? {} : { message }) };
-    }
+    if (event === 'job') return this.jobForPage(data as Job);
     if (event === 'state') return this.pageState(data as CaptureState);
     return data;
   }
@@ -200,7 +196,7 @@ export class PageFiles {
     };
     const name = `icmpcap-${stamp()}.${p.format}`;
     this.downloads.set(started.id, { path: file, name, done: false });
-    this.jobNames.set(started.id, name);
+    this.nameJob(started.id, name);
     for (const [id, old] of this.downloads) {
       if (this.downloads.size <= KEEP_DOWNLOADS) break;
       rmSync(old.path, { force: true });
@@ -236,7 +232,7 @@ export class PageFiles {
       const started = (await this.opts.service.handle('file.open', { path: kept.path }, 'websocket')) as {
         id: number;
       };
-      this.jobNames.set(started.id, kept.name);
+      this.nameJob(started.id, kept.name);
       return started;
     } catch (err) {
       if (err instanceof ServiceError)
@@ -321,10 +317,32 @@ export class PageFiles {
     });
   }
 
+  /** A job as a page sees it: the name it knows the file by, not the path here; its message in plain words. */
+  private jobForPage(job: Job): Job {
+    const name = this.jobNames.get(job.id) ?? basename(job.path);
+    const message =
+      job.message === undefined ? undefined : this.hidePaths(plainWords(job.message), job.path, name);
+    return { ...job, path: name, ...(message === undefined ? {} : { message }) };
+  }
+
+  private nameJob(id: number, name: string): void {
+    this.jobNames.set(id, name);
+    for (const old of this.jobNames.keys()) {
+      if (this.jobNames.size <= JOB_NAMES_KEPT) break;
+      this.jobNames.delete(old);
+    }
+  }
+
   private forPage(result: unknown): unknown {
     if (result === null || typeof result !== 'object') return result;
     if ('state' in result && typeof result.state === 'object' && result.state !== null) {
-      return { ...result, state: this.pageState(result.state as CaptureState) };
+      // hello: its capture state, and the jobs it lists, as the page sees them.
+      const jobs = 'jobs' in result && Array.isArray(result.jobs) ? (result.jobs as Job[]) : undefined;
+      return {
+        ...result,
+        state: this.pageState(result.state as CaptureState),
+        ...(jobs === undefined ? {} : { jobs: jobs.map((job) => this.jobForPage(job)) }),
+      };
     }
     if ('state' in result && typeof result.state === 'string') return this.pageState(result as CaptureState);
     return result;
