@@ -195,7 +195,12 @@ export class PageFiles {
       id: number;
     };
     const name = `icmpcap-${stamp()}.${p.format}`;
-    this.downloads.set(started.id, { path: file, name, done: false });
+    // Its end may have come already (its event found no download to mark): the service's list tells.
+    const ended = this.opts.service.jobs
+      .list()
+      .find((job) => job.id === started.id && job.state !== 'running');
+    if (ended !== undefined && ended.state !== 'done') rmSync(file, { force: true });
+    this.downloads.set(started.id, { path: file, name, done: ended?.state === 'done' });
     this.nameJob(started.id, name);
     for (const [id, old] of this.downloads) {
       if (this.downloads.size <= KEEP_DOWNLOADS) break;
