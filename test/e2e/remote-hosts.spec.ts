@@ -649,11 +649,15 @@ test("a switch of host shows none of the host before's counts while the new host
   await expect(rows.first()).toBeVisible();
   const alphaRows = (await scroller.getAttribute('aria-rowcount'))!;
   expect(Number(alphaRows)).toBeGreaterThan(0);
+  // Alpha's peers counted on the Peers tab.
+  const peersBadge = page.getByTestId('tab-peers').locator('.badge');
+  await expect(peersBadge).toHaveText(/^\d+$/);
 
   // Beta slow now: until it answers, the window waits for it, and shows none of alpha's counts.
   link.holding = 'beta';
   await chip(page, 1).getByTestId('host-select').click();
   await expect.poll(() => link.held.some((h) => h.method === 'hello')).toBe(true);
+  await expect(peersBadge).toHaveCount(0);
   await expect(page.locator('body')).not.toContainText(alphaCount);
   await expect(scroller).toHaveAttribute('aria-rowcount', '0');
   await expect(page.getByTestId('status-waiting')).toHaveText('waiting for beta…');
@@ -661,6 +665,7 @@ test("a switch of host shows none of the host before's counts while the new host
   await page.waitForTimeout(1000);
   await expect(page.locator('body')).not.toContainText(alphaCount, { timeout: 100 });
   await expect(scroller).toHaveAttribute('aria-rowcount', '0', { timeout: 100 });
+  await expect(peersBadge).toHaveCount(0, { timeout: 100 });
 
   // Beta answers: its own count and rows.
   link.release();

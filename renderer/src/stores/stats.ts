@@ -5,7 +5,7 @@
  */
 import type { Aggregates, PeerSeries } from '@common/contract';
 import { defineStore } from 'pinia';
-import { computed, markRaw, ref, shallowRef } from 'vue';
+import { computed, markRaw, ref, shallowRef, watch } from 'vue';
 import { api } from '../transport';
 import { useHostsStore } from './hosts';
 
@@ -19,6 +19,17 @@ export const useStatsStore = defineStore('stats', () => {
   const peerSeries = shallowRef<PeerSeries[]>([]);
 
   api.onEvent('aggregates', (a) => (aggregates.value = markRaw(a)));
+  // Another host shown: nothing of the host before (its peers, the Peers tab's count, the flows picked for the
+  // chart) stays on screen while the new host's statistics are on their way.
+  watch(
+    () => hosts.key,
+    () => {
+      aggregates.value = null;
+      chartPeers.value = [];
+      peerSeries.value = [];
+      error.value = null;
+    },
+  );
 
   async function load(): Promise<void> {
     const host = hosts.key;
