@@ -13,7 +13,7 @@ import type {
 } from '@common/insights';
 import { firingText } from '@common/firing-text';
 import { defineStore } from 'pinia';
-import { markRaw, ref, shallowRef } from 'vue';
+import { markRaw, ref, shallowRef, watch } from 'vue';
 import { api, connection, inBrowser } from '../transport';
 import { useHostsStore } from './hosts';
 import { useViewStore } from './view';
@@ -58,6 +58,20 @@ export const useInsightsStore = defineStore('insights', () => {
     unseen.value++;
     notify(f);
   });
+
+  // Another host shown: none of the host before's problems, paths, neighbours or firings (nor the tabs' counts)
+  // stay on screen while the new host's are on their way (load, on its connection). Its rules stay filed.
+  watch(
+    () => hosts.key,
+    () => {
+      problems.value = [];
+      paths.value = [];
+      neighbours.value = EMPTY_NEIGHBOURS;
+      firings.value = [];
+      unseen.value = 0;
+      error.value = null;
+    },
+  );
 
   function setRules(host: string | null, info: AlertRulesInfo): void {
     if (host !== null) rulesByHost.value = { ...rulesByHost.value, [host]: markRaw(info) };
