@@ -6,9 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Hello, Job } from '../common/contract.js';
+import type { Hello } from '../common/contract.js';
 import { randomCapture } from './bench/synth.js';
 import { FINISHED_KEPT, JobRunner } from './jobs.js';
+import { jobEnd } from './testing/jobs.js';
 import { CaptureService } from './service.js';
 
 let tmp: string;
@@ -27,17 +28,6 @@ function loaded(records: number, name: string): CaptureService {
   for (const batch of randomCapture(records, 5)) svc.feed(batch);
   svc.tick();
   return svc;
-}
-
-function jobEnd(svc: CaptureService, id: number): Promise<Job> {
-  return new Promise((resolve) => {
-    const off = svc.on((event, data) => {
-      if (event === 'job' && (data as Job).id === id && (data as Job).state !== 'running') {
-        off();
-        resolve(data as Job);
-      }
-    });
-  });
 }
 
 async function hello(svc: CaptureService): Promise<Hello> {

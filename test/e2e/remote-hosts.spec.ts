@@ -7,7 +7,7 @@
  * back with another certificate is refused with both fingerprints until the user accepts it. A slow
  * host's answers that come after a switch to another host are not shown for that one.
  */
-import { type Page, type WebSocketRoute, expect, test } from '@playwright/test';
+import { type Locator, type Page, type WebSocketRoute, expect, test } from '@playwright/test';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Agent, type Star, accountDir, createStar, startAgent, tokenFile } from '../support/agents.js';
@@ -362,6 +362,21 @@ async function showLocalPackets(page: Page): Promise<void> {
   await expect(page.getByTestId('status-count')).not.toHaveText('0 packets');
 }
 
+/** A slow page showing this machine's packets, its export of them started with the job's events held. */
+async function exportWithJobEventsHeld(): Promise<{
+  link: ReturnType<typeof slowHost>;
+  page: Page;
+  job: Locator;
+}> {
+  const { link, page } = await openSlowPage();
+  const job = page.getByTestId('job');
+  await showLocalPackets(page);
+  link.holdingEvent = 'job';
+  await exportAllAsPcapng(page);
+  await expect(job).toHaveAttribute('data-state', 'running');
+  return { link, page, job };
+}
+
 /** Starts an export of every packet shown, as pcapng, through the Export dialog. */
 async function exportAllAsPcapng(page: Page): Promise<void> {
   await page.getByRole('button', { name: 'Export…' }).click();
@@ -550,14 +565,8 @@ test("after a lost connection, a switch of host is a first connection: the host 
 
 test('a job belongs to the host it was started on: not shown for another, followed to its end meanwhile', async () => {
   test.setTimeout(120_000);
-  const { link, page } = await openSlowPage();
-  const job = page.getByTestId('job');
-  await showLocalPackets(page);
-
   // This machine's export, its progress held: it shows as running.
-  link.holdingEvent = 'job';
-  await exportAllAsPcapng(page);
-  await expect(job).toHaveAttribute('data-state', 'running');
+  const { link, page, job } = await exportWithJobEventsHeld();
   await expect.poll(() => link.held.some((h) => h.method === 'job event')).toBe(true);
 
   // Alpha: this machine's job is not shown for it (nor its Cancel, which would go to alpha).
@@ -604,14 +613,8 @@ test('an export whose end comes before the reply that starts it is downloaded al
 
 test('an export that ends while the page is disconnected shows its end once back, and is downloaded', async () => {
   test.setTimeout(120_000);
-  const { link, page } = await openSlowPage();
-  const job = page.getByTestId('job');
-  await showLocalPackets(page);
-
   // The job's events held, its end among them: then the connection is lost, and they with it.
-  link.holdingEvent = 'job';
-  await exportAllAsPcapng(page);
-  await expect(job).toHaveAttribute('data-state', 'running');
+  const { link, page, job } = await exportWithJobEventsHeld();
   await expect.poll(() => link.held.some((h) => h.message.includes('"state":"done"'))).toBe(true);
   const download = page.waitForEvent('download', { timeout: 30_000 });
   const connections = link.connections;
