@@ -54,6 +54,13 @@ interface Kept {
   name: string;
 }
 
+/** A download's job `job` as it is now: once ended, done (fetchable) or not (its partial file removed). */
+function downloadEnded(download: Kept & { done: boolean }, job: Job): void {
+  if (job.state === 'running') return;
+  download.done = job.state === 'done';
+  if (!download.done) rmSync(download.path, { force: true });
+}
+
 /** A plain file name for a download or an upload: no folders, no control characters, not empty. */
 function cleanName(name: string, fallback: string): string {
   // eslint-disable-next-line no-control-regex
@@ -86,10 +93,7 @@ export class PageFiles {
       if (event !== 'job') return;
       const job = data as Job;
       const download = this.downloads.get(job.id);
-      if (download && job.state !== 'running') {
-        download.done = job.state === 'done';
-        if (!download.done) rmSync(download.path, { force: true });
-      }
+      if (download) downloadEnded(download, job);
     });
   }
 
@@ -195,12 +199,11 @@ export class PageFiles {
       id: number;
     };
     const name = `icmpcap-${stamp()}.${p.format}`;
+    const download = { path: file, name, done: false };
+    this.downloads.set(started.id, download);
     // Its end may have come already (its event found no download to mark): the service's list tells.
-    const ended = this.opts.service.jobs
-      .list()
-      .find((job) => job.id === started.id && job.state !== 'running');
-    if (ended !== undefined && ended.state !== 'done') rmSync(file, { force: true });
-    this.downloads.set(started.id, { path: file, name, done: ended?.state === 'done' });
+    const now = this.opts.service.jobs.list().find((job) => job.id === started.id);
+    if (now !== undefined) downloadEnded(download, now);
     this.nameJob(started.id, name);
     for (const [id, old] of this.downloads) {
       if (this.downloads.size <= KEEP_DOWNLOADS) break;
