@@ -230,13 +230,15 @@ export type SpoolEncodeStatus = 0 | 1 | 2 | 3 | 4 | 5;
  * ifindex. offsets[offsetsAt + i] (unless null) gets fileBase + the i-th block's offset in `out`. `result`
  * (4 or more) gets [where it stopped in the batch (relative to byteOffset), where the next block goes in
  * `out`, records encoded, detail]. Throws a TypeError on arguments out of range; never touches memory outside
- * what it was given.
+ * what it was given. With `out` null nothing is written: the layout only (the offsets, the count, and in
+ * result[1] where the blocks would end, from `outAt`), with the same checks (never status 4), so that
+ * encodeSpoolRuns of the same records and table then writes exactly that many bytes.
  */
 export function encodeSpoolBlocks(
   batch: ArrayBuffer,
   byteOffset: number,
   byteLength: number,
-  out: Uint8Array,
+  out: Uint8Array | null,
   outAt: number,
   interfaces: Uint32Array,
   offsets: Float64Array | null,
@@ -244,6 +246,27 @@ export function encodeSpoolBlocks(
   fileBase: number,
   result: Float64Array,
 ): SpoolEncodeStatus;
+
+/** Records of a batch whose spool blocks encodeSpoolRuns writes: `length` bytes into out[outAt...]. */
+export interface SpoolRun {
+  batch: ArrayBuffer;
+  byteOffset: number;
+  byteLength: number;
+  /** (ifindex, interface id) pairs sorted by ifindex, as encodeSpoolBlocks takes them. */
+  interfaces: Uint32Array;
+  out: Uint8Array;
+  outAt: number;
+  /** The bytes their layout (encodeSpoolBlocks with out null) said. */
+  length: number;
+}
+
+/**
+ * Encodes each run's blocks (as encodeSpoolBlocks) in libuv's thread pool, then calls `done` on the loop,
+ * with an Error if a run did not come out as long as its layout said (a bug). Until then the runs' batches,
+ * tables and bytes of `out` belong to the pool: nothing may write them, nor read those bytes of `out`.
+ * Throws a TypeError on a malformed run (nothing is queued then).
+ */
+export function encodeSpoolRuns(runs: SpoolRun[], done: (err?: Error) => void): void;
 
 /** Default path of icmpcap-helper (build/Release next to the addon). */
 export function defaultHelperPath(): string;

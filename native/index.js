@@ -66,5 +66,6 @@ module.exports = {
   routesV4: () => native.routesV4(),
   probe,
   encodeSpoolBlocks: native.encodeSpoolBlocks,
+  encodeSpoolRuns: native.encodeSpoolRuns,
   defaultHelperPath,
 };

@@ -52,17 +52,23 @@ function withAdviceOn(raw: Native): Native {
   };
 }
 
-let spoolEncoder: Native['encodeSpoolBlocks'] | null | undefined;
+/** The addon's spool block encoder: the layout (and a synchronous encode) on the loop, runs in the pool. */
+export interface SpoolEncoder {
+  blocks: Native['encodeSpoolBlocks'];
+  runs: Native['encodeSpoolRuns'];
+}
+
+let spoolEncoder: SpoolEncoder | null | undefined;
 
 /**
  * The addon's spool block encoder, or null when the addon cannot be loaded (the spool then encodes in
- * JavaScript: the same bytes, slower). Loaded once, on first use.
+ * JavaScript: the same bytes, slower, on the loop). Loaded once, on first use.
  */
-export function nativeSpoolEncoder(): Native['encodeSpoolBlocks'] | null {
+export function nativeSpoolEncoder(): SpoolEncoder | null {
   if (spoolEncoder === undefined) {
     try {
-      const encode = loadNative().encodeSpoolBlocks;
-      spoolEncoder = typeof encode === 'function' ? encode : null;
+      const { encodeSpoolBlocks: blocks, encodeSpoolRuns: runs } = loadNative();
+      spoolEncoder = typeof blocks === 'function' && typeof runs === 'function' ? { blocks, runs } : null;
     } catch {
       spoolEncoder = null;
     }

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <deque>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -977,6 +978,20 @@ Napi::Value BenchSession(const Napi::CallbackInfo& info) {
 
 #endif
 
+// An interface table of encodeSpoolBlocks (a Uint32Array of (ifindex, id) pairs sorted by
+// ifindex) into *out; the reason it is not one, or null.
+const char* SpoolInterfacesOf(const Napi::Value& v, Napi::Uint32Array* out) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    return "interfaces must be a Uint32Array of (ifindex, id) pairs";
+  *out = v.As<Napi::Uint32Array>();
+  // An unsorted table would make lookups miss: checked, as every other argument (n is small).
+  const uint32_t* pairs = out->Data();
+  size_t n = out->ElementLength() / 2;
+  for (size_t i = 1; i < n; i++)
+    if (pairs[2 * i - 2] >= pairs[2 * i]) return "interfaces must be sorted by ifindex, each once";
+  return nullptr;
+}
+
 // encodeSpoolBlocks(batch, byteOffset, byteLength, out, outAt, interfaces, offsets, offsetsAt,
 // fileBase, result): the spool's Enhanced Packet Blocks of batch[byteOffset, byteOffset +
 // byteLength) into out from outAt (index.d.ts says the rest). Returns the status; result gets
@@ -1002,16 +1017,17 @@ Napi::Value EncodeSpoolBlocks(const Napi::CallbackInfo& info) {
   if (!whole(info[1], batch.ByteLength(), &byte_offset) ||
       !whole(info[2], batch.ByteLength() - byte_offset, &byte_length))
     return bad("byteOffset and byteLength must lie within the batch");
-  if (!info[3].IsTypedArray() ||
-      info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    return bad("out must be a Uint8Array");
-  Napi::Uint8Array out = info[3].As<Napi::Uint8Array>();
+  // out null: the layout only (offsets, count, where the blocks would end), nothing written.
+  bool layout = info[3].IsNull();
+  if (!layout && (!info[3].IsTypedArray() ||
+                  info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array))
+    return bad("out must be a Uint8Array or null");
+  Napi::Uint8Array out = layout ? Napi::Uint8Array() : info[3].As<Napi::Uint8Array>();
   double out_at;
-  if (!whole(info[4], out.ElementLength(), &out_at)) return bad("outAt must lie within out");
-  if (!info[5].IsTypedArray() ||
-      info[5].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
-    return bad("interfaces must be a Uint32Array of (ifindex, id) pairs");
-  Napi::Uint32Array interfaces = info[5].As<Napi::Uint32Array>();
+  if (!whole(info[4], layout ? 0x1p53 : out.ElementLength(), &out_at))
+    return bad("outAt must lie within out");
+  Napi::Uint32Array interfaces;
+  if (const char* why = SpoolInterfacesOf(info[5], &interfaces)) return bad(why);
   Napi::Float64Array offsets;
   bool has_offsets = !info[6].IsNull() && !info[6].IsUndefined();
   if (has_offsets) {
@@ -1030,24 +1046,119 @@ Napi::Value EncodeSpoolBlocks(const Napi::CallbackInfo& info) {
       info[9].As<Napi::Float64Array>().ElementLength() < 4)
     return bad("result must be a Float64Array of 4 or more");
   Napi::Float64Array result = info[9].As<Napi::Float64Array>();
-  // An unsorted table would make lookups miss: checked, as every other argument (n is small).
   const uint32_t* pairs = interfaces.Data();
   size_t n = interfaces.ElementLength() / 2;
-  for (size_t i = 1; i < n; i++)
-    if (pairs[2 * i - 2] >= pairs[2 * i])
-      return bad("interfaces must be sorted by ifindex, each once");
   const uint8_t* src = static_cast<const uint8_t*>(batch.Data()) + static_cast<size_t>(byte_offset);
-  icmpcap::SpoolEncodeResult r = icmpcap::encode_spool_blocks(
-      src, static_cast<size_t>(byte_length), 0, out.Data(), out.ElementLength(),
-      static_cast<size_t>(out_at), icmpcap::SpoolInterfaces{pairs, n},
-      has_offsets ? offsets.Data() : nullptr, has_offsets ? offsets.ElementLength() : 0,
-      static_cast<size_t>(offsets_at), file_base);
+  double* offs = has_offsets ? offsets.Data() : nullptr;
+  size_t offs_len = has_offsets ? offsets.ElementLength() : 0;
+  icmpcap::SpoolEncodeResult r =
+      layout ? icmpcap::layout_spool_blocks(src, static_cast<size_t>(byte_length), 0,
+                                            static_cast<size_t>(out_at),
+                                            icmpcap::SpoolInterfaces{pairs, n}, offs, offs_len,
+                                            static_cast<size_t>(offsets_at), file_base)
+             : icmpcap::encode_spool_blocks(src, static_cast<size_t>(byte_length), 0, out.Data(),
+                                            out.ElementLength(), static_cast<size_t>(out_at),
+                                            icmpcap::SpoolInterfaces{pairs, n}, offs, offs_len,
+                                            static_cast<size_t>(offsets_at), file_base);
   double* res = result.Data();
   res[0] = static_cast<double>(r.src_at);
   res[1] = static_cast<double>(r.out_at);
   res[2] = r.count;
   res[3] = r.detail;
   return Napi::Number::New(env, static_cast<int32_t>(r.status));
+}
+
+// Encodes runs of spool blocks in libuv's thread pool (encodeSpoolRuns): the capture's thread only
+// lays them out (encodeSpoolBlocks with out null), so copying every packet into the spool's pages
+// costs it nothing. Each run's batch, table and destination stay referenced until the callback.
+class EncodeRunsWorker : public Napi::AsyncWorker {
+ public:
+  struct Run {
+    const uint8_t* src;
+    size_t src_len;
+    const uint32_t* pairs;
+    size_t n;
+    uint8_t* out;
+    size_t out_len;
+    size_t out_at;
+    size_t length;
+  };
+  EncodeRunsWorker(Napi::Function callback, Napi::Object keep, std::vector<Run> runs)
+      : Napi::AsyncWorker(callback, "icmpcap:encodeSpoolRuns"), runs_(std::move(runs)) {
+    keep_ = Napi::Persistent(keep);
+  }
+  void Execute() override {
+    for (const Run& run : runs_) {
+      icmpcap::SpoolEncodeResult r = icmpcap::encode_spool_blocks(
+          run.src, run.src_len, 0, run.out, run.out_len, run.out_at,
+          icmpcap::SpoolInterfaces{run.pairs, run.n}, nullptr, 0, 0, 0);
+      // Laid out before with the same records and table: anything else is a bug, said as one.
+      if (r.status != icmpcap::SpoolEncodeStatus::kDone || r.out_at - run.out_at != run.length) {
+        SetError("encodeSpoolRuns: a run did not encode as it was laid out (status " +
+                 std::to_string(static_cast<int>(r.status)) + ", " +
+                 std::to_string(r.out_at - run.out_at) + " bytes of " +
+                 std::to_string(run.length) + ")");
+        return;
+      }
+    }
+  }
+
+ private:
+  std::vector<Run> runs_;
+  Napi::ObjectReference keep_;
+};
+
+// encodeSpoolRuns(runs, callback): each run {batch, byteOffset, byteLength, interfaces, out, outAt,
+// length} encoded into out[outAt, outAt + length) in the thread pool; callback(error?) on the
+// loop. The caller must not touch those bytes of out until then (index.d.ts).
+Napi::Value EncodeSpoolRuns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto bad = [&](const std::string& what) -> Napi::Value {
+    Napi::TypeError::New(env, "encodeSpoolRuns: " + what).ThrowAsJavaScriptException();
+    return env.Undefined();
+  };
+  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsFunction())
+    return bad("an array of runs and a callback expected");
+  Napi::Array list = info[0].As<Napi::Array>();
+  std::vector<EncodeRunsWorker::Run> runs;
+  runs.reserve(list.Length());
+  auto whole = [](const Napi::Value& v, double max, double* out) {
+    if (!v.IsNumber()) return false;
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= max) || std::floor(d) != d) return false;
+    *out = d;
+    return true;
+  };
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value item = list.Get(i);
+    std::string at = "run " + std::to_string(i) + ": ";
+    if (!item.IsObject()) return bad(at + "not an object");
+    Napi::Object o = item.As<Napi::Object>();
+    Napi::Value batch_v = o.Get("batch");
+    if (!batch_v.IsArrayBuffer()) return bad(at + "batch must be an ArrayBuffer");
+    Napi::ArrayBuffer batch = batch_v.As<Napi::ArrayBuffer>();
+    double byte_offset, byte_length, out_at, length;
+    if (!whole(o.Get("byteOffset"), batch.ByteLength(), &byte_offset) ||
+        !whole(o.Get("byteLength"), batch.ByteLength() - byte_offset, &byte_length))
+      return bad(at + "byteOffset and byteLength must lie within the batch");
+    Napi::Uint32Array interfaces;
+    if (const char* why = SpoolInterfacesOf(o.Get("interfaces"), &interfaces)) return bad(at + why);
+    Napi::Value out_v = o.Get("out");
+    if (!out_v.IsTypedArray() || out_v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      return bad(at + "out must be a Uint8Array");
+    Napi::Uint8Array out = out_v.As<Napi::Uint8Array>();
+    if (!whole(o.Get("outAt"), out.ElementLength(), &out_at) ||
+        !whole(o.Get("length"), out.ElementLength() - out_at, &length))
+      return bad(at + "outAt and length must lie within out");
+    runs.push_back({static_cast<const uint8_t*>(batch.Data()) + static_cast<size_t>(byte_offset),
+                    static_cast<size_t>(byte_length), interfaces.Data(),
+                    interfaces.ElementLength() / 2, out.Data(),
+                    static_cast<size_t>(out_at + length), static_cast<size_t>(out_at),
+                    static_cast<size_t>(length)});
+  }
+  auto* worker = new EncodeRunsWorker(info[1].As<Napi::Function>(), list, std::move(runs));
+  worker->Queue();
+  return env.Undefined();
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -1066,6 +1177,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("encodeSpoolBlocks",
               Napi::Function::New(env, EncodeSpoolBlocks, "encodeSpoolBlocks"));
+  exports.Set("encodeSpoolRuns", Napi::Function::New(env, EncodeSpoolRuns, "encodeSpoolRuns"));
 #ifdef ICMPCAP_BENCH
   exports.Set("benchSession", Napi::Function::New(env, BenchSession, "benchSession"));
 #endif

@@ -59,6 +59,7 @@ describe('native binding', () => {
       'RECORD_HEADER_SIZE',
       'Session',
       'encodeSpoolBlocks',
+      'encodeSpoolRuns',
       'interfaces',
       'open',
       'probe',

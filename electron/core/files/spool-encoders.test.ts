@@ -130,6 +130,49 @@ describe.runIf(native !== null)('spool encoders: native and JavaScript', () => {
     expect(files[0]!.equals(files[1]!)).toBe(true);
   });
 
+  it('encode in the thread pool on the way to the file: the same file, and the same bytes read before it', async () => {
+    const rnd = random(424242);
+    const ifindexes = [1, 2, 3, 9];
+    for (let k = 0; k < 40; k++) ifindexes.push(2000 + k);
+    const batches: ArrayBuffer[] = [];
+    for (let b = 0; b < 30; b++) batches.push(rawBatch(rnd, 1 + Math.floor(rnd() * 4000), ifindexes));
+    // The reference: JavaScript's blocks, written by flush().
+    const { files, locations } = both(batches, [], 'pool-ref');
+    const file = path.join(dir, 'pool.pcapng');
+    const spool = PcapngSpoolWriter.create(file, { application: 'test', snaplen: 262144, encoder: 'native' });
+    const fd = fs.openSync(file, 'r');
+    const refFd = fs.openSync(path.join(dir, 'pool-ref-js.pcapng'), 'r');
+    try {
+      const reader = new SpoolReader(fd, 1 << 16, spool);
+      const ref = new SpoolReader(refFd, 1 << 16);
+      const got: number[] = [];
+      let whileWriting = 0;
+      for (const batch of batches) {
+        const out = new Float64Array(batch.byteLength / 72 + 1);
+        const n = spool.append(batch, 0, batch.byteLength, out, 0);
+        got.push(...out.subarray(0, n));
+        if (spool.writing) whileWriting++;
+        // Blocks just laid out, read back at once: before their write starts, or while the pool encodes them.
+        for (const k of [got.length - n, got.length - 1, Math.floor(rnd() * got.length)]) {
+          const offset = got[k]!;
+          expect({ ...reader.readPacket(offset), data: [] }).toEqual({ ...ref.readPacket(offset), data: [] });
+          expect(reader.readPacket(offset).data).toEqual(ref.readPacket(offset).data);
+        }
+        if (rnd() < 0.5) await new Promise((resolve) => setImmediate(resolve));
+      }
+      spool.close();
+      await spool.drained();
+      expect(whileWriting).toBeGreaterThan(0);
+      expect(got).toEqual(locations[1]);
+      const written = fs.readFileSync(file);
+      expect(written.length).toBe(files[1]!.length);
+      expect(written.equals(files[1]!)).toBe(true);
+    } finally {
+      fs.closeSync(fd);
+      fs.closeSync(refFd);
+    }
+  });
+
   it('each location is a packet block of the record it names', () => {
     const rnd = random(7);
     const batch = rawBatch(rnd, 3000, [5, 6, 9]);
@@ -215,7 +258,7 @@ describe.runIf(native !== null)('spool encoders: native and JavaScript', () => {
     const call = (args: Partial<Record<number, unknown>>) => {
       const base: unknown[] = [batch, 0, batch.byteLength, out, 0, table, null, 0, 0, result];
       for (const [k, v] of Object.entries(args)) base[Number(k)] = v;
-      return () => (native as (...a: unknown[]) => number)(...base);
+      return () => (native!.blocks as (...a: unknown[]) => number)(...base);
     };
     expect(call({ 1: batch.byteLength + 8 })).toThrow(TypeError);
     expect(call({ 2: batch.byteLength + 8 })).toThrow(/within the batch/);
@@ -242,6 +285,36 @@ describe.runIf(native !== null)('spool encoders: native and JavaScript', () => {
         ? alignRecord(new DataView(batch).getUint32(0, true))
         : 0;
     expect(result).toEqual(Float64Array.of(first, 0, 0, 1));
+  });
+
+  it('encodes runs in the pool only as they were laid out, and refuses a malformed run before queuing it', async () => {
+    const batch = rawBatch(random(5), 40, [1, 2]);
+    const table = Uint32Array.of(1, 0, 2, 1);
+    const result = new Float64Array(4);
+    expect(native!.blocks(batch, 0, batch.byteLength, null, 0, table, null, 0, 0, result)).toBe(0);
+    const length = result[1]!;
+    const reference = new Uint8Array(length);
+    expect(native!.blocks(batch, 0, batch.byteLength, reference, 0, table, null, 0, 0, result)).toBe(0);
+    const run = { batch, byteOffset: 0, byteLength: batch.byteLength, interfaces: table, outAt: 8, length };
+    const encode = (runs: unknown[]) =>
+      new Promise<Error | undefined>((resolve) => native!.runs(runs as never, resolve));
+    const out = new Uint8Array(length + 16).fill(0xee);
+    expect(await encode([{ ...run, out }])).toBeUndefined();
+    expect(out.subarray(8, 8 + length)).toEqual(reference);
+    expect([...out.subarray(0, 8), ...out.subarray(8 + length)]).toEqual(new Array(16).fill(0xee));
+    // A run that does not come out as long as its layout said: an error, said as one.
+    const err = await encode([{ ...run, out: new Uint8Array(length + 16), length: length - 4 }]);
+    expect(err?.message).toMatch(/did not encode as it was laid out/);
+    // Malformed: a TypeError at once, and no callback.
+    let called = 0;
+    const bad = (patch: object) => () => native!.runs([{ ...run, out, ...patch }] as never, () => called++);
+    expect(bad({ outAt: length + 16 })).toThrow(/within out/);
+    expect(bad({ byteLength: batch.byteLength + 8 })).toThrow(/within the batch/);
+    expect(bad({ interfaces: Uint32Array.of(2, 0, 1, 1) })).toThrow(/sorted/);
+    expect(bad({ out: new Uint16Array(4) })).toThrow(/Uint8Array/);
+    expect(() => native!.runs({} as never, () => called++)).toThrow(TypeError);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(called).toBe(0);
   });
 
   it.runIf(hasTools())('a spool the addon wrote reads back in tshark, packet for packet', () => {

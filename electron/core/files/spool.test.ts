@@ -279,6 +279,7 @@ describe('PcapngSpoolWriter', () => {
       spool.append(batch, 0, batch.byteLength, offsets, 0);
       spool.append(batch, 0, batch.byteLength, offsets, 0);
       expect(writes.mock.calls.length).toBe(n0);
+      expect(spool.writing).toBe(false);
       // Readable meanwhile.
       const fd = fs.openSync(file, 'r');
       try {
@@ -290,21 +291,26 @@ describe('PcapngSpoolWriter', () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(writes.mock.calls.length).toBe(n0 + 1);
       await spool.drained();
-      // Someone waits for the bytes: the write starts at once.
+      // Someone waits for the bytes: the write starts at once (its blocks are encoded in the pool first).
       spool.append(batch, 0, batch.byteLength);
+      expect(spool.writing).toBe(false);
       const drained = spool.drained();
-      expect(writes.mock.calls.length).toBe(n0 + 2);
+      expect(spool.writing).toBe(true);
       await drained;
+      expect(writes.mock.calls.length).toBe(n0 + 2);
       // A megabyte or more: at once too.
       const big = batchOf(Array.from({ length: 8000 }, (_, i) => specs[i % specs.length]!));
       spool.append(big, 0, big.byteLength);
-      expect(writes.mock.calls.length).toBe(n0 + 3);
+      expect(spool.writing).toBe(true);
       await spool.drained();
+      expect(writes.mock.calls.length).toBe(n0 + 3);
       // Closing: at once.
       spool.append(batch, 0, batch.byteLength);
+      expect(spool.writing).toBe(false);
       spool.close();
-      expect(writes.mock.calls.length).toBe(n0 + 4);
+      expect(spool.writing).toBe(true);
       await spool.drained();
+      expect(writes.mock.calls.length).toBe(n0 + 4);
       expect(fs.statSync(file).size).toBe(spool.size);
     } finally {
       writes.mockRestore();

@@ -11,7 +11,8 @@ import {
   REC_F_PAD,
   type DecodedRecord,
 } from '../record.js';
-import { nativeSpoolEncoder, type Native } from '../native.js';
+import type { SpoolRun } from '../../../native/index.js';
+import { nativeSpoolEncoder, type SpoolEncoder } from '../native.js';
 import { encodeRecordInto, MAX_RECORD_DATA } from './packet.js';
 import { BLOCK, MAX_BLOCK_SIZE, pad4 } from './pcapng-format.js';
 import { packetDirection } from './pcapng-read.js';
@@ -30,7 +31,8 @@ export interface SpoolOptions {
   snaplen?: number;
   /**
    * Who encodes the packet blocks: the native addon (the default when it loads) or JavaScript. The bytes
-   * are the same; the addon takes a fraction of the time (the spool was a sixth of a capture's main thread).
+   * are the same; the addon takes a fraction of the time (the spool was a sixth of a capture's main thread),
+   * and on the way to the file, in the thread pool: the loop only lays the blocks out.
    */
   encoder?: 'native' | 'js';
 }
@@ -68,7 +70,31 @@ interface Page {
   view: DataView;
   start: number;
   filled: number;
+  source?: undefined;
 }
+
+/**
+ * Packet blocks of the write queue laid out but not encoded yet (the native encoder's): file bytes
+ * [start, start + filled) are the blocks of `source`'s records. They are encoded in the thread pool just
+ * before their write (encodeSpoolRuns), or at once when someone reads or flushes them first; `bytes` holds
+ * them once encoded (bytes[0, filled)).
+ */
+interface Run {
+  start: number;
+  filled: number;
+  source: RunSource;
+  bytes: Uint8Array | null;
+}
+
+/** What a Run encodes: the records of batch[byteOffset, byteOffset + byteLength) with this interface table. */
+interface RunSource {
+  batch: ArrayBuffer;
+  byteOffset: number;
+  byteLength: number;
+  interfaces: Uint32Array;
+}
+
+type Entry = Page | Run;
 
 /**
  * Where a reader of a file still being written finds the bytes not in the file yet (SpoolReader): the file
@@ -84,16 +110,18 @@ export interface SpoolTail {
 }
 
 /**
- * Appends records to a pcapng file without ever blocking the event loop: blocks are encoded into a queue of
- * pages and written in order by one write at a time in libuv's thread pool (a write stuck on a slow disk
- * holds a pool thread, never the loop). Records are readable at once: SpoolReader takes the bytes not yet
- * in the file from the queue (this is its SpoolTail). The queue is unbounded here; its owner bounds it
- * (`backlog`, `whenBacklogBelow`). A write error stops the writing for good; the queued bytes stay readable.
+ * Appends records to a pcapng file without ever blocking the event loop: blocks are queued and written in
+ * order by one write at a time in libuv's thread pool (a write stuck on a slow disk holds a pool thread, never
+ * the loop). With the addon, the loop only lays the packet blocks out (their locations and sizes: a read of
+ * each record's header); they are encoded in the pool just before their write, straight from the batch, which
+ * the queue holds until then (callers never change a batch they handed over). Records are readable at once:
+ * SpoolReader takes the bytes not yet in the file from the queue (this is its SpoolTail), encoding on the spot
+ * what the pool has not. The queue is unbounded here; its owner bounds it (`backlog`, `whenBacklogBelow`). A
+ * write error stops the writing for good; the queued bytes stay readable.
  *
- * Why the thread pool and not a worker owning the descriptor: the bytes are encoded on the loop anyway
- * (from the batch the service already holds), one `writev` per queue run is the whole cost, and reads of
- * queued bytes need no message round trip; a worker would add a copy (or a transfer) per batch and make
- * every read of a fresh record asynchronous.
+ * Why the thread pool and not a worker owning the descriptor: one encode and one `writev` per queue run is
+ * the whole cost, and reads of queued bytes need no message round trip; a worker would add a copy (or a
+ * transfer) per batch and make every read of a fresh record asynchronous.
  */
 export class PcapngSpoolWriter implements SpoolTail {
   private readonly interfaceIds = new Map<number, number>();
@@ -101,9 +129,9 @@ export class PcapngSpoolWriter implements SpoolTail {
   /** (ifindex, id) pairs sorted by ifindex: the native encoder's copy of interfaceIds. */
   private interfaceTable = new Uint32Array(0);
   /** The native encoder, or null: blocks encoded in JavaScript. */
-  private readonly encode: Native['encodeSpoolBlocks'] | null;
-  /** Queued bytes, oldest first; the last page is the one being filled. */
-  private pages: Page[] = [];
+  private readonly encode: SpoolEncoder | null;
+  /** Queued bytes, oldest first: pages (the last one may be being filled) and runs of packet blocks. */
+  private pages: Entry[] = [];
   /** Bytes appended: the offset the next block will have. */
   private position = 0;
   /** Bytes surely in the file. */
@@ -178,6 +206,11 @@ export class PcapngSpoolWriter implements SpoolTail {
   /** Bytes appended but not yet in the file. */
   get backlog(): number {
     return this.position - this.written;
+  }
+
+  /** Whether a write (with the encoding of its blocks before it) is under way. */
+  get writing(): boolean {
+    return this.inFlight;
   }
 
   /** The write error that stopped writing, or null. */
@@ -302,9 +335,13 @@ export class PcapngSpoolWriter implements SpoolTail {
     return out + idb.length;
   }
 
-  /** `append` with the addon's encoder: the same blocks, the same errors. */
+  /**
+   * `append` with the addon's encoder: the same blocks, the same errors. Here the blocks are only laid out
+   * (their locations, their size); they are encoded in the thread pool on their way to the file (pumpNow).
+   * Nothing of a batch with a broken record is queued.
+   */
   private appendNative(
-    encode: Native['encodeSpoolBlocks'],
+    encode: SpoolEncoder,
     batch: ArrayBuffer,
     byteOffset: number,
     byteLength: number,
@@ -313,35 +350,44 @@ export class PcapngSpoolWriter implements SpoolTail {
     locationBase: number,
     ifname: ((ifindex: number) => string) | undefined,
   ): number {
-    // As in the JavaScript loop: a block is never larger than its record, so the page is sized once.
-    const page = this.pageWithRoom(byteLength + 4096);
-    const base = page.filled;
     const result = encodeResult;
-    let out = base;
+    const queued: (Run | Uint8Array)[] = [];
+    let position = this.position;
     let count = 0;
     let at = 0;
     for (;;) {
-      const status = encode(
+      const interfaces = this.interfaceTable;
+      const status = encode.blocks(
         batch,
         byteOffset + at,
         byteLength - at,
-        page.bytes,
-        out,
-        this.interfaceTable,
+        null,
+        0,
+        interfaces,
         offsetsOut ?? null,
         offsetsOutStart + count,
-        locationBase + page.start,
+        locationBase + position,
         result,
       );
-      at += result[0]!;
-      out = result[1]!;
+      const used = result[0]!;
+      const length = result[1]!;
+      if (length > 0) {
+        const source = { batch, byteOffset: byteOffset + at, byteLength: used, interfaces };
+        queued.push({ start: position, filled: length, source, bytes: null });
+        position += length;
+      }
+      at += used;
       count += result[2]!;
       const detail = result[3]!;
       if (status === 0) break;
       if (status === 1) {
-        out = this.announce(page, out, detail, ifname, byteLength - at);
-      } else if (status === 4) {
-        this.growPage(page, out, out + detail + (byteLength - at) + 4096);
+        this.addInterface(detail);
+        const idb = interfaceDescriptionBlock({
+          name: ifname ? ifname(detail) : `if${detail}`,
+          snaplen: this.snaplen,
+        });
+        queued.push(idb);
+        position += idb.length;
       } else if (status === 2) {
         throw new Error(`bad record length ${detail} at byte ${at} of the batch`);
       } else if (status === 3) {
@@ -351,21 +397,53 @@ export class PcapngSpoolWriter implements SpoolTail {
         throw new Error(`the record locations (${offsetsOut?.length ?? 0}) have no room for record ${count}`);
       }
     }
-    page.filled = out;
-    this.position += out - base;
+    for (const part of queued) {
+      if (part instanceof Uint8Array) this.queueBytes(part);
+      else {
+        this.pages.push(part);
+        this.position += part.filled;
+      }
+    }
     this.pump();
     return count;
+  }
+
+  /** The bytes of a queued entry (entry.start at index 0): a run not encoded yet is encoded now, here. */
+  private bytesOf(entry: Entry): Uint8Array {
+    if (entry.source === undefined) return entry.bytes;
+    if (entry.bytes === null) {
+      const { batch, byteOffset, byteLength, interfaces } = entry.source;
+      const bytes = new Uint8Array(entry.filled);
+      const status = this.encode!.blocks(
+        batch,
+        byteOffset,
+        byteLength,
+        bytes,
+        0,
+        interfaces,
+        null,
+        0,
+        0,
+        encodeResult,
+      );
+      if (status !== 0 || encodeResult[1] !== entry.filled)
+        throw new Error(
+          `the spool's blocks at byte ${entry.start} did not encode as laid out (status ${status})`,
+        );
+      entry.bytes = bytes;
+    }
+    return entry.bytes;
   }
 
   copyQueued(offset: number, length: number, into: Uint8Array, at: number): number {
     const end = Math.min(offset + length, this.position);
     let copied = 0;
-    for (const page of this.pages) {
-      const from = Math.max(offset + copied, page.start);
-      const to = Math.min(end, page.start + page.filled);
+    for (const entry of this.pages) {
+      const from = Math.max(offset + copied, entry.start);
+      const to = Math.min(end, entry.start + entry.filled);
       if (from !== offset + copied) break; // the queue starts later than asked: nothing contiguous to give
       if (to <= from) continue;
-      into.set(page.bytes.subarray(from - page.start, to - page.start), at + copied);
+      into.set(this.bytesOf(entry).subarray(from - entry.start, to - entry.start), at + copied);
       copied += to - from;
     }
     return copied;
@@ -393,10 +471,11 @@ export class PcapngSpoolWriter implements SpoolTail {
     if (this.fdClosed || this.discarded) return;
     if (this.failure) throw this.failure;
     // From `written` on: a write in flight may be half done; writing the same bytes again is harmless.
-    for (const page of this.pages) {
-      let from = Math.max(this.written - page.start, 0);
-      while (from < page.filled)
-        from += fs.writeSync(this.fd, page.bytes, from, page.filled - from, page.start + from);
+    for (const entry of this.pages) {
+      let from = Math.max(this.written - entry.start, 0);
+      const bytes = from < entry.filled ? this.bytesOf(entry) : null;
+      while (bytes && from < entry.filled)
+        from += fs.writeSync(this.fd, bytes, from, entry.filled - from, entry.start + from);
     }
     this.written = this.submitted = this.position;
     this.cancelDelay();
@@ -449,7 +528,7 @@ export class PcapngSpoolWriter implements SpoolTail {
   /** The page to encode `need` bytes into: the last one if they fit, else a new one. */
   private pageWithRoom(need: number): Page {
     const last = this.pages[this.pages.length - 1];
-    if (last && last.bytes.length - last.filled >= need) return last;
+    if (last && last.source === undefined && last.bytes.length - last.filled >= need) return last;
     const bytes = (need <= PAGE_SIZE && sparePages.pop()) || new Uint8Array(Math.max(PAGE_SIZE, need));
     const page = { bytes, view: new DataView(bytes.buffer), start: this.position, filled: 0 };
     this.pages.push(page);
@@ -471,11 +550,16 @@ export class PcapngSpoolWriter implements SpoolTail {
 
   private writeBytes(bytes: Uint8Array): void {
     if (this.closed) throw new Error(`The capture spool ${this.path} is closed`);
+    this.queueBytes(bytes);
+    this.pump();
+  }
+
+  /** Queues `bytes` (a block or two) at the end of the queue. */
+  private queueBytes(bytes: Uint8Array): void {
     const page = this.pageWithRoom(bytes.length);
     page.bytes.set(bytes, page.filled);
     page.filled += bytes.length;
     this.position += bytes.length;
-    this.pump();
   }
 
   /**
@@ -503,37 +587,100 @@ export class PcapngSpoolWriter implements SpoolTail {
   private pumpNow(): void {
     if (this.inFlight || this.failure || this.discarded || this.submitted === this.position) return;
     this.cancelDelay();
-    const parts: Uint8Array[] = [];
+    const chosen: { entry: Entry; from: number }[] = [];
+    const missing: Run[] = [];
     let length = 0;
-    for (const page of this.pages) {
-      const from = Math.max(this.submitted - page.start, 0);
-      if (page.filled > from) {
-        parts.push(page.bytes.subarray(from, page.filled));
-        length += page.filled - from;
+    for (const entry of this.pages) {
+      const from = Math.max(this.submitted - entry.start, 0);
+      if (entry.filled > from) {
+        chosen.push({ entry, from });
+        length += entry.filled - from;
+        if (entry.source !== undefined && entry.bytes === null) missing.push(entry);
       }
       if (length >= MAX_WRITE) break;
     }
     const start = this.submitted;
     this.submitted = start + length;
     this.inFlight = true;
-    fs.writev(this.fd, parts, start, (err, n) => {
-      this.inFlight = false;
-      if (err) {
-        if (!this.discarded && !this.failure) {
-          this.failure = err;
-          this.settle();
-          this.onError?.(err);
-        }
+    if (missing.length === 0) return this.writeChosen(chosen, start, length, [], []);
+    // The runs' blocks are encoded in the thread pool, into pages no one else holds, then written.
+    const runs: SpoolRun[] = [];
+    const buffers: Uint8Array[] = [];
+    let buffer: Uint8Array | null = null;
+    let at = 0;
+    for (const run of missing) {
+      if (buffer === null || buffer.length - at < run.filled) {
+        buffer =
+          (run.filled <= PAGE_SIZE && sparePages.pop()) || new Uint8Array(Math.max(PAGE_SIZE, run.filled));
+        buffers.push(buffer);
+        at = 0;
+      }
+      runs.push({ ...run.source, out: buffer, outAt: at, length: run.filled });
+      at += run.filled;
+    }
+    this.encode!.runs(runs, (err) => {
+      if (this.discarded || this.failure) {
+        this.inFlight = false;
         this.settle();
         return;
       }
+      if (err) return this.writeFailed(err);
+      // A run read or flushed meanwhile was encoded then, the same bytes: that copy is written.
+      const encoded: Run[] = [];
+      missing.forEach((run, k) => {
+        if (run.bytes !== null) return;
+        const { out, outAt } = runs[k]!;
+        run.bytes = out.subarray(outAt, outAt + run.filled);
+        encoded.push(run);
+      });
+      this.writeChosen(chosen, start, length, encoded, buffers);
+    });
+  }
+
+  /**
+   * Writes the chosen entries (each from `from` to its end) at `start`, `length` bytes in all; `encoded` are
+   * the runs encoded for this write into `buffers`, given back to sparePages once the write is whole.
+   */
+  private writeChosen(
+    chosen: { entry: Entry; from: number }[],
+    start: number,
+    length: number,
+    encoded: Run[],
+    buffers: Uint8Array[],
+  ): void {
+    let parts: Uint8Array[];
+    try {
+      parts = chosen.map(({ entry, from }) => this.bytesOf(entry).subarray(from, entry.filled));
+    } catch (err) {
+      return this.writeFailed(err as Error);
+    }
+    fs.writev(this.fd, parts, start, (err, n) => {
+      if (err) return this.writeFailed(err);
+      this.inFlight = false;
       this.written = Math.max(this.written, start + n);
       // A short write: the rest goes again (flush() may have written it already).
       if (this.submitted > this.written && n < length) this.submitted = this.written;
       this.release();
+      if (n === length) {
+        // Written whole, so out of the queue: their pages can take the next write's runs.
+        for (const run of encoded) run.bytes = null;
+        for (const buffer of buffers)
+          if (buffer.length === PAGE_SIZE && sparePages.length < SPARE_PAGES) sparePages.push(buffer);
+      }
       this.pump();
       this.settle();
     });
+  }
+
+  /** A write (or the encode before it) failed: writing stops for good; the queued bytes stay readable. */
+  private writeFailed(err: Error): void {
+    this.inFlight = false;
+    if (!this.discarded && !this.failure) {
+      this.failure = err;
+      this.settle();
+      this.onError?.(err);
+    }
+    this.settle();
   }
 
   /**
@@ -541,17 +688,19 @@ export class PcapngSpoolWriter implements SpoolTail {
    * writer is closed, let go too (the next segment's writer takes it).
    */
   private release(): void {
-    while (this.pages.length > 1 && this.pages[0]!.start + this.pages[0]!.filled <= this.written)
-      this.letGo(this.pages.shift()!);
-    const last = this.pages[0];
-    if (this.pages.length === 1 && last && last.start + last.filled <= this.written && !this.inFlight) {
-      if (this.closed) {
-        this.pages = [];
-        this.letGo(last);
-      } else {
-        last.start = this.position;
-        last.filled = 0;
+    while (this.pages.length > 0) {
+      const first = this.pages[0]!;
+      if (first.start + first.filled > this.written) break;
+      if (this.pages.length === 1 && first.source === undefined && !this.closed) {
+        // The page being filled: filled again from its start once no write reads it.
+        if (!this.inFlight) {
+          first.start = this.position;
+          first.filled = 0;
+        }
+        break;
       }
+      this.pages.shift();
+      if (first.source === undefined) this.letGo(first);
     }
   }
 

@@ -49,12 +49,12 @@ inline int64_t lookup(const SpoolInterfaces& t, uint32_t ifindex) {
   return -1;
 }
 
-}  // namespace
-
-SpoolEncodeResult encode_spool_blocks(const uint8_t* src, size_t src_len, size_t src_at,
-                                      uint8_t* out, size_t out_cap, size_t out_at,
-                                      SpoolInterfaces interfaces, double* offsets,
-                                      size_t offsets_len, size_t offsets_at, double file_base) {
+// encode_spool_blocks, or with kLayout its layout alone (out is never touched then).
+template <bool kLayout>
+SpoolEncodeResult encode_or_layout(const uint8_t* src, size_t src_len, size_t src_at, uint8_t* out,
+                                   size_t out_cap, size_t out_at, SpoolInterfaces interfaces,
+                                   double* offsets, size_t offsets_len, size_t offsets_at,
+                                   double file_base) {
   SpoolEncodeResult r{SpoolEncodeStatus::kDone, src_at, out_at, 0, 0};
   int64_t last_ifindex = -1;
   uint32_t last_id = 0;
@@ -98,10 +98,16 @@ SpoolEncodeResult encode_spool_blocks(const uint8_t* src, size_t src_len, size_t
                                                   : 0;
     uint32_t padded = (cap_len + 3) & ~3u;
     uint32_t total = 28 + padded + (epb_flags ? 12 : 0) + 4;
-    if (total > out_cap - o) return stop(SpoolEncodeStatus::kNoRoom, total);
+    if (!kLayout && total > out_cap - o) return stop(SpoolEncodeStatus::kNoRoom, total);
     if (offsets) {
       if (offsets_at + r.count >= offsets_len) return stop(SpoolEncodeStatus::kOffsetsFull, 0);
       offsets[offsets_at + r.count] = file_base + static_cast<double>(o);
+    }
+    if (kLayout) {  // where each block goes, nothing written
+      o += total;
+      r.count++;
+      at += align_record(len);
+      continue;
     }
     uint64_t ts = static_cast<uint64_t>(get32(rec + offsetof(icmpcap_record, ts_ns))) |
                   static_cast<uint64_t>(get32(rec + offsetof(icmpcap_record, ts_ns) + 4)) << 32;
@@ -130,6 +136,23 @@ SpoolEncodeResult encode_spool_blocks(const uint8_t* src, size_t src_len, size_t
     at += align_record(len);
   }
   return stop(SpoolEncodeStatus::kDone, 0);
+}
+
+}  // namespace
+
+SpoolEncodeResult encode_spool_blocks(const uint8_t* src, size_t src_len, size_t src_at,
+                                      uint8_t* out, size_t out_cap, size_t out_at,
+                                      SpoolInterfaces interfaces, double* offsets,
+                                      size_t offsets_len, size_t offsets_at, double file_base) {
+  return encode_or_layout<false>(src, src_len, src_at, out, out_cap, out_at, interfaces, offsets,
+                                 offsets_len, offsets_at, file_base);
+}
+
+SpoolEncodeResult layout_spool_blocks(const uint8_t* src, size_t src_len, size_t src_at,
+                                      size_t out_at, SpoolInterfaces interfaces, double* offsets,
+                                      size_t offsets_len, size_t offsets_at, double file_base) {
+  return encode_or_layout<true>(src, src_len, src_at, nullptr, 0, out_at, interfaces, offsets,
+                                offsets_len, offsets_at, file_base);
 }
 
 }  // namespace icmpcap

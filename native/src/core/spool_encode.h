@@ -43,4 +43,11 @@ SpoolEncodeResult encode_spool_blocks(const uint8_t* src, size_t src_len, size_t
                                       SpoolInterfaces interfaces, double* offsets,
                                       size_t offsets_len, size_t offsets_at, double file_base);
 
+// encode_spool_blocks' layout alone, nothing written: the offsets, the count, and in out_at where
+// the blocks would end (from out_at); the same checks, never kNoRoom. An encode of the records it
+// laid out, with the same table and room for out_at bytes, writes exactly that.
+SpoolEncodeResult layout_spool_blocks(const uint8_t* src, size_t src_len, size_t src_at,
+                                      size_t out_at, SpoolInterfaces interfaces, double* offsets,
+                                      size_t offsets_len, size_t offsets_at, double file_base);
+
 }  // namespace icmpcap
