@@ -1096,8 +1096,8 @@ class EncodeRunsWorker : public Napi::AsyncWorker {
       if (r.status != icmpcap::SpoolEncodeStatus::kDone || r.out_at - run.out_at != run.length) {
         SetError("encodeSpoolRuns: a run did not encode as it was laid out (status " +
                  std::to_string(static_cast<int>(r.status)) + ", " +
-                 std::to_string(r.out_at - run.out_at) + " bytes of " +
-                 std::to_string(run.length) + ")");
+                 std::to_string(r.out_at - run.out_at) + " bytes of " + std::to_string(run.length) +
+                 ")");
         return;
       }
     }

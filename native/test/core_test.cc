@@ -598,13 +598,13 @@ TEST(spool_encode_random_batches_stay_in_bounds) {
                                           table, offsets.empty() ? nullptr : offsets.data(),
                                           offsets.size(), 0, 1000.0);
     CHECK(r.out_at <= out.size() && r.src_at <= batch.size() + 8);
-    // The layout alone (out null, what the spool does on the loop) writes nothing and says the same:
-    // where each block goes and where they end; never "no room", so it may lay out past an encode
-    // that ran out of it, the same up to there.
+    // The layout alone (out null, what the spool does on the loop) writes nothing and says the
+    // same: where each block goes and where they end; never "no room", so it may lay out past an
+    // encode that ran out of it, the same up to there.
     std::vector<double> laid(offsets.size(), -1.0);
-    auto l = icmpcap::layout_spool_blocks(batch.data(), batch.size(), 0, 0, table,
-                                          laid.empty() ? nullptr : laid.data(), laid.size(), 0,
-                                          1000.0);
+    auto l =
+        icmpcap::layout_spool_blocks(batch.data(), batch.size(), 0, 0, table,
+                                     laid.empty() ? nullptr : laid.data(), laid.size(), 0, 1000.0);
     CHECK(l.status != icmpcap::SpoolEncodeStatus::kNoRoom);
     if (r.status != icmpcap::SpoolEncodeStatus::kNoRoom)
       CHECK(l.status == r.status && l.src_at == r.src_at && l.out_at == r.out_at &&
