@@ -359,6 +359,29 @@ describe('PcapngSpoolWriter', () => {
     }
   }, 60_000);
 
+  it('stops writing with an error, never an exception out of the loop, when a queued batch is taken from it', async () => {
+    const file = path.join(dir, 'detached.pcapng');
+    const spool = PcapngSpoolWriter.create(file, { application: 'icmpcap' });
+    try {
+      const errors: Error[] = [];
+      spool.onError = (err) => errors.push(err);
+      await spool.drained();
+      const batch = batchOf(specs);
+      spool.append(batch, 0, batch.byteLength);
+      // Against the contract (a batch handed over is never changed): moved to another owner before its write.
+      const moved = structuredClone(batch, { transfer: [batch] });
+      expect(batch.byteLength).toBe(0);
+      await spool.drained();
+      if (spool.encoder === 'native') {
+        expect(spool.error?.message).toMatch(/within the batch/);
+        expect(errors).toEqual([spool.error]);
+      } else expect(spool.error).toBeNull(); // JavaScript encoded its blocks as they came
+      expect(moved.byteLength).toBeGreaterThan(0);
+    } finally {
+      spool.discard();
+    }
+  });
+
   it('says what to do when the spool cannot be created', () => {
     expect(() =>
       PcapngSpoolWriter.create(path.join(dir, 'missing', 'x.pcapng'), { application: 'icmpcap' }),

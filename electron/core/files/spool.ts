@@ -618,7 +618,7 @@ export class PcapngSpoolWriter implements SpoolTail {
       runs.push({ ...run.source, out: buffer, outAt: at, length: run.filled });
       at += run.filled;
     }
-    this.encode!.runs(runs, (err) => {
+    const done = (err?: Error): void => {
       if (this.discarded || this.failure) {
         this.inFlight = false;
         this.settle();
@@ -634,7 +634,13 @@ export class PcapngSpoolWriter implements SpoolTail {
         encoded.push(run);
       });
       this.writeChosen(chosen, start, length, encoded, buffers);
-    });
+    };
+    try {
+      this.encode!.runs(runs, done);
+    } catch (err) {
+      // A batch taken from the queue's hands (detached): what it held cannot be written.
+      this.writeFailed(err as Error);
+    }
   }
 
   /**
