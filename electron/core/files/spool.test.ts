@@ -3,7 +3,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { decodeRecord, Direction, forEachRecord, OFF, REC_F_PAD, type DecodedRecord } from '../record.js';
+import {
+  alignRecord,
+  decodeRecord,
+  Direction,
+  forEachRecord,
+  OFF,
+  REC_F_PAD,
+  type DecodedRecord,
+} from '../record.js';
+import { nativeSpoolEncoder } from '../native.js';
 import { encodeRecord, MAX_RECORD_SIZE } from './packet.js';
 import { readCaptureFileAll } from './read.js';
 import { PcapngSpoolWriter, readSpoolRecord, SpoolReader } from './spool.js';
@@ -379,6 +388,27 @@ describe('PcapngSpoolWriter', () => {
       expect(moved.byteLength).toBeGreaterThan(0);
     } finally {
       spool.discard();
+    }
+  });
+
+  it('refuses a batch with a broken record whole, the interfaces it met too: the next batch announces them', async () => {
+    for (const encoder of nativeSpoolEncoder() ? (['native', 'js'] as const) : (['js'] as const)) {
+      const file = path.join(dir, `refused-${encoder}.pcapng`);
+      const spool = PcapngSpoolWriter.create(file, { application: 'icmpcap', encoder });
+      // A record of a new interface (42), then one whose captured length is not its length.
+      const broken = batchOf([specs[3]!, specs[0]!]);
+      const view = new DataView(broken);
+      const second = alignRecord(view.getUint32(OFF.len, true));
+      view.setUint16(second + OFF.capLen, view.getUint16(second + OFF.capLen, true) + 1, true);
+      expect(() => spool.append(broken, 0, broken.byteLength)).toThrow(/does not match record length/);
+      const good = batchOf([specs[3]!, specs[0]!]);
+      spool.append(good, 0, good.byteLength);
+      spool.close();
+      await spool.drained();
+      const { summary, records } = await readCaptureFileAll(file);
+      expect(summary.error).toBeUndefined();
+      expect(summary.interfaces.map((i) => i.name)).toEqual(['if42', 'if3']);
+      expect(records.map((r) => r.seq)).toEqual(recordsOf(good).map((r) => r.seq));
     }
   });
 

@@ -253,11 +253,39 @@ export class PcapngSpoolWriter implements SpoolTail {
     ifname?: (ifindex: number) => string,
   ): number {
     if (this.closed) throw new Error(`The capture spool ${this.path} is closed`);
-    const { encode } = this;
-    if (encode) {
-      const at = offsetsOutStart;
-      return this.appendNative(encode, batch, byteOffset, byteLength, offsetsOut, at, locationBase, ifname);
+    const known = this.interfaceCount;
+    try {
+      const { encode } = this;
+      if (encode) {
+        const at = offsetsOutStart;
+        return this.appendNative(encode, batch, byteOffset, byteLength, offsetsOut, at, locationBase, ifname);
+      }
+      return this.appendJs(batch, byteOffset, byteLength, offsetsOut, offsetsOutStart, locationBase, ifname);
+    } catch (err) {
+      // Nothing of a refused batch is queued, its interfaces' blocks neither: the next batch announces them.
+      this.forgetInterfacesFrom(known);
+      throw err;
     }
+  }
+
+  /** Forgets the interfaces numbered `count` and up (announced by a batch that was then refused). */
+  private forgetInterfacesFrom(count: number): void {
+    if (this.interfaceCount === count) return;
+    for (const [ifindex, id] of this.interfaceIds) if (id >= count) this.interfaceIds.delete(ifindex);
+    this.interfaceCount = count;
+    this.interfaceTable = Uint32Array.from([...this.interfaceIds].sort((a, b) => a[0] - b[0]).flat());
+  }
+
+  /** `append` with the JavaScript encoder: the blocks encoded into the queue's last page, here. */
+  private appendJs(
+    batch: ArrayBuffer,
+    byteOffset: number,
+    byteLength: number,
+    offsetsOut: Float64Array | undefined,
+    offsetsOutStart: number,
+    locationBase: number,
+    ifname: ((ifindex: number) => string) | undefined,
+  ): number {
     const src = new Uint8Array(batch, byteOffset, byteLength);
     const srcView = new DataView(batch, byteOffset, byteLength);
     // An EPB (at most 44 bytes of framing) is never larger than the 72-byte-header record it comes from, so
