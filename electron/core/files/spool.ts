@@ -96,6 +96,22 @@ interface RunSource {
 
 type Entry = Page | Run;
 
+/** What `append` was given: a batch's records, where their locations go, and how interfaces are named. */
+interface BatchPart {
+  batch: ArrayBuffer;
+  byteOffset: number;
+  byteLength: number;
+  offsetsOut: Float64Array | undefined;
+  offsetsOutStart: number;
+  locationBase: number;
+  ifname: ((ifindex: number) => string) | undefined;
+}
+
+/** An interface's name in its description block: `ifname(index)`, or `if<index>` without one. */
+function interfaceName(ifindex: number, ifname: ((ifindex: number) => string) | undefined): string {
+  return ifname ? ifname(ifindex) : `if${ifindex}`;
+}
+
 /**
  * Where a reader of a file still being written finds the bytes not in the file yet (SpoolReader): the file
  * is read up to `readableEnd`; what follows comes from the writer's queue.
@@ -222,18 +238,21 @@ export class PcapngSpoolWriter implements SpoolTail {
   interfaceId(ifindex: number, name: string): number {
     const known = this.interfaceIds.get(ifindex);
     if (known !== undefined) return known;
-    const id = this.addInterface(ifindex);
-    this.writeBytes(interfaceDescriptionBlock({ name, snaplen: this.snaplen }));
+    const id = this.interfaceCount;
+    this.writeBytes(this.newInterface(ifindex, name));
     return id;
   }
 
-  /** The next interface id, for `ifindex` (its block is the caller's to write). */
-  private addInterface(ifindex: number): number {
-    const id = this.interfaceCount++;
-    this.interfaceIds.set(ifindex, id);
-    const pairs = [...this.interfaceIds].sort((a, b) => a[0] - b[0]);
-    this.interfaceTable = Uint32Array.from(pairs.flat());
-    return id;
+  /** The next interface id goes to `ifindex`; returns its Interface Description Block (the caller's to queue). */
+  private newInterface(ifindex: number, name: string): Uint8Array {
+    this.interfaceIds.set(ifindex, this.interfaceCount++);
+    this.tableInterfaces();
+    return interfaceDescriptionBlock({ name, snaplen: this.snaplen });
+  }
+
+  /** Rebuilds interfaceTable, the native encoder's copy of interfaceIds. */
+  private tableInterfaces(): void {
+    this.interfaceTable = Uint32Array.from([...this.interfaceIds].sort((a, b) => a[0] - b[0]).flat());
   }
 
   /**
@@ -254,13 +273,17 @@ export class PcapngSpoolWriter implements SpoolTail {
   ): number {
     if (this.closed) throw new Error(`The capture spool ${this.path} is closed`);
     const known = this.interfaceCount;
+    const part: BatchPart = {
+      batch,
+      byteOffset,
+      byteLength,
+      offsetsOut,
+      offsetsOutStart,
+      locationBase,
+      ifname,
+    };
     try {
-      const { encode } = this;
-      if (encode) {
-        const at = offsetsOutStart;
-        return this.appendNative(encode, batch, byteOffset, byteLength, offsetsOut, at, locationBase, ifname);
-      }
-      return this.appendJs(batch, byteOffset, byteLength, offsetsOut, offsetsOutStart, locationBase, ifname);
+      return this.encode ? this.appendNative(this.encode, part) : this.appendJs(part);
     } catch (err) {
       // Nothing of a refused batch is queued, its interfaces' blocks neither: the next batch announces them.
       this.forgetInterfacesFrom(known);
@@ -273,19 +296,12 @@ export class PcapngSpoolWriter implements SpoolTail {
     if (this.interfaceCount === count) return;
     for (const [ifindex, id] of this.interfaceIds) if (id >= count) this.interfaceIds.delete(ifindex);
     this.interfaceCount = count;
-    this.interfaceTable = Uint32Array.from([...this.interfaceIds].sort((a, b) => a[0] - b[0]).flat());
+    this.tableInterfaces();
   }
 
   /** `append` with the JavaScript encoder: the blocks encoded into the queue's last page, here. */
-  private appendJs(
-    batch: ArrayBuffer,
-    byteOffset: number,
-    byteLength: number,
-    offsetsOut: Float64Array | undefined,
-    offsetsOutStart: number,
-    locationBase: number,
-    ifname: ((ifindex: number) => string) | undefined,
-  ): number {
+  private appendJs(part: BatchPart): number {
+    const { batch, byteOffset, byteLength, offsetsOut, offsetsOutStart, locationBase, ifname } = part;
     const src = new Uint8Array(batch, byteOffset, byteLength);
     const srcView = new DataView(batch, byteOffset, byteLength);
     // An EPB (at most 44 bytes of framing) is never larger than the 72-byte-header record it comes from, so
@@ -354,11 +370,7 @@ export class PcapngSpoolWriter implements SpoolTail {
     ifname: ((ifindex: number) => string) | undefined,
     rest: number,
   ): number {
-    this.addInterface(ifindex);
-    const idb = interfaceDescriptionBlock({
-      name: ifname ? ifname(ifindex) : `if${ifindex}`,
-      snaplen: this.snaplen,
-    });
+    const idb = this.newInterface(ifindex, interfaceName(ifindex, ifname));
     this.growPage(page, out, out + idb.length + rest + 4096).bytes.set(idb, out);
     return out + idb.length;
   }
@@ -368,16 +380,8 @@ export class PcapngSpoolWriter implements SpoolTail {
    * (their locations, their size); they are encoded in the thread pool on their way to the file (pumpNow).
    * Nothing of a batch with a broken record is queued.
    */
-  private appendNative(
-    encode: SpoolEncoder,
-    batch: ArrayBuffer,
-    byteOffset: number,
-    byteLength: number,
-    offsetsOut: Float64Array | undefined,
-    offsetsOutStart: number,
-    locationBase: number,
-    ifname: ((ifindex: number) => string) | undefined,
-  ): number {
+  private appendNative(encode: SpoolEncoder, part: BatchPart): number {
+    const { batch, byteOffset, byteLength, offsetsOut, offsetsOutStart, locationBase, ifname } = part;
     const result = encodeResult;
     const queued: (Run | Uint8Array)[] = [];
     let position = this.position;
@@ -409,11 +413,7 @@ export class PcapngSpoolWriter implements SpoolTail {
       const detail = result[3]!;
       if (status === 0) break;
       if (status === 1) {
-        this.addInterface(detail);
-        const idb = interfaceDescriptionBlock({
-          name: ifname ? ifname(detail) : `if${detail}`,
-          snaplen: this.snaplen,
-        });
+        const idb = this.newInterface(detail, interfaceName(detail, ifname));
         queued.push(idb);
         position += idb.length;
       } else if (status === 2) {
