@@ -5,7 +5,7 @@
  * burst pushes past it: the newest records (our pings) are still there.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,9 +71,10 @@ function waitJob(svc: CaptureService, id: number): Promise<Job> {
   });
 }
 
+/** The spool's segment files (not the next one's, opened ahead of its cut and empty until then). */
 function segments(dir: string): string[] {
   return readdirSync(dir)
-    .filter((f) => f.endsWith('.pcapng'))
+    .filter((f) => f.endsWith('.pcapng') && statSync(join(dir, f)).size > 0)
     .sort();
 }
 
@@ -122,6 +123,7 @@ describe('capture service with a ring-buffer limit (fed batches)', () => {
       // Disk: one segment per unit; dropped units' segments are deleted.
       expect(maxSegments).toBeLessThanOrEqual(3);
       await svc.spool!.removals();
+      await svc.spool!.drained();
       const files = segments(spoolDir);
       expect(files.map((f) => f.slice(-12))).toEqual(['-0004.pcapng', '-0005.pcapng']);
       // Every segment is a complete pcapng once the spool's writes (in the thread pool) have landed.
@@ -229,10 +231,12 @@ describe('capture service with a ring-buffer limit (fed batches)', () => {
       // capture.clear: numbers start again at 1, old segments go, the ring still bounds disk and memory.
       await svc.handle('capture.clear', {}, 'ipc');
       await svc.spool!.removals();
+      await svc.spool!.drained();
       expect(segments(spoolDir)).toHaveLength(1);
       for (let at = 0; at < 4 * CHUNK_SIZE; at += 4096) svc.feed(batchOf(at, 4096));
       expect(store.firstIndex).toBe(2 * CHUNK_SIZE);
       await svc.spool!.removals();
+      await svc.spool!.drained();
       expect(segments(spoolDir).map((f) => f.slice(-12))).toEqual(['-0011.pcapng', '-0012.pcapng']);
       expect(svc.rows(0, 1).rows[0]!.no).toBe(2 * CHUNK_SIZE + 1);
       const again = (await svc.handle('record.details', { no: 3 * CHUNK_SIZE + 5 }, 'ipc')) as { row: Row };
@@ -274,6 +278,7 @@ describe('capture service with a ring-buffer limit (fed batches)', () => {
       expect(span).toBeGreaterThan(7e9);
       // Segments cover about 1/8 of the window each.
       await svc.spool!.removals();
+      await svc.spool!.drained();
       const files = segments(spoolDir);
       expect(files.length).toBeGreaterThanOrEqual(6);
       expect(files.length).toBeLessThanOrEqual(10);

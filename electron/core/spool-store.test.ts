@@ -12,6 +12,7 @@ import { buildBatch, type RecordSpec } from '../../test/support/records.js';
 import { CHUNK_SIZE } from './store.js';
 
 const syncRemovals: string[] = [];
+const syncOpens: string[] = [];
 vi.mock('node:fs', async (original) => {
   const real = await original<typeof fs>();
   const counted =
@@ -24,6 +25,10 @@ vi.mock('node:fs', async (original) => {
     ...real,
     rmSync: counted('rmSync', real.rmSync),
     unlinkSync: counted('unlinkSync', real.unlinkSync),
+    openSync: (...args: Parameters<typeof real.openSync>) => {
+      syncOpens.push(String(args[0]));
+      return real.openSync(...args);
+    },
   };
   return { ...mocked, default: mocked };
 });
@@ -58,6 +63,18 @@ const pcapngs = (dir: string): string[] =>
     .filter((f) => f.endsWith('.pcapng'))
     .sort();
 
+/** The spool's files with bytes in them (the next segment's, opened ahead, is empty until its cut). */
+const written = (dir: string): string[] => pcapngs(dir).filter((f) => fs.statSync(join(dir, f)).size > 0);
+
+type SpoolType = ReturnType<typeof Spool.create>;
+/** Until the next segment's file, opened ahead in the thread pool, is ready for the cut. */
+async function openedAhead(spool: SpoolType): Promise<void> {
+  const ahead = (): { fd: number | null } | null =>
+    (spool as unknown as { ahead: { fd: number | null } | null }).ahead;
+  for (let i = 0; i < 1000 && ahead()?.fd == null; i++) await new Promise((r) => setTimeout(r, 5));
+  expect(ahead()?.fd).toEqual(expect.any(Number));
+}
+
 describe('spool segments dropped by the ring buffer', () => {
   it('are deleted off the event loop, and are gone once the removals settle', async () => {
     const dir = fs.mkdtempSync(join(tmp, 'drop-'));
@@ -69,7 +86,7 @@ describe('spool segments dropped by the ring buffer', () => {
         spool.append(batchOf(at, 4096), 4096, () => 'lo', at, cut);
       expect(spool.paths).toHaveLength(4);
       await spool.drained();
-      expect(pcapngs(dir)).toHaveLength(4);
+      expect(written(dir)).toHaveLength(4);
 
       syncRemovals.length = 0;
       expect(spool.dropBefore(3 * CHUNK_SIZE)).toBe(3);
@@ -78,7 +95,7 @@ describe('spool segments dropped by the ring buffer', () => {
       expect(spool.paths).toHaveLength(1);
 
       await spool.removals();
-      expect(pcapngs(dir)).toEqual([spool.paths[0]!.slice(dir.length + 1)]);
+      expect(written(dir)).toEqual([spool.paths[0]!.slice(dir.length + 1)]);
       expect(spool.path.endsWith('-0003.pcapng')).toBe(true);
     } finally {
       spool.close();
@@ -97,9 +114,41 @@ describe('spool segments dropped by the ring buffer', () => {
       spool.restartNumbering();
       expect(syncRemovals).toEqual([]);
       await spool.removals();
-      expect(pcapngs(dir).map((f) => f.slice(-12))).toEqual(['-0002.pcapng']);
+      await spool.drained();
+      expect(written(dir).map((f) => f.slice(-12))).toEqual(['-0002.pcapng']);
     } finally {
       spool.close();
+    }
+  });
+});
+
+describe('spool segments', () => {
+  it('are opened ahead in the thread pool: a cut opens no file on the event loop, and none is left over', async () => {
+    for (const keep of [false, true]) {
+      const dir = fs.mkdtempSync(join(tmp, 'ahead-'));
+      const spool = Spool.create(dir, 'icmpcap test', 262144);
+      const cut = (): boolean => true;
+      for (let at = 0; at < CHUNK_SIZE; at += 4096)
+        spool.append(batchOf(at, 4096), 4096, () => 'lo', at, cut);
+      await openedAhead(spool);
+      syncOpens.length = 0;
+      // The next chunk's first batch cuts segment 1: its file is the one opened ahead.
+      const located = spool.append(batchOf(CHUNK_SIZE, 4096), 4096, () => 'lo', CHUNK_SIZE, cut);
+      expect(syncOpens).toEqual([]);
+      expect(spool.paths).toHaveLength(2);
+      expect(Math.floor(located[0]! / SEGMENT_SCALE)).toBe(1);
+      await spool.drained();
+      expect(written(dir)).toEqual(spool.paths.map((p) => p.slice(dir.length + 1)));
+      // Its packets read back from the file opened ahead (the reader opens it by its name).
+      const tsLo = Number((1_700_000_000_000_000_000n + BigInt(CHUNK_SIZE) * 1000n) & 0xffffffffn);
+      expect(spool.readPacket(located[0]!).tsLo).toBe(tsLo);
+      // Segment 2's file is being opened ahead now; the end of the spool lets it go.
+      await openedAhead(spool);
+      const segments = spool.paths.map((p) => p.slice(dir.length + 1));
+      spool.close(keep);
+      await spool.removals();
+      await spool.drained();
+      expect(pcapngs(dir)).toEqual(keep ? segments : []);
     }
   });
 });

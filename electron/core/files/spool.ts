@@ -187,11 +187,14 @@ export class PcapngSpoolWriter implements SpoolTail {
     return this.encode ? 'native' : 'js';
   }
 
-  /** Creates (or truncates) the spool file and writes its Section Header Block. */
-  static create(path: string, opts: SpoolOptions): PcapngSpoolWriter {
+  /**
+   * Creates (or truncates) the spool file and writes its Section Header Block. `opened`: the file, created
+   * empty and opened for writing already (a capture's spool opens each next segment ahead, off the event loop).
+   */
+  static create(path: string, opts: SpoolOptions, opened?: number): PcapngSpoolWriter {
     let fd: number;
     try {
-      fd = fs.openSync(path, 'w', 0o600);
+      fd = opened ?? fs.openSync(path, 'w', 0o600);
     } catch (err) {
       throw new Error(
         `Cannot create the capture spool ${path}: ${(err as Error).message}. ` +
