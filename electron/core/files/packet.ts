@@ -174,11 +174,17 @@ export function encodeRecordInto(
       bytes[offset + OFF.daddr + i] = src[start + 24 + i]!;
     }
   }
-  bytes.set(src.subarray(start, start + capLen), offset + OFF.data);
+  // A short packet (most ICMP) byte by byte: a subarray a record was most of what opening a file allocated.
+  const dataAt = offset + OFF.data;
+  if (capLen <= SMALL_COPY) for (let i = 0; i < capLen; i++) bytes[dataAt + i] = src[start + i]!;
+  else bytes.set(src.subarray(start, start + capLen), dataAt);
   // Zero the alignment tail so equal packets give byte-identical batches.
   for (let i = offset + len; i < offset + size; i++) bytes[i] = 0;
   return size;
 }
+
+/** Packets up to this many bytes are copied in a loop, larger ones with TypedArray.set (see encodeRecordInto). */
+const SMALL_COPY = 256;
 
 /** skipIpv6ExtensionHeaders packs the ICMPv6 offset with what it saw of a Fragment header. */
 const WALK_OFFSET_MASK = 0x3fffffff;
