@@ -60,7 +60,8 @@ async function feedRun(made: ArrayBuffer[], spoolDir: string, limited = true) {
   }
   const ms = performance.now() - t0;
   delay.disable();
-  maxSegments = fs.readdirSync(spoolDir).length;
+  // The spool's segments (the next one's file, opened ahead of its cut, is not one yet).
+  maxSegments = svc.spool!.paths.length;
   if (svc.counts().droppedRing !== 0) throw new Error('the spool dropped records');
   const result = {
     ms,
