@@ -16,19 +16,16 @@ const syncOpens: string[] = [];
 vi.mock('node:fs', async (original) => {
   const real = await original<typeof fs>();
   const counted =
-    <A extends unknown[], R>(name: string, fn: (...args: A) => R) =>
+    <A extends unknown[], R>(list: () => string[], name: string, fn: (...args: A) => R) =>
     (...args: A): R => {
-      syncRemovals.push(`${name} ${String(args[0])}`);
+      list().push(`${name} ${String(args[0])}`);
       return fn(...args);
     };
   const mocked = {
     ...real,
-    rmSync: counted('rmSync', real.rmSync),
-    unlinkSync: counted('unlinkSync', real.unlinkSync),
-    openSync: (...args: Parameters<typeof real.openSync>) => {
-      syncOpens.push(String(args[0]));
-      return real.openSync(...args);
-    },
+    rmSync: counted(() => syncRemovals, 'rmSync', real.rmSync),
+    unlinkSync: counted(() => syncRemovals, 'unlinkSync', real.unlinkSync),
+    openSync: counted(() => syncOpens, 'openSync', real.openSync),
   };
   return { ...mocked, default: mocked };
 });

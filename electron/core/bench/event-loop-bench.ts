@@ -19,7 +19,6 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Worker } from 'node:worker_threads';
 import { mergeBenchResults } from '../../../test/support/bench-results.js';
 import type { SortColumn } from '../../common/contract.js';
 import { attachInsights } from '../insights/index.js';
@@ -31,7 +30,7 @@ import { Ingestor } from '../ingest.js';
 import { Aggregator } from '../stats/aggregator.js';
 import { RecordStore } from '../store.js';
 import { View } from '../view.js';
-import { WORKER_NICE } from '../workers.js';
+import { startWorker } from '../workers.js';
 import { realisticCapture } from './synth.js';
 
 /** The native session's bounded queue: the batches it lets the service hold before its reader waits. */
@@ -69,16 +68,8 @@ interface Delay {
  * key written, 256 MiB copied on the worker): nothing else runs, nothing blocks. Any turn much longer than 5 ms
  * here is time the machine (the host of a virtual machine, the kernel) took from a thread that never waits.
  */
-async function busyControl(ms: number, { column, keys } = busyArrays()): Promise<void> {
-  const worker = new Worker(
-    `const { setPriority } = require('node:os');
-     const { readlinkSync } = require('node:fs');
-     try { setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), ${WORKER_NICE}); } catch {}
-     const a = new Float64Array(16 << 20), b = new Float64Array(16 << 20);
-     const end = Date.now() + ${ms};
-     while (Date.now() < end) { b.set(a); a.set(b); }`,
-    { eval: true },
-  );
+async function busyControl(ms: number, { column, keys }: BusyArrays): Promise<void> {
+  const worker = startWorker(import.meta.url, './busy-worker', ms);
   const end = performance.now() + ms;
   let at = 0;
   while (performance.now() < end) {
@@ -92,8 +83,13 @@ async function busyControl(ms: number, { column, keys } = busyArrays()): Promise
   await worker.terminate();
 }
 
+interface BusyArrays {
+  column: Uint32Array;
+  keys: Float64Array;
+}
+
 /** busyControl's memory on this thread, made (and touched) before it is measured. */
-function busyArrays(): { column: Uint32Array; keys: Float64Array } {
+function busyArrays(): BusyArrays {
   const column = new Uint32Array(16 << 20);
   for (let i = 0; i < column.length; i++) column[i] = (i * 2654435761) >>> 0;
   return { column, keys: new Float64Array(1 << 20).fill(0) };
