@@ -67,5 +67,6 @@ module.exports = {
   probe,
   encodeSpoolBlocks: native.encodeSpoolBlocks,
   encodeSpoolRuns: native.encodeSpoolRuns,
+  adviseHugePages: native.adviseHugePages,
   defaultHelperPath,
 };

@@ -1,6 +1,7 @@
 // Types of what build/Release/icmpcap.node exports (src/binding.cc). index.js wraps it (default
 // helper path, argument checks); index.d.ts types that wrapper, which is what the app uses.
 import type {
+  adviseHugePages,
   encodeSpoolBlocks,
   InterfaceInfo,
   OpenConfig,
@@ -25,6 +26,7 @@ export interface RawAddon {
   routesV4(): Route4[];
   probe(helperPath: string): SourceAvailability[];
   encodeSpoolBlocks: typeof encodeSpoolBlocks;
+  adviseHugePages: typeof adviseHugePages;
   /** The classes behind open() and watchInterfaces(); not constructible from JavaScript. */
   readonly Session: new (...args: never[]) => Session;
   readonly InterfaceWatcher: new (...args: never[]) => { close(): void };

@@ -4,6 +4,7 @@
  * (small sorts, merges of new records), `sortByKeySliced` runs it in slices of `sliceMs` between which the
  * event loop runs (a 10 M-record sort takes about half a second in one go), and stops when asked.
  */
+import { hugePages } from './huge-pages.js';
 
 /** Elements handled between yields: small enough that one step is well under a millisecond. */
 const STEP = 1 << 16;
@@ -166,8 +167,8 @@ export function* sortByKeySteps(keys: Float64Array, idx: Uint32Array, n: number)
   if (yield* sortBy32Bits(keys, idx, n)) return;
   // Order-preserving unsigned bits: flip the sign bit of positives, all bits of negatives.
   const words = new Uint32Array(keys.buffer, keys.byteOffset, n * 2);
-  const lo = new Uint32Array(n);
-  const hi = new Uint32Array(n);
+  const lo = hugePages(new Uint32Array(n));
+  const hi = hugePages(new Uint32Array(n));
   for (let s = 0; s < n; s += STEP) {
     const e = Math.min(n, s + STEP);
     for (let k = s; k < e; k++) {
@@ -186,9 +187,9 @@ export function* sortByKeySteps(keys: Float64Array, idx: Uint32Array, n: number)
   let srcLo = lo;
   let srcHi = hi;
   let srcIdx: Uint32Array = idx.subarray(0, n);
-  let dstLo = new Uint32Array(n);
-  let dstHi = new Uint32Array(n);
-  let dstIdx: Uint32Array = new Uint32Array(n);
+  let dstLo = hugePages(new Uint32Array(n));
+  let dstHi = hugePages(new Uint32Array(n));
+  let dstIdx: Uint32Array = hugePages(new Uint32Array(n));
   yield* touchSteps([dstLo, dstHi, dstIdx], n, 0);
   const counts = new Uint32Array(RADIX);
   // Digits: lo bits 0-10, 11-21, 22-31, then hi bits 0-10, 11-21, 22-31.
@@ -298,7 +299,7 @@ function* sortBy32Bits(keys: Float64Array, idx: Uint32Array, n: number): Generat
     }
     yield 0;
   }
-  const code = new Uint32Array(n);
+  const code = hugePages(new Uint32Array(n));
   const asIntegers = integers && (min === Infinity || max - min < 0xfffffffe);
   const nullCode = min === Infinity ? 0 : max - min + 1;
   if (!asIntegers && !float32) return false;
@@ -321,8 +322,8 @@ function* sortBy32Bits(keys: Float64Array, idx: Uint32Array, n: number): Generat
   }
   let srcCode = code;
   let srcIdx: Uint32Array = idx.subarray(0, n);
-  let dstCode = new Uint32Array(n);
-  let dstIdx: Uint32Array = new Uint32Array(n);
+  let dstCode = hugePages(new Uint32Array(n));
+  let dstIdx: Uint32Array = hugePages(new Uint32Array(n));
   yield* touchSteps([dstCode, dstIdx], n, 0.1);
   let maxCode = 0;
   for (let s = 0; s < n; s += STEP) {

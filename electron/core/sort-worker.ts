@@ -7,6 +7,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { sortByKeySteps } from './radix-sort.js';
+import { hugePages } from './huge-pages.js';
 import { lowerThreadPriority, touchPages } from './workers.js';
 
 /** keys[0..n) (Float64) and idx[0..n) (Uint32) at the given byte offsets of shared buffers. */
@@ -40,6 +41,7 @@ lowerThreadPriority();
 /** A shared buffer of `bytes` with a byte of each page written: its page faults are taken on this thread. */
 function preparedBuffer(bytes: number): SharedArrayBuffer {
   const buffer = new SharedArrayBuffer(bytes);
+  hugePages(new Uint8Array(buffer));
   touchPages(buffer);
   return buffer;
 }

@@ -21,6 +21,7 @@
 import type { SortColumn } from '../common/contract.js';
 import { type CompiledFilter, type FilterEnv, compileFilter } from './filter/compile.js';
 import { addressBytes } from './filter/address.js';
+import { hugePages } from './huge-pages.js';
 import { SortCancelled, runSliced, sliceBudget, sortByKey, sortByKeySteps } from './radix-sort.js';
 import { SortWorkerFailed, preparedArrays, sortOffThread } from './sort-pool.js';
 import {
@@ -52,14 +53,14 @@ export const OFF_THREAD_MIN = 1 << 18;
  */
 function orderArray(capacity: number): Uint32Array {
   return capacity >= OFF_THREAD_MIN
-    ? new Uint32Array(new SharedArrayBuffer(capacity * 4))
-    : new Uint32Array(capacity);
+    ? hugePages(new Uint32Array(new SharedArrayBuffer(capacity * 4)))
+    : hugePages(new Uint32Array(capacity));
 }
 
 function keyArray(capacity: number): Float64Array {
   return capacity >= OFF_THREAD_MIN
-    ? new Float64Array(new SharedArrayBuffer(capacity * 8))
-    : new Float64Array(capacity);
+    ? hugePages(new Float64Array(new SharedArrayBuffer(capacity * 8)))
+    : hugePages(new Float64Array(capacity));
 }
 
 const isShared = (a: Float64Array | Uint32Array): boolean => a.buffer instanceof SharedArrayBuffer;
@@ -216,7 +217,7 @@ export class View {
     // sorted ones): a merge now would hold the event loop for O(view).
     if (!this.backgroundMerge) this.settle();
     const n = this.length;
-    const out = new Uint32Array(n);
+    const out = hugePages(new Uint32Array(n));
     if (this.sortColumn !== null && this.sortColumn !== 'no') {
       const sorted = Math.min(this.sortedCount, n);
       out.set(this.order.subarray(0, sorted));
@@ -692,8 +693,8 @@ export class View {
     const old = this.sortedCount;
     const n = this.length;
     const m = n - old;
-    const newKeys = new Float64Array(m);
-    const newIdx = new Uint32Array(m);
+    const newKeys = hugePages(new Float64Array(m));
+    const newIdx = hugePages(new Uint32Array(m));
     let order = this.spareOrder;
     let keys = this.spareKeys;
     this.spareOrder = null;
@@ -963,8 +964,8 @@ export class View {
     const m = n - old;
     if (m <= 0) return;
     this.orderEpoch++;
-    const newKeys = new Float64Array(m);
-    const newIdx = new Uint32Array(m);
+    const newKeys = hugePages(new Float64Array(m));
+    const newIdx = hugePages(new Uint32Array(m));
     this.fillKeys(old, n, newKeys, newIdx, 0);
     sortByKey(newKeys, newIdx, m);
     if (n > this.order.length) {

@@ -3,12 +3,15 @@
 // a synthetic source through the real delivery path, optionally one JS object per record.
 #include <arpa/inet.h>
 #include <napi.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <memory>
 #include <string>
@@ -1161,6 +1164,45 @@ Napi::Value EncodeSpoolRuns(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The size of a transparent huge page (the PMD's), as the kernel says; 2 MiB where it says nothing.
+size_t HugePageSize() {
+  static const size_t size = [] {
+    size_t bytes = 0;
+    if (FILE* f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "re")) {
+      unsigned long long v = 0;
+      if (fscanf(f, "%llu", &v) == 1) bytes = static_cast<size_t>(v);
+      fclose(f);
+    }
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    return bytes >= page && (bytes & (bytes - 1)) == 0 ? bytes : size_t{2} << 20;
+  }();
+  return size;
+}
+
+// adviseHugePages(view): madvise(MADV_HUGEPAGE) over the huge-page-aligned part of the view's
+// bytes; returns how many bytes were advised (0: the view holds no aligned huge page, or the kernel
+// has no transparent huge pages). Only advice: the bytes and their contents stay as they are.
+Napi::Value AdviseHugePages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsTypedArray())
+    ThrowType(env, "adviseHugePages(view) needs a typed array");
+  // The raw call: node-addon-api's TypedArray::ArrayBuffer() refuses a view of a SharedArrayBuffer.
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* bytes = nullptr;
+  size_t offset = 0;
+  if (napi_get_typedarray_info(env, info[0], &type, &length, &bytes, nullptr, &offset) != napi_ok)
+    ThrowType(env, "adviseHugePages(view) needs a typed array");
+  const auto data = reinterpret_cast<uintptr_t>(bytes);  // already at the view's first byte
+  const uintptr_t huge = HugePageSize();
+  const uintptr_t from = (data + huge - 1) & ~(huge - 1);
+  const uintptr_t to = (data + info[0].As<Napi::TypedArray>().ByteLength()) & ~(huge - 1);
+  if (data == 0 || to <= from) return Napi::Number::New(env, 0);
+  if (madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE) != 0)
+    return Napi::Number::New(env, 0);
+  return Napi::Number::New(env, static_cast<double>(to - from));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData;
   env.SetInstanceData(data);  // deleted with the environment
@@ -1178,6 +1220,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("encodeSpoolBlocks",
               Napi::Function::New(env, EncodeSpoolBlocks, "encodeSpoolBlocks"));
   exports.Set("encodeSpoolRuns", Napi::Function::New(env, EncodeSpoolRuns, "encodeSpoolRuns"));
+  exports.Set("adviseHugePages", Napi::Function::New(env, AdviseHugePages, "adviseHugePages"));
 #ifdef ICMPCAP_BENCH
   exports.Set("benchSession", Napi::Function::New(env, BenchSession, "benchSession"));
 #endif

@@ -3,6 +3,7 @@
 import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
+import { hugeAdvisedBytes, kernelHasHugePages } from '../../test/support/huge-pages.js';
 import type * as Bench from '../bench.js';
 import type * as Native from '../index.js';
 
@@ -58,6 +59,7 @@ describe('native binding', () => {
       'MAX_HELD_BATCHES',
       'RECORD_HEADER_SIZE',
       'Session',
+      'adviseHugePages',
       'encodeSpoolBlocks',
       'encodeSpoolRuns',
       'interfaces',
@@ -280,5 +282,27 @@ describe('native binding', () => {
     expect(lo?.addresses).toEqual(
       expect.arrayContaining([{ family: 4, address: '127.0.0.1', prefixLength: 8 }]),
     );
+  });
+
+  it('adviseHugePages: a large array is mapped for huge pages, its bytes kept; a small one is left; bad input throws', () => {
+    const before = hugeAdvisedBytes();
+    const big = new Float64Array(new SharedArrayBuffer(32 << 20));
+    big[12345] = 1.5;
+    const advised = native.adviseHugePages(big.subarray(1024)); // a view's own bytes, from its offset on
+    if (!kernelHasHugePages()) {
+      expect(advised).toBe(0); // a kernel without transparent huge pages: the call is harmless
+      return;
+    }
+    // 32 MiB less what falls outside the first and last 2 MiB boundaries inside the view.
+    expect(advised % (2 << 20)).toBe(0);
+    expect(advised).toBeGreaterThanOrEqual((32 << 20) - 2 * (2 << 20));
+    expect(hugeAdvisedBytes() - before).toBeGreaterThanOrEqual(advised);
+    big.fill(2, 0, 1 << 20);
+    expect(big[12345]).toBe(2);
+    expect(big[big.length - 1]).toBe(0);
+    expect(native.adviseHugePages(new Uint8Array(1 << 20))).toBe(0); // holds no aligned huge page
+    expect(hugeAdvisedBytes() - before).toBeLessThan(advised + (4 << 20));
+    for (const bad of [undefined, {}, new ArrayBuffer(8), 'x'])
+      expect(() => native.adviseHugePages(bad as unknown as Float64Array)).toThrow(/needs a typed array/);
   });
 });
