@@ -19,6 +19,19 @@ describe.runIf(kernelHasHugePages())('hugePages', () => {
     expect([large[6], large[7], large[large.length - 1]]).toEqual([0, 3, 0]);
   });
 
+  it('ICMPCAP_HUGE_PAGES=0 turns the advice off', () => {
+    const before = hugeAdvisedBytes();
+    process.env.ICMPCAP_HUGE_PAGES = '0';
+    try {
+      hugePages(new Float64Array(HUGE_PAGES_MIN_BYTES));
+      expect(hugeAdvisedBytes()).toBe(before);
+    } finally {
+      delete process.env.ICMPCAP_HUGE_PAGES;
+    }
+    hugePages(new Float64Array(HUGE_PAGES_MIN_BYTES));
+    expect(hugeAdvisedBytes()).toBeGreaterThan(before);
+  });
+
   it('a sort of 4 M keys runs on advised arrays, and sorts', () => {
     const n = 4 << 20;
     const keys = new Float64Array(n);

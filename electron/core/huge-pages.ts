@@ -7,7 +7,8 @@
  *
  * `hugePages(array)` asks the kernel (madvise MADV_HUGEPAGE, through the addon) to map the array's memory 2 MiB
  * at a time; it must come before the array's first write. Only advice: where the kernel gives no huge pages
- * (THP `never`, no addon, a small array) the array is used as it is.
+ * (THP `never`, no addon, a small array) the array is used as it is. `ICMPCAP_HUGE_PAGES=0` in the
+ * environment turns the advice off (a machine where huge pages cost more than they save: compaction stalls).
  */
 import { loadNative } from './native.js';
 
@@ -31,6 +32,6 @@ function adviser(): ((view: ArrayBufferView) => number) | null {
 
 /** `array`, its memory advised onto huge pages when it is large (see above); call it before the first write. */
 export function hugePages<T extends ArrayBufferView>(array: T): T {
-  if (array.byteLength >= HUGE_PAGES_MIN_BYTES) adviser()?.(array);
+  if (array.byteLength >= HUGE_PAGES_MIN_BYTES && process.env.ICMPCAP_HUGE_PAGES !== '0') adviser()?.(array);
   return array;
 }
