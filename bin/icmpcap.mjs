@@ -1,6 +1,6 @@
-#!/usr/bin/env -S node --initial-old-space-size=512
-// The installed `icmpcap` command: runs the compiled CLI (build with `npm run build`). The V8 flag is the capture
-// service's (build/app-meta.cjs, serviceV8Flags); the packages' /usr/bin/icmpcap passes it too.
+#!/usr/bin/env -S node --initial-old-space-size=512 --v8-pool-size=0
+// The installed `icmpcap` command: runs the compiled CLI (build with `npm run build`). The flags are the capture
+// service's (build/app-meta.cjs, serviceV8Flags and serviceNodeFlags); the packages' /usr/bin/icmpcap passes them too.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 

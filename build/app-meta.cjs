@@ -31,9 +31,23 @@ const fileAssociations = [
  */
 const serviceV8Flags = ['--initial-old-space-size=512'];
 
+/**
+ * Node's own flags for the processes that run the service on Node (`icmpcap serve`, the CLI, the packages'
+ * /usr/bin/icmpcap), after serviceV8Flags. V8's helper threads (garbage collection, compilation) number 4 on
+ * Node whatever the machine; they run at the event loop's priority, and on 2 cores four of them busy with a
+ * collection kept the event loop waiting for a core for 15-38 ms at a time during a 20 M-record capture
+ * (schedstat of its thread). `--v8-pool-size=0` sizes them to the cores less one (at least one). The capture's
+ * longest turn at 20 M records, three interleaved runs each: 46-64 ms with 4 helpers, 35-37 ms with 2, 25-36 ms
+ * with 1 (this flag on 2 cores; its one 58 ms turn was the capture's cold start, since sliced). Ingest kept its
+ * pace (service-bench at 10 M, two interleaved runs each: 2.52-2.69 M records/s without, 2.61-2.72 with). The
+ * window's main process runs V8 on Chromium's thread pool, which this flag does not reach.
+ */
+const serviceNodeFlags = ['--v8-pool-size=0'];
+
 module.exports = {
   version,
   serviceV8Flags,
+  serviceNodeFlags,
   maintainer: 'icmpcap maintainers <icmpcap@users.noreply.github.com>',
   synopsis: 'live ICMP and ICMPv6 capture with RTT and loss per peer',
   description:

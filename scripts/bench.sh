@@ -27,14 +27,14 @@ for part in "${PARTS[@]}"; do
     files) run files bash -c 'bash scripts/deps.sh files && npx --no-install tsx electron/core/files/bench.ts' ;;
     service)
       bash scripts/deps.sh service
-      run service node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/service-bench.ts
-      run service-20m node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/service-bench.ts 20000000
-      run service-ring node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/ring-bench.ts
-      run service-ring-20m node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/ring-bench.ts 20000000
+      run service node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/service-bench.ts
+      run service-20m node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/service-bench.ts 20000000
+      run service-ring node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/ring-bench.ts
+      run service-ring-20m node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/ring-bench.ts 20000000
       run proc-race node --import tsx electron/core/bench/proc-race.ts
-      run service-filters node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/filter-bench.ts
-      run service-event-loop node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/event-loop-bench.ts
-      run service-ingest-load node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/ingest-load-bench.ts
+      run service-filters node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/filter-bench.ts
+      run service-event-loop node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/event-loop-bench.ts
+      run service-ingest-load node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/ingest-load-bench.ts
       ;;
     renderer) run renderer npx --no-install playwright test --config test/bench/playwright.config.ts ;;
     *) echo "unknown part $part (known: ${PARTS[*]})"; exit 2 ;;

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 /** The capture service's V8 flags (build/app-meta.cjs): V8 takes them only at a process's start. */
-const { serviceV8Flags } = createRequire(import.meta.url)('../build/app-meta.cjs');
+const { serviceV8Flags, serviceNodeFlags } = createRequire(import.meta.url)('../build/app-meta.cjs');
 
 const root = new URL('..', import.meta.url).pathname;
 process.chdir(root);
@@ -58,7 +58,7 @@ if (why) {
   console.log(`icmpcap: ${why}: serving the same UI in browser mode instead (Ctrl-C stops it)`);
   const child = spawn(
     process.execPath,
-    [...serviceV8Flags, join(root, 'bin', 'icmpcap.mjs'), 'serve', ...args],
+    [...serviceV8Flags, ...serviceNodeFlags, join(root, 'bin', 'icmpcap.mjs'), 'serve', ...args],
     {
       stdio: 'inherit',
     },

@@ -5,14 +5,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..', '..');
 const require = createRequire(import.meta.url);
-const { serviceV8Flags } = require(join(root, 'build', 'app-meta.cjs')) as { serviceV8Flags: string[] };
+const { serviceV8Flags, serviceNodeFlags } = require(join(root, 'build', 'app-meta.cjs')) as {
+  serviceV8Flags: string[];
+  serviceNodeFlags: string[];
+};
 const read = (file: string): string => readFileSync(join(root, file), 'utf8');
 
 /** Full (mark-compact) collections of a Node child running a service-shaped workload for a fixed amount of work. */
@@ -49,21 +52,36 @@ function majorCollections(flags: string[]): number {
   }
 }
 
+/** The threads of a Node child started with `flags` once its event loop runs (no thread pool work asked). */
+function threads(flags: string[]): number {
+  const script =
+    "import { readdirSync } from 'node:fs'; setTimeout(() => console.log(readdirSync('/proc/self/task').length), 50);";
+  const out = execFileSync(process.execPath, [...flags, '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return Number(out.trim());
+}
+
 describe('the capture service V8 flags', () => {
   it('are passed by every launcher of the service', () => {
     const flags = serviceV8Flags.join(' ');
+    // The launchers that run the service on Node (or Electron as Node) pass Node's flags after V8's.
+    const nodeFlags = [...serviceV8Flags, ...serviceNodeFlags].join(' ');
     expect(flags).toMatch(/^--\S+/);
     // `icmpcap` run from a checkout, and the packages' /usr/bin/icmpcap (Electron as Node).
-    expect(read('bin/icmpcap.mjs').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
+    expect(read('bin/icmpcap.mjs').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${nodeFlags}`);
     expect(read('build/linux/icmpcap-cli')).toContain(
-      `exec "$app/icmpcap" ${flags} "$app/resources/app/bin/icmpcap.mjs"`,
+      `exec "$app/icmpcap" ${nodeFlags} "$app/resources/app/bin/icmpcap.mjs"`,
     );
     // `npm run serve`, and `npm start` (the window, or browser mode where Electron cannot run).
     const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.serve).toContain(`node ${flags} bin/icmpcap.mjs serve`);
+    expect(pkg.scripts.serve).toContain(`node ${nodeFlags} bin/icmpcap.mjs serve`);
     const start = read('scripts/start.mjs');
     expect(start).toContain("`--js-flags=${serviceV8Flags.join(' ')}`, '.'");
-    expect(start).toContain("[...serviceV8Flags, join(root, 'bin', 'icmpcap.mjs'), 'serve'");
+    expect(start).toContain(
+      "[...serviceV8Flags, ...serviceNodeFlags, join(root, 'bin', 'icmpcap.mjs'), 'serve'",
+    );
     // The desktop entries of both package builders start the window's main process with them.
     const builder = require(join(root, 'build', 'electron-builder.cjs')) as {
       linux: { executableArgs: string[] };
@@ -81,4 +99,11 @@ describe('the capture service V8 flags', () => {
     expect(without).toBeGreaterThanOrEqual(4);
     expect(withFlags * 4).toBeLessThanOrEqual(without);
   }, 120_000);
+
+  it("size V8's helper threads to the cores the event loop leaves, not Node's fixed four", () => {
+    // Node starts 4 V8 helpers whatever the machine; the flag makes them the available cores less one (at
+    // least one), so a collection's helpers never outnumber the cores beside the capture's thread.
+    const helpers = Math.max(1, availableParallelism() - 1);
+    expect(threads(serviceNodeFlags) - threads([])).toBe(helpers - 4);
+  }, 60_000);
 });

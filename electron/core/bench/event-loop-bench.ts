@@ -9,7 +9,7 @@
  *   record to pcapng, and open of that file.
  * The worst max of the sliced view path and the service at the largest count is `service.event_loop_max_ms`.
  *
- *   node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/event-loop-bench.ts [records...]
+ *   node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/event-loop-bench.ts [records...]
  *   (npm run bench -- service runs it at 10 M and 20 M; a custom count does not write results)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -44,7 +44,7 @@ const COUNTS = ARGS.includes('--quick') ? [2_000_000] : NUMBERS.length ? NUMBERS
 /** Only a run with no arguments writes bench/results.json. */
 const WRITES = ARGS.length === 0;
 const COMMAND =
-  'node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/event-loop-bench.ts';
+  'node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/event-loop-bench.ts';
 const IFNAMES = ['', 'eth0', 'wlan0', 'lo'];
 const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;
 /** A full collection (the bench's own garbage, between its steps). */

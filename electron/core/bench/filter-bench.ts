@@ -8,7 +8,7 @@
  * Beside it, in the same run, tshark -Y on the spool file itself, per record (a prefix of the file, as
  * tshark reads ~100x slower), for a few of the same filters.
  *
- *   node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/filter-bench.ts [records [tshark records]]
+ *   node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/filter-bench.ts [records [tshark records]]
  *   (a custom record count does not write results)
  */
 import { spawnSync } from 'node:child_process';
@@ -29,7 +29,7 @@ import { fillPacketBytes, realisticCapture } from './synth.js';
 const N = Number(process.argv[2] ?? 10_000_000);
 const TSHARK_N = Number(process.argv[3] ?? 200_000);
 const COMMAND =
-  'node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/filter-bench.ts';
+  'node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/filter-bench.ts';
 const IFNAMES = ['', 'eth0', 'wlan0', 'lo'];
 
 /** Filters tshark runs too (Wireshark names only), for the per-record comparison. */

@@ -17,7 +17,7 @@
  * Figures: the drops while the sort and the export run (`service.ingest_drops_while_sort_export`), beside
  * the drops in the same capture before they started, and the event-loop delay meanwhile.
  *
- *   node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/ingest-load-bench.ts [records]
+ *   node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/ingest-load-bench.ts [records]
  *   (default 10 M, which writes bench/results.json; `--quick`: 2 M, for development)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -44,7 +44,7 @@ const WRITES = ARGS.length === 0 && !process.env.RING_MIB;
 const RATE = 500_000;
 const RING_BYTES = process.env.RING_MIB ? Number(process.env.RING_MIB) * 2 ** 20 : moduleRingBytes();
 const COMMAND =
-  'node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/ingest-load-bench.ts';
+  'node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/ingest-load-bench.ts';
 const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;
 
 const bench = createRequire(import.meta.url)(join(projectRoot(), 'native', 'bench.js')) as typeof Bench;

@@ -6,7 +6,7 @@
  * trimming a filtered + sorted view (what View.evict does) against rebuilding it over the live records
  * (setFilter + setSort from firstIndex). Results merge into bench/results.json.
  *
- *   node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/ring-bench.ts [records]
+ *   node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/ring-bench.ts [records]
  *   10 M records (the default) writes service.ingest_with_ring_limit_records_per_s; 20000000 writes the same
  *   figure at 20 M (service.ingest_with_ring_limit_records_per_s_20m); any other count writes nothing.
  */
@@ -32,7 +32,7 @@ const BATCH = 4096;
 /** Runs with the limit; the median is the figure. */
 const RUNS = 3;
 const COMMAND =
-  'node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/ring-bench.ts' +
+  'node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/ring-bench.ts' +
   (SCALE === '20m' ? ' 20000000' : '');
 
 const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;

@@ -6,7 +6,7 @@
  * families, both directions, some loss, duplicates and reordering), errors and ND. Results merge into
  * bench/results.json.
  *
- *   node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/service-bench.ts [records]
+ *   node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/service-bench.ts [records]
  *   10 M records (the default) writes the 10 M figures; 20000000 writes the memory per record with
  *   statistics (service.bytes_per_record_with_stats, measured at 20 M as the issue asks) and the ingest rate
  *   at 20 M (service.ingest_records_per_s_20m); any other count writes nothing.
@@ -52,7 +52,7 @@ const BATCH = 4096;
 /** Timed passes of ingest over the same batches (the figure is their median). */
 const INGEST_PASSES = 3;
 const COMMAND =
-  'node --max-old-space-size=8192 --initial-old-space-size=512 --import tsx electron/core/bench/service-bench.ts' +
+  'node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/service-bench.ts' +
   (SCALE === '20m' ? ' 20000000' : '');
 
 /** A full garbage collection, without needing --expose-gc on the command line. */
