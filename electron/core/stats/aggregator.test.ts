@@ -716,6 +716,35 @@ describe('per-peer statistics do not depend on when they are read', () => {
     expect(peersAfter(events, {}, 37)).toEqual(once);
   });
 
+  it('settles a slice at a time within a deadline, to the same figures as settling at once', () => {
+    // 2000 flows' outcomes held (never read while they came), then settled as the periodic push does.
+    const events: Ev[] = [];
+    let ms = 0;
+    for (let k = 0; k < 40; k++) {
+      for (let p = 0; p < 2000; p++) {
+        const peer = `10.6.${p >> 8}.${p & 255}`;
+        ms += 0.01;
+        events.push(req(ms, '10.9.1.1', peer, k, 1, p));
+        if ((k + p) % 9 !== 0) events.push(rep(ms + 0.3 + (p % 7), peer, '10.9.1.1', k, 0, p));
+      }
+    }
+    events.sort((a, b) => a.ms - b.ms);
+    const settled = (deadline: () => number): { calls: number; peers: unknown } => {
+      const { agg } = run(events, {}, 1000);
+      let calls = 1;
+      while (!agg.settleSome(32768, deadline())) calls++;
+      return { calls, peers: agg.peerCounters() };
+    };
+    const atOnce = settled(() => Infinity);
+    // A deadline already past: each slice counts one look at the clock's worth (1024 outcomes) or sorts.
+    const sliced = settled(() => performance.now() - 1);
+    expect(sliced.calls).toBeGreaterThan(atOnce.calls * 8);
+    expect(sliced.peers).toEqual(atOnce.peers);
+    expect((atOnce.peers as { replies: number }[]).reduce((n, p) => n + p.replies, 0)).toBe(
+      events.filter((e) => e.type === 0).length,
+    );
+  });
+
   it('counts every outcome when read right after the buffer filled, while it is still being counted', () => {
     // Outcomes as echo matching tells them, straight to the statistics: 2000 flows, requests, replies
     // (timely, late, duplicate), judged and lost ones.
