@@ -12,7 +12,7 @@
  *   node --max-old-space-size=8192 --initial-old-space-size=512 --v8-pool-size=0 --import tsx electron/core/bench/event-loop-bench.ts [records...]
  *   (npm run bench -- service runs it at 10 M and 20 M; a custom count does not write results)
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -59,7 +59,84 @@ interface Delay {
   ms: number;
   p99: number;
   max: number;
+  /** Where the longest late turn's time went (TurnWatch), when /proc could tell. */
+  worst: Turn | null;
+  /** The turn in which the loop's own thread ran longest (TurnWatch). */
+  held: Turn | null;
 }
+
+/** A late turn of the event loop and where its time went, from the kernel's accounting. */
+interface Turn {
+  /** How late a 5 ms timer fired: the turn's length as the loop saw it. */
+  ms: number;
+  /** The event loop's thread running (its own work, collections included). */
+  onCpu: number;
+  /** The thread ready to run and waiting for a core (other threads, other processes, kernel threads). */
+  waiting: number;
+  /** Time the hypervisor took from the machine's cores meanwhile (all of them together, 10 ms steps). */
+  stolen: number;
+}
+
+/**
+ * Attributes the event loop's late turns: a 5 ms timer (as monitorEventLoopDelay's) that reads, each time it
+ * fires, the thread's run and wait time (/proc/thread-self/schedstat) and the machine's stolen time (/proc/stat),
+ * and keeps the longest gap between firings with what each counter did over it. Tells a service step that
+ * held the loop from a thread that could not get a core or a virtual machine that was not run.
+ */
+class TurnWatch {
+  private timer: NodeJS.Timeout | null = null;
+  private last: { at: number; run: number; wait: number; steal: number } | null = null;
+  worst: Turn | null = null;
+  /** The turn in which the loop's thread itself ran longest: the service's own longest step. */
+  held: Turn | null = null;
+
+  start(): void {
+    this.last = TurnWatch.read();
+    if (this.last === null) return;
+    this.timer = setInterval(() => {
+      const now = TurnWatch.read();
+      const last = this.last!;
+      if (now === null) return;
+      const turn = {
+        ms: round(now.at - last.at),
+        onCpu: round(now.run - last.run),
+        waiting: round(now.wait - last.wait),
+        stolen: round(now.steal - last.steal),
+      };
+      if (this.worst === null || turn.ms > this.worst.ms) this.worst = turn;
+      if (this.held === null || turn.onCpu > this.held.onCpu) this.held = turn;
+      this.last = now;
+    }, 5);
+  }
+
+  stop(): { worst: Turn | null; held: Turn | null } {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    return { worst: this.worst, held: this.held };
+  }
+
+  private static read(): { at: number; run: number; wait: number; steal: number } | null {
+    try {
+      const [run, wait] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ');
+      // cpu  user nice system idle iowait irq softirq steal ... (in USER_HZ, 100 a second)
+      const steal = readFileSync('/proc/stat', 'utf8').slice(0, 200).split('\n')[0]!.trim().split(/\s+/)[8];
+      return {
+        at: performance.now(),
+        run: Number(run) / 1e6,
+        wait: Number(wait) / 1e6,
+        steal: Number(steal) * 10,
+      };
+    } catch {
+      return null;
+    }
+  }
+}
+
+const describeTurn = (t: Turn | null): string =>
+  t === null
+    ? ''
+    : `its longest turn ${t.ms} ms: the loop's thread ran ${t.onCpu} ms of it, waited for a core ${t.waiting} ms, ` +
+      `the hypervisor took ${t.stolen} ms of the cores' time`;
 
 /**
  * The machine's own floor under load, beside the service's figures: this thread works in 5 ms slices and yields
@@ -101,16 +178,28 @@ let busy: Delay | null = null;
 /** Runs `work` with the event-loop delay histogram on (sampled every 5 ms). */
 async function measure(op: string, path: Delay['path'], work: () => unknown): Promise<Delay> {
   const h = monitorEventLoopDelay({ resolution: 5 });
+  const watch = new TurnWatch();
   h.enable();
   await sleep(20); // the first interval after enable() is not recorded: let it pass before the work starts
+  watch.start();
   const t0 = performance.now();
   await work();
   const ms = performance.now() - t0;
   await sleep(30); // let the timer that a blocking call delayed fire and be counted
   h.disable();
-  const d = { op, path, ms: round(ms), p99: round(h.percentile(99) / 1e6), max: round(h.max / 1e6) };
+  const { worst, held } = watch.stop();
+  const d = {
+    op,
+    path,
+    ms: round(ms),
+    p99: round(h.percentile(99) / 1e6),
+    max: round(h.max / 1e6),
+    worst,
+    held,
+  };
   console.log(
-    `  ${op.padEnd(22)} ${path.padEnd(6)} ${String(d.ms).padStart(8)} ms   loop delay p99 ${d.p99} ms, max ${d.max} ms`,
+    `  ${op.padEnd(22)} ${path.padEnd(6)} ${String(d.ms).padStart(8)} ms   loop delay p99 ${d.p99} ms, max ${d.max} ms` +
+      (worst && worst.ms > 20 ? `   (${describeTurn(worst)})` : ''),
   );
   return d;
 }
@@ -253,19 +342,21 @@ async function runService(n: number): Promise<Delay[]> {
 }
 
 async function main(): Promise<void> {
-  const worst: Record<number, { sync: Delay; sliced: Delay }> = {};
+  const worst: Record<number, { sync: Delay; sliced: Delay; held: Delay | null }> = {};
   for (const n of COUNTS) {
     const delays = [...(SERVICE_ONLY ? [] : await run(n)), ...(await runService(n))];
     const top = (paths: Delay['path'][]): Delay =>
       delays.filter((d) => paths.includes(d.path)).reduce((a, b) => (b.max > a.max ? b : a));
     if (SERVICE_ONLY) {
       const w = top(['service']);
+      const h = heldMost(delays);
       console.log(
-        `worst at ${n}: service ${w.max} ms (${w.op}); the machine's floor under load ${busy?.max} ms`,
+        `worst at ${n}: service ${w.max} ms (${w.op}); the machine's floor under load ${busy?.max} ms; ` +
+          `the service's own longest step ${h?.held?.onCpu ?? '?'} ms (${h?.op ?? '?'})`,
       );
       continue;
     }
-    worst[n] = { sync: top(['sync']), sliced: top(['sliced', 'service']) };
+    worst[n] = { sync: top(['sync']), sliced: top(['sliced', 'service']), held: heldMost(delays) };
     console.log(
       `worst at ${n}: sliced and service ${worst[n].sliced.max} ms (${worst[n].sliced.op}), sync ${worst[n].sync.max} ms (${worst[n].sync.op}); the machine's floor under load ${busy?.max} ms`,
     );
@@ -274,7 +365,15 @@ async function main(): Promise<void> {
   }
 }
 
-function write(at: number, w: { sync: Delay; sliced: Delay }): void {
+/** Of the sliced and service paths, the operation whose loop thread ran longest in one turn. */
+function heldMost(delays: Delay[]): Delay | null {
+  let most: Delay | null = null;
+  for (const d of delays)
+    if (d.path !== 'sync' && d.held && (most === null || d.held.onCpu > most.held!.onCpu)) most = d;
+  return most;
+}
+
+function write(at: number, w: { sync: Delay; sliced: Delay; held: Delay | null }): void {
   const note = (d: Delay, peer: Delay): string =>
     `worst perf_hooks.monitorEventLoopDelay max at ${at / 1e6} M records over the view's sorts (src, rtt, len) and ` +
     `filters (plain and sorted)${d.path === 'sync' ? '' : ", and the service's capture, sort, filter, statistics, export and open with the insights attached (as the app and serve attach them)"}, ` +
@@ -282,8 +381,28 @@ function write(at: number, w: { sync: Delay; sliced: Delay }): void {
     `${peer.max} ms (${peer.op}). Load average ${Math.round(loadavg()[0]! * 10) / 10} (2 cores): other builds ` +
     `preempt it, and every max includes that. The machine's own floor in the same run (busyControl): a thread ` +
     `working in 5 ms slices (streaming memory, as a sort does) beside a busy core, nothing else, had turns of up to ` +
-    `${busy?.max} ms (p99 ${busy?.p99} ms).`;
+    `${busy?.max} ms (p99 ${busy?.p99} ms)` +
+    (busy?.worst ? `; ${describeTurn(busy.worst)}` : '') +
+    '.' +
+    (d.path !== 'sync' && d.worst ? ` Of the ${d.op}, ${describeTurn(d.worst)}.` : '');
+  const held = w.held?.held;
   mergeBenchResults({
+    ...(held && w.held
+      ? {
+          'service.event_loop_max_held_ms': {
+            value: held.onCpu,
+            unit: 'ms',
+            command: COMMAND,
+            note:
+              `the longest time the event loop's own thread ran without a 5 ms timer getting its turn, at ${at / 1e6} M ` +
+              `records over the same operations as service.event_loop_max_ms (sliced and service paths): the service's ` +
+              `longest step, its collections included, without the time the thread waited for a core or the ` +
+              `hypervisor took (/proc/thread-self/schedstat, /proc/stat): ${w.held.op}, a turn of ${held.ms} ms of ` +
+              `which the thread ran ${held.onCpu} ms, waited ${held.waiting} ms, the hypervisor took ${held.stolen} ms ` +
+              `of the cores' time. Beside it the loop's delay max in the same run: ${w.sliced.max} ms (${w.sliced.op}).`,
+          },
+        }
+      : {}),
     'service.event_loop_max_ms': {
       value: w.sliced.max,
       unit: 'ms',
