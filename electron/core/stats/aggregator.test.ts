@@ -696,12 +696,11 @@ describe('per-peer statistics do not depend on when they are read', () => {
     expect(once).toEqual(each);
   });
 
-  it('2000 peers: the same read every 37 batches as read once at the end', () => {
-    // Read once at the end, the buffer fills at full size twice: its outcomes are counted a flow or so per
-    // outcome after it (2000 flows: about a batch later).
+  /** 2000 peers pinged `rounds` times each, one in 9 requests unanswered, in time order. */
+  function pingedFlows(rounds: number): Ev[] {
     const events: Ev[] = [];
     let ms = 0;
-    for (let k = 0; k < 100; k++) {
+    for (let k = 0; k < rounds; k++) {
       for (let p = 0; p < 2000; p++) {
         const peer = `10.7.${p >> 8}.${p & 255}`;
         ms += 0.01;
@@ -709,8 +708,14 @@ describe('per-peer statistics do not depend on when they are read', () => {
         if ((k + p) % 9 !== 0) events.push(rep(ms + 0.3 + (p % 7), peer, '10.9.1.1', k, 0, p));
       }
     }
-    events.sort((a, b) => a.ms - b.ms);
-    events.push(tick(ms + 10_000));
+    return events.sort((a, b) => a.ms - b.ms);
+  }
+
+  it('2000 peers: the same read every 37 batches as read once at the end', () => {
+    // Read once at the end, the buffer fills at full size twice: its outcomes are counted a flow or so per
+    // outcome after it (2000 flows: about a batch later).
+    const events = pingedFlows(100);
+    events.push(tick(events.at(-1)!.ms + 10_000));
     const once = peersAfter(events, {}, Infinity);
     expect(once.aggregates.peers).toHaveLength(2000);
     expect(peersAfter(events, {}, 37)).toEqual(once);
@@ -718,17 +723,7 @@ describe('per-peer statistics do not depend on when they are read', () => {
 
   it('settles a slice at a time within a deadline, to the same figures as settling at once', () => {
     // 2000 flows' outcomes held (never read while they came), then settled as the periodic push does.
-    const events: Ev[] = [];
-    let ms = 0;
-    for (let k = 0; k < 40; k++) {
-      for (let p = 0; p < 2000; p++) {
-        const peer = `10.6.${p >> 8}.${p & 255}`;
-        ms += 0.01;
-        events.push(req(ms, '10.9.1.1', peer, k, 1, p));
-        if ((k + p) % 9 !== 0) events.push(rep(ms + 0.3 + (p % 7), peer, '10.9.1.1', k, 0, p));
-      }
-    }
-    events.sort((a, b) => a.ms - b.ms);
+    const events = pingedFlows(40);
     const settled = (deadline: () => number): { calls: number; peers: unknown } => {
       const { agg } = run(events, {}, 1000);
       let calls = 1;
