@@ -39,8 +39,9 @@ const serviceV8Flags = ['--initial-old-space-size=512'];
  * (schedstat of its thread). `--v8-pool-size=0` sizes them to the cores less one (at least one). The capture's
  * longest turn at 20 M records, three interleaved runs each: 46-64 ms with 4 helpers, 35-37 ms with 2, 25-36 ms
  * with 1 (this flag on 2 cores; its one 58 ms turn was the capture's cold start, since sliced). Ingest kept its
- * pace (service-bench at 10 M, two interleaved runs each: 2.52-2.69 M records/s without, 2.61-2.72 with). The
- * window's main process runs V8 on Chromium's thread pool, which this flag does not reach.
+ * pace (service-bench at 10 M, two interleaved runs each: 2.52-2.69 M records/s without, 2.61-2.72 with).
+ * Electron (the window's main process, and the packages' CLI run as Node) runs V8 on Chromium's thread pool,
+ * which this flag does not size: there it only has an effect under plain Node.
  */
 const serviceNodeFlags = ['--v8-pool-size=0'];
 
