@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
-/** The capture service's V8 flags (build/app-meta.cjs): V8 takes them only at a process's start. */
+/** The capture service's V8 and Node flags (build/app-meta.cjs): taken only at a process's start. */
 const { serviceV8Flags, serviceNodeFlags } = createRequire(import.meta.url)('../build/app-meta.cjs');
 
 const root = new URL('..', import.meta.url).pathname;
