@@ -16,6 +16,7 @@ import {
   chownSync,
   constants,
   existsSync,
+  lchownSync,
   lstatSync,
   mkdirSync,
   copyFileSync,
@@ -275,12 +276,31 @@ export function stableHome(account: Account): { home: string } | { why: string }
     if (st.isSymbolicLink()) return { why: `${home} is a link` };
     if (!st.isDirectory()) return { why: `${home} is not a folder` };
     // Root's: made just now (or by a run that stopped before handing it over).
-    if (st.uid !== account.uid && st.uid !== 0)
-      return { why: `${home} belongs to uid ${st.uid}, another account` };
+    if (st.uid !== account.uid && st.uid !== 0) {
+      // The folder of an earlier account of this name (deleted and made again, as a package's purge and
+      // reinstall do; a new uid): no account has its uid, and the folder is this name's. Handed over with what
+      // is inside (its spools), or every run after would keep its files in a new temporary folder.
+      if (lookupAccount(String(st.uid)) !== null)
+        return { why: `${home} belongs to uid ${st.uid}, another account` };
+      handOver(home, account, st.uid);
+    }
     return { home };
   } catch (err) {
     return { why: `${home} cannot be checked (${(err as Error).message})` };
   }
+}
+
+/**
+ * Gives `dir` and everything inside owned by `staleUid` to `account` (links themselves, never what they point
+ * at). Only for a folder root's alone holds and no account's uid owns: nothing can swap what is inside meanwhile.
+ */
+function handOver(dir: string, account: Account, staleUid: number): void {
+  const walk = (path: string): void => {
+    const st = lstatSync(path);
+    if (st.uid === staleUid) lchownSync(path, account.uid, account.gid);
+    if (st.isDirectory()) for (const name of readdirSync(path)) walk(join(path, name));
+  };
+  walk(dir);
 }
 
 /** The folders of every account with no usable home (for `icmpcap spool`): LEGACY_HOME and ACCOUNT_HOMES/*. */

@@ -37,9 +37,10 @@ let clientScript = '';
 let tmp = '';
 /**
  * The accounts this file runs icmpcap as, none with a usable home: nobody (serve), daemon (its home, /usr/sbin,
- * is root's), bin and sys (whose folders there this file makes a link and another account's).
+ * is root's), bin and sys (whose folders there this file makes a link and another account's), games (whose
+ * folder there this file leaves to a uid no account has, as an earlier account of that name would).
  */
-const ACCOUNTS = ['nobody', 'daemon', 'bin', 'sys'];
+const ACCOUNTS = ['nobody', 'daemon', 'bin', 'sys', 'games'];
 /** The folders of that layout that were there before this file ran: the others are removed after. */
 const before = new Set<string>();
 /** Every folder an account was told its files are kept in, by every run of this file. */
@@ -292,6 +293,34 @@ describe.skipIf(!isRoot)('started as root', () => {
       }
       if (!ownHome) expect(homeOf(owner[0]!)).toBe(LEGACY_HOME);
     }
+  });
+
+  it('takes over the folder an earlier account of the same name left (a uid no account has), its spools too', (ctx) => {
+    const folder = join(ACCOUNT_HOMES, 'games');
+    if (before.has(folder)) ctx.skip(); // a real folder of this machine: not ours to change
+    // As `userdel games; useradd games` (a package purged and installed again) leaves it: a uid no one has.
+    let stale = 4242;
+    while (spawnSync('getent', ['passwd', String(stale)]).status === 0) stale++;
+    const spool = join(folder, 'cache', 'icmpcap', 'spool');
+    mkdirSync(ACCOUNT_HOMES, { recursive: true, mode: 0o755 });
+    mkdirSync(spool, { recursive: true, mode: 0o700 });
+    writeFileSync(join(spool, 'left.pcapng'), 'left');
+    for (const path of [
+      folder,
+      join(folder, 'cache'),
+      join(folder, 'cache', 'icmpcap'),
+      spool,
+      join(spool, 'left.pcapng'),
+    ])
+      chownSync(path, stale, stale);
+    const { notes, home } = runAs('games');
+    // Its folder from run to run, not a new temporary one, with what the earlier account left in it, now its own.
+    expect(home, notes).toBe(folder);
+    expect(notes).not.toContain('no folder of its own');
+    const uid = Number(execFileSync('id', ['-u', 'games'], { encoding: 'utf8' }).trim());
+    for (const path of [folder, spool, join(spool, 'left.pcapng')])
+      expect(lstatSync(path).uid, path).toBe(uid);
+    expect(readFileSync(join(spool, 'left.pcapng'), 'utf8')).toBe('left');
   });
 
   it('refuses a folder there that is a link or another account’s, says why, and keeps the files apart', (ctx) => {
